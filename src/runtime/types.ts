@@ -1,0 +1,76 @@
+// The contract between an agent and the things that execute work on a node. A process
+// runtime and a container runtime both implement `Runtime`; the shared contract suite in
+// test/runtime/contract.ts runs against each.
+
+export interface BindMount {
+  /** Path on the node. */
+  host: string;
+  /** Path inside the job (for process jobs this equals `host`). */
+  target: string;
+  readOnly: boolean;
+}
+
+export interface ContainerOptions {
+  /** Image URI as written in the workflow (`docker://...`, `oras://...`, `file:///x.sif`, a rootfs dir). */
+  image: string;
+  /** Credentials for the registry, if any (from a workflow secret). */
+  auth?: { username: string; password: string } | { token: string };
+  /** Run as root inside (default: the submitting user's uid/gid). */
+  asRoot?: boolean;
+  /** Isolate the network (own empty network namespace). */
+  isolateNetwork?: boolean;
+  hostname?: string;
+  /** Size of /dev/shm in bytes (default 64 MiB, larger for MPI). */
+  shmBytes?: number;
+  /** Allocated GPU indices on this node (passed through with the driver's libraries). */
+  gpus?: number[];
+}
+
+export interface LaunchRequest {
+  /** Unique id of this attempt on this node, e.g. `wf123/align/7/1`. Safe for file names after sanitizing. */
+  id: string;
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string;
+  /** Files that receive the job's stdout and stderr (appended). */
+  stdoutPath: string;
+  stderrPath: string;
+  /** Kill the whole process group after this many seconds; exit reason `timeout`. */
+  timeoutSec?: number;
+  /** Memory limit in bytes; exceeding it kills the job; exit reason `oom`. */
+  memoryBytes?: number;
+  /** CPU cores granted (limits where the runtime can enforce it). */
+  cores?: number;
+  mounts: BindMount[];
+  /** Present for jobs that run in a container. */
+  container?: ContainerOptions;
+}
+
+export type ExitReason = 'exit' | 'signal' | 'timeout' | 'oom' | 'canceled' | 'spawn-error';
+
+export interface ExitInfo {
+  /** Exit status when the process exited normally, else null. */
+  exitCode: number | null;
+  /** Signal name when killed by a signal, else null. */
+  signal: string | null;
+  reason: ExitReason;
+  /** Human message for spawn errors, timeouts and out-of-memory kills. */
+  message?: string;
+  /** Wall time in milliseconds from launch to exit. */
+  durationMs: number;
+}
+
+export interface RunningTask {
+  readonly pid: number | undefined;
+  /** Resolves once, when the whole task has ended. Never rejects. */
+  readonly exited: Promise<ExitInfo>;
+  /** Stop the task: SIGTERM to its process group, SIGKILL after `graceMs` (default 1000). */
+  kill(reason: 'canceled' | 'timeout', graceMs?: number): void;
+}
+
+export interface Runtime {
+  readonly name: string;
+  /** Can this runtime run this request on this node (e.g. container needs runc)? Throws a WarrenError saying what is missing. */
+  check?(req: LaunchRequest): Promise<void>;
+  launch(req: LaunchRequest): RunningTask;
+}
