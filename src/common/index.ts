@@ -2,3 +2,4 @@
 export { WarrenError, EXIT, isWarrenError, toWarrenError } from './errors.js';
 export type { WarrenErrorOptions } from './errors.js';
 export { parseSize, parseDuration, parseBandwidth, formatBytes, formatDuration } from './units.js';
+export { warrenHome } from './paths.js';

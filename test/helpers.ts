@@ -1,0 +1,28 @@
+// Shared test helpers: where the repository and ../shared are, temporary directories.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findRoot(start: string): string {
+  let d = start;
+  for (;;) {
+    if (existsSync(join(d, 'package.json')) && existsSync(join(d, 'src'))) return d;
+    const up = dirname(d);
+    if (up === d) throw new Error(`repository root not found above ${start}`);
+    d = up;
+  }
+}
+
+/** The repository root (works from test/ under tsx and from dist/test/ when compiled). */
+export const repoRoot = findRoot(dirname(fileURLToPath(import.meta.url)));
+/** `../shared` beside the repository: third-party test data (see its README). */
+export const sharedDir = resolve(repoRoot, '..', 'shared');
+/** The built CLI launcher. */
+export const warrenBin = join(repoRoot, 'bin', 'warren.js');
+
+/** A fresh temporary directory, removed by the returned cleanup. */
+export function tempDir(prefix = 'warren-test-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
