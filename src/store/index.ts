@@ -1,0 +1,25 @@
+// Persistence of workflows, units, attempts and events behind one interface.
+import { join } from 'node:path';
+import { WarrenError, warrenHome } from '../common/index.js';
+import { SqliteStore } from './sqlite.js';
+import type { Store } from './types.js';
+
+export { SqliteStore } from './sqlite.js';
+export { BatchWriter } from './batch.js';
+export type { Store, WorkflowRecord, WorkflowPatch, AttemptRecord, EventRecord, WriteBatch } from './types.js';
+
+/** Open the store named by `url` (`postgres://...`, `sqlite:PATH`, a path), default `$WARREN_HOME/warren.db`. */
+export async function openStore(url?: string): Promise<Store> {
+  const u = url ?? process.env.WARREN_STORE ?? join(warrenHome(), 'warren.db');
+  if (/^postgres(ql)?:\/\//.test(u)) {
+    const { PgStore } = await import('./postgres.js');
+    return PgStore.connect(u);
+  }
+  if (/^[a-z]+:\/\//.test(u) && !u.startsWith('sqlite:')) {
+    throw new WarrenError('STORE_BAD_URL', `unsupported store URL "${u}"`, {
+      hint: 'use a file path or sqlite:PATH for SQLite, or postgres://user@host/db for PostgreSQL',
+      exitCode: 2,
+    });
+  }
+  return new SqliteStore(u.replace(/^sqlite:/, ''));
+}
