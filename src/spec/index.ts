@@ -1,0 +1,5 @@
+// The workflow format: parsing, validation and import into the normalized model (types.ts).
+export * from './types.js';
+export { parseWorkflowText, loadWorkflowFile } from './load.js';
+export { formatDiagnostic } from './diagnostics.js';
+export { fromWfFormat } from './wfformat.js';

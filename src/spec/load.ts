@@ -1,0 +1,91 @@
+// Reading workflow files: dialect detection by content, and the file-level errors.
+import { readFileSync, statSync } from 'node:fs';
+import { WarrenError, EXIT } from '../common/index.js';
+import { parseFuzzfile } from './fuzzfile.js';
+import { parseWithPositions, syntaxDiagnostics } from './syntax.js';
+import type { Diagnostic, Workflow } from './types.js';
+import { convertWfFormat, invalid, isWfFormat } from './wfformat.js';
+
+/**
+ * Parse and validate a workflow from its text: a YAML Fuzzfile (v1 or v4) or WfFormat JSON,
+ * told apart by content. Never throws for bad input: every problem is a diagnostic, and
+ * `workflow` is set only when there is no error.
+ */
+export function parseWorkflowText(text: string, file: string): { workflow?: Workflow; diagnostics: Diagnostic[] } {
+  const diagnostics: Diagnostic[] = [];
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith('{')) {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // Not JSON. YAML flow mappings also start with "{": when it does not look like JSON, let
+      // the YAML reader have it; otherwise report where the JSON breaks.
+      if (!/^\{\s*("|\}|$)/.test(trimmed)) return parseFuzzfile(text, file);
+      const { diagnostics: syntax } = syntaxDiagnostics(text, parseWithPositions(text), file, 'JSON');
+      if (syntax.length === 0) return parseFuzzfile(text, file); // valid YAML after all
+      return { diagnostics: syntax };
+    }
+    if (isWfFormat(json)) {
+      const workflow = convertWfFormat(json, file, diagnostics, text);
+      sortDiagnostics(diagnostics);
+      return workflow ? { workflow, diagnostics } : { diagnostics };
+    }
+  }
+  return parseFuzzfile(text, file);
+}
+
+/** In file order (stable for diagnostics at the same place). */
+export function sortDiagnostics(d: Diagnostic[]): void {
+  d.sort((a, b) => a.line - b.line || a.col - b.col);
+}
+
+/**
+ * Read, parse and validate a workflow file. Throws WarrenError: SPEC_FILE_NOT_FOUND,
+ * SPEC_FILE_IS_DIR, SPEC_FILE_UNREADABLE, SPEC_FILE_NOT_TEXT or SPEC_INVALID (with
+ * `details.diagnostics`), all with exitCode 2.
+ */
+export function loadWorkflowFile(path: string): Workflow {
+  const text = readWorkflowText(path);
+  const { workflow, diagnostics } = parseWorkflowText(text, path);
+  if (!workflow) throw invalid(path, diagnostics);
+  return workflow;
+}
+
+/** The text of a workflow file, with friendly errors for missing/unreadable files. */
+export function readWorkflowText(path: string): string {
+  let buf: Buffer;
+  try {
+    if (statSync(path).isDirectory()) {
+      throw new WarrenError('SPEC_FILE_IS_DIR', `${path} is a directory, not a workflow file`, {
+        hint: 'pass the workflow file itself, e.g. `warren validate examples/hello.yaml`',
+        exitCode: EXIT.usage,
+      });
+    }
+    buf = readFileSync(path);
+  } catch (e) {
+    if (e instanceof WarrenError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new WarrenError('SPEC_FILE_NOT_FOUND', `workflow file ${path} does not exist`, {
+        hint: 'check the path (it is relative to the current directory)',
+        exitCode: EXIT.usage,
+        cause: e,
+      });
+    }
+    throw new WarrenError('SPEC_FILE_UNREADABLE', `cannot read workflow file ${path}: ${(e as Error).message}`, {
+      hint: code === 'EACCES' || code === 'EPERM' ? 'check the file permissions' : 'check that the file is a readable regular file',
+      exitCode: EXIT.usage,
+      cause: e,
+    });
+  }
+  if (buf.includes(0)) {
+    throw new WarrenError('SPEC_FILE_NOT_TEXT', `${path} is not a text file`, {
+      hint: 'a workflow is a YAML Fuzzfile or a WfFormat JSON file',
+      exitCode: EXIT.usage,
+    });
+  }
+  let text = buf.toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  return text;
+}

@@ -1,0 +1,73 @@
+// YAML/JSON syntax errors with positions, from the `yaml` package's parser (which reports
+// exact ranges, including for duplicate keys).
+import { LineCounter, parseDocument, type Document } from 'yaml';
+import type { Diagnostic } from './types.js';
+
+export interface PositionedDoc {
+  doc: Document.Parsed;
+  lineCounter: LineCounter;
+}
+
+/** Parse with positions (slow on big files: only used when something needs a position). */
+export function parseWithPositions(text: string): PositionedDoc {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, merge: true, uniqueKeys: true });
+  return { doc, lineCounter };
+}
+
+/** Syntax diagnostics of `text`; `onlyDuplicates` tells whether every one of them is a duplicate key. */
+export function syntaxDiagnostics(
+  text: string,
+  pd: PositionedDoc,
+  file: string,
+  label: 'YAML' | 'JSON',
+): { diagnostics: Diagnostic[]; onlyDuplicates: boolean } {
+  const diagnostics: Diagnostic[] = [];
+  let onlyDuplicates = true;
+  for (const e of pd.doc.errors) {
+    const { line, col } = pd.lineCounter.linePos(e.pos[0]);
+    if (e.code === 'DUPLICATE_KEY') {
+      const key = keyTextAt(text, e.pos[0]);
+      diagnostics.push({
+        file,
+        line,
+        col,
+        path: '',
+        message: key !== undefined ? `duplicate key "${key}"` : 'duplicate key',
+        hint: 'each key may appear only once in a mapping: remove or rename one of them',
+        severity: 'error',
+      });
+      continue;
+    }
+    onlyDuplicates = false;
+    const msg = e.message.replace(/ at line \d+, column \d+.*$/s, '');
+    diagnostics.push({
+      file,
+      line,
+      col,
+      path: '',
+      message: `malformed ${label}: ${msg.charAt(0).toLowerCase()}${msg.slice(1)}`,
+      hint:
+        label === 'YAML'
+          ? 'check the indentation (spaces, not tabs), the colons after keys, and unclosed quotes or brackets near this position'
+          : 'check for a missing comma, quote or bracket near this position',
+      severity: 'error',
+    });
+  }
+  return { diagnostics, onlyDuplicates };
+}
+
+function keyTextAt(text: string, offset: number): string | undefined {
+  const m = /^("(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[^:\n]*?)\s*:/.exec(text.slice(offset, offset + 500));
+  if (!m) return undefined;
+  const k = m[1]!;
+  if (k.startsWith('"')) {
+    try {
+      return JSON.parse(k) as string;
+    } catch {
+      return k.slice(1, -1);
+    }
+  }
+  if (k.startsWith("'")) return k.slice(1, -1).replace(/''/g, "'");
+  return k;
+}
