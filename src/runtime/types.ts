@@ -46,7 +46,7 @@ export interface LaunchRequest {
   container?: ContainerOptions;
 }
 
-export type ExitReason = 'exit' | 'signal' | 'timeout' | 'oom' | 'canceled' | 'spawn-error';
+export type ExitReason = 'exit' | 'signal' | 'timeout' | 'oom' | 'canceled' | 'spawn-error' | 'stopped' | 'error';
 
 export interface ExitInfo {
   /** Exit status when the process exited normally, else null. */

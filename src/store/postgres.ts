@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS units (
   started_at BIGINT, ended_at BIGINT, PRIMARY KEY (workflow_id, key));
 CREATE TABLE IF NOT EXISTS attempts (
   workflow_id TEXT NOT NULL, key TEXT NOT NULL, attempt INTEGER NOT NULL, started_at BIGINT, ended_at BIGINT,
-  exit_code INTEGER, signal TEXT, reason TEXT, message TEXT, PRIMARY KEY (workflow_id, key, attempt));
+  exit_code INTEGER, signal TEXT, reason TEXT, message TEXT, pid INTEGER, PRIMARY KEY (workflow_id, key, attempt));
 CREATE TABLE IF NOT EXISTS events (
   id BIGSERIAL PRIMARY KEY, workflow_id TEXT NOT NULL, at BIGINT NOT NULL, key TEXT, level TEXT NOT NULL, message TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_wf ON events(workflow_id, id);
@@ -152,6 +152,7 @@ export class PgStore implements Store {
       signal: r.signal,
       reason: r.reason,
       message: r.message,
+      pid: r.pid,
     }));
   }
 
@@ -184,10 +185,10 @@ export class PgStore implements Store {
       }
       for (const a of batch.attempts ?? []) {
         await c.query(
-          `INSERT INTO attempts (workflow_id,key,attempt,started_at,ended_at,exit_code,signal,reason,message) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
+          `INSERT INTO attempts (workflow_id,key,attempt,started_at,ended_at,exit_code,signal,reason,message,pid) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
            ON CONFLICT (workflow_id,key,attempt) DO UPDATE SET started_at=coalesce(excluded.started_at, attempts.started_at), ended_at=excluded.ended_at,
-             exit_code=excluded.exit_code, signal=excluded.signal, reason=excluded.reason, message=excluded.message`,
-          [a.workflowId, a.key, a.attempt, a.startedAt, a.endedAt, a.exitCode, a.signal, a.reason, a.message],
+             exit_code=excluded.exit_code, signal=excluded.signal, reason=excluded.reason, message=excluded.message, pid=coalesce(excluded.pid, attempts.pid)`,
+          [a.workflowId, a.key, a.attempt, a.startedAt, a.endedAt, a.exitCode, a.signal, a.reason, a.message, a.pid ?? null],
         );
       }
       for (const e of batch.events ?? []) {

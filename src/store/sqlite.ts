@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS attempts (
   signal TEXT,
   reason TEXT,
   message TEXT,
+  pid INTEGER,
   PRIMARY KEY (workflow_id, key, attempt)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
@@ -144,9 +145,9 @@ export class SqliteStore implements Store {
         `UPDATE units SET state=?, attempt=?, exit_code=?, reason=?, message=?, started_at=?, ended_at=? WHERE workflow_id=? AND key=?`,
       ),
       upsertAttempt: db.prepare(
-        `INSERT INTO attempts (workflow_id,key,attempt,started_at,ended_at,exit_code,signal,reason,message) VALUES (?,?,?,?,?,?,?,?,?)
+        `INSERT INTO attempts (workflow_id,key,attempt,started_at,ended_at,exit_code,signal,reason,message,pid) VALUES (?,?,?,?,?,?,?,?,?,?)
          ON CONFLICT(workflow_id,key,attempt) DO UPDATE SET started_at=coalesce(excluded.started_at,started_at), ended_at=excluded.ended_at,
-           exit_code=excluded.exit_code, signal=excluded.signal, reason=excluded.reason, message=excluded.message`,
+           exit_code=excluded.exit_code, signal=excluded.signal, reason=excluded.reason, message=excluded.message, pid=coalesce(excluded.pid,pid)`,
       ),
       insertEvent: db.prepare(`INSERT INTO events (workflow_id,at,key,level,message) VALUES (?,?,?,?,?)`),
       insertHistory: db.prepare(`INSERT INTO job_history (job,ended_at,seconds) VALUES (?,?,?)`),
@@ -224,6 +225,7 @@ export class SqliteStore implements Store {
       signal: r.signal as string | null,
       reason: r.reason as string | null,
       message: r.message as string | null,
+      pid: r.pid as number | null,
     }));
   }
 
@@ -251,7 +253,7 @@ export class SqliteStore implements Store {
         }
       }
       for (const a of batch.attempts ?? []) {
-        this.stmts.upsertAttempt.run(a.workflowId, a.key, a.attempt, a.startedAt, a.endedAt, a.exitCode, a.signal, a.reason, a.message);
+        this.stmts.upsertAttempt.run(a.workflowId, a.key, a.attempt, a.startedAt, a.endedAt, a.exitCode, a.signal, a.reason, a.message, a.pid ?? null);
       }
       for (const e of batch.events ?? []) this.stmts.insertEvent.run(e.workflowId, e.at, e.key, e.level, e.message);
       for (const { id, patch } of batch.workflows ?? []) {

@@ -36,6 +36,8 @@ export interface AttemptRecord {
   signal: string | null;
   reason: string | null;
   message: string | null;
+  /** Process id (group leader) of the attempt on its node, while known. */
+  pid?: number | null;
 }
 
 export interface EventRecord {
