@@ -1,0 +1,123 @@
+// Public API of the image subsystem: what a job's `image.uri` names, made ready to run.
+//   docker://   pulled from an OCI registry, layers unpacked once into the node's cache
+//   oras://     a SIF stored as an OCI artifact, fetched into the cache
+//   file:///x.sif, /x.sif, /rootfs/dir   local images, checked and used in place
+import { stat } from 'node:fs/promises';
+import { WarrenError, EXIT } from '../common/index.js';
+import { ImageCache, defaultImageCacheDir } from './cache/index.js';
+import { formatPlatform, hasSifMagic, hostPlatform, parseImageRef, pullImage } from './oci/index.js';
+import type { ImageConfig, ImageRef, LocalImageRef, RegistryImageRef, Platform, PullProgress, PullStats, RegistryAuth } from './oci/index.js';
+
+export interface PreparedImage {
+  uri: string;
+  kind: 'rootfs' | 'sif';
+  /** rootfs dir (unpacked layers, read-only, shared) or .sif path. */
+  path: string;
+  /** Manifest digest for registry images. */
+  digest?: string;
+  config: ImageConfig;
+  /** What the pull did (registry images only). */
+  pull?: PullStats;
+}
+
+export interface PrepareOptions {
+  /** Default `$WARREN_HOME/cache/images`. */
+  cacheDir?: string;
+  /** Registry credentials (e.g. from a workflow secret); default: those of `warren registry login`. */
+  auth?: RegistryAuth;
+  /** Default: this node's platform. */
+  platform?: Platform;
+  /** `if-not-present` (default): a cached tag is used without any network request; `always`: re-resolve tags. */
+  policy?: 'if-not-present' | 'always';
+  onProgress?: (p: PullProgress) => void;
+  /** Parallel blob downloads (default 4). */
+  parallel?: number;
+  /** Extra attempts for a download that broke off (default 2). */
+  retries?: number;
+}
+
+const inflight = new Map<string, Promise<PreparedImage>>();
+
+async function prepareLocal(ref: LocalImageRef): Promise<PreparedImage> {
+  let st;
+  try {
+    st = await stat(ref.path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new WarrenError('IMAGE_LOCAL_NOT_FOUND', `image ${ref.path} does not exist${code && code !== 'ENOENT' ? ` (${code})` : ''}`, {
+      hint: 'check the path; local images are a .sif file or a root file system directory, given as an absolute path or file:///path',
+      exitCode: EXIT.usage,
+    });
+  }
+  const config: ImageConfig = { env: [], labels: {} };
+  if (st.isDirectory()) {
+    if (ref.kind === 'sif') {
+      throw new WarrenError('IMAGE_SIF_INVALID', `image ${ref.path} is a directory, not a SIF file`, { hint: 'give the path of the .sif file', exitCode: EXIT.usage });
+    }
+    return { uri: ref.uri, kind: 'rootfs', path: ref.path, config };
+  }
+  if (!st.isFile() || !(await hasSifMagic(ref.path))) {
+    throw new WarrenError('IMAGE_SIF_INVALID', `image ${ref.path} is not a SIF file (no SIF header) and not a directory`, {
+      hint: 'the file may be corrupt or truncated: build or download the SIF again (apptainer build), or give a root file system directory',
+      exitCode: EXIT.usage,
+    });
+  }
+  return { uri: ref.uri, kind: 'sif', path: ref.path, config };
+}
+
+/**
+ * Make the image `uri` ready to run on this node: pull it if needed (a cache hit makes no
+ * network request), unpack its layers once per image into the shared cache, and return
+ * where it is. Concurrent calls for one image share one pull.
+ */
+export function prepareImage(uri: string, opts: PrepareOptions = {}): Promise<PreparedImage> {
+  let ref: ImageRef;
+  try {
+    ref = parseImageRef(uri);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  if (ref.kind === 'sif' || ref.kind === 'rootfs') return prepareLocal(ref);
+  const regRef = ref as RegistryImageRef;
+  const cache = new ImageCache(opts.cacheDir ?? defaultImageCacheDir());
+  const platform = opts.platform ?? hostPlatform();
+  const key = `${cache.dir}\n${regRef.uri}\n${formatPlatform(platform)}\n${opts.policy ?? 'if-not-present'}`;
+  const running = inflight.get(key);
+  if (running) return running;
+  const p = (async (): Promise<PreparedImage> => {
+    const r = await pullImage(regRef, {
+      cache,
+      platform,
+      ...(opts.auth ? { auth: opts.auth } : {}),
+      ...(opts.policy ? { policy: opts.policy } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(opts.parallel ? { parallel: opts.parallel } : {}),
+      ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
+    });
+    return { uri: regRef.uri, kind: r.kind, path: r.path, digest: r.digest, config: r.config, pull: r.stats };
+  })();
+  inflight.set(key, p);
+  const clear = () => {
+    if (inflight.get(key) === p) inflight.delete(key);
+  };
+  p.then(clear, clear);
+  return p;
+}
+
+export { parseImageRef, hostPlatform, formatPlatform, parsePlatform, pushImage, pushIndex, pushSif, buildLayer } from './oci/index.js';
+export { loadCredentials, saveCredentials, removeCredentials, credentialsFile } from './oci/index.js';
+export type {
+  ImageRef,
+  RegistryImageRef,
+  LocalImageRef,
+  ImageConfig,
+  Platform,
+  RegistryAuth,
+  PullProgress,
+  PullStats,
+  LayerEntry,
+  PushImageSpec,
+  PushedManifest,
+} from './oci/index.js';
+export { ImageCache, defaultImageCacheDir } from './cache/index.js';
+export type { CachedImage, PruneOptions, PruneResult, RemoveResult } from './cache/index.js';

@@ -1,0 +1,285 @@
+// Applying OCI layers (tar, tar+gzip, tar+zstd) onto a root file system directory, with
+// OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`), hard links, symbolic links and file modes.
+// Every path is resolved inside the root: a symlink in the tree can never make an entry
+// land outside it (symlinks are followed as if the root were `/`).
+//
+// zstd: Node 20's zlib has no zstd, so zstd layers are decompressed by the `zstd` program
+// (Debian package zstd), streamed; gzip uses node:zlib.
+import { spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, rm, symlink, unlink, utimes } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import tar from 'tar-stream';
+import { WarrenError } from '../../common/index.js';
+
+const WH_PREFIX = '.wh.';
+const WH_OPAQUE = '.wh..wh..opq';
+const MAX_SYMLINK_HOPS = 40;
+
+type EntryStream = AsyncIterable<unknown> & { resume(): unknown };
+
+/** State kept across the layers of one image while unpacking. */
+export class RootfsWriter {
+  readonly root: string;
+  private readonly isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  /** Absolute paths known to be real directories (not symlinks) inside root. */
+  private readonly realDirs = new Set<string>();
+  /** Directory metadata, applied once at the end (so read-only dirs stay writable meanwhile). */
+  private readonly dirMeta = new Map<string, { mode: number; mtime?: Date }>();
+  /** Paths written by the layer being applied (for opaque whiteouts). */
+  private layerPaths = new Set<string>();
+  files = 0;
+  bytes = 0;
+
+  constructor(root: string) {
+    this.root = root;
+    this.realDirs.add(root);
+  }
+
+  private invalidate(abs: string): void {
+    const prefix = abs + '/';
+    for (const d of this.realDirs) if (d === abs || d.startsWith(prefix)) this.realDirs.delete(d);
+    for (const d of this.dirMeta.keys()) if (d === abs || d.startsWith(prefix)) this.dirMeta.delete(d);
+  }
+
+  /**
+   * Resolve the directory `rel` (normalized, relative to root) to a real directory inside
+   * root, following symlinks within the root, creating missing directories when `create`.
+   * Returns undefined when it does not exist and `create` is false.
+   */
+  private async resolveDir(rel: string, create: boolean, hops = 0): Promise<string | undefined> {
+    if (hops > MAX_SYMLINK_HOPS) throw new Error(`too many levels of symbolic links resolving /${rel}`);
+    let cur = this.root;
+    const parts = rel === '' || rel === '.' ? [] : rel.split('/');
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i]!;
+      if (p === '' || p === '.') continue;
+      if (p === '..') {
+        if (cur !== this.root) cur = cur.slice(0, cur.lastIndexOf('/'));
+        continue;
+      }
+      const next = join(cur, p);
+      if (this.realDirs.has(next)) {
+        cur = next;
+        continue;
+      }
+      let st;
+      try {
+        st = await lstat(next);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        if (!create) return undefined;
+        await mkdir(next, { mode: 0o755 });
+        this.realDirs.add(next);
+        cur = next;
+        continue;
+      }
+      if (st.isDirectory()) {
+        this.realDirs.add(next);
+        cur = next;
+      } else if (st.isSymbolicLink()) {
+        const target = await readlink(next);
+        const base = posix.isAbsolute(target) ? '' : cur.slice(this.root.length + 1);
+        const joined = posix.normalize('/' + posix.join(base, target, ...parts.slice(i + 1))).slice(1);
+        return this.resolveDir(joined, create, hops + 1);
+      } else {
+        if (!create) return undefined;
+        await unlink(next);
+        await mkdir(next, { mode: 0o755 });
+        this.realDirs.add(next);
+        cur = next;
+      }
+    }
+    return cur;
+  }
+
+  /** Remove `abs` (file, link or whole directory) without following symlinks. */
+  private async remove(abs: string, isDir: boolean): Promise<void> {
+    if (isDir) {
+      this.invalidate(abs);
+      await rm(abs, { recursive: true, force: true });
+    } else {
+      await unlink(abs).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+      });
+    }
+  }
+
+  /** Apply an opaque whiteout to `dirAbs`: drop everything not written by the current layer. */
+  private async opaque(dirAbs: string): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(dirAbs);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const p = join(dirAbs, n);
+      const st = await lstat(p);
+      if (!this.layerPaths.has(p)) await this.remove(p, st.isDirectory());
+      else if (st.isDirectory()) await this.opaque(p);
+    }
+  }
+
+  private async entry(h: tar.Header, stream: EntryStream): Promise<void> {
+    const name = posix.normalize('/' + h.name).slice(1).replace(/\/+$/, '');
+    if (name === '' || name === '.') {
+      stream.resume();
+      return;
+    }
+    const slash = name.lastIndexOf('/');
+    const dirRel = slash < 0 ? '' : name.slice(0, slash);
+    const base = slash < 0 ? name : name.slice(slash + 1);
+
+    if (base === WH_OPAQUE) {
+      stream.resume();
+      const d = await this.resolveDir(dirRel, false);
+      if (d) await this.opaque(d);
+      return;
+    }
+    if (base.startsWith(WH_PREFIX)) {
+      stream.resume();
+      const d = await this.resolveDir(dirRel, false);
+      if (!d) return;
+      const victim = join(d, base.slice(WH_PREFIX.length));
+      if (this.layerPaths.has(victim)) return;
+      const st = await lstat(victim).catch(() => undefined);
+      if (st) await this.remove(victim, st.isDirectory());
+      return;
+    }
+
+    const parent = (await this.resolveDir(dirRel, true))!;
+    const dest = join(parent, base);
+    this.layerPaths.add(dest);
+    const existing = await lstat(dest).catch(() => undefined);
+    const mode = (h.mode ?? 0o644) & 0o7777;
+    const type = h.type ?? 'file';
+
+    if (type === 'directory') {
+      if (existing && !existing.isDirectory()) await this.remove(dest, false);
+      if (!existing || !existing.isDirectory()) await mkdir(dest, { mode: 0o755 });
+      this.realDirs.add(dest);
+      this.dirMeta.set(dest, { mode, ...(h.mtime ? { mtime: h.mtime } : {}) });
+      if (this.isRoot) await lchown(dest, h.uid ?? 0, h.gid ?? 0);
+      stream.resume();
+      return;
+    }
+    if (existing) await this.remove(dest, existing.isDirectory());
+
+    switch (type) {
+      case 'file':
+      case 'contiguous-file': {
+        const fh = await open(dest, 'wx', 0o600);
+        try {
+          for await (const chunk of stream) {
+            await fh.write(chunk as Buffer);
+            this.bytes += (chunk as Buffer).length;
+          }
+        } finally {
+          await fh.close();
+        }
+        if (this.isRoot) await lchown(dest, h.uid ?? 0, h.gid ?? 0);
+        await chmod(dest, mode);
+        if (h.mtime) await utimes(dest, h.mtime, h.mtime);
+        this.files++;
+        return;
+      }
+      case 'symlink': {
+        stream.resume();
+        await symlink(h.linkname ?? '', dest);
+        if (this.isRoot) await lchown(dest, h.uid ?? 0, h.gid ?? 0);
+        if (h.mtime) await lutimes(dest, h.mtime, h.mtime).catch(() => undefined);
+        this.files++;
+        return;
+      }
+      case 'link': {
+        stream.resume();
+        const target = posix.normalize('/' + (h.linkname ?? '')).slice(1);
+        const ts = target.lastIndexOf('/');
+        const tParent = await this.resolveDir(ts < 0 ? '' : target.slice(0, ts), false);
+        const tAbs = tParent ? join(tParent, ts < 0 ? target : target.slice(ts + 1)) : undefined;
+        const tst = tAbs ? await lstat(tAbs).catch(() => undefined) : undefined;
+        if (!tAbs || !tst || tst.isDirectory()) throw new Error(`hard link /${name} points to /${target}, which is not a file in the image`);
+        await link(tAbs, dest);
+        this.files++;
+        return;
+      }
+      default:
+        // Device nodes and FIFOs are provided by the container runtime (/dev); skip them.
+        stream.resume();
+        this.layerPaths.delete(dest);
+        return;
+    }
+  }
+
+  /** Apply one layer blob (a tar stream, compressed as `compression`) on top of the tree. */
+  async applyLayer(blobPath: string, compression: 'none' | 'gzip' | 'zstd', what: string): Promise<void> {
+    this.layerPaths = new Set();
+    const src = createReadStream(blobPath, { highWaterMark: 1 << 20 });
+    let decompressed: Readable;
+    let child: ReturnType<typeof spawn> | undefined;
+    let childErr = '';
+    let childExit: Promise<number | null> = Promise.resolve(0);
+    const stages: Promise<unknown>[] = [];
+    if (compression === 'gzip') {
+      const gz = createGunzip({ chunkSize: 1 << 17 });
+      stages.push(pipeline(src, gz).catch((e) => gz.destroy(e)));
+      decompressed = gz;
+    } else if (compression === 'zstd') {
+      child = spawn('zstd', ['-d', '-c', '-q', '--no-progress', blobPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+      src.destroy();
+      const spawnError = new Promise<never>((_, reject) => child!.once('error', reject));
+      spawnError.catch(() => undefined);
+      child.stderr!.on('data', (d: Buffer) => (childErr += d.toString()));
+      childExit = new Promise<number | null>((resolve, reject) => {
+        child!.once('close', (code) => resolve(code));
+        child!.once('error', reject);
+      });
+      const pt = new PassThrough({ highWaterMark: 1 << 20 });
+      child.stdout!.pipe(pt);
+      decompressed = pt;
+    } else {
+      decompressed = src;
+    }
+    const extract = tar.extract();
+    const feed = pipeline(decompressed, extract).catch((e: unknown) => {
+      extract.destroy(e as Error);
+    });
+    try {
+      for await (const e of extract) {
+        await this.entry(e.header, e);
+      }
+      await feed;
+      await Promise.all(stages);
+      const code = await childExit;
+      if (code !== 0) throw new Error(`zstd exited with status ${code}: ${childErr.trim()}`);
+    } catch (e) {
+      extract.destroy();
+      child?.kill('SIGKILL');
+      if (e instanceof WarrenError) throw e;
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'ENOENT' && (err as { syscall?: string }).syscall?.startsWith('spawn')) {
+        throw new WarrenError('IMAGE_ZSTD_MISSING', `layer of image ${what} is zstd-compressed but the zstd program is not installed`, {
+          hint: 'install it (apt-get install zstd) and pull again',
+        });
+      }
+      if (err.code === 'ENOSPC' || err.code === 'EACCES' || err.code === 'EPERM' || err.code === 'EROFS') throw e;
+      throw new WarrenError('IMAGE_LAYER_INVALID', `cannot unpack a layer of image ${what}: ${err.message}${childErr ? ` (${childErr.trim()})` : ''}`, {
+        hint: 'the layer is not a valid (compressed) tar archive; check the image with `skopeo inspect`, rebuild or push it again',
+        cause: e,
+      });
+    }
+  }
+
+  /** Apply directory modes and times, deepest first. */
+  async finish(): Promise<void> {
+    const dirs = [...this.dirMeta.entries()].sort((a, b) => b[0].length - a[0].length);
+    for (const [d, m] of dirs) {
+      await chmod(d, m.mode).catch(() => undefined);
+      if (m.mtime) await utimes(d, m.mtime, m.mtime).catch(() => undefined);
+    }
+  }
+}
