@@ -1,0 +1,276 @@
+// The objectives. Everything is wired here, in one place:
+//
+//   buildModel      filter stage: offerings per job (cores, GPUs, memory, data reachable),
+//                   with a reason for each site ruled out            (model.ts)
+//   upwardRanks     priority: HEFT's upward rank                      (schedule.ts)
+//   schedule        score stage: per option, inputs' arrival (transfers), insertion into the
+//                   capacity timeline or a new booting instance, finish time, cost incl.
+//                   egress and instance time; then a selector picks   (schedule.ts)
+//   selectors       fastest: earliest finish, ties by cost;
+//                   deadline: cheapest option within the job's latest finish;
+//                   budget: the fastest plan whose cost fits, searching over deadlines
+//   toPlan          the plan with a reason for every job              (this file)
+//
+// Pure: no I/O and no clock reads; deterministic (ties broken by name order).
+import { EXIT, WarrenError, formatBytes, formatDuration } from '../../common/index.js';
+import type { Workflow } from '../../spec/index.js';
+import type { Platform } from '../platform.js';
+import type { Objective, Plan, PlanOptions, PlannedJob } from '../types.js';
+import { buildModel } from './model.js';
+import type { Model } from './model.js';
+import {
+  DataUnreachable, cheapestSelect, eftCostSelect, heftSelect, instanceCost, latestFinish, schedule, upwardRanks, withinSelect,
+} from './schedule.js';
+import type { Schedule } from './schedule.js';
+
+function run(m: Model, fn: () => Schedule): Schedule {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof DataUnreachable) {
+      const job = m.jobs[e.job]!;
+      const inputs = job.inputs.map((f) => m.files[f]!.id);
+      throw new WarrenError(
+        'PLAN_DATA_UNREACHABLE',
+        `job "${job.id}" cannot get its inputs (${inputs.slice(0, 3).join(', ')}${inputs.length > 3 ? ', ...' : ''}) to any site able to run it: no link from where they are`,
+        { hint: 'add links between the sites of the platform so data can move between them', exitCode: EXIT.usage },
+      );
+    }
+    throw e;
+  }
+}
+
+const better = (a: Schedule, b: Schedule): boolean =>
+  a.makespan < b.makespan - 1e-6 || (Math.abs(a.makespan - b.makespan) <= 1e-6 && a.cost < b.cost - 1e-9);
+
+/** The fastest schedule this planner finds: cost-aware EFT, its slack-recovered variant, and HEFT. */
+function fastest(m: Model, rank: Float64Array): { best: Schedule; eft: Schedule } {
+  const eft = run(m, () => schedule(m, rank, eftCostSelect, 'eft-cost'));
+  let best = eft;
+  // Same makespan, less money: redo with each job allowed to finish as late as the
+  // as-late-as-possible pass of the fast plan says it can.
+  const lft = latestFinish(m, eft, eft.makespan);
+  const slack = run(m, () => schedule(m, rank, withinSelect(lft), 'eft-cost+slack', (j) => `latest finish ${formatDuration(lft[j]!)}`));
+  if (better(slack, best)) best = slack;
+  const h = run(m, () => schedule(m, rank, heftSelect, 'heft'));
+  if (better(h, best)) best = h;
+  return { best, eft };
+}
+
+/** The cheapest plan found that ends by `deadline` (or null). */
+function cheapestWithin(m: Model, rank: Float64Array, ref: Schedule, deadline: number): Schedule | null {
+  let best: Schedule | null = ref.makespan <= deadline + 1e-6 ? ref : null;
+  const consider = (s: Schedule): void => {
+    if (s.makespan <= deadline + 1e-6 && (!best || s.cost < best.cost - 1e-9 || (Math.abs(s.cost - best.cost) <= 1e-9 && s.makespan < best.makespan))) best = s;
+  };
+  // Distribute the slack between the fast plan and the deadline: all of it (as late as
+  // possible), or only a part, so that jobs late in the workflow keep some room.
+  for (const f of [1, 0.75, 0.5, 0.25]) {
+    const exit = ref.makespan + (deadline - ref.makespan) * f;
+    const lft = latestFinish(m, ref, exit);
+    consider(run(m, () => schedule(m, rank, withinSelect(lft), `deadline-alap(${f})`, (j) => `latest finish ${formatDuration(lft[j]!)}`)));
+    // Proportional: every job's finish stretched by the same factor.
+    const scale = exit / Math.max(ref.makespan, 1e-9);
+    const prop = new Float64Array(m.jobs.length);
+    for (let j = 0; j < prop.length; j++) prop[j] = ref.choice[j]!.end * scale;
+    consider(run(m, () => schedule(m, rank, withinSelect(prop), `deadline-prop(${f})`, (j) => `latest finish ${formatDuration(prop[j]!)}`)));
+  }
+  const cheap = run(m, () => schedule(m, rank, cheapestSelect, 'cheapest'));
+  consider(cheap);
+  return best;
+}
+
+/** Plan a workflow on a platform for the workflow's policy (deadline, budget) or fastest. */
+export function planWorkflow(wf: Workflow, platform: Platform, opts: PlanOptions = {}): Plan {
+  const deadline = opts.deadlineSec ?? wf.policy.deadlineSec;
+  const budget = opts.budget ?? wf.policy.budget;
+  if (deadline !== undefined && (!Number.isFinite(deadline) || deadline < 0)) {
+    throw new WarrenError('PLAN_BAD_POLICY', `deadline ${deadline} is not a number of seconds >= 0`, { hint: 'write the deadline as a duration, e.g. 2h', exitCode: EXIT.usage });
+  }
+  if (budget !== undefined && (!Number.isFinite(budget) || budget < 0)) {
+    throw new WarrenError('PLAN_BAD_POLICY', `budget ${budget} is negative or not a number`, { hint: 'write the budget as a number >= 0 in the platform currency', exitCode: EXIT.usage });
+  }
+  const m = buildModel(wf, platform, opts);
+  const rank = upwardRanks(m);
+  const { best: fast, eft } = fastest(m, rank);
+  const notes: string[] = [];
+  let chosen = fast;
+  let objective: Objective = 'fastest';
+  let deadlineMet: boolean | undefined;
+  let budgetMet: boolean | undefined;
+  const cur = platform.currency;
+
+  if (deadline !== undefined) {
+    objective = 'deadline';
+    if (fast.makespan > deadline + 1e-6) {
+      deadlineMet = false;
+      notes.push(`the deadline (${formatDuration(deadline)}) cannot be met: the earliest feasible finish is ${formatDuration(fast.makespan)} (${fast.makespan.toFixed(1)} s) at a cost of ${fast.cost.toFixed(2)} ${cur}`);
+    } else {
+      deadlineMet = true;
+      chosen = cheapestWithin(m, rank, fast.makespan <= eft.makespan ? fast : eft, deadline) ?? fast;
+    }
+    if (budget !== undefined) {
+      budgetMet = chosen.cost <= budget + 1e-9;
+      if (!budgetMet) notes.push(`the budget (${budget} ${cur}) is not enough for this plan: it costs ${chosen.cost.toFixed(2)} ${cur}`);
+    }
+  } else if (budget !== undefined) {
+    objective = 'budget';
+    if (fast.cost <= budget + 1e-9) {
+      budgetMet = true;
+    } else {
+      const cheap = run(m, () => schedule(m, rank, cheapestSelect, 'cheapest'));
+      if (cheap.cost > budget + 1e-9) {
+        budgetMet = false;
+        chosen = cheap;
+        notes.push(`the budget (${budget} ${cur}) cannot be met: the cheapest plan found costs ${cheap.cost.toFixed(2)} ${cur} and finishes in ${formatDuration(cheap.makespan)}`);
+      } else {
+        budgetMet = true;
+        // Fastest within the budget: the smallest deadline whose cheapest plan fits the budget
+        // (bisection between the fastest and the cheapest plan's makespans).
+        chosen = cheap;
+        let lo = fast.makespan;
+        let hi = Math.max(cheap.makespan, lo);
+        for (let i = 0; i < 12 && hi - lo > 1e-3 * Math.max(1, hi); i++) {
+          const mid = (lo + hi) / 2;
+          const s = cheapestWithin(m, rank, fast, mid);
+          if (s && s.cost <= budget + 1e-9) {
+            if (s.makespan < chosen.makespan || (s.makespan === chosen.makespan && s.cost < chosen.cost)) chosen = s;
+            hi = Math.min(mid, s.makespan);
+          } else lo = mid;
+        }
+      }
+    }
+  }
+  return toPlan(m, wf, chosen, { objective, deadline, budget, deadlineMet, budgetMet, notes, currency: cur });
+}
+
+/** HEFT (Topcuoglu et al. 2002) on the same model: upward rank, insertion-based earliest finish. */
+export function heft(wf: Workflow, platform: Platform, opts: PlanOptions = {}): Plan {
+  const m = buildModel(wf, platform, opts);
+  const s = run(m, () => schedule(m, upwardRanks(m), heftSelect, 'heft'));
+  return toPlan(m, wf, s, { objective: 'fastest', notes: [], currency: platform.currency });
+}
+
+/**
+ * A lower bound on the makespan: the critical path with every job on the fastest offering
+ * that can run it and no data movement (also no boot times, queueing or capacity limits).
+ */
+export function lowerBound(wf: Workflow, platform: Platform, opts: PlanOptions = {}): number {
+  const m = buildModel(wf, platform, opts);
+  const fin = new Float64Array(m.jobs.length);
+  let lb = 0;
+  for (const j of m.topo) {
+    const job = m.jobs[j]!;
+    let speed = 0;
+    for (const o of job.feasible) speed = Math.max(speed, m.offerings[o]!.speed);
+    let start = 0;
+    for (const p of job.preds) start = Math.max(start, fin[p]!);
+    fin[j] = start + job.est / speed;
+    lb = Math.max(lb, fin[j]!);
+  }
+  return lb;
+}
+
+interface Extra {
+  objective: Objective;
+  deadline?: number | undefined;
+  budget?: number | undefined;
+  deadlineMet?: boolean | undefined;
+  budgetMet?: boolean | undefined;
+  notes: string[];
+  currency: string;
+}
+
+const money = (v: number, cur: string): string => `${v.toFixed(v !== 0 && Math.abs(v) < 0.01 ? 4 : 2)} ${cur}`;
+
+function reasonOf(m: Model, s: Schedule, j: number, cur: string): string {
+  const c = s.choice[j]!;
+  const w = s.why[j]!;
+  const off = m.offerings[c.offering]!;
+  const parts: string[] = [];
+  if (w.inputBytes > 0) {
+    const pct = Math.round((100 * w.localBytes) / w.inputBytes);
+    parts.push(`data gravity: ${pct}% of ${formatBytes(w.inputBytes)} input already at ${off.siteName}`);
+  }
+  parts.push(`price: ${money(c.cost, cur)}${c.egress > 0 ? ` (egress ${money(c.egress, cur)})` : ''}`);
+  if (off.cloud) parts.push(`on ${off.instanceType} instance #${c.instance}`);
+  if (w.waited > 1e-6) parts.push(`availability: waits ${formatDuration(w.waited)} for free capacity`);
+  if (w.alt) {
+    const a = w.alt;
+    const ao = m.offerings[a.offering]!;
+    const dt = a.end - c.end;
+    const dc = a.cost - c.cost;
+    let why: string;
+    if (dt > 1e-6) {
+      const causes: string[] = [];
+      if (a.ready - c.ready > 1e-6) causes.push(`its inputs arrive ${formatDuration(a.ready - c.ready)} later`);
+      if (a.start - a.ready > 1e-6) causes.push(`busy or booting for ${formatDuration(a.start - a.ready)}`);
+      if (ao.speed < off.speed) causes.push('slower cores');
+      why = `would finish ${formatDuration(dt)} later${causes.length ? ` (${causes.join(', ')})` : ''}`;
+      if (dc < -1e-9) why += ` though ${money(-dc, cur)} cheaper`;
+    } else if (dt < -1e-6) {
+      why = dc > 1e-9
+        ? `would finish ${formatDuration(-dt)} earlier but cost ${money(dc, cur)} more, and this one keeps the plan on time (${w.note || 'objective'})`
+        : `would finish ${formatDuration(-dt)} earlier`;
+    } else {
+      why = dc > 1e-9 ? `would finish at the same time but cost ${money(dc, cur)} more` : 'same finish and price (tie broken by name)';
+    }
+    parts.push(`${ao.key}: ${why}`);
+  }
+  for (const r of m.jobs[j]!.rejected) parts.push(`${r.site} ruled out: ${r.why}`);
+  return parts.join('; ');
+}
+
+function toPlan(m: Model, wf: Workflow, s: Schedule, x: Extra): Plan {
+  const jobs: PlannedJob[] = m.jobs.map((job, j) => {
+    const c = s.choice[j]!;
+    const off = m.offerings[c.offering]!;
+    return {
+      id: job.id,
+      site: off.siteName,
+      instanceType: off.instanceType,
+      instance: off.cloud ? c.instance : null,
+      start: c.start,
+      end: c.end,
+      cost: c.cost - c.egress,
+      reason: reasonOf(m, s, j, x.currency),
+    };
+  });
+  const plan: Plan = {
+    workflow: wf.name,
+    objective: x.objective,
+    makespan: s.makespan,
+    cost: s.cost,
+    currency: x.currency,
+    algorithm: s.name,
+    jobs,
+    transfers: s.transfers.map((t) => ({
+      file: m.files[t.file]!.id,
+      from: m.siteNames[t.from]!,
+      to: m.siteNames[t.to]!,
+      start: t.start,
+      end: t.end,
+      bytes: m.files[t.file]!.bytes,
+      cost: t.cost,
+    })),
+    instances: s.instances.map((it) => {
+      const off = m.offerings[it.offering]!;
+      return {
+        site: off.siteName,
+        instanceType: off.instanceType!,
+        index: it.index,
+        bootStart: it.bootStart,
+        readyAt: it.readyAt,
+        end: it.timeline.lastEnd,
+        cost: instanceCost(off, it.timeline.lastEnd - it.bootStart),
+      };
+    }),
+    costBreakdown: { cluster: s.costCluster, cloud: s.costCloud, egress: s.costEgress },
+    notes: x.notes,
+  };
+  if (x.deadline !== undefined) plan.deadlineSec = x.deadline;
+  if (x.budget !== undefined) plan.budget = x.budget;
+  if (x.deadlineMet !== undefined) plan.deadlineMet = x.deadlineMet;
+  if (x.budgetMet !== undefined) plan.budgetMet = x.budgetMet;
+  return plan;
+}

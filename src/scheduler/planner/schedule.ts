@@ -1,0 +1,417 @@
+// One pass of list scheduling over the model: jobs are taken in order of upward rank (HEFT's
+// priority) as soon as their predecessors are placed; for each job the score stage computes,
+// for every feasible offering, when its inputs can be there (transfers), when capacity is
+// free (insertion into the site's or an instance's timeline, or a new cloud instance that
+// boots), when it finishes and what it costs; then a `Selector` picks one option, and the
+// commit step reserves capacity and records the transfers. The selectors (HEFT's earliest
+// finish, cost-aware earliest finish, cheapest within a latest finish, ...) are what the
+// objectives in plan.ts vary. Pure and deterministic.
+import { Timeline } from './timeline.js';
+import type { Model, Offering } from './model.js';
+
+/** One way to run a job: an offering, maybe a specific (or a new) cloud instance. */
+export interface Option {
+  offering: number;
+  /** Index of an existing instance of that offering; -1: a new instance; -2: a cluster. */
+  instance: number;
+  /** When all inputs are at the site. */
+  ready: number;
+  start: number;
+  end: number;
+  /** Compute cost (cluster core-hours or the instance time added) plus egress for the inputs. */
+  cost: number;
+  egress: number;
+}
+
+/** Chooses among the options of job `j` (never empty, in name order). */
+export type Selector = (j: number, options: readonly Option[]) => Option;
+
+export interface Instance {
+  offering: number;
+  index: number;
+  bootStart: number;
+  readyAt: number;
+  timeline: Timeline;
+}
+
+export interface TransferRec {
+  file: number;
+  from: number;
+  to: number;
+  start: number;
+  end: number;
+  cost: number;
+}
+
+/** Facts kept to explain each choice (the reason text is built only for the final plan). */
+export interface Why {
+  /** Input bytes already at the chosen site when the job was placed / all input bytes. */
+  localBytes: number;
+  inputBytes: number;
+  /** The best option at another site (by finish time), if any. */
+  alt: Option | null;
+  /** Cheapest option at another site, if any. */
+  altCheap: Option | null;
+  /** Seconds the job waits for capacity after its inputs are there. */
+  waited: number;
+  /** Selector's note (e.g. "latest finish 120s"). */
+  note: string;
+}
+
+export interface Schedule {
+  name: string;
+  choice: Option[];
+  instances: Instance[];
+  transfers: TransferRec[];
+  why: Why[];
+  makespan: number;
+  cost: number;
+  costCluster: number;
+  costCloud: number;
+  costEgress: number;
+}
+
+/** Billed seconds of an instance that lived `sec` seconds. */
+export function billedSec(off: Offering, sec: number): number {
+  if (sec <= 0) return 0;
+  const g = off.granularitySec;
+  return Math.max(off.minimumSec, Math.ceil(sec / g - 1e-9) * g);
+}
+
+export function instanceCost(off: Offering, sec: number): number {
+  return (billedSec(off, sec) * off.price) / 3600;
+}
+
+/** Upward ranks (HEFT): mean runtime over feasible offerings plus the longest way to the exit. */
+export function upwardRanks(m: Model): Float64Array {
+  const n = m.jobs.length;
+  const rank = new Float64Array(n);
+  // Mean cost of moving bytes between two different sites, weighted by the chance of that.
+  let pairs = 0;
+  let lat = 0;
+  let inv = 0;
+  for (const row of m.routes)
+    for (const rt of row)
+      if (rt) {
+        pairs++;
+        lat += rt.latencySec;
+        inv += 1 / rt.bandwidth;
+      }
+  const ns = m.siteNames.length;
+  const differ = ns > 1 ? 1 - 1 / ns : 0;
+  const meanLat = pairs ? lat / pairs : 0;
+  const meanInv = pairs ? inv / pairs : 0;
+  const outBytes = new Map<number, number>();
+  for (let t = n - 1; t >= 0; t--) {
+    const j = m.topo[t]!;
+    const job = m.jobs[j]!;
+    let w = 0;
+    for (const o of job.feasible) w += job.est / m.offerings[o]!.speed;
+    w /= job.feasible.length;
+    let best = 0;
+    if (job.succs.length) {
+      outBytes.clear();
+      for (const f of job.outputs) outBytes.set(f, m.files[f]!.bytes);
+      for (const s of job.succs) {
+        let bytes = 0;
+        for (const f of m.jobs[s]!.inputs) bytes += outBytes.get(f) ?? 0;
+        const c = differ * (meanLat + bytes * meanInv);
+        const v = c + rank[s]!;
+        if (v > best) best = v;
+      }
+    }
+    rank[j] = w + best;
+  }
+  return rank;
+}
+
+/** A binary heap of job indices by (rank descending, index ascending). */
+class ReadyQueue {
+  private h: number[] = [];
+  constructor(private readonly rank: Float64Array) {}
+  private less(a: number, b: number): boolean {
+    const ra = this.rank[a]!;
+    const rb = this.rank[b]!;
+    return ra > rb || (ra === rb && a < b);
+  }
+  get size(): number {
+    return this.h.length;
+  }
+  push(x: number): void {
+    const h = this.h;
+    h.push(x);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+  pop(): number {
+    const h = this.h;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let s = i;
+        if (l < h.length && this.less(h[l]!, h[s]!)) s = l;
+        if (r < h.length && this.less(h[r]!, h[s]!)) s = r;
+        if (s === i) break;
+        [h[i], h[s]] = [h[s]!, h[i]!];
+        i = s;
+      }
+    }
+    return top;
+  }
+}
+
+export class DataUnreachable extends Error {
+  constructor(readonly job: number) {
+    super('data unreachable');
+  }
+}
+
+/** Run one list-scheduling pass with the given priority and selector. */
+export function schedule(m: Model, rank: Float64Array, select: Selector, name: string, note?: (j: number) => string): Schedule {
+  const n = m.jobs.length;
+  const ns = m.siteNames.length;
+  const clusterTl: (Timeline | null)[] = m.offerings.map((o) => (o.cloud ? null : new Timeline(o.cores * o.count, o.gpus * o.count)));
+  const inst: Instance[][] = m.offerings.map(() => []);
+  const allInst: Instance[] = [];
+  // Where each file is (site -> time it is there), filled as jobs and transfers are placed.
+  const at: Map<number, number>[] = m.files.map((f) => (f.producer < 0 ? new Map([[f.home, 0]]) : new Map()));
+  const choice: Option[] = new Array(n);
+  const why: Why[] = new Array(n);
+  const endOf = new Float64Array(n);
+  const transfers: TransferRec[] = [];
+  const pending = m.jobs.map((j) => j.preds.length);
+  const q = new ReadyQueue(rank);
+  for (let j = 0; j < n; j++) if (pending[j] === 0) q.push(j);
+
+  // Per-site data readiness of the current job (filled lazily).
+  const siteReady = new Float64Array(ns);
+  const siteEgress = new Float64Array(ns);
+  const siteLocal = new Float64Array(ns);
+  const siteDone = new Uint8Array(ns);
+  const options: Option[] = [];
+  let costCluster = 0;
+  let costEgress = 0;
+
+  while (q.size) {
+    const j = q.pop();
+    const job = m.jobs[j]!;
+    let predEnd = 0;
+    for (const p of job.preds) if (endOf[p]! > predEnd) predEnd = endOf[p]!;
+    siteDone.fill(0);
+    options.length = 0;
+    let inputBytes = 0;
+    for (const f of job.inputs) inputBytes += m.files[f]!.bytes;
+    const totalCores = job.cores * job.nodes;
+    const totalGpus = job.gpus * job.nodes;
+
+    for (const o of job.feasible) {
+      const off = m.offerings[o]!;
+      const s = off.site;
+      if (!siteDone[s]) {
+        // Score: when are all inputs at site s, and what does moving them cost?
+        let ready = predEnd;
+        let egress = 0;
+        let local = 0;
+        for (const f of job.inputs) {
+          const file = m.files[f]!;
+          const locs = at[f]!;
+          const here = locs.get(s);
+          if (here !== undefined) {
+            if (here > ready) ready = here;
+            local += file.bytes;
+            continue;
+          }
+          let bestT = Infinity;
+          let bestC = Infinity;
+          for (const [from, t0] of locs) {
+            const rt = m.routes[from]![s];
+            if (!rt) continue;
+            const t = t0 + rt.latencySec + file.bytes / rt.bandwidth;
+            const c = (file.bytes / 1e9) * rt.pricePerGB;
+            if (t < bestT || (t === bestT && c < bestC)) {
+              bestT = t;
+              bestC = c;
+            }
+          }
+          if (bestT > ready) ready = bestT;
+          egress += bestC;
+        }
+        siteReady[s] = ready;
+        siteEgress[s] = egress;
+        siteLocal[s] = local;
+        siteDone[s] = 1;
+      }
+      const ready = siteReady[s]!;
+      if (!Number.isFinite(ready)) continue;
+      const egress = siteEgress[s]!;
+      const dur = job.est / off.speed;
+      if (!off.cloud) {
+        const start = clusterTl[o]!.earliestStart(ready, dur, totalCores, totalGpus);
+        const compute = (off.price * totalCores * dur) / 3600;
+        options.push({ offering: o, instance: -2, ready, start, end: start + dur, cost: compute + egress, egress });
+        continue;
+      }
+      // Existing instances of this type: earliest finish, then least added instance time.
+      let best: Option | null = null;
+      for (const it of inst[o]!) {
+        const start = it.timeline.earliestStart(ready, dur, totalCores, totalGpus);
+        const end = start + dur;
+        const last = it.timeline.lastEnd;
+        const added = end > last ? instanceCost(off, end - it.bootStart) - instanceCost(off, last - it.bootStart) : 0;
+        if (!best || end < best.end - 1e-9 || (Math.abs(end - best.end) <= 1e-9 && added + egress < best.cost)) {
+          best = { offering: o, instance: it.index, ready, start, end, cost: added + egress, egress };
+        }
+      }
+      if (best) options.push(best);
+      if (inst[o]!.length < off.count) {
+        const start = Math.max(ready, off.bootSec);
+        options.push({ offering: o, instance: -1, ready, start, end: start + dur, cost: instanceCost(off, dur + off.bootSec) + egress, egress });
+      }
+    }
+    if (options.length === 0) throw new DataUnreachable(j);
+    const c = select(j, options);
+
+    // Remember what the alternatives were, to explain the choice.
+    const site = m.offerings[c.offering]!.site;
+    let alt: Option | null = null;
+    let altCheap: Option | null = null;
+    for (const op of options) {
+      if (m.offerings[op.offering]!.site === site) continue;
+      if (!alt || op.end < alt.end) alt = op;
+      if (!altCheap || op.cost < altCheap.cost) altCheap = op;
+    }
+    why[j] = { localBytes: siteLocal[site]!, inputBytes, alt, altCheap, waited: c.start - c.ready, note: note ? note(j) : '' };
+
+    // Commit: capacity, the instance, the transfers and where the outputs will be.
+    const off = m.offerings[c.offering]!;
+    if (c.instance === -2) {
+      clusterTl[c.offering]!.reserve(c.start, c.end, totalCores, totalGpus);
+      costCluster += c.cost - c.egress;
+    } else {
+      let it: Instance;
+      if (c.instance === -1) {
+        const index = inst[c.offering]!.length;
+        const readyAt = Math.max(off.bootSec, c.start);
+        it = { offering: c.offering, index, bootStart: readyAt - off.bootSec, readyAt, timeline: new Timeline(off.cores, off.gpus, readyAt) };
+        inst[c.offering]!.push(it);
+        allInst.push(it);
+        c.instance = index;
+      } else it = inst[c.offering]![c.instance]!;
+      it.timeline.reserve(c.start, c.end, totalCores, totalGpus);
+    }
+    for (const f of job.inputs) {
+      const file = m.files[f]!;
+      const locs = at[f]!;
+      if (locs.has(site)) continue;
+      let bestFrom = -1;
+      let bestT = Infinity;
+      let bestC = Infinity;
+      let bestStart = 0;
+      for (const [from, t0] of locs) {
+        const rt = m.routes[from]![site];
+        if (!rt) continue;
+        const t = t0 + rt.latencySec + file.bytes / rt.bandwidth;
+        const cst = (file.bytes / 1e9) * rt.pricePerGB;
+        if (t < bestT || (t === bestT && cst < bestC)) {
+          bestT = t;
+          bestC = cst;
+          bestFrom = from;
+          bestStart = t0;
+        }
+      }
+      locs.set(site, bestT);
+      transfers.push({ file: f, from: bestFrom, to: site, start: bestStart, end: bestT, cost: bestC });
+      costEgress += bestC;
+    }
+    for (const f of job.outputs) if (!at[f]!.has(site)) at[f]!.set(site, c.end);
+    choice[j] = c;
+    endOf[j] = c.end;
+    for (const s of job.succs) if (--pending[s]! === 0) q.push(s);
+  }
+
+  let makespan = 0;
+  for (let j = 0; j < n; j++) if (endOf[j]! > makespan) makespan = endOf[j]!;
+  let costCloud = 0;
+  for (const it of allInst) costCloud += instanceCost(m.offerings[it.offering]!, it.timeline.lastEnd - it.bootStart);
+  return { name, choice, instances: allInst, transfers, why, makespan, cost: costCluster + costCloud + costEgress, costCluster, costCloud, costEgress };
+}
+
+// ---- Selectors -------------------------------------------------------------------------
+
+const EPS = 1e-9;
+
+/** HEFT: earliest finish time; ties by name order (the order of the options). */
+export const heftSelect: Selector = (_j, ops) => {
+  let b = ops[0]!;
+  for (const o of ops) if (o.end < b.end - EPS) b = o;
+  return b;
+};
+
+/** Earliest finish; among (near-)equal finishes the cheaper one. */
+export const eftCostSelect: Selector = (_j, ops) => {
+  let b = ops[0]!;
+  for (const o of ops) if (o.end < b.end - EPS || (Math.abs(o.end - b.end) <= EPS && o.cost < b.cost - EPS)) b = o;
+  return b;
+};
+
+/** The cheapest option that finishes by the job's latest finish time; else the earliest finish. */
+export function withinSelect(lft: Float64Array): Selector {
+  return (j, ops) => {
+    const limit = lft[j]! + EPS;
+    let b: Option | null = null;
+    for (const o of ops) {
+      if (o.end > limit) continue;
+      if (!b || o.cost < b.cost - EPS || (Math.abs(o.cost - b.cost) <= EPS && o.end < b.end - EPS)) b = o;
+    }
+    return b ?? eftCostSelect(j, ops);
+  };
+}
+
+/** The cheapest option; ties by earliest finish. */
+export const cheapestSelect: Selector = (_j, ops) => {
+  let b = ops[0]!;
+  for (const o of ops) if (o.cost < b.cost - EPS || (Math.abs(o.cost - b.cost) <= EPS && o.end < b.end - EPS)) b = o;
+  return b;
+};
+
+/**
+ * Latest finish time of every job so that the workflow still ends by `exit`, given the
+ * runtimes and transfer times a schedule chose (an as-late-as-possible pass over the DAG).
+ */
+export function latestFinish(m: Model, s: Schedule, exit: number): Float64Array {
+  const n = m.jobs.length;
+  const lft = new Float64Array(n).fill(exit);
+  const dur = (j: number): number => s.choice[j]!.end - s.choice[j]!.start;
+  for (let t = n - 1; t >= 0; t--) {
+    const j = m.topo[t]!;
+    const job = m.jobs[j]!;
+    let l = exit;
+    const sj = m.offerings[s.choice[j]!.offering]!.site;
+    for (const k of job.succs) {
+      const sk = m.offerings[s.choice[k]!.offering]!.site;
+      let comm = 0;
+      if (sj !== sk) {
+        const rt = m.routes[sj]![sk];
+        if (rt) {
+          let bytes = 0;
+          for (const f of m.jobs[k]!.inputs) if (m.files[f]!.producer === j) bytes += m.files[f]!.bytes;
+          comm = rt.latencySec + bytes / rt.bandwidth;
+        }
+      }
+      const v = lft[k]! - dur(k) - comm;
+      if (v < l) l = v;
+    }
+    lft[j] = l;
+  }
+  return lft;
+}

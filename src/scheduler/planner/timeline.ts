@@ -1,0 +1,99 @@
+// Capacity over time of one resource (a cluster site or one cloud instance): a step function
+// of cores and GPUs in use. Insertion-based: a job may go into any gap that is wide and long
+// enough, also before jobs planned earlier (as in HEFT's insertion policy).
+
+export class Timeline {
+  /** Segment i covers [times[i], times[i+1]) (the last one: to infinity). */
+  private times: number[] = [0];
+  private cores: number[] = [0];
+  private gpus: number[] = [0];
+  /** End of the last reservation. */
+  lastEnd = 0;
+
+  constructor(
+    readonly capCores: number,
+    readonly capGpus: number,
+    /** Nothing can run before this time (a cloud instance booting). */
+    readonly availableAt = 0,
+  ) {
+    if (availableAt > 0) {
+      this.times = [0, availableAt];
+      this.cores = [capCores, 0];
+      this.gpus = [capGpus, 0];
+    }
+  }
+
+  /** Index of the segment that contains time t. */
+  private seg(t: number): number {
+    let lo = 0;
+    let hi = this.times.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.times[mid]! <= t) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Earliest t >= ready at which `c` cores and `g` GPUs are free for `dur` seconds. */
+  earliestStart(ready: number, dur: number, c: number, g: number): number {
+    const t0 = Math.max(ready, this.availableAt);
+    if (t0 >= this.lastEnd) return t0;
+    const n = this.times.length;
+    const maxC = this.capCores - c;
+    const maxG = this.capGpus - g;
+    let t = t0;
+    let k = this.seg(t);
+    for (;;) {
+      // Does [t, t+dur) fit, starting at segment k?
+      let j = k;
+      let ok = true;
+      while (j < n && (j === k || this.times[j]! < t + dur)) {
+        if (this.cores[j]! > maxC || this.gpus[j]! > maxG) {
+          ok = false;
+          break;
+        }
+        j++;
+      }
+      if (ok) return t;
+      // Segment j is too full: try again where it ends.
+      if (j + 1 >= n) return Math.max(t, this.lastEnd); // cannot happen for fitting jobs: the tail is empty
+      k = j + 1;
+      t = this.times[k]!;
+    }
+  }
+
+  /** Split so that a segment starts exactly at t; returns its index. */
+  private split(t: number): number {
+    const i = this.seg(t);
+    if (this.times[i] === t) return i;
+    this.times.splice(i + 1, 0, t);
+    this.cores.splice(i + 1, 0, this.cores[i]!);
+    this.gpus.splice(i + 1, 0, this.gpus[i]!);
+    return i + 1;
+  }
+
+  /** Reserve c cores and g GPUs for [start, end). */
+  reserve(start: number, end: number, c: number, g: number): void {
+    if (end <= start) return;
+    const a = this.split(start);
+    const b = this.split(end);
+    for (let i = a; i < b; i++) {
+      this.cores[i]! += c;
+      this.gpus[i]! += g;
+    }
+    if (end > this.lastEnd) this.lastEnd = end;
+  }
+
+  /** Peak cores in use over all time (for checks). */
+  peak(): { cores: number; gpus: number } {
+    let c = 0;
+    let g = 0;
+    for (let i = 0; i < this.times.length; i++) {
+      if (i === 0 && this.availableAt > 0) continue;
+      c = Math.max(c, this.cores[i]!);
+      g = Math.max(g, this.gpus[i]!);
+    }
+    return { cores: c, gpus: g };
+  }
+}
