@@ -1,0 +1,398 @@
+// `warren run|resume|list|status|logs|cancel`: running workflows on the embedded default
+// (SQLite under $WARREN_HOME, an in-process orchestrator and local agent).
+
+import type { Command } from 'commander';
+import { createReadStream, existsSync, statSync, watch } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { EXIT, WarrenError, warrenHome } from '../../common/index.js';
+import type { UnitSnapshot, WorkflowStatus } from '../../engine/index.js';
+import { LocalAgent } from '../../agent/index.js';
+import { createProcessRuntime, type Runtime } from '../../runtime/index.js';
+import { Orchestrator, logPaths, type RunOptions } from '../../server/index.js';
+import { loadWorkflowFile, type Workflow } from '../../spec/index.js';
+import { openStore, type Store, type WorkflowRecord } from '../../store/index.js';
+import { RunView } from '../view.js';
+
+interface CommonOpts {
+  store?: string;
+  cores?: string;
+  json?: boolean;
+}
+
+/** Hook for the container runtime: set by the CLI entry when one is available. */
+let containerRuntimeFactory: ((home: string) => Promise<Runtime | undefined>) | null = null;
+export function setContainerRuntimeFactory(f: (home: string) => Promise<Runtime | undefined>): void {
+  containerRuntimeFactory = f;
+}
+
+async function openAll(o: CommonOpts): Promise<{ store: Store; orch: Orchestrator; home: string; agent: LocalAgent }> {
+  const home = warrenHome();
+  const store = await openStore(o.store);
+  let cores: number | undefined;
+  if (o.cores !== undefined) {
+    cores = Number(o.cores);
+    if (!Number.isInteger(cores) || cores < 1) throw new WarrenError('CLI_BAD_OPTION', `--cores must be a whole number >= 1, not "${o.cores}"`, { exitCode: 2 });
+  } else if (process.env.WARREN_CORES) cores = Number(process.env.WARREN_CORES);
+  const container = containerRuntimeFactory ? await containerRuntimeFactory(home) : undefined;
+  const agent = new LocalAgent({ cores, process: createProcessRuntime(), container });
+  const orch = new Orchestrator({ store, agent, home });
+  return { store, orch, home, agent };
+}
+
+function resultJson(rec: WorkflowRecord, status: WorkflowStatus, units: UnitSnapshot[], attemptsPer: Map<string, number>): string {
+  const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+  return JSON.stringify({
+    id: rec.id,
+    status,
+    jobs: units
+      .filter((u) => u.kind === 'job')
+      .map((u) => ({
+        name: u.job,
+        task: u.task,
+        status: u.state,
+        exitCode: u.exitCode,
+        attempts: attemptsPer.get(u.key) ?? u.attempt,
+        startedAt: iso(u.startedAt),
+        endedAt: iso(u.endedAt),
+      })),
+  });
+}
+
+const exitFor = (s: WorkflowStatus): number => (s === 'succeeded' ? EXIT.ok : s === 'canceled' ? EXIT.canceled : EXIT.failed);
+
+/** Drive a workflow with the live view, Ctrl-C handling, and the final report. */
+async function driveWithView(store: Store, orch: Orchestrator, rec: WorkflowRecord, json: boolean): Promise<number> {
+  const live = !json && process.stderr.isTTY === true && process.env.TERM !== 'dumb';
+  const view = new RunView(process.stderr, live, json);
+  view.start(rec.id, rec.runDir, await store.units(rec.id));
+  let interrupts = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    interrupts++;
+    if (interrupts === 1) {
+      process.stderr.write(`\n${sig === 'SIGINT' ? 'Ctrl-C' : sig}: canceling workflow ${rec.id} (again to force quit; \`warren resume ${rec.id}\` continues it)\n`);
+      orch.cancel();
+    } else {
+      process.exit(EXIT.canceled);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let status: WorkflowStatus;
+  try {
+    status = await orch.drive(rec.id, {
+      onUnit: (u) => view.unit(u),
+      onEvent: (level, _key, msg) => view.event(level, msg),
+      onProgress: (key, p) => view.transfer(key, p.bytes, p.totalBytes),
+    });
+  } finally {
+    view.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  const units = await store.units(rec.id);
+  if (json) {
+    process.stdout.write(resultJson(rec, status, units, new Map()) + '\n');
+  } else {
+    const jobs = units.filter((u) => u.kind === 'job');
+    const count = (s: string) => jobs.filter((u) => u.state === s).length;
+    const parts = ['succeeded', 'failed', 'skipped', 'canceled'].map((s) => [s, count(s)] as const).filter(([, n]) => n > 0);
+    process.stderr.write(`workflow ${rec.id} ${status}: ${parts.map(([s, n]) => `${n} ${s}`).join(', ')}\n`);
+    if (status === 'failed') process.stderr.write(`  hint: see the logs with \`warren logs ${rec.id} JOB\`; fix the cause, then \`warren resume ${rec.id}\` re-runs only what did not succeed\n`);
+  }
+  return exitFor(status);
+}
+
+export function register(program: Command): void {
+  const common = (c: Command) =>
+    c.option('--store <url>', 'store: a SQLite path or postgres:// URL (default $WARREN_HOME/warren.db)').option('--cores <n>', 'cores the local agent may use (default: all)');
+
+  common(
+    program
+      .command('run')
+      .description('validate and run a workflow on this machine (embedded store, local agent)')
+      .argument('<file>', 'workflow file (Fuzzfile YAML v1/v4, or WfFormat JSON)')
+      .option('--json', 'print one JSON result object at the end, and nothing else on stdout')
+      .option('--fail-fast', 'start nothing new after the first failure')
+      .option('--simulate [factor]', 'replace every command by a sleep of its estimate × factor (default 1)'),
+  ).action(async (file: string, o: CommonOpts & { failFast?: boolean; simulate?: string | boolean }) => {
+    const wf: Workflow = loadWorkflowFile(file);
+    const options: RunOptions = { failFast: o.failFast === true };
+    if (o.simulate !== undefined) {
+      const f = o.simulate === true ? 1 : Number(o.simulate);
+      if (!Number.isFinite(f) || f < 0) throw new WarrenError('CLI_BAD_OPTION', `--simulate takes a factor >= 0, not "${o.simulate}"`, { exitCode: 2 });
+      options.simulate = f;
+    }
+    const { store, orch } = await openAll(o);
+    try {
+      const rec = await orch.accept(wf, options);
+      process.exitCode = await driveWithView(store, orch, rec, o.json === true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  common(
+    program
+      .command('resume')
+      .description('continue a workflow that was interrupted or failed, re-running only what did not succeed')
+      .argument('<id>', 'workflow id (or a unique prefix)')
+      .option('--json', 'print one JSON result object at the end'),
+  ).action(async (id: string, o: CommonOpts) => {
+    const { store, orch } = await openAll(o);
+    try {
+      const rec = await mustGet(store, id);
+      if (rec.status === 'succeeded') {
+        process.stderr.write(`workflow ${rec.id} already succeeded; nothing to do\n`);
+        return;
+      }
+      if (rec.status === 'running' && rec.runnerPid && rec.runnerHost === hostname() && alive(rec.runnerPid)) {
+        throw new WarrenError('RUN_STILL_RUNNING', `workflow ${rec.id} is still being run by process ${rec.runnerPid}`, {
+          hint: `wait for it, or stop it first with \`warren cancel ${rec.id}\``,
+          exitCode: 2,
+        });
+      }
+      await store.write({ workflows: [{ id: rec.id, patch: { status: 'running', cancelRequested: false } }] });
+      process.exitCode = await driveWithView(store, orch, rec, o.json === true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  program
+    .command('list')
+    .description('list recent workflows')
+    .option('--store <url>', 'store URL')
+    .option('--json', 'JSON output')
+    .option('--limit <n>', 'how many', '20')
+    .action(async (o: CommonOpts & { limit: string }) => {
+      const store = await openStore(o.store);
+      try {
+        const rows = await store.listWorkflows({ limit: Number(o.limit) || 20 });
+        if (o.json) {
+          process.stdout.write(JSON.stringify(rows.map((r) => ({ id: r.id, name: r.name, status: r.status, file: r.file, createdAt: new Date(r.createdAt).toISOString() }))) + '\n');
+          return;
+        }
+        if (rows.length === 0) {
+          process.stdout.write('no workflows yet: start one with `warren run FILE`\n');
+          return;
+        }
+        process.stdout.write(`${'ID'.padEnd(16)}${'STATUS'.padEnd(11)}${'CREATED'.padEnd(21)}NAME\n`);
+        for (const r of rows) process.stdout.write(`${r.id.padEnd(16)}${r.status.padEnd(11)}${new Date(r.createdAt).toISOString().slice(0, 19).padEnd(21)}${r.name}\n`);
+      } finally {
+        await store.close();
+      }
+    });
+
+  program
+    .command('status')
+    .description('show a workflow and its jobs')
+    .argument('<id>', 'workflow id (or a unique prefix)')
+    .option('--store <url>', 'store URL')
+    .option('--json', 'JSON output (same shape as `run --json`)')
+    .action(async (id: string, o: CommonOpts) => {
+      const store = await openStore(o.store);
+      try {
+        const rec = await mustGet(store, id);
+        const units = await store.units(rec.id);
+        if (o.json) {
+          process.stdout.write(resultJson(rec, rec.status, units, new Map()) + '\n');
+          return;
+        }
+        process.stdout.write(`workflow ${rec.id} (${rec.name}) ${rec.status}\n  file: ${rec.file ?? '-'}\n  logs: ${join(rec.runDir, 'logs')}\n`);
+        const byJob = new Map<string, UnitSnapshot[]>();
+        for (const u of units) byJob.set(u.job, [...(byJob.get(u.job) ?? []), u]);
+        for (const [job, us] of byJob) {
+          const first = us[0]!;
+          const label = first.kind === 'job' ? job : first.kind === 'ingress' ? `ingress ${job}` : 'egress';
+          if (us.length === 1) {
+            const u = first;
+            const extra = u.state === 'failed' || u.state === 'skipped' ? `  ${u.reason === 'exit' ? `exit ${u.exitCode}` : u.reason ?? ''}${u.message ? `: ${u.message}` : ''}` : '';
+            process.stdout.write(`  ${label.padEnd(24)} ${u.state.padEnd(10)} attempts ${u.attempt}${extra}\n`);
+          } else {
+            const c: Record<string, number> = {};
+            for (const u of us) c[u.state] = (c[u.state] ?? 0) + 1;
+            process.stdout.write(`  ${label.padEnd(24)} ${us.length} tasks: ${Object.entries(c).map(([s, n]) => `${n} ${s}`).join(', ')}\n`);
+          }
+        }
+        const events = (await store.events(rec.id)).filter((e) => e.level !== 'info').slice(-10);
+        if (events.length) {
+          process.stdout.write('  recent events:\n');
+          for (const e of events) process.stdout.write(`    ${new Date(e.at).toISOString().slice(11, 19)} ${e.message}\n`);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+
+  program
+    .command('logs')
+    .description("print a job's output (stdout, or --err for stderr)")
+    .argument('<id>', 'workflow id (or a unique prefix)')
+    .argument('<job>', 'JOB or JOB:TASK')
+    .option('--store <url>', 'store URL')
+    .option('--err', 'stderr instead of stdout')
+    .option('-f, --follow', 'keep printing as the job writes, until it ends')
+    .action(async (id: string, jobArg: string, o: CommonOpts & { err?: boolean; follow?: boolean }) => {
+      const store = await openStore(o.store);
+      try {
+        const rec = await mustGet(store, id);
+        const m = /^(.*?)(?::(\d+))?$/.exec(jobArg)!;
+        const job = m[1]!;
+        const task = m[2] === undefined ? null : Number(m[2]);
+        const spec = rec.spec.jobs[job];
+        if (!spec) {
+          throw new WarrenError('RUN_UNKNOWN_JOB', `workflow ${rec.id} has no job "${job}"`, {
+            hint: jobHint(job, Object.keys(rec.spec.jobs)),
+            exitCode: 2,
+          });
+        }
+        if (spec.taskArray && task === null) {
+          throw new WarrenError('RUN_TASK_NEEDED', `job "${job}" is a task array`, {
+            hint: `name a task: \`warren logs ${rec.id} ${job}:${spec.taskArray.start}\` (tasks ${spec.taskArray.start}..${spec.taskArray.end})`,
+            exitCode: 2,
+          });
+        }
+        const key = task === null ? job : `${job}[${task}]`;
+        const path = o.err ? logPaths(rec.runDir, job, task).err : logPaths(rec.runDir, job, task).out;
+        if (!o.follow) {
+          if (!existsSync(path)) {
+            const u = (await store.units(rec.id)).find((x) => x.key === key);
+            if (!u) throw new WarrenError('RUN_UNKNOWN_TASK', `job "${job}" has no task ${task}`, { exitCode: 2 });
+            process.stderr.write(`(no output yet: ${key} is ${u.state})\n`);
+            return;
+          }
+          await pipeFile(path, 0);
+          return;
+        }
+        await follow(store, rec.id, key, path);
+      } finally {
+        await store.close();
+      }
+    });
+
+  program
+    .command('cancel')
+    .description('cancel a running workflow: running jobs are stopped, the rest marked canceled')
+    .argument('<id>', 'workflow id (or a unique prefix)')
+    .option('--store <url>', 'store URL')
+    .action(async (id: string, o: CommonOpts) => {
+      const store = await openStore(o.store);
+      try {
+        const rec = await mustGet(store, id);
+        if (rec.status !== 'running' && rec.status !== 'pending') {
+          throw new WarrenError('RUN_NOT_RUNNING', `workflow ${rec.id} is not running (it ${rec.status === 'canceled' ? 'was canceled' : rec.status})`, {
+            hint: rec.status === 'failed' || rec.status === 'canceled' ? `\`warren resume ${rec.id}\` would run it again` : undefined,
+            exitCode: 2,
+          });
+        }
+        await store.write({ workflows: [{ id: rec.id, patch: { cancelRequested: true } }] });
+        // Embedded mode: the runner is a process on this host; a signal makes it react at once.
+        if (rec.runnerPid && rec.runnerHost === hostname() && alive(rec.runnerPid)) {
+          try {
+            process.kill(rec.runnerPid, 'SIGTERM');
+          } catch {
+            /* it polls the store too */
+          }
+        } else if (!rec.runnerPid || !alive(rec.runnerPid)) {
+          // Nobody drives it (its runner died): mark it canceled directly.
+          await store.write({ workflows: [{ id: rec.id, patch: { status: 'canceled', endedAt: Date.now() } }] });
+        }
+        // Wait (up to 10 s) until the runner reports the end.
+        const t0 = Date.now();
+        for (;;) {
+          const r = await store.getWorkflow(rec.id);
+          if (r && r.status !== 'running' && r.status !== 'pending') {
+            process.stderr.write(`workflow ${rec.id} ${r.status}\n`);
+            return;
+          }
+          if (Date.now() - t0 > 10_000) {
+            process.stderr.write(`cancel requested for ${rec.id}; its runner has not confirmed yet\n`);
+            return;
+          }
+          await new Promise((r2) => setTimeout(r2, 100));
+        }
+      } finally {
+        await store.close();
+      }
+    });
+}
+
+/** "did you mean" by edit distance, else the first few job names. */
+function jobHint(job: string, names: string[]): string {
+  const dist = (a: string, b: string): number => {
+    const d = Array.from({ length: b.length + 1 }, (_, i) => i);
+    for (let i = 1; i <= a.length; i++) {
+      let prev = d[0]!;
+      d[0] = i;
+      for (let j = 1; j <= b.length; j++) {
+        const tmp = d[j]!;
+        d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+        prev = tmp;
+      }
+    }
+    return d[b.length]!;
+  };
+  const best = names.map((n) => [n, dist(job, n)] as const).sort((a, b) => a[1] - b[1])[0];
+  if (best && best[1] <= Math.max(2, Math.floor(job.length / 3))) return `did you mean "${best[0]}"?`;
+  return `its jobs: ${names.slice(0, 8).join(', ')}${names.length > 8 ? `, … (${names.length} in all; see \`warren status ID\`)` : ''}`;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function mustGet(store: Store, id: string): Promise<WorkflowRecord> {
+  const rec = await store.getWorkflow(id);
+  if (!rec) throw new WarrenError('RUN_NOT_FOUND', `no workflow "${id}"`, { hint: 'see `warren list` for the ids of recent workflows', exitCode: 2 });
+  return rec;
+}
+
+function pipeFile(path: string, start: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createReadStream(path, { start });
+    let n = start;
+    s.on('data', (c) => {
+      n += c.length;
+      process.stdout.write(c);
+    });
+    s.on('end', () => resolve(n));
+    s.on('error', reject);
+  });
+}
+
+async function follow(store: Store, id: string, key: string, path: string): Promise<void> {
+  let pos = 0;
+  const terminal = new Set(['succeeded', 'failed', 'canceled', 'skipped']);
+  for (;;) {
+    if (existsSync(path) && statSync(path).size > pos) pos = await pipeFile(path, pos);
+    const u = (await store.units(id)).find((x) => x.key === key);
+    const wf = await store.getWorkflow(id);
+    if (!u || terminal.has(u.state) || (wf && wf.status !== 'running' && wf.status !== 'pending')) {
+      if (existsSync(path) && statSync(path).size > pos) await pipeFile(path, pos);
+      return;
+    }
+    await new Promise<void>((r) => {
+      let w: ReturnType<typeof watch> | null = null;
+      const t = setTimeout(() => {
+        w?.close();
+        r();
+      }, 250);
+      try {
+        if (existsSync(path))
+          w = watch(path, () => {
+            clearTimeout(t);
+            w?.close();
+            r();
+          });
+      } catch {
+        /* polling is enough */
+      }
+    });
+  }
+}

@@ -1,0 +1,3 @@
+// The orchestrator (in-process for `warren run`; the cluster server builds on it).
+export { Orchestrator, newWorkflowId, logPaths } from './orchestrator.js';
+export type { RunOptions, DriveHooks, OrchestratorOptions } from './orchestrator.js';
