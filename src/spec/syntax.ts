@@ -1,7 +1,8 @@
 // YAML/JSON syntax errors with positions, from the `yaml` package's parser (which reports
 // exact ranges, including for duplicate keys).
-import { LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { Diagnostic } from './types.js';
+import { formatPath } from './path.js';
 
 export interface PositionedDoc {
   doc: Document.Parsed;
@@ -32,7 +33,7 @@ export function syntaxDiagnostics(
         file,
         line,
         col,
-        path: '',
+        path: pathOfKeyAt(pd.doc.contents, e.pos[0]) ?? '',
         message: key !== undefined ? `duplicate key "${key}"` : 'duplicate key',
         hint: 'each key may appear only once in a mapping: remove or rename one of them',
         severity: 'error',
@@ -70,4 +71,39 @@ function keyTextAt(text: string, offset: number): string | undefined {
   }
   if (k.startsWith("'")) return k.slice(1, -1).replace(/''/g, "'");
   return k;
+}
+
+/** The dotted path (`jobs.align.command`) of the mapping key that starts at `offset`. */
+function pathOfKeyAt(root: unknown, offset: number): string | undefined {
+  const segs: (string | number)[] = [];
+  const walk = (n: unknown): boolean => {
+    if (isMap(n)) {
+      for (const pair of n.items) {
+        const k = pair.key;
+        const kr = isScalar(k) ? k.range : undefined;
+        if (kr && kr[0] === offset) {
+          segs.push(String(k && isScalar(k) ? k.value : ''));
+          return true;
+        }
+        const v = pair.value as { range?: [number, number, number] } | null;
+        if (v?.range && v.range[0] <= offset && offset <= v.range[2] && isScalar(k)) {
+          segs.push(String(k.value));
+          if (walk(v)) return true;
+          segs.pop();
+        }
+      }
+    } else if (isSeq(n)) {
+      for (let i = 0; i < n.items.length; i++) {
+        const v = n.items[i] as { range?: [number, number, number] } | null;
+        if (v?.range && v.range[0] <= offset && offset <= v.range[2]) {
+          segs.push(i);
+          if (walk(v)) return true;
+          segs.pop();
+        }
+      }
+    }
+    return false;
+  };
+  if (!walk(root)) return undefined;
+  return formatPath(segs);
 }
