@@ -233,8 +233,8 @@ export function parsePlatform(text: string, file: string): Platform {
   const doc = parseDocument(text, { lineCounter: r.lc, prettyErrors: false, uniqueKeys: false });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    const lp = e.linePos?.[0];
-    const where = lp ? `${file}:${lp.line}:${lp.col}` : file;
+    const lp = r.lc.linePos(e.pos[0]);
+    const where = `${file}:${lp.line}:${lp.col}`;
     throw new WarrenError('PLAN_PLATFORM_YAML', `${where}: ${e.message.split('\n')[0]}`, {
       hint: 'fix the YAML syntax (indentation, colons, quotes) at that place',
       exitCode: EXIT.usage,

@@ -20,6 +20,7 @@ export class Timeline {
       this.times = [0, availableAt];
       this.cores = [capCores, 0];
       this.gpus = [capGpus, 0];
+      this.lastEnd = availableAt;
     }
   }
 
