@@ -41,7 +41,8 @@ export function didYouMean(word: string, candidates: Iterable<string>): string |
   let bestD = limit + 1;
   for (const c of candidates) {
     const d = editDistance(w, c.toLowerCase(), bestD - 1);
-    if (d < bestD) {
+    // A one-letter name is "close" to every other one-letter name: that is no suggestion.
+    if (d < bestD && d < Math.min(w.length, c.length)) {
       best = c;
       bestD = d;
       if (d === 0) break;

@@ -5,7 +5,8 @@
 // exact range, is only consulted when there is something to report, to turn the path of
 // each problem (jobs.align.requires[1]) into a line and column.
 import { isAlias, isMap, isScalar, isSeq, type Node as YNode } from 'yaml';
-import { load as loadYaml, CORE_SCHEMA } from 'js-yaml';
+import * as jsyaml from 'js-yaml';
+import { load as loadYaml, CORE_SCHEMA, type Type as YamlType } from 'js-yaml';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseDuration, parseSize } from '../common/index.js';
@@ -32,6 +33,10 @@ import type {
 import { JOB_NAME_RE } from './wfformat.js';
 
 type Seg = string | number;
+
+/** YAML 1.2 core schema (no timestamps or other implicit types) plus `<<` merge keys. */
+// (`types` is exported by js-yaml 4 but missing from its type declarations.)
+const SCHEMA = CORE_SCHEMA.extend({ implicit: [(jsyaml as unknown as { types: { merge: YamlType } }).types.merge] });
 type Obj = Record<string, unknown>;
 type FuzzDialect = 'v1' | 'v4';
 
@@ -320,7 +325,7 @@ function readSecret(r: Reader, v: unknown, path: Seg[]): string | undefined {
   const s = r.str(v, path);
   if (s === undefined) return undefined;
   if (!/^secret:\/\/\S+$/.test(s)) {
-    r.error(path, `invalid secret reference "${s}"`, 'secrets are references like secret://user/NAME (create them with `warren secret`)');
+    r.error(path, `invalid secret reference "${s}"`, 'secrets are references like secret://user/NAME');
     return undefined;
   }
   return s;
@@ -453,8 +458,8 @@ function readDeps(r: Reader, v: unknown, path: Seg[], d: Draft): void {
       else deps.push({ job: item, path: p });
       return;
     }
-    if (r.dialect === 'v1') {
-      r.typeError(p, 'a job name', item);
+    if (r.dialect === 'v1' || !isObj(item)) {
+      r.typeError(p, r.dialect === 'v1' ? 'a job name' : 'a job or service name, or {name: NAME, status: STATUS}', item);
       return;
     }
     const o = r.obj(item, p, DEP_KEYS, 'a depends-on item');
@@ -466,9 +471,13 @@ function readDeps(r: Reader, v: unknown, path: Seg[], d: Draft): void {
     const job = r.str(o.name, [...p, 'name']);
     let status: DependencyCondition | undefined;
     if (o.status !== undefined) {
-      const s = r.choice(o.status, [...p, 'status'], ['succeeded', 'finished', 'failed', 'running'] as const);
-      if (s === undefined) return;
-      status = STATUSES[s.toUpperCase()];
+      status = typeof o.status === 'string' ? STATUSES[o.status.toUpperCase()] : undefined;
+      if (status === undefined) {
+        const got = typeof o.status === 'string' ? `"${o.status}"` : describe(o.status);
+        const names = Object.keys(STATUSES);
+        r.error([...p, 'status'], `expected one of ${names.join(', ')}, got ${got}${typeof o.status === 'string' ? suggestion(o.status, names) : ''}`, 'SUCCEEDED: after it succeeded; FINISHED: after it ended either way; FAILED: only if it failed; RUNNING: once a service has started');
+        return;
+      }
     }
     if (job !== undefined) deps.push({ job, path: [...p, 'name'], ...(status !== undefined ? { status } : {}) });
   });
@@ -504,8 +513,9 @@ function readJob(r: Reader, v: unknown, path: Seg[], kind: 'job' | 'service' | '
   if (o.env !== undefined) d.env = r.env(o.env, at('env'));
   if (o.cwd !== undefined) d.cwd = absolutePath(r, o.cwd, at('cwd'), 'cwd');
   if (o.mounts !== undefined) readMounts(r, o.mounts, at('mounts'), d);
-  if (o.requires !== undefined) readDeps(r, o.requires, at('requires'), d);
-  if (o['depends-on'] !== undefined) readDeps(r, o['depends-on'], at('depends-on'), d);
+  // (the other dialect's spelling was reported as an unknown key)
+  const depKey = kind !== 'service' && r.dialect === 'v1' ? 'requires' : 'depends-on';
+  if (o[depKey] !== undefined) readDeps(r, o[depKey], at(depKey), d);
   if (o.resource !== undefined) readResource(r, o.resource, at('resource'), d);
   if (o['task-array'] !== undefined) {
     const p = at('task-array');
@@ -629,14 +639,11 @@ function readTransfers(r: Reader, v: unknown, path: Seg[], dir: 'ingress' | 'egr
         ok = false;
       } else if (s !== undefined) sha256 = s.toLowerCase();
     }
+    if (dir === 'ingress' && destination && !volumeSide(r, destination, [...p, 'destination'], 'ingress destination')) ok = false;
+    if (dir === 'egress' && source && !volumeSide(r, source, [...p, 'source'], 'egress source')) ok = false;
     if (!ok || !source || !destination) return;
-    if (dir === 'ingress') {
-      if (!volumeSide(r, destination, [...p, 'destination'], 'ingress destination')) return;
-      out.push({ source: outsideSide(source, baseDir), destination, ...(sha256 ? { sha256 } : {}) });
-    } else {
-      if (!volumeSide(r, source, [...p, 'source'], 'egress source')) return;
-      out.push({ source, destination: outsideSide(destination, baseDir), ...(sha256 ? { sha256 } : {}) });
-    }
+    if (dir === 'ingress') out.push({ source: outsideSide(source, baseDir), destination, ...(sha256 ? { sha256 } : {}) });
+    else out.push({ source, destination: outsideSide(destination, baseDir), ...(sha256 ? { sha256 } : {}) });
   });
   return out;
 }
@@ -774,7 +781,7 @@ export function parseFuzzfile(text: string, file: string, label: 'YAML' | 'JSON'
   let pd: PositionedDoc | undefined;
   const early: Diagnostic[] = [];
   try {
-    root = loadYaml(text, { schema: CORE_SCHEMA, filename: file });
+    root = loadYaml(text, { schema: SCHEMA, filename: file });
   } catch (e) {
     // Let the positioned parser say where and what; go on checking when only keys are duplicated.
     pd = parseWithPositions(text);
@@ -798,7 +805,7 @@ export function parseFuzzfile(text: string, file: string, label: 'YAML' | 'JSON'
     }
     if (!syn.onlyDuplicates) return { diagnostics: syn.diagnostics };
     early.push(...syn.diagnostics);
-    root = loadYaml(text, { schema: CORE_SCHEMA, filename: file, json: true }); // duplicates: last one wins
+    root = loadYaml(text, { schema: SCHEMA, filename: file, json: true }); // duplicates: last one wins
   }
   const r = new Reader(file);
   const workflow = check(r, root, text, file);
@@ -836,7 +843,9 @@ function check(r: Reader, root: unknown, text: string, file: string): Workflow |
   }
   r.dialect =
     root.version === 'v4' || (root.version !== 'v1' && (root.services !== undefined || /^\s+depends-on\s*:/m.test(text))) ? 'v4' : 'v1';
-  r.obj(root, [], r.dialect === 'v4' ? TOP_KEYS_V4 : TOP_KEYS_V1, 'the top level');
+  // `x-...` keys are ignored (a place for YAML anchors shared by several jobs).
+  const top = Object.fromEntries(Object.entries(root).filter(([k]) => !k.startsWith('x-')));
+  r.obj(top, [], r.dialect === 'v4' ? TOP_KEYS_V4 : TOP_KEYS_V1, 'the top level');
 
   let name = basenameNoExt(file);
   if (root.name !== undefined) {
@@ -980,7 +989,9 @@ function basenameNoExt(file: string): string {
 // ---- positions -------------------------------------------------------------------------
 
 function keyOf(n: unknown): string | undefined {
-  return isScalar(n) ? String(n.value) : undefined;
+  if (!isScalar(n)) return undefined;
+  // The `yaml` package represents a `<<` merge key by a symbol.
+  return typeof n.value === 'symbol' ? (n.value.description ?? '') : String(n.value);
 }
 
 /** Line and column of the node at `path` (its key when `onKey`); the deepest existing node when part of the path is missing. */

@@ -5,7 +5,8 @@
 const NAME = '^[A-Za-z0-9][A-Za-z0-9_.-]*$';
 const DURATION = { description: 'seconds, or a duration like 90s, 15m, 2h30m, 1d', anyOf: [{ type: 'number', minimum: 0 }, { type: 'string', pattern: '^\\s*(\\d+(\\.\\d+)?|((\\d+(\\.\\d+)?)(ms|s|m|h|d|w))+)\\s*$' }] };
 const SIZE = { description: 'bytes, or a size like 512MB, 4GiB, 1.5G', anyOf: [{ type: 'number', minimum: 0 }, { type: 'string', pattern: '^\\s*\\d+(\\.\\d+)?\\s*([bB]|[kKmMgGtTpP]([iI]?[bB]?)?)?\\s*$' }] };
-const WORDS = { type: 'array', items: { type: ['string', 'number', 'boolean'] } };
+const SCALAR = { anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }] };
+const WORDS = { type: 'array', items: SCALAR };
 const SECRET = { type: 'string', pattern: '^secret://\\S+$', description: 'a secret reference, e.g. secret://user/NAME' };
 
 /** Case-insensitive enum as a pattern (JSON Schema has no case-insensitive enum). */
@@ -28,7 +29,7 @@ function jobProperties(dialect: 'v1' | 'v4'): Record<string, unknown> {
       description: 'NAME=value strings, or a mapping',
       anyOf: [
         { type: 'array', items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*=' } },
-        { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, additionalProperties: { type: ['string', 'number', 'boolean'] } },
+        { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, additionalProperties: SCALAR },
       ],
     },
     cwd: { type: 'string', pattern: '^/' },
@@ -76,7 +77,8 @@ function transfer(): object {
 }
 
 function topLevel(dialect: 'v1' | 'v4'): object {
-  const job = { type: 'object', properties: jobProperties(dialect), additionalProperties: false, oneOf: [{ required: ['command'] }, { required: ['script'] }] };
+  // A job may take its command from defaults.job, so the schema only forbids both at once.
+  const job = { type: 'object', properties: jobProperties(dialect), additionalProperties: false, not: { required: ['command', 'script'] } };
   const jobNoRun = { type: 'object', properties: jobProperties(dialect), additionalProperties: false };
   const props: Record<string, unknown> = {
     version: { const: dialect },
@@ -102,7 +104,7 @@ function topLevel(dialect: 'v1' | 'v4'): object {
     const svc = Object.fromEntries(SERVICE_KEYS.map((k) => [k, all[k]]));
     props.services = { type: 'object', propertyNames: { pattern: NAME }, additionalProperties: { type: 'object', properties: svc, additionalProperties: false, oneOf: [{ required: ['command'] }, { required: ['script'] }] } };
   }
-  return { type: 'object', properties: props, required: ['version', 'jobs'], additionalProperties: false };
+  return { type: 'object', properties: props, patternProperties: { '^x-': {} }, required: ['version', 'jobs'], additionalProperties: false };
 }
 
 /** The JSON Schema (draft-07) of a Fuzzfile (either dialect, chosen by `version`). */
