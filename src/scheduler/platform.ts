@@ -374,7 +374,7 @@ export function dataSite(p: Platform, fileId: string): string {
   return site;
 }
 
-/** Serialize a platform back to the YAML format (used by `warren site add`). */
+/** A platform as a plain object in the YAML format (sizes in bytes, durations in seconds, bandwidth in bytes/s). */
 export function platformToObject(p: Platform): Record<string, unknown> {
   const sites: Record<string, unknown> = {};
   for (const s of Object.values(p.sites)) {
@@ -399,13 +399,13 @@ export function platformToObject(p: Platform): Record<string, unknown> {
           price: it.price,
           ...(it.spotPrice !== undefined ? { 'spot-price': it.spotPrice } : {}),
           max: it.max,
-          boot: `${it.bootSec}s`,
+          boot: it.bootSec,
         };
       }
       sites[s.name] = {
         kind: 'cloud',
         'instance-types': its,
-        billing: { granularity: `${s.billing.granularitySec}s`, minimum: `${s.billing.minimumSec}s` },
+        billing: { granularity: s.billing.granularitySec, minimum: s.billing.minimumSec },
       };
     }
   }
@@ -415,8 +415,8 @@ export function platformToObject(p: Platform): Record<string, unknown> {
     links: p.links.map((l) => ({
       from: l.from,
       to: l.to,
-      bandwidth: `${l.bandwidth}B/s`,
-      latency: `${l.latencySec}s`,
+      bandwidth: l.bandwidth,
+      latency: l.latencySec,
       'price-per-gb': l.pricePerGB,
     })),
     data: {

@@ -164,7 +164,7 @@ data: { default: S }
     const none = planWorkflow(chain({ budget: 0.001 }), platform);
     assert.equal(none.budgetMet, false);
     close(none.cost, 2 * costS, 'cheapest');
-    assert.match(none.notes[0]!, /budget \(0\.001 EUR\) cannot be met: the cheapest plan found costs 0\.01 EUR/);
+    assert.match(none.notes[0]!, /budget \(0\.001 EUR\) cannot be met: the cheapest plan found costs 0\.0056 EUR/);
   });
 
   test('options override the policy', () => {

@@ -23,6 +23,8 @@ import {
 } from './schedule.js';
 import type { Schedule } from './schedule.js';
 
+const money = (v: number, cur: string): string => `${v.toFixed(v !== 0 && Math.abs(v) < 0.01 ? 4 : 2)} ${cur}`;
+
 function run(m: Model, fn: () => Schedule): Schedule {
   try {
     return fn();
@@ -104,14 +106,14 @@ export function planWorkflow(wf: Workflow, platform: Platform, opts: PlanOptions
     objective = 'deadline';
     if (fast.makespan > deadline + 1e-6) {
       deadlineMet = false;
-      notes.push(`the deadline (${formatDuration(deadline)}) cannot be met: the earliest feasible finish is ${formatDuration(fast.makespan)} (${fast.makespan.toFixed(1)} s) at a cost of ${fast.cost.toFixed(2)} ${cur}`);
+      notes.push(`the deadline (${formatDuration(deadline)}) cannot be met: the earliest feasible finish is ${formatDuration(fast.makespan)} (${fast.makespan.toFixed(1)} s) at a cost of ${money(fast.cost, cur)}`);
     } else {
       deadlineMet = true;
       chosen = cheapestWithin(m, rank, fast.makespan <= eft.makespan ? fast : eft, deadline) ?? fast;
     }
     if (budget !== undefined) {
       budgetMet = chosen.cost <= budget + 1e-9;
-      if (!budgetMet) notes.push(`the budget (${budget} ${cur}) is not enough for this plan: it costs ${chosen.cost.toFixed(2)} ${cur}`);
+      if (!budgetMet) notes.push(`the budget (${budget} ${cur}) is not enough for this plan: it costs ${money(chosen.cost, cur)}`);
     }
   } else if (budget !== undefined) {
     objective = 'budget';
@@ -122,7 +124,7 @@ export function planWorkflow(wf: Workflow, platform: Platform, opts: PlanOptions
       if (cheap.cost > budget + 1e-9) {
         budgetMet = false;
         chosen = cheap;
-        notes.push(`the budget (${budget} ${cur}) cannot be met: the cheapest plan found costs ${cheap.cost.toFixed(2)} ${cur} and finishes in ${formatDuration(cheap.makespan)}`);
+        notes.push(`the budget (${budget} ${cur}) cannot be met: the cheapest plan found costs ${money(cheap.cost, cur)} and finishes in ${formatDuration(cheap.makespan)}`);
       } else {
         budgetMet = true;
         // Fastest within the budget: the smallest deadline whose cheapest plan fits the budget
@@ -181,7 +183,6 @@ interface Extra {
   currency: string;
 }
 
-const money = (v: number, cur: string): string => `${v.toFixed(v !== 0 && Math.abs(v) < 0.01 ? 4 : 2)} ${cur}`;
 
 function reasonOf(m: Model, s: Schedule, j: number, cur: string): string {
   const c = s.choice[j]!;
