@@ -6,6 +6,7 @@ cd "$(dirname "$0")/../.."
 bash scripts/setup.sh
 missing=()
 for p in snakemake cwltool; do command -v $p >/dev/null || missing+=($p); done
+[ -x /usr/bin/time ] || missing+=(time)
 if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
