@@ -122,12 +122,12 @@ export class RunView {
     }
     if (c.running || c.starting) return 'running';
     if (c.ready) return 'ready';
-    return 'pending';
+    return j.attempt > 0 ? 'retrying' : 'pending';
   }
 
   private plain(j: JobLine): void {
     const s = this.stateOf(j);
-    if (s === j.printedState || s === 'ready' || s === 'pending') return;
+    if (s === j.printedState || s === 'ready' || s === 'pending' || s === 'retrying') return;
     j.printedState = s;
     if (s === 'running') {
       this.line(`→ ${j.name} started${j.total > 1 ? ` (${j.total} tasks)` : ''}`);
@@ -146,10 +146,10 @@ export class RunView {
   private render(): string[] {
     const now = Date.now();
     const rows: string[] = [];
-    const icon: Record<string, string> = { succeeded: '✓', failed: '✗', canceled: '⊘', skipped: '-', running: '▶', ready: '…', pending: '·' };
+    const icon: Record<string, string> = { succeeded: '✓', failed: '✗', canceled: '⊘', skipped: '-', running: '▶', ready: '…', pending: '·', retrying: '↻' };
     for (const j of this.jobs.values()) {
       const s = this.stateOf(j);
-      const end = s === 'running' || s === 'ready' || s === 'pending' ? now : j.endedAt ?? now;
+      const end = s === 'running' || s === 'ready' || s === 'pending' || s === 'retrying' ? now : j.endedAt ?? now;
       const el = j.startedAt !== null ? formatDuration((end - j.startedAt) / 1000) : '';
       let detail = '';
       if (j.total > 1) {
