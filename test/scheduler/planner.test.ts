@@ -226,13 +226,22 @@ data: { default: home }
     const h = heft(wf, platform);
     const p = planWorkflow(wf, platform);
     assert.ok(p.makespan <= h.makespan + 1e-9);
-    close(lowerBound(wf, platform), 150, 'lower bound: critical path at speed 1');
-    assert.ok(p.makespan >= 150);
+    // a: only in the cloud, after the 60 s boot: 160; b: there too (50 s at speed 1): 210.
+    close(lowerBound(wf, platform), 210, 'lower bound: critical path on the fastest offerings, with boot');
+    close(p.makespan, 210, 'the plan reaches it: both on one instance');
+    assert.equal(p.instances.length, 1);
   });
 });
 
 describe('estimates', () => {
   const platform = parsePlatform('sites:\n  A: { nodes: 1, cores: 2 }\ndata: { default: A }\n', 'p.yaml');
+  test('lower bound: the total work over all cores when that is more than the critical path', () => {
+    // 10 independent 100 s jobs on 2 cores: at least 500 s.
+    const jobs = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`j${i}`, { est: 100 }]));
+    close(lowerBound(workflow(jobs), platform), 500, 'area bound');
+    close(planWorkflow(workflow(jobs), platform).makespan, 500, 'plan');
+  });
+
   test('history estimates win over `estimate`, the default covers jobs without one', () => {
     const wf = workflow({ a: { est: 10 }, b: {} });
     const p1 = planWorkflow(wf, platform);

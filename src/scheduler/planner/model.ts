@@ -21,6 +21,8 @@ export interface PJob {
   outputs: number[];
   preds: number[];
   succs: number[];
+  /** Bytes of this job's outputs that succs[i] reads (aligned with succs). */
+  succBytes: number[];
   /** Offerings that pass the filters, in name order. */
   feasible: number[];
   /** Sites ruled out, with why. */
@@ -139,7 +141,7 @@ export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions =
       jobs.push({
         id, est, cores: spec.resources.cores, gpus: spec.resources.devices[GPU] ?? 0,
         memBytes: spec.resources.memoryBytes ?? 0, nodes,
-        inputs: [...inputs], outputs, preds: [], succs: [], feasible: [], rejected: [],
+        inputs: [...inputs], outputs, preds: [], succs: [], succBytes: [], feasible: [], rejected: [],
       });
     }
     byName.set(spec.name, idxs);
@@ -156,12 +158,10 @@ export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions =
   for (const f of files) if (f.producer < 0) f.home = siteIdx.get(dataSite(platform, f.id))!;
 
   // Edges: declared requirements plus producer -> consumer of every file.
-  const edge = new Set<string>();
+  const predSet = jobs.map(() => new Set<number>());
   const addEdge = (a: number, b: number): void => {
-    if (a === b) return;
-    const k = `${a},${b}`;
-    if (edge.has(k)) return;
-    edge.add(k);
+    if (a === b || predSet[b]!.has(a)) return;
+    predSet[b]!.add(a);
     jobs[a]!.succs.push(b);
     jobs[b]!.preds.push(a);
   };
@@ -175,6 +175,15 @@ export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions =
     }
   }
   for (let j = 0; j < jobs.length; j++) for (const f of jobs[j]!.inputs) if (files[f]!.producer >= 0) addEdge(files[f]!.producer, j);
+
+  const edgeBytes = jobs.map(() => new Map<number, number>());
+  for (let j = 0; j < jobs.length; j++) {
+    for (const f of jobs[j]!.inputs) {
+      const p = files[f]!.producer;
+      if (p >= 0 && p !== j) edgeBytes[p]!.set(j, (edgeBytes[p]!.get(j) ?? 0) + files[f]!.bytes);
+    }
+  }
+  jobs.forEach((job, j) => (job.succBytes = job.succs.map((s) => edgeBytes[j]!.get(s) ?? 0)));
 
   // Topological order (Kahn, smallest index first for determinism).
   const indeg = jobs.map((j) => j.preds.length);

@@ -19,7 +19,8 @@ import type { Objective, Plan, PlanOptions, PlannedJob } from '../types.js';
 import { buildModel } from './model.js';
 import type { Model } from './model.js';
 import {
-  DataUnreachable, cheapestSelect, eftCostSelect, heftSelect, instanceCost, latestFinish, schedule, upwardRanks, withinSelect,
+  DataUnreachable, cheapestSelect, eftCostSelect, heftSelect, instanceCost, latestFinish, octRanks, octTable, peftSelect, schedule, upwardRanks,
+  withinSelect,
 } from './schedule.js';
 import type { Schedule } from './schedule.js';
 
@@ -56,6 +57,10 @@ function fastest(m: Model, rank: Float64Array): { best: Schedule; eft: Schedule 
   if (better(slack, best)) best = slack;
   const h = run(m, () => schedule(m, rank, heftSelect, 'heft'));
   if (better(h, best)) best = h;
+  // PEFT: looks ahead through the optimistic cost table.
+  const oct = octTable(m);
+  const pe = run(m, () => schedule(m, octRanks(m, oct), peftSelect(m, oct), 'peft'));
+  if (better(pe, best)) best = pe;
   return { best, eft };
 }
 
@@ -155,22 +160,38 @@ export function heft(wf: Workflow, platform: Platform, opts: PlanOptions = {}): 
 
 /**
  * A lower bound on the makespan: the critical path with every job on the fastest offering
- * that can run it and no data movement (also no boot times, queueing or capacity limits).
+ * that can run it, counting only delays no plan can avoid (a cloud instance's boot time, the
+ * arrival of initial data at a site other than its home) and no queueing; and, when larger,
+ * the total work divided by the speed-weighted cores of every site and instance at once.
  */
 export function lowerBound(wf: Workflow, platform: Platform, opts: PlanOptions = {}): number {
   const m = buildModel(wf, platform, opts);
   const fin = new Float64Array(m.jobs.length);
-  let lb = 0;
+  let cp = 0;
+  let work = 0;
   for (const j of m.topo) {
     const job = m.jobs[j]!;
-    let speed = 0;
-    for (const o of job.feasible) speed = Math.max(speed, m.offerings[o]!.speed);
     let start = 0;
     for (const p of job.preds) start = Math.max(start, fin[p]!);
-    fin[j] = start + job.est / speed;
-    lb = Math.max(lb, fin[j]!);
+    let best = Infinity;
+    for (const o of job.feasible) {
+      const off = m.offerings[o]!;
+      let s = Math.max(start, off.bootSec);
+      for (const f of job.inputs) {
+        const file = m.files[f]!;
+        if (file.producer >= 0 || file.home === off.site) continue;
+        const rt = m.routes[file.home]![off.site]!;
+        s = Math.max(s, rt.latencySec + file.bytes / rt.bandwidth);
+      }
+      best = Math.min(best, s + job.est / off.speed);
+    }
+    fin[j] = best;
+    cp = Math.max(cp, best);
+    work += job.est * job.cores * job.nodes;
   }
-  return lb;
+  let capacity = 0;
+  for (const off of m.offerings) capacity += off.cores * off.count * off.speed;
+  return Math.max(cp, work / capacity);
 }
 
 interface Extra {

@@ -101,7 +101,6 @@ export function upwardRanks(m: Model): Float64Array {
   const differ = ns > 1 ? 1 - 1 / ns : 0;
   const meanLat = pairs ? lat / pairs : 0;
   const meanInv = pairs ? inv / pairs : 0;
-  const outBytes = new Map<number, number>();
   for (let t = n - 1; t >= 0; t--) {
     const j = m.topo[t]!;
     const job = m.jobs[j]!;
@@ -110,12 +109,9 @@ export function upwardRanks(m: Model): Float64Array {
     w /= job.feasible.length;
     let best = 0;
     if (job.succs.length) {
-      outBytes.clear();
-      for (const f of job.outputs) outBytes.set(f, m.files[f]!.bytes);
-      for (const s of job.succs) {
-        let bytes = 0;
-        for (const f of m.jobs[s]!.inputs) bytes += outBytes.get(f) ?? 0;
-        const c = differ * (meanLat + bytes * meanInv);
+      for (let i = 0; i < job.succs.length; i++) {
+        const s = job.succs[i]!;
+        const c = differ * (meanLat + job.succBytes[i]! * meanInv);
         const v = c + rank[s]!;
         if (v > best) best = v;
       }
@@ -184,7 +180,11 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
   const inst: Instance[][] = m.offerings.map(() => []);
   const allInst: Instance[] = [];
   // Where each file is (site -> time it is there), filled as jobs and transfers are placed.
-  const at: Map<number, number>[] = m.files.map((f) => (f.producer < 0 ? new Map([[f.home, 0]]) : new Map()));
+  // at[f * ns + s]: when file f is at site s (Infinity: not there).
+  const at = new Float64Array(m.files.length * ns).fill(Infinity);
+  m.files.forEach((f, i) => {
+    if (f.producer < 0) at[i * ns + f.home] = 0;
+  });
   const choice: Option[] = new Array(n);
   const why: Why[] = new Array(n);
   const endOf = new Float64Array(n);
@@ -224,16 +224,18 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
         let local = 0;
         for (const f of job.inputs) {
           const file = m.files[f]!;
-          const locs = at[f]!;
-          const here = locs.get(s);
-          if (here !== undefined) {
+          const base = f * ns;
+          const here = at[base + s]!;
+          if (here !== Infinity) {
             if (here > ready) ready = here;
             local += file.bytes;
             continue;
           }
           let bestT = Infinity;
           let bestC = Infinity;
-          for (const [from, t0] of locs) {
+          for (let from = 0; from < ns; from++) {
+            const t0 = at[base + from]!;
+            if (t0 === Infinity) continue;
             const rt = m.routes[from]![s];
             if (!rt) continue;
             const t = t0 + rt.latencySec + file.bytes / rt.bandwidth;
@@ -311,13 +313,15 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
     }
     for (const f of job.inputs) {
       const file = m.files[f]!;
-      const locs = at[f]!;
-      if (locs.has(site)) continue;
+      const base = f * ns;
+      if (at[base + site] !== Infinity) continue;
       let bestFrom = -1;
       let bestT = Infinity;
       let bestC = Infinity;
       let bestStart = 0;
-      for (const [from, t0] of locs) {
+      for (let from = 0; from < ns; from++) {
+        const t0 = at[base + from]!;
+        if (t0 === Infinity) continue;
         const rt = m.routes[from]![site];
         if (!rt) continue;
         const t = t0 + rt.latencySec + file.bytes / rt.bandwidth;
@@ -329,11 +333,11 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
           bestStart = t0;
         }
       }
-      locs.set(site, bestT);
+      at[base + site] = bestT;
       transfers.push({ file: f, from: bestFrom, to: site, start: bestStart, end: bestT, cost: bestC });
       costEgress += bestC;
     }
-    for (const f of job.outputs) if (!at[f]!.has(site)) at[f]!.set(site, c.end);
+    for (const f of job.outputs) if (at[f * ns + site] === Infinity) at[f * ns + site] = c.end;
     choice[j] = c;
     endOf[j] = c.end;
     for (const s of job.succs) if (--pending[s]! === 0) q.push(s);
@@ -397,16 +401,13 @@ export function latestFinish(m: Model, s: Schedule, exit: number): Float64Array 
     const job = m.jobs[j]!;
     let l = exit;
     const sj = m.offerings[s.choice[j]!.offering]!.site;
-    for (const k of job.succs) {
+    for (let i = 0; i < job.succs.length; i++) {
+      const k = job.succs[i]!;
       const sk = m.offerings[s.choice[k]!.offering]!.site;
       let comm = 0;
       if (sj !== sk) {
         const rt = m.routes[sj]![sk];
-        if (rt) {
-          let bytes = 0;
-          for (const f of m.jobs[k]!.inputs) if (m.files[f]!.producer === j) bytes += m.files[f]!.bytes;
-          comm = rt.latencySec + bytes / rt.bandwidth;
-        }
+        if (rt) comm = rt.latencySec + job.succBytes[i]! / rt.bandwidth;
       }
       const v = lft[k]! - dur(k) - comm;
       if (v < l) l = v;
@@ -414,4 +415,72 @@ export function latestFinish(m: Model, s: Schedule, exit: number): Float64Array 
     lft[j] = l;
   }
   return lft;
+}
+
+/**
+ * PEFT's optimistic cost table (Arabnejad & Barbosa 2014) on offerings: OCT[j][o] is the
+ * shortest time from the end of job j on offering o to the end of the workflow, if every
+ * later job ran on its best offering with no waiting (moving data between sites by their
+ * routes). Indexed j * offerings + o; Infinity where o cannot run j.
+ */
+export function octTable(m: Model): Float64Array {
+  const no = m.offerings.length;
+  const oct = new Float64Array(m.jobs.length * no).fill(Infinity);
+  for (let t = m.topo.length - 1; t >= 0; t--) {
+    const j = m.topo[t]!;
+    const job = m.jobs[j]!;
+    for (const o of job.feasible) oct[j * no + o] = 0;
+    for (let i = 0; i < job.succs.length; i++) {
+      const s = job.succs[i]!;
+      const succ = m.jobs[s]!;
+      const bytes = job.succBytes[i]!;
+      for (const o of job.feasible) {
+        const so = m.offerings[o]!.site;
+        let best = Infinity;
+        for (const o2 of succ.feasible) {
+          const off2 = m.offerings[o2]!;
+          let c = 0;
+          if (off2.site !== so) {
+            const rt = m.routes[so]![off2.site];
+            if (!rt) continue;
+            c = rt.latencySec + bytes / rt.bandwidth;
+          }
+          const v = oct[s * no + o2]! + succ.est / off2.speed + c;
+          if (v < best) best = v;
+        }
+        if (best > oct[j * no + o]!) oct[j * no + o] = best;
+      }
+    }
+  }
+  return oct;
+}
+
+/** PEFT's priority: the mean optimistic cost over the offerings that can run the job. */
+export function octRanks(m: Model, oct: Float64Array): Float64Array {
+  const no = m.offerings.length;
+  const rank = new Float64Array(m.jobs.length);
+  for (let j = 0; j < m.jobs.length; j++) {
+    const f = m.jobs[j]!.feasible;
+    let s = 0;
+    for (const o of f) s += oct[j * no + o]!;
+    rank[j] = s / f.length;
+  }
+  return rank;
+}
+
+/** PEFT's choice: the least finish time plus optimistic cost to the end; ties by cost. */
+export function peftSelect(m: Model, oct: Float64Array): Selector {
+  const no = m.offerings.length;
+  return (j, ops) => {
+    let b = ops[0]!;
+    let bv = b.end + oct[j * no + b.offering]!;
+    for (const o of ops) {
+      const v = o.end + oct[j * no + o.offering]!;
+      if (v < bv - EPS || (Math.abs(v - bv) <= EPS && (o.end < b.end - EPS || (Math.abs(o.end - b.end) <= EPS && o.cost < b.cost - EPS)))) {
+        b = o;
+        bv = v;
+      }
+    }
+    return b;
+  };
 }
