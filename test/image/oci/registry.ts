@@ -156,14 +156,14 @@ export async function startProxy(upstream: string): Promise<CountingProxy> {
         const m = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '');
         if (req.method === 'GET' && m && truncate.has(m[1]!) && ur.statusCode === 200) {
           res.writeHead(200, ur.headers);
-          const len = parseInt(String(ur.headers['content-length'] ?? '0'), 10);
+          const half = Math.floor(parseInt(String(ur.headers['content-length'] ?? '0'), 10) / 2);
           let sent = 0;
           ur.on('data', (c: Buffer) => {
-            if (sent >= len / 2) return;
-            const part = c.subarray(0, Math.max(0, Math.floor(len / 2) - sent));
+            if (sent >= half) return;
+            const part = c.subarray(0, half - sent);
             sent += part.length;
             res.write(part);
-            if (sent >= len / 2) {
+            if (sent >= half) {
               ur.destroy();
               res.socket?.destroy();
             }
