@@ -926,6 +926,11 @@ function check(r: Reader, root: unknown, text: string, file: string): Workflow |
 
   const jobs: Record<string, JobSpec> = {};
   const positions = new Map([...scanSectionKeys(text, 'jobs'), ...scanSectionKeys(text, 'services')]);
+  if (positions.size < drafts.size && text.length < 256 * 1024) {
+    // Flow style or unusual layout: ask the (slower) positioned parser, fine for small files.
+    const pd = parseWithPositions(text);
+    for (const [n, { draft }] of drafts) if (!positions.has(n)) positions.set(n, locate(pd, draft.path, true));
+  }
   for (const [jobName, { draft: own, service }] of drafts) {
     const d = service ? own : mergeDraft(defaults, own);
     if (own.mounts) checkMounts(own);

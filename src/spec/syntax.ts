@@ -41,6 +41,18 @@ export function syntaxDiagnostics(
       continue;
     }
     onlyDuplicates = false;
+    if (e.code === 'MULTIPLE_DOCS') {
+      diagnostics.push({
+        file,
+        line,
+        col,
+        path: '',
+        message: `the file holds more than one ${label} document`,
+        hint: 'a workflow is one document: remove the second "---" and what follows, or put it in its own file',
+        severity: 'error',
+      });
+      continue;
+    }
     const msg = e.message.replace(/ at line \d+, column \d+.*$/s, '');
     diagnostics.push({
       file,

@@ -435,6 +435,21 @@ describe('Fuzzfile errors: position, path, message, hint', () => {
     ]);
   });
 
+  test('several YAML documents in one file', () => {
+    expectDiagnostics(
+      ['---', 'version: v1', 'jobs:', '  a: {command: [x]}', '---', 'version: v1'],
+      ['flow.yaml:5:1: the file holds more than one YAML document\n  hint: a workflow is one document: remove the second "---" and what follows, or put it in its own file'],
+    );
+  });
+
+  test('Windows line endings: same positions', () => {
+    const { diagnostics } = parseWorkflowText('version: v1\r\njobs:\r\n  a:\r\n    command: [x]\r\n  b:\r\n    comand: [x]\r\n', 'flow.yaml');
+    assert.deepEqual(
+      diagnostics.map((d) => [d.line, d.col, d.path]),
+      [[6, 5, 'jobs.b.comand']],
+    );
+  });
+
   test('no jobs, and no jobs key', () => {
     expectDiagnostics(['version: v1', 'jobs: {}'], ['flow.yaml:2:1: jobs: the workflow has no jobs\n  hint: add at least one job under "jobs:"']);
     expectDiagnostics(['version: v1'], ['flow.yaml:1:1: missing required key "jobs"\n  hint: add a "jobs:" mapping of job name to job (see examples/hello.yaml)']);
@@ -677,6 +692,16 @@ describe('Fuzzfile v1: the normalized model', () => {
     assert.equal(wf.jobs.zeta!.resources.cores, 3);
     assert.equal(wf.jobs.alpha!.resources.cores, 1);
     assert.deepEqual(wf.jobs['quoted.name']!.pos, { line: 11, col: 3 });
+  });
+
+  test('job positions in flow style and with CRLF line endings', () => {
+    const flow = parseOk('version: v1\njobs: {a: {command: [x]}, b: {command: [y], requires: [a]}}\n');
+    assert.deepEqual(flow.jobs.a!.pos, { line: 2, col: 8 });
+    assert.deepEqual(flow.jobs.b!.pos, { line: 2, col: 27 });
+    const crlf = parseOk('version: v1\r\n# comment\r\njobs:\r\n\r\n  # a comment\r\n  a:\r\n    command: [x]\r\n  b:\r\n    script: |\r\n      #!/bin/sh\r\n      echo\r\n');
+    assert.deepEqual(crlf.jobs.a!.pos, { line: 6, col: 3 });
+    assert.deepEqual(crlf.jobs.b!.pos, { line: 8, col: 3 });
+    assert.equal(crlf.jobs.b!.script, '#!/bin/sh\necho\n');
   });
 
   test('a Fuzzfile written as JSON is read like YAML', () => {
