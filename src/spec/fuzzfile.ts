@@ -232,7 +232,7 @@ class Reader {
       this.error(
         path,
         `expected a list of strings, got ${describe(v)}`,
-        typeof v === 'string' ? `write ${what} as a list, e.g. [${v.trim().split(/\s+/).slice(0, 3).join(', ')}], or use "script" for a shell script` : undefined,
+        typeof v === 'string' && /^[^[\]{},"']+$/.test(v) ? `write ${what} as a list, e.g. [${v.trim().split(/\s+/).slice(0, 3).join(', ')}], or use "script" for a shell script` : undefined,
       );
       return undefined;
     }
@@ -486,6 +486,10 @@ function readDeps(r: Reader, v: unknown, path: Seg[], d: Draft): void {
 
 function readJob(r: Reader, v: unknown, path: Seg[], kind: 'job' | 'service' | 'defaults'): Draft | undefined {
   const keys = kind === 'service' ? SERVICE_KEYS : r.dialect === 'v1' ? JOB_KEYS_V1 : JOB_KEYS_V4;
+  if (v === null && kind !== 'defaults') {
+    r.error(path, `${kind} "${path[1]}" is empty`, 'add command: [PROGRAM, ARG, ...] or a script: | block starting with #!/bin/sh', true);
+    return undefined;
+  }
   const o = r.obj(v, path, keys, kind === 'service' ? 'a service' : kind === 'defaults' ? 'defaults.job' : 'a job');
   if (!o) return undefined;
   // A misspelt "comand" is reported as an unknown key; do not also say the command is missing.

@@ -25,7 +25,14 @@ export function syntaxDiagnostics(
 ): { diagnostics: Diagnostic[]; onlyDuplicates: boolean } {
   const diagnostics: Diagnostic[] = [];
   let onlyDuplicates = true;
+  // One syntax mistake often makes the parser report several more after it: show the first
+  // one only (and every duplicate key, which do not cascade).
+  const firstSyntax = pd.doc.errors.filter((e) => e.code !== 'DUPLICATE_KEY').sort((a, b) => a.pos[0] - b.pos[0])[0];
   for (const e of pd.doc.errors) {
+    if (e.code !== 'DUPLICATE_KEY' && e !== firstSyntax) {
+      onlyDuplicates = false;
+      continue;
+    }
     const { line, col } = pd.lineCounter.linePos(e.pos[0]);
     if (e.code === 'DUPLICATE_KEY') {
       const key = keyTextAt(text, e.pos[0]);

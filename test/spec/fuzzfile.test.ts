@@ -450,6 +450,20 @@ describe('Fuzzfile errors: position, path, message, hint', () => {
     );
   });
 
+  test('an empty job', () => {
+    expectDiagnostics(
+      ['version: v1', 'jobs:', '  a:', '  b: {command: [x]}'],
+      ['flow.yaml:3:3: jobs.a: job "a" is empty\n  hint: add command: [PROGRAM, ARG, ...] or a script: | block starting with #!/bin/sh'],
+    );
+  });
+
+  test('one syntax error is reported once, not with the errors that follow from it', () => {
+    expectDiagnostics(
+      ['version: v1', 'jobs:', '  sort:', '    command: [sort', '    requires: [a, b]', '  a: {command: [x]}'],
+      ['flow.yaml:5:5: malformed YAML: flow sequence in block collection must be sufficiently indented and end with a ]\n  hint: check the indentation (spaces, not tabs), the colons after keys, and unclosed quotes or brackets near this position'],
+    );
+  });
+
   test('no jobs, and no jobs key', () => {
     expectDiagnostics(['version: v1', 'jobs: {}'], ['flow.yaml:2:1: jobs: the workflow has no jobs\n  hint: add at least one job under "jobs:"']);
     expectDiagnostics(['version: v1'], ['flow.yaml:1:1: missing required key "jobs"\n  hint: add a "jobs:" mapping of job name to job (see examples/hello.yaml)']);
