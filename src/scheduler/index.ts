@@ -3,5 +3,6 @@
 // beside it later.
 export { parsePlatform, computeRoutes, dataSite, platformToObject } from './platform.js';
 export type { Platform, Site, ClusterSite, CloudSite, InstanceType, Link, Route, DataLocation } from './platform.js';
-export { planWorkflow, heft, lowerBound } from './planner/plan.js';
+export { planWorkflow, replanWorkflow, heft, lowerBound } from './planner/plan.js';
+export type { Progress, JobProgress } from './planner/plan.js';
 export type { Plan, PlannedJob, PlannedTransfer, PlannedInstance, PlanOptions, Objective } from './types.js';

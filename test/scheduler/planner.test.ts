@@ -2,7 +2,8 @@
 // that meets a deadline, the fastest within a budget, cloud boot and billing.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { heft, lowerBound, parsePlatform, planWorkflow } from '../../src/scheduler/index.js';
+import { heft, lowerBound, parsePlatform, planWorkflow, replanWorkflow } from '../../src/scheduler/index.js';
+import { isWarrenError } from '../../src/common/index.js';
 import { workflow } from './fixtures.js';
 
 const close = (a: number, b: number, what: string, eps = 1e-6): void => assert.ok(Math.abs(a - b) <= eps, `${what}: ${a} != ${b}`);
@@ -263,5 +264,63 @@ describe('estimates', () => {
   test('an empty workflow has an empty plan', () => {
     const plan = planWorkflow(workflow({}), platform);
     assert.deepEqual([plan.makespan, plan.cost, plan.jobs.length], [0, 0, 0]);
+  });
+});
+
+describe('re-planning a running workflow', () => {
+  const text = (fNodes: number) => `
+sites:
+  S: { nodes: 1, cores: 4, speed: 1, price: 0 }
+  F: { nodes: ${fNodes}, cores: 4, speed: 2, price: 0 }
+links:
+  - { from: S, to: F, bandwidth: 1GB/s, latency: 0s }
+data: { default: S }
+`;
+  // a -> b -> c, each writing 1 GB (1 s to move); F is twice as fast.
+  const wf = workflow(
+    { a: { est: 100, outputs: ['x'] }, b: { est: 100, inputs: ['x'], outputs: ['y'], after: ['a'] }, c: { est: 100, inputs: ['y'], after: ['b'] } },
+    { x: 1e9, y: 1e9 },
+  );
+
+  test('first plan: everything on the fast site', () => {
+    const plan = planWorkflow(wf, parsePlatform(text(1), 'p.yaml'));
+    assert.deepEqual(plan.jobs.map((j) => [j.id, j.site, j.start, j.end]), [['a', 'F', 0, 50], ['b', 'F', 50, 100], ['c', 'F', 100, 150]]);
+  });
+
+  test('b runs longer than estimated: c moves later, a and b keep their place', () => {
+    const plan = replanWorkflow(wf, parsePlatform(text(1), 'p.yaml'), {
+      now: 120,
+      jobs: { a: { site: 'F', start: 0, end: 50 }, b: { site: 'F', start: 50, end: 180 } },
+    });
+    const by = Object.fromEntries(plan.jobs.map((j) => [j.id, j]));
+    assert.deepEqual([by.a!.start, by.a!.end, by.b!.start, by.b!.end], [0, 50, 50, 180]);
+    assert.equal(by.c!.site, 'F');
+    close(by.c!.start, 180, 'c after b');
+    close(plan.makespan, 230, 'makespan');
+    assert.match(by.b!.reason, /already started/);
+  });
+
+  test('the fast site slowed down: the rest moves to the other site, with its data', () => {
+    // F keeps the data a wrote but is now much slower (most of it is busy with other work).
+    const platform = parsePlatform(text(1).replace('speed: 2', 'speed: 0.1'), 'p.yaml');
+    const plan = replanWorkflow(wf, platform, { now: 60, jobs: { a: { site: 'F', start: 0, end: 50 } } });
+    const by = Object.fromEntries(plan.jobs.map((j) => [j.id, j]));
+    assert.equal(by.b!.site, 'S');
+    close(by.b!.start, 61, 'x moves from F at now (60) + 1 s');
+    close(by.b!.end, 161, 'b ends');
+    assert.equal(by.c!.site, 'S');
+    close(by.c!.start, 161, 'c right after b, no transfer');
+    assert.deepEqual(plan.transfers.map((t) => [t.file, t.from, t.to, t.start, t.end]), [['x', 'F', 'S', 60, 61]]);
+  });
+
+  test('bad progress', () => {
+    const platform = parsePlatform(text(1), 'p.yaml');
+    const bad = (progress: Parameters<typeof replanWorkflow>[2], code: string, re: RegExp) =>
+      assert.throws(() => replanWorkflow(wf, platform, progress), (e: unknown) => isWarrenError(e) && e.code === code && re.test(e.message) && e.exitCode === 2);
+    bad({ now: 10, jobs: { zz: { site: 'F', start: 0, end: 1 } } }, 'PLAN_BAD_PROGRESS', /unknown job "zz"/);
+    bad({ now: 10, jobs: { a: { site: 'G', start: 0, end: 1 } } }, 'PLAN_UNKNOWN_SITE', /job "a" ran at G/);
+    bad({ now: 10, jobs: { b: { site: 'F', start: 0, end: 1 } } }, 'PLAN_BAD_PROGRESS', /job "b" started but its requirement "a" did not/);
+    bad({ now: 10, jobs: { a: { site: 'F', start: 5, end: 1 } } }, 'PLAN_BAD_PROGRESS', /not a time interval/);
+    bad({ now: -1, jobs: {} }, 'PLAN_BAD_PROGRESS', /progress\.now -1/);
   });
 });

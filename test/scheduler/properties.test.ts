@@ -5,7 +5,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { heft, lowerBound, parsePlatform, planWorkflow } from '../../src/scheduler/index.js';
+import { heft, lowerBound, parsePlatform, planWorkflow, replanWorkflow } from '../../src/scheduler/index.js';
+import type { JobProgress } from '../../src/scheduler/index.js';
 import type { Plan, Platform } from '../../src/scheduler/index.js';
 import type { Workflow } from '../../src/spec/index.js';
 import { workflow, type J } from './fixtures.js';
@@ -212,6 +213,29 @@ describe('planner properties', () => {
         else assert.ok(plan.notes[0]!.includes('cannot be met'));
       }),
       { numRuns: 60, seed: 11 },
+    );
+  });
+
+  test('re-planning: started jobs keep their place, nothing new starts before now, the plan stays valid', { timeout: 60_000 }, () => {
+    fc.assert(
+      fc.property(workflowArb, platformArb, fc.double({ min: 0, max: 1, noNaN: true }), fc.double({ min: 0.2, max: 3, noNaN: true }), (wf, p, f, factor) => {
+        const first = planWorkflow(wf, p);
+        const now = first.makespan * f;
+        const jobs: Record<string, JobProgress> = {};
+        for (const j of first.jobs) {
+          if (j.start < now) jobs[j.id] = { site: j.site, instanceType: j.instanceType, instance: j.instance, start: j.start, end: j.end };
+        }
+        // The rest turned out `factor` times as long as estimated.
+        const estimates = Object.fromEntries(Object.values(wf.jobs).map((j) => [j.name, (j.estimateSec ?? 60) * factor]));
+        const plan = replanWorkflow(wf, p, { now, jobs }, { estimates });
+        checkPlan(wf, p, plan);
+        for (const j of plan.jobs) {
+          const was = jobs[j.id];
+          if (was) assert.deepEqual([j.site, j.instanceType, j.start, j.end], [was.site, was.instanceType, was.start, was.end], `${j.id} moved`);
+          else assert.ok(j.start >= now - EPS, `${j.id} starts at ${j.start}, before now (${now})`);
+        }
+      }),
+      { numRuns: 100, seed: 3 },
     );
   });
 });

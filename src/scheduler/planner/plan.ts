@@ -22,50 +22,55 @@ import {
   DataUnreachable, cheapestSelect, eftCostSelect, heftSelect, instanceCost, latestFinish, octRanks, octTable, peftSelect, schedule, upwardRanks,
   withinSelect,
 } from './schedule.js';
-import type { Schedule } from './schedule.js';
+import type { Fixed, Pinned, Schedule, Selector } from './schedule.js';
 
 const money = (v: number, cur: string): string => `${v.toFixed(v !== 0 && Math.abs(v) < 0.01 ? 4 : 2)} ${cur}`;
 
-function run(m: Model, fn: () => Schedule): Schedule {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof DataUnreachable) {
-      const job = m.jobs[e.job]!;
-      const inputs = job.inputs.map((f) => m.files[f]!.id);
-      throw new WarrenError(
-        'PLAN_DATA_UNREACHABLE',
-        `job "${job.id}" cannot get its inputs (${inputs.slice(0, 3).join(', ')}${inputs.length > 3 ? ', ...' : ''}) to any site able to run it: no link from where they are`,
-        { hint: 'add links between the sites of the platform so data can move between them', exitCode: EXIT.usage },
-      );
+type Runner = (rank: Float64Array, select: Selector, name: string, note?: (j: number) => string) => Schedule;
+
+/** One list-scheduling pass on the model (with pinned jobs when re-planning), turning a stuck job into PLAN_DATA_UNREACHABLE. */
+function runner(m: Model, fixed?: Fixed): Runner {
+  return (rank, select, name, note) => {
+    try {
+      return schedule(m, rank, select, name, note, fixed);
+    } catch (e) {
+      if (e instanceof DataUnreachable) {
+        const job = m.jobs[e.job]!;
+        const inputs = job.inputs.map((f) => m.files[f]!.id);
+        throw new WarrenError(
+          'PLAN_DATA_UNREACHABLE',
+          `job "${job.id}" cannot get its inputs (${inputs.slice(0, 3).join(', ')}${inputs.length > 3 ? ', ...' : ''}) to any site able to run it: no link from where they are`,
+          { hint: 'add links between the sites of the platform so data can move between them', exitCode: EXIT.usage },
+        );
+      }
+      throw e;
     }
-    throw e;
-  }
+  };
 }
 
 const better = (a: Schedule, b: Schedule): boolean =>
   a.makespan < b.makespan - 1e-6 || (Math.abs(a.makespan - b.makespan) <= 1e-6 && a.cost < b.cost - 1e-9);
 
 /** The fastest schedule this planner finds: cost-aware EFT, its slack-recovered variant, and HEFT. */
-function fastest(m: Model, rank: Float64Array): { best: Schedule; eft: Schedule } {
-  const eft = run(m, () => schedule(m, rank, eftCostSelect, 'eft-cost'));
+function fastest(m: Model, S: Runner, rank: Float64Array): { best: Schedule; eft: Schedule } {
+  const eft = S(rank, eftCostSelect, 'eft-cost');
   let best = eft;
   // Same makespan, less money: redo with each job allowed to finish as late as the
   // as-late-as-possible pass of the fast plan says it can.
   const lft = latestFinish(m, eft, eft.makespan);
-  const slack = run(m, () => schedule(m, rank, withinSelect(lft), 'eft-cost+slack', (j) => `latest finish ${formatDuration(lft[j]!)}`));
+  const slack = S(rank, withinSelect(lft), 'eft-cost+slack', (j) => `latest finish ${formatDuration(lft[j]!)}`);
   if (better(slack, best)) best = slack;
-  const h = run(m, () => schedule(m, rank, heftSelect, 'heft'));
+  const h = S(rank, heftSelect, 'heft');
   if (better(h, best)) best = h;
   // PEFT: looks ahead through the optimistic cost table.
   const oct = octTable(m);
-  const pe = run(m, () => schedule(m, octRanks(m, oct), peftSelect(m, oct), 'peft'));
+  const pe = S(octRanks(m, oct), peftSelect(m, oct), 'peft');
   if (better(pe, best)) best = pe;
   return { best, eft };
 }
 
 /** The cheapest plan found that ends by `deadline` (or null). */
-function cheapestWithin(m: Model, rank: Float64Array, ref: Schedule, deadline: number): Schedule | null {
+function cheapestWithin(m: Model, S: Runner, rank: Float64Array, ref: Schedule, deadline: number): Schedule | null {
   let best: Schedule | null = ref.makespan <= deadline + 1e-6 ? ref : null;
   const consider = (s: Schedule): void => {
     if (s.makespan <= deadline + 1e-6 && (!best || s.cost < best.cost - 1e-9 || (Math.abs(s.cost - best.cost) <= 1e-9 && s.makespan < best.makespan))) best = s;
@@ -75,20 +80,24 @@ function cheapestWithin(m: Model, rank: Float64Array, ref: Schedule, deadline: n
   for (const f of [1, 0.75, 0.5, 0.25]) {
     const exit = ref.makespan + (deadline - ref.makespan) * f;
     const lft = latestFinish(m, ref, exit);
-    consider(run(m, () => schedule(m, rank, withinSelect(lft), `deadline-alap(${f})`, (j) => `latest finish ${formatDuration(lft[j]!)}`)));
+    consider(S(rank, withinSelect(lft), `deadline-alap(${f})`, (j) => `latest finish ${formatDuration(lft[j]!)}`));
     // Proportional: every job's finish stretched by the same factor.
     const scale = exit / Math.max(ref.makespan, 1e-9);
     const prop = new Float64Array(m.jobs.length);
     for (let j = 0; j < prop.length; j++) prop[j] = ref.choice[j]!.end * scale;
-    consider(run(m, () => schedule(m, rank, withinSelect(prop), `deadline-prop(${f})`, (j) => `latest finish ${formatDuration(prop[j]!)}`)));
+    consider(S(rank, withinSelect(prop), `deadline-prop(${f})`, (j) => `latest finish ${formatDuration(prop[j]!)}`));
   }
-  const cheap = run(m, () => schedule(m, rank, cheapestSelect, 'cheapest'));
+  const cheap = S(rank, cheapestSelect, 'cheapest');
   consider(cheap);
   return best;
 }
 
 /** Plan a workflow on a platform for the workflow's policy (deadline, budget) or fastest. */
 export function planWorkflow(wf: Workflow, platform: Platform, opts: PlanOptions = {}): Plan {
+  return planModel(wf, platform, opts);
+}
+
+function planModel(wf: Workflow, platform: Platform, opts: PlanOptions, progress?: Progress): Plan {
   const deadline = opts.deadlineSec ?? wf.policy.deadlineSec;
   const budget = opts.budget ?? wf.policy.budget;
   if (deadline !== undefined && (!Number.isFinite(deadline) || deadline < 0)) {
@@ -98,8 +107,9 @@ export function planWorkflow(wf: Workflow, platform: Platform, opts: PlanOptions
     throw new WarrenError('PLAN_BAD_POLICY', `budget ${budget} is negative or not a number`, { hint: 'write the budget as a number >= 0 in the platform currency', exitCode: EXIT.usage });
   }
   const m = buildModel(wf, platform, opts);
+  const S = runner(m, progress ? pinnedJobs(m, progress) : undefined);
   const rank = upwardRanks(m);
-  const { best: fast, eft } = fastest(m, rank);
+  const { best: fast, eft } = fastest(m, S, rank);
   const notes: string[] = [];
   let chosen = fast;
   let objective: Objective = 'fastest';
@@ -114,7 +124,7 @@ export function planWorkflow(wf: Workflow, platform: Platform, opts: PlanOptions
       notes.push(`the deadline (${formatDuration(deadline)}) cannot be met: the earliest feasible finish is ${formatDuration(fast.makespan)} (${fast.makespan.toFixed(1)} s) at a cost of ${money(fast.cost, cur)}`);
     } else {
       deadlineMet = true;
-      chosen = cheapestWithin(m, rank, fast.makespan <= eft.makespan ? fast : eft, deadline) ?? fast;
+      chosen = cheapestWithin(m, S, rank, fast.makespan <= eft.makespan ? fast : eft, deadline) ?? fast;
     }
     if (budget !== undefined) {
       budgetMet = chosen.cost <= budget + 1e-9;
@@ -125,7 +135,7 @@ export function planWorkflow(wf: Workflow, platform: Platform, opts: PlanOptions
     if (fast.cost <= budget + 1e-9) {
       budgetMet = true;
     } else {
-      const cheap = run(m, () => schedule(m, rank, cheapestSelect, 'cheapest'));
+      const cheap = S(rank, cheapestSelect, 'cheapest');
       if (cheap.cost > budget + 1e-9) {
         budgetMet = false;
         chosen = cheap;
@@ -139,7 +149,7 @@ export function planWorkflow(wf: Workflow, platform: Platform, opts: PlanOptions
         let hi = Math.max(cheap.makespan, lo);
         for (let i = 0; i < 12 && hi - lo > 1e-3 * Math.max(1, hi); i++) {
           const mid = (lo + hi) / 2;
-          const s = cheapestWithin(m, rank, fast, mid);
+          const s = cheapestWithin(m, S, rank, fast, mid);
           if (s && s.cost <= budget + 1e-9) {
             if (s.makespan < chosen.makespan || (s.makespan === chosen.makespan && s.cost < chosen.cost)) chosen = s;
             hi = Math.min(mid, s.makespan);
@@ -151,10 +161,66 @@ export function planWorkflow(wf: Workflow, platform: Platform, opts: PlanOptions
   return toPlan(m, wf, chosen, { objective, deadline, budget, deadlineMet, budgetMet, notes, currency: cur });
 }
 
+/** Where a job of a running workflow is: it keeps that place when the workflow is re-planned. */
+export interface JobProgress {
+  site: string;
+  /** For jobs in a cloud region. */
+  instanceType?: string | null;
+  /** The instance label from the earlier plan (default 0). */
+  instance?: number | null;
+  start: number;
+  /** When it ended, or (running) when it is now expected to end. */
+  end: number;
+}
+
+/** The state of a running workflow: seconds since it started, and the jobs that started. */
+export interface Progress {
+  now: number;
+  jobs: Record<string, JobProgress>;
+}
+
+/**
+ * Plan the rest of a running workflow, e.g. when a site's availability or the runtime
+ * estimates changed (pass the platform and estimates as they are now): jobs that started keep
+ * their place, data they produced is where they ran, and nothing new starts before `now`.
+ */
+export function replanWorkflow(wf: Workflow, platform: Platform, progress: Progress, opts: PlanOptions = {}): Plan {
+  if (!Number.isFinite(progress.now) || progress.now < 0) {
+    throw new WarrenError('PLAN_BAD_PROGRESS', `progress.now ${progress.now} is not a time >= 0`, { hint: 'pass the seconds since the workflow started', exitCode: EXIT.usage });
+  }
+  return planModel(wf, platform, opts, progress);
+}
+
+function pinnedJobs(m: Model, progress: Progress): Fixed {
+  const idx = new Map(m.jobs.map((j, i) => [j.id, i]));
+  const pinned: (Pinned | undefined)[] = new Array(m.jobs.length);
+  const bad = (msg: string, hint: string): WarrenError => new WarrenError('PLAN_BAD_PROGRESS', msg, { hint, exitCode: EXIT.usage });
+  for (const [id, p] of Object.entries(progress.jobs)) {
+    const j = idx.get(id);
+    if (j === undefined) throw bad(`progress names unknown job "${id}"`, 'pass the ids of the plan\'s jobs (`name[i]` for tasks of a task array)');
+    const o = m.offerings.findIndex((off) => off.siteName === p.site && (off.instanceType ?? null) === (p.instanceType ?? null));
+    if (o < 0) {
+      throw new WarrenError('PLAN_UNKNOWN_SITE', `job "${id}" ran at ${p.site}${p.instanceType ? `/${p.instanceType}` : ''}, which the platform does not have`, {
+        hint: 'keep sites that ran jobs in the platform (with no capacity left if they are gone)',
+        exitCode: EXIT.usage,
+      });
+    }
+    if (!(p.end >= p.start) || p.start < 0) throw bad(`job "${id}": start ${p.start} and end ${p.end} are not a time interval`, 'pass seconds since the workflow started, start <= end');
+    pinned[j] = { offering: o, instance: m.offerings[o]!.cloud ? (p.instance ?? 0) : -2, start: p.start, end: p.end };
+  }
+  for (let j = 0; j < m.jobs.length; j++) {
+    if (!pinned[j]) continue;
+    for (const p of m.jobs[j]!.preds) {
+      if (!pinned[p]) throw bad(`job "${m.jobs[j]!.id}" started but its requirement "${m.jobs[p]!.id}" did not`, 'pass every job that started, with its place and times');
+    }
+  }
+  return { now: progress.now, pinned };
+}
+
 /** HEFT (Topcuoglu et al. 2002) on the same model: upward rank, insertion-based earliest finish. */
 export function heft(wf: Workflow, platform: Platform, opts: PlanOptions = {}): Plan {
   const m = buildModel(wf, platform, opts);
-  const s = run(m, () => schedule(m, upwardRanks(m), heftSelect, 'heft'));
+  const s = runner(m)(upwardRanks(m), heftSelect, 'heft');
   return toPlan(m, wf, s, { objective: 'fastest', notes: [], currency: platform.currency });
 }
 
@@ -209,6 +275,7 @@ function reasonOf(m: Model, s: Schedule, j: number, cur: string): string {
   const c = s.choice[j]!;
   const w = s.why[j]!;
   const off = m.offerings[c.offering]!;
+  if (w.note === 'already started') return `already started on ${off.key}: kept where it is`;
   const parts: string[] = [];
   if (w.inputBytes > 0) {
     const pct = Math.round((100 * w.localBytes) / w.inputBytes);

@@ -82,6 +82,12 @@ export function instanceCost(off: Offering, sec: number): number {
   return (billedSec(off, sec) * off.price) / 3600;
 }
 
+/** What running an instance until `end` adds to its bill. */
+function addedCost(off: Offering, it: Instance, end: number): number {
+  const last = it.timeline.lastEnd;
+  return end > last ? instanceCost(off, end - it.bootStart) - instanceCost(off, last - it.bootStart) : 0;
+}
+
 /** Upward ranks (HEFT): mean runtime over feasible offerings plus the longest way to the exit. */
 export function upwardRanks(m: Model): Float64Array {
   const n = m.jobs.length;
@@ -172,12 +178,31 @@ export class DataUnreachable extends Error {
   }
 }
 
+/** A job that has already started (or ended): it stays where it is. */
+export interface Pinned {
+  offering: number;
+  /** Instance label for cloud offerings (as in an earlier plan), else -2. */
+  instance: number;
+  start: number;
+  /** Actual end, or the expected end of a running job. */
+  end: number;
+}
+
+/** What is fixed when re-planning a workflow that runs: pinned jobs, and nothing new starts before `now`. */
+export interface Fixed {
+  now: number;
+  pinned: (Pinned | undefined)[];
+}
+
 /** Run one list-scheduling pass with the given priority and selector. */
-export function schedule(m: Model, rank: Float64Array, select: Selector, name: string, note?: (j: number) => string): Schedule {
+export function schedule(m: Model, rank: Float64Array, select: Selector, name: string, note?: (j: number) => string, fixed?: Fixed): Schedule {
+  const now = fixed?.now ?? 0;
   const n = m.jobs.length;
   const ns = m.siteNames.length;
   const clusterTl: (Timeline | null)[] = m.offerings.map((o) => (o.cloud ? null : new Timeline(o.cores * o.count, o.gpus * o.count)));
   const inst: Instance[][] = m.offerings.map(() => []);
+  const byLabel = new Map<number, Instance>(); // offering * 1e6 + label
+  const nextLabel = m.offerings.map(() => 0);
   const allInst: Instance[] = [];
   // Where each file is (site -> time it is there), filled as jobs and transfers are placed.
   // at[f * ns + s]: when file f is at site s (Infinity: not there).
@@ -191,7 +216,6 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
   const transfers: TransferRec[] = [];
   const pending = m.jobs.map((j) => j.preds.length);
   const q = new ReadyQueue(rank);
-  for (let j = 0; j < n; j++) if (pending[j] === 0) q.push(j);
 
   // Per-site data readiness of the current job (filled lazily).
   const siteReady = new Float64Array(ns);
@@ -201,6 +225,93 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
   const options: Option[] = [];
   let costCluster = 0;
   let costEgress = 0;
+
+  /** Commit: capacity, the instance, the transfers and where the outputs will be. */
+  function commit(j: number, c: Option, notBefore: number): void {
+    const job = m.jobs[j]!;
+    const totalCores = job.cores * job.nodes;
+    const totalGpus = job.gpus * job.nodes;
+    const site = m.offerings[c.offering]!.site;
+    const off = m.offerings[c.offering]!;
+    if (c.instance === -2) {
+      clusterTl[c.offering]!.reserve(c.start, c.end, totalCores, totalGpus);
+      costCluster += c.cost - c.egress;
+    } else {
+      let it = c.instance === -1 ? undefined : byLabel.get(c.offering * 1e6 + c.instance);
+      if (!it) {
+        const index = c.instance === -1 ? nextLabel[c.offering]! : c.instance;
+        nextLabel[c.offering] = Math.max(nextLabel[c.offering]!, index + 1);
+        // A new instance is ready when its first job starts (options start it no earlier than
+        // now + boot); a pinned one was ready by then.
+        const readyAt = c.start;
+        it = { offering: c.offering, index, bootStart: Math.max(0, readyAt - off.bootSec), readyAt, timeline: new Timeline(off.cores, off.gpus, readyAt) };
+        inst[c.offering]!.push(it);
+        byLabel.set(c.offering * 1e6 + index, it);
+        allInst.push(it);
+        c.instance = index;
+      }
+      it.timeline.reserve(c.start, c.end, totalCores, totalGpus);
+    }
+    for (const f of job.inputs) {
+      const file = m.files[f]!;
+      const base = f * ns;
+      if (at[base + site] !== Infinity) continue;
+      let bestFrom = -1;
+      let bestT = Infinity;
+      let bestC = Infinity;
+      let bestStart = 0;
+      for (let from = 0; from < ns; from++) {
+        const t0 = at[base + from]!;
+        if (t0 === Infinity) continue;
+        const rt = m.routes[from]![site];
+        if (!rt) continue;
+        const ts = t0 > notBefore ? t0 : notBefore;
+        const t = ts + rt.latencySec + file.bytes / rt.bandwidth;
+        const cst = (file.bytes / 1e9) * rt.pricePerGB;
+        if (t < bestT || (t === bestT && cst < bestC)) {
+          bestT = t;
+          bestC = cst;
+          bestFrom = from;
+          bestStart = ts;
+        }
+      }
+      if (bestFrom < 0) throw new DataUnreachable(j);
+      at[base + site] = bestT;
+      transfers.push({ file: f, from: bestFrom, to: site, start: bestStart, end: bestT, cost: bestC });
+      costEgress += bestC;
+    }
+    for (const f of job.outputs) if (at[f * ns + site] === Infinity || at[f * ns + site]! > c.end) at[f * ns + site] = c.end;
+    choice[j] = c;
+    endOf[j] = c.end;
+    for (const s of job.succs) if (--pending[s]! === 0 && !fixed?.pinned[s]) q.push(s);
+  }
+
+  // Jobs that already started keep their place (in order of start), then the rest is planned.
+  if (fixed) {
+    const pinnedJobs: number[] = [];
+    fixed.pinned.forEach((p, j) => p && pinnedJobs.push(j));
+    pinnedJobs.sort((a, b) => fixed.pinned[a]!.start - fixed.pinned[b]!.start || a - b);
+    for (const j of pinnedJobs) {
+      const p = fixed.pinned[j]!;
+      const off = m.offerings[p.offering]!;
+      const job = m.jobs[j]!;
+      const dur = p.end - p.start;
+      let cost: number;
+      if (!off.cloud) cost = (off.price * job.cores * job.nodes * dur) / 3600;
+      else {
+        const it = byLabel.get(p.offering * 1e6 + p.instance);
+        cost = it ? addedCost(off, it, p.end) : instanceCost(off, p.end - Math.max(0, p.start - off.bootSec));
+      }
+      const before = costEgress;
+      const c: Option = { offering: p.offering, instance: off.cloud ? p.instance : -2, ready: p.start, start: p.start, end: p.end, cost, egress: 0 };
+      commit(j, c, 0);
+      c.egress = costEgress - before;
+      c.cost += c.egress;
+      why[j] = { localBytes: 0, inputBytes: 0, alt: null, altCheap: null, waited: 0, note: 'already started' };
+    }
+  }
+  // Jobs with no requirements (the others enter the queue when their last requirement is placed).
+  for (let j = 0; j < n; j++) if (m.jobs[j]!.preds.length === 0 && !fixed?.pinned[j]) q.push(j);
 
   while (q.size) {
     const j = q.pop();
@@ -219,7 +330,7 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
       const s = off.site;
       if (!siteDone[s]) {
         // Score: when are all inputs at site s, and what does moving them cost?
-        let ready = predEnd;
+        let ready = predEnd > now ? predEnd : now;
         let egress = 0;
         let local = 0;
         for (const f of job.inputs) {
@@ -238,7 +349,7 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
             if (t0 === Infinity) continue;
             const rt = m.routes[from]![s];
             if (!rt) continue;
-            const t = t0 + rt.latencySec + file.bytes / rt.bandwidth;
+            const t = (t0 > now ? t0 : now) + rt.latencySec + file.bytes / rt.bandwidth;
             const c = (file.bytes / 1e9) * rt.pricePerGB;
             if (t < bestT || (t === bestT && c < bestC)) {
               bestT = t;
@@ -268,15 +379,14 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
       for (const it of inst[o]!) {
         const start = it.timeline.earliestStart(ready, dur, totalCores, totalGpus);
         const end = start + dur;
-        const last = it.timeline.lastEnd;
-        const added = end > last ? instanceCost(off, end - it.bootStart) - instanceCost(off, last - it.bootStart) : 0;
+        const added = addedCost(off, it, end);
         if (!best || end < best.end - 1e-9 || (Math.abs(end - best.end) <= 1e-9 && added + egress < best.cost)) {
           best = { offering: o, instance: it.index, ready, start, end, cost: added + egress, egress };
         }
       }
       if (best) options.push(best);
       if (inst[o]!.length < off.count) {
-        const start = Math.max(ready, off.bootSec);
+        const start = Math.max(ready, now + off.bootSec);
         options.push({ offering: o, instance: -1, ready, start, end: start + dur, cost: instanceCost(off, dur + off.bootSec) + egress, egress });
       }
     }
@@ -294,53 +404,7 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
     }
     why[j] = { localBytes: siteLocal[site]!, inputBytes, alt, altCheap, waited: c.start - c.ready, note: note ? note(j) : '' };
 
-    // Commit: capacity, the instance, the transfers and where the outputs will be.
-    const off = m.offerings[c.offering]!;
-    if (c.instance === -2) {
-      clusterTl[c.offering]!.reserve(c.start, c.end, totalCores, totalGpus);
-      costCluster += c.cost - c.egress;
-    } else {
-      let it: Instance;
-      if (c.instance === -1) {
-        const index = inst[c.offering]!.length;
-        const readyAt = Math.max(off.bootSec, c.start);
-        it = { offering: c.offering, index, bootStart: readyAt - off.bootSec, readyAt, timeline: new Timeline(off.cores, off.gpus, readyAt) };
-        inst[c.offering]!.push(it);
-        allInst.push(it);
-        c.instance = index;
-      } else it = inst[c.offering]![c.instance]!;
-      it.timeline.reserve(c.start, c.end, totalCores, totalGpus);
-    }
-    for (const f of job.inputs) {
-      const file = m.files[f]!;
-      const base = f * ns;
-      if (at[base + site] !== Infinity) continue;
-      let bestFrom = -1;
-      let bestT = Infinity;
-      let bestC = Infinity;
-      let bestStart = 0;
-      for (let from = 0; from < ns; from++) {
-        const t0 = at[base + from]!;
-        if (t0 === Infinity) continue;
-        const rt = m.routes[from]![site];
-        if (!rt) continue;
-        const t = t0 + rt.latencySec + file.bytes / rt.bandwidth;
-        const cst = (file.bytes / 1e9) * rt.pricePerGB;
-        if (t < bestT || (t === bestT && cst < bestC)) {
-          bestT = t;
-          bestC = cst;
-          bestFrom = from;
-          bestStart = t0;
-        }
-      }
-      at[base + site] = bestT;
-      transfers.push({ file: f, from: bestFrom, to: site, start: bestStart, end: bestT, cost: bestC });
-      costEgress += bestC;
-    }
-    for (const f of job.outputs) if (at[f * ns + site] === Infinity) at[f * ns + site] = c.end;
-    choice[j] = c;
-    endOf[j] = c.end;
-    for (const s of job.succs) if (--pending[s]! === 0) q.push(s);
+    commit(j, c, now);
   }
 
   let makespan = 0;
