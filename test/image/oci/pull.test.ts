@@ -219,6 +219,38 @@ describe('OCI pulls from a loopback registry', { skip, timeout: 180_000 }, () =>
     assert.deepEqual(readdirSync(join(cacheDir, 'locks')), []);
   });
 
+  test('a pull killed mid-way leaves no entry; the next pull cleans up and completes', async () => {
+    const pushed = await pushBusybox(`docker://${reg.host}/test/crash:1`, {}, 'amd64', [{ name: 'etc/crash', data: 'unique3' }]);
+    const manifest = (await (await fetch(`${reg.url}/v2/test/crash/manifests/1`, { headers: { accept: MT.ociManifest } })).json()) as {
+      layers: { digest: string }[];
+    };
+    const layer = manifest.layers[0]!.digest;
+    const cacheDir = freshCache();
+    const here = fileURLToPath(import.meta.url);
+    const childFile = join(dirname(here), `pull-child${extname(here)}`);
+    proxy.stall.add(layer);
+    proxy.reset();
+    const p = spawn(process.execPath, [...process.execArgv.filter((a) => !a.startsWith('--test')), childFile, via('test/crash:1'), cacheDir], { stdio: 'ignore' });
+    const closed = new Promise((r) => p.on('close', r));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!proxy.blobGets().some((r) => r.includes(layer)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 200));
+      p.kill('SIGKILL');
+      await closed;
+    } finally {
+      proxy.stall.delete(layer);
+    }
+    assert.deepEqual(readdirSync(join(cacheDir, 'images')), [], 'no image entry after the crash');
+    assert.ok(readdirSync(join(cacheDir, 'tmp')).length > 0, 'the crashed pull left work in tmp/');
+    assert.equal(readdirSync(join(cacheDir, 'locks')).length, 1, 'and its lock');
+    const img = await prepareImage(via('test/crash:1'), { cacheDir });
+    assert.equal(img.digest, pushed.digest);
+    assert.equal(readFileSync(join(img.path, 'etc', 'crash'), 'utf8'), 'unique3');
+    assert.deepEqual(readdirSync(join(cacheDir, 'tmp')), [], 'leftovers of the dead process removed');
+    assert.deepEqual(readdirSync(join(cacheDir, 'locks')), [], 'its lock removed');
+  });
+
   test('layer entries cannot escape the rootfs (symlinks and ..)', async () => {
     const outside = join(tmp.dir, 'outside');
     mkdirSync(outside);

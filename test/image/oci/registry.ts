@@ -139,6 +139,8 @@ export interface CountingProxy {
   reset(): void;
   /** Cut blob responses for this digest after half of the body. */
   truncate: Set<string>;
+  /** Send half of the blob for this digest, then hang (never finish the response). */
+  stall: Set<string>;
   stop(): Promise<void>;
 }
 
@@ -146,6 +148,7 @@ export interface CountingProxy {
 export async function startProxy(upstream: string): Promise<CountingProxy> {
   const requests: string[] = [];
   const truncate = new Set<string>();
+  const stall = new Set<string>();
   const sockets = new Set<net.Socket>();
   const server = http.createServer((req, res) => {
     requests.push(`${req.method} ${req.url}`);
@@ -154,7 +157,8 @@ export async function startProxy(upstream: string): Promise<CountingProxy> {
       { method: req.method, headers: req.headers },
       (ur) => {
         const m = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '');
-        if (req.method === 'GET' && m && truncate.has(m[1]!) && ur.statusCode === 200) {
+        if (req.method === 'GET' && m && (truncate.has(m[1]!) || stall.has(m[1]!)) && ur.statusCode === 200) {
+          const cut = truncate.has(m[1]!);
           res.writeHead(200, ur.headers);
           const half = Math.floor(parseInt(String(ur.headers['content-length'] ?? '0'), 10) / 2);
           let sent = 0;
@@ -165,7 +169,7 @@ export async function startProxy(upstream: string): Promise<CountingProxy> {
             res.write(part);
             if (sent >= half) {
               ur.destroy();
-              res.socket?.destroy();
+              if (cut) res.socket?.destroy();
             }
           });
           return;
@@ -188,6 +192,7 @@ export async function startProxy(upstream: string): Promise<CountingProxy> {
     url: `http://127.0.0.1:${port}`,
     requests,
     truncate,
+    stall,
     blobGets: () => requests.filter((r) => /^GET \/v2\/.+\/blobs\/sha256:/.test(r)),
     reset: () => {
       requests.length = 0;
