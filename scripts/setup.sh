@@ -33,3 +33,8 @@ fi
 
 echo "setup: building" >&2
 npx tsc -p tsconfig.json
+# The small process launcher of the process runtime (src/runtime/spawner.ts).
+mkdir -p dist/bin
+if [[ ! -x dist/bin/warren-spawn || src/runtime/spawner/warren-spawn.c -nt dist/bin/warren-spawn ]]; then
+  cc -O2 -Wall -o dist/bin/warren-spawn src/runtime/spawner/warren-spawn.c
+fi

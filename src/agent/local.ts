@@ -134,7 +134,11 @@ export class LocalAgent {
       const h = runtime.launch(t.request);
       entry.handle = h;
       if (entry.killed) h.kill(entry.killed);
-      this.listener?.started(t.id, h.pid);
+      if (h.started) {
+        void h.started.then((pid) => {
+          if (pid !== null) this.listener?.started(t.id, pid);
+        });
+      } else this.listener?.started(t.id, h.pid);
       void h.exited.then(release);
     };
     if (runtime.check) {

@@ -1,3 +1,4 @@
 // Execution of work on a node: the process runtime here; the container runtime in ./container.
 export { createProcessRuntime } from './process.js';
+export type { ProcessRuntimeOptions } from './process.js';
 export type { BindMount, ContainerOptions, ExitInfo, ExitReason, LaunchRequest, RunningTask, Runtime } from './types.js';

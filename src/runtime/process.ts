@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { WarrenError } from '../common/index.js';
+import { Spawner } from './spawner.js';
 import type { ExitInfo, LaunchRequest, RunningTask, Runtime } from './types.js';
 
 const PAGE = 4096;
@@ -72,7 +73,19 @@ function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
   }
 }
 
-export function createProcessRuntime(): Runtime {
+export interface ProcessRuntimeOptions {
+  /** How to start processes: `spawner` (warren-spawn, fast), `node` (child_process), or `auto`
+   *  (the spawner when it is built, default). */
+  launcher?: 'auto' | 'spawner' | 'node';
+}
+
+export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime {
+  const launcher = opts.launcher ?? 'auto';
+  if (launcher === 'spawner' && !Spawner.get()) {
+    throw new WarrenError('RUNTIME_NO_SPAWNER', 'the process launcher dist/bin/warren-spawn is not built', {
+      hint: 'run scripts/setup.sh (it compiles it with cc), or use the node launcher',
+    });
+  }
   return {
     name: 'process',
     async check(req: LaunchRequest): Promise<void> {
@@ -103,38 +116,11 @@ export function createProcessRuntime(): Runtime {
         resolveExit({ ...info, durationMs: Date.now() - t0 });
       };
 
-      let out = -1;
-      let err = -1;
-      let child;
-      try {
-        out = openSync(req.stdoutPath, 'a');
-        err = req.stderrPath === req.stdoutPath ? out : openSync(req.stderrPath, 'a');
-        child = spawn(req.argv[0]!, req.argv.slice(1), {
-          cwd: req.cwd,
-          env: req.env,
-          detached: true, // own process group (setsid)
-          stdio: ['ignore', out, err],
-        });
-      } catch (e) {
-        finish({ exitCode: null, signal: null, reason: 'spawn-error', message: (e as Error).message });
-        return { pid: undefined, exited, kill: () => {} };
-      } finally {
-        if (out >= 0) closeSync(out);
-        if (err >= 0 && err !== out) closeSync(err);
-      }
-      const pid = child.pid;
-
-      child.on('error', (e: NodeJS.ErrnoException) => {
-        const cmd = req.argv[0];
-        const message =
-          e.code === 'ENOENT'
-            ? `command not found: ${cmd} (check the spelling, or give the full path; PATH=${req.env.PATH ?? ''})`
-            : e.code === 'EACCES'
-              ? `permission denied running ${cmd} (is it executable? chmod +x it, or run it through its interpreter)`
-              : `${cmd}: ${e.message}`;
-        finish({ exitCode: null, signal: null, reason: 'spawn-error', message });
-      });
-      child.on('exit', (code, signal) => {
+      let pid: number | undefined;
+      let pendingKill = false;
+      let resolveStarted!: (pid: number | null) => void;
+      const started = new Promise<number | null>((r) => (resolveStarted = r));
+      const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
         // The leader is gone; take down anything it left behind in its group.
         signalGroup(pid, 'SIGKILL');
         if (killReason === 'oom') {
@@ -146,11 +132,71 @@ export function createProcessRuntime(): Runtime {
         } else {
           finish({ exitCode: code, signal: null, reason: 'exit' });
         }
-      });
+      };
+      const cmd = req.argv[0];
+      const spawnError = (errno: string | undefined, stage: string, raw: string): void => {
+        const message =
+          stage === 'chdir'
+            ? `working directory ${req.cwd} does not exist or is not accessible (${errno})`
+            : stage === 'open'
+              ? `cannot open the log files ${req.stdoutPath} (${errno})`
+              : errno === 'ENOENT'
+                ? `command not found: ${cmd} (check the spelling, or give the full path; PATH=${req.env.PATH ?? ''})`
+                : errno === 'EACCES'
+                  ? `permission denied running ${cmd} (is it executable? chmod +x it, or run it through its interpreter)`
+                  : `${cmd}: ${raw}`;
+        resolveStarted(null);
+        finish({ exitCode: null, signal: null, reason: 'spawn-error', message });
+      };
+      const onStarted = (p: number): void => {
+        pid = p;
+        resolveStarted(p);
+        if (pendingKill) signalGroup(pid, 'SIGTERM');
+        if (req.memoryBytes !== undefined) {
+          const limit = req.memoryBytes;
+          unwatch = watchdog.watch(p, limit, (rss) => {
+            oomMessage = `out of memory: used ${(rss / 2 ** 20).toFixed(0)} MiB, over its ${(limit / 2 ** 20).toFixed(0)} MiB limit (resource.memory.size); raise the limit or use less memory`;
+            if (!killReason) {
+              killReason = 'oom';
+              signalGroup(p, 'SIGKILL');
+            }
+          });
+        }
+      };
+
+      const spawner = launcher === 'node' ? null : Spawner.get();
+      if (spawner) {
+        spawner.spawn(
+          { argv: req.argv, env: req.env, cwd: req.cwd, stdoutPath: req.stdoutPath, stderrPath: req.stderrPath },
+          { started: onStarted, failed: (raw, errno, stage) => spawnError(errno, stage, raw), exited: onExit },
+        );
+      } else {
+        let out = -1;
+        let err = -1;
+        try {
+          out = openSync(req.stdoutPath, 'a');
+          err = req.stderrPath === req.stdoutPath ? out : openSync(req.stderrPath, 'a');
+          const child = spawn(req.argv[0]!, req.argv.slice(1), {
+            cwd: req.cwd,
+            env: req.env,
+            detached: true, // own process group (setsid)
+            stdio: ['ignore', out, err],
+          });
+          child.on('error', (e: NodeJS.ErrnoException) => spawnError(e.code, 'exec', e.message));
+          child.on('exit', onExit);
+          if (child.pid) onStarted(child.pid);
+        } catch (e) {
+          spawnError((e as NodeJS.ErrnoException).code, 'open', (e as Error).message);
+        } finally {
+          if (out >= 0) closeSync(out);
+          if (err >= 0 && err !== out) closeSync(err);
+        }
+      }
 
       const kill = (reason: 'canceled' | 'timeout' | 'oom', graceMs = 1000): void => {
         if (done || killReason) return;
         killReason = reason;
+        if (pid === undefined) pendingKill = true;
         signalGroup(pid, 'SIGTERM');
         killTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
       };
@@ -158,17 +204,14 @@ export function createProcessRuntime(): Runtime {
       if (req.timeoutSec !== undefined && req.timeoutSec > 0) {
         timeoutTimer = setTimeout(() => kill('timeout'), req.timeoutSec * 1000);
       }
-      if (req.memoryBytes !== undefined && pid) {
-        const limit = req.memoryBytes;
-        unwatch = watchdog.watch(pid, limit, (rss) => {
-          oomMessage = `out of memory: used ${(rss / 2 ** 20).toFixed(0)} MiB, over its ${(limit / 2 ** 20).toFixed(0)} MiB limit (resource.memory.size); raise the limit or use less memory`;
-          if (!killReason) {
-            killReason = 'oom';
-            signalGroup(pid, 'SIGKILL');
-          }
-        });
-      }
-      return { pid, exited, kill: (reason, graceMs) => kill(reason, graceMs) };
+      return {
+        get pid() {
+          return pid;
+        },
+        started,
+        exited,
+        kill: (reason, graceMs) => kill(reason, graceMs),
+      };
     },
   };
 }

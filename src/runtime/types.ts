@@ -62,6 +62,9 @@ export interface ExitInfo {
 
 export interface RunningTask {
   readonly pid: number | undefined;
+  /** Resolves with the pid once the task is running, or null if it never started. Never rejects.
+   *  Optional: runtimes that start synchronously may omit it (then `pid` is read at launch). */
+  readonly started?: Promise<number | null>;
   /** Resolves once, when the whole task has ended. Never rejects. */
   readonly exited: Promise<ExitInfo>;
   /** Stop the task: SIGTERM to its process group, SIGKILL after `graceMs` (default 1000). */

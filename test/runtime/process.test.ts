@@ -6,8 +6,12 @@ import { LocalAgent } from '../../src/agent/index.js';
 import { runtimeContract } from './contract.js';
 import { tempDir } from '../helpers.js';
 
-describe('process runtime', () => {
-  runtimeContract({ name: 'process', runtime: createProcessRuntime, prepare: (r) => r, sh: '/bin/sh' });
+describe('process runtime (warren-spawn launcher)', () => {
+  runtimeContract({ name: 'process/spawner', runtime: () => createProcessRuntime({ launcher: 'spawner' }), prepare: (r) => r, sh: '/bin/sh' });
+});
+
+describe('process runtime (child_process launcher)', () => {
+  runtimeContract({ name: 'process/node', runtime: () => createProcessRuntime({ launcher: 'node' }), prepare: (r) => r, sh: '/bin/sh' });
 });
 
 describe('local agent', () => {
