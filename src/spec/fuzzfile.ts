@@ -787,12 +787,21 @@ export function parseFuzzfile(text: string, file: string, label: 'YAML' | 'JSON'
   try {
     root = loadYaml(text, { schema: SCHEMA, filename: file });
   } catch (e) {
+    const mark = (e as { mark?: { line: number; column: number } }).mark;
+    const reason = (e as { reason?: string }).reason ?? (e as Error).message;
+    if (text.length > BIG_FILE) {
+      // Big file: js-yaml's message and position (the positioned parser would take seconds).
+      const at = { file, line: (mark?.line ?? 0) + 1, col: (mark?.column ?? 0) + 1, path: '', severity: 'error' as const };
+      if (!/duplicated mapping key/.test(reason)) {
+        return { diagnostics: [{ ...at, message: `malformed ${label}: ${reason}`, hint: 'check the indentation (spaces, not tabs), the colons after keys, and unclosed quotes or brackets near this position' }] };
+      }
+      early.push({ ...at, message: 'duplicate key', hint: 'each key may appear only once in a mapping: remove or rename one of them' });
+      root = loadYaml(text, { schema: SCHEMA, filename: file, json: true });
+    } else {
     // Let the positioned parser say where and what; go on checking when only keys are duplicated.
     pd = parseWithPositions(text);
     const syn = syntaxDiagnostics(text, pd, file, label);
     if (syn.diagnostics.length === 0) {
-      const mark = (e as { mark?: { line: number; column: number } }).mark;
-      const reason = (e as { reason?: string }).reason ?? (e as Error).message;
       return {
         diagnostics: [
           {
@@ -810,11 +819,12 @@ export function parseFuzzfile(text: string, file: string, label: 'YAML' | 'JSON'
     if (!syn.onlyDuplicates) return { diagnostics: syn.diagnostics };
     early.push(...syn.diagnostics);
     root = loadYaml(text, { schema: SCHEMA, filename: file, json: true }); // duplicates: last one wins
+    }
   }
   const r = new Reader(file);
   const workflow = check(r, root, text, file);
   if (r.issues.length === 0 && early.length === 0) return { workflow, diagnostics: [] };
-  pd ??= parseWithPositions(text);
+  const where: Locate = pd ? fullLocator(pd) : text.length > BIG_FILE ? chunkLocator(text) : fullLocator(parseWithPositions(text));
   const seen = new Set<string>();
   const diagnostics = [...early];
   for (const i of r.issues) {
@@ -822,7 +832,7 @@ export function parseFuzzfile(text: string, file: string, label: 'YAML' | 'JSON'
     const key = `${path}\n${i.message}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    const { line, col } = locate(pd, i.path, i.onKey);
+    const { line, col } = where(i.path, i.onKey);
     diagnostics.push({ file, line, col, path, message: i.message, severity: i.severity, ...(i.hint !== undefined ? { hint: i.hint } : {}) });
   }
   diagnostics.sort((a, b) => a.line - b.line || a.col - b.col);
@@ -996,6 +1006,78 @@ function basenameNoExt(file: string): string {
 }
 
 // ---- positions -------------------------------------------------------------------------
+
+/** Above this size, positions come from the parts of the file concerned, not the whole. */
+const BIG_FILE = 256 * 1024;
+
+type Locate = (path: readonly Seg[], onKey: boolean) => SourcePos;
+
+function fullLocator(pd: PositionedDoc): Locate {
+  return (path, onKey) => locate(pd, path, onKey);
+}
+
+/**
+ * For big files: parse only the block of text a path points into (one job, or one top-level
+ * section) with the positioned parser, and shift its positions. Block style only; paths it
+ * cannot place fall back to the whole file.
+ */
+function chunkLocator(text: string): Locate {
+  const lineStarts = [0];
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lineStarts.push(i + 1);
+  const lineText = (n: number): string => text.slice(lineStarts[n - 1]!, n < lineStarts.length ? lineStarts[n]! - 1 : text.length);
+  // Top-level keys and the line each is on.
+  const top: { key: string; line: number }[] = [];
+  for (let n = 1; n <= lineStarts.length; n++) {
+    const m = /^([^\s#'"\-][^:#]*?|"(?:[^"\\]|\\.)*"|'(?:[^']|'')*')\s*:(?:\s|$)/.exec(lineText(n));
+    if (m) top.push({ key: unquote(m[1]!), line: n });
+  }
+  const sections = new Map<string, Map<string, SourcePos>>();
+  const parsed = new Map<string, { pd: PositionedDoc; first: number }>();
+  let full: Locate | undefined;
+  const chunk = (first: number, last: number): { pd: PositionedDoc; first: number } => {
+    const id = `${first}:${last}`;
+    let c = parsed.get(id);
+    if (!c) {
+      const end = last < lineStarts.length ? lineStarts[last]! : text.length;
+      c = { pd: parseWithPositions(text.slice(lineStarts[first - 1]!, end)), first };
+      parsed.set(id, c);
+    }
+    return c;
+  };
+  const shifted = (c: { pd: PositionedDoc; first: number }, path: readonly Seg[], onKey: boolean): SourcePos => {
+    const p = locate(c.pd, path, onKey);
+    return { line: p.line + c.first - 1, col: p.col };
+  };
+  return (path, onKey) => {
+    const i = top.findIndex((t) => t.key === path[0]);
+    if (i < 0) return path.length === 0 ? { line: 1, col: 1 } : (full ??= fullLocator(parseWithPositions(text)))(path, onKey);
+    const sectionFirst = top[i]!.line;
+    const sectionLast = i + 1 < top.length ? top[i + 1]!.line - 1 : lineStarts.length;
+    if ((path[0] === 'jobs' || path[0] === 'services') && path.length >= 2) {
+      let keys = sections.get(path[0]);
+      if (!keys) sections.set(path[0], (keys = scanSectionKeys(text, path[0])));
+      const at = keys.get(String(path[1]));
+      if (at) {
+        let next = sectionLast + 1;
+        for (const p of keys.values()) if (p.line > at.line && p.line < next) next = p.line;
+        return shifted(chunk(at.line, next - 1), path.slice(1), onKey);
+      }
+    }
+    return shifted(chunk(sectionFirst, sectionLast), path, onKey);
+  };
+}
+
+function unquote(k: string): string {
+  if (k.startsWith('"')) {
+    try {
+      return JSON.parse(k) as string;
+    } catch {
+      return k.slice(1, -1);
+    }
+  }
+  if (k.startsWith("'")) return k.slice(1, -1).replace(/''/g, "'");
+  return k;
+}
 
 function keyOf(n: unknown): string | undefined {
   if (!isScalar(n)) return undefined;

@@ -142,4 +142,58 @@ describe('scale', () => {
     assert.equal(diagnostics[0]!.line, 2 + 10_000 * 3 - 1 + 3);
     assert.equal(diagnostics[0]!.message, 'unknown job "job10000" (did you mean "job1000"?)');
   });
+
+  test('in a big file, errors get the same positions as in a small one', { timeout: 60_000 }, () => {
+    const head = [
+      'version: v1',
+      'nme: big',
+      'volumes:',
+      '  data:',
+      '    reference: volume://user/ephemeral',
+      '    ingress:',
+      '      - source: {uri: ftp://example.org/x}',
+      '        destination: {uri: file://x}',
+      'defaults:',
+      '  job:',
+      '    resource: {cpu: {cores: 0}}',
+      'jobs:',
+      '  a:',
+      '    command: [x]',
+      '    requires: [b]',
+      '    mounts:',
+      '      dat: {location: /data}',
+      '  b:',
+      '    command: [y]',
+      '    requires: [a]',
+      '    policy:',
+      '      retry: {attempts: 2, backoff: 5 mins}',
+      '  "odd.name":',
+      '    script: |',
+      '      echo',
+      '',
+    ].join('\n');
+    const pad = Array.from({ length: 6000 }, (_, i) => `  pad${i}:\n    command: [echo, "${i}"]\n    resource: {cpu: {cores: 1}}\n`).join('');
+    const shape = (text: string) => parseWorkflowText(text, 'f.yaml').diagnostics.map((d) => [d.line, d.col, d.path, d.message]);
+    const small = shape(head);
+    assert.equal(small.length, 7);
+    assert.ok((head + pad).length > 256 * 1024);
+    assert.deepEqual(shape(head + pad), small);
+  });
+
+  test('in a big file, syntax errors and duplicate keys are still placed', { timeout: 60_000 }, () => {
+    const pad = Array.from({ length: 6000 }, (_, i) => `  pad${i}:\n    command: [echo, "${i}"]\n    resource: {cpu: {cores: 1}}\n`).join('');
+    const syntax = parseWorkflowText(`version: v1\njobs:\n  a:\n    command: [x\n    requires: [b]\n${pad}`, 'f.yaml').diagnostics;
+    assert.deepEqual(
+      syntax.map((d) => [d.line, d.col, d.message]),
+      [[5, 5, 'malformed YAML: missed comma between flow collection entries']],
+    );
+    const dup = parseWorkflowText(`version: v1\njobs:\n  a:\n    command: [x]\n    command: [y]\n    requires: [zz]\n${pad}`, 'f.yaml').diagnostics;
+    assert.deepEqual(
+      dup.map((d) => [d.line, d.col, d.path, d.message]),
+      [
+        [5, 5, '', 'duplicate key'],
+        [6, 16, 'jobs.a.requires[0]', 'unknown job "zz"'],
+      ],
+    );
+  });
 });
