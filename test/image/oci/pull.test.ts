@@ -7,7 +7,7 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSy
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prepareImage, ImageCache, pushSif, pushImage } from '../../../src/image/index.js';
-import { buildLayer, MT } from '../../../src/image/oci/index.js';
+import { buildLayer, MT, RegistryClient, sha256Digest } from '../../../src/image/oci/index.js';
 import { tempDir, sharedDir } from '../../helpers.js';
 import { registryAvailable, startProxy, startRegistry, type CountingProxy, type LoopbackRegistry } from './registry.js';
 import { pushBusybox, pushMultiPlatform, testConfig } from './fixtures.js';
@@ -129,6 +129,45 @@ describe('OCI pulls from a loopback registry', { skip, timeout: 180_000 }, () =>
       prepareImage(via('test/multi:latest'), { cacheDir, platform: { os: 'linux', architecture: 'riscv64' } }),
       (e) => assertWarren(e, 'IMAGE_PLATFORM_NOT_FOUND', 'test/multi:latest'),
     );
+  });
+
+  test('Docker v2 manifests and manifest lists; uncompressed tar layers', async () => {
+    const client = new RegistryClient(reg.host);
+    try {
+      const base = await buildLayer([{ name: 'bin/busybox', data: readFileSync('/bin/busybox'), mode: 0o755 }], 'gzip');
+      const plain = await buildLayer([{ name: 'etc/plain', data: 'uncompressed tar\n' }], 'none');
+      const cfg = Buffer.from(JSON.stringify(testConfig('amd64', [base.diffId, plain.diffId])));
+      for (const b of [base.data, plain.data, cfg]) await client.uploadBlob('test/dockerv2', sha256Digest(b), b);
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MT.dockerManifest,
+          config: { mediaType: MT.dockerConfig, digest: sha256Digest(cfg), size: cfg.length },
+          layers: [
+            { mediaType: MT.dockerLayerGzip, digest: sha256Digest(base.data), size: base.data.length },
+            { mediaType: MT.ociLayer, digest: sha256Digest(plain.data), size: plain.data.length },
+          ],
+        }),
+      );
+      const mdigest = await client.putManifest('test/dockerv2', 'single', manifest, MT.dockerManifest);
+      const list = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MT.dockerList,
+          manifests: [{ mediaType: MT.dockerManifest, digest: mdigest, size: manifest.length, platform: { os: 'linux', architecture: 'amd64' } }],
+        }),
+      );
+      await client.putManifest('test/dockerv2', 'list', list, MT.dockerList);
+      const cacheDir = freshCache();
+      const one = await prepareImage(via('test/dockerv2:single'), { cacheDir });
+      const viaList = await prepareImage(via('test/dockerv2:list'), { cacheDir, platform: { os: 'linux', architecture: 'amd64' } });
+      assert.equal(one.digest, mdigest);
+      assert.equal(viaList.path, one.path);
+      assert.equal(readFileSync(join(one.path, 'etc', 'plain'), 'utf8'), 'uncompressed tar\n');
+      assert.equal(execFileSync(join(one.path, 'bin', 'busybox'), ['echo', 'ok']).toString(), 'ok\n');
+    } finally {
+      await client.close();
+    }
   });
 
   test('unknown tag and unknown repository: IMAGE_NOT_FOUND, nothing written', async () => {
