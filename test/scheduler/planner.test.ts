@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { heft, lowerBound, parsePlatform, planWorkflow, replanWorkflow } from '../../src/scheduler/index.js';
 import { isWarrenError } from '../../src/common/index.js';
+import { parseWorkflowText } from '../../src/spec/index.js';
 import { workflow } from './fixtures.js';
 
 const close = (a: number, b: number, what: string, eps = 1e-6): void => assert.ok(Math.abs(a - b) <= eps, `${what}: ${a} != ${b}`);
@@ -322,5 +323,69 @@ data: { default: S }
     bad({ now: 10, jobs: { b: { site: 'F', start: 0, end: 1 } } }, 'PLAN_BAD_PROGRESS', /job "b" started but its requirement "a" did not/);
     bad({ now: 10, jobs: { a: { site: 'F', start: 5, end: 1 } } }, 'PLAN_BAD_PROGRESS', /not a time interval/);
     bad({ now: -1, jobs: {} }, 'PLAN_BAD_PROGRESS', /progress\.now -1/);
+  });
+});
+
+describe('Fuzzfile workflows', () => {
+  // The reference genome is in a cloud bucket; its size is known from `files` only for
+  // WfFormat, so here only the link latency counts: the job goes where it is fastest.
+  const platform = parsePlatform(
+    `
+sites:
+  lab: { nodes: 1, cores: 8, speed: 1, price: 0 }
+  cloud:
+    instance-types:
+      big: { cores: 32, speed: 2, price: 3.6, max: 1, boot: 0s }
+links:
+  - { from: lab, to: cloud, bandwidth: 1Gbps, latency: 50ms }
+data:
+  default: lab
+  locations: { "s3://genomes/": cloud }
+`,
+    'fz.yaml',
+  );
+  const text = (policy: string) => `version: v1
+name: align
+${policy}
+volumes:
+  ref:
+    reference: volume://user/ephemeral
+    ingress:
+      - source: {uri: s3://genomes/hg38.fa}
+        destination: {uri: file://hg38.fa}
+jobs:
+  index:
+    command: [bwa, index, /ref/hg38.fa]
+    estimate: 10m
+    resource: {cpu: {cores: 8}}
+    mounts:
+      ref: {location: /ref}
+  align:
+    requires: [index]
+    command: [bwa, mem, /ref/hg38.fa]
+    estimate: 20m
+    resource: {cpu: {cores: 8}}
+`;
+
+  test('volume ingress URIs are data locations; the policy deadline is the objective', () => {
+    const { workflow: wf, diagnostics } = parseWorkflowText(text(''), 'align.yaml');
+    assert.ok(wf, JSON.stringify(diagnostics));
+    const fast = planWorkflow(wf, platform);
+    const by = Object.fromEntries(fast.jobs.map((j) => [j.id, j]));
+    assert.equal(by.index!.site, 'cloud');
+    close(by.index!.start, 0, 'the genome is already in the cloud');
+    close(by.index!.end, 300, 'index: 600 s at speed 2');
+    assert.equal(by.align!.site, 'cloud');
+    close(fast.makespan, 900, 'makespan');
+    assert.match(by.index!.reason, /lab: would finish 5m00s later/);
+
+    // With a deadline of one hour: the free lab cluster, the genome moved there (latency only).
+    const slow = parseWorkflowText(text('policy: {deadline: 1h}'), 'align.yaml').workflow!;
+    const plan = planWorkflow(slow, platform);
+    assert.equal(plan.deadlineMet, true);
+    assert.deepEqual(plan.jobs.map((j) => j.site), ['lab', 'lab']);
+    close(plan.cost, 0, 'free');
+    assert.deepEqual(plan.transfers.map((t) => [t.file, t.from, t.to]), [['s3://genomes/hg38.fa', 'cloud', 'lab']]);
+    close(plan.makespan, 0.05 + 1800, 'makespan');
   });
 });

@@ -158,10 +158,11 @@ export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions =
   for (const f of files) if (f.producer < 0) f.home = siteIdx.get(dataSite(platform, f.id))!;
 
   // Edges: declared requirements plus producer -> consumer of every file.
-  const predSet = jobs.map(() => new Set<number>());
+  const nj = jobs.length;
+  const edges = new Set<number>();
   const addEdge = (a: number, b: number): void => {
-    if (a === b || predSet[b]!.has(a)) return;
-    predSet[b]!.add(a);
+    if (a === b || edges.has(a * nj + b)) return;
+    edges.add(a * nj + b);
     jobs[a]!.succs.push(b);
     jobs[b]!.preds.push(a);
   };
@@ -176,14 +177,14 @@ export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions =
   }
   for (let j = 0; j < jobs.length; j++) for (const f of jobs[j]!.inputs) if (files[f]!.producer >= 0) addEdge(files[f]!.producer, j);
 
-  const edgeBytes = jobs.map(() => new Map<number, number>());
-  for (let j = 0; j < jobs.length; j++) {
+  const edgeBytes = new Map<number, number>();
+  for (let j = 0; j < nj; j++) {
     for (const f of jobs[j]!.inputs) {
       const p = files[f]!.producer;
-      if (p >= 0 && p !== j) edgeBytes[p]!.set(j, (edgeBytes[p]!.get(j) ?? 0) + files[f]!.bytes);
+      if (p >= 0 && p !== j) edgeBytes.set(p * nj + j, (edgeBytes.get(p * nj + j) ?? 0) + files[f]!.bytes);
     }
   }
-  jobs.forEach((job, j) => (job.succBytes = job.succs.map((s) => edgeBytes[j]!.get(s) ?? 0)));
+  jobs.forEach((job, j) => (job.succBytes = job.succs.map((s) => edgeBytes.get(j * nj + s) ?? 0)));
 
   // Topological order (Kahn, smallest index first for determinism).
   const indeg = jobs.map((j) => j.preds.length);

@@ -3,10 +3,12 @@
 // enough, also before jobs planned earlier (as in HEFT's insertion policy).
 
 export class Timeline {
-  /** Segment i covers [times[i], times[i+1]) (the last one: to infinity). */
-  private times: number[] = [0];
-  private cores: number[] = [0];
-  private gpus: number[] = [0];
+  /** Segment i (i < len) covers [times[i], times[i+1]) (the last one: to infinity).
+   *  Typed arrays grown by doubling, so inserting a breakpoint is a memmove, not an allocation. */
+  private times: Float64Array;
+  private cores: Float64Array;
+  private gpus: Float64Array;
+  private len = 1;
   /** End of the last reservation. */
   lastEnd = 0;
 
@@ -16,21 +18,26 @@ export class Timeline {
     /** Nothing can run before this time (a cloud instance booting). */
     readonly availableAt = 0,
   ) {
+    this.times = new Float64Array(8);
+    this.cores = new Float64Array(8);
+    this.gpus = new Float64Array(8);
     if (availableAt > 0) {
-      this.times = [0, availableAt];
-      this.cores = [capCores, 0];
-      this.gpus = [capGpus, 0];
+      this.len = 2;
+      this.times[1] = availableAt;
+      this.cores[0] = capCores;
+      this.gpus[0] = capGpus;
       this.lastEnd = availableAt;
     }
   }
 
   /** Index of the segment that contains time t. */
   private seg(t: number): number {
+    const times = this.times;
     let lo = 0;
-    let hi = this.times.length - 1;
+    let hi = this.len - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (this.times[mid]! <= t) lo = mid;
+      if (times[mid]! <= t) lo = mid;
       else hi = mid - 1;
     }
     return lo;
@@ -40,7 +47,10 @@ export class Timeline {
   earliestStart(ready: number, dur: number, c: number, g: number): number {
     const t0 = Math.max(ready, this.availableAt);
     if (t0 >= this.lastEnd) return t0;
-    const n = this.times.length;
+    const n = this.len;
+    const times = this.times;
+    const cores = this.cores;
+    const gpus = this.gpus;
     const maxC = this.capCores - c;
     const maxG = this.capGpus - g;
     let t = t0;
@@ -49,8 +59,8 @@ export class Timeline {
       // Does [t, t+dur) fit, starting at segment k?
       let j = k;
       let ok = true;
-      while (j < n && (j === k || this.times[j]! < t + dur)) {
-        if (this.cores[j]! > maxC || this.gpus[j]! > maxG) {
+      while (j < n && (j === k || times[j]! < t + dur)) {
+        if (cores[j]! > maxC || gpus[j]! > maxG) {
           ok = false;
           break;
         }
@@ -60,7 +70,7 @@ export class Timeline {
       // Segment j is too full: try again where it ends.
       if (j + 1 >= n) return Math.max(t, this.lastEnd); // cannot happen for fitting jobs: the tail is empty
       k = j + 1;
-      t = this.times[k]!;
+      t = times[k]!;
     }
   }
 
@@ -68,10 +78,25 @@ export class Timeline {
   private split(t: number): number {
     const i = this.seg(t);
     if (this.times[i] === t) return i;
-    this.times.splice(i + 1, 0, t);
-    this.cores.splice(i + 1, 0, this.cores[i]!);
-    this.gpus.splice(i + 1, 0, this.gpus[i]!);
-    return i + 1;
+    if (this.len === this.times.length) {
+      const grow = (a: Float64Array): Float64Array => {
+        const b = new Float64Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.times = grow(this.times);
+      this.cores = grow(this.cores);
+      this.gpus = grow(this.gpus);
+    }
+    const at = i + 1;
+    this.times.copyWithin(at + 1, at, this.len);
+    this.cores.copyWithin(at + 1, at, this.len);
+    this.gpus.copyWithin(at + 1, at, this.len);
+    this.times[at] = t;
+    this.cores[at] = this.cores[i]!;
+    this.gpus[at] = this.gpus[i]!;
+    this.len++;
+    return at;
   }
 
   /** Reserve c cores and g GPUs for [start, end). */
@@ -86,11 +111,11 @@ export class Timeline {
     if (end > this.lastEnd) this.lastEnd = end;
   }
 
-  /** Peak cores in use over all time (for checks). */
+  /** Peak cores and GPUs in use over all time (for checks). */
   peak(): { cores: number; gpus: number } {
     let c = 0;
     let g = 0;
-    for (let i = 0; i < this.times.length; i++) {
+    for (let i = 0; i < this.len; i++) {
       if (i === 0 && this.availableAt > 0) continue;
       c = Math.max(c, this.cores[i]!);
       g = Math.max(g, this.gpus[i]!);
