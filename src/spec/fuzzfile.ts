@@ -8,7 +8,6 @@ import { isAlias, isMap, isScalar, isSeq, type Node as YNode } from 'yaml';
 import * as jsyaml from 'js-yaml';
 import { load as loadYaml, CORE_SCHEMA, type Type as YamlType } from 'js-yaml';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseDuration, parseSize } from '../common/index.js';
 import { didYouMean, suggestion } from './diagnostics.js';
 import { findCycles } from './graph.js';
@@ -613,7 +612,8 @@ function outsideSide(ep: { uri: string; secret?: string }, baseDir: string): { u
   if (!ep.uri.toLowerCase().startsWith('file://')) return ep;
   const p = ep.uri.slice('file://'.length);
   if (p.startsWith('/')) return ep;
-  return { ...ep, uri: pathToFileURL(resolvePath(baseDir, p)).href };
+  // Literal path, no percent-encoding: `file://` URIs are paths (as src/data reads them).
+  return { ...ep, uri: `file://${resolvePath(baseDir, p)}` };
 }
 
 function readTransfers(r: Reader, v: unknown, path: Seg[], dir: 'ingress' | 'egress', baseDir: string): TransferSpec[] {
