@@ -11,7 +11,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { parseDuration, parseSize } from '../common/index.js';
 import { didYouMean, suggestion } from './diagnostics.js';
 import { findCycles } from './graph.js';
-import { formatPath } from './path.js';
+import { formatPath, setOwn } from './path.js';
 import { parseWithPositions, syntaxDiagnostics, type PositionedDoc } from './syntax.js';
 import type {
   CpuAffinity,
@@ -267,15 +267,15 @@ class Reader {
           return;
         }
         const name = item.slice(0, eq);
-        if (checkName(name, [...path, i], false)) out[name] = item.slice(eq + 1);
+        if (checkName(name, [...path, i], false)) setOwn(out, name, item.slice(eq + 1));
       });
       return out;
     }
     if (isObj(v)) {
       for (const [name, val] of Object.entries(v)) {
         if (!checkName(name, [...path, name], true)) continue;
-        if (typeof val === 'string') out[name] = val;
-        else if (typeof val === 'number' || typeof val === 'boolean') out[name] = String(val);
+        if (typeof val === 'string') setOwn(out, name, val);
+        else if (typeof val === 'number' || typeof val === 'boolean') setOwn(out, name, String(val));
         else this.typeError([...path, name], 'a string', val);
       }
       return out;
@@ -389,7 +389,7 @@ function readResource(r: Reader, v: unknown, path: Seg[], d: Draft): void {
       const devs: Record<string, number> = {};
       for (const [k, n] of Object.entries(o.devices)) {
         const c = r.int(n, [...p, k], 0);
-        if (c !== undefined) devs[k] = c;
+        if (c !== undefined) setOwn(devs, k, c);
       }
       d.devices = devs;
     }
@@ -907,8 +907,8 @@ function check(r: Reader, root: unknown, text: string, file: string): Workflow |
   const checkMounts = (d: Draft): void => {
     const byLocation = new Map<string, string>();
     for (const m of d.mounts?.values() ?? []) {
-      if (!(m.volume in volumes)) {
-        if (isObj(root.volumes) && m.volume in root.volumes) continue; // the volume itself has an error, reported there
+      if (!Object.hasOwn(volumes, m.volume)) {
+        if (isObj(root.volumes) && Object.hasOwn(root.volumes, m.volume)) continue; // the volume itself has an error, reported there
         r.error(m.path, `unknown volume "${m.volume}"${suggestion(m.volume, volumeNames)}`, volumeNames.length > 0 ? `volumes defined in this file: ${volumeNames.join(', ')}` : 'define it under the top-level "volumes:" key, e.g. volumes: {data: {reference: volume://user/ephemeral}}', r.dialect === 'v1');
       }
       const other = byLocation.get(m.location);

@@ -13,3 +13,9 @@ export function formatPath(path: readonly (string | number)[]): string {
   return s;
 }
 
+
+/** `o[k] = v` that also works for the key "__proto__" (an own property, never the prototype). */
+export function setOwn<T>(o: Record<string, T>, k: string, v: T): void {
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else o[k] = v;
+}

@@ -4,6 +4,7 @@ import { basename, extname } from 'node:path';
 import { WarrenError, EXIT } from '../common/index.js';
 import { formatDiagnostic, lineColAt, suggestion } from './diagnostics.js';
 import { findCycles } from './graph.js';
+import { setOwn } from './path.js';
 import type { Diagnostic, JobSpec, Workflow } from './types.js';
 
 export const JOB_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -150,7 +151,7 @@ export function convertWfFormat(json: unknown, file: string, diags: Diagnostic[]
             return;
           }
           const size = num(f.sizeInBytes, `${path}.sizeInBytes`, `"id": ${JSON.stringify(f.id)}`, 'sizeInBytes');
-          files[f.id] = { sizeBytes: size ?? 0 };
+          setOwn(files, f.id, { sizeBytes: size ?? 0 });
         });
     }
   } else if (Array.isArray(wf.tasks)) {
@@ -172,7 +173,7 @@ export function convertWfFormat(json: unknown, file: string, diags: Diagnostic[]
           if (fid === undefined) continue;
           (f.link === 'output' ? outputs : inputs).push(fid);
           const size = typeof f.sizeInBytes === 'number' ? f.sizeInBytes : typeof f.size === 'number' ? f.size : 0;
-          files[fid] = { sizeBytes: size };
+          setOwn(files, fid, { sizeBytes: size });
         }
       }
       raw.push({

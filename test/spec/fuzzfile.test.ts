@@ -715,6 +715,16 @@ describe('Fuzzfile v1: the normalized model', () => {
     assert.equal(crlf.jobs.b!.script, '#!/bin/sh\necho\n');
   });
 
+  test('keys named like Object properties are plain keys', () => {
+    const wf = parseOk('version: v1\njobs:\n  constructor:\n    command: [x]\n    env: {__proto__: x, toString: y}\n');
+    assert.deepEqual(Object.keys(wf.jobs.constructor!.env), ['__proto__', 'toString']);
+    assert.equal(Object.getPrototypeOf(wf.jobs.constructor!.env), Object.prototype);
+    expectDiagnostics(
+      ['version: v1', 'jobs:', '  a:', '    command: [x]', '    mounts:', '      constructor: {location: /x}'],
+      ['flow.yaml:6:7: jobs.a.mounts.constructor: unknown volume "constructor"\n  hint: define it under the top-level "volumes:" key, e.g. volumes: {data: {reference: volume://user/ephemeral}}'],
+    );
+  });
+
   test('a Fuzzfile written as JSON is read like YAML', () => {
     const wf = parseOk(JSON.stringify({ version: 'v1', jobs: { a: { command: ['echo', 'hi'] }, b: { command: ['true'], requires: ['a'] } } }));
     assert.deepEqual(wf.jobs.b!.requires, [{ job: 'a', condition: 'succeeded' }]);
