@@ -28,6 +28,11 @@ export interface DataOptions {
   retryBaseMs?: number;
   onProgress?: (p: TransferProgress) => void;
   signal?: AbortSignal;
+  /** Directory that relative `file://` sources (ingress) and destinations (egress) are
+   *  resolved against (default: the current directory). */
+  baseDir?: string;
+  /** Idle timeout of a network request, in milliseconds (default 30000). */
+  timeoutMs?: number;
 }
 
 export interface TransferResult {

@@ -1,0 +1,184 @@
+// Ingress: fetch a source (file://, http(s)://, s3://) into a volume through the cache.
+import { resolve } from 'node:path';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { warrenHome } from '../common/index.js';
+import type { TransferSpec } from '../spec/types.js';
+import type { DataOptions, IngressFn, TransferResult } from './types.js';
+import { DataCache, keyFor, type StoredEntry } from './cache.js';
+import { accessDenied, badUri, checksumMismatch, dataError, fsError, notFound, secretNotFound } from './errors.js';
+import { copyToTemp, placeFile, withLock } from './fsutil.js';
+import { httpAttempt } from './http.js';
+import { resetPartial } from './partial.js';
+import { s3Attempt, s3Client, s3Head } from './s3.js';
+import { defaultSecretResolver } from './secrets.js';
+import { Progress, withRetries } from './transfer.js';
+import { baseName, parseLocation, resolveInVolume, withName } from './uri.js';
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+export function checkSha256(t: TransferSpec): string | undefined {
+  if (t.sha256 === undefined) return undefined;
+  if (!/^[0-9a-fA-F]{64}$/.test(t.sha256)) {
+    throw dataError('DATA_BAD_CHECKSUM', `sha256 '${t.sha256}' of ${t.source.uri} is not 64 hex digits`,
+      'write the SHA-256 digest as printed by `sha256sum FILE`', { usage: true });
+  }
+  return t.sha256.toLowerCase();
+}
+
+export function credentials(ref: string | undefined, opts: DataOptions, where: string): Record<string, string> | undefined {
+  if (!ref) return undefined;
+  const resolver = opts.secrets ?? defaultSecretResolver(warrenHome());
+  const c = resolver(ref);
+  if (!c) throw secretNotFound(ref, where);
+  return c;
+}
+
+/** Hard-link (or copy) a cached blob to the destination; read-only, like the blob. */
+async function place(blob: string, dest: string, uri: string, opts: DataOptions): Promise<void> {
+  try {
+    await placeFile(blob, dest, { mode: 0o444, signal: opts.signal });
+  } catch (e) {
+    throw fsError(e, dest, uri);
+  }
+}
+
+export const ingress: IngressFn = async (t: TransferSpec, volumeRoot: string, opts: DataOptions): Promise<TransferResult> => {
+  const uri = t.source.uri;
+  const src = parseLocation(uri);
+  const dl = parseLocation(t.destination.uri);
+  if (dl.scheme !== 'file') throw badUri(t.destination.uri, 'an ingress destination must be a file:// path in the volume');
+  const expected = checkSha256(t);
+  const name = baseName(src);
+  if (dl.path.endsWith('/') && !name) throw badUri(t.destination.uri, `names a directory and ${uri} has no file name to put in it`);
+  const dest = resolveInVolume(volumeRoot, withName(dl.path, name), t.destination.uri);
+  const cache = new DataCache(opts.cacheDir);
+  const creds = credentials(t.source.secret, opts, `ingress of ${uri}`);
+  const progress = new Progress(uri, opts.onProgress);
+  const shaKey = expected ? keyFor(uri, `sha256:${expected}`) : undefined;
+  const ctx = { uri, opts };
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+
+  const hit = async (e: StoredEntry & { blob: string }): Promise<TransferResult> => {
+    await place(e.blob, dest, uri, opts);
+    progress.totalBytes = e.bytes;
+    progress.set(e.bytes);
+    progress.done();
+    return { uri, target: dest, bytes: e.bytes, sha256: e.sha256, cached: true };
+  };
+  /** Verify the downloaded file, move it into the cache, place it. */
+  const finish = async (file: string, keyUri: string, r: { bytes: number; sha256: string; etag?: string | undefined }, validator: string | undefined, partial: boolean): Promise<TransferResult> => {
+    if (expected && r.sha256 !== expected) {
+      if (partial) await resetPartial(cache, keyUri);
+      else await rm(file, { force: true });
+      throw checksumMismatch(uri, expected, r.sha256);
+    }
+    const key = shaKey ?? keyFor(keyUri, validator ?? `sha256:${r.sha256}`);
+    let e;
+    try {
+      e = await cache.commit(file, {
+        key, uri: keyUri, bytes: r.bytes, sha256: r.sha256, validator: validator ?? `sha256:${r.sha256}`,
+        ...(r.etag ? { etag: r.etag } : {}),
+      });
+      if (partial) await resetPartial(cache, keyUri);
+    } catch (err) {
+      throw fsError(err, cache.blobsDir, uri, dest);
+    }
+    await place(e.blob, dest, uri, opts);
+    progress.totalBytes = r.bytes;
+    progress.set(r.bytes);
+    progress.done();
+    return { uri, target: dest, bytes: r.bytes, sha256: r.sha256, cached: false };
+  };
+
+  if (shaKey) {
+    const e = await cache.lookup(shaKey);
+    if (e) return hit(e);
+  }
+
+  if (src.scheme === 'file') {
+    const path = src.absolute ? src.path : resolve(opts.baseDir ?? process.cwd(), src.path);
+    const keyUri = `file://${path}`;
+    let st;
+    try {
+      st = await stat(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw notFound(uri, `no such file: ${path}`);
+      if (code === 'EACCES' || code === 'EPERM') throw accessDenied(uri, `cannot read ${path}`);
+      throw fsError(e, path, uri);
+    }
+    if (!st.isFile()) {
+      throw dataError('DATA_NOT_A_FILE', `ingress source ${uri} (${path}) is not a regular file`,
+        'ingress copies single files: archive a directory (tar) and ingress the archive', { usage: true });
+    }
+    const validator = `file:${st.size}:${st.mtimeMs}`;
+    const key = shaKey ?? keyFor(keyUri, validator);
+    const e = await cache.lookup(key);
+    if (e) return hit(e);
+    return withLock(cache.lockPath(keyUri), async () => {
+      const again = await cache.lookup(key);
+      if (again) return hit(again);
+      progress.totalBytes = st.size;
+      let c;
+      try {
+        await mkdir(cache.partialDir, { recursive: true });
+        c = await copyToTemp(path, cache.partialPath(keyUri), { onBytes: (n) => progress.add(n), signal: opts.signal });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EACCES' || code === 'EPERM') throw accessDenied(uri, `cannot read ${path}`);
+        throw fsError(err, cache.partialDir, uri, dest);
+      }
+      return finish(c.tmp, keyUri, c, validator, false);
+    }, opts.signal);
+  }
+
+  if (src.scheme === 'http') {
+    return withLock(cache.lockPath(uri), async () => {
+      if (shaKey) {
+        const again = await cache.lookup(shaKey);
+        if (again) return hit(again);
+      }
+      // Revalidate the most recent cached copy of this URL with If-None-Match.
+      let cand = shaKey ? undefined : cache.entriesFor(uri).filter((x) => x.etag && x.validator.startsWith('etag:'))
+        .sort((a, b) => b.lastUsed.localeCompare(a.lastUsed))[0];
+      for (;;) {
+        const r = await withRetries(ctx, () => httpAttempt({
+          uri, url: src.url, cache, creds, ifNoneMatch: cand?.etag, timeoutMs, signal: opts.signal, progress, dest,
+        }));
+        if (r.notModified) {
+          const e = cand ? await cache.lookup(cand.key) : undefined;
+          if (e) return hit(e);
+          cand = undefined; // the cached copy vanished meanwhile: download
+          continue;
+        }
+        const validator = r.etag && !r.etag.startsWith('W/') ? `etag:${r.etag}` : r.lastModified ? `lm:${r.lastModified}:${r.bytes}` : r.etag ? `etag:${r.etag}` : undefined;
+        return finish(cache.partialPath(uri), uri, r, validator, true);
+      }
+    }, opts.signal);
+  }
+
+  // s3://
+  if (!src.key || src.key.endsWith('/')) throw badUri(uri, 'names no object key (ingress fetches single objects)');
+  const client = s3Client(opts.s3, creds, timeoutMs);
+  try {
+    let head = await withRetries(ctx, () => s3Head(client, src.bucket, src.key, uri, opts.s3, opts.signal));
+    const key = shaKey ?? (head.etag ? keyFor(uri, `etag:${head.etag}`) : undefined);
+    if (key) {
+      const e = await cache.lookup(key);
+      if (e) return hit(e);
+    }
+    return await withLock(cache.lockPath(uri), async () => {
+      if (key) {
+        const again = await cache.lookup(key);
+        if (again) return hit(again);
+      }
+      const r = await withRetries(ctx, async (attempt) => {
+        if (attempt > 1) head = await s3Head(client, src.bucket, src.key, uri, opts.s3, opts.signal);
+        return s3Attempt({ uri, bucket: src.bucket, key: src.key, client, s3: opts.s3, cache, etag: head.etag, size: head.size, progress, signal: opts.signal, dest });
+      });
+      return finish(cache.partialPath(uri), uri, r, r.etag ? `etag:${r.etag}` : undefined, true);
+    }, opts.signal);
+  } finally {
+    client.destroy();
+  }
+};
