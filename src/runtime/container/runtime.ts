@@ -1,0 +1,419 @@
+// The container runtime: the I/O shell around buildOciSpec. Per attempt it prepares the
+// image, makes a bundle (config.json + root file system) under the state directory, runs
+// `runc run` in the foreground with the job's log files as its stdout/stderr, and on exit
+// reads the cgroup for out-of-memory kills and removes everything it made (runc state,
+// mounts, cgroups, bundle) before `exited` resolves.
+//
+// Why `runc run` in the foreground and not create/start/--detach: one exec instead of
+// three, runc itself waits for the job and returns its exit status (we stay its parent,
+// so no polling), forwards signals, and destroys the container on exit.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { constants as osConstants } from 'node:os';
+import { WarrenError, EXIT, isWarrenError, formatBytes } from '../../common/index.js';
+import type { ExitInfo, LaunchRequest, RunningTask, Runtime } from '../types.js';
+import { buildOciSpec, mergeEnv, mountpointsInRootfs, DEFAULT_SHM_BYTES, type OciSpec } from './spec.js';
+import { detectCgroups, TaskCgroup, type CgroupInfo } from './cgroups.js';
+import {
+  checkRootfsDir,
+  checkSquashfs,
+  defaultToolPath,
+  findExecutable,
+  findSquashfsTools,
+  locateSquashfs,
+  mountOverlay,
+  mountSquashfs,
+  run,
+  type RootfsHandle,
+  type SquashfsLocation,
+  type SquashfsTools,
+} from './rootfs.js';
+import { discoverGpus } from './gpu.js';
+
+/** What the image subsystem hands over (structurally the same as src/image's PreparedImage). */
+export interface ContainerImage {
+  uri: string;
+  kind: 'rootfs' | 'sif';
+  /** Root file system directory, or the image file (SIF or plain squashfs). */
+  path: string;
+  digest?: string;
+  config: { env: string[]; entrypoint?: string[]; cmd?: string[]; workingDir?: string; user?: string; labels?: Record<string, string> };
+  /** Where the squashfs is inside `path`, when the caller already knows. */
+  partition?: SquashfsLocation;
+}
+
+export type PrepareImageFn = (uri: string, opts?: { auth?: unknown }) => Promise<ContainerImage>;
+
+export interface ContainerRuntimeOptions {
+  /** Bundles, runc state and extracted images go here (must not be on overlayfs). */
+  stateDir: string;
+  /** runc binary (default: `runc` on PATH or in /usr/sbin). */
+  runcPath?: string;
+  /** Turns `container.image` into a local root file system or SIF. Default: src/image's prepareImage. */
+  prepareImage?: PrepareImageFn;
+  /** Finds the system partition of a SIF file (src/image/sif). */
+  sifPartition?: (path: string) => Promise<SquashfsLocation>;
+  /** Refuses an untrusted image by throwing (src/image/sif's checkImageTrust). */
+  trust?: (image: ContainerImage) => Promise<void>;
+  /** Where to look for runc, mount, squashfuse, unsquashfs (default: PATH plus sbin dirs). */
+  toolPath?: string;
+  /** Called with warnings (e.g. limits that cannot be enforced rootless). */
+  onWarning?: (message: string) => void;
+}
+
+interface Prepared {
+  cid: string;
+  bundle: string;
+  spec: OciSpec;
+  cgroup?: TaskCgroup;
+  warnings: string[];
+}
+
+function sanitizeId(id: string): string {
+  return id.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[._-]+/, '').slice(0, 48) || 'job';
+}
+
+function jobName(id: string): string {
+  const parts = id.split('/').filter(Boolean);
+  return parts.length > 1 ? parts[1]! : (parts[0] ?? 'warren');
+}
+
+function isUnder(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+}
+
+const SIGNAL_NAMES: Record<number, string> = Object.fromEntries(Object.entries(osConstants.signals).map(([k, v]) => [v, k]));
+
+export function runcMissing(runc: string | undefined): WarrenError {
+  return new WarrenError('RUNTIME_RUNC_MISSING', `runc not found${runc ? ` at ${runc}` : ' on PATH or in /usr/sbin'}: cannot run container jobs on this node`, {
+    hint: 'install it (`apt-get install runc`, or run scripts/setup.sh), or give its path in the runtime settings',
+  });
+}
+
+export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
+  const toolPath = opts.toolPath ?? defaultToolPath();
+  const stateDir = opts.stateDir;
+  const runcRoot = join(stateDir, 'runc');
+  const bundles = join(stateDir, 'bundles');
+  const extracted = join(stateDir, 'rootfs');
+  let tools: SquashfsTools | undefined;
+  const getTools = (): SquashfsTools => (tools ??= findSquashfsTools(toolPath));
+  let prepareFn = opts.prepareImage;
+  const getPrepare = async (): Promise<PrepareImageFn> => {
+    if (!prepareFn) {
+      const mod = await import('../../image/index.js');
+      prepareFn = (uri, o) => mod.prepareImage(uri, o?.auth ? { auth: o.auth as never } : {}) as Promise<ContainerImage>;
+    }
+    return prepareFn;
+  };
+  const resolveRunc = (): string => {
+    const p = findExecutable(opts.runcPath ?? 'runc', toolPath);
+    if (!p) throw runcMissing(opts.runcPath);
+    return p;
+  };
+
+  const loadImage = async (req: LaunchRequest): Promise<ContainerImage> => {
+    const c = req.container;
+    if (!c?.image) {
+      throw new WarrenError('RUNTIME_NO_IMAGE', `job ${req.id} has no container image`, {
+        hint: 'give the job an `image:` or run it with the process runtime',
+        exitCode: EXIT.usage,
+      });
+    }
+    const prepare = await getPrepare();
+    const img = await prepare(c.image, c.auth ? { auth: c.auth } : undefined);
+    if (opts.trust) await opts.trust(img);
+    return img;
+  };
+
+  /** Make the root file system ready: validate, mount. Nothing is started before this succeeds. */
+  const openRootfs = async (img: ContainerImage, bundle: string, root: boolean): Promise<RootfsHandle> => {
+    if (img.kind === 'rootfs') {
+      checkRootfsDir(img.path, img.uri);
+      return { path: img.path, via: 'dir', writable: false, release: async () => {} };
+    }
+    const loc = img.partition ?? (await locateSquashfs(img.path, img.uri, opts.sifPartition));
+    checkSquashfs(img.path, loc, img.uri);
+    return mountSquashfs({ file: img.path, loc, image: img.uri, mountpoint: join(bundle, 'image'), extractDir: extracted, tools: getTools(), root });
+  };
+
+  const prepare = async (req: LaunchRequest, img: ContainerImage, releases: (() => Promise<void>)[]): Promise<Prepared> => {
+    const c = req.container!;
+    const uid = process.getuid?.() ?? 0;
+    const gid = process.getgid?.() ?? 0;
+    const root = uid === 0;
+    const warnings: string[] = [];
+    const cid = `w-${sanitizeId(req.id)}-${randomBytes(4).toString('hex')}`;
+    const bundle = join(bundles, cid);
+    mkdirSync(bundle, { recursive: true });
+    releases.push(async () => rmSync(bundle, { recursive: true, force: true }));
+
+    const argv = req.argv.length ? req.argv : [...(img.config.entrypoint ?? []), ...(img.config.cmd ?? [])];
+    if (!argv.length) {
+      throw new WarrenError('RUNTIME_NO_COMMAND', `job ${req.id}: no command given and image ${img.uri} has no entrypoint or cmd`, {
+        hint: 'give the job a `command:` (or `script:`)',
+        exitCode: EXIT.usage,
+      });
+    }
+    const mounts = req.mounts.map((m) => ({ ...m, target: posix.normalize(m.target) }));
+    const cwd = mounts.some((m) => isUnder(posix.normalize(req.cwd), m.target)) ? posix.normalize(req.cwd) : img.config.workingDir || '/';
+
+    const rootfs = await openRootfs(img, bundle, root);
+    releases.push(rootfs.release);
+
+    let cgroup: TaskCgroup | undefined;
+    let cgroupsPath: string | undefined;
+    let resources: { memoryBytes?: number; limitSwap?: boolean; cores?: number } | undefined;
+    const cg: CgroupInfo = detectCgroups();
+    const wantLimits = req.memoryBytes !== undefined || (req.cores !== undefined && req.cores > 0);
+    if (!root) {
+      if (wantLimits) warnings.push(`rootless container: memory and CPU limits are not enforced (no cgroup delegation for uid ${uid})`);
+    } else if (cg.mode === 'none') {
+      if (wantLimits) warnings.push('no cgroup file system on this node: memory and CPU limits are not enforced');
+    } else {
+      cgroupsPath = `/warren/${cid}`;
+      if (wantLimits) {
+        const tcg = new TaskCgroup(cg, cid);
+        cgroup = tcg;
+        releases.push(async () => tcg.remove());
+        cgroupsPath = cgroup.containerPath;
+        resources = {};
+        if (req.cores !== undefined && req.cores > 0) resources.cores = req.cores;
+        if (req.memoryBytes !== undefined) {
+          if (cg.mode === 'v1') cgroup.setupV1Memory(req.memoryBytes);
+          else resources = { ...resources, memoryBytes: req.memoryBytes, limitSwap: cg.swapAccounting };
+        }
+      }
+    }
+    const gpu = c.gpus?.length ? discoverGpus(c.gpus) : undefined;
+
+    const build = (rootfsPath: string): OciSpec =>
+      buildOciSpec({
+        rootfs: rootfsPath,
+        argv,
+        env: mergeEnv(img.config.env, req.env),
+        cwd,
+        uid: c.asRoot ? 0 : uid,
+        gid: c.asRoot ? 0 : gid,
+        asRoot: !!c.asRoot,
+        hostname: c.hostname ?? jobName(req.id),
+        mounts,
+        shmBytes: c.shmBytes ?? DEFAULT_SHM_BYTES,
+        isolateNetwork: !!c.isolateNetwork,
+        ...(root ? {} : { rootless: { hostUid: uid, hostGid: gid } }),
+        ...(cgroupsPath ? { cgroupsPath } : {}),
+        ...(resources ? { resources } : {}),
+        ...(gpu ? { gpu } : {}),
+      });
+    let spec = build(rootfs.path);
+
+    // Mount points (and the cwd) that the read-only image lacks need a writable layer.
+    const covered = mountpointsInRootfs(spec);
+    const needed = [...covered, ...(spec.mounts.some((m) => isUnder(cwd, m.destination) && m.destination !== '/') ? [] : [cwd])];
+    const missing = needed.filter((d) => !existsSync(join(rootfs.path, d)));
+    if (missing.length) {
+      if (root) {
+        const ovl = await mountOverlay(getTools(), rootfs.path, join(bundle, 'overlay'));
+        releases.push(ovl.release);
+        spec = build(ovl.path);
+      } else if (!rootfs.writable) {
+        throw new WarrenError('RUNTIME_MOUNT_TARGET_MISSING', `image ${img.uri} has no ${missing.join(', ')} to mount onto, and a rootless container cannot add them to a read-only image`, {
+          hint: 'mount volumes under /tmp or a directory that exists in the image, or use an image that has these directories',
+          exitCode: EXIT.usage,
+        });
+      }
+    }
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+    return { cid, bundle, spec, ...(cgroup ? { cgroup } : {}), warnings };
+  };
+
+  return {
+    name: 'container',
+
+    async check(req: LaunchRequest): Promise<void> {
+      resolveRunc();
+      const img = await loadImage(req);
+      const root = (process.getuid?.() ?? 0) === 0;
+      if (img.kind === 'rootfs') checkRootfsDir(img.path, img.uri);
+      else {
+        const loc = img.partition ?? (await locateSquashfs(img.path, img.uri, opts.sifPartition));
+        checkSquashfs(img.path, loc, img.uri);
+        const t = getTools();
+        if (!(root && t.mount) && !t.squashfuse && !t.unsquashfs) {
+          throw new WarrenError('RUNTIME_SQUASHFS_MISSING', `cannot open image ${img.uri}: squashfuse and squashfs-tools are not installed${root ? ' and mount(8) is missing' : ' (loop mounts need root)'}`, {
+            hint: 'install them: `apt-get install squashfuse squashfs-tools`',
+          });
+        }
+      }
+      if (req.container?.gpus?.length) discoverGpus(req.container.gpus);
+    },
+
+    launch(req: LaunchRequest): RunningTask {
+      const t0 = Date.now();
+      let resolveExit!: (e: ExitInfo) => void;
+      const exited = new Promise<ExitInfo>((r) => (resolveExit = r));
+      let child: ChildProcess | undefined;
+      let killReason: 'canceled' | 'timeout' | null = null;
+      let done = false;
+      let runcExited = false;
+      let timers: NodeJS.Timeout[] = [];
+      const releases: (() => Promise<void>)[] = [];
+      let prep: Prepared | undefined;
+      let runc = '';
+
+      const cleanup = async (): Promise<void> => {
+        if (prep && runc && existsSync(join(runcRoot, prep.cid))) {
+          await run(runc, ['--root', runcRoot, 'delete', '-f', prep.cid], 30_000);
+        }
+        // Undo in reverse order: overlay, image mount, cgroup, bundle.
+        for (const r of releases.reverse()) {
+          try {
+            await r();
+          } catch {
+            /* keep going: leave as little as possible */
+          }
+        }
+        releases.length = 0;
+      };
+
+      const finish = async (info: Omit<ExitInfo, 'durationMs'>): Promise<void> => {
+        if (done) return;
+        done = true;
+        for (const t of timers) clearTimeout(t);
+        timers = [];
+        await cleanup();
+        const warn = prep?.warnings ?? [];
+        for (const w of warn) opts.onWarning?.(w);
+        const message = [info.message, ...warn].filter(Boolean).join('; ');
+        resolveExit({ ...info, ...(message ? { message } : {}), durationMs: Date.now() - t0 });
+      };
+
+      const signal = (sig: 'TERM' | 'KILL'): void => {
+        if (runcExited || !prep || !runc) return;
+        const cid = prep.cid;
+        void run(runc, ['--root', runcRoot, 'kill', cid, sig], 10_000).then((r) => {
+          // The container may not exist yet (runc still creating it): try again shortly.
+          if (r.code !== 0 && !runcExited) timers.push(setTimeout(() => signal(sig), 50));
+        });
+      };
+
+      const kill = (reason: 'canceled' | 'timeout', graceMs = 1000): void => {
+        if (done || killReason) return;
+        killReason = reason;
+        if (!child) return; // not started yet: start() sees killReason and stops
+        signal('TERM');
+        timers.push(setTimeout(() => signal('KILL'), graceMs));
+      };
+
+      const start = async (): Promise<void> => {
+        let img: ContainerImage;
+        try {
+          runc = resolveRunc();
+          img = await loadImage(req);
+          prep = await prepare(req, img, releases);
+        } catch (e) {
+          const err = isWarrenError(e) ? e : new WarrenError('RUNTIME_CONTAINER_SETUP', `cannot set up the container for ${req.id}: ${(e as Error).message}`, { hint: 'see the message; check the state directory and the image', cause: e });
+          await finish({ exitCode: null, signal: null, reason: 'spawn-error', message: `error[${err.code}]: ${err.message}${err.hint ? ` (hint: ${err.hint})` : ''}` });
+          return;
+        }
+        if (killReason) {
+          await finish({ exitCode: null, signal: null, reason: killReason, message: killReason === 'timeout' ? `timed out before the container started` : 'canceled before the container started' });
+          return;
+        }
+        let out = -1;
+        let errFd = -1;
+        const p = prep;
+        try {
+          out = openSync(req.stdoutPath, 'a');
+          errFd = req.stderrPath === req.stdoutPath ? out : openSync(req.stderrPath, 'a');
+          const args = ['--root', runcRoot, '--log', join(p.bundle, 'runc.log'), '--log-format', 'json'];
+          if (p.spec.linux.uidMappings) args.push('--rootless', 'true');
+          args.push('run', '--bundle', p.bundle, p.cid);
+          child = spawn(runc, args, { stdio: ['ignore', out, errFd], cwd: p.bundle });
+        } catch (e) {
+          await finish({ exitCode: null, signal: null, reason: 'spawn-error', message: `cannot start runc: ${(e as Error).message}` });
+          return;
+        } finally {
+          if (out >= 0) closeSync(out);
+          if (errFd >= 0 && errFd !== out) closeSync(errFd);
+        }
+        child.on('error', (e) => {
+          runcExited = true;
+          void finish({ exitCode: null, signal: null, reason: 'spawn-error', message: `cannot start runc (${runc}): ${e.message}` });
+        });
+        child.on('exit', (code, sig) => {
+          runcExited = true;
+          void finish(interpret(code, sig, p));
+        });
+        if (req.timeoutSec !== undefined && req.timeoutSec > 0) timers.push(setTimeout(() => kill('timeout'), req.timeoutSec * 1000));
+      };
+
+      const interpret = (code: number | null, sig: NodeJS.Signals | null, p: Prepared): Omit<ExitInfo, 'durationMs'> => {
+        // runc returns the job's exit status, or 128+N when the job died of signal N.
+        const status = code ?? (sig ? 128 + (osConstants.signals[sig] ?? 9) : 255);
+        const sigName = status > 128 && status < 128 + 65 ? (SIGNAL_NAMES[status - 128] ?? null) : null;
+        if (killReason) {
+          return {
+            exitCode: sigName ? null : status,
+            signal: sigName,
+            reason: killReason,
+            ...(killReason === 'timeout' ? { message: `killed after the ${req.timeoutSec}s timeout (policy.timeout.execute)` } : {}),
+          };
+        }
+        if (p.cgroup && req.memoryBytes !== undefined) {
+          const { oomKills, limitHits } = p.cgroup.oomCheck(req.memoryBytes);
+          const limit = formatBytes(req.memoryBytes);
+          const oom = p.cgroup.info.mode === 'v2' ? oomKills > 0 : oomKills > 0 || (limitHits > 0 && sigName === 'SIGKILL');
+          if (oom && status !== 0) {
+            return {
+              exitCode: sigName ? null : status,
+              signal: sigName,
+              reason: 'oom',
+              message: `out of memory: killed by the kernel for going over its ${limit} memory limit (resource.memory.size); raise the limit or use less memory`,
+            };
+          }
+          if ((oom || limitHits > 0) && status !== 0) {
+            return { exitCode: sigName ? null : status, signal: sigName, reason: sigName ? 'signal' : 'exit', message: `the job reached its ${limit} memory limit (a process may have been killed for being out of memory)` };
+          }
+        }
+        if (status !== 0) {
+          const failure = runcFailure(join(p.bundle, 'runc.log'));
+          if (failure) return { exitCode: null, signal: null, reason: 'spawn-error', message: `container ${p.cid} did not start: ${failure}` };
+        }
+        if (sigName) return { exitCode: null, signal: sigName, reason: 'signal' };
+        return { exitCode: status, signal: null, reason: 'exit' };
+      };
+
+      void start();
+      return {
+        get pid() {
+          return child?.pid;
+        },
+        exited,
+        kill,
+      };
+    },
+  };
+}
+
+/** runc's own error (from its JSON log) when it failed to start the container, else undefined. */
+function runcFailure(logFile: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(logFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const e = JSON.parse(line) as { level?: string; msg?: string };
+      if (e.level === 'error' && e.msg) return e.msg.replace(/^runc run failed: /, '');
+    } catch {
+      /* not JSON */
+    }
+  }
+  return undefined;
+}
