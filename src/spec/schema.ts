@@ -111,7 +111,6 @@ function topLevel(dialect: 'v1' | 'v4'): object {
 export function workflowJsonSchema(): object {
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',
-    $id: 'https://warren.dev/schema/fuzzfile.json',
     title: 'Warren workflow (Fuzzfile v1 or v4)',
     description: 'A workflow: volumes, jobs and (v4) services. See docs/workflow-format.md.',
     type: 'object',

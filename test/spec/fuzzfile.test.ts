@@ -717,8 +717,9 @@ describe('Fuzzfile v1: the normalized model', () => {
 
   test('keys named like Object properties are plain keys', () => {
     const wf = parseOk('version: v1\njobs:\n  constructor:\n    command: [x]\n    env: {__proto__: x, toString: y}\n');
-    assert.deepEqual(Object.keys(wf.jobs.constructor!.env), ['__proto__', 'toString']);
-    assert.equal(Object.getPrototypeOf(wf.jobs.constructor!.env), Object.prototype);
+    const job = Object.entries(wf.jobs).find(([n]) => n === 'constructor')![1];
+    assert.deepEqual(Object.keys(job.env), ['__proto__', 'toString']);
+    assert.equal(Object.getPrototypeOf(job.env), Object.prototype);
     expectDiagnostics(
       ['version: v1', 'jobs:', '  a:', '    command: [x]', '    mounts:', '      constructor: {location: /x}'],
       ['flow.yaml:6:7: jobs.a.mounts.constructor: unknown volume "constructor"\n  hint: define it under the top-level "volumes:" key, e.g. volumes: {data: {reference: volume://user/ephemeral}}'],
