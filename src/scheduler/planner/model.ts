@@ -157,34 +157,50 @@ export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions =
   for (let j = 0; j < jobs.length; j++) for (const f of jobs[j]!.outputs) if (files[f]!.producer < 0) files[f]!.producer = j;
   for (const f of files) if (f.producer < 0) f.home = siteIdx.get(dataSite(platform, f.id))!;
 
-  // Edges: declared requirements plus producer -> consumer of every file.
+  // Edges: declared requirements plus producer -> consumer of every file. Edges into one job
+  // are added together, so `seen[a] === b` (a stamp, no set of pairs) finds duplicates.
   const nj = jobs.length;
-  const edges = new Set<number>();
+  const seen = new Int32Array(nj).fill(-1);
+  const predPos: number[][] = jobs.map(() => []);
   const addEdge = (a: number, b: number): void => {
-    if (a === b || edges.has(a * nj + b)) return;
-    edges.add(a * nj + b);
+    if (a === b || seen[a] === b) return;
+    seen[a] = b;
+    predPos[b]!.push(jobs[a]!.succs.length);
     jobs[a]!.succs.push(b);
     jobs[b]!.preds.push(a);
   };
   for (const spec of Object.values(wf.jobs)) {
+    const targets = byName.get(spec.name)!;
     for (const d of spec.requires) {
-      const from = byName.get(d.job);
-      if (!from) {
+      if (!byName.has(d.job)) {
         throw new WarrenError('PLAN_UNKNOWN_JOB', `job "${spec.name}" requires unknown job "${d.job}"`, { hint: 'validate the workflow with `warren validate FILE`', exitCode: EXIT.usage });
       }
-      for (const a of from) for (const b of byName.get(spec.name)!) addEdge(a, b);
     }
+    for (const b of targets) for (const d of spec.requires) for (const a of byName.get(d.job)!) addEdge(a, b);
   }
-  for (let j = 0; j < jobs.length; j++) for (const f of jobs[j]!.inputs) if (files[f]!.producer >= 0) addEdge(files[f]!.producer, j);
-
-  const edgeBytes = new Map<number, number>();
+  // Bytes on each edge: what the consumer reads of the producer's outputs.
+  const acc = new Float64Array(nj);
+  const predBytes: number[][] = new Array(nj);
   for (let j = 0; j < nj; j++) {
-    for (const f of jobs[j]!.inputs) {
+    const job = jobs[j]!;
+    for (const p of job.preds) seen[p] = j;
+    for (const f of job.inputs) {
       const p = files[f]!.producer;
-      if (p >= 0 && p !== j) edgeBytes.set(p * nj + j, (edgeBytes.get(p * nj + j) ?? 0) + files[f]!.bytes);
+      if (p < 0 || p === j) continue;
+      addEdge(p, j);
+      acc[p]! += files[f]!.bytes;
     }
+    predBytes[j] = job.preds.map((p) => {
+      const v = acc[p]!;
+      acc[p] = 0;
+      return v;
+    });
   }
-  jobs.forEach((job, j) => (job.succBytes = job.succs.map((s) => edgeBytes.get(j * nj + s) ?? 0)));
+  for (const job of jobs) job.succBytes = new Array<number>(job.succs.length).fill(0);
+  for (let b = 0; b < nj; b++) {
+    const preds = jobs[b]!.preds;
+    for (let i = 0; i < preds.length; i++) jobs[preds[i]!]!.succBytes[predPos[b]![i]!] = predBytes[b]![i]!;
+  }
 
   // Topological order (Kahn, smallest index first for determinism).
   const indeg = jobs.map((j) => j.preds.length);

@@ -51,8 +51,8 @@ function runner(m: Model, fixed?: Fixed): Runner {
 const better = (a: Schedule, b: Schedule): boolean =>
   a.makespan < b.makespan - 1e-6 || (Math.abs(a.makespan - b.makespan) <= 1e-6 && a.cost < b.cost - 1e-9);
 
-/** The fastest schedule this planner finds: cost-aware EFT, its slack-recovered variant, and HEFT. */
-function fastest(m: Model, S: Runner, rank: Float64Array): { best: Schedule; eft: Schedule } {
+/** The fastest schedule this planner finds: cost-aware EFT, its slack-recovered variant, HEFT and PEFT. */
+function fastest(m: Model, S: Runner, rank: Float64Array): Schedule {
   const eft = S(rank, eftCostSelect, 'eft-cost');
   let best = eft;
   // Same makespan, less money: redo with each job allowed to finish as late as the
@@ -66,7 +66,7 @@ function fastest(m: Model, S: Runner, rank: Float64Array): { best: Schedule; eft
   const oct = octTable(m);
   const pe = S(octRanks(m, oct), peftSelect(m, oct), 'peft');
   if (better(pe, best)) best = pe;
-  return { best, eft };
+  return best;
 }
 
 /** The cheapest plan found that ends by `deadline` (or null). */
@@ -109,7 +109,7 @@ function planModel(wf: Workflow, platform: Platform, opts: PlanOptions, progress
   const m = buildModel(wf, platform, opts);
   const S = runner(m, progress ? pinnedJobs(m, progress) : undefined);
   const rank = upwardRanks(m);
-  const { best: fast, eft } = fastest(m, S, rank);
+  const fast = fastest(m, S, rank);
   const notes: string[] = [];
   let chosen = fast;
   let objective: Objective = 'fastest';
@@ -124,7 +124,7 @@ function planModel(wf: Workflow, platform: Platform, opts: PlanOptions, progress
       notes.push(`the deadline (${formatDuration(deadline)}) cannot be met: the earliest feasible finish is ${formatDuration(fast.makespan)} (${fast.makespan.toFixed(1)} s) at a cost of ${money(fast.cost, cur)}`);
     } else {
       deadlineMet = true;
-      chosen = cheapestWithin(m, S, rank, fast.makespan <= eft.makespan ? fast : eft, deadline) ?? fast;
+      chosen = cheapestWithin(m, S, rank, fast, deadline) ?? fast;
     }
     if (budget !== undefined) {
       budgetMet = chosen.cost <= budget + 1e-9;
