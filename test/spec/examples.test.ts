@@ -60,6 +60,15 @@ describe('examples', () => {
   });
 });
 
+describe('docs/workflow-format.md', () => {
+  test('its complete workflows are valid', () => {
+    const md = readFileSync(join(repoRoot, 'docs', 'workflow-format.md'), 'utf8');
+    const blocks = [...md.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((b) => /^version:/m.test(b));
+    assert.ok(blocks.length >= 3);
+    for (const b of blocks) assert.deepEqual(parseWorkflowText(b, 'doc.yaml').diagnostics.map(formatDiagnostic), [], b);
+  });
+});
+
 describe('JSON Schema', () => {
   const ajv = new Ajv({ allErrors: true });
   const validate = ajv.compile(workflowJsonSchema());
