@@ -2,6 +2,7 @@
 // token and basic auth, manifests, blob download streamed to disk with size and sha256
 // verification, and monolithic blob upload + manifest push.
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
@@ -305,9 +306,13 @@ export class RegistryClient {
         cb(null, chunk);
       },
     });
+    const ws = createWriteStream(dest, { highWaterMark: 1 << 20 });
     try {
-      await pipeline(res.body, counter, createWriteStream(dest, { highWaterMark: 1 << 20 }));
+      await pipeline(res.body, counter, ws);
     } catch (e) {
+      // The file may still be being opened: wait until the stream is closed, so that the
+      // caller's clean-up cannot run before the file appears.
+      if (!ws.closed) await once(ws, 'close').catch(() => undefined);
       if (e instanceof WarrenError) throw e;
       const err = e as NodeJS.ErrnoException;
       if (err.code === 'ENOSPC' || err.code === 'EACCES' || err.code === 'EROFS') throw e;
