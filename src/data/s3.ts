@@ -22,6 +22,8 @@ export function s3Settings(o: S3Options | undefined, env: NodeJS.ProcessEnv = pr
 }
 
 export function s3Client(o: S3Options | undefined, creds: Record<string, string> | undefined, timeoutMs: number): S3Client {
+  // Warren targets Node 20; the SDK's notice about future Node versions is noise for users.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const s = s3Settings(o);
   const cfg: S3ClientConfig = {
     region: s.region,
