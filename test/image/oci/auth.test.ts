@@ -132,6 +132,16 @@ describe('bearer token auth (token service + registry)', { skip, timeout: 60_000
     assert.ok(tokens.issued.some((i) => i === 'bob repository:team/busybox:pull'), tokens.issued.join('; '));
   });
 
+  test('a bearer token given directly (e.g. from a workflow secret) is used as is', async () => {
+    const realm = new URL(tokens.setup.realm);
+    realm.searchParams.set('service', tokens.setup.service);
+    realm.searchParams.set('scope', 'repository:team/busybox:pull');
+    const res = await fetch(realm, { headers: { authorization: 'Basic ' + Buffer.from('bob:tokpw').toString('base64') } });
+    const { token } = (await res.json()) as { token: string };
+    const img = await prepareImage(`docker://${reg.host}/team/busybox:2`, { cacheDir: cache(), auth: { token } });
+    assert.ok(existsSync(join(img.path, 'bin', 'busybox')));
+  });
+
   test('anonymous token has no access: IMAGE_AUTH_REQUIRED; bad password: IMAGE_AUTH_FAILED', async () => {
     const c = cache();
     await assert.rejects(prepareImage(`docker://${reg.host}/team/busybox:2`, { cacheDir: c }), isCode('IMAGE_AUTH_REQUIRED', reg.host));

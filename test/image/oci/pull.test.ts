@@ -57,7 +57,18 @@ describe('OCI pulls from a loopback registry', { skip, timeout: 180_000 }, () =>
 
   test('pull by tag: layers unpacked with whiteouts, links, modes and config', async () => {
     const cacheDir = freshCache();
-    const img = await prepareImage(via('test/busybox:1.0'), { cacheDir, platform: { os: 'linux', architecture: 'amd64' } });
+    const phases = new Set<string>();
+    let lastDownload = 0;
+    const img = await prepareImage(via('test/busybox:1.0'), {
+      cacheDir,
+      platform: { os: 'linux', architecture: 'amd64' },
+      onProgress: (p) => {
+        phases.add(p.phase);
+        if (p.phase === 'download') lastDownload = p.bytes ?? 0;
+      },
+    });
+    assert.deepEqual([...phases].sort(), ['done', 'download', 'resolve', 'unpack']);
+    assert.equal(lastDownload, img.pull?.bytesDownloaded);
     assert.equal(img.kind, 'rootfs');
     assert.equal(img.digest, busybox.digest);
     assert.equal(img.path, join(cacheDir, 'images', busybox.digest.slice(7), 'rootfs'));
@@ -102,6 +113,10 @@ describe('OCI pulls from a loopback registry', { skip, timeout: 180_000 }, () =>
     assert.equal(always.pull?.bytesDownloaded, 0);
     assert.deepEqual(proxy.blobGets(), []);
     assert.deepEqual(proxy.requests, ['GET /v2/test/busybox/manifests/1.0']);
+    // another image sharing the upper layer: only its own blobs are downloaded
+    proxy.reset();
+    await prepareImage(via('test/multi:arm64-only'), { cacheDir });
+    assert.equal(proxy.blobGets().length, 2, `config and base layer only: ${proxy.blobGets().join(', ')}`);
   });
 
   test('pull by digest reuses the entry of the tag pull', async () => {
@@ -125,6 +140,9 @@ describe('OCI pulls from a loopback registry', { skip, timeout: 180_000 }, () =>
     assert.equal(amd.digest, multi.amd.digest);
     assert.equal(readFileSync(join(arm.path, 'etc', 'arch'), 'utf8'), 'arm64\n');
     assert.equal(readFileSync(join(amd.path, 'etc', 'arch'), 'utf8'), 'amd64\n');
+    // pinned to the index digest: still resolved per platform
+    const pinned = await prepareImage(via(`test/multi@${multi.index.digest}`), { cacheDir: freshCache(), platform: { os: 'linux', architecture: 'arm64' } });
+    assert.equal(pinned.digest, multi.arm.digest);
     await assert.rejects(
       prepareImage(via('test/multi:latest'), { cacheDir, platform: { os: 'linux', architecture: 'riscv64' } }),
       (e) => assertWarren(e, 'IMAGE_PLATFORM_NOT_FOUND', 'test/multi:latest'),
