@@ -11,7 +11,8 @@ export interface PlannedJob {
   instance: number | null;
   start: number;
   end: number;
-  /** Compute cost of this job (cluster core-hours; for cloud jobs: the instance time it adds). */
+  /** Compute cost of this job: cluster core-hours; in a cloud, its share of its instance's bill
+   *  in proportion to core-seconds. Job costs plus transfer costs add up to the plan's cost. */
   cost: number;
   /** Why this site: data gravity, price, availability, and the sites that were ruled out. */
   reason: string;

@@ -24,7 +24,8 @@ import {
 } from './schedule.js';
 import type { Fixed, Pinned, Schedule, Selector } from './schedule.js';
 
-const money = (v: number, cur: string): string => `${v.toFixed(v !== 0 && Math.abs(v) < 0.01 ? 4 : 2)} ${cur}`;
+/** 2 decimals; small amounts with 2 significant digits (0.0000056), so they do not read as 0. */
+const money = (v: number, cur: string): string => `${v !== 0 && Math.abs(v) < 0.01 ? Number(v.toPrecision(2)).toString() : v.toFixed(2)} ${cur}`;
 
 type Runner = (rank: Float64Array, select: Selector, name: string, note?: (j: number) => string) => Schedule;
 
@@ -70,14 +71,14 @@ function fastest(m: Model, S: Runner, rank: Float64Array): Schedule {
 }
 
 /** The cheapest plan found that ends by `deadline` (or null). */
-function cheapestWithin(m: Model, S: Runner, rank: Float64Array, ref: Schedule, deadline: number): Schedule | null {
+function cheapestWithin(m: Model, S: Runner, rank: Float64Array, ref: Schedule, deadline: number, fractions = [1, 0.75, 0.5, 0.25], withCheapest = true): Schedule | null {
   let best: Schedule | null = ref.makespan <= deadline + 1e-6 ? ref : null;
   const consider = (s: Schedule): void => {
     if (s.makespan <= deadline + 1e-6 && (!best || s.cost < best.cost - 1e-9 || (Math.abs(s.cost - best.cost) <= 1e-9 && s.makespan < best.makespan))) best = s;
   };
   // Distribute the slack between the fast plan and the deadline: all of it (as late as
   // possible), or only a part, so that jobs late in the workflow keep some room.
-  for (const f of [1, 0.75, 0.5, 0.25]) {
+  for (const f of fractions) {
     const exit = ref.makespan + (deadline - ref.makespan) * f;
     const lft = latestFinish(m, ref, exit);
     consider(S(rank, withinSelect(lft), `deadline-alap(${f})`, (j) => `latest finish ${formatDuration(lft[j]!)}`));
@@ -87,8 +88,7 @@ function cheapestWithin(m: Model, S: Runner, rank: Float64Array, ref: Schedule, 
     for (let j = 0; j < prop.length; j++) prop[j] = ref.choice[j]!.end * scale;
     consider(S(rank, withinSelect(prop), `deadline-prop(${f})`, (j) => `latest finish ${formatDuration(prop[j]!)}`));
   }
-  const cheap = S(rank, cheapestSelect, 'cheapest');
-  consider(cheap);
+  if (withCheapest) consider(S(rank, cheapestSelect, 'cheapest'));
   return best;
 }
 
@@ -149,7 +149,8 @@ function planModel(wf: Workflow, platform: Platform, opts: PlanOptions, progress
         let hi = Math.max(cheap.makespan, lo);
         for (let i = 0; i < 12 && hi - lo > 1e-3 * Math.max(1, hi); i++) {
           const mid = (lo + hi) / 2;
-          const s = cheapestWithin(m, S, rank, fast, mid);
+          // (two passes per step: the slack handed out as late as possible, or proportionally)
+          const s = cheapestWithin(m, S, rank, fast, mid, [1], false);
           if (s && s.cost <= budget + 1e-9) {
             if (s.makespan < chosen.makespan || (s.makespan === chosen.makespan && s.cost < chosen.cost)) chosen = s;
             hi = Math.min(mid, s.makespan);
@@ -271,7 +272,7 @@ interface Extra {
 }
 
 
-function reasonOf(m: Model, s: Schedule, j: number, cur: string): string {
+function reasonOf(m: Model, s: Schedule, j: number, cur: string, share: number): string {
   const c = s.choice[j]!;
   const w = s.why[j]!;
   const off = m.offerings[c.offering]!;
@@ -281,9 +282,14 @@ function reasonOf(m: Model, s: Schedule, j: number, cur: string): string {
     const pct = Math.round((100 * w.localBytes) / w.inputBytes);
     parts.push(`data gravity: ${pct}% of ${formatBytes(w.inputBytes)} input already at ${off.siteName}`);
   }
-  parts.push(`price: ${money(c.cost, cur)}${c.egress > 0 ? ` (egress ${money(c.egress, cur)})` : ''}`);
-  if (off.cloud) parts.push(`on ${off.instanceType} instance #${c.instance}`);
-  if (w.waited > 1e-6) parts.push(`availability: waits ${formatDuration(w.waited)} for free capacity`);
+  const egress = c.egress > 0 ? ` + egress ${money(c.egress, cur)}` : '';
+  if (off.cloud) {
+    parts.push(`price: ${money(share, cur)} as its share of ${off.instanceType} instance #${c.instance} (${c.cost - c.egress > 1e-12 ? `adds ${money(c.cost - c.egress, cur)} to its bill` : 'in time the instance is paid for anyway'})${egress}`);
+  } else {
+    parts.push(`price: ${money(share, cur)} for ${m.jobs[j]!.cores * m.jobs[j]!.nodes} core(s) x ${formatDuration(c.end - c.start)}${egress}`);
+  }
+  if (w.booting > 1e-6) parts.push(`availability: waits ${formatDuration(w.booting)} for the instance to boot`);
+  if (w.waited - w.booting > 1e-6) parts.push(`availability: waits ${formatDuration(w.waited - w.booting)} for free capacity`);
   if (w.alt) {
     const a = w.alt;
     const ao = m.offerings[a.offering]!;
@@ -311,9 +317,27 @@ function reasonOf(m: Model, s: Schedule, j: number, cur: string): string {
 }
 
 function toPlan(m: Model, wf: Workflow, s: Schedule, x: Extra): Plan {
+  // A cloud instance's bill is shared by its jobs in proportion to their core-seconds.
+  const work = new Map<number, { coreSec: number; jobs: number }>();
+  const key = (o: number, i: number): number => o * 1e6 + i;
+  m.jobs.forEach((job, j) => {
+    const c = s.choice[j]!;
+    if (!m.offerings[c.offering]!.cloud) return;
+    const w = work.get(key(c.offering, c.instance)) ?? { coreSec: 0, jobs: 0 };
+    w.coreSec += job.cores * job.nodes * (c.end - c.start);
+    w.jobs++;
+    work.set(key(c.offering, c.instance), w);
+  });
+  const bill = new Map(s.instances.map((it) => [key(it.offering, it.index), instanceCost(m.offerings[it.offering]!, it.timeline.lastEnd - it.bootStart)]));
   const jobs: PlannedJob[] = m.jobs.map((job, j) => {
     const c = s.choice[j]!;
     const off = m.offerings[c.offering]!;
+    let cost = c.cost - c.egress;
+    if (off.cloud) {
+      const w = work.get(key(c.offering, c.instance))!;
+      const total = bill.get(key(c.offering, c.instance))!;
+      cost = w.coreSec > 0 ? (total * job.cores * job.nodes * (c.end - c.start)) / w.coreSec : total / w.jobs;
+    }
     return {
       id: job.id,
       site: off.siteName,
@@ -321,8 +345,8 @@ function toPlan(m: Model, wf: Workflow, s: Schedule, x: Extra): Plan {
       instance: off.cloud ? c.instance : null,
       start: c.start,
       end: c.end,
-      cost: c.cost - c.egress,
-      reason: reasonOf(m, s, j, x.currency),
+      cost,
+      reason: reasonOf(m, s, j, x.currency, cost),
     };
   });
   const plan: Plan = {

@@ -54,6 +54,8 @@ export interface Why {
   altCheap: Option | null;
   /** Seconds the job waits for capacity after its inputs are there. */
   waited: number;
+  /** Of these, seconds spent waiting for its cloud instance to boot. */
+  booting: number;
   /** Selector's note (e.g. "latest finish 120s"). */
   note: string;
 }
@@ -307,7 +309,7 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
       commit(j, c, 0);
       c.egress = costEgress - before;
       c.cost += c.egress;
-      why[j] = { localBytes: 0, inputBytes: 0, alt: null, altCheap: null, waited: 0, note: 'already started' };
+      why[j] = { localBytes: 0, inputBytes: 0, alt: null, altCheap: null, waited: 0, booting: 0, note: 'already started' };
     }
   }
   // Jobs with no requirements (the others enter the queue when their last requirement is placed).
@@ -402,7 +404,10 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
       if (!alt || op.end < alt.end) alt = op;
       if (!altCheap || op.cost < altCheap.cost) altCheap = op;
     }
-    why[j] = { localBytes: siteLocal[site]!, inputBytes, alt, altCheap, waited: c.start - c.ready, note: note ? note(j) : '' };
+    // A new instance is ready at its first job's start; an existing one at its readyAt.
+    const readyAt = c.instance === -1 ? c.start : c.instance >= 0 ? byLabel.get(c.offering * 1e6 + c.instance)!.readyAt : 0;
+    const booting = Math.max(0, Math.min(c.start, readyAt) - c.ready);
+    why[j] = { localBytes: siteLocal[site]!, inputBytes, alt, altCheap, waited: c.start - c.ready, booting, note: note ? note(j) : '' };
 
     commit(j, c, now);
   }
