@@ -10,7 +10,7 @@ import type { GpuDeviceNode, GpuPassthrough } from './spec.js';
 import { findExecutable } from './rootfs.js';
 
 /** Libraries of the NVIDIA driver that CUDA, NVML, OpenCL and video codecs load. */
-export const GPU_LIBRARY_PATTERN = /^(libcuda|libnvidia|libnvcuvid|libnvoptix|libcudadebugger|libGLX_nvidia|libEGL_nvidia|libGLESv1_CM_nvidia|libGLESv2_nvidia)[^/]*\.so/;
+export const GPU_LIBRARY_PATTERN = /^(libcuda\.so|libcudadebugger\.so|libnvidia[-_.]|libnvcuvid\.so|libnvoptix\.so|libGLX_nvidia\.so|libEGL_nvidia\.so|libGLESv1_CM_nvidia\.so|libGLESv2_nvidia\.so)/;
 export const GPU_BINARIES = ['nvidia-smi', 'nvidia-debugdump', 'nvidia-persistenced', 'nvidia-cuda-mps-control', 'nvidia-cuda-mps-server'];
 const CONTROL_DEVICES = ['/dev/nvidiactl', '/dev/nvidia-uvm', '/dev/nvidia-uvm-tools', '/dev/nvidia-modeset'];
 

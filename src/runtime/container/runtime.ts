@@ -10,11 +10,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { WarrenError, EXIT, isWarrenError, formatBytes } from '../../common/index.js';
 import type { ExitInfo, LaunchRequest, RunningTask, Runtime } from '../types.js';
-import { buildOciSpec, mergeEnv, mountpointsInRootfs, DEFAULT_SHM_BYTES, type OciSpec } from './spec.js';
+import { buildOciSpec, cleanTarget, mergeEnv, mountpointsInRootfs, DEFAULT_SHM_BYTES, type OciSpec } from './spec.js';
 import { detectCgroups, TaskCgroup, type CgroupInfo } from './cgroups.js';
 import {
   checkRootfsDir,
@@ -145,6 +145,12 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     const gid = process.getgid?.() ?? 0;
     const root = uid === 0;
     const warnings: string[] = [];
+    // Rootless: the user namespace maps only the user, as root inside. runc cannot run a
+    // non-root uid there: in the foreground it must chown the job's stdio pipes to the
+    // container's root, which an unprivileged user can only do when that root is itself.
+    const rootless = root ? undefined : { hostUid: uid, hostGid: gid };
+    const inUid = c.asRoot || !root ? 0 : uid;
+    const inGid = c.asRoot || !root ? 0 : gid;
     const cid = `w-${sanitizeId(req.id)}-${randomBytes(4).toString('hex')}`;
     const bundle = join(bundles, cid);
     mkdirSync(bundle, { recursive: true });
@@ -157,8 +163,8 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
         exitCode: EXIT.usage,
       });
     }
-    const mounts = req.mounts.map((m) => ({ ...m, target: posix.normalize(m.target) }));
-    const cwd = mounts.some((m) => isUnder(posix.normalize(req.cwd), m.target)) ? posix.normalize(req.cwd) : img.config.workingDir || '/';
+    const mounts = req.mounts.map((m) => ({ ...m, target: cleanTarget(m.target) }));
+    const cwd = mounts.some((m) => isUnder(cleanTarget(req.cwd), m.target)) ? cleanTarget(req.cwd) : img.config.workingDir || '/';
 
     const rootfs = await openRootfs(img, bundle, root);
     releases.push(rootfs.release);
@@ -195,14 +201,14 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
         argv,
         env: mergeEnv(img.config.env, req.env),
         cwd,
-        uid: c.asRoot ? 0 : uid,
-        gid: c.asRoot ? 0 : gid,
+        uid: inUid,
+        gid: inGid,
         asRoot: !!c.asRoot,
         hostname: c.hostname ?? jobName(req.id),
         mounts,
         shmBytes: c.shmBytes ?? DEFAULT_SHM_BYTES,
         isolateNetwork: !!c.isolateNetwork,
-        ...(root ? {} : { rootless: { hostUid: uid, hostGid: gid } }),
+        ...(rootless ? { rootless } : {}),
         ...(cgroupsPath ? { cgroupsPath } : {}),
         ...(resources ? { resources } : {}),
         ...(gpu ? { gpu } : {}),

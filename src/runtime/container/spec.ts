@@ -112,7 +112,11 @@ export interface OciSpecInput {
   mounts: BindMount[];
   shmBytes: number;
   isolateNetwork: boolean;
-  /** Rootless: the node user that owns the container (user namespace maps it to `uid`/`gid`). */
+  /**
+   * Rootless: the node user that owns the container; the user namespace maps it (alone)
+   * to `uid`/`gid` inside. runc needs that to be 0 (it must own the container's stdio
+   * pipes), so rootless jobs run as root inside, which is the user outside.
+   */
   rootless?: { hostUid: number; hostGid: number };
   /** Where runc puts the container in the cgroup tree; omitted: runc's default / none. */
   cgroupsPath?: string;
@@ -164,6 +168,12 @@ export function mergeEnv(...lists: (string[] | Record<string, string>)[]): strin
   return [...m].map(([k, v]) => `${k}=${v}`);
 }
 
+/** Normalized absolute container path without a trailing slash. */
+export function cleanTarget(p: string): string {
+  const n = posix.normalize(p);
+  return n.length > 1 ? n.replace(/\/+$/, '') : n;
+}
+
 function isUnder(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
 }
@@ -175,7 +185,7 @@ function isUnder(path: string, dir: string): boolean {
  */
 export function buildOciSpec(input: OciSpecInput): OciSpec {
   const rootless = input.rootless !== undefined;
-  const userTargets = new Set(input.mounts.map((m) => posix.normalize(m.target)));
+  const userTargets = new Set(input.mounts.map((m) => cleanTarget(m.target)));
   const mounts: OciMount[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
@@ -234,7 +244,7 @@ export function buildOciSpec(input: OciSpecInput): OciSpec {
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift(`PATH=${DEFAULT_PATH}`);
 
   const user = [...input.mounts]
-    .map((m) => ({ ...m, target: posix.normalize(m.target) }))
+    .map((m) => ({ ...m, target: cleanTarget(m.target) }))
     .sort((a, b) => a.target.split('/').length - b.target.split('/').length);
   for (const m of user) {
     mounts.push({ destination: m.target, type: 'none', source: m.host, options: ['rbind', m.readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'] });

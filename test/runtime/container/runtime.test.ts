@@ -4,7 +4,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, symlinkSync, truncateSync, statSync, openSync, writeSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, symlinkSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LaunchRequest, Runtime } from '../../../src/runtime/index.js';
 import { createContainerRuntime, type ContainerImage } from '../../../src/runtime/container/index.js';
@@ -154,9 +154,8 @@ describe('container runtime (runc, root)', { skip }, () => {
     const b = await runIn(['/bin/sh', '-c', 'id -u; grep CapEff /proc/self/status'], {}, { asRoot: true });
     const [ub, capsB] = b.out.trim().split('\n');
     assert.equal(ub, '0');
-    assert.equal(capsB!.split(/\s+/)[1], '00000000a0000400'.padStart(16, '0').replace(/^/, '') === capsB!.split(/\s+/)[1] ? capsB!.split(/\s+/)[1] : capsB!.split(/\s+/)[1]);
     assert.equal(BigInt(`0x${capsB!.split(/\s+/)[1]}`), (1n << 29n) | (1n << 5n) | (1n << 10n)); // AUDIT_WRITE, KILL, NET_BIND_SERVICE
-    if (uid !== 0) assert.equal(BigInt(`0x${capsA!.split(/\s+/)[1]}`), 0n);
+    assert.equal(BigInt(`0x${capsA!.split(/\s+/)[1]}`), 0n);
   });
 
   test('env: image env, then job env over it, PATH default; cwd inside a mount, else the image workingDir', { timeout: 30_000 }, async () => {
@@ -185,9 +184,7 @@ describe('container runtime (runc, root)', { skip }, () => {
       [(await runIn(['/bin/true'])).info.exitCode, (await runIn(['/bin/sh', '-c', 'exit 42'])).info.exitCode],
       [0, 42],
     );
-    const s = await runIn(['/bin/sh', '-c', 'kill -SEGV $$; sleep 1'], {}, {});
-    // PID 1 ignores signals it has no handler for, even from itself: use a child.
-    assert.ok(s.info.reason === 'exit' || s.info.reason === 'signal');
+    // A job that dies of a signal (runc reports 128+N) is reported as that signal.
     const c = await runIn(['/bin/sh', '-c', '/bin/sh -c "kill -USR1 \\$\\$"; exit $?']);
     assert.equal(c.info.reason, 'signal');
     assert.equal(c.info.signal, 'SIGUSR1');
@@ -337,6 +334,3 @@ describe('container runtime (runc, root)', { skip }, () => {
     if (existsSync(cg)) assert.deepEqual(readdirSync(cg, { withFileTypes: true }).filter((e) => e.isDirectory() && e.name.startsWith('w-')).map((e) => e.name), []);
   });
 });
-
-void statSync;
-void truncateSync;
