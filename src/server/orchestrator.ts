@@ -15,7 +15,7 @@ import type { LocalAgent } from '../agent/index.js';
 import type { ExitInfo, LaunchRequest } from '../runtime/index.js';
 import type { JobSpec, Workflow } from '../spec/index.js';
 import { BatchWriter, type Store, type WorkflowRecord } from '../store/index.js';
-import type { DataOptions, EgressFn, IngressFn, TransferProgress } from '../data/types.js';
+import type { DataOptions, EgressFn, IngressFn, TransferProgress } from '../data/index.js';
 
 export interface RunOptions {
   failFast?: boolean;

@@ -13,6 +13,7 @@ import { Orchestrator, logPaths, type RunOptions } from '../../server/index.js';
 import { loadWorkflowFile, type Workflow } from '../../spec/index.js';
 import { openStore, type Store, type WorkflowRecord } from '../../store/index.js';
 import { RunView } from '../view.js';
+import { ingress, egress, defaultSecretResolver } from '../../data/index.js';
 
 interface CommonOpts {
   store?: string;
@@ -36,7 +37,7 @@ async function openAll(o: CommonOpts): Promise<{ store: Store; orch: Orchestrato
   } else if (process.env.WARREN_CORES) cores = Number(process.env.WARREN_CORES);
   const container = containerRuntimeFactory ? await containerRuntimeFactory(home) : undefined;
   const agent = new LocalAgent({ cores, process: createProcessRuntime(), container });
-  const orch = new Orchestrator({ store, agent, home });
+  const orch = new Orchestrator({ store, agent, home, transfers: { ingress, egress }, data: { secrets: defaultSecretResolver(home) } });
   return { store, orch, home, agent };
 }
 
