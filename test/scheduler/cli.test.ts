@@ -141,6 +141,22 @@ describe('warren site', () => {
     const after = readFileSync(join(home.dir, 'platform.yaml'), 'utf8');
     assert.doesNotMatch(after, /gcp-europe-west4/);
     assert.match(after, /aws-us-east-1/);
+    assert.doesNotMatch(after, /to: gcp-europe-west4|from: gcp-europe-west4/, 'its links went with it');
+  });
+
+  test('the last site cannot be removed', async () => {
+    const { dir, cleanup } = tempDir('warren-site-');
+    const saved2 = process.env.WARREN_HOME;
+    process.env.WARREN_HOME = dir;
+    try {
+      await warren(['site', 'add', '--name', 'solo', '--nodes', '1', '--cores', '4']);
+      await fails(['site', 'remove', 'solo'], 'PLAN_LAST_SITE', /"solo" is the only site/);
+      await fails(['site', 'add'], 'PLAN_BAD_OPTION', /nothing to add/);
+      await fails(['site', 'add', '--name', 'x'], 'PLAN_BAD_OPTION', /--nodes and --cores are required/);
+    } finally {
+      process.env.WARREN_HOME = saved2;
+      cleanup();
+    }
   });
 
   test('a bad platform file is rejected and nothing is written', async () => {
