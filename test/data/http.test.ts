@@ -151,6 +151,43 @@ describe('HTTP ingress', () => {
     assert.deepEqual(readFileSync(join(v, 'f.bin')), fresh);
   });
 
+  test('a stalled response times out and is resumed', T, async () => {
+    const data = bytes(100_000, 16);
+    srv.objects.set('/stall.bin', data);
+    srv.faults.set('/stall.bin', [{ stallAfter: 40_000 }]);
+    const v = vol();
+    const r = await ingress(spec(srv.url('/stall.bin'), 'file://s.bin'), v, opts({ timeoutMs: 300 }));
+    assert.equal(r.sha256, sha256(data));
+    const ranges = srv.requests.filter((x) => x.path === '/stall.bin').map((x) => x.headers.range);
+    assert.deepEqual(ranges, [undefined, 'bytes=40000-']);
+  });
+
+  test('cancel: DATA_CANCELED, the partial stays for resuming', T, async () => {
+    const data = bytes(100_000, 17);
+    srv.objects.set('/cancel.bin', data);
+    srv.faults.set('/cancel.bin', [{ stallAfter: 30_000 }]);
+    const ac = new AbortController();
+    const v = vol();
+    const p = ingress(spec(srv.url('/cancel.bin'), 'file://c.bin'), v, opts({ signal: ac.signal }));
+    const partial = new DataCache(join(tmp.dir, 'cache')).partialPath(srv.url('/cancel.bin'));
+    const poll = setInterval(() => {
+      if (existsSync(partial) && statSync(partial).size >= 30_000) ac.abort();
+    }, 10);
+    const err = await rejectsWith(p, 'DATA_CANCELED').finally(() => clearInterval(poll));
+    assert.equal(err.exitCode, 130);
+    assert.deepEqual(readdirSync(v), []);
+    assert.equal(statSync(partial).size, 30_000);
+  });
+
+  test('concurrent ingress of one URL downloads it once', T, async () => {
+    const data = bytes(500_000, 18);
+    srv.objects.set('/conc.bin', data);
+    const t = spec(srv.url('/conc.bin'), 'file://x.bin', { sha256: sha256(data) });
+    const [a, b] = await Promise.all([ingress(t, vol(), opts()), ingress(t, vol(), opts())]);
+    assert.deepEqual([a.cached, b.cached].sort(), [false, true]);
+    assert.equal(gets('/conc.bin'), 1);
+  });
+
   test('persistent 5xx: retried with backoff, then DATA_TRANSFER_FAILED with URL and reason', T, async () => {
     srv.objects.set('/g.bin', bytes(10, 1));
     srv.faults.set('/g.bin', [{ status: 503 }, { status: 500 }, { status: 429, retryAfter: '0' }]);

@@ -11,7 +11,7 @@ export interface RecordedRequest {
   headers: IncomingMessage['headers'];
 }
 
-export type Fault = { status: number; retryAfter?: string } | { dropAfter: number };
+export type Fault = { status: number; retryAfter?: string } | { dropAfter: number } | { stallAfter: number };
 
 export interface TestServer {
   url: (path: string) => string;
@@ -87,6 +87,10 @@ export async function startServer(): Promise<TestServer> {
     res.writeHead(status, headers);
     if (req.method === 'HEAD') {
       res.end();
+      return;
+    }
+    if (fault && 'stallAfter' in fault) {
+      res.write(part.subarray(0, fault.stallAfter)); // and never finish (closed with the server)
       return;
     }
     if (fault && 'dropAfter' in fault) {
