@@ -111,6 +111,8 @@ export async function placeFile(blob: string, dest: string, opts: CopyOptions = 
   try {
     await link(blob, tmp);
     await rename(tmp, dest);
+    // rename() of two links to one inode succeeds without doing anything: drop the temp name.
+    await rm(tmp, { force: true });
     await syncDir(dirname(dest));
     return 'link';
   } catch (e) {

@@ -79,6 +79,7 @@ export async function withRetries<T>(ctx: RetryContext, fn: (attempt: number) =>
       return await fn(attempt);
     } catch (e) {
       if (!(e instanceof Transient)) throw e;
+      if (ctx.opts.signal?.aborted) throw canceled(ctx.uri, e);
       last = e;
       if (attempt === attempts) break;
       const backoff = base * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4);

@@ -79,6 +79,10 @@ describe('HTTP ingress', () => {
     assert.equal(srv.requests.length, before, 'no request at all');
     const blob = join(tmp.dir, 'cache', 'blobs', sha256(data));
     assert.equal(statSync(join(v2, 'b.bin')).ino, statSync(blob).ino, 'same inode: hard link');
+    // Again into the same volume (already holding a link to the blob): no stray temp names.
+    const r3 = await ingress(t, v2, opts());
+    assert.equal(r3.cached, true);
+    assert.deepEqual(readdirSync(v2), ['b.bin']);
     // A destination naming a directory gets the source's file name.
     const v3 = vol();
     await ingress(spec(srv.url('/b.bin'), 'file://in/', { sha256: sha256(data) }), v3, opts());

@@ -144,13 +144,15 @@ describe('S3 transfers (s3rver)', () => {
   });
 
   test('missing key, missing bucket and bad credentials', T, async () => {
-    const e1 = await ingress(spec('s3://bkt/nope.bin', 'file://x'), vol(), opts()).catch((e: unknown) => e as Error & { code: string; hint: string });
-    assert.equal((e1 as { code: string }).code, 'DATA_NOT_FOUND');
-    assert.match((e1 as Error).message, /s3:\/\/bkt\/nope\.bin/);
-    const e2 = await ingress(spec('s3://nobucket/x.bin', 'file://x'), vol(), opts()).catch((e: unknown) => e as { code: string });
+    const errOf = (p: Promise<unknown>): Promise<Error & { code: string; hint: string }> =>
+      p.then(() => assert.fail('expected an error'), (e: unknown) => e as Error & { code: string; hint: string });
+    const e1 = await errOf(ingress(spec('s3://bkt/nope.bin', 'file://x'), vol(), opts()));
+    assert.equal(e1.code, 'DATA_NOT_FOUND');
+    assert.match(e1.message, /s3:\/\/bkt\/nope\.bin/);
+    const e2 = await errOf(ingress(spec('s3://nobucket/x.bin', 'file://x'), vol(), opts()));
     assert.equal(e2.code, 'DATA_NOT_FOUND');
     await put('private.bin', bytes(100, 3));
-    const e3 = await ingress(spec('s3://bkt/private.bin', 'file://x', 'secret://user/bad'), vol(), opts()).catch((e: unknown) => e as { code: string; hint: string });
+    const e3 = await errOf(ingress(spec('s3://bkt/private.bin', 'file://x', 'secret://user/bad'), vol(), opts()));
     assert.equal(e3.code, 'DATA_ACCESS_DENIED');
     assert.match(e3.hint, /secret/);
   });
