@@ -135,6 +135,10 @@ data: { default: S }
     close(plan.makespan, 150, 'makespan');
     close(plan.cost, costS + costF, 'cost');
     assert.deepEqual(plan.jobs.map((j) => j.site).sort(), ['F', 'S']);
+    const onS = plan.jobs.find((j) => j.site === 'S')!;
+    assert.match(onS.reason, /F: would finish 50s earlier but cost 0\.01 EUR more, and this one keeps the plan on time \(latest finish 1m50s\)/);
+    const onF = plan.jobs.find((j) => j.site === 'F')!;
+    assert.match(onF.reason, /S: would finish 50s later \(slower cores\) though 0\.01 EUR cheaper/);
   });
 
   test('deadline 250 s: everything on the cheap site (200 s)', () => {
@@ -221,6 +225,28 @@ data: { default: home }
     close(plan.cost, 61 * 3.6 / 3600, 'cost');
     const short = planWorkflow(workflow({ a: { est: 0, cores: 2 } }), platform);
     close(short.cost, 60 * 3.6 / 3600, 'a 60 s boot is billed');
+  });
+
+  test('hourly billing and spot prices', () => {
+    const hourly = parsePlatform(
+      `
+sites:
+  cloud:
+    instance-types:
+      m4: { cores: 4, speed: 1, price: 2, spot-price: 0.5, max: 1, boot: 30s }
+    billing: { granularity: 1h, minimum: 0s }
+data: { default: cloud }
+`,
+      'hourly.yaml',
+    );
+    const wf = workflow({ a: { est: 100 } });
+    const onDemand = planWorkflow(wf, hourly);
+    close(onDemand.makespan, 130, 'boot + run');
+    close(onDemand.cost, 2, 'a whole hour');
+    const spot = planWorkflow(wf, hourly, { spot: true });
+    close(spot.cost, 0.5, 'a whole hour at the spot price');
+    const long = planWorkflow(workflow({ a: { est: 3600 } }), hourly);
+    close(long.cost, 4, '3630 s is two started hours');
   });
 
   test('HEFT and the lower bound on the same model', () => {

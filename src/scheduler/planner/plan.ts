@@ -312,6 +312,12 @@ function reasonOf(m: Model, s: Schedule, j: number, cur: string, share: number):
     }
     parts.push(`${ao.key}: ${why}`);
   }
+  // The cheapest place elsewhere, when it is not the one above and is cheaper than this one.
+  const ch = w.altCheap;
+  if (ch && ch !== w.alt && ch.cost < c.cost - 1e-12) {
+    const late = ch.end - c.end;
+    parts.push(`${m.offerings[ch.offering]!.key}: would cost ${money(c.cost - ch.cost, cur)} less${late > 1e-6 ? ` but finish ${formatDuration(late)} later` : ''}`);
+  }
   for (const r of m.jobs[j]!.rejected) parts.push(`${r.site} ruled out: ${r.why}`);
   return parts.join('; ');
 }

@@ -110,16 +110,4 @@ export class Timeline {
     }
     if (end > this.lastEnd) this.lastEnd = end;
   }
-
-  /** Peak cores and GPUs in use over all time (for checks). */
-  peak(): { cores: number; gpus: number } {
-    let c = 0;
-    let g = 0;
-    for (let i = 0; i < this.len; i++) {
-      if (i === 0 && this.availableAt > 0) continue;
-      c = Math.max(c, this.cores[i]!);
-      g = Math.max(g, this.gpus[i]!);
-    }
-    return { cores: c, gpus: g };
-  }
 }
