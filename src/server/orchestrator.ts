@@ -15,6 +15,7 @@ import type { LocalAgent } from '../agent/index.js';
 import type { ExitInfo, LaunchRequest } from '../runtime/index.js';
 import type { JobSpec, Workflow } from '../spec/index.js';
 import { BatchWriter, type Store, type WorkflowRecord } from '../store/index.js';
+import type { Placement } from './placement.js';
 import type { DataOptions, EgressFn, IngressFn, TransferProgress } from '../data/index.js';
 
 export interface RunOptions {
@@ -40,6 +41,8 @@ export interface OrchestratorOptions {
   transfers?: { ingress: IngressFn; egress: EgressFn };
   /** How often to look for a cancel request in the store (ms). */
   cancelPollMs?: number;
+  /** Run across sites: one agent per site, jobs placed (and re-placed) by a plan. */
+  sites?: { agents: Map<string, LocalAgent>; placement: Placement };
 }
 
 /** A short, sortable, unique workflow id: time in base 36 + random. */
@@ -134,6 +137,9 @@ export class Orchestrator {
     const inflight = new Map<string, { key: string; attempt: number; stopping: boolean }>();
     const byKey = new Map<string, string>();
     const dataAborts = new Map<string, AbortController>();
+    const sites = this.opts.sites;
+    const agentOf = new Map<string, LocalAgent>();
+    const placedJobs = new Set<string>();
     const timers = new Set<NodeJS.Timeout>();
     let finished: (s: WorkflowStatus) => void;
     const done = new Promise<WorkflowStatus>((r) => (finished = r));
@@ -177,7 +183,21 @@ export class Orchestrator {
                 queueMicrotask(() => agentExited(attemptId, { exitCode: null, signal: null, reason: 'spawn-error', message: (e as Error).message, durationMs: 0 }));
                 break;
               }
-              this.agent.submit({
+              let agent = this.agent;
+              if (sites) {
+                const site = sites.placement.siteOf(a.key);
+                agent = sites.agents.get(site) ?? this.agent;
+                if (options.simulate !== undefined) {
+                  const sec = sites.placement.stageInSec(a.key) + (spec.estimateSec ?? 0) / sites.placement.speedOf(site, a.key);
+                  req.argv = ['sleep', String(Math.max(0, sec * options.simulate))];
+                }
+                if (!placedJobs.has(spec.name)) {
+                  placedJobs.add(spec.name);
+                  writer.event({ workflowId: id, at: now(), key: a.key, level: 'info', message: `${spec.name} placed at ${site}` });
+                }
+              }
+              agentOf.set(attemptId, agent);
+              agent.submit({
                 id: attemptId,
                 request: req,
                 cores: spec.resources.cores,
@@ -196,7 +216,7 @@ export class Orchestrator {
             if (f && a.reason === 'stop-service') f.stopping = true;
             const ac = dataAborts.get(attemptId);
             if (ac) ac.abort();
-            else this.agent.kill(attemptId, a.reason === 'timeout' ? 'timeout' : 'canceled');
+            else (agentOf.get(attemptId) ?? this.agent).kill(attemptId, a.reason === 'timeout' ? 'timeout' : 'canceled');
             break;
           }
           case 'done':
@@ -212,6 +232,7 @@ export class Orchestrator {
       const f = inflight.get(attemptId);
       if (!f) return;
       writer.attempt({ workflowId: id, key: f.key, attempt: f.attempt, startedAt: now(), endedAt: null, exitCode: null, signal: null, reason: null, message: null, pid: pid ?? null });
+      if (sites && agentOf.has(attemptId)) sites.placement.started(f.key, now());
       step({ type: 'launched', key: f.key, attempt: f.attempt, now: now() });
     };
     const agentExited = (attemptId: string, info: ExitInfo): void => {
@@ -219,11 +240,20 @@ export class Orchestrator {
       if (!f) return;
       inflight.delete(attemptId);
       if (byKey.get(f.key) === attemptId) byKey.delete(f.key);
+      if (sites && agentOf.has(attemptId) && info.reason === 'exit' && info.exitCode === 0) {
+        const replanned = sites.placement.ended(f.key, now());
+        if (replanned) {
+          writer.event({ workflowId: id, at: now(), key: f.key, level: 'info', message: replanned });
+          hooks.onEvent?.('info', f.key, replanned);
+        }
+      }
+      agentOf.delete(attemptId);
       const reason = f.stopping ? 'stopped' : info.reason;
       writer.attempt({ workflowId: id, key: f.key, attempt: f.attempt, startedAt: null, endedAt: now(), exitCode: info.exitCode, signal: info.signal, reason, message: info.message ?? null });
       step({ type: 'exited', key: f.key, attempt: f.attempt, now: now(), exitCode: info.exitCode, signal: info.signal, reason, message: info.message });
     };
     this.agent.setListener({ started: agentStarted, exited: agentExited });
+    if (sites) for (const ag of sites.agents.values()) ag.setListener({ started: agentStarted, exited: agentExited });
 
     this.cancelRequested = () => step({ type: 'cancel', now: now() });
     const cancelPoll = setInterval(() => {

@@ -9,7 +9,9 @@ import { EXIT, WarrenError, warrenHome } from '../../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../../engine/index.js';
 import { LocalAgent } from '../../agent/index.js';
 import { createProcessRuntime, type Runtime } from '../../runtime/index.js';
-import { Orchestrator, logPaths, type RunOptions } from '../../server/index.js';
+import { Orchestrator, PlanPlacement, logPaths, type RunOptions } from '../../server/index.js';
+import { parsePlatform } from '../../scheduler/index.js';
+import { readFileSync } from 'node:fs';
 import { loadWorkflowFile, type Workflow } from '../../spec/index.js';
 import { openStore, type Store, type WorkflowRecord } from '../../store/index.js';
 import { RunView } from '../view.js';
@@ -39,6 +41,38 @@ async function openAll(o: CommonOpts): Promise<{ store: Store; orch: Orchestrato
   const agent = new LocalAgent({ cores, process: createProcessRuntime(), container });
   const orch = new Orchestrator({ store, agent, home, transfers: { ingress, egress }, data: { secrets: defaultSecretResolver(home) } });
   return { store, orch, home, agent };
+}
+
+/** An orchestrator with one simulated agent per site of a platform, placing jobs by the plan. */
+async function openSites(o: CommonOpts, wf: Workflow, platformFile: string, factor: number): Promise<{ store: Store; orch: Orchestrator }> {
+  let text: string;
+  try {
+    text = readFileSync(platformFile, 'utf8');
+  } catch (e) {
+    throw new WarrenError('PLAN_PLATFORM_NOT_FOUND', `cannot read the platform file ${platformFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
+      hint: 'check the path (see examples/platform.yaml and docs/platform.md)',
+      exitCode: 2,
+    });
+  }
+  const platform = parsePlatform(text, platformFile);
+  const home = warrenHome();
+  const store = await openStore(o.store);
+  const estimates: Record<string, number> = {};
+  for (const j of Object.values(wf.jobs)) {
+    const hist = await store.jobHistory(j.name, 5);
+    if (hist.length && j.estimateSec === undefined) estimates[j.name] = hist.reduce((a, b) => a + b, 0) / hist.length;
+  }
+  const placement = new PlanPlacement(wf, platform, { estimates }, Date.now(), factor);
+  const agents = new Map<string, LocalAgent>();
+  for (const site of Object.keys(platform.sites)) {
+    // Simulated jobs sleep: a site's agent admits as many as the site has cores.
+    agents.set(site, new LocalAgent({ cores: Math.max(1, PlanPlacement.siteCores(platform, site)), memoryBytes: Number.MAX_SAFE_INTEGER, process: createProcessRuntime() }));
+  }
+  const plan = placement.current;
+  process.stderr.write(`plan: makespan ${plan.makespan.toFixed(0)}s, cost ${plan.cost.toFixed(2)} ${plan.currency}, sites ${[...new Set(plan.jobs.map((j) => j.site))].join(', ')} (replayed at ×${factor})\n`);
+  const local = new LocalAgent({ process: createProcessRuntime() });
+  const orch = new Orchestrator({ store, agent: local, home, transfers: { ingress, egress }, sites: { agents, placement } });
+  return { store, orch };
 }
 
 function resultJson(rec: WorkflowRecord, status: WorkflowStatus, units: UnitSnapshot[], attemptsPer: Map<string, number>): string {
@@ -115,8 +149,9 @@ export function register(program: Command): void {
       .argument('<file>', 'workflow file (Fuzzfile YAML v1/v4, or WfFormat JSON)')
       .option('--json', 'print one JSON result object at the end, and nothing else on stdout')
       .option('--fail-fast', 'start nothing new after the first failure')
-      .option('--simulate [factor]', 'replace every command by a sleep of its estimate × factor (default 1)'),
-  ).action(async (file: string, o: CommonOpts & { failFast?: boolean; simulate?: string | boolean }) => {
+      .option('--simulate [factor]', 'replace every command by a sleep of its estimate × factor (default 1)')
+      .option('--platform <file>', 'with --simulate: replay the workflow across the sites of a platform file, placed (and re-placed) by the planner'),
+  ).action(async (file: string, o: CommonOpts & { failFast?: boolean; simulate?: string | boolean; platform?: string }) => {
     const wf: Workflow = loadWorkflowFile(file);
     const options: RunOptions = { failFast: o.failFast === true };
     if (o.simulate !== undefined) {
@@ -124,7 +159,13 @@ export function register(program: Command): void {
       if (!Number.isFinite(f) || f < 0) throw new WarrenError('CLI_BAD_OPTION', `--simulate takes a factor >= 0, not "${o.simulate}"`, { exitCode: 2 });
       options.simulate = f;
     }
-    const { store, orch } = await openAll(o);
+    if (o.platform !== undefined && options.simulate === undefined) {
+      throw new WarrenError('CLI_BAD_OPTION', '--platform runs across sites, which needs site agents (cluster mode); on one machine it replays the plan', {
+        hint: 'add --simulate [factor] to replay the workflow across the platform\'s sites here, or use `warren plan FILE --platform P.yaml` to see the plan',
+        exitCode: 2,
+      });
+    }
+    const { store, orch } = o.platform !== undefined ? await openSites(o, wf, o.platform, options.simulate!) : await openAll(o);
     try {
       const rec = await orch.accept(wf, options);
       process.exitCode = await driveWithView(store, orch, rec, o.json === true);
