@@ -16,7 +16,7 @@ export class Transient extends Error {
 }
 
 const TRANSIENT_CODES = new Set([
-  'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'ESOCKETTIMEDOUT',
+  'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ESOCKETTIMEDOUT',
   'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
   'UND_ERR_CLOSED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_ABORTED', 'ERR_STREAM_PREMATURE_CLOSE',
   'TimeoutError', 'RequestTimeout', 'RequestTimeoutException',
@@ -51,6 +51,7 @@ export function classifyNetError(e: unknown, uri: string, host: string): Error {
   const codes = errCodes(e);
   if (codes.includes('AbortError') || codes.includes('ABORT_ERR')) return canceled(uri, e);
   if (codes.includes('ENOTFOUND')) return unreachable(uri, host, 'host name not found (DNS)', e);
+  if (codes.includes('EAI_AGAIN')) return new Transient('DNS lookup failed', { cause: e, unreachableHost: host });
   const u = codes.find((c) => UNREACHABLE_CODES.has(c));
   if (u) return new Transient(u === 'ECONNREFUSED' ? 'connection refused' : `network unreachable (${u})`, { cause: e, unreachableHost: host });
   if (codes.some((c) => TRANSIENT_CODES.has(c))) return new Transient(describe(e), { cause: e });

@@ -2,6 +2,9 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { ingress, egress, DataCache, type DataOptions, type TransferProgress } from '../../src/data/index.js';
 import type { TransferSpec } from '../../src/spec/types.js';
 import { tempDir } from '../helpers.js';
@@ -235,6 +238,31 @@ describe('HTTP ingress', () => {
     assert.ok(err.message.includes(`127.0.0.1:${port}`));
     assert.ok(err.message.includes(url));
     assert.match(err.message, /connection refused/);
+  });
+
+  test('unknown host name: DATA_UNREACHABLE without a download', T, async () => {
+    const url = 'http://warren-test.invalid/x.bin'; // RFC 6761: never resolves
+    const err = await rejectsWith(ingress(spec(url, 'file://x.bin'), vol(), opts({ retries: 1 })), 'DATA_UNREACHABLE');
+    assert.ok(err.message.includes('warren-test.invalid'));
+    assert.match(err.message, /DNS/);
+  });
+
+  test('https with an untrusted certificate: DATA_TLS', T, async () => {
+    const d = join(tmp.dir, 'tls');
+    mkdirSync(d);
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
+      '-keyout', join(d, 'key.pem'), '-out', join(d, 'cert.pem')], { stdio: 'ignore' });
+    const tls = createHttpsServer({ key: readFileSync(join(d, 'key.pem')), cert: readFileSync(join(d, 'cert.pem')) }, (_q, r) => r.end('x'));
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+    try {
+      const url = `https://127.0.0.1:${(tls.address() as AddressInfo).port}/x`;
+      const err = await rejectsWith(ingress(spec(url, 'file://x'), vol(), opts()), 'DATA_TLS');
+      assert.ok(err.message.includes('127.0.0.1'));
+      assert.match(err.hint!, /NODE_EXTRA_CA_CERTS/);
+    } finally {
+      tls.closeAllConnections();
+      await new Promise<void>((r) => tls.close(() => r()));
+    }
   });
 
   test('destinations may not leave the volume', T, async () => {

@@ -143,6 +143,20 @@ describe('S3 transfers (s3rver)', () => {
     assert.equal(sha256(readFileSync(join(v, 'r.bin'))), sha256(data));
   });
 
+  test('a partial of an object replaced meanwhile is discarded', T, async () => {
+    await put('changing.bin', bytes(2 * 1024 * 1024, 34));
+    drops.push({ path: '/bkt/changing.bin', after: 512 * 1024 });
+    const v = vol();
+    await assert.rejects(ingress(spec('s3://bkt/changing.bin', 'file://c.bin'), v, opts({ retries: 1 })), { code: 'DATA_TRANSFER_FAILED' });
+    const fresh = bytes(1024 * 1024 + 7, 35);
+    await put('changing.bin', fresh);
+    const start = recs.length;
+    const r = await ingress(spec('s3://bkt/changing.bin', 'file://c.bin'), v, opts());
+    assert.equal(r.sha256, sha256(fresh));
+    assert.equal(recs.slice(start).find((x) => x.method === 'GET')!.headers.range, undefined, 'started over');
+    assert.equal(sha256(readFileSync(join(v, 'c.bin'))), sha256(fresh));
+  });
+
   test('missing key, missing bucket and bad credentials', T, async () => {
     const errOf = (p: Promise<unknown>): Promise<Error & { code: string; hint: string }> =>
       p.then(() => assert.fail('expected an error'), (e: unknown) => e as Error & { code: string; hint: string });
