@@ -258,6 +258,10 @@ data: { default: cloud }
     close(lowerBound(wf, platform), 210, 'lower bound: critical path on the fastest offerings, with boot');
     close(p.makespan, 210, 'the plan reaches it: both on one instance');
     assert.equal(p.instances.length, 1);
+    // Ten 100 s jobs: home does 0.1 core-s/s from 0, the two instances 8 from 60 s on.
+    const ten = workflow(Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`t${i}`, { est: 100 }])));
+    close(lowerBound(ten, platform), 60 + (1000 - 6) / 8.1, 'area bound with boot times');
+    assert.ok(planWorkflow(ten, platform).makespan >= lowerBound(ten, platform));
   });
 });
 

@@ -229,7 +229,8 @@ export function heft(wf: Workflow, platform: Platform, opts: PlanOptions = {}): 
  * A lower bound on the makespan: the critical path with every job on the fastest offering
  * that can run it, counting only delays no plan can avoid (a cloud instance's boot time, the
  * arrival of initial data at a site other than its home) and no queueing; and, when larger,
- * the total work divided by the speed-weighted cores of every site and instance at once.
+ * the time all sites and instances together (each from its boot time on) need for the total
+ * work.
  */
 export function lowerBound(wf: Workflow, platform: Platform, opts: PlanOptions = {}): number {
   const m = buildModel(wf, platform, opts);
@@ -256,9 +257,27 @@ export function lowerBound(wf: Workflow, platform: Platform, opts: PlanOptions =
     cp = Math.max(cp, best);
     work += job.est * job.cores * job.nodes;
   }
-  let capacity = 0;
-  for (const off of m.offerings) capacity += off.cores * off.count * off.speed;
-  return Math.max(cp, work / capacity);
+  return Math.max(cp, areaBound(m, work));
+}
+
+/**
+ * The earliest time T by which all offerings together could have done `work` reference
+ * core-seconds: each contributes cores x count x speed per second from its boot time on.
+ */
+function areaBound(m: Model, work: number): number {
+  if (work <= 0) return 0;
+  const res = m.offerings.map((o) => ({ rate: o.cores * o.count * o.speed, from: o.bootSec })).sort((a, b) => a.from - b.from);
+  let rate = 0;
+  let done = 0; // work done by time res[i].from
+  for (let i = 0; i < res.length; i++) {
+    rate += res[i]!.rate;
+    const next = i + 1 < res.length ? res[i + 1]!.from : Infinity;
+    // Work done by `next` with the resources started so far.
+    const upTo = done + rate * (next - res[i]!.from);
+    if (upTo >= work) return res[i]!.from + (work - done) / rate;
+    done = upTo;
+  }
+  return Infinity;
 }
 
 interface Extra {
