@@ -59,6 +59,8 @@ export interface HttpFetch {
   creds: Record<string, string> | undefined;
   /** ETag of a cached copy: revalidate with If-None-Match (a 304 means use the cache). */
   ifNoneMatch?: string | undefined;
+  /** Last-Modified of a cached copy without ETag: revalidate with If-Modified-Since. */
+  ifModifiedSince?: string | undefined;
   timeoutMs: number;
   signal?: AbortSignal | undefined;
   progress: Progress;
@@ -93,6 +95,8 @@ export async function httpAttempt(f: HttpFetch): Promise<HttpFetchResult> {
     headers['if-range'] = validator!;
   } else if (f.ifNoneMatch) {
     headers['if-none-match'] = f.ifNoneMatch;
+  } else if (f.ifModifiedSince) {
+    headers['if-modified-since'] = f.ifModifiedSince;
   }
   let res: Dispatcher.ResponseData;
   try {

@@ -138,12 +138,14 @@ export const ingress: IngressFn = async (t: TransferSpec, volumeRoot: string, op
         const again = await cache.lookup(shaKey);
         if (again) return hit(again);
       }
-      // Revalidate the most recent cached copy of this URL with If-None-Match.
-      let cand = shaKey ? undefined : cache.entriesFor(uri).filter((x) => x.etag && x.validator.startsWith('etag:'))
+      // Revalidate the most recent cached copy of this URL (If-None-Match, else If-Modified-Since).
+      let cand = shaKey ? undefined : cache.entriesFor(uri).filter((x) => x.validator.startsWith('etag:') || x.validator.startsWith('lm:'))
         .sort((a, b) => b.lastUsed.localeCompare(a.lastUsed))[0];
       for (;;) {
+        const lm = cand?.validator.startsWith('lm:') ? cand.validator.slice(3, cand.validator.lastIndexOf(':')) : undefined;
         const r = await withRetries(ctx, () => httpAttempt({
-          uri, url: src.url, cache, creds, ifNoneMatch: cand?.etag, timeoutMs, signal: opts.signal, progress, dest,
+          uri, url: src.url, cache, creds, ifNoneMatch: cand?.validator.startsWith('etag:') ? cand.validator.slice(5) : undefined,
+          ifModifiedSince: lm, timeoutMs, signal: opts.signal, progress, dest,
         }));
         if (r.notModified) {
           const e = cand ? await cache.lookup(cand.key) : undefined;

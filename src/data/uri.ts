@@ -1,6 +1,6 @@
 // Parsing of transfer URIs and safe resolution of volume-relative paths.
 import { realpathSync } from 'node:fs';
-import { isAbsolute, relative, resolve, sep, dirname, basename } from 'node:path';
+import { isAbsolute, relative, resolve, sep, dirname } from 'node:path';
 import { badUri, pathEscape } from './errors.js';
 
 export type Location =
@@ -85,4 +85,3 @@ export function withName(path: string, name: string): string {
   return path.endsWith('/') ? path + name : path;
 }
 
-export { basename };

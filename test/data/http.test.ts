@@ -112,6 +112,25 @@ describe('HTTP ingress', () => {
     assert.deepEqual(readFileSync(join(v, 'c.bin')), changed);
   });
 
+  test('without ETag: Last-Modified revalidates (If-Modified-Since) and guards resuming', T, async () => {
+    const data = bytes(80_000, 19);
+    const lm = 'Sat, 28 Nov 2026 10:00:00 GMT';
+    srv.objects.set('/lm.bin', data);
+    srv.lastModified.set('/lm.bin', lm);
+    srv.faults.set('/lm.bin', [{ dropAfter: 20_000 }]);
+    const r1 = await ingress(spec(srv.url('/lm.bin'), 'file://lm.bin'), vol(), opts());
+    assert.equal(r1.sha256, sha256(data));
+    const first = srv.requests.filter((x) => x.path === '/lm.bin');
+    assert.equal(first[1]!.headers.range, 'bytes=20000-');
+    assert.equal(first[1]!.headers['if-range'], lm);
+    const start = srv.requests.length;
+    const r2 = await ingress(spec(srv.url('/lm.bin'), 'file://lm.bin'), vol(), opts());
+    assert.equal(r2.cached, true);
+    const reqs = srv.requests.slice(start);
+    assert.equal(reqs.length, 1);
+    assert.equal(reqs[0]!.headers['if-modified-since'], lm);
+  });
+
   test('an interrupted download resumes with Range and If-Range', T, async () => {
     const data = bytes(400_000, 11);
     srv.objects.set('/d.bin', data);

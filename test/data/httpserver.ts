@@ -20,6 +20,8 @@ export interface TestServer {
   /** Path -> content; the ETag is derived from the content unless `etags` overrides it. */
   objects: Map<string, Buffer>;
   etags: Map<string, string>;
+  /** Paths served without an ETag, with this Last-Modified instead. */
+  lastModified: Map<string, string>;
   /** Faults consumed in order by GET/PUT requests of a path. */
   faults: Map<string, Fault[]>;
   /** Required `Authorization` header value, if any. */
@@ -35,7 +37,7 @@ export function etagOf(b: Buffer): string {
 
 export async function startServer(): Promise<TestServer> {
   const s: Omit<TestServer, 'url' | 'port' | 'close'> = {
-    requests: [], objects: new Map(), etags: new Map(), faults: new Map(), uploads: new Map(),
+    requests: [], objects: new Map(), etags: new Map(), lastModified: new Map(), faults: new Map(), uploads: new Map(),
   };
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
@@ -63,17 +65,23 @@ export async function startServer(): Promise<TestServer> {
       res.writeHead(404).end('not found');
       return;
     }
-    const etag = s.etags.get(path) ?? etagOf(body);
+    const lm = s.lastModified.get(path);
+    const etag = lm ? undefined : s.etags.get(path) ?? etagOf(body);
+    const validator = etag ?? lm;
     const inm = req.headers['if-none-match'];
-    if (inm && inm.split(',').map((x) => x.trim()).includes(etag)) {
+    if (etag && inm && inm.split(',').map((x) => x.trim()).includes(etag)) {
       res.writeHead(304, { etag }).end();
+      return;
+    }
+    if (lm && req.headers['if-modified-since'] === lm) {
+      res.writeHead(304, { 'last-modified': lm }).end();
       return;
     }
     let start = 0;
     let status = 200;
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const ifRange = req.headers['if-range'];
-    if (range && (!ifRange || ifRange === etag)) {
+    if (range && (!ifRange || ifRange === validator)) {
       start = parseInt(range[1]!, 10);
       if (start >= body.length) {
         res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
@@ -82,7 +90,7 @@ export async function startServer(): Promise<TestServer> {
       status = 206;
     }
     const part = body.subarray(start);
-    const headers: Record<string, string> = { etag, 'content-length': String(part.length), 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
+    const headers: Record<string, string> = { ...(etag ? { etag } : { 'last-modified': lm! }), 'content-length': String(part.length), 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
     if (status === 206) headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
     res.writeHead(status, headers);
     if (req.method === 'HEAD') {
