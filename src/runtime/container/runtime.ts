@@ -108,10 +108,22 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     }
     return prepareFn;
   };
+  let runcFound: string | undefined;
   const resolveRunc = (): string => {
-    const p = findExecutable(opts.runcPath ?? 'runc', toolPath);
-    if (!p) throw runcMissing(opts.runcPath);
-    return p;
+    // Found once; if it disappears later, spawning it fails and that is reported.
+    runcFound ??= findExecutable(opts.runcPath ?? 'runc', toolPath);
+    if (!runcFound) throw runcMissing(opts.runcPath);
+    return runcFound;
+  };
+  /** Mount points found in an image directory (images are immutable once prepared). */
+  const present = new Map<string, Set<string>>();
+  const exists = (rootfs: string, dest: string): boolean => {
+    let s = present.get(rootfs);
+    if (s?.has(dest)) return true;
+    if (!existsSync(join(rootfs, dest))) return false;
+    if (!s) present.set(rootfs, (s = new Set()));
+    s.add(dest);
+    return true;
   };
 
   const loadImage = async (req: LaunchRequest): Promise<ContainerImage> => {
@@ -153,7 +165,12 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     const inGid = c.asRoot || !root ? 0 : gid;
     const cid = `w-${sanitizeId(req.id)}-${randomBytes(4).toString('hex')}`;
     const bundle = join(bundles, cid);
-    mkdirSync(bundle, { recursive: true });
+    try {
+      mkdirSync(bundle);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirSync(bundle, { recursive: true });
+    }
     releases.push(async () => rmSync(bundle, { recursive: true, force: true }));
 
     const argv = req.argv.length ? req.argv : [...(img.config.entrypoint ?? []), ...(img.config.cmd ?? [])];
@@ -218,7 +235,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     // Mount points (and the cwd) that the read-only image lacks need a writable layer.
     const covered = mountpointsInRootfs(spec);
     const needed = [...covered, ...(spec.mounts.some((m) => isUnder(cwd, m.destination) && m.destination !== '/') ? [] : [cwd])];
-    const missing = needed.filter((d) => !existsSync(join(rootfs.path, d)));
+    const missing = needed.filter((d) => !(rootfs.via === 'dir' ? exists(rootfs.path, d) : existsSync(join(rootfs.path, d))));
     if (missing.length) {
       if (root) {
         const ovl = await mountOverlay(getTools(), rootfs.path, join(bundle, 'overlay'));

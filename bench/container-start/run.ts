@@ -1,0 +1,156 @@
+// Container start-to-exit for a no-op job (/bin/true in a busybox image):
+//   warren  createContainerRuntime().launch() until `exited` resolves (bundle, spec,
+//           cgroup, runc run, cleanup: the whole life of an attempt)
+//   runc    bare `runc run` of the same bundle (written once, reused)
+//   podman  `podman run --rm` of an image imported from the same root file system
+// Runs interleaved (one of each per round) so machine noise hits all alike.
+// Usage: node --import tsx bench/container-start/run.ts [N=30]   (as root)
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createContainerRuntime, buildOciSpec, DEFAULT_SHM_BYTES } from '../../src/runtime/container/index.js';
+import { makeBusyboxRootfs } from '../../test/runtime/container/fixtures.js';
+
+const N = Number(process.argv[2] ?? process.env.WARREN_BENCH_N ?? 30);
+const WARMUP = 3;
+if (process.getuid?.() !== 0) {
+  console.error('run this benchmark as root (it compares against root runc and podman)');
+  process.exit(2);
+}
+const runc = spawnSync('sh', ['-c', 'command -v runc || echo /usr/sbin/runc'], { encoding: 'utf8' }).stdout.trim();
+const work = mkdtempSync(join(tmpdir(), 'warren-bench-ctr-'));
+const rootfs = makeBusyboxRootfs(join(work, 'rootfs'));
+const stateDir = join(work, 'state');
+const logs = join(work, 'logs');
+mkdirSync(logs);
+const rt = createContainerRuntime({
+  stateDir,
+  runcPath: runc,
+  prepareImage: async (uri) => ({ uri, kind: 'rootfs', path: rootfs, config: { env: [], labels: {} } }),
+});
+
+// The bundle the runtime writes for this job, written once for bare runc.
+const bundle = join(work, 'bundle');
+mkdirSync(bundle);
+const spec = buildOciSpec({
+  rootfs,
+  argv: ['/bin/true'],
+  env: [],
+  cwd: '/',
+  uid: 0,
+  gid: 0,
+  asRoot: false,
+  hostname: 'noop',
+  mounts: [],
+  shmBytes: DEFAULT_SHM_BYTES,
+  isolateNetwork: false,
+  cgroupsPath: '/warren/bench-bare',
+});
+writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+// Same runc state directory as the runtime uses, so both pay the same file system costs.
+const bareRoot = join(stateDir, 'runc');
+
+function timeSpawn(cmd: string, args: string[]): Promise<{ ms: number; code: number | null }> {
+  const out = openSync(join(logs, 'out'), 'a');
+  const err = openSync(join(logs, 'err'), 'a');
+  const t0 = process.hrtime.bigint();
+  const p = spawn(cmd, args, { stdio: ['ignore', out, err] });
+  closeSync(out);
+  closeSync(err);
+  return new Promise((resolve) => p.on('exit', (code) => resolve({ ms: Number(process.hrtime.bigint() - t0) / 1e6, code })));
+}
+
+let seq = 0;
+async function warren(): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const info = await rt.launch({ id: `bench/noop/${++seq}`, argv: ['/bin/true'], env: {}, cwd: '/', stdoutPath: join(logs, 'out'), stderrPath: join(logs, 'err'), mounts: [], container: { image: 'busybox' } }).exited;
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (info.reason !== 'exit' || info.exitCode !== 0) throw new Error(`warren run failed: ${JSON.stringify(info)}`);
+  return ms;
+}
+
+async function bare(): Promise<number> {
+  const r = await timeSpawn(runc, ['--root', bareRoot, 'run', '--bundle', bundle, `bare-${++seq}`]);
+  if (r.code !== 0) throw new Error(`runc run failed (${r.code}): ${readFileSync(join(logs, 'err'), 'utf8').slice(-500)}`);
+  return r.ms;
+}
+
+// podman: an image imported from the same root file system; no network access needed.
+const IMAGE = 'localhost/warren-bench-busybox:latest';
+let podmanArgs: string[] | null = null;
+let podmanWhy = '';
+if (spawnSync('podman', ['--version']).status === 0) {
+  const tar = join(work, 'rootfs.tar');
+  spawnSync('tar', ['-C', rootfs, '-cf', tar, '.']);
+  const imp = spawnSync('podman', ['import', '-q', tar, IMAGE], { encoding: 'utf8' });
+  if (imp.status !== 0) podmanWhy = `podman import failed: ${imp.stderr.trim()}`;
+  else {
+    // Where the node's hard limits are below podman's default rlimits (e.g. in a sandbox
+    // without CAP_SYS_RESOURCE), pass limits the node allows.
+    const hard = (name: string) => /(\d+)\s+\S+\s*$/.exec(readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith(name)) ?? '')?.[1];
+    const candidates = [[], ['--ulimit', `nofile=${hard('Max open files') ?? 1024}:${hard('Max open files') ?? 1024}`, '--ulimit', 'nproc=32768:32768']];
+    for (const extra of candidates) {
+      const args = ['run', '--rm', ...extra, IMAGE, '/bin/true'];
+      const r = spawnSync('podman', args, { encoding: 'utf8' });
+      if (r.status === 0) {
+        podmanArgs = args;
+        break;
+      }
+      podmanWhy = `podman run failed: ${r.stderr.trim().split('\n').pop()}`;
+    }
+  }
+} else podmanWhy = 'podman not installed (apt-get install podman)';
+
+async function podman(): Promise<number> {
+  const r = await timeSpawn('podman', podmanArgs!);
+  if (r.code !== 0) throw new Error(`podman run failed (${r.code})`);
+  return r.ms;
+}
+
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const median = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  return { median, mean: xs.reduce((a, b) => a + b, 0) / xs.length, min: s[0]!, max: s[s.length - 1]! };
+};
+
+try {
+  const t: Record<string, number[]> = { warren: [], runc: [], podman: [] };
+  for (let i = 0; i < WARMUP; i++) {
+    await warren();
+    await bare();
+    if (podmanArgs) await podman();
+  }
+  // Rotate the order each round: podman leaves work behind (conmon, storage cleanup)
+  // that would otherwise always slow down whichever runs right after it.
+  const runners: [string, () => Promise<number>][] = [
+    ['warren', warren],
+    ['runc', bare],
+    ...(podmanArgs ? ([['podman', podman]] as [string, () => Promise<number>][]) : []),
+  ];
+  for (let i = 0; i < N; i++) {
+    for (let k = 0; k < runners.length; k++) {
+      const [name, fn] = runners[(i + k) % runners.length]!;
+      t[name]!.push(await fn());
+    }
+  }
+  const w = stats(t.warren!);
+  const r = stats(t.runc!);
+  const p = podmanArgs ? stats(t.podman!) : undefined;
+  const f = (x: number) => x.toFixed(1).padStart(8);
+  console.log(`no-op container, start to exit, N=${N} each (ms)`);
+  console.log(`${'runtime'.padEnd(22)}${'median'.padStart(8)}${'mean'.padStart(8)}${'min'.padStart(8)}${'max'.padStart(8)}   vs runc (median / mean)`);
+  console.log(`${'warren (runc)'.padEnd(22)}${f(w.median)}${f(w.mean)}${f(w.min)}${f(w.max)}   ${(w.median / r.median).toFixed(2)}x / ${(w.mean / r.mean).toFixed(2)}x  (target <= 1.3x)`);
+  console.log(`${'bare runc run'.padEnd(22)}${f(r.median)}${f(r.mean)}${f(r.min)}${f(r.max)}   1.00x / 1.00x`);
+  if (p) {
+    console.log(`${'podman run --rm'.padEnd(22)}${f(p.median)}${f(p.mean)}${f(p.min)}${f(p.max)}   ${(p.median / r.median).toFixed(2)}x / ${(p.mean / r.mean).toFixed(2)}x`);
+    console.log(`warren vs podman: ${(w.median / p.median).toFixed(3)}x median, ${(w.mean / p.mean).toFixed(3)}x mean (target < 1: faster)`);
+  } else console.log(`podman: skipped (${podmanWhy})`);
+  const ok = w.median / r.median <= 1.3 && (!p || w.median < p.median);
+  console.log(ok ? 'targets met' : 'TARGETS MISSED');
+  process.exitCode = ok ? 0 : 1;
+} finally {
+  if (podmanArgs) spawnSync('podman', ['rmi', '-f', IMAGE], { stdio: 'ignore' });
+  spawnSync('rmdir', ['/sys/fs/cgroup/memory/warren/bench-bare'], { stdio: 'ignore' });
+  rmSync(work, { recursive: true, force: true });
+}
