@@ -7,7 +7,7 @@ import { EXIT, toWarrenError } from '../common/index.js';
 import { register as registerRun } from './commands/run.js';
 import { registerAll } from './registry.js';
 
-export function buildProgram(): Command {
+export async function buildProgram(command?: string): Promise<Command> {
   const program = new Command('warren')
     .description('Warren: run workflows fast, anywhere — from one workstation to HPC clusters and clouds')
     .version('0.1.0')
@@ -15,7 +15,7 @@ export function buildProgram(): Command {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .exitOverride();
   registerRun(program);
-  registerAll(program);
+  await registerAll(program, command);
   return program;
 }
 
@@ -25,7 +25,7 @@ export async function main(argv: string[]): Promise<number> {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw e;
   });
-  const program = buildProgram();
+  const program = await buildProgram(argv.slice(2).find((a) => !a.startsWith('-')));
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;

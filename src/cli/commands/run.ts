@@ -9,13 +9,12 @@ import { EXIT, WarrenError, warrenHome } from '../../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../../engine/index.js';
 import { LocalAgent } from '../../agent/index.js';
 import { createProcessRuntime, type Runtime } from '../../runtime/index.js';
-import { Orchestrator, PlanPlacement, logPaths, type RunOptions } from '../../server/index.js';
+import { Orchestrator, PlanPlacement, logPaths, type OrchestratorOptions, type RunOptions } from '../../server/index.js';
 import { parsePlatform } from '../../scheduler/index.js';
 import { readFileSync } from 'node:fs';
 import { loadWorkflowFile, type Workflow } from '../../spec/index.js';
 import { openStore, type Store, type WorkflowRecord } from '../../store/index.js';
 import { RunView } from '../view.js';
-import { ingress, egress, defaultSecretResolver } from '../../data/index.js';
 
 interface CommonOpts {
   store?: string;
@@ -39,8 +38,20 @@ async function openAll(o: CommonOpts): Promise<{ store: Store; orch: Orchestrato
   } else if (process.env.WARREN_CORES) cores = Number(process.env.WARREN_CORES);
   const container = containerRuntimeFactory ? await containerRuntimeFactory(home) : undefined;
   const agent = new LocalAgent({ cores, process: createProcessRuntime(), container });
-  const orch = new Orchestrator({ store, agent, home, transfers: { ingress, egress }, data: { secrets: defaultSecretResolver(home) } });
+  const orch = new Orchestrator({ store, agent, home, ...(await dataMover(home)) });
   return { store, orch, home, agent };
+}
+
+/** The data mover (src/data), loaded on first use: it brings the S3 SDK. */
+async function dataMover(home: string): Promise<Pick<OrchestratorOptions, 'transfers' | 'data'>> {
+  let mod: typeof import('../../data/index.js') | null = null;
+  const load = async () => (mod ??= await import('../../data/index.js'));
+  return {
+    transfers: {
+      ingress: async (t, root, opts) => (await load()).ingress(t, root, { ...opts, secrets: opts.secrets ?? (await load()).defaultSecretResolver(home) }),
+      egress: async (t, root, opts) => (await load()).egress(t, root, { ...opts, secrets: opts.secrets ?? (await load()).defaultSecretResolver(home) }),
+    },
+  };
 }
 
 /** An orchestrator with one simulated agent per site of a platform, placing jobs by the plan. */
@@ -71,7 +82,7 @@ async function openSites(o: CommonOpts, wf: Workflow, platformFile: string, fact
   const plan = placement.current;
   process.stderr.write(`plan: makespan ${plan.makespan.toFixed(0)}s, cost ${plan.cost.toFixed(2)} ${plan.currency}, sites ${[...new Set(plan.jobs.map((j) => j.site))].join(', ')} (replayed at ×${factor})\n`);
   const local = new LocalAgent({ process: createProcessRuntime() });
-  const orch = new Orchestrator({ store, agent: local, home, transfers: { ingress, egress }, sites: { agents, placement } });
+  const orch = new Orchestrator({ store, agent: local, home, ...(await dataMover(home)), sites: { agents, placement } });
   return { store, orch };
 }
 
