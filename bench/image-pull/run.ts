@@ -10,7 +10,7 @@
 // and shows that a second pull transfers no bytes.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGzip, constants as zc } from 'node:zlib';
@@ -18,7 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { ImageCache, prepareImage, pushImage } from '../../src/image/index.js';
-import { fetchImageBlobs, parseImageRef, MT, type RegistryImageRef } from '../../src/image/oci/index.js';
+import { buildLayer, fetchImageBlobs, parseImageRef, RootfsWriter, MT, type LayerEntry, type RegistryImageRef } from '../../src/image/oci/index.js';
 import { startProxy, startRegistry } from '../../test/image/oci/registry.js';
 
 function arg(name: string, def: number): number {
@@ -128,6 +128,53 @@ async function main(): Promise<void> {
     console.log(`ratio warren/skopeo (pull to blobs): ${(wa / sk).toFixed(2)}  (target <= 1.2)`);
     console.log(
       `second pull: ${second.pull!.bytesDownloaded} bytes, ${secondReqs} requests; with --policy always: ${always.pull!.bytesDownloaded} blob bytes, ${alwaysBlobGets} blob requests (manifest check only)`,
+    );
+    // unpacking many small files (a distribution image has tens of thousands): Warren vs GNU tar
+    const entries: LayerEntry[] = [];
+    for (let d = 0; d < 200; d++) {
+      entries.push({ name: `usr/share/d${d}/`, type: 'directory' });
+      for (let f = 0; f < 100; f++) entries.push({ name: `usr/share/d${d}/file${f}.txt`, data: randomBytes(300 + f * 10).toString('base64') });
+    }
+    const small = await buildLayer(entries, 'gzip');
+    const smallPath = join(work, 'small.tar.gz');
+    writeFileSync(smallPath, small.data);
+    const wu: number[] = [];
+    const tu: number[] = [];
+    // Deleting many files makes ext4 (with discard) slow for a while: flush before each timing
+    // and alternate which tool goes first.
+    const settle = () => spawnSync('sync');
+    const timeWarren = async (r: number) => {
+      const d1 = join(work, `unpack-w${r}`);
+      mkdirSync(d1);
+      settle();
+      const t1 = process.hrtime.bigint();
+      const w = new RootfsWriter(d1);
+      await w.applyLayer(smallPath, 'gzip', 'bench');
+      await w.finish();
+      wu.push(Number(process.hrtime.bigint() - t1) / 1e6);
+      rmSync(d1, { recursive: true, force: true });
+    };
+    const timeTar = (r: number) => {
+      const d2 = join(work, `unpack-t${r}`);
+      mkdirSync(d2);
+      settle();
+      const t2 = process.hrtime.bigint();
+      const x = spawnSync('tar', ['-xzf', smallPath, '-C', d2]);
+      if (x.status !== 0) throw new Error('tar failed');
+      tu.push(Number(process.hrtime.bigint() - t2) / 1e6);
+      rmSync(d2, { recursive: true, force: true });
+    };
+    for (let r = 0; r < ROUNDS; r++) {
+      if (r % 2 === 0) {
+        await timeWarren(r);
+        timeTar(r);
+      } else {
+        timeTar(r);
+        await timeWarren(r);
+      }
+    }
+    console.log(
+      `unpack 20,000 small files (${(small.data.length / 1024 / 1024).toFixed(1)} MiB gzip): warren ${(median(wu) / 1000).toFixed(2)} s, GNU tar -xzf ${(median(tu) / 1000).toFixed(2)} s, ratio ${(median(wu) / median(tu)).toFixed(2)}`,
     );
     console.log(`rounds (s): skopeo ${skopeo.map((x) => (x / 1000).toFixed(2)).join(' ')} | warren ${warren.map((x) => (x / 1000).toFixed(2)).join(' ')} | full ${full.map((x) => (x / 1000).toFixed(2)).join(' ')}`);
   } finally {
