@@ -2,7 +2,7 @@
 //
 //   DIR/blobs/<sha256>          verified content, read-only (0444); volumes get hard links
 //   DIR/entries/<key>.json      one per (URL, validator): CacheEntry + blob mtime
-//   DIR/partial/<urlhash>.data  an interrupted download, resumed with a ranged request
+//   DIR/partial/<urlhash>.partial  an interrupted download, resumed with a ranged request
 //   DIR/partial/<urlhash>.json  what the partial is: URL and validator (ETag / Last-Modified)
 //   DIR/locks/<urlhash>.lock    one download of a URL at a time (across processes)
 //
@@ -44,7 +44,7 @@ export class DataCache {
   get partialDir(): string { return join(this.dir, 'partial'); }
   get locksDir(): string { return join(this.dir, 'locks'); }
   blobPath(sha256: string): string { return join(this.blobsDir, sha256); }
-  partialPath(uri: string): string { return join(this.partialDir, `${urlHash(uri)}.data`); }
+  partialPath(uri: string): string { return join(this.partialDir, `${urlHash(uri)}.partial`); }
   partialMetaPath(uri: string): string { return join(this.partialDir, `${urlHash(uri)}.json`); }
   lockPath(uri: string): string { return join(this.locksDir, `${urlHash(uri)}.lock`); }
 
@@ -168,9 +168,9 @@ export class DataCache {
         try {
           const st = statSync(p);
           if ((now - st.mtimeMs) / 1000 > partialMaxAge) {
-            if (existsSync(join(this.locksDir, n.replace(/\.(data|json)$/, '.lock')))) continue; // in use
+            if (existsSync(join(this.locksDir, n.replace(/\.(partial|json)$/, '.lock')))) continue; // in use
             rmSync(p, { force: true });
-            if (n.endsWith('.data')) {
+            if (n.endsWith('.partial')) {
               bytes += st.size;
               removed++;
             }

@@ -1,4 +1,4 @@
-// Interrupted downloads: DIR/partial/<urlhash>.data with a small JSON beside it saying which
+// Interrupted downloads: DIR/partial/<urlhash>.partial with a small JSON beside it saying which
 // URL and which version (ETag / Last-Modified / total length) the bytes belong to.
 import { createHash, type Hash } from 'node:crypto';
 import { readFile, rm, stat, open } from 'node:fs/promises';

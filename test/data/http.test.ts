@@ -134,6 +134,15 @@ describe('HTTP ingress', () => {
     assert.equal(reqs[0]!.headers['if-modified-since'], lm);
   });
 
+  test('an empty object', T, async () => {
+    srv.objects.set('/empty', Buffer.alloc(0));
+    const v = vol();
+    const r = await ingress(spec(srv.url('/empty'), 'file://empty'), v, opts());
+    assert.equal(r.bytes, 0);
+    assert.equal(r.sha256, sha256(Buffer.alloc(0)));
+    assert.equal(statSync(join(v, 'empty')).size, 0);
+  });
+
   test('an interrupted download resumes with Range and If-Range', T, async () => {
     const data = bytes(400_000, 11);
     srv.objects.set('/d.bin', data);
