@@ -33,8 +33,7 @@ function header(h: Record<string, string | string[] | undefined>, name: string):
 export function statusError(uri: string, status: number, headers: Record<string, string | string[] | undefined>, hasCreds: boolean): Error {
   if (status === 404 || status === 410) return notFound(uri, `HTTP ${status}`);
   if (status === 401 || status === 403) {
-    const e = accessDenied(uri, `HTTP ${status}${hasCreds ? ', with the credentials of the secret' : ', no credentials sent'}`);
-    return e;
+    return accessDenied(uri, `HTTP ${status}${hasCreds ? ', with the credentials of the secret' : ', no credentials sent'}`);
   }
   if (status === 408 || status === 429 || status >= 500) {
     const ra = retryAfterMs(headers['retry-after']);

@@ -1,5 +1,5 @@
 // Retries with exponential backoff, classification of network failures, throttled progress.
-import { isWarrenError, WarrenError } from '../common/index.js';
+import { isWarrenError } from '../common/index.js';
 import type { DataOptions, TransferProgress } from './types.js';
 import { canceled, dataError, transferFailed, unreachable } from './errors.js';
 
@@ -149,4 +149,3 @@ export function retryAfterMs(v: string | string[] | undefined): number | undefin
   return Number.isFinite(t) ? Math.max(0, t - Date.now()) : undefined;
 }
 
-export { WarrenError };
