@@ -76,6 +76,9 @@ export interface PulledImage {
   stats: PullStats;
 }
 
+/** Blob download failures worth another attempt: broken connections and server errors. */
+const TRANSIENT = new Set(['IMAGE_DOWNLOAD_INCOMPLETE', 'IMAGE_REGISTRY_UNREACHABLE', 'IMAGE_REGISTRY_ERROR']);
+
 function emptyStats(): PullStats {
   return { cached: false, bytesDownloaded: 0, blobsDownloaded: 0, manifestRequests: 0, blobRequests: 0, downloadMs: 0, unpackMs: 0, totalMs: 0 };
 }
@@ -162,7 +165,7 @@ function scheduleDownloads(
             return;
           } catch (e) {
             await rm(tmp, { force: true });
-            if (isWarrenError(e) && e.code === 'IMAGE_DOWNLOAD_INCOMPLETE' && attempt < retries) {
+            if (isWarrenError(e) && TRANSIENT.has(e.code) && attempt < retries) {
               await sleep(200 * 2 ** attempt);
               continue;
             }
@@ -203,6 +206,15 @@ export async function hasSifMagic(path: string): Promise<boolean> {
   }
 }
 
+function clientFor(ref: RegistryImageRef, opts: PullOptions): RegistryClient {
+  const auth = opts.auth ?? loadCredentials(ref.registry);
+  return new RegistryClient(ref.registry, {
+    ...(auth ? { auth } : {}),
+    ...(opts.baseUrl ? { baseUrl: opts.baseUrl } : {}),
+    connections: Math.max(4, (opts.parallel ?? 4) + 1),
+  });
+}
+
 /** Pull `ref` into the cache (or find it there) and return the prepared image. */
 export async function pullImage(ref: RegistryImageRef, opts: PullOptions): Promise<PulledImage> {
   const t0 = Date.now();
@@ -222,11 +234,7 @@ export async function pullImage(ref: RegistryImageRef, opts: PullOptions): Promi
     }
   }
 
-  const client = new RegistryClient(ref.registry, {
-    ...(opts.auth ?? loadCredentials(ref.registry) ? { auth: (opts.auth ?? loadCredentials(ref.registry))! } : {}),
-    ...(opts.baseUrl ? { baseUrl: opts.baseUrl } : {}),
-    connections: Math.max(4, (opts.parallel ?? 4) + 1),
-  });
+  const client = clientFor(ref, opts);
   try {
     opts.onProgress?.({ phase: 'resolve', uri: ref.uri });
     const res = await resolveManifest(ref, client, platform);
@@ -384,11 +392,7 @@ export async function fetchImageBlobs(ref: RegistryImageRef, opts: PullOptions):
   const t0 = Date.now();
   opts.cache.ensure();
   const stats = emptyStats();
-  const client = new RegistryClient(ref.registry, {
-    ...(opts.auth ?? loadCredentials(ref.registry) ? { auth: (opts.auth ?? loadCredentials(ref.registry))! } : {}),
-    ...(opts.baseUrl ? { baseUrl: opts.baseUrl } : {}),
-    connections: Math.max(4, (opts.parallel ?? 4) + 1),
-  });
+  const client = clientFor(ref, opts);
   try {
     const res = await resolveManifest(ref, client, opts.platform ?? hostPlatform());
     const r: Resolved = { client, ...res };
