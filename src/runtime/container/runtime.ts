@@ -108,6 +108,20 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     }
     return prepareFn;
   };
+  /** The SIF reader: injected, else `sifPartition` from src/image's index once it exports one. */
+  const locateSif = async (path: string): Promise<SquashfsLocation> => {
+    let fn = opts.sifPartition;
+    if (!fn) {
+      const mod = (await import('../../image/index.js')) as Record<string, unknown>;
+      if (typeof mod.sifPartition === 'function') fn = async (p: string) => (mod.sifPartition as (p: string) => SquashfsLocation | Promise<SquashfsLocation>)(p);
+    }
+    if (!fn) {
+      throw new WarrenError('RUNTIME_SIF_UNSUPPORTED', `image ${path} is a SIF, but this Warren build has no SIF reader for the container runtime`, {
+        hint: 'convert the image to a squashfs file or a root file system directory, or use a Warren build whose image subsystem exports sifPartition',
+      });
+    }
+    return fn(path);
+  };
   let runcFound: string | undefined;
   const resolveRunc = (): string => {
     // Found once; if it disappears later, spawning it fails and that is reported.
@@ -146,7 +160,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
       checkRootfsDir(img.path, img.uri);
       return { path: img.path, via: 'dir', writable: false, release: async () => {} };
     }
-    const loc = img.partition ?? (await locateSquashfs(img.path, img.uri, opts.sifPartition));
+    const loc = img.partition ?? (await locateSquashfs(img.path, img.uri, locateSif));
     checkSquashfs(img.path, loc, img.uri);
     return mountSquashfs({ file: img.path, loc, image: img.uri, mountpoint: join(bundle, 'image'), extractDir: extracted, tools: getTools(), root });
   };
@@ -261,7 +275,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
       const root = (process.getuid?.() ?? 0) === 0;
       if (img.kind === 'rootfs') checkRootfsDir(img.path, img.uri);
       else {
-        const loc = img.partition ?? (await locateSquashfs(img.path, img.uri, opts.sifPartition));
+        const loc = img.partition ?? (await locateSquashfs(img.path, img.uri, locateSif));
         checkSquashfs(img.path, loc, img.uri);
         const t = getTools();
         if (!(root && t.mount) && !t.squashfuse && !t.unsquashfs) {

@@ -214,6 +214,7 @@ export function buildOciSpec(input: OciSpecInput): OciSpec {
   }
 
   const env = [...input.env];
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(`PATH=${DEFAULT_PATH}`);
   const devices: OciDevice[] = [];
   const deviceRules: OciDeviceRule[] = [];
   if (input.gpu) {
@@ -241,7 +242,6 @@ export function buildOciSpec(input: OciSpecInput): OciSpec {
       if (p >= 0) env[p] = `${env[p]}:${GPU_BIN_DIR}`;
     }
   }
-  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(`PATH=${DEFAULT_PATH}`);
 
   const user = [...input.mounts]
     .map((m) => ({ ...m, target: cleanTarget(m.target) }))

@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import type { LaunchRequest, Runtime } from '../../../src/runtime/index.js';
 import { createContainerRuntime, type ContainerImage } from '../../../src/runtime/container/index.js';
 import { runtimeContract } from '../contract.js';
-import { tempDir } from '../../helpers.js';
+import { sharedDir, tempDir } from '../../helpers.js';
 import { emptyConfig, fakePrepare, makeBusyboxRootfs, makeSquashfs, mountsUnder } from './fixtures.js';
 
 const isRoot = process.getuid?.() === 0;
+const REAL_SIF = join(sharedDir, 'sif-testdata', 'images', 'one-group.sif');
 const skip = isRoot ? false : 'these tests run runc as root (rootless.test.ts covers unprivileged users)';
 
 const work = tempDir('warren-ctr-');
@@ -238,6 +239,42 @@ describe('container runtime (runc, root)', { skip }, () => {
     assert.ok(!loops.includes(work.dir), `loop devices left: ${loops}`);
   });
 
+  test('a real SIF (reference test data): its system partition is loop-mounted at its offset', { timeout: 30_000, skip: existsSync(REAL_SIF) ? false : `${REAL_SIF} missing (../shared)` }, async () => {
+    // The image subsystem owns SIF parsing; this test reads the descriptor table itself
+    // (layout of the SIF spec) so that it does not depend on that code.
+    const sifPartition = async (path: string) => {
+      const d = readFileSync(path);
+      const total = Number(d.readBigInt64LE(88));
+      const off = Number(d.readBigInt64LE(96));
+      for (let i = 0; i < total; i++) {
+        const o = off + i * 585;
+        if (d.readInt32LE(o) === 0x4004 && d[o + 4] === 1 && d.readInt32LE(o + 201) === 1 && d.readInt32LE(o + 205) === 2) {
+          return { offset: Number(d.readBigInt64LE(o + 17)), size: Number(d.readBigInt64LE(o + 25)) };
+        }
+      }
+      throw new Error('no system partition');
+    };
+    const sifRt = createContainerRuntime({ stateDir, sifPartition, prepareImage: async (uri) => ({ uri, kind: 'sif', path: REAL_SIF, config: emptyConfig() }) });
+    const d = tempDir();
+    try {
+      // The image holds only hello.txt: bring a shell in through a read-only file mount.
+      const r = req(d.dir, ['/bin/busybox', 'cat', '/hello.txt'], {
+        mounts: [
+          { host: d.dir, target: d.dir, readOnly: false },
+          { host: '/bin/busybox', target: '/bin/busybox', readOnly: true },
+        ],
+      }, { image: 'one-group.sif' });
+      await sifRt.check!(r);
+      const info = await sifRt.launch(r).exited;
+      assert.equal(info.reason, 'exit', `${JSON.stringify(info)} ${existsSync(join(d.dir, 'err.log')) ? readFileSync(join(d.dir, 'err.log'), 'utf8') : ''}`);
+      assert.equal(info.exitCode, 0);
+      assert.match(readFileSync(join(d.dir, 'out.log'), 'utf8'), /\S/);
+    } finally {
+      d.cleanup();
+    }
+    assert.deepEqual(mountsUnder(stateDir), []);
+  });
+
   test('corrupt or truncated images: a clear error naming the image, nothing started', { timeout: 30_000 }, async () => {
     for (const image of ['corrupt.sqfs', 'truncated.sqfs', 'not-an-image']) {
       const d = tempDir();
@@ -291,6 +328,21 @@ describe('container runtime (runc, root)', { skip }, () => {
       assert.equal(info.reason, 'spawn-error');
       assert.match(info.message ?? '', /busybox\.sqfs/);
       assert.match(info.message ?? '', /squashfs-tools/);
+    } finally {
+      d.cleanup();
+    }
+    assert.deepEqual(bundlesLeft(), []);
+  });
+
+  test('GPUs asked for on a node without them: a clear error, nothing started', { timeout: 30_000, skip: existsSync('/dev/nvidia0') ? 'this node has NVIDIA GPUs (gpu-check.sh covers them)' : false }, async () => {
+    const d = tempDir();
+    try {
+      const r = req(d.dir, ['/bin/touch', join(d.dir, 'ran')], {}, { gpus: [0] });
+      await assert.rejects(rt.check!(r), (e: Error & { code?: string; hint?: string }) => e.code === 'RUNTIME_GPU_MISSING' && /\/dev\/nvidia0/.test(e.message) && /nvidia-smi/.test(e.hint ?? ''));
+      const info = await rt.launch(r).exited;
+      assert.equal(info.reason, 'spawn-error');
+      assert.match(info.message ?? '', /RUNTIME_GPU_MISSING/);
+      assert.ok(!existsSync(join(d.dir, 'ran')));
     } finally {
       d.cleanup();
     }

@@ -155,6 +155,9 @@ describe('buildOciSpec', () => {
     assert.ok(s.process.env.includes('NVIDIA_VISIBLE_DEVICES=GPU-1111'));
     assert.ok(s.process.env.includes(`LD_LIBRARY_PATH=/opt/lib:${GPU_LIB_DIR}`));
     assert.ok(s.process.env.includes(`PATH=/bin:${GPU_BIN_DIR}`));
+    const noEnv = buildOciSpec(base({ gpu, env: [] }));
+    assert.ok(noEnv.process.env.includes(`PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${GPU_BIN_DIR}`));
+    assert.ok(noEnv.process.env.includes(`LD_LIBRARY_PATH=${GPU_LIB_DIR}`));
     // Rootless: runc binds device nodes itself; no device cgroup rules.
     const rl = buildOciSpec(base({ gpu, rootless: { hostUid: 1, hostGid: 1 } }));
     assert.equal(rl.linux.resources, undefined);
