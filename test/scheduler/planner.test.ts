@@ -344,6 +344,20 @@ data: { default: S }
     assert.deepEqual(plan.transfers.map((t) => [t.file, t.from, t.to, t.start, t.end]), [['x', 'F', 'S', 60, 61]]);
   });
 
+  test('a site that ran a job may lose what that job needed', () => {
+    // The GPU job ran on G; G now has no GPUs left for us. The rest still plans.
+    const gpuWf = workflow({ train: { est: 50, gpus: 1, outputs: ['m'] }, report: { est: 10, inputs: ['m'], after: ['train'] } }, { m: 1e6 });
+    const before = parsePlatform('sites:\n  A: {nodes: 1, cores: 4}\n  G: {nodes: 1, cores: 4, gpus: 1}\nlinks:\n  - {from: A, to: G, bandwidth: 1GB/s}\ndata: {default: A}\n', 'p.yaml');
+    const after = parsePlatform('sites:\n  A: {nodes: 1, cores: 4}\n  G: {nodes: 1, cores: 4, gpus: 0}\nlinks:\n  - {from: A, to: G, bandwidth: 1GB/s}\ndata: {default: A}\n', 'p.yaml');
+    const first = planWorkflow(gpuWf, before);
+    assert.equal(first.jobs[0]!.site, 'G');
+    assert.throws(() => planWorkflow(gpuWf, after), /no site can run it/);
+    const plan = replanWorkflow(gpuWf, after, { now: 50, jobs: { train: { site: 'G', start: 0, end: 50 } } });
+    const report = plan.jobs.find((j) => j.id === 'report')!;
+    assert.ok(report.start >= 50);
+    close(plan.makespan, report.end, 'makespan');
+  });
+
   test('bad progress', () => {
     const platform = parsePlatform(text(1), 'p.yaml');
     const bad = (progress: Parameters<typeof replanWorkflow>[2], code: string, re: RegExp) =>

@@ -77,8 +77,11 @@ function usage(msg: string, hint: string): WarrenError {
   return new WarrenError('PLAN_NO_FEASIBLE_SITE', msg, { hint, exitCode: EXIT.usage });
 }
 
-/** Build the planner's model; throws PLAN_* errors for workflows the platform cannot run. */
-export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions = {}): Model {
+/**
+ * Build the planner's model; throws PLAN_* errors for workflows the platform cannot run.
+ * `started`: ids of jobs that already ran (re-planning): they need no feasible site now.
+ */
+export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions = {}, started?: ReadonlySet<string>): Model {
   const siteNames = Object.keys(platform.sites).sort();
   const siteIdx = new Map(siteNames.map((s, i) => [s, i]));
   const r = computeRoutes(platform);
@@ -218,7 +221,7 @@ export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions =
   }
 
   const model: Model = { jobs, files, offerings, siteNames, routes, topo, currency: platform.currency };
-  filterStage(model, wf);
+  filterStage(model, wf, started);
   return model;
 }
 
@@ -226,7 +229,7 @@ export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions =
  * Filter stage: which offerings can run each job (cores, GPUs, memory per node/instance,
  * nodes for multinode jobs, and data reachability). Records why each site was ruled out.
  */
-function filterStage(m: Model, wf: Workflow): void {
+function filterStage(m: Model, wf: Workflow, started?: ReadonlySet<string>): void {
   for (const j of m.jobs) {
     const whyBySite = new Map<number, string>();
     for (let o = 0; o < m.offerings.length; o++) {
@@ -247,7 +250,7 @@ function filterStage(m: Model, wf: Workflow): void {
     }
     const okSites = new Set(j.feasible.map((o) => m.offerings[o]!.site));
     for (const [s, why] of whyBySite) if (!okSites.has(s)) j.rejected.push({ site: m.siteNames[s]!, why });
-    if (j.feasible.length === 0) throw noSite(m, j, wf);
+    if (j.feasible.length === 0 && !started?.has(j.id)) throw noSite(m, j, wf);
   }
 }
 

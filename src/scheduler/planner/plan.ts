@@ -106,7 +106,7 @@ function planModel(wf: Workflow, platform: Platform, opts: PlanOptions, progress
   if (budget !== undefined && (!Number.isFinite(budget) || budget < 0)) {
     throw new WarrenError('PLAN_BAD_POLICY', `budget ${budget} is negative or not a number`, { hint: 'write the budget as a number >= 0 in the platform currency', exitCode: EXIT.usage });
   }
-  const m = buildModel(wf, platform, opts);
+  const m = buildModel(wf, platform, opts, progress ? new Set(Object.keys(progress.jobs)) : undefined);
   const S = runner(m, progress ? pinnedJobs(m, progress) : undefined);
   const rank = upwardRanks(m);
   const fast = fastest(m, S, rank);

@@ -114,7 +114,7 @@ export function upwardRanks(m: Model): Float64Array {
     const job = m.jobs[j]!;
     let w = 0;
     for (const o of job.feasible) w += job.est / m.offerings[o]!.speed;
-    w /= job.feasible.length;
+    w = job.feasible.length ? w / job.feasible.length : job.est; // (a started job no site can run now)
     let best = 0;
     if (job.succs.length) {
       for (let i = 0; i < job.succs.length; i++) {
@@ -532,7 +532,7 @@ export function octRanks(m: Model, oct: Float64Array): Float64Array {
     const f = m.jobs[j]!.feasible;
     let s = 0;
     for (const o of f) s += oct[j * no + o]!;
-    rank[j] = s / f.length;
+    rank[j] = f.length ? s / f.length : 0;
   }
   return rank;
 }
