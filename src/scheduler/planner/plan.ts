@@ -202,7 +202,7 @@ function pinnedJobs(m: Model, progress: Progress): Fixed {
     const o = m.offerings.findIndex((off) => off.siteName === p.site && (off.instanceType ?? null) === (p.instanceType ?? null));
     if (o < 0) {
       throw new WarrenError('PLAN_UNKNOWN_SITE', `job "${id}" ran at ${p.site}${p.instanceType ? `/${p.instanceType}` : ''}, which the platform does not have`, {
-        hint: 'keep sites that ran jobs in the platform (with no capacity left if they are gone)',
+        hint: 'keep sites that ran jobs in the platform (they may have less capacity now)',
         exitCode: EXIT.usage,
       });
     }
