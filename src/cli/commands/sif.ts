@@ -1,0 +1,312 @@
+// `warren image build|inspect|sign|verify|encrypt|decrypt` (SIF images) and
+// `warren key generate|import|list|trust|untrust` (the node's key store).
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { WarrenError, EXIT, formatBytes } from '../../common/index.js';
+import { prepareImage } from '../../image/index.js';
+import { KeyStore, resolveKey, type LoadedKey, type PemKey } from '../../image/keys/index.js';
+import {
+  buildSif,
+  decryptSif,
+  encryptSif,
+  inspectSif,
+  readSif,
+  signSif,
+  verifySif,
+  type SifDescriptor,
+  type VerifyReport,
+} from '../../image/sif/index.js';
+import { commandGroup } from '../util.js';
+
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s + ' ' : s + ' '.repeat(n - s.length);
+}
+
+function parseKv(list: string[] | undefined, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of list ?? []) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new WarrenError('SIF_USAGE', `${what} "${kv}" is not KEY=VALUE`, { hint: `write ${what} as KEY=VALUE`, exitCode: EXIT.usage });
+    out[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return out;
+}
+
+function passphraseFrom(varName: string | undefined): string | undefined {
+  if (varName === undefined) return undefined;
+  const v = process.env[varName];
+  if (v === undefined || v === '') {
+    throw new WarrenError('SIF_PASSPHRASE_MISSING', `environment variable ${varName} (given with --passphrase-env) is not set or empty`, {
+      hint: `export ${varName}=... before running the command (the passphrase is read from the environment so it does not show in the process list)`,
+      exitCode: EXIT.usage,
+    });
+  }
+  return v;
+}
+
+function describe(d: SifDescriptor): string {
+  if (d.partition) return `${d.partition.fs} ${d.partition.part} ${d.partition.arch}`;
+  if (d.signature) return `${d.signature.hash}${d.signature.fingerprint ? ` signer ${d.signature.fingerprint}` : ''}`;
+  if (d.cryptoMessage) return `${d.cryptoMessage.format} ${d.cryptoMessage.message}`;
+  if (d.sbom) return d.sbom.format;
+  if (d.ociBlob) return d.ociBlob.digest;
+  return '';
+}
+
+async function keysForVerify(refs: string[] | undefined, store: KeyStore): Promise<LoadedKey[]> {
+  if (refs && refs.length) {
+    const out: LoadedKey[] = [];
+    for (const r of refs) out.push(await resolveKey(r, { store }));
+    return out;
+  }
+  return store.trustedKeys();
+}
+
+function printReport(r: VerifyReport, store: KeyStore): void {
+  const names = new Map(store.list().map((k) => [k.fingerprint, k.name]));
+  for (const s of r.signatures) {
+    const who = s.signers.map((f) => (names.get(f) ? `${f} (${names.get(f)})` : f)).join(', ');
+    const state = s.ok ? `verified, signed by ${who}` : `NOT verified: ${s.problem ?? 'unknown problem'}${s.unknownSigners.length ? ` (signer ${s.unknownSigners.join(', ')})` : ''}`;
+    process.stdout.write(`signature ${s.id} (${s.kind}) over group ${s.groupId}, objects ${s.objects.join(', ') || '-'}: ${state}\n`);
+  }
+  if (r.legacy) process.stdout.write('warning: legacy signatures only: the SIF header and descriptors are not protected\n');
+  if (r.ungroupedObjects.length) process.stdout.write(`note: objects ${r.ungroupedObjects.join(', ')} belong to no group and are not covered by signatures\n`);
+  if (r.verified) process.stdout.write(`image ${r.image} verified (signers: ${r.signers.join(', ')})\n`);
+}
+
+export function register(program: Command): void {
+  const image = commandGroup(program, 'image', 'container images: pull, build, inspect, sign, verify, encrypt');
+
+  image
+    .command('build')
+    .description('build a SIF image from a root file system directory or an image reference (docker://NAME:TAG)')
+    .argument('<source>', 'root file system directory, or docker://… / oras://… image')
+    .requiredOption('-o, --output <file>', 'the SIF file to write')
+    .option('--env <KEY=VALUE>', 'environment variable of the image (repeatable)', collect)
+    .option('--label <KEY=VALUE>', 'label of the image (repeatable)', collect)
+    .option('--entrypoint <arg>', 'entrypoint argument (repeatable)', collect)
+    .option('--cmd <arg>', 'default command argument (repeatable)', collect)
+    .option('--workdir <dir>', 'working directory')
+    .option('--arch <goarch>', 'architecture of the image (default: this machine)')
+    .option('--deterministic', 'zero UUID and timestamps, so the same input gives the same file')
+    .option('--compression <alg>', 'squashfs compression: gzip (default), zstd, xz, lz4, lzo')
+    .action(async (source: string, opts: { output: string; env?: string[]; label?: string[]; entrypoint?: string[]; cmd?: string[]; workdir?: string; arch?: string; deterministic?: boolean; compression?: string }) => {
+      const out = resolve(opts.output);
+      let rootfs: string;
+      let base: { env: string[]; entrypoint?: string[]; cmd?: string[]; workingDir?: string; user?: string; labels: Record<string, string> } = { env: [], labels: {} };
+      if (existsSync(source) && statSync(source).isDirectory()) {
+        rootfs = resolve(source);
+      } else if (source.includes('://') || (!existsSync(source) && /^[a-z0-9][\w.\-/:]*(@sha256:[0-9a-f]{64})?$/i.test(source) && !source.startsWith('.'))) {
+        const uri = source.includes('://') ? source : `docker://${source}`;
+        const prepared = await prepareImage(uri);
+        if (prepared.kind !== 'rootfs') {
+          throw new WarrenError('SIF_SOURCE_INVALID', `build source ${source} is already a SIF (${prepared.path})`, { hint: 'use it directly, or copy it', exitCode: EXIT.usage });
+        }
+        rootfs = prepared.path;
+        base = prepared.config;
+      } else {
+        throw new WarrenError('SIF_SOURCE_INVALID', `build source ${source} is not a directory or an image reference`, {
+          hint: 'give a root file system directory, or docker://NAME:TAG',
+          exitCode: EXIT.usage,
+        });
+      }
+      const env = [...base.env];
+      for (const [k, v] of Object.entries(parseKv(opts.env, '--env'))) {
+        const i = env.findIndex((e) => e.startsWith(k + '='));
+        if (i >= 0) env[i] = `${k}=${v}`;
+        else env.push(`${k}=${v}`);
+      }
+      const config = {
+        ...base,
+        env,
+        labels: { ...base.labels, ...parseKv(opts.label, '--label') },
+        ...(opts.entrypoint ? { entrypoint: opts.entrypoint } : {}),
+        ...(opts.cmd ? { cmd: opts.cmd } : {}),
+        ...(opts.workdir ? { workingDir: opts.workdir } : {}),
+      };
+      const r = await buildSif({
+        rootfs,
+        out,
+        config,
+        source,
+        ...(opts.arch ? { arch: opts.arch } : {}),
+        ...(opts.deterministic ? { deterministic: true } : {}),
+        ...(opts.compression ? { compression: opts.compression as 'gzip' } : {}),
+      });
+      process.stdout.write(`built ${r.out} (${formatBytes(r.size)}, squashfs partition ${formatBytes(r.partitionSize)})\n`);
+    });
+
+  image
+    .command('inspect')
+    .description('list the header and every descriptor of a SIF image')
+    .argument('<image>', 'SIF file')
+    .option('--json', 'print as JSON')
+    .action((path: string, opts: { json?: boolean }) => {
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(inspectSif(path), null, 2) + '\n');
+        return;
+      }
+      const img = readSif(path);
+      const h = img.header;
+      process.stdout.write(`image:   ${path} (${img.fileSize} bytes)\n`);
+      process.stdout.write(`id:      ${h.id}\narch:    ${h.arch}\nversion: ${h.version}\ncreated: ${new Date(h.createdAt * 1000).toISOString()}\nmodified: ${new Date(h.modifiedAt * 1000).toISOString()}\n`);
+      process.stdout.write(`descriptors: ${img.descriptors.length} used of ${h.descriptorsTotal}\n\n`);
+      process.stdout.write(pad('ID', 5) + pad('TYPE', 22) + pad('GROUP', 7) + pad('LINK', 10) + pad('OFFSET', 12) + pad('SIZE', 12) + 'DETAILS\n');
+      for (const d of img.descriptors) {
+        const link = d.link ? (d.linkIsGroup ? `group ${d.link}` : String(d.link)) : '-';
+        const details = [describe(d), d.name ? `name ${d.name}` : ''].filter(Boolean).join(', ');
+        process.stdout.write(pad(String(d.id), 5) + pad(d.type, 22) + pad(d.groupId ? String(d.groupId) : '-', 7) + pad(link, 10) + pad(String(d.offset), 12) + pad(String(d.size), 12) + details + '\n');
+      }
+    });
+
+  image
+    .command('sign')
+    .description('sign every object group of a SIF image (DSSE with PEM keys, OpenPGP clear-sign with PGP keys)')
+    .argument('<image>', 'SIF file (changed in place)')
+    .requiredOption('-k, --key <file|fingerprint>', 'private key: PEM (Ed25519, ECDSA P-256, RSA) or armored OpenPGP; repeatable', collect)
+    .option('--pgp', 'the keys are OpenPGP keys (clear-signed signatures)')
+    .option('--time <iso>', 'signature time (default now)')
+    .option('--deterministic', 'zero timestamps in the SIF header and the new descriptors')
+    .option('--group <n>', 'sign only this object group (repeatable)', collect)
+    .action(async (path: string, opts: { key: string[]; pgp?: boolean; time?: string; deterministic?: boolean; group?: string[] }) => {
+      const store = new KeyStore();
+      const keys: LoadedKey[] = [];
+      for (const ref of opts.key) keys.push(await resolveKey(ref, { store, wantPrivate: true }));
+      if (opts.pgp) {
+        const notPgp = keys.find((k) => k.kind !== 'pgp');
+        if (notPgp) throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key ${notPgp.source ?? notPgp.fingerprint} is not an OpenPGP key, but --pgp was given`, { hint: 'give an armored OpenPGP private key, or leave out --pgp for PEM keys', exitCode: EXIT.usage });
+      }
+      let time: Date | undefined;
+      if (opts.time) {
+        time = new Date(opts.time);
+        if (Number.isNaN(time.getTime())) throw new WarrenError('SIF_USAGE', `--time ${opts.time} is not a date`, { hint: 'give an ISO 8601 time, e.g. 2020-06-30T00:01:56Z', exitCode: EXIT.usage });
+      }
+      const groups = opts.group?.map((g) => {
+        const n = Number(g);
+        if (!Number.isInteger(n) || n <= 0) throw new WarrenError('SIF_USAGE', `--group ${g} is not a group number`, { hint: 'see the groups with `warren image inspect IMAGE`', exitCode: EXIT.usage });
+        return n;
+      });
+      const r = await signSif(path, keys, { image: path, ...(time ? { time } : {}), ...(opts.deterministic ? { deterministic: true } : {}), ...(groups ? { groups } : {}) });
+      process.stdout.write(`signed ${path}: group(s) ${r.groups.join(', ')}, signature object(s) ${r.signatureIds.join(', ')}, by ${r.signers.join(', ')}\n`);
+    });
+
+  image
+    .command('verify')
+    .description('verify the signatures of a SIF image; exits 0 only when it verifies')
+    .argument('<image>', 'SIF file')
+    .option('-k, --key <file|fingerprint>', 'public key (PEM or armored OpenPGP) to accept; repeatable (default: the trusted keys of `warren key list`)', collect)
+    .option('--json', 'print the report as JSON')
+    .action(async (path: string, opts: { key?: string[]; json?: boolean }) => {
+      const store = new KeyStore();
+      const keys = await keysForVerify(opts.key, store);
+      const r = await verifySif(path, keys, { image: path });
+      if (opts.json) {
+        const { error, ...rest } = r;
+        process.stdout.write(JSON.stringify({ ...rest, ...(error ? { error: { code: error.code, message: error.message } } : {}) }, null, 2) + '\n');
+      } else printReport(r, store);
+      if (!r.verified) throw r.error!;
+    });
+
+  image
+    .command('encrypt')
+    .description('encrypt the system partition of a SIF image (AES-256-GCM; key wrapped to an RSA public key or derived from a passphrase)')
+    .argument('<image>', 'SIF file')
+    .requiredOption('-o, --output <file>', 'the encrypted SIF to write')
+    .option('-k, --key <file|fingerprint>', 'RSA public key (PEM)')
+    .option('--passphrase-env <VAR>', 'environment variable holding the passphrase')
+    .action(async (path: string, opts: { output: string; key?: string; passphraseEnv?: string }) => {
+      if (!!opts.key === !!opts.passphraseEnv) {
+        throw new WarrenError('SIF_USAGE', 'give exactly one of --key and --passphrase-env', { hint: 'e.g. `warren image encrypt IMAGE --key rsa-public.pem -o OUT.sif`', exitCode: EXIT.usage });
+      }
+      const key = opts.key ? await resolveKey(opts.key) : undefined;
+      if (key && key.kind !== 'pem') throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key ${opts.key} is an OpenPGP key; encryption needs a PEM RSA key`, { hint: 'give an RSA public key in PEM, or --passphrase-env', exitCode: EXIT.usage });
+      const passphrase = passphraseFrom(opts.passphraseEnv);
+      const r = await encryptSif(path, resolve(opts.output), { image: path, ...(key ? { key: key as PemKey } : {}), ...(passphrase !== undefined ? { passphrase } : {}) });
+      process.stdout.write(`encrypted ${path} -> ${r.out} (partition ${r.partitionId})${r.droppedSignatures ? `; ${r.droppedSignatures} signature(s) dropped: sign the new image again` : ''}\n`);
+    });
+
+  image
+    .command('decrypt')
+    .description('decrypt an encrypted SIF image into a runnable one')
+    .argument('<image>', 'encrypted SIF file')
+    .requiredOption('-o, --output <file>', 'the decrypted SIF to write')
+    .option('-k, --key <file|fingerprint>', 'RSA private key (PEM)')
+    .option('--passphrase-env <VAR>', 'environment variable holding the passphrase')
+    .action(async (path: string, opts: { output: string; key?: string; passphraseEnv?: string }) => {
+      if (!!opts.key === !!opts.passphraseEnv) {
+        throw new WarrenError('SIF_USAGE', 'give exactly one of --key and --passphrase-env', { hint: 'e.g. `warren image decrypt IMAGE --key rsa-private.pem -o OUT.sif`', exitCode: EXIT.usage });
+      }
+      const key = opts.key ? await resolveKey(opts.key, { wantPrivate: true }) : undefined;
+      if (key && key.kind !== 'pem') throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key ${opts.key} is an OpenPGP key; decryption needs a PEM RSA private key`, { hint: 'give the RSA private key in PEM, or --passphrase-env', exitCode: EXIT.usage });
+      const passphrase = passphraseFrom(opts.passphraseEnv);
+      const r = await decryptSif(path, resolve(opts.output), { image: path, ...(key ? { key: key as PemKey } : {}), ...(passphrase !== undefined ? { passphrase } : {}) });
+      process.stdout.write(`decrypted ${path} -> ${r.out}\n`);
+    });
+
+  const key = commandGroup(program, 'key', 'signing keys: generate, import, list, trust');
+
+  key
+    .command('generate')
+    .description('generate a key pair in the key store ($WARREN_HOME/keys) and print its fingerprint')
+    .option('--type <type>', 'ed25519 (default), ecdsa-p256 or rsa', 'ed25519')
+    .option('--name <name>', 'a name for the key')
+    .option('--no-trust', 'do not trust the new key for verification')
+    .action((opts: { type: string; name?: string; trust: boolean }) => {
+      if (!['ed25519', 'ecdsa-p256', 'rsa'].includes(opts.type)) {
+        throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key type ${opts.type} is not supported`, { hint: 'use --type ed25519, ecdsa-p256 or rsa', exitCode: EXIT.usage });
+      }
+      const store = new KeyStore();
+      const k = store.generate({ type: opts.type as 'ed25519', ...(opts.name ? { name: opts.name } : {}), trusted: opts.trust });
+      process.stdout.write(`${k.fingerprint}\n`);
+      process.stderr.write(`generated ${k.type} key ${k.name}${k.trusted ? ' (trusted)' : ''}: private ${store.privatePath(k)}, public ${store.publicPath(k)}\n`);
+    });
+
+  key
+    .command('import')
+    .description('import a public or private key (PEM or armored OpenPGP) into the key store')
+    .argument('<file>', 'key file')
+    .option('--trust', 'trust the key for verification and the require-signed policy')
+    .option('--name <name>', 'a name for the key')
+    .action(async (file: string, opts: { trust?: boolean; name?: string }) => {
+      const k = await new KeyStore().import(file, { trusted: opts.trust === true, ...(opts.name ? { name: opts.name } : {}) });
+      process.stdout.write(`${k.fingerprint}\n`);
+      process.stderr.write(`imported ${k.type} key ${k.name}${k.private ? ' (with private key)' : ''}${k.trusted ? ' (trusted)' : ''}\n`);
+    });
+
+  key
+    .command('list')
+    .description('list the keys of the key store')
+    .option('--json', 'print as JSON')
+    .action((opts: { json?: boolean }) => {
+      const keys = new KeyStore().list();
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(keys, null, 2) + '\n');
+        return;
+      }
+      process.stdout.write(pad('FINGERPRINT', 66) + pad('TYPE', 12) + pad('TRUSTED', 9) + pad('PRIVATE', 9) + 'NAME\n');
+      for (const k of keys) process.stdout.write(pad(k.fingerprint, 66) + pad(k.type, 12) + pad(k.trusted ? 'yes' : 'no', 9) + pad(k.private ? 'yes' : 'no', 9) + k.name + '\n');
+    });
+
+  key
+    .command('trust')
+    .description('trust a key of the key store')
+    .argument('<fingerprint>', 'fingerprint, prefix or name')
+    .action((ref: string) => {
+      const k = new KeyStore().setTrusted(ref, true);
+      process.stdout.write(`trusted ${k.fingerprint} (${k.name})\n`);
+    });
+
+  key
+    .command('untrust')
+    .description('stop trusting a key of the key store')
+    .argument('<fingerprint>', 'fingerprint, prefix or name')
+    .action((ref: string) => {
+      const k = new KeyStore().setTrusted(ref, false);
+      process.stdout.write(`untrusted ${k.fingerprint} (${k.name})\n`);
+    });
+}

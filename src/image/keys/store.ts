@@ -1,0 +1,170 @@
+// The node's key store, `$WARREN_HOME/keys/`:
+//   keys.json                 index: [{ fingerprint, type, name, trusted, private, created }]
+//   <fingerprint>.pub.pem     public key (PEM keys)   | <fingerprint>.pub.asc (OpenPGP)
+//   <fingerprint>.key.pem     private key, mode 0600  | <fingerprint>.key.asc (OpenPGP)
+// Trusted keys are what `warren image verify` uses without --key and what the trust policy
+// (`require-signed`) accepts.
+import { generateKeyPairSync } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { WarrenError, EXIT, warrenHome } from '../../common/index.js';
+import { fingerprintMatches, loadKeyFile, parseKey, pemKeyFromText, type KeyType, type LoadedKey } from './keys.js';
+
+export interface StoredKey {
+  fingerprint: string;
+  type: KeyType;
+  name: string;
+  trusted: boolean;
+  /** The store holds the private key too. */
+  private: boolean;
+  created: string;
+}
+
+export function defaultKeyDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(warrenHome(env), 'keys');
+}
+
+function writeAtomic(path: string, data: string, mode: number): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, data, { mode });
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+}
+
+export class KeyStore {
+  readonly dir: string;
+
+  constructor(dir: string = defaultKeyDir()) {
+    this.dir = dir;
+  }
+
+  private get indexFile(): string {
+    return join(this.dir, 'keys.json');
+  }
+
+  list(): StoredKey[] {
+    if (!existsSync(this.indexFile)) return [];
+    try {
+      const v = JSON.parse(readFileSync(this.indexFile, 'utf8')) as { keys?: StoredKey[] };
+      return Array.isArray(v.keys) ? v.keys : [];
+    } catch (e) {
+      throw new WarrenError('KEY_STORE_INVALID', `key store index ${this.indexFile} is not valid JSON (${(e as Error).message})`, {
+        hint: 'repair or remove the file, then import the keys again (`warren key import FILE --trust`)',
+      });
+    }
+  }
+
+  private save(keys: StoredKey[]): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    writeAtomic(this.indexFile, JSON.stringify({ keys }, null, 2) + '\n', 0o644);
+  }
+
+  /** The stored key named by a fingerprint (or unique prefix, or DSSE key id) or by its name. */
+  find(ref: string): StoredKey | undefined {
+    const keys = this.list();
+    const byFp = keys.filter((k) => fingerprintMatches(k.fingerprint, ref));
+    if (byFp.length > 1) {
+      throw new WarrenError('KEY_AMBIGUOUS', `key ${ref} matches ${byFp.length} keys in the key store`, { hint: 'give more digits of the fingerprint (`warren key list`)', exitCode: EXIT.usage });
+    }
+    return byFp[0] ?? keys.find((k) => k.name === ref);
+  }
+
+  publicPath(k: StoredKey): string {
+    return join(this.dir, `${k.fingerprint}.pub.${k.type === 'pgp' ? 'asc' : 'pem'}`);
+  }
+
+  privatePath(k: StoredKey): string {
+    return join(this.dir, `${k.fingerprint}.key.${k.type === 'pgp' ? 'asc' : 'pem'}`);
+  }
+
+  /** Load a stored key (the private one when `wantPrivate` and the store has it). */
+  async load(k: StoredKey, wantPrivate = false): Promise<LoadedKey> {
+    const path = wantPrivate && k.private ? this.privatePath(k) : this.publicPath(k);
+    return loadKeyFile(path);
+  }
+
+  /** The trusted keys, loaded. */
+  async trustedKeys(): Promise<LoadedKey[]> {
+    const out: LoadedKey[] = [];
+    for (const k of this.list()) if (k.trusted) out.push(await this.load(k));
+    return out;
+  }
+
+  private add(key: LoadedKey, name: string, trusted: boolean, privateText?: string): StoredKey {
+    const keys = this.list();
+    const existing = keys.find((k) => k.fingerprint === key.fingerprint);
+    const entry: StoredKey = existing ?? { fingerprint: key.fingerprint, type: key.type, name, trusted, private: false, created: new Date().toISOString() };
+    if (existing) {
+      entry.trusted = existing.trusted || trusted;
+      if (name && name !== key.fingerprint.slice(0, 16)) entry.name = name;
+    }
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    writeAtomic(this.publicPath(entry), key.kind === 'pem' ? key.publicPem : key.publicArmored, 0o644);
+    if (privateText !== undefined) {
+      writeAtomic(this.privatePath(entry), privateText, 0o600);
+      entry.private = true;
+    }
+    const rest = keys.filter((k) => k.fingerprint !== key.fingerprint);
+    this.save([...rest, entry]);
+    return entry;
+  }
+
+  /** Generate a key pair (PEM) and store it; trusted unless `trusted: false`. */
+  generate(opts: { type?: Exclude<KeyType, 'pgp'>; name?: string; trusted?: boolean } = {}): StoredKey {
+    const type = opts.type ?? 'ed25519';
+    let privPem: string;
+    if (type === 'ed25519') {
+      privPem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    } else if (type === 'ecdsa-p256') {
+      privPem = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    } else if (type === 'rsa') {
+      privPem = generateKeyPairSync('rsa', { modulusLength: 3072 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    } else {
+      throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key type ${String(type)} cannot be generated`, { hint: 'use --type ed25519, ecdsa-p256 or rsa', exitCode: EXIT.usage });
+    }
+    const key = pemKeyFromText(privPem, 'generated key');
+    return this.add(key, opts.name ?? key.fingerprint.slice(0, 16), opts.trusted ?? true, privPem);
+  }
+
+  /** Import a key file (public or private; PEM or armored OpenPGP). */
+  async import(file: string, opts: { trusted?: boolean; name?: string } = {}): Promise<StoredKey> {
+    const key = await loadKeyFile(file);
+    const text = readFileSync(file, 'utf8');
+    let privateText: string | undefined;
+    if (key.kind === 'pem' && key.privateKey) privateText = key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    if (key.kind === 'pgp' && key.privateKey) privateText = text;
+    const name = opts.name ?? (key.kind === 'pgp' && key.userId ? key.userId : key.fingerprint.slice(0, 16));
+    return this.add(key, name, opts.trusted ?? false, privateText);
+  }
+
+  /** Mark a stored key trusted or not. */
+  setTrusted(ref: string, trusted: boolean): StoredKey {
+    const k = this.find(ref);
+    if (!k) throw new WarrenError('KEY_NOT_FOUND', `no key ${ref} in the key store ${this.dir}`, { hint: 'see `warren key list`, or import it with `warren key import FILE`', exitCode: EXIT.usage });
+    const keys = this.list().map((x) => (x.fingerprint === k.fingerprint ? { ...x, trusted } : x));
+    this.save(keys);
+    return { ...k, trusted };
+  }
+}
+
+/** Resolve a key reference: a file path, else a key of the store (fingerprint, prefix or name). */
+export async function resolveKey(ref: string, opts: { store?: KeyStore; wantPrivate?: boolean } = {}): Promise<LoadedKey> {
+  if (existsSync(ref)) return loadKeyFile(ref);
+  const store = opts.store ?? new KeyStore();
+  const k = store.find(ref);
+  if (!k) {
+    throw new WarrenError('KEY_NOT_FOUND', `key ${ref} is neither a file nor a key of the key store ${store.dir}`, {
+      hint: 'give the path of a PEM or armored OpenPGP key file, or a fingerprint from `warren key list`',
+      exitCode: EXIT.usage,
+    });
+  }
+  if (opts.wantPrivate && !k.private) {
+    throw new WarrenError('KEY_PRIVATE_REQUIRED', `key ${k.fingerprint} (${k.name}) has no private key in the key store`, {
+      hint: 'signing needs the private key: give the private key file, or import it (`warren key import PRIVATE.pem`)',
+      exitCode: EXIT.usage,
+    });
+  }
+  return store.load(k, opts.wantPrivate);
+}
+
+export { parseKey };
