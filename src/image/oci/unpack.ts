@@ -54,6 +54,10 @@ function lstatOrUndefined(p: string): Stats | undefined {
 export class RootfsWriter {
   readonly root: string;
   private readonly isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  /** The process umask: files whose mode it does not touch need no chmod after open. */
+  private readonly umask = process.umask();
+  /** Directories this unpack created (empty when made): an entry in one exists only if this layer wrote it. */
+  private readonly freshDirs = new Set<string>();
   /** Absolute paths known to be real directories (not symlinks) inside root. */
   private readonly realDirs = new Set<string>();
   /** Directory metadata, applied once at the end (so read-only dirs stay writable meanwhile). */
@@ -72,6 +76,7 @@ export class RootfsWriter {
     const prefix = abs + '/';
     for (const d of this.realDirs) if (d === abs || d.startsWith(prefix)) this.realDirs.delete(d);
     for (const d of this.dirMeta.keys()) if (d === abs || d.startsWith(prefix)) this.dirMeta.delete(d);
+    for (const d of this.freshDirs) if (d === abs || d.startsWith(prefix)) this.freshDirs.delete(d);
   }
 
   /**
@@ -103,6 +108,7 @@ export class RootfsWriter {
         if (!create) return undefined;
         mkdirSync(next, { mode: 0o755 });
         this.realDirs.add(next);
+        this.freshDirs.add(next);
         cur = next;
         continue;
       }
@@ -184,14 +190,19 @@ export class RootfsWriter {
 
     const parent = this.resolveDir(dirRel, true)!;
     const dest = join(parent, base);
+    const seen = this.layerPaths.has(dest);
     this.layerPaths.add(dest);
-    const existing = lstatOrUndefined(dest);
+    // In a directory this unpack created in this layer, only this layer's entries exist.
+    const existing = this.freshDirs.has(parent) && !seen ? undefined : lstatOrUndefined(dest);
     const mode = (h.mode ?? 0o644) & 0o7777;
     const type = h.type ?? 'file';
 
     if (type === 'directory') {
       if (existing && !existing.isDirectory()) this.remove(dest, false);
-      if (!existing || !existing.isDirectory()) mkdirSync(dest, { mode: 0o755 });
+      if (!existing || !existing.isDirectory()) {
+        mkdirSync(dest, { mode: 0o755 });
+        this.freshDirs.add(dest);
+      }
       this.realDirs.add(dest);
       this.dirMeta.set(dest, { mode, ...(h.mtime ? { mtime: h.mtime } : {}) });
       if (this.isRoot) lchownSync(dest, h.uid ?? 0, h.gid ?? 0);
@@ -205,7 +216,7 @@ export class RootfsWriter {
       case 'contiguous-file': {
         // Synchronous calls: one entry's few syscalls cost far less than thread-pool
         // round trips (20,000 small files: ~5x faster); the event loop runs between chunks.
-        const fd = openSync(dest, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+        const fd = openSync(dest, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode & 0o777);
         try {
           for await (const chunk of stream) {
             const b = chunk as Buffer;
@@ -214,7 +225,7 @@ export class RootfsWriter {
             this.bytes += b.length;
           }
           if (this.isRoot) fchownSync(fd, h.uid ?? 0, h.gid ?? 0);
-          fchmodSync(fd, mode);
+          if ((mode & 0o7000) !== 0 || (mode & this.umask) !== 0) fchmodSync(fd, mode);
           if (h.mtime) futimesSync(fd, h.mtime, h.mtime);
         } finally {
           closeSync(fd);
@@ -259,6 +270,7 @@ export class RootfsWriter {
   /** Apply one layer blob (a tar stream, compressed as `compression`) on top of the tree. */
   async applyLayer(blobPath: string, compression: 'none' | 'gzip' | 'zstd', what: string): Promise<void> {
     this.layerPaths = new Set();
+    this.freshDirs.clear();
     const src = createReadStream(blobPath, { highWaterMark: 1 << 20 });
     let decompressed: Readable;
     let child: ReturnType<typeof spawn> | undefined;
