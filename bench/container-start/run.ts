@@ -121,8 +121,9 @@ try {
     await bare();
     if (podmanArgs) await podman();
   }
-  // Rotate the order each round: podman leaves work behind (conmon, storage cleanup)
-  // that would otherwise always slow down whichever runs right after it.
+  // Rotate the order each round, and let the machine settle after each run: podman leaves
+  // work behind (conmon, storage cleanup) that would otherwise slow down whatever runs
+  // right after it, and with three runners rotation alone does not spread that evenly.
   const runners: [string, () => Promise<number>][] = [
     ['warren', warren],
     ['runc', bare],
@@ -132,6 +133,7 @@ try {
     for (let k = 0; k < runners.length; k++) {
       const [name, fn] = runners[(i + k) % runners.length]!;
       t[name]!.push(await fn());
+      await new Promise((r) => setTimeout(r, name === 'podman' ? 400 : 50));
     }
   }
   const w = stats(t.warren!);

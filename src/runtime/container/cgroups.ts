@@ -28,8 +28,15 @@ export function detectCgroups(root = CGROUP_ROOT): CgroupInfo {
   let info: CgroupInfo = { mode: 'none', swapAccounting: false };
   try {
     if (statfsSync(root).type === CGROUP2_SUPER_MAGIC) {
-      const ctrls = readFileSync(join(root, 'cgroup.controllers'), 'utf8');
-      info = { mode: 'v2', swapAccounting: ctrls.includes('memory') };
+      // memory.swap.max exists in non-root cgroups when swap accounting is on.
+      let swap = false;
+      for (const e of readdirSync(root, { withFileTypes: true })) {
+        if (e.isDirectory() && existsSync(join(root, e.name, 'memory.max'))) {
+          swap = existsSync(join(root, e.name, 'memory.swap.max'));
+          break;
+        }
+      }
+      info = { mode: 'v2', swapAccounting: swap };
     } else if (existsSync(join(root, 'memory', 'memory.limit_in_bytes'))) {
       info = { mode: 'v1', swapAccounting: existsSync(join(root, 'memory', 'memory.memsw.limit_in_bytes')) };
     }
