@@ -8,6 +8,7 @@ import { chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeBusyboxRootfs, makeSquashfs, mountsUnder } from './fixtures.js';
+import { repoRoot } from '../../helpers.js';
 
 const USER = 'warren-test-rootless';
 const isRoot = process.getuid?.() === 0;
@@ -38,7 +39,7 @@ test('rootless: an unprivileged user runs containers with a user namespace', { s
       encoding: 'utf8',
       timeout: 100_000,
       env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: `/home/${USER}`, LANG: 'C.UTF-8' },
-      cwd: join(fileURLToPath(import.meta.url), '..', '..', '..', '..', child.endsWith('.ts') ? '' : '..'),
+      cwd: repoRoot, // `--import tsx` resolves from here
     });
     assert.equal(r.status, 0, `child failed: ${r.stderr}\n${r.stdout}`);
     const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
