@@ -1,0 +1,112 @@
+// warren image build: a SIF from a root file system directory (mksquashfs), read back.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync, readSync, closeSync, writeFileSync, existsSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../../helpers.js';
+import { loadKeyFile } from '../../../src/image/keys/index.js';
+import { buildSif, findPrimaryPartition, readImageConfig, readSif, sifPartition, signSif, verifySif, DataType } from '../../../src/image/sif/index.js';
+import { cli, img, key } from './util.js';
+
+function makeRootfs(dir: string): string {
+  const root = join(dir, 'rootfs');
+  mkdirSync(join(root, 'bin'), { recursive: true });
+  mkdirSync(join(root, 'etc'), { recursive: true });
+  mkdirSync(join(root, 'data', 'sub'), { recursive: true });
+  writeFileSync(join(root, 'bin', 'hello'), '#!/bin/sh\necho hello from the image\n', { mode: 0o755 });
+  writeFileSync(join(root, 'etc', 'os-release'), 'NAME=warren-test\n');
+  writeFileSync(join(root, 'data', 'sub', 'big.bin'), Buffer.alloc(300_000, 7));
+  symlinkSync('hello', join(root, 'bin', 'hi'));
+  return root;
+}
+
+describe('build', () => {
+  test('from a rootfs directory: squashfs primary partition + image config, listed by unsquashfs', { timeout: 60_000 }, async () => {
+    const { dir, cleanup } = tempDir('warren-sif-build-');
+    try {
+      const root = makeRootfs(dir);
+      const out = join(dir, 'app.sif');
+      const r = await buildSif({ rootfs: root, out, config: { env: ['PATH=/bin', 'GREETING=hi'], entrypoint: ['/bin/hello'], labels: { 'org.example.app': 'demo' }, workingDir: '/data' }, arch: 'amd64' });
+      assert.ok(r.partitionSize > 0);
+      const s = readSif(out);
+      assert.equal(s.header.arch, 'amd64');
+      assert.deepEqual(s.descriptors.map((d) => [d.id, d.type, d.groupId]), [[1, 'JSON.Generic', 1], [2, 'FS', 1]]);
+      const p = findPrimaryPartition(out);
+      assert.equal(p.fsType, 'squashfs');
+      assert.equal(p.offset % 4096, 0);
+      assert.deepEqual(await sifPartition(out), { offset: p.offset, size: p.size });
+      const fd = openSync(out, 'r');
+      const magic = Buffer.alloc(4);
+      readSync(fd, magic, 0, 4, p.offset);
+      closeSync(fd);
+      assert.equal(magic.toString('latin1'), 'hsqs');
+      // unsquashfs reads the partition straight out of the SIF (-o offset).
+      const listing = execFileSync('unsquashfs', ['-o', String(p.offset), '-l', '-d', '', out], { encoding: 'utf8' });
+      for (const f of ['/bin/hello', '/bin/hi', '/etc/os-release', '/data/sub/big.bin']) assert.ok(listing.split('\n').includes(f), `${f} in\n${listing}`);
+      const x = join(dir, 'x');
+      execFileSync('unsquashfs', ['-o', String(p.offset), '-d', x, out, '/bin/hello']);
+      assert.equal(readFileSync(join(x, 'bin', 'hello'), 'utf8'), '#!/bin/sh\necho hello from the image\n');
+      assert.deepEqual(readImageConfig(out), { env: ['PATH=/bin', 'GREETING=hi'], entrypoint: ['/bin/hello'], workingDir: '/data', labels: { 'org.example.app': 'demo' } });
+      // The config is in the signed group.
+      await signSif(out, [await loadKeyFile(key('ed25519-private.pem'))]);
+      const v = await verifySif(out, [await loadKeyFile(key('ed25519-public.pem'))]);
+      assert.equal(v.verified, true, v.error?.message);
+      assert.deepEqual(v.signatures[0]!.objects, [1, 2]);
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('deterministic builds are byte-identical; OCI config blobs are read as image config', { timeout: 60_000 }, async () => {
+    const { dir, cleanup } = tempDir('warren-sif-build-');
+    try {
+      const root = makeRootfs(dir);
+      await buildSif({ rootfs: root, out: join(dir, 'a.sif'), deterministic: true, arch: 'arm64' });
+      await buildSif({ rootfs: root, out: join(dir, 'b.sif'), deterministic: true, arch: 'arm64' });
+      assert.ok(readFileSync(join(dir, 'a.sif')).equals(readFileSync(join(dir, 'b.sif'))));
+      assert.equal(readSif(join(dir, 'a.sif')).header.id, '00000000-0000-0000-0000-000000000000');
+      assert.equal(readSif(join(dir, 'a.sif')).header.arch, 'arm64');
+      assert.deepEqual(readImageConfig(img('one-object-oci-blob.sif')), { env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], cmd: ['/bin/sh'], labels: {} });
+      assert.equal(readImageConfig(img('one-group.sif')), undefined);
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('bad input: missing source, a file as source, mksquashfs missing, no partition', async () => {
+    const { dir, cleanup } = tempDir('warren-sif-build-');
+    try {
+      const out = join(dir, 'o.sif');
+      await assert.rejects(buildSif({ rootfs: join(dir, 'nope'), out }), (e: Error & { code?: string; exitCode?: number }) => e.code === 'SIF_SOURCE_INVALID' && e.exitCode === 2 && e.message.includes('nope'));
+      writeFileSync(join(dir, 'file'), 'x');
+      await assert.rejects(buildSif({ rootfs: join(dir, 'file'), out }), (e: Error & { code?: string }) => e.code === 'SIF_SOURCE_INVALID');
+      const root = makeRootfs(dir);
+      await assert.rejects(buildSif({ rootfs: root, out, toolPath: join(dir, 'empty-path') }), (e: Error & { code?: string; hint?: string }) => e.code === 'SIF_SQUASHFS_TOOLS_MISSING' && e.message.includes(out) && /squashfs-tools/.test(e.hint ?? ''));
+      assert.equal(existsSync(out), false, 'nothing half-written');
+      assert.throws(() => findPrimaryPartition(img('one-object-sbom.sif')), (e: Error & { code?: string }) => e.code === 'SIF_NO_PARTITION');
+      const bad = cli(['image', 'build', join(dir, 'nope'), '-o', out]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /SIF_SOURCE_INVALID/);
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('CLI build with --env/--label/--entrypoint, then inspect', { timeout: 60_000 }, () => {
+    const { dir, cleanup } = tempDir('warren-sif-build-');
+    try {
+      const root = makeRootfs(dir);
+      const out = join(dir, 'c.sif');
+      const r = cli(['image', 'build', root, '-o', out, '--env', 'A=1', '--label', 'k=v', '--entrypoint', '/bin/hello']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /built .*c\.sif/);
+      assert.deepEqual(readImageConfig(out), { env: ['A=1'], entrypoint: ['/bin/hello'], labels: { k: 'v' } });
+      const i = cli(['image', 'inspect', out]);
+      assert.match(i.stdout, /JSON\.Generic .*name warren-image-config\.json/);
+      assert.equal(readSif(out).descriptors.filter((d) => d.dataType === DataType.Partition).length, 1);
+    } finally {
+      cleanup();
+    }
+  });
+});
