@@ -291,6 +291,8 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
       const t0 = Date.now();
       let resolveExit!: (e: ExitInfo) => void;
       const exited = new Promise<ExitInfo>((r) => (resolveExit = r));
+      let resolveStarted!: (pid: number | null) => void;
+      const started = new Promise<number | null>((r) => (resolveStarted = r));
       let child: ChildProcess | undefined;
       let killReason: 'canceled' | 'timeout' | null = null;
       let done = false;
@@ -318,6 +320,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
       const finish = async (info: Omit<ExitInfo, 'durationMs'>): Promise<void> => {
         if (done) return;
         done = true;
+        resolveStarted(null); // no-op when it started
         for (const t of timers) clearTimeout(t);
         timers = [];
         await cleanup();
@@ -376,6 +379,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
           if (out >= 0) closeSync(out);
           if (errFd >= 0 && errFd !== out) closeSync(errFd);
         }
+        if (child.pid !== undefined) resolveStarted(child.pid);
         child.on('error', (e) => {
           runcExited = true;
           void finish({ exitCode: null, signal: null, reason: 'spawn-error', message: `cannot start runc (${runc}): ${e.message}` });
@@ -428,6 +432,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
         get pid() {
           return child?.pid;
         },
+        started,
         exited,
         kill,
       };
@@ -453,4 +458,15 @@ function runcFailure(logFile: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * The container runtime for a Warren home, or undefined when this node has no runc (so
+ * the agent reports AGENT_NO_CONTAINER_RUNTIME with its install hint). State lives in
+ * `<home>/containers`; images come from src/image's prepareImage (its default cache).
+ */
+export function defaultContainerRuntime(home: string, opts: Partial<ContainerRuntimeOptions> = {}): Runtime | undefined {
+  const runc = findExecutable(opts.runcPath ?? 'runc', opts.toolPath ?? defaultToolPath());
+  if (!runc) return undefined;
+  return createContainerRuntime({ stateDir: join(home, 'containers'), ...opts, runcPath: runc });
 }

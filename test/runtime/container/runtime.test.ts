@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, symlinkSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LaunchRequest, Runtime } from '../../../src/runtime/index.js';
-import { createContainerRuntime, type ContainerImage } from '../../../src/runtime/container/index.js';
+import { createContainerRuntime, defaultContainerRuntime, type ContainerImage } from '../../../src/runtime/container/index.js';
 import { runtimeContract } from '../contract.js';
 import { sharedDir, tempDir } from '../../helpers.js';
 import { emptyConfig, fakePrepare, makeBusyboxRootfs, makeSquashfs, mountsUnder } from './fixtures.js';
@@ -356,6 +356,29 @@ describe('container runtime (runc, root)', { skip }, () => {
     const m = await runIn(['/bin/true'], {}, { image: 'unknown-image' });
     assert.equal(m.info.reason, 'spawn-error');
     assert.match(m.info.message ?? '', /unknown-image/);
+  });
+
+  test('started resolves with the pid once running, null when it never started; defaultContainerRuntime', { timeout: 30_000 }, async () => {
+    const d = tempDir();
+    try {
+      const ok = rt.launch(req(d.dir, ['/bin/true']));
+      const pid = await ok.started!;
+      assert.ok(typeof pid === 'number' && pid > 0);
+      assert.equal(ok.pid, pid);
+      await ok.exited;
+      const bad = rt.launch(req(d.dir, ['/bin/true'], {}, { image: 'corrupt.sqfs' }));
+      assert.equal(await bad.started!, null);
+      assert.equal((await bad.exited).reason, 'spawn-error');
+      const home = join(d.dir, 'home');
+      assert.equal(defaultContainerRuntime(home, { toolPath: join(d.dir, 'empty') }), undefined);
+      const def = defaultContainerRuntime(home, { prepareImage: fakePrepare(images) })!;
+      assert.equal(def.name, 'container');
+      const info = await def.launch(req(d.dir, ['/bin/true'])).exited;
+      assert.equal(info.reason, 'exit', JSON.stringify(info));
+      assert.deepEqual(readdirSync(join(home, 'containers', 'bundles')), []);
+    } finally {
+      d.cleanup();
+    }
   });
 
   test('kill before the container started: nothing runs, nothing is left', { timeout: 30_000 }, async () => {
