@@ -182,6 +182,23 @@ describe('planner properties', () => {
     );
   });
 
+  test('deterministic: the same plan every time, whatever the order the jobs are written in', { timeout: 60_000 }, () => {
+    fc.assert(
+      fc.property(workflowArb, platformArb, fc.boolean(), (wf, p, withDeadline) => {
+        const opts = withDeadline ? { deadlineSec: 5000 } : {};
+        const a = planWorkflow(wf, p, opts);
+        assert.deepEqual(planWorkflow(wf, p, opts), a);
+        const reversed: Workflow = { ...wf, jobs: Object.fromEntries(Object.entries(wf.jobs).reverse()) };
+        const b = planWorkflow(reversed, p, opts);
+        const byId = (plan: Plan) => [...plan.jobs].sort((x, y) => (x.id < y.id ? -1 : 1));
+        assert.deepEqual(byId(b), byId(a));
+        assert.equal(b.makespan, a.makespan);
+        assert.equal(b.cost, a.cost);
+      }),
+      { numRuns: 60, seed: 5 },
+    );
+  });
+
   test('deadlines: met whenever feasible, never dearer than the fastest plan', { timeout: 60_000 }, () => {
     fc.assert(
       fc.property(workflowArb, platformArb, fc.double({ min: 0, max: 3, noNaN: true }), (wf, p, stretch) => {

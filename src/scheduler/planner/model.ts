@@ -68,6 +68,8 @@ export interface Model {
   routes: (Route | null)[][];
   /** Job indices in a topological order. */
   topo: number[];
+  /** nameOrder[j]: position of job j when the jobs are sorted by id (ties are broken by it). */
+  nameOrder: Int32Array;
   currency: string;
 }
 
@@ -220,7 +222,12 @@ export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions =
     throw new WarrenError('PLAN_CYCLE', `the jobs ${stuck.join(', ')} depend on each other in a cycle (through requires or files)`, { hint: 'a workflow must be acyclic: check which job writes each file and who requires whom', exitCode: EXIT.usage });
   }
 
-  const model: Model = { jobs, files, offerings, siteNames, routes, topo, currency: platform.currency };
+  const nameOrder = new Int32Array(jobs.length);
+  jobs
+    .map((j, i) => [j.id, i] as const)
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    .forEach(([, i], k) => (nameOrder[i] = k));
+  const model: Model = { jobs, files, offerings, siteNames, routes, topo, nameOrder, currency: platform.currency };
   filterStage(model, wf, started);
   return model;
 }

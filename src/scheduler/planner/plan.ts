@@ -345,7 +345,11 @@ function toPlan(m: Model, wf: Workflow, s: Schedule, x: Extra): Plan {
   // A cloud instance's bill is shared by its jobs in proportion to their core-seconds.
   const work = new Map<number, { coreSec: number; jobs: number }>();
   const key = (o: number, i: number): number => o * 1e6 + i;
-  m.jobs.forEach((job, j) => {
+  // (summed in job-id order, so the figures do not depend on the order jobs are written in)
+  const byName = new Int32Array(m.jobs.length);
+  m.nameOrder.forEach((k, j) => (byName[k] = j));
+  byName.forEach((j) => {
+    const job = m.jobs[j]!;
     const c = s.choice[j]!;
     if (!m.offerings[c.offering]!.cloud) return;
     const w = work.get(key(c.offering, c.instance)) ?? { coreSec: 0, jobs: 0 };

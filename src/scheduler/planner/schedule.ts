@@ -129,14 +129,18 @@ export function upwardRanks(m: Model): Float64Array {
   return rank;
 }
 
-/** A binary heap of job indices by (rank descending, index ascending). */
+/** A binary heap of job indices by (rank descending, job id ascending). */
 class ReadyQueue {
   private h: number[] = [];
-  constructor(private readonly rank: Float64Array) {}
+  constructor(
+    private readonly rank: Float64Array,
+    /** Position of each job in the order of job ids. */
+    private readonly byName: Int32Array,
+  ) {}
   private less(a: number, b: number): boolean {
     const ra = this.rank[a]!;
     const rb = this.rank[b]!;
-    return ra > rb || (ra === rb && a < b);
+    return ra > rb || (ra === rb && this.byName[a]! < this.byName[b]!);
   }
   get size(): number {
     return this.h.length;
@@ -217,7 +221,7 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
   const endOf = new Float64Array(n);
   const transfers: TransferRec[] = [];
   const pending = m.jobs.map((j) => j.preds.length);
-  const q = new ReadyQueue(rank);
+  const q = new ReadyQueue(rank, m.nameOrder);
 
   // Per-site data readiness of the current job (filled lazily).
   const siteReady = new Float64Array(ns);
