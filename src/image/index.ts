@@ -5,7 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { WarrenError, EXIT } from '../common/index.js';
 import { ImageCache, defaultImageCacheDir } from './cache/index.js';
-import { formatPlatform, hasSifMagic, hostPlatform, parseImageRef, pullImage } from './oci/index.js';
+import { RegistryClient, formatPlatform, hasSifMagic, hostPlatform, parseImageRef, pullImage } from './oci/index.js';
 import type { ImageConfig, ImageRef, LocalImageRef, RegistryImageRef, Platform, PullProgress, PullStats, RegistryAuth } from './oci/index.js';
 
 export interface PreparedImage {
@@ -102,6 +102,16 @@ export function prepareImage(uri: string, opts: PrepareOptions = {}): Promise<Pr
   };
   p.then(clear, clear);
   return p;
+}
+
+/** Check credentials against a registry's `/v2/` (what `warren registry login` does); throws IMAGE_AUTH_FAILED etc. */
+export async function checkRegistryLogin(registry: string, auth: RegistryAuth): Promise<void> {
+  const client = new RegistryClient(registry, { auth });
+  try {
+    await client.ping();
+  } finally {
+    await client.close();
+  }
 }
 
 export { parseImageRef, hostPlatform, formatPlatform, parsePlatform, pushImage, pushIndex, pushSif, buildLayer } from './oci/index.js';

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { WarrenError, EXIT, formatBytes, parseDuration } from '../../common/index.js';
 import {
   ImageCache,
+  checkRegistryLogin,
   defaultImageCacheDir,
   parsePlatform,
   prepareImage,
@@ -13,7 +14,6 @@ import {
   credentialsFile,
   type PullProgress,
 } from '../../image/index.js';
-import { RegistryClient } from '../../image/oci/index.js';
 import { commandGroup } from '../util.js';
 
 /** `docker://` is the default scheme on the command line, as with docker and podman. */
@@ -214,14 +214,7 @@ export function register(program: Command): void {
         });
       }
       const auth = { username: opts.username, password };
-      if (opts.verify) {
-        const client = new RegistryClient(host, { auth });
-        try {
-          await client.ping();
-        } finally {
-          await client.close();
-        }
-      }
+      if (opts.verify) await checkRegistryLogin(host, auth);
       saveCredentials(host, auth);
       process.stdout.write(`login succeeded: credentials for ${host} stored in ${credentialsFile()}\n`);
     });
