@@ -6,7 +6,7 @@
 // Runs interleaved (one of each per round) so machine noise hits all alike.
 // Usage: node --import tsx bench/container-start/run.ts [N=30]   (as root)
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContainerRuntime, buildOciSpec, DEFAULT_SHM_BYTES } from '../../src/runtime/container/index.js';
@@ -46,6 +46,8 @@ const spec = buildOciSpec({
   shmBytes: DEFAULT_SHM_BYTES,
   isolateNetwork: false,
   cgroupsPath: '/warren/bench-bare',
+  // As the runtime does for a job sharing the node's network (the image has both files).
+  nodeFiles: ['/etc/resolv.conf', '/etc/hosts'].filter((f) => existsSync(f)),
 });
 writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
 // Same runc state directory as the runtime uses, so both pay the same file system costs.

@@ -84,6 +84,8 @@ function isUnder(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 }
 
+const NODE_NET_FILES = ['/etc/resolv.conf', '/etc/hosts'];
+
 const SIGNAL_NAMES: Record<number, string> = Object.fromEntries(Object.entries(osConstants.signals).map(([k, v]) => [v, k]));
 
 export function runcMissing(runc: string | undefined): WarrenError {
@@ -226,7 +228,9 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     }
     const gpu = c.gpus?.length ? discoverGpus(c.gpus) : undefined;
 
-    const build = (rootfsPath: string): OciSpec =>
+    // Sharing the node's network: its resolver and hosts files, so names resolve as on the node.
+    const nodeFiles = c.isolateNetwork ? [] : NODE_NET_FILES.filter((f) => existsSync(f));
+    const build = (rootfsPath: string, files: string[]): OciSpec =>
       buildOciSpec({
         rootfs: rootfsPath,
         argv,
@@ -243,24 +247,31 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
         ...(cgroupsPath ? { cgroupsPath } : {}),
         ...(resources ? { resources } : {}),
         ...(gpu ? { gpu } : {}),
+        ...(files.length ? { nodeFiles: files } : {}),
       });
-    let spec = build(rootfs.path);
+    const has = (d: string): boolean => (rootfs.via === 'dir' ? exists(rootfs.path, d) : existsSync(join(rootfs.path, d)));
+    let spec = build(rootfs.path, []);
 
     // Mount points (and the cwd) that the read-only image lacks need a writable layer.
     const covered = mountpointsInRootfs(spec);
     const needed = [...covered, ...(spec.mounts.some((m) => isUnder(cwd, m.destination) && m.destination !== '/') ? [] : [cwd])];
-    const missing = needed.filter((d) => !(rootfs.via === 'dir' ? exists(rootfs.path, d) : existsSync(join(rootfs.path, d))));
+    const missing = needed.filter((d) => !has(d));
     if (missing.length) {
       if (root) {
         const ovl = await mountOverlay(getTools(), rootfs.path, join(bundle, 'overlay'));
         releases.push(ovl.release);
-        spec = build(ovl.path);
+        spec = build(ovl.path, nodeFiles);
       } else if (!rootfs.writable) {
         throw new WarrenError('RUNTIME_MOUNT_TARGET_MISSING', `image ${img.uri} has no ${missing.join(', ')} to mount onto, and a rootless container cannot add them to a read-only image`, {
           hint: 'mount volumes under /tmp or a directory that exists in the image, or use an image that has these directories',
           exitCode: EXIT.usage,
         });
-      }
+      } else spec = build(rootfs.path, nodeFiles);
+    } else {
+      // No writable layer: bind only the node files the image has a place for (an image
+      // without /etc/resolv.conf is not worth an overlay on every start).
+      const files = nodeFiles.filter(has);
+      if (files.length) spec = build(rootfs.path, files);
     }
     writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
     return { cid, bundle, spec, ...(cgroup ? { cgroup } : {}), warnings };

@@ -123,6 +123,8 @@ export interface OciSpecInput {
   /** Limits runc sets on the container's own cgroup. */
   resources?: { memoryBytes?: number; limitSwap?: boolean; cores?: number };
   gpu?: GpuPassthrough;
+  /** Node files bound read-only at the same path (e.g. /etc/resolv.conf, /etc/hosts when the job shares the node's network). */
+  nodeFiles?: string[];
 }
 
 /** The minimal capability set for root inside (runc's own defaults). */
@@ -241,6 +243,10 @@ export function buildOciSpec(input: OciSpecInput): OciSpec {
       const p = env.findIndex((e) => e.startsWith('PATH='));
       if (p >= 0) env[p] = `${env[p]}:${GPU_BIN_DIR}`;
     }
+  }
+
+  for (const f of input.nodeFiles ?? []) {
+    if (!userTargets.has(f)) mounts.push({ destination: f, type: 'none', source: f, options: ['bind', 'ro', 'nosuid', 'nodev', 'noexec'] });
   }
 
   const user = [...input.mounts]

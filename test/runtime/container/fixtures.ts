@@ -16,6 +16,9 @@ export function makeBusyboxRootfs(dir: string): string {
   for (const a of applets) if (!existsSync(join(dir, 'bin', a))) symlinkSync('busybox', join(dir, 'bin', a));
   writeFileSync(join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
   writeFileSync(join(dir, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
+  // Places for the node's resolver files (bound in when the job shares the node's network).
+  writeFileSync(join(dir, 'etc', 'resolv.conf'), '');
+  writeFileSync(join(dir, 'etc', 'hosts'), '');
   return dir;
 }
 

@@ -208,8 +208,13 @@ describe('container runtime (runc, root)', { skip }, () => {
     const [df, ...ifs] = r.out.trim().split('\n');
     assert.equal(df!.split(/\s+/)[1], String(256 * 1024));
     assert.deepEqual(ifs, ['lo']);
-    const shared = await runIn(['/bin/sh', '-c', 'ls /sys/class/net | wc -l']);
-    assert.ok(Number(shared.out.trim()) >= 1);
+    const shared = await runIn(['/bin/sh', '-c', 'ls /sys/class/net | wc -l; cat /etc/resolv.conf']);
+    const [nifs, ...resolv] = shared.out.split('\n');
+    assert.ok(Number(nifs) >= 1);
+    // Sharing the node's network means using its resolver; isolated jobs keep the image's.
+    if (existsSync('/etc/resolv.conf')) assert.equal(resolv.join('\n'), readFileSync('/etc/resolv.conf', 'utf8'));
+    const iso = await runIn(['/bin/cat', '/etc/resolv.conf'], {}, { isolateNetwork: true });
+    assert.equal(iso.out, '');
   });
 
   test('memory: a job that allocates past its limit is killed and reported as out of memory', { timeout: 30_000 }, async () => {

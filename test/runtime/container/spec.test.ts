@@ -92,6 +92,15 @@ describe('buildOciSpec', () => {
     assert.deepEqual(s.process.capabilities.ambient, []);
   });
 
+  test('node files (resolver) bound read-only at their paths, unless a volume is there', () => {
+    const s = buildOciSpec(base({ nodeFiles: ['/etc/resolv.conf', '/etc/hosts'] }));
+    const r = s.mounts.find((m) => m.destination === '/etc/resolv.conf')!;
+    assert.equal(r.source, '/etc/resolv.conf');
+    assert.ok(r.options!.includes('ro'));
+    const v = buildOciSpec(base({ nodeFiles: ['/etc/hosts'], mounts: [{ host: '/my/hosts', target: '/etc/hosts', readOnly: true }] }));
+    assert.deepEqual(v.mounts.filter((m) => m.destination === '/etc/hosts').map((m) => m.source), ['/my/hosts']);
+  });
+
   test('network isolation adds a network namespace', () => {
     assert.ok(buildOciSpec(base({ isolateNetwork: true })).linux.namespaces.some((n) => n.type === 'network'));
     assert.ok(!buildOciSpec(base()).linux.namespaces.some((n) => n.type === 'network'));
