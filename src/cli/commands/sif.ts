@@ -101,7 +101,7 @@ export function register(program: Command): void {
       let base: { env: string[]; entrypoint?: string[]; cmd?: string[]; workingDir?: string; user?: string; labels: Record<string, string> } = { env: [], labels: {} };
       if (existsSync(source) && statSync(source).isDirectory()) {
         rootfs = resolve(source);
-      } else if (source.includes('://') || (!existsSync(source) && /^[a-z0-9][\w.\-/:]*(@sha256:[0-9a-f]{64})?$/i.test(source) && !source.startsWith('.'))) {
+      } else if (source.includes('://') || (!existsSync(source) && /^[a-z0-9][\w.\-/]*(:[\w.\-]+)?(@sha256:[0-9a-f]{64})?$/i.test(source) && /[:@]/.test(source))) {
         const uri = source.includes('://') ? source : `docker://${source}`;
         const prepared = await prepareImage(uri);
         if (prepared.kind !== 'rootfs') {
@@ -111,7 +111,7 @@ export function register(program: Command): void {
         base = prepared.config;
       } else {
         throw new WarrenError('SIF_SOURCE_INVALID', `build source ${source} is not a directory or an image reference`, {
-          hint: 'give a root file system directory, or docker://NAME:TAG',
+          hint: 'give an existing root file system directory, or an image reference: docker://NAME:TAG (or NAME:TAG)',
           exitCode: EXIT.usage,
         });
       }

@@ -8,6 +8,8 @@ import { tempDir } from '../../helpers.js';
 import { loadKeyFile } from '../../../src/image/keys/index.js';
 import { buildSif, findPrimaryPartition, readImageConfig, readSif, sifPartition, signSif, verifySif, DataType } from '../../../src/image/sif/index.js';
 import { cli, img, key } from './util.js';
+import { registryAvailable, startRegistry } from '../oci/registry.js';
+import { pushBusybox } from '../oci/fixtures.js';
 
 function makeRootfs(dir: string): string {
   const root = join(dir, 'rootfs');
@@ -106,6 +108,36 @@ describe('build', () => {
       assert.match(i.stdout, /JSON\.Generic .*name warren-image-config\.json/);
       assert.equal(readSif(out).descriptors.filter((d) => d.dataType === DataType.Partition).length, 1);
     } finally {
+      cleanup();
+    }
+  });
+
+  test('from an OCI image in a loopback registry (docker://): layers unpacked, config carried over', { timeout: 120_000 }, async (t) => {
+    if (!registryAvailable()) {
+      t.skip('docker-registry is not installed (scripts/apt/image.txt)');
+      return;
+    }
+    const { dir, cleanup } = tempDir('warren-sif-build-');
+    const reg = await startRegistry();
+    try {
+      await pushBusybox(`docker://${reg.host}/test/bb:1`);
+      const out = join(dir, 'bb.sif');
+      const r = cli(['image', 'build', `docker://${reg.host}/test/bb:1`, '-o', out, '--label', 'extra=yes'], { WARREN_HOME: join(dir, 'home') });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(readImageConfig(out), {
+        env: ['PATH=/usr/bin:/bin', 'WARREN_TEST=1'],
+        entrypoint: ['/bin/sh', '-c'],
+        cmd: ['echo hello'],
+        workingDir: '/tmp',
+        user: '1000:1000',
+        labels: { 'org.warren.test': 'busybox', extra: 'yes' },
+      });
+      const p = findPrimaryPartition(out);
+      const listing = execFileSync('unsquashfs', ['-o', String(p.offset), '-l', '-d', '', out], { encoding: 'utf8' }).split('\n');
+      for (const f of ['/bin/busybox', '/bin/sh', '/etc/motd', '/etc/conf.d/b.conf', '/usr/bin/env']) assert.ok(listing.includes(f), f);
+      for (const f of ['/etc/old', '/etc/conf.d/a.conf', '/var/cache']) assert.ok(!listing.includes(f), `${f} was whited out`);
+    } finally {
+      await reg.stop();
       cleanup();
     }
   });
