@@ -131,3 +131,7 @@ export type {
 } from './oci/index.js';
 export { ImageCache, defaultImageCacheDir } from './cache/index.js';
 export type { CachedImage, PruneOptions, PruneResult, RemoveResult } from './cache/index.js';
+
+// SIF images (read, build, sign, verify, encrypt, trust policy): src/image/sif, re-exported
+// so other subsystems import everything image-related from here.
+export * from './sif/index.js';
