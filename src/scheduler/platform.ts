@@ -227,8 +227,16 @@ function readCloud(r: Reader, name: string, node: unknown, m: Map<string, Pair>)
   return { kind: 'cloud', name, instanceTypes: types, billing };
 }
 
+/** How a file of sites to add to an existing platform is read (`warren site add`). */
+export interface ParsePlatformOptions {
+  /** Sites defined elsewhere that links and data may name. */
+  otherSites?: readonly string[];
+  /** `data:` may be left out (data.default is then the file's first site). */
+  dataOptional?: boolean;
+}
+
 /** Parse a platform file (YAML). Throws WarrenError PLAN_* (exit code 2) naming the key and line:col. */
-export function parsePlatform(text: string, file: string): Platform {
+export function parsePlatform(text: string, file: string, opts: ParsePlatformOptions = {}): Platform {
   const r = new Reader(file);
   const doc = parseDocument(text, { lineCounter: r.lc, prettyErrors: false, uniqueKeys: false });
   if (doc.errors.length > 0) {
@@ -265,10 +273,10 @@ export function parsePlatform(text: string, file: string): Platform {
   if (Object.keys(sites).length === 0) {
     r.fail('PLAN_PLATFORM_INVALID', sitesPair.key as YamlNode, 'the platform has no sites', 'describe at least one cluster or cloud region under `sites:`');
   }
-  const known = Object.keys(sites);
+  const known = [...Object.keys(sites), ...(opts.otherSites ?? []).filter((n) => !sites[n])];
   const siteRef = (pair: Pair, path: Path): string => {
     const s = str(r, pair, path);
-    if (!sites[s]) {
+    if (!known.includes(s)) {
       r.fail('PLAN_UNKNOWN_SITE', pair.value as YamlNode, `${pathStr(path)} names unknown site "${s}"`, `known sites: ${known.join(', ')}`);
     }
     return s;
@@ -301,9 +309,9 @@ export function parsePlatform(text: string, file: string): Platform {
   }
 
   // Data locations.
-  const dp = required(r, top, 'data', root, []);
-  const dm = entries(r, dp.value, ['data'], ['default', 'locations']);
-  const def = siteRef(required(r, dm, 'default', dp.value, ['data']), ['data', 'default']);
+  const dp = opts.dataOptional && !top.has('data') ? undefined : required(r, top, 'data', root, []);
+  const dm = dp ? entries(r, dp.value, ['data'], ['default', 'locations']) : new Map<string, Pair>();
+  const def = dp ? siteRef(required(r, dm, 'default', dp.value, ['data']), ['data', 'default']) : Object.keys(sites)[0]!;
   const locations: DataLocation[] = [];
   const locPair = dm.get('locations');
   if (locPair) {

@@ -133,6 +133,18 @@ describe('warren site', () => {
     const add = await warren(['site', 'add', '--name', 'lab', '--nodes', '2', '--cores', '8', '--memory', '32GiB', '--price', '0.02']);
     assert.match(add.stdout, /added lab/);
     assert.match((await warren(['site', 'list'])).stdout, /lab\s+cluster\s+2 nodes x 8 cores, 32\.0GiB\/node\s+1\s+0\.02 USD\/core-hour/);
+    // A file with only sites (and links) can be added: the server already has `data:`.
+    const extra = join(home.dir, 'extra.yaml');
+    writeFileSync(extra, 'sites:\n  azure-west:\n    instance-types:\n      d8: {cores: 8, price: 0.4, max: 4, boot: 1m}\nlinks:\n  - {from: azure-west, to: onprem, bandwidth: 2Gbps, latency: 30ms, price-per-gb: 0.08}\n');
+    assert.match((await warren(['site', 'add', extra])).stdout, /added azure-west/);
+    const withAzure = JSON.parse((await warren(['site', 'list', '--json'])).stdout);
+    assert.equal(withAzure.data.default, 'onprem');
+    assert.ok(withAzure.sites.some((s: { name: string }) => s.name === 'azure-west'));
+    const onprem = withAzure.sites.find((s: { name: string }) => s.name === 'onprem');
+    assert.deepEqual([onprem.nodes, onprem.cores], [4, 48], 'the placeholder did not replace the real site');
+    assert.ok(withAzure.links.some((l: { from: string; to: string }) => l.from === 'azure-west' && l.to === 'onprem'));
+    writeFileSync(extra, 'sites:\n  mars:\n    instance-types:\n      d8: {cores: 8, price: 0.4, max: 4}\nlinks:\n  - {from: mars, to: venus, bandwidth: 1Gbps}\n');
+    await fails(['site', 'add', extra], 'PLAN_UNKNOWN_SITE', /extra\.yaml:6:22: links\[0\]\.to names unknown site "venus"/);
     await fails(['site', 'add', '--name', 'x', '--nodes', 'many', '--cores', '2'], 'PLAN_BAD_OPTION', /--nodes: "many" is not a number/);
     await fails(['site', 'add', '--name', 'x', '--nodes', '1', '--cores', '2', '--price', '-1'], 'PLAN_NEGATIVE_PRICE', /sites\.x\.price is negative/);
     await fails(['site', 'remove', 'onprem'], 'PLAN_SITE_IN_USE', /holds data \(data\.default\)/);

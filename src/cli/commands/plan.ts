@@ -30,6 +30,20 @@ function readPlatformFile(file: string, what: string): Platform {
   return parsePlatform(text, file);
 }
 
+/**
+ * A file of sites to add to an existing server platform: `data:` may be left out (the server
+ * already says where its data lives) and links may name the server's sites.
+ */
+function readSitesFile(file: string, serverSites: string[]): Platform {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return readPlatformFile(file, 'the platform file'); // reports the read error
+  }
+  return parsePlatform(text, file, { otherSites: serverSites, dataOptional: true });
+}
+
 /** The plan as `warren plan --json` prints it. */
 export function planJson(plan: Plan): Record<string, unknown> {
   return {
@@ -156,7 +170,11 @@ export function siteAdd(file: string | undefined, o: SiteAddOptions, env: NodeJS
   let doc: Record<string, unknown>;
   if (file !== undefined) {
     if (o.name !== undefined) throw new WarrenError('PLAN_BAD_OPTION', 'give either a platform FILE or --name, not both', { hint: '`warren site add sites.yaml` or `warren site add --name hpc --nodes 4 --cores 32`', exitCode: EXIT.usage });
-    doc = platformToObject(readPlatformFile(file, 'the platform file'));
+    if (current) {
+      doc = platformToObject(readSitesFile(file, Object.keys(current.sites)));
+    } else {
+      doc = platformToObject(readPlatformFile(file, 'the platform file'));
+    }
   } else {
     if (o.name === undefined) throw new WarrenError('PLAN_BAD_OPTION', 'nothing to add: give a platform FILE or --name with --nodes and --cores', { hint: '`warren site add sites.yaml` or `warren site add --name hpc --nodes 4 --cores 32 [--memory 192GiB --gpus 0 --speed 1 --price 0]`', exitCode: EXIT.usage });
     if (o.nodes === undefined || o.cores === undefined) throw new WarrenError('PLAN_BAD_OPTION', `site "${o.name}": --nodes and --cores are required`, { hint: 'e.g. `warren site add --name hpc --nodes 4 --cores 32`', exitCode: EXIT.usage });
