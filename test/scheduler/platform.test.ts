@@ -75,7 +75,7 @@ describe('parsePlatform', () => {
 
   test('a file of sites to add may name sites defined elsewhere and leave out data', () => {
     const text = 'sites:\n  new: {nodes: 1, cores: 2}\nlinks:\n  - {from: new, to: hpc, bandwidth: 1Gbps}\n';
-    rejects(() => parsePlatform(text, 'add.yaml'), 'PLAN_UNKNOWN_SITE', /add\.yaml:4:22: links\[0\]\.to names unknown site "hpc"/);
+    rejects(() => parsePlatform(text, 'add.yaml'), 'PLAN_UNKNOWN_SITE', /add\.yaml:4:21: links\[0\]\.to names unknown site "hpc"/);
     const p = parsePlatform(text, 'add.yaml', { otherSites: ['hpc'], dataOptional: true });
     assert.deepEqual(Object.keys(p.sites), ['new']);
     assert.equal(p.links[0]!.to, 'hpc');
