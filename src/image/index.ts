@@ -5,6 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { WarrenError, EXIT } from '../common/index.js';
 import { ImageCache, defaultImageCacheDir } from './cache/index.js';
+import { readSif } from './sif/index.js';
 import { RegistryClient, formatPlatform, hasSifMagic, hostPlatform, parseImageRef, pullImage } from './oci/index.js';
 import type { ImageConfig, ImageRef, LocalImageRef, RegistryImageRef, Platform, PullProgress, PullStats, RegistryAuth } from './oci/index.js';
 
@@ -62,6 +63,8 @@ async function prepareLocal(ref: LocalImageRef): Promise<PreparedImage> {
       exitCode: EXIT.usage,
     });
   }
+  // Structure check (header, descriptor table, objects inside the file): SIF_TRUNCATED / SIF_CORRUPT.
+  readSif(ref.path, ref.path);
   return { uri: ref.uri, kind: 'sif', path: ref.path, config };
 }
 

@@ -12,6 +12,7 @@ import { loadCredentials, type RegistryAuth } from './auth.js';
 import { RegistryClient, type FetchedManifest } from './client.js';
 import type { RegistryImageRef } from './ref.js';
 import { RootfsWriter } from './unpack.js';
+import { readSif } from '../sif/index.js';
 import {
   MT,
   formatPlatform,
@@ -361,6 +362,7 @@ async function pullSif(cache: ImageCache, r: Resolved, ref: RegistryImageRef, op
       hint: 'check that a .sif file was pushed to this reference; rebuild the SIF and push it again',
     });
   }
+  readSif(blob, what); // header, descriptor table, objects inside the file
   const tmp = cache.tmpPath();
   try {
     await mkdir(tmp, { recursive: true });

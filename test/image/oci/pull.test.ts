@@ -373,6 +373,10 @@ describe('OCI pulls from a loopback registry', { skip, timeout: 180_000 }, () =>
     const bad = join(tmp.dir, 'corrupt.sif');
     writeFileSync(bad, readFileSync(sif).subarray(0, 20));
     await assert.rejects(prepareImage(bad), (e) => assertWarren(e, 'IMAGE_SIF_INVALID', bad));
+    const cut = join(tmp.dir, 'truncated.sif');
+    const whole = readFileSync(sif);
+    writeFileSync(cut, whole.subarray(0, whole.length - 100));
+    await assert.rejects(prepareImage(`file://${cut}`), (e) => assertWarren(e, 'SIF_TRUNCATED', cut));
     await assert.rejects(prepareImage(join(tmp.dir, 'missing.sif')), (e) => assertWarren(e, 'IMAGE_LOCAL_NOT_FOUND', 'missing.sif'));
     // an artifact whose layer is not a SIF
     await pushImage(`oras://${reg.host}/sifs/fake:1`, { config: Buffer.from('{}'), configMediaType: MT.sifConfig, layers: [{ mediaType: MT.sifLayer, data: Buffer.alloc(100, 1) }] });
