@@ -88,8 +88,8 @@ const NODE_NET_FILES = ['/etc/resolv.conf', '/etc/hosts'];
 
 const SIGNAL_NAMES: Record<number, string> = Object.fromEntries(Object.entries(osConstants.signals).map(([k, v]) => [v, k]));
 
-export function runcMissing(runc: string | undefined): WarrenError {
-  return new WarrenError('RUNTIME_RUNC_MISSING', `runc not found${runc ? ` at ${runc}` : ' on PATH or in /usr/sbin'}: cannot run container jobs on this node`, {
+export function runcMissing(runc: string | undefined, image?: string): WarrenError {
+  return new WarrenError('RUNTIME_RUNC_MISSING', `runc not found${runc ? ` at ${runc}` : ' on PATH or in /usr/sbin'}: cannot run ${image ? `image ${image}` : 'container jobs'} on this node`, {
     hint: 'install it (`apt-get install runc`, or run scripts/setup.sh), or give its path in the runtime settings',
   });
 }
@@ -125,11 +125,31 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     return fn(path);
   };
   let runcFound: string | undefined;
-  const resolveRunc = (): string => {
+  const resolveRunc = (image?: string): string => {
     // Found once; if it disappears later, spawning it fails and that is reported.
     runcFound ??= findExecutable(opts.runcPath ?? 'runc', toolPath);
-    if (!runcFound) throw runcMissing(opts.runcPath);
+    if (!runcFound) throw runcMissing(opts.runcPath, image);
     return runcFound;
+  };
+  let usernsChecked = false;
+  /** Rootless needs unprivileged user namespaces; say so plainly instead of runc's EPERM. */
+  const checkUserns = (): void => {
+    if (usernsChecked) return;
+    const read = (f: string): string | undefined => {
+      try {
+        return readFileSync(f, 'utf8').trim();
+      } catch {
+        return undefined;
+      }
+    };
+    const clone = read('/proc/sys/kernel/unprivileged_userns_clone');
+    const max = read('/proc/sys/user/max_user_namespaces');
+    if (clone === '0' || max === '0') {
+      throw new WarrenError('RUNTIME_USERNS_DISABLED', `unprivileged user namespaces are disabled on this node (${clone === '0' ? 'kernel.unprivileged_userns_clone=0' : 'user.max_user_namespaces=0'}), so containers cannot run without root`, {
+        hint: 'ask the administrator to enable them (`sysctl -w kernel.unprivileged_userns_clone=1` / `sysctl -w user.max_user_namespaces=15000`), or run Warren as root',
+      });
+    }
+    usernsChecked = true;
   };
   /** Mount points found in an image directory (images are immutable once prepared). */
   const present = new Map<string, Set<string>>();
@@ -281,7 +301,8 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     name: 'container',
 
     async check(req: LaunchRequest): Promise<void> {
-      resolveRunc();
+      resolveRunc(req.container?.image);
+      if ((process.getuid?.() ?? 0) !== 0) checkUserns();
       const img = await loadImage(req);
       const root = (process.getuid?.() ?? 0) === 0;
       if (img.kind === 'rootfs') checkRootfsDir(img.path, img.uri);
@@ -361,7 +382,8 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
       const start = async (): Promise<void> => {
         let img: ContainerImage;
         try {
-          runc = resolveRunc();
+          runc = resolveRunc(req.container?.image);
+          if ((process.getuid?.() ?? 0) !== 0) checkUserns();
           img = await loadImage(req);
           prep = await prepare(req, img, releases);
         } catch (e) {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeBusyboxRootfs, makeSquashfs, mountsUnder } from './fixtures.js';
@@ -25,6 +25,10 @@ function chownR(dir: string, uid: number, gid: number): void {
 test('rootless: an unprivileged user runs containers with a user namespace', { skip: isRoot ? false : 'needs root to create the test user', timeout: 120_000 }, () => {
   const maxNs = Number(readFileSync('/proc/sys/user/max_user_namespaces', 'utf8'));
   assert.ok(maxNs > 0, 'user namespaces are disabled (user.max_user_namespaces=0): rootless containers cannot work on this node');
+  // Debian kernels before 6.x gate unprivileged user namespaces behind this switch.
+  const clone = '/proc/sys/kernel/unprivileged_userns_clone';
+  const cloneWas = existsSync(clone) ? readFileSync(clone, 'utf8').trim() : undefined;
+  if (cloneWas === '0') writeFileSync(clone, '1');
   const { uid, gid } = ensureUser();
   const work = mkdtempSync('/tmp/warren-rootless-');
   try {
@@ -59,6 +63,7 @@ test('rootless: an unprivileged user runs containers with a user namespace', { s
     assert.deepEqual(res.leftBundles, []);
     assert.deepEqual(mountsUnder(work), []);
   } finally {
+    if (cloneWas === '0') writeFileSync(clone, '0');
     // Lazy-unmount anything a failed run left, then remove the files.
     for (const m of mountsUnder(work).reverse()) spawnSync('umount', ['-l', m]);
     rmSync(work, { recursive: true, force: true });

@@ -309,12 +309,37 @@ describe('container runtime (runc, root)', { skip }, () => {
       const bad = createContainerRuntime({ stateDir, prepareImage: fakePrepare(images), runcPath: join(d.dir, 'no-runc') });
       await assert.rejects(bad.check!(req(d.dir, ['/bin/true'])), (e: Error & { code?: string; hint?: string }) => {
         assert.equal(e.code, 'RUNTIME_RUNC_MISSING');
+        assert.match(e.message, /image busybox/);
         assert.match(e.hint ?? '', /apt-get install runc/);
         return true;
       });
       const info = await bad.launch(req(d.dir, ['/bin/true'])).exited;
       assert.equal(info.reason, 'spawn-error');
       assert.match(info.message ?? '', /runc not found/);
+    } finally {
+      d.cleanup();
+    }
+  });
+
+  test('an untrusted image (trust hook refuses it) is not started', { timeout: 30_000 }, async () => {
+    const d = tempDir();
+    try {
+      const seen: string[] = [];
+      const strict = createContainerRuntime({
+        stateDir,
+        prepareImage: fakePrepare(images),
+        trust: async (img) => {
+          seen.push(img.uri);
+          throw Object.assign(new Error(`image ${img.uri} is not signed by a trusted key`), { name: 'WarrenError', code: 'SIF_UNTRUSTED', hint: 'sign it' });
+        },
+      });
+      const r = req(d.dir, ['/bin/touch', join(d.dir, 'ran')]);
+      await assert.rejects(strict.check!(r), /not signed/);
+      const info = await strict.launch(r).exited;
+      assert.equal(info.reason, 'spawn-error');
+      assert.match(info.message ?? '', /SIF_UNTRUSTED.*not signed/);
+      assert.ok(!existsSync(join(d.dir, 'ran')));
+      assert.deepEqual(seen, ['busybox', 'busybox']);
     } finally {
       d.cleanup();
     }
