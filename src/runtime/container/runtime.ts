@@ -9,7 +9,7 @@
 // so no polling), forwards signals, and destroys the container on exit.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { WarrenError, EXIT, isWarrenError, formatBytes } from '../../common/index.js';
@@ -221,6 +221,17 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
 
     const rootfs = await openRootfs(img, bundle, root);
     releases.push(rootfs.release);
+
+    // A job script Warren wrote on the node (`script:` jobs) is run by its node path: when
+    // that path is outside the job's mounts and not in the image, bind the file in, read-only.
+    const prog = argv[0]!;
+    if (prog.startsWith('/') && !mounts.some((m) => isUnder(cleanTarget(prog), m.target)) && !existsSync(join(rootfs.path, prog))) {
+      try {
+        if (statSync(prog).isFile()) mounts.push({ host: prog, target: cleanTarget(prog), readOnly: true });
+      } catch {
+        /* not on the node either: runc reports the missing command */
+      }
+    }
 
     let cgroup: TaskCgroup | undefined;
     let cgroupsPath: string | undefined;

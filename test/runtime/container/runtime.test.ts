@@ -175,6 +175,16 @@ describe('container runtime (runc, root)', { skip }, () => {
     }
   });
 
+  test('a script written on the node (outside the mounts) is bound in and run', { timeout: 30_000 }, async () => {
+    const scripts = join(work.dir, 'scripts'); // outside every mount of the job
+    mkdirSync(scripts, { recursive: true });
+    const script = join(scripts, 'job.sh');
+    writeFileSync(script, '#!/bin/sh\necho "script ran as $(id -u) with $1"\n', { mode: 0o755 });
+    const r = await runIn([script, 'arg1']);
+    assert.equal(r.info.reason, 'exit', JSON.stringify(r.info) + r.err);
+    assert.equal(r.out, `script ran as ${process.getuid!()} with arg1\n`);
+  });
+
   test('empty argv runs the image entrypoint + cmd', { timeout: 30_000 }, async () => {
     const r = await runIn([], {}, { image: 'busybox-entry' });
     assert.equal(r.out, 'from-entrypoint and-cmd\n');
