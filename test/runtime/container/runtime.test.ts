@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, symlinkSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LaunchRequest, Runtime } from '../../../src/runtime/index.js';
+import { createProcessRuntime, type ExitInfo, type LaunchRequest, type Runtime } from '../../../src/runtime/index.js';
+import { LocalAgent } from '../../../src/agent/index.js';
 import { createContainerRuntime, defaultContainerRuntime, type ContainerImage } from '../../../src/runtime/container/index.js';
 import { runtimeContract } from '../contract.js';
 import { sharedDir, tempDir } from '../../helpers.js';
@@ -183,6 +184,53 @@ describe('container runtime (runc, root)', { skip }, () => {
     const r = await runIn([script, 'arg1']);
     assert.equal(r.info.reason, 'exit', JSON.stringify(r.info) + r.err);
     assert.equal(r.out, `script ran as ${process.getuid!()} with arg1\n`);
+  });
+
+  test('default image preparation (src/image): a root file system directory given by path', { timeout: 30_000 }, async () => {
+    const real = createContainerRuntime({ stateDir });
+    const d = tempDir();
+    try {
+      const r = { ...req(d.dir, ['/bin/sh', '-c', 'echo real-image']), container: { image: rootfs } };
+      await real.check!(r);
+      const info = await real.launch(r).exited;
+      assert.equal(info.reason, 'exit', JSON.stringify(info));
+      assert.equal(readFileSync(join(d.dir, 'out.log'), 'utf8'), 'real-image\n');
+      const missing = await real.launch({ ...r, container: { image: join(d.dir, 'no-such-rootfs') } }).exited;
+      assert.equal(missing.reason, 'spawn-error');
+      assert.match(missing.message ?? '', /no-such-rootfs/);
+    } finally {
+      d.cleanup();
+    }
+  });
+
+  test('through the local agent: process and container jobs side by side', { timeout: 30_000 }, async () => {
+    const d = tempDir();
+    try {
+      const agent = new LocalAgent({ cores: 2, process: createProcessRuntime(), container: rt });
+      const done = new Map<string, ExitInfo>();
+      const started: string[] = [];
+      const all = new Promise<void>((resolve) =>
+        agent.setListener({
+          started: (id) => started.push(id),
+          exited: (id, info) => {
+            done.set(id, info);
+            if (done.size === 2) resolve();
+          },
+        }),
+      );
+      const ctr = req(d.dir, ['/bin/sh', '-c', `hostname > ${d.dir}/ctr.txt`], {}, { hostname: 'in-container' });
+      const host: LaunchRequest = { id: 'host', argv: ['/bin/sh', '-c', `hostname > ${d.dir}/host.txt`], env: { PATH: '/usr/bin:/bin' }, cwd: d.dir, stdoutPath: join(d.dir, 'h.out'), stderrPath: join(d.dir, 'h.err'), mounts: [] };
+      agent.submit({ id: 'ctr', request: ctr, cores: 1, memoryBytes: 0, exclusive: false });
+      agent.submit({ id: 'host', request: host, cores: 1, memoryBytes: 0, exclusive: false });
+      await all;
+      assert.equal(done.get('ctr')!.reason, 'exit', JSON.stringify(done.get('ctr')));
+      assert.equal(done.get('host')!.reason, 'exit');
+      assert.deepEqual(started.sort(), ['ctr', 'host']);
+      assert.equal(readFileSync(join(d.dir, 'ctr.txt'), 'utf8'), 'in-container\n');
+      assert.notEqual(readFileSync(join(d.dir, 'host.txt'), 'utf8'), 'in-container\n');
+    } finally {
+      d.cleanup();
+    }
   });
 
   test('empty argv runs the image entrypoint + cmd', { timeout: 30_000 }, async () => {
