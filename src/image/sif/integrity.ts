@@ -418,9 +418,14 @@ export async function verifySif(path: string, keys: LoadedKey[], opts: VerifyOpt
             if (!check.signers.includes(k.fingerprint)) check.signers.push(k.fingerprint);
           } else {
             const fp = s.keyid ? (fingerprintFromKeyId(s.keyid) ?? s.keyid) : '(no key id)';
-            if (!check.unknownSigners.includes(fp)) check.unknownSigners.push(fp);
+            // Named as made by a key we were given, yet it does not verify: damaged or forged.
+            if (pem.some((k) => k.fingerprint === fp)) {
+              check.problem = `its signature by key ${fp} does not verify (the signature or the signed metadata was changed)`;
+              check.integrityFailed = true;
+            } else if (!check.unknownSigners.includes(fp)) check.unknownSigners.push(fp);
           }
         }
+        if (check.integrityFailed) continue;
         if (check.signers.length === 0) {
           check.problem = 'no given key made any of its signatures';
           continue;
@@ -429,6 +434,11 @@ export async function verifySif(path: string, keys: LoadedKey[], opts: VerifyOpt
       } else {
         const fpDesc = d.signature?.fingerprint;
         const r = await pgpVerify(c.text!, pgp);
+        if (!r.signer && fpDesc && pgp.some((k) => k.fingerprint.slice(0, 40) === fpDesc)) {
+          check.problem = `its OpenPGP signature by key ${fpDesc} does not verify (the signature or the signed metadata was changed)`;
+          check.integrityFailed = true;
+          continue;
+        }
         if (!r.signer) {
           check.unknownSigners.push(fpDesc ?? (r.issuers[0] ? `pgp key id ${r.issuers[0]}` : '(unknown)'));
           check.problem = 'no given key made its OpenPGP signature';
@@ -491,6 +501,16 @@ export async function verifySif(path: string, keys: LoadedKey[], opts: VerifyOpt
     const g = unverifiedGroups[0] ?? 0;
     const sigsOfGroup = report.signatures.filter((s) => s.groupId === g && s.kind !== 'unknown');
     const unknown = [...new Set(sigsOfGroup.flatMap((s) => s.unknownSigners))];
+    const unreadable = report.signatures.find((s) => s.groupId === g && s.kind === 'unknown');
+    if (sigsOfGroup.length === 0 && unreadable) {
+      return fail(
+        new WarrenError('SIF_SIGNATURE_INVALID', `image ${image}: signature object ${unreadable.id} of group ${g} is not valid: ${unreadable.problem}`, {
+          hint: 'the signature is damaged or made by other tools in an unknown format: get the original image again, or sign it again',
+          exitCode: 1,
+          details: { report: strip(report) },
+        }),
+      );
+    }
     if (sigsOfGroup.length === 0) {
       return fail(
         new WarrenError('SIF_UNSIGNED', `image ${image}: object group ${g} is not signed${report.signatures.length ? ' (the image has signatures for other groups only)' : ''}`, {

@@ -2,6 +2,7 @@
 // descriptors at 4096, data after the table, partitions aligned to 4096 bytes), and adding one
 // object to an existing image in place (as signing does).
 import { randomBytes, randomUUID } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import {
@@ -277,7 +278,17 @@ export async function appendObject(path: string, o: ObjectInput, time: number, i
   const end = img.header.dataOffset + img.header.dataSize;
   const isPart = o.dataType === DataType.Partition;
   const off = nextAligned(end, o.alignment ?? (isPart ? 4096 : 1));
-  const fh = await open(path, 'r+');
+  // A file without any write permission is not changed, even by root (who could).
+  if ((statSync(path).mode & 0o222) === 0) {
+    throw sifError('SIF_READ_ONLY', image, 'is read-only (no write permission): signing would change it in place', 'copy the image somewhere writable (or chmod u+w it) and sign the copy');
+  }
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r+');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw sifError('SIF_READ_ONLY', image, `cannot be changed in place (${code ?? String(e)})`, 'signing adds an object to the file: copy the image somewhere writable and sign the copy');
+  }
   try {
     const n = await writeData(fh, off, o.data);
     const group = o.groupId ?? 1;

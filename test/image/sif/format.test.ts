@@ -1,11 +1,11 @@
 // Reading real SIF files made by the reference implementation (../shared/sif-testdata).
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers.js';
 import { DataType, findPrimaryPartition, inspectSif, readSif, readObject, isSif } from '../../../src/image/sif/index.js';
-import { cli, img } from './util.js';
+import { cli, copyImage, img } from './util.js';
 
 const ALL = [
   'empty.sif',
@@ -115,12 +115,12 @@ describe('SIF reader on damaged files', () => {
       assert.throws(() => readSif(short), (e: Error & { code?: string }) => e.code === 'SIF_TRUNCATED' && e.message.includes(short));
 
       const table = join(dir, 'table.sif');
-      copyFileSync(img('one-group.sif'), table);
+      copyImage(img('one-group.sif'), table);
       truncateSync(table, 5000);
       assert.throws(() => readSif(table), (e: Error & { code?: string }) => e.code === 'SIF_TRUNCATED' && /descriptor table/.test(e.message));
 
       const data = join(dir, 'data.sif');
-      copyFileSync(img('two-groups.sif'), data);
+      copyImage(img('two-groups.sif'), data);
       truncateSync(data, 100_000);
       assert.throws(() => readSif(data), (e: Error & { code?: string }) => e.code === 'SIF_TRUNCATED' && /object 3/.test(e.message));
 

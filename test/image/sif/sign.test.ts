@@ -3,20 +3,20 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { tempDir } from '../../helpers.js';
 import { loadKeyFile, pemKeyFromText } from '../../../src/image/keys/index.js';
 import { DataType, appendObject, readSif, signSif, verifySif } from '../../../src/image/sif/index.js';
-import { cli, img, key } from './util.js';
+import { cli, copyImage, img, key } from './util.js';
 
 describe('sign', () => {
   test('Ed25519 + RSA, deterministic: the same bytes as the reference one-group-signed-dsse.sif', async () => {
     const { dir, cleanup } = tempDir('warren-sif-sign-');
     try {
       const f = join(dir, 'one-group.sif');
-      copyFileSync(img('one-group.sif'), f);
+      copyImage(img('one-group.sif'), f);
       const r = await signSif(f, [await loadKeyFile(key('ed25519-private.pem')), await loadKeyFile(key('rsa-private.pem'))], { deterministic: true, time: new Date('2020-06-30T00:01:56Z') });
       assert.deepEqual(r.signatureIds, [3]);
       const ours = readFileSync(f);
@@ -44,7 +44,7 @@ describe('sign', () => {
       const pubs = await Promise.all(kinds.map(([, , p]) => loadKeyFile(key(p))));
       for (const [i, [name, priv]] of kinds.entries()) {
         const f = join(dir, `${name}.sif`);
-        copyFileSync(img('two-groups.sif'), f);
+        copyImage(img('two-groups.sif'), f);
         const r = await signSif(f, [await loadKeyFile(key(priv))]);
         assert.deepEqual(r.groups, [1, 2]);
         assert.equal(r.signatureIds.length, 2, 'one signature per group');
@@ -76,7 +76,7 @@ describe('sign', () => {
       const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
       const rsaKey = pemKeyFromText(rsa.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(), 'rsa-pkcs1');
       const f = join(dir, 'x.sif');
-      copyFileSync(img('one-group.sif'), f);
+      copyImage(img('one-group.sif'), f);
       await signSif(f, [await loadKeyFile(join(dir, 'p.asc')), rsaKey]);
       const r = await verifySif(f, [await loadKeyFile(join(dir, 'pub.asc'))]);
       assert.equal(r.verified, true, r.error?.message);
@@ -92,7 +92,7 @@ describe('sign', () => {
     const { dir, cleanup } = tempDir('warren-sif-sign-');
     try {
       const f = join(dir, 'x.sif');
-      copyFileSync(img('one-group-signed-dsse.sif'), f);
+      copyImage(img('one-group-signed-dsse.sif'), f);
       await appendObject(f, { dataType: DataType.GenericJSON, groupId: 1, name: 'evil.json', data: Buffer.from('{"x":1}') }, 0);
       const r = await verifySif(f, [await loadKeyFile(key('ed25519-public.pem'))]);
       assert.equal(r.error?.code, 'SIF_INTEGRITY');
@@ -106,10 +106,15 @@ describe('sign', () => {
     const { dir, cleanup } = tempDir('warren-sif-sign-');
     try {
       const f = join(dir, 'x.sif');
-      copyFileSync(img('one-group.sif'), f);
+      copyImage(img('one-group.sif'), f);
       await assert.rejects(signSif(f, [await loadKeyFile(key('rsa-public.pem'))]), (e: Error & { code?: string }) => e.code === 'KEY_PRIVATE_REQUIRED');
       await assert.rejects(signSif(f, []), (e: Error & { code?: string }) => e.code === 'SIF_SIGN_NO_KEY');
       assert.equal(readSif(f).descriptors.length, 2, 'nothing was written');
+      const ro = join(dir, 'ro.sif');
+      copyImage(img('one-group.sif'), ro);
+      chmodSync(ro, 0o444);
+      await assert.rejects(signSif(ro, [await loadKeyFile(key('rsa-private.pem'))]), (e: Error & { code?: string }) => e.code === 'SIF_READ_ONLY' && e.message.includes(ro));
+      assert.ok(readFileSync(ro).equals(readFileSync(img('one-group.sif'))), 'a read-only image is left alone');
       const home = join(dir, 'home');
       const s = cli(['image', 'sign', f, '--key', key('ecdsa-private.pem'), '--deterministic'], { WARREN_HOME: home });
       assert.equal(s.code, 0, s.stderr);

@@ -1,12 +1,12 @@
 // Key store ($WARREN_HOME/keys) and the trust policy (require-signed).
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers.js';
 import { KeyStore, loadKeyFile, resolveKey } from '../../../src/image/keys/index.js';
 import { checkImageTrust, signSif, verifySif } from '../../../src/image/sif/index.js';
-import { cli, img, key } from './util.js';
+import { cli, copyImage, img, key } from './util.js';
 
 const ED = 'c7a97c65b9694925c668f302cf249e75683cf01c0815ccfc8e53dbe9e974985b';
 const RSA = '0610b0afba99ba561c38c4a5d89b760ee607c4736737ab61e0d74ca91fcf19ae';
@@ -67,7 +67,7 @@ describe('key store', () => {
       const t = cli(['key', 'list'], env);
       assert.match(t.stdout, new RegExp(`^${fp}\\s+ecdsa-p256\\s+yes\\s+yes\\s+ci$`, 'm'));
       const f = join(dir, 'x.sif');
-      copyFileSync(img('one-group.sif'), f);
+      copyImage(img('one-group.sif'), f);
       const s = cli(['image', 'sign', f, '--key', fp.slice(0, 12)], env);
       assert.equal(s.code, 0, s.stderr);
       // Without --key: the trusted keys.
@@ -119,7 +119,7 @@ describe('trust policy (require-signed)', () => {
       await assert.rejects(checkImageTrust(join(dir, 'rootfs'), { requireSigned: true, keyStore: store }), (e: Error & { code?: string }) => e.code === 'IMAGE_UNSIGNED');
       // Changed after signing by a trusted key.
       const f = join(dir, 'x.sif');
-      copyFileSync(img('one-group.sif'), f);
+      copyImage(img('one-group.sif'), f);
       await signSif(f, [await loadKeyFile(key('rsa-private.pem'))]);
       assert.equal((await verifySif(f, [await loadKeyFile(key('rsa-public.pem'))])).verified, true);
       const { openSync, writeSync, closeSync } = await import('node:fs');

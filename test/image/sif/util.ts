@@ -1,5 +1,6 @@
 // Helpers of the SIF tests: test data paths and a CLI runner.
 import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sharedDir } from '../../helpers.js';
@@ -25,4 +26,10 @@ export function cli(args: string[], env: Record<string, string> = {}): CliResult
     timeout: 120_000,
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Copy a (read-only) reference image into a temp dir as a writable file. */
+export function copyImage(src: string, dest: string): void {
+  copyFileSync(src, dest);
+  chmodSync(dest, 0o644);
 }

@@ -1,12 +1,12 @@
 // Verification of the reference's signed images (DSSE, OpenPGP, legacy) with the shipped keys.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, openSync, readSync, writeSync, closeSync } from 'node:fs';
+import { openSync, readSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers.js';
 import { loadKeyFile } from '../../../src/image/keys/index.js';
 import { readSif, verifySif } from '../../../src/image/sif/index.js';
-import { cli, img, key } from './util.js';
+import { cli, copyImage, img, key } from './util.js';
 
 const ED = 'c7a97c65b9694925c668f302cf249e75683cf01c0815ccfc8e53dbe9e974985b';
 const RSA = '0610b0afba99ba561c38c4a5d89b760ee607c4736737ab61e0d74ca91fcf19ae';
@@ -95,7 +95,7 @@ describe('verify reference-signed images', () => {
       let n = 0;
       for (const [name, k, at] of cases) {
         const f = join(dir, `${n++}-${name}`);
-        copyFileSync(img(name), f);
+        copyImage(img(name), f);
         flipByte(f, at(f));
         const r = await verifySif(f, [await loadKeyFile(key(k))]);
         assert.equal(r.verified, false, `${name} @${at(f)}`);
@@ -105,11 +105,29 @@ describe('verify reference-signed images', () => {
       }
       // A byte of the DSSE signature itself.
       const f = join(dir, 'sig.sif');
-      copyFileSync(img('one-group-signed-dsse.sif'), f);
+      copyImage(img('one-group-signed-dsse.sif'), f);
       const sig = readSif(f).descriptors.find((d) => d.id === 3)!;
       flipByte(f, sig.offset + sig.size - 10);
       const r = await verifySif(f, [await loadKeyFile(key('rsa-public.pem'))]);
       assert.equal(r.verified, false);
+      assert.equal(r.error?.code, 'SIF_INTEGRITY');
+      assert.match(r.error!.message, /signature by key 0610b0af.* does not verify/);
+      // The same damaged envelope still verifies with the other signer's key (its signature is intact).
+      assert.equal((await verifySif(f, [await loadKeyFile(key('ed25519-public.pem'))])).verified, true);
+      // A signature object that is no longer a DSSE envelope.
+      const g = join(dir, 'json.sif');
+      copyImage(img('one-group-signed-dsse.sif'), g);
+      flipByte(g, sig.offset); // '{' -> 'z'
+      const j = await verifySif(g, [await loadKeyFile(key('rsa-public.pem'))]);
+      assert.equal(j.error?.code, 'SIF_SIGNATURE_INVALID');
+      // An OpenPGP signature packet changed.
+      const h = join(dir, 'pgp.sif');
+      copyImage(img('one-group-signed-pgp.sif'), h);
+      const ps = readSif(h).descriptors.find((d) => d.id === 3)!;
+      flipByte(h, ps.offset + ps.size - 60);
+      const pr = await verifySif(h, [await loadKeyFile(key('private.asc'))]);
+      assert.equal(pr.verified, false);
+      assert.equal(pr.error?.code, 'SIF_INTEGRITY', pr.error?.message);
     } finally {
       cleanup();
     }
