@@ -117,7 +117,7 @@ export async function checkRegistryLogin(registry: string, auth: RegistryAuth): 
   }
 }
 
-export { parseImageRef, hostPlatform, formatPlatform, parsePlatform, pushImage, pushIndex, pushSif, buildLayer } from './oci/index.js';
+export { parseImageRef, hostPlatform, formatPlatform, parsePlatform, pushImage, pushIndex, pushSif, pushLocalImage, buildLayer } from './oci/index.js';
 export { loadCredentials, saveCredentials, removeCredentials, credentialsFile } from './oci/index.js';
 export type {
   ImageRef,

@@ -1,4 +1,5 @@
-// `warren image pull|ls|rm|prune` (the node's image cache) and `warren registry login|logout`.
+// `warren image pull|push|ls|rm|prune` (registries and the node's image cache) and
+// `warren registry login|logout`.
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import type { Command } from 'commander';
@@ -9,6 +10,7 @@ import {
   defaultImageCacheDir,
   parsePlatform,
   prepareImage,
+  pushLocalImage,
   removeCredentials,
   saveCredentials,
   credentialsFile,
@@ -113,6 +115,16 @@ export function register(program: Command): void {
         const how = s?.cached ? 'already cached' : `downloaded ${formatBytes(s?.bytesDownloaded ?? 0)} in ${((s?.totalMs ?? 0) / 1000).toFixed(1)}s`;
         process.stdout.write(`${img.uri}\n  digest: ${img.digest ?? '-'}\n  ${img.kind}: ${img.path}\n  ${how}\n`);
       }
+    });
+
+  image
+    .command('push')
+    .description('push a local image to a registry: a .sif file to oras://, a root file system directory to docker://')
+    .argument('<source>', 'path of a .sif file or of a root file system directory')
+    .argument('<dest>', 'oras://registry/name:tag (SIF) or docker://registry/name:tag (directory); docker:// is the default')
+    .action(async (source: string, dest: string) => {
+      const pushed = await pushLocalImage(source, cliImageUri(dest));
+      process.stdout.write(`pushed ${pushed.uri}\n  digest: ${pushed.digest}\n`);
     });
 
   image

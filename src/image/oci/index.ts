@@ -9,6 +9,6 @@ export { RegistryClient } from './client.js';
 export type { RegistryClientOptions, FetchedManifest } from './client.js';
 export { pullImage, fetchImageBlobs, hasSifMagic } from './pull.js';
 export type { PullOptions, PullProgress, PullStats, PulledImage } from './pull.js';
-export { pushImage, pushIndex, pushSif, buildLayer, sha256Digest } from './push.js';
+export { pushImage, pushIndex, pushSif, pushLocalImage, layerFromDirectory, buildLayer, sha256Digest } from './push.js';
 export type { LayerEntry, BuiltLayer, PushLayer, PushImageSpec, PushOptions, PushedManifest } from './push.js';
 export { RootfsWriter } from './unpack.js';

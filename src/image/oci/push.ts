@@ -2,15 +2,20 @@
 // the tests, the benchmark and `warren image push`).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream, lstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { gzipSync } from 'node:zlib';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip, gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { WarrenError, EXIT } from '../../common/index.js';
 import { loadCredentials, type RegistryAuth } from './auth.js';
+import { readSif } from '../sif/index.js';
 import { RegistryClient } from './client.js';
 import { parseImageRef, type RegistryImageRef } from './ref.js';
-import { MT, type Descriptor, type OciImageConfigFile, type Platform } from './types.js';
+import { MT, hostPlatform, type Descriptor, type OciImageConfigFile, type Platform } from './types.js';
 
 export interface LayerEntry {
   /** Path inside the image, e.g. `bin/busybox` or `etc/.wh.motd`. */
@@ -202,4 +207,125 @@ export async function pushSif(uri: string, sifPath: string, opts: PushOptions = 
     },
     opts,
   );
+}
+
+/**
+ * Write a tar+gzip layer of the directory `dir` (files, directories, symlinks, hard links,
+ * modes, owners, mtimes; sockets and devices are left out) to `outFile`, streamed.
+ */
+export async function layerFromDirectory(dir: string, outFile: string): Promise<{ mediaType: string; digest: string; size: number; diffId: string }> {
+  const pack = tar.pack();
+  const tarHash = createHash('sha256');
+  const gzHash = createHash('sha256');
+  let size = 0;
+  const tee = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      tarHash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  const count = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      gzHash.update(chunk);
+      size += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const written = pipeline(pack as unknown as Readable, tee, createGzip({ level: 6 }), count, createWriteStream(outFile));
+  const seen = new Map<string, string>(); // dev:ino -> first path (hard links)
+  const addEntry = (header: Parameters<typeof pack.entry>[0], data?: Buffer) =>
+    new Promise<void>((resolve, reject) => {
+      if (data) pack.entry(header, data, (e) => (e ? reject(e) : resolve()));
+      else pack.entry(header, (e) => (e ? reject(e) : resolve()));
+    });
+  const walk = async (rel: string): Promise<void> => {
+    const names = readdirSync(join(dir, rel)).sort();
+    for (const n of names) {
+      const r = rel ? `${rel}/${n}` : n;
+      const abs = join(dir, r);
+      const st = lstatSync(abs);
+      const common = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
+      if (st.isDirectory()) {
+        await addEntry({ name: `${r}/`, type: 'directory', ...common });
+        await walk(r);
+      } else if (st.isSymbolicLink()) {
+        await addEntry({ name: r, type: 'symlink', linkname: readlinkSync(abs), ...common });
+      } else if (st.isFile()) {
+        const key = `${st.dev}:${st.ino}`;
+        const first = st.nlink > 1 ? seen.get(key) : undefined;
+        if (first) {
+          await addEntry({ name: r, type: 'link', linkname: first, ...common });
+          continue;
+        }
+        if (st.nlink > 1) seen.set(key, r);
+        await new Promise<void>((resolve, reject) => {
+          const entry = pack.entry({ name: r, type: 'file', size: st.size, ...common }, (e) => (e ? reject(e) : resolve()));
+          const src = createReadStream(abs, { highWaterMark: 1 << 20 });
+          src.on('error', reject);
+          src.on('data', (c) => {
+            if (!entry.write(c as Buffer)) {
+              src.pause();
+              entry.once('drain', () => src.resume());
+            }
+          });
+          src.on('end', () => (entry as unknown as { end(): void }).end());
+        });
+      }
+    }
+  };
+  try {
+    await walk('');
+    pack.finalize();
+    await written;
+  } catch (e) {
+    pack.destroy(e as Error);
+    await written.catch(() => undefined);
+    throw e;
+  }
+  return { mediaType: MT.ociLayerGzip, digest: 'sha256:' + gzHash.digest('hex'), size, diffId: 'sha256:' + tarHash.digest('hex') };
+}
+
+/**
+ * Push a local image to a registry: a `.sif` file to `oras://…`, or a root file system
+ * directory to `docker://…` as a one-layer OCI image (for this node's platform).
+ */
+export async function pushLocalImage(source: string, dest: string, opts: PushOptions & { tmpDir?: string; config?: OciImageConfigFile['config'] } = {}): Promise<PushedManifest> {
+  const target = registryRef(dest);
+  let st;
+  try {
+    st = statSync(source);
+  } catch {
+    throw new WarrenError('IMAGE_LOCAL_NOT_FOUND', `image ${source} does not exist`, { hint: 'give the path of a .sif file or a root file system directory', exitCode: EXIT.usage });
+  }
+  if (st.isFile()) {
+    if (target.kind !== 'oras') {
+      throw new WarrenError('IMAGE_REF_INVALID', `cannot push the file ${source} to ${dest}: SIF files go to oras:// references`, {
+        hint: `push to oras://${target.registry}/${target.repository}:${target.tag ?? 'latest'}`,
+        exitCode: EXIT.usage,
+      });
+    }
+    readSif(source, source);
+    return pushSif(dest, source, opts);
+  }
+  if (target.kind !== 'docker') {
+    throw new WarrenError('IMAGE_REF_INVALID', `cannot push the directory ${source} to ${dest}: root file systems go to docker:// references`, {
+      hint: `push to docker://${target.registry}/${target.repository}:${target.tag ?? 'latest'}`,
+      exitCode: EXIT.usage,
+    });
+  }
+  const work = mkdtempSync(join(opts.tmpDir ?? tmpdir(), 'warren-push-'));
+  try {
+    const layer = await layerFromDirectory(source, join(work, 'layer.tar.gz'));
+    const p = hostPlatform();
+    const config: OciImageConfigFile = {
+      architecture: p.architecture,
+      os: p.os,
+      ...(p.variant ? { variant: p.variant } : {}),
+      config: opts.config ?? { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] },
+      rootfs: { type: 'layers', diff_ids: [layer.diffId] },
+    };
+    return await pushImage(dest, { config, layers: [{ mediaType: layer.mediaType, path: join(work, 'layer.tar.gz') }] }, opts);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 }

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tempDir } from '../../helpers.js';
+import { sharedDir, tempDir } from '../../helpers.js';
 import { registryAvailable, startRegistry, type LoopbackRegistry } from './registry.js';
 import { pushBusybox } from './fixtures.js';
 
@@ -77,6 +77,35 @@ describe('warren image / registry commands', { skip, timeout: 120_000 }, () => {
     const badDur = await warren(['image', 'prune', '--older-than', 'soon', '--cache-dir', cache]);
     assert.equal(badDur.code, 2);
     assert.match(badDur.err, /error\[IMAGE_PRUNE_INVALID\]/);
+  });
+
+  test('push a rootfs directory and a SIF, pull them back', async () => {
+    const cache = join(t.dir, 'cache-push');
+    const src = (await warren(['image', 'pull', `${reg.host}/cli/busybox:1`, '--cache-dir', cache, '-q'])).out.trim();
+    const push = await warren(['image', 'push', src, `${reg.host}/cli/copy:1`]);
+    assert.equal(push.code, 0, push.err);
+    assert.match(push.out, /^pushed docker:\/\/127\.0\.0\.1:\d+\/cli\/copy:1\n  digest: sha256:[0-9a-f]{64}$/m);
+    const back = await warren(['image', 'pull', `${reg.host}/cli/copy:1`, '--cache-dir', join(t.dir, 'cache-push2'), '-q']);
+    assert.equal(back.code, 0, back.err);
+    const dst = back.out.trim();
+    assert.ok(readFileSync(join(dst, 'bin', 'busybox')).equals(readFileSync(join(src, 'bin', 'busybox'))));
+    assert.equal(statSync(join(dst, 'bin', 'bb-hard')).ino, statSync(join(dst, 'bin', 'busybox')).ino, 'hard link kept');
+    assert.equal(readFileSync(join(dst, 'etc', 'motd'), 'utf8'), 'updated\n');
+    assert.equal(statSync(join(dst, 'etc', 'secret')).mode & 0o777, 0o600);
+    const sif = join(sharedDir, 'sif-testdata', 'images', 'one-group.sif');
+    if (existsSync(sif)) {
+      const ps = await warren(['image', 'push', sif, `oras://${reg.host}/cli/sif:1`]);
+      assert.equal(ps.code, 0, ps.err);
+      const pulled = await warren(['image', 'pull', `oras://${reg.host}/cli/sif:1`, '--cache-dir', cache, '-q']);
+      assert.equal(pulled.code, 0, pulled.err);
+      assert.ok(readFileSync(pulled.out.trim()).equals(readFileSync(sif)));
+      const wrong = await warren(['image', 'push', sif, `${reg.host}/cli/sif:1`]);
+      assert.equal(wrong.code, 2);
+      assert.match(wrong.err, /error\[IMAGE_REF_INVALID\].*oras:\/\//);
+    }
+    const missing = await warren(['image', 'push', join(t.dir, 'nope'), `${reg.host}/cli/x:1`]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.err, /error\[IMAGE_LOCAL_NOT_FOUND\]/);
   });
 
   test('bad pulls: clear error, hint, non-zero exit', async () => {
