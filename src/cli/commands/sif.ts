@@ -8,6 +8,8 @@ import { prepareImage } from '../../image/index.js';
 import { KeyStore, resolveKey, type LoadedKey, type PemKey } from '../../image/keys/index.js';
 import {
   buildSif,
+  buildSifFromOciLayout,
+  isOciLayout,
   decryptSif,
   encryptSif,
   inspectSif,
@@ -84,8 +86,8 @@ export function register(program: Command): void {
 
   image
     .command('build')
-    .description('build a SIF image from a root file system directory or an image reference (docker://NAME:TAG)')
-    .argument('<source>', 'root file system directory, or docker://… / oras://… image')
+    .description('build a SIF image from a root file system directory, an OCI image layout (oci:DIR[:TAG]) or an image reference (docker://NAME:TAG)')
+    .argument('<source>', 'root file system directory, oci:DIR[:TAG] (OCI image layout), or docker://NAME:TAG')
     .requiredOption('-o, --output <file>', 'the SIF file to write')
     .option('--env <KEY=VALUE>', 'environment variable of the image (repeatable)', collect)
     .option('--label <KEY=VALUE>', 'label of the image (repeatable)', collect)
@@ -99,6 +101,28 @@ export function register(program: Command): void {
       const out = resolve(opts.output);
       let rootfs: string;
       let base: { env: string[]; entrypoint?: string[]; cmd?: string[]; workingDir?: string; user?: string; labels: Record<string, string> } = { env: [], labels: {} };
+      const layout = /^oci:(.+?)(?::([\w][\w.\-]*))?$/.exec(source);
+      if (layout || isOciLayout(source)) {
+        const dir = layout ? layout[1]! : source;
+        const r = await buildSifFromOciLayout({
+          layout: resolve(dir),
+          ...(layout?.[2] ? { ref: layout[2] } : {}),
+          out,
+          source,
+          config: {
+            env: Object.entries(parseKv(opts.env, '--env')).map(([k, v]) => `${k}=${v}`),
+            labels: parseKv(opts.label, '--label'),
+            ...(opts.entrypoint ? { entrypoint: opts.entrypoint } : {}),
+            ...(opts.cmd ? { cmd: opts.cmd } : {}),
+            ...(opts.workdir ? { workingDir: opts.workdir } : {}),
+          },
+          ...(opts.arch ? { arch: opts.arch } : {}),
+          ...(opts.deterministic ? { deterministic: true } : {}),
+          ...(opts.compression ? { compression: opts.compression as 'gzip' } : {}),
+        });
+        process.stdout.write(`built ${r.out} (${formatBytes(r.size)}, squashfs partition ${formatBytes(r.partitionSize)})\n`);
+        return;
+      }
       if (existsSync(source) && statSync(source).isDirectory()) {
         rootfs = resolve(source);
       } else if (source.includes('://') || (!existsSync(source) && /^[a-z0-9][\w.\-/]*(:[\w.\-]+)?(@sha256:[0-9a-f]{64})?$/i.test(source) && /[:@]/.test(source))) {

@@ -5,12 +5,13 @@
 // configuration document, so signatures cover it too.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { basename, delimiter, dirname, join } from 'node:path';
 import { WarrenError, EXIT } from '../../common/index.js';
 import type { ImageConfig } from '../oci/index.js';
 import { DataType, FsType, PartType, archCode, readObject, readSif, type SifImage } from './format.js';
 import { createSif, partitionExtra } from './write.js';
+import { isOciLayout, unpackOciLayout } from './ocilayout.js';
 
 export const CONFIG_OBJECT_NAME = 'warren-image-config.json';
 
@@ -105,9 +106,9 @@ export async function buildSif(opts: BuildOptions): Promise<BuildResult> {
       exitCode: EXIT.usage,
     });
   }
-  if (existsSync(join(opts.rootfs, 'oci-layout')) && existsSync(join(opts.rootfs, 'index.json'))) {
+  if (isOciLayout(opts.rootfs)) {
     throw new WarrenError('SIF_SOURCE_INVALID', `build source ${source} is an OCI image layout, not a root file system`, {
-      hint: 'push it to a registry and build from docker://REGISTRY/NAME:TAG (e.g. `skopeo copy oci:DIR docker://127.0.0.1:5000/name:tag`), or give an unpacked root file system',
+      hint: 'build it with `warren image build oci:DIR[:TAG] -o OUT.sif` (buildSifFromOciLayout), or give an unpacked root file system',
       exitCode: EXIT.usage,
     });
   }
@@ -177,4 +178,38 @@ export function readImageConfig(path: string, image = path): ImageConfig | undef
     return out;
   }
   return undefined;
+}
+
+/**
+ * Build a SIF from an OCI image layout directory (`ref`: the tag, for layouts holding several
+ * images). The image is unpacked into a temporary directory beside `out`, removed afterwards;
+ * `config` adds to / overrides the image's configuration.
+ */
+export async function buildSifFromOciLayout(opts: Omit<BuildOptions, 'rootfs'> & { layout: string; ref?: string }): Promise<BuildResult> {
+  const source = opts.source ?? `oci:${opts.layout}${opts.ref ? `:${opts.ref}` : ''}`;
+  if (!isOciLayout(opts.layout)) {
+    throw new WarrenError('SIF_SOURCE_INVALID', `build source ${source} is not an OCI image layout (no oci-layout and index.json in ${opts.layout})`, {
+      hint: 'give the directory written by `skopeo copy … oci:DIR:TAG`, or a root file system directory',
+      exitCode: EXIT.usage,
+    });
+  }
+  if (!existsSync(dirname(opts.out))) {
+    throw new WarrenError('SIF_OUTPUT_INVALID', `output directory ${dirname(opts.out)} does not exist`, { hint: 'create the directory or give another -o path', exitCode: EXIT.usage });
+  }
+  const root = join(dirname(opts.out), `.${basename(opts.out)}.${randomBytes(4).toString('hex')}.rootfs`);
+  mkdirSync(root);
+  try {
+    const base = await unpackOciLayout(opts.layout, opts.ref, root);
+    const over = opts.config ?? {};
+    const config: Partial<ImageConfig> = {
+      ...base,
+      ...over,
+      env: [...base.env.filter((e) => !(over.env ?? []).some((o) => o.split('=')[0] === e.split('=')[0])), ...(over.env ?? [])],
+      labels: { ...base.labels, ...(over.labels ?? {}) },
+    };
+    const { layout: _l, ref: _r, ...rest } = opts;
+    return await buildSif({ ...rest, rootfs: root, config, source });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 }

@@ -9,7 +9,8 @@ export { createSif, appendObject, partitionExtra, signatureExtra } from './write
 export type { ObjectInput, ObjectData, CreateOptions } from './write.js';
 export { signSif, verifySif, assertVerified, dsseEnvelope, pae, hashRange, METADATA_MEDIA_TYPE } from './integrity.js';
 export type { SignOptions, SignResult, VerifyOptions, VerifyReport, SignatureCheck, SignatureKind } from './integrity.js';
-export { buildSif, readImageConfig, configDocument, CONFIG_OBJECT_NAME } from './build.js';
+export { buildSif, buildSifFromOciLayout, readImageConfig, configDocument, CONFIG_OBJECT_NAME } from './build.js';
+export { isOciLayout, unpackOciLayout } from './ocilayout.js';
 export type { BuildOptions, BuildResult } from './build.js';
 export { encryptSif, decryptSif, encryptionInfo, ENCRYPTION_OBJECT_NAME } from './encrypt.js';
 export type { EncryptOptions, DecryptOptions, EncryptResult } from './encrypt.js';

@@ -10,6 +10,26 @@ import { buildSif, findPrimaryPartition, readImageConfig, readSif, sifPartition,
 import { cli, img, key } from './util.js';
 import { registryAvailable, startRegistry } from '../oci/registry.js';
 import { pushBusybox } from '../oci/fixtures.js';
+import { buildLayer, sha256Digest } from '../../../src/image/oci/index.js';
+import { buildSifFromOciLayout } from '../../../src/image/sif/index.js';
+
+/** Write an OCI image layout (two layers, a whiteout, a config) tagged `tag`. */
+async function writeOciLayout(dir: string, tag: string): Promise<void> {
+  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+  const put = (data: Buffer | string): { digest: string; size: number } => {
+    const b = Buffer.isBuffer(data) ? data : Buffer.from(data);
+    const digest = sha256Digest(b);
+    writeFileSync(join(dir, 'blobs', 'sha256', digest.slice(7)), b);
+    return { digest, size: b.length };
+  };
+  const l1 = await buildLayer([{ name: 'bin/', type: 'directory' }, { name: 'bin/tool', data: '#!/bin/sh\necho tool\n', mode: 0o755 }, { name: 'etc/', type: 'directory' }, { name: 'etc/gone', data: 'x' }], 'gzip');
+  const l2 = await buildLayer([{ name: 'etc/.wh.gone' }, { name: 'etc/added', data: 'y\n' }], 'none');
+  const config = put(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['PATH=/bin', 'MODE=oci'], Entrypoint: ['/bin/tool'], Labels: { from: 'layout' } }, rootfs: { type: 'layers', diff_ids: [l1.diffId, l2.diffId] } }));
+  const layers = [l1, l2].map((l) => ({ mediaType: l.mediaType, ...put(l.data) }));
+  const manifest = put(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers }));
+  writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': tag } }] }));
+}
 
 function makeRootfs(dir: string): string {
   const root = join(dir, 'rootfs');
@@ -138,6 +158,37 @@ describe('build', () => {
       for (const f of ['/etc/old', '/etc/conf.d/a.conf', '/var/cache']) assert.ok(!listing.includes(f), `${f} was whited out`);
     } finally {
       await reg.stop();
+      cleanup();
+    }
+  });
+
+  test('from an OCI image layout directory (oci:DIR:TAG): layers, whiteouts, config; damaged blobs refused', { timeout: 60_000 }, async () => {
+    const { dir, cleanup } = tempDir('warren-sif-build-');
+    try {
+      const layout = join(dir, 'layout');
+      await writeOciLayout(layout, 'v1');
+      const out = join(dir, 'o.sif');
+      const r = cli(['image', 'build', `oci:${layout}:v1`, '-o', out, '--env', 'MODE=sif']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(readImageConfig(out), { env: ['PATH=/bin', 'MODE=sif'], entrypoint: ['/bin/tool'], labels: { from: 'layout' } });
+      const p = findPrimaryPartition(out);
+      const listing = execFileSync('unsquashfs', ['-o', String(p.offset), '-l', '-d', '', out], { encoding: 'utf8' }).split('\n');
+      assert.ok(listing.includes('/bin/tool') && listing.includes('/etc/added'));
+      assert.ok(!listing.includes('/etc/gone'), 'whiteout applied');
+      // The bare directory works too; a wrong tag is named.
+      await buildSifFromOciLayout({ layout, out: join(dir, 'p.sif') });
+      await assert.rejects(buildSifFromOciLayout({ layout, ref: 'nope', out: join(dir, 'q.sif') }), (e: Error & { code?: string }) => e.code === 'SIF_SOURCE_INVALID' && /no image tagged nope/.test(e.message));
+      // A damaged layer blob is refused, nothing written.
+      const blobs = join(layout, 'blobs', 'sha256');
+      const { readdirSync, statSync: st } = await import('node:fs');
+      const biggest = readdirSync(blobs).map((f) => join(blobs, f)).sort((a, b) => st(b).size - st(a).size)[0]!;
+      const b = readFileSync(biggest);
+      b[b.length - 5] = b[b.length - 5]! ^ 0xff;
+      writeFileSync(biggest, b);
+      await assert.rejects(buildSifFromOciLayout({ layout, out: join(dir, 'r.sif') }), (e: Error & { code?: string }) => e.code === 'SIF_SOURCE_INVALID' && /does not match its digest/.test(e.message));
+      assert.equal(existsSync(join(dir, 'r.sif')), false);
+      assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'temporary files removed');
+    } finally {
       cleanup();
     }
   });
