@@ -19,7 +19,7 @@ export async function resolveTrustedKeys(refs: string[] | undefined, store: KeyS
   if (refs === undefined) return store.trustedKeys();
   const out: LoadedKey[] = [];
   for (const ref of refs) {
-    if (ref.includes('/') || existsSync(ref)) {
+    if (existsSync(ref) || (ref.includes('/') && !/^SHA256:/.test(ref))) {
       out.push(await loadKeyFile(ref));
       continue;
     }

@@ -109,6 +109,8 @@ describe('trust policy (require-signed)', () => {
       // Trusted keys named in the policy: fingerprints of the store, or key files.
       assert.deepEqual(await checkImageTrust(img('one-group-signed-dsse.sif'), { requireSigned: true, keyStore: store, trustedKeys: [key('ed25519-public.pem')] }), { signers: [ED] });
       assert.deepEqual(await checkImageTrust(img('one-group-signed-dsse.sif'), { requireSigned: true, keyStore: store, trustedKeys: [RSA] }), { signers: [RSA] });
+      // The DSSE key id form (SHA256:base64, as in the envelope and `ssh-keygen -l`) names the same key.
+      assert.deepEqual(await checkImageTrust(img('one-group-signed-dsse.sif'), { requireSigned: true, keyStore: store, trustedKeys: ['SHA256:BhCwr7qZulYcOMSl2Jt2DuYHxHNnN6th4NdMqR/PGa4'] }), { signers: [RSA] });
       await assert.rejects(checkImageTrust(img('one-group-signed-dsse.sif'), { requireSigned: true, keyStore: store, trustedKeys: [key('ecdsa-public.pem')] }), (e: Error & { code?: string }) =>
         e.code === 'IMAGE_UNTRUSTED_SIGNER' && e.message.includes(ED) && e.message.includes(RSA));
       await assert.rejects(checkImageTrust(img('one-group-signed-dsse.sif'), { requireSigned: true, keyStore: store, trustedKeys: ['ffffffffffff'] }), (e: Error & { code?: string }) => e.code === 'KEY_NOT_FOUND');
