@@ -95,8 +95,8 @@ export class TaskCgroup {
     return { oomKills: 0, limitHits: 0 };
   }
 
-  /** Remove the parent cgroup in every hierarchy (runc already removed `ctr`). Never throws. */
-  remove(): void {
+  /** Remove the parent cgroup in every hierarchy (runc already removed `ctr`). Never throws; false if some remain (busy). */
+  remove(): boolean {
     const dirs = new Set<string>(this.created);
     if (this.info.mode === 'v2') dirs.add(join(this.root, this.rel));
     else if (this.info.mode === 'v1') {
@@ -108,16 +108,18 @@ export class TaskCgroup {
       }
       for (const c of ctrls) dirs.add(join(this.root, c, this.rel));
     }
+    let all = true;
     for (const d of dirs) {
       // The container's own cgroup normally is gone; remove it too in case runc died.
       for (const sub of [join(d, 'ctr'), d]) {
         try {
           rmdirSync(sub);
-        } catch {
-          /* absent or busy */
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') all = false;
         }
       }
     }
+    return all;
   }
 }
 

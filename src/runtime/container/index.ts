@@ -8,3 +8,4 @@ export { detectCgroups } from './cgroups.js';
 export type { CgroupInfo } from './cgroups.js';
 export { checkSquashfs, locateSquashfs } from './rootfs.js';
 export type { SquashfsLocation } from './rootfs.js';
+export { sweepStale } from './sweep.js';

@@ -31,6 +31,7 @@ import {
   type SquashfsTools,
 } from './rootfs.js';
 import { discoverGpus } from './gpu.js';
+import { sweepStale } from './sweep.js';
 
 /** What the image subsystem hands over (structurally the same as src/image's PreparedImage). */
 export interface ContainerImage {
@@ -124,6 +125,11 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     }
     return fn(path);
   };
+  let swept: Promise<unknown> | undefined;
+  const sweepOnce = (runc: string): Promise<unknown> =>
+    (swept ??= sweepStale({ stateDir, runc, tools: getTools(), cgroups: detectCgroups() }).then((ids) => {
+      if (ids.length) opts.onWarning?.(`removed ${ids.length} container(s) left by a Warren process that ended abnormally: ${ids.join(', ')}`);
+    }));
   let runcFound: string | undefined;
   const resolveRunc = (image?: string): string => {
     // Found once; if it disappears later, spawning it fails and that is reported.
@@ -199,7 +205,8 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     const rootless = root ? undefined : { hostUid: uid, hostGid: gid };
     const inUid = c.asRoot || !root ? 0 : uid;
     const inGid = c.asRoot || !root ? 0 : gid;
-    const cid = `w-${sanitizeId(req.id)}-${randomBytes(4).toString('hex')}`;
+    // The owner's pid in the id lets a later runtime sweep what a crashed Warren left (sweep.ts).
+    const cid = `w-${process.pid}-${sanitizeId(req.id)}-${randomBytes(4).toString('hex')}`;
     const bundle = join(bundles, cid);
     try {
       mkdirSync(bundle);
@@ -247,7 +254,10 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
       if (wantLimits) {
         const tcg = new TaskCgroup(cg, cid);
         cgroup = tcg;
-        releases.push(async () => tcg.remove());
+        releases.push(async () => {
+          // Almost always gone at once; a killed job's last process can hold it briefly.
+          for (let i = 0; i < 20 && !tcg.remove(); i++) await new Promise((r) => setTimeout(r, 50));
+        });
         cgroupsPath = cgroup.containerPath;
         resources = {};
         if (req.cores !== undefined && req.cores > 0) resources.cores = req.cores;
@@ -395,6 +405,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
         try {
           runc = resolveRunc(req.container?.image);
           if ((process.getuid?.() ?? 0) !== 0) checkUserns();
+          await sweepOnce(runc);
           img = await loadImage(req);
           prep = await prepare(req, img, releases);
         } catch (e) {

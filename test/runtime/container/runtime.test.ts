@@ -3,14 +3,15 @@
 // input. The rootless case is in rootless.test.ts.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, symlinkSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createProcessRuntime, type ExitInfo, type LaunchRequest, type Runtime } from '../../../src/runtime/index.js';
 import { LocalAgent } from '../../../src/agent/index.js';
 import { createContainerRuntime, defaultContainerRuntime, type ContainerImage } from '../../../src/runtime/container/index.js';
 import { runtimeContract } from '../contract.js';
-import { sharedDir, tempDir } from '../../helpers.js';
+import { repoRoot, sharedDir, tempDir } from '../../helpers.js';
 import { emptyConfig, fakePrepare, makeBusyboxRootfs, makeSquashfs, mountsUnder } from './fixtures.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -478,6 +479,49 @@ describe('container runtime (runc, root)', { skip }, () => {
       assert.equal(info.reason, 'canceled');
       assert.ok(!existsSync(join(d.dir, 'ran')));
     } finally {
+      d.cleanup();
+    }
+  });
+
+  test('after a crash of Warren, the next runtime removes what it left (container, mounts, cgroups, bundle)', { timeout: 60_000 }, async () => {
+    const d = tempDir();
+    const crashState = join(d.dir, 'state');
+    const self = fileURLToPath(import.meta.url);
+    const child = self.replace(/runtime\.test\.(ts|js)$/, 'crash-child.$1');
+    const proc = spawn(process.execPath, [...(child.endsWith('.ts') ? ['--import', 'tsx'] : []), child, crashState, images['busybox.sqfs']!.path, d.dir], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let buf = '';
+        proc.stdout!.on('data', (b: Buffer) => {
+          buf += b.toString();
+          if (buf.includes('\n')) resolve(buf.trim());
+        });
+        proc.on('exit', (c) => reject(new Error(`child exited ${c}: ${buf}`)));
+      });
+      assert.match(line, /^started \d+$/);
+      const runcRoot = join(crashState, 'runc');
+      // `started` is runc's spawn; wait until runc has created the container.
+      for (let i = 0; i < 100 && !(existsSync(runcRoot) && readdirSync(runcRoot).length); i++) await new Promise((r) => setTimeout(r, 50));
+      const [cid] = readdirSync(runcRoot);
+      assert.ok(cid, 'container running');
+      proc.kill('SIGKILL');
+      await new Promise((r) => proc.on('exit', r));
+      // The crash left it all: a running container, mounts, a cgroup, the bundle.
+      assert.ok(mountsUnder(join(crashState, 'bundles')).length >= 2, 'loop mount and overlay still there');
+      assert.ok(readdirSync(join(crashState, 'bundles')).includes(cid!));
+      const warnings: string[] = [];
+      const next = createContainerRuntime({ stateDir: crashState, prepareImage: fakePrepare(images), onWarning: (w) => warnings.push(w) });
+      const info = await next.launch(req(d.dir, ['/bin/true'])).exited;
+      assert.equal(info.reason, 'exit');
+      assert.deepEqual(readdirSync(runcRoot), []);
+      assert.deepEqual(mountsUnder(crashState), []);
+      assert.deepEqual(readdirSync(join(crashState, 'bundles')), []);
+      assert.ok(!existsSync(`/sys/fs/cgroup/memory/warren/${cid}`));
+      assert.match(warnings.join('\n'), new RegExp(cid!));
+    } finally {
+      proc.kill('SIGKILL');
+      // If the sweep failed, do its job so the temp dir can go.
+      for (const m of mountsUnder(d.dir).reverse()) spawnSync('umount', ['-l', m]);
       d.cleanup();
     }
   });
