@@ -1,8 +1,10 @@
 // Layer application semantics (RootfsWriter) on real tar/gzip/zstd files, without a registry.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildLayer, RootfsWriter, type LayerEntry } from '../../../src/image/oci/index.js';
 import { tempDir } from '../../helpers.js';
 
@@ -147,4 +149,26 @@ describe('RootfsWriter', () => {
       t.cleanup();
     }
   });
+
+  const canDrop = process.getuid?.() === 0 && spawnSync('runuser', ['--help']).status === 0;
+  test(
+    'as a non-root user: read-only directories across layers, and prune can delete them',
+    { skip: canDrop ? false : 'needs root and runuser to run a child as nobody', timeout: 60_000 },
+    () => {
+      const t = tempDir('warren-nonroot-');
+      try {
+        chmodSync(t.dir, 0o777);
+        const here = fileURLToPath(import.meta.url);
+        const child = join(dirname(here), `nonroot-child${extname(here)}`);
+        const r = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, ...process.execArgv.filter((a) => !a.startsWith('--test')), child, t.dir], {
+          encoding: 'utf8',
+          env: { ...process.env, HOME: t.dir },
+        });
+        assert.equal(r.status, 0, r.stderr);
+        assert.deepEqual(JSON.parse(r.stdout), { uid: 65534, ro: ['g'], roMode: 0o555, listed: 1, pruned: 1, left: [] });
+      } finally {
+        t.cleanup();
+      }
+    },
+  );
 });
