@@ -10,6 +10,7 @@ const GROUPS: [commands: string[], load: Loader][] = [
   [['plan', 'site'], () => import('./commands/plan.js')],
   [['cache'], () => import('./commands/cache.js')],
   [['image', 'registry'], () => import('./commands/image.js')],
+  [['image', 'key'], () => import('./commands/sif.js')],
 ];
 
 /** Register the command groups `command` needs (all of them when it is not one of theirs). */
