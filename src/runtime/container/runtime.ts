@@ -56,7 +56,7 @@ export interface ContainerRuntimeOptions {
   prepareImage?: PrepareImageFn;
   /** Finds the system partition of a SIF file (src/image/sif). */
   sifPartition?: (path: string) => Promise<SquashfsLocation>;
-  /** Refuses an untrusted image by throwing (src/image/sif's checkImageTrust). */
+  /** Refuses an untrusted image by throwing (src/image/sif's checkImageTrust). Called once per image file (again if it changes); a refusal is not cached. */
   trust?: (image: ContainerImage) => Promise<void>;
   /** Where to look for runc, mount, squashfuse, unsquashfs (default: PATH plus sbin dirs). */
   toolPath?: string;
@@ -157,6 +157,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     }
     usernsChecked = true;
   };
+  const trusted = new Set<string>();
   /** Mount points found in an image directory (images are immutable once prepared). */
   const present = new Map<string, Set<string>>();
   const exists = (rootfs: string, dest: string): boolean => {
@@ -178,7 +179,21 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     }
     const prepare = await getPrepare();
     const img = await prepare(c.image, c.auth ? { auth: c.auth } : undefined);
-    if (opts.trust) await opts.trust(img);
+    if (opts.trust) {
+      // check() and launch() both come here: verify a given image file once (signature
+      // checks hash the whole SIF), again only when the file changed.
+      let key = `${img.uri}\0${img.path}`;
+      try {
+        const st = statSync(img.path);
+        key += `\0${st.size}\0${st.mtimeMs}\0${st.ino}`;
+      } catch {
+        /* reported when opening it */
+      }
+      if (!trusted.has(key)) {
+        await opts.trust(img);
+        trusted.add(key);
+      }
+    }
     return img;
   };
 

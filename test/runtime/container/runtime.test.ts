@@ -398,7 +398,12 @@ describe('container runtime (runc, root)', { skip }, () => {
       assert.equal(info.reason, 'spawn-error');
       assert.match(info.message ?? '', /SIF_UNTRUSTED.*not signed/);
       assert.ok(!existsSync(join(d.dir, 'ran')));
-      assert.deepEqual(seen, ['busybox', 'busybox']);
+      assert.deepEqual(seen, ['busybox', 'busybox'], 'a refused image is checked again each time');
+      const ok: string[] = [];
+      const trusting = createContainerRuntime({ stateDir, prepareImage: fakePrepare(images), trust: async (img) => void ok.push(img.uri) });
+      await trusting.check!(r);
+      assert.equal((await trusting.launch(r).exited).reason, 'exit');
+      assert.deepEqual(ok, ['busybox'], 'an accepted image is verified once, not again at launch');
     } finally {
       d.cleanup();
     }
