@@ -339,6 +339,37 @@ describe('container runtime (runc, root)', { skip }, () => {
     assert.deepEqual(mountsUnder(stateDir), []);
   });
 
+  test('a real SIF through the default wiring (src/image prepares it and finds its partition); damaged SIFs refused', { timeout: 30_000, skip: existsSync(REAL_SIF) ? false : `${REAL_SIF} missing (../shared)` }, async () => {
+    const real = createContainerRuntime({ stateDir });
+    const d = tempDir();
+    try {
+      const mk = (image: string) =>
+        req(d.dir, ['/bin/busybox', 'cat', '/hello.txt'], { mounts: [{ host: d.dir, target: d.dir, readOnly: false }, { host: '/bin/busybox', target: '/bin/busybox', readOnly: true }] }, { image });
+      const info = await real.launch(mk(REAL_SIF)).exited;
+      assert.equal(info.reason, 'exit', JSON.stringify(info));
+      assert.match(readFileSync(join(d.dir, 'out.log'), 'utf8'), /\S/);
+      // The squashfs inside a sound SIF is damaged: refused by the runtime's superblock check.
+      const bad = join(d.dir, 'bad-squashfs.sif');
+      const buf = readFileSync(REAL_SIF);
+      const sq = buf.indexOf('hsqs');
+      buf.writeUInt16LE(0xffff, sq + 20);
+      writeFileSync(bad, buf);
+      await assert.rejects(real.check!(mk(bad)), (e: Error & { code?: string }) => e.code === 'RUNTIME_IMAGE_CORRUPT' && e.message.includes(bad));
+      // A truncated SIF: the image subsystem's reader refuses it, naming the image.
+      const cut = join(d.dir, 'truncated.sif');
+      writeFileSync(cut, readFileSync(REAL_SIF).subarray(0, 6000));
+      const marker = join(d.dir, 'ran');
+      const t = await real.launch({ ...mk(cut), argv: ['/bin/busybox', 'touch', marker] }).exited;
+      assert.equal(t.reason, 'spawn-error');
+      assert.match(t.message ?? '', /truncated\.sif/);
+      assert.match(t.message ?? '', /hint/);
+      assert.ok(!existsSync(marker));
+    } finally {
+      d.cleanup();
+    }
+    assert.deepEqual(mountsUnder(stateDir), []);
+  });
+
   test('corrupt or truncated images: a clear error naming the image, nothing started', { timeout: 30_000 }, async () => {
     for (const image of ['corrupt.sqfs', 'truncated.sqfs', 'not-an-image']) {
       const d = tempDir();
