@@ -9,3 +9,5 @@ export type { CgroupInfo } from './cgroups.js';
 export { checkSquashfs, locateSquashfs } from './rootfs.js';
 export type { SquashfsLocation } from './rootfs.js';
 export { sweepStale } from './sweep.js';
+export { classifyExit } from './exit.js';
+export type { ExitFacts } from './exit.js';

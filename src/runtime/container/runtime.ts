@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
-import { WarrenError, EXIT, isWarrenError, formatBytes } from '../../common/index.js';
+import { WarrenError, EXIT, isWarrenError } from '../../common/index.js';
 import type { ExitInfo, LaunchRequest, RunningTask, Runtime } from '../types.js';
 import { buildOciSpec, cleanTarget, mergeEnv, mountpointsInRootfs, DEFAULT_SHM_BYTES, type OciSpec } from './spec.js';
 import { detectCgroups, TaskCgroup, type CgroupInfo } from './cgroups.js';
@@ -31,6 +31,7 @@ import {
   type SquashfsTools,
 } from './rootfs.js';
 import { discoverGpus } from './gpu.js';
+import { classifyExit } from './exit.js';
 import { sweepStale } from './sweep.js';
 
 /** What the image subsystem hands over (structurally the same as src/image's PreparedImage). */
@@ -87,7 +88,6 @@ function isUnder(path: string, dir: string): boolean {
 
 const NODE_NET_FILES = ['/etc/resolv.conf', '/etc/hosts'];
 
-const SIGNAL_NAMES: Record<number, string> = Object.fromEntries(Object.entries(osConstants.signals).map(([k, v]) => [v, k]));
 
 export function runcMissing(runc: string | undefined, image?: string): WarrenError {
   return new WarrenError('RUNTIME_RUNC_MISSING', `runc not found${runc ? ` at ${runc}` : ' on PATH or in /usr/sbin'}: cannot run ${image ? `image ${image}` : 'container jobs'} on this node`, {
@@ -462,39 +462,17 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
       };
 
       const interpret = (code: number | null, sig: NodeJS.Signals | null, p: Prepared): Omit<ExitInfo, 'durationMs'> => {
-        // runc returns the job's exit status, or 128+N when the job died of signal N.
         const status = code ?? (sig ? 128 + (osConstants.signals[sig] ?? 9) : 255);
-        const sigName = status > 128 && status < 128 + 65 ? (SIGNAL_NAMES[status - 128] ?? null) : null;
-        if (killReason) {
-          return {
-            exitCode: sigName ? null : status,
-            signal: sigName,
-            reason: killReason,
-            ...(killReason === 'timeout' ? { message: `killed after the ${req.timeoutSec}s timeout (policy.timeout.execute)` } : {}),
-          };
-        }
-        if (p.cgroup && req.memoryBytes !== undefined) {
-          const { oomKills, limitHits } = p.cgroup.oomCheck(req.memoryBytes);
-          const limit = formatBytes(req.memoryBytes);
-          const oom = p.cgroup.info.mode === 'v2' ? oomKills > 0 : oomKills > 0 || (limitHits > 0 && sigName === 'SIGKILL');
-          if (oom && status !== 0) {
-            return {
-              exitCode: sigName ? null : status,
-              signal: sigName,
-              reason: 'oom',
-              message: `out of memory: killed by the kernel for going over its ${limit} memory limit (resource.memory.size); raise the limit or use less memory`,
-            };
-          }
-          if ((oom || limitHits > 0) && status !== 0) {
-            return { exitCode: sigName ? null : status, signal: sigName, reason: sigName ? 'signal' : 'exit', message: `the job reached its ${limit} memory limit (a process may have been killed for being out of memory)` };
-          }
-        }
-        if (status !== 0) {
-          const failure = runcFailure(join(p.bundle, 'runc.log'));
-          if (failure) return { exitCode: null, signal: null, reason: 'spawn-error', message: `container ${p.cid} did not start: ${failure}` };
-        }
-        if (sigName) return { exitCode: null, signal: sigName, reason: 'signal' };
-        return { exitCode: status, signal: null, reason: 'exit' };
+        const mode = p.cgroup?.info.mode;
+        const memory = p.cgroup && req.memoryBytes !== undefined && (mode === 'v1' || mode === 'v2') ? { limitBytes: req.memoryBytes, mode, ...p.cgroup.oomCheck(req.memoryBytes) } : undefined;
+        return classifyExit({
+          status,
+          killReason,
+          ...(req.timeoutSec !== undefined ? { timeoutSec: req.timeoutSec } : {}),
+          ...(memory ? { memory } : {}),
+          runcError: () => runcFailure(join(p.bundle, 'runc.log')),
+          containerId: p.cid,
+        });
       };
 
       void start();
