@@ -5,7 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { WarrenError, EXIT } from '../common/index.js';
 import { ImageCache, defaultImageCacheDir } from './cache/index.js';
-import { readSif } from './sif/index.js';
+import { readSif, readImageConfig } from './sif/index.js';
 import { RegistryClient, formatPlatform, hasSifMagic, hostPlatform, parseImageRef, pullImage } from './oci/index.js';
 import type { ImageConfig, ImageRef, LocalImageRef, RegistryImageRef, Platform, PullProgress, PullStats, RegistryAuth } from './oci/index.js';
 
@@ -65,7 +65,8 @@ async function prepareLocal(ref: LocalImageRef): Promise<PreparedImage> {
   }
   // Structure check (header, descriptor table, objects inside the file): SIF_TRUNCATED / SIF_CORRUPT.
   readSif(ref.path, ref.path);
-  return { uri: ref.uri, kind: 'sif', path: ref.path, config };
+  // The image config (env, entrypoint, labels) that `warren image build` stores in the SIF.
+  return { uri: ref.uri, kind: 'sif', path: ref.path, config: readImageConfig(ref.path, ref.path) ?? config };
 }
 
 /**
@@ -97,7 +98,10 @@ export function prepareImage(uri: string, opts: PrepareOptions = {}): Promise<Pr
       ...(opts.parallel ? { parallel: opts.parallel } : {}),
       ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
     });
-    return { uri: regRef.uri, kind: r.kind, path: r.path, digest: r.digest, config: r.config, pull: r.stats };
+    // A SIF (oras://) built by Warren carries its image config (env, entrypoint, labels) inside.
+    const inner = r.kind === 'sif' ? readImageConfig(r.path, regRef.uri) : undefined;
+    const config = inner ? { ...inner, labels: { ...r.config.labels, ...inner.labels } } : r.config;
+    return { uri: regRef.uri, kind: r.kind, path: r.path, digest: r.digest, config, pull: r.stats };
   })();
   inflight.set(key, p);
   const clear = () => {
@@ -138,3 +142,7 @@ export type { CachedImage, PruneOptions, PruneResult, RemoveResult } from './cac
 // SIF images (read, build, sign, verify, encrypt, trust policy): src/image/sif, re-exported
 // so other subsystems import everything image-related from here.
 export * from './sif/index.js';
+
+// Signing keys and the node's key store ($WARREN_HOME/keys).
+export { KeyStore, defaultKeyDir, resolveKey, loadKeyFile } from './keys/index.js';
+export type { StoredKey } from './keys/index.js';

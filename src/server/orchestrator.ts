@@ -370,8 +370,20 @@ export class Orchestrator {
       memoryBytes: spec.resources.memoryBytes,
       cores: spec.resources.cores,
       mounts,
-      container: spec.image ? { image: spec.image.uri, hostname: spec.name } : undefined,
+      container: spec.image ? { image: spec.image.uri, hostname: spec.name, ...this.registryAuth(spec.image.secret) } : undefined,
     };
+  }
+
+  /** Registry credentials for `image.secret` (username/password or token). */
+  private registryAuth(secret: string | undefined): { auth?: { username: string; password: string } | { token: string } } {
+    if (!secret) return {};
+    const s = this.opts.data?.secrets?.(secret);
+    if (s?.token) return { auth: { token: s.token } };
+    if (s?.username !== undefined && s.password !== undefined) return { auth: { username: s.username, password: s.password } };
+    throw new WarrenError('RUN_SECRET_NOT_FOUND', `image secret ${secret} has no username/password or token`, {
+      hint: 'put {"username": ..., "password": ...} or {"token": ...} in $WARREN_HOME/secrets/NAME.json (see docs/data.md), or use `warren registry login`',
+      exitCode: 2,
+    });
   }
 
   /** Ingress of one volume, or the workflow's egress, run as a unit. */

@@ -58,7 +58,7 @@ const MULTINODE_KEYS = ['nodes', 'implementation'];
 const JOB_POLICY_KEYS = ['timeout', 'retry'];
 const TIMEOUT_KEYS = ['execute'];
 const RETRY_KEYS = ['attempts', 'backoff'];
-const WF_POLICY_KEYS = ['deadline', 'budget', 'timeout'];
+const WF_POLICY_KEYS = ['deadline', 'budget', 'timeout', 'require-signed', 'trusted-keys'];
 const VOLUME_KEYS = ['reference', 'ingress', 'egress'];
 const TRANSFER_KEYS = ['source', 'destination', 'sha256'];
 const ENDPOINT_KEYS = ['uri', 'secret'];
@@ -705,6 +705,22 @@ function readPolicy(r: Reader, v: unknown): WorkflowPolicy {
   if (o.timeout !== undefined) {
     const t = r.duration(o.timeout, ['policy', 'timeout'], true);
     if (t !== undefined) out.timeoutSec = t;
+  }
+  if (o['require-signed'] !== undefined) {
+    const b = r.bool(o['require-signed'], ['policy', 'require-signed']);
+    if (b !== undefined) out.requireSigned = b;
+  }
+  if (o['trusted-keys'] !== undefined) {
+    const v = o['trusted-keys'];
+    if (!Array.isArray(v)) r.typeError(['policy', 'trusted-keys'], 'a list of key fingerprints or public key files', v);
+    else {
+      const keys: string[] = [];
+      v.forEach((k, i) => {
+        const s = r.str(k, ['policy', 'trusted-keys', i]);
+        if (s !== undefined) keys.push(s);
+      });
+      out.trustedKeys = keys;
+    }
   }
   return out;
 }

@@ -96,7 +96,7 @@ function topLevel(dialect: 'v1' | 'v4'): object {
         ['reference'],
       ),
     },
-    policy: obj({ deadline: DURATION, budget: { type: 'number', minimum: 0 }, timeout: DURATION }),
+    policy: obj({ deadline: DURATION, budget: { type: 'number', minimum: 0 }, timeout: DURATION, 'require-signed': { type: 'boolean' }, 'trusted-keys': { type: 'array', items: { type: 'string', minLength: 1 } } }),
     jobs: { type: 'object', minProperties: 1, propertyNames: { pattern: NAME }, additionalProperties: job },
   };
   if (dialect === 'v4') {

@@ -31,6 +31,10 @@ export interface WorkflowPolicy {
   budget?: number;
   /** Whole-workflow timeout in seconds. */
   timeoutSec?: number;
+  /** Refuse images that are not signed by a trusted key (SIF signatures), before anything runs. */
+  requireSigned?: boolean;
+  /** Keys trusted for this workflow (fingerprints or public key files), in addition to the node's trusted keys. */
+  trustedKeys?: string[];
 }
 
 export type VolumeKind = 'ephemeral' | 'persistent';

@@ -2,7 +2,7 @@
 // (SQLite under $WARREN_HOME, an in-process orchestrator and local agent).
 
 import type { Command } from 'commander';
-import { createReadStream, existsSync, statSync, watch } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync, watch } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { EXIT, WarrenError, warrenHome } from '../../common/index.js';
@@ -11,7 +11,6 @@ import { LocalAgent } from '../../agent/index.js';
 import { createProcessRuntime, type Runtime } from '../../runtime/index.js';
 import { Orchestrator, PlanPlacement, logPaths, type OrchestratorOptions, type RunOptions } from '../../server/index.js';
 import { parsePlatform } from '../../scheduler/index.js';
-import { readFileSync } from 'node:fs';
 import { loadWorkflowFile, type Workflow } from '../../spec/index.js';
 import { openStore, type Store, type WorkflowRecord } from '../../store/index.js';
 import { RunView } from '../view.js';
@@ -22,13 +21,75 @@ interface CommonOpts {
   json?: boolean;
 }
 
-/** Hook for the container runtime: set by the CLI entry when one is available. */
-let containerRuntimeFactory: ((home: string) => Promise<Runtime | undefined>) | null = null;
-export function setContainerRuntimeFactory(f: (home: string) => Promise<Runtime | undefined>): void {
-  containerRuntimeFactory = f;
+/** The node's trust policy: $WARREN_HOME/policy.json, `{"require-signed": bool, "trusted-keys": [...]}`. */
+export function nodePolicy(home: string): { requireSigned: boolean; trustedKeys: string[] } {
+  const file = join(home, 'policy.json');
+  if (!existsSync(file)) return { requireSigned: false, trustedKeys: [] };
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new WarrenError('CLI_BAD_POLICY', `the node policy ${file} is not valid JSON: ${(e as Error).message}`, {
+      hint: 'write it as {"require-signed": true, "trusted-keys": ["FINGERPRINT"]}',
+      exitCode: 2,
+    });
+  }
+  const keys = v['trusted-keys'];
+  if ((v['require-signed'] !== undefined && typeof v['require-signed'] !== 'boolean') || (keys !== undefined && !(Array.isArray(keys) && keys.every((k) => typeof k === 'string')))) {
+    throw new WarrenError('CLI_BAD_POLICY', `the node policy ${file} has a wrong type: "require-signed" must be true or false, "trusted-keys" a list of strings`, {
+      hint: 'write it as {"require-signed": true, "trusted-keys": ["FINGERPRINT"]}',
+      exitCode: 2,
+    });
+  }
+  return { requireSigned: v['require-signed'] === true, trustedKeys: (keys as string[] | undefined) ?? [] };
 }
 
-async function openAll(o: CommonOpts): Promise<{ store: Store; orch: Orchestrator; home: string; agent: LocalAgent }> {
+/** The trusted keys for a workflow: the node's trusted keys and policy keys, plus the workflow's own. */
+async function trustPolicy(wf: Workflow | undefined, home: string): Promise<{ requireSigned: boolean; trustedKeys?: string[] }> {
+  const node = nodePolicy(home);
+  const requireSigned = node.requireSigned || wf?.policy.requireSigned === true;
+  const extra = [...node.trustedKeys, ...(wf?.policy.trustedKeys ?? [])];
+  if (extra.length === 0) return { requireSigned }; // the key store's trusted keys
+  const { KeyStore } = await import('../../image/index.js');
+  const stored = new KeyStore().list().filter((k) => k.trusted).map((k) => k.fingerprint);
+  return { requireSigned, trustedKeys: [...new Set([...stored, ...extra])] };
+}
+
+/** Pull (or find) every image the workflow names and check the trust policy, before anything runs. */
+async function prepareImages(wf: Workflow, home: string): Promise<void> {
+  const uris = [...new Set(Object.values(wf.jobs).flatMap((j) => (j.image ? [j.image.uri] : [])))];
+  if (uris.length === 0) return;
+  const { prepareImage, checkImageTrust } = await import('../../image/index.js');
+  const policy = await trustPolicy(wf, home);
+  for (const uri of uris) {
+    const img = await prepareImage(uri, { onProgress: undefined });
+    if (policy.requireSigned) {
+      try {
+        await checkImageTrust(img.path, { requireSigned: true, trustedKeys: policy.trustedKeys });
+      } catch (e) {
+        const err = e as WarrenError;
+        if (img.path !== uri && typeof err.message === 'string') err.message = `${uri}: ${err.message}`;
+        throw err;
+      }
+    }
+  }
+}
+
+/** runc-based container runtime, with the node's trust policy checked again at launch. */
+async function defaultContainerRuntimeFor(home: string): Promise<Runtime | undefined> {
+  const { defaultContainerRuntime } = await import('../../runtime/container/index.js');
+  const node = nodePolicy(home);
+  if (!node.requireSigned) return defaultContainerRuntime(home);
+  const { checkImageTrust } = await import('../../image/index.js');
+  const policy = await trustPolicy(undefined, home);
+  return defaultContainerRuntime(home, {
+    trust: async (img) => {
+      await checkImageTrust(img.path, { requireSigned: true, trustedKeys: policy.trustedKeys });
+    },
+  });
+}
+
+async function openAll(o: CommonOpts, wf?: Workflow): Promise<{ store: Store; orch: Orchestrator; home: string; agent: LocalAgent }> {
   const home = warrenHome();
   const store = await openStore(o.store);
   let cores: number | undefined;
@@ -36,9 +97,13 @@ async function openAll(o: CommonOpts): Promise<{ store: Store; orch: Orchestrato
     cores = Number(o.cores);
     if (!Number.isInteger(cores) || cores < 1) throw new WarrenError('CLI_BAD_OPTION', `--cores must be a whole number >= 1, not "${o.cores}"`, { exitCode: 2 });
   } else if (process.env.WARREN_CORES) cores = Number(process.env.WARREN_CORES);
-  const container = containerRuntimeFactory ? await containerRuntimeFactory(home) : undefined;
+  const needsContainers = wf === undefined || Object.values(wf.jobs).some((j) => j.image !== undefined);
+  const container = needsContainers ? await defaultContainerRuntimeFor(home) : undefined;
   const agent = new LocalAgent({ cores, process: createProcessRuntime(), container });
-  const orch = new Orchestrator({ store, agent, home, ...(await dataMover(home)) });
+  const mover = await dataMover(home);
+  // Registry credentials named by `image.secret` come from the same secrets as data transfers.
+  if (wf && Object.values(wf.jobs).some((j) => j.image?.secret)) mover.data = { secrets: (await import('../../data/index.js')).defaultSecretResolver(home) };
+  const orch = new Orchestrator({ store, agent, home, ...mover });
   return { store, orch, home, agent };
 }
 
@@ -176,8 +241,9 @@ export function register(program: Command): void {
         exitCode: 2,
       });
     }
-    const { store, orch } = o.platform !== undefined ? await openSites(o, wf, o.platform, options.simulate!) : await openAll(o);
+    const { store, orch } = o.platform !== undefined ? await openSites(o, wf, o.platform, options.simulate!) : await openAll(o, wf);
     try {
+      if (options.simulate === undefined) await prepareImages(wf, warrenHome());
       const rec = await orch.accept(wf, options);
       process.exitCode = await driveWithView(store, orch, rec, o.json === true);
     } finally {
