@@ -7,6 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeBusyboxRootfs } from '../runtime/container/fixtures.js';
+import { startRegistry } from '../image/oci/registry.js';
+import { pushBusybox } from '../image/oci/fixtures.js';
 import { tempDir, warrenBin } from '../helpers.js';
 
 interface Res { code: number | null; stdout: string; stderr: string }
@@ -70,6 +72,29 @@ jobs:
     const log = warren(['logs', out.id, 'inside']).stdout;
     assert.equal(log, `from-the-image pid=1 host=inside uid=${process.getuid!()}\n`);
     assert.equal(warren(['logs', out.id, 'after']).stdout, 'made\n');
+  });
+
+  test('a docker:// image is pulled from a registry (loopback) before the run, then runs with its config', { timeout: 120_000 }, async () => {
+    const reg = await startRegistry();
+    try {
+      const uri = `docker://${reg.host}/test/busybox:1`;
+      await pushBusybox(uri);
+      const f = join(t.dir, 'docker.yaml');
+      writeFileSync(f, `version: v1\njobs:\n  arch:\n    image: {uri: "${uri}"}\n    command: [/bin/sh, -c, 'cat /etc/arch; echo "test=$WARREN_TEST"']\n`);
+      const r = warren(['run', f, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.equal(warren(['logs', out.id, 'arch']).stdout, 'amd64\ntest=1\n');
+      assert.match(warren(['image', 'ls']).stdout, /test\/busybox/);
+      // unknown tag: a clear error before anything is accepted
+      const bad = join(t.dir, 'bad-tag.yaml');
+      writeFileSync(bad, `version: v1\njobs:\n  x:\n    image: {uri: "docker://${reg.host}/test/busybox:nope"}\n    command: [/bin/true]\n`);
+      const b = warren(['run', bad]);
+      assert.equal(b.code, 2, b.stderr);
+      assert.match(b.stderr, /error\[IMAGE_NOT_FOUND\].*busybox:nope/);
+    } finally {
+      await reg.stop();
+    }
   });
 
   test('a root file system directory works as an image too', { timeout: 120_000 }, () => {
