@@ -1,5 +1,5 @@
 // Core overhead benchmarks of `warren run`, each side by side with its baseline in the
-// same run (ratios, since machines are noisy). Run: `bash bench/core/run.sh`.
+// same run (ratios, since machines are noisy). Run: `bash bench/run.sh core [array|chain|rss|tools]`.
 //
 //   1. a task array of 5,000 no-op tasks at concurrency 2 vs a bare Node spawn loop of
 //      /bin/true at concurrency 2                                   target ratio <= 1.5

@@ -9,15 +9,14 @@
 // (cost / the fastest plan's), and the scale test (fastest, deadline and budget).
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadWorkflowFile } from '../../src/spec/index.js';
 import type { Workflow } from '../../src/spec/index.js';
 import { heft, lowerBound, parsePlatform, planWorkflow } from '../../src/scheduler/index.js';
 import type { Plan, Platform } from '../../src/scheduler/index.js';
 import { replicate } from './replicate.js';
+import { repoRoot } from '../../test/helpers.js';
 
-const here = fileURLToPath(new URL('.', import.meta.url));
-const root = resolve(here, '..', '..');
+const root = repoRoot; // works from bench/ (tsx) and dist/bench/ (compiled)
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => {
   const i = args.indexOf(name);

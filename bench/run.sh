@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One command per benchmark: set up, install the baselines it compares against, run it.
+#   bash bench/run.sh core|planner|spec|image-pull|sif-verify|container-start [args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name="${1:-}"; shift || true
+case "$name" in
+  core|planner|spec|image-pull|sif-verify|container-start) ;;
+  *) echo "usage: bash bench/run.sh core|planner|spec|image-pull|sif-verify|container-start [args...]" >&2; exit 2 ;;
+esac
+bash scripts/setup.sh
+need=()
+while read -r pkg _; do
+  [[ -z "$pkg" || "$pkg" == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done < bench/apt.txt
+if ((${#need[@]})); then
+  echo "bench: installing baselines: ${need[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+exec node "dist/bench/$name/run.js" "$@"
