@@ -3,3 +3,5 @@ export { WarrenError, EXIT, isWarrenError, toWarrenError } from './errors.js';
 export type { WarrenErrorOptions } from './errors.js';
 export { parseSize, parseDuration, parseBandwidth, formatBytes, formatDuration } from './units.js';
 export { warrenHome } from './paths.js';
+export { editDistance, didYouMean } from './suggest.js';
+export { pidAlive } from './process.js';

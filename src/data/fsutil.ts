@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants as FS, closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { chmod, link, mkdir, open, rename, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { pidAlive } from '../common/index.js';
 
 /** A fresh temporary name beside `path` (same directory, hence same file system). */
 export function tempBeside(path: string): string {
@@ -132,14 +133,6 @@ export async function placeFile(blob: string, dest: string, opts: CopyOptions = 
   return 'copy';
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 const inProcess = new Map<string, Promise<unknown>>();
 

@@ -12,7 +12,7 @@ import { parseDuration, parseSize } from '../common/index.js';
 import { didYouMean, suggestion } from './diagnostics.js';
 import { findCycles } from './graph.js';
 import { formatPath, setOwn } from './path.js';
-import { parseWithPositions, syntaxDiagnostics, type PositionedDoc } from './syntax.js';
+import { parseWithPositions, syntaxDiagnostics, unquoteKey as unquote, type PositionedDoc } from './syntax.js';
 import type {
   CpuAffinity,
   Dependency,
@@ -1083,17 +1083,6 @@ function chunkLocator(text: string): Locate {
   };
 }
 
-function unquote(k: string): string {
-  if (k.startsWith('"')) {
-    try {
-      return JSON.parse(k) as string;
-    } catch {
-      return k.slice(1, -1);
-    }
-  }
-  if (k.startsWith("'")) return k.slice(1, -1).replace(/''/g, "'");
-  return k;
-}
 
 function keyOf(n: unknown): string | undefined {
   if (!isScalar(n)) return undefined;

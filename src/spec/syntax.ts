@@ -80,7 +80,11 @@ export function syntaxDiagnostics(
 function keyTextAt(text: string, offset: number): string | undefined {
   const m = /^("(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[^:\n]*?)\s*:/.exec(text.slice(offset, offset + 500));
   if (!m) return undefined;
-  const k = m[1]!;
+  return unquoteKey(m[1]!);
+}
+
+/** A YAML key as written (plain, "double" or 'single' quoted) to its value. */
+export function unquoteKey(k: string): string {
   if (k.startsWith('"')) {
     try {
       return JSON.parse(k) as string;

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { WarrenError } from '../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import type { AttemptRecord, EventRecord, Store, WorkflowPatch, WorkflowRecord, WriteBatch } from './types.js';
+import { PATCH_COLUMNS } from './types.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS workflows (
@@ -26,15 +27,6 @@ CREATE TABLE IF NOT EXISTS job_history (job TEXT NOT NULL, ended_at BIGINT NOT N
 CREATE INDEX IF NOT EXISTS job_history_job ON job_history(job, ended_at);
 `;
 
-const PATCH_COLUMNS: Record<keyof WorkflowPatch, string> = {
-  status: 'status',
-  startedAt: 'started_at',
-  endedAt: 'ended_at',
-  runnerPid: 'runner_pid',
-  runnerHost: 'runner_host',
-  cancelRequested: 'cancel_requested',
-  options: 'options',
-};
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 

@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import { WarrenError } from '../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import type { AttemptRecord, EventRecord, Store, WorkflowPatch, WorkflowRecord, WriteBatch } from './types.js';
+import { PATCH_COLUMNS } from './types.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS workflows (
@@ -101,15 +102,6 @@ interface UnitRow {
   ended_at: number | null;
 }
 
-const PATCH_COLUMNS: Record<keyof WorkflowPatch, string> = {
-  status: 'status',
-  startedAt: 'started_at',
-  endedAt: 'ended_at',
-  runnerPid: 'runner_pid',
-  runnerHost: 'runner_host',
-  cancelRequested: 'cancel_requested',
-  options: 'options',
-};
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;

@@ -26,6 +26,17 @@ export interface WorkflowRecord {
 
 export type WorkflowPatch = Partial<Pick<WorkflowRecord, 'status' | 'startedAt' | 'endedAt' | 'runnerPid' | 'runnerHost' | 'cancelRequested' | 'options'>>;
 
+/** The column of each patchable field, in both stores' `workflows` table. */
+export const PATCH_COLUMNS: Record<keyof WorkflowPatch, string> = {
+  status: 'status',
+  startedAt: 'started_at',
+  endedAt: 'ended_at',
+  runnerPid: 'runner_pid',
+  runnerHost: 'runner_host',
+  cancelRequested: 'cancel_requested',
+  options: 'options',
+};
+
 export interface AttemptRecord {
   workflowId: string;
   key: string;

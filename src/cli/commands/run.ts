@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { createReadStream, existsSync, readFileSync, statSync, watch } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { EXIT, WarrenError, warrenHome } from '../../common/index.js';
+import { EXIT, WarrenError, warrenHome, pidAlive, didYouMean } from '../../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../../engine/index.js';
 import { LocalAgent } from '../../agent/index.js';
 import { createProcessRuntime, type Runtime } from '../../runtime/index.js';
@@ -265,7 +265,7 @@ export function register(program: Command): void {
         process.stderr.write(`workflow ${rec.id} already succeeded; nothing to do\n`);
         return;
       }
-      if (rec.status === 'running' && rec.runnerPid && rec.runnerHost === hostname() && alive(rec.runnerPid)) {
+      if (rec.status === 'running' && rec.runnerPid && rec.runnerHost === hostname() && pidAlive(rec.runnerPid)) {
         throw new WarrenError('RUN_STILL_RUNNING', `workflow ${rec.id} is still being run by process ${rec.runnerPid}`, {
           hint: `wait for it, or stop it first with \`warren cancel ${rec.id}\``,
           exitCode: 2,
@@ -407,13 +407,13 @@ export function register(program: Command): void {
         }
         await store.write({ workflows: [{ id: rec.id, patch: { cancelRequested: true } }] });
         // Embedded mode: the runner is a process on this host; a signal makes it react at once.
-        if (rec.runnerPid && rec.runnerHost === hostname() && alive(rec.runnerPid)) {
+        if (rec.runnerPid && rec.runnerHost === hostname() && pidAlive(rec.runnerPid)) {
           try {
             process.kill(rec.runnerPid, 'SIGTERM');
           } catch {
             /* it polls the store too */
           }
-        } else if (!rec.runnerPid || !alive(rec.runnerPid)) {
+        } else if (!rec.runnerPid || !pidAlive(rec.runnerPid)) {
           // Nobody drives it (its runner died): mark it canceled directly.
           await store.write({ workflows: [{ id: rec.id, patch: { status: 'canceled', endedAt: Date.now() } }] });
         }
@@ -439,32 +439,11 @@ export function register(program: Command): void {
 
 /** "did you mean" by edit distance, else the first few job names. */
 function jobHint(job: string, names: string[]): string {
-  const dist = (a: string, b: string): number => {
-    const d = Array.from({ length: b.length + 1 }, (_, i) => i);
-    for (let i = 1; i <= a.length; i++) {
-      let prev = d[0]!;
-      d[0] = i;
-      for (let j = 1; j <= b.length; j++) {
-        const tmp = d[j]!;
-        d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-        prev = tmp;
-      }
-    }
-    return d[b.length]!;
-  };
-  const best = names.map((n) => [n, dist(job, n)] as const).sort((a, b) => a[1] - b[1])[0];
-  if (best && best[1] <= Math.max(2, Math.floor(job.length / 3))) return `did you mean "${best[0]}"?`;
+  const best = didYouMean(job, names);
+  if (best !== undefined) return `did you mean "${best}"?`;
   return `its jobs: ${names.slice(0, 8).join(', ')}${names.length > 8 ? `, … (${names.length} in all; see \`warren status ID\`)` : ''}`;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 async function mustGet(store: Store, id: string): Promise<WorkflowRecord> {
   const rec = await store.getWorkflow(id);

@@ -26,7 +26,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WarrenError, EXIT, warrenHome } from '../../common/index.js';
+import { WarrenError, EXIT, warrenHome, pidAlive } from '../../common/index.js';
 import { parseImageRef } from '../oci/ref.js';
 import type { ImageConfig } from '../oci/types.js';
 
@@ -98,15 +98,6 @@ function hexOf(digest: string): string {
   return digest.startsWith('sha256:') ? digest.slice(7) : digest;
 }
 
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function duBytes(p: string): number {
   let st;

@@ -7,17 +7,10 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { TaskCgroup, type CgroupInfo } from './cgroups.js';
 import { run, type SquashfsTools } from './rootfs.js';
+import { pidAlive } from '../../common/index.js';
 
 const OWNED = /^w-(\d+)-/;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function unescapeMountPath(p: string): string {
   return p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
@@ -58,7 +51,7 @@ export async function sweepStale(opts: { stateDir: string; runc?: string; tools:
     const m = OWNED.exec(name);
     if (!m) continue;
     const pid = Number(m[1]);
-    if (pid !== process.pid && !alive(pid)) dead.add(name);
+    if (pid !== process.pid && !pidAlive(pid)) dead.add(name);
   }
   for (const cid of dead) {
     try {
