@@ -18,7 +18,9 @@ describe('SqliteStore', () => {
 describe('PgStore', () => {
   const admin = process.env.WARREN_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   const db = `warren_test_${uniq()}`;
-  const url = admin.replace(/\/[^/]*$/, `/${db}`);
+  const u = new URL(admin);
+  u.pathname = `/${db}`;
+  const url = u.toString();
   before(async () => {
     const c = new pg.Client({ connectionString: admin });
     await c.connect();
