@@ -31,8 +31,13 @@ if [[ ! -f $stamp || "$(cat $stamp)" != "$sum" ]]; then
   echo "$sum" > $stamp
 fi
 
-echo "setup: building" >&2
-npx tsc -p tsconfig.json
+# Build only when a source changed since the last build.
+build_stamp=dist/.build-stamp
+if [[ ! -f $build_stamp ]] || [[ -n "$(find src test bench tsconfig.json package.json -newer $build_stamp -print -quit 2>/dev/null)" ]]; then
+  echo "setup: building" >&2
+  npx tsc -p tsconfig.json
+  touch $build_stamp
+fi
 # The small process launcher of the process runtime (src/runtime/spawner.ts).
 mkdir -p dist/bin
 if [[ ! -x dist/bin/warren-spawn || src/runtime/spawner/warren-spawn.c -nt dist/bin/warren-spawn ]]; then
