@@ -2,3 +2,5 @@
 export { Engine, EGRESS_KEY, ingressKey, unitKey } from './engine.js';
 export { TERMINAL } from './types.js';
 export type { EngineAction, EngineEvent, EngineOptions, UnitKind, UnitSnapshot, UnitState, WorkflowStatus } from './types.js';
+export { explainWaiting } from './explain.js';
+export type { NodeCapacity } from './explain.js';

@@ -20,6 +20,8 @@ import type { DataOptions, EgressFn, IngressFn, TransferProgress } from '../data
 
 export interface RunOptions {
   failFast?: boolean;
+  /** Cores of the local agent when the run was accepted (shown by `warren status`). */
+  agentCores?: number;
   /** Replace every job's command by a sleep of its estimate × this factor (WfFormat replay). */
   simulate?: number;
 }
@@ -68,6 +70,11 @@ export class Orchestrator {
     this.store = opts.store;
     this.agent = opts.agent;
     this.home = opts.home;
+  }
+
+  /** Cores the local agent may use. */
+  get nodeCores(): number {
+    return this.agent.cores;
   }
 
   /** Check that this node can run every job at all; collects every problem before failing. */

@@ -281,6 +281,7 @@ jobs:
         const id = JSON.parse(warren(home, ['list', '--json']).stdout)[0].id;
         const before = JSON.parse(warren(home, ['status', id, '--json']).stdout);
         assert.equal(before.status, 'running');
+        assert.match(warren(home, ['status', id]).stdout, /its runner \(process \d+\) is gone \(crashed or killed\): `warren resume /);
         const r = warren(home, ['resume', id, '--json']);
         assert.equal(r.code, 0, r.stderr);
         const out = JSON.parse(r.stdout);

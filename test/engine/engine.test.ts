@@ -2,27 +2,10 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Engine, type EngineAction, type EngineEvent } from '../../src/engine/index.js';
-import type { JobSpec, Workflow, Dependency } from '../../src/spec/types.js';
+import type { Dependency, Workflow } from '../../src/spec/types.js';
+import { job, wf } from './builders.js';
 
-export function job(name: string, extra: Partial<JobSpec> = {}): JobSpec {
-  return {
-    name,
-    service: false,
-    command: ['true'],
-    args: [],
-    env: {},
-    mounts: [],
-    requires: [],
-    resources: { cores: 1, affinity: 'core', threads: false, memoryByCore: false, devices: {}, exclusive: false },
-    policy: { attempts: 1, backoffSec: 1 },
-    ...extra,
-  };
-}
 const req = (...names: string[]): Dependency[] => names.map((job) => ({ job, condition: 'succeeded' }));
-
-export function wf(jobs: JobSpec[], extra: Partial<Workflow> = {}): Workflow {
-  return { name: 't', dialect: 'v1', volumes: {}, jobs: Object.fromEntries(jobs.map((j) => [j.name, j])), policy: {}, ...extra };
-}
 
 /** Drive an engine with a scripted "agent": every launch runs and exits with `exit(key, attempt)`. */
 function simulate(

@@ -3,10 +3,10 @@
 
 import type { Command } from 'commander';
 import { createReadStream, existsSync, readFileSync, statSync, watch } from 'node:fs';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { join } from 'node:path';
 import { EXIT, WarrenError, warrenHome, pidAlive, didYouMean } from '../../common/index.js';
-import type { UnitSnapshot, WorkflowStatus } from '../../engine/index.js';
+import { explainWaiting, type UnitSnapshot, type WorkflowStatus } from '../../engine/index.js';
 import { LocalAgent } from '../../agent/index.js';
 import { createProcessRuntime, type Runtime } from '../../runtime/index.js';
 import { Orchestrator, PlanPlacement, logPaths, type OrchestratorOptions, type RunOptions } from '../../server/index.js';
@@ -244,7 +244,7 @@ export function register(program: Command): void {
     const { store, orch } = o.platform !== undefined ? await openSites(o, wf, o.platform, options.simulate!) : await openAll(o, wf);
     try {
       if (options.simulate === undefined) await prepareImages(wf, warrenHome());
-      const rec = await orch.accept(wf, options);
+      const rec = await orch.accept(wf, { ...options, agentCores: orch.nodeCores });
       process.exitCode = await driveWithView(store, orch, rec, o.json === true);
     } finally {
       await store.close();
@@ -319,6 +319,9 @@ export function register(program: Command): void {
           return;
         }
         process.stdout.write(`workflow ${rec.id} (${rec.name}) ${rec.status}\n  file: ${rec.file ?? '-'}\n  logs: ${join(rec.runDir, 'logs')}\n`);
+        const orphaned = rec.status === 'running' && (!rec.runnerPid || (rec.runnerHost === hostname() && !pidAlive(rec.runnerPid)));
+        if (orphaned) process.stdout.write(`  ! its runner${rec.runnerPid ? ` (process ${rec.runnerPid})` : ''} is gone (crashed or killed): \`warren resume ${rec.id}\` continues it\n`);
+        const waiting = rec.status === 'running' && !orphaned ? explainWaiting(rec.spec, units, { cores: Number(rec.options.agentCores) || availableParallelism() }) : new Map<string, string>();
         const byJob = new Map<string, UnitSnapshot[]>();
         for (const u of units) byJob.set(u.job, [...(byJob.get(u.job) ?? []), u]);
         for (const [job, us] of byJob) {
@@ -333,6 +336,8 @@ export function register(program: Command): void {
             for (const u of us) c[u.state] = (c[u.state] ?? 0) + 1;
             process.stdout.write(`  ${label.padEnd(24)} ${us.length} tasks: ${Object.entries(c).map(([s, n]) => `${n} ${s}`).join(', ')}\n`);
           }
+          const why = waiting.get(job);
+          if (why) process.stdout.write(`  ${''.padEnd(24)} waiting: ${why}\n`);
         }
         const events = (await store.events(rec.id)).filter((e) => e.level !== 'info').slice(-10);
         if (events.length) {
