@@ -7,7 +7,7 @@ import { WarrenError, EXIT } from '../common/index.js';
 import { ImageCache, defaultImageCacheDir } from './cache/index.js';
 import { readSif, readImageConfig } from './sif/index.js';
 import { RegistryClient, formatPlatform, hasSifMagic, hostPlatform, parseImageRef, pullImage } from './oci/index.js';
-import type { ImageConfig, ImageRef, LocalImageRef, RegistryImageRef, Platform, PullProgress, PullStats, RegistryAuth } from './oci/index.js';
+import type { ImageConfig, ImageRef, LocalImageRef, RegistryImageRef, Platform, PullOptions, PullStats, RegistryAuth } from './oci/index.js';
 
 export interface PreparedImage {
   uri: string;
@@ -21,20 +21,10 @@ export interface PreparedImage {
   pull?: PullStats;
 }
 
-export interface PrepareOptions {
+/** What `prepareImage` takes: the pull options, with the cache given as a directory. */
+export interface PrepareOptions extends Omit<PullOptions, 'cache' | 'baseUrl'> {
   /** Default `$WARREN_HOME/cache/images`. */
   cacheDir?: string;
-  /** Registry credentials (e.g. from a workflow secret); default: those of `warren registry login`. */
-  auth?: RegistryAuth;
-  /** Default: this node's platform. */
-  platform?: Platform;
-  /** `if-not-present` (default): a cached tag is used without any network request; `always`: re-resolve tags. */
-  policy?: 'if-not-present' | 'always';
-  onProgress?: (p: PullProgress) => void;
-  /** Parallel blob downloads (default 4). */
-  parallel?: number;
-  /** Extra attempts for a download that broke off (default 2). */
-  retries?: number;
 }
 
 const inflight = new Map<string, Promise<PreparedImage>>();
