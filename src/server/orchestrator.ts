@@ -78,14 +78,22 @@ export class Orchestrator {
   }
 
   /** Check that this node can run every job at all; collects every problem before failing. */
-  preflight(wf: Workflow): void {
+  preflight(wf: Workflow, simulate = false): void {
     const problems: WarrenError[] = [];
+    // Across sites a job needs one site that can hold it; on one node, that node.
+    const agents = this.opts.sites ? [...this.opts.sites.agents.values()] : [this.agent];
     for (const j of Object.values(wf.jobs)) {
-      try {
-        this.agent.checkFits(`job ${j.name}`, j.resources.cores, j.resources.memoryBytes ?? 0, j.image !== undefined);
-      } catch (e) {
-        problems.push(e as WarrenError);
+      let last: WarrenError | null = null;
+      for (const agent of agents) {
+        try {
+          agent.checkFits(`job ${j.name}`, j.resources.cores, j.resources.memoryBytes ?? 0, j.image !== undefined && !simulate);
+          last = null;
+          break;
+        } catch (e) {
+          last = e as WarrenError;
+        }
       }
+      if (last) problems.push(last);
     }
     if (problems.length === 1) throw problems[0]!;
     if (problems.length > 1) {
@@ -95,7 +103,7 @@ export class Orchestrator {
 
   /** Accept a workflow: write it and all its units to the store before anything runs. */
   async accept(wf: Workflow, options: RunOptions = {}): Promise<WorkflowRecord> {
-    this.preflight(wf);
+    this.preflight(wf, options.simulate !== undefined);
     const id = newWorkflowId();
     const runDir = join(this.home, 'runs', id);
     const rec: WorkflowRecord = {
@@ -323,7 +331,7 @@ export class Orchestrator {
   ): LaunchRequest {
     const runDir = rec.runDir;
     const mounts = spec.mounts.map((m) => ({ host: volumeDirs.get(m.volume)!, target: m.location, readOnly: m.readOnly }));
-    const container = spec.image !== undefined;
+    const container = spec.image !== undefined && options.simulate === undefined;
     let argv: string[];
     if (options.simulate !== undefined) {
       argv = ['sleep', String(Math.max(0, (spec.estimateSec ?? 0) * options.simulate))];
@@ -377,7 +385,8 @@ export class Orchestrator {
       memoryBytes: spec.resources.memoryBytes,
       cores: spec.resources.cores,
       mounts,
-      container: spec.image ? { image: spec.image.uri, hostname: spec.name, ...this.registryAuth(spec.image.secret) } : undefined,
+      // A simulated run replays estimates as host sleeps: no image is needed.
+      container: spec.image && container ? { image: spec.image.uri, hostname: spec.name, ...this.registryAuth(spec.image.secret) } : undefined,
     };
   }
 

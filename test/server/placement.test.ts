@@ -93,6 +93,35 @@ describe('plan placement', () => {
     }
   });
 
+  test('a replay runs jobs bigger than this machine, and image jobs as host sleeps', { timeout: 60_000 }, () => {
+    const t = tempDir();
+    try {
+      const f = join(t.dir, 'flow.yaml');
+      writeFileSync(
+        f,
+        `version: v1
+volumes:
+  d: {reference: volume://user/ephemeral}
+jobs:
+  wide:
+    command: [/bin/true]
+    estimate: 10s
+    resource: {cpu: {cores: 32}}
+  img:
+    image: {uri: docker://registry.invalid/never/pulled:1}
+    command: [/bin/true]
+    estimate: 5s
+    mounts: {d: {location: /data}}
+`,
+      );
+      const r = spawnSync('node', [warrenBin, 'run', f, '--simulate', '0.01', '--platform', join(repoRoot, 'examples', 'platform.yaml'), '--json'], { env: { ...process.env, WARREN_HOME: join(t.dir, 'h') }, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(JSON.parse(r.stdout).status, 'succeeded');
+    } finally {
+      t.cleanup();
+    }
+  });
+
   test('--platform without --simulate is refused with what to do', () => {
     const t = tempDir();
     try {
