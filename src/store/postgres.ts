@@ -5,7 +5,7 @@ import pg from 'pg';
 import { WarrenError } from '../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import type { AttemptRecord, EventRecord, Store, WorkflowPatch, WorkflowRecord, WriteBatch } from './types.js';
-import { PATCH_COLUMNS } from './types.js';
+import { PATCH_COLUMNS, ambiguousIdError } from './types.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS workflows (
@@ -95,12 +95,7 @@ export class PgStore implements Store {
     if (!idOrPrefix) return undefined;
     const like = idOrPrefix.replace(/[\\%_]/g, (m) => `\\${m}`) + '%';
     const rows = (await this.pool.query('SELECT * FROM workflows WHERE id LIKE $1 LIMIT 2', [like])).rows;
-    if (rows.length > 1) {
-      throw new WarrenError('STORE_AMBIGUOUS_ID', `"${idOrPrefix}" matches several workflows`, {
-        hint: 'type more characters of the id (see `warren list`)',
-        exitCode: 2,
-      });
-    }
+    if (rows.length > 1) throw ambiguousIdError(idOrPrefix);
     return rows[0] ? fromRow(rows[0]) : undefined;
   }
 

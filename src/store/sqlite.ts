@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { WarrenError } from '../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import type { AttemptRecord, EventRecord, Store, WorkflowPatch, WorkflowRecord, WriteBatch } from './types.js';
-import { PATCH_COLUMNS } from './types.js';
+import { PATCH_COLUMNS, ambiguousIdError } from './types.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS workflows (
@@ -170,12 +170,7 @@ export class SqliteStore implements Store {
     if (idOrPrefix.length === 0) return undefined;
     const upper = idOrPrefix.slice(0, -1) + String.fromCharCode(idOrPrefix.charCodeAt(idOrPrefix.length - 1) + 1);
     const rows = this.stmts.prefixWf.all(idOrPrefix, upper) as WfRow[];
-    if (rows.length > 1) {
-      throw new WarrenError('STORE_AMBIGUOUS_ID', `"${idOrPrefix}" matches several workflows`, {
-        hint: 'type more characters of the id (see `warren list`)',
-        exitCode: 2,
-      });
-    }
+    if (rows.length > 1) throw ambiguousIdError(idOrPrefix);
     return rows[0] ? fromRow(rows[0]) : undefined;
   }
 

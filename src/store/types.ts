@@ -3,6 +3,7 @@
 
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import type { Workflow } from '../spec/index.js';
+import { WarrenError } from '../common/index.js';
 
 export interface WorkflowRecord {
   id: string;
@@ -81,4 +82,12 @@ export interface Store {
   /** Past completed runs of a job with this name (for runtime estimates): durations in seconds, newest first. */
   jobHistory(jobName: string, limit?: number): Promise<number[]>;
   close(): Promise<void>;
+}
+
+/** The error both stores give when an id prefix matches several workflows. */
+export function ambiguousIdError(idOrPrefix: string): WarrenError {
+  return new WarrenError('STORE_AMBIGUOUS_ID', `"${idOrPrefix}" matches several workflows`, {
+    hint: 'type more characters of the id (see `warren list`)',
+    exitCode: 2,
+  });
 }

@@ -335,9 +335,7 @@ async function pullRootfs(
       createdAt: new Date().toISOString(),
       source: ref.uri,
     };
-    await writeFile(join(tmp, 'image.json'), JSON.stringify(rec, null, 2) + '\n');
-    cache.commitImage(tmp, r.digest);
-    return { digest: r.digest, kind: 'rootfs', path: cache.imagePath(rec), config: rec.config, stats };
+    return await commitRecord(cache, tmp, rec, stats);
   } catch (e) {
     await Promise.allSettled(downloads);
     await rm(tmp, { recursive: true, force: true });
@@ -380,9 +378,7 @@ async function pullSif(cache: ImageCache, r: Resolved, ref: RegistryImageRef, op
       createdAt: new Date().toISOString(),
       source: ref.uri,
     };
-    await writeFile(join(tmp, 'image.json'), JSON.stringify(rec, null, 2) + '\n');
-    cache.commitImage(tmp, r.digest);
-    return { digest: r.digest, kind: 'sif', path: cache.imagePath(rec), config: rec.config, stats };
+    return await commitRecord(cache, tmp, rec, stats);
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
@@ -407,4 +403,11 @@ export async function fetchImageBlobs(ref: RegistryImageRef, opts: PullOptions):
   } finally {
     await client.close();
   }
+}
+
+/** Write the image record beside the prepared content, move it into the cache atomically, and say where it is. */
+async function commitRecord(cache: ImageCache, tmp: string, rec: ImageRecord, stats: PullStats): Promise<PulledImage> {
+  await writeFile(join(tmp, 'image.json'), JSON.stringify(rec, null, 2) + '\n');
+  cache.commitImage(tmp, rec.digest);
+  return { digest: rec.digest, kind: rec.kind, path: cache.imagePath(rec), config: rec.config, stats };
 }

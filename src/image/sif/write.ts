@@ -187,6 +187,26 @@ function uuidBytes(id: string | undefined, deterministic: boolean | undefined): 
  * Write a new SIF at `out` with `objects` (ids 1, 2, ... in order). Written to a temporary file
  * beside `out` and renamed into place, so a failure leaves nothing half-written.
  */
+/** The descriptor of object `o` written at `off` (`n` bytes; padding starts at `padFrom`). */
+function objectDescriptor(o: ObjectInput, id: number, padFrom: number, off: number, n: number, time: number): Buffer {
+  const group = o.groupId ?? 1;
+  return encodeDescriptor({
+    dataType: o.dataType,
+    id,
+    rawGroupId: (GROUP_MASK | group) >>> 0,
+    rawLink: o.link ? (o.linkIsGroup ? (GROUP_MASK | o.link) >>> 0 : o.link) : 0,
+    offset: off,
+    size: n,
+    sizeWithPadding: off - padFrom + n,
+    createdAt: o.createdAt ?? time,
+    modifiedAt: o.createdAt ?? time,
+    uid: o.uid ?? 0,
+    gid: o.gid ?? 0,
+    ...(o.name !== undefined ? { name: o.name } : {}),
+    ...(o.extra ? { extra: o.extra } : {}),
+  });
+}
+
 export async function createSif(out: string, objects: ObjectInput[], opts: CreateOptions = {}): Promise<void> {
   const capacity = opts.capacity ?? Math.max(48, objects.length);
   if (objects.length > capacity) throw new Error(`too many objects (${objects.length}) for ${capacity} descriptors`);
@@ -205,23 +225,8 @@ export async function createSif(out: string, objects: ObjectInput[], opts: Creat
       const isPart = o.dataType === DataType.Partition;
       const off = nextAligned(pos, o.alignment ?? (isPart ? 4096 : 1));
       const n = await writeData(fh, off, o.data);
-      const group = o.groupId ?? 1;
       if (isPart && o.extra && o.extra.readInt32LE(4) === PartType.PrimSys) archCode = o.extra.subarray(8, 10).toString('latin1');
-      encodeDescriptor({
-        dataType: o.dataType,
-        id: i + 1,
-        rawGroupId: (GROUP_MASK | group) >>> 0,
-        rawLink: o.link ? (o.linkIsGroup ? (GROUP_MASK | o.link) >>> 0 : o.link) : 0,
-        offset: off,
-        size: n,
-        sizeWithPadding: off - pos + n,
-        createdAt: o.createdAt ?? t,
-        modifiedAt: o.createdAt ?? t,
-        uid: o.uid ?? 0,
-        gid: o.gid ?? 0,
-        ...(o.name !== undefined ? { name: o.name } : {}),
-        ...(o.extra ? { extra: o.extra } : {}),
-      }).copy(table, i * DESCRIPTOR_SIZE);
+      objectDescriptor(o, i + 1, pos, off, n, t).copy(table, i * DESCRIPTOR_SIZE);
       pos = off + n;
     }
     const launch = Buffer.alloc(LAUNCH_LEN);
@@ -291,22 +296,7 @@ export async function appendObject(path: string, o: ObjectInput, time: number, i
   }
   try {
     const n = await writeData(fh, off, o.data);
-    const group = o.groupId ?? 1;
-    const desc = encodeDescriptor({
-      dataType: o.dataType,
-      id,
-      rawGroupId: (GROUP_MASK | group) >>> 0,
-      rawLink: o.link ? (o.linkIsGroup ? (GROUP_MASK | o.link) >>> 0 : o.link) : 0,
-      offset: off,
-      size: n,
-      sizeWithPadding: off - end + n,
-      createdAt: o.createdAt ?? time,
-      modifiedAt: o.createdAt ?? time,
-      uid: o.uid ?? 0,
-      gid: o.gid ?? 0,
-      ...(o.name !== undefined ? { name: o.name } : {}),
-      ...(o.extra ? { extra: o.extra } : {}),
-    });
+    const desc = objectDescriptor(o, id, end, off, n, time);
     await fh.write(desc, 0, desc.length, img.header.descriptorsOffset + index * DESCRIPTOR_SIZE);
     const h = Buffer.from(img.header.raw);
     h.writeBigInt64LE(BigInt(time), 72);
