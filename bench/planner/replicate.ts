@@ -1,6 +1,6 @@
 // Larger workflows for the scale test: copies of a real instance with renamed jobs and files,
 // which keeps its real shape, runtimes and file sizes.
-import type { JobSpec, Workflow } from '../../src/spec/index.js';
+import type { JobSpec, Workflow } from '../../src/workflow/index.js';
 
 /** `copies` independent copies of `wf` in one workflow (jobs and files prefixed `rN.`). */
 export function replicate(wf: Workflow, copies: number): Workflow {

@@ -9,8 +9,8 @@
 // (cost / the fastest plan's), and the scale test (fastest, deadline and budget).
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadWorkflowFile } from '../../src/spec/index.js';
-import type { Workflow } from '../../src/spec/index.js';
+import { loadWorkflowFile } from '../../src/workflow/index.js';
+import type { Workflow } from '../../src/workflow/index.js';
 import { heft, lowerBound, parsePlatform, planWorkflow } from '../../src/scheduler/index.js';
 import type { Plan, Platform } from '../../src/scheduler/index.js';
 import { replicate } from './replicate.js';

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 type Loader = () => Promise<{ register(program: Command): void }>;
 
 const GROUPS: [commands: string[], load: Loader][] = [
-  [['validate', 'schema'], () => import('./commands/spec.js')],
+  [['validate', 'schema'], () => import('./commands/workflow.js')],
   [['plan', 'site'], () => import('./commands/plan.js')],
   [['cache'], () => import('./commands/cache.js')],
   [['image', 'registry'], () => import('./commands/image.js')],

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import type { TransferSpec } from '../spec/types.js';
+import type { TransferSpec } from '../workflow/types.js';
 import type { DataOptions, EgressFn, TransferResult } from './types.js';
 import { badUri, checksumMismatch, dataError, fsError } from './errors.js';
 import { copyToTemp, hashFile, syncDir } from './fsutil.js';

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { warrenHome } from '../common/index.js';
-import type { TransferSpec } from '../spec/types.js';
+import type { TransferSpec } from '../workflow/types.js';
 import type { DataOptions, IngressFn, TransferResult } from './types.js';
 import { DataCache, keyFor, type StoredEntry } from './cache.js';
 import { accessDenied, badUri, checksumMismatch, dataError, fsError, notFound, secretNotFound } from './errors.js';

@@ -1,6 +1,6 @@
 // Contract of the data subsystem: moving volume contents in (ingress) and out (egress).
 
-import type { TransferSpec } from '../spec/types.js';
+import type { TransferSpec } from '../workflow/types.js';
 
 export interface TransferProgress {
   uri: string;

@@ -8,7 +8,7 @@
 // between nodes with a condition. A node is released when all its incoming edges are
 // satisfied; it is doomed (its units skipped) as soon as one edge can never be.
 
-import type { Dependency, DependencyCondition, JobSpec, Workflow } from '../spec/types.js';
+import type { Dependency, DependencyCondition, JobSpec, Workflow } from '../workflow/types.js';
 import {
   TERMINAL,
   type EngineAction,

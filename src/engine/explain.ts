@@ -1,7 +1,7 @@
 // "Why is my job pending?": a pure explanation, from the workflow and its units' states,
 // of what each job that has not started is waiting for.
 
-import type { Workflow } from '../spec/types.js';
+import type { Workflow } from '../workflow/types.js';
 import type { UnitSnapshot } from './types.js';
 import { TERMINAL } from './types.js';
 

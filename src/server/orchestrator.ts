@@ -13,7 +13,7 @@ import { WarrenError } from '../common/index.js';
 import { Engine, type EngineAction, type UnitSnapshot, type WorkflowStatus } from '../engine/index.js';
 import type { LocalAgent } from '../agent/index.js';
 import type { ExitInfo, LaunchRequest } from '../runtime/index.js';
-import type { JobSpec, Workflow } from '../spec/index.js';
+import type { JobSpec, Workflow } from '../workflow/index.js';
 import { BatchWriter, type Store, type WorkflowRecord } from '../store/index.js';
 import type { Placement } from './placement.js';
 import type { DataOptions, EgressFn, IngressFn, TransferProgress } from '../data/index.js';

@@ -3,7 +3,7 @@
 // it for a new plan when a job's runtime strays from its estimate.
 
 import { replanWorkflow, planWorkflow, type Plan, type Platform, type PlanOptions, type JobProgress } from '../scheduler/index.js';
-import type { Workflow } from '../spec/index.js';
+import type { Workflow } from '../workflow/index.js';
 
 export interface Placement {
   /** Site of a job unit (`job` or `job[task]`). */

@@ -2,7 +2,7 @@
 // the shared contract suite in test/store/contract.ts.
 
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
-import type { Workflow } from '../spec/index.js';
+import type { Workflow } from '../workflow/index.js';
 import { WarrenError } from '../common/index.js';
 
 export interface WorkflowRecord {

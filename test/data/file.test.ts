@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { ingress, egress, DataCache, defaultSecretResolver, type DataOptions } from '../../src/data/index.js';
 import { register } from '../../src/cli/commands/cache.js';
-import type { TransferSpec } from '../../src/spec/types.js';
+import type { TransferSpec } from '../../src/workflow/types.js';
 import { tempDir } from '../helpers.js';
 import { bytes, sha256, startServer, type TestServer } from './httpserver.js';
 

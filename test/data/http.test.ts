@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ingress, egress, DataCache, type DataOptions, type TransferProgress } from '../../src/data/index.js';
-import type { TransferSpec } from '../../src/spec/types.js';
+import type { TransferSpec } from '../../src/workflow/types.js';
 import { tempDir } from '../helpers.js';
 import { bytes, closedPort, etagOf, sha256, startServer, type TestServer } from './httpserver.js';
 

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { ingress, egress, DataCache, s3Settings, type DataOptions } from '../../src/data/index.js';
-import type { TransferSpec } from '../../src/spec/types.js';
+import type { TransferSpec } from '../../src/workflow/types.js';
 import { tempDir } from '../helpers.js';
 import { bytes, sha256 } from './httpserver.js';
 

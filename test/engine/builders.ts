@@ -1,5 +1,5 @@
 // Builders of normalized workflows for engine tests.
-import type { JobSpec, Workflow } from '../../src/spec/types.js';
+import type { JobSpec, Workflow } from '../../src/workflow/types.js';
 
 export function job(name: string, extra: Partial<JobSpec> = {}): JobSpec {
   return {

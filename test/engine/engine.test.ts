@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Engine, type EngineAction, type EngineEvent } from '../../src/engine/index.js';
-import type { Dependency, Workflow } from '../../src/spec/types.js';
+import type { Dependency, Workflow } from '../../src/workflow/types.js';
 import { job, wf } from './builders.js';
 
 const req = (...names: string[]): Dependency[] => names.map((job) => ({ job, condition: 'succeeded' }));

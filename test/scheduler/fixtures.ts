@@ -1,5 +1,5 @@
 // Small builders for planner tests: workflows in the normalized model, written by hand.
-import type { JobSpec, Workflow } from '../../src/spec/index.js';
+import type { JobSpec, Workflow } from '../../src/workflow/index.js';
 
 export interface J {
   est?: number;

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { heft, lowerBound, parsePlatform, planWorkflow, replanWorkflow } from '../../src/scheduler/index.js';
 import { isWarrenError } from '../../src/common/index.js';
-import { parseWorkflowText } from '../../src/spec/index.js';
+import { parseWorkflowText } from '../../src/workflow/index.js';
 import { workflow } from './fixtures.js';
 
 const close = (a: number, b: number, what: string, eps = 1e-6): void => assert.ok(Math.abs(a - b) <= eps, `${what}: ${a} != ${b}`);

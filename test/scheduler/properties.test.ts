@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 import { heft, lowerBound, parsePlatform, planWorkflow, replanWorkflow } from '../../src/scheduler/index.js';
 import type { JobProgress } from '../../src/scheduler/index.js';
 import type { Plan, Platform } from '../../src/scheduler/index.js';
-import type { Workflow } from '../../src/spec/index.js';
+import type { Workflow } from '../../src/workflow/index.js';
 import { workflow, type J } from './fixtures.js';
 
 const EPS = 1e-6;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { PlanPlacement } from '../../src/server/index.js';
 import { parsePlatform } from '../../src/scheduler/index.js';
-import { parseWorkflowText } from '../../src/spec/index.js';
+import { parseWorkflowText } from '../../src/workflow/index.js';
 import { SqliteStore } from '../../src/store/index.js';
 import { tempDir, warrenBin, repoRoot, sharedDir } from '../helpers.js';
 

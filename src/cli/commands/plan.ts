@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { EXIT, WarrenError, formatBytes, formatDuration, parseDuration, parseSize, warrenHome } from '../../common/index.js';
-import { loadWorkflowFile } from '../../spec/index.js';
+import { loadWorkflowFile } from '../../workflow/index.js';
 import { parsePlatform, planWorkflow, platformToObject } from '../../scheduler/index.js';
 import type { Plan, PlanOptions, Platform } from '../../scheduler/index.js';
 import { commandGroup } from '../util.js';

@@ -11,7 +11,7 @@ import { LocalAgent } from '../../agent/index.js';
 import { createProcessRuntime, type Runtime } from '../../runtime/index.js';
 import { Orchestrator, PlanPlacement, logPaths, type OrchestratorOptions, type RunOptions } from '../../server/index.js';
 import { parsePlatform } from '../../scheduler/index.js';
-import { loadWorkflowFile, type Workflow } from '../../spec/index.js';
+import { loadWorkflowFile, type Workflow } from '../../workflow/index.js';
 import { openStore, type Store, type WorkflowRecord } from '../../store/index.js';
 import { RunView } from '../view.js';
 

@@ -3,7 +3,7 @@
 // and the filter stage that decides which offerings can run which job, with a reason for
 // every rejection. Pure.
 import { EXIT, WarrenError, formatBytes } from '../../common/index.js';
-import type { Workflow } from '../../spec/index.js';
+import type { Workflow } from '../../workflow/index.js';
 import { computeRoutes, dataSite } from '../platform.js';
 import type { Platform, Route } from '../platform.js';
 import type { PlanOptions } from '../types.js';

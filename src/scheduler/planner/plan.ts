@@ -13,7 +13,7 @@
 //
 // Pure: no I/O and no clock reads; deterministic (ties broken by name order).
 import { EXIT, WarrenError, formatBytes, formatDuration } from '../../common/index.js';
-import type { Workflow } from '../../spec/index.js';
+import type { Workflow } from '../../workflow/index.js';
 import type { Platform } from '../platform.js';
 import type { Objective, Plan, PlanOptions, PlannedJob } from '../types.js';
 import { buildModel } from './model.js';

@@ -3,7 +3,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadWorkflowFile, parseWorkflowText, type Diagnostic } from '../../src/spec/index.js';
+import { loadWorkflowFile, parseWorkflowText, type Diagnostic } from '../../src/workflow/index.js';
 import { isWarrenError, type WarrenError } from '../../src/common/index.js';
 import { tempDir } from '../helpers.js';
 

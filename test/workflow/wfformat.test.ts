@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fromWfFormat, loadWorkflowFile, parseWorkflowText, formatDiagnostic } from '../../src/spec/index.js';
+import { fromWfFormat, loadWorkflowFile, parseWorkflowText, formatDiagnostic } from '../../src/workflow/index.js';
 import { isWarrenError } from '../../src/common/index.js';
 import { sharedDir, tempDir } from '../helpers.js';
 

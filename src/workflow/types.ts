@@ -1,5 +1,5 @@
 // The normalized workflow model. Whatever the input dialect (Fuzzfile v1, v4, WfFormat
-// JSON), `src/spec` turns it into this shape; the engine, scheduler, data and runtime
+// JSON), `src/workflow` turns it into this shape; the engine, scheduler, data and runtime
 // subsystems only ever see this. All sizes are bytes, all durations seconds.
 
 export type Dialect = 'v1' | 'v4' | 'wfformat';

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { load } from 'js-yaml';
-import { formatDiagnostic, loadWorkflowFile, parseWorkflowText, workflowJsonSchema } from '../../src/spec/index.js';
+import { formatDiagnostic, loadWorkflowFile, parseWorkflowText, workflowJsonSchema } from '../../src/workflow/index.js';
 import { openStore } from '../../src/store/index.js';
 import { LocalAgent } from '../../src/agent/index.js';
 import { createProcessRuntime } from '../../src/runtime/index.js';

@@ -1,10 +1,10 @@
 // Workflow parsing speed: Warren's parseWorkflowText (parse + full validation + conversion)
 // against the baseline of only parsing the same YAML with the `yaml` package (parseDocument,
-// the usual way to get positioned nodes). Run: node --import tsx bench/spec/run.ts [--jobs 10000]
+// the usual way to get positioned nodes). Run: node --import tsx bench/workflow/run.ts [--jobs 10000]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
-import { parseWorkflowText } from '../../src/spec/index.js';
+import { parseWorkflowText } from '../../src/workflow/index.js';
 import { sharedDir } from '../../test/helpers.js';
 
 const arg = (name: string, def: number): number => {

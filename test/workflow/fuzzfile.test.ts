@@ -2,7 +2,7 @@
 // the normalized model for both dialects.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatDiagnostic, parseWorkflowText, type Workflow } from '../../src/spec/index.js';
+import { formatDiagnostic, parseWorkflowText, type Workflow } from '../../src/workflow/index.js';
 
 /** Parse `lines` as flow.yaml and compare the formatted diagnostics (in file order) with `expected`. */
 function expectDiagnostics(lines: string[], expected: string[]): void {

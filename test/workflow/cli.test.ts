@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { Ajv } from 'ajv';
-import { register } from '../../src/cli/commands/spec.js';
+import { register } from '../../src/cli/commands/workflow.js';
 import { repoRoot, sharedDir, tempDir } from '../helpers.js';
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -1,8 +1,8 @@
 // `warren validate FILE...` and `warren schema`: checking workflow files without running them.
 import type { Command } from 'commander';
 import { EXIT, toWarrenError } from '../../common/index.js';
-import { formatDiagnostic, parseWorkflowText, workflowJsonSchema, type Diagnostic } from '../../spec/index.js';
-import { readWorkflowText } from '../../spec/index.js';
+import { formatDiagnostic, parseWorkflowText, workflowJsonSchema, type Diagnostic } from '../../workflow/index.js';
+import { readWorkflowText } from '../../workflow/index.js';
 
 interface FileResult {
   file: string;
