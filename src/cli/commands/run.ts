@@ -44,67 +44,68 @@ export function nodePolicy(home: string): { requireSigned: boolean; trustedKeys:
   return { requireSigned: v['require-signed'] === true, trustedKeys: (keys as string[] | undefined) ?? [] };
 }
 
-/** The trusted keys for a workflow: the node's trusted keys and policy keys, plus the workflow's own. */
-async function trustPolicy(wf: Workflow | undefined, home: string): Promise<{ requireSigned: boolean; trustedKeys?: string[] }> {
-  const node = nodePolicy(home);
-  const requireSigned = node.requireSigned || wf?.policy.requireSigned === true;
-  const extra = [...node.trustedKeys, ...(wf?.policy.trustedKeys ?? [])];
-  if (extra.length === 0) return { requireSigned }; // the key store's trusted keys
-  const { KeyStore } = await import('../../image/index.js');
-  const stored = new KeyStore().list().filter((k) => k.trusted).map((k) => k.fingerprint);
-  return { requireSigned, trustedKeys: [...new Set([...stored, ...extra])] };
+type TrustGate = import('../../image/index.js').TrustGate;
+
+/** The trust gate of this run: the one rule (src/image effectiveTrustPolicy) for the node policy and the workflow's. */
+async function trustGate(wf: Workflow | undefined, home: string): Promise<TrustGate> {
+  const { TrustGate, effectiveTrustPolicy, KeyStore } = await import('../../image/index.js');
+  const policy = effectiveTrustPolicy(nodePolicy(home), wf?.policy, new KeyStore(join(home, 'keys')));
+  return new TrustGate(policy, { dir: join(home, 'cache', 'trusted-sif') });
 }
 
-/** Pull (or find) every image the workflow names and check the trust policy, before anything runs. */
-async function prepareImages(wf: Workflow, home: string): Promise<void> {
+/**
+ * Pull (or find) every image the workflow names and check the trust policy, before anything
+ * runs (and again at resume). Under a policy the verified copies are what the jobs will run.
+ */
+async function prepareImages(wf: Workflow, gate: TrustGate): Promise<void> {
   const uris = [...new Set(Object.values(wf.jobs).flatMap((j) => (j.image ? [j.image.uri] : [])))];
   if (uris.length === 0) return;
-  const { prepareImage, checkImageTrust } = await import('../../image/index.js');
-  const policy = await trustPolicy(wf, home);
+  const { prepareImage } = await import('../../image/index.js');
   for (const uri of uris) {
     const img = await prepareImage(uri, { onProgress: undefined });
-    if (policy.requireSigned) {
-      try {
-        await checkImageTrust(img.path, { requireSigned: true, trustedKeys: policy.trustedKeys });
-      } catch (e) {
-        const err = e as WarrenError;
-        if (img.path !== uri && typeof err.message === 'string') err.message = `${uri}: ${err.message}`;
-        throw err;
+    if (!gate.requireSigned) continue;
+    try {
+      await gate.admit(img);
+    } catch (e) {
+      const err = e as WarrenError;
+      if (typeof err.message === 'string' && !err.message.includes(uri)) err.message = `${uri}: ${err.message}`;
+      const ignored = (gate.policy as { ignoredWorkflowKeys?: string[] }).ignoredWorkflowKeys ?? [];
+      if (ignored.length && (err.code === 'IMAGE_UNTRUSTED_SIGNER' || err.code === 'IMAGE_UNSIGNED')) {
+        throw new WarrenError(err.code, err.message, {
+          hint: `the node policy ($WARREN_HOME/policy.json) requires signed images, so only keys the node trusts count; the workflow's trusted-keys (${ignored.join(', ')}) do not widen it: ask the administrator to trust the key (\`warren key import PUB.pem --trust\`, or the node policy's trusted-keys)`,
+          exitCode: err.exitCode,
+          ...(err.details ? { details: err.details } : {}),
+        });
       }
+      throw err;
     }
   }
 }
 
-/** runc-based container runtime, with the node's trust policy checked again at launch. */
-async function defaultContainerRuntimeFor(home: string): Promise<Runtime | undefined> {
+/** runc-based container runtime; under a trust policy every launch runs the verified copy (the gate). */
+async function defaultContainerRuntimeFor(home: string, gate: TrustGate): Promise<Runtime | undefined> {
   const { defaultContainerRuntime } = await import('../../runtime/container/index.js');
-  const node = nodePolicy(home);
-  if (!node.requireSigned) return defaultContainerRuntime(home);
-  const { checkImageTrust } = await import('../../image/index.js');
-  const policy = await trustPolicy(undefined, home);
-  return defaultContainerRuntime(home, {
-    trust: async (img) => {
-      await checkImageTrust(img.path, { requireSigned: true, trustedKeys: policy.trustedKeys });
-    },
-  });
+  if (!gate.requireSigned) return defaultContainerRuntime(home);
+  return defaultContainerRuntime(home, { trust: (img) => gate.admit(img) });
 }
 
-async function openAll(o: CommonOpts, wf?: Workflow): Promise<{ store: Store; orch: Orchestrator; home: string; agent: LocalAgent }> {
+async function openAll(o: CommonOpts, wf?: Workflow, opened?: Store): Promise<{ store: Store; orch: Orchestrator; home: string; agent: LocalAgent; gate: TrustGate }> {
   const home = warrenHome();
-  const store = await openStore(o.store);
+  const store = opened ?? (await openStore(o.store));
   let cores: number | undefined;
   if (o.cores !== undefined) {
     cores = Number(o.cores);
     if (!Number.isInteger(cores) || cores < 1) throw new WarrenError('CLI_BAD_OPTION', `--cores must be a whole number >= 1, not "${o.cores}"`, { exitCode: 2 });
   } else if (process.env.WARREN_CORES) cores = Number(process.env.WARREN_CORES);
   const needsContainers = wf === undefined || Object.values(wf.jobs).some((j) => j.image !== undefined);
-  const container = needsContainers ? await defaultContainerRuntimeFor(home) : undefined;
+  const gate = await trustGate(wf, home);
+  const container = needsContainers ? await defaultContainerRuntimeFor(home, gate) : undefined;
   const agent = new LocalAgent({ cores, process: createProcessRuntime(), container });
   const mover = await dataMover(home);
   // Registry credentials named by `image.secret` come from the same secrets as data transfers.
   if (wf && Object.values(wf.jobs).some((j) => j.image?.secret)) mover.data = { secrets: (await import('../../data/index.js')).defaultSecretResolver(home) };
   const orch = new Orchestrator({ store, agent, home, ...mover });
-  return { store, orch, home, agent };
+  return { store, orch, home, agent, gate };
 }
 
 /** The data mover (src/data), loaded on first use: it brings the S3 SDK. */
@@ -241,9 +242,10 @@ export function register(program: Command): void {
         exitCode: 2,
       });
     }
-    const { store, orch } = o.platform !== undefined ? await openSites(o, wf, o.platform, options.simulate!) : await openAll(o, wf);
+    const opened: { store: Store; orch: Orchestrator; gate?: TrustGate } = o.platform !== undefined ? await openSites(o, wf, o.platform, options.simulate!) : await openAll(o, wf);
+    const { store, orch } = opened;
     try {
-      if (options.simulate === undefined) await prepareImages(wf, warrenHome());
+      if (options.simulate === undefined) await prepareImages(wf, opened.gate ?? (await trustGate(wf, warrenHome())));
       const rec = await orch.accept(wf, { ...options, agentCores: orch.nodeCores });
       process.exitCode = await driveWithView(store, orch, rec, o.json === true);
     } finally {
@@ -258,9 +260,17 @@ export function register(program: Command): void {
       .argument('<id>', 'workflow id (or a unique prefix)')
       .option('--json', 'print one JSON result object at the end'),
   ).action(async (id: string, o: CommonOpts) => {
-    const { store, orch } = await openAll(o);
+    const st = await openStore(o.store);
+    let rec: WorkflowRecord;
     try {
-      const rec = await mustGet(store, id);
+      rec = await mustGet(st, id);
+    } catch (e) {
+      await st.close();
+      throw e;
+    }
+    // The stored workflow's own policy applies again, with the node's as it is now.
+    const { store, orch, gate } = await openAll(o, rec.spec, st);
+    try {
       if (rec.status === 'succeeded') {
         process.stderr.write(`workflow ${rec.id} already succeeded; nothing to do\n`);
         return;
@@ -271,6 +281,9 @@ export function register(program: Command): void {
           exitCode: 2,
         });
       }
+      // Check the images again (time of check = time of use): an image swapped since the run
+      // (or a policy tightened since) is refused before anything runs again.
+      await prepareImages(rec.spec, gate);
       await store.write({ workflows: [{ id: rec.id, patch: { status: 'running', cancelRequested: false } }] });
       process.exitCode = await driveWithView(store, orch, rec, o.json === true);
     } finally {

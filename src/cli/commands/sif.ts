@@ -77,7 +77,7 @@ function printReport(r: VerifyReport, store: KeyStore): void {
     process.stdout.write(`signature ${s.id} (${s.kind}) over group ${s.groupId}, objects ${s.objects.join(', ') || '-'}: ${state}\n`);
   }
   if (r.legacy) process.stdout.write('warning: legacy signatures only: the SIF header and descriptors are not protected\n');
-  if (r.ungroupedObjects.length) process.stdout.write(`note: objects ${r.ungroupedObjects.join(', ')} belong to no group and are not covered by signatures\n`);
+  if (r.uncoveredObjects.length) process.stdout.write(`${r.legacy ? 'warning' : 'error'}: objects ${r.uncoveredObjects.join(', ')} are not covered by any valid signature${r.legacy ? ' (a trust policy refuses this image)' : ''}\n`);
   if (r.verified) process.stdout.write(`image ${r.image} verified (signers: ${r.signers.join(', ')})\n`);
 }
 

@@ -140,7 +140,7 @@ export async function encryptSif(input: string, out: string, opts: EncryptOption
     throw new WarrenError('SIF_PASSPHRASE_MISSING', `image ${image}: the passphrase is empty`, { hint: 'set the environment variable named by --passphrase-env to a non-empty passphrase', exitCode: EXIT.usage });
   }
   const img = readSif(input, image);
-  const part = primaryPartition(img);
+  const part = primaryPartition(img, image);
   if (!part) throw sifError('SIF_NO_PARTITION', image, 'has no system partition to encrypt', 'build the image with `warren image build` first');
   if (part.partition!.fsType === FsType.EncryptedSquashfs || img.descriptors.some((d) => d.name === ENCRYPTION_OBJECT_NAME)) {
     throw sifError('SIF_ALREADY_ENCRYPTED', image, 'its system partition is already encrypted', 'decrypt it first, or use it as it is');

@@ -376,8 +376,22 @@ export function groupObjects(img: SifImage, groupId: number): SifDescriptor[] {
   return img.descriptors.filter((d) => d.groupId === groupId).sort((a, b) => a.id - b.id);
 }
 
-/** The primary system partition, else the first system partition, else undefined. */
-export function primaryPartition(img: SifImage): SifDescriptor | undefined {
-  const parts = img.descriptors.filter((d) => d.partition);
-  return parts.find((d) => d.partition!.partType === PartType.PrimSys) ?? parts.find((d) => d.partition!.partType === PartType.System);
+/**
+ * The primary system partition, chosen by Apptainer's rule (sylabs/sif `GetDescriptor(
+ * WithPartitionType(PartPrimSys))`): the one descriptor of type Partition whose partition type
+ * is primary system. No fallback to other system partitions. Two such descriptors are refused
+ * (SIF_PARTITION_AMBIGUOUS): which one runs must not depend on table order.
+ * Undefined when there is none.
+ */
+export function primaryPartition(img: SifImage, image = img.path): SifDescriptor | undefined {
+  const prim = img.descriptors.filter((d) => d.dataType === DataType.Partition && d.partition?.partType === PartType.PrimSys);
+  if (prim.length > 1) {
+    throw sifError(
+      'SIF_PARTITION_AMBIGUOUS',
+      image,
+      `has ${prim.length} primary system partitions (objects ${prim.map((d) => d.id).join(', ')}): which one to run is ambiguous`,
+      'an image has exactly one primary system partition; this one was built wrongly or tampered with: rebuild it (`warren image build`) or get the original again',
+    );
+  }
+  return prim[0];
 }

@@ -277,6 +277,13 @@ export interface VerifyReport {
   signatures: SignatureCheck[];
   /** Objects in no group (not covered by any group signature), signatures excluded. */
   ungroupedObjects: number[];
+  /**
+   * Objects (signatures excluded) that no verified signature by a given key covers: the
+   * ungrouped ones, and with legacy object signatures the other objects of the group. An image
+   * with DSSE/OpenPGP signatures and any uncovered object does not verify (SIF_UNCOVERED_OBJECT);
+   * the trust policy refuses any uncovered object, legacy images included.
+   */
+  uncoveredObjects: number[];
   /** Only legacy signatures were found (header and descriptors not protected). */
   legacy: boolean;
   /** The error that `verified: false` stands for. */
@@ -360,6 +367,7 @@ export async function verifySif(path: string, keys: LoadedKey[], opts: VerifyOpt
     groups,
     signatures: [],
     ungroupedObjects: img.descriptors.filter((d) => d.groupId === 0 && d.dataType !== DataType.Signature).map((d) => d.id),
+    uncoveredObjects: [],
     legacy: false,
   };
   const sigDescs = img.descriptors.filter((d) => d.dataType === DataType.Signature);
@@ -538,6 +546,19 @@ export async function verifySif(path: string, keys: LoadedKey[], opts: VerifyOpt
       }),
     );
   }
+  const covered = new Set<number>();
+  for (const s of report.signatures) if (s.ok) for (const o of s.objects) covered.add(o);
+  report.uncoveredObjects = img.descriptors.filter((d) => d.dataType !== DataType.Signature && !covered.has(d.id)).map((d) => d.id);
+  if (report.uncoveredObjects.length && !report.legacy) {
+    const first = img.descriptors.find((d) => d.id === report.uncoveredObjects[0])!;
+    return fail(
+      new WarrenError('SIF_UNCOVERED_OBJECT', `image ${image} failed verification: object${report.uncoveredObjects.length > 1 ? 's' : ''} ${report.uncoveredObjects.join(', ')} (first: ${describeObject(first)}) ${report.uncoveredObjects.length > 1 ? 'are' : 'is'} not covered by any valid signature`, {
+        hint: 'an object outside the signed groups may be what runs (e.g. an extra system partition): do not run this image; get the original, or sign the image again after checking every object (`warren image inspect IMAGE`)',
+        exitCode: 1,
+        details: { report: strip(report), objects: report.uncoveredObjects },
+      }),
+    );
+  }
   report.verified = true;
   return report;
   }
@@ -601,6 +622,11 @@ export async function verifySif(path: string, keys: LoadedKey[], opts: VerifyOpt
     }
     check.ok = true;
   }
+}
+
+function describeObject(d: SifDescriptor): string {
+  const where = d.groupId ? `in group ${d.groupId}` : 'in no group';
+  return `object ${d.id}, ${d.type}${d.partition ? ` ${d.partition.fs} ${d.partition.part} partition` : ''}, ${where}`;
 }
 
 function strip(r: VerifyReport): Omit<VerifyReport, 'error'> {

@@ -163,6 +163,8 @@ export async function mountSquashfs(opts: {
   extractDir: string;
   tools: SquashfsTools;
   root: boolean;
+  /** sha256 of `file` when it is an immutable verified copy: extractions are then keyed by content. */
+  contentDigest?: string;
 }): Promise<RootfsHandle> {
   const { file, loc, image, mountpoint, tools } = opts;
   const tried: string[] = [];
@@ -190,8 +192,10 @@ export async function mountSquashfs(opts: {
     tried.push(`squashfuse: ${r.stderr.trim() || `exit ${r.code}`}`);
   }
   if (tools.unsquashfs) {
+    // A verified image: keyed by its content. Otherwise by the file's identity (no trust claimed).
     const st = statSync(file);
-    const key = createHash('sha256').update(`${file}\n${st.size}\n${st.mtimeMs}\n${st.ino}\n${loc.offset}\n${loc.size}`).digest('hex').slice(0, 32);
+    const ident = opts.contentDigest ? `content\n${opts.contentDigest}` : `${file}\n${st.size}\n${st.mtimeMs}\n${st.ino}`;
+    const key = createHash('sha256').update(`${ident}\n${loc.offset}\n${loc.size}`).digest('hex').slice(0, 32);
     const dest = join(opts.extractDir, key);
     if (!existsSync(dest)) {
       mkdirSync(opts.extractDir, { recursive: true });

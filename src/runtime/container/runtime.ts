@@ -44,6 +44,8 @@ export interface ContainerImage {
   config: { env: string[]; entrypoint?: string[]; cmd?: string[]; workingDir?: string; user?: string; labels?: Record<string, string> };
   /** Where the squashfs is inside `path`, when the caller already knows. */
   partition?: SquashfsLocation;
+  /** sha256:<hex> of the file's bytes, when `path` is an immutable verified copy (the trust gate). */
+  contentDigest?: string;
 }
 
 export type PrepareImageFn = (uri: string, opts?: { auth?: unknown }) => Promise<ContainerImage>;
@@ -57,8 +59,12 @@ export interface ContainerRuntimeOptions {
   prepareImage?: PrepareImageFn;
   /** Finds the system partition of a SIF file (src/image/sif). */
   sifPartition?: (path: string) => Promise<SquashfsLocation>;
-  /** Refuses an untrusted image by throwing (src/image/sif's checkImageTrust). Called once per image file (again if it changes); a refusal is not cached. */
-  trust?: (image: ContainerImage) => Promise<void>;
+  /**
+   * Refuses an untrusted image by throwing, at check() and at every launch; may return the image
+   * to run instead (src/image's TrustGate.admit: the verified copy in the trusted store, with its
+   * partition), which is then what gets mounted.
+   */
+  trust?: (image: ContainerImage) => Promise<ContainerImage | void>;
   /** Where to look for runc, mount, squashfuse, unsquashfs (default: PATH plus sbin dirs). */
   toolPath?: string;
   /** Called with warnings (e.g. limits that cannot be enforced rootless). */
@@ -157,7 +163,6 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     }
     usernsChecked = true;
   };
-  const trusted = new Set<string>();
   /** Mount points found in an image directory (images are immutable once prepared). */
   const present = new Map<string, Set<string>>();
   const exists = (rootfs: string, dest: string): boolean => {
@@ -180,19 +185,11 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     const prepare = await getPrepare();
     const img = await prepare(c.image, c.auth ? { auth: c.auth } : undefined);
     if (opts.trust) {
-      // check() and launch() both come here: verify a given image file once (signature
-      // checks hash the whole SIF), again only when the file changed.
-      let key = `${img.uri}\0${img.path}`;
-      try {
-        const st = statSync(img.path);
-        key += `\0${st.size}\0${st.mtimeMs}\0${st.ino}`;
-      } catch {
-        /* reported when opening it */
-      }
-      if (!trusted.has(key)) {
-        await opts.trust(img);
-        trusted.add(key);
-      }
+      // check() and launch() both come here. The hook answers for the bytes that will be
+      // mounted: it may hand back another image (the verified, immutable copy) to use instead.
+      // Nothing is cached here by size, mtime or inode: the hook keys its results by content.
+      const pinned = await opts.trust(img);
+      if (pinned) return pinned;
     }
     return img;
   };
@@ -205,7 +202,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     }
     const loc = img.partition ?? (await locateSquashfs(img.path, img.uri, locateSif));
     checkSquashfs(img.path, loc, img.uri);
-    return mountSquashfs({ file: img.path, loc, image: img.uri, mountpoint: join(bundle, 'image'), extractDir: extracted, tools: getTools(), root });
+    return mountSquashfs({ file: img.path, loc, image: img.uri, ...(img.contentDigest ? { contentDigest: img.contentDigest } : {}), mountpoint: join(bundle, 'image'), extractDir: extracted, tools: getTools(), root });
   };
 
   const prepare = async (req: LaunchRequest, img: ContainerImage, releases: (() => Promise<void>)[]): Promise<Prepared> => {
