@@ -176,7 +176,7 @@ export class TrustGate {
   }
 
   /** The image to run: unchanged without a policy; else the verified copy (or a refusal). */
-  async admit<T extends GatedImage>(img: T): Promise<T & { signers?: string[]; contentDigest?: string }> {
+  async admit<T extends GatedImage>(img: T): Promise<T & { signers?: string[]; contentDigest?: string; partition?: { offset: number; size: number } }> {
     if (!this.policy.requireSigned) return img;
     const key = `${img.uri}\0${img.path}`;
     // One admission at a time per image (check() and launch() of many tasks).
@@ -194,7 +194,7 @@ export class TrustGate {
     }
   }
 
-  private async admitOnce<T extends GatedImage>(img: T, key: string): Promise<T & { signers?: string[]; contentDigest?: string }> {
+  private async admitOnce<T extends GatedImage>(img: T, key: string): Promise<T & { signers?: string[]; contentDigest?: string; partition?: { offset: number; size: number } }> {
     const known = this.pinned.get(key);
     if (known && this.store.intact(known.copy.path)) return { ...img, path: known.copy.path, contentDigest: known.copy.digest, partition: known.partition, signers: known.signers };
     refuseNonSif(img.path, img.uri);
