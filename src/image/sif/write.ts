@@ -281,6 +281,10 @@ export async function appendObject(path: string, o: ObjectInput, time: number, i
     throw sifError('SIF_CORRUPT', image, `object id ${id} is taken by another descriptor slot`, 'rebuild the image');
   }
   const end = img.header.dataOffset + img.header.dataSize;
+  // The header says where the data ends; a damaged one must not make us write far away.
+  if (img.header.dataOffset < img.header.descriptorsOffset + img.header.descriptorsSize || img.header.dataSize < 0 || end > img.fileSize || img.descriptors.some((d) => d.offset + d.size > end)) {
+    throw sifError('SIF_CORRUPT', image, `the header is damaged (data from ${img.header.dataOffset}, ${img.header.dataSize} bytes, in a ${img.fileSize}-byte file)`, 'the file is damaged or truncated: build or download the image again, then retry');
+  }
   const isPart = o.dataType === DataType.Partition;
   const off = nextAligned(end, o.alignment ?? (isPart ? 4096 : 1));
   // A file without any write permission is not changed, even by root (who could).
