@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, statSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers.js';
+import { startRegistry, registryAvailable } from '../oci/registry.js';
+import { prepareImage, pushSif } from '../../../src/image/index.js';
 import { ED_PUBLIC, makeSif, markerSquashfs, partition, rewritePartition, warrenIn, type Res } from './trust-fixtures.js';
 
 describe('warren run: what runs is what was verified', () => {
@@ -84,6 +86,31 @@ describe('warren run: what runs is what was verified', () => {
     assert.doesNotMatch(logOf(id, 'second'), /forged/);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(logOf(id, 'second'), 'signed\n');
+  });
+
+  test('workflow require-signed: the cached image.sif of an oras:// pull swapped during the run does not run', { timeout: 120_000 }, async (t) => {
+    if (!registryAvailable()) {
+      t.skip('docker-registry is not installed (scripts/apt)');
+      return;
+    }
+    noNodePolicy();
+    const reg = await startRegistry();
+    try {
+      const uri = `oras://${reg.host}/sifs/signed:1`;
+      await pushSif(uri, signed);
+      // Pull it into the node's cache as the run will, to know where the cached copy lies.
+      const cached = (await prepareImage(uri, { cacheDir: join(home, 'cache', 'images') })).path;
+      const job = (name: string, requires?: string): string => `  ${name}:\n    image: {uri: "${uri}"}\n    command: [/bin/cat, /marker]\n${requires ? `    requires: [${requires}]\n` : ''}`;
+      const body = job('first') + `  swap:\n    command: [/bin/cp, -f, "${unsigned}", "${cached}"]\n    requires: [first]\n` + job('second', 'swap');
+      const r = warren(['run', flow(body, wfPolicy), '--json']);
+      const id = idOf(r);
+      assert.equal(logOf(id, 'first'), 'signed\n');
+      assert.doesNotMatch(logOf(id, 'second'), /forged/);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(logOf(id, 'second'), 'signed\n');
+    } finally {
+      await reg.stop();
+    }
   });
 
   test('warren resume checks the policy again: an image swapped before the resume is refused, the original resumes', { timeout: 120_000 }, () => {
