@@ -434,7 +434,40 @@ describe('container runtime (runc, root)', { skip }, () => {
       const trusting = createContainerRuntime({ stateDir, prepareImage: fakePrepare(images), trust: async (img) => void ok.push(img.uri) });
       await trusting.check!(r);
       assert.equal((await trusting.launch(r).exited).reason, 'exit');
-      assert.deepEqual(ok, ['busybox'], 'an accepted image is verified once, not again at launch');
+      assert.deepEqual(ok, ['busybox', 'busybox'], 'the hook answers at check() and at launch: the runtime caches no trust result (by size, mtime, inode or anything)');
+    } finally {
+      d.cleanup();
+    }
+  });
+
+  test('the image the trust hook hands back (the verified copy) is what gets mounted, at the partition it names', { timeout: 60_000 }, async () => {
+    const d = tempDir();
+    try {
+      // The job names one file; the hook answers with another (as the trust gate answers with its
+      // verified copy): only the second may be mounted.
+      const named = makeBusyboxRootfs(join(d.dir, 'named'));
+      writeFileSync(join(named, 'marker'), 'named\n');
+      const pinned = makeBusyboxRootfs(join(d.dir, 'pinned'));
+      writeFileSync(join(pinned, 'marker'), 'pinned\n');
+      const a = makeSquashfs(named, join(d.dir, 'named.img'));
+      const b = makeSquashfs(pinned, join(d.dir, 'pinned.img'), 8192);
+      const calls: string[] = [];
+      const gated = createContainerRuntime({
+        stateDir,
+        prepareImage: fakePrepare({ img: { kind: 'sif', path: a.file, config: emptyConfig() } }),
+        trust: async (img) => {
+          calls.push(img.path);
+          return { ...img, path: b.file, partition: { offset: b.offset, size: b.size }, contentDigest: 'sha256:' + 'ab'.repeat(32) };
+        },
+      });
+      const out = join(d.dir, 'out.txt');
+      for (let i = 0; i < 2; i++) {
+        const r: LaunchRequest = { ...req(d.dir, ['/bin/cat', '/marker']), container: { image: 'img' }, stdoutPath: out, stderrPath: out };
+        const info = await gated.launch(r).exited;
+        assert.equal(info.reason, 'exit', info.message);
+      }
+      assert.equal(readFileSync(out, 'utf8'), 'pinned\npinned\n');
+      assert.deepEqual(calls, [a.file, a.file], 'asked at every launch');
     } finally {
       d.cleanup();
     }
