@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { tempDir } from '../../helpers.js';
 import { startRegistry, registryAvailable } from '../oci/registry.js';
 import { prepareImage, pushSif } from '../../../src/image/index.js';
-import { ED_PUBLIC, makeSif, markerSquashfs, partition, rewritePartition, warrenIn, type Res } from './trust-fixtures.js';
+import { ED_PUBLIC, makeSif, markerSquashfs, partition, rewriteTarget, warrenIn, type Res } from './trust-fixtures.js';
 
 describe('warren run: what runs is what was verified', () => {
   const t = tempDir('warren-run-trust-');
@@ -135,7 +135,7 @@ describe('warren run: what runs is what was verified', () => {
 
   test('node require-signed: a same-size rewrite in place with the mtime restored does not run; a later run refuses the image', { timeout: 120_000 }, () => {
     const v = victim();
-    const { offset, size } = rewritePartition(v, bad);
+    const { offset, size } = rewriteTarget(v, bad);
     const st0 = statSync(v);
     // Rewrite the partition with the forged squashfs (same size), then put the mtime back.
     const rewrite = `touch -r "${v}" "${v}.stamp" && dd if="${bad}" of="${v}" bs=65536 oflag=seek_bytes seek=${offset} conv=notrunc status=none && touch -r "${v}.stamp" "${v}"`;

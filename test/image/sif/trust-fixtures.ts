@@ -37,8 +37,8 @@ export async function makeSif(out: string, objects: ObjectInput[], sign = true):
   return out;
 }
 
-/** A signed SIF of `good`'s squashfs; its partition bytes rewritten in place with `bad`'s (same size). */
-export function rewritePartition(sif: string, badSqfs: string): { offset: number; size: number } {
+/** Where `badSqfs` goes to rewrite `sif`'s partition in place (it must have the same size). */
+export function rewriteTarget(sif: string, badSqfs: string): { offset: number; size: number } {
   const p = findPrimaryPartition(sif);
   const bytes = readFileSync(badSqfs);
   if (bytes.length !== p.size) throw new Error(`squashfs sizes differ (${bytes.length} vs ${p.size}): cannot rewrite in place`);
