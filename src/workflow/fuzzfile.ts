@@ -212,11 +212,11 @@ class Reader {
   int(v: unknown, path: Seg[], min: number, max = MAX_COUNT): number | undefined {
     if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
     const range = `an integer from ${fmtInt(min)} to ${fmtInt(max)}`;
-    const hint = 'see the limits in docs/workflow-format.md#limits';
+    const hint = `write a whole number from ${fmtInt(min)} to ${fmtInt(max)} in decimal digits (limits: docs/workflow-format.md#limits)`;
     if (typeof v === 'number' && Number.isInteger(v)) this.error(path, `${v} is out of range: expected ${range}`, hint);
     else if (typeof v === 'string' && /^\s*[-+]?[0-9][0-9_]*\s*$/.test(v)) this.error(path, `${v.trim()} is out of range: expected ${range}`, hint);
-    else if (typeof v === 'string' && /^\s*[-+]?0[xXoObB][0-9a-fA-F_]+\s*$/.test(v)) this.error(path, `expected ${range} in decimal, got "${v}"`, 'write integers in decimal digits (e.g. 16, not 0x10)');
-    else this.error(path, `expected ${range}, got ${describe(v)}`);
+    else if (typeof v === 'string' && /^\s*[-+]?0[xXoObB][0-9a-fA-F_]+\s*$/.test(v)) this.error(path, `expected ${range} in decimal, got "${v}"`, `${hint}: e.g. 16, not 0x10`);
+    else this.error(path, `expected ${range}, got ${describe(v)}`, hint);
     return undefined;
   }
 
