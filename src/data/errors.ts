@@ -49,6 +49,29 @@ export function transferFailed(uri: string, reason: string, attempts: number, ca
     { cause, details: { uri, reason, attempts } });
 }
 
+export function stalled(uri: string, reason: string, attempts: number): WarrenError {
+  return dataError('DATA_STALLED', `transfer of ${uri} stalled on all ${attempts} attempt${attempts === 1 ? '' : 's'}: ${reason}`,
+    'the server sends (almost) nothing: check it, or raise the stall timeout (WARREN_DATA_STALL_TIMEOUT, e.g. 5m); a partial download resumes',
+    { details: { uri, reason, attempts } });
+}
+
+/** A body longer than the limit: the workflow's `size:` or the largest download accepted. */
+export function tooLarge(uri: string, limit: { bytes: number; fromSize: boolean }, got: { bytes: number; declared: boolean }): WarrenError {
+  const what = limit.fromSize ? `the size the workflow gives (size: ${limit.bytes} bytes)` : `the download limit of ${limit.bytes} bytes`;
+  const seen = got.declared ? `its size is ${got.bytes} bytes` : `more than ${limit.bytes} bytes arrived`;
+  return dataError('DATA_TOO_LARGE', `${uri} is larger than ${what}: ${seen}; nothing was kept`,
+    limit.fromSize
+      ? 'fix the `size:` of the transfer in the workflow, or the source if it is not what you expect'
+      : 'raise the limit (WARREN_DATA_MAX_SIZE, e.g. 500GiB) if this download is expected to be that large, or check the URL',
+    { details: { uri, limit: limit.bytes, got: got.bytes, declared: got.declared, fromSize: limit.fromSize } });
+}
+
+export function sizeMismatch(uri: string, expected: number, actual: number): WarrenError {
+  return dataError('DATA_SIZE_MISMATCH', `${uri} has ${actual} bytes, but the workflow gives size: ${expected}; nothing was kept`,
+    'fix the `size:` of the transfer in the workflow, or the source if it was truncated',
+    { details: { uri, expected, actual } });
+}
+
 export function unreachable(uri: string, host: string, reason: string, cause?: unknown): WarrenError {
   return dataError('DATA_UNREACHABLE', `cannot reach ${host} for ${uri}: ${reason}`,
     'check the host name and port, that the server is running, and that this machine can reach it (proxy, firewall)',

@@ -1,10 +1,12 @@
 // File system helpers: atomic placement (temp name in the same directory, fsync, rename),
 // hard link with copy fallback, streamed hashing, and a cross-process lock file.
 import { createHash, randomBytes } from 'node:crypto';
-import { constants as FS, closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { constants as FS, closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { chmod, link, mkdir, open, rename, rm, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { pidAlive } from '../common/index.js';
+import type { LockWait } from './types.js';
 
 /** A fresh temporary name beside `path` (same directory, hence same file system). */
 export function tempBeside(path: string): string {
@@ -135,10 +137,92 @@ export async function placeFile(blob: string, dest: string, opts: CopyOptions = 
 
 
 const inProcess = new Map<string, Promise<unknown>>();
+/** Lock files this process holds now (absolute paths). */
+const held = new Set<string>();
 
-/** Run `fn` holding an exclusive lock on `lockPath` (in this process and across processes;
- *  a lock left by a dead process is taken over). */
-export async function withLock<T>(lockPath: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+/** Who holds a lock: pid, the process's start time (/proc/PID/stat field 22, clock ticks
+ *  since boot: a reused pid has another) and the host name. */
+export interface LockOwner {
+  pid: number;
+  start: number | null;
+  host: string;
+}
+
+/** Start time of process `pid` (field 22 of /proc/PID/stat), or null when it is gone or unknown. */
+export function processStartTicks(pid: number | 'self'): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Field 2 (the command) is in parentheses and may hold spaces and parentheses itself.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const v = Number(rest[19]); // fields 3.. start at index 0: field 22 is index 19
+    return Number.isSafeInteger(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+let me: LockOwner | undefined;
+function self(): LockOwner {
+  me ??= { pid: process.pid, start: processStartTicks('self'), host: hostname() };
+  return me;
+}
+
+/** The owner recorded in a lock file: JSON {pid, start, host}, or a bare pid (older Warren). */
+export function parseLockOwner(text: string): LockOwner | undefined {
+  const t = text.trim();
+  if (/^\d+$/.test(t)) return { pid: Number(t), start: null, host: '' };
+  try {
+    const o = JSON.parse(t) as Partial<LockOwner>;
+    if (typeof o.pid !== 'number' || !Number.isSafeInteger(o.pid) || o.pid <= 0) return undefined;
+    return { pid: o.pid, start: typeof o.start === 'number' ? o.start : null, host: typeof o.host === 'string' ? o.host : '' };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Boot time in ms since the epoch (/proc/stat btime), for turning start ticks into a date. */
+function bootTimeMs(): number | null {
+  try {
+    const m = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'latin1'));
+    return m ? Number(m[1]) * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+const CLK_TCK = 100; // USER_HZ: 100 on every Linux architecture Node runs on
+
+/**
+ * Whether the lock's owner is certainly gone: its pid is dead, or it is alive but is another
+ * process (its start time differs from the recorded one; for a bare-pid lock, it started
+ * after the lock file was written). Locks of other hosts (a cache on a shared file system)
+ * cannot be checked from here and are never stale. `mtimeMs`: the lock file's.
+ */
+export function lockIsStale(owner: LockOwner | undefined, mtimeMs: number, now = Date.now(), lockPath?: string): boolean {
+  if (!owner) return now - mtimeMs > 10_000; // empty or garbled: its writer died between create and write
+  const mine = self();
+  if (owner.host !== '' && owner.host !== mine.host) return false;
+  // This process: leaked (this process holds no such lock now), else held by another path spelling.
+  if (owner.pid === mine.pid && (owner.start === null || owner.start === mine.start)) return lockPath !== undefined && !held.has(resolve(lockPath));
+  if (!pidAlive(owner.pid)) return true;
+  const start = processStartTicks(owner.pid);
+  if (start === null) return false;
+  if (owner.start !== null) return start !== owner.start;
+  const boot = bootTimeMs();
+  return boot !== null && boot + (start * 1000) / CLK_TCK > mtimeMs + 2000;
+}
+
+export interface LockOptions {
+  signal?: AbortSignal | undefined;
+  /** Told about a wait for another process's lock after `reportAfterMs`, then every 5 s (at most). */
+  onWait?: (w: LockWait) => void;
+  reportAfterMs?: number;
+}
+
+/** Run `fn` holding an exclusive lock on `lockPath` (in this process and across processes).
+ *  A lock whose owner is gone (dead, or its pid reused by another process) is taken over. */
+export async function withLock<T>(lockPath: string, fn: () => Promise<T>, signalOrOpts?: AbortSignal | LockOptions): Promise<T> {
+  const opts: LockOptions = signalOrOpts instanceof AbortSignal ? { signal: signalOrOpts } : (signalOrOpts ?? {});
+  const signal = opts.signal;
   const prev = inProcess.get(lockPath) ?? Promise.resolve();
   let release!: () => void;
   const mine = new Promise<void>((r) => (release = r));
@@ -147,20 +231,38 @@ export async function withLock<T>(lockPath: string, fn: () => Promise<T>, signal
   await prev.catch(() => {});
   try {
     await mkdir(dirname(lockPath), { recursive: true });
+    const began = Date.now();
+    const reportAfter = opts.reportAfterMs ?? 3000;
+    let nextReport = began + reportAfter;
     for (let wait = 20; ; wait = Math.min(wait * 2, 500)) {
       signal?.throwIfAborted();
       try {
         const fd = openSync(lockPath, FS.O_CREAT | FS.O_EXCL | FS.O_WRONLY, 0o644);
-        writeFileSync(fd, String(process.pid));
+        writeFileSync(fd, JSON.stringify(self()));
         closeSync(fd);
+        held.add(resolve(lockPath));
         break;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        let holder = NaN;
-        try { holder = parseInt(readFileSync(lockPath, 'utf8'), 10); } catch { /* racing */ }
-        if (Number.isFinite(holder) && holder !== process.pid && !pidAlive(holder)) {
-          await unlink(lockPath).catch(() => {});
+        let text: string | undefined;
+        let mtimeMs = Date.now();
+        try {
+          mtimeMs = statSync(lockPath).mtimeMs;
+          text = readFileSync(lockPath, 'utf8');
+        } catch { /* released meanwhile */ }
+        if (text === undefined) continue;
+        const owner = parseLockOwner(text);
+        if (lockIsStale(owner, mtimeMs, Date.now(), lockPath)) {
+          // Take it over, unless someone else did first (the content changed).
+          let now: string | undefined;
+          try { now = readFileSync(lockPath, 'utf8'); } catch { /* gone */ }
+          if (now === text) await unlink(lockPath).catch(() => {});
           continue;
+        }
+        const t = Date.now();
+        if (opts.onWait && t >= nextReport) {
+          opts.onWait({ path: lockPath, pid: owner?.pid ?? 0, host: owner?.host || self().host, waitedMs: t - began });
+          nextReport = t + Math.max(reportAfter, 5000);
         }
         await new Promise((r) => setTimeout(r, wait));
       }
@@ -168,6 +270,7 @@ export async function withLock<T>(lockPath: string, fn: () => Promise<T>, signal
     try {
       return await fn();
     } finally {
+      held.delete(resolve(lockPath));
       await unlink(lockPath).catch(() => {});
     }
   } finally {
@@ -175,4 +278,3 @@ export async function withLock<T>(lockPath: string, fn: () => Promise<T>, signal
     if (inProcess.get(lockPath) === chain) inProcess.delete(lockPath);
   }
 }
-

@@ -3,7 +3,8 @@
 import { createReadStream } from 'node:fs';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import type { DataCache } from './cache.js';
-import { accessDenied, dataError, notFound } from './errors.js';
+import { accessDenied, dataError, notFound, tooLarge } from './errors.js';
+import { isWarrenError } from '../common/index.js';
 import { prefixHash, readPartial, resetPartial, streamToFile, writePartialMeta } from './partial.js';
 import { classifyNetError, Progress, retryAfterMs, Transient } from './transfer.js';
 
@@ -64,6 +65,9 @@ export interface HttpFetch {
   signal?: AbortSignal | undefined;
   progress: Progress;
   dest?: string;
+  /** Largest body accepted (DataOptions.maxBytes, or the transfer's size when smaller). */
+  limit?: { bytes: number; fromSize: boolean };
+  stall?: { timeoutMs: number; minBytes: number };
 }
 
 export type HttpFetchResult =
@@ -77,7 +81,7 @@ export async function httpAttempt(f: HttpFetch): Promise<HttpFetchResult> {
   const host = f.url.host;
   let p = await readPartial(f.cache, f.uri);
   const validator = strong(p.meta?.etag) ?? p.meta?.lastModified;
-  if (p.have > 0 && !validator) {
+  if (p.have > 0 && (!validator || (f.limit && p.have > f.limit.bytes))) {
     await resetPartial(f.cache, f.uri);
     p = { ...p, have: 0, meta: undefined };
   }
@@ -142,16 +146,31 @@ export async function httpAttempt(f: HttpFetch): Promise<HttpFetchResult> {
     const len = header(h, 'content-length');
     if (len !== undefined && /^\d+$/.test(len)) total = parseInt(len, 10);
   }
+  if (f.limit && total !== undefined && total > f.limit.bytes) {
+    res.body.on('error', () => {}); // (destroying it reports an abort)
+    res.body.destroy();
+    await resetPartial(f.cache, f.uri);
+    throw tooLarge(f.uri, f.limit, { bytes: total, declared: true });
+  }
   const meta = { uri: f.uri, ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}), ...(total !== undefined ? { total } : {}) };
   if (start === 0) await resetPartial(f.cache, f.uri);
   await writePartialMeta(f.cache, meta);
   const hash = await prefixHash(p.path, start);
   f.progress.totalBytes = total;
   f.progress.set(start);
-  const written = await streamToFile(res.body, {
-    path: p.path, append: start > 0, uri: f.uri, host, hash, progress: f.progress, signal: f.signal,
-    ...(f.dest ? { dest: f.dest } : {}),
-  });
+  const limit = f.limit;
+  let written: number;
+  try {
+    written = await streamToFile(res.body, {
+      path: p.path, append: start > 0, uri: f.uri, host, hash, progress: f.progress, signal: f.signal,
+      ...(f.dest ? { dest: f.dest } : {}),
+      ...(f.stall ? { stall: f.stall } : {}),
+      ...(limit ? { cap: { bytes: limit.bytes - start, error: () => tooLarge(f.uri, limit, { bytes: limit.bytes, declared: false }) } } : {}),
+    });
+  } catch (e) {
+    if (isWarrenError(e) && e.code === 'DATA_TOO_LARGE') await resetPartial(f.cache, f.uri);
+    throw e;
+  }
   const bytes = start + written;
   if (total !== undefined && bytes < total) {
     throw new Transient(`connection closed after ${bytes} of ${total} bytes`);

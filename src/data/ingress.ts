@@ -1,12 +1,12 @@
 // Ingress: fetch a source (file://, http(s)://, s3://) into a volume through the cache.
 import { resolve } from 'node:path';
 import { mkdir, rm, stat } from 'node:fs/promises';
-import { warrenHome } from '../common/index.js';
+import { parseDuration, parseSize, warrenHome } from '../common/index.js';
 import type { TransferSpec } from '../workflow/types.js';
 import type { DataOptions, IngressFn, TransferResult } from './types.js';
 import { DataCache, keyFor, type StoredEntry } from './cache.js';
-import { accessDenied, badUri, checksumMismatch, dataError, fsError, notFound, secretNotFound } from './errors.js';
-import { copyToTemp, placeFile, withLock } from './fsutil.js';
+import { accessDenied, badUri, checksumMismatch, dataError, fsError, notFound, secretNotFound, sizeMismatch, tooLarge } from './errors.js';
+import { copyToTemp, placeFile, withLock, type LockOptions } from './fsutil.js';
 import { httpAttempt } from './http.js';
 import { resetPartial } from './partial.js';
 import { s3Attempt, s3Client, s3Head } from './s3.js';
@@ -15,6 +15,29 @@ import { Progress, withRetries } from './transfer.js';
 import { baseName, parseLocation, resolveInVolume, withName } from './uri.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_STALL_MS = 60_000;
+const DEFAULT_STALL_MIN_BYTES = 1024;
+const DEFAULT_MAX_BYTES = 100 * 1024 ** 3;
+
+function envSetting<T>(name: string, parse: (v: string) => T | undefined, example: string): T | undefined {
+  const v = process.env[name];
+  if (v === undefined || v.trim() === '') return undefined;
+  const x = parse(v);
+  if (x === undefined) {
+    throw dataError('DATA_BAD_OPTION', `${name}=${JSON.stringify(v)} is not valid`, `set it like ${name}=${example}, or unset it for the default`, { usage: true });
+  }
+  return x;
+}
+
+/** Stall timeout, stall floor and size limit of a transfer: options, then environment, then defaults. */
+export function transferLimits(t: TransferSpec, opts: DataOptions): { stall: { timeoutMs: number; minBytes: number }; limit: { bytes: number; fromSize: boolean } } {
+  const stallSec = envSetting('WARREN_DATA_STALL_TIMEOUT', (v) => parseDuration(v), '5m');
+  const timeoutMs = opts.stallTimeoutMs ?? (stallSec !== undefined ? stallSec * 1000 : DEFAULT_STALL_MS);
+  const max = opts.maxBytes ?? envSetting('WARREN_DATA_MAX_SIZE', (v) => { const n = parseSize(v); return n !== undefined && n > 0 ? n : undefined; }, '500GiB') ?? DEFAULT_MAX_BYTES;
+  const size = t.sizeBytes;
+  const limit = size !== undefined && size <= max ? { bytes: size, fromSize: true } : { bytes: max, fromSize: false };
+  return { stall: { timeoutMs, minBytes: opts.stallMinBytes ?? DEFAULT_STALL_MIN_BYTES }, limit };
+}
 
 export function checkSha256(t: TransferSpec): string | undefined {
   if (t.sha256 === undefined) return undefined;
@@ -57,8 +80,16 @@ export const ingress: IngressFn = async (t: TransferSpec, volumeRoot: string, op
   const shaKey = expected ? keyFor(uri, `sha256:${expected}`) : undefined;
   const ctx = { uri, opts };
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const { stall, limit } = transferLimits(t, opts);
+  const size = t.sizeBytes;
+  const lockOpts: LockOptions = {
+    signal: opts.signal,
+    ...(opts.lockWaitReportMs !== undefined ? { reportAfterMs: opts.lockWaitReportMs } : {}),
+    ...(opts.onProgress ? { onWait: (w) => opts.onProgress?.({ uri, bytes: 0, kind: 'waiting-lock', lock: w }) } : {}),
+  };
 
   const hit = async (e: StoredEntry & { blob: string }): Promise<TransferResult> => {
+    if (size !== undefined && e.bytes !== size) throw sizeMismatch(uri, size, e.bytes);
     await place(e.blob, dest, uri, opts);
     progress.totalBytes = e.bytes;
     progress.set(e.bytes);
@@ -67,6 +98,11 @@ export const ingress: IngressFn = async (t: TransferSpec, volumeRoot: string, op
   };
   /** Verify the downloaded file, move it into the cache, place it. */
   const finish = async (file: string, keyUri: string, r: { bytes: number; sha256: string; etag?: string | undefined }, validator: string | undefined, partial: boolean): Promise<TransferResult> => {
+    if (size !== undefined && r.bytes !== size) {
+      if (partial) await resetPartial(cache, keyUri);
+      else await rm(file, { force: true });
+      throw sizeMismatch(uri, size, r.bytes);
+    }
     if (expected && r.sha256 !== expected) {
       if (partial) await resetPartial(cache, keyUri);
       else await rm(file, { force: true });
@@ -111,6 +147,7 @@ export const ingress: IngressFn = async (t: TransferSpec, volumeRoot: string, op
       throw dataError('DATA_NOT_A_FILE', `ingress source ${uri} (${path}) is not a regular file`,
         'ingress copies single files: archive a directory (tar) and ingress the archive', { usage: true });
     }
+    if (st.size > limit.bytes) throw tooLarge(uri, limit, { bytes: st.size, declared: true });
     const validator = `file:${st.size}:${st.mtimeMs}`;
     const key = shaKey ?? keyFor(keyUri, validator);
     const e = await cache.lookup(key);
@@ -129,7 +166,7 @@ export const ingress: IngressFn = async (t: TransferSpec, volumeRoot: string, op
         throw fsError(err, cache.partialDir, uri, dest);
       }
       return finish(c.tmp, keyUri, c, validator, false);
-    }, opts.signal);
+    }, lockOpts);
   }
 
   if (src.scheme === 'http') {
@@ -145,7 +182,7 @@ export const ingress: IngressFn = async (t: TransferSpec, volumeRoot: string, op
         const lm = cand?.validator.startsWith('lm:') ? cand.validator.slice(3, cand.validator.lastIndexOf(':')) : undefined;
         const r = await withRetries(ctx, () => httpAttempt({
           uri, url: src.url, cache, creds, ifNoneMatch: cand?.validator.startsWith('etag:') ? cand.validator.slice(5) : undefined,
-          ifModifiedSince: lm, timeoutMs, signal: opts.signal, progress, dest,
+          ifModifiedSince: lm, timeoutMs, signal: opts.signal, progress, dest, stall, limit,
         }));
         if (r.notModified) {
           const e = cand ? await cache.lookup(cand.key) : undefined;
@@ -156,7 +193,7 @@ export const ingress: IngressFn = async (t: TransferSpec, volumeRoot: string, op
         const validator = r.etag && !r.etag.startsWith('W/') ? `etag:${r.etag}` : r.lastModified ? `lm:${r.lastModified}:${r.bytes}` : r.etag ? `etag:${r.etag}` : undefined;
         return finish(cache.partialPath(uri), uri, r, validator, true);
       }
-    }, opts.signal);
+    }, lockOpts);
   }
 
   // s3://
@@ -176,10 +213,10 @@ export const ingress: IngressFn = async (t: TransferSpec, volumeRoot: string, op
       }
       const r = await withRetries(ctx, async (attempt) => {
         if (attempt > 1) head = await s3Head(client, src.bucket, src.key, uri, opts.s3, opts.signal);
-        return s3Attempt({ uri, bucket: src.bucket, key: src.key, client, s3: opts.s3, cache, etag: head.etag, size: head.size, progress, signal: opts.signal, dest });
+        return s3Attempt({ uri, bucket: src.bucket, key: src.key, client, s3: opts.s3, cache, etag: head.etag, size: head.size, progress, signal: opts.signal, dest, stall, limit });
       });
       return finish(cache.partialPath(uri), uri, r, r.etag ? `etag:${r.etag}` : undefined, true);
-    }, opts.signal);
+    }, lockOpts);
   } finally {
     client.destroy();
   }

@@ -5,7 +5,7 @@ import { readFile, rm, stat, open } from 'node:fs/promises';
 import type { DataCache } from './cache.js';
 import { writeFileAtomic, hashFile } from './fsutil.js';
 import { fsError } from './errors.js';
-import { classifyNetError, Progress } from './transfer.js';
+import { classifyNetError, Progress, Transient } from './transfer.js';
 
 export interface PartialMeta {
   uri: string;
@@ -63,6 +63,43 @@ export interface StreamTarget {
   hash: Hash;
   progress: Progress;
   signal?: AbortSignal | undefined;
+  /** Abandon the attempt (Transient, stalled) when fewer than `minBytes` arrive within `timeoutMs`. */
+  stall?: { timeoutMs: number; minBytes: number };
+  /** At most this many bytes in this stream: more throws `error()` (the caller discards the partial). */
+  cap?: { bytes: number; error: () => Error };
+}
+
+/** Watches a stream's byte count; `stalled` rejects when fewer than minBytes arrived in the last timeoutMs. */
+class StallWatch {
+  readonly stalled: Promise<never>;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly samples: { t: number; n: number }[] = [];
+  count = 0;
+  constructor(private readonly o: { timeoutMs: number; minBytes: number }) {
+    let fail!: (e: Error) => void;
+    this.stalled = new Promise<never>((_, reject) => (fail = reject));
+    this.stalled.catch(() => {}); // observed through the race below
+    const start = Date.now();
+    this.samples.push({ t: start, n: 0 });
+    const tick = Math.max(20, Math.min(1000, Math.floor(o.timeoutMs / 4)));
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      this.samples.push({ t: now, n: this.count });
+      // Keep the newest sample at or before the window start, and everything after it.
+      while (this.samples.length > 1 && this.samples[1]!.t <= now - o.timeoutMs) this.samples.shift();
+      const first = this.samples[0]!;
+      if (now - first.t >= o.timeoutMs && this.count - first.n < o.minBytes) {
+        this.stop();
+        const secs = o.timeoutMs / 1000;
+        fail(new Transient(`stalled: ${this.count - first.n} byte${this.count - first.n === 1 ? '' : 's'} in the last ${secs} s (fewer than ${o.minBytes})`, { stalled: true }));
+      }
+    }, tick);
+    this.timer.unref();
+  }
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
 }
 
 /** Stream `body` into the partial file, hashing as it goes; fsync. Returns bytes written.
@@ -77,16 +114,23 @@ export async function streamToFile(body: AsyncIterable<Uint8Array>, t: StreamTar
   }
   let written = 0;
   const it = body[Symbol.asyncIterator]();
+  const watch = t.stall && t.stall.timeoutMs > 0 ? new StallWatch(t.stall) : undefined;
   try {
     for (;;) {
       let r: IteratorResult<Uint8Array>;
       try {
-        r = await it.next();
+        const next = it.next();
+        if (watch) {
+          next.catch(() => {}); // a stalled read is abandoned; its late rejection is not an error
+          r = await Promise.race([next, watch.stalled]);
+        } else r = await next;
       } catch (e) {
         throw classifyNetError(e, t.uri, t.host);
       }
       if (r.done) break;
       const chunk = r.value;
+      if (t.cap && written + chunk.length > t.cap.bytes) throw t.cap.error();
+      if (watch) watch.count += chunk.length;
       try {
         let off = 0;
         while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
@@ -103,9 +147,17 @@ export async function streamToFile(body: AsyncIterable<Uint8Array>, t: StreamTar
       throw fsError(e, t.path, t.uri, t.dest);
     }
   } catch (e) {
-    await it.return?.().catch(() => {});
+    watch?.stop();
+    // Destroy the body (a stalled read is pending: return() alone would wait for it), which
+    // also closes its connection.
+    const stream = body as { destroy?: () => void; on?: (ev: string, f: () => void) => void };
+    stream.on?.('error', () => {}); // (destroying it reports an abort)
+    stream.destroy?.();
+    const ret = it.return?.();
+    if (ret) await Promise.race([ret.catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
     throw e;
   } finally {
+    watch?.stop();
     await fh.close().catch(() => {});
   }
   return written;

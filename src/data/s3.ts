@@ -7,7 +7,8 @@ import { GetObjectCommand, HeadObjectCommand, S3Client, type S3ClientConfig } fr
 import { Upload } from '@aws-sdk/lib-storage';
 import type { DataCache } from './cache.js';
 import type { S3Options } from './types.js';
-import { accessDenied, dataError, notFound } from './errors.js';
+import { accessDenied, dataError, notFound, tooLarge } from './errors.js';
+import { isWarrenError } from '../common/index.js';
 import { prefixHash, readPartial, resetPartial, streamToFile, writePartialMeta } from './partial.js';
 import { classifyNetError, Progress, Transient } from './transfer.js';
 
@@ -94,11 +95,17 @@ export interface S3Fetch {
   progress: Progress;
   signal?: AbortSignal | undefined;
   dest?: string;
+  limit?: { bytes: number; fromSize: boolean };
+  stall?: { timeoutMs: number; minBytes: number };
 }
 
 /** One attempt at downloading the object into the partial file, resuming with a ranged
  *  GetObject guarded by If-Match (a changed object restarts the download). */
 export async function s3Attempt(f: S3Fetch): Promise<{ bytes: number; sha256: string; etag: string | undefined; resumedFrom: number }> {
+  if (f.limit && f.size > f.limit.bytes) {
+    await resetPartial(f.cache, f.uri);
+    throw tooLarge(f.uri, f.limit, { bytes: f.size, declared: true });
+  }
   let p = await readPartial(f.cache, f.uri);
   if (p.have > 0 && (!f.etag || p.meta?.etag !== f.etag || p.have > f.size)) {
     await resetPartial(f.cache, f.uri);
@@ -141,10 +148,19 @@ export async function s3Attempt(f: S3Fetch): Promise<{ bytes: number; sha256: st
   await writePartialMeta(f.cache, { uri: f.uri, ...(f.etag ? { etag: f.etag } : {}), total: f.size });
   const hash = await prefixHash(p.path, start);
   f.progress.set(start);
-  const written = await streamToFile(body, {
-    path: p.path, append: start > 0, uri: f.uri, host: hostOf(f.s3), hash, progress: f.progress, signal: f.signal,
-    ...(f.dest ? { dest: f.dest } : {}),
-  });
+  const limit = f.limit;
+  let written: number;
+  try {
+    written = await streamToFile(body, {
+      path: p.path, append: start > 0, uri: f.uri, host: hostOf(f.s3), hash, progress: f.progress, signal: f.signal,
+      ...(f.dest ? { dest: f.dest } : {}),
+      ...(f.stall ? { stall: f.stall } : {}),
+      ...(limit ? { cap: { bytes: limit.bytes - start, error: () => tooLarge(f.uri, limit, { bytes: limit.bytes, declared: false }) } } : {}),
+    });
+  } catch (e) {
+    if (isWarrenError(e) && e.code === 'DATA_TOO_LARGE') await resetPartial(f.cache, f.uri);
+    throw e;
+  }
   const bytes = start + written;
   if (bytes < f.size) throw new Transient(`connection closed after ${bytes} of ${f.size} bytes`);
   return { bytes, sha256: hash.digest('hex'), etag: r.ETag ?? f.etag, resumedFrom: start };

@@ -1,17 +1,20 @@
 // Retries with exponential backoff, classification of network failures, throttled progress.
 import { isWarrenError } from '../common/index.js';
 import type { DataOptions, TransferProgress } from './types.js';
-import { canceled, dataError, transferFailed, unreachable } from './errors.js';
+import { canceled, dataError, stalled, transferFailed, unreachable } from './errors.js';
 
 /** A failure worth another attempt. */
 export class Transient extends Error {
   readonly unreachableHost: string | undefined;
   readonly retryAfterMs: number | undefined;
-  constructor(reason: string, opts: { cause?: unknown; unreachableHost?: string; retryAfterMs?: number } = {}) {
+  /** The attempt was abandoned because the body stalled (see DataOptions.stallTimeoutMs). */
+  readonly stalled: boolean;
+  constructor(reason: string, opts: { cause?: unknown; unreachableHost?: string; retryAfterMs?: number; stalled?: boolean } = {}) {
     super(reason, opts.cause !== undefined ? { cause: opts.cause } : undefined);
     this.name = 'Transient';
     this.unreachableHost = opts.unreachableHost;
     this.retryAfterMs = opts.retryAfterMs;
+    this.stalled = opts.stalled ?? false;
   }
 }
 
@@ -88,6 +91,7 @@ export async function withRetries<T>(ctx: RetryContext, fn: (attempt: number) =>
       await sleep(delay, ctx.opts.signal, ctx.uri);
     }
   }
+  if (last?.stalled) throw stalled(ctx.uri, last.message, attempts);
   if (last?.unreachableHost) throw unreachable(ctx.uri, last.unreachableHost, `${last.message} (${attempts} attempt${attempts === 1 ? '' : 's'})`, last.cause);
   throw transferFailed(ctx.uri, last?.message ?? 'unknown error', attempts, last?.cause);
 }

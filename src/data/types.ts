@@ -2,10 +2,25 @@
 
 import type { TransferSpec } from '../workflow/types.js';
 
+/** A progress report. Without `kind` (or with kind 'bytes'): `bytes` of `totalBytes` have
+ *  been transferred. With kind 'waiting-lock': another process (`lock.pid` on `lock.host`)
+ *  is downloading the same URL and this transfer has waited `lock.waitedMs` for it; `bytes`
+ *  is 0. Sent after `lockWaitReportMs` of waiting, then every few seconds while it lasts. */
 export interface TransferProgress {
   uri: string;
   bytes: number;
   totalBytes?: number;
+  kind?: 'bytes' | 'waiting-lock';
+  lock?: LockWait;
+}
+
+export interface LockWait {
+  /** The lock file waited on (DIR/locks/<urlhash>.lock). */
+  path: string;
+  /** The owner as recorded in the lock (0 when the lock file could not be read). */
+  pid: number;
+  host: string;
+  waitedMs: number;
 }
 
 export interface S3Options {
@@ -33,6 +48,16 @@ export interface DataOptions {
   baseDir?: string;
   /** Idle timeout of a network request, in milliseconds (default 30000). */
   timeoutMs?: number;
+  /** A download stalls when fewer than `stallMinBytes` (default 1024) arrive within
+   *  `stallTimeoutMs` (default 60000, or $WARREN_DATA_STALL_TIMEOUT): the attempt is abandoned
+   *  (and retried, resuming); DATA_STALLED when every attempt stalls. */
+  stallTimeoutMs?: number;
+  stallMinBytes?: number;
+  /** Largest download accepted, in bytes (default 100 GiB, or $WARREN_DATA_MAX_SIZE); a
+   *  transfer's `sizeBytes` lowers it for that transfer. */
+  maxBytes?: number;
+  /** Report a wait for another process's lock after this long (default 3000 ms). */
+  lockWaitReportMs?: number;
 }
 
 export interface TransferResult {

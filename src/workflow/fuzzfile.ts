@@ -30,12 +30,38 @@ import type {
   WorkflowPolicy,
 } from './types.js';
 import { JOB_NAME_RE } from './wfformat.js';
+import { CHARS_HINT, ENV_NAME_RULE, MAX_COUNT, MAX_TASK_INDEX, NAME_RULE, badEnvName, badName, badPath, findBadStrings, fmtInt } from './limits.js';
 
 type Seg = string | number;
 
-/** YAML 1.2 core schema (no timestamps or other implicit types) plus `<<` merge keys. */
+// Numbers: decimal only. An integer is a safe integer (|n| <= 2^53-1), so nothing is rounded
+// on the way in: `0x10`, `0o7`, `1_000` and `9007199254740993` stay strings (as written, which
+// is also what a command word or env value should get), and number fields refuse them with
+// the range in the message. Floats need a "." or an exponent (or are .inf/.nan).
+const INT_RE = /^[-+]?[0-9]+$/;
+const FLOAT_RE = /^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+|\.[0-9]+[eE][-+]?[0-9]+)$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$/;
+const IntType = new jsyaml.Type('tag:yaml.org,2002:int', {
+  kind: 'scalar',
+  resolve: (d: string | null) => d !== null && INT_RE.test(d) && Number.isSafeInteger(Number(d)),
+  construct: (d: string) => Number(d),
+  predicate: (o: unknown) => typeof o === 'number' && Number.isInteger(o),
+  represent: (o: object) => String(o),
+});
+const FloatType = new jsyaml.Type('tag:yaml.org,2002:float', {
+  kind: 'scalar',
+  resolve: (d: string | null) => d !== null && FLOAT_RE.test(d),
+  construct: (d: string) => {
+    const t = d.toLowerCase();
+    if (t.endsWith('.nan')) return NaN;
+    if (t.endsWith('.inf')) return t.startsWith('-') ? -Infinity : Infinity;
+    return Number(d);
+  },
+  predicate: (o: unknown) => typeof o === 'number' && !Number.isInteger(o),
+  represent: (o: object) => String(o),
+});
+/** YAML 1.2 core schema (no timestamps or other implicit types) with decimal-only numbers, plus `<<` merge keys. */
 // (`types` is exported by js-yaml 4 but missing from its type declarations.)
-const SCHEMA = CORE_SCHEMA.extend({ implicit: [(jsyaml as unknown as { types: { merge: YamlType } }).types.merge] });
+const SCHEMA = CORE_SCHEMA.extend({ implicit: [IntType, FloatType, (jsyaml as unknown as { types: { merge: YamlType } }).types.merge] });
 type Obj = Record<string, unknown>;
 type FuzzDialect = 'v1' | 'v4';
 
@@ -60,7 +86,7 @@ const TIMEOUT_KEYS = ['execute'];
 const RETRY_KEYS = ['attempts', 'backoff'];
 const WF_POLICY_KEYS = ['deadline', 'budget', 'timeout', 'require-signed', 'trusted-keys'];
 const VOLUME_KEYS = ['reference', 'ingress', 'egress'];
-const TRANSFER_KEYS = ['source', 'destination', 'sha256'];
+const TRANSFER_KEYS = ['source', 'destination', 'sha256', 'size'];
 const ENDPOINT_KEYS = ['uri', 'secret'];
 const MOUNT_KEYS_V1 = ['location', 'read-only'];
 const MOUNT_KEYS_V4 = ['volume', 'read-only'];
@@ -75,12 +101,11 @@ const STATUSES: Record<string, DependencyCondition> = {
   RUNNING: 'running',
 };
 
-const NAME_HINT = 'names start with a letter or digit and contain only letters, digits, "_", "." and "-"';
+const NAME_HINT = NAME_RULE;
 const DURATION_HINT = 'write a number of seconds or a duration like 90s, 15m, 2h30m, 1.5h or 1d (units: ms, s, m, h, d, w)';
 const SIZE_HINT = 'write a number of bytes or a size like 512MB, 4GiB or 1.5G (units: B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB)';
 const TRANSFER_SCHEMES = ['file://', 'http://', 'https://', 's3://'];
 const IMAGE_HINT = 'use docker://REPO:TAG, oras://REPO:TAG, file:///path/to/image.sif (or a root file system directory), or an absolute path';
-const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** "a list", "a number (3)", ... for type errors. */
 function describe(v: unknown): string {
@@ -183,12 +208,16 @@ class Reader {
     return v;
   }
 
-  int(v: unknown, path: Seg[], min: number): number | undefined {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-      this.error(path, `expected an integer >= ${min}, got ${describe(v)}`);
-      return undefined;
-    }
-    return v;
+  /** An integer in [min, max], written in decimal. */
+  int(v: unknown, path: Seg[], min: number, max = MAX_COUNT): number | undefined {
+    if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
+    const range = `an integer from ${fmtInt(min)} to ${fmtInt(max)}`;
+    const hint = `write a whole number from ${fmtInt(min)} to ${fmtInt(max)} in decimal digits (limits: docs/workflow-format.md#limits)`;
+    if (typeof v === 'number' && Number.isInteger(v)) this.error(path, `${v} is out of range: expected ${range}`, hint);
+    else if (typeof v === 'string' && /^\s*[-+]?[0-9][0-9_]*\s*$/.test(v)) this.error(path, `${v.trim()} is out of range: expected ${range}`, hint);
+    else if (typeof v === 'string' && /^\s*[-+]?0[xXoObB][0-9a-fA-F_]+\s*$/.test(v)) this.error(path, `expected ${range} in decimal, got "${v}"`, `${hint}: e.g. 16, not 0x10`);
+    else this.error(path, `expected ${range}, got ${describe(v)}`, hint);
+    return undefined;
   }
 
   num(v: unknown, path: Seg[], min: number): number | undefined {
@@ -251,8 +280,9 @@ class Reader {
   env(v: unknown, path: Seg[]): Record<string, string> | undefined {
     const out: Record<string, string> = {};
     const checkName = (name: string, p: Seg[], onKey: boolean): boolean => {
-      if (ENV_NAME_RE.test(name)) return true;
-      this.error(p, `invalid environment variable name "${name}"`, 'names start with a letter or "_" and contain only letters, digits and "_"', onKey);
+      const why = badEnvName(name);
+      if (why === undefined) return true;
+      this.error(p, `invalid environment variable name "${name.length > 40 ? `${name.slice(0, 37)}...` : name}": it ${why}`, ENV_NAME_RULE, onKey);
       return false;
     };
     if (Array.isArray(v)) {
@@ -335,6 +365,11 @@ function absolutePath(r: Reader, v: unknown, path: Seg[], what: string): string 
   if (s === undefined) return undefined;
   if (!s.startsWith('/')) {
     r.error(path, `${what} must be an absolute path, got "${s}"`, `write it from the root, e.g. /${s.replace(/^\.?\/*/, '')}`);
+    return undefined;
+  }
+  const bad = badPath(s);
+  if (bad) {
+    r.error(path, `${what} ${bad}`, 'Linux paths are at most 4095 bytes, each component at most 255');
     return undefined;
   }
   return s;
@@ -427,6 +462,11 @@ function readMounts(r: Reader, v: unknown, path: Seg[], d: Draft): void {
       // v4: keyed by path: {"/data": {volume: data, read-only: true}}
       const o = r.obj(spec, p, MOUNT_KEYS_V4, 'a v4 mount (keyed by path)');
       if (!o) continue;
+      const badLoc = key.startsWith('/') ? badPath(key) : undefined;
+      if (badLoc) {
+        r.error(p, `mount location ${badLoc}`, 'Linux paths are at most 4095 bytes, each component at most 255', true);
+        continue;
+      }
       if (!key.startsWith('/')) {
         r.error(p, `mount location must be an absolute path, got "${key}"`, `v4 mounts are keyed by path: write "/${key}": {volume: ${key}} (or set "version: v1" for mounts keyed by volume name)`, true);
         continue;
@@ -470,7 +510,7 @@ function readDeps(r: Reader, v: unknown, path: Seg[], d: Draft): void {
     const job = r.str(o.name, [...p, 'name']);
     let status: DependencyCondition | undefined;
     if (o.status !== undefined) {
-      status = typeof o.status === 'string' ? STATUSES[o.status.toUpperCase()] : undefined;
+      status = typeof o.status === 'string' && Object.hasOwn(STATUSES, o.status.toUpperCase()) ? STATUSES[o.status.toUpperCase()] : undefined;
       if (status === undefined) {
         const got = typeof o.status === 'string' ? `"${o.status}"` : describe(o.status);
         const names = Object.keys(STATUSES);
@@ -527,9 +567,9 @@ function readJob(r: Reader, v: unknown, path: Seg[], kind: 'job' | 'service' | '
       if (ta.start === undefined || ta.end === undefined) {
         r.error(p, `task-array needs "start" and "end" (missing ${ta.start === undefined && ta.end === undefined ? '"start" and "end"' : ta.start === undefined ? '"start"' : '"end"'})`, 'e.g. task-array: {start: 0, end: 7} runs 8 tasks with indices 0..7', true);
       } else {
-        const start = r.int(ta.start, [...p, 'start'], 0);
-        const end = r.int(ta.end, [...p, 'end'], 0);
-        const conc = ta.concurrency === undefined ? 0 : r.int(ta.concurrency, [...p, 'concurrency'], 0);
+        const start = r.int(ta.start, [...p, 'start'], 0, MAX_TASK_INDEX);
+        const end = r.int(ta.end, [...p, 'end'], 0, MAX_TASK_INDEX);
+        const conc = ta.concurrency === undefined ? 0 : r.int(ta.concurrency, [...p, 'concurrency'], 0, MAX_TASK_INDEX + 1);
         if (start !== undefined && end !== undefined && end < start) {
           r.error([...p, 'end'], `task-array is empty: end (${end}) is less than start (${start})`, 'end is inclusive: start: 0, end: 7 runs 8 tasks');
         } else if (start !== undefined && end !== undefined && conc !== undefined) {
@@ -604,6 +644,11 @@ function volumeSide(r: Reader, ep: { uri: string }, path: Seg[], side: string): 
     r.error([...path, 'uri'], `${side} "${ep.uri}" leaves the volume ("..")`, 'paths inside a volume are relative to its root and may not contain ".."');
     return false;
   }
+  const bad = badPath(rel);
+  if (bad) {
+    r.error([...path, 'uri'], `${side} path ${bad}`, 'Linux paths are at most 4095 bytes, each component at most 255');
+    return false;
+  }
   return true;
 }
 
@@ -643,11 +688,21 @@ function readTransfers(r: Reader, v: unknown, path: Seg[], dir: 'ingress' | 'egr
         ok = false;
       } else if (s !== undefined) sha256 = s.toLowerCase();
     }
+    let sizeBytes: number | undefined;
+    if (o.size !== undefined) {
+      sizeBytes = r.size(o.size, [...p, 'size']);
+      if (sizeBytes === undefined) ok = false;
+      else if (!Number.isSafeInteger(sizeBytes)) {
+        r.error([...p, 'size'], `size ${JSON.stringify(o.size)} is not a whole number of bytes below 2^53`, 'write the exact size in bytes, e.g. size: 1048576 or size: 1MiB');
+        ok = false;
+      }
+    }
     if (dir === 'ingress' && destination && !volumeSide(r, destination, [...p, 'destination'], 'ingress destination')) ok = false;
     if (dir === 'egress' && source && !volumeSide(r, source, [...p, 'source'], 'egress source')) ok = false;
     if (!ok || !source || !destination) return;
-    if (dir === 'ingress') out.push({ source: outsideSide(source, baseDir), destination, ...(sha256 ? { sha256 } : {}) });
-    else out.push({ source, destination: outsideSide(destination, baseDir), ...(sha256 ? { sha256 } : {}) });
+    const extra = { ...(sha256 ? { sha256 } : {}), ...(sizeBytes !== undefined ? { sizeBytes } : {}) };
+    if (dir === 'ingress') out.push({ source: outsideSide(source, baseDir), destination, ...extra });
+    else out.push({ source, destination: outsideSide(destination, baseDir), ...extra });
   });
   return out;
 }
@@ -660,7 +715,8 @@ function readVolumes(r: Reader, v: unknown, baseDir: string): Record<string, Vol
   }
   for (const [name, spec] of Object.entries(v)) {
     const p: Seg[] = ['volumes', name];
-    if (!JOB_NAME_RE.test(name)) r.error(p, `invalid volume name "${name}"`, NAME_HINT, true);
+    const badVol = badName(name, JOB_NAME_RE);
+    if (badVol) r.error(p, `invalid volume name "${short(name)}": it ${badVol}`, NAME_HINT, true);
     const o = r.obj(spec, p, VOLUME_KEYS, 'a volume');
     if (!o) continue;
     if (o.reference === undefined) {
@@ -672,7 +728,9 @@ function readVolumes(r: Reader, v: unknown, baseDir: string): Record<string, Vol
     let persistentName: string | undefined;
     if (ref !== undefined) {
       const m = /^volume:\/\/user\/(?:(ephemeral)|persistent\/([A-Za-z0-9][A-Za-z0-9_.-]*))$/.exec(ref);
-      if (!m) r.error([...p, 'reference'], `invalid volume reference "${ref}"`, 'use volume://user/ephemeral (scratch space for this run) or volume://user/persistent/NAME');
+      const badPersistent = m?.[2] !== undefined ? badName(m[2], JOB_NAME_RE) : undefined;
+      if (!m) r.error([...p, 'reference'], `invalid volume reference "${short(ref)}"`, 'use volume://user/ephemeral (scratch space for this run) or volume://user/persistent/NAME');
+      else if (badPersistent) r.error([...p, 'reference'], `invalid persistent volume name "${short(m[2]!)}": it ${badPersistent}`, NAME_HINT);
       else if (m[1]) kind = 'ephemeral';
       else {
         kind = 'persistent';
@@ -865,6 +923,9 @@ function check(r: Reader, root: unknown, text: string, file: string): Workflow |
     r.error([], `a workflow must be a mapping with "version" and "jobs", got ${describe(root)}`, 'start with "version: v1" and a "jobs:" mapping (see examples/hello.yaml)');
     return undefined;
   }
+  // NUL characters and unpaired surrogates, anywhere (keys too): nothing with them can reach
+  // a program's argv, environment or a path intact.
+  for (const b of findBadStrings(root)) r.error(b.path, `this string ${b.why}`, CHARS_HINT, b.onKey);
   // The dialect decides which keys are allowed, so settle it first.
   if (root.version === undefined) {
     r.error([], 'missing required key "version"', 'add "version: v1" (or "version: v4") at the top of the file');
@@ -906,7 +967,8 @@ function check(r: Reader, root: unknown, text: string, file: string): Workflow |
     if (!service && Object.keys(v).length === 0) r.error([section], 'the workflow has no jobs', 'add at least one job under "jobs:"', true);
     for (const [jobName, spec] of Object.entries(v)) {
       const p: Seg[] = [section, jobName];
-      if (!JOB_NAME_RE.test(jobName)) r.error(p, `invalid ${service ? 'service' : 'job'} name "${jobName}"`, NAME_HINT, true);
+      const badJob = badName(jobName, JOB_NAME_RE);
+      if (badJob) r.error(p, `invalid ${service ? 'service' : 'job'} name "${short(jobName)}": it ${badJob}`, NAME_HINT, true);
       if (drafts.has(jobName)) {
         r.error(p, `the name "${jobName}" is used by both a job and a service`, 'jobs and services share one namespace: rename one of them', true);
         continue;
@@ -1013,6 +1075,11 @@ function check(r: Reader, root: unknown, text: string, file: string): Workflow |
     r.error([...first.path, r.dialect === 'v4' ? 'depends-on' : 'requires'], `dependency cycle: ${cyc.join(' -> ')}`, 'a workflow must be acyclic: remove one of these requirements', true);
   }
   return r.issues.length === 0 ? { name, dialect: r.dialect, file, volumes, jobs, policy } : undefined;
+}
+
+/** A user string shortened for a message. */
+function short(s: string): string {
+  return s.length > 60 ? `${s.slice(0, 40)}...(${s.length} characters)` : s;
 }
 
 function basenameNoExt(file: string): string {

@@ -85,7 +85,54 @@ export function readWorkflowText(path: string): string {
       exitCode: EXIT.usage,
     });
   }
+  const bad = firstInvalidUtf8(buf);
+  if (bad >= 0) {
+    // Decoding would turn the bytes into U+FFFD and run the job with arguments it was not given.
+    const lineStart = buf.lastIndexOf(10, bad - 1) + 1;
+    let line = 1;
+    for (let i = buf.indexOf(10); i >= 0 && i < bad; i = buf.indexOf(10, i + 1)) line++;
+    const col = buf.subarray(lineStart, bad).toString('utf8').length + 1;
+    throw new WarrenError('SPEC_FILE_NOT_UTF8', `${path}:${line}:${col}: byte 0x${buf[bad]!.toString(16).padStart(2, '0')} is not valid UTF-8: a workflow is UTF-8 text`, {
+      hint: 'convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8 FILE`); arguments are passed to programs as UTF-8 exactly as written',
+      exitCode: EXIT.usage,
+      details: { file: path, line, col, offset: bad },
+    });
+  }
   let text = buf.toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   return text;
+}
+
+/** Offset of the first byte that is not part of well-formed UTF-8 (no overlongs, no
+ *  surrogates, nothing above U+10FFFF), or -1. */
+export function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  const n = b.length;
+  while (i < n) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    let need: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) need = 1;
+    else if (c >= 0xe0 && c <= 0xef) {
+      need = 2;
+      if (c === 0xe0) lo = 0xa0;
+      else if (c === 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      need = 3;
+      if (c === 0xf0) lo = 0x90;
+      else if (c === 0xf4) hi = 0x8f;
+    } else return i;
+    for (let k = 1; k <= need; k++) {
+      const x = b[i + k];
+      if (x === undefined) return i;
+      if (k === 1 ? x < lo || x > hi : x < 0x80 || x > 0xbf) return i;
+    }
+    i += need + 1;
+  }
+  return -1;
 }

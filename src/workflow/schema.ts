@@ -2,7 +2,7 @@
 // other tools. The validator in fuzzfile.ts is the reference (it also checks what a schema
 // cannot: job references, cycles, volume names); every example must pass both. Pure.
 
-const NAME = '^[A-Za-z0-9][A-Za-z0-9_.-]*$';
+const NAME = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$';
 const DURATION = { description: 'seconds, or a duration like 90s, 15m, 2h30m, 1d', anyOf: [{ type: 'number', minimum: 0 }, { type: 'string', pattern: '^\\s*(\\d+(\\.\\d+)?|((\\d+(\\.\\d+)?)(ms|s|m|h|d|w))+)\\s*$' }] };
 const SIZE = { description: 'bytes, or a size like 512MB, 4GiB, 1.5G', anyOf: [{ type: 'number', minimum: 0 }, { type: 'string', pattern: '^\\s*\\d+(\\.\\d+)?\\s*([bB]|[kKmMgGtTpP]([iI]?[bB]?)?)?\\s*$' }] };
 const SCALAR = { anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }] };
@@ -29,7 +29,7 @@ function jobProperties(dialect: 'v1' | 'v4'): Record<string, unknown> {
       description: 'NAME=value strings, or a mapping',
       anyOf: [
         { type: 'array', items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*=' } },
-        { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, additionalProperties: SCALAR },
+        { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$', not: { const: '__proto__' } }, additionalProperties: SCALAR },
       ],
     },
     cwd: { type: 'string', pattern: '^/' },
@@ -56,7 +56,7 @@ function jobProperties(dialect: 'v1' | 'v4'): Record<string, unknown> {
       devices: { type: 'object', additionalProperties: { type: 'integer', minimum: 0 }, description: 'e.g. {"nvidia.com/gpu": 1}' },
       exclusive: { type: 'boolean', default: false },
     }),
-    'task-array': obj({ start: { type: 'integer', minimum: 0 }, end: { type: 'integer', minimum: 0, description: 'inclusive' }, concurrency: { type: 'integer', minimum: 0, default: 0, description: '0 = unlimited' } }, ['start', 'end']),
+    'task-array': obj({ start: { type: 'integer', minimum: 0, maximum: 4_000_000 }, end: { type: 'integer', minimum: 0, maximum: 4_000_000, description: 'inclusive' }, concurrency: { type: 'integer', minimum: 0, maximum: 4_000_001, default: 0, description: '0 = unlimited' } }, ['start', 'end']),
     multinode: obj({ nodes: { type: 'integer', minimum: 1 }, implementation: ciEnum(['openmpi', 'mpich', 'gasnet']) }, ['nodes']),
     policy: obj({
       timeout: obj({ execute: DURATION }),
@@ -73,7 +73,7 @@ function endpoint(): object {
 }
 
 function transfer(): object {
-  return obj({ source: endpoint(), destination: endpoint(), sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' } }, ['source', 'destination']);
+  return obj({ source: endpoint(), destination: endpoint(), sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' }, size: { ...SIZE, description: 'expected size of the content: a larger body is refused' } }, ['source', 'destination']);
 }
 
 function topLevel(dialect: 'v1' | 'v4'): object {

@@ -57,6 +57,9 @@ export interface TransferSpec {
   destination: { uri: string; secret?: string };
   /** Expected SHA-256 (hex) of the transferred content. */
   sha256?: string;
+  /** Expected size in bytes (workflow `size:`): a longer body is refused as soon as it passes
+   *  this, a shorter one when it ends. */
+  sizeBytes?: number;
 }
 
 export type CpuAffinity = 'core' | 'socket' | 'numa';

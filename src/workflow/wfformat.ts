@@ -4,7 +4,8 @@ import { basename, extname } from 'node:path';
 import { WarrenError, EXIT } from '../common/index.js';
 import { formatDiagnostic, lineColAt, suggestion } from './diagnostics.js';
 import { findCycles } from './graph.js';
-import { setOwn } from './path.js';
+import { formatPath, setOwn } from './path.js';
+import { CHARS_HINT, NAME_RULE, badName, findBadStrings } from './limits.js';
 import type { Diagnostic, JobSpec, Workflow } from './types.js';
 
 export const JOB_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -193,10 +194,13 @@ export function convertWfFormat(json: unknown, file: string, diags: Diagnostic[]
     return undefined;
   }
 
+  // NUL characters and unpaired surrogates anywhere (JSON "\u0000", "\ud800"): refused.
+  for (const b of findBadStrings(json)) err(formatPath(b.path), `this string ${b.why}`, CHARS_HINT);
   const ids = new Set<string>();
   for (const t of raw) {
-    if (!JOB_NAME_RE.test(t.id)) {
-      err(`${t.path}.id`, `task id ${JSON.stringify(t.id)} is not a valid job name`, 'job names start with a letter or digit and contain only letters, digits, "_", "." and "-"', t.needle);
+    const bad = badName(t.id, JOB_NAME_RE);
+    if (bad) {
+      err(`${t.path}.id`, `task id ${JSON.stringify(t.id.length > 60 ? `${t.id.slice(0, 40)}...` : t.id)} is not a valid job name: it ${bad}`, `job ${NAME_RULE}`, t.needle);
     }
     if (ids.has(t.id)) err(`${t.path}.id`, `duplicate task id "${t.id}"`, 'task ids must be unique', t.needle);
     ids.add(t.id);

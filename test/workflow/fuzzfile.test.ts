@@ -47,7 +47,7 @@ describe('Fuzzfile errors: position, path, message, hint', () => {
         "flow.yaml:8:5: jobs.missing.task-array: task-array needs \"start\" and \"end\" (missing \"end\")\n  hint: e.g. task-array: {start: 0, end: 7} runs 8 tasks with indices 0..7",
         "flow.yaml:11:5: jobs.empty.task-array: task-array needs \"start\" and \"end\" (missing \"start\" and \"end\")\n  hint: e.g. task-array: {start: 0, end: 7} runs 8 tasks with indices 0..7",
         "flow.yaml:14:29: jobs.cores.resource.cpu.cores: cores must be at least 1, got 0\n  hint: ask for a whole number of cores >= 1 (the default is 1)",
-        "flow.yaml:15:24: jobs.cores.multinode.nodes: expected an integer >= 1, got a number (0)",
+        "flow.yaml:15:24: jobs.cores.multinode.nodes: 0 is out of range: expected an integer from 1 to 2,147,483,647\n  hint: write a whole number from 1 to 2,147,483,647 in decimal digits (limits: docs/workflow-format.md#limits)",
         "flow.yaml:15:43: jobs.cores.multinode.implementation: expected one of openmpi, mpich, gasnet, got \"mpi\"",
       ],
     );
@@ -131,9 +131,9 @@ describe('Fuzzfile errors: position, path, message, hint', () => {
         '    command: [true]',
       ],
       [
-        "flow.yaml:3:3: volumes[\"my vol\"]: invalid volume name \"my vol\"\n  hint: names start with a letter or digit and contain only letters, digits, \"_\", \".\" and \"-\"",
-        "flow.yaml:5:3: jobs[\"bad name\"]: invalid job name \"bad name\"\n  hint: names start with a letter or digit and contain only letters, digits, \"_\", \".\" and \"-\"",
-        "flow.yaml:7:3: jobs[\"-dash\"]: invalid job name \"-dash\"\n  hint: names start with a letter or digit and contain only letters, digits, \"_\", \".\" and \"-\"",
+        "flow.yaml:3:3: volumes[\"my vol\"]: invalid volume name \"my vol\": it has characters other than letters, digits, \"_\", \".\" and \"-\"\n  hint: names start with a letter or digit, contain only letters, digits, \"_\", \".\" and \"-\", and are at most 128 bytes long",
+        "flow.yaml:5:3: jobs[\"bad name\"]: invalid job name \"bad name\": it has characters other than letters, digits, \"_\", \".\" and \"-\"\n  hint: names start with a letter or digit, contain only letters, digits, \"_\", \".\" and \"-\", and are at most 128 bytes long",
+        "flow.yaml:7:3: jobs[\"-dash\"]: invalid job name \"-dash\": it does not start with a letter or digit\n  hint: names start with a letter or digit, contain only letters, digits, \"_\", \".\" and \"-\", and are at most 128 bytes long",
       ],
     );
   });
@@ -237,9 +237,9 @@ describe('Fuzzfile errors: position, path, message, hint', () => {
         "flow.yaml:5:14: jobs.a.command: expected a list of strings, got a string (\"echo hi\")\n  hint: write command as a list, e.g. [echo, hi], or use \"script\" for a shell script",
         "flow.yaml:6:11: jobs.a.args: expected a list of strings, got a mapping",
         "flow.yaml:7:11: jobs.a.env[0]: expected NAME=value, got \"FOO\"\n  hint: write \"FOO=VALUE\" (or use a mapping: env: {FOO: VALUE})",
-        "flow.yaml:7:16: jobs.a.env[1]: invalid environment variable name \"1BAD\"\n  hint: names start with a letter or \"_\" and contain only letters, digits and \"_\"",
+        "flow.yaml:7:16: jobs.a.env[1]: invalid environment variable name \"1BAD\": it is not a valid name\n  hint: environment variable names start with a letter or \"_\", contain only letters, digits and \"_\", are at most 255 bytes long, and are not \"__proto__\"",
         "flow.yaml:8:10: jobs.a.cwd: cwd must be an absolute path, got \"relative/dir\"\n  hint: write it from the root, e.g. /relative/dir",
-        "flow.yaml:10:20: jobs.a.resource.cpu.cores: expected an integer >= 1, got a number (1.5)",
+        "flow.yaml:10:20: jobs.a.resource.cpu.cores: expected an integer from 1 to 2,147,483,647, got a number (1.5)\n  hint: write a whole number from 1 to 2,147,483,647 in decimal digits (limits: docs/workflow-format.md#limits)",
         "flow.yaml:10:35: jobs.a.resource.cpu.affinity: expected one of core, socket, numa, got \"sockets\" (did you mean \"socket\"?)",
         "flow.yaml:10:53: jobs.a.resource.cpu.threads: expected true or false, got a string (\"yes\")",
         "flow.yaml:11:18: jobs.a.resource.exclusive: expected true or false, got a number (1)",
@@ -267,7 +267,7 @@ describe('Fuzzfile errors: position, path, message, hint', () => {
         "flow.yaml:2:38: policy.budget: expected a number >= 0, got a number (-5)",
         "flow.yaml:7:22: jobs.a.resource.memory.size: invalid size \"4 gigs\"\n  hint: write a number of bytes or a size like 512MB, 4GiB or 1.5G (units: B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB)",
         "flow.yaml:9:26: jobs.a.policy.timeout.execute: duration must be greater than 0, got \"0s\"\n  hint: write a number of seconds or a duration like 90s, 15m, 2h30m, 1.5h or 1d (units: ms, s, m, h, d, w)",
-        "flow.yaml:10:25: jobs.a.policy.retry.attempts: expected an integer >= 1, got a number (0)",
+        "flow.yaml:10:25: jobs.a.policy.retry.attempts: 0 is out of range: expected an integer from 1 to 2,147,483,647\n  hint: write a whole number from 1 to 2,147,483,647 in decimal digits (limits: docs/workflow-format.md#limits)",
         "flow.yaml:10:37: jobs.a.policy.retry.backoff: invalid duration \"5 mins\"\n  hint: write a number of seconds or a duration like 90s, 15m, 2h30m, 1.5h or 1d (units: ms, s, m, h, d, w)",
         "flow.yaml:11:15: jobs.a.estimate: invalid duration \"soon\"\n  hint: write a number of seconds or a duration like 90s, 15m, 2h30m, 1.5h or 1d (units: ms, s, m, h, d, w)",
       ],
@@ -716,9 +716,9 @@ describe('Fuzzfile v1: the normalized model', () => {
   });
 
   test('keys named like Object properties are plain keys', () => {
-    const wf = parseOk('version: v1\njobs:\n  constructor:\n    command: [x]\n    env: {__proto__: x, toString: y}\n');
+    const wf = parseOk('version: v1\njobs:\n  constructor:\n    command: [x]\n    env: {constructor: x, toString: y}\n');
     const job = Object.entries(wf.jobs).find(([n]) => n === 'constructor')![1];
-    assert.deepEqual(Object.keys(job.env), ['__proto__', 'toString']);
+    assert.deepEqual(Object.keys(job.env), ['constructor', 'toString']);
     assert.equal(Object.getPrototypeOf(job.env), Object.prototype);
     expectDiagnostics(
       ['version: v1', 'jobs:', '  a:', '    command: [x]', '    mounts:', '      constructor: {location: /x}'],

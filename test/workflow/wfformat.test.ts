@@ -146,7 +146,7 @@ describe('WfFormat import', () => {
       'w.json:7:11: workflow.specification.tasks[0].coreCount: coreCount must be an integer >= 1, got 0',
       'w.json:13:11: workflow.specification.tasks[1].parents[0]: task "sort" lists itself as a parent\n  hint: remove it from its own parents',
       'w.json:13:11: workflow.specification.tasks[1].parents: dependency cycle: sort -> merge -> sort\n  hint: a workflow must be acyclic: remove one of these parent links',
-      'w.json:26:11: workflow.specification.tasks[3].id: task id "bad name" is not a valid job name\n  hint: job names start with a letter or digit and contain only letters, digits, "_", "." and "-"',
+      'w.json:26:11: workflow.specification.tasks[3].id: task id "bad name" is not a valid job name: it has characters other than letters, digits, "_", "." and "-"\n  hint: job names start with a letter or digit, contain only letters, digits, "_", "." and "-", and are at most 128 bytes long',
     ]);
   });
 
