@@ -14,6 +14,7 @@ import { parsePlatform } from '../../scheduler/index.js';
 import { loadWorkflowFile, type Workflow } from '../../workflow/index.js';
 import { openStore, type Store, type WorkflowRecord } from '../../store/index.js';
 import { RunView } from '../view.js';
+import { nodePolicy } from '../policy.js';
 
 interface CommonOpts {
   store?: string;
@@ -21,28 +22,8 @@ interface CommonOpts {
   json?: boolean;
 }
 
-/** The node's trust policy: $WARREN_HOME/policy.json, `{"require-signed": bool, "trusted-keys": [...]}`. */
-export function nodePolicy(home: string): { requireSigned: boolean; trustedKeys: string[] } {
-  const file = join(home, 'policy.json');
-  if (!existsSync(file)) return { requireSigned: false, trustedKeys: [] };
-  let v: Record<string, unknown>;
-  try {
-    v = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new WarrenError('CLI_BAD_POLICY', `the node policy ${file} is not valid JSON: ${(e as Error).message}`, {
-      hint: 'write it as {"require-signed": true, "trusted-keys": ["FINGERPRINT"]}',
-      exitCode: 2,
-    });
-  }
-  const keys = v['trusted-keys'];
-  if ((v['require-signed'] !== undefined && typeof v['require-signed'] !== 'boolean') || (keys !== undefined && !(Array.isArray(keys) && keys.every((k) => typeof k === 'string')))) {
-    throw new WarrenError('CLI_BAD_POLICY', `the node policy ${file} has a wrong type: "require-signed" must be true or false, "trusted-keys" a list of strings`, {
-      hint: 'write it as {"require-signed": true, "trusted-keys": ["FINGERPRINT"]}',
-      exitCode: 2,
-    });
-  }
-  return { requireSigned: v['require-signed'] === true, trustedKeys: (keys as string[] | undefined) ?? [] };
-}
+/** The node's policy ($WARREN_HOME/policy.json): see ../policy.ts. */
+export { nodePolicy } from '../policy.js';
 
 /** The trusted keys for a workflow: the node's trusted keys and policy keys, plus the workflow's own. */
 async function trustPolicy(wf: Workflow | undefined, home: string): Promise<{ requireSigned: boolean; trustedKeys?: string[] }> {
@@ -61,8 +42,9 @@ async function prepareImages(wf: Workflow, home: string): Promise<void> {
   if (uris.length === 0) return;
   const { prepareImage, checkImageTrust } = await import('../../image/index.js');
   const policy = await trustPolicy(wf, home);
+  const { allowSetuid } = nodePolicy(home);
   for (const uri of uris) {
-    const img = await prepareImage(uri, { onProgress: undefined });
+    const img = await prepareImage(uri, { onProgress: undefined, allowSetuid });
     if (policy.requireSigned) {
       try {
         await checkImageTrust(img.path, { requireSigned: true, trustedKeys: policy.trustedKeys });
@@ -79,10 +61,12 @@ async function prepareImages(wf: Workflow, home: string): Promise<void> {
 async function defaultContainerRuntimeFor(home: string): Promise<Runtime | undefined> {
   const { defaultContainerRuntime } = await import('../../runtime/container/index.js');
   const node = nodePolicy(home);
-  if (!node.requireSigned) return defaultContainerRuntime(home);
+  const allowSetuid = node.allowSetuid;
+  if (!node.requireSigned) return defaultContainerRuntime(home, { allowSetuid });
   const { checkImageTrust } = await import('../../image/index.js');
   const policy = await trustPolicy(undefined, home);
   return defaultContainerRuntime(home, {
+    allowSetuid,
     trust: async (img) => {
       await checkImageTrust(img.path, { requireSigned: true, trustedKeys: policy.trustedKeys });
     },

@@ -46,7 +46,7 @@ export interface ContainerImage {
   partition?: SquashfsLocation;
 }
 
-export type PrepareImageFn = (uri: string, opts?: { auth?: unknown }) => Promise<ContainerImage>;
+export type PrepareImageFn = (uri: string, opts?: { auth?: unknown; allowSetuid?: boolean }) => Promise<ContainerImage>;
 
 export interface ContainerRuntimeOptions {
   /** Bundles, runc state and extracted images go here (must not be on overlayfs). */
@@ -63,6 +63,11 @@ export interface ContainerRuntimeOptions {
   toolPath?: string;
   /** Called with warnings (e.g. limits that cannot be enforced rootless). */
   onWarning?: (message: string) => void;
+  /**
+   * Node policy `allow-setuid`: images keep setuid/setgid bits and containers honor them
+   * (root without nosuid, no_new_privs off). Default false: root mounted nosuid,nodev.
+   */
+  allowSetuid?: boolean;
 }
 
 interface Prepared {
@@ -107,7 +112,8 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
   const getPrepare = async (): Promise<PrepareImageFn> => {
     if (!prepareFn) {
       const mod = await import('../../image/index.js');
-      prepareFn = (uri, o) => mod.prepareImage(uri, o?.auth ? { auth: o.auth as never } : {}) as Promise<ContainerImage>;
+      prepareFn = (uri, o) =>
+        mod.prepareImage(uri, { ...(o?.auth ? { auth: o.auth as never } : {}), ...(o?.allowSetuid ? { allowSetuid: true } : {}) }) as Promise<ContainerImage>;
     }
     return prepareFn;
   };
@@ -178,7 +184,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
       });
     }
     const prepare = await getPrepare();
-    const img = await prepare(c.image, c.auth ? { auth: c.auth } : undefined);
+    const img = await prepare(c.image, c.auth || opts.allowSetuid ? { ...(c.auth ? { auth: c.auth } : {}), ...(opts.allowSetuid ? { allowSetuid: true } : {}) } : undefined);
     if (opts.trust) {
       // check() and launch() both come here: verify a given image file once (signature
       // checks hash the whole SIF), again only when the file changed.
@@ -304,6 +310,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
         ...(resources ? { resources } : {}),
         ...(gpu ? { gpu } : {}),
         ...(files.length ? { nodeFiles: files } : {}),
+        ...(opts.allowSetuid ? { allowSetuid: true } : {}),
       });
     const has = (d: string): boolean => (rootfs.via === 'dir' ? exists(rootfs.path, d) : existsSync(join(rootfs.path, d)));
     let spec = build(rootfs.path, []);
