@@ -23,7 +23,9 @@ export async function rawTar(entries: RawEntry[], gzip = false): Promise<Buffer>
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   const done = new Promise<void>((resolve, reject) => {
-    pack.on('data', (c: Buffer) => chunks.push(c));
+    pack.on('data', (c: unknown) => {
+      chunks.push(c as Buffer);
+    });
     pack.on('end', resolve);
     pack.on('error', reject);
   });
