@@ -26,4 +26,16 @@ http:
 $auth
 YAML
 echo "registry on 127.0.0.1:$port (storage $dir/storage); push with: skopeo copy --dest-tls-verify=false ... docker://127.0.0.1:$port/NAME:TAG" >&2
-exec /usr/bin/docker-registry serve "$dir/config.yml"
+# Run the registry as a child (not exec: the EXIT trap must run to remove $dir), forward
+# INT/TERM to it, wait for it, and exit with its status.
+/usr/bin/docker-registry serve "$dir/config.yml" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null || true' INT TERM
+set +e
+while :; do
+  wait "$child"
+  rc=$?
+  # wait returns early (>128) when a trapped signal arrives; wait again until the child is gone.
+  kill -0 "$child" 2>/dev/null || break
+done
+exit "$rc"

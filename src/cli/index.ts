@@ -3,18 +3,20 @@
 // hint, and the exit code says what happened (0 ok, 1 failed, 2 bad input, 130 canceled).
 
 import { Command, CommanderError } from 'commander';
-import { EXIT, toWarrenError } from '../common/index.js';
-import { register as registerRun } from './commands/run.js';
-import { registerAll } from './registry.js';
+import { EXIT, ensureWarrenHome, toWarrenError } from '../common/index.js';
+import { PROGRAM_DESCRIPTION, PROGRAM_VERSION, registerAll, staticHelp } from './registry.js';
+
+/** Commands that never touch `$WARREN_HOME` (so they do not create it). */
+const NO_HOME = new Set(['validate', 'schema', 'help']);
 
 export async function buildProgram(command?: string): Promise<Command> {
   const program = new Command('warren')
-    .description('Warren: run workflows fast, anywhere — from one workstation to HPC clusters and clouds')
-    .version('0.1.0')
+    .description(PROGRAM_DESCRIPTION)
+    .version(PROGRAM_VERSION)
     .showSuggestionAfterError(true)
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .exitOverride();
-  registerRun(program);
+  (await import('./commands/run.js')).register(program);
   await registerAll(program, command);
   return program;
 }
@@ -25,7 +27,26 @@ export async function main(argv: string[]): Promise<number> {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw e;
   });
-  const program = await buildProgram(argv.slice(2).find((a) => !a.startsWith('-')));
+  const args = argv.slice(2);
+  // The top-level help and version come from static tables: no command module is loaded.
+  if (args.length === 0 || (args.length === 1 && ['--help', '-h', 'help'].includes(args[0]!))) {
+    process.stdout.write(staticHelp());
+    return EXIT.ok;
+  }
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+    process.stdout.write(PROGRAM_VERSION + '\n');
+    return EXIT.ok;
+  }
+  const command = args.find((a) => !a.startsWith('-'));
+  try {
+    // Private from the start (0700): it will hold images, logs, credentials and keys.
+    if (command !== undefined && !NO_HOME.has(command)) ensureWarrenHome();
+  } catch (e) {
+    const err = toWarrenError(e);
+    process.stderr.write(err.format() + '\n');
+    return err.exitCode;
+  }
+  const program = await buildProgram(command);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;

@@ -2,6 +2,6 @@
 export { WarrenError, EXIT, isWarrenError, toWarrenError } from './errors.js';
 export type { WarrenErrorOptions } from './errors.js';
 export { parseSize, parseDuration, parseBandwidth, formatBytes, formatDuration } from './units.js';
-export { warrenHome } from './paths.js';
+export { warrenHome, ensureWarrenHome } from './paths.js';
 export { editDistance, didYouMean } from './suggest.js';
 export { pidAlive } from './process.js';

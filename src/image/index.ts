@@ -75,7 +75,7 @@ export function prepareImage(uri: string, opts: PrepareOptions = {}): Promise<Pr
   const regRef = ref as RegistryImageRef;
   const cache = new ImageCache(opts.cacheDir ?? defaultImageCacheDir());
   const platform = opts.platform ?? hostPlatform();
-  const key = `${cache.dir}\n${regRef.uri}\n${formatPlatform(platform)}\n${opts.policy ?? 'if-not-present'}`;
+  const key = `${cache.dir}\n${regRef.uri}\n${formatPlatform(platform)}\n${opts.policy ?? 'if-not-present'}\n${opts.allowSetuid === true}`;
   const running = inflight.get(key);
   if (running) return running;
   const p = (async (): Promise<PreparedImage> => {
@@ -87,6 +87,7 @@ export function prepareImage(uri: string, opts: PrepareOptions = {}): Promise<Pr
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.parallel ? { parallel: opts.parallel } : {}),
       ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
+      ...(opts.allowSetuid ? { allowSetuid: true } : {}),
     });
     // A SIF (oras://) built by Warren carries its image config (env, entrypoint, labels) inside.
     const inner = r.kind === 'sif' ? readImageConfig(r.path, regRef.uri) : undefined;

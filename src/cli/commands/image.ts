@@ -3,7 +3,7 @@
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import type { Command } from 'commander';
-import { WarrenError, EXIT, formatBytes, parseDuration } from '../../common/index.js';
+import { WarrenError, EXIT, formatBytes, parseDuration, warrenHome } from '../../common/index.js';
 import {
   ImageCache,
   checkRegistryLogin,
@@ -17,6 +17,7 @@ import {
   type PullProgress,
 } from '../../image/index.js';
 import { commandGroup } from '../util.js';
+import { nodePolicy } from '../policy.js';
 
 /** `docker://` is the default scheme on the command line, as with docker and podman. */
 export function cliImageUri(s: string): string {
@@ -102,6 +103,7 @@ export function register(program: Command): void {
       const progress = progressPrinter(!!opts.quiet || !!opts.json);
       const img = await prepareImage(cliImageUri(uri), {
         policy: 'always',
+        allowSetuid: nodePolicy(warrenHome()).allowSetuid,
         ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
         ...(platform ? { platform } : {}),
         ...(progress ? { onProgress: progress } : {}),

@@ -14,6 +14,7 @@ import { parsePlatform } from '../../scheduler/index.js';
 import { loadWorkflowFile, type Workflow } from '../../workflow/index.js';
 import { openStore, type Store, type WorkflowRecord } from '../../store/index.js';
 import { RunView } from '../view.js';
+import { nodePolicy } from '../policy.js';
 
 interface CommonOpts {
   store?: string;
@@ -21,28 +22,8 @@ interface CommonOpts {
   json?: boolean;
 }
 
-/** The node's trust policy: $WARREN_HOME/policy.json, `{"require-signed": bool, "trusted-keys": [...]}`. */
-export function nodePolicy(home: string): { requireSigned: boolean; trustedKeys: string[] } {
-  const file = join(home, 'policy.json');
-  if (!existsSync(file)) return { requireSigned: false, trustedKeys: [] };
-  let v: Record<string, unknown>;
-  try {
-    v = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new WarrenError('CLI_BAD_POLICY', `the node policy ${file} is not valid JSON: ${(e as Error).message}`, {
-      hint: 'write it as {"require-signed": true, "trusted-keys": ["FINGERPRINT"]}',
-      exitCode: 2,
-    });
-  }
-  const keys = v['trusted-keys'];
-  if ((v['require-signed'] !== undefined && typeof v['require-signed'] !== 'boolean') || (keys !== undefined && !(Array.isArray(keys) && keys.every((k) => typeof k === 'string')))) {
-    throw new WarrenError('CLI_BAD_POLICY', `the node policy ${file} has a wrong type: "require-signed" must be true or false, "trusted-keys" a list of strings`, {
-      hint: 'write it as {"require-signed": true, "trusted-keys": ["FINGERPRINT"]}',
-      exitCode: 2,
-    });
-  }
-  return { requireSigned: v['require-signed'] === true, trustedKeys: (keys as string[] | undefined) ?? [] };
-}
+/** The node's policy ($WARREN_HOME/policy.json): see ../policy.ts. */
+export { nodePolicy } from '../policy.js';
 
 type TrustGate = import('../../image/index.js').TrustGate;
 
@@ -57,12 +38,12 @@ async function trustGate(wf: Workflow | undefined, home: string): Promise<TrustG
  * Pull (or find) every image the workflow names and check the trust policy, before anything
  * runs (and again at resume). Under a policy the verified copies are what the jobs will run.
  */
-async function prepareImages(wf: Workflow, gate: TrustGate): Promise<void> {
+async function prepareImages(wf: Workflow, gate: TrustGate, allowSetuid = false): Promise<void> {
   const uris = [...new Set(Object.values(wf.jobs).flatMap((j) => (j.image ? [j.image.uri] : [])))];
   if (uris.length === 0) return;
   const { prepareImage } = await import('../../image/index.js');
   for (const uri of uris) {
-    const img = await prepareImage(uri, { onProgress: undefined });
+    const img = await prepareImage(uri, { onProgress: undefined, allowSetuid });
     if (!gate.requireSigned) continue;
     try {
       await gate.admit(img);
@@ -85,8 +66,9 @@ async function prepareImages(wf: Workflow, gate: TrustGate): Promise<void> {
 /** runc-based container runtime; under a trust policy every launch runs the verified copy (the gate). */
 async function defaultContainerRuntimeFor(home: string, gate: TrustGate): Promise<Runtime | undefined> {
   const { defaultContainerRuntime } = await import('../../runtime/container/index.js');
-  if (!gate.requireSigned) return defaultContainerRuntime(home);
-  return defaultContainerRuntime(home, { trust: (img) => gate.admit(img) });
+  const { allowSetuid } = nodePolicy(home);
+  if (!gate.requireSigned) return defaultContainerRuntime(home, { allowSetuid });
+  return defaultContainerRuntime(home, { allowSetuid, trust: (img) => gate.admit(img) });
 }
 
 async function openAll(o: CommonOpts, wf?: Workflow, opened?: Store): Promise<{ store: Store; orch: Orchestrator; home: string; agent: LocalAgent; gate: TrustGate }> {
@@ -245,7 +227,7 @@ export function register(program: Command): void {
     const opened: { store: Store; orch: Orchestrator; gate?: TrustGate } = o.platform !== undefined ? await openSites(o, wf, o.platform, options.simulate!) : await openAll(o, wf);
     const { store, orch } = opened;
     try {
-      if (options.simulate === undefined) await prepareImages(wf, opened.gate ?? (await trustGate(wf, warrenHome())));
+      if (options.simulate === undefined) await prepareImages(wf, opened.gate ?? (await trustGate(wf, warrenHome())), nodePolicy(warrenHome()).allowSetuid);
       const rec = await orch.accept(wf, { ...options, agentCores: orch.nodeCores });
       process.exitCode = await driveWithView(store, orch, rec, o.json === true);
     } finally {
@@ -283,7 +265,7 @@ export function register(program: Command): void {
       }
       // Check the images again (time of check = time of use): an image swapped since the run
       // (or a policy tightened since) is refused before anything runs again.
-      await prepareImages(rec.spec, gate);
+      await prepareImages(rec.spec, gate, nodePolicy(warrenHome()).allowSetuid);
       await store.write({ workflows: [{ id: rec.id, patch: { status: 'running', cancelRequested: false } }] });
       process.exitCode = await driveWithView(store, orch, rec, o.json === true);
     } finally {

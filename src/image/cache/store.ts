@@ -47,6 +47,8 @@ export interface ImageRecord {
   blobs: string[];
   /** Bytes of the unpacked rootfs or the SIF file. */
   sizeBytes: number;
+  /** rootfs images: whether setuid/setgid bits were kept (`allow-setuid`) or dropped when unpacking. */
+  setuid?: 'kept' | 'dropped';
   createdAt: string;
   /** The URI it was first pulled as. */
   source: string;
@@ -140,6 +142,17 @@ function forceRemove(p: string): void {
   rmSync(p, { recursive: true, force: true });
 }
 
+/**
+ * mkdir -p `dir` where every directory it creates is 0700, and tighten `dir` itself to
+ * 0700 when it exists wider and belongs to this user (an older cache, made 0755).
+ */
+function makePrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = statSync(dir);
+  const uid = process.getuid?.();
+  if ((st.mode & 0o077) !== 0 && (uid === undefined || st.uid === uid)) chmodSync(dir, st.mode & 0o700);
+}
+
 const cleanedDirs = new Set<string>();
 
 export class ImageCache {
@@ -149,9 +162,14 @@ export class ImageCache {
     this.dir = dir;
   }
 
-  /** Create the layout and, once per process, remove leftovers of dead processes. */
+  /**
+   * Create the layout, private to its owner (0700: unpacked images hold files of other
+   * owners that no other local user may reach), and, once per process, remove leftovers of
+   * dead processes. A cache made by an older Warren with a wider mode is tightened.
+   */
   ensure(): void {
-    for (const d of ['blobs/sha256', 'images', 'refs', 'locks', 'tmp']) mkdirSync(join(this.dir, d), { recursive: true });
+    makePrivateDir(this.dir);
+    for (const d of ['blobs/sha256', 'images', 'refs', 'locks', 'tmp']) mkdirSync(join(this.dir, d), { recursive: true, mode: 0o700 });
     if (!cleanedDirs.has(this.dir)) {
       cleanedDirs.add(this.dir);
       this.cleanStale();

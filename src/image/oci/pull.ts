@@ -67,6 +67,11 @@ export interface PullOptions {
   retries?: number;
   /** Override the registry base URL (tests, proxies). */
   baseUrl?: string;
+  /**
+   * Keep the setuid/setgid bits of the layers (node policy `allow-setuid: true`); default
+   * false: they are dropped when unpacking. Applies to images unpacked from now on.
+   */
+  allowSetuid?: boolean;
 }
 
 export interface PulledImage {
@@ -313,7 +318,7 @@ async function pullRootfs(
     } catch {
       throw manifestError(what, `the image configuration ${r.manifest.config.digest} is not valid JSON`);
     }
-    const writer = new RootfsWriter(rootfs);
+    const writer = new RootfsWriter(rootfs, { allowSetuid: opts.allowSetuid === true });
     for (let i = 0; i < layers.length; i++) {
       await downloads[i + 1];
       const t = Date.now();
@@ -332,6 +337,7 @@ async function pullRootfs(
       config: imageConfigFrom(cfgFile),
       blobs: [r.manifest.config.digest, ...layers.map((l) => l.digest)],
       sizeBytes: writer.bytes,
+      setuid: opts.allowSetuid === true ? 'kept' : 'dropped',
       createdAt: new Date().toISOString(),
       source: ref.uri,
     };

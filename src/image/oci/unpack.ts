@@ -3,6 +3,14 @@
 // Every path is resolved inside the root: a symlink in the tree can never make an entry
 // land outside it (symlinks are followed as if the root were `/`).
 //
+//
+// On a shared node the unpacked tree must give no local user more than they had:
+// setuid/setgid bits are dropped (unless the node's admin sets `allow-setuid`), device
+// nodes and FIFOs are never created, and an entry whose name (after whiteout decoding)
+// would address the root itself, its parent or another directory is refused
+// (IMAGE_LAYER_UNSAFE) before anything is removed or written. See
+// docs/security-images-oci.md.
+//
 // zstd: Node 20's zlib has no zstd, so zstd layers are decompressed by the `zstd` program
 // (Debian package zstd), streamed; gzip uses node:zlib.
 import { spawn } from 'node:child_process';
@@ -21,6 +29,7 @@ import {
   openSync,
   readdirSync,
   readlinkSync,
+  realpathSync,
   rmSync,
   symlinkSync,
   unlinkSync,
@@ -41,6 +50,31 @@ const WH_OPAQUE = '.wh..wh..opq';
 const MAX_SYMLINK_HOPS = 40;
 
 type EntryStream = AsyncIterable<unknown> & { resume(): unknown };
+
+/** The setuid and setgid bits (the sticky bit, 0o1000, is kept: /tmp needs it). */
+const SETID_BITS = 0o6000;
+
+export interface RootfsWriterOptions {
+  /**
+   * Keep setuid/setgid bits of the layers (node setting `allow-setuid`); default false:
+   * they are dropped, so no unpacked file runs with its owner's (root's) privileges.
+   */
+  allowSetuid?: boolean;
+}
+
+/** Thrown for a layer entry that tries to leave, or delete, the root: never a plain unpack error. */
+function unsafeEntry(what: string, why: string): WarrenError {
+  return new WarrenError('IMAGE_LAYER_UNSAFE', `refusing a layer of image ${what}: ${why}`, {
+    hint: 'the image is malformed or hostile; do not run it. Rebuild it with a standard tool (docker/buildah/apptainer) or ask its author',
+  });
+}
+
+/** A tar name as a list of components, or the reason it is refused (`..`, NUL). */
+function checkEntryPath(raw: string): string | undefined {
+  if (raw.includes('\0')) return 'contains a NUL byte';
+  for (const c of raw.split('/')) if (c === '..') return "has a '..' component";
+  return undefined;
+}
 
 function lstatOrUndefined(p: string): Stats | undefined {
   try {
@@ -66,10 +100,25 @@ export class RootfsWriter {
   private layerPaths = new Set<string>();
   files = 0;
   bytes = 0;
+  /** setuid/setgid bits dropped so far (files and directories). */
+  setidDropped = 0;
+  /** Device nodes and FIFOs skipped so far. */
+  devicesSkipped = 0;
+  private readonly allowSetuid: boolean;
+  /** The image being unpacked, for messages. */
+  private what = '';
 
-  constructor(root: string) {
+  constructor(root: string, opts: RootfsWriterOptions = {}) {
     this.root = root;
     this.realDirs.add(root);
+    this.allowSetuid = opts.allowSetuid === true;
+  }
+
+  /** `mode` with setuid/setgid dropped unless the node allows them. */
+  private safeMode(mode: number): number {
+    if (this.allowSetuid || (mode & SETID_BITS) === 0) return mode;
+    this.setidDropped++;
+    return mode & ~SETID_BITS;
   }
 
   private invalidate(abs: string): void {
@@ -162,6 +211,8 @@ export class RootfsWriter {
   }
 
   private async entry(h: tar.Header, stream: EntryStream): Promise<void> {
+    const bad = checkEntryPath(h.name);
+    if (bad) throw unsafeEntry(this.what, `entry '${h.name}' ${bad}`);
     const name = posix.normalize('/' + h.name).slice(1).replace(/\/+$/, '');
     if (name === '' || name === '.') {
       stream.resume();
@@ -179,9 +230,17 @@ export class RootfsWriter {
     }
     if (base.startsWith(WH_PREFIX)) {
       stream.resume();
+      const target = base.slice(WH_PREFIX.length);
+      // `.wh..` and `bin/.wh...` would name the directory itself or its parent (the root).
+      if (target === '' || target === '.' || target === '..' || target.includes('/') || target.includes('\0')) {
+        throw unsafeEntry(this.what, `whiteout '${h.name}' names '${target}', not an entry of its directory`);
+      }
       const d = this.resolveDir(dirRel, false);
       if (!d) return;
-      const victim = join(d, base.slice(WH_PREFIX.length));
+      const victim = join(d, target);
+      if (victim === this.root || !victim.startsWith(this.root + '/')) {
+        throw unsafeEntry(this.what, `whiteout '${h.name}' resolves outside the image`);
+      }
       if (this.layerPaths.has(victim)) return;
       const st = lstatOrUndefined(victim);
       if (st) this.remove(victim, st.isDirectory());
@@ -194,7 +253,7 @@ export class RootfsWriter {
     this.layerPaths.add(dest);
     // In a directory this unpack created in this layer, only this layer's entries exist.
     const existing = this.freshDirs.has(parent) && !seen ? undefined : lstatOrUndefined(dest);
-    const mode = (h.mode ?? 0o644) & 0o7777;
+    const mode = this.safeMode((h.mode ?? 0o644) & 0o7777);
     const type = h.type ?? 'file';
 
     if (type === 'directory') {
@@ -249,6 +308,8 @@ export class RootfsWriter {
       }
       case 'link': {
         stream.resume();
+        const badLink = checkEntryPath(h.linkname ?? '');
+        if (badLink) throw unsafeEntry(this.what, `hard link '${h.name}' points to '${h.linkname}', which ${badLink}`);
         const target = posix.normalize('/' + (h.linkname ?? '')).slice(1);
         const ts = target.lastIndexOf('/');
         const tParent = this.resolveDir(ts < 0 ? '' : target.slice(0, ts), false);
@@ -260,8 +321,10 @@ export class RootfsWriter {
         return;
       }
       default:
-        // Device nodes and FIFOs are provided by the container runtime (/dev); skip them.
+        // Device nodes and FIFOs are never created (the container runtime provides /dev):
+        // a device node in a cache that users can reach would bypass the node's devices.
         stream.resume();
+        if (type === 'character-device' || type === 'block-device' || type === 'fifo') this.devicesSkipped++;
         this.layerPaths.delete(dest);
         return;
     }
@@ -269,6 +332,7 @@ export class RootfsWriter {
 
   /** Apply one layer blob (a tar stream, compressed as `compression`) on top of the tree. */
   async applyLayer(blobPath: string, compression: 'none' | 'gzip' | 'zstd', what: string): Promise<void> {
+    this.what = what;
     this.layerPaths = new Set();
     this.freshDirs.clear();
     const src = createReadStream(blobPath, { highWaterMark: 1 << 20 });
@@ -330,8 +394,11 @@ export class RootfsWriter {
   /** Apply directory modes and times, deepest first. */
   async finish(): Promise<void> {
     const dirs = [...this.dirMeta.entries()].sort((a, b) => b[0].length - a[0].length);
+    const realRoot = realpathSync(this.root);
     for (const [d, m] of dirs) {
       try {
+        // chmod and utimes follow symlinks: touch only a real directory reached without one.
+        if (!lstatSync(d).isDirectory() || realpathSync(d) !== realRoot + d.slice(this.root.length)) continue;
         chmodSync(d, m.mode);
         if (m.mtime) utimesSync(d, m.mtime, m.mtime);
       } catch {

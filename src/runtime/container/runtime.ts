@@ -48,7 +48,7 @@ export interface ContainerImage {
   contentDigest?: string;
 }
 
-export type PrepareImageFn = (uri: string, opts?: { auth?: unknown }) => Promise<ContainerImage>;
+export type PrepareImageFn = (uri: string, opts?: { auth?: unknown; allowSetuid?: boolean }) => Promise<ContainerImage>;
 
 export interface ContainerRuntimeOptions {
   /** Bundles, runc state and extracted images go here (must not be on overlayfs). */
@@ -69,6 +69,11 @@ export interface ContainerRuntimeOptions {
   toolPath?: string;
   /** Called with warnings (e.g. limits that cannot be enforced rootless). */
   onWarning?: (message: string) => void;
+  /**
+   * Node policy `allow-setuid`: images keep setuid/setgid bits and containers honor them
+   * (root without nosuid, no_new_privs off). Default false: root mounted nosuid,nodev.
+   */
+  allowSetuid?: boolean;
 }
 
 interface Prepared {
@@ -113,7 +118,8 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
   const getPrepare = async (): Promise<PrepareImageFn> => {
     if (!prepareFn) {
       const mod = await import('../../image/index.js');
-      prepareFn = (uri, o) => mod.prepareImage(uri, o?.auth ? { auth: o.auth as never } : {}) as Promise<ContainerImage>;
+      prepareFn = (uri, o) =>
+        mod.prepareImage(uri, { ...(o?.auth ? { auth: o.auth as never } : {}), ...(o?.allowSetuid ? { allowSetuid: true } : {}) }) as Promise<ContainerImage>;
     }
     return prepareFn;
   };
@@ -183,7 +189,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
       });
     }
     const prepare = await getPrepare();
-    const img = await prepare(c.image, c.auth ? { auth: c.auth } : undefined);
+    const img = await prepare(c.image, c.auth || opts.allowSetuid ? { ...(c.auth ? { auth: c.auth } : {}), ...(opts.allowSetuid ? { allowSetuid: true } : {}) } : undefined);
     if (opts.trust) {
       // check() and launch() both come here. The hook answers for the bytes that will be
       // mounted: it may hand back another image (the verified, immutable copy) to use instead.
@@ -301,6 +307,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
         ...(resources ? { resources } : {}),
         ...(gpu ? { gpu } : {}),
         ...(files.length ? { nodeFiles: files } : {}),
+        ...(opts.allowSetuid ? { allowSetuid: true } : {}),
       });
     const has = (d: string): boolean => (rootfs.via === 'dir' ? exists(rootfs.path, d) : existsSync(join(rootfs.path, d)));
     let spec = build(rootfs.path, []);

@@ -125,6 +125,22 @@ export interface OciSpecInput {
   gpu?: GpuPassthrough;
   /** Node files bound read-only at the same path (e.g. /etc/resolv.conf, /etc/hosts when the job shares the node's network). */
   nodeFiles?: string[];
+  /**
+   * The node's admin allows setuid inside containers (policy `allow-setuid: true`): the
+   * root is mounted without nosuid and no_new_privs is off. Default: root `nosuid,nodev`.
+   */
+  allowSetuid?: boolean;
+}
+
+/**
+ * Options of the container's root mount. OCI 1.0.2 has no mount options for `root`, and
+ * runc's remount for `root.readonly` replaces the root's flags (nosuid and nodev would be
+ * lost). So: the first mount binds `rootfs` onto `/` with these flags (writable, so runc can
+ * still create mount points, as before), `root.readonly` is false, and `/` is the first
+ * of `linux.readonlyPaths`, which runc remounts read-only keeping nosuid/nodev/noexec.
+ */
+export function rootMountOptions(allowSetuid: boolean): string[] {
+  return allowSetuid ? ['rbind', 'nodev'] : ['rbind', 'nosuid', 'nodev'];
 }
 
 /** The minimal capability set for root inside (runc's own defaults). */
@@ -188,7 +204,10 @@ function isUnder(path: string, dir: string): boolean {
 export function buildOciSpec(input: OciSpecInput): OciSpec {
   const rootless = input.rootless !== undefined;
   const userTargets = new Set(input.mounts.map((m) => cleanTarget(m.target)));
+  const allowSetuid = input.allowSetuid === true;
   const mounts: OciMount[] = [
+    // The root itself first (everything else is mounted on top of it): see rootMountOptions.
+    { destination: '/', type: 'none', source: input.rootfs, options: rootMountOptions(allowSetuid) },
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
     {
@@ -270,15 +289,16 @@ export function buildOciSpec(input: OciSpecInput): OciSpec {
       env,
       cwd: input.cwd,
       capabilities: { bounding: [...caps], effective: [...caps], permitted: [...caps], ambient: [] },
-      noNewPrivileges: true,
+      noNewPrivileges: !allowSetuid,
     },
-    root: { path: input.rootfs, readonly: true },
+    // Read-only through readonlyPaths['/'] (runc's remount for `readonly` would clear nosuid,nodev).
+    root: { path: input.rootfs, readonly: false },
     hostname: sanitizeHostname(input.hostname),
     mounts,
     linux: {
       namespaces,
       maskedPaths: [...MASKED_PATHS],
-      readonlyPaths: [...READONLY_PATHS],
+      readonlyPaths: ['/', ...READONLY_PATHS],
     },
   };
   if (input.rootless) {

@@ -8,11 +8,11 @@ import { fileURLToPath } from 'node:url';
 import { buildLayer, RootfsWriter, type LayerEntry } from '../../../src/image/oci/index.js';
 import { tempDir } from '../../helpers.js';
 
-async function unpack(layers: LayerEntry[][], compression: 'gzip' | 'zstd' | 'none' = 'gzip') {
+async function unpack(layers: LayerEntry[][], compression: 'gzip' | 'zstd' | 'none' = 'gzip', opts: { allowSetuid?: boolean } = {}) {
   const t = tempDir('warren-unpack-');
   const root = join(t.dir, 'rootfs');
   mkdirSync(root);
-  const w = new RootfsWriter(root);
+  const w = new RootfsWriter(root, opts);
   for (let i = 0; i < layers.length; i++) {
     const l = await buildLayer(layers[i]!, compression);
     const f = join(t.dir, `layer${i}`);
@@ -82,22 +82,27 @@ describe('RootfsWriter', () => {
     }
   });
 
-  test('modes (read-only, setuid, sticky, read-only directory) and mtimes', async () => {
+  for (const allowSetuid of [false, true]) {
+  test(`modes (read-only, setuid ${allowSetuid ? 'kept: allow-setuid' : 'dropped: default'}, sticky, read-only directory) and mtimes`, async () => {
     const mtime = new Date('2020-01-02T03:04:05Z');
     const r = await unpack([
       [
         { name: 'ro', data: 'r', mode: 0o444 },
         { name: 'suid', data: 's', mode: 0o4755 },
+        { name: 'sgid', data: 's', mode: 0o2755 },
+        { name: 'sgiddir/', type: 'directory', mode: 0o2775 },
         { name: 'rodir/', type: 'directory', mode: 0o555 },
         { name: 'rodir/inside', data: 'i' },
         { name: 'sticky/', type: 'directory', mode: 0o1777 },
         { name: 'old', data: 'o', mtime },
       ],
       [{ name: 'rodir/later', data: 'written into a read-only directory by a later layer' }],
-    ]);
+    ], 'gzip', { allowSetuid });
     try {
       assert.equal(statSync(join(r.root, 'ro')).mode & 0o7777, 0o444);
-      assert.equal(statSync(join(r.root, 'suid')).mode & 0o7777, 0o4755);
+      assert.equal(statSync(join(r.root, 'suid')).mode & 0o7777, allowSetuid ? 0o4755 : 0o755);
+      assert.equal(statSync(join(r.root, 'sgid')).mode & 0o7777, allowSetuid ? 0o2755 : 0o755);
+      assert.equal(statSync(join(r.root, 'sgiddir')).mode & 0o7777, allowSetuid ? 0o2775 : 0o775);
       assert.equal(statSync(join(r.root, 'rodir')).mode & 0o7777, 0o555);
       assert.equal(statSync(join(r.root, 'sticky')).mode & 0o7777, 0o1777);
       assert.deepEqual(readdirSync(join(r.root, 'rodir')).sort(), ['inside', 'later']);
@@ -106,6 +111,7 @@ describe('RootfsWriter', () => {
       r.cleanup();
     }
   });
+  }
 
   test('long names (PAX/GNU headers), whiteout through a symlinked directory stays inside', async () => {
     const long = 'opt/' + 'd'.repeat(120) + '/' + 'f'.repeat(150);

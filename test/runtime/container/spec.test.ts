@@ -17,6 +17,7 @@ import {
   GPU_LIB_DIR,
   GPU_BIN_DIR,
   ROOT_CAPABILITIES,
+  rootMountOptions,
   type OciSpecInput,
 } from '../../../src/runtime/container/index.js';
 import { tempDir } from '../../helpers.js';
@@ -48,7 +49,9 @@ describe('buildOciSpec', () => {
     assert.equal(s.process.terminal, false);
     assert.equal(s.process.noNewPrivileges, true);
     assert.deepEqual(s.process.capabilities.effective, []);
-    assert.deepEqual(s.root, { path: '/state/b/rootfs', readonly: true });
+    // Read-only by readonlyPaths '/', which keeps the nosuid,nodev of the first mount (see rootMountOptions).
+    assert.deepEqual(s.root, { path: '/state/b/rootfs', readonly: false });
+    assert.equal(s.linux.readonlyPaths[0], '/');
     assert.equal(s.hostname, 'align');
     assert.deepEqual(s.linux.namespaces.map((n) => n.type).sort(), ['ipc', 'mount', 'pid', 'uts']);
     assert.equal(s.linux.uidMappings, undefined);
@@ -67,7 +70,7 @@ describe('buildOciSpec', () => {
   test('mounts: system mounts first, /dev/shm sized, /tmp tmpfs, volumes by depth with ro/rw', () => {
     const s = buildOciSpec(base({ shmBytes: 2 * 2 ** 30 }));
     const dests = s.mounts.map((m) => m.destination);
-    assert.deepEqual(dests.slice(0, 4), ['/proc', '/dev', '/dev/pts', '/dev/mqueue']);
+    assert.deepEqual(dests.slice(0, 5), ['/', '/proc', '/dev', '/dev/pts', '/dev/mqueue']);
     const shm = s.mounts.find((m) => m.destination === '/dev/shm')!;
     assert.equal(shm.type, 'tmpfs');
     assert.ok(shm.options!.includes(`size=${2 * 2 ** 30}`));
@@ -171,6 +174,28 @@ describe('buildOciSpec', () => {
     const rl = buildOciSpec(base({ gpu, rootless: { hostUid: 1, hostGid: 1 } }));
     assert.equal(rl.linux.resources, undefined);
     assert.equal(rl.linux.devices!.length, 3);
+  });
+
+  test('root: mounted nosuid,nodev and read-only by default; allow-setuid drops nosuid and no_new_privs only', () => {
+    for (const input of [base(), base({ rootless: { hostUid: 1000, hostGid: 1000 } }), base({ asRoot: true })]) {
+      const s = buildOciSpec(input);
+      const root = s.mounts[0]!;
+      assert.deepEqual(root, { destination: '/', type: 'none', source: '/state/b/rootfs', options: ['rbind', 'nosuid', 'nodev'] });
+      assert.deepEqual(rootMountOptions(false), root.options);
+      assert.equal(s.process.noNewPrivileges, true);
+      assert.equal(s.linux.readonlyPaths[0], '/', 'the root is made read-only after the mounts');
+      // No mount of the spec lets setuid bits or device nodes of an image work, except /dev (runc's device tmpfs).
+      for (const m of s.mounts) {
+        if (m.destination === '/dev' || m.destination === '/dev/pts') continue;
+        assert.ok(m.options?.includes('nosuid') && m.options.includes('nodev'), `${m.destination}: ${m.options}`);
+      }
+    }
+    const allowed = buildOciSpec(base({ allowSetuid: true }));
+    assert.deepEqual(allowed.mounts[0]!.options, ['rbind', 'nodev']);
+    assert.equal(allowed.process.noNewPrivileges, false);
+    assert.equal(allowed.linux.readonlyPaths[0], '/');
+    // Volumes stay nosuid,nodev even when setuid is allowed in the image.
+    assert.ok(allowed.mounts.filter((m) => m.destination.startsWith('/data')).every((m) => m.options!.includes('nosuid') && m.options!.includes('nodev')));
   });
 
   test('mountpointsInRootfs: mount points inside tmpfs/sysfs need not exist in the image', () => {
