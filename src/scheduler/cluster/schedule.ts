@@ -1,0 +1,399 @@
+// One scheduling pass: place pending jobs onto cluster nodes (pure; `now` is passed in).
+//
+//   queue order        priority tier, then fair share between users, then submit order
+//                      (fairshare.ts)
+//   per job           its class (every attribute the filters read) -> the nodes that pass the
+//                      node filters, computed once per class (and per node class, not per node);
+//                      a cursor over them drops, for good, each node a capacity filter refuses
+//                      (capacity only shrinks during a pass), so a job checks about `limit`
+//                      nodes, not all of them (Nomad's limit iterator and computed classes)
+//   candidates        up to `limit` nodes that fit now from the class's cursor, plus up to
+//                      `limit` that hold the job's image or one of its data volumes
+//   score, select     stages.ts (buildStack)
+//   no room now       the first `reservations` such jobs get a reservation where they fit
+//                      soonest; later jobs may use that room only if they end before it
+//                      (EASY backfill)
+//   left pending      Status.reasons counts every node under the first filter that refuses it,
+//                      on the state at the end of the pass
+import { WarrenError, EXIT } from '../../common/index.js';
+import { parseConstraint } from './constraints.js';
+import type { Constraint } from './constraints.js';
+import { FairQueue, checkFairShareInput, fairShareFactors } from './fairshare.js';
+import { buildStack } from './stages.js';
+import type { Refusal, Scorer, Stack } from './stages.js';
+import { ClusterState } from './state.js';
+import type { JobView } from './state.js';
+import type { ClusterNode, PendingJob, PendingResult, Placement, Reservation, ScheduleInput, ScheduleResult, Status } from './types.js';
+
+/** A circular doubly linked list of node indices: O(1) removal while scanning. */
+class NodeRing {
+  readonly nodes: Int32Array;
+  readonly next: Int32Array;
+  readonly prev: Int32Array;
+  head: number;
+  size: number;
+
+  constructor(nodes: readonly number[]) {
+    const n = nodes.length;
+    this.nodes = Int32Array.from(nodes);
+    this.next = new Int32Array(n);
+    this.prev = new Int32Array(n);
+    for (let k = 0; k < n; k++) {
+      this.next[k] = k + 1 === n ? 0 : k + 1;
+      this.prev[k] = k === 0 ? n - 1 : k - 1;
+    }
+    this.head = n > 0 ? 0 : -1;
+    this.size = n;
+  }
+
+  remove(pos: number): void {
+    if (this.size === 1) {
+      this.head = -1;
+      this.size = 0;
+      return;
+    }
+    const p = this.prev[pos]!;
+    const q = this.next[pos]!;
+    this.next[p] = q;
+    this.prev[q] = p;
+    if (this.head === pos) this.head = q;
+    this.size--;
+  }
+}
+
+interface JobClass {
+  /** Refusal of the node filters per node class; null: that node class passes. */
+  staticRefusal: (Refusal | null)[];
+  /** Nodes that pass the node filters, in name order. */
+  feasible: number[];
+  ring: NodeRing;
+  /** Per image digest / data volume: the feasible nodes that hold it. */
+  affinity: Map<string, NodeRing>;
+  /** Reason counts over the monotone filters at the end of the pass (computed when needed). */
+  end?: { counts: Map<string, number>; have: Map<string, string>; open: number[] };
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function nodeClassKey(n: ClusterNode): string {
+  const labels = Object.keys(n.labels)
+    .sort()
+    .map((k) => `${k}=${n.labels[k]}`);
+  return JSON.stringify([n.cores, n.memoryBytes, n.gpus.count, [...n.gpus.models].sort(), n.drained, n.platform, labels, n.unixUsers ? [...n.unixUsers].sort() : null]);
+}
+
+function jobClassKey(v: JobView, withUser: boolean): string {
+  const j = v.job;
+  return JSON.stringify([
+    j.cores,
+    j.memoryBytes,
+    j.gpus,
+    j.gpuModel ?? null,
+    v.exclusive,
+    j.image?.platform ?? null,
+    v.constraints.map((c) => c.text).sort(),
+    withUser ? j.user : null,
+  ]);
+}
+
+const badJob = (message: string, hint: string): WarrenError => new WarrenError('PLAN_BAD_JOB', message, { hint, exitCode: EXIT.usage });
+
+function checkJob(j: PendingJob, constraintCache: Map<string, Constraint>): Constraint[] {
+  const num = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+  if (typeof j.id !== 'string' || j.id === '') throw badJob('a job has no id', 'give every pending job a unique id');
+  if (typeof j.user !== 'string' || j.user === '') throw badJob(`job "${j.id}" has no user`, 'every job belongs to a user (fair share is per user)');
+  if (!num(j.cores) || j.cores <= 0) throw badJob(`job "${j.id}": cores is ${String(j.cores)}, not a number > 0`, 'ask for 1 core or more');
+  if (!num(j.memoryBytes) || j.memoryBytes < 0) throw badJob(`job "${j.id}": memoryBytes is ${String(j.memoryBytes)}, not a number >= 0`, 'give memory in bytes');
+  if (!num(j.gpus) || j.gpus < 0 || !Number.isInteger(j.gpus)) throw badJob(`job "${j.id}": gpus is ${String(j.gpus)}, not a whole number >= 0`, 'ask for 0 or more whole GPUs');
+  if (!num(j.submitOrder)) throw badJob(`job "${j.id}": submitOrder is ${String(j.submitOrder)}, not a number`, 'number jobs in the order they were submitted');
+  if (j.priority !== undefined && !num(j.priority)) throw badJob(`job "${j.id}": priority is ${String(j.priority)}, not a number`, 'give priority as a number (higher runs first)');
+  if (j.timeLimit !== undefined && (!num(j.timeLimit) || j.timeLimit < 0)) throw badJob(`job "${j.id}": timeLimit is ${String(j.timeLimit)}, not seconds >= 0`, 'give the time limit in seconds');
+  if (j.image !== undefined && (typeof j.image.platform !== 'string' || !/^[^/\s]+\/[^/\s]+(\/[^/\s]+)?$/.test(j.image.platform))) {
+    throw badJob(`job "${j.id}": image platform "${String(j.image.platform)}" is not os/arch`, 'write the platform as os/arch or os/arch/variant, e.g. linux/amd64');
+  }
+  const out: Constraint[] = [];
+  for (const t of j.constraints ?? []) {
+    let c = constraintCache.get(t);
+    if (!c) constraintCache.set(t, (c = parseConstraint(t)));
+    out.push(c);
+  }
+  return out;
+}
+
+/** The human line of a Status. */
+function statusLine(entries: [string, number][], have: Map<string, string>, n: number): string {
+  if (n === 0) return 'no nodes in the cluster';
+  const nodes = `node${n === 1 ? '' : 's'}`;
+  if (entries.length === 1) return `${entries[0]![0]}: 0 of ${n} ${nodes} ${have.get(entries[0]![0]) ?? 'fit'}`;
+  return `0 of ${n} ${nodes} can run it now: ${entries.map(([r, c]) => `${r} (${c})`).join(', ')}`;
+}
+
+/** Place pending jobs onto nodes. Throws PLAN_BAD_CLUSTER for an invalid cluster (nodes,
+ *  running jobs, usage, options); an invalid job is left pending with Status code 'error'. */
+export function scheduleCluster(input: ScheduleInput): ScheduleResult {
+  const opts = input.options ?? {};
+  const state = new ClusterState(input.now, input.nodes, input.running ?? []);
+  const n = state.size;
+  const usage = input.usage ?? {};
+  const shares = input.shares ?? {};
+  checkFairShareInput(usage, shares);
+  const limitOpt = opts.limit ?? 'log2';
+  const limit = limitOpt === 'log2' ? Math.max(2, Math.ceil(Math.log2(Math.max(1, n)))) : limitOpt;
+  if (typeof limit !== 'number' || !(limit >= 1)) {
+    throw new WarrenError('PLAN_BAD_CLUSTER', `options.limit is ${String(limitOpt)}`, { hint: "use 'log2', a number >= 1, or Infinity", exitCode: EXIT.usage });
+  }
+  let reservationsLeft = opts.reservations ?? 1;
+  const defaultRuntime = opts.defaultRuntime ?? 3600;
+  const stack: Stack = buildStack(opts);
+  const capacity = stack.capacityFilters;
+  const spread = opts.strategy === 'spread';
+
+  // Node classes: nodes with the same static facts answer the node filters the same way.
+  const nodeClassOf = new Int32Array(n);
+  const nodeClassRep: ClusterNode[] = [];
+  {
+    const ids = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const key = nodeClassKey(state.nodes[i]!);
+      let id = ids.get(key);
+      if (id === undefined) {
+        ids.set(key, (id = nodeClassRep.length));
+        nodeClassRep.push(state.nodes[i]!);
+      }
+      nodeClassOf[i] = id;
+    }
+  }
+  const withUser = state.nodes.some((x) => x.unixUsers !== undefined);
+  const holders = new Map<string, number[]>();
+  for (let i = 0; i < n; i++) {
+    const node = state.nodes[i]!;
+    for (const d of new Set(node.cachedImages)) (holders.get(`i:${d}`) ?? holders.set(`i:${d}`, []).get(`i:${d}`)!).push(i);
+    for (const d of new Set(node.dataVolumes)) (holders.get(`d:${d}`) ?? holders.set(`d:${d}`, []).get(`d:${d}`)!).push(i);
+  }
+
+  // Jobs: check each; an invalid one is pending with an 'error' status, the others queue.
+  const invalid: PendingResult[] = [];
+  const views = new Map<PendingJob, JobView>();
+  const constraintCache = new Map<string, Constraint>();
+  const ids = new Set<string>();
+  for (const j of input.jobs) {
+    try {
+      const constraints = checkJob(j, constraintCache);
+      if (ids.has(j.id)) throw badJob(`two pending jobs have the id "${j.id}"`, 'job ids must be unique; the first one is scheduled');
+      ids.add(j.id);
+      views.set(j, { job: j, constraints, exclusive: j.exclusive === true, end: j.timeLimit === undefined ? Infinity : input.now + j.timeLimit });
+    } catch (e) {
+      const err = e as WarrenError;
+      invalid.push({
+        job: typeof j.id === 'string' ? j.id : '',
+        status: { code: 'error', reasons: {}, nodesConsidered: 0, message: err.message, errorCode: err.code },
+      });
+    }
+  }
+
+  const classes = new Map<string, JobClass>();
+  const classOf = (v: JobView): JobClass => {
+    const key = jobClassKey(v, withUser);
+    let c = classes.get(key);
+    if (c) return c;
+    const staticRefusal = nodeClassRep.map((node) => {
+      for (const f of stack.nodeFilters) {
+        const r = f.check(node, v);
+        if (r) return r;
+      }
+      return null;
+    });
+    const feasible: number[] = [];
+    for (let i = 0; i < n; i++) if (staticRefusal[nodeClassOf[i]!] === null) feasible.push(i);
+    c = { staticRefusal, feasible, ring: new NodeRing(feasible), affinity: new Map() };
+    classes.set(key, c);
+    return c;
+  };
+  const affinityRing = (c: JobClass, key: string): NodeRing | undefined => {
+    let r = c.affinity.get(key);
+    if (r) return r;
+    const h = holders.get(key);
+    if (!h) return undefined;
+    r = new NodeRing(h.filter((i) => c.staticRefusal[nodeClassOf[i]!] === null));
+    c.affinity.set(key, r);
+    return r;
+  };
+
+  // Candidate buffers, reused across jobs.
+  const stamp = new Int32Array(n).fill(-1);
+  const candNode: number[] = [];
+  const candPos: number[] = [];
+  const candFromClass: boolean[] = [];
+  let scoreBuf = new Float64Array(64);
+  let nodesEvaluated = 0;
+  let seq = 0;
+
+  /** Up to `want` nodes of the ring that fit v now; drops nodes a monotone filter refuses. */
+  const scan = (ring: NodeRing, v: JobView, want: number, fromClass: boolean): void => {
+    let found = 0;
+    let pos = ring.head;
+    for (let left = ring.size; left > 0 && found < want; left--) {
+      const nextPos = ring.next[pos]!;
+      const i = ring.nodes[pos]!;
+      if (stamp[i] !== seq) {
+        nodesEvaluated++;
+        let refusedBy = -1;
+        for (let f = 0; f < capacity.length; f++) {
+          if (capacity[f]!.check(state, i, v)) {
+            refusedBy = f;
+            break;
+          }
+        }
+        if (refusedBy < 0) {
+          stamp[i] = seq;
+          candNode.push(i);
+          candPos.push(pos);
+          candFromClass.push(fromClass);
+          found++;
+        } else if (capacity[refusedBy]!.monotone) {
+          ring.remove(pos);
+        }
+      }
+      pos = nextPos;
+    }
+  };
+
+  const placements: Placement[] = [];
+  const reservations: Reservation[] = [];
+  const waiting: { v: JobView; c: JobClass; reservation?: Reservation }[] = [];
+  const queue = new FairQueue([...views.keys()], usage, shares);
+  const applicable: Scorer[] = [];
+
+  for (let job = queue.next(); job !== undefined; job = queue.next()) {
+    seq++;
+    const v = views.get(job)!;
+    const c = classOf(v);
+    candNode.length = 0;
+    candPos.length = 0;
+    candFromClass.length = 0;
+    if (c.ring.size > 0) {
+      scan(c.ring, v, limit, true);
+      if (job.image) {
+        const r = affinityRing(c, `i:${job.image.digest}`);
+        if (r && r.size > 0) scan(r, v, limit, false);
+      }
+      for (const d of job.dataVolumes ?? []) {
+        const r = affinityRing(c, `d:${d}`);
+        if (r && r.size > 0) scan(r, v, limit, false);
+      }
+    }
+    if (candNode.length === 0) {
+      const w: { v: JobView; c: JobClass; reservation?: Reservation } = { v, c };
+      if (reservationsLeft > 0 && c.feasible.length > 0) {
+        const r = reserve(state, c, v);
+        if (r) {
+          reservationsLeft--;
+          reservations.push(r);
+          w.reservation = r;
+        }
+      }
+      waiting.push(w);
+      continue;
+    }
+    // Score: the weighted mean of the scorers that apply to this job.
+    applicable.length = 0;
+    let wsum = 0;
+    for (const s of stack.scorers) {
+      if (s.weight > 0 && s.applies(v)) {
+        applicable.push(s);
+        wsum += s.weight;
+      }
+    }
+    if (scoreBuf.length < candNode.length) scoreBuf = new Float64Array(2 * candNode.length);
+    for (let k = 0; k < candNode.length; k++) {
+      let sum = 0;
+      for (const s of applicable) sum += s.weight * s.score(state, candNode[k]!, v);
+      scoreBuf[k] = wsum > 0 ? sum / wsum : 0;
+    }
+    const k = stack.selector.pick(scoreBuf, candNode.length);
+    const i = candNode[k]!;
+    const at = state.resStart[i]!;
+    const backfilled = !Number.isNaN(at) && v.end <= at;
+    const held = state.allocate(i, v);
+    placements.push({ job: job.id, node: state.nodes[i]!.name, ...held, expectedEnd: v.end, score: scoreBuf[k]!, backfilled });
+    queue.charge(held.cores * (job.timeLimit ?? defaultRuntime));
+    // Spread: the class's cursor moves past the chosen node (round robin over equal scores).
+    if (spread && candFromClass[k] && c.ring.size > 0) c.ring.head = c.ring.next[candPos[k]!]!;
+  }
+
+  // Why each job is still pending, on the final state: every node under the first refusal.
+  const pending: PendingResult[] = [];
+  for (const w of waiting) {
+    const c = w.c;
+    if (!c.end) {
+      const counts = new Map<string, number>();
+      const have = new Map<string, string>();
+      const open: number[] = [];
+      for (let i = 0; i < n; i++) {
+        let r = c.staticRefusal[nodeClassOf[i]!] ?? null;
+        if (!r) {
+          for (const f of capacity) {
+            if (!f.monotone) continue;
+            r = f.check(state, i, w.v);
+            if (r) break;
+          }
+        }
+        if (r) {
+          counts.set(r.reason, (counts.get(r.reason) ?? 0) + 1);
+          have.set(r.reason, r.have);
+        } else open.push(i);
+      }
+      c.end = { counts, have, open };
+    }
+    const counts = new Map(c.end.counts);
+    const have = new Map(c.end.have);
+    for (const i of c.end.open) {
+      let r: Refusal | null = null;
+      for (const f of capacity) {
+        if (f.monotone) continue;
+        r = f.check(state, i, w.v);
+        if (r) break;
+      }
+      // Every open node refused this job when it was tried (capacity only shrinks); the only
+      // filters that can say so now are the non-monotone ones.
+      r ??= { reason: 'no room now', have: 'have room' };
+      counts.set(r.reason, (counts.get(r.reason) ?? 0) + 1);
+      have.set(r.reason, r.have);
+    }
+    const entries = [...counts.entries()].sort((a, b) => b[1] - a[1] || cmp(a[0], b[0]));
+    let message = statusLine(entries, have, n);
+    if (w.reservation) message += `; reserved on ${w.reservation.node} from t=${w.reservation.start}`;
+    const status: Status = { code: 'unschedulable', reasons: Object.fromEntries(entries), nodesConsidered: n, message };
+    pending.push(w.reservation ? { job: w.v.job.id, status, reservation: w.reservation } : { job: w.v.job.id, status });
+  }
+  pending.push(...invalid);
+
+  const users = [...views.keys()].map((j) => j.user).concat(Object.keys(usage));
+  return {
+    placements,
+    pending,
+    reservations,
+    fairShare: fairShareFactors(users, usage, shares),
+    metrics: { nodesEvaluated, jobClasses: classes.size, nodeClasses: nodeClassRep.length },
+  };
+}
+
+/** A reservation for v on the feasible, unreserved node where it fits soonest (first by name
+ *  on a tie); undefined when no node's room is ever known to come back. */
+function reserve(state: ClusterState, c: JobClass, v: JobView): Reservation | undefined {
+  let best = -1;
+  let bestAt: ReturnType<ClusterState['earliestFit']> | undefined;
+  for (const i of c.feasible) {
+    if (!Number.isNaN(state.resStart[i]!)) continue;
+    const at = state.earliestFit(i, v);
+    if (at.start < (bestAt?.start ?? Infinity)) {
+      best = i;
+      bestAt = at;
+    }
+  }
+  if (best < 0 || !bestAt) return undefined;
+  state.reserve(best, v.job.id, bestAt);
+  return { job: v.job.id, node: state.nodes[best]!.name, start: bestAt.start };
+}
