@@ -42,57 +42,58 @@ export function checkFairShareInput(usage: Readonly<Record<string, number>>, sha
   }
 }
 
-interface UserQueue {
+interface UserQueue<T> {
   user: string;
-  jobs: PendingJob[];
+  jobs: T[];
   next: number;
+  /** Usage per share now: the heap key (lower goes first). */
+  key: number;
 }
 
-/** Pops jobs in queue order; call charge() after each placed job. */
-export class FairQueue {
-  private readonly tiers: UserQueue[][];
+/** Pops jobs (items that carry one) in queue order; call charge() after each placed job. */
+export class FairQueue<T> {
+  private readonly tiers: UserQueue<T>[][];
   private tier = 0;
-  private heap: UserQueue[] = [];
-  private current: UserQueue | undefined;
+  private heap: UserQueue<T>[] = [];
+  private current: UserQueue<T> | undefined;
   private readonly used = new Map<string, number>();
 
   constructor(
-    jobs: readonly PendingJob[],
+    items: readonly T[],
+    jobOf: (item: T) => PendingJob,
     usage: Readonly<Record<string, number>>,
     private readonly shares: Readonly<Record<string, number>>,
   ) {
-    const byPriority = new Map<number, Map<string, PendingJob[]>>();
-    for (const j of jobs) {
+    const byPriority = new Map<number, Map<string, T[]>>();
+    for (const it of items) {
+      const j = jobOf(it);
       const p = j.priority ?? 0;
       let users = byPriority.get(p);
       if (!users) byPriority.set(p, (users = new Map()));
       let list = users.get(j.user);
       if (!list) users.set(j.user, (list = []));
-      list.push(j);
+      list.push(it);
       if (!this.used.has(j.user)) this.used.set(j.user, usage[j.user] ?? 0);
     }
+    const order = (x: T, y: T): number => {
+      const a = jobOf(x);
+      const b = jobOf(y);
+      return a.submitOrder - b.submitOrder || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    };
     this.tiers = [...byPriority.keys()]
       .sort((a, b) => b - a)
-      .map((p) =>
-        [...byPriority.get(p)!.entries()].map(([user, list]) => ({
-          user,
-          jobs: list.sort((a, b) => a.submitOrder - b.submitOrder || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
-          next: 0,
-        })),
-      );
+      .map((p) => [...byPriority.get(p)!.entries()].map(([user, list]) => ({ user, jobs: list.sort(order), next: 0, key: 0 })));
     this.loadTier();
   }
 
-  private key(u: UserQueue): number {
+  private key(u: UserQueue<T>): number {
     const s = this.shares[u.user] ?? 1;
     const used = this.used.get(u.user)!;
     return s > 0 ? used / s : used > 0 ? Infinity : 0;
   }
 
-  private less(a: UserQueue, b: UserQueue): boolean {
-    const ka = this.key(a);
-    const kb = this.key(b);
-    return ka < kb || (ka === kb && a.user < b.user);
+  private less(a: UserQueue<T>, b: UserQueue<T>): boolean {
+    return a.key < b.key || (a.key === b.key && a.user < b.user);
   }
 
   private loadTier(): void {
@@ -103,7 +104,8 @@ export class FairQueue {
     }
   }
 
-  private push(u: UserQueue): void {
+  private push(u: UserQueue<T>): void {
+    u.key = this.key(u);
     const h = this.heap;
     h.push(u);
     let k = h.length - 1;
@@ -115,7 +117,7 @@ export class FairQueue {
     }
   }
 
-  private pop(): UserQueue | undefined {
+  private pop(): UserQueue<T> | undefined {
     const h = this.heap;
     if (h.length === 0) return undefined;
     const top = h[0]!;
@@ -138,7 +140,7 @@ export class FairQueue {
   }
 
   /** The next job in queue order, or undefined at the end. */
-  next(): PendingJob | undefined {
+  next(): T | undefined {
     this.settle();
     for (;;) {
       const u = this.pop();

@@ -7,8 +7,8 @@
 //                      a cursor over them drops, for good, each node a capacity filter refuses
 //                      (capacity only shrinks during a pass), so a job checks about `limit`
 //                      nodes, not all of them (Nomad's limit iterator and computed classes)
-//   candidates        up to `limit` nodes that fit now from the class's cursor, plus up to
-//                      `limit` that hold the job's image or one of its data volumes
+//   candidates        up to `limit` nodes that fit now from the class's cursor, plus up to 2
+//                      that hold the job's image and 2 per data volume
 //   score, select     stages.ts (buildStack)
 //   no room now       the first `reservations` such jobs get a reservation where they fit
 //                      soonest; later jobs may use that room only if they end before it
@@ -24,6 +24,10 @@ import type { Refusal, Scorer, Stack } from './stages.js';
 import { ClusterState } from './state.js';
 import type { JobView } from './state.js';
 import type { ClusterNode, PendingJob, PendingResult, Placement, Reservation, ScheduleInput, ScheduleResult, Status } from './types.js';
+
+/** Nodes that fit now and hold the job's image (or one of its data volumes) added to the
+ *  candidates, per image and per volume: enough for the image and data scorers to find one. */
+const AFFINITY = 2;
 
 /** A circular doubly linked list of node indices: O(1) removal while scanning. */
 class NodeRing {
@@ -62,13 +66,16 @@ class NodeRing {
 }
 
 interface JobClass {
+  /** The first job of the class (the class is every attribute the filters read). */
+  rep: JobView;
   /** Refusal of the node filters per node class; null: that node class passes. */
   staticRefusal: (Refusal | null)[];
   /** Nodes that pass the node filters, in name order. */
   feasible: number[];
   ring: NodeRing;
-  /** Per image digest / data volume: the feasible nodes that hold it. */
-  affinity: Map<string, NodeRing>;
+  /** Per image digest, per data volume: the feasible nodes that hold it (null: none). */
+  imageRings: Map<string, NodeRing | null>;
+  dataRings: Map<string, NodeRing | null>;
   /** Reason counts over the monotone filters at the end of the pass (computed when needed). */
   end?: { counts: Map<string, number>; have: Map<string, string>; open: number[] };
 }
@@ -84,23 +91,33 @@ function nodeClassKey(n: ClusterNode): string {
   return JSON.stringify([n.cores, n.memoryBytes, n.gpus.count, [...n.gpus.models].sort(), n.drained, n.platform, labels, n.unixUsers ? [...n.unixUsers].sort() : null]);
 }
 
-function jobClassKey(v: JobView, withUser: boolean): string {
+/** Job classes: two jobs are in the same class when everything the node filters and the
+ *  capacity filters read of them is the same (not the time limit: the reservation filter is
+ *  asked per job). Looked up for every job, so without building a string: a numeric hash, then
+ *  a field by field comparison. */
+function jobClassHash(v: JobView): number {
   const j = v.job;
-  return JSON.stringify([
-    j.cores,
-    j.memoryBytes,
-    j.gpus,
-    j.gpuModel ?? null,
-    v.exclusive,
-    j.image?.platform ?? null,
-    v.constraints.map((c) => c.text).sort(),
-    withUser ? j.user : null,
-  ]);
+  return j.memoryBytes * 7 + j.cores * 131 + j.gpus * 8191 + (v.exclusive ? 1 : 0) + v.constraints.length * 524287;
+}
+
+function sameClass(a: JobView, b: JobView, withUser: boolean): boolean {
+  const x = a.job;
+  const y = b.job;
+  if (x.cores !== y.cores || x.memoryBytes !== y.memoryBytes || x.gpus !== y.gpus || a.exclusive !== b.exclusive) return false;
+  if ((x.gpuModel ?? '') !== (y.gpuModel ?? '') || (x.image?.platform ?? '') !== (y.image?.platform ?? '')) return false;
+  if (withUser && x.user !== y.user) return false;
+  const ca = a.constraints;
+  const cb = b.constraints;
+  if (ca.length !== cb.length) return false;
+  for (let k = 0; k < ca.length; k++) if (ca[k]!.text !== cb[k]!.text) return false;
+  return true;
 }
 
 const badJob = (message: string, hint: string): WarrenError => new WarrenError('PLAN_BAD_JOB', message, { hint, exitCode: EXIT.usage });
 
-function checkJob(j: PendingJob, constraintCache: Map<string, Constraint>): Constraint[] {
+const PLATFORM = /^[^/\s]+\/[^/\s]+(\/[^/\s]+)?$/;
+
+function checkJob(j: PendingJob, constraintCache: Map<string, Constraint>, platforms: Set<string>): Constraint[] {
   const num = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
   if (typeof j.id !== 'string' || j.id === '') throw badJob('a job has no id', 'give every pending job a unique id');
   if (typeof j.user !== 'string' || j.user === '') throw badJob(`job "${j.id}" has no user`, 'every job belongs to a user (fair share is per user)');
@@ -110,8 +127,11 @@ function checkJob(j: PendingJob, constraintCache: Map<string, Constraint>): Cons
   if (!num(j.submitOrder)) throw badJob(`job "${j.id}": submitOrder is ${String(j.submitOrder)}, not a number`, 'number jobs in the order they were submitted');
   if (j.priority !== undefined && !num(j.priority)) throw badJob(`job "${j.id}": priority is ${String(j.priority)}, not a number`, 'give priority as a number (higher runs first)');
   if (j.timeLimit !== undefined && (!num(j.timeLimit) || j.timeLimit < 0)) throw badJob(`job "${j.id}": timeLimit is ${String(j.timeLimit)}, not seconds >= 0`, 'give the time limit in seconds');
-  if (j.image !== undefined && (typeof j.image.platform !== 'string' || !/^[^/\s]+\/[^/\s]+(\/[^/\s]+)?$/.test(j.image.platform))) {
-    throw badJob(`job "${j.id}": image platform "${String(j.image.platform)}" is not os/arch`, 'write the platform as os/arch or os/arch/variant, e.g. linux/amd64');
+  if (j.image !== undefined && !platforms.has(j.image.platform)) {
+    if (typeof j.image.platform !== 'string' || !PLATFORM.test(j.image.platform)) {
+      throw badJob(`job "${j.id}": image platform "${String(j.image.platform)}" is not os/arch`, 'write the platform as os/arch or os/arch/variant, e.g. linux/amd64');
+    }
+    platforms.add(j.image.platform);
   }
   const out: Constraint[] = [];
   for (const t of j.constraints ?? []) {
@@ -166,24 +186,29 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
     }
   }
   const withUser = state.nodes.some((x) => x.unixUsers !== undefined);
-  const holders = new Map<string, number[]>();
-  for (let i = 0; i < n; i++) {
-    const node = state.nodes[i]!;
-    for (const d of new Set(node.cachedImages)) (holders.get(`i:${d}`) ?? holders.set(`i:${d}`, []).get(`i:${d}`)!).push(i);
-    for (const d of new Set(node.dataVolumes)) (holders.get(`d:${d}`) ?? holders.set(`d:${d}`, []).get(`d:${d}`)!).push(i);
-  }
+  const imageHolders = state.imageHolders;
+  const dataHolders = state.volumeHolders;
+  const noData: (Uint8Array | null)[] = [];
 
   // Jobs: check each; an invalid one is pending with an 'error' status, the others queue.
   const invalid: PendingResult[] = [];
-  const views = new Map<PendingJob, JobView>();
+  const views: JobView[] = [];
   const constraintCache = new Map<string, Constraint>();
+  const platforms = new Set<string>();
   const ids = new Set<string>();
   for (const j of input.jobs) {
     try {
-      const constraints = checkJob(j, constraintCache);
+      const constraints = checkJob(j, constraintCache, platforms);
       if (ids.has(j.id)) throw badJob(`two pending jobs have the id "${j.id}"`, 'job ids must be unique; the first one is scheduled');
       ids.add(j.id);
-      views.set(j, { job: j, constraints, exclusive: j.exclusive === true, end: j.timeLimit === undefined ? Infinity : input.now + j.timeLimit });
+      views.push({
+        job: j,
+        constraints,
+        exclusive: j.exclusive === true,
+        end: j.timeLimit === undefined ? Infinity : input.now + j.timeLimit,
+        imageOn: j.image ? state.holding('i', j.image.digest) : null,
+        dataOn: j.dataVolumes && j.dataVolumes.length > 0 ? j.dataVolumes.map((d) => state.holding('d', d)) : noData,
+      });
     } catch (e) {
       const err = e as WarrenError;
       invalid.push({
@@ -193,11 +218,14 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
     }
   }
 
-  const classes = new Map<string, JobClass>();
+  const classes = new Map<number, JobClass[]>();
+  let classCount = 0;
   const classOf = (v: JobView): JobClass => {
-    const key = jobClassKey(v, withUser);
-    let c = classes.get(key);
-    if (c) return c;
+    const h = jobClassHash(v);
+    let list = classes.get(h);
+    if (list) {
+      for (const c of list) if (sameClass(v, c.rep, withUser)) return c;
+    } else classes.set(h, (list = []));
     const staticRefusal = nodeClassRep.map((node) => {
       for (const f of stack.nodeFilters) {
         const r = f.check(node, v);
@@ -207,17 +235,17 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
     });
     const feasible: number[] = [];
     for (let i = 0; i < n; i++) if (staticRefusal[nodeClassOf[i]!] === null) feasible.push(i);
-    c = { staticRefusal, feasible, ring: new NodeRing(feasible), affinity: new Map() };
-    classes.set(key, c);
+    const c: JobClass = { rep: v, staticRefusal, feasible, ring: new NodeRing(feasible), imageRings: new Map(), dataRings: new Map() };
+    list.push(c);
+    classCount++;
     return c;
   };
-  const affinityRing = (c: JobClass, key: string): NodeRing | undefined => {
-    let r = c.affinity.get(key);
-    if (r) return r;
+  const affinityRing = (c: JobClass, rings: Map<string, NodeRing | null>, holders: Map<string, number[]>, key: string): NodeRing | null => {
+    let r = rings.get(key);
+    if (r !== undefined) return r;
     const h = holders.get(key);
-    if (!h) return undefined;
-    r = new NodeRing(h.filter((i) => c.staticRefusal[nodeClassOf[i]!] === null));
-    c.affinity.set(key, r);
+    r = h ? new NodeRing(h.filter((i) => c.staticRefusal[nodeClassOf[i]!] === null)) : null;
+    rings.set(key, r);
     return r;
   };
 
@@ -241,7 +269,7 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
         nodesEvaluated++;
         let refusedBy = -1;
         for (let f = 0; f < capacity.length; f++) {
-          if (capacity[f]!.check(state, i, v)) {
+          if (!capacity[f]!.fits(state, i, v)) {
             refusedBy = f;
             break;
           }
@@ -263,12 +291,12 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
   const placements: Placement[] = [];
   const reservations: Reservation[] = [];
   const waiting: { v: JobView; c: JobClass; reservation?: Reservation }[] = [];
-  const queue = new FairQueue([...views.keys()], usage, shares);
+  const queue = new FairQueue(views, (v) => v.job, usage, shares);
   const applicable: Scorer[] = [];
 
-  for (let job = queue.next(); job !== undefined; job = queue.next()) {
+  for (let v = queue.next(); v !== undefined; v = queue.next()) {
     seq++;
-    const v = views.get(job)!;
+    const job = v.job;
     const c = classOf(v);
     candNode.length = 0;
     candPos.length = 0;
@@ -276,12 +304,12 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
     if (c.ring.size > 0) {
       scan(c.ring, v, limit, true);
       if (job.image) {
-        const r = affinityRing(c, `i:${job.image.digest}`);
-        if (r && r.size > 0) scan(r, v, limit, false);
+        const r = affinityRing(c, c.imageRings, imageHolders, job.image.digest);
+        if (r && r.size > 0) scan(r, v, AFFINITY, false);
       }
       for (const d of job.dataVolumes ?? []) {
-        const r = affinityRing(c, `d:${d}`);
-        if (r && r.size > 0) scan(r, v, limit, false);
+        const r = affinityRing(c, c.dataRings, dataHolders, d);
+        if (r && r.size > 0) scan(r, v, AFFINITY, false);
       }
     }
     if (candNode.length === 0) {
@@ -316,9 +344,20 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
     const i = candNode[k]!;
     const at = state.resStart[i]!;
     const backfilled = !Number.isNaN(at) && v.end <= at;
-    const held = state.allocate(i, v);
-    placements.push({ job: job.id, node: state.nodes[i]!.name, ...held, expectedEnd: v.end, score: scoreBuf[k]!, backfilled });
-    queue.charge(held.cores * (job.timeLimit ?? defaultRuntime));
+    const cores = v.exclusive ? state.totalCores[i]! : job.cores;
+    const placement: Placement = {
+      job: job.id,
+      node: state.nodes[i]!.name,
+      cores,
+      memoryBytes: v.exclusive ? state.totalMemory[i]! : job.memoryBytes,
+      gpus: v.exclusive ? state.totalGpus[i]! : job.gpus,
+      expectedEnd: v.end,
+      score: scoreBuf[k]!,
+      backfilled,
+    };
+    state.allocate(i, v, placement);
+    placements.push(placement);
+    queue.charge(cores * (job.timeLimit ?? defaultRuntime));
     // Spread: the class's cursor moves past the chosen node (round robin over equal scores).
     if (spread && candFromClass[k] && c.ring.size > 0) c.ring.head = c.ring.next[candPos[k]!]!;
   }
@@ -335,9 +374,10 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
         let r = c.staticRefusal[nodeClassOf[i]!] ?? null;
         if (!r) {
           for (const f of capacity) {
-            if (!f.monotone) continue;
-            r = f.check(state, i, w.v);
-            if (r) break;
+            if (f.monotone && !f.fits(state, i, w.v)) {
+              r = f.refusal(state, i, w.v);
+              break;
+            }
           }
         }
         if (r) {
@@ -352,9 +392,10 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
     for (const i of c.end.open) {
       let r: Refusal | null = null;
       for (const f of capacity) {
-        if (f.monotone) continue;
-        r = f.check(state, i, w.v);
-        if (r) break;
+        if (!f.monotone && !f.fits(state, i, w.v)) {
+          r = f.refusal(state, i, w.v);
+          break;
+        }
       }
       // Every open node refused this job when it was tried (capacity only shrinks); the only
       // filters that can say so now are the non-monotone ones.
@@ -370,13 +411,13 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
   }
   pending.push(...invalid);
 
-  const users = [...views.keys()].map((j) => j.user).concat(Object.keys(usage));
+  const users = views.map((v) => v.job.user).concat(Object.keys(usage));
   return {
     placements,
     pending,
     reservations,
     fairShare: fairShareFactors(users, usage, shares),
-    metrics: { nodesEvaluated, jobClasses: classes.size, nodeClasses: nodeClassRep.length },
+    metrics: { nodesEvaluated, jobClasses: classCount, nodeClasses: nodeClassRep.length },
   };
 }
 

@@ -34,7 +34,10 @@ export interface NodeFilter {
 export interface CapacityFilter {
   name: string;
   monotone: boolean;
-  check(state: ClusterState, node: number, job: JobView): Refusal | null;
+  /** The hot path: no allocation, a yes or no. */
+  fits(state: ClusterState, node: number, job: JobView): boolean;
+  /** Why it does not fit (asked only for jobs left pending). */
+  refusal(state: ClusterState, node: number, job: JobView): Refusal;
 }
 
 export interface Scorer {
@@ -120,25 +123,29 @@ export const gpusFilter: NodeFilter = {
 export const exclusiveFilter: CapacityFilter = {
   name: 'exclusive',
   monotone: true,
-  check: (s, i, v) => (v.exclusive && s.empty[i] === 0 ? { reason: 'needs an empty node (exclusive)', have: 'are empty' } : null),
+  fits: (s, i, v) => !v.exclusive || s.empty[i] === 1,
+  refusal: () => ({ reason: 'needs an empty node (exclusive)', have: 'are empty' }),
 };
 
 export const freeCoresFilter: CapacityFilter = {
   name: 'free cores',
   monotone: true,
-  check: (s, i, v) => (v.exclusive || s.freeCores[i]! >= v.job.cores ? null : { reason: `needs ${plural(v.job.cores, 'free core')}`, have: 'have them now' }),
+  fits: (s, i, v) => v.exclusive || s.freeCores[i]! >= v.job.cores,
+  refusal: (_s, _i, v) => ({ reason: `needs ${plural(v.job.cores, 'free core')}`, have: 'have them now' }),
 };
 
 export const freeMemoryFilter: CapacityFilter = {
   name: 'free memory',
   monotone: true,
-  check: (s, i, v) => (v.exclusive || s.freeMemory[i]! >= v.job.memoryBytes ? null : { reason: `needs ${formatBytes(v.job.memoryBytes)} free memory`, have: 'have it now' }),
+  fits: (s, i, v) => v.exclusive || s.freeMemory[i]! >= v.job.memoryBytes,
+  refusal: (_s, _i, v) => ({ reason: `needs ${formatBytes(v.job.memoryBytes)} free memory`, have: 'have it now' }),
 };
 
 export const freeGpusFilter: CapacityFilter = {
   name: 'free GPUs',
   monotone: true,
-  check: (s, i, v) => (v.exclusive || s.freeGpus[i]! >= v.job.gpus ? null : { reason: `needs ${plural(v.job.gpus, 'free GPU')}`, have: 'have them now' }),
+  fits: (s, i, v) => v.exclusive || s.freeGpus[i]! >= v.job.gpus,
+  refusal: (_s, _i, v) => ({ reason: `needs ${plural(v.job.gpus, 'free GPU')}`, have: 'have them now' }),
 };
 
 /** EASY backfill: room held by a reservation may be used only by a job that ends before the
@@ -146,15 +153,13 @@ export const freeGpusFilter: CapacityFilter = {
 export const reservationFilter: CapacityFilter = {
   name: 'reservation',
   monotone: false,
-  check: (s, i, v) => {
+  fits: (s, i, v) => {
     const at = s.resStart[i]!;
-    if (Number.isNaN(at) || v.end <= at) return null;
-    const c = v.exclusive ? s.totalCores[i]! : v.job.cores;
-    const m = v.exclusive ? s.totalMemory[i]! : v.job.memoryBytes;
-    const g = v.exclusive ? s.totalGpus[i]! : v.job.gpus;
-    if (s.shadowCores[i]! >= c && s.shadowMemory[i]! >= m && s.shadowGpus[i]! >= g) return null;
-    return { reason: `reserved for ${s.resJob[i]} from t=${at}`, have: 'are free of reservations' };
+    if (Number.isNaN(at) || v.end <= at) return true;
+    if (v.exclusive) return s.shadowCores[i]! >= s.totalCores[i]! && s.shadowMemory[i]! >= s.totalMemory[i]! && s.shadowGpus[i]! >= s.totalGpus[i]!;
+    return s.shadowCores[i]! >= v.job.cores && s.shadowMemory[i]! >= v.job.memoryBytes && s.shadowGpus[i]! >= v.job.gpus;
   },
+  refusal: (s, i) => ({ reason: `reserved for ${s.resJob[i]} from t=${s.resStart[i]}`, have: 'are free of reservations' }),
 };
 
 // ---- scorers -------------------------------------------------------------------------------
@@ -199,7 +204,7 @@ export function imageScorer(weight = 1): Scorer {
     name: 'image cached',
     weight,
     applies: (v) => v.job.image !== undefined,
-    score: (s, i, v) => (s.cachedImages[i]!.has(v.job.image!.digest) ? 1 : 0),
+    score: (_s, i, v) => (v.imageOn !== null && v.imageOn[i] === 1 ? 1 : 0),
   };
 }
 
@@ -209,12 +214,11 @@ export function dataScorer(weight = 1): Scorer {
     name: 'data on node',
     weight,
     applies: (v) => (v.job.dataVolumes?.length ?? 0) > 0,
-    score: (s, i, v) => {
-      const vols = v.job.dataVolumes!;
-      const have = s.dataVolumes[i]!;
+    score: (_s, i, v) => {
+      const on = v.dataOn;
       let k = 0;
-      for (const d of vols) if (have.has(d)) k++;
-      return k / vols.length;
+      for (let d = 0; d < on.length; d++) if (on[d] !== null && on[d]![i] === 1) k++;
+      return k / on.length;
     },
   };
 }

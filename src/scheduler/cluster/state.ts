@@ -12,10 +12,14 @@ export interface JobView {
   exclusive: boolean;
   /** now + timeLimit, or Infinity. */
   end: number;
+  /** Which nodes hold the job's image, and each of its data volumes (ClusterState.holding). */
+  imageOn: Uint8Array | null;
+  dataOn: readonly (Uint8Array | null)[];
 }
 
+/** What comes back when a job ends: a RunningJob, or a Placement of this pass. */
 interface Release {
-  end: number;
+  expectedEnd: number;
   cores: number;
   memoryBytes: number;
   gpus: number;
@@ -45,8 +49,10 @@ export class ClusterState {
   readonly shadowCores: Float64Array;
   readonly shadowMemory: Float64Array;
   readonly shadowGpus: Float64Array;
-  readonly cachedImages: ReadonlySet<string>[];
-  readonly dataVolumes: ReadonlySet<string>[];
+  /** Image digest / data volume -> the nodes that hold it (indices, ascending). */
+  readonly imageHolders = new Map<string, number[]>();
+  readonly volumeHolders = new Map<string, number[]>();
+  private readonly bitmaps = new Map<string, Uint8Array | null>();
   private readonly releases: Release[][];
 
   constructor(
@@ -70,8 +76,6 @@ export class ClusterState {
     this.shadowCores = new Float64Array(n);
     this.shadowMemory = new Float64Array(n);
     this.shadowGpus = new Float64Array(n);
-    this.cachedImages = [];
-    this.dataVolumes = [];
     this.releases = [];
     for (let i = 0; i < n; i++) {
       const node = nodes[i]!;
@@ -97,15 +101,15 @@ export class ClusterState {
       this.freeMemory[i] = node.memoryBytes - a.memoryBytes;
       this.freeGpus[i] = node.gpus.count - a.gpus;
       this.empty[i] = a.cores === 0 && a.memoryBytes === 0 && a.gpus === 0 ? 1 : 0;
-      this.cachedImages.push(new Set(node.cachedImages));
-      this.dataVolumes.push(new Set(node.dataVolumes));
+      for (const d of new Set(node.cachedImages)) (this.imageHolders.get(d) ?? this.imageHolders.set(d, []).get(d)!).push(i);
+      for (const d of new Set(node.dataVolumes)) (this.volumeHolders.get(d) ?? this.volumeHolders.set(d, []).get(d)!).push(i);
       this.releases.push([]);
     }
     for (const r of running) {
       const i = this.byName.get(r.node);
       if (i === undefined) throw badCluster(`running job "${r.id}" is on node "${r.node}", which is not in the cluster`, 'pass the running jobs of the nodes given, or add the node');
       if (typeof r.expectedEnd !== 'number' || Number.isNaN(r.expectedEnd)) throw badCluster(`running job "${r.id}": expectedEnd is ${String(r.expectedEnd)}`, 'give the expected end as a time, or Infinity when it is unknown');
-      this.releases[i]!.push({ end: r.expectedEnd, cores: r.cores, memoryBytes: r.memoryBytes, gpus: r.gpus });
+      this.releases[i]!.push(r);
     }
   }
 
@@ -113,30 +117,46 @@ export class ClusterState {
     return this.nodes.length;
   }
 
-  /** Put a job on node i; returns what it holds (the whole node when exclusive). */
-  allocate(i: number, v: JobView): { cores: number; memoryBytes: number; gpus: number } {
-    const held = v.exclusive
-      ? { cores: this.totalCores[i]!, memoryBytes: this.totalMemory[i]!, gpus: this.totalGpus[i]! }
-      : { cores: v.job.cores, memoryBytes: v.job.memoryBytes, gpus: v.job.gpus };
-    this.freeCores[i]! -= held.cores;
-    this.freeMemory[i]! -= held.memoryBytes;
-    this.freeGpus[i]! -= held.gpus;
+  /** A byte per node, 1 where the node holds the image (kind 'i') or data volume ('d');
+   *  null when no node does. Built once per key, for the keys jobs name. */
+  holding(kind: 'i' | 'd', key: string): Uint8Array | null {
+    const k = kind + key;
+    let b = this.bitmaps.get(k);
+    if (b !== undefined) return b;
+    const h = (kind === 'i' ? this.imageHolders : this.volumeHolders).get(key);
+    b = null;
+    if (h) {
+      b = new Uint8Array(this.nodes.length);
+      for (const i of h) b[i] = 1;
+    }
+    this.bitmaps.set(k, b);
+    return b;
+  }
+
+  /** Put a job on node i (the whole node when it is exclusive); `release` (its placement) says
+   *  what comes back when, for later reservations. */
+  allocate(i: number, v: JobView, release: Release): void {
+    const c = v.exclusive ? this.totalCores[i]! : v.job.cores;
+    const m = v.exclusive ? this.totalMemory[i]! : v.job.memoryBytes;
+    const g = v.exclusive ? this.totalGpus[i]! : v.job.gpus;
+    this.freeCores[i]! -= c;
+    this.freeMemory[i]! -= m;
+    this.freeGpus[i]! -= g;
     this.empty[i] = 0;
     // A job that runs past the reservation's start uses room beyond what the reservation needs.
     if (!Number.isNaN(this.resStart[i]!) && v.end > this.resStart[i]!) {
-      this.shadowCores[i]! -= held.cores;
-      this.shadowMemory[i]! -= held.memoryBytes;
-      this.shadowGpus[i]! -= held.gpus;
+      this.shadowCores[i]! -= c;
+      this.shadowMemory[i]! -= m;
+      this.shadowGpus[i]! -= g;
     }
-    this.releases[i]!.push({ end: v.end, ...held });
-    return held;
+    this.releases[i]!.push(release);
   }
 
   /** The earliest time at which job v fits on node i, given the expected ends of what runs
    *  there (Infinity when it never does: unknown ends, or allocations no running job explains).
    *  Also returns the room left at that time once v's share is taken. */
   earliestFit(i: number, v: JobView): { start: number; cores: number; memoryBytes: number; gpus: number } {
-    const rel = [...this.releases[i]!].sort((a, b) => a.end - b.end);
+    const rel = [...this.releases[i]!].sort((a, b) => a.expectedEnd - b.expectedEnd);
     let c = this.freeCores[i]!;
     let m = this.freeMemory[i]!;
     let g = this.freeGpus[i]!;
@@ -148,10 +168,10 @@ export class ClusterState {
     let start = this.now;
     let k = 0;
     while (!fits()) {
-      if (k >= rel.length || rel[k]!.end === Infinity) return { start: Infinity, cores: 0, memoryBytes: 0, gpus: 0 };
-      start = Math.max(this.now, rel[k]!.end);
+      if (k >= rel.length || rel[k]!.expectedEnd === Infinity) return { start: Infinity, cores: 0, memoryBytes: 0, gpus: 0 };
+      start = Math.max(this.now, rel[k]!.expectedEnd);
       // Everything that ends at the same time comes back together.
-      while (k < rel.length && Math.max(this.now, rel[k]!.end) === start) {
+      while (k < rel.length && Math.max(this.now, rel[k]!.expectedEnd) === start) {
         c += rel[k]!.cores;
         m += rel[k]!.memoryBytes;
         g += rel[k]!.gpus;
