@@ -118,6 +118,7 @@ console.log(`placed ${n0(placed)}, left pending ${n0(result.pending.length)} (re
 console.log(`time: median of ${runs} passes ${ms.toFixed(0)} ms wall (min ${times[0]!.toFixed(0)}, max ${times[times.length - 1]!.toFixed(0)}), ${cpuMs.toFixed(0)} ms CPU (process, all threads)\n`);
 console.log(`${'measure'.padEnd(30)} ${'placements/s'.padStart(14)} ${'ratio'.padStart(8)}`);
 console.log(`${'warren scheduleCluster'.padEnd(30)} ${n0(rate).padStart(14)} ${'1.00'.padStart(8)}`);
+console.log(`${'  same, per CPU second'.padEnd(30)} ${n0(placed / (cpuMs / 1000)).padStart(14)} ${(ms / cpuMs).toFixed(2).padStart(8)}`);
 console.log(`${'target'.padEnd(30)} ${n0(TARGET).padStart(14)} ${(rate / TARGET).toFixed(2).padStart(7)}x`);
 console.log(`${'Nomad C1M (containers/s)'.padEnd(30)} ${n0(C1M).padStart(14)} ${(rate / C1M).toFixed(2).padStart(7)}x`);
 const met = rate >= TARGET;

@@ -52,7 +52,8 @@ export class ClusterState {
   /** Image digest / data volume -> the nodes that hold it (indices, ascending). */
   readonly imageHolders = new Map<string, number[]>();
   readonly volumeHolders = new Map<string, number[]>();
-  private readonly bitmaps = new Map<string, Uint8Array | null>();
+  private readonly imageBitmaps = new Map<string, Uint8Array | null>();
+  private readonly volumeBitmaps = new Map<string, Uint8Array | null>();
   private readonly releases: Release[][];
 
   constructor(
@@ -83,15 +84,18 @@ export class ClusterState {
       if (this.byName.has(node.name)) throw badCluster(`two nodes are named "${node.name}"`, 'node names must be unique in the cluster');
       this.byName.set(node.name, i);
       const a = node.allocated;
-      for (const [what, v] of [
-        ['cores', node.cores],
-        ['memoryBytes', node.memoryBytes],
-        ['gpus.count', node.gpus?.count],
-        ['allocated.cores', a?.cores],
-        ['allocated.memoryBytes', a?.memoryBytes],
-        ['allocated.gpus', a?.gpus],
-      ] as const) {
-        if (!count(v)) throw badCluster(`node "${node.name}": ${what} is ${String(v)}, not a count >= 0`, 'report capacity and allocations as finite numbers >= 0');
+      if (!(count(node.cores) && count(node.memoryBytes) && count(node.gpus?.count) && count(a?.cores) && count(a?.memoryBytes) && count(a?.gpus))) {
+        const [what, v] = (
+          [
+            ['cores', node.cores],
+            ['memoryBytes', node.memoryBytes],
+            ['gpus.count', node.gpus?.count],
+            ['allocated.cores', a?.cores],
+            ['allocated.memoryBytes', a?.memoryBytes],
+            ['allocated.gpus', a?.gpus],
+          ] as const
+        ).find(([, x]) => !count(x))!;
+        throw badCluster(`node "${node.name}": ${what} is ${String(v)}, not a count >= 0`, 'report capacity and allocations as finite numbers >= 0');
       }
       this.totalCores[i] = node.cores;
       this.totalMemory[i] = node.memoryBytes;
@@ -120,8 +124,8 @@ export class ClusterState {
   /** A byte per node, 1 where the node holds the image (kind 'i') or data volume ('d');
    *  null when no node does. Built once per key, for the keys jobs name. */
   holding(kind: 'i' | 'd', key: string): Uint8Array | null {
-    const k = kind + key;
-    let b = this.bitmaps.get(k);
+    const cache = kind === 'i' ? this.imageBitmaps : this.volumeBitmaps;
+    let b = cache.get(key);
     if (b !== undefined) return b;
     const h = (kind === 'i' ? this.imageHolders : this.volumeHolders).get(key);
     b = null;
@@ -129,7 +133,7 @@ export class ClusterState {
       b = new Uint8Array(this.nodes.length);
       for (const i of h) b[i] = 1;
     }
-    this.bitmaps.set(k, b);
+    cache.set(key, b);
     return b;
   }
 
