@@ -97,7 +97,8 @@ function nodeClassKey(n: ClusterNode): string {
  *  a field by field comparison. */
 function jobClassHash(v: JobView): number {
   const j = v.job;
-  return j.memoryBytes * 7 + j.cores * 131 + j.gpus * 8191 + (v.exclusive ? 1 : 0) + v.constraints.length * 524287;
+  // A small integer (a fast Map key): memory in MiB mixed with the counts.
+  return ((j.memoryBytes / 1048576) ^ (j.cores * 131 + j.gpus * 8191 + (v.exclusive ? 1 : 0) + v.constraints.length * 524287)) & 0x3fffffff;
 }
 
 function sameClass(a: JobView, b: JobView, withUser: boolean): boolean {
@@ -199,8 +200,9 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
   for (const j of input.jobs) {
     try {
       const constraints = checkJob(j, constraintCache, platforms);
-      if (ids.has(j.id)) throw badJob(`two pending jobs have the id "${j.id}"`, 'job ids must be unique; the first one is scheduled');
+      const known = ids.size;
       ids.add(j.id);
+      if (ids.size === known) throw badJob(`two pending jobs have the id "${j.id}"`, 'job ids must be unique; the first one is scheduled');
       views.push({
         job: j,
         constraints,
