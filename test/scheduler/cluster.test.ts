@@ -383,7 +383,8 @@ describe('determinism and input checks', () => {
   });
 
   test('an invalid job is pending with an error; a duplicate id is refused, the first one runs', () => {
-    const r = run([node('a')], [job('x'), job('x'), job('neg', { cores: 0 }), job('frac', { gpus: 0.5 })]);
+    const odd = job('odd', { constraints: 7 as unknown as string[] });
+    const r = run([node('a')], [job('x'), job('x'), job('neg', { cores: 0 }), job('frac', { gpus: 0.5 }), odd]);
     assert.deepEqual(where(r), { x: 'a' });
     assert.deepEqual(
       r.pending.map((p) => [p.job, p.status.code, p.status.errorCode]),
@@ -391,8 +392,10 @@ describe('determinism and input checks', () => {
         ['x', 'error', 'PLAN_BAD_JOB'],
         ['neg', 'error', 'PLAN_BAD_JOB'],
         ['frac', 'error', 'PLAN_BAD_JOB'],
+        ['odd', 'error', 'PLAN_BAD_JOB'],
       ],
     );
+    assert.match(r.pending[1]!.status.message, /cores is 0/);
   });
 
   test('an empty cluster: every job pending, "no nodes in the cluster"', () => {

@@ -15,7 +15,7 @@
 //                      (EASY backfill)
 //   left pending      Status.reasons counts every node under the first filter that refuses it,
 //                      on the state at the end of the pass
-import { WarrenError, EXIT } from '../../common/index.js';
+import { WarrenError, EXIT, isWarrenError } from '../../common/index.js';
 import { parseConstraint } from './constraints.js';
 import type { Constraint } from './constraints.js';
 import { FairQueue, checkFairShareInput, fairShareFactors } from './fairshare.js';
@@ -212,7 +212,8 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
         dataOn: j.dataVolumes && j.dataVolumes.length > 0 ? j.dataVolumes.map((d) => state.holding('d', d)) : noData,
       });
     } catch (e) {
-      const err = e as WarrenError;
+      // A job of the wrong shape altogether (constraints not a list, ...) is just as invalid.
+      const err = isWarrenError(e) ? e : badJob(`job "${String(j?.id)}" is malformed: ${(e as Error).message}`, 'pass jobs of the PendingJob shape (docs/scheduler.md)');
       invalid.push({
         job: typeof j.id === 'string' ? j.id : '',
         status: { code: 'error', reasons: {}, nodesConsidered: 0, message: err.message, errorCode: err.code },
