@@ -112,7 +112,9 @@ export class FairQueue<T> {
     while (k > 0) {
       const p = (k - 1) >> 1;
       if (!this.less(h[k]!, h[p]!)) break;
-      [h[k], h[p]] = [h[p]!, h[k]!];
+      const t = h[k]!;
+      h[k] = h[p]!;
+      h[p] = t;
       k = p;
     }
   }
@@ -132,7 +134,9 @@ export class FairQueue<T> {
         if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
         if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
         if (m === k) break;
-        [h[k], h[m]] = [h[m]!, h[k]!];
+        const t = h[k]!;
+        h[k] = h[m]!;
+        h[m] = t;
         k = m;
       }
     }
