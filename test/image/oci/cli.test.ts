@@ -30,7 +30,7 @@ function warren(args: string[], opts: { env?: Record<string, string>; input?: st
   });
 }
 
-describe('warren image / registry commands', { skip, timeout: 120_000 }, () => {
+describe('warren image / registry commands', { skip, timeout: 300_000 }, () => {
   let reg: LoopbackRegistry;
   let priv: LoopbackRegistry;
   let t: { dir: string; cleanup: () => void };

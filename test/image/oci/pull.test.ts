@@ -317,7 +317,6 @@ describe('OCI pulls from a loopback registry', { skip, timeout: 180_000 }, () =>
         { name: 'evil/pwned', data: 'x' },
         { name: 'rel', type: 'symlink', linkname: '../../../../../../../..' + outside },
         { name: 'rel/pwned2', data: 'y' },
-        { name: '../../../../escape-dotdot', data: 'z' },
       ],
       'gzip',
     );
@@ -326,16 +325,27 @@ describe('OCI pulls from a loopback registry', { skip, timeout: 180_000 }, () =>
     assert.deepEqual(readdirSync(outside), [], 'nothing written outside the rootfs');
     assert.equal(readFileSync(join(img.path, outside, 'pwned'), 'utf8'), 'x');
     assert.equal(readFileSync(join(img.path, outside, 'pwned2'), 'utf8'), 'y');
-    assert.equal(readFileSync(join(img.path, 'escape-dotdot'), 'utf8'), 'z');
     assert.ok(lstatSync(join(img.path, 'evil')).isSymbolicLink());
+    // A `..` in an entry name is refused outright (IMAGE_LAYER_UNSAFE), not clamped.
+    const dotdot = await buildLayer([{ name: '../../../../escape-dotdot', data: 'z' }], 'gzip');
+    await pushImage(`docker://${reg.host}/test/evil-dotdot:1`, { config: testConfig('amd64', [dotdot.diffId]), layers: [{ mediaType: dotdot.mediaType, data: dotdot.data }] });
+    const cacheDir = freshCache();
+    await assert.rejects(prepareImage(via('test/evil-dotdot:1'), { cacheDir }), (e) => assertWarren(e, 'IMAGE_LAYER_UNSAFE', 'test/evil-dotdot:1'));
+    assertNothingHalfWritten(cacheDir);
+    assert.equal(existsSync(join(tmp.dir, 'escape-dotdot')), false);
   });
 
   test('a hard link to a file outside the image is refused', async () => {
-    const layer = await buildLayer([{ name: 'hl', type: 'link', linkname: '../../../../etc/hostname' }], 'none');
-    await pushImage(`docker://${reg.host}/test/badlink:1`, { config: testConfig('amd64', [layer.diffId]), layers: [{ mediaType: layer.mediaType, data: layer.data }] });
-    const cacheDir = freshCache();
-    await assert.rejects(prepareImage(via('test/badlink:1'), { cacheDir }), (e) => assertWarren(e, 'IMAGE_LAYER_INVALID', 'test/badlink:1'));
-    assertNothingHalfWritten(cacheDir);
+    for (const [tag, linkname, code] of [
+      ['1', '../../../../etc/hostname', 'IMAGE_LAYER_UNSAFE'],
+      ['2', '/etc/hostname', 'IMAGE_LAYER_INVALID'],
+    ] as const) {
+      const layer = await buildLayer([{ name: 'hl', type: 'link', linkname }], 'none');
+      await pushImage(`docker://${reg.host}/test/badlink:${tag}`, { config: testConfig('amd64', [layer.diffId]), layers: [{ mediaType: layer.mediaType, data: layer.data }] });
+      const cacheDir = freshCache();
+      await assert.rejects(prepareImage(via(`test/badlink:${tag}`), { cacheDir }), (e) => assertWarren(e, code, `test/badlink:${tag}`));
+      assertNothingHalfWritten(cacheDir);
+    }
   });
 
   test('a layer that is not a tar archive: IMAGE_LAYER_INVALID', async () => {
