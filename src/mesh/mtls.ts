@@ -146,7 +146,11 @@ export class MeshServer extends EventEmitter<MeshServerEvents> {
     this.server = tls.createServer(serverTlsOptions(this.credentials));
     this.server.on('secureConnection', (socket) => this.admit(socket));
     this.server.on('tlsClientError', (e, socket) => {
-      this.emit('refused', tlsError(e, `a client from ${socket.remoteAddress ?? '?'}`), { remoteAddress: socket.remoteAddress });
+      // OpenSSL's verdict on the client certificate is in authorizationError (Node destroys the
+      // socket without an error, so `e` is only "socket hang up" then).
+      const verdict = (socket as tls.TLSSocket & { authorizationError?: string }).authorizationError;
+      const err = verdict ? Object.assign(new Error(`${verdict}${e.message ? ` (${e.message})` : ''}`), { code: verdict }) : e;
+      this.emit('refused', tlsError(err, `a client from ${socket.remoteAddress ?? '?'}`), { remoteAddress: socket.remoteAddress });
     });
     opts.revocations?.on('revoked', this.onRevoked);
   }
