@@ -21,7 +21,7 @@ export async function generateKeyPair(): Promise<CryptoKeyPair> {
 /** The private key as PKCS#8 PEM (what Node's tls takes as `key`). */
 export async function privateKeyToPem(key: CryptoKey): Promise<string> {
   const der = await subtle.exportKey('pkcs8', key);
-  return x509.PemConverter.encode(der, 'PRIVATE KEY');
+  return x509.PemConverter.encode(der, 'PRIVATE KEY').trimEnd() + '\n';
 }
 
 /** A PKCS#8 PEM P-256 private key back to a key pair (public key derived from it). */

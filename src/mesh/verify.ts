@@ -24,6 +24,8 @@ export interface VerifySvidOptions {
   revocations?: RevocationList;
   /** The time to check validity at (default now). */
   now?: Date;
+  /** false: do not check dates (reading an identity kept on disk, which may have expired). */
+  checkTime?: boolean;
 }
 
 /** A verified SVID: its SPIFFE ID and the certificate facts the mesh acts on. */
@@ -70,15 +72,16 @@ export function verifySvid(peer: NodeX509 | Buffer | string, opts: VerifySvidOpt
     if (badSignature) fail('MESH_BAD_CHAIN', `the certificate "${subject}" names a trusted CA as issuer but its signature does not verify with that CA's key`, `the certificate was forged or damaged; ${REISSUE}`);
     fail('MESH_FOREIGN_CA', `the certificate "${subject}" was issued by "${leaf.issuer.replace(/\n/g, ', ')}", which is not a CA of this cluster's trust bundle`, `${REISSUE}; or, during a CA rotation, add the new CA to the trust bundle`);
   }
-  if (Date.parse(issuer.validTo) < now || Date.parse(issuer.validFrom) > now) {
+  const checkTime = opts.checkTime ?? true;
+  if (checkTime && (Date.parse(issuer.validTo) < now || Date.parse(issuer.validFrom) > now)) {
     fail('MESH_BAD_CHAIN', `the CA "${issuer.subject.replace(/\n/g, ', ')}" that issued "${subject}" is not valid now (valid ${issuer.validFrom} to ${issuer.validTo})`, 'rotate the cluster CA: create a new one, add it to the trust bundle and re-issue certificates');
   }
 
   // 2. Validity period.
   const notBefore = new Date(Date.parse(leaf.validFrom));
   const notAfter = new Date(Date.parse(leaf.validTo));
-  if (notAfter.getTime() < now) fail('MESH_CERT_EXPIRED', `the certificate "${subject}" expired at ${notAfter.toISOString()}`, 'the agent renews its certificate at half its life: check that it runs and that its clock is right; if it was off longer than the certificate life, join again with a token');
-  if (notBefore.getTime() > now) fail('MESH_CERT_NOT_YET_VALID', `the certificate "${subject}" is valid only from ${notBefore.toISOString()}`, 'the clocks of this machine and the CA disagree: run NTP (chrony) on both');
+  if (checkTime && notAfter.getTime() < now) fail('MESH_CERT_EXPIRED', `the certificate "${subject}" expired at ${notAfter.toISOString()}`, 'the agent renews its certificate at half its life: check that it runs and that its clock is right; if it was off longer than the certificate life, join again with a token');
+  if (checkTime && notBefore.getTime() > now) fail('MESH_CERT_NOT_YET_VALID', `the certificate "${subject}" is valid only from ${notBefore.toISOString()}`, 'the clocks of this machine and the CA disagree: run NTP (chrony) on both');
 
   // 3. A leaf, not a signing certificate (§5.2).
   const px = new x509.X509Certificate(leaf.raw);
