@@ -74,7 +74,13 @@ export function connectMesh(opts: { host: string; port: number; credentials: Mes
         reject(new WarrenError('MESH_TLS_HANDSHAKE', `${opts.host}:${opts.port} presented no certificate`, { hint: 'connect to a Warren server' }));
         return;
       }
-      resolve({ socket, server: verifySvid(peer, { trustBundle: opts.credentials.trustBundle, trustDomain: opts.trustDomain, kind: 'server' }) });
+      try {
+        const server = verifySvid(peer, { trustBundle: opts.credentials.trustBundle, trustDomain: opts.trustDomain, kind: 'server', ...(opts.serverName !== undefined ? { name: opts.serverName } : {}) });
+        resolve({ socket, server });
+      } catch (e) {
+        socket.destroy();
+        reject(e);
+      }
     });
   });
 }
@@ -173,6 +179,9 @@ export class MeshServer extends EventEmitter<MeshServerEvents> {
     }
     const conn: Conn = { socket, id, timer: undefined };
     this.conns.add(conn);
+    // A reset by the peer must not crash the process when the application has no listener;
+    // the socket is closed either way, and 'close' cleans up.
+    socket.on('error', () => socket.destroy());
     socket.once('close', () => {
       if (conn.timer) clearTimeout(conn.timer);
       this.conns.delete(conn);
