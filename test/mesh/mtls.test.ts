@@ -192,8 +192,9 @@ test('CA rotation: a trust bundle with the old and the new CA lets both generati
 
 test('the server closes a connection when the peer\'s certificate expires', T, async () => {
   const g = await setup();
+  // Six seconds: long enough for the handshake on a loaded machine, short enough to wait for.
   const now = Date.now();
-  const shortLived = await issueCredentials(c, { kind: 'node', name: 'brief', notBefore: new Date(now - 60_000), notAfter: new Date(now + 2_000) });
+  const shortLived = await issueCredentials(c, { kind: 'node', name: 'brief', notBefore: new Date(now - 60_000), notAfter: new Date(now + 6_000) });
   const longLived = await issueCredentials(c, { kind: 'node', name: 'steady' });
   const a = await attempt(g.port, shortLived);
   const b = await attempt(g.port, longLived);
