@@ -1,0 +1,114 @@
+// Join tokens (`warren token create --ttl 10m [--uses N]`): 32 random bytes, base64url, shown
+// once; only their SHA-256 is stored, with an expiry, the uses left and who made them. A
+// token is consumed atomically: the store decrements "uses left" only if it is above zero and
+// the token has not expired (the server's store does it with one conditional UPDATE).
+import { createHash, randomBytes } from 'node:crypto';
+import { WarrenError, EXIT } from '../common/index.js';
+
+export interface TokenRecord {
+  /** SHA-256 of the token, hex: the key of the record. */
+  hash: string;
+  /** Short public id (first 12 hex digits of the hash), for listing and deleting. */
+  id: string;
+  createdBy: string;
+  createdAt: number; // ms since the epoch
+  expiresAt: number; // ms since the epoch
+  usesLeft: number;
+}
+
+/** Where token records live. Every method is atomic with respect to the others. */
+export interface TokenStore {
+  /** Add a record (its hash is new). */
+  insert(record: TokenRecord): Promise<void>;
+  /**
+   * Atomically: if the record exists, has uses left and expiresAt > now, decrement usesLeft
+   * and return the record as it is after the decrement; otherwise change nothing and return
+   * undefined. (SQL: UPDATE ... SET uses_left = uses_left - 1 WHERE hash = $1 AND
+   * uses_left > 0 AND expires_at > $2 RETURNING *.)
+   */
+  consume(hash: string, now: number): Promise<TokenRecord | undefined>;
+  /** The record, whatever its state (to say why a token was refused). */
+  get(hash: string): Promise<TokenRecord | undefined>;
+  list(): Promise<TokenRecord[]>;
+  /** Delete by hash or public id; true if one was deleted. */
+  delete(hashOrId: string): Promise<boolean>;
+}
+
+/** A TokenStore in memory (tests; a single process). */
+export class MemoryTokenStore implements TokenStore {
+  private readonly records = new Map<string, TokenRecord>();
+
+  async insert(record: TokenRecord): Promise<void> {
+    if (this.records.has(record.hash)) throw new Error('token hash already stored');
+    this.records.set(record.hash, { ...record });
+  }
+
+  async consume(hash: string, now: number): Promise<TokenRecord | undefined> {
+    // No await between the check and the update: atomic on Node's single thread.
+    const r = this.records.get(hash);
+    if (!r || r.usesLeft <= 0 || r.expiresAt <= now) return undefined;
+    r.usesLeft -= 1;
+    return { ...r };
+  }
+
+  async get(hash: string): Promise<TokenRecord | undefined> {
+    const r = this.records.get(hash);
+    return r && { ...r };
+  }
+
+  async list(): Promise<TokenRecord[]> {
+    return [...this.records.values()].map((r) => ({ ...r }));
+  }
+
+  async delete(hashOrId: string): Promise<boolean> {
+    for (const r of this.records.values()) {
+      if (r.hash === hashOrId || r.id === hashOrId) return this.records.delete(r.hash);
+    }
+    return false;
+  }
+}
+
+/** SHA-256 of a token, hex. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** Longest join token life: one week (a join token is for joining now, not a credential). */
+export const MAX_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
+
+export interface CreateTokenOptions {
+  ttlSeconds: number;
+  /** How many joins it allows (default 1). */
+  uses?: number;
+  createdBy: string;
+  now?: number;
+}
+
+/** Make a join token: returns the token (show it once, it is not kept) and its stored record. */
+export async function createJoinToken(store: TokenStore, opts: CreateTokenOptions): Promise<{ token: string; record: TokenRecord }> {
+  const uses = opts.uses ?? 1;
+  if (!Number.isInteger(uses) || uses < 1) {
+    throw new WarrenError('MESH_TOKEN_USES_INVALID', `--uses ${uses} is not a whole number of at least 1`, { hint: 'give how many nodes may join with it, e.g. --uses 16', exitCode: EXIT.usage });
+  }
+  if (!(opts.ttlSeconds > 0 && opts.ttlSeconds <= MAX_TOKEN_TTL_SECONDS)) {
+    throw new WarrenError('MESH_TOKEN_TTL_INVALID', `a join token life of ${opts.ttlSeconds} s is out of range`, { hint: 'give --ttl between 1s and 7d, e.g. --ttl 10m', exitCode: EXIT.usage });
+  }
+  const token = randomBytes(32).toString('base64url');
+  const hash = hashToken(token);
+  const now = opts.now ?? Date.now();
+  const record: TokenRecord = { hash, id: hash.slice(0, 12), createdBy: opts.createdBy, createdAt: now, expiresAt: now + Math.round(opts.ttlSeconds * 1000), usesLeft: uses };
+  await store.insert(record);
+  return { token, record };
+}
+
+/** Use a join token once: the record after the use, or MESH_TOKEN_* (refused). */
+export async function consumeJoinToken(store: TokenStore, token: string, now = Date.now()): Promise<TokenRecord> {
+  const hash = hashToken(token);
+  const used = await store.consume(hash, now);
+  if (used) return used;
+  const r = await store.get(hash);
+  const hint = 'ask the cluster admin for a new one: `warren token create --ttl 10m`';
+  if (!r) throw new WarrenError('MESH_TOKEN_UNKNOWN', 'the join token is not known to this cluster', { hint: `check that it was copied whole; ${hint}`, exitCode: EXIT.usage });
+  if (r.expiresAt <= now) throw new WarrenError('MESH_TOKEN_EXPIRED', `join token ${r.id} expired at ${new Date(r.expiresAt).toISOString()}`, { hint, exitCode: EXIT.usage });
+  throw new WarrenError('MESH_TOKEN_USED_UP', `join token ${r.id} has been used up`, { hint: `${hint} (--uses N lets N nodes join with one token)`, exitCode: EXIT.usage });
+}
