@@ -4,7 +4,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import type { TransferSpec } from '../workflow/types.js';
 import type { DataOptions, EgressFn, TransferResult } from './types.js';
-import { badUri, checksumMismatch, dataError, fsError } from './errors.js';
+import { badUri, checksumMismatch, dataError, fsError, sizeMismatch, tooLarge } from './errors.js';
 import { copyToTemp, hashFile, syncDir } from './fsutil.js';
 import { httpPutAttempt } from './http.js';
 import { checkSha256, credentials } from './ingress.js';
@@ -37,6 +37,9 @@ export const egress: EgressFn = async (t: TransferSpec, volumeRoot: string, opts
       'egress uploads single files: let a job archive the directory (tar) and egress the archive', { usage: true });
   }
   const size = st.size;
+  // A declared size is checked, like the digest, before anything leaves the volume.
+  if (t.sizeBytes !== undefined && size > t.sizeBytes) throw tooLarge(t.source.uri, { bytes: t.sizeBytes, fromSize: true }, { bytes: size, declared: true });
+  if (t.sizeBytes !== undefined && size < t.sizeBytes) throw sizeMismatch(t.source.uri, t.sizeBytes, size);
   const progress = new Progress(uri, opts.onProgress, size);
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const ctx = { uri, opts };

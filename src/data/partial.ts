@@ -75,9 +75,14 @@ class StallWatch {
   private timer: NodeJS.Timeout | undefined;
   private readonly samples: { t: number; n: number }[] = [];
   count = 0;
-  constructor(private readonly o: { timeoutMs: number; minBytes: number }) {
-    let fail!: (e: Error) => void;
-    this.stalled = new Promise<never>((_, reject) => (fail = reject));
+  /** `onStall` is told first (to destroy the body, which ends a pending read with the error). */
+  constructor(private readonly o: { timeoutMs: number; minBytes: number }, onStall?: (e: Error) => void) {
+    let reject!: (e: Error) => void;
+    this.stalled = new Promise<never>((_, r) => (reject = r));
+    const fail = (e: Error): void => {
+      onStall?.(e);
+      reject(e);
+    };
     this.stalled.catch(() => {}); // observed through the race below
     const start = Date.now();
     this.samples.push({ t: start, n: 0 });
@@ -114,13 +119,18 @@ export async function streamToFile(body: AsyncIterable<Uint8Array>, t: StreamTar
   }
   let written = 0;
   const it = body[Symbol.asyncIterator]();
-  const watch = t.stall && t.stall.timeoutMs > 0 ? new StallWatch(t.stall) : undefined;
+  // A stall destroys the body with the Transient, which ends the pending read; only a body
+  // that cannot be destroyed needs a race on every read.
+  const destroyable = typeof (body as { destroy?: unknown }).destroy === 'function';
+  const watch = t.stall && t.stall.timeoutMs > 0
+    ? new StallWatch(t.stall, destroyable ? (e) => (body as unknown as { destroy: (e: Error) => void }).destroy(e) : undefined)
+    : undefined;
   try {
     for (;;) {
       let r: IteratorResult<Uint8Array>;
       try {
         const next = it.next();
-        if (watch) {
+        if (watch && !destroyable) {
           next.catch(() => {}); // a stalled read is abandoned; its late rejection is not an error
           r = await Promise.race([next, watch.stalled]);
         } else r = await next;

@@ -214,8 +214,8 @@ class Reader {
     const range = `an integer from ${fmtInt(min)} to ${fmtInt(max)}`;
     const hint = `write a whole number from ${fmtInt(min)} to ${fmtInt(max)} in decimal digits (limits: docs/workflow-format.md#limits)`;
     if (typeof v === 'number' && Number.isInteger(v)) this.error(path, `${v} is out of range: expected ${range}`, hint);
-    else if (typeof v === 'string' && /^\s*[-+]?[0-9][0-9_]*\s*$/.test(v)) this.error(path, `${v.trim()} is out of range: expected ${range}`, hint);
-    else if (typeof v === 'string' && /^\s*[-+]?0[xXoObB][0-9a-fA-F_]+\s*$/.test(v)) this.error(path, `expected ${range} in decimal, got "${v}"`, `${hint}: e.g. 16, not 0x10`);
+    else if (typeof v === 'string' && /^\s*[-+]?[0-9]+\s*$/.test(v)) this.error(path, `${v.trim()} is out of range: expected ${range}`, hint);
+    else if (typeof v === 'string' && /^\s*[-+]?(?:0[xXoObB][0-9a-fA-F_]+|[0-9][0-9_]*_[0-9_]*)\s*$/.test(v)) this.error(path, `expected ${range} in decimal, got "${v}"`, `${hint}: e.g. 16, not 0x10`);
     else this.error(path, `expected ${range}, got ${describe(v)}`, hint);
     return undefined;
   }

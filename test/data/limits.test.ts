@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { ingress, DataCache, type DataOptions, type TransferProgress } from '../../src/data/index.js';
+import { ingress, egress, DataCache, type DataOptions, type TransferProgress } from '../../src/data/index.js';
 import { processStartTicks } from '../../src/data/fsutil.js';
 import type { TransferSpec } from '../../src/workflow/types.js';
 import { tempDir } from '../helpers.js';
@@ -192,6 +192,18 @@ describe('data transfers that never end', () => {
     writeFileSync(src, bytes(4096, 9));
     const err = await rejectsWith(ingress(spec(`file://${src}`, 'file://l.bin', { sizeBytes: 1000 }), vol(), opts()), 'DATA_TOO_LARGE');
     assert.match(err.message, /larger than the size the workflow gives \(size: 1000 bytes\): its size is 4096 bytes/);
+  });
+
+  test('egress checks the size before uploading anything', T, async () => {
+    const v = vol();
+    writeFileSync(join(v, 'out.bin'), bytes(3000, 4));
+    const dst = join(tmp.dir, 'egress-out');
+    const big = await rejectsWith(egress(spec('file://out.bin', `file://${dst}/a.bin`, { sizeBytes: 1000 }), v, opts()), 'DATA_TOO_LARGE');
+    assert.match(big.message, /size: 1000 bytes\): its size is 3000 bytes/);
+    await rejectsWith(egress(spec('file://out.bin', `file://${dst}/b.bin`, { sizeBytes: 5000 }), v, opts()), 'DATA_SIZE_MISMATCH');
+    assert.equal(existsSync(dst), false, 'nothing written');
+    const r = await egress(spec('file://out.bin', `file://${dst}/c.bin`, { sizeBytes: 3000 }), v, opts());
+    assert.equal(r.bytes, 3000);
   });
 });
 
