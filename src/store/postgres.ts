@@ -2,7 +2,7 @@
 // (test/store/contract.ts runs against both).
 
 import pg from 'pg';
-import { WarrenError } from '../common/index.js';
+import { WarrenError, isWarrenError } from '../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import { SCHEMA_VERSION, migrationSql, pendingMigrations } from './migrations.js';
 import { acquireLeaseSql, attemptParams, attemptUpsertSql, leaseOf } from './sql.js';
@@ -39,7 +39,7 @@ export class PgStore implements Store {
     } catch (e) {
       await pool.end().catch(() => {});
       const mapped = mapPgError(e, where);
-      if (mapped !== e) throw mapped;
+      if (mapped !== e || isWarrenError(e)) throw mapped;
       throw new WarrenError('STORE_OPEN_FAILED', `cannot connect to PostgreSQL at ${redact(url)}: ${(e as Error).message}`, {
         hint: 'check that the server is running and the URL (user, host, port, database) is right',
         cause: e,

@@ -85,6 +85,9 @@ export class SqliteStore implements Store {
     }
     try {
       this.db.pragma('busy_timeout = 5000');
+      // Before anything writes (WAL mode changes the header): refuse a newer schema untouched.
+      const v = this.db.pragma('user_version', { simple: true }) as number;
+      if (v > SCHEMA_VERSION) throw schemaNewerError(this.path, v, SCHEMA_VERSION);
       this.db.pragma('journal_mode = WAL');
       // NORMAL in WAL mode survives a crash of the process (kill -9); only a power loss can drop the last commits.
       this.db.pragma('synchronous = NORMAL');
