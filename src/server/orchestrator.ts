@@ -117,9 +117,8 @@ export class Orchestrator {
       createdAt: Date.now(),
       startedAt: null,
       endedAt: null,
-      runnerPid: null,
-      runnerHost: null,
       cancelRequested: false,
+      lease: null,
     };
     const units = new Engine(wf).snapshot();
     await this.store.createWorkflow(rec, units);
@@ -161,7 +160,12 @@ export class Orchestrator {
     let final: WorkflowStatus | null = null;
 
     const now = (): number => Date.now();
-    writer.workflow(id, { status: 'running', startedAt: rec.startedAt ?? now(), endedAt: null, runnerPid: process.pid, runnerHost: hostname(), cancelRequested: false });
+    // TODO(orchestrator): lease. Stand-in for the former runnerPid/runnerHost: ttl 0 records who
+    // drives the run (for `warren status`/`cancel`) without holding it; take it for real,
+    // renew it while driving, fence the writer with its term and refuse when another holds it.
+    const leaseOwner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    const taken = await this.store.acquireRunLease(id, leaseOwner, 0, now());
+    writer.workflow(id, { status: 'running', startedAt: rec.startedAt ?? now(), endedAt: null, cancelRequested: false });
 
     const step = (ev: Parameters<Engine['step']>[0]): void => apply(engine.step(ev));
 
@@ -188,7 +192,7 @@ export class Orchestrator {
             const attemptId = `${id}/${a.key}/${a.attempt}`;
             inflight.set(attemptId, { key: a.key, attempt: a.attempt, stopping: false });
             byKey.set(a.key, attemptId);
-            writer.attempt({ workflowId: id, key: a.key, attempt: a.attempt, startedAt: null, endedAt: null, exitCode: null, signal: null, reason: null, message: null });
+            writer.attempt({ workflowId: id, key: a.key, attempt: a.attempt, attemptId, term: null, cgroup: null, node: null, startedAt: null, endedAt: null, exitCode: null, signal: null, reason: null, message: null });
             if (a.kind === 'job') {
               const spec = wf.jobs[a.job]!;
               let req: LaunchRequest;
@@ -236,7 +240,7 @@ export class Orchestrator {
           }
           case 'done':
             final = a.status;
-            writer.workflow(id, { status: a.status, endedAt: now(), runnerPid: null });
+            writer.workflow(id, { status: a.status, endedAt: now() });
             finished(a.status);
             break;
         }
@@ -246,7 +250,7 @@ export class Orchestrator {
     const agentStarted = (attemptId: string, pid: number | undefined): void => {
       const f = inflight.get(attemptId);
       if (!f) return;
-      writer.attempt({ workflowId: id, key: f.key, attempt: f.attempt, startedAt: now(), endedAt: null, exitCode: null, signal: null, reason: null, message: null, pid: pid ?? null });
+      writer.attempt({ workflowId: id, key: f.key, attempt: f.attempt, attemptId, term: null, cgroup: null, node: null, startedAt: now(), endedAt: null, exitCode: null, signal: null, reason: null, message: null, pid: pid ?? null });
       if (sites && agentOf.has(attemptId)) sites.placement.started(f.key, now());
       step({ type: 'launched', key: f.key, attempt: f.attempt, now: now() });
     };
@@ -264,7 +268,7 @@ export class Orchestrator {
       }
       agentOf.delete(attemptId);
       const reason = f.stopping ? 'stopped' : info.reason;
-      writer.attempt({ workflowId: id, key: f.key, attempt: f.attempt, startedAt: null, endedAt: now(), exitCode: info.exitCode, signal: info.signal, reason, message: info.message ?? null });
+      writer.attempt({ workflowId: id, key: f.key, attempt: f.attempt, attemptId, term: null, cgroup: null, node: null, startedAt: null, endedAt: now(), exitCode: info.exitCode, signal: info.signal, reason, message: info.message ?? null });
       step({ type: 'exited', key: f.key, attempt: f.attempt, now: now(), exitCode: info.exitCode, signal: info.signal, reason, message: info.message });
     };
     this.agent.setListener({ started: agentStarted, exited: agentExited });
@@ -290,6 +294,7 @@ export class Orchestrator {
       for (const t of timers) clearTimeout(t);
       this.cancelRequested = null;
       await writer.flush();
+      if (taken.ok) await this.store.releaseRunLease(id, leaseOwner, taken.lease.term); // TODO(orchestrator): lease
     }
   }
 

@@ -5,8 +5,12 @@ import { SqliteStore } from './sqlite.js';
 import type { Store } from './types.js';
 
 export { SqliteStore } from './sqlite.js';
+export type { SqliteStoreOptions } from './sqlite.js';
 export { BatchWriter } from './batch.js';
-export type { Store, WorkflowRecord, WorkflowPatch, AttemptRecord, EventRecord, WriteBatch } from './types.js';
+export type { BatchWriterOptions, Fence } from './batch.js';
+export { SCHEMA_VERSION } from './migrations.js';
+export { DEFAULT_RESERVE_BYTES } from './reserve.js';
+export type { Store, WorkflowRecord, WorkflowPatch, AttemptRecord, EventRecord, WriteBatch, RunLease, LeaseResult } from './types.js';
 
 /** Open the store named by `url` (`postgres://...`, `sqlite:PATH`, a path), default `$WARREN_HOME/warren.db`. */
 export async function openStore(url?: string): Promise<Store> {

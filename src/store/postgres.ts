@@ -2,80 +2,105 @@
 // (test/store/contract.ts runs against both).
 
 import pg from 'pg';
-import { WarrenError } from '../common/index.js';
+import { WarrenError, isWarrenError } from '../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
-import type { AttemptRecord, EventRecord, Store, WorkflowPatch, WorkflowRecord, WriteBatch } from './types.js';
-import { PATCH_COLUMNS, ambiguousIdError } from './types.js';
+import { SCHEMA_VERSION, migrationSql, pendingMigrations } from './migrations.js';
+import { acquireLeaseSql, attemptParams, attemptUpsertSql, leaseOf } from './sql.js';
+import type { AttemptRecord, EventRecord, LeaseResult, Store, WorkflowPatch, WorkflowRecord, WriteBatch } from './types.js';
+import { PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, fencedError, noWorkflowError, schemaNewerError } from './types.js';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS workflows (
-  id TEXT PRIMARY KEY, name TEXT NOT NULL, file TEXT, status TEXT NOT NULL, spec JSONB NOT NULL,
-  options JSONB NOT NULL, run_dir TEXT NOT NULL, created_at BIGINT NOT NULL, started_at BIGINT, ended_at BIGINT,
-  runner_pid INTEGER, runner_host TEXT, cancel_requested BOOLEAN NOT NULL DEFAULT false);
-CREATE INDEX IF NOT EXISTS workflows_created ON workflows(created_at);
-CREATE TABLE IF NOT EXISTS units (
-  workflow_id TEXT NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL, job TEXT NOT NULL,
-  task INTEGER, state TEXT NOT NULL, attempt INTEGER NOT NULL, exit_code INTEGER, reason TEXT, message TEXT,
-  started_at BIGINT, ended_at BIGINT, PRIMARY KEY (workflow_id, key));
-CREATE TABLE IF NOT EXISTS attempts (
-  workflow_id TEXT NOT NULL, key TEXT NOT NULL, attempt INTEGER NOT NULL, started_at BIGINT, ended_at BIGINT,
-  exit_code INTEGER, signal TEXT, reason TEXT, message TEXT, pid INTEGER, PRIMARY KEY (workflow_id, key, attempt));
-CREATE TABLE IF NOT EXISTS events (
-  id BIGSERIAL PRIMARY KEY, workflow_id TEXT NOT NULL, at BIGINT NOT NULL, key TEXT, level TEXT NOT NULL, message TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_wf ON events(workflow_id, id);
-CREATE TABLE IF NOT EXISTS job_history (job TEXT NOT NULL, ended_at BIGINT NOT NULL, seconds DOUBLE PRECISION NOT NULL);
-CREATE INDEX IF NOT EXISTS job_history_job ON job_history(job, ended_at);
-`;
 
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 export class PgStore implements Store {
   readonly kind = 'postgres' as const;
-  private constructor(private readonly pool: pg.Pool) {}
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly where: string,
+  ) {}
 
   static async connect(url: string): Promise<PgStore> {
     const pool = new pg.Pool({ connectionString: url, max: 4 });
+    const where = `PostgreSQL ${redact(url)}`;
     try {
       const c = await pool.connect();
       try {
-        // Serialize concurrent schema creation by several processes.
+        // Serialize concurrent migrations by several processes.
         await c.query('SELECT pg_advisory_lock(727001)');
-        await c.query(SCHEMA);
-        await c.query('SELECT pg_advisory_unlock(727001)');
+        try {
+          await migrate(c, where);
+        } finally {
+          await c.query('SELECT pg_advisory_unlock(727001)');
+        }
       } finally {
         c.release();
       }
     } catch (e) {
       await pool.end().catch(() => {});
+      const mapped = mapPgError(e, where);
+      if (mapped !== e || isWarrenError(e)) throw mapped;
       throw new WarrenError('STORE_OPEN_FAILED', `cannot connect to PostgreSQL at ${redact(url)}: ${(e as Error).message}`, {
         hint: 'check that the server is running and the URL (user, host, port, database) is right',
         cause: e,
       });
     }
-    return new PgStore(pool);
+    return new PgStore(pool, where);
   }
 
-  private async tx(fn: (c: pg.PoolClient) => Promise<void>): Promise<void> {
-    const c = await this.pool.connect();
+  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.pool.connect().catch((e) => {
+      throw mapPgError(e, this.where);
+    });
     try {
       await c.query('BEGIN');
-      await fn(c);
+      const out = await fn(c);
       await c.query('COMMIT');
+      return out;
     } catch (e) {
       await c.query('ROLLBACK').catch(() => {});
-      throw e;
+      throw mapPgError(e, this.where);
     } finally {
       c.release();
     }
   }
 
+  private async q(text: string, values: unknown[]): Promise<pg.QueryResult> {
+    try {
+      return await this.pool.query(text, values);
+    } catch (e) {
+      throw mapPgError(e, this.where);
+    }
+  }
+
+  async acquireRunLease(workflowId: string, owner: string, ttlMs: number, now: number): Promise<LeaseResult> {
+    // The UPDATE decides alone (row lock, re-checked after a concurrent one commits); when it
+    // refuses, read who holds it. Should that holder have let go in between, try again.
+    for (let i = 0; ; i++) {
+      const won = await this.q(acquireLeaseSql((n) => `$${n}`), [owner, now, now + ttlMs, workflowId]);
+      if (won.rows[0]) return { ok: true, lease: leaseOf(won.rows[0])! };
+      const cur = await this.q('SELECT lease_owner, lease_term, lease_expires_at FROM workflows WHERE id=$1', [workflowId]);
+      if (!cur.rows[0]) throw noWorkflowError(workflowId);
+      const lease = leaseOf(cur.rows[0]);
+      if (lease && (lease.expiresAt > now || i >= 3)) return { ok: false, current: lease };
+    }
+  }
+
+  async renewRunLease(workflowId: string, owner: string, term: number, ttlMs: number, now: number): Promise<boolean> {
+    const r = await this.q('UPDATE workflows SET lease_expires_at=$1 WHERE id=$2 AND lease_owner=$3 AND lease_term=$4', [now + ttlMs, workflowId, owner, term]);
+    return r.rowCount === 1;
+  }
+
+  async releaseRunLease(workflowId: string, owner: string, term: number): Promise<void> {
+    await this.q('UPDATE workflows SET lease_owner=NULL, lease_expires_at=NULL WHERE id=$1 AND lease_owner=$2 AND lease_term=$3', [workflowId, owner, term]);
+  }
+
   async createWorkflow(r: WorkflowRecord, units: UnitSnapshot[]): Promise<void> {
     await this.tx(async (c) => {
       await c.query(
-        `INSERT INTO workflows (id,name,file,status,spec,options,run_dir,created_at,started_at,ended_at,runner_pid,runner_host,cancel_requested)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
-        [r.id, r.name, r.file, r.status, JSON.stringify(r.spec), JSON.stringify(r.options), r.runDir, r.createdAt, r.startedAt, r.endedAt, r.runnerPid, r.runnerHost, r.cancelRequested],
+        `INSERT INTO workflows (id,name,file,status,spec,options,run_dir,created_at,started_at,ended_at,cancel_requested)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`,
+        [r.id, r.name, r.file, r.status, JSON.stringify(r.spec), JSON.stringify(r.options), r.runDir, r.createdAt, r.startedAt, r.endedAt, r.cancelRequested],
       );
       // Insert units in chunks with unnest: one round trip per 5,000 units.
       for (let i = 0; i < units.length; i += 5000) {
@@ -90,11 +115,11 @@ export class PgStore implements Store {
   }
 
   async getWorkflow(idOrPrefix: string): Promise<WorkflowRecord | undefined> {
-    const exact = await this.pool.query('SELECT * FROM workflows WHERE id = $1', [idOrPrefix]);
+    const exact = await this.q('SELECT * FROM workflows WHERE id = $1', [idOrPrefix]);
     if (exact.rows[0]) return fromRow(exact.rows[0]);
     if (!idOrPrefix) return undefined;
     const like = idOrPrefix.replace(/[\\%_]/g, (m) => `\\${m}`) + '%';
-    const rows = (await this.pool.query('SELECT * FROM workflows WHERE id LIKE $1 LIMIT 2', [like])).rows;
+    const rows = (await this.q('SELECT * FROM workflows WHERE id LIKE $1 LIMIT 2', [like])).rows;
     if (rows.length > 1) throw ambiguousIdError(idOrPrefix);
     return rows[0] ? fromRow(rows[0]) : undefined;
   }
@@ -102,13 +127,13 @@ export class PgStore implements Store {
   async listWorkflows(opts: { limit?: number; status?: WorkflowStatus } = {}): Promise<WorkflowRecord[]> {
     const limit = opts.limit ?? 50;
     const res = opts.status
-      ? await this.pool.query('SELECT * FROM workflows WHERE status=$1 ORDER BY created_at DESC LIMIT $2', [opts.status, limit])
-      : await this.pool.query('SELECT * FROM workflows ORDER BY created_at DESC LIMIT $1', [limit]);
+      ? await this.q('SELECT * FROM workflows WHERE status=$1 ORDER BY created_at DESC LIMIT $2', [opts.status, limit])
+      : await this.q('SELECT * FROM workflows ORDER BY created_at DESC LIMIT $1', [limit]);
     return res.rows.map(fromRow);
   }
 
   async units(workflowId: string): Promise<UnitSnapshot[]> {
-    const res = await this.pool.query('SELECT * FROM units WHERE workflow_id=$1 ORDER BY seq', [workflowId]);
+    const res = await this.q('SELECT * FROM units WHERE workflow_id=$1 ORDER BY seq', [workflowId]);
     return res.rows.map((r) => ({
       key: r.key,
       kind: r.kind,
@@ -127,8 +152,8 @@ export class PgStore implements Store {
   async attempts(workflowId: string, key?: string): Promise<AttemptRecord[]> {
     const res =
       key === undefined
-        ? await this.pool.query('SELECT * FROM attempts WHERE workflow_id=$1 ORDER BY key, attempt', [workflowId])
-        : await this.pool.query('SELECT * FROM attempts WHERE workflow_id=$1 AND key=$2 ORDER BY attempt', [workflowId, key]);
+        ? await this.q('SELECT * FROM attempts WHERE workflow_id=$1 ORDER BY key, attempt', [workflowId])
+        : await this.q('SELECT * FROM attempts WHERE workflow_id=$1 AND key=$2 ORDER BY attempt', [workflowId, key]);
     return res.rows.map((r) => ({
       workflowId: r.workflow_id,
       key: r.key,
@@ -136,6 +161,10 @@ export class PgStore implements Store {
       startedAt: num(r.started_at),
       endedAt: num(r.ended_at),
       exitCode: r.exit_code,
+      attemptId: r.attempt_id,
+      term: r.term,
+      cgroup: r.cgroup,
+      node: r.node,
       signal: r.signal,
       reason: r.reason,
       message: r.message,
@@ -144,24 +173,35 @@ export class PgStore implements Store {
   }
 
   async events(workflowId: string, opts: { afterAt?: number } = {}): Promise<EventRecord[]> {
-    const res = await this.pool.query('SELECT * FROM events WHERE workflow_id=$1 AND at > $2 ORDER BY id', [workflowId, opts.afterAt ?? -1]);
+    const res = await this.q('SELECT * FROM events WHERE workflow_id=$1 AND at > $2 ORDER BY id', [workflowId, opts.afterAt ?? -1]);
     return res.rows.map((r) => ({ workflowId: r.workflow_id, at: Number(r.at), key: r.key, level: r.level, message: r.message }));
   }
 
   async write(batch: WriteBatch): Promise<void> {
     await this.tx(async (c) => {
+      if (batch.fence) {
+        // FOR UPDATE: a takeover (acquireRunLease) waits until this batch commits or rolls back.
+        const r = await c.query('SELECT lease_term FROM workflows WHERE id=$1 FOR UPDATE', [batch.fence.workflowId]);
+        const cur = r.rows[0] ? Number(r.rows[0].lease_term) : null;
+        if (cur !== batch.fence.term) throw fencedError(batch.fence.workflowId, batch.fence.term, cur);
+      }
       const units = batch.units ?? [];
       if (units.length) {
         const u = units.map((x) => x.unit);
-        await c.query(
+        const changed = await c.query(
           `UPDATE units AS t SET state=v.state, attempt=v.attempt, exit_code=v.exit_code, reason=v.reason, message=v.message,
              started_at=v.started_at, ended_at=v.ended_at
            FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::bigint[])
              AS v(workflow_id, key, state, attempt, exit_code, reason, message, started_at, ended_at)
-           WHERE t.workflow_id = v.workflow_id AND t.key = v.key`,
+           WHERE t.workflow_id = v.workflow_id AND t.key = v.key AND t.state <> 'succeeded'
+           RETURNING t.workflow_id, t.key`,
           [units.map((x) => x.workflowId), u.map((x) => x.key), u.map((x) => x.state), u.map((x) => x.attempt), u.map((x) => x.exitCode), u.map((x) => x.reason), u.map((x) => x.message), u.map((x) => x.startedAt), u.map((x) => x.endedAt)],
         );
-        const done = u.filter((x) => x.state === 'succeeded' && x.kind === 'job' && x.startedAt !== null && x.endedAt !== null);
+        const hit = new Set(changed.rows.map((r) => `${r.workflow_id}\u0000${r.key}`));
+        const done = units
+          .filter((x) => hit.has(`${x.workflowId}\u0000${x.unit.key}`))
+          .map((x) => x.unit)
+          .filter((x) => x.state === 'succeeded' && x.kind === 'job' && x.startedAt !== null && x.endedAt !== null);
         if (done.length) {
           await c.query(`INSERT INTO job_history (job, ended_at, seconds) SELECT * FROM unnest($1::text[], $2::bigint[], $3::float8[])`, [
             done.map((x) => x.job),
@@ -170,14 +210,8 @@ export class PgStore implements Store {
           ]);
         }
       }
-      for (const a of batch.attempts ?? []) {
-        await c.query(
-          `INSERT INTO attempts (workflow_id,key,attempt,started_at,ended_at,exit_code,signal,reason,message,pid) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
-           ON CONFLICT (workflow_id,key,attempt) DO UPDATE SET started_at=coalesce(excluded.started_at, attempts.started_at), ended_at=excluded.ended_at,
-             exit_code=excluded.exit_code, signal=excluded.signal, reason=excluded.reason, message=excluded.message, pid=coalesce(excluded.pid, attempts.pid)`,
-          [a.workflowId, a.key, a.attempt, a.startedAt, a.endedAt, a.exitCode, a.signal, a.reason, a.message, a.pid ?? null],
-        );
-      }
+      const upsert = attemptUpsertSql((n) => `$${n}`);
+      for (const a of batch.attempts ?? []) await c.query(upsert, attemptParams(a));
       for (const e of batch.events ?? []) {
         await c.query('INSERT INTO events (workflow_id,at,key,level,message) VALUES ($1,$2,$3,$4,$5)', [e.workflowId, e.at, e.key, e.level, e.message]);
       }
@@ -196,7 +230,7 @@ export class PgStore implements Store {
   }
 
   async jobHistory(jobName: string, limit = 20): Promise<number[]> {
-    const res = await this.pool.query('SELECT seconds FROM job_history WHERE job=$1 ORDER BY ended_at DESC LIMIT $2', [jobName, limit]);
+    const res = await this.q('SELECT seconds FROM job_history WHERE job=$1 ORDER BY ended_at DESC LIMIT $2', [jobName, limit]);
     return res.rows.map((r) => Number(r.seconds));
   }
 
@@ -221,8 +255,35 @@ function fromRow(r: Record<string, unknown>): WorkflowRecord {
     createdAt: Number(r.created_at),
     startedAt: num(r.started_at),
     endedAt: num(r.ended_at),
-    runnerPid: r.runner_pid as number | null,
-    runnerHost: r.runner_host as string | null,
     cancelRequested: r.cancel_requested as boolean,
+    lease: leaseOf(r as never),
   };
+}
+
+/** Bring the database to SCHEMA_VERSION: each missing step in one transaction with its number. */
+async function migrate(c: pg.PoolClient, where: string): Promise<void> {
+  await c.query('CREATE TABLE IF NOT EXISTS warren_schema (version INTEGER NOT NULL)');
+  const r = await c.query('SELECT version FROM warren_schema');
+  if (r.rows.length === 0) await c.query('INSERT INTO warren_schema (version) VALUES (0)');
+  const v = r.rows.length ? Math.max(...r.rows.map((x) => Number(x.version))) : 0;
+  if (v > SCHEMA_VERSION) throw schemaNewerError(where, v, SCHEMA_VERSION);
+  for (const m of pendingMigrations(v)) {
+    await c.query('BEGIN');
+    try {
+      await c.query(migrationSql(m, 'postgres'));
+      await c.query('UPDATE warren_schema SET version = $1', [m.version]);
+      await c.query('COMMIT');
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw e;
+    }
+  }
+}
+
+/** PostgreSQL's disk_full and data_corrupted/index_corrupted as the store's errors. */
+function mapPgError(e: unknown, where: string): unknown {
+  const code = (e as { code?: string })?.code;
+  if (code === '53100') return diskFullError(where, e, { recorded: false });
+  if (code === 'XX001' || code === 'XX002') return corruptError(where, e);
+  return e;
 }

@@ -1,76 +1,21 @@
 // The embedded store: one SQLite file (WAL) under $WARREN_HOME. better-sqlite3 is
 // synchronous; the Store interface is async so PostgreSQL can implement it too.
+//
+// Hardening: the schema is migrated on open (src/store/migrations.ts, PRAGMA user_version); a
+// damaged file is refused with STORE_CORRUPT before anything writes to it; a write that finds
+// the disk full releases the reserve file beside the database (warren.db.reserve), retries
+// once, and rejects with STORE_DISK_FULL (SQLite's transaction makes it all or nothing).
 
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { WarrenError } from '../common/index.js';
+import { WarrenError, isWarrenError } from '../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
-import type { AttemptRecord, EventRecord, Store, WorkflowPatch, WorkflowRecord, WriteBatch } from './types.js';
-import { PATCH_COLUMNS, ambiguousIdError } from './types.js';
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS workflows (
-  id TEXT PRIMARY KEY,
-  name TEXT NOT NULL,
-  file TEXT,
-  status TEXT NOT NULL,
-  spec TEXT NOT NULL,
-  options TEXT NOT NULL,
-  run_dir TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  started_at INTEGER,
-  ended_at INTEGER,
-  runner_pid INTEGER,
-  runner_host TEXT,
-  cancel_requested INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS workflows_created ON workflows(created_at);
-CREATE TABLE IF NOT EXISTS units (
-  workflow_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  key TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  job TEXT NOT NULL,
-  task INTEGER,
-  state TEXT NOT NULL,
-  attempt INTEGER NOT NULL,
-  exit_code INTEGER,
-  reason TEXT,
-  message TEXT,
-  started_at INTEGER,
-  ended_at INTEGER,
-  PRIMARY KEY (workflow_id, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS attempts (
-  workflow_id TEXT NOT NULL,
-  key TEXT NOT NULL,
-  attempt INTEGER NOT NULL,
-  started_at INTEGER,
-  ended_at INTEGER,
-  exit_code INTEGER,
-  signal TEXT,
-  reason TEXT,
-  message TEXT,
-  pid INTEGER,
-  PRIMARY KEY (workflow_id, key, attempt)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  workflow_id TEXT NOT NULL,
-  at INTEGER NOT NULL,
-  key TEXT,
-  level TEXT NOT NULL,
-  message TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_wf ON events(workflow_id, id);
-CREATE TABLE IF NOT EXISTS job_history (
-  job TEXT NOT NULL,
-  ended_at INTEGER NOT NULL,
-  seconds REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS job_history_job ON job_history(job, ended_at);
-`;
+import { SCHEMA_VERSION, migrationSql, pendingMigrations } from './migrations.js';
+import { DEFAULT_RESERVE_BYTES, ensureReserve, releaseReserve } from './reserve.js';
+import { type LeaseRow, acquireLeaseSql, attemptParams, attemptUpsertSql, leaseOf } from './sql.js';
+import type { AttemptRecord, EventRecord, LeaseResult, Store, WorkflowPatch, WorkflowRecord, WriteBatch } from './types.js';
+import { PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, fencedError, noWorkflowError, schemaNewerError } from './types.js';
 
 interface WfRow {
   id: string;
@@ -83,9 +28,10 @@ interface WfRow {
   created_at: number;
   started_at: number | null;
   ended_at: number | null;
-  runner_pid: number | null;
-  runner_host: string | null;
   cancel_requested: number;
+  lease_owner: string | null;
+  lease_term: number;
+  lease_expires_at: number | null;
 }
 
 interface UnitRow {
@@ -102,45 +48,71 @@ interface UnitRow {
   ended_at: number | null;
 }
 
+export interface SqliteStoreOptions {
+  /** Size of the reserve file beside the database (default 4 MiB; 0: none). */
+  reserveBytes?: number;
+}
+
+const named = (...v: unknown[]): Record<string, unknown> => Object.fromEntries(v.map((x, i) => [`p${i + 1}`, x]));
+const ph = (i: number): string => `@p${i}`;
+
+function sqliteCode(e: unknown): string {
+  return typeof (e as { code?: unknown })?.code === 'string' ? (e as { code: string }).code : '';
+}
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
+  /** The reserve file beside the database. */
+  readonly reservePath: string;
   private readonly db: Database.Database;
   private readonly stmts;
 
-  constructor(readonly path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  constructor(readonly path: string, opts: SqliteStoreOptions = {}) {
+    this.reservePath = `${path}.reserve`;
+    const file = path !== ':memory:' && path !== '';
+    if (file) {
+      try {
+        mkdirSync(dirname(path), { recursive: true });
+        checkHeader(path);
+      } catch (e) {
+        throw this.openError(e);
+      }
+    }
     try {
       this.db = new Database(path);
+    } catch (e) {
+      throw this.openError(e);
+    }
+    try {
+      this.db.pragma('busy_timeout = 5000');
+      // Before anything writes (WAL mode changes the header): refuse a newer schema untouched.
+      const v = this.db.pragma('user_version', { simple: true }) as number;
+      if (v > SCHEMA_VERSION) throw schemaNewerError(this.path, v, SCHEMA_VERSION);
       this.db.pragma('journal_mode = WAL');
       // NORMAL in WAL mode survives a crash of the process (kill -9); only a power loss can drop the last commits.
       this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('busy_timeout = 5000');
-      this.db.exec(SCHEMA);
+      if (file) checkSize(this.db, path);
+      this.migrate();
     } catch (e) {
-      throw new WarrenError('STORE_OPEN_FAILED', `cannot open the store at ${path}: ${(e as Error).message}`, {
-        hint: 'check that WARREN_HOME points to a writable directory on a local file system (SQLite needs working file locks)',
-        cause: e,
-      });
+      this.db.close();
+      throw this.openError(e);
     }
+    if (file) ensureReserve(this.reservePath, opts.reserveBytes ?? DEFAULT_RESERVE_BYTES);
     const db = this.db;
     this.stmts = {
       insertWf: db.prepare(
-        `INSERT INTO workflows (id,name,file,status,spec,options,run_dir,created_at,started_at,ended_at,runner_pid,runner_host,cancel_requested)
-         VALUES (@id,@name,@file,@status,@spec,@options,@run_dir,@created_at,@started_at,@ended_at,@runner_pid,@runner_host,@cancel_requested)`,
+        `INSERT INTO workflows (id,name,file,status,spec,options,run_dir,created_at,started_at,ended_at,cancel_requested)
+         VALUES (@id,@name,@file,@status,@spec,@options,@run_dir,@created_at,@started_at,@ended_at,@cancel_requested)`,
       ),
       insertUnit: db.prepare(
         `INSERT INTO units (workflow_id,seq,key,kind,job,task,state,attempt,exit_code,reason,message,started_at,ended_at)
          VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
       ),
       updateUnit: db.prepare(
-        `UPDATE units SET state=?, attempt=?, exit_code=?, reason=?, message=?, started_at=?, ended_at=? WHERE workflow_id=? AND key=?`,
+        `UPDATE units SET state=?, attempt=?, exit_code=?, reason=?, message=?, started_at=?, ended_at=?
+         WHERE workflow_id=? AND key=? AND state <> 'succeeded'`,
       ),
-      upsertAttempt: db.prepare(
-        `INSERT INTO attempts (workflow_id,key,attempt,started_at,ended_at,exit_code,signal,reason,message,pid) VALUES (?,?,?,?,?,?,?,?,?,?)
-         ON CONFLICT(workflow_id,key,attempt) DO UPDATE SET started_at=coalesce(excluded.started_at,started_at), ended_at=excluded.ended_at,
-           exit_code=excluded.exit_code, signal=excluded.signal, reason=excluded.reason, message=excluded.message, pid=coalesce(excluded.pid,pid)`,
-      ),
+      upsertAttempt: db.prepare(attemptUpsertSql(ph)),
       insertEvent: db.prepare(`INSERT INTO events (workflow_id,at,key,level,message) VALUES (?,?,?,?,?)`),
       insertHistory: db.prepare(`INSERT INTO job_history (job,ended_at,seconds) VALUES (?,?,?)`),
       getWf: db.prepare(`SELECT * FROM workflows WHERE id = ?`),
@@ -150,7 +122,80 @@ export class SqliteStore implements Store {
       attemptsKey: db.prepare(`SELECT * FROM attempts WHERE workflow_id=? AND key=? ORDER BY attempt`),
       events: db.prepare(`SELECT * FROM events WHERE workflow_id=? AND at > ? ORDER BY id`),
       history: db.prepare(`SELECT seconds FROM job_history WHERE job=? ORDER BY ended_at DESC LIMIT ?`),
+      term: db.prepare(`SELECT lease_term FROM workflows WHERE id=?`),
+      lease: db.prepare(`SELECT lease_owner, lease_term, lease_expires_at FROM workflows WHERE id=?`),
+      acquire: db.prepare(acquireLeaseSql(ph)),
+      renew: db.prepare(`UPDATE workflows SET lease_expires_at=@p1 WHERE id=@p2 AND lease_owner=@p3 AND lease_term=@p4`),
+      release: db.prepare(`UPDATE workflows SET lease_owner=NULL, lease_expires_at=NULL WHERE id=@p1 AND lease_owner=@p2 AND lease_term=@p3`),
     };
+  }
+
+  /** Apply the forward migrations this database lacks, each in one IMMEDIATE transaction
+   *  (several processes opening an old file at once: one migrates, the others see it done). */
+  private migrate(): void {
+    const version = (): number => this.db.pragma('user_version', { simple: true }) as number;
+    const v = version();
+    if (v > SCHEMA_VERSION) throw schemaNewerError(this.path, v, SCHEMA_VERSION);
+    for (const m of pendingMigrations(v)) {
+      this.db
+        .transaction(() => {
+          if (version() >= m.version) return;
+          this.db.exec(migrationSql(m, 'sqlite'));
+          this.db.pragma(`user_version = ${m.version}`);
+        })
+        .immediate();
+    }
+  }
+
+  private openError(e: unknown): WarrenError {
+    if (isWarrenError(e)) return e;
+    const code = sqliteCode(e);
+    if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') return corruptError(this.path, e);
+    if (isDiskFull(e, this.path)) return diskFullError(dirname(this.path), e, { recorded: false });
+    return new WarrenError('STORE_OPEN_FAILED', `cannot open the store at ${this.path}: ${(e as Error).message}`, {
+      hint: 'check that WARREN_HOME points to a writable directory on a local file system (SQLite needs working file locks)',
+      cause: e,
+    });
+  }
+
+  /** Map SQLite's errors to the store's (corrupt file, disk full). */
+  private mapError(e: unknown): unknown {
+    if (isWarrenError(e)) return e;
+    const code = sqliteCode(e);
+    if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') return corruptError(this.path, e);
+    if (isDiskFull(e, this.path)) return diskFullError(dirname(this.path), e, { recorded: false });
+    return e;
+  }
+
+  /** Run a read or write, mapping its errors. */
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      throw this.mapError(e);
+    }
+  }
+
+  /** A write that, when the disk is full, releases the reserve and tries once more: the
+   *  promise rejects with STORE_DISK_FULL either way (details.recorded says whether that retry
+   *  committed it), so the caller stops the run; nothing is ever half written. */
+  private writing<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (!isDiskFull(e, this.path)) throw this.mapError(e);
+      const released = releaseReserve(this.reservePath);
+      let recorded = false;
+      if (released) {
+        try {
+          fn();
+          recorded = true;
+        } catch (e2) {
+          if (!isDiskFull(e2, this.path)) throw this.mapError(e2);
+        }
+      }
+      throw diskFullError(dirname(this.path), e, { recorded, reserveReleased: released, reserve: this.reservePath });
+    }
   }
 
   async createWorkflow(rec: WorkflowRecord, units: UnitSnapshot[]): Promise<void> {
@@ -161,31 +206,34 @@ export class SqliteStore implements Store {
         this.stmts.insertUnit.run(rec.id, seq++, u.key, u.kind, u.job, u.task, u.state, u.attempt, u.exitCode, u.reason, u.message, u.startedAt, u.endedAt);
       }
     });
-    tx();
+    this.writing(() => tx.immediate());
   }
 
   async getWorkflow(idOrPrefix: string): Promise<WorkflowRecord | undefined> {
-    const exact = this.stmts.getWf.get(idOrPrefix) as WfRow | undefined;
-    if (exact) return fromRow(exact);
-    if (idOrPrefix.length === 0) return undefined;
-    const upper = idOrPrefix.slice(0, -1) + String.fromCharCode(idOrPrefix.charCodeAt(idOrPrefix.length - 1) + 1);
-    const rows = this.stmts.prefixWf.all(idOrPrefix, upper) as WfRow[];
-    if (rows.length > 1) throw ambiguousIdError(idOrPrefix);
-    return rows[0] ? fromRow(rows[0]) : undefined;
+    return this.guard(() => {
+      const exact = this.stmts.getWf.get(idOrPrefix) as WfRow | undefined;
+      if (exact) return fromRow(exact);
+      if (idOrPrefix.length === 0) return undefined;
+      const upper = idOrPrefix.slice(0, -1) + String.fromCharCode(idOrPrefix.charCodeAt(idOrPrefix.length - 1) + 1);
+      const rows = this.stmts.prefixWf.all(idOrPrefix, upper) as WfRow[];
+      if (rows.length > 1) throw ambiguousIdError(idOrPrefix);
+      return rows[0] ? fromRow(rows[0]) : undefined;
+    });
   }
 
   async listWorkflows(opts: { limit?: number; status?: WorkflowStatus } = {}): Promise<WorkflowRecord[]> {
     const limit = opts.limit ?? 50;
-    const rows = (
-      opts.status
-        ? this.db.prepare(`SELECT * FROM workflows WHERE status=? ORDER BY created_at DESC LIMIT ?`).all(opts.status, limit)
-        : this.db.prepare(`SELECT * FROM workflows ORDER BY created_at DESC LIMIT ?`).all(limit)
-    ) as WfRow[];
+    const rows = this.guard(
+      () =>
+        (opts.status
+          ? this.db.prepare(`SELECT * FROM workflows WHERE status=? ORDER BY created_at DESC LIMIT ?`).all(opts.status, limit)
+          : this.db.prepare(`SELECT * FROM workflows ORDER BY created_at DESC LIMIT ?`).all(limit)) as WfRow[],
+    );
     return rows.map(fromRow);
   }
 
   async units(workflowId: string): Promise<UnitSnapshot[]> {
-    return (this.stmts.units.all(workflowId) as UnitRow[]).map((r) => ({
+    return this.guard(() => this.stmts.units.all(workflowId) as UnitRow[]).map((r) => ({
       key: r.key,
       kind: r.kind as UnitSnapshot['kind'],
       job: r.job,
@@ -201,11 +249,17 @@ export class SqliteStore implements Store {
   }
 
   async attempts(workflowId: string, key?: string): Promise<AttemptRecord[]> {
-    const rows = (key === undefined ? this.stmts.attempts.all(workflowId) : this.stmts.attemptsKey.all(workflowId, key)) as Record<string, unknown>[];
+    const rows = this.guard(
+      () => (key === undefined ? this.stmts.attempts.all(workflowId) : this.stmts.attemptsKey.all(workflowId, key)) as Record<string, unknown>[],
+    );
     return rows.map((r) => ({
       workflowId: r.workflow_id as string,
       key: r.key as string,
       attempt: r.attempt as number,
+      attemptId: r.attempt_id as string,
+      term: r.term as number | null,
+      cgroup: r.cgroup as string | null,
+      node: r.node as string | null,
       startedAt: r.started_at as number | null,
       endedAt: r.ended_at as number | null,
       exitCode: r.exit_code as number | null,
@@ -217,7 +271,7 @@ export class SqliteStore implements Store {
   }
 
   async events(workflowId: string, opts: { afterAt?: number } = {}): Promise<EventRecord[]> {
-    return (this.stmts.events.all(workflowId, opts.afterAt ?? -1) as Record<string, unknown>[]).map((r) => ({
+    return this.guard(() => this.stmts.events.all(workflowId, opts.afterAt ?? -1) as Record<string, unknown>[]).map((r) => ({
       workflowId: r.workflow_id as string,
       at: r.at as number,
       key: r.key as string | null,
@@ -233,15 +287,17 @@ export class SqliteStore implements Store {
   /** Synchronous write, for flushing on the way out of a signal handler. */
   writeSync(batch: WriteBatch): void {
     const tx = this.db.transaction(() => {
+      if (batch.fence) {
+        const row = this.stmts.term.get(batch.fence.workflowId) as { lease_term: number } | undefined;
+        if (!row || row.lease_term !== batch.fence.term) throw fencedError(batch.fence.workflowId, batch.fence.term, row ? row.lease_term : null);
+      }
       for (const { workflowId, unit: u } of batch.units ?? []) {
-        this.stmts.updateUnit.run(u.state, u.attempt, u.exitCode, u.reason, u.message, u.startedAt, u.endedAt, workflowId, u.key);
-        if (u.state === 'succeeded' && u.kind === 'job' && u.startedAt !== null && u.endedAt !== null) {
+        const r = this.stmts.updateUnit.run(u.state, u.attempt, u.exitCode, u.reason, u.message, u.startedAt, u.endedAt, workflowId, u.key);
+        if (r.changes > 0 && u.state === 'succeeded' && u.kind === 'job' && u.startedAt !== null && u.endedAt !== null) {
           this.stmts.insertHistory.run(u.job, u.endedAt, (u.endedAt - u.startedAt) / 1000);
         }
       }
-      for (const a of batch.attempts ?? []) {
-        this.stmts.upsertAttempt.run(a.workflowId, a.key, a.attempt, a.startedAt, a.endedAt, a.exitCode, a.signal, a.reason, a.message, a.pid ?? null);
-      }
+      for (const a of batch.attempts ?? []) this.stmts.upsertAttempt.run(named(...attemptParams(a)));
       for (const e of batch.events ?? []) this.stmts.insertEvent.run(e.workflowId, e.at, e.key, e.level, e.message);
       for (const { id, patch } of batch.workflows ?? []) {
         const cols: string[] = [];
@@ -255,11 +311,30 @@ export class SqliteStore implements Store {
         if (cols.length) this.db.prepare(`UPDATE workflows SET ${cols.join(', ')} WHERE id = ?`).run(...vals, id);
       }
     });
-    tx();
+    this.writing(() => tx.immediate());
+  }
+
+  async acquireRunLease(workflowId: string, owner: string, ttlMs: number, now: number): Promise<LeaseResult> {
+    const tx = this.db.transaction((): LeaseResult => {
+      const row = this.stmts.acquire.get(named(owner, now, now + ttlMs, workflowId)) as LeaseRow | undefined;
+      if (row) return { ok: true, lease: leaseOf(row)! };
+      const cur = this.stmts.lease.get(workflowId) as LeaseRow | undefined;
+      if (!cur) throw noWorkflowError(workflowId);
+      return { ok: false, current: leaseOf(cur)! };
+    });
+    return this.guard(() => tx.immediate());
+  }
+
+  async renewRunLease(workflowId: string, owner: string, term: number, ttlMs: number, now: number): Promise<boolean> {
+    return this.guard(() => this.stmts.renew.run(named(now + ttlMs, workflowId, owner, term)).changes === 1);
+  }
+
+  async releaseRunLease(workflowId: string, owner: string, term: number): Promise<void> {
+    this.guard(() => this.stmts.release.run(named(workflowId, owner, term)));
   }
 
   async jobHistory(jobName: string, limit = 20): Promise<number[]> {
-    return (this.stmts.history.all(jobName, limit) as { seconds: number }[]).map((r) => r.seconds);
+    return this.guard(() => this.stmts.history.all(jobName, limit) as { seconds: number }[]).map((r) => r.seconds);
   }
 
   async close(): Promise<void> {
@@ -267,7 +342,53 @@ export class SqliteStore implements Store {
   }
 }
 
-function toRow(r: WorkflowRecord): WfRow {
+/** Disk full: SQLite says so, or an I/O error while the file system has no room left. */
+function isDiskFull(e: unknown, path: string): boolean {
+  const code = sqliteCode(e);
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') return true;
+  if (!code.startsWith('SQLITE_IOERR')) return false;
+  try {
+    const fs = statfsSync(dirname(path));
+    return fs.bavail * fs.bsize < 64 * 1024;
+  } catch {
+    return false;
+  }
+}
+
+const MAGIC = Buffer.from('SQLite format 3\u0000', 'latin1');
+
+/** Refuse a file that is not an SQLite database before SQLite (or WAL mode) touches it. */
+function checkHeader(path: string): void {
+  if (!existsSync(path)) return;
+  const size = statSync(path).size;
+  if (size === 0) return; // a new, empty database
+  const head = Buffer.alloc(100);
+  const fd = openSync(path, 'r');
+  let n: number;
+  try {
+    n = readSync(fd, head, 0, 100, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (n < 100 || !head.subarray(0, 16).equals(MAGIC)) {
+    throw corruptError(path, new Error(n < 100 ? `file too short (${size} bytes) for a database header` : 'file is not an SQLite database'));
+  }
+}
+
+/** A truncated file: the header says more pages than the file holds (checked only without a
+ *  WAL, whose frames may legitimately hold pages beyond the end of the main file). */
+function checkSize(db: Database.Database, path: string): void {
+  const wal = `${path}-wal`;
+  if (existsSync(wal) && statSync(wal).size > 0) return;
+  const pages = db.pragma('page_count', { simple: true }) as number;
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  const size = statSync(path).size;
+  if (pages * pageSize > size) {
+    throw corruptError(path, new Error(`file truncated: ${size} bytes, the database needs ${pages * pageSize}`));
+  }
+}
+
+function toRow(r: WorkflowRecord): Omit<WfRow, 'lease_owner' | 'lease_term' | 'lease_expires_at'> {
   return {
     id: r.id,
     name: r.name,
@@ -279,8 +400,6 @@ function toRow(r: WorkflowRecord): WfRow {
     created_at: r.createdAt,
     started_at: r.startedAt,
     ended_at: r.endedAt,
-    runner_pid: r.runnerPid,
-    runner_host: r.runnerHost,
     cancel_requested: r.cancelRequested ? 1 : 0,
   };
 }
@@ -297,8 +416,7 @@ function fromRow(r: WfRow): WorkflowRecord {
     createdAt: r.created_at,
     startedAt: r.started_at,
     endedAt: r.ended_at,
-    runnerPid: r.runner_pid,
-    runnerHost: r.runner_host,
     cancelRequested: r.cancel_requested === 1,
+    lease: leaseOf(r),
   };
 }

@@ -19,21 +19,29 @@ export interface WorkflowRecord {
   createdAt: number;
   startedAt: number | null;
   endedAt: number | null;
-  /** Process id and host of the `warren run` that drives it (embedded mode), for cancel. */
-  runnerPid: number | null;
-  runnerHost: string | null;
   cancelRequested: boolean;
+  /** Who drives it now: the ownership lease (null when nobody holds it). Changed only through
+   *  acquireRunLease / renewRunLease / releaseRunLease, never through a patch. */
+  lease: RunLease | null;
 }
 
-export type WorkflowPatch = Partial<Pick<WorkflowRecord, 'status' | 'startedAt' | 'endedAt' | 'runnerPid' | 'runnerHost' | 'cancelRequested' | 'options'>>;
+/** The ownership of a run: held by one runner (`warren run`/`resume`, or a cluster server) at a
+ *  time, until `expiresAt` (ms since the epoch) unless renewed. `term` grows by one each time a
+ *  new owner takes it; writes fenced with an older term are refused (STORE_FENCED). */
+export interface RunLease {
+  /** "host:pid:rand" */
+  owner: string;
+  term: number;
+  expiresAt: number;
+}
+
+export type WorkflowPatch = Partial<Pick<WorkflowRecord, 'status' | 'startedAt' | 'endedAt' | 'cancelRequested' | 'options'>>;
 
 /** The column of each patchable field, in both stores' `workflows` table. */
 export const PATCH_COLUMNS: Record<keyof WorkflowPatch, string> = {
   status: 'status',
   startedAt: 'started_at',
   endedAt: 'ended_at',
-  runnerPid: 'runner_pid',
-  runnerHost: 'runner_host',
   cancelRequested: 'cancel_requested',
   options: 'options',
 };
@@ -42,6 +50,16 @@ export interface AttemptRecord {
   workflowId: string;
   key: string;
   attempt: number;
+  /** Unique id of this attempt (the runtime puts it in the job's environment as
+   *  WARREN_ATTEMPT_ID). A later write with another id changes the row only when its `term`
+   *  is newer (a new owner re-launching the same attempt number). */
+  attemptId: string;
+  /** Lease term of the runner that launched it. */
+  term: number | null;
+  /** The cgroup the job runs in on its node, when it has one. */
+  cgroup: string | null;
+  /** The node it runs on (host name), when known. */
+  node: string | null;
   startedAt: number | null;
   endedAt: number | null;
   exitCode: number | null;
@@ -60,13 +78,19 @@ export interface EventRecord {
   message: string;
 }
 
-/** One batched write: applied atomically (one transaction). */
+/** One batched write: applied atomically (one transaction). A unit that is 'succeeded' in the
+ *  store is never changed again; an attempt whose end is recorded is never changed again. */
 export interface WriteBatch {
   units?: { workflowId: string; unit: UnitSnapshot }[];
   attempts?: AttemptRecord[];
   events?: EventRecord[];
   workflows?: { id: string; patch: WorkflowPatch }[];
+  /** Apply the whole batch only if that workflow's lease term still equals `term` (checked in
+   *  the same transaction); else write() rejects with STORE_FENCED and writes nothing. */
+  fence?: { workflowId: string; term: number };
 }
+
+export type LeaseResult = { ok: true; lease: RunLease } | { ok: false; current: RunLease };
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
@@ -79,6 +103,14 @@ export interface Store {
   attempts(workflowId: string, key?: string): Promise<AttemptRecord[]>;
   events(workflowId: string, opts?: { afterAt?: number }): Promise<EventRecord[]>;
   write(batch: WriteBatch): Promise<void>;
+  /** Take the run's ownership lease in ONE conditional UPDATE: succeeds when nobody holds it, it
+   *  expired (expiresAt <= now), or `owner` already holds it (then only extends). Taking it from
+   *  nobody/an expired holder increments `term`. RUN_NOT_FOUND when there is no such workflow. */
+  acquireRunLease(workflowId: string, owner: string, ttlMs: number, now: number): Promise<LeaseResult>;
+  /** Extend; false when the lease is no longer ours (term or owner changed). */
+  renewRunLease(workflowId: string, owner: string, term: number, ttlMs: number, now: number): Promise<boolean>;
+  /** Give it up (the term stays, so the next owner gets term + 1); nothing when not ours. */
+  releaseRunLease(workflowId: string, owner: string, term: number): Promise<void>;
   /** Past completed runs of a job with this name (for runtime estimates): durations in seconds, newest first. */
   jobHistory(jobName: string, limit?: number): Promise<number[]>;
   close(): Promise<void>;
@@ -89,5 +121,50 @@ export function ambiguousIdError(idOrPrefix: string): WarrenError {
   return new WarrenError('STORE_AMBIGUOUS_ID', `"${idOrPrefix}" matches several workflows`, {
     hint: 'type more characters of the id (see `warren list`)',
     exitCode: 2,
+  });
+}
+
+/** acquireRunLease of a workflow that does not exist. */
+export function noWorkflowError(id: string): WarrenError {
+  return new WarrenError('RUN_NOT_FOUND', `no workflow ${id}`, { hint: 'see `warren list` for the ids', exitCode: 2 });
+}
+
+/** A write fenced with a lease term that is no longer the run's. */
+export function fencedError(workflowId: string, term: number, current: number | null): WarrenError {
+  return new WarrenError(
+    'STORE_FENCED',
+    current === null
+      ? `write for workflow ${workflowId} refused: the workflow does not exist`
+      : `write for workflow ${workflowId} refused: this runner's lease (term ${term}) was taken over (term ${current} now)`,
+    {
+      hint: 'another `warren resume` or server drives this run now; this runner stops without writing (see `warren status ID`)',
+      details: { workflowId, term, current },
+    },
+  );
+}
+
+/** A store write that failed for lack of space. `where` is the directory (SQLite) or server (PostgreSQL). */
+export function diskFullError(where: string, cause: unknown, details: Record<string, unknown> = {}): WarrenError {
+  return new WarrenError('STORE_DISK_FULL', `the store cannot write: no space left on the file system of ${where}`, {
+    hint: `free space on the file system holding ${where} (job output and volumes under WARREN_HOME share it), then run \`warren resume ID\` to continue the run from what is recorded`,
+    cause,
+    details: { path: where, ...details },
+  });
+}
+
+/** The store's file or tables are damaged. */
+export function corruptError(path: string, cause: unknown): WarrenError {
+  return new WarrenError('STORE_CORRUPT', `the store at ${path} is damaged or not a Warren database: ${(cause as Error)?.message ?? cause}`, {
+    hint: `restore ${path} from a backup, or move it aside (mv ${path} ${path}.broken; also its -wal and -shm files) to start with an empty store; Warren never deletes it`,
+    cause,
+    details: { path },
+  });
+}
+
+/** The database was written by a newer Warren (a schema version this code does not know). */
+export function schemaNewerError(where: string, found: number, known: number): WarrenError {
+  return new WarrenError('STORE_SCHEMA_NEWER', `the store at ${where} has schema version ${found}, newer than this Warren knows (${known})`, {
+    hint: 'upgrade Warren to the release that wrote it (or newer); this one does not change the store',
+    details: { path: where, found, known },
   });
 }

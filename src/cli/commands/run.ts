@@ -257,8 +257,9 @@ export function register(program: Command): void {
         process.stderr.write(`workflow ${rec.id} already succeeded; nothing to do\n`);
         return;
       }
-      if (rec.status === 'running' && rec.runnerPid && rec.runnerHost === hostname() && pidAlive(rec.runnerPid)) {
-        throw new WarrenError('RUN_STILL_RUNNING', `workflow ${rec.id} is still being run by process ${rec.runnerPid}`, {
+      const runner = runnerOf(rec); // TODO(orchestrator): lease
+      if (rec.status === 'running' && runner.pid && runner.host === hostname() && pidAlive(runner.pid)) {
+        throw new WarrenError('RUN_STILL_RUNNING', `workflow ${rec.id} is still being run by process ${runner.pid}`, {
           hint: `wait for it, or stop it first with \`warren cancel ${rec.id}\``,
           exitCode: 2,
         });
@@ -314,8 +315,9 @@ export function register(program: Command): void {
           return;
         }
         process.stdout.write(`workflow ${rec.id} (${rec.name}) ${rec.status}\n  file: ${rec.file ?? '-'}\n  logs: ${join(rec.runDir, 'logs')}\n`);
-        const orphaned = rec.status === 'running' && (!rec.runnerPid || (rec.runnerHost === hostname() && !pidAlive(rec.runnerPid)));
-        if (orphaned) process.stdout.write(`  ! its runner${rec.runnerPid ? ` (process ${rec.runnerPid})` : ''} is gone (crashed or killed): \`warren resume ${rec.id}\` continues it\n`);
+        const runner = runnerOf(rec); // TODO(orchestrator): lease
+        const orphaned = rec.status === 'running' && (!runner.pid || (runner.host === hostname() && !pidAlive(runner.pid)));
+        if (orphaned) process.stdout.write(`  ! its runner${runner.pid ? ` (process ${runner.pid})` : ''} is gone (crashed or killed): \`warren resume ${rec.id}\` continues it\n`);
         const waiting = rec.status === 'running' && !orphaned ? explainWaiting(rec.spec, units, { cores: Number(rec.options.agentCores) || availableParallelism() }) : new Map<string, string>();
         const byJob = new Map<string, UnitSnapshot[]>();
         for (const u of units) byJob.set(u.job, [...(byJob.get(u.job) ?? []), u]);
@@ -407,13 +409,14 @@ export function register(program: Command): void {
         }
         await store.write({ workflows: [{ id: rec.id, patch: { cancelRequested: true } }] });
         // Embedded mode: the runner is a process on this host; a signal makes it react at once.
-        if (rec.runnerPid && rec.runnerHost === hostname() && pidAlive(rec.runnerPid)) {
+        const runner = runnerOf(rec); // TODO(orchestrator): lease
+        if (runner.pid && runner.host === hostname() && pidAlive(runner.pid)) {
           try {
-            process.kill(rec.runnerPid, 'SIGTERM');
+            process.kill(runner.pid, 'SIGTERM');
           } catch {
             /* it polls the store too */
           }
-        } else if (!rec.runnerPid || !pidAlive(rec.runnerPid)) {
+        } else if (!runner.pid || !pidAlive(runner.pid)) {
           // Nobody drives it (its runner died): mark it canceled directly.
           await store.write({ workflows: [{ id: rec.id, patch: { status: 'canceled', endedAt: Date.now() } }] });
         }
@@ -493,4 +496,11 @@ async function follow(store: Store, id: string, key: string, path: string): Prom
       }
     });
   }
+}
+
+/** Host and pid of the runner named by the run's lease owner ("host:pid:rand").
+ *  TODO(orchestrator): lease — decide from the lease (held, expired) instead of the pid. */
+function runnerOf(rec: WorkflowRecord): { host: string | null; pid: number | null } {
+  const m = rec.lease ? /^(.*):(\d+):[^:]*$/.exec(rec.lease.owner) : null;
+  return m ? { host: m[1]!, pid: Number(m[2]) } : { host: null, pid: null };
 }

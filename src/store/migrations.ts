@@ -1,0 +1,136 @@
+// The store's schema, as an ordered list of forward migrations shared by both stores. The
+// schema version is `PRAGMA user_version` in SQLite and the one row of `warren_schema` in
+// PostgreSQL; a database at version N gets steps N+1.. applied on open, each in its own
+// transaction together with the new version number. Version 1 is the schema of the first
+// releases (written with CREATE ... IF NOT EXISTS, so a database they made, which says version
+// 0, gets it as a no-op). Never edit a step once released: add one.
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Migration {
+  version: number;
+  what: string;
+  /** SQL statements separated by `;`, per dialect (the same text when `both`). */
+  sql: { both: string } | Record<Dialect, string>;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    what: 'workflows, units, attempts, events, job history',
+    sql: {
+      sqlite: `
+CREATE TABLE IF NOT EXISTS workflows (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  file TEXT,
+  status TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  options TEXT NOT NULL,
+  run_dir TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  ended_at INTEGER,
+  runner_pid INTEGER,
+  runner_host TEXT,
+  cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS workflows_created ON workflows(created_at);
+CREATE TABLE IF NOT EXISTS units (
+  workflow_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  job TEXT NOT NULL,
+  task INTEGER,
+  state TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  exit_code INTEGER,
+  reason TEXT,
+  message TEXT,
+  started_at INTEGER,
+  ended_at INTEGER,
+  PRIMARY KEY (workflow_id, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+  workflow_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  started_at INTEGER,
+  ended_at INTEGER,
+  exit_code INTEGER,
+  signal TEXT,
+  reason TEXT,
+  message TEXT,
+  pid INTEGER,
+  PRIMARY KEY (workflow_id, key, attempt)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  workflow_id TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  key TEXT,
+  level TEXT NOT NULL,
+  message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_wf ON events(workflow_id, id);
+CREATE TABLE IF NOT EXISTS job_history (
+  job TEXT NOT NULL,
+  ended_at INTEGER NOT NULL,
+  seconds REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_history_job ON job_history(job, ended_at);
+`,
+      postgres: `
+CREATE TABLE IF NOT EXISTS workflows (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, file TEXT, status TEXT NOT NULL, spec JSONB NOT NULL,
+  options JSONB NOT NULL, run_dir TEXT NOT NULL, created_at BIGINT NOT NULL, started_at BIGINT, ended_at BIGINT,
+  runner_pid INTEGER, runner_host TEXT, cancel_requested BOOLEAN NOT NULL DEFAULT false);
+CREATE INDEX IF NOT EXISTS workflows_created ON workflows(created_at);
+CREATE TABLE IF NOT EXISTS units (
+  workflow_id TEXT NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL, job TEXT NOT NULL,
+  task INTEGER, state TEXT NOT NULL, attempt INTEGER NOT NULL, exit_code INTEGER, reason TEXT, message TEXT,
+  started_at BIGINT, ended_at BIGINT, PRIMARY KEY (workflow_id, key));
+CREATE TABLE IF NOT EXISTS attempts (
+  workflow_id TEXT NOT NULL, key TEXT NOT NULL, attempt INTEGER NOT NULL, started_at BIGINT, ended_at BIGINT,
+  exit_code INTEGER, signal TEXT, reason TEXT, message TEXT, pid INTEGER, PRIMARY KEY (workflow_id, key, attempt));
+CREATE TABLE IF NOT EXISTS events (
+  id BIGSERIAL PRIMARY KEY, workflow_id TEXT NOT NULL, at BIGINT NOT NULL, key TEXT, level TEXT NOT NULL, message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_wf ON events(workflow_id, id);
+CREATE TABLE IF NOT EXISTS job_history (job TEXT NOT NULL, ended_at BIGINT NOT NULL, seconds DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS job_history_job ON job_history(job, ended_at);
+`,
+    },
+  },
+  {
+    version: 2,
+    what: 'ownership lease instead of runner pid/host; attempt id, term, cgroup and node',
+    sql: {
+      both: `
+ALTER TABLE workflows ADD COLUMN lease_owner TEXT;
+ALTER TABLE workflows ADD COLUMN lease_term INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workflows ADD COLUMN lease_expires_at BIGINT;
+ALTER TABLE workflows DROP COLUMN runner_pid;
+ALTER TABLE workflows DROP COLUMN runner_host;
+ALTER TABLE attempts ADD COLUMN attempt_id TEXT;
+ALTER TABLE attempts ADD COLUMN term INTEGER;
+ALTER TABLE attempts ADD COLUMN cgroup TEXT;
+ALTER TABLE attempts ADD COLUMN node TEXT;
+UPDATE attempts SET attempt_id = workflow_id || '/' || key || '/' || attempt WHERE attempt_id IS NULL;
+`,
+    },
+  },
+];
+
+/** The schema version this code writes. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** The SQL of one step for a dialect. */
+export function migrationSql(m: Migration, dialect: Dialect): string {
+  return 'both' in m.sql ? m.sql.both : m.sql[dialect];
+}
+
+/** The steps to apply to a database at `version`. */
+export function pendingMigrations(version: number): Migration[] {
+  return MIGRATIONS.filter((m) => m.version > version);
+}
