@@ -345,7 +345,8 @@ export function attemptOfPid(pid: number, attemptId: string): boolean {
 /**
  * Stop a job that a dead Warren process left, by its recorded cgroup (kills every process
  * in it, then removes it), else by its process group after checking /proc/PID/environ holds
- * WARREN_ATTEMPT_ID=attemptId. Never kills what is not that attempt's.
+ * WARREN_ATTEMPT_ID=attemptId (and every other process whose environment holds it: setsid
+ * children). Never kills what is not that attempt's.
  */
 export async function stopRecordedAttempt(rec: { attemptId: string; pid: number | null; cgroup: string | null }): Promise<'stopped' | 'gone'> {
   const cg = rec.cgroup ? JobCgroup.fromRecord(rec.cgroup) : null;
@@ -356,9 +357,9 @@ export async function stopRecordedAttempt(rec: { attemptId: string; pid: number 
     await cg.destroy();
     return had ? 'stopped' : 'gone';
   }
-  if (rec.pid === null || rec.pid <= 1 || !attemptOfPid(rec.pid, rec.attemptId)) return 'gone';
-  // The recorded pid is its session's and group's leader (the launcher setsid()s each job).
-  const pid = rec.pid;
+  if (!rec.attemptId) return 'gone';
+  // The recorded pid leads the job's session and group; a process that left them (setsid)
+  // still carries the attempt's id in its environment, so every process with it is the job's.
   const members = (): number[] => {
     const out: number[] = [];
     let names: string[] = [];
@@ -371,16 +372,15 @@ export async function stopRecordedAttempt(rec: { attemptId: string; pid: number 
       const c = n.charCodeAt(0);
       if (c < 48 || c > 57) continue;
       const p = Number(n);
-      const st = readText(`/proc/${n}/stat`);
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      // Same process group or session as the leader, and still carrying the attempt's id.
-      if ((Number(f[2]) === pid || Number(f[3]) === pid) && attemptOfPid(p, rec.attemptId)) out.push(p);
+      if (p !== process.pid && attemptOfPid(p, rec.attemptId)) out.push(p);
     }
     return out;
   };
+  let stopped = false;
   for (let i = 0; i < 100; i++) {
     const ps = members();
     if (ps.length === 0) break;
+    stopped = true;
     for (const p of ps) {
       try {
         process.kill(p, 'SIGKILL');
@@ -390,5 +390,5 @@ export async function stopRecordedAttempt(rec: { attemptId: string; pid: number 
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  return 'stopped';
+  return stopped ? 'stopped' : 'gone';
 }

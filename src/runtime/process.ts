@@ -111,6 +111,17 @@ function dropIfEmpty(path: string): void {
   }
 }
 
+/** Jobs in flight in this process: a Warren process that exits does not leave them running. */
+const live = new Set<() => void>();
+let exitHooked = false;
+function onOwnerExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on('exit', () => {
+    for (const k of live) k();
+  });
+}
+
 const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
 
 export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime {
@@ -156,6 +167,7 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       const finish = (info: Omit<ExitInfo, 'durationMs'>): void => {
         if (done) return;
         done = true;
+        live.delete(killNow);
         if (timeoutTimer) clearTimeout(timeoutTimer);
         if (killTimer) clearTimeout(killTimer);
         unwatch?.();
@@ -284,6 +296,8 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
           cg = null; // this one job runs in its process group only (the watchdog enforces memory)
         }
       }
+      onOwnerExit();
+      live.add(killNow);
       const hold = req.beforeExec !== undefined;
       const spawner = launcher === 'node' ? null : Spawner.get();
       if (spawner) {
@@ -332,6 +346,11 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
           if (out) closeSync(out.fd);
           if (err && err !== out) closeSync(err.fd);
         }
+      }
+
+      /** At the owner's exit (synchronous): SIGKILL all of the job. */
+      function killNow(): void {
+        signalAll('SIGKILL');
       }
 
       /** Signal the job: its process group and, in a cgroup, every process in it. */

@@ -23,7 +23,8 @@
  *   X <pid> <wait-status>   a child ended (raw waitpid status)
  * The helper is a child subreaper: orphans of jobs are reparented to it and reaped.
  * When stdin closes or SIGTERM arrives (its owner ended), it kills every job it started
- * (process group and every process in the job's cgroups), reaps and exits.
+ * (process group and every process in the job's cgroups), reaps, removes those cgroups
+ * and exits.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -443,19 +444,34 @@ static int kill_cgroup(const char *dir) {
 
 /* The owner is gone: nobody supervises the jobs any more, so none may run on. */
 static void __attribute__((noreturn)) shutdown_all(void) {
-  for (int round = 0; round < 50 && jobs; round++) {
+  /* The jobs' cgroups outlive the job records (dropped when a leader is reaped). */
+  int ncg = 0;
+  for (struct job *j = jobs; j; j = j->next) ncg += j->ncg;
+  char **cgs = calloc((size_t)ncg + 1, sizeof(char *));
+  int k = 0;
+  for (struct job *j = jobs; j && cgs; j = j->next)
+    for (int i = 0; i < j->ncg; i++) cgs[k++] = strdup(j->cgs[i]);
+  for (int round = 0; round < 100; round++) {
     int left = 0;
     for (struct job *j = jobs; j; j = j->next) {
       kill(-j->pid, SIGKILL);
       kill(j->pid, SIGKILL);
-      for (int i = 0; i < j->ncg; i++) left += kill_cgroup(j->cgs[i]);
     }
+    for (int i = 0; i < k; i++)
+      if (cgs[i]) left += kill_cgroup(cgs[i]);
     usleep(round ? 20000 : 1000);
     reap();
     if (!left && !jobs) break;
   }
   /* Orphans reparented to us (this is a subreaper) are reaped before exiting. */
   while (waitpid(-1, NULL, WNOHANG) > 0) {
+  }
+  for (int round = 0; round < 50; round++) {
+    int busy = 0;
+    for (int i = 0; i < k; i++)
+      if (cgs[i] && rmdir(cgs[i]) != 0 && errno != ENOENT) busy = 1;
+    if (!busy) break;
+    usleep(20000);
   }
   flush_out();
   _exit(0);
