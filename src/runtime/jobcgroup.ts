@@ -1,7 +1,10 @@
 // One cgroup per host job, as Slurm's proctrack/cgroup does: a job and everything it
 // starts (setsid, double forks, daemons) stay in it, so limits, kills and accounting
-// cover all of them. Layout: `/warren/jobs/<name>` in the v2 hierarchy, or in each v1
-// hierarchy Warren uses (memory, freezer, pids, cpuacct). Where cgroups cannot be written
+// cover all of them. Layout: `/warren/jobs/<name>` in the v2 hierarchy, or in the v1
+// hierarchies a job needs: freezer always (tracking and kill), memory when it has a memory
+// limit, pids when it has a pids limit. (Joining a v1 memory cgroup can wait for an RCU
+// grace period, milliseconds on a busy node, so jobs without a limit skip it.) CPU time
+// comes from the launcher's wait4() (cheaper than a cpuacct cgroup per job on v1). Where cgroups cannot be written
 // (not root, no delegation, read-only /sys/fs/cgroup) the process runtime falls back to
 // process groups and `jobIsolation()` says why.
 import { randomBytes } from 'node:crypto';
@@ -18,8 +21,8 @@ export interface JobIsolation {
 
 /** Parent of every job cgroup, within each hierarchy. */
 export const JOBS_PARENT = '/warren/jobs';
-/** v1 hierarchies used, the first one required. */
-const V1_CONTROLLERS = ['memory', 'freezer', 'pids', 'cpuacct'] as const;
+/** v1 hierarchies used, the first one required (pids only for jobs with a pids limit). */
+const V1_CONTROLLERS = ['memory', 'freezer', 'pids'] as const;
 
 let probed: JobIsolation | undefined;
 let v1Ctrls: string[] = [];
@@ -88,10 +91,12 @@ export function jobIsolation(): JobIsolation {
 }
 
 /** The directories of cgroup `path` (e.g. `/warren/jobs/x`) in each hierarchy this node uses. */
-function dirsOf(mode: JobIsolationMode, path: string): string[] {
+function dirsOf(mode: JobIsolationMode, path: string, need?: { memory: boolean; pids: boolean }): string[] {
   if (mode === 'cgroup-v2') return [join(CGROUP_ROOT, path)];
-  if (mode === 'cgroup-v1') return v1Ctrls.map((c) => join(CGROUP_ROOT, c, path));
-  return [];
+  if (mode !== 'cgroup-v1') return [];
+  // Without freezer, memory is what tracks the job.
+  const use = need ? v1Ctrls.filter((c) => (c === 'freezer' ? true : c === 'memory' ? need.memory || !v1Ctrls.includes('freezer') : need.pids)) : v1Ctrls;
+  return use.map((c) => join(CGROUP_ROOT, c, path));
 }
 
 function readText(p: string): string {
@@ -136,15 +141,16 @@ export class JobCgroup {
   private constructor(
     readonly mode: 'cgroup-v1' | 'cgroup-v2',
     path: string,
+    need?: { memory: boolean; pids: boolean },
   ) {
     this.path = path;
-    this.dirs = dirsOf(mode, path);
+    this.dirs = dirsOf(mode, path, need);
   }
 
   /** Make the cgroup for a job with its limits. Throws (an fs error) when it cannot. */
   static create(mode: 'cgroup-v1' | 'cgroup-v2', id: string, limits: { memoryBytes?: number; pidsMax?: number }): JobCgroup {
     const name = `${sanitize(id)}.${process.pid}.${++counter}.${randomBytes(3).toString('hex')}`;
-    const cg = new JobCgroup(mode, `${JOBS_PARENT}/${name}`);
+    const cg = new JobCgroup(mode, `${JOBS_PARENT}/${name}`, { memory: limits.memoryBytes !== undefined, pids: limits.pidsMax !== undefined });
     const made: string[] = [];
     try {
       for (const d of cg.dirs) {
@@ -206,11 +212,13 @@ export class JobCgroup {
     return this.dirs.some((d) => existsSync(d));
   }
 
-  /** Every process in the job. */
+  /** Every process in the job (each joins every hierarchy: the first one lists them all). */
   pids(): number[] {
     const out = new Set<number>();
     for (const d of this.dirs) {
+      if (!existsSync(d)) continue;
       for (const l of readText(join(d, 'cgroup.procs')).split('\n')) if (l) out.add(Number(l));
+      break;
     }
     return [...out];
   }
@@ -281,13 +289,10 @@ export class JobCgroup {
       };
     }
     const mem = this.dirs.find((d) => d.includes('/memory/'));
-    const cpuDir = this.dirs.find((d) => d.includes('/cpuacct/'));
     const peak = mem ? num(join(mem, 'memory.max_usage_in_bytes')) : undefined;
-    const ns = cpuDir ? num(join(cpuDir, 'cpuacct.usage')) : undefined;
     return {
       oomKills: mem ? (readKv(join(mem, 'memory.oom_control')).oom_kill ?? 0) : 0,
       ...(peak !== undefined ? { memoryPeakBytes: peak } : {}),
-      ...(ns !== undefined ? { cpuMs: Math.round(ns / 1e6) } : {}),
     };
   }
 
@@ -319,7 +324,7 @@ export class JobCgroup {
 /** Names of the job cgroups in the jobs parent (for sweeps and tests). */
 export function listJobCgroups(): string[] {
   const iso = jobIsolation();
-  const d = iso.mode === 'cgroup-v2' ? join(CGROUP_ROOT, JOBS_PARENT) : iso.mode === 'cgroup-v1' ? join(CGROUP_ROOT, 'memory', JOBS_PARENT) : '';
+  const d = iso.mode === 'cgroup-v2' ? join(CGROUP_ROOT, JOBS_PARENT) : iso.mode === 'cgroup-v1' ? join(CGROUP_ROOT, v1Ctrls.includes('freezer') ? 'freezer' : 'memory', JOBS_PARENT) : '';
   if (!d) return [];
   try {
     return readdirSync(d, { withFileTypes: true })

@@ -183,7 +183,7 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       const timeoutMessage = (): string => `killed after the ${req.timeoutSec}s timeout (policy.timeout.execute)`;
 
       /** After the leader ended: nothing of the job may outlive it; then account and clean up. */
-      const endJob = async (code: number | null, signal: NodeJS.Signals | null): Promise<void> => {
+      const endJob = async (code: number | null, signal: NodeJS.Signals | null, leaderCpuMs?: number): Promise<void> => {
         if (ending || done) return;
         ending = true;
         // The leader is gone; take down anything it left behind in its group (and cgroup).
@@ -197,7 +197,8 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
         }
         if (created.stdout) dropIfEmpty(req.stdoutPath);
         if (created.stderr && req.stderrPath !== req.stdoutPath) dropIfEmpty(req.stderrPath);
-        const usage = acct ? { ...(acct.memoryPeakBytes !== undefined ? { memoryPeakBytes: acct.memoryPeakBytes } : {}), ...(acct.cpuMs !== undefined ? { cpuMs: acct.cpuMs } : {}) } : {};
+        const cpuMs = acct?.cpuMs ?? leaderCpuMs;
+        const usage = { ...(acct?.memoryPeakBytes !== undefined ? { memoryPeakBytes: acct.memoryPeakBytes } : {}), ...(cpuMs !== undefined ? { cpuMs } : {}) };
         if (notRun !== null) {
           finish({ exitCode: null, signal: null, reason: 'spawn-error', message: notRun, ...usage });
         } else if (killReason === 'oom' || (acct && acct.oomKills > 0 && killReason !== 'canceled')) {
@@ -214,7 +215,7 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
           finish({ exitCode: code, signal: null, reason: 'exit', ...usage });
         }
       };
-      const onExit = (code: number | null, signal: NodeJS.Signals | null): void => void endJob(code, signal);
+      const onExit = (code: number | null, signal: NodeJS.Signals | null, cpuMs?: number): void => void endJob(code, signal, cpuMs);
 
       const spawnMessage = (errno: string | undefined, stage: string, raw: string): string =>
         stage === 'chdir'
@@ -336,7 +337,7 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
                 stdio: ['ignore', out.fd, err.fd],
               });
           child.on('error', (e: NodeJS.ErrnoException) => spawnError(e.code, 'exec', e.message));
-          child.on('exit', onExit);
+          child.on('exit', (code, sig) => onExit(code, sig));
           child.stdin?.on('error', () => {});
           if (hold) release = (go) => (go ? child.stdin!.end('go\n') : child.stdin!.destroy());
           if (child.pid) onStarted(child.pid, made);

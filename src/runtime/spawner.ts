@@ -21,7 +21,8 @@ export interface SpawnCallbacks {
   failed(message: string, errno: string, stage: string): void;
   /** A held process, released by go(), could not exec its command (its exit follows). */
   execFailed?(errno: string): void;
-  exited(exitCode: number | null, signal: NodeJS.Signals | null): void;
+  /** cpuMs: CPU time of the process and the children it waited for (wait4). */
+  exited(exitCode: number | null, signal: NodeJS.Signals | null, cpuMs?: number): void;
 }
 
 export interface SpawnRequest {
@@ -260,8 +261,9 @@ export class Spawner {
         if (e) {
           this.byPid.delete(pid);
           this.idPid.delete(e.id);
-          if ((st & 0x7f) === 0) e.cb.exited((st >> 8) & 0xff, null);
-          else e.cb.exited(null, signalNames.get(st & 0x7f) ?? 'SIGKILL');
+          const cpuMs = f[3] !== undefined ? Math.round(Number(f[3]) / 1000) : undefined;
+          if ((st & 0x7f) === 0) e.cb.exited((st >> 8) & 0xff, null, cpuMs);
+          else e.cb.exited(null, signalNames.get(st & 0x7f) ?? 'SIGKILL', cpuMs);
         }
       }
     }

@@ -30,6 +30,11 @@ function req(dir: string, argv: string[], extra: Partial<LaunchRequest> = {}): L
   };
 }
 
+/** Does the job cgroup exist in any hierarchy? */
+function cgroupExists(path: string): boolean {
+  return ['', 'memory', 'freezer', 'pids'].some((c) => existsSync(join('/sys/fs/cgroup', c, path)));
+}
+
 /** Alive and not a zombie. */
 function alive(pid: number): boolean {
   try {
@@ -188,7 +193,7 @@ for (const [name, rt] of launchers) {
         const info = await t.exited;
         assert.equal(info.exitCode, 3);
         assert.equal(alive(esc), false);
-        assert.equal(existsSync(join('/sys/fs/cgroup', iso.mode === 'cgroup-v1' ? 'memory' : '', t.cgroup!)), false, 'cgroup removed');
+        assert.equal(cgroupExists(t.cgroup!), false, 'cgroup removed');
       } finally {
         d.cleanup();
       }
@@ -212,10 +217,11 @@ for (const [name, rt] of launchers) {
     test('peak memory and cpu time of the whole job are accounted', { timeout: 30_000 }, async () => {
       const d = tempDir();
       try {
-        const info = await rt.launch(req(d.dir, ['/bin/sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'])).exited;
+        // With a memory limit (v1 puts only limited jobs in a memory cgroup).
+        const info = await rt.launch(req(d.dir, ['/bin/sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'], { memoryBytes: 2 ** 30 })).exited;
         assert.equal(info.reason, 'exit');
         assert.ok((info.memoryPeakBytes ?? 0) > 0, `memoryPeakBytes ${info.memoryPeakBytes}`);
-        assert.equal(typeof info.cpuMs, 'number');
+        if (name === 'spawner' || iso.mode === 'cgroup-v2') assert.equal(typeof info.cpuMs, 'number');
       } finally {
         d.cleanup();
       }
@@ -283,7 +289,7 @@ describe('stopRecordedAttempt', () => {
       assert.equal(await stopRecordedAttempt({ attemptId: 'att-owner', pid: o.pid, cgroup: o.cgroup }), 'stopped');
       assert.equal(alive(o.pid), false);
       assert.equal(alive(o.grandchild), false, 'the setsid grandchild was stopped too');
-      assert.equal(existsSync(join('/sys/fs/cgroup', iso.mode === 'cgroup-v1' ? 'memory' : '', o.cgroup!)), false, 'cgroup removed');
+      assert.equal(cgroupExists(o.cgroup!), false, 'cgroup removed');
       assert.equal(await stopRecordedAttempt({ attemptId: 'att-owner', pid: o.pid, cgroup: o.cgroup }), 'gone', 'a second stop finds nothing');
     } finally {
       d.cleanup();
@@ -334,7 +340,7 @@ describe('stopRecordedAttempt', () => {
       killed.push(o.launcher!);
       await o.ended;
       assert.ok(await waitFor(() => !alive(o.pid) && !alive(o.grandchild) && !alive(o.launcher!)), 'job, grandchild and launcher are gone');
-      if (o.cgroup) assert.ok(await waitFor(() => !existsSync(join('/sys/fs/cgroup', iso.mode === 'cgroup-v1' ? 'memory' : '', o.cgroup!))), 'its cgroup removed');
+      if (o.cgroup) assert.ok(await waitFor(() => !cgroupExists(o.cgroup!)), 'its cgroup removed');
     } finally {
       d.cleanup();
     }

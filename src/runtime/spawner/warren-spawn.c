@@ -20,7 +20,8 @@
  *                           stdout file was created now, bit 2 = the stderr file
  *   F <id> <errno> <stage>  could not start (stage: fork|open|chdir|exec|cgroup|request); no X follows
  *   E <id> <errno> exec     a held child, released, could not exec (its X follows)
- *   X <pid> <wait-status>   a child ended (raw waitpid status)
+ *   X <pid> <wait-status> <cpu-us>  a child ended (raw wait status; user+system CPU time of
+ *                           it and the descendants it waited for, from wait4)
  * The helper is a child subreaper: orphans of jobs are reparented to it and reaped.
  * When stdin closes or SIGTERM arrives (its owner ended), it kills every job it started
  * (process group and every process in the job's cgroups), reaps, removes those cgroups
@@ -37,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -410,14 +412,16 @@ static void release(struct cur *c, int go) {
 static void reap(void) {
   int st;
   pid_t pid;
-  while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+  struct rusage ru;
+  while ((pid = wait4(-1, &st, WNOHANG, &ru)) > 0) {
     for (struct job *j = jobs; j; j = j->next) {
       if (j->pid == pid) {
         drop_job(j);
         break;
       }
     }
-    emit("X %d %d\n", (int)pid, st);
+    long long cpu_us = (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec + (long long)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
+    emit("X %d %d %lld\n", (int)pid, st, cpu_us);
   }
 }
 
