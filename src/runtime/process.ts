@@ -352,6 +352,11 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       /** At the owner's exit (synchronous): SIGKILL all of the job. */
       function killNow(): void {
         signalAll('SIGKILL');
+        if (!cg) return;
+        // Nobody will be left to remove the cgroup: wait (briefly, synchronously) for the
+        // killed processes to leave it.
+        const t = Date.now();
+        while (!cg.remove() && Date.now() - t < 500) cg.kill();
       }
 
       /** Signal the job: its process group and, in a cgroup, every process in it. */

@@ -353,6 +353,7 @@ describe('stopRecordedAttempt', () => {
       killed.push(o.launcher!);
       await o.ended;
       assert.ok(await waitFor(() => !alive(o.launcher!) && !alive(o.pid) && !alive(o.grandchild)), 'launcher and job are gone');
+      if (o.cgroup) assert.ok(await waitFor(() => !cgroupExists(o.cgroup!)), 'its cgroup removed');
     } finally {
       d.cleanup();
     }
