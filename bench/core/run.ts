@@ -1,17 +1,22 @@
 // Core overhead benchmarks of `warren run`, each side by side with its baseline in the
-// same run (ratios, since machines are noisy). Run: `bash bench/run.sh core [array|chain|rss|tools]`.
+// same run (ratios, since machines are noisy). Run: `bash bench/run.sh core [array|chain|rss|runtime|tools]`.
 //
 //   1. a task array of 5,000 no-op tasks at concurrency 2 vs a bare Node spawn loop of
 //      /bin/true at concurrency 2                                   target ratio <= 1.5
 //   2. 1,000 no-op jobs: warren vs snakemake and cwltool (Debian)   target >= 10x, >= 3x faster
 //   3. a chain of 500 dependent no-op jobs: ms per hop above a bare sequential spawn (<= 3 ms)
 //   4. peak RSS of `warren run` for a 10,000-task array              target <= 150 MB
+//   5. `runtime`: the process runtime alone, 5,000 no-op tasks @2 and a chain of 500, each
+//      job held before exec until a beforeExec that awaits a resolved promise, in its own
+//      cgroup where the node allows it; also without cgroups and without the hold, so the
+//      cost of each is visible (same targets as 1 and 3)
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../../test/helpers.js';
+import { createProcessRuntime, jobIsolation, closeSpawner, type Runtime } from '../../src/runtime/index.js';
 
 const WARREN = join(repoRoot, 'bin', 'warren.js');
 const tmp = mkdtempSync(join(tmpdir(), 'warren-bench-'));
@@ -39,6 +44,35 @@ function bareSpawn(n: number, conc: number): Promise<number> {
       started++;
       const c = spawn('/bin/true', [], { stdio: 'ignore' });
       c.on('exit', () => {
+        done++;
+        if (done === n) resolve(performance.now() - t0);
+        else next();
+      });
+    };
+    for (let i = 0; i < conc; i++) next();
+  });
+}
+
+/** `n` no-op tasks through a process runtime, `conc` at a time. */
+function runtimeLoop(rt: Runtime, n: number, conc: number, hold: boolean): Promise<number> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    let started = 0;
+    let done = 0;
+    const next = (): void => {
+      if (started >= n) return;
+      const i = started++;
+      const t = rt.launch({
+        id: `bench/noop/${i}/1`,
+        argv: ['/bin/true'],
+        env: { PATH: '/usr/bin:/bin' },
+        cwd: tmp,
+        stdoutPath: join(tmp, `rt-${i % 64}.out`),
+        stderrPath: join(tmp, `rt-${i % 64}.err`),
+        mounts: [],
+        ...(hold ? { beforeExec: async () => { await Promise.resolve(); } } : {}),
+      });
+      void t.exited.then(() => {
         done++;
         if (done === n) resolve(performance.now() - t0);
         else next();
@@ -102,6 +136,35 @@ async function main(): Promise<void> {
     });
     const kb = Number(/MAXRSS (\d+)/.exec(r.stderr)?.[1] ?? NaN);
     report(`memory 10,000-task array: peak RSS ${(kb / 1024).toFixed(0)} MB (target <= 150 MB)`);
+  }
+
+  if (want('runtime')) {
+    const iso = jobIsolation();
+    const variants: [string, Runtime, boolean][] = [
+      [`held + ${iso.mode}`, createProcessRuntime(), true],
+      ['held + process-group', createProcessRuntime({ isolation: 'process-group' }), true],
+      ['not held + process-group', createProcessRuntime({ isolation: 'process-group' }), false],
+    ];
+    const n = Number(process.env.BENCH_RUNTIME_TASKS ?? 5000);
+    const hops = Number(process.env.BENCH_RUNTIME_CHAIN ?? 500);
+    await runtimeLoop(variants[0]![1], 50, 2, true); // warm up the launcher
+    for (const [label, rt, hold] of variants) {
+      const w: number[] = [];
+      const b: number[] = [];
+      const cw: number[] = [];
+      const cb: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        b.push(await bareSpawn(n, 2));
+        w.push(await runtimeLoop(rt, n, 2, hold));
+        cb.push(await bareSpawn(hops, 1));
+        cw.push(await runtimeLoop(rt, hops, 1, hold));
+      }
+      report(
+        `runtime ${label}: ${n} no-op tasks @2 ${fmt(median(w))} vs bare spawn loop ${fmt(median(b))} = ${(median(w) / median(b)).toFixed(2)}x (target <= 1.5x); ` +
+          `chain of ${hops}: ${((median(cw) - median(cb)) / hops).toFixed(2)} ms/hop above a bare sequential spawn (target <= 3 ms)`,
+      );
+    }
+    await closeSpawner();
   }
 
   if (want('tools')) {

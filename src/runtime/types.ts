@@ -44,6 +44,10 @@ export interface LaunchRequest {
   mounts: BindMount[];
   /** Present for jobs that run in a container. */
   container?: ContainerOptions;
+  /** Called once the job's process exists but before its command is exec'd, with what identifies
+   *  it on the node. The command runs only after the promise resolves; if it rejects, the held
+   *  process is killed and the task ends with reason 'spawn-error' and the rejection's message. */
+  beforeExec?: (info: { pid: number; cgroup: string | null }) => Promise<void>;
 }
 
 export type ExitReason = 'exit' | 'signal' | 'timeout' | 'oom' | 'canceled' | 'spawn-error' | 'stopped' | 'error';
@@ -58,6 +62,10 @@ export interface ExitInfo {
   message?: string;
   /** Wall time in milliseconds from launch to exit. */
   durationMs: number;
+  /** Peak memory of the whole job in bytes (jobs in their own cgroup, where the kernel reports it). */
+  memoryPeakBytes?: number;
+  /** CPU time (user + system) of the whole job in milliseconds (jobs in their own cgroup). */
+  cpuMs?: number;
 }
 
 export interface RunningTask {
@@ -67,7 +75,11 @@ export interface RunningTask {
   readonly started?: Promise<number | null>;
   /** Resolves once, when the whole task has ended. Never rejects. */
   readonly exited: Promise<ExitInfo>;
-  /** Stop the task: SIGTERM to its process group, SIGKILL after `graceMs` (default 1000). */
+  /** The job's cgroup (e.g. `/warren/jobs/<name>`), null when it runs in a process group only;
+   *  known once `started` resolved (and in beforeExec). */
+  readonly cgroup?: string | null;
+  /** Stop the task: SIGTERM to its process group (and every process in its cgroup), SIGKILL
+   *  to all of them after `graceMs` (default 1000). */
   kill(reason: 'canceled' | 'timeout', graceMs?: number): void;
 }
 

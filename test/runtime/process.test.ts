@@ -14,6 +14,14 @@ describe('process runtime (child_process launcher)', () => {
   runtimeContract({ name: 'process/node', runtime: () => createProcessRuntime({ launcher: 'node' }), prepare: (r) => r, sh: '/bin/sh' });
 });
 
+describe('process runtime (process-group fallback, cgroups not used)', () => {
+  runtimeContract({ name: 'process/process-group', runtime: () => createProcessRuntime({ isolation: 'process-group' }), prepare: (r) => r, sh: '/bin/sh' });
+});
+
+describe('process runtime (every job held until a resolved beforeExec)', () => {
+  runtimeContract({ name: 'process/held', runtime: () => createProcessRuntime(), prepare: (r) => ({ ...r, beforeExec: async () => {} }), sh: '/bin/sh' });
+});
+
 describe('local agent', () => {
   test('never runs more cores at once than it has', { timeout: 30_000 }, async () => {
     const d = tempDir();

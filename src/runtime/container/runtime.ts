@@ -373,6 +373,8 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
       const releases: (() => Promise<void>)[] = [];
       let prep: Prepared | undefined;
       let runc = '';
+      /** beforeExec rejected: the container was stopped. */
+      let hookError: string | null = null;
 
       const cleanup = async (): Promise<void> => {
         if (prep && runc && existsSync(join(runcRoot, prep.cid))) {
@@ -453,7 +455,29 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
           if (out >= 0) closeSync(out);
           if (errFd >= 0 && errFd !== out) closeSync(errFd);
         }
-        if (child.pid !== undefined) resolveStarted(child.pid);
+        if (child.pid !== undefined) {
+          const pid = child.pid;
+          if (!req.beforeExec) resolveStarted(pid);
+          else {
+            // Not held yet (runc create/start is the way to hold a container): called as soon
+            // as runc runs; a rejection stops the container and ends it as a spawn error.
+            let hook: Promise<void>;
+            try {
+              hook = req.beforeExec({ pid, cgroup: null });
+            } catch (e) {
+              hook = Promise.reject(e);
+            }
+            hook.then(
+              () => resolveStarted(pid),
+              (e: unknown) => {
+                hookError = isWarrenError(e) ? `error[${e.code}]: ${e.message}` : e instanceof Error ? e.message : String(e);
+                resolveStarted(null);
+                if (!killReason) killReason = 'canceled';
+                signal('KILL');
+              },
+            );
+          }
+        }
         child.on('error', (e) => {
           runcExited = true;
           void finish({ exitCode: null, signal: null, reason: 'spawn-error', message: `cannot start runc (${runc}): ${e.message}` });
@@ -466,6 +490,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
       };
 
       const interpret = (code: number | null, sig: NodeJS.Signals | null, p: Prepared): Omit<ExitInfo, 'durationMs'> => {
+        if (hookError !== null) return { exitCode: null, signal: null, reason: 'spawn-error', message: hookError };
         const status = code ?? (sig ? 128 + (osConstants.signals[sig] ?? 9) : 255);
         const mode = p.cgroup?.info.mode;
         const memory = p.cgroup && req.memoryBytes !== undefined && (mode === 'v1' || mode === 'v2') ? { limitBytes: req.memoryBytes, mode, ...p.cgroup.oomCheck(req.memoryBytes) } : undefined;
