@@ -143,8 +143,12 @@ export class SqliteStore implements Store {
         `INSERT INTO units (workflow_id,seq,key,kind,job,task,state,attempt,exit_code,reason,message,started_at,ended_at)
          VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
       ),
+      // Units are upserted: a task of a task array gets its row when it first starts.
       updateUnit: db.prepare(
-        `UPDATE units SET state=?, attempt=?, exit_code=?, reason=?, message=?, started_at=?, ended_at=? WHERE workflow_id=? AND key=?`,
+        `INSERT INTO units (workflow_id,seq,key,kind,job,task,state,attempt,exit_code,reason,message,started_at,ended_at)
+         VALUES (@wf,-1,@key,@kind,@job,@task,@state,@attempt,@exit_code,@reason,@message,@started_at,@ended_at)
+         ON CONFLICT(workflow_id,key) DO UPDATE SET state=excluded.state, attempt=excluded.attempt, exit_code=excluded.exit_code, reason=excluded.reason,
+           message=excluded.message, started_at=excluded.started_at, ended_at=excluded.ended_at WHERE units.state != 'succeeded'`,
       ),
       upsertAttempt: db.prepare(
         `INSERT INTO attempts (workflow_id,key,attempt,started_at,ended_at,exit_code,signal,reason,message,pid,attempt_id,term,cgroup,node) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
@@ -254,7 +258,7 @@ export class SqliteStore implements Store {
         if (!row || row.lease_term !== batch.fence.term) throw fencedError(batch.fence.workflowId);
       }
       for (const { workflowId, unit: u } of batch.units ?? []) {
-        this.stmts.updateUnit.run(u.state, u.attempt, u.exitCode, u.reason, u.message, u.startedAt, u.endedAt, workflowId, u.key);
+        this.stmts.updateUnit.run({ wf: workflowId, key: u.key, kind: u.kind, job: u.job, task: u.task, state: u.state, attempt: u.attempt, exit_code: u.exitCode, reason: u.reason, message: u.message, started_at: u.startedAt, ended_at: u.endedAt });
         if (u.state === 'succeeded' && u.kind === 'job' && u.startedAt !== null && u.endedAt !== null) {
           this.stmts.insertHistory.run(u.job, u.endedAt, (u.endedAt - u.startedAt) / 1000);
         }
