@@ -540,7 +540,11 @@ export class Orchestrator {
     else if (mounts.length > 0) cwd = container ? mounts[0]!.target : mounts[0]!.host;
     else {
       cwd = join(runDir, 'work', safe(spec.name));
-      if (!existsSync(cwd)) mkdirSync(cwd, { recursive: true });
+      // Once per job, not per task.
+      if (!scripts.has(`\u0000cwd:${spec.name}`)) {
+        if (!existsSync(cwd)) mkdirSync(cwd, { recursive: true });
+        scripts.set(`\u0000cwd:${spec.name}`, cwd);
+      }
     }
     const logs = logPaths(runDir, spec.name, task);
     if (attempt > 1) appendFileSync(logs.err, `--- warren: attempt ${attempt} ---\n`);
