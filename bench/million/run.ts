@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     return id ? join(runs, id, 'logs') : null;
   })();
   const logFiles = logsDir && existsSync(logsDir) ? readdirSync(logsDir).length : 0;
-  const rate = N / (wallMs / 1000);
+  const rate = done.n / (wallMs / 1000); // tasks that ran, per second of `warren run`
   const line = (s: string) => process.stdout.write(s + '\n');
   line(`first task start: ${first.t === null ? 'none' : `${first.t - created.c} ms after the workflow was accepted (${first.t - t0} ms after \`warren run\` started)`} (target <= 1 s)`);
   line(`peak RSS of warren run: ${(kb / 1024).toFixed(0)} MB (target <= 300 MB)`);
