@@ -2,5 +2,3 @@
 export { createProcessRuntime } from './process.js';
 export type { ProcessRuntimeOptions } from './process.js';
 export type { BindMount, ContainerOptions, ExitInfo, ExitReason, LaunchRequest, RunningTask, Runtime } from './types.js';
-export { stopRecordedAttempt, jobIsolation } from './standin.js';
-export { closeSpawner } from './standin.js';

@@ -4,8 +4,7 @@
 // enforced by a watchdog over the group's resident memory.
 
 import { spawn } from 'node:child_process';
-import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, openSync, readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { WarrenError } from '../common/index.js';
 import { Spawner } from './spawner.js';
 import type { ExitInfo, LaunchRequest, RunningTask, Runtime } from './types.js';
@@ -165,51 +164,8 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
         }
       };
 
-      const spawner = launcher === 'node' || req.beforeExec ? null : Spawner.get();
-      if (req.beforeExec) {
-        // TEMP stand-in of the runtime helper's held exec: a shell waits for one line on its
-        // stdin, written once beforeExec resolved; if we die first it reads EOF and exits.
-        const problem = standinCheck(req);
-        if (problem) spawnError(problem.errno, problem.stage, problem.errno);
-        else {
-          let out = -1;
-          let err = -1;
-          try {
-            out = openSync(req.stdoutPath, 'a');
-            err = req.stderrPath === req.stdoutPath ? out : openSync(req.stderrPath, 'a');
-            const child = spawn('/bin/sh', ['-c', 'IFS= read -r _ || exit 125; exec "$@"', 'sh', ...req.argv], {
-              cwd: req.cwd,
-              env: req.env,
-              detached: true,
-              stdio: ['pipe', out, err],
-            });
-            child.stdin!.on('error', () => {});
-            child.on('error', (e: NodeJS.ErrnoException) => spawnError(e.code, 'exec', e.message));
-            child.on('exit', onExit);
-            const p = child.pid;
-            if (p) {
-              pid = p;
-              req.beforeExec({ pid: p, cgroup: null }).then(
-                () => {
-                  onStarted(p);
-                  child.stdin!.end('\n');
-                },
-                (e: unknown) => {
-                  killReason = null;
-                  signalGroup(p, 'SIGKILL');
-                  resolveStarted(null);
-                  finish({ exitCode: null, signal: null, reason: 'spawn-error', message: (e as Error).message });
-                },
-              );
-            }
-          } catch (e) {
-            spawnError((e as NodeJS.ErrnoException).code, 'open', (e as Error).message);
-          } finally {
-            if (out >= 0) closeSync(out);
-            if (err >= 0 && err !== out) closeSync(err);
-          }
-        }
-      } else if (spawner) {
+      const spawner = launcher === 'node' ? null : Spawner.get();
+      if (spawner) {
         spawner.spawn(
           { argv: req.argv, env: req.env, cwd: req.cwd, stdoutPath: req.stdoutPath, stderrPath: req.stderrPath },
           { started: onStarted, failed: (raw, errno, stage) => spawnError(errno, stage, raw), exited: onExit },
@@ -258,30 +214,4 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       };
     },
   };
-}
-
-/** TEMP stand-in: the errors warren-spawn reports (cwd, command lookup), checked before the held shell starts. */
-function standinCheck(req: LaunchRequest): { errno: string; stage: string } | null {
-  try {
-    if (!statSync(req.cwd).isDirectory()) return { errno: 'ENOTDIR', stage: 'chdir' };
-  } catch {
-    return { errno: 'ENOENT', stage: 'chdir' };
-  }
-  const cmd = req.argv[0] ?? '';
-  const dirs = cmd.includes('/') ? [''] : (req.env.PATH ?? '/usr/bin:/bin').split(':');
-  let found: string | null = null;
-  for (const d of dirs) {
-    const p = d === '' ? (cmd.startsWith('/') ? cmd : join(req.cwd, cmd)) : join(d, cmd);
-    if (existsSync(p) && statSync(p).isFile()) {
-      found = p;
-      break;
-    }
-  }
-  if (!found) return { errno: 'ENOENT', stage: 'exec' };
-  try {
-    accessSync(found, constants.X_OK);
-  } catch {
-    return { errno: 'EACCES', stage: 'exec' };
-  }
-  return null;
 }

@@ -53,18 +53,6 @@ export class Spawner {
     return Spawner.instance;
   }
 
-  /** TEMP stand-in: end the launcher (it exits on end of input); resolves once it is gone. */
-  async close(): Promise<void> {
-    const c = this.child;
-    if (!c) return;
-    this.child = null;
-    await new Promise<void>((r) => {
-      if (c.exitCode !== null || c.signalCode !== null) return r();
-      c.once('exit', () => r());
-      c.stdin!.end();
-    });
-  }
-
   private ensure(): ChildProcess {
     if (this.child) return this.child;
     const c = spawn(this.path, [], { stdio: ['pipe', 'pipe', 'inherit'] });

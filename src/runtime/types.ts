@@ -44,8 +44,6 @@ export interface LaunchRequest {
   mounts: BindMount[];
   /** Present for jobs that run in a container. */
   container?: ContainerOptions;
-  /** Called once the job's process exists but before its command is exec'd (TEMP stand-in of the runtime helper's). */
-  beforeExec?: (info: { pid: number; cgroup: string | null }) => Promise<void>;
 }
 
 export type ExitReason = 'exit' | 'signal' | 'timeout' | 'oom' | 'canceled' | 'spawn-error' | 'stopped' | 'error';
@@ -64,7 +62,6 @@ export interface ExitInfo {
 
 export interface RunningTask {
   readonly pid: number | undefined;
-  readonly cgroup?: string | null;
   /** Resolves with the pid once the task is running, or null if it never started. Never rejects.
    *  Optional: runtimes that start synchronously may omit it (then `pid` is read at launch). */
   readonly started?: Promise<number | null>;

@@ -14,8 +14,6 @@ export class BatchWriter {
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
   private failed: unknown = null;
-  private now: Promise<void> | null = null;
-  private nowFence: WriteBatch['fence'] = undefined;
 
   constructor(
     private readonly store: Store,
@@ -32,21 +30,6 @@ export class BatchWriter {
     const prev = this.attempts.get(k);
     this.attempts.set(k, prev ? { ...prev, ...stripNulls(a) } : a);
     this.schedule();
-  }
-
-  /** Durable now (TEMP stand-in: group commit of the calls made in the same tick). */
-  attemptNow(rec: AttemptRecord, fence?: { workflowId: string; term: number }): Promise<void> {
-    this.attempt(rec);
-    if (fence) this.nowFence = fence;
-    if (!this.now) {
-      this.now = new Promise<void>((resolve, reject) => {
-        queueMicrotask(() => {
-          this.now = null;
-          this.flush().then(resolve, reject);
-        });
-      });
-    }
-    return this.now;
   }
 
   event(e: EventRecord): void {
@@ -66,8 +49,6 @@ export class BatchWriter {
       this.timer = null;
     }
     const batch = this.take();
-    if (batch && this.nowFence) batch.fence = this.nowFence;
-    this.nowFence = undefined;
     if (batch) this.writing = this.writing.then(() => this.store.write(batch)).catch((e) => {
       this.failed = e;
     });

@@ -6,7 +6,7 @@ import type { Store } from './types.js';
 
 export { SqliteStore } from './sqlite.js';
 export { BatchWriter } from './batch.js';
-export type { Store, WorkflowRecord, WorkflowPatch, AttemptRecord, EventRecord, WriteBatch, RunLease } from './types.js';
+export type { Store, WorkflowRecord, WorkflowPatch, AttemptRecord, EventRecord, WriteBatch } from './types.js';
 
 /** Open the store named by `url` (`postgres://...`, `sqlite:PATH`, a path), default `$WARREN_HOME/warren.db`. */
 export async function openStore(url?: string): Promise<Store> {

@@ -5,14 +5,13 @@ import pg from 'pg';
 import { WarrenError } from '../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import type { AttemptRecord, EventRecord, Store, WorkflowPatch, WorkflowRecord, WriteBatch } from './types.js';
-import { PATCH_COLUMNS, ambiguousIdError, fencedError, type RunLease } from './types.js';
+import { PATCH_COLUMNS, ambiguousIdError } from './types.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS workflows (
   id TEXT PRIMARY KEY, name TEXT NOT NULL, file TEXT, status TEXT NOT NULL, spec JSONB NOT NULL,
   options JSONB NOT NULL, run_dir TEXT NOT NULL, created_at BIGINT NOT NULL, started_at BIGINT, ended_at BIGINT,
-  runner_pid INTEGER, runner_host TEXT, cancel_requested BOOLEAN NOT NULL DEFAULT false,
-  lease_owner TEXT, lease_term INTEGER NOT NULL DEFAULT 0, lease_expires BIGINT);
+  runner_pid INTEGER, runner_host TEXT, cancel_requested BOOLEAN NOT NULL DEFAULT false);
 CREATE INDEX IF NOT EXISTS workflows_created ON workflows(created_at);
 CREATE TABLE IF NOT EXISTS units (
   workflow_id TEXT NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL, kind TEXT NOT NULL, job TEXT NOT NULL,
@@ -20,8 +19,7 @@ CREATE TABLE IF NOT EXISTS units (
   started_at BIGINT, ended_at BIGINT, PRIMARY KEY (workflow_id, key));
 CREATE TABLE IF NOT EXISTS attempts (
   workflow_id TEXT NOT NULL, key TEXT NOT NULL, attempt INTEGER NOT NULL, started_at BIGINT, ended_at BIGINT,
-  exit_code INTEGER, signal TEXT, reason TEXT, message TEXT, pid INTEGER,
-  attempt_id TEXT, term INTEGER, cgroup TEXT, node TEXT, PRIMARY KEY (workflow_id, key, attempt));
+  exit_code INTEGER, signal TEXT, reason TEXT, message TEXT, pid INTEGER, PRIMARY KEY (workflow_id, key, attempt));
 CREATE TABLE IF NOT EXISTS events (
   id BIGSERIAL PRIMARY KEY, workflow_id TEXT NOT NULL, at BIGINT NOT NULL, key TEXT, level TEXT NOT NULL, message TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_wf ON events(workflow_id, id);
@@ -77,7 +75,7 @@ export class PgStore implements Store {
       await c.query(
         `INSERT INTO workflows (id,name,file,status,spec,options,run_dir,created_at,started_at,ended_at,runner_pid,runner_host,cancel_requested)
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
-        [r.id, r.name, r.file, r.status, JSON.stringify(r.spec), JSON.stringify(r.options), r.runDir, r.createdAt, r.startedAt, r.endedAt, null, null, r.cancelRequested],
+        [r.id, r.name, r.file, r.status, JSON.stringify(r.spec), JSON.stringify(r.options), r.runDir, r.createdAt, r.startedAt, r.endedAt, r.runnerPid, r.runnerHost, r.cancelRequested],
       );
       // Insert units in chunks with unnest: one round trip per 5,000 units.
       for (let i = 0; i < units.length; i += 5000) {
@@ -142,10 +140,6 @@ export class PgStore implements Store {
       reason: r.reason,
       message: r.message,
       pid: r.pid,
-      attemptId: r.attempt_id ?? `${r.workflow_id}/${r.key}/${r.attempt}`,
-      term: r.term,
-      cgroup: r.cgroup,
-      node: r.node,
     }));
   }
 
@@ -156,10 +150,6 @@ export class PgStore implements Store {
 
   async write(batch: WriteBatch): Promise<void> {
     await this.tx(async (c) => {
-      if (batch.fence) {
-        const row = (await c.query('SELECT lease_term FROM workflows WHERE id = $1 FOR UPDATE', [batch.fence.workflowId])).rows[0];
-        if (!row || Number(row.lease_term) !== batch.fence.term) throw fencedError(batch.fence.workflowId);
-      }
       const units = batch.units ?? [];
       if (units.length) {
         const u = units.map((x) => x.unit);
@@ -183,12 +173,10 @@ export class PgStore implements Store {
       }
       for (const a of batch.attempts ?? []) {
         await c.query(
-          `INSERT INTO attempts (workflow_id,key,attempt,started_at,ended_at,exit_code,signal,reason,message,pid,attempt_id,term,cgroup,node) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
+          `INSERT INTO attempts (workflow_id,key,attempt,started_at,ended_at,exit_code,signal,reason,message,pid) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
            ON CONFLICT (workflow_id,key,attempt) DO UPDATE SET started_at=coalesce(excluded.started_at, attempts.started_at), ended_at=excluded.ended_at,
-             exit_code=excluded.exit_code, signal=excluded.signal, reason=excluded.reason, message=excluded.message, pid=coalesce(excluded.pid, attempts.pid),
-             attempt_id=coalesce(excluded.attempt_id, attempts.attempt_id), term=coalesce(excluded.term, attempts.term), cgroup=coalesce(excluded.cgroup, attempts.cgroup), node=coalesce(excluded.node, attempts.node)
-           WHERE attempts.ended_at IS NULL`,
-          [a.workflowId, a.key, a.attempt, a.startedAt, a.endedAt, a.exitCode, a.signal, a.reason, a.message, a.pid ?? null, a.attemptId ?? null, a.term ?? null, a.cgroup ?? null, a.node ?? null],
+             exit_code=excluded.exit_code, signal=excluded.signal, reason=excluded.reason, message=excluded.message, pid=coalesce(excluded.pid, attempts.pid)`,
+          [a.workflowId, a.key, a.attempt, a.startedAt, a.endedAt, a.exitCode, a.signal, a.reason, a.message, a.pid ?? null],
         );
       }
       for (const e of batch.events ?? []) {
@@ -206,28 +194,6 @@ export class PgStore implements Store {
         if (cols.length) await c.query(`UPDATE workflows SET ${cols.join(', ')} WHERE id = $${vals.length + 1}`, [...vals, id]);
       }
     });
-  }
-
-  // TEMP stand-in of the run lease (the store helper implements the real one).
-  async acquireRunLease(workflowId: string, owner: string, ttlMs: number, now: number): Promise<{ ok: true; lease: RunLease } | { ok: false; current: RunLease }> {
-    const r = await this.pool.query(
-      `UPDATE workflows SET lease_term = CASE WHEN lease_owner = $2 THEN lease_term ELSE lease_term + 1 END, lease_owner = $2, lease_expires = $3
-       WHERE id = $1 AND (lease_owner IS NULL OR lease_expires <= $4 OR lease_owner = $2) RETURNING lease_owner, lease_term, lease_expires`,
-      [workflowId, owner, now + ttlMs, now],
-    );
-    const row = r.rows[0] ?? (await this.pool.query('SELECT lease_owner, lease_term, lease_expires FROM workflows WHERE id = $1', [workflowId])).rows[0];
-    if (!row) throw new WarrenError('RUN_NOT_FOUND', `no workflow ${workflowId}`, { exitCode: 2 });
-    const lease = { owner: row.lease_owner ?? '', term: Number(row.lease_term), expiresAt: Number(row.lease_expires ?? 0) };
-    return r.rows[0] ? { ok: true, lease } : { ok: false, current: lease };
-  }
-
-  async renewRunLease(workflowId: string, owner: string, term: number, ttlMs: number, now: number): Promise<boolean> {
-    const r = await this.pool.query('UPDATE workflows SET lease_expires = $1 WHERE id = $2 AND lease_owner = $3 AND lease_term = $4', [now + ttlMs, workflowId, owner, term]);
-    return (r.rowCount ?? 0) > 0;
-  }
-
-  async releaseRunLease(workflowId: string, owner: string, term: number): Promise<void> {
-    await this.pool.query('UPDATE workflows SET lease_owner = NULL, lease_expires = NULL WHERE id = $1 AND lease_owner = $2 AND lease_term = $3', [workflowId, owner, term]);
   }
 
   async jobHistory(jobName: string, limit = 20): Promise<number[]> {
@@ -256,7 +222,8 @@ function fromRow(r: Record<string, unknown>): WorkflowRecord {
     createdAt: Number(r.created_at),
     startedAt: num(r.started_at),
     endedAt: num(r.ended_at),
+    runnerPid: r.runner_pid as number | null,
+    runnerHost: r.runner_host as string | null,
     cancelRequested: r.cancel_requested as boolean,
-    lease: r.lease_owner ? { owner: r.lease_owner as string, term: Number(r.lease_term), expiresAt: Number(r.lease_expires ?? 0) } : null,
   };
 }

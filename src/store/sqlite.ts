@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { WarrenError } from '../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import type { AttemptRecord, EventRecord, Store, WorkflowPatch, WorkflowRecord, WriteBatch } from './types.js';
-import { PATCH_COLUMNS, ambiguousIdError, fencedError, type RunLease } from './types.js';
+import { PATCH_COLUMNS, ambiguousIdError } from './types.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS workflows (
@@ -23,10 +23,7 @@ CREATE TABLE IF NOT EXISTS workflows (
   ended_at INTEGER,
   runner_pid INTEGER,
   runner_host TEXT,
-  cancel_requested INTEGER NOT NULL DEFAULT 0,
-  lease_owner TEXT,
-  lease_term INTEGER NOT NULL DEFAULT 0,
-  lease_expires INTEGER
+  cancel_requested INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS workflows_created ON workflows(created_at);
 CREATE TABLE IF NOT EXISTS units (
@@ -56,10 +53,6 @@ CREATE TABLE IF NOT EXISTS attempts (
   reason TEXT,
   message TEXT,
   pid INTEGER,
-  attempt_id TEXT,
-  term INTEGER,
-  cgroup TEXT,
-  node TEXT,
   PRIMARY KEY (workflow_id, key, attempt)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
@@ -93,9 +86,6 @@ interface WfRow {
   runner_pid: number | null;
   runner_host: string | null;
   cancel_requested: number;
-  lease_owner?: string | null;
-  lease_term?: number;
-  lease_expires?: number | null;
 }
 
 interface UnitRow {
@@ -151,11 +141,9 @@ export class SqliteStore implements Store {
            message=excluded.message, started_at=excluded.started_at, ended_at=excluded.ended_at WHERE units.state != 'succeeded'`,
       ),
       upsertAttempt: db.prepare(
-        `INSERT INTO attempts (workflow_id,key,attempt,started_at,ended_at,exit_code,signal,reason,message,pid,attempt_id,term,cgroup,node) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+        `INSERT INTO attempts (workflow_id,key,attempt,started_at,ended_at,exit_code,signal,reason,message,pid) VALUES (?,?,?,?,?,?,?,?,?,?)
          ON CONFLICT(workflow_id,key,attempt) DO UPDATE SET started_at=coalesce(excluded.started_at,started_at), ended_at=excluded.ended_at,
-           exit_code=excluded.exit_code, signal=excluded.signal, reason=excluded.reason, message=excluded.message, pid=coalesce(excluded.pid,pid),
-           attempt_id=coalesce(excluded.attempt_id,attempt_id), term=coalesce(excluded.term,term), cgroup=coalesce(excluded.cgroup,cgroup), node=coalesce(excluded.node,node)
-         WHERE attempts.ended_at IS NULL`,
+           exit_code=excluded.exit_code, signal=excluded.signal, reason=excluded.reason, message=excluded.message, pid=coalesce(excluded.pid,pid)`,
       ),
       insertEvent: db.prepare(`INSERT INTO events (workflow_id,at,key,level,message) VALUES (?,?,?,?,?)`),
       insertHistory: db.prepare(`INSERT INTO job_history (job,ended_at,seconds) VALUES (?,?,?)`),
@@ -229,10 +217,6 @@ export class SqliteStore implements Store {
       reason: r.reason as string | null,
       message: r.message as string | null,
       pid: r.pid as number | null,
-      attemptId: (r.attempt_id as string | null) ?? `${r.workflow_id}/${r.key}/${r.attempt}`,
-      term: r.term as number | null,
-      cgroup: r.cgroup as string | null,
-      node: r.node as string | null,
     }));
   }
 
@@ -253,10 +237,6 @@ export class SqliteStore implements Store {
   /** Synchronous write, for flushing on the way out of a signal handler. */
   writeSync(batch: WriteBatch): void {
     const tx = this.db.transaction(() => {
-      if (batch.fence) {
-        const row = this.db.prepare('SELECT lease_term FROM workflows WHERE id = ?').get(batch.fence.workflowId) as { lease_term: number } | undefined;
-        if (!row || row.lease_term !== batch.fence.term) throw fencedError(batch.fence.workflowId);
-      }
       for (const { workflowId, unit: u } of batch.units ?? []) {
         this.stmts.updateUnit.run({ wf: workflowId, key: u.key, kind: u.kind, job: u.job, task: u.task, state: u.state, attempt: u.attempt, exit_code: u.exitCode, reason: u.reason, message: u.message, started_at: u.startedAt, ended_at: u.endedAt });
         if (u.state === 'succeeded' && u.kind === 'job' && u.startedAt !== null && u.endedAt !== null) {
@@ -264,7 +244,7 @@ export class SqliteStore implements Store {
         }
       }
       for (const a of batch.attempts ?? []) {
-        this.stmts.upsertAttempt.run(a.workflowId, a.key, a.attempt, a.startedAt, a.endedAt, a.exitCode, a.signal, a.reason, a.message, a.pid ?? null, a.attemptId ?? null, a.term ?? null, a.cgroup ?? null, a.node ?? null);
+        this.stmts.upsertAttempt.run(a.workflowId, a.key, a.attempt, a.startedAt, a.endedAt, a.exitCode, a.signal, a.reason, a.message, a.pid ?? null);
       }
       for (const e of batch.events ?? []) this.stmts.insertEvent.run(e.workflowId, e.at, e.key, e.level, e.message);
       for (const { id, patch } of batch.workflows ?? []) {
@@ -280,28 +260,6 @@ export class SqliteStore implements Store {
       }
     });
     tx();
-  }
-
-  // TEMP stand-in of the run lease (the store helper implements the real one).
-  async acquireRunLease(workflowId: string, owner: string, ttlMs: number, now: number): Promise<{ ok: true; lease: RunLease } | { ok: false; current: RunLease }> {
-    const r = this.db
-      .prepare(
-        `UPDATE workflows SET lease_term = CASE WHEN lease_owner = @owner THEN lease_term ELSE lease_term + 1 END, lease_owner = @owner, lease_expires = @exp
-         WHERE id = @id AND (lease_owner IS NULL OR lease_expires <= @now OR lease_owner = @owner)`,
-      )
-      .run({ id: workflowId, owner, exp: now + ttlMs, now });
-    const row = this.stmts.getWf.get(workflowId) as WfRow | undefined;
-    if (!row) throw new WarrenError('RUN_NOT_FOUND', `no workflow ${workflowId}`, { exitCode: 2 });
-    const lease = { owner: row.lease_owner ?? '', term: row.lease_term ?? 0, expiresAt: row.lease_expires ?? 0 };
-    return r.changes > 0 ? { ok: true, lease } : { ok: false, current: lease };
-  }
-
-  async renewRunLease(workflowId: string, owner: string, term: number, ttlMs: number, now: number): Promise<boolean> {
-    return this.db.prepare(`UPDATE workflows SET lease_expires = ? WHERE id = ? AND lease_owner = ? AND lease_term = ?`).run(now + ttlMs, workflowId, owner, term).changes > 0;
-  }
-
-  async releaseRunLease(workflowId: string, owner: string, term: number): Promise<void> {
-    this.db.prepare(`UPDATE workflows SET lease_owner = NULL, lease_expires = NULL WHERE id = ? AND lease_owner = ? AND lease_term = ?`).run(workflowId, owner, term);
   }
 
   async jobHistory(jobName: string, limit = 20): Promise<number[]> {
@@ -325,8 +283,8 @@ function toRow(r: WorkflowRecord): WfRow {
     created_at: r.createdAt,
     started_at: r.startedAt,
     ended_at: r.endedAt,
-    runner_pid: null,
-    runner_host: null,
+    runner_pid: r.runnerPid,
+    runner_host: r.runnerHost,
     cancel_requested: r.cancelRequested ? 1 : 0,
   };
 }
@@ -343,7 +301,8 @@ function fromRow(r: WfRow): WorkflowRecord {
     createdAt: r.created_at,
     startedAt: r.started_at,
     endedAt: r.ended_at,
+    runnerPid: r.runner_pid,
+    runnerHost: r.runner_host,
     cancelRequested: r.cancel_requested === 1,
-    lease: r.lease_owner ? { owner: r.lease_owner, term: r.lease_term ?? 0, expiresAt: r.lease_expires ?? 0 } : null,
   };
 }

@@ -19,24 +19,21 @@ export interface WorkflowRecord {
   createdAt: number;
   startedAt: number | null;
   endedAt: number | null;
+  /** Process id and host of the `warren run` that drives it (embedded mode), for cancel. */
+  runnerPid: number | null;
+  runnerHost: string | null;
   cancelRequested: boolean;
-  /** Who drives the run now (read-only through patches). */
-  lease: RunLease | null;
 }
 
-export interface RunLease {
-  owner: string;
-  term: number;
-  expiresAt: number;
-}
-
-export type WorkflowPatch = Partial<Pick<WorkflowRecord, 'status' | 'startedAt' | 'endedAt' | 'cancelRequested' | 'options'>>;
+export type WorkflowPatch = Partial<Pick<WorkflowRecord, 'status' | 'startedAt' | 'endedAt' | 'runnerPid' | 'runnerHost' | 'cancelRequested' | 'options'>>;
 
 /** The column of each patchable field, in both stores' `workflows` table. */
 export const PATCH_COLUMNS: Record<keyof WorkflowPatch, string> = {
   status: 'status',
   startedAt: 'started_at',
   endedAt: 'ended_at',
+  runnerPid: 'runner_pid',
+  runnerHost: 'runner_host',
   cancelRequested: 'cancel_requested',
   options: 'options',
 };
@@ -53,10 +50,6 @@ export interface AttemptRecord {
   message: string | null;
   /** Process id (group leader) of the attempt on its node, while known. */
   pid?: number | null;
-  attemptId?: string;
-  term?: number | null;
-  cgroup?: string | null;
-  node?: string | null;
 }
 
 export interface EventRecord {
@@ -73,7 +66,6 @@ export interface WriteBatch {
   attempts?: AttemptRecord[];
   events?: EventRecord[];
   workflows?: { id: string; patch: WorkflowPatch }[];
-  fence?: { workflowId: string; term: number };
 }
 
 export interface Store {
@@ -89,9 +81,6 @@ export interface Store {
   write(batch: WriteBatch): Promise<void>;
   /** Past completed runs of a job with this name (for runtime estimates): durations in seconds, newest first. */
   jobHistory(jobName: string, limit?: number): Promise<number[]>;
-  acquireRunLease(workflowId: string, owner: string, ttlMs: number, now: number): Promise<{ ok: true; lease: RunLease } | { ok: false; current: RunLease }>;
-  renewRunLease(workflowId: string, owner: string, term: number, ttlMs: number, now: number): Promise<boolean>;
-  releaseRunLease(workflowId: string, owner: string, term: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -100,11 +89,5 @@ export function ambiguousIdError(idOrPrefix: string): WarrenError {
   return new WarrenError('STORE_AMBIGUOUS_ID', `"${idOrPrefix}" matches several workflows`, {
     hint: 'type more characters of the id (see `warren list`)',
     exitCode: 2,
-  });
-}
-
-export function fencedError(workflowId: string): WarrenError {
-  return new WarrenError('STORE_FENCED', `workflow ${workflowId} is driven by another runner now; this write was refused`, {
-    hint: 'its lease was taken over (see `warren status ID`)',
   });
 }

@@ -14,7 +14,7 @@ export function record(id: string, createdAt = Date.now()): WorkflowRecord {
     id, name: 'demo', file: '/tmp/demo.yaml', status: 'pending',
     spec: { name: 'demo', dialect: 'v1', volumes: {}, jobs: {}, policy: {} },
     options: { failFast: false }, runDir: `/tmp/runs/${id}`, createdAt, startedAt: null, endedAt: null,
-    cancelRequested: false, lease: null,
+    runnerPid: null, runnerHost: null, cancelRequested: false,
   };
 }
 
@@ -33,7 +33,7 @@ export function storeContract(name: string, open: () => Promise<Store>, uniq: ()
         units: [{ workflowId: id, unit: unit('a', { state: 'succeeded', attempt: 1, exitCode: 0, reason: 'exit', startedAt: 1000, endedAt: 3000 }) }],
         attempts: [{ workflowId: id, key: 'a', attempt: 1, startedAt: 1000, endedAt: 3000, exitCode: 0, signal: null, reason: 'exit', message: null }],
         events: [{ workflowId: id, at: 5, key: 'a', level: 'warn', message: 'hello' }],
-        workflows: [{ id, patch: { status: 'running', startedAt: 999, cancelRequested: true } }],
+        workflows: [{ id, patch: { status: 'running', startedAt: 999, runnerPid: 42, cancelRequested: true } }],
       });
       const a = (await s.units(id))[0]!;
       assert.equal(a.state, 'succeeded');
@@ -42,6 +42,7 @@ export function storeContract(name: string, open: () => Promise<Store>, uniq: ()
       const w = (await s.getWorkflow(id))!;
       assert.equal(w.status, 'running');
       assert.equal(w.startedAt, 999);
+      assert.equal(w.runnerPid, 42);
       assert.equal(w.cancelRequested, true);
       assert.deepEqual((await s.attempts(id, 'a')).map((x) => x.exitCode), [0]);
       assert.deepEqual((await s.events(id)).map((e) => e.message), ['hello']);
