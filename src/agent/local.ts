@@ -100,6 +100,9 @@ export class LocalAgent {
   private pump(): void {
     for (let i = 0; i < this.queue.length; ) {
       if (this.exclusiveRunning) return;
+      // Every task needs a core: with none free nothing fits, so stop looking (keeps each
+      // admission O(1) while the queue is full of tasks waiting for cores).
+      if (this.usedCores >= this.cores) return;
       const t = this.queue[i]!;
       const fits = t.exclusive
         ? this.running.size === 0

@@ -4,7 +4,8 @@
 
 import { existsSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import { formatDuration } from '../common/index.js';
-import type { UnitSnapshot } from '../engine/index.js';
+import { TERMINAL, type UnitSnapshot } from '../engine/index.js';
+import type { Workflow } from '../workflow/index.js';
 import { logPaths } from '../server/index.js';
 
 interface JobLine {
@@ -52,9 +53,31 @@ export class RunView {
     private readonly quiet = false,
   ) {}
 
-  start(id: string, runDir: string, units: UnitSnapshot[]): void {
+  start(id: string, runDir: string, units: UnitSnapshot[], wf?: Workflow): void {
     this.runDir = runDir;
     for (const u of units) this.add(u);
+    // Tasks of arrays that have no row yet (they get one as they start): counted as pending.
+    if (wf) {
+      for (const j of Object.values(wf.jobs)) {
+        if (!j.taskArray) continue;
+        const total = j.taskArray.end - j.taskArray.start + 1;
+        let line = this.jobs.get(j.name);
+        if (!line) {
+          line = { name: j.name, kind: 'job', total: 0, counts: emptyCounts(), startedAt: null, endedAt: null, attempt: 0, printedState: '' };
+          this.jobs.set(j.name, line);
+        }
+        const missing = total - line.total;
+        if (missing > 0) {
+          line.total += missing;
+          line.counts.pending += missing;
+        }
+      }
+      // Jobs in the file's order.
+      const order = new Map(Object.keys(wf.jobs).map((k, i) => [k, i]));
+      const sorted = [...this.jobs].sort((a, b) => (order.get(a[0]) ?? -1) - (order.get(b[0]) ?? -1));
+      this.jobs.clear();
+      for (const [k, v] of sorted) this.jobs.set(k, v);
+    }
     if (this.quiet) return;
     this.line(`workflow ${id}: ${this.jobs.size} job(s), logs in ${runDir}/logs`);
     if (this.live) {
@@ -76,12 +99,17 @@ export class RunView {
   }
 
   unit(u: UnitSnapshot): void {
-    const prev = this.units.get(u.key);
     const j = this.jobs.get(u.job);
-    if (!prev || !j) return;
-    j.counts[prev.state]--;
+    if (!j) return;
+    // A task without a row until now was counted as pending.
+    const prevState = this.units.get(u.key)?.state ?? (u.task !== null ? 'pending' : null);
+    if (prevState === null) return;
+    j.counts[prevState]--;
     j.counts[u.state]++;
-    this.units.set(u.key, u);
+    // Memory stays flat over a million tasks: a task that ended is only counted (a retry
+    // goes back to pending, not through a terminal state).
+    if (u.task !== null && TERMINAL.has(u.state)) this.units.delete(u.key);
+    else this.units.set(u.key, u);
     j.attempt = Math.max(j.attempt, u.attempt);
     if (u.startedAt !== null && (j.startedAt === null || u.startedAt < j.startedAt)) j.startedAt = u.startedAt;
     if (u.endedAt !== null) j.endedAt = Math.max(j.endedAt ?? 0, u.endedAt);

@@ -7,6 +7,13 @@
 // with one or more *units* (a task array has one unit per task). Dependencies are edges
 // between nodes with a condition. A node is released when all its incoming edges are
 // satisfied; it is doomed (its units skipped) as soon as one edge can never be.
+//
+// Scale: the work per event does not depend on the number of tasks. A task array is held
+// as a range: a task that has never started has no Unit object (it is *implied* pending)
+// until it is handed out; counts per node are kept incrementally; ready work sits in
+// per-node queues; and launches are *pulled* (`pull(max)`) by the I/O shell as its agents
+// have room, so a million-task array never produces a million actions at once. A task
+// that succeeded is dropped from memory (only counted) unless `retainFinished` is set.
 
 import type { Dependency, DependencyCondition, JobSpec, Workflow } from '../workflow/types.js';
 import {
@@ -22,8 +29,6 @@ import {
 
 interface Unit extends UnitSnapshot {
   node: Node;
-  /** Index in node.units. */
-  idx: number;
   /** Attempt number at which this run began (resume keeps counting). */
   attemptBase: number;
   retryAt: number | null;
@@ -41,18 +46,36 @@ interface Node {
   kind: UnitKind;
   service: boolean;
   spec: JobSpec | null;
-  units: Unit[];
+  /** The unit of a node that is not a task array. */
+  single: Unit | null;
+  /** Materialized tasks of a task array (started at least once, or left by an earlier run), by index. */
+  tasks: Map<number, Unit>;
+  /** Task range (inclusive) of a task array. */
+  start: number;
+  end: number;
+  total: number;
+  /** Next task index that may be implied (never materialized). */
+  cursor: number;
+  /** On resume: which tasks (index - start) an earlier run left rows for; the cursor skips them. */
+  seen: Uint8Array | null;
+  /** Tasks never materialized and not yet resolved: implied pending. */
+  implied: number;
+  /** How tasks that never started ended (skipped, canceled), with how many. */
+  impliedEnd: { state: 'skipped' | 'canceled'; reason: string; message: string | null; count: number } | null;
   inEdges: Edge[];
   outEdges: Edge[];
   unmet: number;
   released: boolean;
-  /** Units of this node that can be launched now, in order (indices into units). */
-  readyQ: number[];
+  /** Materialized units that can be launched now, in order. */
+  readyQ: Unit[];
   readyHead: number;
   /** Units starting or running. */
   active: number;
-  /** Units in a terminal state. */
+  /** Units in a terminal state (implied ones included). */
   finished: number;
+  failed: number;
+  canceled: number;
+  skipped: number;
   /** Units running (for `running` conditions on services). */
   runningCount: number;
   concurrency: number; // 0 = unlimited
@@ -62,19 +85,72 @@ interface Node {
   outcome: 'succeeded' | 'failed' | 'canceled' | 'skipped' | null;
 }
 
+/** Per-job counts of unit states, implied tasks included (for status and the live view). */
+export interface NodeCounts {
+  name: string;
+  kind: UnitKind;
+  total: number;
+  counts: Record<UnitState, number>;
+}
+
 export const EGRESS_KEY = '@egress';
 export const ingressKey = (volume: string): string => `@ingress/${volume}`;
 export const unitKey = (job: string, task: number | null): string => (task === null ? job : `${job}[${task}]`);
 
 const MAX_BACKOFF_MS = 5 * 60_000;
 
+/** Min-heap of units waiting for their retry's backoff, by retryAt (stale entries skipped). */
+class RetryHeap {
+  private readonly h: Unit[] = [];
+  get size(): number {
+    return this.h.length;
+  }
+  push(u: Unit): void {
+    const h = this.h;
+    h.push(u);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p]!.retryAt! <= h[i]!.retryAt!) break;
+      [h[p], h[i]] = [h[i]!, h[p]!];
+      i = p;
+    }
+  }
+  /** The earliest live entry, dropping stale ones. */
+  peek(): Unit | undefined {
+    while (this.h.length > 0 && (this.h[0]!.retryAt === null || this.h[0]!.state !== 'pending')) this.pop();
+    return this.h[0];
+  }
+  pop(): Unit | undefined {
+    const h = this.h;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0 && last) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && h[l]!.retryAt! < h[m]!.retryAt!) m = l;
+        if (r < h.length && h[r]!.retryAt! < h[m]!.retryAt!) m = r;
+        if (m === i) break;
+        [h[m], h[i]] = [h[i]!, h[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
 export class Engine {
   private readonly nodes: Node[] = [];
   private readonly byName = new Map<string, Node>();
+  /** Live units by key (single units always; array tasks while materialized). */
   private readonly units = new Map<string, Unit>();
   /** Nodes that may have launchable units, in first-ready order. */
   private readonly launchable = new Set<Node>();
-  private readonly waitingRetry = new Set<Unit>();
+  private readonly retries = new RetryHeap();
   private actions: EngineAction[] = [];
   private status: WorkflowStatus = 'pending';
   private canceling = false;
@@ -84,11 +160,13 @@ export class Engine {
   private nonServiceLeft = 0;
   private nodesLeft = 0;
   private deadline: number | null = null;
+  private readonly retain: boolean;
 
   constructor(
     private readonly wf: Workflow,
     private readonly opts: EngineOptions = {},
   ) {
+    this.retain = opts.retainFinished === true;
     this.build();
   }
 
@@ -96,9 +174,33 @@ export class Engine {
     return this.status;
   }
 
-  /** All units in creation order (jobs in file order, tasks in index order). */
+  /** The materialized units in creation order (jobs in file order, tasks in index order).
+   *  Tasks of an array that never started are not included (see `counts()`). */
   snapshot(): UnitSnapshot[] {
-    return [...this.units.values()].map(toSnapshot);
+    const out: UnitSnapshot[] = [];
+    for (const n of this.nodes) {
+      if (n.single) out.push(toSnapshot(n.single));
+      else for (const t of [...n.tasks.keys()].sort((a, b) => a - b)) out.push(toSnapshot(n.tasks.get(t)!));
+    }
+    return out;
+  }
+
+  /** Per job: how many units are in each state, tasks that never started included. */
+  counts(): NodeCounts[] {
+    return this.nodes.map((n) => {
+      const counts: Record<UnitState, number> = { pending: 0, ready: 0, starting: 0, running: 0, succeeded: 0, failed: 0, canceled: 0, skipped: 0 };
+      const us = n.single ? [n.single] : n.tasks.values();
+      let seen = 0;
+      for (const u of us) {
+        counts[u.state]++;
+        seen++;
+      }
+      counts.pending += n.implied;
+      if (n.impliedEnd) counts[n.impliedEnd.state] += n.impliedEnd.count;
+      // Dropped (succeeded, not retained) tasks: whatever is left.
+      counts.succeeded += n.total - seen - n.implied - (n.impliedEnd?.count ?? 0);
+      return { name: n.name, kind: n.kind, total: n.total, counts };
+    });
   }
 
   unit(key: string): UnitSnapshot | undefined {
@@ -106,7 +208,8 @@ export class Engine {
     return u ? toSnapshot(u) : undefined;
   }
 
-  /** Feed one event; returns the actions to carry out, in order. */
+  /** Feed one event; returns the actions to carry out, in order. Launches are not among
+   *  them: ask for them with `pull()`. */
   step(ev: EngineEvent): EngineAction[] {
     this.actions = [];
     switch (ev.type) {
@@ -126,6 +229,31 @@ export class Engine {
         this.onCancel(ev.now, ev.reason ?? 'canceled');
         break;
     }
+    return this.take();
+  }
+
+  /** Hand out up to `max` units to run now (a `changed` and a `launch` action each), in the
+   *  order they became ready, honouring each task array's concurrency. */
+  pull(max: number): EngineAction[] {
+    this.actions = [];
+    if (!this.canceling && !this.stopNew && this.status === 'running') {
+      let left = max;
+      for (const n of this.launchable) {
+        if (left <= 0) break;
+        left -= this.dispatch(n, left);
+      }
+    }
+    return this.take();
+  }
+
+  /** Is there work that `pull()` would hand out now? */
+  get hasLaunchable(): boolean {
+    if (this.canceling || this.stopNew || this.status !== 'running') return false;
+    for (const n of this.launchable) if (n.concurrency === 0 || n.active < n.concurrency) return true;
+    return false;
+  }
+
+  private take(): EngineAction[] {
     const out = this.actions;
     this.actions = [];
     return out;
@@ -133,15 +261,44 @@ export class Engine {
 
   // ---------------------------------------------------------------- construction
 
+  private newUnit(n: Node, task: number | null, p: UnitSnapshot | undefined): Unit {
+    const done = p?.state === 'succeeded';
+    return {
+      key: n.kind === 'job' ? unitKey(n.name, task) : n.name,
+      kind: n.kind,
+      job: n.kind === 'ingress' ? n.name.slice('@ingress/'.length) : n.name,
+      task,
+      state: done ? 'succeeded' : 'pending',
+      attempt: p?.attempt ?? 0,
+      exitCode: done ? p!.exitCode : null,
+      reason: done ? p!.reason : null,
+      message: done ? p!.message : null,
+      startedAt: done ? p!.startedAt : null,
+      endedAt: done ? p!.endedAt : null,
+      node: n,
+      attemptBase: p?.attempt ?? 0,
+      retryAt: null,
+    };
+  }
+
   private build(): void {
     const prev = this.opts.previous;
     const addNode = (name: string, kind: UnitKind, spec: JobSpec | null): Node => {
+      const ta = spec?.taskArray;
       const n: Node = {
         name,
         kind,
         service: spec?.service ?? false,
         spec,
-        units: [],
+        single: null,
+        tasks: new Map(),
+        start: ta ? ta.start : 0,
+        end: ta ? ta.end : 0,
+        total: ta ? Math.max(0, ta.end - ta.start + 1) : 1,
+        cursor: ta ? ta.start : 0,
+        seen: null,
+        implied: 0,
+        impliedEnd: null,
         inEdges: [],
         outEdges: [],
         unmet: 0,
@@ -150,40 +307,22 @@ export class Engine {
         readyHead: 0,
         active: 0,
         finished: 0,
+        failed: 0,
+        canceled: 0,
+        skipped: 0,
         runningCount: 0,
-        concurrency: spec?.taskArray?.concurrency ?? 0,
+        concurrency: ta?.concurrency ?? 0,
         maxAttempts: Math.max(1, spec?.policy.attempts ?? 1),
         backoffMs: Math.max(0, (spec?.policy.backoffSec ?? 1) * 1000),
         terminal: false,
         outcome: null,
       };
-      const tasks: (number | null)[] = [];
-      if (spec?.taskArray) for (let i = spec.taskArray.start; i <= spec.taskArray.end; i++) tasks.push(i);
-      else tasks.push(null);
-      for (const task of tasks) {
-        const key = kind === 'job' ? unitKey(name, task) : name;
-        const p = prev?.get(key);
-        const done = p?.state === 'succeeded';
-        const u: Unit = {
-          key,
-          kind,
-          job: kind === 'ingress' ? name.slice('@ingress/'.length) : name,
-          task,
-          state: done ? 'succeeded' : 'pending',
-          attempt: p?.attempt ?? 0,
-          exitCode: done ? p!.exitCode : null,
-          reason: done ? p!.reason : null,
-          message: done ? p!.message : null,
-          startedAt: done ? p!.startedAt : null,
-          endedAt: done ? p!.endedAt : null,
-          node: n,
-          idx: n.units.length,
-          attemptBase: p?.attempt ?? 0,
-          retryAt: null,
-        };
-        n.units.push(u);
-        this.units.set(key, u);
-      }
+      if (!ta) {
+        const u = this.newUnit(n, null, prev?.get(kind === 'job' ? name : name));
+        n.single = u;
+        this.units.set(u.key, u);
+        if (u.state === 'succeeded') n.finished++;
+      } else n.implied = n.total;
       this.nodes.push(n);
       this.byName.set(name, n);
       return n;
@@ -201,6 +340,26 @@ export class Engine {
       if (v.ingress.length > 0) ingressOf.set(v.name, addNode(ingressKey(v.name), 'ingress', null));
     }
     for (const spec of Object.values(this.wf.jobs)) addNode(spec.name, 'job', spec);
+    // Tasks of arrays that an earlier run left rows for (resume): materialize exactly those.
+    if (prev) {
+      for (const p of prev.values()) {
+        if (p.kind !== 'job' || p.task === null) continue;
+        const n = this.byName.get(p.job);
+        if (!n || n.single || p.task < n.start || p.task > n.end) continue;
+        const bit = p.task - n.start;
+        n.seen ??= new Uint8Array((n.total >> 3) + 1);
+        if (n.seen[bit >> 3]! & (1 << (bit & 7))) continue;
+        n.seen[bit >> 3]! |= 1 << (bit & 7);
+        const u = this.newUnit(n, p.task, p);
+        n.implied--;
+        if (u.state === 'succeeded') {
+          n.finished++;
+          if (!this.retain) continue; // counted; nothing more to know about it
+        }
+        n.tasks.set(p.task, u);
+        this.units.set(u.key, u);
+      }
+    }
     for (const spec of Object.values(this.wf.jobs)) {
       const to = this.byName.get(spec.name)!;
       for (const d of spec.requires as Dependency[]) {
@@ -221,6 +380,26 @@ export class Engine {
     this.nonServiceLeft = this.nodes.filter((n) => !n.service).length;
   }
 
+  /** Give the next implied task of `n` a Unit (it is about to start). */
+  private materialize(n: Node): Unit {
+    const seen = n.seen;
+    if (seen) while (seen[(n.cursor - n.start) >> 3]! & (1 << ((n.cursor - n.start) & 7))) n.cursor++;
+    const task = n.cursor++;
+    const u = this.newUnit(n, task, undefined);
+    u.state = 'ready';
+    n.implied--;
+    n.tasks.set(task, u);
+    this.units.set(u.key, u);
+    return u;
+  }
+
+  /** A materialized task that reached a terminal state and will never change again. */
+  private forget(u: Unit): void {
+    if (this.retain || u.node.single || u.state !== 'succeeded') return;
+    u.node.tasks.delete(u.task!);
+    this.units.delete(u.key);
+  }
+
   // ---------------------------------------------------------------- events
 
   private onStart(now: number): void {
@@ -231,12 +410,8 @@ export class Engine {
       this.actions.push({ type: 'timer', at: this.deadline });
     }
     // Nodes finished in an earlier run (resume) resolve their edges first.
-    for (const n of this.nodes) {
-      n.finished = n.units.filter((u) => TERMINAL.has(u.state)).length;
-      if (n.finished === n.units.length) this.finishNode(n);
-    }
+    for (const n of this.nodes) if (n.finished === n.total) this.finishNode(n);
     for (const n of this.nodes) if (!n.terminal && n.unmet === 0 && !n.released) this.release(n);
-    this.dispatchAll();
     this.checkDone();
   }
 
@@ -248,7 +423,7 @@ export class Engine {
     this.changed(u);
     const n = u.node;
     n.runningCount++;
-    if (n.service && n.runningCount === n.units.length) {
+    if (n.service && n.runningCount === n.total) {
       for (const e of n.outEdges) if (e.condition === 'running') this.resolveEdge(e, true);
     }
   }
@@ -276,7 +451,7 @@ export class Engine {
       const delay = Math.min(MAX_BACKOFF_MS, n.backoffMs * 2 ** (tries - 1));
       u.state = 'pending';
       u.retryAt = ev.now + delay;
-      this.waitingRetry.add(u);
+      this.retries.push(u);
       this.changed(u);
       this.event(u.key, 'warn', `${describe(u)} failed (${exitText(ev)}), retrying in ${(delay / 1000).toFixed(1)}s (attempt ${tries + 1} of ${n.maxAttempts})`);
       this.actions.push({ type: 'timer', at: u.retryAt });
@@ -287,7 +462,6 @@ export class Engine {
       if (this.opts.failFast && !this.stopNew) this.haltNew('fail-fast: an earlier job failed');
       this.unitTerminal(u);
     }
-    this.dispatch(n);
     this.checkDone();
   }
 
@@ -298,16 +472,13 @@ export class Engine {
       this.onCancel(now, 'timeout');
       return;
     }
-    let next = Infinity;
-    for (const u of [...this.waitingRetry]) {
-      if (u.retryAt !== null && u.retryAt <= now) {
-        this.waitingRetry.delete(u);
-        u.retryAt = null;
-        this.makeReady(u);
-      } else if (u.retryAt !== null) next = Math.min(next, u.retryAt);
+    for (let u = this.retries.peek(); u && u.retryAt! <= now; u = this.retries.peek()) {
+      this.retries.pop();
+      u.retryAt = null;
+      this.makeReady(u);
     }
-    if (next !== Infinity) this.actions.push({ type: 'timer', at: next });
-    for (const n of this.launchable) this.dispatch(n);
+    const next = this.retries.peek();
+    if (next) this.actions.push({ type: 'timer', at: next.retryAt! });
     this.checkDone();
   }
 
@@ -318,30 +489,35 @@ export class Engine {
     this.cancelReason = reason;
     this.status = 'running';
     this.event(null, 'warn', reason === 'timeout' ? 'stopping: workflow timeout' : 'canceling the workflow');
+    const why = reason === 'timeout' ? 'timeout' : 'canceled';
     for (const n of this.nodes) {
-      for (const u of n.units) {
+      for (const u of this.live(n)) {
         if (u.state === 'starting' || u.state === 'running') {
           this.actions.push({ type: 'kill', key: u.key, reason: reason === 'timeout' ? 'timeout' : 'canceled' });
         } else if (u.state === 'pending' || u.state === 'ready') {
-          this.waitingRetry.delete(u);
+          u.retryAt = null;
           u.state = 'canceled';
-          u.reason = reason === 'timeout' ? 'timeout' : 'canceled';
+          u.reason = why;
           u.endedAt = now;
           this.unitTerminal(u);
         }
       }
+      this.resolveImplied(n, 'canceled', why, null);
     }
     this.checkDone();
   }
 
   // ---------------------------------------------------------------- transitions
 
+  /** The materialized units of a node (a copy: callers change the map). */
+  private live(n: Node): Unit[] {
+    return n.single ? [n.single] : [...n.tasks.values()];
+  }
+
   private release(n: Node): void {
     n.released = true;
-    for (let i = 0; i < n.units.length; i++) {
-      const u = n.units[i]!;
-      if (u.state === 'pending') this.makeReady(u);
-    }
+    for (const u of this.live(n)) if (u.state === 'pending' && u.retryAt === null) this.makeReady(u);
+    if (n.implied > 0 && !this.canceling && !this.stopNew) this.launchable.add(n);
   }
 
   private makeReady(u: Unit): void {
@@ -349,38 +525,59 @@ export class Engine {
     u.state = 'ready';
     this.changed(u);
     const n = u.node;
-    n.readyQ.push(u.idx);
+    n.readyQ.push(u);
     this.launchable.add(n);
   }
 
-  private dispatchAll(): void {
-    for (const n of this.launchable) this.dispatch(n);
-  }
-
-  /** Launch ready units of `n` while its task-array concurrency allows. */
-  private dispatch(n: Node): void {
-    if (this.canceling || this.stopNew) return;
-    while (n.readyHead < n.readyQ.length && (n.concurrency === 0 || n.active < n.concurrency)) {
-      const u = n.units[n.readyQ[n.readyHead++]!]!;
-      if (u.state !== 'ready') continue;
+  /** Launch up to `max` ready units of `n` while its task-array concurrency allows; returns how many. */
+  private dispatch(n: Node, max: number): number {
+    let k = 0;
+    while (k < max && (n.concurrency === 0 || n.active < n.concurrency)) {
+      let u: Unit;
+      if (n.readyHead < n.readyQ.length) {
+        u = n.readyQ[n.readyHead++]!;
+        if (u.state !== 'ready') continue;
+      } else if (n.released && n.implied > 0) {
+        u = this.materialize(n);
+      } else break;
       u.state = 'starting';
       u.attempt++;
       n.active++;
+      k++;
       this.changed(u);
       this.actions.push({ type: 'launch', key: u.key, kind: u.kind, job: u.job, task: u.task, attempt: u.attempt });
     }
     if (n.readyHead >= n.readyQ.length) {
       n.readyQ.length = 0;
       n.readyHead = 0;
-      this.launchable.delete(n);
+      if (!(n.released && n.implied > 0)) this.launchable.delete(n);
     }
+    return k;
+  }
+
+  /** Tasks of `n` that never started end without a Unit: counted as `state`. */
+  private resolveImplied(n: Node, state: 'skipped' | 'canceled', reason: string, message: string | null): void {
+    if (n.implied === 0) return;
+    const count = n.implied;
+    n.implied = 0;
+    if (n.impliedEnd) n.impliedEnd.count += count;
+    else n.impliedEnd = { state, reason, message, count };
+    if (state === 'skipped') n.skipped += count;
+    else n.canceled += count;
+    this.launchable.delete(n);
+    n.finished += count;
+    if (n.finished === n.total) this.finishNode(n);
   }
 
   private unitTerminal(u: Unit): void {
     this.changed(u);
     const n = u.node;
+    if (u.state === 'failed') n.failed++;
+    else if (u.state === 'canceled') n.canceled++;
+    else if (u.state === 'skipped') n.skipped++;
     n.finished++;
-    if (n.finished === n.units.length) this.finishNode(n);
+    this.forget(u);
+    if (n.finished === n.total) this.finishNode(n);
   }
 
   /** A node has all units terminal: settle its outcome and resolve its outgoing edges. */
@@ -390,17 +587,10 @@ export class Engine {
       const n = work.pop()!;
       if (n.terminal) continue;
       n.terminal = true;
+      this.launchable.delete(n);
       this.nodesLeft--;
       if (!n.service) this.nonServiceLeft--;
-      let failed = 0;
-      let canceled = 0;
-      let skipped = 0;
-      for (const u of n.units) {
-        if (u.state === 'failed') failed++;
-        else if (u.state === 'canceled') canceled++;
-        else if (u.state === 'skipped') skipped++;
-      }
-      n.outcome = failed > 0 ? 'failed' : canceled > 0 ? 'canceled' : skipped === n.units.length ? 'skipped' : 'succeeded';
+      n.outcome = n.failed > 0 ? 'failed' : n.canceled > 0 ? 'canceled' : n.skipped === n.total ? 'skipped' : 'succeeded';
       for (const e of n.outEdges) {
         if (e.resolved) continue;
         const ok =
@@ -421,58 +611,71 @@ export class Engine {
     if (to.terminal) return false;
     if (ok) {
       to.unmet--;
-      if (to.unmet === 0 && !to.released) {
-        this.release(to);
-        this.dispatch(to);
-      }
+      if (to.unmet === 0 && !to.released) this.release(to);
       return false;
     }
     // Can never run: skip every unit that has not started (none has: it was not released).
     const why = `requirement "${e.from.name}" ${e.from.outcome === null ? 'did not start' : e.from.outcome}${e.condition === 'succeeded' ? '' : ` (needed: ${e.condition})`}`;
     let all = true;
-    for (const u of to.units) {
+    for (const u of this.live(to)) {
       if (TERMINAL.has(u.state)) continue;
       if (u.state === 'starting' || u.state === 'running') {
         all = false;
         continue;
       }
-      this.waitingRetry.delete(u);
+      u.retryAt = null;
       u.state = this.canceling ? 'canceled' : 'skipped';
       u.reason = this.canceling ? 'canceled' : 'dependency';
       u.message = why;
+      if (u.state === 'skipped') to.skipped++;
+      else to.canceled++;
       to.finished++;
       this.changed(u);
     }
+    if (to.implied > 0) {
+      const count = to.implied;
+      to.implied = 0;
+      const state = this.canceling ? 'canceled' : 'skipped';
+      if (to.impliedEnd) to.impliedEnd.count += count;
+      else to.impliedEnd = { state, reason: this.canceling ? 'canceled' : 'dependency', message: why, count };
+      if (state === 'skipped') to.skipped += count;
+      else to.canceled += count;
+      to.finished += count;
+    }
+    this.launchable.delete(to);
     if (!this.canceling) this.event(to.name, 'warn', `${to.kind === 'job' ? 'job ' : ''}${to.name} skipped: ${why}`);
-    return all && to.finished === to.units.length;
+    return all && to.finished === to.total;
   }
 
   private haltNew(why: string): void {
     this.stopNew = true;
     for (const n of this.nodes) {
-      for (const u of n.units) {
+      for (const u of this.live(n)) {
         if (u.state === 'pending' || u.state === 'ready') {
-          this.waitingRetry.delete(u);
+          u.retryAt = null;
           u.state = 'skipped';
           u.reason = 'fail-fast';
           u.message = why;
           this.unitTerminal(u);
         }
       }
+      this.resolveImplied(n, 'skipped', 'fail-fast', why);
     }
   }
 
   private stopServices(): void {
     for (const n of this.nodes) {
       if (!n.service || n.terminal) continue;
-      for (const u of n.units) {
+      for (const u of this.live(n)) {
         if (u.state === 'starting' || u.state === 'running') this.actions.push({ type: 'kill', key: u.key, reason: 'stop-service' });
         else if (u.state === 'pending' || u.state === 'ready') {
+          u.retryAt = null;
           u.state = 'skipped';
           u.reason = 'not-needed';
           this.unitTerminal(u);
         }
       }
+      this.resolveImplied(n, 'skipped', 'not-needed', null);
     }
   }
 

@@ -70,4 +70,7 @@ export interface EngineOptions {
   failFast?: boolean;
   /** Units already finished in an earlier run (resume): key -> snapshot. Succeeded ones are kept, the rest re-run. */
   previous?: ReadonlyMap<string, UnitSnapshot>;
+  /** Keep succeeded tasks of task arrays in memory (tests compare every unit); by default they
+   *  are only counted, so memory stays flat over a million tasks. */
+  retainFinished?: boolean;
 }

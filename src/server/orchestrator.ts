@@ -6,15 +6,15 @@
 // class with remote agents.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { WarrenError } from '../common/index.js';
-import { Engine, type EngineAction, type UnitSnapshot, type WorkflowStatus } from '../engine/index.js';
+import { WarrenError, pidAlive } from '../common/index.js';
+import { Engine, TERMINAL, type EngineAction, type NodeCounts, type UnitSnapshot, type WorkflowStatus } from '../engine/index.js';
 import type { LocalAgent } from '../agent/index.js';
-import type { ExitInfo, LaunchRequest } from '../runtime/index.js';
+import { stopRecordedAttempt, type ExitInfo, type LaunchRequest } from '../runtime/index.js';
 import type { JobSpec, Workflow } from '../workflow/index.js';
-import { BatchWriter, type Store, type WorkflowRecord } from '../store/index.js';
+import { BatchWriter, type AttemptRecord, type RunLease, type Store, type WorkflowRecord, type WriteBatch } from '../store/index.js';
 import type { Placement } from './placement.js';
 import type { DataOptions, EgressFn, IngressFn, TransferProgress } from '../data/index.js';
 
@@ -43,6 +43,9 @@ export interface OrchestratorOptions {
   transfers?: { ingress: IngressFn; egress: EgressFn };
   /** How often to look for a cancel request in the store (ms). */
   cancelPollMs?: number;
+  /** How long a run's lease lasts unless renewed (renewed every third of it). Default 15 s
+   *  (or $WARREN_LEASE_TTL_MS). */
+  leaseTtlMs?: number;
   /** Run across sites: one agent per site, jobs placed (and re-placed) by a plan. */
   sites?: { agents: Map<string, LocalAgent>; placement: Placement };
 }
@@ -59,17 +62,40 @@ export function logPaths(runDir: string, job: string, task: number | null): { ou
   return { out: `${base}.out`, err: `${base}.err` };
 }
 
+/** A store whose every write is fenced by a run lease's term. */
+function fencedStore(store: Store, fence: { workflowId: string; term: number }): Store {
+  const f = Object.create(store) as Store;
+  f.write = (batch: WriteBatch) => store.write({ ...batch, fence: batch.fence ?? fence });
+  return f;
+}
+
+/** `host:pid:random` -> words for messages. */
+export function describeOwner(owner: string): string {
+  const [host, pid] = owner.split(':');
+  return pid ? `process ${pid} on ${host}` : owner;
+}
+
+/** The lease's holder is a process of this host that no longer exists. */
+export function holderIsGone(lease: RunLease): boolean {
+  const [host, pid] = lease.owner.split(':');
+  return host === hostname() && pid !== undefined && !pidAlive(Number(pid));
+}
+
 export class Orchestrator {
   private readonly store: Store;
   private readonly agent: LocalAgent;
   private readonly home: string;
   private cancelRequested: (() => void) | null = null;
   private pendingCancel = false;
+  private counts: NodeCounts[] = [];
+  private readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  private readonly ttlMs: number;
 
   constructor(private readonly opts: OrchestratorOptions) {
     this.store = opts.store;
     this.agent = opts.agent;
     this.home = opts.home;
+    this.ttlMs = opts.leaseTtlMs ?? (Number(process.env.WARREN_LEASE_TTL_MS) || 15_000);
   }
 
   /** Cores the local agent may use. */
@@ -120,6 +146,7 @@ export class Orchestrator {
       cancelRequested: false,
       lease: null,
     };
+    // Only the units that exist before anything runs: tasks of arrays get theirs as they start.
     const units = new Engine(wf).snapshot();
     await this.store.createWorkflow(rec, units);
     return rec;
@@ -131,43 +158,154 @@ export class Orchestrator {
     else this.pendingCancel = true;
   }
 
+  /** Per job, how many units ended in each state, in the last drive (tasks that never started included). */
+  get lastCounts(): NodeCounts[] {
+    return this.counts;
+  }
+
+  /** This process's owner id for run leases: host:pid:random. */
+  get ownerId(): string {
+    return this.owner;
+  }
+
+  /**
+   * Take the run's lease: it is free, expired, or held by a process of this host that is
+   * gone (then taken over atomically in the same conditional update). Throws
+   * RUN_LEASE_HELD (exit 2) when a live runner holds it.
+   */
+  async takeLease(id: string): Promise<RunLease> {
+    const t = Date.now();
+    let r = await this.store.acquireRunLease(id, this.owner, this.ttlMs, t);
+    if (!r.ok && holderIsGone(r.current)) {
+      // Its holder died on this host: treat the lease as expired now. The update is still
+      // conditional on `expiresAt <= its recorded expiry`, so a racing taker wins or we do.
+      r = await this.store.acquireRunLease(id, this.owner, Math.max(1, t + this.ttlMs - r.current.expiresAt), r.current.expiresAt);
+    }
+    if (!r.ok) {
+      const who = describeOwner(r.current.owner);
+      throw new WarrenError('RUN_LEASE_HELD', `workflow ${id} is being run by ${who} (its lease runs until ${new Date(r.current.expiresAt).toISOString()})`, {
+        hint: `wait for it to end, or stop it with \`warren cancel ${id}\`; if that runner is gone, its lease expires by itself within ${Math.ceil(this.ttlMs / 1000)} s`,
+        exitCode: 2,
+      });
+    }
+    return r.lease;
+  }
+
+  /**
+   * Stop what a dead runner left: every attempt of the workflow not marked ended is stopped
+   * through its recorded cgroup (else its process group, checked by WARREN_ATTEMPT_ID),
+   * then marked ended, in a write fenced by our lease. Returns how many were stopped.
+   */
+  async stopAbandoned(id: string, lease: RunLease): Promise<number> {
+    let stopped = 0;
+    const ended: AttemptRecord[] = [];
+    for (const a of await this.store.attempts(id)) {
+      if (a.endedAt !== null) continue;
+      const attemptId = a.attemptId ?? `${id}/${a.key}/${a.attempt}`;
+      if ((await stopRecordedAttempt({ attemptId, pid: a.pid ?? null, cgroup: a.cgroup ?? null })) === 'stopped') stopped++;
+      ended.push({ ...a, attemptId, endedAt: Date.now(), exitCode: null, signal: null, reason: 'runner-lost', message: 'its runner died; stopped before the workflow went on' });
+    }
+    if (ended.length) await this.store.write({ attempts: ended, fence: { workflowId: id, term: lease.term } });
+    return stopped;
+  }
+
+  /**
+   * `warren cancel` of a run nobody drives (its runner died): take the lease, stop its open
+   * attempts, mark what did not finish canceled and the workflow canceled.
+   */
+  async cancelAbandoned(id: string): Promise<void> {
+    const lease = await this.takeLease(id);
+    try {
+      await this.stopAbandoned(id, lease);
+      const t = Date.now();
+      const units = (await this.store.units(id)).filter((u) => !TERMINAL.has(u.state)).map((u) => ({ workflowId: id, unit: { ...u, state: 'canceled' as const, reason: 'canceled', endedAt: t } }));
+      await this.store.write({
+        units,
+        events: [{ workflowId: id, at: t, key: null, level: 'warn', message: 'canceled (its runner was gone)' }],
+        workflows: [{ id, patch: { status: 'canceled', endedAt: t, cancelRequested: true } }],
+        fence: { workflowId: id, term: lease.term },
+      });
+    } finally {
+      await this.store.releaseRunLease(id, this.owner, lease.term);
+    }
+  }
+
   /** Drive a workflow to its end (a fresh run or a resume). */
   async drive(id: string, hooks: DriveHooks = {}): Promise<WorkflowStatus> {
-    const rec = await this.store.getWorkflow(id);
-    if (!rec) throw new WarrenError('RUN_NOT_FOUND', `no workflow ${id}`, { hint: 'see `warren list` for the ids', exitCode: 2 });
+    const rec0 = await this.store.getWorkflow(id);
+    if (!rec0) throw new WarrenError('RUN_NOT_FOUND', `no workflow ${id}`, { hint: 'see `warren list` for the ids', exitCode: 2 });
+    // Only the holder of the run's lease drives it: a second `warren resume` is refused.
+    const lease = await this.takeLease(rec0.id);
+    const fence = { workflowId: rec0.id, term: lease.term };
+    try {
+      // Before anything re-runs, what a dead runner left running is stopped (never two copies).
+      await this.stopAbandoned(rec0.id, lease);
+      return await this.driveLeased(rec0.id, lease, fence, hooks);
+    } finally {
+      await this.store.releaseRunLease(rec0.id, this.owner, lease.term).catch(() => {});
+    }
+  }
+
+  private async driveLeased(id: string, lease: RunLease, fence: { workflowId: string; term: number }, hooks: DriveHooks): Promise<WorkflowStatus> {
+    const rec = (await this.store.getWorkflow(id))!;
     const wf = rec.spec;
     const options = rec.options as RunOptions;
     const prevUnits = await this.store.units(id);
-    const isResume = prevUnits.some((u) => u.attempt > 0);
-    if (isResume) await this.reapOrphans(rec, prevUnits);
     const engine = new Engine(wf, { failFast: options.failFast, previous: new Map(prevUnits.map((u) => [u.key, u])) });
-    const writer = new BatchWriter(this.store);
+    const writer = new BatchWriter(fencedStore(this.store, fence));
     const runDir = rec.runDir;
     mkdirSync(join(runDir, 'logs'), { recursive: true });
     mkdirSync(join(runDir, 'work'), { recursive: true });
     const volumeDirs = this.prepareVolumes(wf, runDir);
     const scripts = new Map<string, string>();
     /** attempt id -> unit */
-    const inflight = new Map<string, { key: string; attempt: number; stopping: boolean }>();
+    const inflight = new Map<string, { key: string; attempt: number; stopping: boolean; durable: boolean }>();
     const byKey = new Map<string, string>();
     const dataAborts = new Map<string, AbortController>();
     const sites = this.opts.sites;
+    const agents = sites ? [...sites.agents.values()] : [this.agent];
     const agentOf = new Map<string, LocalAgent>();
     const placedJobs = new Set<string>();
     const timers = new Set<NodeJS.Timeout>();
-    let finished: (s: WorkflowStatus) => void;
-    const done = new Promise<WorkflowStatus>((r) => (finished = r));
+    let finished!: (s: WorkflowStatus) => void;
+    let failed!: (e: unknown) => void;
+    const done = new Promise<WorkflowStatus>((r, j) => {
+      finished = r;
+      failed = j;
+    });
     let final: WorkflowStatus | null = null;
+    let lost: WarrenError | null = null;
+    const node = hostname();
+    // How many launched job units may wait in the agents' queues: enough to keep every core
+    // busy between two events, few enough that memory stays flat for a million tasks.
+    const window = Math.max(64, 4 * agents.reduce((n, a) => n + a.cores, 0));
 
     const now = (): number => Date.now();
-    // TODO(orchestrator): lease. Stand-in for the former runnerPid/runnerHost: ttl 0 records who
-    // drives the run (for `warren status`/`cancel`) without holding it; take it for real,
-    // renew it while driving, fence the writer with its term and refuse when another holds it.
-    const leaseOwner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-    const taken = await this.store.acquireRunLease(id, leaseOwner, 0, now());
     writer.workflow(id, { status: 'running', startedAt: rec.startedAt ?? now(), endedAt: null, cancelRequested: false });
 
-    const step = (ev: Parameters<Engine['step']>[0]): void => apply(engine.step(ev));
+    let stepping = false;
+    const step = (ev: Parameters<Engine['step']>[0]): void => {
+      apply(engine.step(ev));
+      pump();
+    };
+    /** Pull launches from the engine while the agents have room. */
+    const pump = (): void => {
+      if (stepping || lost || final !== null) return;
+      stepping = true;
+      try {
+        for (let rounds = 0; rounds < 64; rounds++) {
+          let queued = 0;
+          for (const a of agents) queued += a.load.queued;
+          const room = window - queued;
+          if (room <= 0 || !engine.hasLaunchable) break;
+          const acts = engine.pull(room);
+          if (acts.length === 0) break;
+          apply(acts);
+        }
+      } finally {
+        stepping = false;
+      }
+    };
 
     const apply = (actions: EngineAction[]): void => {
       for (const a of actions) {
@@ -190,9 +328,10 @@ export class Orchestrator {
           }
           case 'launch': {
             const attemptId = `${id}/${a.key}/${a.attempt}`;
-            inflight.set(attemptId, { key: a.key, attempt: a.attempt, stopping: false });
+            const entry = { key: a.key, attempt: a.attempt, stopping: false, durable: false };
+            inflight.set(attemptId, entry);
             byKey.set(a.key, attemptId);
-            writer.attempt({ workflowId: id, key: a.key, attempt: a.attempt, attemptId, term: null, cgroup: null, node: null, startedAt: null, endedAt: null, exitCode: null, signal: null, reason: null, message: null });
+            const base: AttemptRecord = { workflowId: id, key: a.key, attempt: a.attempt, attemptId, term: lease.term, cgroup: null, node, startedAt: null, endedAt: null, exitCode: null, signal: null, reason: null, message: null };
             if (a.kind === 'job') {
               const spec = wf.jobs[a.job]!;
               let req: LaunchRequest;
@@ -202,6 +341,12 @@ export class Orchestrator {
                 queueMicrotask(() => agentExited(attemptId, { exitCode: null, signal: null, reason: 'spawn-error', message: (e as Error).message, durationMs: 0 }));
                 break;
               }
+              // The attempt is durable (id, pid, cgroup, term) before its command runs: the
+              // runtime holds the exec until this resolves.
+              req.beforeExec = (info) => {
+                entry.durable = true;
+                return writer.attemptNow({ ...base, startedAt: now(), pid: info.pid, cgroup: info.cgroup }, fence);
+              };
               let agent = this.agent;
               if (sites) {
                 const site = sites.placement.siteOf(a.key);
@@ -224,6 +369,7 @@ export class Orchestrator {
                 exclusive: spec.resources.exclusive,
               });
             } else {
+              writer.attempt(base);
               this.runData(a.kind, a.job, wf, volumeDirs, attemptId, dataAborts, hooks, agentStarted, agentExited);
             }
             break;
@@ -250,15 +396,21 @@ export class Orchestrator {
     const agentStarted = (attemptId: string, pid: number | undefined): void => {
       const f = inflight.get(attemptId);
       if (!f) return;
-      writer.attempt({ workflowId: id, key: f.key, attempt: f.attempt, attemptId, term: null, cgroup: null, node: null, startedAt: now(), endedAt: null, exitCode: null, signal: null, reason: null, message: null, pid: pid ?? null });
+      // A runtime that does not hold the exec (data units; a runtime without beforeExec): record it now.
+      if (!f.durable) writer.attempt({ workflowId: id, key: f.key, attempt: f.attempt, attemptId, term: lease.term, cgroup: null, node, startedAt: now(), endedAt: null, exitCode: null, signal: null, reason: null, message: null, pid: pid ?? null });
       if (sites && agentOf.has(attemptId)) sites.placement.started(f.key, now());
       step({ type: 'launched', key: f.key, attempt: f.attempt, now: now() });
     };
+    /** A job's end, by its attempt id: applied only while that attempt is the unit's current one. */
     const agentExited = (attemptId: string, info: ExitInfo): void => {
       const f = inflight.get(attemptId);
       if (!f) return;
       inflight.delete(attemptId);
       if (byKey.get(f.key) === attemptId) byKey.delete(f.key);
+      if (lost) {
+        if (inflight.size === 0) failed(lost);
+        return;
+      }
       if (sites && agentOf.has(attemptId) && info.reason === 'exit' && info.exitCode === 0) {
         const replanned = sites.placement.ended(f.key, now());
         if (replanned) {
@@ -268,11 +420,33 @@ export class Orchestrator {
       }
       agentOf.delete(attemptId);
       const reason = f.stopping ? 'stopped' : info.reason;
-      writer.attempt({ workflowId: id, key: f.key, attempt: f.attempt, attemptId, term: null, cgroup: null, node: null, startedAt: null, endedAt: now(), exitCode: info.exitCode, signal: info.signal, reason, message: info.message ?? null });
+      writer.attempt({ workflowId: id, key: f.key, attempt: f.attempt, attemptId, term: lease.term, cgroup: null, node, startedAt: null, endedAt: now(), exitCode: info.exitCode, signal: info.signal, reason, message: info.message ?? null });
       step({ type: 'exited', key: f.key, attempt: f.attempt, now: now(), exitCode: info.exitCode, signal: info.signal, reason, message: info.message });
     };
     this.agent.setListener({ started: agentStarted, exited: agentExited });
     if (sites) for (const ag of sites.agents.values()) ag.setListener({ started: agentStarted, exited: agentExited });
+
+    /** The lease is gone (another runner took the run over): launch nothing more, stop ours, fail. */
+    const loseLease = (why: string): void => {
+      if (lost || final !== null) return;
+      lost = new WarrenError('RUN_LEASE_LOST', `lost the lease on workflow ${id}: ${why}; stopped its jobs here`, {
+        hint: `another runner drives it now (see \`warren status ${id}\`); nothing was lost: what did not finish here runs there`,
+      });
+      for (const [attemptId] of inflight) {
+        const ac = dataAborts.get(attemptId);
+        if (ac) ac.abort();
+        else (agentOf.get(attemptId) ?? this.agent).kill(attemptId, 'canceled');
+      }
+      if (inflight.size === 0) failed(lost);
+    };
+    const renew = setInterval(() => {
+      this.store.renewRunLease(id, this.owner, lease.term, this.ttlMs, now()).then(
+        (ok) => {
+          if (!ok) loseLease('its lease was taken over');
+        },
+        () => {},
+      );
+    }, Math.max(50, Math.floor(this.ttlMs / 3)));
 
     this.cancelRequested = () => step({ type: 'cancel', now: now() });
     const cancelPoll = setInterval(() => {
@@ -291,26 +465,17 @@ export class Orchestrator {
       return status;
     } finally {
       clearInterval(cancelPoll);
+      clearInterval(renew);
       for (const t of timers) clearTimeout(t);
       this.cancelRequested = null;
-      await writer.flush();
-      if (taken.ok) await this.store.releaseRunLease(id, leaseOwner, taken.lease.term); // TODO(orchestrator): lease
-    }
-  }
-
-  /** Kill processes left running by a runner that died (kill -9), before re-running their units. */
-  private async reapOrphans(rec: WorkflowRecord, units: UnitSnapshot[]): Promise<void> {
-    const open = new Set(units.filter((u) => u.state === 'running' || u.state === 'starting').map((u) => u.key));
-    if (open.size === 0) return;
-    for (const a of await this.store.attempts(rec.id)) {
-      if (!open.has(a.key) || !a.pid || a.endedAt !== null) continue;
-      const marker = `WARREN_ATTEMPT_ID=${rec.id}/${a.key}/${a.attempt}`;
+      this.counts = engine.counts();
       try {
-        const env = readFileSync(`/proc/${a.pid}/environ`, 'latin1');
-        if (env.split('\u0000').includes(marker)) process.kill(-a.pid, 'SIGKILL');
-      } catch {
-        /* gone, or not ours */
+        await writer.flush();
+      } catch (e) {
+        if ((e as WarrenError).code === 'STORE_FENCED') loseLease('its lease was taken over');
+        if (!lost) throw e;
       }
+      if (lost) throw lost;
     }
   }
 
@@ -375,7 +540,11 @@ export class Orchestrator {
     else if (mounts.length > 0) cwd = container ? mounts[0]!.target : mounts[0]!.host;
     else {
       cwd = join(runDir, 'work', safe(spec.name));
-      if (!existsSync(cwd)) mkdirSync(cwd, { recursive: true });
+      // Once per job, not per task.
+      if (!scripts.has(`\u0000cwd:${spec.name}`)) {
+        if (!existsSync(cwd)) mkdirSync(cwd, { recursive: true });
+        scripts.set(`\u0000cwd:${spec.name}`, cwd);
+      }
     }
     const logs = logPaths(runDir, spec.name, task);
     if (attempt > 1) appendFileSync(logs.err, `--- warren: attempt ${attempt} ---\n`);

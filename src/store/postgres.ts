@@ -189,13 +189,14 @@ export class PgStore implements Store {
       if (units.length) {
         const u = units.map((x) => x.unit);
         const changed = await c.query(
-          `UPDATE units AS t SET state=v.state, attempt=v.attempt, exit_code=v.exit_code, reason=v.reason, message=v.message,
-             started_at=v.started_at, ended_at=v.ended_at
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::bigint[])
-             AS v(workflow_id, key, state, attempt, exit_code, reason, message, started_at, ended_at)
-           WHERE t.workflow_id = v.workflow_id AND t.key = v.key AND t.state <> 'succeeded'
+          // Upserted: a task of a task array gets its row when it first starts.
+          `INSERT INTO units AS t (workflow_id, key, state, attempt, exit_code, reason, message, started_at, ended_at, kind, job, task, seq)
+           SELECT v.*, -1 FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::int[])
+             AS v(workflow_id, key, state, attempt, exit_code, reason, message, started_at, ended_at, kind, job, task)
+           ON CONFLICT (workflow_id, key) DO UPDATE SET state=excluded.state, attempt=excluded.attempt, exit_code=excluded.exit_code, reason=excluded.reason,
+             message=excluded.message, started_at=excluded.started_at, ended_at=excluded.ended_at WHERE t.state <> 'succeeded'
            RETURNING t.workflow_id, t.key`,
-          [units.map((x) => x.workflowId), u.map((x) => x.key), u.map((x) => x.state), u.map((x) => x.attempt), u.map((x) => x.exitCode), u.map((x) => x.reason), u.map((x) => x.message), u.map((x) => x.startedAt), u.map((x) => x.endedAt)],
+          [units.map((x) => x.workflowId), u.map((x) => x.key), u.map((x) => x.state), u.map((x) => x.attempt), u.map((x) => x.exitCode), u.map((x) => x.reason), u.map((x) => x.message), u.map((x) => x.startedAt), u.map((x) => x.endedAt), u.map((x) => x.kind), u.map((x) => x.job), u.map((x) => x.task)],
         );
         const hit = new Set(changed.rows.map((r) => `${r.workflow_id}\u0000${r.key}`));
         const done = units

@@ -108,9 +108,12 @@ export class SqliteStore implements Store {
         `INSERT INTO units (workflow_id,seq,key,kind,job,task,state,attempt,exit_code,reason,message,started_at,ended_at)
          VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
       ),
+      // Units are upserted: a task of a task array gets its row when it first starts.
       updateUnit: db.prepare(
-        `UPDATE units SET state=?, attempt=?, exit_code=?, reason=?, message=?, started_at=?, ended_at=?
-         WHERE workflow_id=? AND key=? AND state <> 'succeeded'`,
+        `INSERT INTO units (workflow_id,seq,key,kind,job,task,state,attempt,exit_code,reason,message,started_at,ended_at)
+         VALUES (@wf,-1,@key,@kind,@job,@task,@state,@attempt,@exit_code,@reason,@message,@started_at,@ended_at)
+         ON CONFLICT(workflow_id,key) DO UPDATE SET state=excluded.state, attempt=excluded.attempt, exit_code=excluded.exit_code, reason=excluded.reason,
+           message=excluded.message, started_at=excluded.started_at, ended_at=excluded.ended_at WHERE units.state != 'succeeded'`,
       ),
       upsertAttempt: db.prepare(attemptUpsertSql(ph)),
       insertEvent: db.prepare(`INSERT INTO events (workflow_id,at,key,level,message) VALUES (?,?,?,?,?)`),
@@ -292,7 +295,7 @@ export class SqliteStore implements Store {
         if (!row || row.lease_term !== batch.fence.term) throw fencedError(batch.fence.workflowId, batch.fence.term, row ? row.lease_term : null);
       }
       for (const { workflowId, unit: u } of batch.units ?? []) {
-        const r = this.stmts.updateUnit.run(u.state, u.attempt, u.exitCode, u.reason, u.message, u.startedAt, u.endedAt, workflowId, u.key);
+        const r = this.stmts.updateUnit.run({ wf: workflowId, key: u.key, kind: u.kind, job: u.job, task: u.task, state: u.state, attempt: u.attempt, exit_code: u.exitCode, reason: u.reason, message: u.message, started_at: u.startedAt, ended_at: u.endedAt });
         if (r.changes > 0 && u.state === 'succeeded' && u.kind === 'job' && u.startedAt !== null && u.endedAt !== null) {
           this.stmts.insertHistory.run(u.job, u.endedAt, (u.endedAt - u.startedAt) / 1000);
         }

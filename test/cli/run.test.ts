@@ -28,6 +28,15 @@ function warrenAsync(home: string, args: string[]): { child: ChildProcess; done:
   return { child, done, stderr: () => stderr };
 }
 
+/** Is this process running (a zombie that nobody reaped yet counts as gone)? */
+function alive(pid: number): boolean {
+  try {
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+  } catch {
+    return false;
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor(pred: () => boolean, ms: number, what: string): Promise<void> {
@@ -265,7 +274,7 @@ jobs:
   a:
     command: [/bin/sh, -c, 'echo a >> $DIR/ran']
   b:
-    command: [/bin/sh, -c, 'echo b >> $DIR/ran; sleep 3; echo b-end >> $DIR/ran']
+    command: [/bin/sh, -c, 'echo b >> $DIR/ran; if [ $WARREN_ATTEMPT = 1 ]; then sleep 30; fi; echo b-end >> $DIR/ran']
     requires: [a]
   c:
     command: [/bin/sh, -c, 'echo c >> $DIR/ran']
@@ -281,7 +290,7 @@ jobs:
         const id = JSON.parse(warren(home, ['list', '--json']).stdout)[0].id;
         const before = JSON.parse(warren(home, ['status', id, '--json']).stdout);
         assert.equal(before.status, 'running');
-        assert.match(warren(home, ['status', id]).stdout, /its runner \(process \d+\) is gone \(crashed or killed\): `warren resume /);
+        assert.match(warren(home, ['status', id]).stdout, /its runner \(process \d+ on \S+\) is gone \(crashed or killed\): `warren resume /);
         const r = warren(home, ['resume', id, '--json']);
         assert.equal(r.code, 0, r.stderr);
         const out = JSON.parse(r.stdout);
@@ -313,5 +322,118 @@ jobs:
       assert.equal(f.stdout, 'line 1\nline 2\nline 3\n');
       assert.equal((await run.done).code, 0);
     }),
+  );
+
+  test(
+    'kill -9 right after tasks start, then resume: no task ever runs twice at the same time, none completed is lost',
+    { timeout: 120_000 },
+    withFlow(
+      `version: v1
+jobs:
+  arr:
+    command: [/bin/sh, -c, 'echo "start $WARREN_TASK_ID $WARREN_ATTEMPT" >> $DIR/log; sleep 1; echo "end $WARREN_TASK_ID $WARREN_ATTEMPT" >> $DIR/log']
+    task-array: {start: 1, end: 6, concurrency: 3}
+  after:
+    command: [/bin/sh, -c, 'echo "start after $WARREN_ATTEMPT" >> $DIR/log; echo "end after $WARREN_ATTEMPT" >> $DIR/log']
+    requires: [arr]
+`,
+      async (home, file, dir) => {
+        const log = () => (existsSync(join(dir, 'log')) ? readFileSync(join(dir, 'log'), 'utf8').trim().split('\n') : []);
+        const run = warrenAsync(home, ['run', file, '--cores', '3']);
+        await waitFor(() => log().some((l) => l.startsWith('start')), 20_000, 'the first task to start');
+        run.child.kill('SIGKILL'); // no grace: whatever was in flight is unsupervised now
+        await run.done;
+        const id = JSON.parse(warren(home, ['list', '--json']).stdout)[0].id;
+        const r = warren(home, ['resume', id, '--json', '--cores', '3']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(JSON.parse(r.stdout).status, 'succeeded');
+        await sleep(1500); // an orphan that was not stopped would write its end now
+        // Per task: the attempts' [start, end] intervals in file order never overlap.
+        const open = new Map<string, string>();
+        const completed = new Set<string>();
+        for (const l of log()) {
+          const [what, task, attempt] = l.split(' ');
+          if (what === 'start') {
+            const other = open.get(task!);
+            assert.ok(other === undefined || !log().includes(`end ${task} ${other}`) || log().indexOf(`end ${task} ${other}`) < log().indexOf(l), `task ${task}: attempt ${attempt} started while attempt ${other} ran\n${log().join('\n')}`);
+            open.set(task!, attempt!);
+          } else {
+            assert.equal(open.get(task!), attempt, `task ${task}: attempt ${attempt} ended after a later attempt started\n${log().join('\n')}`);
+            completed.add(task!);
+          }
+        }
+        assert.deepEqual([...completed].sort(), ['1', '2', '3', '4', '5', '6', 'after']);
+        const st = JSON.parse(warren(home, ['status', id, '--json']).stdout);
+        assert.ok(st.jobs.every((j: { status: string }) => j.status === 'succeeded'));
+      },
+    ),
+  );
+
+  test(
+    'two `warren resume ID` at once: the second is refused (exit 2, who holds it, until when); cancel of a crashed run stops its jobs',
+    { timeout: 90_000 },
+    withFlow(
+      `version: v1
+jobs:
+  long:
+    command: [/bin/sh, -c, 'echo $$ >> $DIR/pids; sleep 60']
+`,
+      async (home, file, dir) => {
+        const pids = () => (existsSync(join(dir, 'pids')) ? readFileSync(join(dir, 'pids'), 'utf8').trim().split('\n').map(Number) : []);
+        const run = warrenAsync(home, ['run', file]);
+        await waitFor(() => pids().length === 1, 20_000, 'the job to start');
+        run.child.kill('SIGKILL');
+        await run.done;
+        const id = JSON.parse(warren(home, ['list', '--json']).stdout)[0].id;
+        const first = warrenAsync(home, ['resume', id]);
+        await waitFor(() => pids().length === 2, 20_000, 'the resumed job to start');
+        assert.ok(!alive(pids()[0]!), 'the first runner\'s job was stopped before the resume re-ran it');
+        const second = warren(home, ['resume', id]);
+        assert.equal(second.code, 2, second.stderr);
+        assert.match(second.stderr, /error\[RUN_LEASE_HELD\]: workflow \S+ is being run by process \d+ on \S+ \(its lease runs until \d{4}-\d\d-\d\dT/);
+        assert.equal(pids().length, 2, 'the refused resume started nothing');
+        // Now the resumed runner crashes too; `warren cancel` must stop its job, not just mark the run.
+        first.child.kill('SIGKILL');
+        await first.done;
+        assert.ok(alive(pids()[1]!));
+        const c = warren(home, ['cancel', id]);
+        assert.equal(c.code, 0, c.stderr);
+        assert.match(c.stderr, /canceled/);
+        await waitFor(() => !alive(pids()[1]!), 5_000, 'the orphaned job to be stopped');
+        const st = JSON.parse(warren(home, ['status', id, '--json']).stdout);
+        assert.equal(st.status, 'canceled');
+        assert.deepEqual(st.jobs.map((j: { status: string }) => j.status), ['canceled']);
+      },
+    ),
+  );
+
+  test(
+    'a 100,000-task array with the default concurrency starts tasks at once, and SIGTERM stops it with its jobs',
+    { timeout: 120_000 },
+    withFlow(
+      `version: v1
+jobs:
+  big:
+    command: [/bin/sh, -c, 'echo $$ >> $DIR/pids; sleep 30']
+    task-array: {start: 1, end: 100000}
+`,
+      async (home, file, dir) => {
+        const pids = () => (existsSync(join(dir, 'pids')) ? readFileSync(join(dir, 'pids'), 'utf8').trim().split('\n').map(Number) : []);
+        const run = warrenAsync(home, ['run', file, '--cores', '2']);
+        await waitFor(() => pids().length >= 2, 30_000, 'the first tasks to start');
+        const id = JSON.parse(warren(home, ['list', '--json']).stdout)[0].id;
+        assert.match(warren(home, ['status', id]).stdout, /big +100000 tasks: 2 running, (\d+ starting, )?\d+ pending/);
+        const t0 = Date.now();
+        run.child.kill('SIGTERM');
+        const r = await run.done;
+        assert.ok(Date.now() - t0 < 4000, `took ${Date.now() - t0} ms`);
+        assert.equal(r.code, 130, r.stderr);
+        for (const pid of pids()) assert.ok(!alive(pid), `task process ${pid} still runs`);
+        const st = warren(home, ['status', id]);
+        const m = /big +100000 tasks: (\d+) canceled, (\d+) not started/.exec(st.stdout);
+        assert.ok(m, st.stdout);
+        assert.equal(Number(m[1]) + Number(m[2]), 100000);
+      },
+    ),
   );
 });

@@ -4,8 +4,14 @@ import fc from 'fast-check';
 import { Engine, type EngineAction, type EngineEvent } from '../../src/engine/index.js';
 import type { Dependency, Workflow } from '../../src/workflow/types.js';
 import { job, wf } from './builders.js';
+import { Engine as ReferenceEngine } from './reference-engine.js';
 
 const req = (...names: string[]): Dependency[] => names.map((job) => ({ job, condition: 'succeeded' }));
+
+/** One event, then every launch the engine would hand out (an agent with unlimited room). */
+function stepAll(e: Engine, ev: EngineEvent): EngineAction[] {
+  return [...e.step(ev), ...e.pull(Infinity)];
+}
 
 /** Drive an engine with a scripted "agent": every launch runs and exits with `exit(key, attempt)`. */
 function simulate(
@@ -13,7 +19,7 @@ function simulate(
   exit: (key: string, attempt: number) => number = () => 0,
   opts: { failFast?: boolean; cancelAfter?: number } = {},
 ): { actions: EngineAction[]; order: string[]; status: string; engine: Engine } {
-  const e = new Engine(w, { failFast: opts.failFast });
+  const e = new Engine(w, { failFast: opts.failFast, retainFinished: true });
   const all: EngineAction[] = [];
   let now = 0;
   const queue: EngineEvent[] = [{ type: 'start', now }];
@@ -30,7 +36,7 @@ function simulate(
       queue.push({ type: 'tick', now });
       continue;
     }
-    for (const a of e.step(ev)) {
+    for (const a of stepAll(e, ev)) {
       all.push(a);
       if (a.type === 'launch') {
         order.push(a.key);
@@ -95,49 +101,49 @@ describe('engine', () => {
     const w = wf([job('arr', { taskArray: { start: 1, end: 6, concurrency: 2 } }), job('merge', { requires: req('arr') })]);
     const e = new Engine(w);
     const launches = (acts: EngineAction[]) => acts.filter((a) => a.type === 'launch').map((a) => (a as { key: string }).key);
-    assert.deepEqual(launches(e.step({ type: 'start', now: 0 })), ['arr[1]', 'arr[2]']);
-    assert.deepEqual(launches(e.step({ type: 'launched', key: 'arr[1]', attempt: 1, now: 1 })), []);
-    assert.deepEqual(launches(e.step({ type: 'exited', key: 'arr[1]', attempt: 1, now: 2, exitCode: 0, reason: 'exit' })), ['arr[3]']);
-    for (const k of ['arr[2]', 'arr[3]']) e.step({ type: 'exited', key: k, attempt: 1, now: 3, exitCode: 0, reason: 'exit' });
+    assert.deepEqual(launches(stepAll(e, { type: 'start', now: 0 })), ['arr[1]', 'arr[2]']);
+    assert.deepEqual(launches(stepAll(e, { type: 'launched', key: 'arr[1]', attempt: 1, now: 1 })), []);
+    assert.deepEqual(launches(stepAll(e, { type: 'exited', key: 'arr[1]', attempt: 1, now: 2, exitCode: 0, reason: 'exit' })), ['arr[3]']);
+    for (const k of ['arr[2]', 'arr[3]']) stepAll(e, { type: 'exited', key: k, attempt: 1, now: 3, exitCode: 0, reason: 'exit' });
     for (const k of ['arr[4]', 'arr[5]']) assert.equal(e.unit(k)!.state, 'starting');
-    e.step({ type: 'exited', key: 'arr[4]', attempt: 1, now: 4, exitCode: 0, reason: 'exit' });
-    e.step({ type: 'exited', key: 'arr[5]', attempt: 1, now: 4, exitCode: 0, reason: 'exit' });
+    stepAll(e, { type: 'exited', key: 'arr[4]', attempt: 1, now: 4, exitCode: 0, reason: 'exit' });
+    stepAll(e, { type: 'exited', key: 'arr[5]', attempt: 1, now: 4, exitCode: 0, reason: 'exit' });
     assert.equal(e.unit('merge')!.state, 'pending');
-    assert.deepEqual(launches(e.step({ type: 'exited', key: 'arr[6]', attempt: 1, now: 5, exitCode: 0, reason: 'exit' })), ['merge']);
+    assert.deepEqual(launches(stepAll(e, { type: 'exited', key: 'arr[6]', attempt: 1, now: 5, exitCode: 0, reason: 'exit' })), ['merge']);
   });
 
   test('cancel kills running units and cancels the rest', () => {
     const w = wf([job('a'), job('b'), job('c', { requires: req('a', 'b') })]);
     const e = new Engine(w);
-    e.step({ type: 'start', now: 0 });
-    e.step({ type: 'launched', key: 'a', attempt: 1, now: 1 });
-    const acts = e.step({ type: 'cancel', now: 2 });
+    stepAll(e, { type: 'start', now: 0 });
+    stepAll(e, { type: 'launched', key: 'a', attempt: 1, now: 1 });
+    const acts = stepAll(e, { type: 'cancel', now: 2 });
     assert.deepEqual(
       acts.filter((a) => a.type === 'kill').map((a) => (a as { key: string }).key),
       ['a', 'b'],
     );
     assert.equal(e.unit('c')!.state, 'canceled');
-    e.step({ type: 'exited', key: 'a', attempt: 1, now: 3, exitCode: null, signal: 'SIGTERM', reason: 'canceled' });
-    const last = e.step({ type: 'exited', key: 'b', attempt: 1, now: 3, exitCode: null, signal: 'SIGTERM', reason: 'canceled' });
+    stepAll(e, { type: 'exited', key: 'a', attempt: 1, now: 3, exitCode: null, signal: 'SIGTERM', reason: 'canceled' });
+    const last = stepAll(e, { type: 'exited', key: 'b', attempt: 1, now: 3, exitCode: null, signal: 'SIGTERM', reason: 'canceled' });
     assert.deepEqual(last.at(-1), { type: 'done', status: 'canceled' });
     assert.ok(e.snapshot().every((u) => u.state === 'canceled'));
   });
 
   test('timeout exit reason is a failure and is retried', () => {
     const e = new Engine(wf([job('slow', { policy: { attempts: 2, backoffSec: 0, timeoutSec: 1 } })]));
-    e.step({ type: 'start', now: 0 });
-    const a = e.step({ type: 'exited', key: 'slow', attempt: 1, now: 1000, exitCode: null, signal: 'SIGKILL', reason: 'timeout' });
+    stepAll(e, { type: 'start', now: 0 });
+    const a = stepAll(e, { type: 'exited', key: 'slow', attempt: 1, now: 1000, exitCode: null, signal: 'SIGKILL', reason: 'timeout' });
     assert.ok(a.some((x) => x.type === 'event' && /failed \(timed out\), retrying in 0.0s \(attempt 2 of 2\)/.test(x.message)));
-    const t = e.step({ type: 'tick', now: 1000 });
+    const t = stepAll(e, { type: 'tick', now: 1000 });
     assert.ok(t.some((x) => x.type === 'launch' && x.attempt === 2));
   });
 
   test('stale events (old attempt) are ignored', () => {
     const e = new Engine(wf([job('a', { policy: { attempts: 2, backoffSec: 0 } })]));
-    e.step({ type: 'start', now: 0 });
-    e.step({ type: 'exited', key: 'a', attempt: 1, now: 1, exitCode: 1, reason: 'exit' });
-    e.step({ type: 'tick', now: 1 });
-    assert.deepEqual(e.step({ type: 'exited', key: 'a', attempt: 1, now: 2, exitCode: 0, reason: 'exit' }), []);
+    stepAll(e, { type: 'start', now: 0 });
+    stepAll(e, { type: 'exited', key: 'a', attempt: 1, now: 1, exitCode: 1, reason: 'exit' });
+    stepAll(e, { type: 'tick', now: 1 });
+    assert.deepEqual(stepAll(e, { type: 'exited', key: 'a', attempt: 1, now: 2, exitCode: 0, reason: 'exit' }), []);
     assert.equal(e.unit('a')!.state, 'starting');
   });
 
@@ -159,14 +165,14 @@ describe('engine', () => {
   test('a service starts first, a job waits for it running, and it is stopped at the end', () => {
     const w = wf([job('db', { service: true }), job('client', { requires: [{ job: 'db', condition: 'running' }] })]);
     const e = new Engine(w);
-    const a0 = e.step({ type: 'start', now: 0 });
+    const a0 = stepAll(e, { type: 'start', now: 0 });
     assert.deepEqual(a0.filter((a) => a.type === 'launch').map((a) => (a as { key: string }).key), ['db']);
-    const a1 = e.step({ type: 'launched', key: 'db', attempt: 1, now: 1 });
+    const a1 = stepAll(e, { type: 'launched', key: 'db', attempt: 1, now: 1 });
     assert.deepEqual(a1.filter((a) => a.type === 'launch').map((a) => (a as { key: string }).key), ['client']);
-    e.step({ type: 'launched', key: 'client', attempt: 1, now: 2 });
-    const a2 = e.step({ type: 'exited', key: 'client', attempt: 1, now: 3, exitCode: 0, reason: 'exit' });
+    stepAll(e, { type: 'launched', key: 'client', attempt: 1, now: 2 });
+    const a2 = stepAll(e, { type: 'exited', key: 'client', attempt: 1, now: 3, exitCode: 0, reason: 'exit' });
     assert.deepEqual(a2.filter((a) => a.type === 'kill'), [{ type: 'kill', key: 'db', reason: 'stop-service' }]);
-    const a3 = e.step({ type: 'exited', key: 'db', attempt: 1, now: 4, exitCode: null, signal: 'SIGTERM', reason: 'stopped' });
+    const a3 = stepAll(e, { type: 'exited', key: 'db', attempt: 1, now: 4, exitCode: null, signal: 'SIGTERM', reason: 'stopped' });
     assert.deepEqual(a3.at(-1), { type: 'done', status: 'succeeded' });
   });
 
@@ -190,19 +196,19 @@ describe('engine', () => {
     const first = simulate(w, (k) => (k === 'b' ? 1 : 0));
     assert.equal(first.status, 'failed');
     const prev = new Map(first.engine.snapshot().map((u) => [u.key, u]));
-    const e = new Engine(w, { previous: prev });
-    const acts = e.step({ type: 'start', now: 100 });
+    const e = new Engine(w, { previous: prev, retainFinished: true });
+    const acts = stepAll(e, { type: 'start', now: 100 });
     const launches = acts.filter((a) => a.type === 'launch');
     assert.deepEqual(launches, [{ type: 'launch', key: 'b', kind: 'job', job: 'b', task: null, attempt: 2 }]);
   });
 
   test('workflow timeout cancels running work and fails the workflow', () => {
     const e = new Engine(wf([job('a')], { policy: { timeoutSec: 5 } }));
-    const a0 = e.step({ type: 'start', now: 0 });
+    const a0 = stepAll(e, { type: 'start', now: 0 });
     assert.ok(a0.some((a) => a.type === 'timer' && a.at === 5000));
-    const a1 = e.step({ type: 'tick', now: 5000 });
+    const a1 = stepAll(e, { type: 'tick', now: 5000 });
     assert.ok(a1.some((a) => a.type === 'kill' && a.reason === 'timeout'));
-    const a2 = e.step({ type: 'exited', key: 'a', attempt: 1, now: 5001, exitCode: null, reason: 'canceled' });
+    const a2 = stepAll(e, { type: 'exited', key: 'a', attempt: 1, now: 5001, exitCode: null, reason: 'canceled' });
     assert.deepEqual(a2.at(-1), { type: 'done', status: 'failed' });
   });
 });
@@ -258,6 +264,172 @@ describe('engine properties', () => {
         },
       ),
       { numRuns: 300, seed: 42 },
+    );
+  });
+});
+
+// ---------------------------------------------------------------- task arrays held as ranges
+
+interface Steppable {
+  step(ev: EngineEvent): EngineAction[];
+}
+
+/** The scripted agent of `simulate`, for any engine; `room` = launches pulled per event. */
+function drive(e: Steppable, exit: (key: string, attempt: number) => number): string {
+  let now = 0;
+  const queue: EngineEvent[] = [{ type: 'start', now }];
+  const timers: number[] = [];
+  let status = 'running';
+  for (let guard = 0; guard < 200_000; guard++) {
+    const ev = queue.shift();
+    if (!ev) {
+      if (timers.length === 0) break;
+      timers.sort((a, b) => a - b);
+      now = Math.max(now, timers.shift()!);
+      queue.push({ type: 'tick', now });
+      continue;
+    }
+    for (const a of e.step(ev)) {
+      if (a.type === 'launch') {
+        queue.push({ type: 'launched', key: a.key, attempt: a.attempt, now: ++now });
+        queue.push({ type: 'exited', key: a.key, attempt: a.attempt, now: ++now, exitCode: exit(a.key, a.attempt), reason: 'exit' });
+      } else if (a.type === 'timer') timers.push(a.at);
+      else if (a.type === 'done') status = a.status;
+    }
+  }
+  return status;
+}
+
+/** Per job, per state, from a full list of units (the reference engine's). */
+function countsOf(units: { job: string; kind: string; state: string }[]): Map<string, Record<string, number>> {
+  const m = new Map<string, Record<string, number>>();
+  for (const u of units) {
+    const name = u.kind === 'ingress' ? `@ingress/${u.job}` : u.job;
+    const c = m.get(name) ?? {};
+    c[u.state] = (c[u.state] ?? 0) + 1;
+    m.set(name, c);
+  }
+  return m;
+}
+
+const nonZero = (c: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(c).filter(([, n]) => n > 0));
+
+describe('engine: task arrays as ranges', () => {
+  test('a 1,000,000-task array: start emits no per-task action; launches come only as pulled', () => {
+    const e = new Engine(wf([job('big', { taskArray: { start: 1, end: 1_000_000, concurrency: 0 } }), job('after', { requires: req('big') })]));
+    const a0 = e.step({ type: 'start', now: 0 });
+    assert.ok(a0.length < 5, `start returned ${a0.length} actions`);
+    const l = e.pull(8).filter((a) => a.type === 'launch');
+    assert.deepEqual(l.map((a) => (a as { key: string }).key), ['big[1]', 'big[2]', 'big[3]', 'big[4]', 'big[5]', 'big[6]', 'big[7]', 'big[8]']);
+    const c = e.counts().find((x) => x.name === 'big')!;
+    assert.equal(c.total, 1_000_000);
+    assert.equal(c.counts.starting, 8);
+    assert.equal(c.counts.pending, 999_992);
+    assert.equal(e.snapshot().filter((u) => u.job === 'big').length, 8, 'only started tasks have units');
+    const cancel = e.step({ type: 'cancel', now: 1 });
+    assert.equal(cancel.filter((a) => a.type === 'kill').length, 8);
+    const after = e.counts().find((x) => x.name === 'big')!;
+    assert.equal(after.counts.canceled, 999_992);
+    assert.equal(e.counts().find((x) => x.name === 'after')!.counts.canceled, 1);
+  });
+
+  test('100,000 tasks run to the end with a bounded pull; succeeded tasks are only counted', () => {
+    const e = new Engine(wf([job('arr', { taskArray: { start: 0, end: 99_999, concurrency: 0 } }), job('merge', { requires: req('arr') })]));
+    let inflight: string[] = [];
+    const take = (acts: EngineAction[]) => {
+      for (const a of acts) if (a.type === 'launch') inflight.push(a.key);
+    };
+    e.step({ type: 'start', now: 0 });
+    take(e.pull(16));
+    let last: EngineAction[] = [];
+    let t = 0;
+    while (inflight.length > 0) {
+      const batch = inflight;
+      inflight = [];
+      for (const k of batch) {
+        last = e.step({ type: 'exited', key: k, attempt: 1, now: ++t, exitCode: 0, reason: 'exit' });
+        take(e.pull(1));
+      }
+      assert.ok(inflight.length <= 16);
+    }
+    assert.equal(e.workflowStatus, 'succeeded');
+    assert.deepEqual(last.at(-1), { type: 'done', status: 'succeeded' });
+    assert.equal(e.counts().find((x) => x.name === 'arr')!.counts.succeeded, 100_000);
+    assert.equal(e.snapshot().length, 1, 'only the single job keeps a unit');
+  });
+
+  test('resume of an array rebuilds from the rows that exist; missing tasks are implied pending', () => {
+    const w = wf([job('arr', { taskArray: { start: 1, end: 5, concurrency: 2 } })]);
+    const s = (task: number, state: 'succeeded' | 'running' | 'failed', attempt: number) => ({
+      key: `arr[${task}]`, kind: 'job' as const, job: 'arr', task, state, attempt, exitCode: state === 'succeeded' ? 0 : null,
+      reason: null, message: null, startedAt: 1, endedAt: state === 'running' ? null : 2,
+    });
+    const prev = new Map([s(1, 'succeeded', 1), s(2, 'running', 1), s(4, 'failed', 2)].map((u) => [u.key, u]));
+    const e = new Engine(w, { previous: prev });
+    e.step({ type: 'start', now: 10 });
+    const keys = (acts: EngineAction[]) => acts.filter((a) => a.type === 'launch').map((a) => `${(a as { key: string }).key}#${(a as { attempt: number }).attempt}`);
+    assert.deepEqual(keys(e.pull(Infinity)), ['arr[2]#2', 'arr[4]#3']);
+    e.step({ type: 'exited', key: 'arr[2]', attempt: 2, now: 11, exitCode: 0, reason: 'exit' });
+    assert.deepEqual(keys(e.pull(Infinity)), ['arr[3]#1']);
+    e.step({ type: 'exited', key: 'arr[4]', attempt: 3, now: 12, exitCode: 0, reason: 'exit' });
+    assert.deepEqual(keys(e.pull(Infinity)), ['arr[5]#1']);
+    e.step({ type: 'exited', key: 'arr[3]', attempt: 1, now: 13, exitCode: 0, reason: 'exit' });
+    const end = e.step({ type: 'exited', key: 'arr[5]', attempt: 1, now: 14, exitCode: 0, reason: 'exit' });
+    assert.deepEqual(end.at(-1), { type: 'done', status: 'succeeded' });
+  });
+
+  test('property: on random DAGs with arrays the ranged engine ends exactly as the reference engine', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 12 }),
+        fc.array(fc.tuple(fc.nat(), fc.nat(), fc.constantFrom('succeeded', 'finished', 'failed')), { maxLength: 30 }),
+        fc.array(fc.nat({ max: 3 }), { minLength: 12, maxLength: 12 }),
+        fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 12, maxLength: 12 }),
+        fc.array(fc.tuple(fc.integer({ min: -2, max: 6 }), fc.nat({ max: 3 })), { minLength: 12, maxLength: 12 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.boolean(),
+        (n, edges, failUntil, attempts, arrays, room, retain) => {
+          const reqs: Map<number, Dependency['condition']>[] = Array.from({ length: n }, () => new Map());
+          for (const [x, y, c] of edges) {
+            const a = x % n;
+            const b = y % n;
+            if (a < b) reqs[b]!.set(a, c as Dependency['condition']);
+          }
+          const jobs = Array.from({ length: n }, (_, i) => {
+            const [len, conc] = arrays[i]!;
+            return job(`j${i}`, {
+              requires: [...reqs[i]!].map(([r, condition]) => ({ job: `j${r}`, condition })),
+              policy: { attempts: attempts[i]!, backoffSec: i % 2 },
+              ...(len >= 0 ? { taskArray: { start: 3, end: 3 + len, concurrency: conc } } : {}),
+            });
+          });
+          const w = wf(jobs);
+          // Exit code by key and attempt: some tasks fail their first attempts.
+          const exit = (key: string, attempt: number): number => {
+            const i = Number(key.slice(1).split('[')[0]);
+            const task = key.includes('[') ? Number(key.split('[')[1]!.slice(0, -1)) : 0;
+            return attempt <= (failUntil[i]! + task) % 4 ? 1 : 0;
+          };
+          const ref = new ReferenceEngine(w);
+          const refStatus = drive(ref, exit);
+          const e = new Engine(w, { retainFinished: retain });
+          const status = drive({ step: (ev) => [...e.step(ev), ...e.pull(room)] }, exit);
+          assert.equal(status, refStatus);
+          const refUnits = ref.snapshot();
+          const want = countsOf(refUnits);
+          for (const c of e.counts()) assert.deepEqual(nonZero(c.counts), want.get(c.name), `counts of ${c.name}`);
+          const byKey = new Map(refUnits.map((u) => [u.key, u]));
+          for (const u of e.snapshot()) {
+            const r = byKey.get(u.key)!;
+            assert.deepEqual([u.state, u.attempt, u.exitCode, u.reason], [r.state, r.attempt, r.exitCode, r.reason], u.key);
+          }
+          if (retain) {
+            const mine = new Set(e.snapshot().map((u) => u.key));
+            for (const r of refUnits) if (r.attempt > 0) assert.ok(mine.has(r.key), `${r.key} ran but has no unit`);
+          }
+        },
+      ),
+      { numRuns: 400, seed: 7 },
     );
   });
 });

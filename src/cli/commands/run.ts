@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { EXIT, WarrenError, warrenHome, pidAlive, didYouMean } from '../../common/index.js';
 import { explainWaiting, type UnitSnapshot, type WorkflowStatus } from '../../engine/index.js';
 import { LocalAgent } from '../../agent/index.js';
-import { createProcessRuntime, type Runtime } from '../../runtime/index.js';
-import { Orchestrator, PlanPlacement, logPaths, type OrchestratorOptions, type RunOptions } from '../../server/index.js';
+import { closeSpawner, createProcessRuntime, type Runtime } from '../../runtime/index.js';
+import { Orchestrator, PlanPlacement, describeOwner, holderIsGone, logPaths, type OrchestratorOptions, type RunOptions } from '../../server/index.js';
 import { parsePlatform } from '../../scheduler/index.js';
 import { loadWorkflowFile, type Workflow } from '../../workflow/index.js';
 import { openStore, type Store, type WorkflowRecord } from '../../store/index.js';
@@ -134,7 +134,33 @@ async function openSites(o: CommonOpts, wf: Workflow, platformFile: string, fact
   return { store, orch };
 }
 
-function resultJson(rec: WorkflowRecord, status: WorkflowStatus, units: UnitSnapshot[], attemptsPer: Map<string, number>): string {
+/** Units in the workflow's order (jobs as in the file, tasks by index): rows of array tasks
+ *  are written as the tasks start, so the store's order is not the file's. */
+function inFileOrder(wf: Workflow, units: UnitSnapshot[]): UnitSnapshot[] {
+  const rank = new Map<string, number>();
+  let i = 0;
+  for (const v of Object.values(wf.volumes)) rank.set(`ingress:${v.name}`, i++);
+  for (const j of Object.keys(wf.jobs)) rank.set(`job:${j}`, i++);
+  rank.set('egress:@egress', i++);
+  const r = (u: UnitSnapshot) => rank.get(`${u.kind}:${u.job}`) ?? i;
+  return [...units].sort((a, b) => r(a) - r(b) || (a.task ?? 0) - (b.task ?? 0));
+}
+
+/** Tasks of each task array that have no row (never started): job name -> count. */
+function notStarted(wf: Workflow, units: UnitSnapshot[]): Map<string, number> {
+  const rows = new Map<string, number>();
+  for (const u of units) if (u.task !== null) rows.set(u.job, (rows.get(u.job) ?? 0) + 1);
+  const out = new Map<string, number>();
+  for (const j of Object.values(wf.jobs)) {
+    if (!j.taskArray) continue;
+    const n = j.taskArray.end - j.taskArray.start + 1 - (rows.get(j.name) ?? 0);
+    if (n > 0) out.set(j.name, n);
+  }
+  return out;
+}
+
+function resultJson(rec: WorkflowRecord, status: WorkflowStatus, units0: UnitSnapshot[], attemptsPer: Map<string, number>): string {
+  const units = inFileOrder(rec.spec, units0);
   const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
   return JSON.stringify({
     id: rec.id,
@@ -159,7 +185,7 @@ const exitFor = (s: WorkflowStatus): number => (s === 'succeeded' ? EXIT.ok : s 
 async function driveWithView(store: Store, orch: Orchestrator, rec: WorkflowRecord, json: boolean): Promise<number> {
   const live = !json && process.stderr.isTTY === true && process.env.TERM !== 'dumb';
   const view = new RunView(process.stderr, live, json);
-  view.start(rec.id, rec.runDir, await store.units(rec.id));
+  view.start(rec.id, rec.runDir, await store.units(rec.id), rec.spec);
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     interrupts++;
@@ -183,14 +209,16 @@ async function driveWithView(store: Store, orch: Orchestrator, rec: WorkflowReco
     view.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    // `warren run` ends after its launcher (warren-spawn), never before.
+    await closeSpawner();
   }
-  const units = await store.units(rec.id);
   if (json) {
-    process.stdout.write(resultJson(rec, status, units, new Map()) + '\n');
+    process.stdout.write(resultJson(rec, status, await store.units(rec.id), new Map()) + '\n');
   } else {
-    const jobs = units.filter((u) => u.kind === 'job');
-    const count = (s: string) => jobs.filter((u) => u.state === s).length;
-    const parts = ['succeeded', 'failed', 'skipped', 'canceled'].map((s) => [s, count(s)] as const).filter(([, n]) => n > 0);
+    // Counts from the engine (tasks that never started included): no need to read a row per task.
+    const jobs = orch.lastCounts.filter((c) => c.kind === 'job');
+    const count = (s: keyof (typeof jobs)[number]['counts']) => jobs.reduce((n, c) => n + c.counts[s], 0);
+    const parts = (['succeeded', 'failed', 'skipped', 'canceled'] as const).map((s) => [s, count(s)] as const).filter(([, n]) => n > 0);
     process.stderr.write(`workflow ${rec.id} ${status}: ${parts.map(([s, n]) => `${n} ${s}`).join(', ')}\n`);
     if (status === 'failed') process.stderr.write(`  hint: see the logs with \`warren logs ${rec.id} JOB\`; fix the cause, then \`warren resume ${rec.id}\` re-runs only what did not succeed\n`);
   }
@@ -257,17 +285,10 @@ export function register(program: Command): void {
         process.stderr.write(`workflow ${rec.id} already succeeded; nothing to do\n`);
         return;
       }
-      const runner = runnerOf(rec); // TODO(orchestrator): lease
-      if (rec.status === 'running' && runner.pid && runner.host === hostname() && pidAlive(runner.pid)) {
-        throw new WarrenError('RUN_STILL_RUNNING', `workflow ${rec.id} is still being run by process ${runner.pid}`, {
-          hint: `wait for it, or stop it first with \`warren cancel ${rec.id}\``,
-          exitCode: 2,
-        });
-      }
+      // Refused (RUN_LEASE_HELD, exit 2) while another runner holds the run's lease.
       // Check the images again (time of check = time of use): an image swapped since the run
       // (or a policy tightened since) is refused before anything runs again.
       await prepareImages(rec.spec, gate, nodePolicy(warrenHome()).allowSetuid);
-      await store.write({ workflows: [{ id: rec.id, patch: { status: 'running', cancelRequested: false } }] });
       process.exitCode = await driveWithView(store, orch, rec, o.json === true);
     } finally {
       await store.close();
@@ -315,23 +336,41 @@ export function register(program: Command): void {
           return;
         }
         process.stdout.write(`workflow ${rec.id} (${rec.name}) ${rec.status}\n  file: ${rec.file ?? '-'}\n  logs: ${join(rec.runDir, 'logs')}\n`);
-        const runner = runnerOf(rec); // TODO(orchestrator): lease
-        const orphaned = rec.status === 'running' && (!runner.pid || (runner.host === hostname() && !pidAlive(runner.pid)));
-        if (orphaned) process.stdout.write(`  ! its runner${runner.pid ? ` (process ${runner.pid})` : ''} is gone (crashed or killed): \`warren resume ${rec.id}\` continues it\n`);
-        const waiting = rec.status === 'running' && !orphaned ? explainWaiting(rec.spec, units, { cores: Number(rec.options.agentCores) || availableParallelism() }) : new Map<string, string>();
+        const lease = rec.lease;
+        const orphaned = (rec.status === 'running' || rec.status === 'pending') && (lease === null || lease.expiresAt <= Date.now() || holderIsGone(lease));
+        if (orphaned) process.stdout.write(`  ! its runner${lease ? ` (${describeOwner(lease.owner)})` : ''} is gone (crashed or killed): \`warren resume ${rec.id}\` continues it\n`);
+        else if (lease && rec.status === 'running') process.stdout.write(`  runner: ${describeOwner(lease.owner)}, lease term ${lease.term} until ${new Date(lease.expiresAt).toISOString()}\n`);
+        const missing = notStarted(rec.spec, units);
+        const finished = rec.status !== 'running' && rec.status !== 'pending';
+        // A task array's tasks that never started have no row: one stand-in per array for the explanation.
+        const forExplain = [...units];
+        for (const [job] of missing) forExplain.push({ key: `${job}[?]`, kind: 'job', job, task: -1, state: 'pending', attempt: 0, exitCode: null, reason: null, message: null, startedAt: null, endedAt: null });
+        const waiting = rec.status === 'running' && !orphaned ? explainWaiting(rec.spec, forExplain, { cores: Number(rec.options.agentCores) || availableParallelism() }) : new Map<string, string>();
         const byJob = new Map<string, UnitSnapshot[]>();
-        for (const u of units) byJob.set(u.job, [...(byJob.get(u.job) ?? []), u]);
-        for (const [job, us] of byJob) {
-          const first = us[0]!;
+        for (const u of inFileOrder(rec.spec, units)) {
+          const l = byJob.get(u.job);
+          if (l) l.push(u);
+          else byJob.set(u.job, [u]);
+        }
+        for (const job of missing.keys()) if (!byJob.has(job)) byJob.set(job, []);
+        const order = new Map(inFileOrder(rec.spec, forExplain).map((u, i) => [u.job, i]));
+        const jobsInOrder = [...byJob].sort((a, b) => (order.get(a[0]) ?? 0) - (order.get(b[0]) ?? 0));
+        for (const [job, us] of jobsInOrder) {
+          const first = us[0] ?? { kind: 'job' as const };
           const label = first.kind === 'job' ? job : first.kind === 'ingress' ? `ingress ${job}` : 'egress';
-          if (us.length === 1) {
+          const spec = rec.spec.jobs[job];
+          if (!spec?.taskArray && us.length === 1) {
             const u = first;
             const extra = u.state === 'failed' || u.state === 'skipped' ? `  ${u.reason === 'exit' ? `exit ${u.exitCode}` : u.reason ?? ''}${u.message ? `: ${u.message}` : ''}` : '';
             process.stdout.write(`  ${label.padEnd(24)} ${u.state.padEnd(10)} attempts ${u.attempt}${extra}\n`);
           } else {
+            // Big arrays: counts per state; tasks that never started count as pending (or
+            // "not started" once the workflow has ended).
             const c: Record<string, number> = {};
             for (const u of us) c[u.state] = (c[u.state] ?? 0) + 1;
-            process.stdout.write(`  ${label.padEnd(24)} ${us.length} tasks: ${Object.entries(c).map(([s, n]) => `${n} ${s}`).join(', ')}\n`);
+            const m = missing.get(job) ?? 0;
+            if (m > 0) c[finished ? 'not started' : 'pending'] = (c[finished ? 'not started' : 'pending'] ?? 0) + m;
+            process.stdout.write(`  ${label.padEnd(24)} ${us.length + m} tasks: ${Object.entries(c).map(([s, n]) => `${n} ${s}`).join(', ')}\n`);
           }
           const why = waiting.get(job);
           if (why) process.stdout.write(`  ${''.padEnd(24)} waiting: ${why}\n`);
@@ -378,9 +417,10 @@ export function register(program: Command): void {
         const path = o.err ? logPaths(rec.runDir, job, task).err : logPaths(rec.runDir, job, task).out;
         if (!o.follow) {
           if (!existsSync(path)) {
+            const ta = spec.taskArray;
+            if (task !== null && (!ta || task < ta.start || task > ta.end)) throw new WarrenError('RUN_UNKNOWN_TASK', `job "${job}" has no task ${task}`, { hint: ta ? `its tasks are ${ta.start}..${ta.end}` : `it is not a task array: \`warren logs ${rec.id} ${job}\``, exitCode: 2 });
             const u = (await store.units(rec.id)).find((x) => x.key === key);
-            if (!u) throw new WarrenError('RUN_UNKNOWN_TASK', `job "${job}" has no task ${task}`, { exitCode: 2 });
-            process.stderr.write(`(no output yet: ${key} is ${u.state})\n`);
+            process.stderr.write(`(no output${u ? `: ${key} is ${u.state}` : `: ${key} has not started`})\n`);
             return;
           }
           await pipeFile(path, 0);
@@ -407,18 +447,22 @@ export function register(program: Command): void {
             exitCode: 2,
           });
         }
-        await store.write({ workflows: [{ id: rec.id, patch: { cancelRequested: true } }] });
-        // Embedded mode: the runner is a process on this host; a signal makes it react at once.
-        const runner = runnerOf(rec); // TODO(orchestrator): lease
-        if (runner.pid && runner.host === hostname() && pidAlive(runner.pid)) {
-          try {
-            process.kill(runner.pid, 'SIGTERM');
-          } catch {
-            /* it polls the store too */
+        const lease = rec.lease;
+        if (lease && lease.expiresAt > Date.now() && !holderIsGone(lease)) {
+          // A live runner holds the lease: ask it (it polls the store); on this host a signal makes it react at once.
+          await store.write({ workflows: [{ id: rec.id, patch: { cancelRequested: true } }] });
+          const [host, pid] = lease.owner.split(':');
+          if (host === hostname() && Number(pid) > 0 && pidAlive(Number(pid))) {
+            try {
+              process.kill(Number(pid), 'SIGTERM');
+            } catch {
+              /* it polls the store too */
+            }
           }
-        } else if (!runner.pid || !pidAlive(runner.pid)) {
-          // Nobody drives it (its runner died): mark it canceled directly.
-          await store.write({ workflows: [{ id: rec.id, patch: { status: 'canceled', endedAt: Date.now() } }] });
+        } else {
+          // Nobody drives it (its runner died): take the lease, stop what it left running, mark it canceled.
+          const { orch } = await openAll(o);
+          await orch.cancelAbandoned(rec.id);
         }
         // Wait (up to 10 s) until the runner reports the end.
         const t0 = Date.now();
