@@ -50,14 +50,6 @@ async function prepareImages(wf: Workflow, gate: TrustGate, allowSetuid = false)
     } catch (e) {
       const err = e as WarrenError;
       if (typeof err.message === 'string' && !err.message.includes(uri)) err.message = `${uri}: ${err.message}`;
-      const ignored = (gate.policy as { ignoredWorkflowKeys?: string[] }).ignoredWorkflowKeys ?? [];
-      if (ignored.length && (err.code === 'IMAGE_UNTRUSTED_SIGNER' || err.code === 'IMAGE_UNSIGNED')) {
-        throw new WarrenError(err.code, err.message, {
-          hint: `the node policy ($WARREN_HOME/policy.json) requires signed images, so only keys the node trusts count; the workflow's trusted-keys (${ignored.join(', ')}) do not widen it: ask the administrator to trust the key (\`warren key import PUB.pem --trust\`, or the node policy's trusted-keys)`,
-          exitCode: err.exitCode,
-          ...(err.details ? { details: err.details } : {}),
-        });
-      }
       throw err;
     }
   }

@@ -17,6 +17,8 @@ export interface TrustPolicy {
   trustedKeys?: string[];
   /** Key store to use (default $WARREN_HOME/keys). */
   keyStore?: KeyStore;
+  /** A workflow's trusted-keys that the node policy leaves out (effectiveTrustPolicy): named in the hint of a refusal. */
+  ignoredWorkflowKeys?: string[];
 }
 
 export async function resolveTrustedKeys(refs: string[] | undefined, store: KeyStore): Promise<LoadedKey[]> {
@@ -194,6 +196,17 @@ export class TrustGate {
     }
   }
 
+  /** A refusal where the workflow's own keys were left out by the node policy says so. */
+  private explain(e: unknown): unknown {
+    const ignored = this.policy.ignoredWorkflowKeys ?? [];
+    if (!ignored.length || !(e instanceof WarrenError) || (e.code !== 'IMAGE_UNTRUSTED_SIGNER' && e.code !== 'IMAGE_UNSIGNED')) return e;
+    return new WarrenError(e.code, e.message, {
+      hint: `the node policy ($WARREN_HOME/policy.json) requires signed images, so only keys the node trusts count; the workflow's trusted-keys (${ignored.join(', ')}) do not widen it: ask the administrator to trust the key (\`warren key import PUB.pem --trust\`, or the node policy's trusted-keys)`,
+      exitCode: e.exitCode,
+      ...(e.details ? { details: e.details } : {}),
+    });
+  }
+
   private async admitOnce<T extends GatedImage>(img: T, key: string): Promise<T & { signers?: string[]; contentDigest?: string; partition?: { offset: number; size: number } }> {
     const known = this.pinned.get(key);
     if (known && this.store.intact(known.copy.path)) return { ...img, path: known.copy.path, contentDigest: known.copy.digest, partition: known.partition, signers: known.signers };
@@ -205,7 +218,11 @@ export class TrustGate {
     const policyKey = createHash('sha256').update(keys.map((k) => k.fingerprint).sort().join('\n')).digest('hex').slice(0, 16);
     let signers = this.store.verdict(copy, policyKey);
     if (!signers) {
-      signers = (await verifyUnderPolicy(copy.path, img.uri, keys)).signers;
+      try {
+        signers = (await verifyUnderPolicy(copy.path, img.uri, keys)).signers;
+      } catch (e) {
+        throw this.explain(e);
+      }
       this.store.recordVerdict(copy, policyKey, signers);
     }
     // The partition to mount, chosen by the same rule on the same (immutable) bytes.

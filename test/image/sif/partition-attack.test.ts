@@ -126,4 +126,20 @@ describe('one trust rule for the workflow and the node', () => {
       cleanup();
     }
   });
+
+  test('the gate applies the rule: under a node policy an image signed by a workflow-only key is refused, the hint says why', async () => {
+    const { dir, cleanup } = tempDir('warren-rule-');
+    try {
+      const ks = new KeyStore(join(dir, 'keys'));
+      const ok = await makeSif(join(dir, 'ok.sif'), [partition(markerSquashfs(dir, 'signed'), 1)]);
+      const wf = { requireSigned: true, trustedKeys: [ED_PUBLIC] };
+      const image = { uri: `file://${ok}`, kind: 'sif' as const, path: ok };
+      const open = new TrustGate(effectiveTrustPolicy({ requireSigned: false, trustedKeys: [] }, wf, ks), { dir: join(dir, 'trusted') });
+      assert.deepEqual((await open.admit(image)).signers, [ED_FP]);
+      const locked = new TrustGate(effectiveTrustPolicy({ requireSigned: true, trustedKeys: [] }, wf, ks), { dir: join(dir, 'trusted') });
+      await assert.rejects(locked.admit(image), (e: unknown) => isWarrenError(e) && e.code === 'IMAGE_UNTRUSTED_SIGNER' && /node policy.*do not widen it/.test(e.hint ?? ''));
+    } finally {
+      cleanup();
+    }
+  });
 });
