@@ -54,20 +54,18 @@ export class LocalAgent {
     if (cores > this.cores) {
       throw new WarrenError('AGENT_NOT_ENOUGH_CORES', `${name} needs ${cores} cores but this node has ${this.cores}`, {
         hint: `lower resource.cpu.cores to at most ${this.cores}, raise --cores, or run it on a larger node or cluster`,
-        exitCode: 2,
       });
     }
     if (memoryBytes > this.memoryBytes) {
       throw new WarrenError(
         'AGENT_NOT_ENOUGH_MEMORY',
         `${name} needs ${(memoryBytes / 2 ** 30).toFixed(1)} GiB of memory but this node has ${(this.memoryBytes / 2 ** 30).toFixed(1)} GiB`,
-        { hint: 'lower resource.memory.size (mind `by-core`), or run it on a larger node', exitCode: 2 },
+        { hint: 'lower resource.memory.size (mind `by-core`), or run it on a larger node' },
       );
     }
     if (needsContainer && !this.opts.container) {
       throw new WarrenError('AGENT_NO_CONTAINER_RUNTIME', `${name} names an image but this node has no container runtime`, {
         hint: 'install runc (apt-get install runc), or remove `image:` to run the job as a host process',
-        exitCode: 2,
       });
     }
   }

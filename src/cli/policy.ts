@@ -25,7 +25,7 @@ export function nodePolicy(home: string): NodePolicy {
   try {
     v = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new WarrenError('CLI_BAD_POLICY', `the node policy ${file} is not valid JSON: ${(e as Error).message}`, { hint: EXAMPLE, exitCode: 2 });
+    throw new WarrenError('CLI_BAD_POLICY', `the node policy ${file} is not valid JSON: ${(e as Error).message}`, { hint: EXAMPLE });
   }
   const keys = v['trusted-keys'];
   const bool = (k: string) => v[k] === undefined || typeof v[k] === 'boolean';
@@ -33,7 +33,7 @@ export function nodePolicy(home: string): NodePolicy {
     throw new WarrenError(
       'CLI_BAD_POLICY',
       `the node policy ${file} has a wrong type: "require-signed" and "allow-setuid" must be true or false, "trusted-keys" a list of strings`,
-      { hint: EXAMPLE, exitCode: 2 },
+      { hint: EXAMPLE },
     );
   }
   return { requireSigned: v['require-signed'] === true, trustedKeys: (keys as string[] | undefined) ?? [], allowSetuid: v['allow-setuid'] === true };

@@ -1,6 +1,8 @@
 // Shared building blocks used by every subsystem: typed errors and unit parsing.
 export { WarrenError, EXIT, isWarrenError, toWarrenError } from './errors.js';
-export type { WarrenErrorOptions } from './errors.js';
+export type { WarrenErrorOptions, WireError } from './errors.js';
+export { ERROR_CODES, isErrorCode } from './codes.js';
+export type { ErrorCode } from './codes.js';
 export { parseSize, parseDuration, parseBandwidth, formatBytes, formatDuration } from './units.js';
 export { warrenHome, ensureWarrenHome } from './paths.js';
 export { editDistance, didYouMean } from './suggest.js';

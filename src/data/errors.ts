@@ -1,10 +1,9 @@
 // Typed errors of the data subsystem (catalogued in docs/errors/data.md).
-import { EXIT, WarrenError, isWarrenError } from '../common/index.js';
+import { EXIT, WarrenError, isWarrenError, type ErrorCode } from '../common/index.js';
 
-export function dataError(code: string, message: string, hint: string, opts: { usage?: boolean; cause?: unknown; details?: Record<string, unknown> } = {}): WarrenError {
+export function dataError(code: ErrorCode, message: string, hint: string, opts: { usage?: boolean; cause?: unknown; details?: Record<string, unknown> } = {}): WarrenError {
   return new WarrenError(code, message, {
     hint,
-    exitCode: opts.usage ? EXIT.usage : EXIT.failed,
     ...(opts.cause !== undefined ? { cause: opts.cause } : {}),
     ...(opts.details ? { details: opts.details } : {}),
   });
@@ -95,7 +94,6 @@ export function fsError(e: unknown, path: string, uri: string, dest?: string): W
 export function canceled(uri: string, cause?: unknown): WarrenError {
   return new WarrenError('DATA_CANCELED', `transfer of ${uri} was canceled`, {
     hint: 'run the workflow again to continue; a partial download resumes',
-    exitCode: EXIT.canceled,
     ...(cause !== undefined ? { cause } : {}),
   });
 }

@@ -37,20 +37,18 @@ async function prepareLocal(ref: LocalImageRef): Promise<PreparedImage> {
     const code = (e as NodeJS.ErrnoException).code;
     throw new WarrenError('IMAGE_LOCAL_NOT_FOUND', `image ${ref.path} does not exist${code && code !== 'ENOENT' ? ` (${code})` : ''}`, {
       hint: 'check the path; local images are a .sif file or a root file system directory, given as an absolute path or file:///path',
-      exitCode: EXIT.usage,
     });
   }
   const config: ImageConfig = { env: [], labels: {} };
   if (st.isDirectory()) {
     if (ref.kind === 'sif') {
-      throw new WarrenError('IMAGE_SIF_INVALID', `image ${ref.path} is a directory, not a SIF file`, { hint: 'give the path of the .sif file', exitCode: EXIT.usage });
+      throw new WarrenError('IMAGE_SIF_INVALID', `image ${ref.path} is a directory, not a SIF file`, { hint: 'give the path of the .sif file' });
     }
     return { uri: ref.uri, kind: 'rootfs', path: ref.path, config };
   }
   if (!st.isFile() || !(await hasSifMagic(ref.path))) {
     throw new WarrenError('IMAGE_SIF_INVALID', `image ${ref.path} is not a SIF file (no SIF header) and not a directory`, {
       hint: 'the file may be corrupt or truncated: build or download the SIF again (apptainer build), or give a root file system directory',
-      exitCode: EXIT.usage,
     });
   }
   // Structure check (header, descriptor table, objects inside the file): SIF_TRUNCATED / SIF_CORRUPT.

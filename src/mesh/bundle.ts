@@ -19,14 +19,12 @@ export class TrustBundle {
     } catch (e) {
       throw new WarrenError('MESH_BUNDLE_INVALID', `${what} has a certificate that cannot be read: ${(e as Error).message}`, {
         hint: 'give PEM CA certificates (-----BEGIN CERTIFICATE-----), e.g. the ca.crt of the cluster',
-        exitCode: EXIT.usage,
         cause: e,
       });
     }
     if (certs.length === 0) {
       throw new WarrenError('MESH_BUNDLE_INVALID', `${what} holds no certificate`, {
         hint: 'give PEM CA certificates (-----BEGIN CERTIFICATE-----), e.g. the ca.crt of the cluster',
-        exitCode: EXIT.usage,
       });
     }
     return new TrustBundle(certs);
@@ -38,7 +36,6 @@ export class TrustBundle {
     if (!cert.ca) {
       throw new WarrenError('MESH_BUNDLE_INVALID', `${cert.subject.replace(/\n/g, ', ')} is not a CA certificate and cannot be trusted as one`, {
         hint: 'a trust bundle holds CA certificates only (basicConstraints CA:TRUE), never a leaf',
-        exitCode: EXIT.usage,
       });
     }
     this.cas.set(cert.fingerprint256, cert);

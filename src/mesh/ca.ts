@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
 import { X509Certificate as NodeX509 } from 'node:crypto';
-import { WarrenError, EXIT } from '../common/index.js';
+import { WarrenError, EXIT, type ErrorCode } from '../common/index.js';
 import { x509, generateKeyPair, privateKeyToPem, keyPairFromPem, randomSerial, EC_SIGNING_ALGORITHM, subtle, type CryptoKey, type CryptoKeyPair } from './crypto.js';
 import { checkTrustDomain, formatSpiffeId, trustDomainId, type SpiffeId, type SpiffeKind } from './spiffe.js';
 import { ensurePrivateDir, writePrivateFile, checkPrivateMode } from './files.js';
@@ -60,8 +60,8 @@ export interface ImportCaOptions {
   keyPem: string;
 }
 
-function caError(code: string, message: string, hint: string, exitCode: number = EXIT.failed): WarrenError {
-  return new WarrenError(code, message, { hint, exitCode });
+function caError(code: ErrorCode, message: string, hint: string): WarrenError {
+  return new WarrenError(code, message, { hint });
 }
 
 export class CertificateAuthority {
@@ -93,7 +93,7 @@ export class CertificateAuthority {
   static async create(dir: string, opts: CreateCaOptions): Promise<CertificateAuthority> {
     const td = checkTrustDomain(opts.trustDomain);
     if (CertificateAuthority.exists(dir)) {
-      throw caError('MESH_CA_EXISTS', `a certificate authority already exists in ${dir}`, 'load it (CertificateAuthority.load) or choose another directory; a CA key is never overwritten', EXIT.usage);
+      throw caError('MESH_CA_EXISTS', `a certificate authority already exists in ${dir}`, 'load it (CertificateAuthority.load) or choose another directory; a CA key is never overwritten');
     }
     const ttl = opts.ttlSeconds ?? DEFAULT_CA_TTL_SECONDS;
     const keys = await generateKeyPair();
@@ -127,7 +127,7 @@ export class CertificateAuthority {
   static async import(dir: string, opts: ImportCaOptions): Promise<CertificateAuthority> {
     const td = checkTrustDomain(opts.trustDomain);
     if (CertificateAuthority.exists(dir)) {
-      throw caError('MESH_CA_EXISTS', `a certificate authority already exists in ${dir}`, 'choose another directory; a CA key is never overwritten', EXIT.usage);
+      throw caError('MESH_CA_EXISTS', `a certificate authority already exists in ${dir}`, 'choose another directory; a CA key is never overwritten');
     }
     const { keys, cert } = await CertificateAuthority.check(opts.certPem, opts.keyPem, 'the given CA');
     ensurePrivateDir(dir);
@@ -164,7 +164,7 @@ export class CertificateAuthority {
     if (CertificateAuthority.exists(dir)) {
       const ca = await CertificateAuthority.load(dir);
       if (ca.trustDomain !== opts.trustDomain) {
-        throw caError('MESH_CA_TRUST_DOMAIN', `the CA in ${dir} is for trust domain "${ca.trustDomain}", not "${opts.trustDomain}"`, `use trust domain "${ca.trustDomain}", or another directory for a new cluster`, EXIT.usage);
+        throw caError('MESH_CA_TRUST_DOMAIN', `the CA in ${dir} is for trust domain "${ca.trustDomain}", not "${opts.trustDomain}"`, `use trust domain "${ca.trustDomain}", or another directory for a new cluster`);
       }
       return { ca, created: false };
     }
@@ -182,19 +182,18 @@ export class CertificateAuthority {
     } catch (e) {
       throw new WarrenError('MESH_CA_INVALID', `${what} cannot be read: ${(e as Error).message}`, {
         hint: 'give a PEM CA certificate and its PEM (PKCS#8 or SEC1) EC P-256 private key',
-        exitCode: EXIT.usage,
         cause: e,
       });
     }
     const ku = cert.getExtension(x509.KeyUsagesExtension);
     if (!node.ca || !ku || !(ku.usages & x509.KeyUsageFlags.keyCertSign)) {
-      throw caError('MESH_CA_INVALID', `${what} is not a CA certificate (it needs basicConstraints CA:TRUE and keyUsage keyCertSign)`, 'give the certificate of a CA, not of a leaf', EXIT.usage);
+      throw caError('MESH_CA_INVALID', `${what} is not a CA certificate (it needs basicConstraints CA:TRUE and keyUsage keyCertSign)`, 'give the certificate of a CA, not of a leaf');
     }
     const probe = Buffer.from('warren ca key check');
     const sig = await subtle.sign(EC_SIGNING_ALGORITHM, keys.privateKey as never, probe);
     const pub = await cert.publicKey.export(cert.publicKey.algorithm as never, ['verify']);
     if (!(await subtle.verify(EC_SIGNING_ALGORITHM, pub as never, sig, probe))) {
-      throw caError('MESH_CA_INVALID', `the key of ${what} does not belong to its certificate`, 'give the private key that matches the CA certificate', EXIT.usage);
+      throw caError('MESH_CA_INVALID', `the key of ${what} does not belong to its certificate`, 'give the private key that matches the CA certificate');
     }
     if (cert.notAfter.getTime() <= Date.now()) {
       throw caError('MESH_CA_EXPIRED', `${what} expired on ${cert.notAfter.toISOString()}`, 'create a new CA and add it to the trust bundle (CA rotation), then re-issue every certificate');
@@ -214,7 +213,6 @@ export class CertificateAuthority {
     } catch (e) {
       throw new WarrenError('MESH_CSR_INVALID', `the certificate request cannot be read: ${(e as Error).message}`, {
         hint: 'send a PEM or DER PKCS#10 request (the agent makes one with createCertificateRequest)',
-        exitCode: EXIT.usage,
         cause: e,
       });
     }
@@ -222,13 +220,11 @@ export class CertificateAuthority {
     if (alg.name !== 'ECDSA' || !['P-256', 'P-384'].includes(alg.namedCurve ?? '')) {
       throw new WarrenError('MESH_CSR_INVALID', `the certificate request has a ${alg.name}${alg.namedCurve ? ` ${alg.namedCurve}` : ''} key; Warren issues for EC P-256 and P-384 keys only`, {
         hint: 'generate an EC P-256 key (generateAgentKey) and make the request again',
-        exitCode: EXIT.usage,
       });
     }
     if (!(await req.verify())) {
       throw new WarrenError('MESH_CSR_INVALID', 'the signature of the certificate request does not verify: the requester does not hold the key', {
         hint: 'make the request again with the same key that is in it',
-        exitCode: EXIT.usage,
       });
     }
     return this.issueFor(req.publicKey, opts);
@@ -242,7 +238,6 @@ export class CertificateAuthority {
     if (!(ttl > 0 && ttl <= MAX_LEAF_TTL_SECONDS)) {
       throw new WarrenError('MESH_TTL_INVALID', `a certificate life of ${ttl} s is out of range`, {
         hint: `give between 1 s and ${MAX_LEAF_TTL_SECONDS} s (30 days); the default is ${DEFAULT_LEAF_TTL_SECONDS} s`,
-        exitCode: EXIT.usage,
       });
     }
     const notBefore = opts.notBefore ?? new Date(now - BACKDATE_SECONDS * 1000);
@@ -252,7 +247,7 @@ export class CertificateAuthority {
     for (const d of opts.dnsNames ?? []) names.push({ type: 'dns', value: d });
     for (const ip of opts.ipAddresses ?? []) {
       if (!isIP(ip)) {
-        throw new WarrenError('MESH_ADDRESS_INVALID', `"${ip}" is not an IP address`, { hint: 'give IPv4 or IPv6 addresses as ipAddresses, names as dnsNames', exitCode: EXIT.usage });
+        throw new WarrenError('MESH_ADDRESS_INVALID', `"${ip}" is not an IP address`, { hint: 'give IPv4 or IPv6 addresses as ipAddresses, names as dnsNames' });
       }
       names.push({ type: 'ip', value: ip });
     }

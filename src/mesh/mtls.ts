@@ -6,7 +6,7 @@
 import tls from 'node:tls';
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { WarrenError, isWarrenError } from '../common/index.js';
+import { WarrenError, isWarrenError, type ErrorCode } from '../common/index.js';
 import type { TrustBundle } from './bundle.js';
 import type { SpiffeKind } from './spiffe.js';
 import { verifySvid, type VerifiedSvid } from './verify.js';
@@ -89,7 +89,7 @@ export function connectMesh(opts: { host: string; port: number; credentials: Mes
 export function tlsError(e: Error, what: string): WarrenError {
   const code = (e as NodeJS.ErrnoException).code ?? '';
   const text = `${code} ${e.message}`;
-  let mesh = 'MESH_TLS_HANDSHAKE';
+  let mesh: ErrorCode = 'MESH_TLS_HANDSHAKE';
   let hint = 'both ends need certificates from the same cluster CA: join again with a join token';
   if (/CERT_HAS_EXPIRED|certificate expired|certificate has expired/i.test(text)) {
     mesh = 'MESH_CERT_EXPIRED';

@@ -40,7 +40,6 @@ export function checkTrustDomain(td: string): string {
   if (!isTrustDomain(td)) {
     throw new WarrenError('MESH_TRUST_DOMAIN_INVALID', `"${td}" is not a valid trust domain`, {
       hint: 'use lowercase letters, digits, dots, dashes and underscores, e.g. "hpc.example.org"',
-      exitCode: EXIT.usage,
     });
   }
   return td;
@@ -52,13 +51,11 @@ export function formatSpiffeId(trustDomain: string, kind: SpiffeKind, name: stri
   if (!SPIFFE_KINDS.includes(kind)) {
     throw new WarrenError('MESH_SPIFFE_ID_INVALID', `"${kind}" is not a kind of identity`, {
       hint: `use one of ${SPIFFE_KINDS.join(', ')}`,
-      exitCode: EXIT.usage,
     });
   }
   if (!isSpiffeName(name)) {
     throw new WarrenError('MESH_NAME_INVALID', `"${name}" is not a valid ${kind} name`, {
       hint: 'use letters, digits, dots, dashes and underscores (at most 255), e.g. "n001"',
-      exitCode: EXIT.usage,
     });
   }
   const path = `/${kind}/${name}`;

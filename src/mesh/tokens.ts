@@ -88,10 +88,10 @@ export interface CreateTokenOptions {
 export async function createJoinToken(store: TokenStore, opts: CreateTokenOptions): Promise<{ token: string; record: TokenRecord }> {
   const uses = opts.uses ?? 1;
   if (!Number.isInteger(uses) || uses < 1) {
-    throw new WarrenError('MESH_TOKEN_USES_INVALID', `--uses ${uses} is not a whole number of at least 1`, { hint: 'give how many nodes may join with it, e.g. --uses 16', exitCode: EXIT.usage });
+    throw new WarrenError('MESH_TOKEN_USES_INVALID', `--uses ${uses} is not a whole number of at least 1`, { hint: 'give how many nodes may join with it, e.g. --uses 16' });
   }
   if (!(opts.ttlSeconds > 0 && opts.ttlSeconds <= MAX_TOKEN_TTL_SECONDS)) {
-    throw new WarrenError('MESH_TOKEN_TTL_INVALID', `a join token life of ${opts.ttlSeconds} s is out of range`, { hint: 'give --ttl between 1s and 7d, e.g. --ttl 10m', exitCode: EXIT.usage });
+    throw new WarrenError('MESH_TOKEN_TTL_INVALID', `a join token life of ${opts.ttlSeconds} s is out of range`, { hint: 'give --ttl between 1s and 7d, e.g. --ttl 10m' });
   }
   const token = randomBytes(32).toString('base64url');
   const hash = hashToken(token);
@@ -108,7 +108,7 @@ export async function consumeJoinToken(store: TokenStore, token: string, now = D
   if (used) return used;
   const r = await store.get(hash);
   const hint = 'ask the cluster admin for a new one: `warren token create --ttl 10m`';
-  if (!r) throw new WarrenError('MESH_TOKEN_UNKNOWN', 'the join token is not known to this cluster', { hint: `check that it was copied whole; ${hint}`, exitCode: EXIT.usage });
-  if (r.expiresAt <= now) throw new WarrenError('MESH_TOKEN_EXPIRED', `join token ${r.id} expired at ${new Date(r.expiresAt).toISOString()}`, { hint, exitCode: EXIT.usage });
-  throw new WarrenError('MESH_TOKEN_USED_UP', `join token ${r.id} has been used up`, { hint: `${hint} (--uses N lets N nodes join with one token)`, exitCode: EXIT.usage });
+  if (!r) throw new WarrenError('MESH_TOKEN_UNKNOWN', 'the join token is not known to this cluster', { hint: `check that it was copied whole; ${hint}` });
+  if (r.expiresAt <= now) throw new WarrenError('MESH_TOKEN_EXPIRED', `join token ${r.id} expired at ${new Date(r.expiresAt).toISOString()}`, { hint });
+  throw new WarrenError('MESH_TOKEN_USED_UP', `join token ${r.id} has been used up`, { hint: `${hint} (--uses N lets N nodes join with one token)` });
 }

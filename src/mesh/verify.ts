@@ -4,7 +4,7 @@
 // serverAuth+clientAuth, exactly one URI SAN that is a SPIFFE ID of our trust domain with the
 // expected path. The identity is read from the URI SAN only, never from the subject CN.
 import { X509Certificate as NodeX509 } from 'node:crypto';
-import { WarrenError } from '../common/index.js';
+import { WarrenError, type ErrorCode } from '../common/index.js';
 import { x509 } from './crypto.js';
 import { parseSpiffeId, type SpiffeId, type SpiffeKind } from './spiffe.js';
 import type { TrustBundle } from './bundle.js';
@@ -38,7 +38,7 @@ export interface VerifiedSvid extends SpiffeId {
 
 const REISSUE = 'the peer needs a certificate from this cluster\'s CA: join again with a join token (`warren token create`)';
 
-function fail(code: string, message: string, hint: string): never {
+function fail(code: ErrorCode, message: string, hint: string): never {
   throw new WarrenError(code, message, { hint });
 }
 

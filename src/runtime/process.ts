@@ -144,7 +144,6 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       if (!existsSync(req.cwd) || !statSync(req.cwd).isDirectory()) {
         throw new WarrenError('RUNTIME_BAD_CWD', `working directory ${req.cwd} does not exist`, {
           hint: 'create it, or set the job\'s `cwd` to a directory that exists (or inside one of its mounts)',
-          exitCode: 2,
         });
       }
     },

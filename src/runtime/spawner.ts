@@ -66,7 +66,6 @@ export function requestDefect(req: { argv: string[]; env: Record<string, string>
 export function nulError(defect: string): WarrenError {
   return new WarrenError('RUNTIME_BAD_REQUEST', `cannot start the job: ${defect}`, {
     hint: 'a process cannot receive a NUL byte in its arguments or environment: remove it from the workflow (command, args, env)',
-    exitCode: 2,
   });
 }
 

@@ -4,7 +4,7 @@
 // Pure: no I/O (the caller reads the file).
 import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Node as YamlNode, Pair, YAMLMap } from 'yaml';
-import { EXIT, WarrenError, parseBandwidth, parseDuration, parseSize } from '../common/index.js';
+import { EXIT, WarrenError, parseBandwidth, parseDuration, parseSize, type ErrorCode } from '../common/index.js';
 
 /** A fixed cluster: `nodes` identical nodes. Capacity is planned per site (all cores together). */
 export interface ClusterSite {
@@ -106,8 +106,8 @@ class Reader {
     return `${this.file}:${line}:${col}`;
   }
 
-  fail(code: string, node: YamlNode | Pair | null | undefined, message: string, hint: string): never {
-    throw new WarrenError(code, `${this.pos(node)}: ${message}`, { hint, exitCode: EXIT.usage });
+  fail(code: ErrorCode, node: YamlNode | Pair | null | undefined, message: string, hint: string): never {
+    throw new WarrenError(code, `${this.pos(node)}: ${message}`, { hint });
   }
 }
 
@@ -245,12 +245,11 @@ export function parsePlatform(text: string, file: string, opts: ParsePlatformOpt
     const where = `${file}:${lp.line}:${lp.col}`;
     throw new WarrenError('PLAN_PLATFORM_YAML', `${where}: ${e.message.split('\n')[0]}`, {
       hint: 'fix the YAML syntax (indentation, colons, quotes) at that place',
-      exitCode: EXIT.usage,
     });
   }
   const root = doc.contents;
   if (root === null || root === undefined) {
-    throw new WarrenError('PLAN_PLATFORM_INVALID', `${file}: the platform file is empty`, { hint: 'a platform needs at least `sites:` and `data:`; see docs/platform.md', exitCode: EXIT.usage });
+    throw new WarrenError('PLAN_PLATFORM_INVALID', `${file}: the platform file is empty`, { hint: 'a platform needs at least `sites:` and `data:`; see docs/platform.md' });
   }
   const top = entries(r, root, [], ['currency', 'sites', 'links', 'data']);
   const currency = top.has('currency') ? str(r, top.get('currency')!, ['currency']) : 'USD';

@@ -123,7 +123,7 @@ export class Orchestrator {
     }
     if (problems.length === 1) throw problems[0]!;
     if (problems.length > 1) {
-      throw new WarrenError('AGENT_CANNOT_RUN', problems.map((p) => p.message).join('\n'), { hint: problems[0]!.hint, exitCode: 2 });
+      throw new WarrenError('AGENT_CANNOT_RUN', problems.map((p) => p.message).join('\n'), { hint: problems[0]!.hint });
     }
   }
 
@@ -185,7 +185,6 @@ export class Orchestrator {
       const who = describeOwner(r.current.owner);
       throw new WarrenError('RUN_LEASE_HELD', `workflow ${id} is being run by ${who} (its lease runs until ${new Date(r.current.expiresAt).toISOString()})`, {
         hint: `wait for it to end, or stop it with \`warren cancel ${id}\`; if that runner is gone, its lease expires by itself within ${Math.ceil(this.ttlMs / 1000)} s`,
-        exitCode: 2,
       });
     }
     return r.lease;
@@ -233,7 +232,7 @@ export class Orchestrator {
   /** Drive a workflow to its end (a fresh run or a resume). */
   async drive(id: string, hooks: DriveHooks = {}): Promise<WorkflowStatus> {
     const rec0 = await this.store.getWorkflow(id);
-    if (!rec0) throw new WarrenError('RUN_NOT_FOUND', `no workflow ${id}`, { hint: 'see `warren list` for the ids', exitCode: 2 });
+    if (!rec0) throw new WarrenError('RUN_NOT_FOUND', `no workflow ${id}`, { hint: 'see `warren list` for the ids' });
     // Only the holder of the run's lease drives it: a second `warren resume` is refused.
     const lease = await this.takeLease(rec0.id);
     const fence = { workflowId: rec0.id, term: lease.term };
@@ -572,7 +571,6 @@ export class Orchestrator {
     if (s?.username !== undefined && s.password !== undefined) return { auth: { username: s.username, password: s.password } };
     throw new WarrenError('RUN_SECRET_NOT_FOUND', `image secret ${secret} has no username/password or token`, {
       hint: 'put {"username": ..., "password": ...} or {"token": ...} in $WARREN_HOME/secrets/NAME.json (see docs/data.md), or use `warren registry login`',
-      exitCode: 2,
     });
   }
 

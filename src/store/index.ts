@@ -22,7 +22,6 @@ export async function openStore(url?: string): Promise<Store> {
   if (/^[a-z]+:\/\//.test(u) && !u.startsWith('sqlite:')) {
     throw new WarrenError('STORE_BAD_URL', `unsupported store URL "${u}"`, {
       hint: 'use a file path or sqlite:PATH for SQLite, or postgres://user@host/db for PostgreSQL',
-      exitCode: 2,
     });
   }
   return new SqliteStore(u.replace(/^sqlite:/, ''));

@@ -120,13 +120,12 @@ export interface Store {
 export function ambiguousIdError(idOrPrefix: string): WarrenError {
   return new WarrenError('STORE_AMBIGUOUS_ID', `"${idOrPrefix}" matches several workflows`, {
     hint: 'type more characters of the id (see `warren list`)',
-    exitCode: 2,
   });
 }
 
 /** acquireRunLease of a workflow that does not exist. */
 export function noWorkflowError(id: string): WarrenError {
-  return new WarrenError('RUN_NOT_FOUND', `no workflow ${id}`, { hint: 'see `warren list` for the ids', exitCode: 2 });
+  return new WarrenError('RUN_NOT_FOUND', `no workflow ${id}`, { hint: 'see `warren list` for the ids' });
 }
 
 /** A write fenced with a lease term that is no longer the run's. */

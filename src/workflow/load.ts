@@ -59,7 +59,6 @@ export function readWorkflowText(path: string): string {
     if (statSync(path).isDirectory()) {
       throw new WarrenError('SPEC_FILE_IS_DIR', `${path} is a directory, not a workflow file`, {
         hint: 'pass the workflow file itself, e.g. `warren validate examples/hello.yaml`',
-        exitCode: EXIT.usage,
       });
     }
     buf = readFileSync(path);
@@ -69,20 +68,17 @@ export function readWorkflowText(path: string): string {
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new WarrenError('SPEC_FILE_NOT_FOUND', `workflow file ${path} does not exist`, {
         hint: 'check the path (it is relative to the current directory)',
-        exitCode: EXIT.usage,
         cause: e,
       });
     }
     throw new WarrenError('SPEC_FILE_UNREADABLE', `cannot read workflow file ${path}: ${(e as Error).message}`, {
       hint: code === 'EACCES' || code === 'EPERM' ? 'check the file permissions' : 'check that the file is a readable regular file',
-      exitCode: EXIT.usage,
       cause: e,
     });
   }
   if (buf.includes(0)) {
     throw new WarrenError('SPEC_FILE_NOT_TEXT', `${path} is not a text file`, {
       hint: 'a workflow is a YAML Fuzzfile or a WfFormat JSON file',
-      exitCode: EXIT.usage,
     });
   }
   const bad = firstInvalidUtf8(buf);
@@ -94,7 +90,6 @@ export function readWorkflowText(path: string): string {
     const col = buf.subarray(lineStart, bad).toString('utf8').length + 1;
     throw new WarrenError('SPEC_FILE_NOT_UTF8', `${path}:${line}:${col}: byte 0x${buf[bad]!.toString(16).padStart(2, '0')} is not valid UTF-8: a workflow is UTF-8 text`, {
       hint: 'convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8 FILE`); arguments are passed to programs as UTF-8 exactly as written',
-      exitCode: EXIT.usage,
       details: { file: path, line, col, offset: bad },
     });
   }

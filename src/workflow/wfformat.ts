@@ -268,7 +268,6 @@ export function invalid(file: string, diags: Diagnostic[]): WarrenError {
     `${file}: ${errors.length} error${errors.length === 1 ? '' : 's'}\n${diags.map(formatDiagnostic).join('\n')}`,
     {
       hint: 'fix the problems listed above (`warren validate FILE` checks a file without running it)',
-      exitCode: EXIT.usage,
       details: { diagnostics: diags },
     },
   );

@@ -10,7 +10,7 @@ export function cacheDir(): string {
 }
 
 function badOption(message: string, hint: string): WarrenError {
-  return new WarrenError('DATA_BAD_OPTION', message, { hint, exitCode: EXIT.usage });
+  return new WarrenError('DATA_BAD_OPTION', message, { hint });
 }
 
 export function register(program: Command): void {

@@ -33,7 +33,6 @@ function normalizeRegistry(s: string): string {
   if (r === '' || r.includes('/')) {
     throw new WarrenError('IMAGE_REF_INVALID', `'${s}' is not a registry host`, {
       hint: 'give the registry as host[:port], e.g. ghcr.io or 127.0.0.1:5000',
-      exitCode: EXIT.usage,
     });
   }
   return r === 'index.docker.io' || r === 'registry-1.docker.io' ? 'docker.io' : r;
@@ -96,7 +95,6 @@ export function register(program: Command): void {
         if (!platform) {
           throw new WarrenError('IMAGE_REF_INVALID', `'${opts.platform}' is not a platform`, {
             hint: 'write os/architecture[/variant], e.g. linux/amd64 or linux/arm64/v8',
-            exitCode: EXIT.usage,
           });
         }
       }
@@ -183,7 +181,6 @@ export function register(program: Command): void {
         if (olderThanSec === undefined) {
           throw new WarrenError('IMAGE_PRUNE_INVALID', `'${opts.olderThan}' is not a duration`, {
             hint: 'write a duration such as 90m, 12h or 7d',
-            exitCode: EXIT.usage,
           });
         }
       }
@@ -218,13 +215,11 @@ export function register(program: Command): void {
       else {
         throw new WarrenError('IMAGE_LOGIN_INVALID', 'no password given', {
           hint: `pipe it in: echo "$TOKEN" | warren registry login ${host} -u ${opts.username} --password-stdin`,
-          exitCode: EXIT.usage,
         });
       }
       if (password === '') {
         throw new WarrenError('IMAGE_LOGIN_INVALID', 'the password is empty', {
           hint: `give the password or access token on standard input with --password-stdin`,
-          exitCode: EXIT.usage,
         });
       }
       const auth = { username: opts.username, password };
@@ -242,7 +237,6 @@ export function register(program: Command): void {
       if (!removeCredentials(host)) {
         throw new WarrenError('IMAGE_NOT_LOGGED_IN', `no credentials stored for ${host}`, {
           hint: `see ${credentialsFile()}`,
-          exitCode: EXIT.usage,
         });
       }
       process.stdout.write(`removed credentials for ${host}\n`);

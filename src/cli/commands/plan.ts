@@ -24,7 +24,6 @@ function readPlatformFile(file: string, what: string): Platform {
     const code = (e as NodeJS.ErrnoException).code;
     throw new WarrenError('PLAN_PLATFORM_NOT_FOUND', `cannot read ${what} ${file}${code === 'ENOENT' ? ': no such file' : `: ${(e as Error).message}`}`, {
       hint: what === 'the server platform' ? 'add sites with `warren site add FILE.yaml`, or pass --platform P.yaml' : 'check the path of the platform file',
-      exitCode: EXIT.usage,
     });
   }
   return parsePlatform(text, file);
@@ -106,13 +105,13 @@ export function formatPlan(plan: Plan, platformFile: string): string {
 
 function parseDeadline(v: string): number {
   const d = parseDuration(v);
-  if (d === undefined) throw new WarrenError('PLAN_BAD_OPTION', `--deadline: cannot read "${v}"`, { hint: 'write a duration, e.g. 90m, 2h30m or 3600 (seconds)', exitCode: EXIT.usage });
+  if (d === undefined) throw new WarrenError('PLAN_BAD_OPTION', `--deadline: cannot read "${v}"`, { hint: 'write a duration, e.g. 90m, 2h30m or 3600 (seconds)' });
   return d;
 }
 
 function parseBudget(v: string): number {
   const b = Number(v);
-  if (v.trim() === '' || !Number.isFinite(b) || b < 0) throw new WarrenError('PLAN_BAD_OPTION', `--budget: "${v}" is not an amount >= 0`, { hint: 'write a number in the platform currency, e.g. 25 or 12.5', exitCode: EXIT.usage });
+  if (v.trim() === '' || !Number.isFinite(b) || b < 0) throw new WarrenError('PLAN_BAD_OPTION', `--budget: "${v}" is not an amount >= 0`, { hint: 'write a number in the platform currency, e.g. 25 or 12.5' });
   return b;
 }
 
@@ -169,25 +168,25 @@ export function siteAdd(file: string | undefined, o: SiteAddOptions, env: NodeJS
   const current = existsSync(target) ? readPlatformFile(target, 'the server platform') : undefined;
   let doc: Record<string, unknown>;
   if (file !== undefined) {
-    if (o.name !== undefined) throw new WarrenError('PLAN_BAD_OPTION', 'give either a platform FILE or --name, not both', { hint: '`warren site add sites.yaml` or `warren site add --name hpc --nodes 4 --cores 32`', exitCode: EXIT.usage });
+    if (o.name !== undefined) throw new WarrenError('PLAN_BAD_OPTION', 'give either a platform FILE or --name, not both', { hint: '`warren site add sites.yaml` or `warren site add --name hpc --nodes 4 --cores 32`' });
     if (current) {
       doc = platformToObject(readSitesFile(file, Object.keys(current.sites)));
     } else {
       doc = platformToObject(readPlatformFile(file, 'the platform file'));
     }
   } else {
-    if (o.name === undefined) throw new WarrenError('PLAN_BAD_OPTION', 'nothing to add: give a platform FILE or --name with --nodes and --cores', { hint: '`warren site add sites.yaml` or `warren site add --name hpc --nodes 4 --cores 32 [--memory 192GiB --gpus 0 --speed 1 --price 0]`', exitCode: EXIT.usage });
-    if (o.nodes === undefined || o.cores === undefined) throw new WarrenError('PLAN_BAD_OPTION', `site "${o.name}": --nodes and --cores are required`, { hint: 'e.g. `warren site add --name hpc --nodes 4 --cores 32`', exitCode: EXIT.usage });
+    if (o.name === undefined) throw new WarrenError('PLAN_BAD_OPTION', 'nothing to add: give a platform FILE or --name with --nodes and --cores', { hint: '`warren site add sites.yaml` or `warren site add --name hpc --nodes 4 --cores 32 [--memory 192GiB --gpus 0 --speed 1 --price 0]`' });
+    if (o.nodes === undefined || o.cores === undefined) throw new WarrenError('PLAN_BAD_OPTION', `site "${o.name}": --nodes and --cores are required`, { hint: 'e.g. `warren site add --name hpc --nodes 4 --cores 32`' });
     const num = (v: string | undefined, flag: string): number | undefined => {
       if (v === undefined) return undefined;
       const n = Number(v);
-      if (v.trim() === '' || !Number.isFinite(n)) throw new WarrenError('PLAN_BAD_OPTION', `${flag}: "${v}" is not a number`, { hint: `write a number after ${flag}`, exitCode: EXIT.usage });
+      if (v.trim() === '' || !Number.isFinite(n)) throw new WarrenError('PLAN_BAD_OPTION', `${flag}: "${v}" is not a number`, { hint: `write a number after ${flag}` });
       return n;
     };
     const site: Record<string, unknown> = { kind: 'cluster', nodes: num(o.nodes, '--nodes'), cores: num(o.cores, '--cores') };
     if (o.memory !== undefined) {
       const m = parseSize(o.memory);
-      if (m === undefined) throw new WarrenError('PLAN_BAD_OPTION', `--memory: cannot read "${o.memory}"`, { hint: 'write a size, e.g. 192GiB', exitCode: EXIT.usage });
+      if (m === undefined) throw new WarrenError('PLAN_BAD_OPTION', `--memory: cannot read "${o.memory}"`, { hint: 'write a size, e.g. 192GiB' });
       site.memory = m;
     }
     for (const [k, v, flag] of [['gpus', o.gpus, '--gpus'], ['speed', o.speed, '--speed'], ['price', o.price, '--price']] as const) {
@@ -201,7 +200,7 @@ export function siteAdd(file: string | undefined, o: SiteAddOptions, env: NodeJS
   const sites = merged.sites as Record<string, unknown>;
   for (const name of Object.keys(newSites)) {
     if (sites[name] && !o.replace) {
-      throw new WarrenError('PLAN_SITE_EXISTS', `site "${name}" already exists in ${target}`, { hint: 'pass --replace to overwrite it, or `warren site remove NAME` first', exitCode: EXIT.usage });
+      throw new WarrenError('PLAN_SITE_EXISTS', `site "${name}" already exists in ${target}`, { hint: 'pass --replace to overwrite it, or `warren site remove NAME` first' });
     }
     sites[name] = newSites[name];
   }
@@ -224,10 +223,10 @@ export function siteAdd(file: string | undefined, o: SiteAddOptions, env: NodeJS
 export function siteRemove(name: string, env: NodeJS.ProcessEnv = process.env): void {
   const target = serverPlatformFile(env);
   const p = readPlatformFile(target, 'the server platform');
-  if (!p.sites[name]) throw new WarrenError('PLAN_UNKNOWN_SITE', `no site "${name}" in ${target}`, { hint: `known sites: ${Object.keys(p.sites).join(', ')}`, exitCode: EXIT.usage });
-  if (Object.keys(p.sites).length === 1) throw new WarrenError('PLAN_LAST_SITE', `"${name}" is the only site of ${target}`, { hint: `delete ${target} to remove every site`, exitCode: EXIT.usage });
+  if (!p.sites[name]) throw new WarrenError('PLAN_UNKNOWN_SITE', `no site "${name}" in ${target}`, { hint: `known sites: ${Object.keys(p.sites).join(', ')}` });
+  if (Object.keys(p.sites).length === 1) throw new WarrenError('PLAN_LAST_SITE', `"${name}" is the only site of ${target}`, { hint: `delete ${target} to remove every site` });
   const uses = [p.data.default === name ? 'data.default' : '', ...p.data.locations.filter((l) => l.site === name).map((l) => `data at ${l.prefix}`)].filter(Boolean);
-  if (uses.length) throw new WarrenError('PLAN_SITE_IN_USE', `site "${name}" holds data (${uses.join(', ')})`, { hint: `edit ${target} to move the data to another site first`, exitCode: EXIT.usage });
+  if (uses.length) throw new WarrenError('PLAN_SITE_IN_USE', `site "${name}" holds data (${uses.join(', ')})`, { hint: `edit ${target} to move the data to another site first` });
   const o = platformToObject(p);
   delete (o.sites as Record<string, unknown>)[name];
   o.links = (o.links as { from: string; to: string }[]).filter((l) => l.from !== name && l.to !== name);

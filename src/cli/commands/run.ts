@@ -69,7 +69,7 @@ async function openAll(o: CommonOpts, wf?: Workflow, opened?: Store): Promise<{ 
   let cores: number | undefined;
   if (o.cores !== undefined) {
     cores = Number(o.cores);
-    if (!Number.isInteger(cores) || cores < 1) throw new WarrenError('CLI_BAD_OPTION', `--cores must be a whole number >= 1, not "${o.cores}"`, { exitCode: 2 });
+    if (!Number.isInteger(cores) || cores < 1) throw new WarrenError('CLI_BAD_OPTION', `--cores must be a whole number >= 1, not "${o.cores}"`);
   } else if (process.env.WARREN_CORES) cores = Number(process.env.WARREN_CORES);
   const needsContainers = wf === undefined || Object.values(wf.jobs).some((j) => j.image !== undefined);
   const gate = await trustGate(wf, home);
@@ -102,7 +102,6 @@ async function openSites(o: CommonOpts, wf: Workflow, platformFile: string, fact
   } catch (e) {
     throw new WarrenError('PLAN_PLATFORM_NOT_FOUND', `cannot read the platform file ${platformFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
       hint: 'check the path (see examples/platform.yaml and docs/platform.md)',
-      exitCode: 2,
     });
   }
   const platform = parsePlatform(text, platformFile);
@@ -235,13 +234,12 @@ export function register(program: Command): void {
     const options: RunOptions = { failFast: o.failFast === true };
     if (o.simulate !== undefined) {
       const f = o.simulate === true ? 1 : Number(o.simulate);
-      if (!Number.isFinite(f) || f < 0) throw new WarrenError('CLI_BAD_OPTION', `--simulate takes a factor >= 0, not "${o.simulate}"`, { exitCode: 2 });
+      if (!Number.isFinite(f) || f < 0) throw new WarrenError('CLI_BAD_OPTION', `--simulate takes a factor >= 0, not "${o.simulate}"`);
       options.simulate = f;
     }
     if (o.platform !== undefined && options.simulate === undefined) {
       throw new WarrenError('CLI_BAD_OPTION', '--platform runs across sites, which needs site agents (cluster mode); on one machine it replays the plan', {
         hint: 'add --simulate [factor] to replay the workflow across the platform\'s sites here, or use `warren plan FILE --platform P.yaml` to see the plan',
-        exitCode: 2,
       });
     }
     const opened: { store: Store; orch: Orchestrator; gate?: TrustGate } = o.platform !== undefined ? await openSites(o, wf, o.platform, options.simulate!) : await openAll(o, wf);
@@ -396,13 +394,11 @@ export function register(program: Command): void {
         if (!spec) {
           throw new WarrenError('RUN_UNKNOWN_JOB', `workflow ${rec.id} has no job "${job}"`, {
             hint: jobHint(job, Object.keys(rec.spec.jobs)),
-            exitCode: 2,
           });
         }
         if (spec.taskArray && task === null) {
           throw new WarrenError('RUN_TASK_NEEDED', `job "${job}" is a task array`, {
             hint: `name a task: \`warren logs ${rec.id} ${job}:${spec.taskArray.start}\` (tasks ${spec.taskArray.start}..${spec.taskArray.end})`,
-            exitCode: 2,
           });
         }
         const key = task === null ? job : `${job}[${task}]`;
@@ -410,7 +406,7 @@ export function register(program: Command): void {
         if (!o.follow) {
           if (!existsSync(path)) {
             const ta = spec.taskArray;
-            if (task !== null && (!ta || task < ta.start || task > ta.end)) throw new WarrenError('RUN_UNKNOWN_TASK', `job "${job}" has no task ${task}`, { hint: ta ? `its tasks are ${ta.start}..${ta.end}` : `it is not a task array: \`warren logs ${rec.id} ${job}\``, exitCode: 2 });
+            if (task !== null && (!ta || task < ta.start || task > ta.end)) throw new WarrenError('RUN_UNKNOWN_TASK', `job "${job}" has no task ${task}`, { hint: ta ? `its tasks are ${ta.start}..${ta.end}` : `it is not a task array: \`warren logs ${rec.id} ${job}\`` });
             const u = (await store.units(rec.id)).find((x) => x.key === key);
             process.stderr.write(`(no output${u ? `: ${key} is ${u.state}` : `: ${key} has not started`})\n`);
             return;
@@ -436,7 +432,6 @@ export function register(program: Command): void {
         if (rec.status !== 'running' && rec.status !== 'pending') {
           throw new WarrenError('RUN_NOT_RUNNING', `workflow ${rec.id} is not running (it ${rec.status === 'canceled' ? 'was canceled' : rec.status})`, {
             hint: rec.status === 'failed' || rec.status === 'canceled' ? `\`warren resume ${rec.id}\` would run it again` : undefined,
-            exitCode: 2,
           });
         }
         const lease = rec.lease;
@@ -486,7 +481,7 @@ function jobHint(job: string, names: string[]): string {
 
 async function mustGet(store: Store, id: string): Promise<WorkflowRecord> {
   const rec = await store.getWorkflow(id);
-  if (!rec) throw new WarrenError('RUN_NOT_FOUND', `no workflow "${id}"`, { hint: 'see `warren list` for the ids of recent workflows', exitCode: 2 });
+  if (!rec) throw new WarrenError('RUN_NOT_FOUND', `no workflow "${id}"`, { hint: 'see `warren list` for the ids of recent workflows' });
   return rec;
 }
 

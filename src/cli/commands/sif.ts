@@ -33,7 +33,7 @@ function parseKv(list: string[] | undefined, what: string): Record<string, strin
   const out: Record<string, string> = {};
   for (const kv of list ?? []) {
     const i = kv.indexOf('=');
-    if (i <= 0) throw new WarrenError('SIF_USAGE', `${what} "${kv}" is not KEY=VALUE`, { hint: `write ${what} as KEY=VALUE`, exitCode: EXIT.usage });
+    if (i <= 0) throw new WarrenError('SIF_USAGE', `${what} "${kv}" is not KEY=VALUE`, { hint: `write ${what} as KEY=VALUE` });
     out[kv.slice(0, i)] = kv.slice(i + 1);
   }
   return out;
@@ -45,7 +45,6 @@ function passphraseFrom(varName: string | undefined): string | undefined {
   if (v === undefined || v === '') {
     throw new WarrenError('SIF_PASSPHRASE_MISSING', `environment variable ${varName} (given with --passphrase-env) is not set or empty`, {
       hint: `export ${varName}=... before running the command (the passphrase is read from the environment so it does not show in the process list)`,
-      exitCode: EXIT.usage,
     });
   }
   return v;
@@ -129,14 +128,13 @@ export function register(program: Command): void {
         const uri = source.includes('://') ? source : `docker://${source}`;
         const prepared = await prepareImage(uri);
         if (prepared.kind !== 'rootfs') {
-          throw new WarrenError('SIF_SOURCE_INVALID', `build source ${source} is already a SIF (${prepared.path})`, { hint: 'use it directly, or copy it', exitCode: EXIT.usage });
+          throw new WarrenError('SIF_SOURCE_INVALID', `build source ${source} is already a SIF (${prepared.path})`, { hint: 'use it directly, or copy it' });
         }
         rootfs = prepared.path;
         base = prepared.config;
       } else {
         throw new WarrenError('SIF_SOURCE_INVALID', `build source ${source} is not a directory or an image reference`, {
           hint: 'give an existing root file system directory, or an image reference: docker://NAME:TAG (or NAME:TAG)',
-          exitCode: EXIT.usage,
         });
       }
       const env = [...base.env];
@@ -203,16 +201,16 @@ export function register(program: Command): void {
       for (const ref of opts.key) keys.push(await resolveKey(ref, { store, wantPrivate: true }));
       if (opts.pgp) {
         const notPgp = keys.find((k) => k.kind !== 'pgp');
-        if (notPgp) throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key ${notPgp.source ?? notPgp.fingerprint} is not an OpenPGP key, but --pgp was given`, { hint: 'give an armored OpenPGP private key, or leave out --pgp for PEM keys', exitCode: EXIT.usage });
+        if (notPgp) throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key ${notPgp.source ?? notPgp.fingerprint} is not an OpenPGP key, but --pgp was given`, { hint: 'give an armored OpenPGP private key, or leave out --pgp for PEM keys' });
       }
       let time: Date | undefined;
       if (opts.time) {
         time = new Date(opts.time);
-        if (Number.isNaN(time.getTime())) throw new WarrenError('SIF_USAGE', `--time ${opts.time} is not a date`, { hint: 'give an ISO 8601 time, e.g. 2020-06-30T00:01:56Z', exitCode: EXIT.usage });
+        if (Number.isNaN(time.getTime())) throw new WarrenError('SIF_USAGE', `--time ${opts.time} is not a date`, { hint: 'give an ISO 8601 time, e.g. 2020-06-30T00:01:56Z' });
       }
       const groups = opts.group?.map((g) => {
         const n = Number(g);
-        if (!Number.isInteger(n) || n <= 0) throw new WarrenError('SIF_USAGE', `--group ${g} is not a group number`, { hint: 'see the groups with `warren image inspect IMAGE`', exitCode: EXIT.usage });
+        if (!Number.isInteger(n) || n <= 0) throw new WarrenError('SIF_USAGE', `--group ${g} is not a group number`, { hint: 'see the groups with `warren image inspect IMAGE`' });
         return n;
       });
       const r = await signSif(path, keys, { image: path, ...(time ? { time } : {}), ...(opts.deterministic ? { deterministic: true } : {}), ...(groups ? { groups } : {}) });
@@ -245,10 +243,10 @@ export function register(program: Command): void {
     .option('--passphrase-env <VAR>', 'environment variable holding the passphrase')
     .action(async (path: string, opts: { output: string; key?: string; passphraseEnv?: string }) => {
       if (!!opts.key === !!opts.passphraseEnv) {
-        throw new WarrenError('SIF_USAGE', 'give exactly one of --key and --passphrase-env', { hint: 'e.g. `warren image encrypt IMAGE --key rsa-public.pem -o OUT.sif`', exitCode: EXIT.usage });
+        throw new WarrenError('SIF_USAGE', 'give exactly one of --key and --passphrase-env', { hint: 'e.g. `warren image encrypt IMAGE --key rsa-public.pem -o OUT.sif`' });
       }
       const key = opts.key ? await resolveKey(opts.key) : undefined;
-      if (key && key.kind !== 'pem') throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key ${opts.key} is an OpenPGP key; encryption needs a PEM RSA key`, { hint: 'give an RSA public key in PEM, or --passphrase-env', exitCode: EXIT.usage });
+      if (key && key.kind !== 'pem') throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key ${opts.key} is an OpenPGP key; encryption needs a PEM RSA key`, { hint: 'give an RSA public key in PEM, or --passphrase-env' });
       const passphrase = passphraseFrom(opts.passphraseEnv);
       const r = await encryptSif(path, resolve(opts.output), { image: path, ...(key ? { key: key as PemKey } : {}), ...(passphrase !== undefined ? { passphrase } : {}) });
       process.stdout.write(`encrypted ${path} -> ${r.out} (partition ${r.partitionId})${r.droppedSignatures ? `; ${r.droppedSignatures} signature(s) dropped: sign the new image again` : ''}\n`);
@@ -263,10 +261,10 @@ export function register(program: Command): void {
     .option('--passphrase-env <VAR>', 'environment variable holding the passphrase')
     .action(async (path: string, opts: { output: string; key?: string; passphraseEnv?: string }) => {
       if (!!opts.key === !!opts.passphraseEnv) {
-        throw new WarrenError('SIF_USAGE', 'give exactly one of --key and --passphrase-env', { hint: 'e.g. `warren image decrypt IMAGE --key rsa-private.pem -o OUT.sif`', exitCode: EXIT.usage });
+        throw new WarrenError('SIF_USAGE', 'give exactly one of --key and --passphrase-env', { hint: 'e.g. `warren image decrypt IMAGE --key rsa-private.pem -o OUT.sif`' });
       }
       const key = opts.key ? await resolveKey(opts.key, { wantPrivate: true }) : undefined;
-      if (key && key.kind !== 'pem') throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key ${opts.key} is an OpenPGP key; decryption needs a PEM RSA private key`, { hint: 'give the RSA private key in PEM, or --passphrase-env', exitCode: EXIT.usage });
+      if (key && key.kind !== 'pem') throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key ${opts.key} is an OpenPGP key; decryption needs a PEM RSA private key`, { hint: 'give the RSA private key in PEM, or --passphrase-env' });
       const passphrase = passphraseFrom(opts.passphraseEnv);
       const r = await decryptSif(path, resolve(opts.output), { image: path, ...(key ? { key: key as PemKey } : {}), ...(passphrase !== undefined ? { passphrase } : {}) });
       process.stdout.write(`decrypted ${path} -> ${r.out}\n`);
@@ -282,7 +280,7 @@ export function register(program: Command): void {
     .option('--no-trust', 'do not trust the new key for verification')
     .action((opts: { type: string; name?: string; trust: boolean }) => {
       if (!['ed25519', 'ecdsa-p256', 'rsa'].includes(opts.type)) {
-        throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key type ${opts.type} is not supported`, { hint: 'use --type ed25519, ecdsa-p256 or rsa', exitCode: EXIT.usage });
+        throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key type ${opts.type} is not supported`, { hint: 'use --type ed25519, ecdsa-p256 or rsa' });
       }
       const store = new KeyStore();
       const k = store.generate({ type: opts.type as 'ed25519', ...(opts.name ? { name: opts.name } : {}), trusted: opts.trust });

@@ -427,7 +427,6 @@ export class ImageCache {
       if (matches.length > 1) {
         throw new WarrenError('IMAGE_REF_AMBIGUOUS', `'${ref}' matches ${matches.length} cached images`, {
           hint: 'give more digits of the digest (see `warren image ls --digests`)',
-          exitCode: EXIT.usage,
         });
       }
       if (matches.length === 1) {
@@ -452,7 +451,6 @@ export class ImageCache {
     if (hit.length === 0) {
       throw new WarrenError('IMAGE_NOT_IN_CACHE', `image ${ref} is not in the image cache ${this.dir}`, {
         hint: 'see what is cached with `warren image ls`',
-        exitCode: EXIT.usage,
       });
     }
     const touched = new Set<string>();

@@ -6,7 +6,7 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as openpgp from 'openpgp';
-import { WarrenError, EXIT } from '../../common/index.js';
+import { WarrenError, EXIT, type ErrorCode } from '../../common/index.js';
 
 export type KeyType = 'ed25519' | 'ecdsa-p256' | 'rsa' | 'pgp';
 
@@ -36,8 +36,8 @@ export interface PgpKey {
 
 export type LoadedKey = PemKey | PgpKey;
 
-function keyError(code: string, what: string, hint: string): WarrenError {
-  return new WarrenError(code, what, { hint, exitCode: EXIT.usage });
+function keyError(code: ErrorCode, what: string, hint: string): WarrenError {
+  return new WarrenError(code, what, { hint });
 }
 
 function sshString(b: Buffer): Buffer {

@@ -64,7 +64,7 @@ export class KeyStore {
     const keys = this.list();
     const byFp = keys.filter((k) => fingerprintMatches(k.fingerprint, ref));
     if (byFp.length > 1) {
-      throw new WarrenError('KEY_AMBIGUOUS', `key ${ref} matches ${byFp.length} keys in the key store`, { hint: 'give more digits of the fingerprint (`warren key list`)', exitCode: EXIT.usage });
+      throw new WarrenError('KEY_AMBIGUOUS', `key ${ref} matches ${byFp.length} keys in the key store`, { hint: 'give more digits of the fingerprint (`warren key list`)' });
     }
     return byFp[0] ?? keys.find((k) => k.name === ref);
   }
@@ -120,7 +120,7 @@ export class KeyStore {
     } else if (type === 'rsa') {
       privPem = generateKeyPairSync('rsa', { modulusLength: 3072 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     } else {
-      throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key type ${String(type)} cannot be generated`, { hint: 'use --type ed25519, ecdsa-p256 or rsa', exitCode: EXIT.usage });
+      throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key type ${String(type)} cannot be generated`, { hint: 'use --type ed25519, ecdsa-p256 or rsa' });
     }
     const key = pemKeyFromText(privPem, 'generated key');
     return this.add(key, opts.name ?? key.fingerprint.slice(0, 16), opts.trusted ?? true, privPem);
@@ -140,7 +140,7 @@ export class KeyStore {
   /** Mark a stored key trusted or not. */
   setTrusted(ref: string, trusted: boolean): StoredKey {
     const k = this.find(ref);
-    if (!k) throw new WarrenError('KEY_NOT_FOUND', `no key ${ref} in the key store ${this.dir}`, { hint: 'see `warren key list`, or import it with `warren key import FILE`', exitCode: EXIT.usage });
+    if (!k) throw new WarrenError('KEY_NOT_FOUND', `no key ${ref} in the key store ${this.dir}`, { hint: 'see `warren key list`, or import it with `warren key import FILE`' });
     const keys = this.list().map((x) => (x.fingerprint === k.fingerprint ? { ...x, trusted } : x));
     this.save(keys);
     return { ...k, trusted };
@@ -155,13 +155,11 @@ export async function resolveKey(ref: string, opts: { store?: KeyStore; wantPriv
   if (!k) {
     throw new WarrenError('KEY_NOT_FOUND', `key ${ref} is neither a file nor a key of the key store ${store.dir}`, {
       hint: 'give the path of a PEM or armored OpenPGP key file, or a fingerprint from `warren key list`',
-      exitCode: EXIT.usage,
     });
   }
   if (opts.wantPrivate && !k.private) {
     throw new WarrenError('KEY_PRIVATE_REQUIRED', `key ${k.fingerprint} (${k.name}) has no private key in the key store`, {
       hint: 'signing needs the private key: give the private key file, or import it (`warren key import PRIVATE.pem`)',
-      exitCode: EXIT.usage,
     });
   }
   return store.load(k, opts.wantPrivate);

@@ -95,7 +95,6 @@ function readDoc(file: string): CredentialsDoc {
   } catch (e) {
     throw new WarrenError('IMAGE_CREDENTIALS_INVALID', `registry credentials file ${file} is not valid: ${(e as Error).message}`, {
       hint: `fix or delete ${file}, then run \`warren registry login REGISTRY -u USER\` again`,
-      exitCode: 2,
     });
   }
 }

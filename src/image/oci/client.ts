@@ -239,7 +239,6 @@ export class RegistryClient {
       const codes = registryErrorCodes(text);
       throw new WarrenError('IMAGE_NOT_FOUND', `image ${what} not found in registry ${this.registry}${codes.length ? ` (${codes.join('; ')})` : ''}`, {
         hint: `check the repository name and the tag or digest; list the tags with \`skopeo list-tags docker://${this.registry}/${repository}\``,
-        exitCode: 2,
       });
     }
     if (res.statusCode === 403) {

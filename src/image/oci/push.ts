@@ -118,7 +118,6 @@ function registryRef(uri: string): RegistryImageRef {
   if (ref.kind !== 'docker' && ref.kind !== 'oras') {
     throw new WarrenError('IMAGE_REF_INVALID', `cannot push to '${uri}': not a registry reference`, {
       hint: 'push to docker://registry/name:tag or oras://registry/name:tag',
-      exitCode: EXIT.usage,
     });
   }
   return ref;
@@ -295,13 +294,12 @@ export async function pushLocalImage(source: string, dest: string, opts: PushOpt
   try {
     st = statSync(source);
   } catch {
-    throw new WarrenError('IMAGE_LOCAL_NOT_FOUND', `image ${source} does not exist`, { hint: 'give the path of a .sif file or a root file system directory', exitCode: EXIT.usage });
+    throw new WarrenError('IMAGE_LOCAL_NOT_FOUND', `image ${source} does not exist`, { hint: 'give the path of a .sif file or a root file system directory' });
   }
   if (st.isFile()) {
     if (target.kind !== 'oras') {
       throw new WarrenError('IMAGE_REF_INVALID', `cannot push the file ${source} to ${dest}: SIF files go to oras:// references`, {
         hint: `push to oras://${target.registry}/${target.repository}:${target.tag ?? 'latest'}`,
-        exitCode: EXIT.usage,
       });
     }
     readSif(source, source);
@@ -310,7 +308,6 @@ export async function pushLocalImage(source: string, dest: string, opts: PushOpt
   if (target.kind !== 'docker') {
     throw new WarrenError('IMAGE_REF_INVALID', `cannot push the directory ${source} to ${dest}: root file systems go to docker:// references`, {
       hint: `push to docker://${target.registry}/${target.repository}:${target.tag ?? 'latest'}`,
-      exitCode: EXIT.usage,
     });
   }
   const work = mkdtempSync(join(opts.tmpDir ?? tmpdir(), 'warren-push-'));

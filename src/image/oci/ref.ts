@@ -40,7 +40,6 @@ function invalid(uri: string, why: string, hint?: string): WarrenError {
     hint:
       hint ??
       'write docker://[registry/]name[:tag][@sha256:digest], oras://registry/name[:tag], file:///path/image.sif or an absolute path to a rootfs directory',
-    exitCode: EXIT.usage,
   });
 }
 

@@ -97,29 +97,25 @@ export async function buildSif(opts: BuildOptions): Promise<BuildResult> {
   } catch {
     throw new WarrenError('SIF_SOURCE_INVALID', `build source ${source} does not exist`, {
       hint: 'give a root file system directory or an image reference (docker://NAME:TAG)',
-      exitCode: EXIT.usage,
     });
   }
   if (!st.isDirectory()) {
     throw new WarrenError('SIF_SOURCE_INVALID', `build source ${source} is not a directory`, {
       hint: 'give a root file system directory or an image reference (docker://NAME:TAG)',
-      exitCode: EXIT.usage,
     });
   }
   if (isOciLayout(opts.rootfs)) {
     throw new WarrenError('SIF_SOURCE_INVALID', `build source ${source} is an OCI image layout, not a root file system`, {
       hint: 'build it with `warren image build oci:DIR[:TAG] -o OUT.sif` (buildSifFromOciLayout), or give an unpacked root file system',
-      exitCode: EXIT.usage,
     });
   }
   if (!existsSync(dirname(opts.out)) || !statSync(dirname(opts.out)).isDirectory()) {
-    throw new WarrenError('SIF_OUTPUT_INVALID', `output directory ${dirname(opts.out)} does not exist`, { hint: 'create the directory or give another -o path', exitCode: EXIT.usage });
+    throw new WarrenError('SIF_OUTPUT_INVALID', `output directory ${dirname(opts.out)} does not exist`, { hint: 'create the directory or give another -o path' });
   }
   const mksquashfs = findTool('mksquashfs', opts.toolPath ?? defaultToolPath());
   if (!mksquashfs) {
     throw new WarrenError('SIF_SQUASHFS_TOOLS_MISSING', `cannot build image ${opts.out} from ${source}: mksquashfs is not installed`, {
       hint: 'install squashfs-tools (`apt-get install squashfs-tools`), then build again',
-      exitCode: EXIT.failed,
     });
   }
   const arch = opts.arch ?? ({ x64: 'amd64', ia32: '386' } as Record<string, string>)[process.arch] ?? process.arch;
@@ -190,11 +186,10 @@ export async function buildSifFromOciLayout(opts: Omit<BuildOptions, 'rootfs'> &
   if (!isOciLayout(opts.layout)) {
     throw new WarrenError('SIF_SOURCE_INVALID', `build source ${source} is not an OCI image layout (no oci-layout and index.json in ${opts.layout})`, {
       hint: 'give the directory written by `skopeo copy … oci:DIR:TAG`, or a root file system directory',
-      exitCode: EXIT.usage,
     });
   }
   if (!existsSync(dirname(opts.out))) {
-    throw new WarrenError('SIF_OUTPUT_INVALID', `output directory ${dirname(opts.out)} does not exist`, { hint: 'create the directory or give another -o path', exitCode: EXIT.usage });
+    throw new WarrenError('SIF_OUTPUT_INVALID', `output directory ${dirname(opts.out)} does not exist`, { hint: 'create the directory or give another -o path' });
   }
   const root = join(dirname(opts.out), `.${basename(opts.out)}.${randomBytes(4).toString('hex')}.rootfs`);
   mkdirSync(root);

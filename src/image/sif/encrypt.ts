@@ -128,16 +128,15 @@ function keepIds(objs: ObjectInput[], img: SifImage): void {
 export async function encryptSif(input: string, out: string, opts: EncryptOptions): Promise<EncryptResult> {
   const image = opts.image ?? input;
   if (!opts.key && opts.passphrase === undefined) {
-    throw new WarrenError('SIF_ENCRYPT_NO_KEY', `image ${image}: no key or passphrase to encrypt with`, { hint: 'give --key RSA-PUBLIC.pem or --passphrase-env VAR', exitCode: EXIT.usage });
+    throw new WarrenError('SIF_ENCRYPT_NO_KEY', `image ${image}: no key or passphrase to encrypt with`, { hint: 'give --key RSA-PUBLIC.pem or --passphrase-env VAR' });
   }
   if (opts.key && opts.key.type !== 'rsa') {
     throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key ${opts.key.source ?? opts.key.fingerprint} is an ${opts.key.type} key; encryption needs an RSA key`, {
       hint: 'use an RSA public key (`warren key generate --type rsa`, or `openssl genpkey -algorithm RSA`), or a passphrase',
-      exitCode: EXIT.usage,
     });
   }
   if (opts.passphrase !== undefined && opts.passphrase.length === 0) {
-    throw new WarrenError('SIF_PASSPHRASE_MISSING', `image ${image}: the passphrase is empty`, { hint: 'set the environment variable named by --passphrase-env to a non-empty passphrase', exitCode: EXIT.usage });
+    throw new WarrenError('SIF_PASSPHRASE_MISSING', `image ${image}: the passphrase is empty`, { hint: 'set the environment variable named by --passphrase-env to a non-empty passphrase' });
   }
   const img = readSif(input, image);
   const part = primaryPartition(img, image);
@@ -208,7 +207,7 @@ export interface DecryptOptions {
 }
 
 function decryptFailed(image: string, why: string, hint: string): WarrenError {
-  return new WarrenError('SIF_DECRYPT_FAILED', `image ${image}: cannot decrypt: ${why}`, { hint, exitCode: 1 });
+  return new WarrenError('SIF_DECRYPT_FAILED', `image ${image}: cannot decrypt: ${why}`, { hint });
 }
 
 /** The encryption parameters of an encrypted SIF, or undefined when it is not encrypted. */

@@ -9,7 +9,7 @@
 // Descriptor: type i32 | used u8 | id u32 | group u32 | link u32 | offset i64 | size i64 |
 //   size with padding i64 | created i64 | modified i64 | uid i64 | gid i64 | name [128] | extra [384]
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
-import { WarrenError, EXIT } from '../../common/index.js';
+import { WarrenError, EXIT, type ErrorCode } from '../../common/index.js';
 
 export const HEADER_SIZE = 128;
 export const DESCRIPTOR_SIZE = 585;
@@ -172,8 +172,8 @@ function uuidText(b: Buffer): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-export function sifError(code: string, image: string, what: string, hint: string, exitCode: number = EXIT.usage): WarrenError {
-  return new WarrenError(code, `image ${image}: ${what}`, { hint, exitCode });
+export function sifError(code: ErrorCode, image: string, what: string, hint: string): WarrenError {
+  return new WarrenError(code, `image ${image}: ${what}`, { hint });
 }
 
 const HINT_CORRUPT = 'the file is damaged or truncated: build or download the image again (`warren image build`, `apptainer build`), then retry';

@@ -124,7 +124,7 @@ export function pae(payloadType: string, payload: Buffer): Buffer {
 }
 
 function pemSign(key: PemKey, data: Buffer): Buffer {
-  if (!key.privateKey) throw new WarrenError('KEY_PRIVATE_REQUIRED', `key ${key.source ?? key.fingerprint} is a public key`, { hint: 'signing needs the private key file (or a key store entry with its private key)', exitCode: EXIT.usage });
+  if (!key.privateKey) throw new WarrenError('KEY_PRIVATE_REQUIRED', `key ${key.source ?? key.fingerprint} is a public key`, { hint: 'signing needs the private key file (or a key store entry with its private key)' });
   if (key.type === 'ed25519') return cryptoSign(null, data, key.privateKey);
   if (key.type === 'rsa') return cryptoSign('sha256', data, { key: key.privateKey, padding: C.RSA_PKCS1_PADDING });
   return cryptoSign('sha256', data, { key: key.privateKey, dsaEncoding: 'der' });
@@ -182,10 +182,10 @@ export interface SignResult {
  */
 export async function signSif(path: string, keys: LoadedKey[], opts: SignOptions = {}): Promise<SignResult> {
   const image = opts.image ?? path;
-  if (keys.length === 0) throw new WarrenError('SIF_SIGN_NO_KEY', `image ${image}: no signing key given`, { hint: 'give a private key: `warren image sign IMAGE --key PRIVATE.pem`', exitCode: EXIT.usage });
+  if (keys.length === 0) throw new WarrenError('SIF_SIGN_NO_KEY', `image ${image}: no signing key given`, { hint: 'give a private key: `warren image sign IMAGE --key PRIVATE.pem`' });
   for (const k of keys) {
     if (!k.privateKey) {
-      throw new WarrenError('KEY_PRIVATE_REQUIRED', `key ${k.source ?? k.fingerprint} is a public key; signing needs the private key`, { hint: 'give the private key file (PEM PRIVATE KEY or PGP PRIVATE KEY BLOCK)', exitCode: EXIT.usage });
+      throw new WarrenError('KEY_PRIVATE_REQUIRED', `key ${k.source ?? k.fingerprint} is a public key; signing needs the private key`, { hint: 'give the private key file (PEM PRIVATE KEY or PGP PRIVATE KEY BLOCK)' });
     }
   }
   let img = readSif(path, image);
@@ -377,7 +377,7 @@ export async function verifySif(path: string, keys: LoadedKey[], opts: VerifyOpt
     return report;
   };
   if (sigDescs.length === 0) {
-    return fail(new WarrenError('SIF_UNSIGNED', `image ${image} is not signed (no signature objects)`, { hint: 'sign it with `warren image sign IMAGE --key PRIVATE.pem`, or use an image that is signed', exitCode: 1 }));
+    return fail(new WarrenError('SIF_UNSIGNED', `image ${image} is not signed (no signature objects)`, { hint: 'sign it with `warren image sign IMAGE --key PRIVATE.pem`, or use an image that is signed' }));
   }
   const fh = await open(path, 'r');
   const dg = new Digester(fh);
@@ -497,7 +497,6 @@ export async function verifySif(path: string, keys: LoadedKey[], opts: VerifyOpt
     return fail(
       new WarrenError('SIF_INTEGRITY', `image ${image} failed verification: signature object ${broken.id} (${broken.kind}): ${broken.problem}`, {
         hint: 'the image was changed after it was signed (or is damaged): do not run it; get the original image again',
-        exitCode: 1,
         details: { report: strip(report) },
       }),
     );
@@ -514,7 +513,6 @@ export async function verifySif(path: string, keys: LoadedKey[], opts: VerifyOpt
       return fail(
         new WarrenError('SIF_SIGNATURE_INVALID', `image ${image}: signature object ${unreadable.id} of group ${g} is not valid: ${unreadable.problem}`, {
           hint: 'the signature is damaged or made by other tools in an unknown format: get the original image again, or sign it again',
-          exitCode: 1,
           details: { report: strip(report) },
         }),
       );
@@ -523,7 +521,6 @@ export async function verifySif(path: string, keys: LoadedKey[], opts: VerifyOpt
       return fail(
         new WarrenError('SIF_UNSIGNED', `image ${image}: object group ${g} is not signed${report.signatures.length ? ' (the image has signatures for other groups only)' : ''}`, {
           hint: 'sign every group (`warren image sign IMAGE --key PRIVATE.pem` signs them all)',
-          exitCode: 1,
           details: { report: strip(report) },
         }),
       );
@@ -532,7 +529,6 @@ export async function verifySif(path: string, keys: LoadedKey[], opts: VerifyOpt
       return fail(
         new WarrenError('SIF_SIGNER_UNKNOWN', `image ${image} is signed by ${unknown.join(', ')}, which is not among the ${keys.length} key(s) given`, {
           hint: keys.length ? 'give the signer\'s public key with --key PUB.pem (or trust it: `warren key import PUB.pem --trust`)' : 'give a public key with --key, or trust keys with `warren key import PUB.pem --trust`',
-          exitCode: 1,
           details: { report: strip(report) },
         }),
       );
@@ -541,7 +537,6 @@ export async function verifySif(path: string, keys: LoadedKey[], opts: VerifyOpt
     return fail(
       new WarrenError('SIF_SIGNATURE_INVALID', `image ${image}: signature object ${p?.id ?? '?'} of group ${g} is not valid${p?.problem ? `: ${p.problem}` : ''}`, {
         hint: 'the signature is damaged or made by other tools in an unknown format: sign the image again',
-        exitCode: 1,
         details: { report: strip(report) },
       }),
     );
@@ -554,7 +549,6 @@ export async function verifySif(path: string, keys: LoadedKey[], opts: VerifyOpt
     return fail(
       new WarrenError('SIF_UNCOVERED_OBJECT', `image ${image} failed verification: object${report.uncoveredObjects.length > 1 ? 's' : ''} ${report.uncoveredObjects.join(', ')} (first: ${describeObject(first)}) ${report.uncoveredObjects.length > 1 ? 'are' : 'is'} not covered by any valid signature`, {
         hint: 'an object outside the signed groups may be what runs (e.g. an extra system partition): do not run this image; get the original, or sign the image again after checking every object (`warren image inspect IMAGE`)',
-        exitCode: 1,
         details: { report: strip(report), objects: report.uncoveredObjects },
       }),
     );

@@ -21,7 +21,7 @@ export function isOciLayout(dir: string): boolean {
 }
 
 function bad(layout: string, what: string, hint = 'check the layout (e.g. `skopeo inspect oci:DIR`) or export the image again'): WarrenError {
-  return new WarrenError('SIF_SOURCE_INVALID', `OCI image layout ${layout}: ${what}`, { hint, exitCode: EXIT.usage });
+  return new WarrenError('SIF_SOURCE_INVALID', `OCI image layout ${layout}: ${what}`, { hint });
 }
 
 function blobPath(layout: string, digest: string): string {

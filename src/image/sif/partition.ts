@@ -30,10 +30,10 @@ export function findPrimaryPartition(path: string, image = path): PrimaryPartiti
 export function squashfsPartition(img: SifImage, image = img.path): { offset: number; size: number } {
   const p = primaryOf(img, image);
   if (p.fsType === 'encrypted-squashfs' || img.descriptors.find((d) => d.id === p.id)?.partition?.fsType === FsType.EncryptedSquashfs) {
-    throw new WarrenError('SIF_ENCRYPTED', `image ${image}: its system partition is encrypted`, { hint: 'decrypt it first: `warren image decrypt IMAGE --key PRIVATE.pem -o PLAIN.sif` (or --passphrase-env VAR)', exitCode: EXIT.usage });
+    throw new WarrenError('SIF_ENCRYPTED', `image ${image}: its system partition is encrypted`, { hint: 'decrypt it first: `warren image decrypt IMAGE --key PRIVATE.pem -o PLAIN.sif` (or --passphrase-env VAR)' });
   }
   if (p.fsType !== 'squashfs') {
-    throw new WarrenError('SIF_NOT_SQUASHFS', `image ${image}: its system partition is ${p.fsType}, not squashfs`, { hint: 'rebuild the image with a squashfs partition (`warren image build`)', exitCode: EXIT.usage });
+    throw new WarrenError('SIF_NOT_SQUASHFS', `image ${image}: its system partition is ${p.fsType}, not squashfs`, { hint: 'rebuild the image with a squashfs partition (`warren image build`)' });
   }
   return { offset: p.offset, size: p.size };
 }

@@ -33,7 +33,6 @@ export async function resolveTrustedKeys(refs: string[] | undefined, store: KeyS
     if (!k) {
       throw new WarrenError('KEY_NOT_FOUND', `trusted key ${ref} of the policy is not in the key store ${store.dir}`, {
         hint: 'import it (`warren key import PUB.pem --trust`), or name a key file in the policy',
-        exitCode: EXIT.usage,
       });
     }
     out.push(await store.load(k));
@@ -65,7 +64,6 @@ function refuseNonSif(path: string, image: string): void {
   if (isDir || (existsSync(path) && !isSif(path))) {
     throw new WarrenError('IMAGE_UNSIGNED', `image ${image} is not signed: it is ${isDir ? 'a root file system directory' : 'not a SIF file'}, and the policy requires signed images (require-signed: true)`, {
       hint: 'build a SIF (`warren image build SOURCE -o IMAGE.sif`) and sign it (`warren image sign IMAGE.sif --key PRIVATE.pem`), or drop require-signed',
-      exitCode: EXIT.usage,
     });
   }
 }
@@ -81,7 +79,6 @@ async function verifyUnderPolicy(path: string, image: string, keys: LoadedKey[])
   if (e.code === 'SIF_UNSIGNED') {
     throw new WarrenError('IMAGE_UNSIGNED', `image ${image} is not signed, and the policy requires signed images (require-signed: true)`, {
       hint: 'sign it (`warren image sign IMAGE --key PRIVATE.pem`) with a key the node trusts, or drop require-signed',
-      exitCode: EXIT.usage,
       details: { image },
     });
   }
@@ -89,7 +86,6 @@ async function verifyUnderPolicy(path: string, image: string, keys: LoadedKey[])
     const fps = [...new Set(r.signatures.flatMap((s) => s.unknownSigners))];
     throw new WarrenError('IMAGE_UNTRUSTED_SIGNER', `image ${image} is signed by ${fps.join(', ') || 'an unknown key'}, which is not a trusted key (${keys.length} trusted)`, {
       hint: keys.length ? 'if you trust that signer, import its public key: `warren key import PUB.pem --trust`' : 'no keys are trusted on this node: `warren key import PUB.pem --trust`',
-      exitCode: EXIT.usage,
       details: { image, fingerprints: fps },
     });
   }
@@ -100,7 +96,6 @@ async function verifyUnderPolicy(path: string, image: string, keys: LoadedKey[])
 function uncovered(image: string, r: VerifyReport): WarrenError {
   return new WarrenError('IMAGE_UNCOVERED_OBJECT', `image ${image}: object${r.uncoveredObjects.length > 1 ? 's' : ''} ${r.uncoveredObjects.join(', ')} ${r.uncoveredObjects.length > 1 ? 'are' : 'is'} not covered by a trusted signature, and the policy requires signed images (require-signed: true)`, {
     hint: 'every object of the image must be in a signed group (an unsigned extra partition could be what runs): see them with `warren image inspect IMAGE`; rebuild and sign the image (`warren image sign` signs every group)',
-    exitCode: EXIT.usage,
     details: { image, objects: r.uncoveredObjects },
   });
 }
@@ -202,7 +197,6 @@ export class TrustGate {
     if (!ignored.length || !(e instanceof WarrenError) || (e.code !== 'IMAGE_UNTRUSTED_SIGNER' && e.code !== 'IMAGE_UNSIGNED')) return e;
     return new WarrenError(e.code, e.message, {
       hint: `the node policy ($WARREN_HOME/policy.json) requires signed images, so only keys the node trusts count; the workflow's trusted-keys (${ignored.join(', ')}) do not widen it: ask the administrator to trust the key (\`warren key import PUB.pem --trust\`, or the node policy's trusted-keys)`,
-      exitCode: e.exitCode,
       ...(e.details ? { details: e.details } : {}),
     });
   }

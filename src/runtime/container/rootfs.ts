@@ -61,7 +61,6 @@ function readAt(file: string, offset: number, len: number): Buffer {
 function corrupt(image: string, why: string): WarrenError {
   return new WarrenError('RUNTIME_IMAGE_CORRUPT', `image ${image} is corrupt: ${why}`, {
     hint: 'the file is damaged or truncated: download or build the image again (e.g. `apptainer build`, or re-pull it), then rerun the job',
-    exitCode: EXIT.usage,
   });
 }
 
@@ -80,7 +79,6 @@ export async function locateSquashfs(
   } catch {
     throw new WarrenError('RUNTIME_IMAGE_NOT_FOUND', `image ${image}: file ${file} does not exist`, {
       hint: 'check the image path, or prepare the image again',
-      exitCode: EXIT.usage,
     });
   }
   const head = readAt(file, 0, 64);
@@ -275,13 +273,11 @@ export function checkRootfsDir(dir: string, image: string): void {
   } catch {
     throw new WarrenError('RUNTIME_IMAGE_NOT_FOUND', `image ${image}: root file system ${dir} does not exist`, {
       hint: 'prepare the image again (`warren image pull`), or check the path',
-      exitCode: EXIT.usage,
     });
   }
   if (!st.isDirectory()) {
     throw new WarrenError('RUNTIME_IMAGE_BAD_ROOTFS', `image ${image}: ${dir} is not a directory`, {
       hint: 'give a root file system directory or a .sif file',
-      exitCode: EXIT.usage,
     });
   }
 }

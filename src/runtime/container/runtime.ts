@@ -185,7 +185,6 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     if (!c?.image) {
       throw new WarrenError('RUNTIME_NO_IMAGE', `job ${req.id} has no container image`, {
         hint: 'give the job an `image:` or run it with the process runtime',
-        exitCode: EXIT.usage,
       });
     }
     const prepare = await getPrepare();
@@ -238,7 +237,6 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     if (!argv.length) {
       throw new WarrenError('RUNTIME_NO_COMMAND', `job ${req.id}: no command given and image ${img.uri} has no entrypoint or cmd`, {
         hint: 'give the job a `command:` (or `script:`)',
-        exitCode: EXIT.usage,
       });
     }
     const mounts = req.mounts.map((m) => ({ ...m, target: cleanTarget(m.target) }));
@@ -324,7 +322,6 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
       } else if (!rootfs.writable) {
         throw new WarrenError('RUNTIME_MOUNT_TARGET_MISSING', `image ${img.uri} has no ${missing.join(', ')} to mount onto, and a rootless container cannot add them to a read-only image`, {
           hint: 'mount volumes under /tmp or a directory that exists in the image, or use an image that has these directories',
-          exitCode: EXIT.usage,
         });
       } else spec = build(rootfs.path, nodeFiles);
     } else {

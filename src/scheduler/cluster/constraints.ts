@@ -18,7 +18,6 @@ const VALUE = /^[A-Za-z0-9_.:/+-]*$/;
 function bad(text: string, why: string): WarrenError {
   return new WarrenError('PLAN_BAD_CONSTRAINT', `constraint "${text}": ${why}`, {
     hint: 'write k=v, k!=v, "k in (a, b)", "k notin (a, b)", k (label present) or !k (label absent); keys and values are letters, digits and . _ - / (values also : +)',
-    exitCode: EXIT.usage,
   });
 }
 

@@ -35,7 +35,6 @@ export function checkFairShareInput(usage: Readonly<Record<string, number>>, sha
       if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
         throw new WarrenError('PLAN_BAD_CLUSTER', `${what} of user "${user}" is ${String(v)}, not a number >= 0`, {
           hint: 'pass decayed usage in core-seconds and shares as numbers >= 0',
-          exitCode: EXIT.usage,
         });
       }
     }

@@ -114,7 +114,7 @@ function sameClass(a: JobView, b: JobView, withUser: boolean): boolean {
   return true;
 }
 
-const badJob = (message: string, hint: string): WarrenError => new WarrenError('PLAN_BAD_JOB', message, { hint, exitCode: EXIT.usage });
+const badJob = (message: string, hint: string): WarrenError => new WarrenError('PLAN_BAD_JOB', message, { hint });
 
 const PLATFORM = /^[^/\s]+\/[^/\s]+(\/[^/\s]+)?$/;
 
@@ -163,7 +163,7 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
   const limitOpt = opts.limit ?? 'log2';
   const limit = limitOpt === 'log2' ? Math.max(2, Math.ceil(Math.log2(Math.max(1, n)))) : limitOpt;
   if (typeof limit !== 'number' || !(limit >= 1)) {
-    throw new WarrenError('PLAN_BAD_CLUSTER', `options.limit is ${String(limitOpt)}`, { hint: "use 'log2', a number >= 1, or Infinity", exitCode: EXIT.usage });
+    throw new WarrenError('PLAN_BAD_CLUSTER', `options.limit is ${String(limitOpt)}`, { hint: "use 'log2', a number >= 1, or Infinity" });
   }
   let reservationsLeft = opts.reservations ?? 1;
   const defaultRuntime = opts.defaultRuntime ?? 3600;

@@ -26,7 +26,7 @@ interface Release {
 }
 
 function badCluster(message: string, hint: string): WarrenError {
-  return new WarrenError('PLAN_BAD_CLUSTER', message, { hint, exitCode: EXIT.usage });
+  return new WarrenError('PLAN_BAD_CLUSTER', message, { hint });
 }
 
 const count = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x >= 0;

@@ -76,7 +76,7 @@ export interface Model {
 const GPU = 'nvidia.com/gpu';
 
 function usage(msg: string, hint: string): WarrenError {
-  return new WarrenError('PLAN_NO_FEASIBLE_SITE', msg, { hint, exitCode: EXIT.usage });
+  return new WarrenError('PLAN_NO_FEASIBLE_SITE', msg, { hint });
 }
 
 /**
@@ -152,11 +152,11 @@ export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions =
     byName.set(spec.name, idxs);
   }
   if (!Number.isFinite(defaultEst) || defaultEst < 0) {
-    throw new WarrenError('PLAN_BAD_ESTIMATE', `default estimate ${defaultEst} is not a number of seconds >= 0`, { hint: 'pass a non-negative number of seconds', exitCode: EXIT.usage });
+    throw new WarrenError('PLAN_BAD_ESTIMATE', `default estimate ${defaultEst} is not a number of seconds >= 0`, { hint: 'pass a non-negative number of seconds' });
   }
   for (const j of jobs) {
     if (!Number.isFinite(j.est) || j.est < 0) {
-      throw new WarrenError('PLAN_BAD_ESTIMATE', `job "${j.id}": runtime estimate ${j.est} is not a number of seconds >= 0`, { hint: 'fix the estimate (or the history it came from)', exitCode: EXIT.usage });
+      throw new WarrenError('PLAN_BAD_ESTIMATE', `job "${j.id}": runtime estimate ${j.est} is not a number of seconds >= 0`, { hint: 'fix the estimate (or the history it came from)' });
     }
   }
   for (let j = 0; j < jobs.length; j++) for (const f of jobs[j]!.outputs) if (files[f]!.producer < 0) files[f]!.producer = j;
@@ -178,7 +178,7 @@ export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions =
     const targets = byName.get(spec.name)!;
     for (const d of spec.requires) {
       if (!byName.has(d.job)) {
-        throw new WarrenError('PLAN_UNKNOWN_JOB', `job "${spec.name}" requires unknown job "${d.job}"`, { hint: 'validate the workflow with `warren validate FILE`', exitCode: EXIT.usage });
+        throw new WarrenError('PLAN_UNKNOWN_JOB', `job "${spec.name}" requires unknown job "${d.job}"`, { hint: 'validate the workflow with `warren validate FILE`' });
       }
     }
     for (const b of targets) for (const d of spec.requires) for (const a of byName.get(d.job)!) addEdge(a, b);
@@ -219,7 +219,7 @@ export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions =
   }
   if (topo.length !== jobs.length) {
     const stuck = jobs.filter((_, i) => indeg[i]! > 0).map((j) => j.id).slice(0, 5);
-    throw new WarrenError('PLAN_CYCLE', `the jobs ${stuck.join(', ')} depend on each other in a cycle (through requires or files)`, { hint: 'a workflow must be acyclic: check which job writes each file and who requires whom', exitCode: EXIT.usage });
+    throw new WarrenError('PLAN_CYCLE', `the jobs ${stuck.join(', ')} depend on each other in a cycle (through requires or files)`, { hint: 'a workflow must be acyclic: check which job writes each file and who requires whom' });
   }
 
   const nameOrder = new Int32Array(jobs.length);
@@ -281,7 +281,7 @@ function noSite(m: Model, j: PJob, wf: Workflow): WarrenError {
     return new WarrenError(
       'PLAN_DATA_UNREACHABLE',
       `${where}job "${j.id}" needs ${fileId ? `${fileId[1]}, which lives at site "${fileId[2]}"` : 'data'} that no link connects to any site able to run it (${j.rejected.map((r) => `${r.site}: ${r.why}`).join('; ')})`,
-      { hint: 'add a link from the data\'s site to a site that can run the job, or change `data:` in the platform file', exitCode: EXIT.usage },
+      { hint: 'add a link from the data\'s site to a site that can run the job, or change `data:` in the platform file' },
     );
   }
   const maxCores = Math.max(...m.offerings.map((o) => o.cores));

@@ -41,7 +41,7 @@ function runner(m: Model, fixed?: Fixed): Runner {
         throw new WarrenError(
           'PLAN_DATA_UNREACHABLE',
           `job "${job.id}" cannot get its inputs (${inputs.slice(0, 3).join(', ')}${inputs.length > 3 ? ', ...' : ''}) to any site able to run it: no link from where they are`,
-          { hint: 'add links between the sites of the platform so data can move between them', exitCode: EXIT.usage },
+          { hint: 'add links between the sites of the platform so data can move between them' },
         );
       }
       throw e;
@@ -101,10 +101,10 @@ function planModel(wf: Workflow, platform: Platform, opts: PlanOptions, progress
   const deadline = opts.deadlineSec ?? wf.policy.deadlineSec;
   const budget = opts.budget ?? wf.policy.budget;
   if (deadline !== undefined && (!Number.isFinite(deadline) || deadline < 0)) {
-    throw new WarrenError('PLAN_BAD_POLICY', `deadline ${deadline} is not a number of seconds >= 0`, { hint: 'write the deadline as a duration, e.g. 2h', exitCode: EXIT.usage });
+    throw new WarrenError('PLAN_BAD_POLICY', `deadline ${deadline} is not a number of seconds >= 0`, { hint: 'write the deadline as a duration, e.g. 2h' });
   }
   if (budget !== undefined && (!Number.isFinite(budget) || budget < 0)) {
-    throw new WarrenError('PLAN_BAD_POLICY', `budget ${budget} is negative or not a number`, { hint: 'write the budget as a number >= 0 in the platform currency', exitCode: EXIT.usage });
+    throw new WarrenError('PLAN_BAD_POLICY', `budget ${budget} is negative or not a number`, { hint: 'write the budget as a number >= 0 in the platform currency' });
   }
   const m = buildModel(wf, platform, opts, progress ? new Set(Object.keys(progress.jobs)) : undefined);
   const S = runner(m, progress ? pinnedJobs(m, progress) : undefined);
@@ -187,7 +187,7 @@ export interface Progress {
  */
 export function replanWorkflow(wf: Workflow, platform: Platform, progress: Progress, opts: PlanOptions = {}): Plan {
   if (!Number.isFinite(progress.now) || progress.now < 0) {
-    throw new WarrenError('PLAN_BAD_PROGRESS', `progress.now ${progress.now} is not a time >= 0`, { hint: 'pass the seconds since the workflow started', exitCode: EXIT.usage });
+    throw new WarrenError('PLAN_BAD_PROGRESS', `progress.now ${progress.now} is not a time >= 0`, { hint: 'pass the seconds since the workflow started' });
   }
   return planModel(wf, platform, opts, progress);
 }
@@ -195,7 +195,7 @@ export function replanWorkflow(wf: Workflow, platform: Platform, progress: Progr
 function pinnedJobs(m: Model, progress: Progress): Fixed {
   const idx = new Map(m.jobs.map((j, i) => [j.id, i]));
   const pinned: (Pinned | undefined)[] = new Array(m.jobs.length);
-  const bad = (msg: string, hint: string): WarrenError => new WarrenError('PLAN_BAD_PROGRESS', msg, { hint, exitCode: EXIT.usage });
+  const bad = (msg: string, hint: string): WarrenError => new WarrenError('PLAN_BAD_PROGRESS', msg, { hint });
   for (const [id, p] of Object.entries(progress.jobs)) {
     const j = idx.get(id);
     if (j === undefined) throw bad(`progress names unknown job "${id}"`, 'pass the ids of the plan\'s jobs (`name[i]` for tasks of a task array)');
@@ -203,7 +203,6 @@ function pinnedJobs(m: Model, progress: Progress): Fixed {
     if (o < 0) {
       throw new WarrenError('PLAN_UNKNOWN_SITE', `job "${id}" ran at ${p.site}${p.instanceType ? `/${p.instanceType}` : ''}, which the platform does not have`, {
         hint: 'keep sites that ran jobs in the platform (they may have less capacity now)',
-        exitCode: EXIT.usage,
       });
     }
     if (!(p.end >= p.start) || p.start < 0) throw bad(`job "${id}": start ${p.start} and end ${p.end} are not a time interval`, 'pass seconds since the workflow started, start <= end');
