@@ -10,7 +10,7 @@ export interface NodePolicy {
   trustedKeys: string[];
   /**
    * Keep setuid/setgid bits when unpacking images and let containers honor them (root
-   * mounted without nosuid, no_new_privs off). Default false. See docs/security-images-oci.md.
+   * mounted without nosuid, no_new_privs off). Default false. See docs/security.md.
    */
   allowSetuid: boolean;
 }

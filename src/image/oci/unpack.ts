@@ -9,7 +9,7 @@
 // nodes and FIFOs are never created, and an entry whose name (after whiteout decoding)
 // would address the root itself, its parent or another directory is refused
 // (IMAGE_LAYER_UNSAFE) before anything is removed or written. See
-// docs/security-images-oci.md.
+// docs/security.md.
 //
 // zstd: Node 20's zlib has no zstd, so zstd layers are decompressed by the `zstd` program
 // (Debian package zstd), streamed; gzip uses node:zlib.
