@@ -5,7 +5,7 @@ import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import type { DataCache } from './cache.js';
 import { accessDenied, dataError, notFound, tooLarge } from './errors.js';
 import { isWarrenError } from '../common/index.js';
-import { prefixHash, readPartial, resetPartial, streamToFile, writePartialMeta } from './partial.js';
+import { captureBody, prefixHash, readPartial, resetPartial, streamToFile, writePartialMeta } from './partial.js';
 import { classifyNetError, Progress, retryAfterMs, Transient } from './transfer.js';
 
 let plain: Agent | undefined;
@@ -129,6 +129,7 @@ export async function httpAttempt(f: HttpFetch): Promise<HttpFetchResult> {
     await drain(res.body);
     throw statusError(f.uri, st, h, f.creds !== undefined);
   }
+  const body = captureBody(res.body);
   const etag = header(h, 'etag');
   const lastModified = header(h, 'last-modified');
   let start = 0;
@@ -136,7 +137,7 @@ export async function httpAttempt(f: HttpFetch): Promise<HttpFetchResult> {
   if (st === 206) {
     const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(h, 'content-range') ?? '');
     if (!m || parseInt(m[1]!, 10) !== p.have) {
-      await drain(res.body);
+      body.destroy();
       await resetPartial(f.cache, f.uri);
       throw new Transient('the server answered a different range; starting over', { retryAfterMs: 0 });
     }
@@ -147,8 +148,7 @@ export async function httpAttempt(f: HttpFetch): Promise<HttpFetchResult> {
     if (len !== undefined && /^\d+$/.test(len)) total = parseInt(len, 10);
   }
   if (f.limit && total !== undefined && total > f.limit.bytes) {
-    res.body.on('error', () => {}); // (destroying it reports an abort)
-    res.body.destroy();
+    body.destroy();
     await resetPartial(f.cache, f.uri);
     throw tooLarge(f.uri, f.limit, { bytes: total, declared: true });
   }
@@ -161,7 +161,7 @@ export async function httpAttempt(f: HttpFetch): Promise<HttpFetchResult> {
   const limit = f.limit;
   let written: number;
   try {
-    written = await streamToFile(res.body, {
+    written = await streamToFile(body, {
       path: p.path, append: start > 0, uri: f.uri, host, hash, progress: f.progress, signal: f.signal,
       ...(f.dest ? { dest: f.dest } : {}),
       ...(f.stall ? { stall: f.stall } : {}),

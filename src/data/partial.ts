@@ -107,18 +107,101 @@ class StallWatch {
   }
 }
 
+interface EmitterStream {
+  on(ev: string, f: (...a: unknown[]) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+}
+
+function isEmitterStream(b: unknown): b is EmitterStream {
+  const o = b as Partial<EmitterStream> | null;
+  return !!o && typeof o.on === 'function' && typeof o.pause === 'function' && typeof o.resume === 'function';
+}
+
+/** The chunks of a Node stream in order, then its error (if any) after every chunk that came before it. */
+function drain(stream: EmitterStream, highWater = 4 * 1024 * 1024): AsyncIterator<Uint8Array> {
+  const queue: Uint8Array[] = [];
+  let queued = 0;
+  let err: unknown = null;
+  let ended = false;
+  let wake: (() => void) | null = null;
+  const notify = (): void => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  stream.on('data', (c: unknown) => {
+    const chunk = c as Uint8Array;
+    queue.push(chunk);
+    queued += chunk.length;
+    if (queued > highWater) stream.pause();
+    notify();
+  });
+  stream.on('error', (e: unknown) => {
+    if (err === null) err = e;
+    notify();
+  });
+  stream.on('end', () => {
+    ended = true;
+    notify();
+  });
+  stream.on('close', () => {
+    if (!ended && err === null) err = Object.assign(new Error('the connection closed before the body ended'), { code: 'ECONNRESET' });
+    notify();
+  });
+  // It may have ended or failed before we listened (while the file was being opened).
+  const st = stream as { errored?: unknown; destroyed?: boolean; readableEnded?: boolean };
+  if (st.readableEnded) ended = true;
+  else if (st.errored) err = st.errored;
+  else if (st.destroyed) err = Object.assign(new Error('the connection closed before the body ended'), { code: 'ECONNRESET' });
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      const c = queue.shift();
+      if (c !== undefined) {
+        queued -= c.length;
+        if (queued <= highWater / 2) stream.resume();
+        yield c;
+        continue;
+      }
+      if (err !== null) throw err;
+      if (ended) return;
+      await new Promise<void>((r) => (wake = r));
+    }
+  }
+  return chunks();
+}
+
+/** Start reading a response body into our own queue now (see drain), so that what arrives
+ *  while the caller still prepares the partial file is not lost if the connection drops. */
+export function captureBody(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> & { destroy: (e?: Error) => void } {
+  const raw = body as { on?: (ev: string, f: () => void) => void; destroy?: (e?: Error) => void };
+  const it = isEmitterStream(body) ? drain(body) : body[Symbol.asyncIterator]();
+  return {
+    [Symbol.asyncIterator]: () => it,
+    destroy: (e?: Error) => {
+      raw.on?.('error', () => {}); // (destroying it reports an abort)
+      raw.destroy?.(e);
+    },
+  };
+}
+
 /** Stream `body` into the partial file, hashing as it goes; fsync. Returns bytes written.
  *  Network errors become Transient (the bytes written so far stay for resuming), disk
  *  errors DATA_DISK_FULL / DATA_IO naming the file. */
 export async function streamToFile(body: AsyncIterable<Uint8Array>, t: StreamTarget): Promise<number> {
+  // A Node stream is read through its 'data' events into our own queue, from now on (before
+  // the file is opened): when the connection drops, what arrived before the drop is still
+  // written (a destroyed stream throws its buffer away), so a resume continues from every
+  // byte received.
+  const it = isEmitterStream(body) ? drain(body) : body[Symbol.asyncIterator]();
   let fh;
   try {
     fh = await open(t.path, t.append ? 'a' : 'w', 0o644);
   } catch (e) {
+    (body as { destroy?: () => void }).destroy?.();
     throw fsError(e, t.path, t.uri, t.dest);
   }
   let written = 0;
-  const it = body[Symbol.asyncIterator]();
   // A stall destroys the body with the Transient, which ends the pending read; only a body
   // that cannot be destroyed needs a race on every read.
   const destroyable = typeof (body as { destroy?: unknown }).destroy === 'function';

@@ -9,7 +9,7 @@ import type { DataCache } from './cache.js';
 import type { S3Options } from './types.js';
 import { accessDenied, dataError, notFound, tooLarge } from './errors.js';
 import { isWarrenError } from '../common/index.js';
-import { prefixHash, readPartial, resetPartial, streamToFile, writePartialMeta } from './partial.js';
+import { captureBody, prefixHash, readPartial, resetPartial, streamToFile, writePartialMeta } from './partial.js';
 import { classifyNetError, Progress, Transient } from './transfer.js';
 
 /** Effective S3 settings: options, then WARREN_S3_ENDPOINT / WARREN_S3_FORCE_PATH_STYLE /
@@ -129,7 +129,7 @@ export async function s3Attempt(f: S3Fetch): Promise<{ bytes: number; sha256: st
     if (c instanceof Transient && /changed/.test(c.message)) await resetPartial(f.cache, f.uri);
     throw c;
   }
-  const body = r.Body as AsyncIterable<Uint8Array> & { destroy?: () => void };
+  const body = captureBody(r.Body as AsyncIterable<Uint8Array>);
   if (f.etag && r.ETag && r.ETag !== f.etag) {
     body.destroy?.();
     await resetPartial(f.cache, f.uri);
