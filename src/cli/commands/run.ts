@@ -27,6 +27,9 @@ export { nodePolicy } from '../policy.js';
 
 type TrustGate = import('../../image/index.js').TrustGate;
 
+/** The gate of a workflow that names no image: nothing to admit. */
+const NO_IMAGES_GATE = { requireSigned: false, policy: {}, admit: async <T>(img: T): Promise<T> => img } as unknown as TrustGate;
+
 /** The trust gate of this run: the one rule (src/image effectiveTrustPolicy) for the node policy and the workflow's. */
 async function trustGate(wf: Workflow | undefined, home: string): Promise<TrustGate> {
   const { TrustGate, effectiveTrustPolicy, KeyStore } = await import('../../image/index.js');
@@ -72,7 +75,9 @@ async function openAll(o: CommonOpts, wf?: Workflow, opened?: Store): Promise<{ 
     if (!Number.isInteger(cores) || cores < 1) throw new WarrenError('CLI_BAD_OPTION', `--cores must be a whole number >= 1, not "${o.cores}"`);
   } else if (process.env.WARREN_CORES) cores = Number(process.env.WARREN_CORES);
   const needsContainers = wf === undefined || Object.values(wf.jobs).some((j) => j.image !== undefined);
-  const gate = await trustGate(wf, home);
+  // A workflow without images needs no trust gate: do not load the image subsystem (OpenPGP,
+  // the registry client) for it, so a host-only `warren run` starts fast.
+  const gate = needsContainers ? await trustGate(wf, home) : NO_IMAGES_GATE;
   const container = needsContainers ? await defaultContainerRuntimeFor(home, gate) : undefined;
   const agent = new LocalAgent({ cores, process: createProcessRuntime(), container });
   const mover = await dataMover(home);
