@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CGROUP_ROOT, detectCgroups } from './container/cgroups.js';
+import { pidAlive } from '../common/index.js';
 
 export type JobIsolationMode = 'cgroup-v2' | 'cgroup-v1' | 'process-group';
 export interface JobIsolation {
@@ -319,6 +320,43 @@ export class JobCgroup {
       await new Promise((r) => setTimeout(r, i < 10 ? 5 : 50));
     }
   }
+}
+
+let swept = false;
+
+/**
+ * Remove the EMPTY job cgroups whose owner (the Warren process whose pid is in the name,
+ * `<id>.<pid>.<n>.<rand>`) is gone, in every hierarchy: what a killed Warren or launcher
+ * could not remove. Jobs still running in such a cgroup are left alone (a resume stops them
+ * through `stopRecordedAttempt`). Once per process; never throws.
+ */
+export function sweepDeadJobCgroups(): number {
+  if (swept) return 0;
+  swept = true;
+  const iso = jobIsolation();
+  const parents = iso.mode === 'cgroup-v2' ? [join(CGROUP_ROOT, JOBS_PARENT)] : iso.mode === 'cgroup-v1' ? v1Ctrls.map((c) => join(CGROUP_ROOT, c, JOBS_PARENT)) : [];
+  let removed = 0;
+  for (const parent of parents) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(parent);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const m = /^[A-Za-z0-9_.-]+\.(\d+)\.\d+\.[0-9a-f]+$/.exec(name);
+      if (!m) continue;
+      const owner = Number(m[1]);
+      if (owner === process.pid || pidAlive(owner)) continue;
+      try {
+        rmdirSync(join(parent, name)); // fails (EBUSY) while a process is in it
+        removed++;
+      } catch {
+        /* in use, or gone */
+      }
+    }
+  }
+  return removed;
 }
 
 /** Names of the job cgroups in the jobs parent (for sweeps and tests). */

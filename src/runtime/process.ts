@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, existsSync, statSync, unlinkSync } from 'node:fs';
 import { WarrenError, isWarrenError } from '../common/index.js';
 import { Spawner, nulError, requestDefect } from './spawner.js';
-import { JobCgroup, jobIsolation, type JobAccounting } from './jobcgroup.js';
+import { JobCgroup, jobIsolation, sweepDeadJobCgroups, type JobAccounting } from './jobcgroup.js';
 import type { ExitInfo, LaunchRequest, RunningTask, Runtime } from './types.js';
 
 const PAGE = 4096;
@@ -133,6 +133,7 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
   }
   const isolation = (): 'cgroup-v1' | 'cgroup-v2' | null => {
     if (opts.isolation === 'process-group') return null;
+    sweepDeadJobCgroups();
     const m = jobIsolation().mode;
     return m === 'process-group' ? null : m;
   };
