@@ -112,24 +112,17 @@ describe('loadWorkflowFile', () => {
 });
 
 describe('scale', () => {
-  test('a 10,000-job workflow parses and validates in well under a second', { timeout: 60_000 }, () => {
+  test('a 10,000-job workflow parses and validates (its speed is measured by bench/workflow, not here)', { timeout: 60_000 }, () => {
     const parts = ['version: v1\nvolumes:\n  data: {reference: volume://user/ephemeral}\ndefaults:\n  job:\n    env: {STAGE: big}\n    mounts:\n      data: {location: /data}\njobs:\n'];
     for (let i = 0; i < 10_000; i++) {
       const req = i === 0 ? '' : `\n    requires: [job${i - 1}${i >= 10 ? `, job${i - 10}` : ''}]`;
       parts.push(`  job${i}:\n    command: [echo, "${i}"]${req}\n    resource:\n      cpu: {cores: 2}\n      memory: {size: 1GiB}\n    policy:\n      retry: {attempts: 2}\n`);
     }
     const text = parts.join('');
-    const times: number[] = [];
-    for (let k = 0; k < 3; k++) {
-      const t0 = performance.now();
-      const { workflow, diagnostics } = parseWorkflowText(text, 'big.yaml');
-      times.push(performance.now() - t0);
-      assert.deepEqual(diagnostics, []);
-      assert.equal(Object.keys(workflow!.jobs).length, 10_000);
-      assert.deepEqual(workflow!.jobs.job9999!.pos, { line: text.split('\n').length - 8, col: 3 });
-    }
-    times.sort((a, b) => a - b);
-    assert.ok(times[1]! < 1000, `median ${times[1]!.toFixed(0)} ms (all: ${times.map((t) => t.toFixed(0)).join(', ')})`);
+    const { workflow, diagnostics } = parseWorkflowText(text, 'big.yaml');
+    assert.deepEqual(diagnostics, []);
+    assert.equal(Object.keys(workflow!.jobs).length, 10_000);
+    assert.deepEqual(workflow!.jobs.job9999!.pos, { line: text.split('\n').length - 8, col: 3 });
   });
 
   test('an error in a 10,000-job workflow is still found, with its position', { timeout: 60_000 }, () => {

@@ -68,15 +68,10 @@ describe('WfFormat import', () => {
     }
   });
 
-  test('the 1738-task montage instance converts in < 100 ms', () => {
+  test('the 1738-task montage instance converts (speed: bench/workflow, not here)', () => {
     const text = readFileSync(join(wfDir, 'montage-chameleon-2mass-05d-001.json'), 'utf8');
-    const json = JSON.parse(text);
-    fromWfFormat(json, 'm.json'); // warm up
-    const t0 = performance.now();
-    const wf = fromWfFormat(json, 'm.json');
-    const ms = performance.now() - t0;
+    const wf = fromWfFormat(JSON.parse(text), 'm.json');
     assert.equal(Object.keys(wf.jobs).length, 1738);
-    assert.ok(ms < 100, `took ${ms.toFixed(1)} ms`);
   });
 
   test('a task without a command sleeps for its runtime; coreCount and name default', () => {
