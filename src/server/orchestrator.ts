@@ -369,7 +369,20 @@ export class Orchestrator {
               });
             } else {
               writer.attempt(base);
-              this.runData(a.kind, a.job, wf, volumeDirs, attemptId, dataAborts, hooks, agentStarted, agentExited);
+              // A download waiting on another process's lock is said in the live view and
+              // recorded as an event, so `warren status` shows it too.
+              const dataHooks: DriveHooks = {
+                ...hooks,
+                onProgress: (key, p) => {
+                  if (p.kind === 'waiting-lock' && p.lock) {
+                    const who = p.lock.pid > 0 ? `process ${p.lock.pid} on ${p.lock.host}` : 'another process';
+                    const message = `waiting ${Math.round(p.lock.waitedMs / 1000)} s for ${p.uri}: ${who} is downloading it (lock ${p.lock.path})`;
+                    writer.event({ workflowId: id, at: now(), key, level: 'warn', message });
+                    hooks.onEvent?.('warn', key, message);
+                  } else hooks.onProgress?.(key, p);
+                },
+              };
+              this.runData(a.kind, a.job, wf, volumeDirs, attemptId, dataAborts, dataHooks, agentStarted, agentExited);
             }
             break;
           }
