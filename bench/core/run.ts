@@ -11,11 +11,12 @@
 //      cgroup where the node allows it; also without cgroups and without the hold, so the
 //      cost of each is visible (same targets as 1 and 3)
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../../test/helpers.js';
+import { bareSpawn, concurrently } from '../spawnloop.js';
 import { createProcessRuntime, jobIsolation, closeSpawner, type Runtime } from '../../src/runtime/index.js';
 
 const WARREN = join(repoRoot, 'bin', 'warren.js');
@@ -33,53 +34,20 @@ function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd = tmp)
   return { ms, code: r.status, out: r.stdout };
 }
 
-/** Bare baseline: spawn /bin/true `n` times, `conc` at a time. */
-function bareSpawn(n: number, conc: number): Promise<number> {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    let started = 0;
-    let done = 0;
-    const next = (): void => {
-      if (started >= n) return;
-      started++;
-      const c = spawn('/bin/true', [], { stdio: 'ignore' });
-      c.on('exit', () => {
-        done++;
-        if (done === n) resolve(performance.now() - t0);
-        else next();
-      });
-    };
-    for (let i = 0; i < conc; i++) next();
-  });
-}
-
 /** `n` no-op tasks through a process runtime, `conc` at a time. */
 function runtimeLoop(rt: Runtime, n: number, conc: number, hold: boolean): Promise<number> {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    let started = 0;
-    let done = 0;
-    const next = (): void => {
-      if (started >= n) return;
-      const i = started++;
-      const t = rt.launch({
-        id: `bench/noop/${i}/1`,
-        argv: ['/bin/true'],
-        env: { PATH: '/usr/bin:/bin' },
-        cwd: tmp,
-        stdoutPath: join(tmp, `rt-${i % 64}.out`),
-        stderrPath: join(tmp, `rt-${i % 64}.err`),
-        mounts: [],
-        ...(hold ? { beforeExec: async () => { await Promise.resolve(); } } : {}),
-      });
-      void t.exited.then(() => {
-        done++;
-        if (done === n) resolve(performance.now() - t0);
-        else next();
-      });
-    };
-    for (let i = 0; i < conc; i++) next();
-  });
+  return concurrently(n, conc, (i) =>
+    rt.launch({
+      id: `bench/noop/${i}/1`,
+      argv: ['/bin/true'],
+      env: { PATH: '/usr/bin:/bin' },
+      cwd: tmp,
+      stdoutPath: join(tmp, `rt-${i % 64}.out`),
+      stderrPath: join(tmp, `rt-${i % 64}.err`),
+      mounts: [],
+      ...(hold ? { beforeExec: async () => { await Promise.resolve(); } } : {}),
+    }).exited,
+  );
 }
 
 function warrenRun(file: string, home: string, extra: string[] = []): { ms: number; code: number | null } {

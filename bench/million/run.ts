@@ -5,12 +5,13 @@
 // from the store), peak RSS of the CLI (GNU time), tasks/s vs the bare loop (target >= 0.8x),
 // and the number of log files left (target 0: tasks that print nothing leave none).
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { repoRoot } from '../../test/helpers.js';
+import { bareSpawn } from '../spawnloop.js';
 
 const WARREN = join(repoRoot, 'bin', 'warren.js');
 const args = process.argv.slice(2);
@@ -22,26 +23,6 @@ if (!Number.isInteger(N) || N < 1) {
 }
 const cores = availableParallelism();
 const tmp = mkdtempSync(join(tmpdir(), 'warren-bench-million-'));
-
-/** Bare baseline: spawn /bin/true `n` times, `conc` at a time (Node's child_process). */
-function bareSpawn(n: number, conc: number): Promise<number> {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    let started = 0;
-    let done = 0;
-    const next = (): void => {
-      if (started >= n) return;
-      started++;
-      const c = spawn('/bin/true', [], { stdio: 'ignore' });
-      c.on('exit', () => {
-        done++;
-        if (done === n) resolve(performance.now() - t0);
-        else next();
-      });
-    };
-    for (let i = 0; i < conc; i++) next();
-  });
-}
 
 async function main(): Promise<void> {
   process.stdout.write(`warren million-task benchmark: ${N.toLocaleString('en')} tasks of /bin/true, ${cores} cores (node ${process.version}, ${tmp})\n`);
