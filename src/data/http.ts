@@ -4,8 +4,7 @@ import { createReadStream } from 'node:fs';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import type { DataCache } from './cache.js';
 import { accessDenied, dataError, notFound, tooLarge } from './errors.js';
-import { isWarrenError } from '../common/index.js';
-import { captureBody, prefixHash, readPartial, resetPartial, streamToFile, writePartialMeta } from './partial.js';
+import { captureBody, prefixHash, readPartial, resetPartial, streamToPartial, writePartialMeta } from './partial.js';
 import { classifyNetError, Progress, retryAfterMs, Transient } from './transfer.js';
 
 let plain: Agent | undefined;
@@ -158,19 +157,15 @@ export async function httpAttempt(f: HttpFetch): Promise<HttpFetchResult> {
   const hash = await prefixHash(p.path, start);
   f.progress.totalBytes = total;
   f.progress.set(start);
-  const limit = f.limit;
-  let written: number;
-  try {
-    written = await streamToFile(body, {
+  const written = await streamToPartial(
+    body,
+    {
       path: p.path, append: start > 0, uri: f.uri, host, hash, progress: f.progress, signal: f.signal,
       ...(f.dest ? { dest: f.dest } : {}),
       ...(f.stall ? { stall: f.stall } : {}),
-      ...(limit ? { cap: { bytes: limit.bytes - start, error: () => tooLarge(f.uri, limit, { bytes: limit.bytes, declared: false }) } } : {}),
-    });
-  } catch (e) {
-    if (isWarrenError(e) && e.code === 'DATA_TOO_LARGE') await resetPartial(f.cache, f.uri);
-    throw e;
-  }
+    },
+    { cache: f.cache, start, limit: f.limit },
+  );
   const bytes = start + written;
   if (total !== undefined && bytes < total) {
     throw new Transient(`connection closed after ${bytes} of ${total} bytes`);

@@ -4,7 +4,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { readFile, rm, stat, open } from 'node:fs/promises';
 import type { DataCache } from './cache.js';
 import { writeFileAtomic, hashFile } from './fsutil.js';
-import { fsError } from './errors.js';
+import { fsError, tooLarge } from './errors.js';
+import { isWarrenError } from '../common/index.js';
 import { classifyNetError, Progress, Transient } from './transfer.js';
 
 export interface PartialMeta {
@@ -254,4 +255,23 @@ export async function streamToFile(body: AsyncIterable<Uint8Array>, t: StreamTar
     await fh.close().catch(() => {});
   }
   return written;
+}
+
+/** `streamToFile` of a download resumed at `start` under a size limit: more than the limit
+ *  is DATA_TOO_LARGE, and then the partial is discarded (nothing of it is kept). */
+export async function streamToPartial(
+  body: AsyncIterable<Uint8Array>,
+  t: Omit<StreamTarget, 'cap'>,
+  o: { cache: DataCache; start: number; limit?: { bytes: number; fromSize: boolean } | undefined },
+): Promise<number> {
+  const limit = o.limit;
+  try {
+    return await streamToFile(body, {
+      ...t,
+      ...(limit ? { cap: { bytes: limit.bytes - o.start, error: () => tooLarge(t.uri, limit, { bytes: limit.bytes, declared: false }) } } : {}),
+    });
+  } catch (e) {
+    if (isWarrenError(e) && e.code === 'DATA_TOO_LARGE') await resetPartial(o.cache, t.uri);
+    throw e;
+  }
 }

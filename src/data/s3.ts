@@ -8,8 +8,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type { DataCache } from './cache.js';
 import type { S3Options } from './types.js';
 import { accessDenied, dataError, notFound, tooLarge } from './errors.js';
-import { isWarrenError } from '../common/index.js';
-import { captureBody, prefixHash, readPartial, resetPartial, streamToFile, writePartialMeta } from './partial.js';
+import { captureBody, prefixHash, readPartial, resetPartial, streamToPartial, writePartialMeta } from './partial.js';
 import { classifyNetError, Progress, Transient } from './transfer.js';
 
 /** Effective S3 settings: options, then WARREN_S3_ENDPOINT / WARREN_S3_FORCE_PATH_STYLE /
@@ -148,19 +147,15 @@ export async function s3Attempt(f: S3Fetch): Promise<{ bytes: number; sha256: st
   await writePartialMeta(f.cache, { uri: f.uri, ...(f.etag ? { etag: f.etag } : {}), total: f.size });
   const hash = await prefixHash(p.path, start);
   f.progress.set(start);
-  const limit = f.limit;
-  let written: number;
-  try {
-    written = await streamToFile(body, {
+  const written = await streamToPartial(
+    body,
+    {
       path: p.path, append: start > 0, uri: f.uri, host: hostOf(f.s3), hash, progress: f.progress, signal: f.signal,
       ...(f.dest ? { dest: f.dest } : {}),
       ...(f.stall ? { stall: f.stall } : {}),
-      ...(limit ? { cap: { bytes: limit.bytes - start, error: () => tooLarge(f.uri, limit, { bytes: limit.bytes, declared: false }) } } : {}),
-    });
-  } catch (e) {
-    if (isWarrenError(e) && e.code === 'DATA_TOO_LARGE') await resetPartial(f.cache, f.uri);
-    throw e;
-  }
+    },
+    { cache: f.cache, start, limit: f.limit },
+  );
   const bytes = start + written;
   if (bytes < f.size) throw new Transient(`connection closed after ${bytes} of ${f.size} bytes`);
   return { bytes, sha256: hash.digest('hex'), etag: r.ETag ?? f.etag, resumedFrom: start };
