@@ -1,0 +1,149 @@
+// The agent contract: everything the server asks of a node, and everything a node tells the
+// server. The local agent (in-process, `warren run`) and the remote agent (a proxy to a
+// `warren agent` daemon over mutual TLS) both implement `Agent`, and both pass the one
+// contract suite in test/agent/contract.ts.
+//
+// A task is *node-independent*: it names the workflow, the job's spec, the task index and
+// the attempt; the node resolves everything local (job script, working directory, volume
+// directories, log files, secrets, data transfers, the user's Unix account).
+
+import type { WireError } from '../common/index.js';
+import type { ExitReason } from '../runtime/index.js';
+import type { JobSpec, VolumeSpec } from '../workflow/index.js';
+
+/** Version of the server–agent protocol; both ends refuse a peer with another major. */
+export const AGENT_PROTOCOL = { major: 1, minor: 0 } as const;
+
+export interface GpuInfo {
+  index: number;
+  model: string;
+  memoryBytes: number;
+}
+
+/** What a node has, as reported by its agent. */
+export interface NodeInfo {
+  name: string;
+  cores: number;
+  memoryBytes: number;
+  gpus: GpuInfo[];
+  labels: Record<string, string>;
+  /** `os/arch` as OCI names it, e.g. linux/amd64. */
+  platform: string;
+  /** A container runtime (runc) is usable on this node. */
+  containers: boolean;
+  /** Images already in this node's cache (URIs), for the scheduler's score. */
+  cachedImages?: string[];
+  agentVersion: string;
+  protocol: { major: number; minor: number };
+}
+
+/** Who the task runs as: the Warren user and the Unix account it maps to. */
+export interface TaskUser {
+  name: string;
+  unixUser: string;
+}
+
+/** One unit of work for a node, without any node-local path. */
+export interface TaskAssignment {
+  /** `workflowId/key/attempt`: unique across the cluster and forever. */
+  attemptId: string;
+  workflowId: string;
+  /** Engine unit key (`job:align`, `job:align[7]`, `ingress:ref`, `egress:@egress`). */
+  key: string;
+  attempt: number;
+  kind: 'job' | 'ingress' | 'egress';
+  /** The job (for kind job) or the volume (ingress) it concerns; '@egress' for egress. */
+  name: string;
+  task: number | null;
+  /** The job's validated spec (kind job). */
+  job?: JobSpec;
+  /** Volumes the unit touches (mounted by the job, filled by ingress, drained by egress). */
+  volumes: VolumeSpec[];
+  /** Replace the command by `sleep estimate × factor` (WfFormat replay, `--simulate`). */
+  simulate?: number;
+  /** Absent on the embedded default: run as the agent's own user. */
+  user?: TaskUser;
+  /** The lease term of the run driver that dispatched it (fencing). */
+  term: number;
+}
+
+/** What is needed to decide whether a node could ever run a job. */
+export interface AdmissionRequest {
+  name: string;
+  cores: number;
+  memoryBytes: number;
+  gpus: number;
+  container: boolean;
+  user?: TaskUser;
+}
+
+export interface AttemptStarted {
+  attemptId: string;
+  pid: number | null;
+  cgroup: string | null;
+  at: number;
+}
+
+export interface AttemptExited {
+  attemptId: string;
+  exitCode: number | null;
+  signal: string | null;
+  reason: ExitReason | 'node-lost' | 'agent-restarted';
+  message?: string;
+  durationMs: number;
+  /** A structured failure when the node could not run it (spawn error, bad image, no account). */
+  failure?: WireError;
+  at: number;
+}
+
+export interface AgentListener {
+  started(ev: AttemptStarted): void;
+  exited(ev: AttemptExited): void;
+}
+
+/** An attempt the agent knows about after a restart or on reconnect. */
+export interface AttemptState {
+  attemptId: string;
+  state: 'running' | 'exited';
+  pid: number | null;
+  cgroup: string | null;
+  startedAt: number | null;
+  exit?: AttemptExited;
+}
+
+export interface LogRequest {
+  workflowId: string;
+  job: string;
+  task: number | null;
+  stream: 'stdout' | 'stderr';
+  /** Byte offset to start at (0: the beginning). */
+  offset?: number;
+  /** Keep streaming what the job appends until it ends or `signal` aborts. */
+  follow?: boolean;
+}
+
+export interface SubmitHooks {
+  /** Called once the task's process exists, before its command runs; the command runs only
+   *  after it resolved (the attempt is durable). A remote agent's proxy resolves it before
+   *  it sends the assignment (the attempt row is written first). */
+  durable?: (info: { pid: number | null; cgroup: string | null }) => Promise<void>;
+}
+
+export interface Agent {
+  /** The node's name and resources. */
+  info(): NodeInfo;
+  /** Could this node ever run it? A WarrenError saying why not, or null. */
+  admit(req: AdmissionRequest): import('../common/index.js').WarrenError | null;
+  /** Queue a task; it starts when it fits (started/exited reported to the listener). */
+  submit(task: TaskAssignment, hooks?: SubmitHooks): void;
+  /** Stop a queued or running attempt (exited is reported with that reason). */
+  kill(attemptId: string, reason: 'canceled' | 'timeout' | 'stop-service'): void;
+  /** Attempts this node still knows of (after a restart: recovered from its data directory). */
+  recover(): Promise<AttemptState[]>;
+  /** A job's log, from `offset`; with `follow`, until the attempt ends or `signal` aborts. */
+  logs(req: LogRequest, signal?: AbortSignal): AsyncIterable<Uint8Array>;
+  setListener(l: AgentListener): void;
+  /** Queue and running counts (the driver's launch window). */
+  readonly load: { usedCores: number; queued: number; running: number };
+  close(): Promise<void>;
+}

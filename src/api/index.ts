@@ -1,0 +1,2 @@
+// The client API (embedded in the CLI, or HTTPS to a server): see types.ts.
+export * from './types.js';

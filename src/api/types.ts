@@ -1,0 +1,150 @@
+// The client API: what the CLI (and the web UI) ask of Warren, embedded in the CLI's own
+// process (`warren run` on one machine) or over HTTPS to a server. Both clients implement
+// `WarrenClient`; the HTTP routes under /api/v1 map one to one onto these calls, and the
+// wire shapes here are the ones the routes' JSON schemas describe (docs/api/openapi.json).
+
+import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
+import type { WireError } from '../common/index.js';
+
+export const API_VERSION = 'v1';
+
+/** A workflow as a client submits it: the file's text (the server parses and validates it
+ *  again: it never trusts a client's parse) and where it came from, for messages. */
+export interface SubmitRequest {
+  /** The workflow file's text (Fuzzfile YAML or WfFormat JSON). */
+  source: string;
+  /** The file's name as the user typed it (for file:line:col in errors). */
+  filename: string;
+  options?: {
+    failFast?: boolean;
+    /** WfFormat replay: sleep estimate × factor instead of each command. */
+    simulate?: number;
+  };
+  /** Content-addressed uploads of the workflow's local inputs: original path -> sha256. */
+  uploads?: Record<string, string>;
+}
+
+export interface WorkflowSummary {
+  id: string;
+  name: string;
+  status: WorkflowStatus;
+  owner: string | null;
+  file: string | null;
+  createdAt: number;
+  startedAt: number | null;
+  endedAt: number | null;
+  cancelRequested: boolean;
+  /** Units per state. */
+  counts: Record<string, number>;
+  /** Who drives it now (a process or server), when someone does. */
+  driver: { owner: string; expiresAt: number } | null;
+}
+
+export interface AttemptView {
+  key: string;
+  attempt: number;
+  attemptId: string;
+  node: string | null;
+  startedAt: number | null;
+  endedAt: number | null;
+  exitCode: number | null;
+  signal: string | null;
+  reason: string | null;
+  message: string | null;
+}
+
+export interface EventView {
+  at: number;
+  key: string | null;
+  level: 'info' | 'warn' | 'error';
+  message: string;
+}
+
+export interface WorkflowDetail extends WorkflowSummary {
+  units: UnitSnapshot[];
+  attempts: AttemptView[];
+  events: EventView[];
+  /** Per job: why it is waiting (requirements, resources, "needs 4 GPUs: 0 of 12 nodes have them"). */
+  waiting: Record<string, string>;
+  /** The workflow's jobs in file order (for rendering). */
+  jobs: string[];
+}
+
+/** One item of a workflow's live stream (server-sent events: `event: <type>`, `data: <json>`). */
+export type StreamItem =
+  | { type: 'unit'; seq: number; unit: UnitSnapshot }
+  | { type: 'event'; seq: number; event: EventView }
+  | { type: 'progress'; seq: number; key: string; progress: Record<string, unknown> }
+  | { type: 'done'; seq: number; status: WorkflowStatus; error?: WireError };
+
+export interface ListRequest {
+  limit?: number;
+  status?: WorkflowStatus;
+  /** Admins only: every user's workflows (default: one's own). */
+  all?: boolean;
+}
+
+export interface LogsRequest {
+  job: string;
+  task?: number | null;
+  stream?: 'stdout' | 'stderr';
+  follow?: boolean;
+}
+
+export interface WarrenClient {
+  /** Where it talks to, for messages: "embedded (WARREN_HOME)" or the server's URL. */
+  readonly where: string;
+  submit(req: SubmitRequest): Promise<WorkflowSummary>;
+  get(id: string): Promise<WorkflowDetail>;
+  list(req?: ListRequest): Promise<WorkflowSummary[]>;
+  /** The workflow's changes from now (after `afterSeq`) until it ends or `signal` aborts. */
+  stream(id: string, opts?: { afterSeq?: number; signal?: AbortSignal }): AsyncIterable<StreamItem>;
+  logs(id: string, req: LogsRequest, signal?: AbortSignal): AsyncIterable<Uint8Array>;
+  cancel(id: string): Promise<WorkflowSummary>;
+  resume(id: string): Promise<WorkflowSummary>;
+  close(): Promise<void>;
+}
+
+// --- Administration (servers only) ---
+
+export interface UserView {
+  name: string;
+  unixUser: string;
+  admin: boolean;
+  createdAt: number;
+}
+
+export interface TokenView {
+  id: string;
+  kind: 'api' | 'join';
+  user: string | null;
+  createdAt: number;
+  expiresAt: number | null;
+  usesLeft: number | null;
+}
+
+export interface NodeView {
+  name: string;
+  state: 'ready' | 'down' | 'lost' | 'draining' | 'drained' | 'revoked';
+  cores: number;
+  memoryBytes: number;
+  gpus: number;
+  labels: Record<string, string>;
+  platform: string;
+  lastSeenAt: number | null;
+  running: number;
+  usedCores: number;
+}
+
+export interface AdminClient {
+  nodes(): Promise<NodeView[]>;
+  drain(name: string, on: boolean): Promise<NodeView>;
+  revokeNode(name: string): Promise<void>;
+  deleteNode(name: string): Promise<void>;
+  createJoinToken(opts: { ttlSeconds: number; uses?: number }): Promise<{ token: string; view: TokenView }>;
+  tokens(): Promise<TokenView[]>;
+  revokeToken(id: string): Promise<void>;
+  addUser(opts: { name: string; unixUser?: string; admin?: boolean }): Promise<{ user: UserView; token: string }>;
+  users(): Promise<UserView[]>;
+  removeUser(name: string): Promise<void>;
+}
