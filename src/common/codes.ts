@@ -3,10 +3,21 @@
 // Exit codes: 1 = failed, 2 = invalid input or usage (docs/cli.md), 130 = canceled.
 
 export const ERROR_CODES = {
+  AGENT_BAD_REPORT: { exit: 2, http: 400 },
+  AGENT_BAD_RESPONSE: { exit: 1, http: 502 },
   AGENT_CANNOT_RUN: { exit: 2, http: 400 },
+  AGENT_LOG_INTERRUPTED: { exit: 1, http: 502 },
+  AGENT_LOG_UNKNOWN: { exit: 1, http: 404 },
+  AGENT_NODE_UNAVAILABLE: { exit: 1, http: 503 },
+  AGENT_NODE_UNKNOWN: { exit: 1, http: 404 },
   AGENT_NOT_ENOUGH_CORES: { exit: 2, http: 400 },
+  AGENT_NOT_ENOUGH_GPUS: { exit: 2, http: 400 },
   AGENT_NOT_ENOUGH_MEMORY: { exit: 2, http: 400 },
+  AGENT_NOT_JOINED: { exit: 2, http: 400 },
   AGENT_NO_CONTAINER_RUNTIME: { exit: 2, http: 400 },
+  AGENT_NO_TRUST: { exit: 2, http: 400 },
+  AGENT_PROTOCOL_MISMATCH: { exit: 2, http: 426 },
+  AGENT_SERVER_UNREACHABLE: { exit: 1, http: 503 },
   CLI_BAD_OPTION: { exit: 2, http: 400 },
   CLI_BAD_POLICY: { exit: 2, http: 400 },
   DATA_ACCESS_DENIED: { exit: 1, http: 403 },

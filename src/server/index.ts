@@ -3,3 +3,12 @@ export { Orchestrator, newWorkflowId, logPaths, describeOwner, holderIsGone } fr
 export type { RunOptions, DriveHooks, OrchestratorOptions } from './orchestrator.js';
 export { PlanPlacement } from './placement.js';
 export type { Placement } from './placement.js';
+// Cluster mode: the server's side of the agents (mutual TLS, the node registry, /agent/v1, the remote Agent).
+export { MeshTls } from './mesh-tls.js';
+export type { MeshTlsOptions, MeshTlsEvents, MeshLog } from './mesh-tls.js';
+export { NodeRegistry, MemoryNodeStore } from './nodes.js';
+export type { NodeRecord, NodeStore, NodeState, NodeRegistryOptions, NodeRegistryTimers, NodeRegistryEvents } from './nodes.js';
+export { agentRoutes } from './agent-routes.js';
+export type { AgentRoutesOptions } from './agent-routes.js';
+export { RemoteAgent } from './remote-agent.js';
+export type { RemoteAgentOptions } from './remote-agent.js';

@@ -1,0 +1,789 @@
+// The node side of cluster mode: `warren agent` joins the server once with a join token
+// (its own key, a CSR; key, certificate and trust bundle kept in its data directory, 0600),
+// then talks to it over mutual TLS only: heartbeats (with the node's changes and its reports,
+// batched and retried until acknowledged, kept in a journal file so none is lost across a
+// restart), a long poll for work (assignments -> agent.submit, kills -> agent.kill, log
+// requests -> uploads of agent.logs), renewal of its certificate at half life (a new client
+// TLS context, no restart). Cut off from the server longer than stopAfterMs it kills its
+// attempts (self-fencing) and keeps their exit reports for when it is back.
+import { EventEmitter } from 'node:events';
+import { Readable } from 'node:stream';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Agent as HttpAgent, request, type Dispatcher } from 'undici';
+import { WarrenError, isWarrenError, toWarrenError } from '../common/index.js';
+import {
+  AgentIdentity,
+  PendingIdentity,
+  TrustBundle,
+  BUNDLE_FILE,
+  MESH_TLS_MIN_VERSION,
+  clientTlsOptions,
+  isSpiffeName,
+  verifySvid,
+  x509,
+} from '../mesh/index.js';
+import { AGENT_PROTOCOL, type Agent, type AttemptExited, type AttemptStarted, type NodeInfo } from './contract.js';
+import {
+  AGENT_ROUTE_PREFIX,
+  checkProtocol,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type JoinRequest,
+  type JoinResponse,
+  type LogOrder,
+  type PollResponse,
+  type RenewResponse,
+  type ReportItem,
+} from './protocol.js';
+
+/** The report journal in the data directory (JSON lines, 0600). */
+export const JOURNAL_FILE = 'reports.journal';
+
+export interface AgentDaemonTimers {
+  /** Heartbeat period until the server says otherwise (default 5 s). */
+  heartbeatMs?: number;
+  /** Long poll asked for (default 25 s; the server caps it). */
+  pollWaitMs?: number;
+  /** Self-fencing delay until the server says otherwise (default 60 s). */
+  stopAfterMs?: number;
+  /** First wait after a failed request; doubles up to 10 s (default 500 ms). */
+  retryMs?: number;
+  /** Reports are sent within this long (default 5 ms)... */
+  flushMs?: number;
+  /** ...or as soon as this many are waiting (default 256). */
+  maxBatch?: number;
+  /** Requests other than the long poll and uploads give up after this long (default 15 s). */
+  requestTimeoutMs?: number;
+}
+
+export type DaemonLog = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+
+export interface AgentDaemonOptions {
+  /** https://host:port of the server. */
+  serverUrl: string;
+  /** The node's name (one SPIFFE path segment). */
+  name: string;
+  dataDir: string;
+  labels?: Record<string, string>;
+  /** The node's local executor. */
+  agent: Agent;
+  /** The join token, for the first start (never needed again). */
+  token?: string;
+  timers?: AgentDaemonTimers;
+  /** The cluster CA (PEM) to trust the server during the join; else `bundle.pem` in dataDir. No trust on first use. */
+  caPem?: string;
+  /** The server's name in its SPIFFE ID (`spiffe://td/server/NAME`); any server of the trust domain if absent. */
+  serverName?: string;
+  log?: DaemonLog;
+}
+
+export interface DaemonStatus {
+  node: string;
+  connected: boolean;
+  fenced: boolean;
+  lastContactAt: number | null;
+  pendingReports: number;
+  certNotAfter: Date | null;
+}
+
+export interface AgentDaemonEvents {
+  connected: [];
+  disconnected: [WarrenError];
+  /** The server refused a request (revoked, unknown node, protocol, ...). */
+  refused: [WarrenError];
+  renewed: [Date];
+  fenced: [attempts: string[]];
+  /** A journal batch was acknowledged by the server. */
+  acked: [seq: number];
+}
+
+// ---- the journal of reports ----
+
+type JournalLine = { v: 1; epoch: string; next: number } | ReportItem | { ack: number };
+
+/**
+ * Reports not yet acknowledged, in memory and appended to a file: a header line
+ * `{v, epoch, next}`, then report lines `{seq, type, event}` and ack lines `{ack}`. Rewritten
+ * (compacted) when it grows; a torn last line (a crash mid-write) is ignored.
+ */
+class ReportJournal {
+  epoch = '';
+  private next = 1;
+  pending: ReportItem[] = [];
+  private buffer: string[] = [];
+  private writing: Promise<void> = Promise.resolve();
+  private lines = 0;
+  /** After close: appends are written synchronously (reports of attempts that end while no daemon runs). */
+  private closed = false;
+
+  constructor(private readonly path: string) {}
+
+  load(): void {
+    let header: { epoch: string; next: number } | null = null;
+    let acked = 0;
+    const items = new Map<number, ReportItem>();
+    if (existsSync(this.path)) {
+      for (const line of readFileSync(this.path, 'utf8').split('\n')) {
+        if (!line.trim()) continue;
+        let o: JournalLine;
+        try {
+          o = JSON.parse(line) as JournalLine;
+        } catch {
+          continue; // a torn write
+        }
+        if ('v' in o) header = { epoch: o.epoch, next: o.next };
+        else if ('ack' in o) acked = Math.max(acked, o.ack);
+        else if ('seq' in o && typeof o.seq === 'number') items.set(o.seq, o);
+      }
+    }
+    this.epoch = header?.epoch ?? randomBytes(8).toString('hex');
+    let max = (header?.next ?? 1) - 1;
+    for (const s of items.keys()) max = Math.max(max, s);
+    this.next = max + 1;
+    this.pending = [...items.values()].filter((r) => r.seq > acked).sort((a, b) => a.seq - b.seq);
+    this.buffer = [];
+    this.closed = false;
+    this.rewrite();
+  }
+
+  private rewrite(): void {
+    const text = [JSON.stringify({ v: 1, epoch: this.epoch, next: this.next }), ...this.pending.map((r) => JSON.stringify(r))].join('\n') + '\n';
+    writeFileAtomic(this.path, text);
+    this.lines = this.pending.length + 1;
+  }
+
+  append(type: 'started' | 'exited', event: AttemptStarted | AttemptExited): ReportItem {
+    const item = { seq: this.next++, type, event } as ReportItem;
+    this.pending.push(item);
+    const line = JSON.stringify(item);
+    if (this.closed) {
+      appendFileSync(this.path, line + '\n', { mode: 0o600 });
+    } else {
+      this.buffer.push(line);
+      if (this.buffer.length === 1) queueMicrotask(() => this.flushBuffer());
+    }
+    return item;
+  }
+
+  private flushBuffer(): void {
+    if (!this.buffer.length) return;
+    const data = this.buffer.join('\n') + '\n';
+    this.lines += this.buffer.length;
+    this.buffer = [];
+    this.writing = this.writing.then(() => appendFile(this.path, data, { mode: 0o600 })).catch(() => undefined);
+  }
+
+  /** Drop what the server applied; returns the items dropped. */
+  ack(seq: number): ReportItem[] {
+    let i = 0;
+    while (i < this.pending.length && this.pending[i]!.seq <= seq) i++;
+    if (i === 0) return [];
+    const dropped = this.pending.splice(0, i);
+    this.flushBuffer();
+    this.writing = this.writing
+      .then(async () => {
+        if (this.lines > 1000 && this.buffer.length === 0) this.rewrite();
+        else {
+          this.lines++;
+          await appendFile(this.path, JSON.stringify({ ack: seq }) + '\n', { mode: 0o600 });
+        }
+      })
+      .catch(() => undefined);
+    return dropped;
+  }
+
+  /** Write what is buffered; from now on appends are synchronous. */
+  async close(): Promise<void> {
+    this.flushBuffer();
+    await this.writing;
+    this.closed = true;
+  }
+}
+
+/** Write a 0600 file by a rename: a reader (a restarted daemon) sees the old or the new journal. */
+function writeFileAtomic(path: string, text: string): void {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+  renameSync(tmp, path);
+}
+
+// ---- the daemon ----
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_SEND = 4096;
+
+/** The trust domain a CA bundle is for (the CA certificate's URI SAN `spiffe://td`). */
+function trustDomainOf(bundle: TrustBundle): string {
+  for (const c of bundle.certificates) {
+    const san = new x509.X509Certificate(c.raw).getExtension(x509.SubjectAlternativeNameExtension);
+    const uri = san?.names.items.find((n) => n.type === 'url')?.value;
+    const m = uri ? /^spiffe:\/\/([a-z0-9._-]+)\/?$/.exec(uri) : null;
+    if (m) return m[1]!;
+  }
+  throw new WarrenError('AGENT_NO_TRUST', 'the cluster CA certificate has no SPIFFE trust domain (URI SAN spiffe://<trust domain>)', {
+    hint: 'give the ca.crt of the Warren server (`--ca`), not another CA',
+  });
+}
+
+/** A transient failure (no answer) rather than a refusal by the server. */
+function unreachable(e: unknown, what: string): WarrenError {
+  if (isWarrenError(e)) return e;
+  const err = e as Error & { code?: string; cause?: Error & { code?: string } };
+  const detail = [err.code, err.message, err.cause?.message].filter(Boolean).join(': ');
+  return new WarrenError('AGENT_SERVER_UNREACHABLE', `${what}: ${detail}`, {
+    hint: 'check that the server runs and that this machine reaches it (address, port, firewall); the agent keeps trying',
+    cause: e,
+  });
+}
+
+export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
+  private identity: AgentIdentity | null = null;
+  private dispatcher: HttpAgent | null = null;
+  private readonly journal: ReportJournal;
+  private readonly log: DaemonLog;
+  private readonly url: URL;
+  private heartbeatMs: number;
+  private stopAfterMs: number;
+  private pollWaitMs: number;
+  private readonly retryMs: number;
+  private readonly flushMs: number;
+  private readonly maxBatch: number;
+  private readonly requestTimeoutMs: number;
+  private running = false;
+  private stopping = false;
+  private connected = false;
+  private fenced = false;
+  private lastContact: number | null = null;
+  private needAttempts = true;
+  private lastInfo = '';
+  /** The highest report seq carried by an answered heartbeat. */
+  private lastSentSeq = 0;
+  /** Attempt ids given to the agent (or recovered from it), until their exit is acknowledged. */
+  private readonly known = new Set<string>();
+  /** Attempts submitted and not exited. */
+  private readonly active = new Set<string>();
+  private readonly fencedIds = new Set<string>();
+  private readonly uploads = new Map<string, AbortController>();
+  private pollAck: { epoch: string; cursor: number } | undefined;
+  private pollAbort = new AbortController();
+  private stopAbort = new AbortController();
+  private wakeHb: (() => void) | null = null;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private fenceTimer: NodeJS.Timeout | undefined;
+  private loops: Promise<void>[] = [];
+
+  constructor(private readonly opts: AgentDaemonOptions) {
+    super();
+    if (!isSpiffeName(opts.name)) {
+      throw new WarrenError('MESH_NAME_INVALID', `"${opts.name}" is not a valid node name`, { hint: 'use letters, digits, dots, dashes and underscores (at most 255), e.g. "n001"' });
+    }
+    this.url = new URL(opts.serverUrl);
+    if (this.url.protocol !== 'https:') {
+      throw new WarrenError('CLI_BAD_OPTION', `the server address ${opts.serverUrl} is not https://`, { hint: 'agents talk to the server over mutual TLS only: give https://HOST:PORT' });
+    }
+    const t = opts.timers ?? {};
+    this.heartbeatMs = t.heartbeatMs ?? 5_000;
+    this.stopAfterMs = t.stopAfterMs ?? 60_000;
+    this.pollWaitMs = t.pollWaitMs ?? 25_000;
+    this.retryMs = t.retryMs ?? 500;
+    this.flushMs = t.flushMs ?? 5;
+    this.maxBatch = t.maxBatch ?? 256;
+    this.requestTimeoutMs = t.requestTimeoutMs ?? 15_000;
+    this.journal = new ReportJournal(join(opts.dataDir, JOURNAL_FILE));
+    this.log = opts.log ?? (() => {});
+  }
+
+  get name(): string {
+    return this.opts.name;
+  }
+
+  status(): DaemonStatus {
+    return {
+      node: this.opts.name,
+      connected: this.connected,
+      fenced: this.fenced,
+      lastContactAt: this.lastContact,
+      pendingReports: this.journal.pending.length,
+      certNotAfter: this.identity?.svid.notAfter ?? null,
+    };
+  }
+
+  /** The node's current certificate serial (tests, `warren agent status`). */
+  get certSerial(): string | null {
+    return this.identity?.svid.serial ?? null;
+  }
+
+  /**
+   * Join if needed (a token on the first start), then run: heartbeats, the long poll,
+   * renewals, self-fencing. Resolves once running; an unreachable server is retried.
+   */
+  async start(): Promise<void> {
+    if (this.running) return;
+    mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
+    chmodSync(this.opts.dataDir, 0o700);
+    let id: AgentIdentity | null = AgentIdentity.exists(this.opts.dataDir) ? AgentIdentity.load(this.opts.dataDir) : null;
+    if (id && id.svid.name !== this.opts.name) {
+      throw new WarrenError('MESH_IDENTITY_INVALID', `the identity in ${this.opts.dataDir} is node "${id.svid.name}", not "${this.opts.name}"`, {
+        hint: `start the agent with --name ${id.svid.name}, or give another data directory to join as "${this.opts.name}"`,
+      });
+    }
+    if (id && id.svid.kind !== 'node') {
+      throw new WarrenError('MESH_IDENTITY_INVALID', `the identity in ${this.opts.dataDir} is a ${id.svid.kind} certificate, not a node's`, { hint: 'give the agent its own data directory' });
+    }
+    if (id && id.expired()) {
+      if (!this.opts.token) {
+        throw new WarrenError('MESH_CERT_EXPIRED', `the agent's certificate in ${this.opts.dataDir} expired at ${id.svid.notAfter.toISOString()} (the agent was stopped longer than its life)`, {
+          hint: 'join again: start the agent with a new join token (`warren token create`)',
+        });
+      }
+      id = null;
+    }
+    if (!id) {
+      if (!this.opts.token) {
+        throw new WarrenError('AGENT_NOT_JOINED', `node ${this.opts.name} has no identity in ${this.opts.dataDir} and no join token was given`, {
+          hint: 'start it once with a join token (`warren token create` on the server): `warren agent --token TOKEN --ca ca.crt`',
+        });
+      }
+      id = await this.join(this.opts.token);
+    }
+    this.identity = id;
+    this.stopAbort = new AbortController();
+    // Load the journal and take the agent's reports in one synchronous step (none slips between).
+    this.journal.load();
+    this.opts.agent.setListener({ started: (ev) => this.report('started', ev), exited: (ev) => this.report('exited', ev) });
+    for (const a of await this.opts.agent.recover()) {
+      this.known.add(a.attemptId);
+      if (a.state === 'running') this.active.add(a.attemptId);
+    }
+    this.dispatcher = this.mtlsDispatcher(id);
+    this.running = true;
+    this.stopping = false;
+    this.lastContact = Date.now();
+    this.needAttempts = true;
+    this.loops = [this.heartbeatLoop(), this.pollLoop()];
+    this.scheduleRenew();
+    this.armFence();
+    this.log('info', `agent ${this.opts.name} started (${id.svid.uri}, certificate until ${id.svid.notAfter.toISOString()})`, { node: this.opts.name });
+  }
+
+  /** Stop talking to the server (attempts keep running; their reports wait in the journal). */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.stopping = true;
+    this.running = false;
+    this.stopAbort.abort();
+    this.pollAbort.abort();
+    for (const ac of this.uploads.values()) ac.abort();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    if (this.fenceTimer) clearInterval(this.fenceTimer);
+    this.wakeHb?.();
+    await Promise.allSettled(this.loops);
+    await this.journal.close();
+    const d = this.dispatcher;
+    this.dispatcher = null;
+    await d?.destroy().catch(() => undefined);
+    this.connected = false;
+  }
+
+  // ---- join and renewal ----
+
+  private trust(): TrustBundle {
+    if (this.opts.caPem) return TrustBundle.fromPem(this.opts.caPem, 'the cluster CA (--ca)');
+    const p = join(this.opts.dataDir, BUNDLE_FILE);
+    if (existsSync(p)) return TrustBundle.fromPem(readFileSync(p, 'utf8'), p);
+    throw new WarrenError('AGENT_NO_TRUST', `there is no CA to check the server ${this.url.host} with: the agent does not trust a server on first use`, {
+      hint: `give the cluster CA certificate (--ca ca.crt, from the server's CA directory) or put it in ${p}`,
+    });
+  }
+
+  private async join(token: string): Promise<AgentIdentity> {
+    const bundle = this.trust();
+    const td = trustDomainOf(bundle);
+    const pending = await PendingIdentity.create(this.opts.dataDir, this.opts.name);
+    const d = new HttpAgent({
+      connect: {
+        ca: bundle.pem,
+        minVersion: MESH_TLS_MIN_VERSION,
+        rejectUnauthorized: true,
+        checkServerIdentity: (_host: string, cert: { raw: Buffer }) => {
+          try {
+            verifySvid(cert.raw, { trustBundle: bundle, trustDomain: td, kind: 'server', ...(this.opts.serverName !== undefined ? { name: this.opts.serverName } : {}) });
+            return undefined;
+          } catch (e) {
+            return e as Error;
+          }
+        },
+      } as never,
+    });
+    try {
+      const body: JoinRequest = { protocol: { ...AGENT_PROTOCOL }, token, csr: pending.csrPem, info: this.nodeInfo() };
+      const res = await this.call<JoinResponse>(d, 'join', body, this.requestTimeoutMs);
+      checkProtocol(res.protocol, 'server');
+      const id = pending.complete(res.certPem, res.bundlePem);
+      this.applyTimers(res);
+      this.log('info', `node ${this.opts.name} joined ${this.url.host} as ${res.spiffeId}`, { node: this.opts.name });
+      return id;
+    } finally {
+      await d.destroy().catch(() => undefined);
+    }
+  }
+
+  private mtlsDispatcher(id: AgentIdentity): HttpAgent {
+    const tls = clientTlsOptions(id.credentials, { trustDomain: id.svid.trustDomain, ...(this.opts.serverName !== undefined ? { serverName: this.opts.serverName } : {}) });
+    return new HttpAgent({ connect: tls as never, keepAliveTimeout: 60_000 });
+  }
+
+  private scheduleRenew(): void {
+    if (!this.identity || !this.running) return;
+    const wait = Math.max(0, this.identity.renewAt.getTime() - Date.now());
+    this.renewTimer = setTimeout(() => void this.renew(), Math.min(wait, MAX_TIMER_MS));
+    this.renewTimer.unref();
+  }
+
+  /** A new key and certificate now (at half life); the client TLS context is replaced without a restart. */
+  async renew(): Promise<void> {
+    const id = this.identity;
+    if (!id || !this.running) return;
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    try {
+      const pending = await id.renew();
+      const res = await this.call<RenewResponse>(this.dispatcher!, 'renew', { csr: pending.csrPem }, this.requestTimeoutMs);
+      const next = pending.complete(res.certPem, res.bundlePem);
+      this.identity = next;
+      const old = this.dispatcher;
+      this.dispatcher = this.mtlsDispatcher(next);
+      // In-flight requests (the long poll) finish on the old connections, then they close.
+      void old?.close().catch(() => undefined);
+      this.log('info', `renewed the certificate of node ${this.opts.name} until ${next.svid.notAfter.toISOString()}`, { node: this.opts.name, serial: next.svid.serial });
+      this.emit('renewed', next.svid.notAfter);
+      this.scheduleRenew();
+    } catch (e) {
+      const err = toWarrenError(e);
+      this.log('warn', `could not renew the certificate of node ${this.opts.name}: ${err.message}`, { code: err.code });
+      if (!this.running) return;
+      if (id.expired()) {
+        this.log('error', `the certificate of node ${this.opts.name} expired: join again with a new token`, { node: this.opts.name });
+        return;
+      }
+      this.renewTimer = setTimeout(() => void this.renew(), Math.min(this.retryMs * 10, 30_000));
+      this.renewTimer.unref();
+    }
+  }
+
+  // ---- requests ----
+
+  private async call<T>(d: Dispatcher, route: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(new URL(`${AGENT_ROUTE_PREFIX}/${route}`, this.url), {
+        method: 'POST',
+        dispatcher: d,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        ...(signal ? { signal } : {}),
+      });
+    } catch (e) {
+      throw unreachable(e, `the ${route} request to ${this.url.host} failed`);
+    }
+    let text: string;
+    try {
+      text = await res.body.text();
+    } catch (e) {
+      throw unreachable(e, `the answer to the ${route} request from ${this.url.host} broke off`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new WarrenError('AGENT_BAD_RESPONSE', `${this.url.host} answered the ${route} request with ${res.statusCode} and a body that is not JSON`, { hint: 'check that the address is a Warren server (and not a proxy in between)' });
+    }
+    if (res.statusCode >= 400) {
+      const w = (parsed as { error?: unknown }).error;
+      if (!w) throw new WarrenError('AGENT_BAD_RESPONSE', `${this.url.host} answered the ${route} request with ${res.statusCode} and no error`, { hint: 'check that the address is a Warren server' });
+      throw WarrenError.fromWire(w);
+    }
+    return parsed as T;
+  }
+
+  private applyTimers(t: { heartbeatMs?: number; stopAfterMs?: number; pollWaitMs?: number }): void {
+    if (typeof t.heartbeatMs === 'number' && t.heartbeatMs > 0) this.heartbeatMs = t.heartbeatMs;
+    if (typeof t.pollWaitMs === 'number' && t.pollWaitMs >= 0) this.pollWaitMs = Math.min(this.pollWaitMs, t.pollWaitMs);
+    if (typeof t.stopAfterMs === 'number' && t.stopAfterMs > 0 && t.stopAfterMs !== this.stopAfterMs) {
+      this.stopAfterMs = t.stopAfterMs;
+      if (this.running) this.armFence();
+    }
+  }
+
+  private contact(): void {
+    this.lastContact = Date.now();
+    if (this.fenced) {
+      this.fenced = false;
+      this.log('info', `node ${this.opts.name} reaches the server again`, { node: this.opts.name });
+    }
+    if (!this.connected) {
+      this.connected = true;
+      this.emit('connected');
+    }
+  }
+
+  private failed(e: WarrenError): void {
+    if (this.stopping) return;
+    if (e.code !== 'AGENT_SERVER_UNREACHABLE') {
+      this.log('error', `the server refused node ${this.opts.name}: ${e.message}`, { code: e.code });
+      this.emit('refused', e);
+    }
+    if (this.connected) {
+      this.connected = false;
+      this.log('warn', `node ${this.opts.name} lost the server: ${e.message}`, { code: e.code });
+      this.emit('disconnected', e);
+    }
+    // Whatever happened while cut off, the server gets the full picture when it is back.
+    this.needAttempts = true;
+    this.lastInfo = '';
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.stopping) return resolve();
+      const t = setTimeout(done, ms);
+      const stop = this.stopAbort.signal;
+      stop.addEventListener('abort', done, { once: true });
+      function done(): void {
+        clearTimeout(t);
+        stop.removeEventListener('abort', done);
+        resolve();
+      }
+    });
+  }
+
+  // ---- reports and heartbeats ----
+
+  private nodeInfo(): NodeInfo {
+    const base = this.opts.agent.info();
+    return { ...base, name: this.opts.name, labels: { ...base.labels, ...this.opts.labels }, protocol: { ...AGENT_PROTOCOL } };
+  }
+
+  private report(type: 'started' | 'exited', ev: AttemptStarted | AttemptExited): void {
+    if (type === 'exited') {
+      this.active.delete(ev.attemptId);
+      if (this.fencedIds.delete(ev.attemptId)) {
+        const x = ev as AttemptExited;
+        ev = {
+          ...x,
+          reason: 'canceled',
+          message: `stopped by the agent of node ${this.opts.name}: it was cut off from the server ${this.url.host} for more than ${seconds(this.stopAfterMs)} (self-fencing), so the server may have given the work to another node${x.message ? ` (${x.message})` : ''}`,
+        };
+      }
+    } else this.active.add(ev.attemptId);
+    this.journal.append(type, ev);
+    if (!this.running) return;
+    if (this.journal.pending.length >= this.maxBatch) this.wakeHeartbeat();
+    else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        this.wakeHeartbeat();
+      }, this.flushMs);
+    }
+  }
+
+  private wakeHeartbeat(): void {
+    const w = this.wakeHb;
+    this.wakeHb = null;
+    w?.();
+  }
+
+  private async heartbeatLoop(): Promise<void> {
+    let backoff = this.retryMs;
+    while (!this.stopping) {
+      let ok = false;
+      try {
+        await this.heartbeat();
+        ok = true;
+        backoff = this.retryMs;
+      } catch (e) {
+        this.failed(toWarrenError(e));
+      }
+      if (this.stopping) break;
+      // Reports that came while it was in flight go at once (that is the batching under load).
+      if (ok && (this.journal.pending.at(-1)?.seq ?? 0) > this.lastSentSeq) continue;
+      const wait = ok ? this.heartbeatMs : backoff;
+      if (!ok) backoff = Math.min(backoff * 2, 10_000);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, wait);
+        // Reports hurry the next heartbeat, but not a retry after a failure (the backoff holds).
+        if (ok) this.wakeHb = done;
+        const stop = this.stopAbort.signal;
+        stop.addEventListener('abort', done, { once: true });
+        function done(): void {
+          clearTimeout(t);
+          stop.removeEventListener('abort', done);
+          resolve();
+        }
+      });
+      this.wakeHb = null;
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    const body: HeartbeatRequest = { protocol: { ...AGENT_PROTOCOL }, epoch: this.journal.epoch };
+    // The attempt list first, then the reports: the server applies it before them, so a report
+    // that came after the snapshot is not undone by it.
+    const sendAttempts = this.needAttempts;
+    if (sendAttempts) body.attempts = await this.opts.agent.recover();
+    body.reports = this.journal.pending.slice(0, MAX_SEND);
+    const sentUpTo = body.reports.length ? body.reports[body.reports.length - 1]!.seq : this.lastSentSeq;
+    const info = this.nodeInfo();
+    const infoText = JSON.stringify(info);
+    if (infoText !== this.lastInfo) body.info = info;
+    body.load = { ...this.opts.agent.load };
+    const res = await this.call<HeartbeatResponse>(this.dispatcher!, 'heartbeat', body, this.requestTimeoutMs, this.stopAbort.signal);
+    checkProtocol(res.protocol, 'server');
+    this.contact();
+    this.lastSentSeq = Math.max(this.lastSentSeq, sentUpTo);
+    this.lastInfo = infoText;
+    if (sendAttempts) this.needAttempts = false;
+    if (res.resync) {
+      this.needAttempts = true;
+      setImmediate(() => this.wakeHeartbeat());
+    }
+    this.applyTimers(res);
+    const dropped = this.journal.ack(res.ack);
+    for (const r of dropped) if (r.type === 'exited') this.known.delete(r.event.attemptId);
+    if (dropped.length) this.emit('acked', res.ack);
+  }
+
+  // ---- the long poll ----
+
+  private async pollLoop(): Promise<void> {
+    let backoff = this.retryMs;
+    while (!this.stopping) {
+      try {
+        const body = { waitMs: this.pollWaitMs, ...(this.pollAck ? { ack: this.pollAck } : {}) };
+        this.pollAbort = new AbortController();
+        const res = await this.call<PollResponse>(this.dispatcher!, 'poll', body, this.pollWaitMs + this.requestTimeoutMs, this.pollAbort.signal);
+        this.contact();
+        backoff = this.retryMs;
+        if (res.cursor > 0) this.pollAck = { epoch: res.epoch, cursor: res.cursor };
+        else if (this.pollAck && this.pollAck.epoch !== res.epoch) this.pollAck = undefined;
+        this.take(res);
+      } catch (e) {
+        if (this.stopping) break;
+        this.failed(toWarrenError(e));
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, 10_000);
+      }
+    }
+  }
+
+  private take(res: PollResponse): void {
+    const agent = this.opts.agent;
+    for (const a of res.assignments) {
+      if (this.known.has(a.attemptId)) continue; // given again (an answer lost, a restart): it runs once
+      this.known.add(a.attemptId);
+      this.active.add(a.attemptId);
+      try {
+        agent.submit(a);
+      } catch (e) {
+        const err = toWarrenError(e);
+        this.report('exited', { attemptId: a.attemptId, exitCode: null, signal: null, reason: 'spawn-error', message: err.message, failure: err.toWire(), durationMs: 0, at: Date.now() });
+      }
+    }
+    for (const k of res.kills) agent.kill(k.attemptId, k.reason);
+    for (const l of res.logRequests) void this.upload(l);
+    for (const id of res.stopLogs) this.uploads.get(id)?.abort();
+  }
+
+  // ---- log uploads ----
+
+  private async upload(order: LogOrder): Promise<void> {
+    const ac = new AbortController();
+    this.uploads.set(order.requestId, ac);
+    const path = `logs/${encodeURIComponent(order.requestId)}`;
+    try {
+      const it = this.opts.agent.logs(order.request, ac.signal)[Symbol.asyncIterator]();
+      // An error before the first byte (no such job, no log yet) is sent as {error}: give it a
+      // moment to show; a follow of a quiet job starts the upload without waiting longer.
+      const firstP = it.next();
+      let timer: NodeJS.Timeout | undefined;
+      const early = await Promise.race([
+        firstP.then(
+          (r) => ({ r }),
+          (e: unknown) => ({ e }),
+        ),
+        new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), 1000))),
+      ]);
+      clearTimeout(timer);
+      if (early && 'e' in early) {
+        const err = toWarrenError(early.e);
+        await this.call(this.dispatcher!, path, { error: err.toWire() }, this.requestTimeoutMs).catch(() => undefined);
+        return;
+      }
+      if (!early) firstP.catch(() => undefined);
+      async function* body(): AsyncGenerator<Uint8Array> {
+        // A failure after the first byte breaks the upload off: the reader sees it interrupted.
+        const r = early && 'r' in early ? early.r : await firstP;
+        if (r.done) return;
+        yield r.value;
+        for (;;) {
+          const n = await it.next();
+          if (n.done) return;
+          yield n.value;
+        }
+      }
+      const res = await request(new URL(`${AGENT_ROUTE_PREFIX}/${path}`, this.url), {
+        method: 'POST',
+        dispatcher: this.dispatcher!,
+        headers: { 'content-type': 'application/octet-stream' },
+        body: Readable.from(body(), { objectMode: false }),
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        signal: this.stopAbort.signal,
+      });
+      await res.body.text().catch(() => undefined);
+    } catch (e) {
+      if (!this.stopping) this.log('warn', `the log upload ${order.requestId} of node ${this.opts.name} failed: ${(e as Error).message}`, { requestId: order.requestId });
+    } finally {
+      ac.abort();
+      this.uploads.delete(order.requestId);
+    }
+  }
+
+  // ---- self-fencing ----
+
+  private armFence(): void {
+    if (this.fenceTimer) clearInterval(this.fenceTimer);
+    const every = Math.max(10, Math.min(1000, Math.round(this.stopAfterMs / 10)));
+    this.fenceTimer = setInterval(() => void this.checkFence(), every);
+    this.fenceTimer.unref();
+  }
+
+  private async checkFence(): Promise<void> {
+    if (!this.running || this.fenced || this.lastContact === null) return;
+    const silent = Date.now() - this.lastContact;
+    if (silent <= this.stopAfterMs) return;
+    this.fenced = true;
+    const ids = new Set(this.active);
+    try {
+      for (const a of await this.opts.agent.recover()) if (a.state === 'running') ids.add(a.attemptId);
+    } catch {
+      // the agent's own list is best effort here; what this daemon started is known
+    }
+    this.log('warn', `node ${this.opts.name} was cut off from the server for ${seconds(silent)} (more than ${seconds(this.stopAfterMs)}): stopping its ${ids.size} attempts`, { node: this.opts.name });
+    for (const id of ids) {
+      this.fencedIds.add(id);
+      this.opts.agent.kill(id, 'canceled');
+    }
+    this.emit('fenced', [...ids]);
+  }
+}

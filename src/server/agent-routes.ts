@@ -1,0 +1,249 @@
+// The agent routes under /agent/v1 on the server's one HTTPS port: join (a token, no client
+// certificate), then over mutual TLS renew, heartbeat, poll (long poll) and the log upload.
+// Every mutual-TLS route takes the node's name from the SPIFFE ID of its verified X.509-SVID
+// (never from the CN or the body). Errors are `{error: WireError}` bodies with the code's HTTP
+// status. The wire is described in src/agent/protocol.ts and docs/cluster-agent.md.
+import type https from 'node:https';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { Ajv } from 'ajv';
+import { WarrenError, isWarrenError, toWarrenError, type WireError } from '../common/index.js';
+import { AGENT_ROUTE_PREFIX, type HeartbeatRequest, type JoinRequest, type PollRequest, type RenewRequest } from '../agent/index.js';
+import type { NodeRegistry } from './nodes.js';
+import type { MeshLog, MeshTls } from './mesh-tls.js';
+
+// ---- JSON schemas (requests are checked for shape here; what a node claims is checked by validateNodeInfo) ----
+
+const protocol = { type: 'object', required: ['major', 'minor'], properties: { major: { type: 'integer', minimum: 0 }, minor: { type: 'integer', minimum: 0 } } } as const;
+const pem = { type: 'string', minLength: 1, maxLength: 65536 } as const;
+const wireError = { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' }, hint: { type: 'string' }, details: { type: 'object' } } } as const;
+const nodeInfo = {
+  type: 'object',
+  required: ['name', 'cores', 'memoryBytes', 'gpus', 'labels', 'platform', 'containers', 'agentVersion', 'protocol'],
+  properties: {
+    name: { type: 'string', maxLength: 1000 },
+    cores: { type: 'number' },
+    memoryBytes: { type: 'number' },
+    gpus: { type: 'array', maxItems: 4096, items: { type: 'object', required: ['index', 'model', 'memoryBytes'], properties: { index: { type: 'number' }, model: { type: 'string' }, memoryBytes: { type: 'number' } } } },
+    labels: { type: 'object', additionalProperties: { type: 'string' } },
+    platform: { type: 'string' },
+    containers: { type: 'boolean' },
+    cachedImages: { type: 'array', maxItems: 100000, items: { type: 'string' } },
+    agentVersion: { type: 'string' },
+    protocol,
+  },
+} as const;
+const started = { type: 'object', required: ['attemptId', 'pid', 'cgroup', 'at'], properties: { attemptId: { type: 'string', minLength: 1 }, pid: { type: ['integer', 'null'] }, cgroup: { type: ['string', 'null'] }, at: { type: 'number' } } } as const;
+const exited = {
+  type: 'object',
+  required: ['attemptId', 'exitCode', 'signal', 'reason', 'durationMs', 'at'],
+  properties: {
+    attemptId: { type: 'string', minLength: 1 },
+    exitCode: { type: ['integer', 'null'] },
+    signal: { type: ['string', 'null'] },
+    reason: { type: 'string', enum: ['exit', 'signal', 'timeout', 'oom', 'canceled', 'spawn-error', 'stopped', 'error', 'node-lost', 'agent-restarted'] },
+    message: { type: 'string' },
+    durationMs: { type: 'number', minimum: 0 },
+    failure: wireError,
+    at: { type: 'number' },
+  },
+} as const;
+const attemptState = {
+  type: 'object',
+  required: ['attemptId', 'state', 'pid', 'cgroup', 'startedAt'],
+  properties: { attemptId: { type: 'string', minLength: 1 }, state: { enum: ['running', 'exited'] }, pid: { type: ['integer', 'null'] }, cgroup: { type: ['string', 'null'] }, startedAt: { type: ['number', 'null'] }, exit: exited },
+} as const;
+const timers = { heartbeatMs: { type: 'integer' }, stopAfterMs: { type: 'integer' }, pollWaitMs: { type: 'integer' } } as const;
+
+const joinSchema = {
+  body: { type: 'object', required: ['protocol', 'token', 'csr', 'info'], properties: { protocol, token: { type: 'string', minLength: 1, maxLength: 200 }, csr: pem, info: nodeInfo } },
+  response: {
+    200: {
+      type: 'object',
+      properties: { protocol, node: { type: 'string' }, spiffeId: { type: 'string' }, certPem: { type: 'string' }, bundlePem: { type: 'string' }, notAfter: { type: 'number' }, ...timers },
+    },
+  },
+} as const;
+const renewSchema = {
+  body: { type: 'object', required: ['csr'], properties: { csr: pem } },
+  response: { 200: { type: 'object', properties: { certPem: { type: 'string' }, bundlePem: { type: 'string' }, notAfter: { type: 'number' } } } },
+} as const;
+const heartbeatSchema = {
+  body: {
+    type: 'object',
+    required: ['protocol', 'epoch'],
+    properties: {
+      protocol,
+      epoch: { type: 'string', minLength: 1, maxLength: 64 },
+      reports: {
+        type: 'array',
+        maxItems: 10000,
+        items: {
+          type: 'object',
+          required: ['seq', 'type', 'event'],
+          properties: { seq: { type: 'integer', minimum: 1 }, type: { enum: ['started', 'exited'] }, event: { type: 'object' } },
+          if: { properties: { type: { const: 'started' } } },
+          then: { properties: { event: started } },
+          else: { properties: { event: exited } },
+        },
+      },
+      attempts: { type: 'array', maxItems: 1_000_000, items: attemptState },
+      info: nodeInfo,
+      load: { type: 'object', required: ['usedCores', 'queued', 'running'], properties: { usedCores: { type: 'number', minimum: 0 }, queued: { type: 'integer', minimum: 0 }, running: { type: 'integer', minimum: 0 } } },
+    },
+  },
+  response: {
+    200: {
+      type: 'object',
+      properties: { protocol, ack: { type: 'integer' }, resync: { type: 'boolean' }, state: { type: 'string' }, drained: { type: 'boolean' }, ...timers },
+    },
+  },
+} as const;
+const pollSchema = {
+  body: {
+    type: 'object',
+    required: ['waitMs'],
+    properties: {
+      waitMs: { type: 'integer', minimum: 0, maximum: 600000 },
+      ack: { type: 'object', required: ['epoch', 'cursor'], properties: { epoch: { type: 'string', maxLength: 64 }, cursor: { type: 'integer', minimum: 0 } } },
+    },
+  },
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        epoch: { type: 'string' },
+        cursor: { type: 'integer' },
+        assignments: { type: 'array', items: { type: 'object', additionalProperties: true } },
+        kills: { type: 'array', items: { type: 'object', properties: { attemptId: { type: 'string' }, reason: { type: 'string' } } } },
+        logRequests: { type: 'array', items: { type: 'object', additionalProperties: true } },
+        stopLogs: { type: 'array', items: { type: 'string' } },
+      },
+    },
+  },
+} as const;
+const logsSchema = {
+  params: { type: 'object', required: ['requestId'], properties: { requestId: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } } },
+  response: { 200: { type: 'object', properties: { ok: { type: 'boolean' }, bytes: { type: 'integer' }, stopped: { type: 'boolean' } } } },
+} as const;
+
+export interface AgentRoutesOptions {
+  /** Where refusals are logged (default: the fastify instance's logger). */
+  log?: MeshLog;
+}
+
+/** The /agent/v1 routes, as a fastify plugin (registered without fastify-plugin: its error handler and parsers stay its own). */
+export function agentRoutes(reg: NodeRegistry, tls: MeshTls, opts: AgentRoutesOptions = {}): FastifyPluginAsync {
+  return async (app: FastifyInstance) => {
+    tls.useRevocations(reg.revocations);
+    const server = app.server as unknown as https.Server;
+    if (typeof server.setSecureContext === 'function') tls.attach(server);
+    const log: MeshLog =
+      opts.log ??
+      ((level, message, fields) => {
+        app.log[level](fields ?? {}, message);
+      });
+
+    // No type coercion, no removal: what the agent sends is what is checked.
+    const ajv = new Ajv({ allErrors: false, coerceTypes: false, useDefaults: false, removeAdditional: false, strict: false });
+    app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
+    // Log uploads: the handler reads the raw stream (no buffering, no body limit).
+    app.addContentTypeParser('application/octet-stream', (_req, _payload, done) => done(null, undefined));
+
+    app.setErrorHandler((err: Error & { validation?: unknown; statusCode?: number; code?: string }, req: FastifyRequest, reply: FastifyReply) => {
+      let e: WarrenError;
+      if (isWarrenError(err)) e = err;
+      else if (err.validation) {
+        e = new WarrenError('AGENT_BAD_REPORT', `the ${req.url.split('?')[0]} request is not valid: ${err.message}`, {
+          hint: 'the agent sent a body this server does not understand: run agents of the same Warren release as the server',
+        });
+      } else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+        e = new WarrenError('AGENT_BAD_REPORT', `the ${req.url.split('?')[0]} request was refused: ${err.message}`, { hint: 'run agents of the same Warren release as the server' });
+        reply.code(err.statusCode);
+        log('warn', e.message, { code: e.code, remoteAddress: req.socket.remoteAddress });
+        return reply.send({ error: e.toWire() });
+      } else e = toWarrenError(err);
+      if (e.httpStatus < 500) log('warn', `refused ${req.method} ${req.url.split('?')[0]} from ${req.socket.remoteAddress ?? '?'}: ${e.message}`, { code: e.code, remoteAddress: req.socket.remoteAddress });
+      else log('error', `${req.method} ${req.url.split('?')[0]} failed: ${e.message}`, { code: e.code });
+      return reply.code(e.httpStatus).send({ error: e.toWire() });
+    });
+
+    const P = AGENT_ROUTE_PREFIX;
+    /** The node of a mutual-TLS request: from its verified SVID, of kind node. */
+    const nodeOf = (req: FastifyRequest): string => (req as FastifyRequest & { agentNode: string }).agentNode;
+    const requireNode = async (req: FastifyRequest): Promise<void> => {
+      (req as FastifyRequest & { agentNode: string }).agentNode = tls.requireNode(req.raw).name;
+    };
+
+    app.post(`${P}/join`, { schema: joinSchema }, async (req) => reg.join(req.body as JoinRequest));
+
+    app.post(`${P}/renew`, { schema: renewSchema, onRequest: requireNode }, async (req) => reg.renew(nodeOf(req), (req.body as RenewRequest).csr));
+
+    app.post(`${P}/heartbeat`, { schema: heartbeatSchema, onRequest: requireNode, bodyLimit: 64 << 20 }, async (req) => reg.heartbeat(nodeOf(req), req.body as HeartbeatRequest));
+
+    app.post(`${P}/poll`, { schema: pollSchema, onRequest: requireNode }, async (req, reply) => {
+      const body = req.body as PollRequest;
+      const ac = new AbortController();
+      // The agent gave up the connection: stop holding the poll (what was queued stays queued).
+      const onClose = (): void => {
+        if (!reply.raw.writableFinished) ac.abort();
+      };
+      reply.raw.once('close', onClose);
+      try {
+        return await reg.poll(nodeOf(req), body.waitMs, ac.signal, body.ack);
+      } finally {
+        reply.raw.off('close', onClose);
+      }
+    });
+
+    app.post(`${P}/logs/:requestId`, { schema: logsSchema, onRequest: requireNode }, async (req) => {
+      const { requestId } = req.params as { requestId: string };
+      const sink = reg.logUpload(nodeOf(req), requestId);
+      const type = String(req.headers['content-type'] ?? '');
+      if (type.startsWith('application/json')) {
+        // The node could not read the log: `{error: WireError}`.
+        const body = req.body as { error?: WireError } | undefined;
+        const w = body?.error;
+        sink.fail(
+          w && typeof w.code === 'string' && typeof w.message === 'string'
+            ? w
+            : new WarrenError('AGENT_BAD_REPORT', 'the node answered a log request with a JSON body that is not {error}', { hint: 'run agents of the same Warren release as the server' }),
+        );
+        return { ok: true, bytes: 0, stopped: false };
+      }
+      let bytes = 0;
+      let stopped = false;
+      const raw = req.raw;
+      const node = nodeOf(req);
+      await new Promise<void>((resolve) => {
+        let settled = false;
+        const finish = (how: 'end' | 'stop' | Error): void => {
+          if (settled) return;
+          settled = true;
+          raw.off('data', onData);
+          if (how === 'end') sink.end();
+          else if (how === 'stop') {
+            // The reader went away: answer now, let Node discard the rest of the body (the agent is told to stop).
+            stopped = true;
+            raw.resume();
+          } else sink.fail(new WarrenError('AGENT_LOG_INTERRUPTED', `the log upload of node ${node} broke off after ${bytes} bytes: ${how.message}`, { hint: 'ask for the log again', cause: how }));
+          resolve();
+        };
+        const onData = (chunk: Buffer): void => {
+          bytes += chunk.byteLength;
+          raw.pause();
+          void sink.write(chunk).then((more) => {
+            if (!more) finish('stop');
+            else if (!settled) raw.resume();
+          });
+        };
+        raw.on('data', onData);
+        raw.once('end', () => finish('end'));
+        raw.once('error', (e) => finish(e));
+        raw.once('close', () => {
+          if (!raw.complete) finish(new Error('the connection closed'));
+        });
+      });
+      return { ok: true, bytes, stopped };
+    });
+  };
+}

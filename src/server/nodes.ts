@@ -1,0 +1,805 @@
+// The server's view of its nodes: who joined (a join token, a node X.509-SVID), who is alive
+// (heartbeats; down after the grace, lost after more), what is queued for each (assignments,
+// kills, log requests, taken by the agent's long poll and acknowledged by cursor), the
+// reports they send (applied once per sequence number) and the revocations. The driver
+// listens to the events ('report', 'attempts', 'up', 'down', 'lost') and reconciles; the
+// registry only carries.
+//
+// Heartbeats are cheap: last-seen is kept in memory and written to the store only when the
+// state changes or at most every 30 s per node; the sweep that finds silent nodes walks an
+// in-memory map. Only this registry's clock and timers decide down and lost.
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { WarrenError, toWarrenError, type WireError } from '../common/index.js';
+import {
+  consumeJoinToken,
+  formatSpiffeId,
+  RevocationList,
+  TrustBundle,
+  x509,
+  type CertificateAuthority,
+  type TokenStore,
+} from '../mesh/index.js';
+import {
+  AGENT_PROTOCOL,
+  checkProtocol,
+  validateNodeInfo,
+  type AgentLoad,
+  type AgentTimers,
+  type AttemptExited,
+  type AttemptStarted,
+  type AttemptState,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type JoinRequest,
+  type JoinResponse,
+  type KillOrder,
+  type LogOrder,
+  type LogRequest,
+  type NodeInfo,
+  type NodeState,
+  type PollResponse,
+  type RenewResponse,
+  type TaskAssignment,
+} from '../agent/index.js';
+import type { MeshLog } from './mesh-tls.js';
+
+export type { NodeState } from '../agent/index.js';
+
+/** A node as the store keeps it. */
+export interface NodeRecord {
+  name: string;
+  info: NodeInfo;
+  state: NodeState;
+  /** No new work is placed on it (running work stays). */
+  drained: boolean;
+  /** Serial of its current certificate (lowercase hex). */
+  certSerial: string;
+  joinedAt: number;
+  /** In the store: at most 30 s old while the node is ready; list() gives the live value. */
+  lastSeenAt: number;
+  stateChangedAt: number;
+}
+
+/** Where the server keeps its nodes (the SQL stores implement it; MemoryNodeStore for tests). */
+export interface NodeStore {
+  /** Insert or replace the record of `r.name`. */
+  upsertNode(r: NodeRecord): Promise<void>;
+  getNode(name: string): Promise<NodeRecord | undefined>;
+  listNodes(): Promise<NodeRecord[]>;
+  /** Change some fields of a record; false if there is none. */
+  patchNode(name: string, patch: Partial<Omit<NodeRecord, 'name'>>): Promise<boolean>;
+  deleteNode(name: string): Promise<boolean>;
+}
+
+export class MemoryNodeStore implements NodeStore {
+  private readonly nodes = new Map<string, NodeRecord>();
+  /** Writes so far (tests count them). */
+  writes = 0;
+
+  async upsertNode(r: NodeRecord): Promise<void> {
+    this.writes++;
+    this.nodes.set(r.name, structuredClone(r));
+  }
+  async getNode(name: string): Promise<NodeRecord | undefined> {
+    const r = this.nodes.get(name);
+    return r && structuredClone(r);
+  }
+  async listNodes(): Promise<NodeRecord[]> {
+    return [...this.nodes.values()].map((r) => structuredClone(r));
+  }
+  async patchNode(name: string, patch: Partial<Omit<NodeRecord, 'name'>>): Promise<boolean> {
+    const r = this.nodes.get(name);
+    if (!r) return false;
+    this.writes++;
+    Object.assign(r, structuredClone(patch));
+    return true;
+  }
+  async deleteNode(name: string): Promise<boolean> {
+    this.writes++;
+    return this.nodes.delete(name);
+  }
+}
+
+export interface NodeRegistryTimers {
+  /** Agents heartbeat this often (default 5 s). */
+  heartbeatMs: number;
+  /** Base grace after a missed heartbeat before a node is down (default 10 s); scaled up with
+   *  the number of nodes: max(graceMs, nodes / maxHeartbeatsPerSecond s), as Nomad does. */
+  graceMs: number;
+  /** Down this much longer -> lost: its work is given up (default 30 s). Never before the
+   *  node has fenced itself: lost comes at least stopAfterMs + a heartbeat after last seen. */
+  lostAfterMs: number;
+  /** Told to agents: cut off this long, an agent kills its attempts (default 60 s). */
+  stopAfterMs: number;
+  /** Heartbeats per second the server is sized for (default 100): scales the grace. */
+  maxHeartbeatsPerSecond?: number;
+  /** Longest long poll held (default 25 s). */
+  pollWaitMs?: number;
+  /** How often the sweep runs (default: a twentieth of heartbeat + grace, 10 ms to 1 s). */
+  sweepMs?: number;
+  /** How long a log request waits for the node to start its upload (default 30 s). */
+  logStartMs?: number;
+  /** Write a ready node's lastSeenAt to the store at most this often (default 30 s). */
+  persistSeenMs?: number;
+}
+
+export interface NodeRegistryOptions {
+  store: NodeStore;
+  ca: CertificateAuthority;
+  tokens: TokenStore;
+  trustDomain: string;
+  clock?: () => number;
+  timers?: Partial<NodeRegistryTimers>;
+  /** Life of node certificates (default 1 h; renewed by the agent at half life). */
+  certTtlSeconds?: number;
+  /** The CAs agents trust (default: the CA's certificate). */
+  trustBundle?: TrustBundle;
+  /** Shared with MeshTls (agentRoutes makes it so). */
+  revocations?: RevocationList;
+  log?: MeshLog;
+  /** Awaited before a heartbeat's reports are acknowledged (a driver that wants them durable first). */
+  beforeAck?: (node: string, reports: Array<AttemptStarted | AttemptExited>) => Promise<void>;
+}
+
+export interface NodeRegistryEvents {
+  /** A started or exited report, once per report (in the agent's order). */
+  report: [node: string, ev: AttemptStarted | AttemptExited, kind: 'started' | 'exited'];
+  /** The full attempt list a node sent on (re)connect: the driver reconciles. */
+  attempts: [node: string, list: AttemptState[]];
+  /** A node joined, or came back (down or lost before). */
+  up: [node: string];
+  /** A node missed its heartbeats past the grace. */
+  down: [node: string];
+  /** A node is given up (down too long, revoked or deleted): its attempts are lost. */
+  lost: [node: string];
+  revoked: [node: string];
+  deleted: [node: string];
+}
+
+type Item =
+  | { cursor: number; kind: 'assign'; a: TaskAssignment }
+  | { cursor: number; kind: 'kill'; k: KillOrder }
+  | { cursor: number; kind: 'log'; l: LogOrder }
+  | { cursor: number; kind: 'stopLog'; requestId: string };
+
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
+interface Waiter {
+  resolve: (r: PollResponse) => void;
+  timer: NodeJS.Timeout;
+  onAbort: (() => void) | undefined;
+  signal: AbortSignal | undefined;
+}
+
+interface Live {
+  rec: NodeRecord;
+  lastSeen: number;
+  persistedSeen: number;
+  reports: { epoch: string; acked: number } | null;
+  queue: Item[];
+  waiter: Waiter | null;
+  wake: boolean;
+  /** The last full attempt list, null until the node sent one since it was last down (or the registry started). */
+  attempts: AttemptState[] | null;
+  attemptWaiters: Array<(a: AttemptState[] | null) => void>;
+  load: AgentLoad | null;
+  /** Store writes of this node, in order. */
+  writes: Promise<void>;
+}
+
+/** A log stream between an agent's upload and the reader of requestLogs. */
+class LogChannel {
+  private readonly chunks: Uint8Array[] = [];
+  private bytes = 0;
+  private ended = false;
+  private failure: Error | null = null;
+  /** The reader went away: stop taking bytes. */
+  closed = false;
+  started = false;
+  /** The upload ended (or failed): nothing to stop. */
+  finished = false;
+  private wakeReader: (() => void) | null = null;
+  private wakeWriter: (() => void) | null = null;
+
+  constructor(readonly requestId: string, readonly node: string) {}
+
+  /** Take a chunk; resolves when there is room again (false: the reader is gone, stop). */
+  async write(chunk: Uint8Array): Promise<boolean> {
+    if (this.closed || this.ended) return false;
+    this.chunks.push(chunk);
+    this.bytes += chunk.byteLength;
+    this.wakeReader?.();
+    while (this.bytes > 1 << 20 && !this.closed) await new Promise<void>((r) => (this.wakeWriter = r));
+    return !this.closed;
+  }
+
+  end(): void {
+    this.ended = true;
+    this.wakeReader?.();
+  }
+
+  fail(e: Error): void {
+    if (this.ended) return;
+    this.failure = e;
+    this.ended = true;
+    this.wakeReader?.();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.chunks.length = 0;
+    this.bytes = 0;
+    this.wakeWriter?.();
+  }
+
+  /** The next chunk, null at the end; throws the failure. */
+  async next(): Promise<Uint8Array | null> {
+    for (;;) {
+      const c = this.chunks.shift();
+      if (c) {
+        this.bytes -= c.byteLength;
+        if (this.bytes <= 1 << 20) this.wakeWriter?.();
+        return c;
+      }
+      if (this.failure) throw this.failure;
+      if (this.ended || this.closed) return null;
+      await new Promise<void>((r) => (this.wakeReader = r));
+      this.wakeReader = null;
+    }
+  }
+}
+
+const DEFAULT_TIMERS: NodeRegistryTimers = {
+  heartbeatMs: 5_000,
+  graceMs: 10_000,
+  lostAfterMs: 30_000,
+  stopAfterMs: 60_000,
+  maxHeartbeatsPerSecond: 100,
+  pollWaitMs: 25_000,
+  logStartMs: 30_000,
+  persistSeenMs: 30_000,
+};
+
+/** At most this many items in one poll answer. */
+const MAX_POLL_ITEMS = 1000;
+
+export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
+  readonly timers: Required<NodeRegistryTimers>;
+  readonly revocations: RevocationList;
+  /** This registry's queue identity (poll cursors are valid within it). */
+  readonly epoch = randomBytes(8).toString('hex');
+  private readonly clock: () => number;
+  private readonly nodes = new Map<string, Live>();
+  private readonly logs = new Map<string, LogChannel>();
+  private readonly bundle: TrustBundle;
+  private readonly log: MeshLog;
+  private nextCursor = 1;
+  private sweeper: NodeJS.Timeout | undefined;
+  private started = false;
+  private closed = false;
+
+  constructor(private readonly opts: NodeRegistryOptions) {
+    super();
+    const t = { ...DEFAULT_TIMERS, ...opts.timers };
+    const sweepMs = t.sweepMs ?? Math.max(10, Math.min(1000, Math.round((t.heartbeatMs + t.graceMs) / 20)));
+    this.timers = { ...t, sweepMs } as Required<NodeRegistryTimers>;
+    this.clock = opts.clock ?? Date.now;
+    this.revocations = opts.revocations ?? new RevocationList();
+    this.bundle = opts.trustBundle ?? new TrustBundle([opts.ca.certPem]);
+    this.log = opts.log ?? (() => {});
+  }
+
+  /** Load the nodes from the store and start the sweep. Nodes that were ready get a full heartbeat period from now. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const now = this.clock();
+    for (const rec of await this.opts.store.listNodes()) {
+      if (rec.state === 'revoked') this.revocations.revokeId(this.uri(rec.name));
+      this.nodes.set(rec.name, this.live(rec, Math.max(rec.lastSeenAt, now)));
+    }
+    this.sweeper = setInterval(() => this.sweep(), this.timers.sweepMs);
+    this.sweeper.unref();
+  }
+
+  /** Stop the sweep, answer the waiting polls, end the log streams, and wait for the store writes. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    for (const l of this.nodes.values()) this.answerPoll(l, true);
+    for (const ch of this.logs.values()) ch.fail(new WarrenError('AGENT_NODE_UNAVAILABLE', `the log stream of node ${ch.node} ended: the server is shutting down`, { hint: 'ask again when the server is back' }));
+    this.logs.clear();
+    await Promise.all([...this.nodes.values()].map((l) => l.writes));
+  }
+
+  private live(rec: NodeRecord, lastSeen: number): Live {
+    return { rec, lastSeen, persistedSeen: rec.lastSeenAt, reports: null, queue: [], waiter: null, wake: false, attempts: null, attemptWaiters: [], load: null, writes: Promise.resolve() };
+  }
+
+  private uri(name: string): string {
+    return formatSpiffeId(this.opts.trustDomain, 'node', name).uri;
+  }
+
+  private agentTimers(): AgentTimers {
+    return { heartbeatMs: this.timers.heartbeatMs, stopAfterMs: this.timers.stopAfterMs, pollWaitMs: this.timers.pollWaitMs };
+  }
+
+  /** The grace, scaled with the number of nodes (a server that takes over must hear from all of them). */
+  get graceMs(): number {
+    return Math.max(this.timers.graceMs, Math.ceil((1000 * this.nodes.size) / this.timers.maxHeartbeatsPerSecond));
+  }
+
+  /** How long after it was last seen a node is lost (never before it fenced itself). */
+  get lostAfterSeenMs(): number {
+    const t = this.timers;
+    return Math.max(t.heartbeatMs + this.graceMs + t.lostAfterMs, t.stopAfterMs + t.heartbeatMs + Math.min(1000, t.stopAfterMs / 10));
+  }
+
+  private persist(l: Live, patch: Partial<Omit<NodeRecord, 'name'>>): void {
+    const name = l.rec.name;
+    l.writes = l.writes.then(
+      () =>
+        this.opts.store.patchNode(name, patch).then(
+          () => undefined,
+          (e: unknown) => this.log('error', `could not write node ${name} to the store: ${(e as Error).message}`, { node: name }),
+        ),
+    );
+  }
+
+  private setState(l: Live, state: NodeState, now: number): void {
+    if (l.rec.state === state) return;
+    l.rec.state = state;
+    l.rec.stateChangedAt = now;
+    l.rec.lastSeenAt = l.lastSeen;
+    l.persistedSeen = l.lastSeen;
+    this.persist(l, { state, stateChangedAt: now, lastSeenAt: l.lastSeen });
+  }
+
+  /** The node, if it may talk to the server now; refused (unknown, revoked) otherwise. */
+  private check(node: string): Live {
+    const l = this.nodes.get(node);
+    if (!l) {
+      throw new WarrenError('AGENT_NODE_UNKNOWN', `node ${node} is not registered with this server (it was deleted, or never joined)`, {
+        hint: 'join it again with a new join token (`warren token create`), after removing the agent\'s data directory',
+        details: { node },
+      });
+    }
+    if (l.rec.state === 'revoked') {
+      throw new WarrenError('MESH_REVOKED', `node ${node} is revoked`, { hint: 'if this node is trusted again, delete it (`warren node rm`) and let it join again with a new token', details: { node } });
+    }
+    return l;
+  }
+
+  /** A request from the node: it is alive. */
+  private seen(l: Live): void {
+    const now = this.clock();
+    l.lastSeen = now;
+    if (l.rec.state === 'down' || l.rec.state === 'lost') {
+      this.setState(l, 'ready', now);
+      this.log('info', `node ${l.rec.name} is back`, { node: l.rec.name });
+      this.emit('up', l.rec.name);
+    }
+  }
+
+  /** Mark silent nodes down, then lost; write last-seen behind. Runs on a timer; tests call it with a fake clock. */
+  sweep(): void {
+    const now = this.clock();
+    const down = this.timers.heartbeatMs + this.graceMs;
+    const lost = this.lostAfterSeenMs;
+    for (const l of this.nodes.values()) {
+      const silent = now - l.lastSeen;
+      const name = l.rec.name;
+      if (l.rec.state === 'ready' && silent > down) {
+        this.setState(l, 'down', now);
+        l.attempts = null;
+        this.log('warn', `node ${name} missed its heartbeats for ${Math.round(silent / 1000)} s: down`, { node: name });
+        this.emit('down', name);
+      }
+      if (l.rec.state === 'down' && silent > lost) {
+        this.markLost(l, now, `node ${name} was not heard from for ${Math.round(silent / 1000)} s`);
+      } else if (l.rec.state === 'ready' && l.lastSeen - l.persistedSeen >= this.timers.persistSeenMs) {
+        l.persistedSeen = l.lastSeen;
+        l.rec.lastSeenAt = l.lastSeen;
+        this.persist(l, { lastSeenAt: l.lastSeen });
+      }
+    }
+  }
+
+  private markLost(l: Live, now: number, why: string): void {
+    const name = l.rec.name;
+    if (l.rec.state !== 'revoked') this.setState(l, 'lost', now);
+    l.attempts = null;
+    // What was queued will not run: the driver gives the node's work up on 'lost' and
+    // reconciles with the attempt list when the node comes back.
+    l.queue = [];
+    this.answerPoll(l, true);
+    this.failLogs(name, `${why}: its log stream ended`);
+    this.log('warn', `${why}: lost`, { node: name });
+    this.emit('lost', name);
+  }
+
+  private failLogs(node: string, message: string): void {
+    for (const ch of [...this.logs.values()]) {
+      if (ch.node !== node) continue;
+      ch.fail(new WarrenError('AGENT_NODE_UNAVAILABLE', message, { hint: 'ask again when the node is back (`warren node ls`)', details: { node } }));
+      this.logs.delete(ch.requestId);
+    }
+  }
+
+  // ---- join and certificates ----
+
+  /** A node joins: the token is used once, the node info checked, the request signed (a node X.509-SVID). */
+  async join(req: JoinRequest): Promise<JoinResponse> {
+    checkProtocol(req.protocol, 'agent');
+    try {
+      validateNodeInfo(req.info);
+    } catch (e) {
+      this.refusal('join', req.info?.name, e);
+      throw e;
+    }
+    const name = req.info.name;
+    const before = this.nodes.get(name);
+    if (before?.rec.state === 'revoked') {
+      throw new WarrenError('MESH_REVOKED', `node ${name} is revoked and cannot join again under that name`, { hint: `delete it first (\`warren node rm ${name}\`) if it is trusted again, then join with a new token`, details: { node: name } });
+    }
+    // Read the request before the token is used: a bad request must not cost the token.
+    try {
+      const csr = new x509.Pkcs10CertificateRequest(req.csr);
+      if (!(await csr.verify())) throw new Error('its signature does not verify');
+    } catch (e) {
+      throw new WarrenError('MESH_CSR_INVALID', `the certificate request of node ${name} cannot be used: ${(e as Error).message}`, { hint: 'send a PEM PKCS#10 request signed with the key in it (the agent makes one)', cause: e });
+    }
+    const now = this.clock();
+    await consumeJoinToken(this.opts.tokens, req.token, now);
+    const issued = await this.opts.ca.issue(req.csr, { kind: 'node', name, ...(this.opts.certTtlSeconds !== undefined ? { ttlSeconds: this.opts.certTtlSeconds } : {}) });
+    if (before && before.rec.certSerial) {
+      // The name joins again (a new machine, a wiped data directory): the old certificate is out.
+      this.revocations.revokeSerial(before.rec.certSerial, new Date(now + (this.opts.certTtlSeconds ?? 3600) * 1000 + 60_000));
+    }
+    const rec: NodeRecord = { name, info: req.info, state: 'ready', drained: before?.rec.drained ?? false, certSerial: issued.serial, joinedAt: now, lastSeenAt: now, stateChangedAt: now };
+    await this.opts.store.upsertNode(rec);
+    const l = before ?? this.live(rec, now);
+    l.rec = rec;
+    l.lastSeen = now;
+    l.persistedSeen = now;
+    l.reports = null;
+    l.attempts = null;
+    this.nodes.set(name, l);
+    this.log('info', `node ${name} joined (${req.info.cores} cores, ${Math.round(req.info.memoryBytes / 2 ** 20)} MiB, ${req.info.gpus.length} GPUs)`, { node: name, serial: issued.serial });
+    this.emit('up', name);
+    return {
+      protocol: { ...AGENT_PROTOCOL },
+      node: name,
+      spiffeId: issued.spiffeId.uri,
+      certPem: issued.certPem,
+      bundlePem: this.bundlePem,
+      notAfter: issued.notAfter.getTime(),
+      ...this.agentTimers(),
+    };
+  }
+
+  get bundlePem(): string {
+    return this.bundle.pem.join('\n') + '\n';
+  }
+
+  /** A new certificate for a new key (the agent renews at half life over mutual TLS). */
+  async renew(node: string, csr: string): Promise<RenewResponse> {
+    const l = this.check(node);
+    this.seen(l);
+    const issued = await this.opts.ca.issue(csr, { kind: 'node', name: node, ...(this.opts.certTtlSeconds !== undefined ? { ttlSeconds: this.opts.certTtlSeconds } : {}) });
+    l.rec.certSerial = issued.serial;
+    this.persist(l, { certSerial: issued.serial });
+    return { certPem: issued.certPem, bundlePem: this.bundlePem, notAfter: issued.notAfter.getTime() };
+  }
+
+  private refusal(what: string, node: unknown, e: unknown): void {
+    const err = toWarrenError(e);
+    this.log('warn', `refused the ${what} of node ${typeof node === 'string' ? node.slice(0, 100) : '?'}: ${err.message}`, { code: err.code, node: typeof node === 'string' ? node.slice(0, 100) : null });
+  }
+
+  // ---- heartbeats and reports ----
+
+  async heartbeat(node: string, hb: HeartbeatRequest): Promise<HeartbeatResponse> {
+    try {
+      checkProtocol(hb.protocol, 'agent');
+    } catch (e) {
+      this.refusal('heartbeat', node, e);
+      throw e;
+    }
+    const l = this.check(node);
+    this.seen(l);
+    if (hb.info) {
+      try {
+        validateNodeInfo(hb.info, node);
+      } catch (e) {
+        this.refusal('heartbeat', node, e);
+        throw e;
+      }
+      if (JSON.stringify(hb.info) !== JSON.stringify(l.rec.info)) {
+        l.rec.info = hb.info;
+        this.persist(l, { info: hb.info });
+      }
+    }
+    if (hb.load) l.load = hb.load;
+    if (hb.attempts) {
+      l.attempts = hb.attempts;
+      for (const w of l.attemptWaiters.splice(0)) w(hb.attempts);
+      this.emit('attempts', node, hb.attempts);
+    }
+    if (!l.reports || l.reports.epoch !== hb.epoch) l.reports = { epoch: hb.epoch, acked: 0 };
+    const applied: Array<AttemptStarted | AttemptExited> = [];
+    const reports = hb.reports ?? [];
+    let acked = l.reports.acked;
+    for (const r of [...reports].sort((a, b) => a.seq - b.seq)) {
+      if (r.seq <= acked) continue; // a retried batch: applied already
+      acked = r.seq;
+      applied.push(r.event);
+      this.emit('report', node, r.event, r.type);
+    }
+    if (applied.length && this.opts.beforeAck) await this.opts.beforeAck(node, applied);
+    if (l.reports.epoch === hb.epoch) l.reports.acked = Math.max(l.reports.acked, acked);
+    return {
+      protocol: { ...AGENT_PROTOCOL },
+      ack: l.reports.acked,
+      resync: l.attempts === null && !hb.attempts,
+      state: l.rec.state,
+      drained: l.rec.drained,
+      ...this.agentTimers(),
+    };
+  }
+
+  /** The attempt list the node sends on (re)connect: the last one, or the next one within `waitMs`. */
+  async attempts(node: string, waitMs = this.timers.heartbeatMs + this.graceMs): Promise<AttemptState[] | null> {
+    const l = this.nodes.get(node);
+    if (!l) return null;
+    if (l.attempts) return l.attempts;
+    return new Promise((resolve) => {
+      const done = (a: AttemptState[] | null): void => {
+        clearTimeout(timer);
+        resolve(a);
+      };
+      const timer = setTimeout(() => {
+        const i = l.attemptWaiters.indexOf(done);
+        if (i >= 0) l.attemptWaiters.splice(i, 1);
+        resolve(null);
+      }, waitMs);
+      timer.unref();
+      l.attemptWaiters.push(done);
+    });
+  }
+
+  // ---- the queue of a node and its long poll ----
+
+  private enqueue(l: Live, item: DistributiveOmit<Item, 'cursor'>): void {
+    l.queue.push({ ...item, cursor: this.nextCursor++ } as Item);
+    if (l.waiter && !l.wake) {
+      // Answer in the next turn: what is queued in one go (a burst of assignments) goes in one answer.
+      l.wake = true;
+      setImmediate(() => {
+        l.wake = false;
+        this.answerPoll(l, false);
+      });
+    }
+  }
+
+  private batch(l: Live): PollResponse {
+    const r: PollResponse = { epoch: this.epoch, cursor: 0, assignments: [], kills: [], logRequests: [], stopLogs: [] };
+    const n = Math.min(l.queue.length, MAX_POLL_ITEMS);
+    for (let i = 0; i < n; i++) {
+      const it = l.queue[i]!;
+      r.cursor = it.cursor;
+      if (it.kind === 'assign') r.assignments.push(it.a);
+      else if (it.kind === 'kill') r.kills.push(it.k);
+      else if (it.kind === 'log') r.logRequests.push(it.l);
+      else r.stopLogs.push(it.requestId);
+    }
+    return r;
+  }
+
+  private answerPoll(l: Live, empty: boolean): void {
+    const w = l.waiter;
+    if (!w) return;
+    l.waiter = null;
+    clearTimeout(w.timer);
+    if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
+    w.resolve(empty ? { epoch: this.epoch, cursor: 0, assignments: [], kills: [], logRequests: [], stopLogs: [] } : this.batch(l));
+  }
+
+  /**
+   * The node's long poll: answers at once with what is queued, else as soon as something is,
+   * else after waitMs with nothing. `ack` drops what the agent took from earlier answers;
+   * until acknowledged, an item is given again (an answer lost with its connection is not lost).
+   */
+  async poll(node: string, waitMs: number, signal?: AbortSignal, ack?: { epoch: string; cursor: number }): Promise<PollResponse> {
+    const l = this.check(node);
+    this.seen(l);
+    if (ack && ack.epoch === this.epoch && ack.cursor > 0) {
+      let i = 0;
+      while (i < l.queue.length && l.queue[i]!.cursor <= ack.cursor) i++;
+      if (i) l.queue.splice(0, i);
+    }
+    // One long poll per node: an older one (a connection the agent gave up) answers empty.
+    this.answerPoll(l, true);
+    if (l.queue.length || this.closed) return this.batch(l);
+    const wait = Math.max(0, Math.min(waitMs, this.timers.pollWaitMs));
+    if (wait === 0 || signal?.aborted) return this.batch(l);
+    return new Promise((resolve) => {
+      const w: Waiter = {
+        resolve,
+        timer: setTimeout(() => this.answerPoll(l, false), wait),
+        onAbort: undefined,
+        signal,
+      };
+      if (signal) {
+        w.onAbort = () => {
+          if (l.waiter === w) this.answerPoll(l, true);
+        };
+        signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      l.waiter = w;
+    });
+  }
+
+  /** Queue an attempt for the node (its row is durable already). Refused for a lost or revoked node. */
+  assign(node: string, assignment: TaskAssignment): void {
+    const l = this.check(node);
+    if (l.rec.state === 'lost') {
+      throw new WarrenError('AGENT_NODE_UNAVAILABLE', `node ${node} is lost (not heard from since ${new Date(l.lastSeen).toISOString()}): ${assignment.attemptId} was not sent`, {
+        hint: 'the scheduler places it on another node; `warren node ls` shows the nodes',
+        details: { node, attemptId: assignment.attemptId },
+      });
+    }
+    if (l.queue.some((it) => it.kind === 'assign' && it.a.attemptId === assignment.attemptId)) return;
+    this.enqueue(l, { kind: 'assign', a: assignment });
+  }
+
+  /** Tell the node to stop an attempt (it reports exited). False if the node is not there to tell. */
+  kill(node: string, attemptId: string, reason: KillOrder['reason']): boolean {
+    const l = this.nodes.get(node);
+    if (!l || l.rec.state === 'lost' || l.rec.state === 'revoked') return false;
+    this.enqueue(l, { kind: 'kill', k: { attemptId, reason } });
+    return true;
+  }
+
+  // ---- logs ----
+
+  /**
+   * A job's log from the node: the request is queued when iteration starts, the node uploads
+   * the bytes on its own connection (POST /agent/v1/logs/:requestId) and they stream through.
+   * With follow, until the attempt ends or `signal` aborts (then the node is told to stop).
+   */
+  requestLogs(node: string, req: LogRequest, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+    return this.logStream(node, req, signal);
+  }
+
+  private async *logStream(node: string, req: LogRequest, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    const l = this.check(node);
+    if (l.rec.state === 'lost') {
+      throw new WarrenError('AGENT_NODE_UNAVAILABLE', `node ${node} is lost: its logs cannot be read now`, { hint: 'ask again when the node is back (`warren node ls`)', details: { node } });
+    }
+    const requestId = randomBytes(12).toString('base64url');
+    const ch = new LogChannel(requestId, node);
+    this.logs.set(requestId, ch);
+    this.enqueue(l, { kind: 'log', l: { requestId, request: req } });
+    const startTimer = setTimeout(() => {
+      if (!ch.started) ch.fail(new WarrenError('AGENT_NODE_UNAVAILABLE', `node ${node} did not send the log within ${Math.round(this.timers.logStartMs / 1000)} s`, { hint: 'check that its agent runs (`warren node ls`), then ask again', details: { node } }));
+    }, this.timers.logStartMs);
+    startTimer.unref();
+    const onAbort = (): void => ch.close();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for (;;) {
+        if (signal?.aborted) return;
+        const c = await ch.next();
+        if (c === null) return;
+        yield c;
+      }
+    } finally {
+      clearTimeout(startTimer);
+      signal?.removeEventListener('abort', onAbort);
+      const wasOpen = this.logs.get(requestId) === ch;
+      this.logs.delete(requestId);
+      ch.close();
+      const live = this.nodes.get(node);
+      if (wasOpen && live && live.rec.state !== 'revoked') {
+        // The reader stopped first: if the node has not taken the request yet, drop it; else tell it to stop.
+        const i = live.queue.findIndex((it) => it.kind === 'log' && it.l.requestId === requestId);
+        if (i >= 0) live.queue.splice(i, 1);
+        else if (!ch.finished) this.enqueue(live, { kind: 'stopLog', requestId });
+      }
+    }
+  }
+
+  /** The sink of an upload (the route feeds the request body through it). Refused for an unknown request or another node's. */
+  logUpload(node: string, requestId: string): { write(chunk: Uint8Array): Promise<boolean>; end(): void; fail(e: WireError | Error): void } {
+    const l = this.check(node);
+    this.seen(l);
+    const ch = this.logs.get(requestId);
+    if (!ch || ch.node !== node) {
+      throw new WarrenError('AGENT_LOG_UNKNOWN', `no log request ${requestId} is waiting for node ${node} (the reader went away, or it was for another node)`, { hint: 'stop this upload', details: { node, requestId } });
+    }
+    ch.started = true;
+    return {
+      write: (c) => ch.write(c),
+      end: () => {
+        ch.finished = true;
+        ch.end();
+        this.logs.delete(requestId);
+      },
+      fail: (e) => {
+        ch.finished = true;
+        ch.fail(e instanceof Error ? e : WarrenError.fromWire(e));
+        this.logs.delete(requestId);
+      },
+    };
+  }
+
+  // ---- administration ----
+
+  get(name: string): NodeRecord | undefined {
+    const l = this.nodes.get(name);
+    return l && { ...l.rec, lastSeenAt: l.lastSeen };
+  }
+
+  /** Every node, with its live last-seen time. */
+  list(): NodeRecord[] {
+    return [...this.nodes.values()].map((l) => ({ ...l.rec, lastSeenAt: l.lastSeen }));
+  }
+
+  /** What the node last said of its load (queued and running attempts). */
+  load(name: string): AgentLoad | null {
+    return this.nodes.get(name)?.load ?? null;
+  }
+
+  private need(name: string): Live {
+    const l = this.nodes.get(name);
+    if (!l) throw new WarrenError('AGENT_NODE_UNKNOWN', `there is no node ${name}`, { hint: 'see `warren node ls` for the nodes', details: { node: name } });
+    return l;
+  }
+
+  async drain(name: string): Promise<void> {
+    const l = this.need(name);
+    l.rec.drained = true;
+    this.persist(l, { drained: true });
+    await l.writes;
+  }
+
+  async undrain(name: string): Promise<void> {
+    const l = this.need(name);
+    l.rec.drained = false;
+    this.persist(l, { drained: false });
+    await l.writes;
+  }
+
+  /** Revoke a node: its certificates are refused from now on (open connections closed), its work lost. */
+  async revoke(name: string): Promise<void> {
+    const l = this.need(name);
+    if (l.rec.state === 'revoked') return;
+    const wasLost = l.rec.state === 'lost';
+    this.setState(l, 'revoked', this.clock());
+    this.revocations.revokeId(this.uri(name));
+    this.log('warn', `node ${name} is revoked`, { node: name });
+    this.emit('revoked', name);
+    if (!wasLost) this.markLost(l, this.clock(), `node ${name} was revoked`);
+    else {
+      l.queue = [];
+      this.answerPoll(l, true);
+    }
+    await l.writes;
+  }
+
+  /** Forget a node. Its current certificate stays refused; a revoked name may join again with a new token. */
+  async delete(name: string): Promise<void> {
+    const l = this.need(name);
+    const state = l.rec.state;
+    if (l.rec.certSerial) this.revocations.revokeSerial(l.rec.certSerial, new Date(this.clock() + (this.opts.certTtlSeconds ?? 3600) * 1000 + 60_000));
+    if (state === 'revoked') this.revocations.unrevokeId(this.uri(name));
+    else if (state !== 'lost') this.markLost(l, this.clock(), `node ${name} was deleted`);
+    this.answerPoll(l, true);
+    this.nodes.delete(name);
+    await l.writes;
+    await this.opts.store.deleteNode(name);
+    this.emit('deleted', name);
+  }
+}
