@@ -616,7 +616,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       }
       if (this.stopping) break;
       // Reports that came while it was in flight go at once (that is the batching under load).
-      if (ok && (this.journal.pending.at(-1)?.seq ?? 0) > this.lastSentSeq) continue;
+      if (ok && ((this.journal.pending.at(-1)?.seq ?? 0) > this.lastSentSeq || this.needAttempts)) continue;
       const wait = ok ? this.heartbeatMs : backoff;
       if (!ok) backoff = Math.min(backoff * 2, 10_000);
       await new Promise<void>((resolve) => {
@@ -653,10 +653,8 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     this.lastSentSeq = Math.max(this.lastSentSeq, sentUpTo);
     this.lastInfo = infoText;
     if (sendAttempts) this.needAttempts = false;
-    if (res.resync) {
-      this.needAttempts = true;
-      setImmediate(() => this.wakeHeartbeat());
-    }
+    // The server has no attempt list of this node (it restarted): the loop sends it at once.
+    if (res.resync) this.needAttempts = true;
     this.applyTimers(res);
     const dropped = this.journal.ack(res.ack);
     for (const r of dropped) if (r.type === 'exited') this.known.delete(r.event.attemptId);

@@ -157,11 +157,12 @@ export interface NodeRegistryEvents {
   deleted: [node: string];
 }
 
+/** A queued item; `given`: it went out in a poll answer at least once (it may be at the node). */
 type Item =
-  | { cursor: number; kind: 'assign'; a: TaskAssignment }
-  | { cursor: number; kind: 'kill'; k: KillOrder }
-  | { cursor: number; kind: 'log'; l: LogOrder }
-  | { cursor: number; kind: 'stopLog'; requestId: string };
+  | { cursor: number; given?: boolean; kind: 'assign'; a: TaskAssignment }
+  | { cursor: number; given?: boolean; kind: 'kill'; k: KillOrder }
+  | { cursor: number; given?: boolean; kind: 'log'; l: LogOrder }
+  | { cursor: number; given?: boolean; kind: 'stopLog'; requestId: string };
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
@@ -186,6 +187,8 @@ interface Live {
   load: AgentLoad | null;
   /** Store writes of this node, in order. */
   writes: Promise<void>;
+  /** The node's report batches, one at a time (with beforeAck). */
+  reporting: Promise<void>;
 }
 
 /** A log stream between an agent's upload and the reader of requestLogs. */
@@ -313,8 +316,13 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     await Promise.all([...this.nodes.values()].map((l) => l.writes));
   }
 
+  /** Wait until the store writes made so far (written behind) are done. */
+  async flush(): Promise<void> {
+    await Promise.all([...this.nodes.values()].map((l) => l.writes));
+  }
+
   private live(rec: NodeRecord, lastSeen: number): Live {
-    return { rec, lastSeen, persistedSeen: rec.lastSeenAt, reports: null, queue: [], waiter: null, wake: false, attempts: null, attemptWaiters: [], load: null, writes: Promise.resolve() };
+    return { rec, lastSeen, persistedSeen: rec.lastSeenAt, reports: null, queue: [], waiter: null, wake: false, attempts: null, attemptWaiters: [], load: null, writes: Promise.resolve(), reporting: Promise.resolve() };
   }
 
   private uri(name: string): string {
@@ -527,21 +535,35 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       for (const w of l.attemptWaiters.splice(0)) w(hb.attempts);
       this.emit('attempts', node, hb.attempts);
     }
-    if (!l.reports || l.reports.epoch !== hb.epoch) l.reports = { epoch: hb.epoch, acked: 0 };
-    const applied: Array<AttemptStarted | AttemptExited> = [];
-    const reports = hb.reports ?? [];
-    let acked = l.reports.acked;
-    for (const r of [...reports].sort((a, b) => a.seq - b.seq)) {
-      if (r.seq <= acked) continue; // a retried batch: applied already
-      acked = r.seq;
-      applied.push(r.event);
-      this.emit('report', node, r.event, r.type);
-    }
-    if (applied.length && this.opts.beforeAck) await this.opts.beforeAck(node, applied);
-    if (l.reports.epoch === hb.epoch) l.reports.acked = Math.max(l.reports.acked, acked);
+    const apply = (): Promise<void> | void => {
+      if (!l.reports || l.reports.epoch !== hb.epoch) l.reports = { epoch: hb.epoch, acked: 0 };
+      const state = l.reports;
+      const applied: Array<AttemptStarted | AttemptExited> = [];
+      let acked = state.acked;
+      for (const r of [...(hb.reports ?? [])].sort((a, b) => a.seq - b.seq)) {
+        if (r.seq <= acked) continue; // a retried batch: applied already
+        acked = r.seq;
+        applied.push(r.event);
+        this.emit('report', node, r.event, r.type);
+      }
+      if (!applied.length || !this.opts.beforeAck) {
+        state.acked = acked;
+        return;
+      }
+      // Acknowledged only once the driver has them durable (a failure: the agent sends them again).
+      return this.opts.beforeAck(node, applied).then(() => {
+        state.acked = Math.max(state.acked, acked);
+      });
+    };
+    if (this.opts.beforeAck) {
+      // One batch of a node at a time: a retry that overtakes the first is not applied twice.
+      const run = l.reporting.then(apply);
+      l.reporting = run.catch(() => undefined);
+      await run;
+    } else apply();
     return {
       protocol: { ...AGENT_PROTOCOL },
-      ack: l.reports.acked,
+      ack: l.reports!.acked,
       resync: l.attempts === null && !hb.attempts,
       state: l.rec.state,
       drained: l.rec.drained,
@@ -564,7 +586,6 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
         if (i >= 0) l.attemptWaiters.splice(i, 1);
         resolve(null);
       }, waitMs);
-      timer.unref();
       l.attemptWaiters.push(done);
     });
   }
@@ -588,6 +609,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     const n = Math.min(l.queue.length, MAX_POLL_ITEMS);
     for (let i = 0; i < n; i++) {
       const it = l.queue[i]!;
+      it.given = true;
       r.cursor = it.cursor;
       if (it.kind === 'assign') r.assignments.push(it.a);
       else if (it.kind === 'kill') r.kills.push(it.k);
@@ -685,7 +707,6 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     const startTimer = setTimeout(() => {
       if (!ch.started) ch.fail(new WarrenError('AGENT_NODE_UNAVAILABLE', `node ${node} did not send the log within ${Math.round(this.timers.logStartMs / 1000)} s`, { hint: 'check that its agent runs (`warren node ls`), then ask again', details: { node } }));
     }, this.timers.logStartMs);
-    startTimer.unref();
     const onAbort = (): void => ch.close();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -703,10 +724,12 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       ch.close();
       const live = this.nodes.get(node);
       if (wasOpen && live && live.rec.state !== 'revoked') {
-        // The reader stopped first: if the node has not taken the request yet, drop it; else tell it to stop.
+        // The reader stopped first: drop the request if it is still queued; tell the node to stop
+        // if it may have it (it went out in an answer).
         const i = live.queue.findIndex((it) => it.kind === 'log' && it.l.requestId === requestId);
+        const given = i < 0 || live.queue[i]!.given === true;
         if (i >= 0) live.queue.splice(i, 1);
-        else if (!ch.finished) this.enqueue(live, { kind: 'stopLog', requestId });
+        if (given && !ch.finished) this.enqueue(live, { kind: 'stopLog', requestId });
       }
     }
   }
