@@ -246,6 +246,7 @@ function unreachable(e: unknown, what: string): WarrenError {
 export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
   private identity: AgentIdentity | null = null;
   private dispatcher: HttpAgent | null = null;
+  private uploadDispatcher: HttpAgent | null = null;
   private readonly journal: ReportJournal;
   private readonly log: DaemonLog;
   private readonly url: URL;
@@ -363,7 +364,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       this.known.add(a.attemptId);
       if (a.state === 'running') this.active.add(a.attemptId);
     }
-    this.dispatcher = this.mtlsDispatcher(id);
+    ({ control: this.dispatcher, uploads: this.uploadDispatcher } = this.mtlsDispatchers(id));
     this.running = true;
     this.stopping = false;
     this.lastContact = Date.now();
@@ -388,9 +389,10 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     this.wakeHb?.();
     await Promise.allSettled(this.loops);
     await this.journal.close();
-    const d = this.dispatcher;
+    const ds = [this.dispatcher, this.uploadDispatcher];
     this.dispatcher = null;
-    await d?.destroy().catch(() => undefined);
+    this.uploadDispatcher = null;
+    for (const d of ds) await d?.destroy().catch(() => undefined);
     this.connected = false;
   }
 
@@ -437,9 +439,14 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     }
   }
 
-  private mtlsDispatcher(id: AgentIdentity): HttpAgent {
+  /**
+   * Two pools with the node's certificate: control (the long poll and heartbeats, one
+   * connection each: a node costs the server two sockets) and uploads (log streams, which
+   * may be long and must never hold a heartbeat up).
+   */
+  private mtlsDispatchers(id: AgentIdentity): { control: HttpAgent; uploads: HttpAgent } {
     const tls = clientTlsOptions(id.credentials, { trustDomain: id.svid.trustDomain, ...(this.opts.serverName !== undefined ? { serverName: this.opts.serverName } : {}) });
-    return new HttpAgent({ connect: tls as never, keepAliveTimeout: 60_000 });
+    return { control: new HttpAgent({ connect: tls as never, keepAliveTimeout: 60_000, connections: 2 }), uploads: new HttpAgent({ connect: tls as never, keepAliveTimeout: 10_000 }) };
   }
 
   private scheduleRenew(): void {
@@ -459,10 +466,10 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       const res = await this.call<RenewResponse>(this.dispatcher!, 'renew', { csr: pending.csrPem }, this.requestTimeoutMs);
       const next = pending.complete(res.certPem, res.bundlePem);
       this.identity = next;
-      const old = this.dispatcher;
-      this.dispatcher = this.mtlsDispatcher(next);
-      // In-flight requests (the long poll) finish on the old connections, then they close.
-      void old?.close().catch(() => undefined);
+      const old = [this.dispatcher, this.uploadDispatcher];
+      ({ control: this.dispatcher, uploads: this.uploadDispatcher } = this.mtlsDispatchers(next));
+      // In-flight requests (the long poll, uploads) finish on the old connections, then they close.
+      for (const d of old) void d?.close().catch(() => undefined);
       this.log('info', `renewed the certificate of node ${this.opts.name} until ${next.svid.notAfter.toISOString()}`, { node: this.opts.name, serial: next.svid.serial });
       this.emit('renewed', next.svid.notAfter);
       this.scheduleRenew();
@@ -724,7 +731,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       clearTimeout(timer);
       if (early && 'e' in early) {
         const err = toWarrenError(early.e);
-        await this.call(this.dispatcher!, path, { error: err.toWire() }, this.requestTimeoutMs).catch(() => undefined);
+        await this.call(this.uploadDispatcher!, path, { error: err.toWire() }, this.requestTimeoutMs).catch(() => undefined);
         return;
       }
       if (!early) firstP.catch(() => undefined);
@@ -741,7 +748,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       }
       const res = await request(new URL(`${AGENT_ROUTE_PREFIX}/${path}`, this.url), {
         method: 'POST',
-        dispatcher: this.dispatcher!,
+        dispatcher: this.uploadDispatcher!,
         headers: { 'content-type': 'application/octet-stream' },
         body: Readable.from(body(), { objectMode: false }),
         headersTimeout: 0,

@@ -7,7 +7,7 @@ export type { Placement } from './placement.js';
 export { MeshTls } from './mesh-tls.js';
 export type { MeshTlsOptions, MeshTlsEvents, MeshLog } from './mesh-tls.js';
 export { NodeRegistry, MemoryNodeStore } from './nodes.js';
-export type { NodeRecord, NodeStore, NodeState, NodeRegistryOptions, NodeRegistryTimers, NodeRegistryEvents } from './nodes.js';
+export type { NodeRecord, NodeStore, NodeState, NodeRegistryOptions, NodeRegistryTimers, NodeRegistryEvents, NodeWatcher } from './nodes.js';
 export { agentRoutes } from './agent-routes.js';
 export type { AgentRoutesOptions } from './agent-routes.js';
 export { RemoteAgent } from './remote-agent.js';

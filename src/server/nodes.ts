@@ -158,6 +158,12 @@ export interface NodeRegistryEvents {
 }
 
 /** A queued item; `given`: it went out in a poll answer at least once (it may be at the node). */
+/** What one node's proxy wants to hear (watchNode). */
+export interface NodeWatcher {
+  report?(ev: AttemptStarted | AttemptExited, kind: 'started' | 'exited'): void;
+  lost?(): void;
+}
+
 type Item =
   | { cursor: number; given?: boolean; kind: 'assign'; a: TaskAssignment }
   | { cursor: number; given?: boolean; kind: 'kill'; k: KillOrder }
@@ -277,6 +283,8 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   private readonly logs = new Map<string, LogChannel>();
   private readonly bundle: TrustBundle;
   private readonly log: MeshLog;
+  /** Per-node subscribers (RemoteAgent): a report reaches its node's, not every node's. */
+  private readonly watchers = new Map<string, Set<NodeWatcher>>();
   private nextCursor = 1;
   private sweeper: NodeJS.Timeout | undefined;
   private started = false;
@@ -425,6 +433,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     this.failLogs(name, `${why}: its log stream ended`);
     this.log('warn', `${why}: lost`, { node: name });
     this.emit('lost', name);
+    for (const w of this.watchers.get(name) ?? []) w.lost?.();
   }
 
   private failLogs(node: string, message: string): void {
@@ -433,6 +442,19 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       ch.fail(new WarrenError('AGENT_NODE_UNAVAILABLE', message, { hint: 'ask again when the node is back (`warren node ls`)', details: { node } }));
       this.logs.delete(ch.requestId);
     }
+  }
+
+  /** Hear one node's reports and its loss (cheaper than the events with thousands of nodes). Returns the unsubscribe. */
+  watchNode(name: string, w: NodeWatcher): () => void {
+    let set = this.watchers.get(name);
+    if (!set) this.watchers.set(name, (set = new Set()));
+    set.add(w);
+    return () => {
+      const s = this.watchers.get(name);
+      if (!s) return;
+      s.delete(w);
+      if (s.size === 0) this.watchers.delete(name);
+    };
   }
 
   // ---- join and certificates ----
@@ -545,6 +567,8 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
         acked = r.seq;
         applied.push(r.event);
         this.emit('report', node, r.event, r.type);
+        const ws = this.watchers.get(node);
+        if (ws) for (const w of ws) w.report?.(r.event, r.type);
       }
       if (!applied.length || !this.opts.beforeAck) {
         state.acked = acked;

@@ -42,13 +42,14 @@ export class RemoteAgent implements Agent {
   private readonly rememberEnded: number;
   private closed = false;
 
-  private readonly onReport = (node: string, ev: AttemptStarted | AttemptExited, kind: 'started' | 'exited'): void => {
-    if (node !== this.node || this.closed) return;
+  private readonly unwatch: () => void;
+  private readonly onReport = (ev: AttemptStarted | AttemptExited, kind: 'started' | 'exited'): void => {
+    if (this.closed) return;
     if (kind === 'started') this.started(ev as AttemptStarted);
     else this.exited(ev as AttemptExited);
   };
-  private readonly onLost = (node: string): void => {
-    if (node !== this.node || this.closed) return;
+  private readonly onLost = (): void => {
+    if (this.closed) return;
     const at = Date.now();
     for (const [id, f] of [...this.inflight]) {
       if (!f.sent) continue; // still being made durable: it fails when it is sent
@@ -62,8 +63,7 @@ export class RemoteAgent implements Agent {
     private readonly opts: RemoteAgentOptions = {},
   ) {
     this.rememberEnded = opts.rememberEnded ?? 100_000;
-    reg.on('report', this.onReport);
-    reg.on('lost', this.onLost);
+    this.unwatch = reg.watchNode(node, { report: this.onReport, lost: this.onLost });
   }
 
   info(): NodeInfo {
@@ -164,8 +164,7 @@ export class RemoteAgent implements Agent {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.reg.off('report', this.onReport);
-    this.reg.off('lost', this.onLost);
+    this.unwatch();
   }
 
   private started(ev: AttemptStarted): void {
