@@ -61,6 +61,8 @@ export interface TaskAssignment {
   volumes: VolumeSpec[];
   /** Replace the command by `sleep estimate × factor` (WfFormat replay, `--simulate`). */
   simulate?: number;
+  /** With simulate: sleep exactly this long instead (a site's speed already applied). */
+  sleepSec?: number;
   /** Absent on the embedded default: run as the agent's own user. */
   user?: TaskUser;
   /** The lease term of the run driver that dispatched it (fencing). */
@@ -79,6 +81,8 @@ export interface AdmissionRequest {
 
 export interface AttemptStarted {
   attemptId: string;
+  /** The node it runs on (set by pools of nodes; a single node's agent may leave it out). */
+  node?: string;
   pid: number | null;
   cgroup: string | null;
   at: number;
@@ -99,6 +103,8 @@ export interface AttemptExited {
 export interface AgentListener {
   started(ev: AttemptStarted): void;
   exited(ev: AttemptExited): void;
+  /** Progress of a data unit (bytes moved, waiting on another process's download lock). */
+  progress?(attemptId: string, p: import('../data/index.js').TransferProgress): void;
 }
 
 /** An attempt the agent knows about after a restart or on reconnect. */
@@ -126,7 +132,7 @@ export interface SubmitHooks {
   /** Called once the task's process exists, before its command runs; the command runs only
    *  after it resolved (the attempt is durable). A remote agent's proxy resolves it before
    *  it sends the assignment (the attempt row is written first). */
-  durable?: (info: { pid: number | null; cgroup: string | null }) => Promise<void>;
+  durable?: (info: { pid: number | null; cgroup: string | null; node?: string }) => Promise<void>;
 }
 
 export interface Agent {

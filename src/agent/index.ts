@@ -1,3 +1,4 @@
-// Node agents: admission against cores and memory, and execution through a runtime.
-export { LocalAgent } from './local.js';
-export type { AgentTask, AgentListener, LocalAgentOptions } from './local.js';
+// Node agents: the agent contract, and the agent that runs work on this machine.
+export * from './contract.js';
+export { LocalAgent, logPaths, volumeDir } from './local.js';
+export type { LocalAgentOptions } from './local.js';

@@ -1,5 +1,7 @@
-// The orchestrator (in-process for `warren run`; the cluster server builds on it).
-export { Orchestrator, newWorkflowId, logPaths, describeOwner, holderIsGone } from './orchestrator.js';
-export type { RunOptions, DriveHooks, OrchestratorOptions } from './orchestrator.js';
+// The orchestrator (accepts runs, owns them through leases) and the driver of one run.
+export { Orchestrator, newWorkflowId, describeOwner, holderIsGone } from './orchestrator.js';
+export type { OrchestratorOptions } from './orchestrator.js';
+export { RunDriver, systemClock } from './driver.js';
+export type { Clock, DriveHooks, RunOptions, RunDriverOptions } from './driver.js';
 export { PlanPlacement } from './placement.js';
 export type { Placement } from './placement.js';
