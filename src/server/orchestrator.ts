@@ -112,6 +112,7 @@ export class Orchestrator {
       endedAt: null,
       cancelRequested: false,
       lease: null,
+      owner: null,
     };
     // Only the units that exist before anything runs: tasks of arrays get theirs as they start.
     const units = new Engine(wf).snapshot();
