@@ -144,6 +144,11 @@ export interface Agent {
   submit(task: TaskAssignment, hooks?: SubmitHooks): void;
   /** Stop a queued or running attempt (exited is reported with that reason). */
   kill(attemptId: string, reason: 'canceled' | 'timeout' | 'stop-service'): void;
+  /** Take over an attempt a previous driver dispatched and that may still run (cluster mode,
+   *  after a server restart): its reports come to the listener. Agents whose attempts die
+   *  with their driver (the in-process agent) do not have it; their drivers stop what a dead
+   *  one left instead. */
+  adopt?(attemptId: string, node: string | null, task?: TaskAssignment): void;
   /** Attempts this node still knows of (after a restart: recovered from its data directory). */
   recover(): Promise<AttemptState[]>;
   /** A job's log, from `offset`; with `follow`, until the attempt ends or `signal` aborts. */

@@ -11,7 +11,7 @@ type Loader = () => Promise<{ register(program: Command): void }>;
  * names exactly the commands registered, with their descriptions, so it cannot drift.
  */
 export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: string])[] = [
-  ['run', 'validate and run a workflow on this machine (embedded store, local agent)'],
+  ['run', 'validate and run a workflow (on this machine, or on the server of the current context)'],
   ['resume', 'continue a workflow that was interrupted or failed, re-running only what did not succeed'],
   ['list', 'list recent workflows'],
   ['status', 'show a workflow and its jobs'],

@@ -103,6 +103,8 @@ export class RunDriver {
   private failed!: (e: unknown) => void;
   private readonly placedJobs = new Set<string>();
   private cancelAsked = false;
+  /** Attempts a previous driver dispatched that may still run (adopted, never run twice). */
+  private readonly adoptable = new Map<string, AttemptRecord>();
 
   constructor(private readonly opts: RunDriverOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -136,7 +138,21 @@ export class RunDriver {
     this.wf = rec.spec;
     this.options = rec.options as RunOptions;
     const prevUnits = await this.store.units(this.id);
-    this.engine = new Engine(this.wf, { failFast: this.options.failFast, previous: new Map(prevUnits.map((u) => [u.key, u])) });
+    const previous = new Map(prevUnits.map((u) => [u.key, u]));
+    if (this.opts.agent.adopt) {
+      // Cluster mode: what a previous server dispatched may still run on its node. The unit
+      // goes back one attempt so that the engine's relaunch *is* that attempt (same id): the
+      // driver adopts it instead of dispatching a second copy.
+      for (const a of await this.store.attempts(this.id)) {
+        if (a.endedAt !== null) continue;
+        const u = previous.get(a.key);
+        if (u && u.attempt === a.attempt && u.state !== 'succeeded') {
+          previous.set(a.key, { ...u, attempt: a.attempt - 1 });
+          this.adoptable.set(a.attemptId, a);
+        }
+      }
+    }
+    this.engine = new Engine(this.wf, { failFast: this.options.failFast, previous });
     this.writer = new BatchWriter(fencedStore(this.store, this.fence));
     // How many launched job units may wait in the agents' queues: enough to keep every core
     // busy between two events, few enough that memory stays flat for a million tasks.
@@ -185,6 +201,11 @@ export class RunDriver {
       } catch (e) {
         if ((e as WarrenError).code === 'STORE_FENCED') this.loseLease('its lease was taken over');
         if (!this.lost) throw e;
+      }
+      // Adopted attempts the engine never relaunched (the run ended first): stop them.
+      for (const [attemptId, a] of this.adoptable) {
+        this.opts.agent.adopt?.(attemptId, a.node);
+        this.opts.agent.kill(attemptId, 'canceled');
       }
       if (this.lost) throw this.lost;
     }
@@ -294,9 +315,17 @@ export class RunDriver {
     } else {
       task.volumes = Object.values(wf.volumes);
     }
-    const entry: InFlight = { key: a.key, attempt: a.attempt, agent, node: agent.info().name, stopping: false, durable: false, data: a.kind !== 'job' };
+    const adopted = this.adoptable.get(attemptId);
+    const entry: InFlight = { key: a.key, attempt: a.attempt, agent, node: adopted?.node ?? agent.info().name, stopping: false, durable: adopted !== undefined, data: a.kind !== 'job' };
     this.attempts.set(attemptId, entry);
     this.current.set(a.key, attemptId);
+    if (adopted && agent.adopt) {
+      this.adoptable.delete(attemptId);
+      agent.adopt(attemptId, adopted.node, task);
+      this.writer.event({ workflowId: id, at: this.clock.now(), key: a.key, level: 'info', message: `adopted attempt ${a.attempt} of ${a.key} on ${adopted.node ?? 'its node'} (dispatched by a previous server)` });
+      queueMicrotask(() => this.onStarted({ attemptId, node: adopted.node ?? undefined, pid: adopted.pid ?? null, cgroup: adopted.cgroup, at: this.clock.now() }));
+      return;
+    }
     const base = this.attemptRow(attemptId, entry);
     if (a.kind === 'job') {
       // The attempt is durable (id, node, pid, cgroup, term) before its command runs: the

@@ -213,8 +213,9 @@ export class Orchestrator {
     // Only the holder of the run's lease drives it: a second `warren resume` is refused.
     const lease = await this.takeLease(rec0.id);
     try {
-      // Before anything re-runs, what a dead runner left running is stopped (never two copies).
-      await this.stopAbandoned(rec0.id, lease);
+      // Before anything re-runs, what a dead runner left running is stopped (never two
+      // copies) — unless the agent can adopt it (cluster mode: jobs outlive a server).
+      if (!this.agent.adopt) await this.stopAbandoned(rec0.id, lease);
     } catch (e) {
       await this.store.releaseRunLease(rec0.id, this.owner, lease.term).catch(() => {});
       throw e;
