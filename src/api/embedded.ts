@@ -9,12 +9,11 @@ import { WarrenError, pidAlive, warrenHome, isWarrenError, didYouMean } from '..
 import { explainWaiting, TERMINAL, type NodeCounts, type UnitSnapshot, type WorkflowStatus } from '../engine/index.js';
 import { LocalAgent, logPaths, type Agent } from '../agent/index.js';
 import { createProcessRuntime, closeSpawner, type Runtime } from '../runtime/index.js';
-import { Orchestrator, PlanPlacement, holderIsGone, type DriveHooks, type RunOptions } from '../server/index.js';
+import { Orchestrator, PlanPlacement, holderIsGone, RunHub, summaryOf, detailOf, jobCounts, checkLogTarget, followStore, type DriveHooks, type RunOptions } from '../server/index.js';
 import { parsePlatform } from '../scheduler/index.js';
 import { loadWorkflowText, type Workflow } from '../workflow/index.js';
 import { openStore, type Store, type WorkflowRecord } from '../store/index.js';
 import type { JobCounts, ListRequest, LogsRequest, StreamItem, SubmitRequest, WarrenClient, WorkflowDetail, WorkflowSummary } from './types.js';
-import { RunHub } from './hub.js';
 
 type TrustGate = import('../image/index.js').TrustGate;
 
@@ -117,22 +116,9 @@ export class EmbeddedClient implements WarrenClient {
 
   async get(id: string): Promise<WorkflowDetail> {
     const rec = await this.mustGet(id);
-    const units = await this.store.units(rec.id);
-    const attempts = await this.store.attempts(rec.id);
-    const events = await this.store.events(rec.id);
     const lease = rec.lease;
     const orphaned = (rec.status === 'running' || rec.status === 'pending') && (lease === null || lease.expiresAt <= Date.now() || holderIsGone(lease));
-    const waiting = rec.status === 'running' && !orphaned ? explainWaiting(rec.spec, withStandIns(rec.spec, units), { cores: Number(rec.options.agentCores) || availableParallelism() }) : new Map<string, string>();
-    return {
-      ...this.summary(rec, units),
-      units,
-      attempts: attempts.map((a) => ({ key: a.key, attempt: a.attempt, attemptId: a.attemptId, node: a.node, startedAt: a.startedAt, endedAt: a.endedAt, exitCode: a.exitCode, signal: a.signal, reason: a.reason, message: a.message })),
-      events: events.map((e) => ({ at: e.at, key: e.key, level: e.level, message: e.message })),
-      waiting: Object.fromEntries(waiting),
-      spec: rec.spec,
-      runDir: rec.runDir,
-      options: rec.options,
-    };
+    return detailOf(this.store, rec, { cores: Number(rec.options.agentCores) || availableParallelism(), explain: !orphaned });
   }
 
   async list(req: ListRequest = {}): Promise<WorkflowSummary[]> {
@@ -225,21 +211,7 @@ export class EmbeddedClient implements WarrenClient {
   }
 
   private summary(r: WorkflowRecord, units?: UnitSnapshot[]): WorkflowSummary {
-    const counts: Record<string, number> = {};
-    if (units) for (const u of units) counts[u.state] = (counts[u.state] ?? 0) + 1;
-    return {
-      id: r.id,
-      name: r.name,
-      status: r.status,
-      owner: (r as { owner?: string | null }).owner ?? null,
-      file: r.file,
-      createdAt: r.createdAt,
-      startedAt: r.startedAt,
-      endedAt: r.endedAt,
-      cancelRequested: r.cancelRequested,
-      counts,
-      driver: r.lease ? { owner: r.lease.owner, expiresAt: r.lease.expiresAt } : null,
-    };
+    return summaryOf(r, units);
   }
 
   // --- composition of the one-machine platform ---
@@ -346,74 +318,3 @@ export function dataMover(home: string): { ingress: import('../data/index.js').I
   };
 }
 
-/** Job units per end state (tasks that never started included), from the engine's counts. */
-export function jobCounts(counts: NodeCounts[]): JobCounts {
-  const jobs = counts.filter((c) => c.kind === 'job');
-  const count = (s: keyof JobCounts) => jobs.reduce((n, c) => n + (c.counts as Record<string, number>)[s]!, 0);
-  return { succeeded: count('succeeded'), failed: count('failed'), skipped: count('skipped'), canceled: count('canceled') };
-}
-
-/** A task array's tasks that never started have no row: one stand-in per array for the explanation. */
-export function withStandIns(wf: Workflow, units: UnitSnapshot[]): UnitSnapshot[] {
-  const rows = new Map<string, number>();
-  for (const u of units) if (u.task !== null) rows.set(u.job, (rows.get(u.job) ?? 0) + 1);
-  const out = [...units];
-  for (const j of Object.values(wf.jobs)) {
-    if (!j.taskArray) continue;
-    const n = j.taskArray.end - j.taskArray.start + 1 - (rows.get(j.name) ?? 0);
-    if (n > 0) out.push({ key: `${j.name}[?]`, kind: 'job', job: j.name, task: -1, state: 'pending', attempt: 0, exitCode: null, reason: null, message: null, startedAt: null, endedAt: null });
-  }
-  return out;
-}
-
-/** RUN_UNKNOWN_JOB / RUN_TASK_NEEDED / RUN_UNKNOWN_TASK for a logs request. */
-export function checkLogTarget(rec: { id: string; spec: Workflow }, req: LogsRequest): void {
-  const spec = rec.spec.jobs[req.job];
-  if (!spec) {
-    const names = Object.keys(rec.spec.jobs);
-    throw new WarrenError('RUN_UNKNOWN_JOB', `workflow ${rec.id} has no job "${req.job}"`, { hint: jobHint(req.job, names) });
-  }
-  const task = req.task ?? null;
-  if (spec.taskArray && task === null) {
-    throw new WarrenError('RUN_TASK_NEEDED', `job "${req.job}" is a task array`, {
-      hint: `name a task: \`warren logs ${rec.id} ${req.job}:${spec.taskArray.start}\` (tasks ${spec.taskArray.start}..${spec.taskArray.end})`,
-    });
-  }
-  const ta = spec.taskArray;
-  if (task !== null && (!ta || task < ta.start || task > ta.end)) {
-    throw new WarrenError('RUN_UNKNOWN_TASK', `job "${req.job}" has no task ${task}`, { hint: ta ? `its tasks are ${ta.start}..${ta.end}` : `it is not a task array: \`warren logs ${rec.id} ${req.job}\`` });
-  }
-}
-
-function jobHint(job: string, names: string[]): string {
-  const best = didYouMean(job, names);
-  if (best !== undefined) return `did you mean "${best}"?`;
-  return `its jobs: ${names.slice(0, 8).join(', ')}${names.length > 8 ? `, … (${names.length} in all; see \`warren status ID\`)` : ''}`;
-}
-
-/** Follow a run another process drives, through the store: unit changes, then its end. */
-async function* followStore(store: Store, id: string, signal?: AbortSignal): AsyncIterable<StreamItem> {
-  const seen = new Map<string, string>();
-  let seq = 0;
-  let lastEventAt = 0;
-  for (;;) {
-    const rec = await store.getWorkflow(id);
-    if (!rec) return;
-    for (const u of await store.units(id)) {
-      const sig = `${u.state}:${u.attempt}:${u.endedAt}`;
-      if (seen.get(u.key) === sig) continue;
-      seen.set(u.key, sig);
-      yield { type: 'unit', seq: ++seq, unit: u };
-    }
-    for (const e of await store.events(id, { afterAt: lastEventAt })) {
-      lastEventAt = Math.max(lastEventAt, e.at);
-      yield { type: 'event', seq: ++seq, event: { at: e.at, key: e.key, level: e.level, message: e.message } };
-    }
-    if (rec.status !== 'running' && rec.status !== 'pending') {
-      yield { type: 'done', seq: ++seq, status: rec.status };
-      return;
-    }
-    if (signal?.aborted) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}

@@ -5,3 +5,7 @@ export { RunDriver, systemClock } from './driver.js';
 export type { Clock, DriveHooks, RunOptions, RunDriverOptions } from './driver.js';
 export { PlanPlacement } from './placement.js';
 export type { Placement } from './placement.js';
+export { RunHub } from './hub.js';
+export { summaryOf, detailOf, jobCounts, withStandIns, checkLogTarget, followStore } from './views.js';
+export { ClusterPool, gpusOf } from './pool.js';
+export type { NodeDirectory, PoolOptions } from './pool.js';

@@ -2,7 +2,7 @@
 // subscriber that reconnects (`afterSeq`, SSE Last-Event-ID) gets what it missed, and handed
 // to every subscriber as they come. Memory stays bounded for a million-task run.
 
-import type { StreamItem } from './types.js';
+import type { StreamItem } from '../api/index.js';
 
 type Unnumbered = StreamItem extends infer T ? (T extends StreamItem ? Omit<T, 'seq'> : never) : never;
 
