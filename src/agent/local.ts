@@ -5,13 +5,14 @@
 // reports when it starts and ends. `warren run` uses it in-process; `warren agent` runs it
 // behind the server–agent protocol on each cluster node.
 
-import { createReadStream, existsSync, mkdirSync, writeFileSync, appendFileSync, statSync, watch } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, writeFileSync, appendFileSync, statSync, watch, chownSync } from 'node:fs';
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { WarrenError, isWarrenError } from '../common/index.js';
 import type { ExitInfo, LaunchRequest, RunningTask, Runtime } from '../runtime/index.js';
 import { stopRecordedAttempt } from '../runtime/index.js';
 import type { JobSpec, VolumeSpec } from '../workflow/index.js';
+import { lookupAccount, ownAccount, type Account } from './accounts.js';
 import type { DataOptions, EgressFn, IngressFn, SecretResolver } from '../data/index.js';
 import {
   AGENT_PROTOCOL,
@@ -314,9 +315,34 @@ export class LocalAgent implements Agent {
     return s;
   }
 
+  /** The identity a task runs as: the user's account on this node (null: the agent's own). */
+  private identity(t: TaskAssignment): Account | null {
+    if (!t.user) return null;
+    const name = t.user.unixUser;
+    if (name === ownAccount()) return null;
+    const acc = lookupAccount(name);
+    if (!acc) {
+      throw new WarrenError('AGENT_NO_ACCOUNT', `user ${t.user.name} maps to the Unix account ${name}, which node ${this.name} does not have`, {
+        hint: `create the account on the node (or in its directory service), or map the user to another: \`warren user add ${t.user.name} --unix-user NAME\``,
+        details: { node: this.name, user: t.user.name, unixUser: name },
+      });
+    }
+    if (process.getuid?.() !== 0 && acc.uid !== process.getuid?.()) {
+      throw new WarrenError('AGENT_NO_ACCOUNT', `the agent on ${this.name} runs as ${ownAccount()} and cannot start jobs as ${name}`, {
+        hint: 'run `warren agent` as root on a shared node (jobs then run as their users), or map the user to the agent\'s account',
+        details: { node: this.name, user: t.user.name, unixUser: name },
+      });
+    }
+    return acc;
+  }
+
   private launchRequest(t: TaskAssignment): LaunchRequest {
     const spec = t.job as JobSpec;
     const runDir = this.runDir(t.workflowId);
+    const who = this.identity(t);
+    const own = (p: string): void => {
+      if (who) chownSync(p, who.uid, who.gid);
+    };
     const done = this.preparedOf(t.workflowId);
     if (!done.has('dirs')) {
       mkdirSync(join(runDir, 'logs'), { recursive: true });
@@ -324,6 +350,7 @@ export class LocalAgent implements Agent {
       done.add('dirs');
     }
     const volumeDirs = this.volumeDirs(t);
+    if (who) for (const d of volumeDirs.values()) own(d);
     const mounts = spec.mounts.map((m) => ({ host: volumeDirs.get(m.volume)!, target: m.location, readOnly: m.readOnly }));
     const simulate = t.simulate !== undefined || t.sleepSec !== undefined;
     const container = spec.image !== undefined && !simulate;
@@ -344,7 +371,8 @@ export class LocalAgent implements Agent {
     // Host process jobs see each volume at its host directory (exported as
     // WARREN_VOLUME_<NAME>); containers see it at its `location`.
     const env: Record<string, string> = {};
-    if (!container && this.opts.inheritEnv !== false) for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+    if (!container && this.opts.inheritEnv !== false && !who) for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+    if (who) Object.assign(env, { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: who.home, USER: who.name, LOGNAME: who.name });
     for (const m of spec.mounts) env[`WARREN_VOLUME_${m.volume.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`] = container ? m.location : volumeDirs.get(m.volume)!;
     Object.assign(env, spec.env);
     env.WARREN_WORKFLOW_ID = t.workflowId;
@@ -367,6 +395,7 @@ export class LocalAgent implements Agent {
       cwd = join(runDir, 'work', safe(spec.name));
       if (!done.has(`cwd:${spec.name}`)) {
         if (!existsSync(cwd)) mkdirSync(cwd, { recursive: true });
+        own(cwd);
         done.add(`cwd:${spec.name}`);
       }
     }
@@ -383,6 +412,7 @@ export class LocalAgent implements Agent {
       memoryBytes: spec.resources.memoryBytes,
       cores: spec.resources.cores,
       mounts,
+      ...(who ? { user: { uid: who.uid, gid: who.gid, groups: who.groups, name: who.name } } : {}),
       // A simulated run replays estimates as host sleeps: no image is needed.
       container: spec.image && container ? { image: spec.image.uri, hostname: spec.name, ...this.registryAuth(spec.image.secret) } : undefined,
     };

@@ -7,6 +7,7 @@ export const ERROR_CODES = {
   AGENT_NOT_ENOUGH_CORES: { exit: 2, http: 400 },
   AGENT_NOT_ENOUGH_MEMORY: { exit: 2, http: 400 },
   AGENT_NO_CONTAINER_RUNTIME: { exit: 2, http: 400 },
+  AGENT_NO_ACCOUNT: { exit: 2, http: 400 },
   AUTH_USER_EXISTS: { exit: 2, http: 409 },
   AUTH_USER_NOT_FOUND: { exit: 2, http: 404 },
   CLI_BAD_OPTION: { exit: 2, http: 400 },
