@@ -16,6 +16,7 @@ import type { Workflow } from '../workflow/index.js';
 import type { AttemptRecord, RunLease, Store, WorkflowRecord } from '../store/index.js';
 import type { Placement } from './placement.js';
 import { RunDriver, type DriveHooks, type RunOptions } from './driver.js';
+import { gpusOfSpec } from './pool.js';
 
 export type { DriveHooks, RunOptions } from './driver.js';
 
@@ -24,8 +25,8 @@ export interface OrchestratorOptions {
   agent: Agent;
   /** $WARREN_HOME: where run directories are recorded (runs/ID). */
   home: string;
-  /** Who the runs' tasks run as (cluster mode). */
-  user?: TaskUser;
+  /** Who the runs' tasks run as (cluster mode): from the workflow's owner. */
+  userOf?: (owner: string | null) => Promise<TaskUser | undefined>;
   /** How often to look for a cancel request in the store (ms). */
   cancelPollMs?: number;
   /** How long a run's lease lasts unless renewed (renewed every third of it). Default 15 s
@@ -83,7 +84,7 @@ export class Orchestrator {
     for (const j of Object.values(wf.jobs)) {
       let last: WarrenError | null = null;
       for (const agent of agents) {
-        last = agent.admit({ name: `job ${j.name}`, cores: j.resources.cores, memoryBytes: j.resources.memoryBytes ?? 0, gpus: 0, container: j.image !== undefined && !simulate, ...(this.opts.user ? { user: this.opts.user } : {}) });
+        last = agent.admit({ name: `job ${j.name}`, cores: j.resources.cores, memoryBytes: j.resources.memoryBytes ?? 0, gpus: gpusOfSpec(j), container: j.image !== undefined && !simulate });
         if (!last) break;
       }
       if (last) problems.push(last);
@@ -95,7 +96,7 @@ export class Orchestrator {
   }
 
   /** Accept a workflow: write it and all its units to the store before anything runs. */
-  async accept(wf: Workflow, options: RunOptions = {}): Promise<WorkflowRecord> {
+  async accept(wf: Workflow, options: RunOptions = {}, o: { owner?: string } = {}): Promise<WorkflowRecord> {
     this.preflight(wf, options.simulate !== undefined);
     const id = newWorkflowId();
     const runDir = join(this.home, 'runs', id);
@@ -112,7 +113,7 @@ export class Orchestrator {
       endedAt: null,
       cancelRequested: false,
       lease: null,
-      owner: null,
+      owner: o.owner ?? null,
     };
     // Only the units that exist before anything runs: tasks of arrays get theirs as they start.
     const units = new Engine(wf).snapshot();
@@ -220,7 +221,8 @@ export class Orchestrator {
       await this.store.releaseRunLease(rec0.id, this.owner, lease.term).catch(() => {});
       throw e;
     }
-    const driver = this.driverFor(rec0.id, lease, hooks);
+    const user = this.opts.userOf ? await this.opts.userOf(rec0.owner ?? null) : undefined;
+    const driver = this.driverFor(rec0.id, lease, hooks, user);
     this.cancelRequested = () => driver.cancel();
     if (this.pendingCancel) driver.cancel();
     const done = driver.run().finally(() => {
@@ -231,7 +233,7 @@ export class Orchestrator {
     return { id: rec0.id, done, driver };
   }
 
-  private driverFor(id: string, lease: RunLease, hooks: DriveHooks): RunDriver {
+  private driverFor(id: string, lease: RunLease, hooks: DriveHooks, user: TaskUser | undefined): RunDriver {
     return new RunDriver({
       store: this.store,
       agent: this.agent,
@@ -241,7 +243,7 @@ export class Orchestrator {
       ttlMs: this.ttlMs,
       cancelPollMs: this.opts.cancelPollMs,
       hooks,
-      ...(this.opts.user ? { user: this.opts.user } : {}),
+      ...(user ? { user } : {}),
       ...(this.opts.sites ? { sites: this.opts.sites } : {}),
     });
   }

@@ -17,6 +17,7 @@ import type { Agent, AgentListener, AdmissionRequest, AttemptExited, AttemptStar
 import { AGENT_PROTOCOL } from '../agent/index.js';
 import { scheduleCluster, type ClusterNode, type PendingJob, type RunningJob } from '../scheduler/index.js';
 import type { Clock } from './driver.js';
+import type { JobSpec } from '../workflow/index.js';
 import { systemClock } from './driver.js';
 
 /** What the pool needs of the server's node registry. */
@@ -57,11 +58,15 @@ interface Placed {
 
 const GPU_KEYS = ['nvidia.com/gpu', 'gpu', 'amd.com/gpu'];
 
-export function gpusOf(t: TaskAssignment): number {
-  const d = t.job?.resources.devices ?? {};
+export function gpusOfSpec(j: JobSpec | undefined): number {
+  const d = j?.resources.devices ?? {};
   let n = 0;
   for (const k of GPU_KEYS) n += d[k] ?? 0;
   return n;
+}
+
+export function gpusOf(t: TaskAssignment): number {
+  return gpusOfSpec(t.job);
 }
 
 export class ClusterPool implements Agent {
