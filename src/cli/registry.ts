@@ -25,6 +25,9 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['image', "container images: pull, list, remove, prune the node's image cache"],
   ['registry', 'credentials for container registries'],
   ['key', 'signing keys: generate, import, list, trust'],
+  ['node', 'cluster nodes: list, drain, undrain, revoke, delete (admins)'],
+  ['token', 'join tokens for nodes, and API tokens (admins)'],
+  ['user', 'Warren users, each mapped to a Unix account (admins)'],
 ];
 
 export const PROGRAM_DESCRIPTION = 'Warren: run workflows fast, anywhere — from one workstation to HPC clusters and clouds';
@@ -56,6 +59,7 @@ const GROUPS: [commands: string[], load: Loader][] = [
   [['cache'], () => import('./commands/cache.js')],
   [['image', 'registry'], () => import('./commands/image.js')],
   [['image', 'key'], () => import('./commands/sif.js')],
+  [['node', 'token', 'user'], () => import('./commands/admin.js')],
 ];
 
 /** Register the command groups `command` needs (all of them when it is not one of theirs). */

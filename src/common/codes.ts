@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   AUTH_USER_EXISTS: { exit: 2, http: 409 },
   AUTH_USER_NOT_FOUND: { exit: 2, http: 404 },
   CLI_BAD_OPTION: { exit: 2, http: 400 },
+  CLI_NEEDS_SERVER: { exit: 2, http: 400 },
   CLI_BAD_POLICY: { exit: 2, http: 400 },
   DATA_ACCESS_DENIED: { exit: 1, http: 403 },
   DATA_BAD_CHECKSUM: { exit: 2, http: 400 },
