@@ -5,7 +5,8 @@
 // a hint naming the URL. `stream()` reads server-sent events and, when the connection drops
 // before the workflow is done, reconnects with Last-Event-ID (a bounded number of times).
 
-import { Agent, type Dispatcher } from 'undici';
+// undici is loaded with the first request: the CLI imports this subsystem on every start.
+import type { Agent, Dispatcher } from 'undici';
 import { WarrenError, isWarrenError } from '../common/index.js';
 import {
   API_VERSION,
@@ -92,7 +93,8 @@ type Body = Dispatcher.ResponseData['body'];
 
 export class HttpClient implements WarrenClient, AdminClient {
   readonly where: string;
-  private readonly agent: Agent;
+  private agentP: Promise<Agent> | undefined;
+  private readonly caPem: string | undefined;
   private readonly origin: string;
   private readonly prefix: string;
   private readonly token: string;
@@ -107,12 +109,20 @@ export class HttpClient implements WarrenClient, AdminClient {
     this.token = o.token;
     this.signal = o.signal;
     this.retries = o.streamRetries ?? SSE_RETRIES;
-    this.agent = new Agent({
-      connect: { ...(o.caPem !== undefined ? { ca: o.caPem } : {}), timeout: 10_000 },
-      headersTimeout: 60_000,
-      bodyTimeout: 300_000,
-      keepAliveTimeout: 30_000,
-    });
+    this.caPem = o.caPem;
+  }
+
+  private agent(): Promise<Agent> {
+    this.agentP ??= import('undici').then(
+      ({ Agent }) =>
+        new Agent({
+          connect: { ...(this.caPem !== undefined ? { ca: this.caPem } : {}), timeout: 10_000 },
+          headersTimeout: 60_000,
+          bodyTimeout: 300_000,
+          keepAliveTimeout: 30_000,
+        }),
+    );
+    return this.agentP;
   }
 
   // --- WarrenClient ---
@@ -226,7 +236,9 @@ export class HttpClient implements WarrenClient, AdminClient {
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    const a = this.agentP;
+    this.agentP = undefined;
+    if (a) await (await a).close();
   }
 
   // --- the server ---
@@ -324,8 +336,9 @@ export class HttpClient implements WarrenClient, AdminClient {
       body = JSON.stringify(o.body);
       headers['content-type'] = 'application/json';
     }
+    const agent = await this.agent();
     try {
-      return await this.agent.request({
+      return await agent.request({
         origin: this.origin,
         path: p,
         method,

@@ -24,6 +24,7 @@ import {
   type SubmitRequest,
   type WarrenClient,
 } from '../../api/index.js';
+import { BODY_LIMIT, SUBMIT_BODY_LIMIT } from './constants.js';
 import { ERROR_RESPONSES, NAME_PATTERN, SHARED_SCHEMAS, UNIT_STATES, WORKFLOW_STATUS, arrayOf, idParams, nameParams, ref } from './schemas.js';
 
 export type { HealthView } from '../../api/index.js';
@@ -60,10 +61,6 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-/** The largest request body: a submitted workflow (its text) may be this big. */
-export const SUBMIT_BODY_LIMIT = 32 * 1024 * 1024;
-/** Every other request body. */
-export const BODY_LIMIT = 1024 * 1024;
 /** How long a stream waits for its first item before it starts the response anyway; an error
  *  within this time is answered as a JSON error (404...), later ones in the stream. */
 const FIRST_ITEM_WAIT_MS = 200;

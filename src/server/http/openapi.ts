@@ -8,8 +8,7 @@ import { pathToFileURL } from 'node:url';
 import type { WarrenClient, AdminClient } from '../../api/index.js';
 import { buildApiServer, type ApiBackend } from './app.js';
 
-/** The command that rewrites docs/api/openapi.json (for messages). */
-export const OPENAPI_COMMAND = 'npm run openapi';
+export { OPENAPI_COMMAND } from './constants.js';
 
 const unused = (): never => {
   throw new Error('the OpenAPI generator serves no request');
