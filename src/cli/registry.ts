@@ -25,6 +25,7 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['image', "container images: pull, list, remove, prune the node's image cache"],
   ['registry', 'credentials for container registries'],
   ['key', 'signing keys: generate, import, list, trust'],
+  ['context', 'the Warren servers this CLI talks to (contexts): add, use, list, remove'],
 ];
 
 export const PROGRAM_DESCRIPTION = 'Warren: run workflows fast, anywhere — from one workstation to HPC clusters and clouds';
@@ -56,6 +57,7 @@ const GROUPS: [commands: string[], load: Loader][] = [
   [['cache'], () => import('./commands/cache.js')],
   [['image', 'registry'], () => import('./commands/image.js')],
   [['image', 'key'], () => import('./commands/sif.js')],
+  [['context'], () => import('./commands/context.js')],
 ];
 
 /** Register the command groups `command` needs (all of them when it is not one of theirs). */
