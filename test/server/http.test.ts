@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type https from 'node:https';
 import { Agent, request } from 'undici';
+import type { FastifyPluginAsync } from 'fastify';
 import { HttpClient, type StreamItem } from '../../src/api/index.js';
 import { WarrenError } from '../../src/common/index.js';
 import type { UnitSnapshot, UnitState } from '../../src/engine/index.js';
@@ -86,7 +87,14 @@ before(async () => {
   bobToken = backend.addUser('bob');
   backend.nodesByName.set('n001', { name: 'n001', state: 'ready', cores: 64, memoryBytes: 256 * 2 ** 30, gpus: 4, labels: { rack: 'r1' }, platform: 'linux/amd64', lastSeenAt: 5, running: 2, usedCores: 8 });
   backend.nodesByName.set('n002', { name: 'n002', state: 'ready', cores: 32, memoryBytes: 128 * 2 ** 30, gpus: 0, labels: {}, platform: 'linux/arm64', lastSeenAt: null, running: 0, usedCores: 0 });
-  server = await buildApiServer({ backend, https: { key: creds.keyPem, cert: creds.certPem }, log: (level, msg, fields) => logged.push({ level, msg, ...(fields ? { fields } : {}) }) });
+  // Another protocol's routes, as the agent protocol registers its own under /agent/v1.
+  const agentRoutes: FastifyPluginAsync = async (app) => {
+    app.get('/agent/v1/ping', async () => ({ pong: true }));
+    app.get('/agent/v1/fail', async () => {
+      throw new WarrenError('MESH_NO_CLIENT_CERT', 'no client certificate', { hint: 'connect with the agent certificate' });
+    });
+  };
+  server = await buildApiServer({ backend, plugins: [agentRoutes], https: { key: creds.keyPem, cert: creds.certPem }, log: (level, msg, fields) => logged.push({ level, msg, ...(fields ? { fields } : {}) }) });
   const a = await server.listen('127.0.0.1', 0);
   url = `https://127.0.0.1:${a.port}`;
   raw = new Agent({ connect: { ca: cluster.ca.certPem } });
@@ -148,6 +156,15 @@ describe('the server', () => {
     assert.equal(doc.status, 200);
     assert.equal(doc.body.openapi, '3.1.0');
     assert.ok(doc.body.paths['/api/v1/workflows/{id}/stream']);
+  });
+
+  test('extra plugins add their routes (no API token needed there); their errors get the same error body', T, async () => {
+    const ok = await rawRequest('GET', '/agent/v1/ping');
+    assert.equal(ok.status, 200);
+    assert.deepEqual(ok.body, { pong: true });
+    const bad = await rawRequest('GET', '/agent/v1/fail');
+    assert.equal(bad.status, 401);
+    assert.deepEqual(bad.body, { error: { code: 'MESH_NO_CLIENT_CERT', message: 'no client certificate', hint: 'connect with the agent certificate' } });
   });
 
   test('a bug in the backend is 500 WARREN_INTERNAL with a hint, and logged', T, async () => {

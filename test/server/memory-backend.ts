@@ -101,7 +101,6 @@ export class MemoryBackend implements ApiBackend {
   }
 
   client(p: Principal): WarrenClient & AdminClient {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const b = this;
     const visible = (id: string): Flow => {
       if (b.explode) throw b.explode;

@@ -544,9 +544,6 @@ async function serveStream<T>(req: FastifyRequest, reply: FastifyReply, streams:
   const onClose = (): void => ac.abort();
   res.on('close', onClose);
   res.on('error', () => ac.abort()); // a write to a connection that went away
-  req.raw.on('close', () => {
-    if (!res.writableEnded) ac.abort();
-  });
   streams.add(ac);
   const aborted = new Promise<'aborted'>((resolve) => ac.signal.addEventListener('abort', () => resolve('aborted'), { once: true }));
   let it: AsyncIterator<T>;
