@@ -28,6 +28,7 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['node', 'cluster nodes: list, drain, undrain, revoke, delete (admins)'],
   ['token', 'join tokens for nodes, and API tokens (admins)'],
   ['user', 'Warren users, each mapped to a Unix account (admins)'],
+  ['context', 'the Warren servers this CLI talks to (contexts): add, use, list, remove'],
 ];
 
 export const PROGRAM_DESCRIPTION = 'Warren: run workflows fast, anywhere — from one workstation to HPC clusters and clouds';
@@ -60,6 +61,7 @@ const GROUPS: [commands: string[], load: Loader][] = [
   [['image', 'registry'], () => import('./commands/image.js')],
   [['image', 'key'], () => import('./commands/sif.js')],
   [['node', 'token', 'user'], () => import('./commands/admin.js')],
+  [['context'], () => import('./commands/context.js')],
 ];
 
 /** Register the command groups `command` needs (all of them when it is not one of theirs). */

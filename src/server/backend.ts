@@ -29,12 +29,8 @@ import { checkLogTarget, detailOf, followStore, summaryOf } from './views.js';
 import type { DriveHooks, RunDriver } from './driver.js';
 import type { ClusterPool } from './pool.js';
 
-export interface Principal {
-  user: string;
-  unixUser: string;
-  admin: boolean;
-  tokenId: string;
-}
+import type { Principal } from './http/app.js';
+export type { Principal };
 
 /** What the backend needs of the node registry (admin verbs, logs). */
 export interface NodeAdmin {

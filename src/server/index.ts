@@ -9,3 +9,7 @@ export { RunHub } from './hub.js';
 export { summaryOf, detailOf, jobCounts, withStandIns, checkLogTarget, followStore } from './views.js';
 export { ClusterPool, gpusOf } from './pool.js';
 export type { NodeDirectory, PoolOptions } from './pool.js';
+// The HTTPS JSON API (/api/v1) and its OpenAPI document (loaded on first use: ./http/lazy.ts).
+export { buildApiServer, openApiDocument, openApiText } from './http/lazy.js';
+export { SUBMIT_BODY_LIMIT, BODY_LIMIT, OPENAPI_COMMAND } from './http/constants.js';
+export type { ApiBackend, ApiServer, ApiServerOptions, Principal, HealthView } from './http/app.js';
