@@ -12,7 +12,7 @@ import {
   type Agent,
   type AdmissionRequest,
   type AttemptExited,
-  type AttemptListener,
+  type AgentListener,
   type AttemptState,
   type LogRequest,
   type NodeInfo,
@@ -54,7 +54,7 @@ export interface SimulatedAgents {
 
 /** An executor without processes: started at once, exited after taskMs. */
 export class SimExecutor implements Agent {
-  private listener: AttemptListener | null = null;
+  private listener: AgentListener | null = null;
   private readonly running = new Map<string, { startedAt: number; timer: NodeJS.Timeout | null }>();
   /** Recent exits (what recover() returns besides the running ones), bounded. */
   private readonly exits = new Map<string, AttemptExited>();
@@ -71,7 +71,7 @@ export class SimExecutor implements Agent {
     return null;
   }
 
-  setListener(l: AttemptListener): void {
+  setListener(l: AgentListener): void {
     this.listener = l;
   }
 

@@ -61,6 +61,8 @@ export interface TaskAssignment {
   volumes: VolumeSpec[];
   /** Replace the command by `sleep estimate × factor` (WfFormat replay, `--simulate`). */
   simulate?: number;
+  /** With simulate: sleep exactly this long instead (a site's speed already applied). */
+  sleepSec?: number;
   /** Absent on the embedded default: run as the agent's own user. */
   user?: TaskUser;
   /** The lease term of the run driver that dispatched it (fencing). */
@@ -79,6 +81,8 @@ export interface AdmissionRequest {
 
 export interface AttemptStarted {
   attemptId: string;
+  /** The node it runs on (set by pools of nodes; a single node's agent may leave it out). */
+  node?: string;
   pid: number | null;
   cgroup: string | null;
   at: number;
@@ -99,6 +103,8 @@ export interface AttemptExited {
 export interface AgentListener {
   started(ev: AttemptStarted): void;
   exited(ev: AttemptExited): void;
+  /** Progress of a data unit (bytes moved, waiting on another process's download lock). */
+  progress?(attemptId: string, p: import('../data/index.js').TransferProgress): void;
 }
 
 /** An attempt the agent knows about after a restart or on reconnect. */
@@ -126,7 +132,7 @@ export interface SubmitHooks {
   /** Called once the task's process exists, before its command runs; the command runs only
    *  after it resolved (the attempt is durable). A remote agent's proxy resolves it before
    *  it sends the assignment (the attempt row is written first). */
-  durable?: (info: { pid: number | null; cgroup: string | null }) => Promise<void>;
+  durable?: (info: { pid: number | null; cgroup: string | null; node?: string }) => Promise<void>;
 }
 
 export interface Agent {
@@ -138,6 +144,11 @@ export interface Agent {
   submit(task: TaskAssignment, hooks?: SubmitHooks): void;
   /** Stop a queued or running attempt (exited is reported with that reason). */
   kill(attemptId: string, reason: 'canceled' | 'timeout' | 'stop-service'): void;
+  /** Take over an attempt a previous driver dispatched and that may still run (cluster mode,
+   *  after a server restart): its reports come to the listener. Agents whose attempts die
+   *  with their driver (the in-process agent) do not have it; their drivers stop what a dead
+   *  one left instead. */
+  adopt?(attemptId: string, node: string | null, task?: TaskAssignment): void;
   /** Attempts this node still knows of (after a restart: recovered from its data directory). */
   recover(): Promise<AttemptState[]>;
   /** A job's log, from `offset`; with `follow`, until the attempt ends or `signal` aborts. */

@@ -1,22 +1,8 @@
-// Node agents: admission and execution through runtimes; the agent contract (what the server
-// asks of a node) and its remote form (the `warren agent` daemon and the wire of /agent/v1).
-export { LocalAgent } from './local.js';
-export type { AgentTask, AgentListener, LocalAgentOptions } from './local.js';
-export { AGENT_PROTOCOL } from './contract.js';
-export type {
-  Agent,
-  AgentListener as AttemptListener,
-  AdmissionRequest,
-  AttemptExited,
-  AttemptStarted,
-  AttemptState,
-  GpuInfo,
-  LogRequest,
-  NodeInfo,
-  SubmitHooks,
-  TaskAssignment,
-  TaskUser,
-} from './contract.js';
+// Node agents: the agent contract, the agent that runs work on this machine, and the
+// remote form of the contract (the `warren agent` daemon and the wire of /agent/v1).
+export * from './contract.js';
+export { LocalAgent, logPaths, volumeDir } from './local.js';
+export type { LocalAgentOptions } from './local.js';
 export { AGENT_ROUTE_PREFIX, checkProtocol, validateNodeInfo } from './protocol.js';
 export type {
   AgentLoad,
@@ -37,4 +23,4 @@ export type {
   ReportItem,
 } from './protocol.js';
 export { AgentDaemon, JOURNAL_FILE } from './remote.js';
-export type { AgentDaemonOptions, AgentDaemonTimers, DaemonStatus } from './remote.js';
+export type { AgentDaemonOptions, AgentDaemonTimers, AgentDaemonEvents, DaemonStatus, DaemonLog } from './remote.js';

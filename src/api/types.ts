@@ -22,6 +22,9 @@ export interface SubmitRequest {
   };
   /** Content-addressed uploads of the workflow's local inputs: original path -> sha256. */
   uploads?: Record<string, string>;
+  /** Embedded client only (never sent): the workflow as the CLI already parsed it, and a
+   *  platform file to replay it across sites (`--platform` with `--simulate`). */
+  local?: { parsed?: import('../workflow/index.js').Workflow; platformFile?: string };
 }
 
 export interface WorkflowSummary {
@@ -66,8 +69,11 @@ export interface WorkflowDetail extends WorkflowSummary {
   events: EventView[];
   /** Per job: why it is waiting (requirements, resources, "needs 4 GPUs: 0 of 12 nodes have them"). */
   waiting: Record<string, string>;
-  /** The workflow's jobs in file order (for rendering). */
-  jobs: string[];
+  /** The workflow as accepted (normalized; task arrays as ranges). */
+  spec: import('../workflow/index.js').Workflow;
+  /** Where its run directory is (embedded: this machine; cluster: on each node). */
+  runDir: string;
+  options: Record<string, unknown>;
 }
 
 /** One item of a workflow's live stream (server-sent events: `event: <type>`, `data: <json>`). */
@@ -75,7 +81,10 @@ export type StreamItem =
   | { type: 'unit'; seq: number; unit: UnitSnapshot }
   | { type: 'event'; seq: number; event: EventView }
   | { type: 'progress'; seq: number; key: string; progress: Record<string, unknown> }
-  | { type: 'done'; seq: number; status: WorkflowStatus; error?: WireError };
+  | { type: 'done'; seq: number; status: WorkflowStatus; error?: WireError; counts?: JobCounts };
+
+/** Units of jobs per end state, tasks that never started included (the run's final line). */
+export type JobCounts = Record<'succeeded' | 'failed' | 'skipped' | 'canceled', number>;
 
 export interface ListRequest {
   limit?: number;

@@ -11,7 +11,7 @@ type Loader = () => Promise<{ register(program: Command): void }>;
  * names exactly the commands registered, with their descriptions, so it cannot drift.
  */
 export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: string])[] = [
-  ['run', 'validate and run a workflow on this machine (embedded store, local agent)'],
+  ['run', 'validate and run a workflow (on this machine, or on the server of the current context)'],
   ['resume', 'continue a workflow that was interrupted or failed, re-running only what did not succeed'],
   ['list', 'list recent workflows'],
   ['status', 'show a workflow and its jobs'],
@@ -25,6 +25,10 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['image', "container images: pull, list, remove, prune the node's image cache"],
   ['registry', 'credentials for container registries'],
   ['key', 'signing keys: generate, import, list, trust'],
+  ['node', 'cluster nodes: list, drain, undrain, revoke, delete (admins)'],
+  ['token', 'join tokens for nodes, and API tokens (admins)'],
+  ['user', 'Warren users, each mapped to a Unix account (admins)'],
+  ['context', 'the Warren servers this CLI talks to (contexts): add, use, list, remove'],
 ];
 
 export const PROGRAM_DESCRIPTION = 'Warren: run workflows fast, anywhere — from one workstation to HPC clusters and clouds';
@@ -56,6 +60,8 @@ const GROUPS: [commands: string[], load: Loader][] = [
   [['cache'], () => import('./commands/cache.js')],
   [['image', 'registry'], () => import('./commands/image.js')],
   [['image', 'key'], () => import('./commands/sif.js')],
+  [['node', 'token', 'user'], () => import('./commands/admin.js')],
+  [['context'], () => import('./commands/context.js')],
 ];
 
 /** Register the command groups `command` needs (all of them when it is not one of theirs). */

@@ -6,7 +6,7 @@ import { existsSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import { formatDuration } from '../common/index.js';
 import { TERMINAL, type UnitSnapshot } from '../engine/index.js';
 import type { Workflow } from '../workflow/index.js';
-import { logPaths } from '../server/index.js';
+import { logPaths } from '../agent/index.js';
 
 interface JobLine {
   name: string;

@@ -303,7 +303,7 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
       const spawner = launcher === 'node' ? null : Spawner.get();
       if (spawner) {
         const handle = spawner.spawn(
-          { argv: req.argv, env: req.env, cwd: req.cwd, stdoutPath: req.stdoutPath, stderrPath: req.stderrPath, hold, cgroups: cg?.dirs ?? [] },
+          { argv: req.argv, env: req.env, cwd: req.cwd, stdoutPath: req.stdoutPath, stderrPath: req.stderrPath, hold, cgroups: cg?.dirs ?? [], ...(req.user ? { credentials: req.user } : {}) },
           {
             started: onStarted,
             failed: (raw, errno, stage) => spawnError(errno, stage, raw),
@@ -318,6 +318,7 @@ export function createProcessRuntime(opts: ProcessRuntimeOptions = {}): Runtime 
         let out: { fd: number; created: boolean } | null = null;
         let err: { fd: number; created: boolean } | null = null;
         try {
+          if (req.user) throw Object.assign(new Error(`running a job as ${req.user.name} needs the warren-spawn launcher (dist/bin/warren-spawn; run scripts/setup.sh)`), { code: 'EPERM' });
           out = openLog(req.stdoutPath);
           err = req.stderrPath === req.stdoutPath ? out : openLog(req.stderrPath);
           const made = { stdout: out.created, stderr: err.created };

@@ -35,6 +35,8 @@ export interface SpawnRequest {
   hold?: boolean;
   /** cgroup directories (absolute) the process joins before anything else. */
   cgroups?: string[];
+  /** Run as this identity (the launcher must be root): groups, gid, then uid are set before chdir and exec. */
+  credentials?: { uid: number; gid: number; groups: number[] };
 }
 
 const signalNames = new Map<number, NodeJS.Signals>(Object.entries(constants.signals).map(([k, v]) => [v as number, k as NodeJS.Signals]));
@@ -189,14 +191,19 @@ export class Spawner {
       .str(req.cwd)
       .str(req.stdoutPath)
       .str(req.stderrPath)
-      .u32(req.hold ? 1 : 0)
+      .u32((req.hold ? 1 : 0) | (req.credentials ? 2 : 0))
       .strs(req.argv)
       .strs(env)
-      .strs(req.cgroups ?? [])
-      .done();
+      .strs(req.cgroups ?? []);
+    if (req.credentials) {
+      const cr = req.credentials;
+      frame.u32(cr.uid).u32(cr.gid).u32(Math.min(cr.groups.length, 256));
+      for (const g of cr.groups.slice(0, 256)) frame.u32(g);
+    }
+    const bytes = frame.done();
     this.pendingStart.set(id, cb);
     this.refresh();
-    c.stdin!.write(frame);
+    c.stdin!.write(bytes);
     return id;
   }
 

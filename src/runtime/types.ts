@@ -44,6 +44,9 @@ export interface LaunchRequest {
   mounts: BindMount[];
   /** Present for jobs that run in a container. */
   container?: ContainerOptions;
+  /** Run as this Unix identity (the submitting user's account on the node, looked up by the
+   *  agent); absent: as the agent's own user. */
+  user?: { uid: number; gid: number; groups: number[]; name: string };
   /** Called once the job's process exists but before its command is exec'd, with what identifies
    *  it on the node. The command runs only after the promise resolves; if it rejects, the held
    *  process is killed and the task ends with reason 'spawn-error' and the rejection's message. */

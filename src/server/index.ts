@@ -1,13 +1,23 @@
-// The orchestrator (in-process for `warren run`; the cluster server builds on it).
-export { Orchestrator, newWorkflowId, logPaths, describeOwner, holderIsGone } from './orchestrator.js';
-export type { RunOptions, DriveHooks, OrchestratorOptions } from './orchestrator.js';
+// The orchestrator (accepts runs, owns them through leases) and the driver of one run.
+export { Orchestrator, newWorkflowId, describeOwner, holderIsGone } from './orchestrator.js';
+export type { OrchestratorOptions } from './orchestrator.js';
+export { RunDriver, systemClock } from './driver.js';
+export type { Clock, DriveHooks, RunOptions, RunDriverOptions } from './driver.js';
 export { PlanPlacement } from './placement.js';
 export type { Placement } from './placement.js';
+export { RunHub } from './hub.js';
+export { summaryOf, detailOf, jobCounts, withStandIns, checkLogTarget, followStore } from './views.js';
+export { ClusterPool, gpusOf } from './pool.js';
+export type { NodeDirectory, PoolOptions } from './pool.js';
+// The HTTPS JSON API (/api/v1) and its OpenAPI document (loaded on first use: ./http/lazy.ts).
+export { buildApiServer, openApiDocument, openApiText } from './http/lazy.js';
+export { SUBMIT_BODY_LIMIT, BODY_LIMIT, OPENAPI_COMMAND } from './http/constants.js';
+export type { ApiBackend, ApiServer, ApiServerOptions, Principal, HealthView } from './http/app.js';
 // Cluster mode: the server's side of the agents (mutual TLS, the node registry, /agent/v1, the remote Agent).
 export { MeshTls } from './mesh-tls.js';
 export type { MeshTlsOptions, MeshTlsEvents, MeshLog } from './mesh-tls.js';
-export { NodeRegistry, MemoryNodeStore } from './nodes.js';
-export type { NodeRecord, NodeStore, NodeState, NodeRegistryOptions, NodeRegistryTimers, NodeRegistryEvents, NodeWatcher } from './nodes.js';
+export { NodeRegistry, MemoryNodeStore, connectPool } from './nodes.js';
+export type { RegisteredNode, NodeStore, NodeRegistryOptions, NodeRegistryTimers, NodeRegistryEvents, NodeWatcher, PoolEvents } from './nodes.js';
 export { agentRoutes } from './agent-routes.js';
 export type { AgentRoutesOptions } from './agent-routes.js';
 export { RemoteAgent } from './remote-agent.js';

@@ -43,52 +43,36 @@ import {
   type TaskAssignment,
 } from '../agent/index.js';
 import type { MeshLog } from './mesh-tls.js';
+import type { NodePatch, NodeRecord as StoredNode, Store } from '../store/index.js';
 
-export type { NodeState } from '../agent/index.js';
 
-/** A node as the store keeps it. */
-export interface NodeRecord {
-  name: string;
+/** A node as the registry shows it: the store's record with the node's info typed and last-seen live. */
+export interface RegisteredNode extends Omit<StoredNode, 'info' | 'lastSeenAt'> {
   info: NodeInfo;
-  state: NodeState;
-  /** No new work is placed on it (running work stays). */
-  drained: boolean;
-  /** Serial of its current certificate (lowercase hex). */
-  certSerial: string;
-  joinedAt: number;
-  /** In the store: at most 30 s old while the node is ready; list() gives the live value. */
+  /** Live (in memory); the store's copy is at most 30 s older while the node is ready. */
   lastSeenAt: number;
-  stateChangedAt: number;
 }
 
-/** Where the server keeps its nodes (the SQL stores implement it; MemoryNodeStore for tests). */
-export interface NodeStore {
-  /** Insert or replace the record of `r.name`. */
-  upsertNode(r: NodeRecord): Promise<void>;
-  getNode(name: string): Promise<NodeRecord | undefined>;
-  listNodes(): Promise<NodeRecord[]>;
-  /** Change some fields of a record; false if there is none. */
-  patchNode(name: string, patch: Partial<Omit<NodeRecord, 'name'>>): Promise<boolean>;
-  deleteNode(name: string): Promise<boolean>;
-}
+/** Where the server keeps its nodes: these methods of the Store (SqliteStore, PgStore); MemoryNodeStore for tests. */
+export type NodeStore = Pick<Store, 'upsertNode' | 'getNode' | 'listNodes' | 'patchNode' | 'deleteNode'>;
 
 export class MemoryNodeStore implements NodeStore {
-  private readonly nodes = new Map<string, NodeRecord>();
+  private readonly nodes = new Map<string, StoredNode>();
   /** Writes so far (tests count them). */
   writes = 0;
 
-  async upsertNode(r: NodeRecord): Promise<void> {
+  async upsertNode(r: StoredNode): Promise<void> {
     this.writes++;
     this.nodes.set(r.name, structuredClone(r));
   }
-  async getNode(name: string): Promise<NodeRecord | undefined> {
+  async getNode(name: string): Promise<StoredNode | undefined> {
     const r = this.nodes.get(name);
     return r && structuredClone(r);
   }
-  async listNodes(): Promise<NodeRecord[]> {
+  async listNodes(): Promise<StoredNode[]> {
     return [...this.nodes.values()].map((r) => structuredClone(r));
   }
-  async patchNode(name: string, patch: Partial<Omit<NodeRecord, 'name'>>): Promise<boolean> {
+  async patchNode(name: string, patch: NodePatch): Promise<boolean> {
     const r = this.nodes.get(name);
     if (!r) return false;
     this.writes++;
@@ -180,7 +164,7 @@ interface Waiter {
 }
 
 interface Live {
-  rec: NodeRecord;
+  rec: RegisteredNode;
   lastSeen: number;
   persistedSeen: number;
   reports: { epoch: string; acked: number } | null;
@@ -279,7 +263,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   /** This registry's queue identity (poll cursors are valid within it). */
   readonly epoch = randomBytes(8).toString('hex');
   private readonly clock: () => number;
-  private readonly nodes = new Map<string, Live>();
+  private readonly byName = new Map<string, Live>();
   private readonly logs = new Map<string, LogChannel>();
   private readonly bundle: TrustBundle;
   private readonly log: MeshLog;
@@ -308,7 +292,8 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     const now = this.clock();
     for (const rec of await this.opts.store.listNodes()) {
       if (rec.state === 'revoked') this.revocations.revokeId(this.uri(rec.name));
-      this.nodes.set(rec.name, this.live(rec, Math.max(rec.lastSeenAt, now)));
+      const node: RegisteredNode = { ...rec, info: rec.info as unknown as NodeInfo, lastSeenAt: rec.lastSeenAt ?? rec.joinedAt };
+      this.byName.set(rec.name, this.live(node, Math.max(node.lastSeenAt, now)));
     }
     this.sweeper = setInterval(() => this.sweep(), this.timers.sweepMs);
     this.sweeper.unref();
@@ -318,18 +303,18 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   async close(): Promise<void> {
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
-    for (const l of this.nodes.values()) this.answerPoll(l, true);
+    for (const l of this.byName.values()) this.answerPoll(l, true);
     for (const ch of this.logs.values()) ch.fail(new WarrenError('AGENT_NODE_UNAVAILABLE', `the log stream of node ${ch.node} ended: the server is shutting down`, { hint: 'ask again when the server is back' }));
     this.logs.clear();
-    await Promise.all([...this.nodes.values()].map((l) => l.writes));
+    await Promise.all([...this.byName.values()].map((l) => l.writes));
   }
 
   /** Wait until the store writes made so far (written behind) are done. */
   async flush(): Promise<void> {
-    await Promise.all([...this.nodes.values()].map((l) => l.writes));
+    await Promise.all([...this.byName.values()].map((l) => l.writes));
   }
 
-  private live(rec: NodeRecord, lastSeen: number): Live {
+  private live(rec: RegisteredNode, lastSeen: number): Live {
     return { rec, lastSeen, persistedSeen: rec.lastSeenAt, reports: null, queue: [], waiter: null, wake: false, attempts: null, attemptWaiters: [], load: null, writes: Promise.resolve(), reporting: Promise.resolve() };
   }
 
@@ -343,7 +328,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 
   /** The grace, scaled with the number of nodes (a server that takes over must hear from all of them). */
   get graceMs(): number {
-    return Math.max(this.timers.graceMs, Math.ceil((1000 * this.nodes.size) / this.timers.maxHeartbeatsPerSecond));
+    return Math.max(this.timers.graceMs, Math.ceil((1000 * this.byName.size) / this.timers.maxHeartbeatsPerSecond));
   }
 
   /** How long after it was last seen a node is lost (never before it fenced itself). */
@@ -352,7 +337,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     return Math.max(t.heartbeatMs + this.graceMs + t.lostAfterMs, t.stopAfterMs + t.heartbeatMs + Math.min(1000, t.stopAfterMs / 10));
   }
 
-  private persist(l: Live, patch: Partial<Omit<NodeRecord, 'name'>>): void {
+  private persist(l: Live, patch: NodePatch): void {
     const name = l.rec.name;
     l.writes = l.writes.then(
       () =>
@@ -374,7 +359,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 
   /** The node, if it may talk to the server now; refused (unknown, revoked) otherwise. */
   private check(node: string): Live {
-    const l = this.nodes.get(node);
+    const l = this.byName.get(node);
     if (!l) {
       throw new WarrenError('AGENT_NODE_UNKNOWN', `node ${node} is not registered with this server (it was deleted, or never joined)`, {
         hint: 'join it again with a new join token (`warren token create`), after removing the agent\'s data directory',
@@ -403,7 +388,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     const now = this.clock();
     const down = this.timers.heartbeatMs + this.graceMs;
     const lost = this.lostAfterSeenMs;
-    for (const l of this.nodes.values()) {
+    for (const l of this.byName.values()) {
       const silent = now - l.lastSeen;
       const name = l.rec.name;
       if (l.rec.state === 'ready' && silent > down) {
@@ -469,7 +454,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       throw e;
     }
     const name = req.info.name;
-    const before = this.nodes.get(name);
+    const before = this.byName.get(name);
     if (before?.rec.state === 'revoked') {
       throw new WarrenError('MESH_REVOKED', `node ${name} is revoked and cannot join again under that name`, { hint: `delete it first (\`warren node rm ${name}\`) if it is trusted again, then join with a new token`, details: { node: name } });
     }
@@ -487,15 +472,15 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       // The name joins again (a new machine, a wiped data directory): the old certificate is out.
       this.revocations.revokeSerial(before.rec.certSerial, new Date(now + (this.opts.certTtlSeconds ?? 3600) * 1000 + 60_000));
     }
-    const rec: NodeRecord = { name, info: req.info, state: 'ready', drained: before?.rec.drained ?? false, certSerial: issued.serial, joinedAt: now, lastSeenAt: now, stateChangedAt: now };
-    await this.opts.store.upsertNode(rec);
+    const rec: RegisteredNode = { name, info: req.info, state: 'ready', drained: before?.rec.drained ?? false, certSerial: issued.serial, joinedAt: now, lastSeenAt: now, stateChangedAt: now };
+    await this.opts.store.upsertNode({ ...rec, info: rec.info as unknown as Record<string, unknown> });
     const l = before ?? this.live(rec, now);
     l.rec = rec;
     l.lastSeen = now;
     l.persistedSeen = now;
     l.reports = null;
     l.attempts = null;
-    this.nodes.set(name, l);
+    this.byName.set(name, l);
     this.log('info', `node ${name} joined (${req.info.cores} cores, ${Math.round(req.info.memoryBytes / 2 ** 20)} MiB, ${req.info.gpus.length} GPUs)`, { node: name, serial: issued.serial });
     this.emit('up', name);
     return {
@@ -548,7 +533,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       }
       if (JSON.stringify(hb.info) !== JSON.stringify(l.rec.info)) {
         l.rec.info = hb.info;
-        this.persist(l, { info: hb.info });
+        this.persist(l, { info: hb.info as unknown as Record<string, unknown> });
       }
     }
     if (hb.load) l.load = hb.load;
@@ -597,7 +582,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 
   /** The attempt list the node sends on (re)connect: the last one, or the next one within `waitMs`. */
   async attempts(node: string, waitMs = this.timers.heartbeatMs + this.graceMs): Promise<AttemptState[] | null> {
-    const l = this.nodes.get(node);
+    const l = this.byName.get(node);
     if (!l) return null;
     if (l.attempts) return l.attempts;
     return new Promise((resolve) => {
@@ -702,7 +687,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 
   /** Tell the node to stop an attempt (it reports exited). False if the node is not there to tell. */
   kill(node: string, attemptId: string, reason: KillOrder['reason']): boolean {
-    const l = this.nodes.get(node);
+    const l = this.byName.get(node);
     if (!l || l.rec.state === 'lost' || l.rec.state === 'revoked') return false;
     this.enqueue(l, { kind: 'kill', k: { attemptId, reason } });
     return true;
@@ -746,7 +731,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       const wasOpen = this.logs.get(requestId) === ch;
       this.logs.delete(requestId);
       ch.close();
-      const live = this.nodes.get(node);
+      const live = this.byName.get(node);
       if (wasOpen && live && live.rec.state !== 'revoked') {
         // The reader stopped first: drop the request if it is still queued; tell the node to stop
         // if it may have it (it went out in an answer).
@@ -784,23 +769,28 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 
   // ---- administration ----
 
-  get(name: string): NodeRecord | undefined {
-    const l = this.nodes.get(name);
+  get(name: string): RegisteredNode | undefined {
+    const l = this.byName.get(name);
     return l && { ...l.rec, lastSeenAt: l.lastSeen };
   }
 
   /** Every node, with its live last-seen time. */
-  list(): NodeRecord[] {
-    return [...this.nodes.values()].map((l) => ({ ...l.rec, lastSeenAt: l.lastSeen }));
+  list(): RegisteredNode[] {
+    return [...this.byName.values()].map((l) => ({ ...l.rec, lastSeenAt: l.lastSeen }));
+  }
+
+  /** The same, as the cluster pool's NodeDirectory asks. */
+  nodes(): RegisteredNode[] {
+    return this.list();
   }
 
   /** What the node last said of its load (queued and running attempts). */
   load(name: string): AgentLoad | null {
-    return this.nodes.get(name)?.load ?? null;
+    return this.byName.get(name)?.load ?? null;
   }
 
   private need(name: string): Live {
-    const l = this.nodes.get(name);
+    const l = this.byName.get(name);
     if (!l) throw new WarrenError('AGENT_NODE_UNKNOWN', `there is no node ${name}`, { hint: 'see `warren node ls` for the nodes', details: { node: name } });
     return l;
   }
@@ -844,9 +834,42 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     if (state === 'revoked') this.revocations.unrevokeId(this.uri(name));
     else if (state !== 'lost') this.markLost(l, this.clock(), `node ${name} was deleted`);
     this.answerPoll(l, true);
-    this.nodes.delete(name);
+    this.byName.delete(name);
     await l.writes;
     await this.opts.store.deleteNode(name);
     this.emit('deleted', name);
   }
+}
+
+/** What the cluster pool (ClusterPool, src/server/pool.ts) takes from the registry. */
+export interface PoolEvents {
+  onReport(node: string, ev: AttemptStarted | AttemptExited): void;
+  onAttempts(node: string, list: AttemptState[]): void;
+  onLost(node: string): void;
+  onUp(node: string): void;
+}
+
+/**
+ * Feed a cluster pool from the registry: reports, attempt lists, and a node's loss — the
+ * pool's "lost" (its attempts unknown, ended as node-lost after its own lostAfterMs unless the
+ * node is back) is the registry's `down`; the registry's `lost` comes after and is told too
+ * (onLost is idempotent there). Returns the unsubscribe.
+ */
+export function connectPool(reg: NodeRegistry, pool: PoolEvents): () => void {
+  const report = (node: string, ev: AttemptStarted | AttemptExited): void => pool.onReport(node, ev);
+  const attempts = (node: string, list: AttemptState[]): void => pool.onAttempts(node, list);
+  const down = (node: string): void => pool.onLost(node);
+  const up = (node: string): void => pool.onUp(node);
+  reg.on('report', report);
+  reg.on('attempts', attempts);
+  reg.on('down', down);
+  reg.on('lost', down);
+  reg.on('up', up);
+  return () => {
+    reg.off('report', report);
+    reg.off('attempts', attempts);
+    reg.off('down', down);
+    reg.off('lost', down);
+    reg.off('up', up);
+  };
 }

@@ -9,7 +9,7 @@ import type {
   Agent,
   AdmissionRequest,
   AttemptExited,
-  AttemptListener,
+  AgentListener,
   AttemptStarted,
   AttemptState,
   LogRequest,
@@ -35,7 +35,7 @@ export interface RemoteAgentOptions {
 }
 
 export class RemoteAgent implements Agent {
-  private listener: AttemptListener | null = null;
+  private listener: AgentListener | null = null;
   private readonly inflight = new Map<string, Inflight>();
   /** Ended attempt ids, oldest first (a bounded memory of what was reported already). */
   private readonly ended = new Set<string>();
@@ -105,7 +105,7 @@ export class RemoteAgent implements Agent {
     void (async () => {
       try {
         // The attempt row is written before anything leaves the server.
-        await hooks?.durable?.({ pid: null, cgroup: null });
+        await hooks?.durable?.({ pid: null, cgroup: null, node: this.node });
       } catch (e) {
         fail('error', e, `${id} was not sent to node ${this.node}: its attempt could not be recorded`);
         return;
@@ -146,7 +146,7 @@ export class RemoteAgent implements Agent {
     return this.reg.requestLogs(this.node, req, signal);
   }
 
-  setListener(l: AttemptListener): void {
+  setListener(l: AgentListener): void {
     this.listener = l;
   }
 
@@ -174,7 +174,7 @@ export class RemoteAgent implements Agent {
       if (f.started) return;
       f.started = true;
     }
-    this.listener?.started(ev);
+    this.listener?.started({ ...ev, node: this.node });
   }
 
   private exited(ev: AttemptExited): void {

@@ -1,4 +1,5 @@
-// Persistence of workflows, units, attempts and events behind one interface.
+// Persistence of workflows, units, attempts and events (and, for cluster mode, users, API
+// tokens, join tokens and nodes) behind one interface. See docs/store.md.
 import { join } from 'node:path';
 import { WarrenError, warrenHome } from '../common/index.js';
 import { SqliteStore } from './sqlite.js';
@@ -10,7 +11,10 @@ export { BatchWriter } from './batch.js';
 export type { BatchWriterOptions, Fence } from './batch.js';
 export { SCHEMA_VERSION } from './migrations.js';
 export { DEFAULT_RESERVE_BYTES } from './reserve.js';
-export type { Store, WorkflowRecord, WorkflowPatch, AttemptRecord, EventRecord, WriteBatch, RunLease, LeaseResult } from './types.js';
+export type {
+  Store, WorkflowRecord, WorkflowPatch, WorkflowFilter, AttemptRecord, EventRecord, WriteBatch, RunLease, LeaseResult,
+  UserRecord, ApiTokenRecord, NodeState, NodeRecord, NodePatch,
+} from './types.js';
 
 /** Open the store named by `url` (`postgres://...`, `sqlite:PATH`, a path), default `$WARREN_HOME/warren.db`. */
 export async function openStore(url?: string): Promise<Store> {

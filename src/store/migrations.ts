@@ -120,6 +120,68 @@ UPDATE attempts SET attempt_id = workflow_id || '/' || key || '/' || attempt WHE
 `,
     },
   },
+  {
+    version: 3,
+    what: 'cluster mode: users, API tokens, join tokens, nodes; the owner of a workflow',
+    // api_tokens.user_name references users: PostgreSQL enforces it (a token inserted while its
+    // user is removed waits for that and then fails); SQLite, which does not enforce foreign
+    // keys here, checks it in the inserting transaction (its writers are serialized).
+    sql: {
+      sqlite: `
+ALTER TABLE workflows ADD COLUMN owner TEXT;
+CREATE INDEX workflows_owner ON workflows(owner, created_at);
+CREATE TABLE users (
+  name TEXT PRIMARY KEY,
+  unix_user TEXT NOT NULL,
+  admin INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE api_tokens (
+  hash TEXT PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  revoked INTEGER NOT NULL DEFAULT 0,
+  last_used_at INTEGER
+);
+CREATE INDEX api_tokens_user ON api_tokens(user_name);
+CREATE TABLE join_tokens (
+  hash TEXT PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  uses_left INTEGER NOT NULL
+);
+CREATE TABLE nodes (
+  name TEXT PRIMARY KEY,
+  info TEXT NOT NULL,
+  state TEXT NOT NULL,
+  drained INTEGER NOT NULL DEFAULT 0,
+  cert_serial TEXT,
+  joined_at INTEGER NOT NULL,
+  last_seen_at INTEGER,
+  state_changed_at INTEGER NOT NULL
+);
+`,
+      postgres: `
+ALTER TABLE workflows ADD COLUMN owner TEXT;
+CREATE INDEX workflows_owner ON workflows(owner, created_at);
+CREATE TABLE users (name TEXT PRIMARY KEY, unix_user TEXT NOT NULL, admin BOOLEAN NOT NULL DEFAULT false, created_at BIGINT NOT NULL);
+CREATE TABLE api_tokens (
+  hash TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE, user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+  created_at BIGINT NOT NULL, expires_at BIGINT, revoked BOOLEAN NOT NULL DEFAULT false, last_used_at BIGINT);
+CREATE INDEX api_tokens_user ON api_tokens(user_name);
+CREATE TABLE join_tokens (
+  hash TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE, created_by TEXT NOT NULL, created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL, uses_left INTEGER NOT NULL);
+CREATE TABLE nodes (
+  name TEXT PRIMARY KEY, info JSONB NOT NULL, state TEXT NOT NULL, drained BOOLEAN NOT NULL DEFAULT false,
+  cert_serial TEXT, joined_at BIGINT NOT NULL, last_seen_at BIGINT, state_changed_at BIGINT NOT NULL);
+`,
+    },
+  },
 ];
 
 /** The schema version this code writes. */

@@ -4,12 +4,22 @@
 import pg from 'pg';
 import { WarrenError, isWarrenError } from '../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
+import type { TokenRecord, TokenStore } from '../mesh/index.js';
 import { SCHEMA_VERSION, migrationSql, pendingMigrations } from './migrations.js';
-import { acquireLeaseSql, attemptParams, attemptUpsertSql, leaseOf } from './sql.js';
-import type { AttemptRecord, EventRecord, LeaseResult, Store, WorkflowPatch, WorkflowRecord, WriteBatch } from './types.js';
-import { PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, fencedError, noWorkflowError, schemaNewerError } from './types.js';
+import {
+  API_TOKEN_INSERT, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams, attemptUpsertSql,
+  joinTokenOf, joinTokenParams, leaseOf, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf,
+} from './sql.js';
+import type {
+  ApiTokenRecord, AttemptRecord, EventRecord, LeaseResult, NodePatch, NodeRecord, Store, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
+} from './types.js';
+import {
+  PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, duplicateTokenError, fencedError, noWorkflowError, schemaNewerError, userExistsError,
+  userNotFoundError,
+} from './types.js';
 
-
+const pp = (i: number): string => `$${i}`;
+const asIs = (v: boolean): boolean => v;
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
@@ -98,9 +108,9 @@ export class PgStore implements Store {
   async createWorkflow(r: WorkflowRecord, units: UnitSnapshot[]): Promise<void> {
     await this.tx(async (c) => {
       await c.query(
-        `INSERT INTO workflows (id,name,file,status,spec,options,run_dir,created_at,started_at,ended_at,cancel_requested)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`,
-        [r.id, r.name, r.file, r.status, JSON.stringify(r.spec), JSON.stringify(r.options), r.runDir, r.createdAt, r.startedAt, r.endedAt, r.cancelRequested],
+        `INSERT INTO workflows (id,name,file,status,spec,options,run_dir,created_at,started_at,ended_at,cancel_requested,owner)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
+        [r.id, r.name, r.file, r.status, JSON.stringify(r.spec), JSON.stringify(r.options), r.runDir, r.createdAt, r.startedAt, r.endedAt, r.cancelRequested, r.owner ?? null],
       );
       // Insert units in chunks with unnest: one round trip per 5,000 units.
       for (let i = 0; i < units.length; i += 5000) {
@@ -114,22 +124,22 @@ export class PgStore implements Store {
     });
   }
 
-  async getWorkflow(idOrPrefix: string): Promise<WorkflowRecord | undefined> {
-    const exact = await this.q('SELECT * FROM workflows WHERE id = $1', [idOrPrefix]);
+  async getWorkflow(idOrPrefix: string, opts: { owner?: string } = {}): Promise<WorkflowRecord | undefined> {
+    const owned = opts.owner !== undefined;
+    const and = owned ? ' AND owner = $2' : '';
+    const extra = owned ? [opts.owner] : [];
+    const exact = await this.q(`SELECT * FROM workflows WHERE id = $1${and}`, [idOrPrefix, ...extra]);
     if (exact.rows[0]) return fromRow(exact.rows[0]);
     if (!idOrPrefix) return undefined;
     const like = idOrPrefix.replace(/[\\%_]/g, (m) => `\\${m}`) + '%';
-    const rows = (await this.q('SELECT * FROM workflows WHERE id LIKE $1 LIMIT 2', [like])).rows;
+    const rows = (await this.q(`SELECT * FROM workflows WHERE id LIKE $1${and} LIMIT 2`, [like, ...extra])).rows;
     if (rows.length > 1) throw ambiguousIdError(idOrPrefix);
     return rows[0] ? fromRow(rows[0]) : undefined;
   }
 
-  async listWorkflows(opts: { limit?: number; status?: WorkflowStatus } = {}): Promise<WorkflowRecord[]> {
-    const limit = opts.limit ?? 50;
-    const res = opts.status
-      ? await this.q('SELECT * FROM workflows WHERE status=$1 ORDER BY created_at DESC LIMIT $2', [opts.status, limit])
-      : await this.q('SELECT * FROM workflows ORDER BY created_at DESC LIMIT $1', [limit]);
-    return res.rows.map(fromRow);
+  async listWorkflows(opts: WorkflowFilter = {}): Promise<WorkflowRecord[]> {
+    const q = listWorkflowsSql(opts, pp);
+    return (await this.q(q.text, q.values)).rows.map(fromRow);
   }
 
   async units(workflowId: string): Promise<UnitSnapshot[]> {
@@ -235,6 +245,99 @@ export class PgStore implements Store {
     return res.rows.map((r) => Number(r.seconds));
   }
 
+  async addUser(u: UserRecord): Promise<void> {
+    const r = await this.q('INSERT INTO users (name, unix_user, admin, created_at) VALUES ($1,$2,$3,$4) ON CONFLICT (name) DO NOTHING', [u.name, u.unixUser, u.admin, u.createdAt]);
+    if (r.rowCount === 0) throw userExistsError(u.name);
+  }
+
+  async getUser(name: string): Promise<UserRecord | undefined> {
+    const r = (await this.q('SELECT * FROM users WHERE name = $1', [name])).rows[0];
+    return r && userOf(r);
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    return (await this.q('SELECT * FROM users ORDER BY name', [])).rows.map(userOf);
+  }
+
+  async removeUser(name: string): Promise<boolean> {
+    // api_tokens.user_name references users ON DELETE CASCADE: its tokens go in the same statement.
+    return (await this.q('DELETE FROM users WHERE name = $1', [name])).rowCount === 1;
+  }
+
+  async insertApiToken(t: ApiTokenRecord): Promise<void> {
+    let r: pg.QueryResult;
+    try {
+      r = await this.q(API_TOKEN_INSERT(pp), apiTokenParams(t, asIs));
+    } catch (e) {
+      if ((e as { code?: string }).code === '23503') throw userNotFoundError(t.user); // foreign_key_violation
+      throw e;
+    }
+    if (r.rowCount === 0) throw duplicateTokenError('API token', t.id);
+  }
+
+  async findApiToken(hash: string): Promise<ApiTokenRecord | undefined> {
+    const r = (await this.q('SELECT * FROM api_tokens WHERE hash = $1', [hash])).rows[0];
+    return r && apiTokenOf(r);
+  }
+
+  async listApiTokens(user?: string): Promise<ApiTokenRecord[]> {
+    const res =
+      user === undefined
+        ? await this.q('SELECT * FROM api_tokens ORDER BY created_at, id', [])
+        : await this.q('SELECT * FROM api_tokens WHERE user_name = $1 ORDER BY created_at, id', [user]);
+    return res.rows.map(apiTokenOf);
+  }
+
+  async revokeApiToken(id: string): Promise<boolean> {
+    return (await this.q('UPDATE api_tokens SET revoked = true WHERE id = $1', [id])).rowCount === 1;
+  }
+
+  async touchApiToken(id: string, at: number): Promise<void> {
+    await this.q('UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)', [at, id]);
+  }
+
+  joinTokens(): TokenStore {
+    return {
+      insert: async (r: TokenRecord) => {
+        if ((await this.q(JOIN_INSERT(pp), joinTokenParams(r))).rowCount === 0) throw duplicateTokenError('join token', r.id);
+      },
+      // One statement: the row lock makes a concurrent consume wait and re-check uses_left.
+      consume: async (hash: string, now: number) => {
+        const r = (await this.q(JOIN_CONSUME(pp), [hash, now])).rows[0];
+        return r && joinTokenOf(r);
+      },
+      get: async (hash: string) => {
+        const r = (await this.q('SELECT * FROM join_tokens WHERE hash = $1', [hash])).rows[0];
+        return r && joinTokenOf(r);
+      },
+      list: async () => (await this.q('SELECT * FROM join_tokens ORDER BY created_at, id', [])).rows.map(joinTokenOf),
+      delete: async (hashOrId: string) => ((await this.q('DELETE FROM join_tokens WHERE hash = $1 OR id = $1', [hashOrId])).rowCount ?? 0) > 0,
+    };
+  }
+
+  async upsertNode(n: NodeRecord): Promise<void> {
+    await this.q(NODE_UPSERT(pp), nodeParams(n, asIs));
+  }
+
+  async getNode(name: string): Promise<NodeRecord | undefined> {
+    const r = (await this.q('SELECT * FROM nodes WHERE name = $1', [name])).rows[0];
+    return r && nodeOf(r);
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    return (await this.q('SELECT * FROM nodes ORDER BY name', [])).rows.map(nodeOf);
+  }
+
+  async patchNode(name: string, patch: NodePatch): Promise<boolean> {
+    const q = nodePatchSql(name, patch, pp, asIs);
+    if (!q) return (await this.getNode(name)) !== undefined;
+    return (await this.q(q.text, q.values)).rowCount === 1;
+  }
+
+  async deleteNode(name: string): Promise<boolean> {
+    return (await this.q('DELETE FROM nodes WHERE name = $1', [name])).rowCount === 1;
+  }
+
   async close(): Promise<void> {
     await this.pool.end();
   }
@@ -258,6 +361,7 @@ function fromRow(r: Record<string, unknown>): WorkflowRecord {
     endedAt: num(r.ended_at),
     cancelRequested: r.cancel_requested as boolean,
     lease: leaseOf(r as never),
+    owner: (r.owner as string | null) ?? null,
   };
 }
 

@@ -1,4 +1,6 @@
-import type { RunLease } from './types.js';
+import type { TokenRecord } from '../mesh/index.js';
+import type { ApiTokenRecord, NodePatch, NodeRecord, NodeState, RunLease, UserRecord, WorkflowFilter } from './types.js';
+import { NODE_PATCH_COLUMNS } from './types.js';
 
 // SQL text shared by both stores; `p(i)` writes the i-th (1-based) parameter placeholder.
 
@@ -55,3 +57,111 @@ export function leaseOf(r: LeaseRow): RunLease | null {
   return { owner: r.lease_owner, term: Number(r.lease_term), expiresAt: Number(r.lease_expires_at ?? 0) };
 }
 
+
+// Cluster mode tables (schema v3). The row mappers read both stores' rows: SQLite gives
+// booleans as 0/1 and JSON as text, PostgreSQL gives BIGINT as strings and JSONB parsed.
+
+type Row = Record<string, unknown>;
+const n = (v: unknown): number => Number(v);
+const nn = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const bool = (v: unknown): boolean => v === true || v === 1 || v === '1';
+const json = (v: unknown): Record<string, unknown> => (typeof v === 'string' ? JSON.parse(v) : (v as Record<string, unknown>));
+
+export function userOf(r: Row): UserRecord {
+  return { name: r.name as string, unixUser: r.unix_user as string, admin: bool(r.admin), createdAt: n(r.created_at) };
+}
+
+export function apiTokenOf(r: Row): ApiTokenRecord {
+  return {
+    id: r.id as string,
+    hash: r.hash as string,
+    user: r.user_name as string,
+    createdAt: n(r.created_at),
+    expiresAt: nn(r.expires_at),
+    revoked: bool(r.revoked),
+    lastUsedAt: nn(r.last_used_at),
+  };
+}
+
+export function joinTokenOf(r: Row): TokenRecord {
+  return { hash: r.hash as string, id: r.id as string, createdBy: r.created_by as string, createdAt: n(r.created_at), expiresAt: n(r.expires_at), usesLeft: n(r.uses_left) };
+}
+
+export function nodeOf(r: Row): NodeRecord {
+  return {
+    name: r.name as string,
+    info: json(r.info),
+    state: r.state as NodeState,
+    drained: bool(r.drained),
+    certSerial: (r.cert_serial as string | null) ?? null,
+    joinedAt: n(r.joined_at),
+    lastSeenAt: nn(r.last_seen_at),
+    stateChangedAt: n(r.state_changed_at),
+  };
+}
+
+export const API_TOKEN_INSERT = (p: (i: number) => string): string =>
+  `INSERT INTO api_tokens (hash, id, user_name, created_at, expires_at, revoked, last_used_at)
+   VALUES (${[1, 2, 3, 4, 5, 6, 7].map(p).join(',')}) ON CONFLICT DO NOTHING`;
+
+/** The parameters of API_TOKEN_INSERT; `b` writes a boolean for the dialect. */
+export function apiTokenParams(t: ApiTokenRecord, b: (v: boolean) => unknown): unknown[] {
+  return [t.hash, t.id, t.user, t.createdAt, t.expiresAt, b(t.revoked), t.lastUsedAt];
+}
+
+/** One use of a join token: one conditional UPDATE, the row after it (none: refused). */
+export const JOIN_CONSUME = (p: (i: number) => string): string =>
+  `UPDATE join_tokens SET uses_left = uses_left - 1 WHERE hash = ${p(1)} AND uses_left > 0 AND expires_at > ${p(2)} RETURNING *`;
+
+export const JOIN_INSERT = (p: (i: number) => string): string =>
+  `INSERT INTO join_tokens (hash, id, created_by, created_at, expires_at, uses_left) VALUES (${[1, 2, 3, 4, 5, 6].map(p).join(',')}) ON CONFLICT DO NOTHING`;
+
+export function joinTokenParams(r: TokenRecord): unknown[] {
+  return [r.hash, r.id, r.createdBy, r.createdAt, r.expiresAt, r.usesLeft];
+}
+
+const NODE_COLUMNS = ['name', 'info', 'state', 'drained', 'cert_serial', 'joined_at', 'last_seen_at', 'state_changed_at'] as const;
+
+/** Insert a node or replace every field of the one with that name. */
+export const NODE_UPSERT = (p: (i: number) => string): string =>
+  `INSERT INTO nodes (${NODE_COLUMNS.join(',')}) VALUES (${NODE_COLUMNS.map((_, i) => p(i + 1)).join(',')})
+   ON CONFLICT (name) DO UPDATE SET ${NODE_COLUMNS.slice(1).map((c) => `${c} = excluded.${c}`).join(', ')}`;
+
+/** The parameters of NODE_UPSERT; `b` writes a boolean for the dialect. */
+export function nodeParams(x: NodeRecord, b: (v: boolean) => unknown): unknown[] {
+  return [x.name, JSON.stringify(x.info), x.state, b(x.drained), x.certSerial, x.joinedAt, x.lastSeenAt, x.stateChangedAt];
+}
+
+/** `UPDATE nodes SET ...` for a patch (null when it changes nothing) and its parameters, the name last. */
+export function nodePatchSql(name: string, patch: NodePatch, p: (i: number) => string, b: (v: boolean) => unknown): { text: string; values: unknown[] } | null {
+  const cols: string[] = [];
+  const values: unknown[] = [];
+  for (const [k, v] of Object.entries(patch)) {
+    const col = NODE_PATCH_COLUMNS[k as keyof NodePatch];
+    if (!col || v === undefined) continue;
+    values.push(k === 'info' ? JSON.stringify(v) : typeof v === 'boolean' ? b(v) : v);
+    cols.push(`${col} = ${p(values.length)}`);
+  }
+  if (cols.length === 0) return null;
+  values.push(name);
+  return { text: `UPDATE nodes SET ${cols.join(', ')} WHERE name = ${p(values.length)}`, values };
+}
+
+/** `SELECT * FROM workflows` for listWorkflows: its conditions, newest first, the limit last. */
+export function listWorkflowsSql(opts: WorkflowFilter, p: (i: number) => string): { text: string; values: unknown[] } {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  if (opts.status) {
+    values.push(opts.status);
+    where.push(`status = ${p(values.length)}`);
+  }
+  if (opts.owner !== undefined) {
+    values.push(opts.owner);
+    where.push(`owner = ${p(values.length)}`);
+  }
+  values.push(opts.limit ?? 50);
+  return {
+    text: `SELECT * FROM workflows${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ${p(values.length)}`,
+    values,
+  };
+}

@@ -11,11 +11,20 @@ import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, statfsS
 import { dirname } from 'node:path';
 import { WarrenError, isWarrenError } from '../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
+import type { TokenRecord, TokenStore } from '../mesh/index.js';
 import { SCHEMA_VERSION, migrationSql, pendingMigrations } from './migrations.js';
 import { DEFAULT_RESERVE_BYTES, ensureReserve, releaseReserve } from './reserve.js';
-import { type LeaseRow, acquireLeaseSql, attemptParams, attemptUpsertSql, leaseOf } from './sql.js';
-import type { AttemptRecord, EventRecord, LeaseResult, Store, WorkflowPatch, WorkflowRecord, WriteBatch } from './types.js';
-import { PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, fencedError, noWorkflowError, schemaNewerError } from './types.js';
+import {
+  API_TOKEN_INSERT, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, type LeaseRow, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams,
+  attemptUpsertSql, joinTokenOf, joinTokenParams, leaseOf, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf,
+} from './sql.js';
+import type {
+  ApiTokenRecord, AttemptRecord, EventRecord, LeaseResult, NodePatch, NodeRecord, Store, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
+} from './types.js';
+import {
+  PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, duplicateTokenError, fencedError, noWorkflowError, schemaNewerError, userExistsError,
+  userNotFoundError,
+} from './types.js';
 
 interface WfRow {
   id: string;
@@ -32,6 +41,7 @@ interface WfRow {
   lease_owner: string | null;
   lease_term: number;
   lease_expires_at: number | null;
+  owner: string | null;
 }
 
 interface UnitRow {
@@ -55,6 +65,8 @@ export interface SqliteStoreOptions {
 
 const named = (...v: unknown[]): Record<string, unknown> => Object.fromEntries(v.map((x, i) => [`p${i + 1}`, x]));
 const ph = (i: number): string => `@p${i}`;
+const b01 = (v: boolean): number => (v ? 1 : 0);
+type Row = Record<string, unknown>;
 
 function sqliteCode(e: unknown): string {
   return typeof (e as { code?: unknown })?.code === 'string' ? (e as { code: string }).code : '';
@@ -101,8 +113,8 @@ export class SqliteStore implements Store {
     const db = this.db;
     this.stmts = {
       insertWf: db.prepare(
-        `INSERT INTO workflows (id,name,file,status,spec,options,run_dir,created_at,started_at,ended_at,cancel_requested)
-         VALUES (@id,@name,@file,@status,@spec,@options,@run_dir,@created_at,@started_at,@ended_at,@cancel_requested)`,
+        `INSERT INTO workflows (id,name,file,status,spec,options,run_dir,created_at,started_at,ended_at,cancel_requested,owner)
+         VALUES (@id,@name,@file,@status,@spec,@options,@run_dir,@created_at,@started_at,@ended_at,@cancel_requested,@owner)`,
       ),
       insertUnit: db.prepare(
         `INSERT INTO units (workflow_id,seq,key,kind,job,task,state,attempt,exit_code,reason,message,started_at,ended_at)
@@ -120,6 +132,8 @@ export class SqliteStore implements Store {
       insertHistory: db.prepare(`INSERT INTO job_history (job,ended_at,seconds) VALUES (?,?,?)`),
       getWf: db.prepare(`SELECT * FROM workflows WHERE id = ?`),
       prefixWf: db.prepare(`SELECT * FROM workflows WHERE id >= ? AND id < ? LIMIT 2`),
+      getWfOwned: db.prepare(`SELECT * FROM workflows WHERE id = ? AND owner = ?`),
+      prefixWfOwned: db.prepare(`SELECT * FROM workflows WHERE id >= ? AND id < ? AND owner = ? LIMIT 2`),
       units: db.prepare(`SELECT key,kind,job,task,state,attempt,exit_code,reason,message,started_at,ended_at FROM units WHERE workflow_id=? ORDER BY seq`),
       attempts: db.prepare(`SELECT * FROM attempts WHERE workflow_id=? ORDER BY key, attempt`),
       attemptsKey: db.prepare(`SELECT * FROM attempts WHERE workflow_id=? AND key=? ORDER BY attempt`),
@@ -130,6 +144,26 @@ export class SqliteStore implements Store {
       acquire: db.prepare(acquireLeaseSql(ph)),
       renew: db.prepare(`UPDATE workflows SET lease_expires_at=@p1 WHERE id=@p2 AND lease_owner=@p3 AND lease_term=@p4`),
       release: db.prepare(`UPDATE workflows SET lease_owner=NULL, lease_expires_at=NULL WHERE id=@p1 AND lease_owner=@p2 AND lease_term=@p3`),
+      insertUser: db.prepare(`INSERT INTO users (name, unix_user, admin, created_at) VALUES (?,?,?,?) ON CONFLICT (name) DO NOTHING`),
+      getUser: db.prepare(`SELECT * FROM users WHERE name = ?`),
+      users: db.prepare(`SELECT * FROM users ORDER BY name`),
+      deleteUser: db.prepare(`DELETE FROM users WHERE name = ?`),
+      deleteUserTokens: db.prepare(`DELETE FROM api_tokens WHERE user_name = ?`),
+      insertApiToken: db.prepare(API_TOKEN_INSERT(ph)),
+      findApiToken: db.prepare(`SELECT * FROM api_tokens WHERE hash = ?`),
+      apiTokens: db.prepare(`SELECT * FROM api_tokens ORDER BY created_at, id`),
+      apiTokensOf: db.prepare(`SELECT * FROM api_tokens WHERE user_name = ? ORDER BY created_at, id`),
+      revokeApiToken: db.prepare(`UPDATE api_tokens SET revoked = 1 WHERE id = ?`),
+      touchApiToken: db.prepare(`UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`),
+      insertJoin: db.prepare(JOIN_INSERT(ph)),
+      consumeJoin: db.prepare(JOIN_CONSUME(ph)),
+      getJoin: db.prepare(`SELECT * FROM join_tokens WHERE hash = ?`),
+      joinTokens: db.prepare(`SELECT * FROM join_tokens ORDER BY created_at, id`),
+      deleteJoin: db.prepare(`DELETE FROM join_tokens WHERE hash = ? OR id = ?`),
+      upsertNode: db.prepare(NODE_UPSERT(ph)),
+      getNode: db.prepare(`SELECT * FROM nodes WHERE name = ?`),
+      nodes: db.prepare(`SELECT * FROM nodes ORDER BY name`),
+      deleteNode: db.prepare(`DELETE FROM nodes WHERE name = ?`),
     };
   }
 
@@ -212,27 +246,22 @@ export class SqliteStore implements Store {
     this.writing(() => tx.immediate());
   }
 
-  async getWorkflow(idOrPrefix: string): Promise<WorkflowRecord | undefined> {
+  async getWorkflow(idOrPrefix: string, opts: { owner?: string } = {}): Promise<WorkflowRecord | undefined> {
+    const owned = opts.owner !== undefined;
     return this.guard(() => {
-      const exact = this.stmts.getWf.get(idOrPrefix) as WfRow | undefined;
+      const exact = (owned ? this.stmts.getWfOwned.get(idOrPrefix, opts.owner) : this.stmts.getWf.get(idOrPrefix)) as WfRow | undefined;
       if (exact) return fromRow(exact);
       if (idOrPrefix.length === 0) return undefined;
       const upper = idOrPrefix.slice(0, -1) + String.fromCharCode(idOrPrefix.charCodeAt(idOrPrefix.length - 1) + 1);
-      const rows = this.stmts.prefixWf.all(idOrPrefix, upper) as WfRow[];
+      const rows = (owned ? this.stmts.prefixWfOwned.all(idOrPrefix, upper, opts.owner) : this.stmts.prefixWf.all(idOrPrefix, upper)) as WfRow[];
       if (rows.length > 1) throw ambiguousIdError(idOrPrefix);
       return rows[0] ? fromRow(rows[0]) : undefined;
     });
   }
 
-  async listWorkflows(opts: { limit?: number; status?: WorkflowStatus } = {}): Promise<WorkflowRecord[]> {
-    const limit = opts.limit ?? 50;
-    const rows = this.guard(
-      () =>
-        (opts.status
-          ? this.db.prepare(`SELECT * FROM workflows WHERE status=? ORDER BY created_at DESC LIMIT ?`).all(opts.status, limit)
-          : this.db.prepare(`SELECT * FROM workflows ORDER BY created_at DESC LIMIT ?`).all(limit)) as WfRow[],
-    );
-    return rows.map(fromRow);
+  async listWorkflows(opts: WorkflowFilter = {}): Promise<WorkflowRecord[]> {
+    const q = listWorkflowsSql(opts, ph);
+    return this.guard(() => this.db.prepare(q.text).all(named(...q.values)) as WfRow[]).map(fromRow);
   }
 
   async units(workflowId: string): Promise<UnitSnapshot[]> {
@@ -340,6 +369,97 @@ export class SqliteStore implements Store {
     return this.guard(() => this.stmts.history.all(jobName, limit) as { seconds: number }[]).map((r) => r.seconds);
   }
 
+  async addUser(u: UserRecord): Promise<void> {
+    const r = this.writing(() => this.stmts.insertUser.run(u.name, u.unixUser, b01(u.admin), u.createdAt));
+    if (r.changes === 0) throw userExistsError(u.name);
+  }
+
+  async getUser(name: string): Promise<UserRecord | undefined> {
+    const r = this.guard(() => this.stmts.getUser.get(name) as Row | undefined);
+    return r && userOf(r);
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    return this.guard(() => this.stmts.users.all() as Row[]).map(userOf);
+  }
+
+  async removeUser(name: string): Promise<boolean> {
+    const tx = this.db.transaction(() => {
+      this.stmts.deleteUserTokens.run(name);
+      return this.stmts.deleteUser.run(name).changes === 1;
+    });
+    return this.writing(() => tx.immediate());
+  }
+
+  async insertApiToken(t: ApiTokenRecord): Promise<void> {
+    // SQLite does not enforce api_tokens' foreign key here: the user is checked in the same
+    // (IMMEDIATE, so serialized) transaction.
+    const tx = this.db.transaction(() => {
+      if (!this.stmts.getUser.get(t.user)) throw userNotFoundError(t.user);
+      if (this.stmts.insertApiToken.run(named(...apiTokenParams(t, b01))).changes === 0) throw duplicateTokenError('API token', t.id);
+    });
+    this.writing(() => tx.immediate());
+  }
+
+  async findApiToken(hash: string): Promise<ApiTokenRecord | undefined> {
+    const r = this.guard(() => this.stmts.findApiToken.get(hash) as Row | undefined);
+    return r && apiTokenOf(r);
+  }
+
+  async listApiTokens(user?: string): Promise<ApiTokenRecord[]> {
+    return this.guard(() => (user === undefined ? this.stmts.apiTokens.all() : this.stmts.apiTokensOf.all(user)) as Row[]).map(apiTokenOf);
+  }
+
+  async revokeApiToken(id: string): Promise<boolean> {
+    return this.writing(() => this.stmts.revokeApiToken.run(id).changes === 1);
+  }
+
+  async touchApiToken(id: string, at: number): Promise<void> {
+    this.writing(() => this.stmts.touchApiToken.run(at, id, at));
+  }
+
+  joinTokens(): TokenStore {
+    const st = this.stmts;
+    return {
+      insert: async (r: TokenRecord) => {
+        if (this.writing(() => st.insertJoin.run(named(...joinTokenParams(r))).changes) === 0) throw duplicateTokenError('join token', r.id);
+      },
+      consume: async (hash: string, now: number) => {
+        const r = this.writing(() => st.consumeJoin.get(named(hash, now)) as Row | undefined);
+        return r && joinTokenOf(r);
+      },
+      get: async (hash: string) => {
+        const r = this.guard(() => st.getJoin.get(hash) as Row | undefined);
+        return r && joinTokenOf(r);
+      },
+      list: async () => this.guard(() => st.joinTokens.all() as Row[]).map(joinTokenOf),
+      delete: async (hashOrId: string) => this.writing(() => st.deleteJoin.run(hashOrId, hashOrId).changes) > 0,
+    };
+  }
+
+  async upsertNode(n: NodeRecord): Promise<void> {
+    this.writing(() => this.stmts.upsertNode.run(named(...nodeParams(n, b01))));
+  }
+
+  async getNode(name: string): Promise<NodeRecord | undefined> {
+    const r = this.guard(() => this.stmts.getNode.get(name) as Row | undefined);
+    return r && nodeOf(r);
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    return this.guard(() => this.stmts.nodes.all() as Row[]).map(nodeOf);
+  }
+
+  async patchNode(name: string, patch: NodePatch): Promise<boolean> {
+    const q = nodePatchSql(name, patch, ph, b01);
+    if (!q) return (await this.getNode(name)) !== undefined;
+    return this.writing(() => this.db.prepare(q.text).run(named(...q.values)).changes === 1);
+  }
+
+  async deleteNode(name: string): Promise<boolean> {
+    return this.writing(() => this.stmts.deleteNode.run(name).changes === 1);
+  }
+
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
@@ -404,6 +524,7 @@ function toRow(r: WorkflowRecord): Omit<WfRow, 'lease_owner' | 'lease_term' | 'l
     started_at: r.startedAt,
     ended_at: r.endedAt,
     cancel_requested: r.cancelRequested ? 1 : 0,
+    owner: r.owner ?? null,
   };
 }
 
@@ -421,5 +542,6 @@ function fromRow(r: WfRow): WorkflowRecord {
     endedAt: r.ended_at,
     cancelRequested: r.cancel_requested === 1,
     lease: leaseOf(r),
+    owner: r.owner ?? null,
   };
 }

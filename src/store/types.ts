@@ -2,6 +2,7 @@
 // the shared contract suite in test/store/contract.ts.
 
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
+import type { TokenStore } from '../mesh/index.js';
 import type { Workflow } from '../workflow/index.js';
 import { WarrenError } from '../common/index.js';
 
@@ -23,7 +24,77 @@ export interface WorkflowRecord {
   /** Who drives it now: the ownership lease (null when nobody holds it). Changed only through
    *  acquireRunLease / renewRunLease / releaseRunLease, never through a patch. */
   lease: RunLease | null;
+  /** The Warren user who submitted it (cluster mode); null for the embedded default. Set once,
+   *  by createWorkflow. */
+  owner: string | null;
 }
+
+/** Which workflows listWorkflows returns (newest first). */
+export interface WorkflowFilter {
+  /** At most this many (default 50). */
+  limit?: number;
+  status?: WorkflowStatus;
+  /** Only this user's (a workflow without an owner is nobody's). */
+  owner?: string;
+}
+
+/** A Warren user of a cluster server, and the Unix account its jobs run as. */
+export interface UserRecord {
+  name: string;
+  unixUser: string;
+  admin: boolean;
+  /** ms since the epoch */
+  createdAt: number;
+}
+
+/** An API token (the CLI's and web UI's credential for a user). Only the SHA-256 of the secret
+ *  is stored, never the token itself. */
+export interface ApiTokenRecord {
+  /** Public id: the first 12 hex digits of `hash`, shown by `warren token list`. */
+  id: string;
+  /** SHA-256 of the secret token, hex. */
+  hash: string;
+  /** Its owner (UserRecord.name). */
+  user: string;
+  createdAt: number;
+  /** ms since the epoch; null: does not expire. */
+  expiresAt: number | null;
+  revoked: boolean;
+  /** When it was last accepted (touchApiToken); null: never used. */
+  lastUsedAt: number | null;
+}
+
+/** ready: connected and taking work; down: not heard from for a while (its tasks may still run);
+ *  lost: given up on (its tasks are re-run elsewhere); revoked: `warren node revoke`. */
+export type NodeState = 'ready' | 'down' | 'lost' | 'revoked';
+
+/** A node of the cluster, as the server keeps it. */
+export interface NodeRecord {
+  name: string;
+  /** The agent's NodeInfo (src/agent/contract.ts), stored as JSON. */
+  info: Record<string, unknown>;
+  state: NodeState;
+  /** `warren node drain`: takes no new work. */
+  drained: boolean;
+  /** Serial of its current client certificate. */
+  certSerial: string | null;
+  joinedAt: number;
+  lastSeenAt: number | null;
+  stateChangedAt: number;
+}
+
+/** The fields patchNode changes (name and joinedAt never change). */
+export type NodePatch = Partial<Omit<NodeRecord, 'name' | 'joinedAt'>>;
+
+/** The column of each patchable node field, in both stores' `nodes` table. */
+export const NODE_PATCH_COLUMNS: Record<keyof NodePatch, string> = {
+  info: 'info',
+  state: 'state',
+  drained: 'drained',
+  certSerial: 'cert_serial',
+  lastSeenAt: 'last_seen_at',
+  stateChangedAt: 'state_changed_at',
+};
 
 /** The ownership of a run: held by one runner (`warren run`/`resume`, or a cluster server) at a
  *  time, until `expiresAt` (ms since the epoch) unless renewed. `term` grows by one each time a
@@ -94,11 +165,13 @@ export type LeaseResult = { ok: true; lease: RunLease } | { ok: false; current: 
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
-  /** Accept a workflow: the record and all its units, atomically. */
+  /** Accept a workflow: the record (with its owner) and all its units, atomically. */
   createWorkflow(rec: WorkflowRecord, units: UnitSnapshot[]): Promise<void>;
-  /** By full id or unique prefix; undefined when none. Throws STORE_AMBIGUOUS_ID when the prefix matches several. */
-  getWorkflow(idOrPrefix: string): Promise<WorkflowRecord | undefined>;
-  listWorkflows(opts?: { limit?: number; status?: WorkflowStatus }): Promise<WorkflowRecord[]>;
+  /** By full id or unique prefix; undefined when none. Throws STORE_AMBIGUOUS_ID when the prefix
+   *  matches several. With `owner`, only that user's workflows are looked at: another owner's
+   *  (or one without an owner) is not found, and does not make a prefix ambiguous. */
+  getWorkflow(idOrPrefix: string, opts?: { owner?: string }): Promise<WorkflowRecord | undefined>;
+  listWorkflows(opts?: WorkflowFilter): Promise<WorkflowRecord[]>;
   units(workflowId: string): Promise<UnitSnapshot[]>;
   attempts(workflowId: string, key?: string): Promise<AttemptRecord[]>;
   events(workflowId: string, opts?: { afterAt?: number }): Promise<EventRecord[]>;
@@ -113,6 +186,41 @@ export interface Store {
   releaseRunLease(workflowId: string, owner: string, term: number): Promise<void>;
   /** Past completed runs of a job with this name (for runtime estimates): durations in seconds, newest first. */
   jobHistory(jobName: string, limit?: number): Promise<number[]>;
+
+  // Cluster mode (schema v3): users, API tokens, join tokens, nodes.
+
+  /** Add a user; AUTH_USER_EXISTS when the name is taken. */
+  addUser(u: UserRecord): Promise<void>;
+  getUser(name: string): Promise<UserRecord | undefined>;
+  /** All users, by name. */
+  listUsers(): Promise<UserRecord[]>;
+  /** Remove a user and, in the same transaction, delete its API tokens (its workflows stay,
+   *  with their owner). False when there is no such user. */
+  removeUser(name: string): Promise<boolean>;
+  /** Store a new API token; AUTH_USER_NOT_FOUND when its user does not exist, STORE_DUPLICATE
+   *  when its hash or id is already stored. */
+  insertApiToken(t: ApiTokenRecord): Promise<void>;
+  /** The token with this hash, whatever its state (revoked, expired): the caller decides. */
+  findApiToken(hash: string): Promise<ApiTokenRecord | undefined>;
+  /** All tokens, or one user's; oldest first. */
+  listApiTokens(user?: string): Promise<ApiTokenRecord[]>;
+  /** Revoke by public id; true when such a token exists (revoked now, or already), false when not. */
+  revokeApiToken(id: string): Promise<boolean>;
+  /** Record a use (lastUsedAt = at; never moves back). One UPDATE, no transaction. */
+  touchApiToken(id: string, at: number): Promise<void>;
+  /** Join tokens in this store (src/mesh TokenStore): `consume` is one conditional UPDATE, so
+   *  agents racing for a token never get more uses than it has. Insert of a known hash or id:
+   *  STORE_DUPLICATE. */
+  joinTokens(): TokenStore;
+  /** Insert the node, or replace every field of the one with that name. */
+  upsertNode(n: NodeRecord): Promise<void>;
+  getNode(name: string): Promise<NodeRecord | undefined>;
+  /** All nodes, by name. */
+  listNodes(): Promise<NodeRecord[]>;
+  /** Change some fields; false when there is no such node. */
+  patchNode(name: string, patch: NodePatch): Promise<boolean>;
+  /** False when there is no such node. */
+  deleteNode(name: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -165,5 +273,29 @@ export function schemaNewerError(where: string, found: number, known: number): W
   return new WarrenError('STORE_SCHEMA_NEWER', `the store at ${where} has schema version ${found}, newer than this Warren knows (${known})`, {
     hint: 'upgrade Warren to the release that wrote it (or newer); this one does not change the store',
     details: { path: where, found, known },
+  });
+}
+
+/** addUser with a name that is taken. */
+export function userExistsError(name: string): WarrenError {
+  return new WarrenError('AUTH_USER_EXISTS', `user "${name}" already exists`, {
+    hint: 'choose another name, or see `warren user list`',
+    details: { user: name },
+  });
+}
+
+/** A token for a user that does not exist. */
+export function userNotFoundError(name: string): WarrenError {
+  return new WarrenError('AUTH_USER_NOT_FOUND', `no user "${name}"`, {
+    hint: 'add the user first (`warren user add NAME --unix-user ACCOUNT`), or see `warren user list`',
+    details: { user: name },
+  });
+}
+
+/** A token whose hash or public id is already stored. */
+export function duplicateTokenError(kind: 'API token' | 'join token', id: string): WarrenError {
+  return new WarrenError('STORE_DUPLICATE', `${kind === 'API token' ? 'an' : 'a'} ${kind} with id ${id} (or its hash) is already stored`, {
+    hint: 'make a new token: a fresh random one never collides',
+    details: { kind, id },
   });
 }

@@ -52,6 +52,16 @@ export function loadWorkflowFile(path: string): Workflow {
   return workflow;
 }
 
+/** Parse and validate a workflow's text (as a server receives it); throws SPEC_INVALID like loadWorkflowFile. */
+export function loadWorkflowText(text: string, file: string): Workflow {
+  if (text.includes('\u0000')) {
+    throw new WarrenError('SPEC_FILE_NOT_TEXT', `${file} is not a text file`, { hint: 'a workflow is a YAML Fuzzfile or a WfFormat JSON file' });
+  }
+  const { workflow, diagnostics } = parseWorkflowText(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, file);
+  if (!workflow) throw invalid(file, diagnostics);
+  return workflow;
+}
+
 /** The text of a workflow file, with friendly errors for missing/unreadable files. */
 export function readWorkflowText(path: string): string {
   let buf: Buffer;

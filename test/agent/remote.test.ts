@@ -151,7 +151,7 @@ test('an assignment goes through the long poll: durable first, then dispatched; 
   const t0 = performance.now();
   ra.submit(task, {
     durable: async (info) => {
-      assert.deepEqual(info, { pid: null, cgroup: null });
+      assert.deepEqual(info, { pid: null, cgroup: null, node: 'n001' });
       order.push('durable');
       await new Promise((r) => setTimeout(r, 20));
       queuedAt = performance.now();

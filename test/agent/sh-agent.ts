@@ -11,7 +11,7 @@ import {
   AGENT_PROTOCOL,
   type Agent,
   type AdmissionRequest,
-  type AttemptListener,
+  type AgentListener,
   type AttemptExited,
   type AttemptState,
   type LogRequest,
@@ -37,7 +37,7 @@ export class ShAgent implements Agent {
   infoOverride: Partial<NodeInfo> = {};
   readonly runs = new Map<string, Run>();
   private readonly latest = new Map<string, Run>();
-  private listener: AttemptListener | null = null;
+  private listener: AgentListener | null = null;
   /** Log iterations that were stopped by their signal (the server told the agent to stop). */
   abortedLogs = 0;
 
@@ -53,7 +53,7 @@ export class ShAgent implements Agent {
     return null;
   }
 
-  setListener(l: AttemptListener): void {
+  setListener(l: AgentListener): void {
     this.listener = l;
   }
 

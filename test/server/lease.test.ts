@@ -27,7 +27,7 @@ test('a runner whose lease is taken over stops its jobs, fails with RUN_LEASE_LO
   const store = new SqliteStore(join(t.dir, 'warren.db'));
   try {
     const pidFile = join(t.dir, 'pid');
-    const agent = new LocalAgent({ cores: 2, process: createProcessRuntime() });
+    const agent = new LocalAgent({ home: t.dir, cores: 2, process: createProcessRuntime() });
     const orch = new Orchestrator({ store, agent, home: t.dir, leaseTtlMs: 600, cancelPollMs: 100 });
     const w = wf([job('long', { command: ['/bin/sh', '-c', `echo $$ > ${pidFile}; exec sleep 30`] })]);
     const rec = await orch.accept(w);

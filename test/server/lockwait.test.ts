@@ -20,11 +20,10 @@ test('a download waiting on a lock is shown live and recorded for warren status'
       `version: v1\nvolumes:\n  data:\n    reference: volume://user/ephemeral\n    ingress:\n      - source: {uri: "https://example.invalid/ref.fa"}\n        destination: {uri: "file://ref.fa"}\njobs:\n  use:\n    command: [/bin/true]\n    mounts:\n      data: {location: /data}\n`,
       'lock.yaml',
     );
-    const agent = new LocalAgent({ cores: 1, process: createProcessRuntime() });
-    const orch = new Orchestrator({
-      store,
-      agent,
+    const agent = new LocalAgent({
       home: t.dir,
+      cores: 1,
+      process: createProcessRuntime(),
       transfers: {
         ingress: async (spec, _root, opts) => {
           opts.onProgress?.({ uri: spec.source.uri, bytes: 0, kind: 'waiting-lock', lock: { path: '/cache/locks/x.lock', pid: 4242, host: 'node7', waitedMs: 3000 } });
@@ -34,6 +33,7 @@ test('a download waiting on a lock is shown live and recorded for warren status'
         egress: async () => undefined as never,
       },
     });
+    const orch = new Orchestrator({ store, agent, home: t.dir });
     const rec = await orch.accept(workflow!);
     const live: string[] = [];
     const bytes: number[] = [];

@@ -257,7 +257,7 @@ test('revoke: refused from then on (heartbeat, poll, join under the name), lost;
   await f.join('n1');
   const lost: string[] = [];
   f.reg.on('lost', (n) => lost.push(n));
-  const serial = f.reg.get('n1')!.certSerial;
+  const serial = f.reg.get('n1')!.certSerial!;
   await f.reg.revoke('n1');
   assert.equal(f.reg.get('n1')?.state, 'revoked');
   assert.equal((await f.store.getNode('n1'))?.state, 'revoked');
@@ -274,7 +274,7 @@ test('revoke: refused from then on (heartbeat, poll, join under the name), lost;
   await f.join('n1');
   assert.equal(f.reg.get('n1')?.state, 'ready');
   // A join under a name that exists (a wiped data directory): the previous certificate is refused.
-  const old = f.reg.get('n1')!.certSerial;
+  const old = f.reg.get('n1')!.certSerial!;
   await f.join('n1');
   assert.ok(f.reg.revocations.isRevoked('spiffe://x/node/other', old));
   await f.reg.drain('n1');

@@ -1,8 +1,9 @@
 // The shared store contract: every Store implementation must pass this suite.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AttemptRecord, Store, WorkflowRecord } from '../../src/store/index.js';
+import type { ApiTokenRecord, AttemptRecord, NodeRecord, Store, UserRecord, WorkflowRecord } from '../../src/store/index.js';
 import type { UnitSnapshot } from '../../src/engine/index.js';
+import { consumeJoinToken, createJoinToken, hashToken, type TokenRecord } from '../../src/mesh/index.js';
 
 const unit = (key: string, extra: Partial<UnitSnapshot> = {}): UnitSnapshot => ({
   key, kind: 'job', job: key.split('[')[0]!, task: null, state: 'pending', attempt: 0,
@@ -14,7 +15,7 @@ export function record(id: string, createdAt = Date.now()): WorkflowRecord {
     id, name: 'demo', file: '/tmp/demo.yaml', status: 'pending',
     spec: { name: 'demo', dialect: 'v1', volumes: {}, jobs: {}, policy: {} },
     options: { failFast: false }, runDir: `/tmp/runs/${id}`, createdAt, startedAt: null, endedAt: null,
-    cancelRequested: false, lease: null,
+    cancelRequested: false, lease: null, owner: null,
   };
 }
 
@@ -27,6 +28,27 @@ export function att(workflowId: string, key: string, attempt: number, extra: Par
 }
 
 const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
+
+const user = (name: string, extra: Partial<UserRecord> = {}): UserRecord => ({ name, unixUser: `u_${name}`, admin: false, createdAt: 1_000, ...extra });
+
+/** An API token record for `secret` (its hash and id as the server makes them). */
+export function apiToken(secret: string, userName: string, extra: Partial<ApiTokenRecord> = {}): ApiTokenRecord {
+  const hash = hashToken(secret);
+  return { id: hash.slice(0, 12), hash, user: userName, createdAt: 2_000, expiresAt: null, revoked: false, lastUsedAt: null, ...extra };
+}
+
+const joinToken = (secret: string, extra: Partial<TokenRecord> = {}): TokenRecord => {
+  const hash = hashToken(secret);
+  return { hash, id: hash.slice(0, 12), createdBy: 'admin', createdAt: 1_000, expiresAt: 100_000, usesLeft: 1, ...extra };
+};
+
+export function node(name: string, extra: Partial<NodeRecord> = {}): NodeRecord {
+  return {
+    name,
+    info: { name, cores: 64, memoryBytes: 256 * 2 ** 30, gpus: [{ index: 0, model: 'H100', memoryBytes: 80 * 2 ** 30 }], labels: { rack: 'r1' }, platform: 'linux/amd64', containers: true, agentVersion: '0.1.0', protocol: { major: 1, minor: 0 } },
+    state: 'ready', drained: false, certSerial: 'ab01', joinedAt: 5_000, lastSeenAt: null, stateChangedAt: 5_000, ...extra,
+  };
+}
 
 export function storeContract(name: string, open: () => Promise<Store>, uniq: () => string): void {
   test(`${name}: create, read back, update in batches`, async () => {
@@ -228,6 +250,258 @@ export function storeContract(name: string, open: () => Promise<Store>, uniq: ()
       await s.write({ units: [{ workflowId: id, unit: { ...ok, endedAt: 9000 } }] });
       assert.deepEqual(await s.units(id), [ok]);
       assert.deepEqual(await s.jobHistory(job), [1]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  // Cluster mode (schema v3). The database is shared by the tests of a run: every name is unique.
+
+  test(`${name}: users: added, read back, listed by name; a taken name is AUTH_USER_EXISTS; removed once`, async () => {
+    const s = await open();
+    try {
+      const u = uniq();
+      const alice = user(`alice${u}`, { unixUser: 'alice', admin: true, createdAt: 1_700_000_000_000 });
+      const bob = user(`bob${u}`);
+      await s.addUser(bob);
+      await s.addUser(alice);
+      assert.deepEqual(await s.getUser(alice.name), alice);
+      assert.deepEqual(await s.getUser(bob.name), bob);
+      assert.equal(await s.getUser(`carol${u}`), undefined);
+      assert.deepEqual((await s.listUsers()).filter((x) => x.name.endsWith(u)), [alice, bob]);
+      await assert.rejects(s.addUser(user(alice.name, { unixUser: 'mallory', admin: false })), (e: Error & { code?: string; hint?: string }) =>
+        e.code === 'AUTH_USER_EXISTS' && e.message.includes(alice.name) && !!e.hint);
+      assert.deepEqual(await s.getUser(alice.name), alice, 'the existing user is unchanged');
+      assert.equal(await s.removeUser(bob.name), true);
+      assert.equal(await s.removeUser(bob.name), false);
+      assert.equal(await s.getUser(bob.name), undefined);
+      assert.deepEqual((await s.listUsers()).filter((x) => x.name.endsWith(u)), [alice]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test(`${name}: API tokens: found by hash whatever their state, listed per user, revoked by id, touched; unknown ones are not found`, async () => {
+    const s = await open();
+    try {
+      const u = uniq();
+      await s.addUser(user(`ann${u}`));
+      await s.addUser(user(`ben${u}`));
+      const t1 = apiToken(`secret-1-${u}`, `ann${u}`, { createdAt: 10 });
+      const t2 = apiToken(`secret-2-${u}`, `ann${u}`, { createdAt: 20, expiresAt: 1_000_000 });
+      const t3 = apiToken(`secret-3-${u}`, `ben${u}`, { createdAt: 15 });
+      for (const t of [t2, t1, t3]) await s.insertApiToken(t);
+      assert.deepEqual(await s.findApiToken(hashToken(`secret-1-${u}`)), t1);
+      assert.deepEqual(await s.findApiToken(t2.hash), t2);
+      assert.equal(await s.findApiToken(hashToken(`secret-9-${u}`)), undefined);
+      assert.deepEqual(await s.listApiTokens(`ann${u}`), [t1, t2]);
+      assert.deepEqual(await s.listApiTokens(`ben${u}`), [t3]);
+      assert.deepEqual(await s.listApiTokens(`nobody${u}`), []);
+      const all = (await s.listApiTokens()).filter((t) => t.user.endsWith(u));
+      assert.deepEqual(all, [t1, t3, t2], 'oldest first');
+      // revoked: still found (so the server can say why it is refused), marked revoked; again: still true
+      assert.equal(await s.revokeApiToken(t1.id), true);
+      assert.deepEqual(await s.findApiToken(t1.hash), { ...t1, revoked: true });
+      assert.equal(await s.revokeApiToken(t1.id), true);
+      assert.equal(await s.revokeApiToken(`${t1.id}x`), false);
+      assert.equal(await s.revokeApiToken('000000000000'), false);
+      assert.equal((await s.findApiToken(t2.hash))!.revoked, false, 'only that token');
+      // touched: lastUsedAt, never moved back; an unknown id changes nothing
+      await s.touchApiToken(t2.id, 5_000);
+      assert.equal((await s.findApiToken(t2.hash))!.lastUsedAt, 5_000);
+      await s.touchApiToken(t2.id, 4_000);
+      assert.equal((await s.findApiToken(t2.hash))!.lastUsedAt, 5_000);
+      await s.touchApiToken(t2.id, 6_000);
+      assert.equal((await s.findApiToken(t2.hash))!.lastUsedAt, 6_000);
+      await s.touchApiToken('ffffffffffff', 7_000);
+      assert.equal((await s.findApiToken(t3.hash))!.lastUsedAt, null);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test(`${name}: API tokens refused: of an unknown user (AUTH_USER_NOT_FOUND), a hash or id already stored (STORE_DUPLICATE)`, async () => {
+    const s = await open();
+    try {
+      const u = uniq();
+      await assert.rejects(s.insertApiToken(apiToken(`s-${u}`, `ghost${u}`)), (e: Error & { code?: string }) => e.code === 'AUTH_USER_NOT_FOUND' && e.message.includes(`ghost${u}`));
+      assert.equal(await s.findApiToken(hashToken(`s-${u}`)), undefined);
+      await s.addUser(user(`dan${u}`));
+      const t = apiToken(`s-${u}`, `dan${u}`);
+      await s.insertApiToken(t);
+      await assert.rejects(s.insertApiToken({ ...t, createdAt: 99 }), code('STORE_DUPLICATE'));
+      await assert.rejects(s.insertApiToken({ ...apiToken(`other-${u}`, `dan${u}`), id: t.id }), code('STORE_DUPLICATE'));
+      assert.deepEqual(await s.listApiTokens(`dan${u}`), [t]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test(`${name}: a removed user's API tokens are gone; its workflows stay with their owner; other users keep theirs`, async () => {
+    const s = await open();
+    try {
+      const u = uniq();
+      await s.addUser(user(`eve${u}`));
+      await s.addUser(user(`fay${u}`));
+      const e1 = apiToken(`e1-${u}`, `eve${u}`);
+      const e2 = apiToken(`e2-${u}`, `eve${u}`, { revoked: true });
+      const f1 = apiToken(`f1-${u}`, `fay${u}`);
+      for (const t of [e1, e2, f1]) await s.insertApiToken(t);
+      const wf = uniq();
+      await s.createWorkflow({ ...record(wf), owner: `eve${u}` }, [unit('a')]);
+      assert.equal(await s.removeUser(`eve${u}`), true);
+      assert.equal(await s.findApiToken(e1.hash), undefined);
+      assert.equal(await s.findApiToken(e2.hash), undefined);
+      assert.deepEqual(await s.listApiTokens(`eve${u}`), []);
+      assert.deepEqual(await s.listApiTokens(`fay${u}`), [f1]);
+      assert.equal((await s.getWorkflow(wf, { owner: `eve${u}` }))?.owner, `eve${u}`);
+      assert.deepEqual((await s.listWorkflows({ owner: `eve${u}` })).map((w) => w.id), [wf]);
+      // the name can be taken again, without the old tokens
+      await s.addUser(user(`eve${u}`));
+      assert.deepEqual(await s.listApiTokens(`eve${u}`), []);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test(`${name}: join tokens: inserted, consumed down to zero, then refused; expired ones are refused by consume; listed, deleted by id or hash`, async () => {
+    const s = await open();
+    try {
+      const jt = s.joinTokens();
+      const u = uniq();
+      const two = joinToken(`two-${u}`, { usesLeft: 2, expiresAt: 50_000 });
+      await jt.insert(two);
+      assert.deepEqual(await jt.get(two.hash), two);
+      assert.deepEqual(await jt.consume(two.hash, 10_000), { ...two, usesLeft: 1 });
+      assert.deepEqual(await jt.consume(two.hash, 10_001), { ...two, usesLeft: 0 });
+      assert.equal(await jt.consume(two.hash, 10_002), undefined, 'used up');
+      assert.deepEqual(await jt.get(two.hash), { ...two, usesLeft: 0 }, 'kept, to say why it is refused');
+      const exp = joinToken(`exp-${u}`, { usesLeft: 5, expiresAt: 20_000 });
+      await jt.insert(exp);
+      assert.equal(await jt.consume(exp.hash, 20_000), undefined, 'at its expiry');
+      assert.equal(await jt.consume(exp.hash, 30_000), undefined);
+      assert.equal((await jt.get(exp.hash))!.usesLeft, 5, 'a refused consume changes nothing');
+      assert.equal(await jt.consume(hashToken(`nope-${u}`), 0), undefined);
+      assert.equal(await jt.get(hashToken(`nope-${u}`)), undefined);
+      await assert.rejects(jt.insert({ ...two, usesLeft: 9 }), code('STORE_DUPLICATE'));
+      const mine = (await jt.list()).filter((r) => r.hash === two.hash || r.hash === exp.hash);
+      assert.deepEqual(mine.map((r) => r.id).sort(), [two.id, exp.id].sort());
+      assert.equal(await jt.delete(two.id), true);
+      assert.equal(await jt.delete(exp.hash), true);
+      assert.equal(await jt.delete(exp.hash), false);
+      assert.equal(await jt.get(two.hash), undefined);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test(`${name}: join tokens through src/mesh (createJoinToken / consumeJoinToken): used once, then MESH_TOKEN_USED_UP; expired; unknown`, async () => {
+    const s = await open();
+    try {
+      const jt = s.joinTokens();
+      const now = 1_700_000_000_000;
+      const { token, record: rec } = await createJoinToken(jt, { ttlSeconds: 600, createdBy: `admin${uniq()}`, now });
+      assert.equal(rec.hash, hashToken(token));
+      assert.deepEqual(await jt.get(rec.hash), rec);
+      assert.equal((await consumeJoinToken(jt, token, now + 1)).usesLeft, 0);
+      await assert.rejects(consumeJoinToken(jt, token, now + 2), code('MESH_TOKEN_USED_UP'));
+      const late = await createJoinToken(jt, { ttlSeconds: 60, uses: 3, createdBy: 'admin', now });
+      await assert.rejects(consumeJoinToken(jt, late.token, now + 60_000), code('MESH_TOKEN_EXPIRED'));
+      await assert.rejects(consumeJoinToken(jt, `${token}x`, now), code('MESH_TOKEN_UNKNOWN'));
+    } finally {
+      await s.close();
+    }
+  });
+
+  test(`${name}: agents racing for join tokens on separate connections: a 1-use token is used exactly once, a 3-use one exactly 3 times`, async () => {
+    const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
+    try {
+      const u = uniq();
+      const one = joinToken(`race1-${u}`, { usesLeft: 1, expiresAt: Date.now() + 600_000 });
+      const three = joinToken(`race3-${u}`, { usesLeft: 3, expiresAt: Date.now() + 600_000 });
+      await stores[0]!.joinTokens().insert(one);
+      await stores[1]!.joinTokens().insert(three);
+      const now = Date.now();
+      const race = (hash: string) => Promise.all(Array.from({ length: 40 }, (_, i) => stores[i % stores.length]!.joinTokens().consume(hash, now)));
+      const [r1, r3] = await Promise.all([race(one.hash), race(three.hash)]);
+      const won1 = r1.filter((r) => r !== undefined);
+      const won3 = r3.filter((r) => r !== undefined);
+      assert.equal(won1.length, 1);
+      assert.equal(won1[0]!.usesLeft, 0);
+      assert.equal(won3.length, 3);
+      assert.deepEqual(won3.map((r) => r!.usesLeft).sort(), [0, 1, 2], 'each winner saw its own decrement');
+      assert.equal((await stores[2]!.joinTokens().get(one.hash))!.usesLeft, 0);
+      assert.equal((await stores[3]!.joinTokens().get(three.hash))!.usesLeft, 0);
+    } finally {
+      await Promise.all(stores.map((x) => x.close()));
+    }
+  });
+
+  test(`${name}: nodes: upserted (info as JSON), read back, listed by name, patched, deleted; unknown ones are false/undefined`, async () => {
+    const s = await open();
+    try {
+      const u = uniq();
+      const n2 = node(`n02${u}`);
+      const n1 = node(`n01${u}`, { state: 'down', drained: true, certSerial: null, lastSeenAt: 9_000, stateChangedAt: 9_500 });
+      await s.upsertNode(n2);
+      await s.upsertNode(n1);
+      assert.deepEqual(await s.getNode(n1.name), n1);
+      assert.deepEqual(await s.getNode(n2.name), n2);
+      assert.equal(await s.getNode(`n03${u}`), undefined);
+      assert.deepEqual((await s.listNodes()).filter((x) => x.name.endsWith(u)), [n1, n2]);
+      // upsert of a known name replaces every field
+      const again = node(n2.name, { info: { name: n2.name, cores: 8, labels: {} }, certSerial: 'cd02', joinedAt: 7_000, stateChangedAt: 7_000 });
+      await s.upsertNode(again);
+      assert.deepEqual(await s.getNode(n2.name), again);
+      // patch: only the fields given
+      assert.equal(await s.patchNode(n1.name, { state: 'ready', drained: false, lastSeenAt: 10_000, stateChangedAt: 10_000 }), true);
+      assert.deepEqual(await s.getNode(n1.name), { ...n1, state: 'ready', drained: false, lastSeenAt: 10_000, stateChangedAt: 10_000 });
+      assert.equal(await s.patchNode(n1.name, { certSerial: 'ef03', info: { name: n1.name, cores: 2 } }), true);
+      assert.deepEqual(await s.getNode(n1.name), { ...n1, state: 'ready', drained: false, lastSeenAt: 10_000, stateChangedAt: 10_000, certSerial: 'ef03', info: { name: n1.name, cores: 2 } });
+      assert.equal(await s.patchNode(n1.name, { state: 'revoked', certSerial: null }), true);
+      assert.deepEqual([(await s.getNode(n1.name))!.state, (await s.getNode(n1.name))!.certSerial], ['revoked', null]);
+      assert.equal(await s.patchNode(n1.name, {}), true, 'an empty patch of a known node');
+      assert.equal(await s.patchNode(`n09${u}`, { state: 'lost' }), false);
+      assert.equal(await s.patchNode(`n09${u}`, {}), false);
+      assert.equal(await s.getNode(`n09${u}`), undefined, 'a patch never creates a node');
+      assert.equal(await s.deleteNode(n1.name), true);
+      assert.equal(await s.deleteNode(n1.name), false);
+      assert.deepEqual((await s.listNodes()).filter((x) => x.name.endsWith(u)).map((x) => x.name), [n2.name]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test(`${name}: workflow owners: stored, listed per owner, and getWorkflow with an owner does not see another owner's workflows`, async () => {
+    const s = await open();
+    try {
+      const u = uniq();
+      const base = uniq();
+      const [ann, bob] = [`ann${u}`, `bob${u}`];
+      await s.createWorkflow({ ...record(`${base}a1`, 1_000), owner: ann }, [unit('a')]);
+      await s.createWorkflow({ ...record(`${base}a2`, 2_000), owner: ann, status: 'running' }, []);
+      await s.createWorkflow({ ...record(`${base}b1`, 3_000), owner: bob }, []);
+      await s.createWorkflow({ ...record(`${base}n1`, 4_000), owner: null }, []);
+      assert.equal((await s.getWorkflow(`${base}a1`))!.owner, ann);
+      assert.equal((await s.getWorkflow(`${base}n1`))!.owner, null);
+      assert.deepEqual((await s.listWorkflows({ owner: ann, limit: 1000 })).map((w) => w.id), [`${base}a2`, `${base}a1`]);
+      assert.deepEqual((await s.listWorkflows({ owner: ann, status: 'running' })).map((w) => w.id), [`${base}a2`]);
+      assert.deepEqual((await s.listWorkflows({ owner: ann, limit: 1 })).map((w) => w.id), [`${base}a2`]);
+      assert.deepEqual((await s.listWorkflows({ owner: bob })).map((w) => w.id), [`${base}b1`]);
+      assert.deepEqual(await s.listWorkflows({ owner: `carl${u}` }), []);
+      const all = (await s.listWorkflows({ limit: 1000 })).filter((w) => w.id.startsWith(base)).map((w) => w.id);
+      assert.deepEqual(all, [`${base}n1`, `${base}b1`, `${base}a2`, `${base}a1`]);
+      // isolation: by full id and by prefix
+      assert.equal((await s.getWorkflow(`${base}b1`, { owner: bob }))?.id, `${base}b1`);
+      assert.equal(await s.getWorkflow(`${base}b1`, { owner: ann }), undefined);
+      assert.equal(await s.getWorkflow(`${base}n1`, { owner: ann }), undefined, 'a workflow without an owner is nobody\'s');
+      assert.equal((await s.getWorkflow(`${base}b`, { owner: bob }))?.id, `${base}b1`);
+      assert.equal(await s.getWorkflow(`${base}b`, { owner: ann }), undefined);
+      assert.equal((await s.getWorkflow(`${base}n`))?.id, `${base}n1`, 'without an owner: every workflow');
+      // a prefix shared with other owners' workflows is not ambiguous for one owner with only one of them
+      await assert.rejects(s.getWorkflow(base), code('STORE_AMBIGUOUS_ID'));
+      assert.equal((await s.getWorkflow(base, { owner: bob }))?.id, `${base}b1`);
+      await assert.rejects(s.getWorkflow(base, { owner: ann }), code('STORE_AMBIGUOUS_ID'));
     } finally {
       await s.close();
     }

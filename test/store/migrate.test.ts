@@ -1,5 +1,5 @@
-// Databases written by the first release (schema v1: test/store/fixtures) are migrated on
-// open, in SQLite and in PostgreSQL; a database of a newer schema is refused.
+// Databases written by earlier releases (schema v1 and v2: test/store/fixtures) are migrated
+// on open, in SQLite and in PostgreSQL; a database of a newer schema is refused.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -10,7 +10,8 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { SCHEMA_VERSION, SqliteStore, openStore, type Store } from '../../src/store/index.js';
 import { repoRoot, tempDir } from '../helpers.js';
-import { att } from './contract.js';
+import { apiToken, att, node } from './contract.js';
+import { createJoinToken, consumeJoinToken } from '../../src/mesh/index.js';
 
 const fixture = (name: string) => readFileSync(join(repoRoot, 'test', 'store', 'fixtures', name), 'utf8');
 const code = (c: string) => (e: unknown) => (e as { code?: string }).code === c;
@@ -25,7 +26,7 @@ async function checkV1Records(s: Store): Promise<void> {
     id: W1, name: 'wf-a1b2', file: `/home/alice/${W1}.yaml`, status: 'failed',
     spec: { name: 'wf-a1b2', dialect: 'v1', volumes: {}, jobs: {}, policy: {} },
     options: { failFast: true, cores: 4 }, runDir: `/home/alice/.local/share/warren/runs/${W1}`,
-    createdAt: 1_700_000_000_000, startedAt: 1_700_000_000_500, endedAt: 1_700_000_007_000, cancelRequested: false, lease: null,
+    createdAt: 1_700_000_000_000, startedAt: 1_700_000_000_500, endedAt: 1_700_000_007_000, cancelRequested: false, lease: null, owner: null,
   });
   const w2 = (await s.getWorkflow(W2))!;
   assert.equal(w2.status, 'running');
@@ -67,6 +68,49 @@ async function checkV1Records(s: Store): Promise<void> {
   assert.equal((await s.attempts(W2, 'sim[0]'))[0]!.exitCode, 0);
 }
 
+const V1 = 'c0ffee0000000001';
+const V2 = 'c0ffee0000000002';
+
+/** Every record of the v2 fixture, read back through today's store, and v3's tables usable. */
+async function checkV2Records(s: Store): Promise<void> {
+  assert.deepEqual(await s.getWorkflow(V1), {
+    id: V1, name: 'wf-v2a', file: '/home/bob/wf-v2a.yaml', status: 'succeeded',
+    spec: { name: 'wf-v2a', dialect: 'v1', volumes: {}, jobs: {}, policy: {} },
+    options: { failFast: false }, runDir: `/home/bob/.local/share/warren/runs/${V1}`,
+    createdAt: 1_710_000_000_000, startedAt: 1_710_000_000_200, endedAt: 1_710_000_004_100, cancelRequested: false, lease: null, owner: null,
+  });
+  const w2 = (await s.getWorkflow('c0ffee0000000002'))!;
+  assert.deepEqual([w2.status, w2.lease, w2.owner], ['running', { owner: 'node8:4300:cc33', term: 2, expiresAt: 1_710_000_215_000 }, null]);
+  assert.deepEqual((await s.listWorkflows()).map((w) => w.id), [V2, V1]);
+  assert.deepEqual((await s.units(V2)).map((u) => [u.key, u.state, u.attempt]), [['x', 'running', 1], ['y', 'pending', 0]]);
+  assert.deepEqual(await s.attempts(V1), [
+    att(V1, 'a', 1, { attemptId: 'att-v1-a-1', term: 1, cgroup: '/sys/fs/cgroup/warren/jobs/a', node: 'node7', startedAt: 1_710_000_001_000, endedAt: 1_710_000_003_000, exitCode: 0, reason: 'exit', pid: 6100 }),
+    att(V1, 'b', 1, { attemptId: 'att-v1-b-1', term: 1, cgroup: '/sys/fs/cgroup/warren/jobs/b', node: 'node7', startedAt: 1_710_000_003_500, endedAt: 1_710_000_004_000, exitCode: 0, reason: 'exit', pid: 6101 }),
+  ]);
+  assert.deepEqual(await s.attempts(V2), [att(V2, 'x', 1, { attemptId: 'att-v2-x-1b', term: 2, cgroup: '/sys/fs/cgroup/warren/jobs/x', node: 'node8', startedAt: 1_710_000_201_000, pid: 7300 })]);
+  assert.deepEqual((await s.events(V2)).map((e) => [e.level, e.message]), [['warn', 'taken over from node7:4200:bb22']]);
+  assert.deepEqual(await s.jobHistory('b'), [0.5]);
+
+  // The migrated runs have no owner: nobody's in cluster mode, everyone's without an owner filter.
+  assert.equal(await s.getWorkflow(V1, { owner: 'bob' }), undefined);
+  assert.deepEqual(await s.listWorkflows({ owner: 'bob' }), []);
+  // The held lease (term 2) is taken over at its expiry with term 3; a fenced write of the old term is refused.
+  const l = await s.acquireRunLease(V2, 'srv1:1:new', 10_000, 1_710_000_215_000);
+  assert.ok(l.ok && l.lease.term === 3);
+  await assert.rejects(s.write({ fence: { workflowId: V2, term: 2 }, events: [] }), code('STORE_FENCED'));
+  // v3's tables are there and empty, and work.
+  assert.deepEqual([await s.listUsers(), await s.listApiTokens(), await s.listNodes(), await s.joinTokens().list()], [[], [], [], []]);
+  await s.addUser({ name: 'bob', unixUser: 'bob', admin: false, createdAt: 1 });
+  await s.insertApiToken(apiToken('bob-secret', 'bob'));
+  assert.equal((await s.listApiTokens('bob')).length, 1);
+  await s.createWorkflow({ ...(await s.getWorkflow(V1))!, id: 'c0ffee0000000003', createdAt: 1_720_000_000_000, owner: 'bob' }, []);
+  assert.deepEqual((await s.listWorkflows({ owner: 'bob' })).map((w) => w.id), ['c0ffee0000000003']);
+  await s.upsertNode(node('node8'));
+  assert.equal(await s.patchNode('node8', { state: 'down' }), true);
+  const jt = await createJoinToken(s.joinTokens(), { ttlSeconds: 60, createdBy: 'admin' });
+  assert.equal((await consumeJoinToken(s.joinTokens(), jt.token)).usesLeft, 0);
+}
+
 describe('SQLite schema migration', () => {
   const t = tempDir();
   after(t.cleanup);
@@ -88,12 +132,33 @@ describe('SQLite schema migration', () => {
     const db = new Database(path, { readonly: true });
     assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     const cols = (db.prepare(`SELECT name FROM pragma_table_info('workflows')`).all() as { name: string }[]).map((c) => c.name);
-    assert.ok(cols.includes('lease_term') && !cols.includes('runner_pid') && !cols.includes('runner_host'), cols.join(','));
+    assert.ok(cols.includes('lease_term') && cols.includes('owner') && !cols.includes('runner_pid') && !cols.includes('runner_host'), cols.join(','));
     db.close();
     // opening again changes nothing
     const again = new SqliteStore(path, { reserveBytes: 0 });
     assert.equal((await again.getWorkflow(W1))!.status, 'failed');
     await again.close();
+  });
+
+  test('a v2 warren.db (user_version 2) is migrated on open: every record and lease survives, the v3 tables work', async () => {
+    const path = join(t.dir, 'v2', 'warren.db');
+    const s0 = new SqliteStore(join(t.dir, 'v2', 'x.db'), { reserveBytes: 0 }); // makes the directory
+    await s0.close();
+    const raw = new Database(path);
+    raw.exec(fixture('v2.sqlite.sql'));
+    assert.equal(raw.pragma('user_version', { simple: true }), 2);
+    raw.close();
+    const s = new SqliteStore(path, { reserveBytes: 0 });
+    try {
+      await checkV2Records(s);
+    } finally {
+      await s.close();
+    }
+    const db = new Database(path, { readonly: true });
+    assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type='table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
+    for (const want of ['users', 'api_tokens', 'join_tokens', 'nodes']) assert.ok(tables.includes(want), tables.join(','));
+    db.close();
   });
 
   test('a fresh database gets the current schema version', async () => {
@@ -152,11 +217,30 @@ describe('PostgreSQL schema migration', () => {
     }
     assert.deepEqual((await sql(url, 'SELECT version FROM warren_schema')).rows, [{ version: SCHEMA_VERSION }]);
     const cols = (await sql(url, `SELECT column_name FROM information_schema.columns WHERE table_name='workflows'`)).rows.map((r) => r.column_name);
-    assert.ok(cols.includes('lease_owner') && !cols.includes('runner_pid'), cols.join(','));
+    assert.ok(cols.includes('lease_owner') && cols.includes('owner') && !cols.includes('runner_pid'), cols.join(','));
     // concurrent opens of a migrated database: all fine, nothing applied twice
     const many = await Promise.all([openStore(url), openStore(url), openStore(url)]);
     await Promise.all(many.map((m) => m.close()));
     assert.deepEqual((await sql(url, 'SELECT version FROM warren_schema')).rows, [{ version: SCHEMA_VERSION }]);
+  });
+
+  test('a v2 database (warren_schema 2) is migrated on open: every record and lease survives, the v3 tables work', async () => {
+    const u2 = new URL(admin);
+    u2.pathname = `/${db}_v2`;
+    await sql(admin, `CREATE DATABASE ${db}_v2`);
+    try {
+      await sql(u2.toString(), fixture('v2.pg.sql'));
+      assert.deepEqual((await sql(u2.toString(), 'SELECT version FROM warren_schema')).rows, [{ version: 2 }]);
+      const s = await openStore(u2.toString());
+      try {
+        await checkV2Records(s);
+      } finally {
+        await s.close();
+      }
+      assert.deepEqual((await sql(u2.toString(), 'SELECT version FROM warren_schema')).rows, [{ version: SCHEMA_VERSION }]);
+    } finally {
+      await sql(admin, `DROP DATABASE IF EXISTS ${db}_v2 WITH (FORCE)`);
+    }
   });
 
   test('a database of a newer schema is refused (STORE_SCHEMA_NEWER)', async () => {

@@ -10,7 +10,8 @@ import { formatDiagnostic, loadWorkflowFile, parseWorkflowText, workflowJsonSche
 import { openStore } from '../../src/store/index.js';
 import { LocalAgent } from '../../src/agent/index.js';
 import { createProcessRuntime } from '../../src/runtime/index.js';
-import { Orchestrator, logPaths } from '../../src/server/index.js';
+import { Orchestrator } from '../../src/server/index.js';
+import { logPaths } from '../../src/agent/index.js';
 import type { UnitSnapshot } from '../../src/engine/index.js';
 import { repoRoot, tempDir } from '../helpers.js';
 
@@ -121,7 +122,7 @@ describe('the runnable examples run as host processes', () => {
     const { dir, cleanup } = tempDir('warren-example-');
     const store = await openStore(join(dir, 'warren.db'));
     try {
-      const agent = new LocalAgent({ cores: 2, process: createProcessRuntime() });
+      const agent = new LocalAgent({ home: dir, cores: 2, process: createProcessRuntime() });
       const orch = new Orchestrator({ store, agent, home: dir });
       const rec = await orch.accept(loadWorkflowFile(join(examples, file)));
       const jobs = new Map<string, UnitSnapshot>();

@@ -11,7 +11,10 @@
  *   u32le frame length, u8 op, then fields; a string is u32le length + bytes, a number u32le.
  *   'L' launch: str id, str cwd, str stdout, str stderr, u32 flags (1 = hold before exec),
  *       u32 argc, argc x str, u32 envc, envc x str ("K=V"), u32 ncg, ncg x str (cgroup dirs
- *       the child joins before anything else, by writing its pid to DIR/cgroup.procs)
+ *       the child joins before anything else, by writing its pid to DIR/cgroup.procs),
+ *       then when flags bit 2 is set: u32 uid, u32 gid, u32 ngroups, ngroups x u32 (the
+ *       child opens its log files as the launcher's user, then takes these credentials —
+ *       setgroups, setgid, setuid — before chdir and exec, as Slurm's slurmstepd does)
  *   'G' go:    str id   (a held child execs its command now)
  *   'A' abort: str id   (a held child exits 127 without exec'ing)
  * Replies (stdout), one line each (ids are decimal numbers chosen by Node):
@@ -42,6 +45,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <unistd.h>
 
 static char *inbuf;
@@ -72,8 +76,8 @@ static void emit(const char *fmt, ...) {
   if (n > 0) outlen += (size_t)n;
 }
 
-enum { ST_FORK, ST_OPEN, ST_CHDIR, ST_EXEC, ST_CGROUP };
-static const char *stages[] = {"fork", "open", "chdir", "exec", "cgroup"};
+enum { ST_FORK, ST_OPEN, ST_CHDIR, ST_EXEC, ST_CGROUP, ST_SETUID };
+static const char *stages[] = {"fork", "open", "chdir", "exec", "cgroup", "setuid"};
 
 /* A job this launcher started and still tracks (until its leader is reaped). */
 struct job {
@@ -172,8 +176,17 @@ static int open_log(const char *path, int *created) {
 }
 
 /* The forked child; never returns. */
+struct creds {
+  int set;
+  uid_t uid;
+  gid_t gid;
+  size_t ngroups;
+  gid_t groups[256];
+};
+
 static void __attribute__((noreturn)) child_main(const char *cwd, const char *out, const char *err, char **argv, char **envp,
-                                                 const char *path_env, char **cgs, int ncg, int hold, int gofd, int statusfd) {
+                                                 const char *path_env, char **cgs, int ncg, int hold, int gofd, int statusfd,
+                                                 const struct creds *cr) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -201,6 +214,11 @@ static void __attribute__((noreturn)) child_main(const char *cwd, const char *ou
   if (nul >= 0) dup2(nul, 0);
   dup2(ofd, 1);
   dup2(efd, 2);
+  if (cr->set) {
+    /* The job's own identity: groups first, then gid, then uid (after which none can change). */
+    if (setgroups(cr->ngroups, cr->groups) != 0 || setgid(cr->gid) != 0 || setuid(cr->uid) != 0) child_fail(statusfd, ST_SETUID);
+    if (cr->uid != 0 && setuid(0) == 0) child_fail(statusfd, ST_SETUID); /* dropping must be irreversible */
+  }
   if (chdir(cwd) != 0) child_fail(statusfd, ST_CHDIR);
   char ready[2] = {'R', (char)(cout | (cerr << 1))};
   write_all(statusfd, ready, 2);
@@ -315,6 +333,17 @@ static void launch(struct cur *c) {
   char **argv = c->bad ? NULL : get_strs(c, &argc);
   char **envp = c->bad ? NULL : get_strs(c, &envc);
   char **cgs = c->bad ? NULL : get_strs(c, &ncg);
+  static struct creds cr;
+  memset(&cr, 0, sizeof cr);
+  if (!c->bad && (flags & 2)) {
+    cr.set = 1;
+    cr.uid = (uid_t)get_u32(c);
+    cr.gid = (gid_t)get_u32(c);
+    uint32_t ng = get_u32(c);
+    if (ng > 256) c->bad = 1;
+    for (uint32_t i = 0; !c->bad && i < ng; i++) cr.groups[i] = (gid_t)get_u32(c);
+    cr.ngroups = ng;
+  }
   unsigned long nid = id ? strtoul(id, NULL, 10) : 0;
   if (c->bad || argc < 1) {
     emit("F %lu %d request\n", nid, EINVAL);
@@ -333,7 +362,7 @@ static void launch(struct cur *c) {
   if (pid == 0) {
     close(stpipe[0]);
     if (hold) close(gopipe[1]);
-    child_main(cwd, out, err, argv, envp, path_env, cgs, ncg, hold, gopipe[0], stpipe[1]);
+    child_main(cwd, out, err, argv, envp, path_env, cgs, ncg, hold, gopipe[0], stpipe[1], &cr);
   }
   int fork_errno = errno;
   close(stpipe[1]);
@@ -352,7 +381,7 @@ static void launch(struct cur *c) {
     }
     close(stpipe[0]);
     if (hold) close(gopipe[1]);
-    emit("F %lu %d %s\n", nid, e, stage >= 0 && stage <= ST_CGROUP ? stages[stage] : "exec");
+    emit("F %lu %d %s\n", nid, e, stage >= 0 && stage <= ST_SETUID ? stages[stage] : "exec");
     goto out;
   }
   struct job *j = calloc(1, sizeof *j);

@@ -9,6 +9,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, symlin
 import { join } from 'node:path';
 import { createProcessRuntime, type ExitInfo, type LaunchRequest, type Runtime } from '../../../src/runtime/index.js';
 import { LocalAgent } from '../../../src/agent/index.js';
+import { Recorder, taskOf } from '../../agent/contract.js';
+import { job } from '../../engine/builders.js';
 import { createContainerRuntime, defaultContainerRuntime, type ContainerImage } from '../../../src/runtime/container/index.js';
 import { runtimeContract } from '../contract.js';
 import { repoRoot, sharedDir, tempDir } from '../../helpers.js';
@@ -208,28 +210,22 @@ describe('container runtime (runc, root)', { skip }, () => {
   test('through the local agent: process and container jobs side by side', { timeout: 30_000 }, async () => {
     const d = tempDir();
     try {
-      const agent = new LocalAgent({ cores: 2, process: createProcessRuntime(), container: rt });
-      const done = new Map<string, ExitInfo>();
-      const started: string[] = [];
-      const all = new Promise<void>((resolve) =>
-        agent.setListener({
-          started: (id) => started.push(id),
-          exited: (id, info) => {
-            done.set(id, info);
-            if (done.size === 2) resolve();
-          },
-        }),
-      );
-      const ctr = req(d.dir, ['/bin/sh', '-c', `hostname > ${d.dir}/ctr.txt`], {}, { hostname: 'in-container' });
-      const host: LaunchRequest = { id: 'host', argv: ['/bin/sh', '-c', `hostname > ${d.dir}/host.txt`], env: { PATH: '/usr/bin:/bin' }, cwd: d.dir, stdoutPath: join(d.dir, 'h.out'), stderrPath: join(d.dir, 'h.err'), mounts: [] };
-      agent.submit({ id: 'ctr', request: ctr, cores: 1, memoryBytes: 0, exclusive: false });
-      agent.submit({ id: 'host', request: host, cores: 1, memoryBytes: 0, exclusive: false });
-      await all;
-      assert.equal(done.get('ctr')!.reason, 'exit', JSON.stringify(done.get('ctr')));
-      assert.equal(done.get('host')!.reason, 'exit');
-      assert.deepEqual(started.sort(), ['ctr', 'host']);
-      assert.equal(readFileSync(join(d.dir, 'ctr.txt'), 'utf8'), 'in-container\n');
-      assert.notEqual(readFileSync(join(d.dir, 'host.txt'), 'utf8'), 'in-container\n');
+      const agent = new LocalAgent({ home: d.dir, cores: 2, process: createProcessRuntime(), container: rt });
+      const rec = new Recorder(agent);
+      const vol = { name: 'out', reference: 'volume://user/persistent/out', kind: 'persistent' as const, persistentName: 'out', ingress: [], egress: [] };
+      const mounts = [{ volume: 'out', location: '/out', readOnly: false }];
+      const ctr = taskOf(job('ctr', { image: { uri: 'busybox' }, command: ['/bin/sh', '-c', 'hostname > /out/ctr.txt'], mounts }));
+      const host = taskOf(job('host', { command: ['/bin/sh', '-c', 'hostname > "$WARREN_VOLUME_OUT/host.txt"'], mounts }));
+      ctr.volumes = [vol];
+      host.volumes = [vol];
+      agent.submit(ctr);
+      agent.submit(host);
+      await rec.ended(2);
+      assert.equal(rec.exited.get(ctr.attemptId)!.reason, 'exit', JSON.stringify(rec.exited.get(ctr.attemptId)));
+      assert.equal(rec.exited.get(host.attemptId)!.reason, 'exit');
+      assert.deepEqual(rec.started.map((s) => s.attemptId).sort(), [ctr.attemptId, host.attemptId].sort());
+      assert.equal(readFileSync(join(d.dir, 'volumes', 'out', 'ctr.txt'), 'utf8'), 'ctr\n');
+      assert.notEqual(readFileSync(join(d.dir, 'volumes', 'out', 'host.txt'), 'utf8'), 'ctr\n');
     } finally {
       d.cleanup();
     }

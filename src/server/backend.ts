@@ -1,0 +1,428 @@
+// The server's side of the client API: what `/api/v1` does for an authenticated user. A
+// user sees and controls only their own workflows (another user's is "not found", never
+// "forbidden": its existence is not disclosed); an admin sees all and administers nodes,
+// tokens and users. The server drives every run it owns (their ownership leases), through
+// the cluster pool.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { WarrenError } from '../common/index.js';
+import type { Agent, TaskUser } from '../agent/index.js';
+import { loadWorkflowText, type Workflow } from '../workflow/index.js';
+import type { Store, WorkflowRecord, UserRecord } from '../store/index.js';
+import { createJoinToken } from '../mesh/index.js';
+import type {
+  AdminClient,
+  ListRequest,
+  LogsRequest,
+  NodeView,
+  StreamItem,
+  SubmitRequest,
+  TokenView,
+  UserView,
+  WarrenClient,
+  WorkflowDetail,
+  WorkflowSummary,
+} from '../api/index.js';
+import { Orchestrator, holderIsGone } from './orchestrator.js';
+import { RunHub } from './hub.js';
+import { checkLogTarget, detailOf, followStore, summaryOf } from './views.js';
+import type { DriveHooks, RunDriver } from './driver.js';
+import type { ClusterPool } from './pool.js';
+
+import type { Principal } from './http/app.js';
+export type { Principal };
+
+/** What the backend needs of the node registry (admin verbs, logs). */
+export interface NodeAdmin {
+  list(): NodeView[];
+  drain(name: string, on: boolean): Promise<NodeView>;
+  revoke(name: string): Promise<void>;
+  delete(name: string): Promise<void>;
+  requestLogs(node: string, req: { workflowId: string; job: string; task: number | null; stream: 'stdout' | 'stderr'; follow?: boolean }, signal?: AbortSignal): AsyncIterable<Uint8Array>;
+}
+
+export interface BackendOptions {
+  store: Store;
+  pool: ClusterPool;
+  nodes: NodeAdmin;
+  /** The server's data directory (run records point under it; jobs' files are on the nodes). */
+  dataDir: string;
+  leaseTtlMs?: number;
+  /** How often to look for runs nobody drives (a dead server's, once their leases expire). */
+  scanMs?: number;
+  log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
+}
+
+interface Drive {
+  hub: RunHub;
+  driver: RunDriver;
+  done: Promise<unknown>;
+}
+
+export const API_TOKEN_PREFIX = 'wrn_';
+
+export function newApiToken(): { token: string; hash: string; id: string } {
+  const token = API_TOKEN_PREFIX + randomBytes(32).toString('base64url');
+  const hash = createHash('sha256').update(token, 'utf8').digest('hex');
+  return { token, hash, id: hash.slice(0, 12) };
+}
+
+export class ServerBackend {
+  private readonly store: Store;
+  private readonly drives = new Map<string, Drive>();
+  private readonly orch: Orchestrator;
+  private scan: NodeJS.Timeout | null = null;
+  private closed = false;
+  private storeError: string | null = null;
+  private readonly users = new Map<string, { at: number; user: UserRecord | undefined }>();
+
+  constructor(private readonly o: BackendOptions) {
+    this.store = o.store;
+    this.orch = new Orchestrator({
+      store: o.store,
+      agent: o.pool as Agent,
+      home: o.dataDir,
+      ...(o.leaseTtlMs !== undefined ? { leaseTtlMs: o.leaseTtlMs } : {}),
+      userOf: (owner) => this.taskUser(owner),
+    });
+  }
+
+  /** Start taking the runs nobody drives (now, then every scanMs). */
+  start(): void {
+    const tick = (): void => {
+      this.takeOrphans().catch((e: unknown) => {
+        this.storeError = (e as Error).message;
+        this.o.log?.('warn', `cannot scan for runs to drive: ${(e as Error).message} (retrying)`);
+      });
+    };
+    tick();
+    this.scan = setInterval(tick, this.o.scanMs ?? 2000);
+    this.scan.unref();
+  }
+
+  get storeProblem(): string | null {
+    return this.storeError;
+  }
+
+  /** Runs that are running or pending and that no live runner holds: take them over. */
+  private async takeOrphans(): Promise<void> {
+    if (this.closed) return;
+    const now = Date.now();
+    const rows = [...(await this.store.listWorkflows({ status: 'running', limit: 10_000 })), ...(await this.store.listWorkflows({ status: 'pending', limit: 10_000 }))];
+    this.storeError = null;
+    for (const r of rows) {
+      if (this.drives.has(r.id)) continue;
+      if (r.lease && r.lease.expiresAt > now && !holderIsGone(r.lease)) continue;
+      try {
+        await this.begin(r.id);
+        this.o.log?.('info', `took over workflow ${r.id} (${r.name})${r.lease ? ` from ${r.lease.owner}` : ''}`);
+      } catch (e) {
+        if ((e as WarrenError).code !== 'RUN_LEASE_HELD') this.o.log?.('warn', `cannot take workflow ${r.id}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  private async taskUser(owner: string | null): Promise<TaskUser | undefined> {
+    if (!owner) return undefined;
+    const u = await this.userRecord(owner);
+    return { name: owner, unixUser: u?.unixUser ?? owner };
+  }
+
+  private async userRecord(name: string): Promise<UserRecord | undefined> {
+    const hit = this.users.get(name);
+    if (hit && Date.now() - hit.at < 5000) return hit.user;
+    const user = await this.store.getUser(name);
+    this.users.set(name, { at: Date.now(), user });
+    return user;
+  }
+
+  /** Drive a run here: take its lease (adopting what a previous server dispatched). */
+  private async begin(id: string): Promise<void> {
+    const hub = new RunHub();
+    const hooks: DriveHooks = {
+      onUnit: (u) => hub.push({ type: 'unit', unit: u }),
+      onEvent: (level, key, message) => hub.push({ type: 'event', event: { at: Date.now(), key, level, message } }),
+      onProgress: (key, p) => hub.push({ type: 'progress', key, progress: { ...p } }),
+    };
+    const running = await this.orch.begin(id, hooks);
+    const done = running.done.then(
+      (status) => {
+        hub.push({ type: 'done', status, counts: jobCountsOf(running.driver) });
+        hub.end();
+      },
+      (e: unknown) => {
+        const err = e instanceof WarrenError ? e : new WarrenError('WARREN_INTERNAL', String((e as Error)?.message ?? e));
+        if (err.code !== 'RUN_LEASE_LOST') this.o.log?.('error', `workflow ${id}: ${err.message}`);
+        hub.push({ type: 'done', status: 'failed', error: err.toWire() });
+        hub.end();
+      },
+    );
+    const d: Drive = { hub, driver: running.driver, done };
+    this.drives.set(running.id, d);
+    void done.finally(() => {
+      if (this.drives.get(running.id) === d) this.drives.delete(running.id);
+    });
+  }
+
+  // --- authentication ---
+
+  async authenticate(token: string): Promise<Principal | null> {
+    if (!token.startsWith(API_TOKEN_PREFIX)) return null;
+    const hash = createHash('sha256').update(token, 'utf8').digest('hex');
+    const t = await this.store.findApiToken(hash);
+    if (!t || t.revoked || (t.expiresAt !== null && t.expiresAt <= Date.now())) return null;
+    const u = await this.userRecord(t.user);
+    if (!u) return null;
+    if (t.lastUsedAt === null || Date.now() - t.lastUsedAt > 60_000) void this.store.touchApiToken(t.id, Date.now()).catch(() => {});
+    return { user: u.name, unixUser: u.unixUser, admin: u.admin, tokenId: t.id };
+  }
+
+  /** The client API as this principal may use it. */
+  client(p: Principal): WarrenClient & AdminClient {
+    return new PrincipalClient(this, p);
+  }
+
+  // --- the operations, for a principal ---
+
+  async mustGet(p: Principal, id: string): Promise<WorkflowRecord> {
+    const rec = await this.store.getWorkflow(id, p.admin ? {} : { owner: p.user });
+    if (!rec) throw new WarrenError('RUN_NOT_FOUND', `no workflow "${id}"`, { hint: 'see `warren list` for the ids of your workflows' });
+    return rec;
+  }
+
+  async submit(p: Principal, req: SubmitRequest): Promise<WorkflowSummary> {
+    const wf = loadWorkflowText(req.source, req.filename);
+    refuseLocalInputs(wf, req.filename);
+    const rec = await this.orch.accept(wf, { failFast: req.options?.failFast === true, ...(req.options?.simulate !== undefined ? { simulate: req.options.simulate } : {}) }, { owner: p.user });
+    await this.begin(rec.id);
+    return summaryOf(rec);
+  }
+
+  async get(p: Principal, id: string): Promise<WorkflowDetail> {
+    const rec = await this.mustGet(p, id);
+    const why = this.drives.has(rec.id) ? this.o.pool.waitingReasons() : new Map<string, string>();
+    const mine = new Map([...why].filter(([job]) => rec.spec.jobs[job] !== undefined));
+    return detailOf(this.store, rec, { cores: this.o.pool.info().cores, explain: false, extraWaiting: mine });
+  }
+
+  async list(p: Principal, req: ListRequest): Promise<WorkflowSummary[]> {
+    const all = req.all === true && p.admin;
+    const rows = await this.store.listWorkflows({ limit: req.limit ?? 20, ...(req.status ? { status: req.status } : {}), ...(all ? {} : { owner: p.user }) });
+    return rows.map((r) => summaryOf(r));
+  }
+
+  async *stream(p: Principal, id: string, opts: { afterSeq?: number; signal?: AbortSignal }): AsyncIterable<StreamItem> {
+    const rec = await this.mustGet(p, id);
+    const d = this.drives.get(rec.id);
+    if (d) yield* d.hub.subscribe(opts.afterSeq ?? 0, opts.signal);
+    else yield* followStore(this.store, rec.id, opts.signal);
+  }
+
+  async *logs(p: Principal, id: string, req: LogsRequest, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+    const rec = await this.mustGet(p, id);
+    checkLogTarget(rec, req);
+    const task = req.task ?? null;
+    const key = task === null ? `job:${req.job}` : `job:${req.job}[${task}]`;
+    const attempts = (await this.store.attempts(rec.id, key)).filter((a) => a.node);
+    const last = attempts.sort((a, b) => b.attempt - a.attempt)[0];
+    if (!last?.node) return;
+    yield* this.o.nodes.requestLogs(last.node, { workflowId: rec.id, job: req.job, task, stream: req.stream ?? 'stdout', follow: req.follow === true }, signal);
+  }
+
+  async cancel(p: Principal, id: string): Promise<WorkflowSummary> {
+    const rec = await this.mustGet(p, id);
+    if (rec.status !== 'running' && rec.status !== 'pending') {
+      throw new WarrenError('RUN_NOT_RUNNING', `workflow ${rec.id} is not running (it ${rec.status === 'canceled' ? 'was canceled' : rec.status})`, {
+        hint: rec.status === 'failed' || rec.status === 'canceled' ? `\`warren resume ${rec.id}\` would run it again` : undefined,
+      });
+    }
+    const d = this.drives.get(rec.id);
+    if (d) d.driver.cancel();
+    else await this.store.write({ workflows: [{ id: rec.id, patch: { cancelRequested: true } }] });
+    return summaryOf((await this.store.getWorkflow(rec.id))!);
+  }
+
+  async resume(p: Principal, id: string): Promise<WorkflowSummary> {
+    const rec = await this.mustGet(p, id);
+    if (rec.status === 'succeeded' || this.drives.has(rec.id)) return summaryOf(rec);
+    await this.begin(rec.id);
+    return summaryOf((await this.store.getWorkflow(rec.id))!);
+  }
+
+  // --- administration ---
+
+  requireAdmin(p: Principal, what: string): void {
+    if (!p.admin) throw new WarrenError('AUTH_FORBIDDEN', `${what} needs an admin`, { hint: 'ask a cluster admin (`warren user add NAME --admin` makes one)' });
+  }
+
+  async createJoinToken(p: Principal, o: { ttlSeconds: number; uses?: number }): Promise<{ token: string; view: TokenView }> {
+    this.requireAdmin(p, 'creating a join token');
+    const { token, record } = await createJoinToken(this.store.joinTokens(), { ttlSeconds: o.ttlSeconds, ...(o.uses !== undefined ? { uses: o.uses } : {}), createdBy: p.user });
+    return { token, view: { id: record.id, kind: 'join', user: record.createdBy, createdAt: record.createdAt, expiresAt: record.expiresAt, usesLeft: record.usesLeft } };
+  }
+
+  async tokens(p: Principal): Promise<TokenView[]> {
+    this.requireAdmin(p, 'listing tokens');
+    const join = (await this.store.joinTokens().list()).map((r): TokenView => ({ id: r.id, kind: 'join', user: r.createdBy, createdAt: r.createdAt, expiresAt: r.expiresAt, usesLeft: r.usesLeft }));
+    const api = (await this.store.listApiTokens()).filter((t) => !t.revoked).map((t): TokenView => ({ id: t.id, kind: 'api', user: t.user, createdAt: t.createdAt, expiresAt: t.expiresAt, usesLeft: null }));
+    return [...join, ...api];
+  }
+
+  async revokeToken(p: Principal, id: string): Promise<void> {
+    this.requireAdmin(p, 'revoking a token');
+    if (await this.store.revokeApiToken(id)) return;
+    if (await this.store.joinTokens().delete(id)) return;
+    throw new WarrenError('AUTH_TOKEN_NOT_FOUND', `no token ${id}`, { hint: 'see `warren token list` for the ids' });
+  }
+
+  async addUser(p: Principal, o: { name: string; unixUser?: string; admin?: boolean }): Promise<{ user: UserView; token: string }> {
+    this.requireAdmin(p, 'adding a user');
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(o.name)) {
+      throw new WarrenError('AUTH_BAD_USER', `"${o.name}" is not a valid user name`, { hint: 'use letters, digits, _ . - (at most 64), starting with a letter, digit or _' });
+    }
+    const unixUser = o.unixUser ?? o.name;
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\$?$/.test(unixUser)) {
+      throw new WarrenError('AUTH_BAD_USER', `"${unixUser}" is not a valid Unix account name`, { hint: 'name the account as `getent passwd NAME` knows it' });
+    }
+    const user: UserRecord = { name: o.name, unixUser, admin: o.admin === true, createdAt: Date.now() };
+    await this.store.addUser(user);
+    this.users.delete(o.name);
+    const t = newApiToken();
+    await this.store.insertApiToken({ id: t.id, hash: t.hash, user: o.name, createdAt: Date.now(), expiresAt: null, revoked: false, lastUsedAt: null });
+    return { user: userView(user), token: t.token };
+  }
+
+  async usersList(p: Principal): Promise<UserView[]> {
+    this.requireAdmin(p, 'listing users');
+    return (await this.store.listUsers()).map(userView);
+  }
+
+  async removeUser(p: Principal, name: string): Promise<void> {
+    this.requireAdmin(p, 'removing a user');
+    if (name === p.user) throw new WarrenError('AUTH_BAD_USER', 'you cannot remove yourself', { hint: 'ask another admin' });
+    if (!(await this.store.removeUser(name))) throw new WarrenError('AUTH_USER_NOT_FOUND', `no user ${name}`, { hint: 'see `warren user list`' });
+    this.users.delete(name);
+  }
+
+  nodesList(p: Principal): NodeView[] {
+    this.requireAdmin(p, 'listing nodes');
+    return this.o.nodes.list();
+  }
+
+  async drain(p: Principal, name: string, on: boolean): Promise<NodeView> {
+    this.requireAdmin(p, on ? 'draining a node' : 'undraining a node');
+    const v = await this.o.nodes.drain(name, on);
+    this.o.pool.schedule();
+    return v;
+  }
+
+  async revokeNode(p: Principal, name: string): Promise<void> {
+    this.requireAdmin(p, 'revoking a node');
+    await this.o.nodes.revoke(name);
+  }
+
+  async deleteNode(p: Principal, name: string): Promise<void> {
+    this.requireAdmin(p, 'deleting a node');
+    await this.o.nodes.delete(name);
+  }
+
+  /** Stop driving (runs stay; their leases expire and another server, or this one restarted, takes them). */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.scan) clearInterval(this.scan);
+  }
+}
+
+function userView(u: UserRecord): UserView {
+  return { name: u.name, unixUser: u.unixUser, admin: u.admin, createdAt: u.createdAt };
+}
+
+function jobCountsOf(d: RunDriver): Record<'succeeded' | 'failed' | 'skipped' | 'canceled', number> {
+  const jobs = d.counts().filter((c) => c.kind === 'job');
+  const count = (s: string) => jobs.reduce((n, c) => n + ((c.counts as Record<string, number>)[s] ?? 0), 0);
+  return { succeeded: count('succeeded'), failed: count('failed'), skipped: count('skipped'), canceled: count('canceled') };
+}
+
+/**
+ * A submitted workflow runs on the cluster's nodes, which do not see the submitter's files:
+ * local inputs (file:// ingress sources, local images) are refused with the path and what
+ * to do, never silently missing on the node.
+ */
+export function refuseLocalInputs(wf: Workflow, file: string): void {
+  const problems: string[] = [];
+  for (const v of Object.values(wf.volumes)) {
+    for (const t of v.ingress) if (t.source.uri.startsWith('file:')) problems.push(`volume ${v.name}: ingress source ${t.source.uri} is a file on the submitting machine`);
+    for (const t of v.egress) if (t.destination.uri.startsWith('file:')) problems.push(`volume ${v.name}: egress destination ${t.destination.uri} is a file on the submitting machine`);
+  }
+  for (const j of Object.values(wf.jobs)) {
+    const u = j.image?.uri;
+    if (u && (u.startsWith('file:') || u.startsWith('/') || u.startsWith('.'))) problems.push(`job ${j.name}: image ${u} is a local file`);
+  }
+  if (problems.length) {
+    throw new WarrenError('RUN_LOCAL_INPUT', `${file}: ${problems.length === 1 ? problems[0] : `${problems.length} inputs are local files:\n  ${problems.join('\n  ')}`}`, {
+      hint: 'put local inputs where every node can read them (an http(s):// or s3:// URL, a registry for images: `warren image push`), or run it on this machine with `--local`',
+      details: { problems },
+    });
+  }
+}
+
+class PrincipalClient implements WarrenClient, AdminClient {
+  readonly where = 'server';
+  constructor(
+    private readonly b: ServerBackend,
+    private readonly p: Principal,
+  ) {}
+  submit(req: SubmitRequest) {
+    return this.b.submit(this.p, req);
+  }
+  get(id: string) {
+    return this.b.get(this.p, id);
+  }
+  list(req: ListRequest = {}) {
+    return this.b.list(this.p, req);
+  }
+  stream(id: string, opts: { afterSeq?: number; signal?: AbortSignal } = {}) {
+    return this.b.stream(this.p, id, opts);
+  }
+  logs(id: string, req: LogsRequest, signal?: AbortSignal) {
+    return this.b.logs(this.p, id, req, signal);
+  }
+  cancel(id: string) {
+    return this.b.cancel(this.p, id);
+  }
+  resume(id: string) {
+    return this.b.resume(this.p, id);
+  }
+  async close(): Promise<void> {}
+  async nodes() {
+    return this.b.nodesList(this.p);
+  }
+  drain(name: string, on: boolean) {
+    return this.b.drain(this.p, name, on);
+  }
+  revokeNode(name: string) {
+    return this.b.revokeNode(this.p, name);
+  }
+  deleteNode(name: string) {
+    return this.b.deleteNode(this.p, name);
+  }
+  createJoinToken(o: { ttlSeconds: number; uses?: number }) {
+    return this.b.createJoinToken(this.p, o);
+  }
+  tokens() {
+    return this.b.tokens(this.p);
+  }
+  revokeToken(id: string) {
+    return this.b.revokeToken(this.p, id);
+  }
+  addUser(o: { name: string; unixUser?: string; admin?: boolean }) {
+    return this.b.addUser(this.p, o);
+  }
+  users() {
+    return this.b.usersList(this.p);
+  }
+  removeUser(name: string) {
+    return this.b.removeUser(this.p, name);
+  }
+}
+

@@ -1,0 +1,232 @@
+// JSON schemas of the HTTPS API's wire shapes (src/api/types.ts, src/api/wire.ts). The
+// routes validate requests against them (fastify's ajv), serialize responses with them, and
+// docs/api/openapi.json is generated from them: they are the one description of the wire.
+// Each shared schema has an `$id`, referenced as `{ $ref: 'Name#' }` and emitted as
+// `components.schemas.Name` in the OpenAPI document.
+
+const str = { type: 'string' } as const;
+const int = { type: 'integer' } as const;
+const num = { type: 'number' } as const;
+const bool = { type: 'boolean' } as const;
+const nullable = <T extends { type: string }>(s: T) => ({ ...s, type: [s.type, 'null'] }) as const;
+/** Milliseconds since the epoch. */
+const ms = { type: 'number', description: 'milliseconds since the epoch' } as const;
+const msOrNull = { type: ['number', 'null'], description: 'milliseconds since the epoch' } as const;
+
+export const WORKFLOW_STATUS = ['pending', 'running', 'succeeded', 'failed', 'canceled'] as const;
+export const UNIT_STATES = ['pending', 'ready', 'starting', 'running', 'succeeded', 'failed', 'canceled', 'skipped'] as const;
+export const NODE_STATES = ['ready', 'down', 'lost', 'draining', 'drained', 'revoked'] as const;
+
+/** Workflow ids and id prefixes (base-36 time + hex). */
+export const ID_PATTERN = '^[A-Za-z0-9_.-]{1,128}$';
+/** Node, user and token names: one SPIFFE path segment (src/mesh isSpiffeName). */
+export const NAME_PATTERN = '^[A-Za-z0-9_.-]{1,255}$';
+
+const obj = (properties: Record<string, unknown>, required: string[] = Object.keys(properties)) => ({
+  type: 'object',
+  additionalProperties: false,
+  properties,
+  required,
+});
+
+export const SHARED_SCHEMAS = [
+  {
+    $id: 'Error',
+    description: 'The error body of every failed request: `{ "error": { code, message, hint, details } }` (docs/errors.md).',
+    ...obj({
+      error: obj(
+        {
+          code: { ...str, description: 'a stable code of docs/errors/*.md' },
+          message: { ...str, description: 'what is wrong' },
+          hint: { ...str, description: 'what to do next' },
+          details: { type: 'object', additionalProperties: true, description: 'structured facts about the error' },
+        },
+        ['code', 'message'],
+      ),
+    }),
+  },
+  {
+    $id: 'Health',
+    ...obj(
+      {
+        ok: bool,
+        version: str,
+        store: obj({ ok: bool, kind: str, error: str }, ['ok', 'kind']),
+        leader: bool,
+        nodes: obj({ ready: int, total: int }),
+        messages: { type: 'array', items: str },
+      },
+      ['ok', 'version', 'store', 'messages'],
+    ),
+  },
+  { $id: 'WhoAmI', ...obj({ user: str, unixUser: str, admin: bool, tokenId: str }) },
+  {
+    $id: 'SubmitRequest',
+    ...obj(
+      {
+        source: { ...str, description: "the workflow file's text (Fuzzfile YAML or WfFormat JSON); the server parses and validates it" },
+        filename: { ...str, minLength: 1, maxLength: 4096, description: "the file's name as the user typed it (for file:line:col in errors)" },
+        options: obj(
+          {
+            failFast: bool,
+            simulate: { ...num, exclusiveMinimum: 0, description: 'WfFormat replay: sleep estimate × factor instead of each command' },
+          },
+          [],
+        ),
+        uploads: {
+          type: 'object',
+          description: "content-addressed uploads of the workflow's local inputs: original path -> sha256",
+          additionalProperties: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+        },
+      },
+      ['source', 'filename'],
+    ),
+  },
+  {
+    $id: 'WorkflowSummary',
+    ...obj({
+      id: str,
+      name: str,
+      status: { type: 'string', enum: WORKFLOW_STATUS },
+      owner: nullable(str),
+      file: nullable(str),
+      createdAt: ms,
+      startedAt: msOrNull,
+      endedAt: msOrNull,
+      cancelRequested: bool,
+      counts: { type: 'object', additionalProperties: int, description: 'units per state' },
+      driver: {
+        type: ['object', 'null'],
+        additionalProperties: false,
+        properties: { owner: str, expiresAt: ms },
+        required: ['owner', 'expiresAt'],
+        description: 'who drives it now (a process or server), when someone does',
+      },
+    }),
+  },
+  {
+    $id: 'Unit',
+    ...obj({
+      key: str,
+      kind: { type: 'string', enum: ['job', 'ingress', 'egress'] },
+      job: str,
+      task: nullable(int),
+      state: { type: 'string', enum: UNIT_STATES },
+      attempt: int,
+      exitCode: nullable(int),
+      reason: nullable(str),
+      message: nullable(str),
+      startedAt: msOrNull,
+      endedAt: msOrNull,
+    }),
+  },
+  {
+    $id: 'Attempt',
+    ...obj({
+      key: str,
+      attempt: int,
+      attemptId: str,
+      node: nullable(str),
+      startedAt: msOrNull,
+      endedAt: msOrNull,
+      exitCode: nullable(int),
+      signal: nullable(str),
+      reason: nullable(str),
+      message: nullable(str),
+    }),
+  },
+  {
+    $id: 'Event',
+    ...obj({ at: ms, key: nullable(str), level: { type: 'string', enum: ['info', 'warn', 'error'] }, message: str }),
+  },
+  {
+    $id: 'WorkflowDetail',
+    // WorkflowSummary's properties and these (fast-json-stringify and OpenAPI 3.1 both read allOf;
+    // the flat form keeps `additionalProperties: false` meaningful).
+    type: 'object',
+    additionalProperties: false,
+    properties: {} as Record<string, unknown>, // filled below from WorkflowSummary
+    required: [] as string[],
+  },
+  {
+    $id: 'StreamItem',
+    description:
+      'One server-sent event of GET /workflows/{id}/stream: `id: <seq>`, `event: <type>`, `data: <this JSON>`. ' +
+      'A failure of the stream after it began is sent as `event: error` with an Error body.',
+    oneOf: [
+      obj({ type: { const: 'unit' }, seq: int, unit: { $ref: 'Unit#' } }),
+      obj({ type: { const: 'event' }, seq: int, event: { $ref: 'Event#' } }),
+      obj({ type: { const: 'progress' }, seq: int, key: str, progress: { type: 'object', additionalProperties: true } }),
+      obj(
+        {
+          type: { const: 'done' },
+          seq: int,
+          status: { type: 'string', enum: WORKFLOW_STATUS },
+          error: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { code: str, message: str, hint: str, details: { type: 'object', additionalProperties: true } },
+            required: ['code', 'message'],
+          },
+        },
+        ['type', 'seq', 'status'],
+      ),
+    ],
+  },
+  {
+    $id: 'Node',
+    ...obj({
+      name: str,
+      state: { type: 'string', enum: NODE_STATES },
+      cores: num,
+      memoryBytes: num,
+      gpus: int,
+      labels: { type: 'object', additionalProperties: str },
+      platform: str,
+      lastSeenAt: msOrNull,
+      running: int,
+      usedCores: num,
+    }),
+  },
+  {
+    $id: 'Token',
+    ...obj({
+      id: str,
+      kind: { type: 'string', enum: ['api', 'join'] },
+      user: nullable(str),
+      createdAt: ms,
+      expiresAt: msOrNull,
+      usesLeft: nullable(int),
+    }),
+  },
+  { $id: 'User', ...obj({ name: str, unixUser: str, admin: bool, createdAt: ms }) },
+] as const satisfies readonly Record<string, unknown>[];
+
+// WorkflowDetail = WorkflowSummary + its own fields.
+{
+  const summary = SHARED_SCHEMAS.find((s) => s.$id === 'WorkflowSummary') as unknown as { properties: Record<string, unknown>; required: string[] };
+  const detail = SHARED_SCHEMAS.find((s) => s.$id === 'WorkflowDetail') as unknown as { properties: Record<string, unknown>; required: string[] };
+  const own = {
+    units: { type: 'array', items: { $ref: 'Unit#' } },
+    attempts: { type: 'array', items: { $ref: 'Attempt#' } },
+    events: { type: 'array', items: { $ref: 'Event#' } },
+    waiting: { type: 'object', additionalProperties: str, description: 'per job: why it is waiting' },
+    spec: { type: 'object', additionalProperties: true, description: 'the workflow as accepted (normalized: sizes in bytes, durations in seconds, task arrays as ranges; see src/workflow/types.ts)' },
+    runDir: { ...str, description: 'its run directory (embedded: on this machine; cluster: the same path under each node\'s data directory)' },
+    options: { type: 'object', additionalProperties: true, description: 'the run options it was submitted with (failFast, simulate)' },
+  };
+  Object.assign(detail.properties, summary.properties, own);
+  detail.required.push(...summary.required, ...Object.keys(own));
+}
+
+export const ref = (id: string) => ({ $ref: `${id}#` }) as const;
+export const arrayOf = (id: string) => ({ type: 'array', items: ref(id) }) as const;
+
+/** The error responses every authenticated route can give (for the OpenAPI document). */
+export const ERROR_RESPONSES = {
+  '4xx': { description: 'the request was refused: see error.code (docs/errors/api.md)', ...ref('Error') },
+  '5xx': { description: 'the server failed: see error.code', ...ref('Error') },
+} as const;
+
+export const idParams = obj({ id: { type: 'string', pattern: ID_PATTERN, description: 'a workflow id or a unique prefix of one' } });
+export const nameParams = obj({ name: { type: 'string', pattern: NAME_PATTERN } });

@@ -1,0 +1,369 @@
+// The cluster as one agent: a pool of node agents behind the server–agent protocol, with
+// the pure cluster scheduler (src/scheduler) deciding where each task goes. The run driver
+// sees one `Agent`; the pool queues what it is given, places it when a node has room
+// (filters, scores, select; fair share; backfill), dispatches each attempt only after it
+// is durable (its row names the node and the lease term), and turns node reports back
+// into the contract's events.
+//
+// Failure handling (docs/cluster.md, beside Nomad's `disconnect` block and Slurm):
+//   - a node that misses heartbeats past the grace is *lost*: its attempts become unknown;
+//     after `lostAfterMs` they end with reason `node-lost` (the engine retries them as the
+//     job's policy says). A node that comes back before that keeps them (its full list of
+//     attempts reconciles); anything it runs that is no longer current is stopped.
+//   - attempts a previous server dispatched are adopted: their reports come here.
+
+import { WarrenError } from '../common/index.js';
+import type { Agent, AgentListener, AdmissionRequest, AttemptExited, AttemptStarted, AttemptState, LogRequest, NodeInfo, SubmitHooks, TaskAssignment } from '../agent/index.js';
+import { AGENT_PROTOCOL } from '../agent/index.js';
+import { scheduleCluster, type ClusterNode, type PendingJob, type RunningJob } from '../scheduler/index.js';
+import type { Clock } from './driver.js';
+import type { JobSpec } from '../workflow/index.js';
+import { systemClock } from './driver.js';
+
+/** What the pool needs of the server's node registry. */
+export interface NodeDirectory {
+  /** Every known node with its last report. */
+  nodes(): { name: string; info: NodeInfo; state: 'ready' | 'down' | 'lost' | 'revoked'; drained: boolean }[];
+  assign(node: string, task: TaskAssignment): void;
+  kill(node: string, attemptId: string, reason: 'canceled' | 'timeout' | 'stop-service'): void;
+  requestLogs(node: string, req: LogRequest, signal?: AbortSignal): AsyncIterable<Uint8Array>;
+}
+
+export interface PoolOptions {
+  directory: NodeDirectory;
+  clock?: Clock;
+  /** How long the attempts of a lost node wait for it before they end as `node-lost`. */
+  lostAfterMs: number;
+  strategy?: 'binpack' | 'spread';
+  log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
+}
+
+interface Waiting {
+  task: TaskAssignment;
+  hooks: SubmitHooks;
+  order: number;
+  need: { cores: number; memoryBytes: number; gpus: number; exclusive: boolean };
+}
+
+interface Placed {
+  task: TaskAssignment | null;
+  node: string;
+  cores: number;
+  memoryBytes: number;
+  gpus: number;
+  started: boolean;
+  /** Set while its node is lost: when it ends as node-lost. */
+  lostAt: number | null;
+}
+
+const GPU_KEYS = ['nvidia.com/gpu', 'gpu', 'amd.com/gpu'];
+
+export function gpusOfSpec(j: JobSpec | undefined): number {
+  const d = j?.resources.devices ?? {};
+  let n = 0;
+  for (const k of GPU_KEYS) n += d[k] ?? 0;
+  return n;
+}
+
+export function gpusOf(t: TaskAssignment): number {
+  return gpusOfSpec(t.job);
+}
+
+export class ClusterPool implements Agent {
+  private readonly clock: Clock;
+  private readonly dir: NodeDirectory;
+  private listener: AgentListener | null = null;
+  private readonly waiting = new Map<string, Waiting>();
+  private readonly placed = new Map<string, Placed>();
+  private order = 0;
+  private scheduled = false;
+  /** Job name -> why its tasks wait ("needs 4 GPUs: 0 of 12 nodes have them"). */
+  private readonly why = new Map<string, string>();
+  /** user -> nodes where it has no account (learned from refusals). */
+  private readonly noAccount = new Map<string, Set<string>>();
+  private sweep: unknown = null;
+
+  constructor(private readonly opts: PoolOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.dir = opts.directory;
+    this.sweep = this.clock.setInterval(() => this.expireLost(), Math.max(50, Math.min(1000, Math.floor(opts.lostAfterMs / 4))));
+  }
+
+  info(): NodeInfo {
+    const ns = this.dir.nodes().filter((n) => n.state === 'ready');
+    return {
+      name: 'cluster',
+      cores: ns.reduce((s, n) => s + n.info.cores, 0),
+      memoryBytes: ns.reduce((s, n) => s + n.info.memoryBytes, 0),
+      gpus: ns.flatMap((n) => n.info.gpus),
+      labels: {},
+      platform: ns[0]?.info.platform ?? 'linux/amd64',
+      containers: ns.some((n) => n.info.containers),
+      agentVersion: 'pool',
+      protocol: { ...AGENT_PROTOCOL },
+    };
+  }
+
+  setListener(l: AgentListener): void {
+    this.listener = l;
+  }
+
+  /** A job no node of the cluster could ever hold is refused at submit; with no nodes yet it waits. */
+  admit(req: AdmissionRequest): WarrenError | null {
+    const ns = this.dir.nodes().filter((n) => n.state !== 'revoked');
+    if (ns.length === 0) return null;
+    if (ns.some((n) => n.info.cores >= req.cores && n.info.memoryBytes >= req.memoryBytes && n.info.gpus.length >= req.gpus && (!req.container || n.info.containers))) return null;
+    const maxCores = Math.max(...ns.map((n) => n.info.cores));
+    const maxMem = Math.max(...ns.map((n) => n.info.memoryBytes));
+    const maxGpus = Math.max(...ns.map((n) => n.info.gpus.length));
+    if (req.cores > maxCores) return new WarrenError('AGENT_NOT_ENOUGH_CORES', `${req.name} needs ${req.cores} cores: 0 of ${ns.length} nodes have them (the largest has ${maxCores})`, { hint: `lower resource.cpu.cores to at most ${maxCores}, or add a larger node (\`warren token create\`, then \`warren agent\` on it)` });
+    if (req.memoryBytes > maxMem) return new WarrenError('AGENT_NOT_ENOUGH_MEMORY', `${req.name} needs ${(req.memoryBytes / 2 ** 30).toFixed(1)} GiB of memory: 0 of ${ns.length} nodes have it (the largest has ${(maxMem / 2 ** 30).toFixed(1)} GiB)`, { hint: 'lower resource.memory.size (mind `by-core`), or add a larger node' });
+    if (req.gpus > maxGpus) return new WarrenError('AGENT_CANNOT_RUN', `${req.name} needs ${req.gpus} GPUs: 0 of ${ns.length} nodes have them`, { hint: 'remove the GPU request, or add a node with GPUs (its agent reports them through nvidia-smi)' });
+    return new WarrenError('AGENT_NO_CONTAINER_RUNTIME', `${req.name} names an image but none of the ${ns.length} nodes that could hold it has a container runtime`, { hint: 'install runc on the nodes (apt-get install runc), or remove `image:`' });
+  }
+
+  submit(task: TaskAssignment, hooks: SubmitHooks = {}): void {
+    const spec = task.job;
+    const need = {
+      cores: task.kind === 'job' && spec ? spec.resources.cores : 0,
+      memoryBytes: task.kind === 'job' && spec ? (spec.resources.memoryBytes ?? 0) : 0,
+      gpus: gpusOf(task),
+      exclusive: task.kind === 'job' && spec ? spec.resources.exclusive : false,
+    };
+    this.waiting.set(task.attemptId, { task, hooks, order: this.order++, need });
+    this.schedule();
+  }
+
+  /** Take over an attempt a previous driver dispatched (a server restart): its reports come here. */
+  adopt(attemptId: string, node: string | null, task?: TaskAssignment): void {
+    if (this.placed.has(attemptId)) return;
+    const spec = task?.job;
+    this.placed.set(attemptId, {
+      task: task ?? null,
+      node: node ?? '',
+      cores: spec ? spec.resources.cores : 0,
+      memoryBytes: spec ? (spec.resources.memoryBytes ?? 0) : 0,
+      gpus: task ? gpusOf(task) : 0,
+      started: true,
+      // Until its node reports it (its full list on reconnect), it is unknown: lostAfter runs.
+      lostAt: node && this.dir.nodes().some((n) => n.name === node && n.state === 'ready') ? null : this.clock.now(),
+    });
+  }
+
+  kill(attemptId: string, reason: 'canceled' | 'timeout' | 'stop-service'): void {
+    if (this.waiting.delete(attemptId)) {
+      this.emitExit({ attemptId, exitCode: null, signal: null, reason: reason === 'stop-service' ? 'stopped' : 'canceled', durationMs: 0, at: this.clock.now() });
+      return;
+    }
+    const p = this.placed.get(attemptId);
+    if (!p) return;
+    if (p.lostAt !== null) {
+      // Its node is gone: nothing to tell it now; it is stopped when it comes back.
+      this.placed.delete(attemptId);
+      this.emitExit({ attemptId, exitCode: null, signal: null, reason: 'canceled', message: `canceled while its node ${p.node} was lost`, durationMs: 0, at: this.clock.now() });
+      return;
+    }
+    this.dir.kill(p.node, attemptId, reason);
+  }
+
+  get load(): { usedCores: number; queued: number; running: number } {
+    let used = 0;
+    let notStarted = 0;
+    for (const p of this.placed.values()) {
+      used += p.cores;
+      if (!p.started) notStarted++;
+    }
+    return { usedCores: used, queued: this.waiting.size + notStarted, running: this.placed.size };
+  }
+
+  async recover(): Promise<AttemptState[]> {
+    return [...this.placed].map(([attemptId, p]) => ({ attemptId, state: 'running' as const, pid: null, cgroup: null, startedAt: null }));
+  }
+
+  /** Logs of an attempt are on its node: asked for over that node's own connection. */
+  logs(req: LogRequest & { node?: string }, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+    if (!req.node) throw new WarrenError('RUN_NOT_FOUND', `no node is known for the logs of ${req.job}`, { hint: 'the job has not started yet' });
+    return this.dir.requestLogs(req.node, req, signal);
+  }
+
+  /** Why each job's tasks wait (for `warren status`). */
+  waitingReasons(): Map<string, string> {
+    return new Map(this.why);
+  }
+
+  async close(): Promise<void> {
+    if (this.sweep !== null) this.clock.clearInterval(this.sweep);
+    this.sweep = null;
+  }
+
+  // --- events from the node registry ---
+
+  /** A node reported a start or an end. Reports of attempts the pool does not know (a stale
+   *  copy, one replaced meanwhile) are answered by stopping them. */
+  onReport(node: string, ev: AttemptStarted | AttemptExited): void {
+    const p = this.placed.get(ev.attemptId);
+    if (!p) {
+      if (!('reason' in ev)) this.dir.kill(node, ev.attemptId, 'canceled');
+      return;
+    }
+    if (p.node !== node) {
+      if (p.node === '') p.node = node;
+      else {
+        // A copy on another node than the one it was placed on: never two copies.
+        if (!('reason' in ev)) this.dir.kill(node, ev.attemptId, 'canceled');
+        return;
+      }
+    }
+    p.lostAt = null;
+    if ('reason' in ev) {
+      this.placed.delete(ev.attemptId);
+      if (ev.failure?.code === 'AGENT_NO_ACCOUNT' && p.task?.user) {
+        let s = this.noAccount.get(p.task.user.unixUser);
+        if (!s) this.noAccount.set(p.task.user.unixUser, (s = new Set()));
+        s.add(node);
+      }
+      this.emitExit(ev);
+      this.schedule();
+    } else {
+      p.started = true;
+      this.listener?.started({ ...ev, node });
+    }
+  }
+
+  /** A node (re)connected with the full list of its attempts: reconcile. */
+  onAttempts(node: string, list: AttemptState[]): void {
+    const have = new Set(list.map((a) => a.attemptId));
+    for (const a of list) {
+      const p = this.placed.get(a.attemptId);
+      if (!p || (p.node !== '' && p.node !== node)) {
+        // Not ours any more (replaced while the node was away, or canceled): stop the stale copy.
+        if (a.state === 'running') this.dir.kill(node, a.attemptId, 'canceled');
+        continue;
+      }
+      if (p.node === '') p.node = node;
+      p.lostAt = null;
+      if (a.state === 'exited' && a.exit) this.onReport(node, a.exit);
+    }
+    // What we placed on it that it does not know: it never got it, or lost it in a restart.
+    for (const [id, p] of this.placed) {
+      if (p.node !== node || have.has(id)) continue;
+      this.placed.delete(id);
+      this.emitExit({ attemptId: id, exitCode: null, signal: null, reason: 'node-lost', message: `node ${node} no longer knows this attempt (it restarted or never received it)`, durationMs: 0, at: this.clock.now() });
+    }
+    this.schedule();
+  }
+
+  /** A node missed its heartbeats past the grace: its attempts are unknown until it returns or lostAfter passes. */
+  onLost(node: string): void {
+    const t = this.clock.now();
+    for (const p of this.placed.values()) if (p.node === node && p.lostAt === null) p.lostAt = t;
+    this.opts.log?.('warn', `node ${node} is lost: its attempts wait ${Math.round(this.opts.lostAfterMs / 1000)} s for it, then run elsewhere`);
+  }
+
+  onUp(_node: string): void {
+    this.schedule();
+  }
+
+  private expireLost(): void {
+    const t = this.clock.now();
+    let changed = false;
+    for (const [id, p] of this.placed) {
+      if (p.lostAt === null || t - p.lostAt < this.opts.lostAfterMs) continue;
+      this.placed.delete(id);
+      changed = true;
+      this.emitExit({ attemptId: id, exitCode: null, signal: null, reason: 'node-lost', message: `its node ${p.node || '(unknown)'} was lost for ${Math.round((t - p.lostAt) / 1000)} s`, durationMs: 0, at: t });
+    }
+    if (changed) this.schedule();
+  }
+
+  private emitExit(ev: AttemptExited): void {
+    this.listener?.exited(ev);
+  }
+
+  /** Coalesce: one scheduling pass per turn of the event loop, however many changes came. */
+  schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.place();
+    });
+  }
+
+  private place(): void {
+    if (this.waiting.size === 0) {
+      this.why.clear();
+      return;
+    }
+    const all = this.dir.nodes();
+    const alloc = new Map<string, { cores: number; memoryBytes: number; gpus: number }>();
+    for (const p of this.placed.values()) {
+      const a = alloc.get(p.node) ?? { cores: 0, memoryBytes: 0, gpus: 0 };
+      a.cores += p.cores;
+      a.memoryBytes += p.memoryBytes;
+      a.gpus += p.gpus;
+      alloc.set(p.node, a);
+    }
+    const nodes: ClusterNode[] = all
+      .filter((n) => n.state === 'ready')
+      .map((n) => ({
+        name: n.name,
+        cores: n.info.cores,
+        memoryBytes: n.info.memoryBytes,
+        gpus: { count: n.info.gpus.length, models: [...new Set(n.info.gpus.map((g) => g.model))] },
+        labels: n.info.labels,
+        drained: n.drained,
+        platform: n.info.platform,
+        allocated: alloc.get(n.name) ?? { cores: 0, memoryBytes: 0, gpus: 0 },
+        cachedImages: n.info.cachedImages ?? [],
+        dataVolumes: [],
+      }));
+    const jobs: PendingJob[] = [];
+    const byId = new Map<string, Waiting>();
+    for (const [id, w] of this.waiting) {
+      const user = w.task.user?.unixUser ?? 'local';
+      jobs.push({ id, user, cores: Math.max(w.need.cores, 0), memoryBytes: w.need.memoryBytes, gpus: w.need.gpus, exclusive: w.need.exclusive, submitOrder: w.order, ...(w.task.job?.policy.timeoutSec ? { timeLimit: w.task.job.policy.timeoutSec } : {}) });
+      byId.set(id, w);
+    }
+    const running: RunningJob[] = [];
+    for (const [id, p] of this.placed) if (p.node) running.push({ id, node: p.node, cores: p.cores, memoryBytes: p.memoryBytes, gpus: p.gpus, expectedEnd: Infinity });
+    // Nodes a user has no account on (learned from their refusals) are filtered for that
+    // user's tasks, with that reason.
+    if (this.noAccount.size > 0) {
+      const users = new Set(jobs.map((j) => j.user));
+      for (const n of nodes) {
+        const missing = [...this.noAccount].filter(([, ns]) => ns.has(n.name)).map(([u]) => u);
+        if (missing.length) n.unixUsers = [...users].filter((u) => !missing.includes(u));
+      }
+    }
+    let result;
+    try {
+      result = scheduleCluster({ now: this.clock.now() / 1000, nodes: nodes.map((n) => ({ ...n })), jobs, running: running.filter((r) => nodes.some((n) => n.name === r.node)), options: { strategy: this.opts.strategy ?? 'spread', reservations: 1 } });
+    } catch (e) {
+      this.opts.log?.('error', `scheduling failed: ${(e as Error).message}`);
+      return;
+    }
+    this.why.clear();
+    for (const pl of result.placements) {
+      const w = byId.get(pl.job)!;
+      this.waiting.delete(pl.job);
+      const p: Placed = { task: w.task, node: pl.node, cores: pl.cores, memoryBytes: pl.memoryBytes, gpus: pl.gpus, started: false, lostAt: null };
+      this.placed.set(pl.job, p);
+      const dispatch = (): void => {
+        if (this.placed.get(pl.job) !== p) return; // killed meanwhile
+        this.dir.assign(pl.node, w.task);
+      };
+      // The attempt row (node, term) is durable before the node hears of it.
+      if (w.hooks.durable) {
+        w.hooks.durable({ pid: null, cgroup: null, node: pl.node }).then(dispatch, (e: unknown) => {
+          this.placed.delete(pl.job);
+          this.emitExit({ attemptId: pl.job, exitCode: null, signal: null, reason: 'spawn-error', message: `could not record the attempt: ${(e as Error).message}`, durationMs: 0, at: this.clock.now() });
+        });
+      } else dispatch();
+    }
+    for (const pr of result.pending) {
+      const w = byId.get(pr.job);
+      if (w && !this.why.has(w.task.name)) this.why.set(w.task.name, all.length === 0 ? 'no node has joined the cluster yet (`warren token create`, then `warren agent` on a node)' : pr.status.message);
+    }
+  }
+}

@@ -1,0 +1,118 @@
+// How runs are seen through the client API: summaries, details (with why jobs wait), the
+// stream of a run nobody here drives (followed through the store), and the checks of a logs
+// request. Shared by the embedded client and the server.
+
+import { WarrenError, didYouMean } from '../common/index.js';
+import { explainWaiting, type NodeCounts, type UnitSnapshot } from '../engine/index.js';
+import type { Workflow } from '../workflow/index.js';
+import type { Store, WorkflowRecord } from '../store/index.js';
+import type { JobCounts, LogsRequest, StreamItem, WorkflowDetail, WorkflowSummary } from '../api/index.js';
+
+export function summaryOf(r: WorkflowRecord, units?: UnitSnapshot[]): WorkflowSummary {
+  const counts: Record<string, number> = {};
+  if (units) for (const u of units) counts[u.state] = (counts[u.state] ?? 0) + 1;
+  return {
+    id: r.id,
+    name: r.name,
+    status: r.status,
+    owner: r.owner ?? null,
+    file: r.file,
+    createdAt: r.createdAt,
+    startedAt: r.startedAt,
+    endedAt: r.endedAt,
+    cancelRequested: r.cancelRequested,
+    counts,
+    driver: r.lease ? { owner: r.lease.owner, expiresAt: r.lease.expiresAt } : null,
+  };
+}
+
+/** The whole of a workflow: units, attempts, events, and why its jobs wait. */
+export async function detailOf(store: Store, rec: WorkflowRecord, o: { cores: number; explain: boolean; extraWaiting?: Map<string, string> }): Promise<WorkflowDetail> {
+  const units = await store.units(rec.id);
+  const attempts = await store.attempts(rec.id);
+  const events = await store.events(rec.id);
+  const waiting = rec.status === 'running' && o.explain ? explainWaiting(rec.spec, withStandIns(rec.spec, units), { cores: o.cores }) : new Map<string, string>();
+  if (o.extraWaiting) for (const [job, why] of o.extraWaiting) waiting.set(job, waiting.has(job) ? `${waiting.get(job)}; ${why}` : why);
+  return {
+    ...summaryOf(rec, units),
+    units,
+    attempts: attempts.map((a) => ({ key: a.key, attempt: a.attempt, attemptId: a.attemptId, node: a.node, startedAt: a.startedAt, endedAt: a.endedAt, exitCode: a.exitCode, signal: a.signal, reason: a.reason, message: a.message })),
+    events: events.map((e) => ({ at: e.at, key: e.key, level: e.level, message: e.message })),
+    waiting: Object.fromEntries(waiting),
+    spec: rec.spec,
+    runDir: rec.runDir,
+    options: rec.options,
+  };
+}
+
+/** Job units per end state (tasks that never started included), from the engine's counts. */
+export function jobCounts(counts: NodeCounts[]): JobCounts {
+  const jobs = counts.filter((c) => c.kind === 'job');
+  const count = (s: keyof JobCounts) => jobs.reduce((n, c) => n + (c.counts as Record<string, number>)[s]!, 0);
+  return { succeeded: count('succeeded'), failed: count('failed'), skipped: count('skipped'), canceled: count('canceled') };
+}
+
+/** A task array's tasks that never started have no row: one stand-in per array for the explanation. */
+export function withStandIns(wf: Workflow, units: UnitSnapshot[]): UnitSnapshot[] {
+  const rows = new Map<string, number>();
+  for (const u of units) if (u.task !== null) rows.set(u.job, (rows.get(u.job) ?? 0) + 1);
+  const out = [...units];
+  for (const j of Object.values(wf.jobs)) {
+    if (!j.taskArray) continue;
+    const n = j.taskArray.end - j.taskArray.start + 1 - (rows.get(j.name) ?? 0);
+    if (n > 0) out.push({ key: `${j.name}[?]`, kind: 'job', job: j.name, task: -1, state: 'pending', attempt: 0, exitCode: null, reason: null, message: null, startedAt: null, endedAt: null });
+  }
+  return out;
+}
+
+/** RUN_UNKNOWN_JOB / RUN_TASK_NEEDED / RUN_UNKNOWN_TASK for a logs request. */
+export function checkLogTarget(rec: { id: string; spec: Workflow }, req: LogsRequest): void {
+  const spec = rec.spec.jobs[req.job];
+  if (!spec) {
+    const names = Object.keys(rec.spec.jobs);
+    throw new WarrenError('RUN_UNKNOWN_JOB', `workflow ${rec.id} has no job "${req.job}"`, { hint: jobHint(req.job, names) });
+  }
+  const task = req.task ?? null;
+  if (spec.taskArray && task === null) {
+    throw new WarrenError('RUN_TASK_NEEDED', `job "${req.job}" is a task array`, {
+      hint: `name a task: \`warren logs ${rec.id} ${req.job}:${spec.taskArray.start}\` (tasks ${spec.taskArray.start}..${spec.taskArray.end})`,
+    });
+  }
+  const ta = spec.taskArray;
+  if (task !== null && (!ta || task < ta.start || task > ta.end)) {
+    throw new WarrenError('RUN_UNKNOWN_TASK', `job "${req.job}" has no task ${task}`, { hint: ta ? `its tasks are ${ta.start}..${ta.end}` : `it is not a task array: \`warren logs ${rec.id} ${req.job}\`` });
+  }
+}
+
+function jobHint(job: string, names: string[]): string {
+  const best = didYouMean(job, names);
+  if (best !== undefined) return `did you mean "${best}"?`;
+  return `its jobs: ${names.slice(0, 8).join(', ')}${names.length > 8 ? `, … (${names.length} in all; see \`warren status ID\`)` : ''}`;
+}
+
+/** Follow a run another process drives, through the store: unit changes, then its end. */
+export async function* followStore(store: Store, id: string, signal?: AbortSignal): AsyncIterable<StreamItem> {
+  const seen = new Map<string, string>();
+  let seq = 0;
+  let lastEventAt = 0;
+  for (;;) {
+    const rec = await store.getWorkflow(id);
+    if (!rec) return;
+    for (const u of await store.units(id)) {
+      const sig = `${u.state}:${u.attempt}:${u.endedAt}`;
+      if (seen.get(u.key) === sig) continue;
+      seen.set(u.key, sig);
+      yield { type: 'unit', seq: ++seq, unit: u };
+    }
+    for (const e of await store.events(id, { afterAt: lastEventAt })) {
+      lastEventAt = Math.max(lastEventAt, e.at);
+      yield { type: 'event', seq: ++seq, event: { at: e.at, key: e.key, level: e.level, message: e.message } };
+    }
+    if (rec.status !== 'running' && rec.status !== 'pending') {
+      yield { type: 'done', seq: ++seq, status: rec.status };
+      return;
+    }
+    if (signal?.aborted) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
