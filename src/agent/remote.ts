@@ -57,6 +57,8 @@ export interface AgentDaemonTimers {
   maxBatch?: number;
   /** Requests other than the long poll and uploads give up after this long (default 15 s). */
   requestTimeoutMs?: number;
+  /** A log upload goes in parts of at most this long (default 30 s; below the server's request timeout). */
+  uploadPartMs?: number;
 }
 
 export type DaemonLog = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
@@ -212,6 +214,10 @@ function writeFileAtomic(path: string, text: string): void {
 
 // ---- the daemon ----
 
+async function* fromChunks(chunks: Uint8Array[]): AsyncGenerator<Uint8Array> {
+  yield* chunks;
+}
+
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
 }
@@ -257,6 +263,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
   private readonly flushMs: number;
   private readonly maxBatch: number;
   private readonly requestTimeoutMs: number;
+  private readonly uploadPartMs: number;
   private running = false;
   private stopping = false;
   private connected = false;
@@ -298,6 +305,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     this.flushMs = t.flushMs ?? 5;
     this.maxBatch = t.maxBatch ?? 256;
     this.requestTimeoutMs = t.requestTimeoutMs ?? 15_000;
+    this.uploadPartMs = t.uploadPartMs ?? 30_000;
     this.journal = new ReportJournal(join(opts.dataDir, JOURNAL_FILE));
     this.log = opts.log ?? (() => {});
   }
@@ -532,8 +540,10 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     }
   }
 
-  private contact(): void {
-    this.lastContact = Date.now();
+  /** A request sent at `sentAt` was answered: the server heard from us then (not later: the
+   *  fence must never come after the server's idea of when it last saw this node). */
+  private contact(sentAt: number): void {
+    this.lastContact = Math.max(this.lastContact ?? 0, sentAt);
     if (this.fenced) {
       this.fenced = false;
       this.log('info', `node ${this.opts.name} reaches the server again`, { node: this.opts.name });
@@ -654,9 +664,10 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     const infoText = JSON.stringify(info);
     if (infoText !== this.lastInfo) body.info = info;
     body.load = { ...this.opts.agent.load };
+    const sentAt = Date.now();
     const res = await this.call<HeartbeatResponse>(this.dispatcher!, 'heartbeat', body, this.requestTimeoutMs, this.stopAbort.signal);
     checkProtocol(res.protocol, 'server');
-    this.contact();
+    this.contact(sentAt);
     this.lastSentSeq = Math.max(this.lastSentSeq, sentUpTo);
     this.lastInfo = infoText;
     if (sendAttempts) this.needAttempts = false;
@@ -676,8 +687,9 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       try {
         const body = { waitMs: this.pollWaitMs, ...(this.pollAck ? { ack: this.pollAck } : {}) };
         this.pollAbort = new AbortController();
+        const sentAt = Date.now();
         const res = await this.call<PollResponse>(this.dispatcher!, 'poll', body, this.pollWaitMs + this.requestTimeoutMs, this.pollAbort.signal);
-        this.contact();
+        this.contact(sentAt);
         backoff = this.retryMs;
         if (res.cursor > 0) this.pollAck = { epoch: res.epoch, cursor: res.cursor };
         else if (this.pollAck && this.pollAck.epoch !== res.epoch) this.pollAck = undefined;
@@ -711,56 +723,106 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
 
   // ---- log uploads ----
 
+  /**
+   * Upload a log the server asked for, on this node's own connection. A small log goes in one
+   * request; a large or followed one in parts of at most uploadPartMs (each shorter than the
+   * server's request timeout), `x-warren-log: more` on all but the last. An error before the
+   * first byte is sent as `{error}`; a later one after the bytes read so far.
+   */
   private async upload(order: LogOrder): Promise<void> {
     const ac = new AbortController();
     this.uploads.set(order.requestId, ac);
     const path = `logs/${encodeURIComponent(order.requestId)}`;
-    try {
-      const it = this.opts.agent.logs(order.request, ac.signal)[Symbol.asyncIterator]();
-      // An error before the first byte (no such job, no log yet) is sent as {error}: give it a
-      // moment to show; a follow of a quiet job starts the upload without waiting longer.
-      const firstP = it.next();
+    const it = this.opts.agent.logs(order.request, ac.signal)[Symbol.asyncIterator]();
+    let pending: Promise<IteratorResult<Uint8Array>> | null = null;
+    /** The next chunk, or 'later' at the deadline (the read stays pending for the next call). */
+    const take = async (deadline: number): Promise<IteratorResult<Uint8Array> | 'later'> => {
+      const p = (pending ??= it.next());
       let timer: NodeJS.Timeout | undefined;
-      const early = await Promise.race([
-        firstP.then(
-          (r) => ({ r }),
-          (e: unknown) => ({ e }),
-        ),
-        new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), 1000))),
-      ]);
+      const r = await Promise.race([p, new Promise<'later'>((resolve) => (timer = setTimeout(() => resolve('later'), Math.max(0, deadline - Date.now()))))]);
       clearTimeout(timer);
-      if (early && 'e' in early) {
-        const err = toWarrenError(early.e);
-        await this.call(this.uploadDispatcher!, path, { error: err.toWire() }, this.requestTimeoutMs).catch(() => undefined);
-        return;
-      }
-      if (!early) firstP.catch(() => undefined);
-      async function* body(): AsyncGenerator<Uint8Array> {
-        // A failure after the first byte breaks the upload off: the reader sees it interrupted.
-        const r = early && 'r' in early ? early.r : await firstP;
-        if (r.done) return;
-        yield r.value;
-        for (;;) {
-          const n = await it.next();
-          if (n.done) return;
-          yield n.value;
-        }
-      }
+      if (r !== 'later') pending = null;
+      return r;
+    };
+    let carry: Uint8Array[] = [];
+    let ended = false;
+    let failure: unknown = null;
+    const send = async (kind: 'more' | 'end', body: AsyncIterable<Uint8Array>): Promise<boolean> => {
       const res = await request(new URL(`${AGENT_ROUTE_PREFIX}/${path}`, this.url), {
         method: 'POST',
         dispatcher: this.uploadDispatcher!,
-        headers: { 'content-type': 'application/octet-stream' },
-        body: Readable.from(body(), { objectMode: false }),
+        headers: { 'content-type': 'application/octet-stream', 'x-warren-log': kind },
+        body: Readable.from(body, { objectMode: false }),
         headersTimeout: 0,
         bodyTimeout: 0,
         signal: this.stopAbort.signal,
       });
-      await res.body.text().catch(() => undefined);
+      const text = await res.body.text();
+      if (res.statusCode >= 400) return false; // AGENT_LOG_UNKNOWN: nobody waits for it any more
+      return !(JSON.parse(text) as { stopped?: boolean }).stopped;
+    };
+    const sendError = async (e: unknown): Promise<void> => {
+      await this.call(this.uploadDispatcher!, path, { error: toWarrenError(e).toWire() }, this.requestTimeoutMs).catch(() => undefined);
+    };
+    try {
+      // Read ahead: a whole small log (or an early error) goes in one request.
+      let size = 0;
+      const t0 = Date.now();
+      try {
+        for (;;) {
+          const r = await take(t0 + (carry.length ? 200 : 1000));
+          if (r === 'later') break;
+          if (r.done) {
+            ended = true;
+            break;
+          }
+          carry.push(r.value);
+          size += r.value.byteLength;
+          if (size >= 1 << 20) break;
+        }
+      } catch (e) {
+        failure = e;
+      }
+      const partMs = this.uploadPartMs;
+      for (;;) {
+        if (failure) {
+          if (carry.length) await send('more', fromChunks(carry));
+          await sendError(failure);
+          return;
+        }
+        if (ended) {
+          await send('end', fromChunks(carry));
+          return;
+        }
+        const deadline = Date.now() + partMs;
+        const first = carry;
+        carry = [];
+        async function* part(): AsyncGenerator<Uint8Array> {
+          yield* first;
+          for (;;) {
+            let r: IteratorResult<Uint8Array> | 'later';
+            try {
+              r = await take(deadline);
+            } catch (e) {
+              failure = e;
+              return;
+            }
+            if (r === 'later') return;
+            if (r.done) {
+              ended = true;
+              return;
+            }
+            yield r.value;
+          }
+        }
+        if (!(await send('more', part()))) return;
+      }
     } catch (e) {
       if (!this.stopping) this.log('warn', `the log upload ${order.requestId} of node ${this.opts.name} failed: ${(e as Error).message}`, { requestId: order.requestId });
     } finally {
       ac.abort();
       this.uploads.delete(order.requestId);
+      void it.return?.().catch(() => undefined);
     }
   }
 

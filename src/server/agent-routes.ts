@@ -214,13 +214,18 @@ export function agentRoutes(reg: NodeRegistry, tls: MeshTls, opts: AgentRoutesOp
       let stopped = false;
       const raw = req.raw;
       const node = nodeOf(req);
+      // `x-warren-log: more`: another part of this upload follows; `end` (or none): the last part.
+      const more = String(req.headers['x-warren-log'] ?? 'end') === 'more';
       await new Promise<void>((resolve) => {
         let settled = false;
         const finish = (how: 'end' | 'stop' | Error): void => {
           if (settled) return;
           settled = true;
           raw.off('data', onData);
-          if (how === 'end') sink.end();
+          if (how === 'end') {
+            if (more) sink.partDone();
+            else sink.end();
+          }
           else if (how === 'stop') {
             // The reader went away: answer now, let Node discard the rest of the body (the agent is told to stop).
             stopped = true;

@@ -17,7 +17,7 @@ export type { ApiBackend, ApiServer, ApiServerOptions, Principal, HealthView } f
 export { MeshTls } from './mesh-tls.js';
 export type { MeshTlsOptions, MeshTlsEvents, MeshLog } from './mesh-tls.js';
 export { NodeRegistry, MemoryNodeStore, connectPool } from './nodes.js';
-export type { RegisteredNode, NodeStore, NodeRegistryOptions, NodeRegistryTimers, NodeRegistryEvents, NodeWatcher, PoolEvents } from './nodes.js';
+export type { RegisteredNode, NodeStore, NodeRegistryOptions, NodeRegistryTimers, NodeRegistryEvents, NodeWatcher, PoolEvents, LogSink } from './nodes.js';
 export { agentRoutes } from './agent-routes.js';
 export type { AgentRoutesOptions } from './agent-routes.js';
 export { RemoteAgent } from './remote-agent.js';

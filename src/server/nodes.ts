@@ -142,6 +142,18 @@ export interface NodeRegistryEvents {
 }
 
 /** A queued item; `given`: it went out in a poll answer at least once (it may be at the node). */
+/** Where the route puts one part of a log upload. */
+export interface LogSink {
+  /** Take a chunk; false: the reader is gone, stop. */
+  write(chunk: Uint8Array): Promise<boolean>;
+  /** This part is done and more follow. */
+  partDone(): void;
+  /** The last part is done. */
+  end(): void;
+  /** The node could not read the log, or the upload broke off. */
+  fail(e: WireError | Error): void;
+}
+
 /** What one node's proxy wants to hear (watchNode). */
 export interface NodeWatcher {
   report?(ev: AttemptStarted | AttemptExited, kind: 'started' | 'exited'): void;
@@ -192,6 +204,8 @@ class LogChannel {
   started = false;
   /** The upload ended (or failed): nothing to stop. */
   finished = false;
+  /** Between two parts of an upload: the next must come within logStartMs. */
+  partTimer: NodeJS.Timeout | undefined;
   private wakeReader: (() => void) | null = null;
   private wakeWriter: (() => void) | null = null;
 
@@ -221,6 +235,7 @@ class LogChannel {
 
   close(): void {
     this.closed = true;
+    if (this.partTimer) clearTimeout(this.partTimer);
     this.chunks.length = 0;
     this.bytes = 0;
     this.wakeWriter?.();
@@ -743,8 +758,13 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     }
   }
 
-  /** The sink of an upload (the route feeds the request body through it). Refused for an unknown request or another node's. */
-  logUpload(node: string, requestId: string): { write(chunk: Uint8Array): Promise<boolean>; end(): void; fail(e: WireError | Error): void } {
+  /**
+   * The sink of one part of an upload (the route feeds the request body through it). An
+   * upload comes in parts (each request short enough for the server's request timeout):
+   * `partDone()` after a part that says more follow, `end()` after the last. Refused for an
+   * unknown request or another node's.
+   */
+  logUpload(node: string, requestId: string): LogSink {
     const l = this.check(node);
     this.seen(l);
     const ch = this.logs.get(requestId);
@@ -752,8 +772,19 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       throw new WarrenError('AGENT_LOG_UNKNOWN', `no log request ${requestId} is waiting for node ${node} (the reader went away, or it was for another node)`, { hint: 'stop this upload', details: { node, requestId } });
     }
     ch.started = true;
+    if (ch.partTimer) clearTimeout(ch.partTimer);
+    ch.partTimer = undefined;
     return {
       write: (c) => ch.write(c),
+      partDone: () => {
+        // The next part must come soon, or the reader is told the stream broke off.
+        ch.partTimer = setTimeout(() => {
+          if (this.logs.get(requestId) !== ch) return;
+          ch.finished = true;
+          ch.fail(new WarrenError('AGENT_LOG_INTERRUPTED', `node ${node} did not send the next part of the log within ${Math.round(this.timers.logStartMs / 1000)} s`, { hint: 'ask for the log again', details: { node } }));
+          this.logs.delete(requestId);
+        }, this.timers.logStartMs);
+      },
       end: () => {
         ch.finished = true;
         ch.end();

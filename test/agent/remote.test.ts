@@ -48,7 +48,8 @@ interface Node {
   dataDir: string;
 }
 
-const FAST = { heartbeatMs: 200, retryMs: 50, pollWaitMs: 2_000 };
+// Short parts: followed logs cross several upload requests.
+const FAST = { heartbeatMs: 200, retryMs: 50, pollWaitMs: 2_000, uploadPartMs: 150 };
 
 async function node(s: TestServer, name: string, opts: { token?: string | null; dataDir?: string; agent?: ShAgent; start?: boolean; timers?: Record<string, number> } = {}): Promise<Node> {
   const dataDir = opts.dataDir ?? join(scratch(), 'agent');
@@ -255,14 +256,22 @@ test('logs: a finished job\'s output; follow until the job ends; follow stopped 
   assert.equal(await collect(ra.logs({ workflowId: 'wf1', job: 'done', task: null, stream: 'stderr' })), 'oops\n');
   assert.equal(await collect(ra.logs({ workflowId: 'wf1', job: 'done', task: null, stream: 'stdout', offset: 6 })), 'line2\n');
 
+  // A log larger than one read-ahead (1 MiB), in parts.
+  const big = shTask('head -c 3000000 /dev/zero | tr "\\0" "a"', { name: 'big' });
+  ra.submit(big);
+  await until(() => rec.exited.length === 2, 'big done');
+  const bigLog = await collect(ra.logs({ workflowId: 'wf1', job: 'big', task: null, stream: 'stdout' }));
+  assert.equal(bigLog.length, 3_000_000);
+  assert.ok(/^a+$/.test(bigLog));
+
   const counting = shTask('for i in 1 2 3 4; do echo $i; sleep 0.15; done', { name: 'counting' });
   ra.submit(counting);
-  await until(() => rec.started.length === 2, 'counting started');
+  await until(() => rec.started.length === 3, 'counting started');
   assert.equal(await collect(ra.logs({ workflowId: 'wf1', job: 'counting', task: null, stream: 'stdout', follow: true })), '1\n2\n3\n4\n');
 
   const forever = shTask('while true; do echo x; sleep 0.05; done', { name: 'forever' });
   ra.submit(forever);
-  await until(() => rec.started.length === 3, 'forever started');
+  await until(() => rec.started.length === 4, 'forever started');
   const ac = new AbortController();
   let got = '';
   for await (const c of ra.logs({ workflowId: 'wf1', job: 'forever', task: null, stream: 'stdout', follow: true }, ac.signal)) {

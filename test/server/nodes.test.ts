@@ -439,3 +439,32 @@ test('beforeAck: reports are acknowledged only once the driver has them; a failu
   assert.equal(r2.ack, 1);
   assert.deepEqual(durable, ['a']);
 });
+
+test('the registry over the SQLite store: joins, state changes and a restart read back', T, async () => {
+  const { SqliteStore } = await import('../../src/store/index.js');
+  const { tempDir } = await import('../helpers.js');
+  const d = tempDir('warren-nodes-');
+  const store = new SqliteStore(`${d.dir}/warren.db`);
+  try {
+    const f = await fixture({}, store as unknown as MemoryNodeStore);
+    await f.join('n1', { cores: 16, labels: { rack: 'a' } });
+    await f.reg.drain('n1');
+    f.clock.now += 16_000;
+    f.reg.sweep();
+    await f.reg.flush();
+    const rec = await store.getNode('n1');
+    assert.equal(rec?.state, 'down');
+    assert.equal(rec?.drained, true);
+    assert.equal((rec?.info as { cores?: number }).cores, 16);
+    const g = new NodeRegistry({ store, ca: cluster!.ca, tokens: f.tokens, trustDomain: cluster!.ca.trustDomain, clock: () => f.clock.now, timers: { sweepMs: 3_600_000 } });
+    regs.push(g);
+    await g.start();
+    assert.equal(g.get('n1')?.info.labels.rack, 'a');
+    assert.equal(g.get('n1')?.certSerial, f.reg.get('n1')?.certSerial);
+    await g.delete('n1');
+    assert.equal(await store.getNode('n1'), undefined);
+  } finally {
+    await store.close();
+    d.cleanup();
+  }
+});
