@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import { CertificateAuthority, MemoryTokenStore, createJoinToken, TrustBundle } from '../../src/mesh/index.js';
-import { MeshTls, NodeRegistry, MemoryNodeStore, RemoteAgent, agentRoutes } from '../../src/server/index.js';
+import { MeshTls, NodeRegistry, MemoryNodeStore, RemoteAgent, agentRoutes } from '../../src/server/cluster.js';
 import type { TaskAssignment } from '../../src/agent/index.js';
 
 function arg(name: string, dflt: number): number {

@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WarrenError } from '../../src/common/index.js';
+import { AgentDaemon } from '../../src/agent/remote.js';
 import {
-  AgentDaemon,
   AGENT_PROTOCOL,
   type Agent,
   type AdmissionRequest,

@@ -22,5 +22,6 @@ export type {
   RenewResponse,
   ReportItem,
 } from './protocol.js';
-export { AgentDaemon, JOURNAL_FILE } from './remote.js';
-export type { AgentDaemonOptions, AgentDaemonTimers, AgentDaemonEvents, DaemonStatus, DaemonLog } from './remote.js';
+// The `warren agent` daemon, loaded on first use (undici and the mesh: ~0.2 s that `warren run` must not pay).
+export { loadAgentDaemon, JOURNAL_FILE } from './remote-lazy.js';
+export type { AgentDaemon, AgentDaemonOptions, AgentDaemonTimers, AgentDaemonEvents, DaemonStatus, DaemonLog } from './remote.js';

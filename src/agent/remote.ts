@@ -39,8 +39,8 @@ import {
   type ReportItem,
 } from './protocol.js';
 
-/** The report journal in the data directory (JSON lines, 0600). */
-export const JOURNAL_FILE = 'reports.journal';
+import { JOURNAL_FILE } from './remote-lazy.js';
+export { JOURNAL_FILE };
 
 export interface AgentDaemonTimers {
   /** Heartbeat period until the server says otherwise (default 5 s). */

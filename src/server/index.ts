@@ -13,12 +13,12 @@ export type { NodeDirectory, PoolOptions } from './pool.js';
 export { buildApiServer, openApiDocument, openApiText } from './http/lazy.js';
 export { SUBMIT_BODY_LIMIT, BODY_LIMIT, OPENAPI_COMMAND } from './http/constants.js';
 export type { ApiBackend, ApiServer, ApiServerOptions, Principal, HealthView } from './http/app.js';
-// Cluster mode: the server's side of the agents (mutual TLS, the node registry, /agent/v1, the remote Agent).
-export { MeshTls } from './mesh-tls.js';
-export type { MeshTlsOptions, MeshTlsEvents, MeshLog } from './mesh-tls.js';
-export { NodeRegistry, MemoryNodeStore, connectPool } from './nodes.js';
-export type { RegisteredNode, NodeStore, NodeRegistryOptions, NodeRegistryTimers, NodeRegistryEvents, NodeWatcher, PoolEvents, LogSink } from './nodes.js';
-export { agentRoutes } from './agent-routes.js';
+// Cluster mode: the server's side of the agents (MeshTls, the node registry, the /agent/v1
+// routes, RemoteAgent, connectPool), loaded on first use (mesh, undici and ajv cost ~0.2 s
+// that `warren run` must not pay): `const { NodeRegistry, MeshTls, agentRoutes } = await loadCluster()`.
+export { loadCluster } from './cluster-lazy.js';
+export type { ClusterModule } from './cluster-lazy.js';
+export type { MeshTls, MeshTlsOptions, MeshTlsEvents, MeshLog } from './mesh-tls.js';
+export type { NodeRegistry, MemoryNodeStore, RegisteredNode, NodeStore, NodeRegistryOptions, NodeRegistryTimers, NodeRegistryEvents, NodeWatcher, PoolEvents, LogSink } from './nodes.js';
 export type { AgentRoutesOptions } from './agent-routes.js';
-export { RemoteAgent } from './remote-agent.js';
-export type { RemoteAgentOptions } from './remote-agent.js';
+export type { RemoteAgent, RemoteAgentOptions } from './remote-agent.js';

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { once } from 'node:events';
 import { MemoryTokenStore, createJoinToken, TrustBundle } from '../../src/mesh/index.js';
-import { MeshTls, NodeRegistry, MemoryNodeStore, agentRoutes, type NodeRegistryTimers } from '../../src/server/index.js';
+import { MeshTls, NodeRegistry, MemoryNodeStore, agentRoutes } from '../../src/server/cluster.js';
+import type { NodeRegistryTimers } from '../../src/server/index.js';
 import { makeCluster, serverCredentials, type Cluster } from '../mesh/helpers.js';
 
 export interface LogLine {

@@ -4,8 +4,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { AgentDaemon, LocalAgent } from '../../src/agent/index.js';
-import { ClusterPool, RemoteAgent, connectPool } from '../../src/server/index.js';
+import { LocalAgent } from '../../src/agent/index.js';
+import { AgentDaemon } from '../../src/agent/remote.js';
+import { ClusterPool } from '../../src/server/index.js';
+import { RemoteAgent, connectPool } from '../../src/server/cluster.js';
 import { createProcessRuntime } from '../../src/runtime/index.js';
 import { tempDir } from '../helpers.js';
 import { job } from '../engine/builders.js';

@@ -5,7 +5,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryTokenStore, createJoinToken, generateKeyPair, createCertificateRequest, hashToken } from '../../src/mesh/index.js';
-import { NodeRegistry, MemoryNodeStore, RemoteAgent, type NodeRegistryTimers } from '../../src/server/index.js';
+import { NodeRegistry, MemoryNodeStore, RemoteAgent } from '../../src/server/cluster.js';
+import type { NodeRegistryTimers } from '../../src/server/index.js';
 import { AGENT_PROTOCOL, type AttemptExited, type AttemptStarted, type HeartbeatRequest, type NodeInfo, type TaskAssignment } from '../../src/agent/index.js';
 import { makeCluster, type Cluster } from '../mesh/helpers.js';
 
@@ -467,4 +468,17 @@ test('the registry over the SQLite store: joins, state changes and a restart rea
     await store.close();
     d.cleanup();
   }
+});
+
+test('the cluster side loads on first use through the subsystems\' index files', T, async () => {
+  const { loadCluster } = await import('../../src/server/index.js');
+  const m = await loadCluster();
+  assert.equal(m.NodeRegistry, NodeRegistry);
+  assert.equal(typeof m.agentRoutes, 'function');
+  assert.equal(typeof m.MeshTls, 'function');
+  assert.equal(typeof m.connectPool, 'function');
+  const { loadAgentDaemon, JOURNAL_FILE } = await import('../../src/agent/index.js');
+  const D = await loadAgentDaemon();
+  assert.equal(D.name, 'AgentDaemon');
+  assert.equal(JOURNAL_FILE, 'reports.journal');
 });
