@@ -96,7 +96,7 @@ export interface NodeRegistryTimers {
   lostAfterMs: number;
   /** Told to agents: cut off this long, an agent kills its attempts (default 60 s). */
   stopAfterMs: number;
-  /** Heartbeats per second the server is sized for (default 100): scales the grace. */
+  /** Heartbeats per second the server is sized for (default 50, as Nomad): scales the grace. */
   maxHeartbeatsPerSecond?: number;
   /** Longest long poll held (default 25 s). */
   pollWaitMs?: number;
@@ -263,7 +263,7 @@ const DEFAULT_TIMERS: NodeRegistryTimers = {
   graceMs: 10_000,
   lostAfterMs: 30_000,
   stopAfterMs: 60_000,
-  maxHeartbeatsPerSecond: 100,
+  maxHeartbeatsPerSecond: 50,
   pollWaitMs: 25_000,
   logStartMs: 30_000,
   persistSeenMs: 30_000,

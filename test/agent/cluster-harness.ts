@@ -27,13 +27,16 @@ export interface TestServer {
   tokens: MemoryTokenStore;
   logs: LogLine[];
   app: FastifyInstance | null;
+  /** With `api`: the API server's in-memory backend. */
+  backend?: import('../server/memory-backend.js').MemoryBackend;
   token(opts?: { uses?: number; ttlSeconds?: number; now?: number }): Promise<string>;
   stopHttp(): Promise<void>;
   startHttp(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startServer(opts: { timers?: Partial<NodeRegistryTimers>; certTtlSeconds?: number } = {}): Promise<TestServer> {
+/** `api`: the agent routes inside the real API server (buildApiServer, an in-memory backend) instead of a bare fastify app. */
+export async function startServer(opts: { timers?: Partial<NodeRegistryTimers>; certTtlSeconds?: number; api?: boolean } = {}): Promise<TestServer> {
   const cluster = await makeCluster();
   const creds = await serverCredentials(cluster, 'head');
   const logs: LogLine[] = [];
@@ -72,10 +75,21 @@ export async function startServer(opts: { timers?: Partial<NodeRegistryTimers>; 
       return token;
     },
     async startHttp() {
-      const app = Fastify({ https: tls.httpsOptions(), logger: false, forceCloseConnections: true });
-      app.get('/api/v1/ping', async () => ({ pong: true }));
-      await app.register(agentRoutes(reg, tls, { log }));
-      await app.listen({ port: s.port, host: '127.0.0.1' });
+      let app: FastifyInstance;
+      if (opts.api) {
+        const { buildApiServer } = await import('../../src/server/index.js');
+        const { MemoryBackend } = await import('../server/memory-backend.js');
+        const backend = new MemoryBackend();
+        s.backend = backend;
+        const api = await buildApiServer({ backend, https: tls.httpsOptions(), plugins: [agentRoutes(reg, tls, { log })] });
+        app = api.app as unknown as FastifyInstance;
+        await api.listen('127.0.0.1', s.port);
+      } else {
+        app = Fastify({ https: tls.httpsOptions(), logger: false, forceCloseConnections: true });
+        app.get('/api/v1/ping', async () => ({ pong: true }));
+        await app.register(agentRoutes(reg, tls, { log }));
+        await app.listen({ port: s.port, host: '127.0.0.1' });
+      }
       s.port = (app.server.address() as { port: number }).port;
       s.url = `https://127.0.0.1:${s.port}`;
       s.app = app;
@@ -85,6 +99,7 @@ export async function startServer(opts: { timers?: Partial<NodeRegistryTimers>; 
       s.app = null;
       if (!app) return;
       // Open sockets (keep-alive, long polls) are cut, as when the server process dies.
+      app.server.closeAllConnections?.();
       const closing = app.close();
       app.server.closeAllConnections?.();
       await closing;

@@ -14,8 +14,8 @@ import { job } from '../engine/builders.js';
 import { agentContract, Recorder, taskOf } from './contract.js';
 import { startServer, until } from './cluster-harness.js';
 
-async function remoteNode(name: string, cores = 2) {
-  const s = await startServer();
+async function remoteNode(name: string, cores = 2, api = false) {
+  const s = await startServer({ api });
   const d = tempDir('warren-remote-');
   const local = new LocalAgent({ name, home: join(d.dir, 'home'), cores, process: createProcessRuntime() });
   const daemon = new AgentDaemon({ serverUrl: s.url, name, dataDir: join(d.dir, 'agent'), agent: local, token: await s.token(), caPem: s.caPem, timers: { heartbeatMs: 200, retryMs: 50 } });
@@ -63,6 +63,38 @@ test('the cluster pool places tasks on a node of the registry; the node runs the
   } finally {
     unwire();
     await pool.close();
+    await n.cleanup();
+  }
+});
+
+test('inside the API server (buildApiServer): agents join and work over mutual TLS, users without a certificate use the API with their token', { timeout: 60_000 }, async () => {
+  const n = await remoteNode('n001', 2, true);
+  const ra = new RemoteAgent(n.s.reg, 'n001');
+  try {
+    const rec = new Recorder(ra);
+    const t = taskOf(job('hi', { command: ['/bin/sh', '-c', 'echo hi'] }));
+    ra.submit(t);
+    await rec.ended(1);
+    assert.equal(rec.exited.get(t.attemptId)!.exitCode, 0);
+    const { Agent, request } = await import('undici');
+    const plain = new Agent({ connect: { ca: n.s.caPem, checkServerIdentity: () => undefined } as never });
+    try {
+      const health = await request(`${n.s.url}/api/v1/health`, { dispatcher: plain });
+      assert.equal(health.statusCode, 200);
+      await health.body.dump();
+      const token = n.s.backend!.addUser('alice');
+      const list = await request(`${n.s.url}/api/v1/workflows`, { dispatcher: plain, headers: { authorization: `Bearer ${token}` } });
+      assert.equal(list.statusCode, 200);
+      await list.body.dump();
+      // The agent routes still refuse a connection without a node certificate, in their own error form.
+      const hb = await request(`${n.s.url}/agent/v1/heartbeat`, { method: 'POST', dispatcher: plain, headers: { 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(hb.statusCode, 401);
+      assert.equal(((await hb.body.json()) as { error: { code: string } }).error.code, 'MESH_NO_CLIENT_CERT');
+    } finally {
+      await plain.destroy();
+    }
+  } finally {
+    await ra.close();
     await n.cleanup();
   }
 });
