@@ -268,7 +268,14 @@ test('logs: a finished job\'s output; follow until the job ends; follow stopped 
   const counting = shTask('for i in 1 2 3 4; do echo $i; sleep 0.15; done', { name: 'counting' });
   ra.submit(counting);
   await until(() => rec.started.length === 3, 'counting started');
+  let parts = 0;
+  const upload = s.reg.logUpload.bind(s.reg);
+  s.reg.logUpload = (node, id) => {
+    parts++;
+    return upload(node, id);
+  };
   assert.equal(await collect(ra.logs({ workflowId: 'wf1', job: 'counting', task: null, stream: 'stdout', follow: true })), '1\n2\n3\n4\n');
+  assert.ok(parts >= 3, `a followed log of 0.6 s in parts of 0.15 s came in ${parts} requests`);
 
   const forever = shTask('while true; do echo x; sleep 0.05; done', { name: 'forever' });
   ra.submit(forever);
