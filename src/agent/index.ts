@@ -25,3 +25,7 @@ export type {
 // The `warren agent` daemon, loaded on first use (undici and the mesh: ~0.2 s that `warren run` must not pay).
 export { loadAgentDaemon, JOURNAL_FILE } from './remote-lazy.js';
 export type { AgentDaemon, AgentDaemonOptions, AgentDaemonTimers, AgentDaemonEvents, DaemonStatus, DaemonLog } from './remote.js';
+export { nodePolicy } from './policy.js';
+export type { NodePolicy } from './policy.js';
+export { composeNodeAgent } from './node.js';
+export type { NodeAgentOptions } from './node.js';

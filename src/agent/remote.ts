@@ -657,7 +657,18 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     // The attempt list first, then the reports: the server applies it before them, so a report
     // that came after the snapshot is not undone by it.
     const sendAttempts = this.needAttempts;
-    if (sendAttempts) body.attempts = await this.opts.agent.recover();
+    if (sendAttempts) {
+      // The full list: what the node runs, and what ended while the server did not hear of it
+      // (its exit is still in the journal): never "unknown" for an attempt that has an end.
+      const list = await this.opts.agent.recover();
+      const listed = new Set(list.map((a) => a.attemptId));
+      for (const r of this.journal.pending) {
+        if (r.type !== 'exited' || listed.has(r.event.attemptId)) continue;
+        listed.add(r.event.attemptId);
+        list.push({ attemptId: r.event.attemptId, state: 'exited', pid: null, cgroup: null, startedAt: null, exit: r.event });
+      }
+      body.attempts = list;
+    }
     body.reports = this.journal.pending.slice(0, MAX_SEND);
     const sentUpTo = body.reports.length ? body.reports[body.reports.length - 1]!.seq : this.lastSentSeq;
     const info = this.nodeInfo();

@@ -128,7 +128,9 @@ export class HttpClient implements WarrenClient, AdminClient {
   // --- WarrenClient ---
 
   submit(req: SubmitRequest): Promise<WorkflowSummary> {
-    return this.json('POST', '/workflows', { body: req });
+    // `local` is the embedded client's (the CLI's own parse): never sent.
+    const { local: _local, ...wire } = req;
+    return this.json('POST', '/workflows', { body: wire });
   }
 
   get(id: string): Promise<WorkflowDetail> {

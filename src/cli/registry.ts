@@ -25,6 +25,8 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['image', "container images: pull, list, remove, prune the node's image cache"],
   ['registry', 'credentials for container registries'],
   ['key', 'signing keys: generate, import, list, trust'],
+  ['server', 'run a cluster server: the HTTPS API for users, mutual TLS for node agents, state in PostgreSQL'],
+  ['agent', "run a node agent: join the cluster (first start, with a join token), then run the server's jobs on this node"],
   ['node', 'cluster nodes: list, drain, undrain, revoke, delete (admins)'],
   ['token', 'join tokens for nodes, and API tokens (admins)'],
   ['user', 'Warren users, each mapped to a Unix account (admins)'],
@@ -60,6 +62,7 @@ const GROUPS: [commands: string[], load: Loader][] = [
   [['cache'], () => import('./commands/cache.js')],
   [['image', 'registry'], () => import('./commands/image.js')],
   [['image', 'key'], () => import('./commands/sif.js')],
+  [['server', 'agent'], () => import('./commands/cluster.js')],
   [['node', 'token', 'user'], () => import('./commands/admin.js')],
   [['context'], () => import('./commands/context.js')],
 ];

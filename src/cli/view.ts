@@ -53,8 +53,11 @@ export class RunView {
     private readonly quiet = false,
   ) {}
 
+  private id = '';
+
   start(id: string, runDir: string, units: UnitSnapshot[], wf?: Workflow): void {
     this.runDir = runDir;
+    this.id = id;
     for (const u of units) this.add(u);
     // Tasks of arrays that have no row yet (they get one as they start): counted as pending.
     if (wf) {
@@ -79,7 +82,7 @@ export class RunView {
       for (const [k, v] of sorted) this.jobs.set(k, v);
     }
     if (this.quiet) return;
-    this.line(`workflow ${id}: ${this.jobs.size} job(s), logs in ${runDir}/logs`);
+    this.line(`workflow ${id}: ${this.jobs.size} job(s), ${runDir ? `logs in ${runDir}/logs` : `logs: \`warren logs ${id} JOB\``}`);
     if (this.live) {
       this.timer = setInterval(() => this.draw(), 100);
       this.timer.unref();
@@ -132,7 +135,8 @@ export class RunView {
     const what = u.kind === 'job' ? `job ${u.job}${u.task === null ? '' : ` task ${u.task}`}` : u.kind === 'ingress' ? `ingress of volume ${u.job}` : 'egress';
     const why = u.reason === 'exit' ? `exit code ${u.exitCode}` : u.reason === 'oom' ? 'out of memory' : u.reason ?? 'failed';
     const lines = [`✗ ${what} failed (${why}, attempt ${u.attempt})${u.message ? `: ${u.message}` : ''}`];
-    if (u.kind === 'job') {
+    if (u.kind === 'job' && !this.runDir) lines.push(`    (its log: \`warren logs ${this.id} ${u.task === null ? u.job : `${u.job}:${u.task}`} --err\`)`);
+    else if (u.kind === 'job') {
       const logs = logPaths(this.runDir, u.job, u.task);
       const tail = tailLines(logs.err, 5);
       if (tail.length) lines.push(...tail.map((l) => `    | ${l}`), `    (full log: ${logs.err})`);

@@ -100,6 +100,11 @@ export class ServerBackend {
     this.scan.unref();
   }
 
+  /** Make every driver's pending writes durable (an agent's reports are acknowledged after this). */
+  async flush(): Promise<void> {
+    await Promise.all([...this.drives.values()].map((d) => d.driver.flush()));
+  }
+
   get storeProblem(): string | null {
     return this.storeError;
   }
@@ -222,7 +227,7 @@ export class ServerBackend {
     const rec = await this.mustGet(p, id);
     checkLogTarget(rec, req);
     const task = req.task ?? null;
-    const key = task === null ? `job:${req.job}` : `job:${req.job}[${task}]`;
+    const key = task === null ? req.job : `${req.job}[${task}]`;
     const attempts = (await this.store.attempts(rec.id, key)).filter((a) => a.node);
     const last = attempts.sort((a, b) => b.attempt - a.attempt)[0];
     if (!last?.node) return;

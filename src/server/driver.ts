@@ -119,6 +119,11 @@ export class RunDriver {
     return this.engine ? this.engine.counts() : [];
   }
 
+  /** Write what is pending now (the node's reports are acknowledged after this). */
+  async flush(): Promise<void> {
+    if (this.writer) await this.writer.flush();
+  }
+
   /** Cancel the run (Ctrl-C, `warren cancel`). */
   cancel(): void {
     if (!this.engine) {

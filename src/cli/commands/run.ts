@@ -73,7 +73,7 @@ async function followRun(client: WarrenClient, embedded: boolean, id: string, js
   const d = await client.get(id);
   const live = !json && process.stderr.isTTY === true && process.env.TERM !== 'dumb';
   const view = new RunView(process.stderr, live, json);
-  view.start(d.id, d.runDir, d.units, d.spec);
+  view.start(d.id, embedded ? d.runDir : '', d.units, d.spec);
   const ac = new AbortController();
   let interrupts = 0;
   let detached = false;
