@@ -224,6 +224,7 @@ export const ERROR_CODES = {
   STORE_FENCED: { exit: 1, http: 409 },
   STORE_OPEN_FAILED: { exit: 1, http: 500 },
   STORE_SCHEMA_NEWER: { exit: 1, http: 500 },
+  STORE_UNAVAILABLE: { exit: 1, http: 503 },
   WARREN_DISK_FULL: { exit: 1, http: 507 },
   WARREN_INTERNAL: { exit: 1, http: 500 },
   WARREN_PERMISSION: { exit: 1, http: 403 },

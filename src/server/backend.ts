@@ -84,6 +84,7 @@ export class ServerBackend {
       home: o.dataDir,
       ...(o.leaseTtlMs !== undefined ? { leaseTtlMs: o.leaseTtlMs } : {}),
       userOf: (owner) => this.taskUser(owner),
+      ...(o.log ? { log: o.log } : {}),
     });
   }
 

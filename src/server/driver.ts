@@ -61,6 +61,13 @@ export interface RunDriverOptions {
   user?: TaskUser;
   /** Run across sites: one agent per site, jobs placed (and re-placed) by a plan. */
   sites?: { agents: Map<string, Agent>; placement: Placement };
+  /** Where the driver says what it does about store outages (the server's log). */
+  log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
+}
+
+/** The store cannot be reached now (PostgreSQL down or restarting): wait and retry. */
+export function storeUnavailable(e: unknown): boolean {
+  return (e as { code?: string })?.code === 'STORE_UNAVAILABLE';
 }
 
 /** A store whose every write is fenced by a run lease's term. */
@@ -158,7 +165,7 @@ export class RunDriver {
       }
     }
     this.engine = new Engine(this.wf, { failFast: this.options.failFast, previous });
-    this.writer = new BatchWriter(fencedStore(this.store, this.fence));
+    this.writer = new BatchWriter(fencedStore(this.store, this.fence), 50, { onError: (e) => this.onWriteError(e) });
     // How many launched job units may wait in the agents' queues: enough to keep every core
     // busy between two events, few enough that memory stays flat for a million tasks.
     this.window = Math.max(64, 4 * this.agents.reduce((n, a) => n + a.info().cores, 0));
@@ -201,11 +208,21 @@ export class RunDriver {
       this.clock.clearInterval(cancelPoll);
       this.clock.clearInterval(renew);
       for (const t of this.timers) this.clock.clearTimeout(t);
-      try {
-        await this.writer.flush();
-      } catch (e) {
-        if ((e as WarrenError).code === 'STORE_FENCED') this.loseLease('its lease was taken over');
-        if (!this.lost) throw e;
+      if (this.retrying !== null) this.clock.clearTimeout(this.retrying);
+      // The last writes: waited for through an outage of the store (they are the run's end).
+      for (let delay = 250; ; delay = Math.min(5000, delay * 2)) {
+        try {
+          await this.writer.flush();
+          break;
+        } catch (e) {
+          if ((e as WarrenError).code === 'STORE_FENCED') this.loseLease('its lease was taken over');
+          if (this.lost) break;
+          if (!storeUnavailable(e)) throw e;
+          this.onWriteError(e);
+          if (this.retrying !== null) this.clock.clearTimeout(this.retrying);
+          this.retrying = null;
+          await new Promise((r) => this.clock.setTimeout(() => r(undefined), delay));
+        }
       }
       // Adopted attempts the engine never relaunched (the run ended first): stop them.
       for (const [attemptId, a] of this.adoptable) {
@@ -213,6 +230,46 @@ export class RunDriver {
         this.opts.agent.kill(attemptId, 'canceled');
       }
       if (this.lost) throw this.lost;
+    }
+  }
+
+  private retrying: unknown = null;
+  private outageSince: number | null = null;
+
+  /** A background write failed: fenced -> the run is another's; unavailable -> retry until it is back. */
+  private onWriteError(e: unknown): void {
+    if ((e as WarrenError).code === 'STORE_FENCED') {
+      this.loseLease('its lease was taken over');
+      return;
+    }
+    if (this.outageSince === null) {
+      this.outageSince = this.clock.now();
+      this.opts.log?.('warn', `workflow ${this.id}: cannot write to the store (${(e as Error).message}); retrying every second, nothing is lost`);
+    }
+    if (this.retrying !== null) return;
+    this.retrying = this.clock.setTimeout(() => {
+      this.retrying = null;
+      this.writer.flush().then(
+        () => {
+          if (this.outageSince !== null) this.opts.log?.('info', `workflow ${this.id}: the store is back after ${Math.round((this.clock.now() - this.outageSince) / 1000)} s; its writes are done`);
+          this.outageSince = null;
+        },
+        (e2: unknown) => this.onWriteError(e2),
+      );
+    }, 1000);
+  }
+
+  /** Make an attempt durable, waiting out a store outage (the node hears of it only after). */
+  private async durably(rec: AttemptRecord): Promise<void> {
+    for (let delay = 250; ; delay = Math.min(5000, delay * 2)) {
+      try {
+        await this.writer.attemptNow(rec, this.fence);
+        return;
+      } catch (e) {
+        if (!storeUnavailable(e) || this.lost || this.final !== null) throw e;
+        this.onWriteError(e);
+        await new Promise((r) => this.clock.setTimeout(() => r(undefined), delay));
+      }
     }
   }
 
@@ -339,7 +396,7 @@ export class RunDriver {
         durable: (info) => {
           entry.durable = true;
           if (info.node) entry.node = info.node;
-          return this.writer.attemptNow({ ...base, node: entry.node, startedAt: this.clock.now(), pid: info.pid, cgroup: info.cgroup }, this.fence);
+          return this.durably({ ...base, node: entry.node, startedAt: this.clock.now(), pid: info.pid, cgroup: info.cgroup });
         },
       });
     } else {

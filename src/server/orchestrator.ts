@@ -25,6 +25,7 @@ export interface OrchestratorOptions {
   agent: Agent;
   /** $WARREN_HOME: where run directories are recorded (runs/ID). */
   home: string;
+  log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
   /** Who the runs' tasks run as (cluster mode): from the workflow's owner. */
   userOf?: (owner: string | null) => Promise<TaskUser | undefined>;
   /** How often to look for a cancel request in the store (ms). */
@@ -244,6 +245,7 @@ export class Orchestrator {
       cancelPollMs: this.opts.cancelPollMs,
       hooks,
       ...(user ? { user } : {}),
+      ...(this.opts.log ? { log: this.opts.log } : {}),
       ...(this.opts.sites ? { sites: this.opts.sites } : {}),
     });
   }

@@ -31,7 +31,12 @@ export class PgStore implements Store {
   ) {}
 
   static async connect(url: string): Promise<PgStore> {
-    const pool = new pg.Pool({ connectionString: url, max: 4 });
+    // A bounded connect time: an unreachable server fails a call in seconds (retried by the
+    // callers that can wait) instead of hanging it.
+    const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000 });
+    // An idle connection that the server closes (a restart, an outage) must not crash us: the
+    // pool drops it, and the next call connects again.
+    pool.on('error', () => {});
     const where = `PostgreSQL ${redact(url)}`;
     try {
       const c = await pool.connect();
@@ -62,16 +67,19 @@ export class PgStore implements Store {
     const c = await this.pool.connect().catch((e) => {
       throw mapPgError(e, this.where);
     });
+    let broken = false;
     try {
       await c.query('BEGIN');
       const out = await fn(c);
       await c.query('COMMIT');
       return out;
     } catch (e) {
-      await c.query('ROLLBACK').catch(() => {});
+      broken = isConnectionError(e);
+      if (!broken) await c.query('ROLLBACK').catch(() => {});
       throw mapPgError(e, this.where);
     } finally {
-      c.release();
+      // A connection that failed is destroyed, not put back in the pool.
+      c.release(broken ? true : undefined);
     }
   }
 
@@ -386,7 +394,24 @@ async function migrate(c: pg.PoolClient, where: string): Promise<void> {
 }
 
 /** PostgreSQL's disk_full and data_corrupted/index_corrupted as the store's errors. */
+/** The connection, not the statement, failed: the server is down, restarting or unreachable. */
+export function isConnectionError(e: unknown): boolean {
+  const code = (e as { code?: string })?.code ?? '';
+  const msg = String((e as Error)?.message ?? '');
+  return (
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03'].includes(code) ||
+    code.startsWith('08') ||
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is not open|not queryable/i.test(msg)
+  );
+}
+
 function mapPgError(e: unknown, where: string): unknown {
+  if (isConnectionError(e)) {
+    return new WarrenError('STORE_UNAVAILABLE', `${where} is not reachable: ${(e as Error).message}`, {
+      hint: 'Warren retries and loses nothing accepted; check that PostgreSQL runs and is reachable (`pg_isready`)',
+      cause: e,
+    });
+  }
   const code = (e as { code?: string })?.code;
   if (code === '53100') return diskFullError(where, e, { recorded: false });
   if (code === 'XX001' || code === 'XX002') return corruptError(where, e);
