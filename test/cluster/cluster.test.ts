@@ -1,0 +1,132 @@
+// Cluster mode end to end, with the real CLI: `warren server`, two `warren agent`s on
+// loopback, users with their own tokens, the workflow verbs through a context.
+
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TestCluster } from './harness.js';
+
+describe('cluster mode on loopback', () => {
+  let c: TestCluster;
+  let aliceToken = '';
+  before(async () => {
+    c = await TestCluster.start({ agents: 2 });
+    const a = await c.cli(['user', 'add', 'alice', '--unix-user', 'root']);
+    assert.equal(a.code, 0, a.stderr);
+    aliceToken = a.stdout.trim();
+    const b = await c.cli(['user', 'add', 'bob', '--unix-user', 'root']);
+    assert.equal(b.code, 0, b.stderr);
+    for (const [name, tok] of [
+      ['alice', aliceToken],
+      ['bob', b.stdout.trim()],
+    ]) {
+      const r = await c.cli(['context', 'add', name!, '--server', c.url, '--token', tok!, '--ca', c.caFile]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  test('a workflow submitted through a context runs on the agents; status, logs and list work', { timeout: 90_000 }, async () => {
+    const flow = join(c.dir, 'flow.yaml');
+    writeFileSync(
+      flow,
+      `version: v1
+jobs:
+  first:
+    command: [/bin/sh, -c, 'echo first on $WARREN_NODE']
+  many:
+    command: [/bin/sh, -c, 'echo "many $WARREN_TASK_ID $WARREN_NODE" >> ${c.ledger}; echo task $WARREN_TASK_ID']
+    task-array: {start: 1, end: 12}
+    requires: [first]
+  last:
+    command: [/bin/sh, -c, 'echo done >&2; exit 3']
+    requires: [many]
+`,
+    );
+    const r = await c.cli(['run', flow], { context: 'alice' });
+    assert.equal(r.code, 1, `the last job fails (exit 3): ${r.stderr}`);
+    assert.match(r.stderr, /workflow \S+ failed: 13 succeeded, 1 failed/);
+    const [w] = await c.json<{ id: string; owner: string }[]>(['list'], { context: 'alice' });
+    assert.equal(w!.owner, 'alice');
+    const st = await c.json<{ status: string; jobs: { name: string; status: string; task: number | null }[] }>(['status', w!.id], { context: 'alice' });
+    assert.equal(st.status, 'failed');
+    assert.equal(st.jobs.filter((j) => j.name === 'many' && j.status === 'succeeded').length, 12);
+    // Each task ran once, on one of the two nodes, and both nodes took some.
+    const lines = c.ledgerLines().filter((l) => l.startsWith('many '));
+    assert.equal(lines.length, 12, lines.join('\n'));
+    assert.equal(new Set(lines.map((l) => l.split(' ')[1])).size, 12);
+    assert.deepEqual([...new Set(lines.map((l) => l.split(' ')[2]))].sort(), ['n1', 'n2']);
+    // Logs come from the node that ran the task, over its own connection.
+    const lg = await c.cli(['logs', w!.id, 'many:7'], { context: 'alice' });
+    assert.equal(lg.stdout, 'task 7\n');
+    const err = await c.cli(['logs', w!.id, 'last', '--err'], { context: 'alice' });
+    assert.equal(err.stdout, 'done\n');
+    const first = await c.cli(['logs', w!.id, 'first'], { context: 'alice' });
+    assert.match(first.stdout, /^first on n[12]\n$/);
+  });
+
+  test("a user sees and controls only their own workflows (another's is not found, never forbidden); an admin sees all", { timeout: 60_000 }, async () => {
+    const flow = join(c.dir, 'mine.yaml');
+    writeFileSync(flow, 'version: v1\njobs:\n  one:\n    command: [/bin/true]\n');
+    const r = await c.cli(['run', '--detach', flow], { context: 'alice' });
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    const bob = await c.cli(['status', id], { context: 'bob' });
+    assert.equal(bob.code, 2);
+    assert.match(bob.stderr, /error\[RUN_NOT_FOUND\]/);
+    const bobCancel = await c.cli(['cancel', id], { context: 'bob' });
+    assert.match(bobCancel.stderr, /RUN_NOT_FOUND/);
+    const bobList = await c.json<{ id: string }[]>(['list'], { context: 'bob' });
+    assert.ok(!bobList.some((w) => w.id === id));
+    const all = await c.json<{ id: string; owner: string }[]>(['list', '--all']);
+    assert.ok(all.some((w) => w.id === id && w.owner === 'alice'));
+    const notAdmin = await c.cli(['node', 'list'], { context: 'bob' });
+    assert.match(notAdmin.stderr, /AUTH_FORBIDDEN/);
+    await c.until('alice\'s workflow to end', () => c.json<{ status: string }>(['status', id], { context: 'alice' }), (s) => s.status === 'succeeded', 30_000);
+  });
+
+  test('bad input: a used-up join token, a revoked API token, a local input, an unknown id', { timeout: 60_000 }, async () => {
+    const tok = await c.cli(['token', 'create', '--ttl', '1m']);
+    const t = tok.stdout.trim();
+    // The first join uses it up.
+    c.agentLogs.push('');
+    await c.startAgent(2, t);
+    await c.waitReady(3);
+    const again = await c.cli(['agent', '--server', c.url, '--data', join(c.dir, 'agentX'), '--name', 'nX', '--ca', c.caFile, '--token', t], { timeoutMs: 20_000 });
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /MESH_TOKEN_USED_UP/);
+    // A workflow naming a file of the laptop is refused at submit, with the path.
+    const flow = join(c.dir, 'local.yaml');
+    writeFileSync(flow, 'version: v1\nvolumes:\n  v:\n    reference: volume://user/ephemeral\n    ingress:\n      - source: {uri: "file:///etc/hostname"}\n        destination: {uri: "file://h"}\njobs:\n  one:\n    command: [/bin/true]\n    mounts:\n      v: {location: /v}\n');
+    const loc = await c.cli(['run', flow], { context: 'alice' });
+    assert.equal(loc.code, 2);
+    assert.match(loc.stderr, /RUN_LOCAL_INPUT/);
+    assert.match(loc.stderr, /file:\/\/\/etc\/hostname/);
+    const unknown = await c.cli(['status', 'zzzzzz'], { context: 'alice' });
+    assert.match(unknown.stderr, /RUN_NOT_FOUND/);
+    // Removing a user revokes its token at once.
+    await c.cli(['user', 'remove', 'bob']);
+    const gone = await c.cli(['list'], { context: 'bob' });
+    assert.equal(gone.code, 2, gone.stderr);
+    assert.match(gone.stderr, /AUTH_TOKEN_INVALID/);
+  });
+
+  test('drain keeps new work off a node; revoke closes it out', { timeout: 60_000 }, async () => {
+    const d = await c.cli(['node', 'drain', 'n1']);
+    assert.equal(d.code, 0, d.stderr);
+    const flow = join(c.dir, 'drained.yaml');
+    writeFileSync(flow, `version: v1\njobs:\n  t:\n    command: [/bin/sh, -c, 'echo "drained $WARREN_NODE" >> ${c.ledger}']\n    task-array: {start: 1, end: 6}\n`);
+    const r = await c.cli(['run', flow], { context: 'alice' });
+    assert.equal(r.code, 0, r.stderr);
+    const nodes = c.ledgerLines().filter((l) => l.startsWith('drained ')).map((l) => l.split(' ')[1]);
+    assert.equal(nodes.length, 6);
+    assert.ok(!nodes.includes('n1'), `a drained node got work: ${nodes.join(',')}`);
+    await c.cli(['node', 'undrain', 'n1']);
+    const rv = await c.cli(['node', 'revoke', 'n3']);
+    assert.equal(rv.code, 0, rv.stderr);
+    await c.until('n3 to be revoked', () => c.nodes(), (ns) => ns.find((n) => n.name === 'n3')?.state === 'revoked', 20_000);
+  });
+});
