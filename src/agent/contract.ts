@@ -148,7 +148,7 @@ export interface Agent {
    *  after a server restart): its reports come to the listener. Agents whose attempts die
    *  with their driver (the in-process agent) do not have it; their drivers stop what a dead
    *  one left instead. */
-  adopt?(attemptId: string, node: string | null, task?: TaskAssignment): void;
+  adopt?(attemptId: string, node: string | null, task?: TaskAssignment, opts?: { pid?: number | null }): void;
   /** Attempts this node still knows of (after a restart: recovered from its data directory). */
   recover(): Promise<AttemptState[]>;
   /** A job's log, from `offset`; with `follow`, until the attempt ends or `signal` aborts. */

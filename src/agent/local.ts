@@ -169,7 +169,11 @@ export class LocalAgent implements Agent {
 
   /** In-process, the attempts died with the process that ran them: nothing to recover. */
   async recover(): Promise<AttemptState[]> {
-    return [...this.running.values()].map((r) => ({ attemptId: r.entry.task.attemptId, state: 'running' as const, pid: r.handle?.pid ?? null, cgroup: null, startedAt: null }));
+    // Queued ones too: the node has them (they start when they fit).
+    return [
+      ...[...this.running.values()].map((r) => ({ attemptId: r.entry.task.attemptId, state: 'running' as const, pid: r.handle?.pid ?? null, cgroup: null, startedAt: null })),
+      ...this.queue.map((q) => ({ attemptId: q.task.attemptId, state: 'running' as const, pid: null, cgroup: null, startedAt: null })),
+    ];
   }
 
   /** Stop what a dead runner recorded (its cgroup, else its process group checked by attempt id). */

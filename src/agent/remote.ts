@@ -368,9 +368,21 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     // Load the journal and take the agent's reports in one synchronous step (none slips between).
     this.journal.load();
     this.opts.agent.setListener({ started: (ev) => this.report('started', ev), exited: (ev) => this.report('exited', ev) });
+    const alive = new Set<string>();
     for (const a of await this.opts.agent.recover()) {
       this.known.add(a.attemptId);
-      if (a.state === 'running') this.active.add(a.attemptId);
+      if (a.state === 'running') {
+        this.active.add(a.attemptId);
+        alive.add(a.attemptId);
+      }
+    }
+    // Attempts this daemon reported started (before a restart) whose end it never saw: their
+    // jobs died with the previous agent process (its launcher kills them); say so.
+    const ended = new Set(this.journal.pending.filter((r) => r.type === 'exited').map((r) => r.event.attemptId));
+    for (const r of [...this.journal.pending]) {
+      if (r.type !== 'started' || ended.has(r.event.attemptId) || alive.has(r.event.attemptId)) continue;
+      ended.add(r.event.attemptId);
+      this.journal.append('exited', { attemptId: r.event.attemptId, exitCode: null, signal: null, reason: 'agent-restarted', message: `the agent of node ${this.opts.name} restarted; the job was stopped with the previous agent process`, durationMs: 0, at: Date.now() });
     }
     ({ control: this.dispatcher, uploads: this.uploadDispatcher } = this.mtlsDispatchers(id));
     this.running = true;

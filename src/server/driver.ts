@@ -155,13 +155,20 @@ export class RunDriver {
       // Cluster mode: what a previous server dispatched may still run on its node. The unit
       // goes back one attempt so that the engine's relaunch *is* that attempt (same id): the
       // driver adopts it instead of dispatching a second copy.
-      for (const a of await this.store.attempts(this.id)) {
+      const rows = await this.store.attempts(this.id);
+      const hasRow = new Set(rows.map((a) => `${a.key}\u0000${a.attempt}`));
+      for (const a of rows) {
         if (a.endedAt !== null) continue;
         const u = previous.get(a.key);
         if (u && u.attempt === a.attempt && u.state !== 'succeeded') {
           previous.set(a.key, { ...u, attempt: a.attempt - 1 });
           this.adoptable.set(a.attemptId, a);
         }
+      }
+      // A unit handed out but never dispatched (its attempt has no row: it waited for a node
+      // when the previous server died) did not make that attempt: it is not counted.
+      for (const [key, u] of previous) {
+        if ((u.state === 'starting' || u.state === 'running') && u.attempt > 0 && !hasRow.has(`${key}\u0000${u.attempt}`)) previous.set(key, { ...u, attempt: u.attempt - 1 });
       }
     }
     this.engine = new Engine(this.wf, { failFast: this.options.failFast, previous });
@@ -383,7 +390,7 @@ export class RunDriver {
     this.current.set(a.key, attemptId);
     if (adopted && agent.adopt) {
       this.adoptable.delete(attemptId);
-      agent.adopt(attemptId, adopted.node, task);
+      agent.adopt(attemptId, adopted.node, task, { pid: adopted.pid ?? null });
       this.writer.event({ workflowId: id, at: this.clock.now(), key: a.key, level: 'info', message: `adopted attempt ${a.attempt} of ${a.key} on ${adopted.node ?? 'its node'} (dispatched by a previous server)` });
       queueMicrotask(() => this.onStarted({ attemptId, node: adopted.node ?? undefined, pid: adopted.pid ?? null, cgroup: adopted.cgroup, at: this.clock.now() }));
       return;
@@ -428,6 +435,8 @@ export class RunDriver {
     if (ev.node) f.node = ev.node;
     // A runtime that does not hold the exec (data units): record it now.
     if (!f.durable) this.writer.attempt({ ...this.attemptRow(ev.attemptId, f), startedAt: this.clock.now(), pid: ev.pid });
+    // A remote attempt was durable at dispatch: its pid says it reached the node and started.
+    else if (ev.pid !== null && ev.node) this.writer.attempt({ ...this.attemptRow(ev.attemptId, f), pid: ev.pid });
     if (this.opts.sites && !f.data) this.opts.sites.placement.started(f.key, this.clock.now());
     this.step({ type: 'launched', key: f.key, attempt: f.attempt, now: this.clock.now() });
   }

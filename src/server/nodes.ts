@@ -583,7 +583,17 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       // One batch of a node at a time: a retry that overtakes the first is not applied twice.
       const run = l.reporting.then(apply);
       l.reporting = run.catch(() => undefined);
-      await run;
+      try {
+        // Liveness never waits on the store: past a bound, the answer goes without the ack.
+        let timer: NodeJS.Timeout | undefined;
+        const bound = new Promise<void>((r) => (timer = setTimeout(r, Math.max(100, Math.min(1000, Math.floor(this.graceMs / 4))))));
+        await Promise.race([run, bound]).finally(() => clearTimeout(timer));
+      } catch (e) {
+        // Not durable yet (the store is down): the node stays alive, its reports stay
+        // unacknowledged and come again with its next heartbeat (applied once: the driver
+        // ignores what it already has).
+        this.log('warn', `reports of node ${node} not acknowledged yet: ${(e as Error).message}`);
+      }
     } else apply();
     return {
       protocol: { ...AGENT_PROTOCOL },

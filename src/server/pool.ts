@@ -135,7 +135,7 @@ export class ClusterPool implements Agent {
   }
 
   /** Take over an attempt a previous driver dispatched (a server restart): its reports come here. */
-  adopt(attemptId: string, node: string | null, task?: TaskAssignment): void {
+  adopt(attemptId: string, node: string | null, task?: TaskAssignment, opts?: { pid?: number | null }): void {
     if (this.placed.has(attemptId)) return;
     const spec = task?.job;
     this.placed.set(attemptId, {
@@ -144,7 +144,8 @@ export class ClusterPool implements Agent {
       cores: spec ? spec.resources.cores : 0,
       memoryBytes: spec ? (spec.resources.memoryBytes ?? 0) : 0,
       gpus: task ? gpusOf(task) : 0,
-      started: true,
+      // A pid was recorded: the node reported it started (else it may never have reached it).
+      started: opts?.pid != null,
       // Until its node reports it (its full list on reconnect), it is unknown: lostAfter runs.
       lostAt: node && this.dir.nodes().some((n) => n.name === node && n.state === 'ready') ? null : this.clock.now(),
     });
@@ -244,11 +245,18 @@ export class ClusterPool implements Agent {
       p.lostAt = null;
       if (a.state === 'exited' && a.exit) this.onReport(node, a.exit);
     }
-    // What we placed on it that it does not know: it never got it, or lost it in a restart.
+    // What we placed on it that it does not know. Never reported started: the assignment
+    // never reached it (a server died between dispatch and the node's poll): send it again,
+    // it is the same attempt. Reported started: it ran and is gone (its end was lost with a
+    // node's disk): it ends as node-lost and the job's retry policy decides.
     for (const [id, p] of this.placed) {
       if (p.node !== node || have.has(id)) continue;
+      if (!p.started && p.task) {
+        this.dir.assign(node, p.task);
+        continue;
+      }
       this.placed.delete(id);
-      this.emitExit({ attemptId: id, exitCode: null, signal: null, reason: 'node-lost', message: `node ${node} no longer knows this attempt (it restarted or never received it)`, durationMs: 0, at: this.clock.now() });
+      this.emitExit({ attemptId: id, exitCode: null, signal: null, reason: 'node-lost', message: `node ${node} no longer knows this attempt (it restarted)`, durationMs: 0, at: this.clock.now() });
     }
     this.schedule();
   }
