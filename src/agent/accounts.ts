@@ -40,11 +40,15 @@ export function lookupAccount(name: string, now = Date.now()): Account | null {
   return account;
 }
 
-/** The agent's own account name. */
+let own: string | null = null;
+
+/** The agent's own account name (looked up once). */
 export function ownAccount(): string {
+  if (own !== null) return own;
   try {
-    return userInfo().username;
+    own = userInfo().username;
   } catch {
-    return String(process.getuid?.() ?? '');
+    own = String(process.getuid?.() ?? '');
   }
+  return own;
 }

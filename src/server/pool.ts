@@ -35,6 +35,8 @@ export interface PoolOptions {
   /** How long the attempts of a lost node wait for it before they end as `node-lost`. */
   lostAfterMs: number;
   strategy?: 'binpack' | 'spread';
+  /** Tasks a node may hold queued beyond its cores, as a multiple of its cores (default 1; 0: none). */
+  prefetch?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
 }
 
@@ -298,6 +300,19 @@ export class ClusterPool implements Agent {
     });
   }
 
+  /**
+   * What the scheduler is told is allocated on a node. A node may hold up to `prefetch` ×
+   * its cores of tasks (default 1: one core's worth queued per core running): the queued ones
+   * start on the node the moment a core frees, without a round trip to the server, which is
+   * what keeps a node busy with short tasks. The node's agent still never runs more than its
+   * cores (it admits; the rest wait in its queue). GPUs are never prefetched.
+   */
+  private headroom(a: { cores: number; memoryBytes: number; gpus: number }, info: NodeInfo): { cores: number; memoryBytes: number; gpus: number } {
+    const f = this.opts.prefetch ?? 1;
+    if (f <= 0) return a;
+    return { cores: Math.max(0, a.cores - Math.floor(info.cores * f)), memoryBytes: Math.max(0, a.memoryBytes - Math.floor(info.memoryBytes * f)), gpus: a.gpus };
+  }
+
   private place(): void {
     if (this.waiting.size === 0) {
       this.why.clear();
@@ -322,7 +337,7 @@ export class ClusterPool implements Agent {
         labels: n.info.labels,
         drained: n.drained,
         platform: n.info.platform,
-        allocated: alloc.get(n.name) ?? { cores: 0, memoryBytes: 0, gpus: 0 },
+        allocated: this.headroom(alloc.get(n.name) ?? { cores: 0, memoryBytes: 0, gpus: 0 }, n.info),
         cachedImages: n.info.cachedImages ?? [],
         dataVolumes: [],
       }));

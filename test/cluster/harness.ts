@@ -16,6 +16,9 @@ export interface ClusterOptions {
   /** postgres://... (default: SQLite in the server's directory). */
   store?: string;
   serverArgs?: string[];
+  /** Node options for the server process (e.g. --cpu-prof). */
+  serverNodeArgs?: string[];
+  agentNodeArgs?: string[];
   agentArgs?: (i: number) => string[];
   cores?: number;
 }
@@ -99,7 +102,7 @@ export class TestCluster {
 
   async startServer(): Promise<void> {
     const args = [warrenBin, 'server', '--data', join(this.dir, 'srv'), '--listen', `${this.host}:${this.port}`, '--heartbeat', '500ms', '--grace', '2s', '--lost-after', '3s', '--lease-ttl', '3s', ...(this.o.store ? ['--store', this.o.store] : []), ...(this.o.serverArgs ?? [])];
-    const p = spawn(process.execPath, args, { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [...(this.o.serverNodeArgs ?? []), ...args], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
     this.server = p;
     p.stdout!.on('data', (d) => (this.serverLog += d));
     p.stderr!.on('data', (d) => (this.serverLog += d));
@@ -120,7 +123,7 @@ export class TestCluster {
   }
 
   async startAgent(i: number, token?: string): Promise<void> {
-    const args = [warrenBin, 'agent', '--server', this.url, '--data', join(this.dir, `agent${i}`), '--name', this.agentName(i), '--ca', this.caFile, '--cores', String(this.o.cores ?? 2), ...(token ? ['--token', token] : []), ...(this.o.agentArgs?.(i) ?? [])];
+    const args = [...(this.o.agentNodeArgs ?? []), warrenBin, 'agent', '--server', this.url, '--data', join(this.dir, `agent${i}`), '--name', this.agentName(i), '--ca', this.caFile, '--cores', String(this.o.cores ?? 2), ...(token ? ['--token', token] : []), ...(this.o.agentArgs?.(i) ?? [])];
     const h = this.hostOf(i);
     const p = h ? h.spawn(process.execPath, args, { env: this.env() as Record<string, string>, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, args, { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.agents[i] = p;
