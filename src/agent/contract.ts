@@ -67,6 +67,8 @@ export interface TaskAssignment {
   user?: TaskUser;
   /** The lease term of the run driver that dispatched it (fencing). */
   term: number;
+  /** The workflow's image trust policy (with the node's own, the one rule of src/image). */
+  trust?: { requireSigned?: boolean; trustedKeys?: string[] };
 }
 
 /** What is needed to decide whether a node could ever run a job. */

@@ -39,6 +39,8 @@ export interface LocalAgentOptions {
   labels?: Record<string, string>;
   process: Runtime;
   container?: Runtime;
+  /** The container runtime under a workflow's own trust policy (cluster nodes; else `container`). */
+  containerFor?: (trust: TaskAssignment['trust']) => Runtime | undefined;
   /** Data movement (src/data), injected so the agent stays testable. */
   transfers?: { ingress: IngressFn; egress: EgressFn };
   data?: Partial<DataOptions>;
@@ -263,7 +265,7 @@ export class LocalAgent implements Agent {
     let runtime: Runtime;
     try {
       req = this.launchRequest(t);
-      runtime = req.container ? this.opts.container! : this.opts.process;
+      runtime = req.container ? (t.trust && this.opts.containerFor ? this.opts.containerFor(t.trust)! : this.opts.container!) : this.opts.process;
       if (!runtime) throw new WarrenError('AGENT_NO_CONTAINER_RUNTIME', `${t.name} names an image but this node has no container runtime`, { hint: 'install runc (apt-get install runc)' });
     } catch (err) {
       const w = isWarrenError(err) ? err : new WarrenError('RUNTIME_BAD_REQUEST', (err as Error).message);

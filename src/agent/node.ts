@@ -8,6 +8,7 @@ import { createProcessRuntime, type Runtime } from '../runtime/index.js';
 import type { EgressFn, IngressFn } from '../data/index.js';
 import { LocalAgent } from './local.js';
 import { nodePolicy } from './policy.js';
+import type { TaskAssignment } from './contract.js';
 
 export interface NodeAgentOptions {
   name: string;
@@ -29,13 +30,26 @@ function hasRunc(): boolean {
 export async function composeNodeAgent(o: NodeAgentOptions): Promise<LocalAgent> {
   const policy = nodePolicy(o.home);
   let container: Runtime | undefined;
+  let containerFor: ((trust: TaskAssignment['trust']) => Runtime | undefined) | undefined;
   if (hasRunc()) {
     const { defaultContainerRuntime } = await import('../runtime/container/index.js');
-    if (policy.requireSigned) {
-      const { TrustGate, effectiveTrustPolicy, KeyStore } = await import('../image/index.js');
-      const gate = new TrustGate(effectiveTrustPolicy(policy as never, undefined, new KeyStore(join(o.home, 'keys'))), { dir: join(o.home, 'cache', 'trusted-sif') });
-      container = defaultContainerRuntime(o.home, { allowSetuid: policy.allowSetuid, trust: (img) => gate.admit(img) });
-    } else container = defaultContainerRuntime(o.home, { allowSetuid: policy.allowSetuid });
+    const { TrustGate, effectiveTrustPolicy, KeyStore } = await import('../image/index.js');
+    const keys = new KeyStore(join(o.home, 'keys'));
+    // One runtime per trust policy: the node's own, or the node's with a workflow's (the one
+    // rule, src/image effectiveTrustPolicy); a workflow's policy can only add to the node's.
+    const byPolicy = new Map<string, Runtime>();
+    const runtimeFor = (wf: TaskAssignment['trust']): Runtime | undefined => {
+      const key = JSON.stringify(wf ?? null);
+      const hit = byPolicy.get(key);
+      if (hit) return hit;
+      const eff = effectiveTrustPolicy(policy as never, wf as never, keys);
+      const gate = eff.requireSigned ? new TrustGate(eff, { dir: join(o.home, 'cache', 'trusted-sif') }) : null;
+      const rt = gate ? defaultContainerRuntime(o.home, { allowSetuid: policy.allowSetuid, trust: (img) => gate.admit(img) }) : defaultContainerRuntime(o.home, { allowSetuid: policy.allowSetuid });
+      if (rt) byPolicy.set(key, rt);
+      return rt;
+    };
+    container = runtimeFor(undefined);
+    containerFor = runtimeFor;
   }
   const data = await import('../data/index.js');
   const secrets = data.defaultSecretResolver(o.home);
@@ -51,6 +65,7 @@ export async function composeNodeAgent(o: NodeAgentOptions): Promise<LocalAgent>
     ...(o.labels ? { labels: o.labels } : {}),
     process: createProcessRuntime(),
     ...(container ? { container } : {}),
+    ...(containerFor ? { containerFor } : {}),
     transfers,
     secrets,
     inheritEnv: false,

@@ -363,6 +363,7 @@ export class RunDriver {
       term: this.fence.term,
     };
     if (this.opts.user) task.user = this.opts.user;
+    if (wf.policy.requireSigned !== undefined || wf.policy.trustedKeys !== undefined) task.trust = { ...(wf.policy.requireSigned !== undefined ? { requireSigned: wf.policy.requireSigned } : {}), ...(wf.policy.trustedKeys ? { trustedKeys: wf.policy.trustedKeys } : {}) };
     if (this.options.simulate !== undefined) task.simulate = this.options.simulate;
     if (a.kind === 'job') {
       const spec = wf.jobs[a.job]!;
