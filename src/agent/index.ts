@@ -29,3 +29,4 @@ export { nodePolicy } from './policy.js';
 export type { NodePolicy } from './policy.js';
 export { composeNodeAgent } from './node.js';
 export type { NodeAgentOptions } from './node.js';
+export { parseNvidiaSmi, discoverNodeGpus } from './gpus.js';

@@ -21,6 +21,7 @@ import {
   type AgentListener,
   type AttemptExited,
   type AttemptState,
+  type GpuInfo,
   type LogRequest,
   type NodeInfo,
   type SubmitHooks,
@@ -37,6 +38,8 @@ export interface LocalAgentOptions {
   /** Memory this agent may hand out, bytes (default: the machine's total). */
   memoryBytes?: number;
   labels?: Record<string, string>;
+  /** The node's GPUs (from nvidia-smi; see ./gpus.ts). */
+  gpus?: GpuInfo[];
   process: Runtime;
   container?: Runtime;
   /** The container runtime under a workflow's own trust policy (cluster nodes; else `container`). */
@@ -86,7 +89,7 @@ export class LocalAgent implements Agent {
       name: this.name,
       cores: this.cores,
       memoryBytes: this.memoryBytes,
-      gpus: [],
+      gpus: [...(this.opts.gpus ?? [])],
       labels: { ...(this.opts.labels ?? {}) },
       platform: `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`,
       containers: this.opts.container !== undefined,

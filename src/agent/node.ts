@@ -8,6 +8,7 @@ import { createProcessRuntime, type Runtime } from '../runtime/index.js';
 import type { EgressFn, IngressFn } from '../data/index.js';
 import { LocalAgent } from './local.js';
 import { nodePolicy } from './policy.js';
+import { discoverNodeGpus } from './gpus.js';
 import type { TaskAssignment } from './contract.js';
 
 export interface NodeAgentOptions {
@@ -63,6 +64,7 @@ export async function composeNodeAgent(o: NodeAgentOptions): Promise<LocalAgent>
     ...(o.cores !== undefined ? { cores: o.cores } : {}),
     ...(o.memoryBytes !== undefined ? { memoryBytes: o.memoryBytes } : {}),
     ...(o.labels ? { labels: o.labels } : {}),
+    gpus: discoverNodeGpus(),
     process: createProcessRuntime(),
     ...(container ? { container } : {}),
     ...(containerFor ? { containerFor } : {}),

@@ -66,3 +66,15 @@ describe('local agent: jobs run as the submitting user\'s Unix account', () => {
     }
   });
 });
+
+describe('node GPUs', () => {
+  test('nvidia-smi output becomes the node\'s GPUs; junk lines are skipped', async () => {
+    const { parseNvidiaSmi } = await import('../../src/agent/index.js');
+    const g = parseNvidiaSmi('0, NVIDIA H200, 143771\n1, NVIDIA H200, 143771\n\nbad line\n-1, x, 5\n');
+    assert.deepEqual(g, [
+      { index: 0, model: 'NVIDIA H200', memoryBytes: 143771 * 2 ** 20 },
+      { index: 1, model: 'NVIDIA H200', memoryBytes: 143771 * 2 ** 20 },
+    ]);
+    assert.deepEqual(parseNvidiaSmi(''), []);
+  });
+});
