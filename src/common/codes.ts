@@ -180,6 +180,7 @@ export const ERROR_CODES = {
   RUN_TASK_NEEDED: { exit: 2, http: 400 },
   RUN_UNKNOWN_JOB: { exit: 2, http: 404 },
   RUN_UNKNOWN_TASK: { exit: 2, http: 404 },
+  SERVER_LISTEN_FAILED: { exit: 1, http: 500 },
   SIF_ALREADY_ENCRYPTED: { exit: 1, http: 409 },
   SIF_BUILD_FAILED: { exit: 1, http: 500 },
   SIF_CORRUPT: { exit: 2, http: 400 },

@@ -122,7 +122,16 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     };
     const server = await buildApiServer({ backend: api, https: tls.httpsOptions(), plugins: [agentRoutes(registry, tls, { log: (level: string, msg: string) => log(level === 'error' ? 'error' : level === 'warn' ? 'warn' : 'info', msg) } as never)], log: (level, msg) => log(level, msg) });
     closers.push(() => server.close());
-    const addr = await server.listen(o.host, o.port);
+    let addr: { host: string; port: number };
+    try {
+      addr = await server.listen(o.host, o.port);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new WarrenError('SERVER_LISTEN_FAILED', `cannot listen on ${o.host}:${o.port}: ${code === 'EADDRINUSE' ? 'the address is in use (another server?)' : code === 'EACCES' ? 'permission denied (ports below 1024 need root)' : code === 'EADDRNOTAVAIL' ? 'this machine has no such address' : (e as Error).message}`, {
+        hint: code === 'EADDRINUSE' ? `stop what listens there (\`ss -ltnp | grep :${o.port}\`), or choose another port with --listen` : 'choose an address of this machine and a free port with --listen ADDRESS:PORT',
+        cause: e,
+      });
+    }
     // The server's own certificate is renewed at half its life, without a restart.
     const renew = setInterval(() => {
       issue().then(
