@@ -47,9 +47,16 @@ if (want('throughput')) {
   }
   const bareMs = await bareSpawn(Math.min(tasks, 5000), availableParallelism());
   const bare = Math.min(tasks, 5000) / (bareMs / 1000);
-  const slurm = await slurmArrayBaseline({ tasks, timeoutMs: flag('slurm-timeout-s', 600) * 1000, log: (s) => process.stderr.write(`slurm: ${s}\n`) });
-  row(`throughput, ${tasks} no-op tasks`, `${warren.perSecond.toFixed(0)}/s (${warren.seconds.toFixed(1)} s)`, `Slurm ${slurm.perSecond.toFixed(1)}/s${slurm.partial ? ' (partial)' : ''}`, `${(warren.perSecond / slurm.perSecond).toFixed(1)}x Slurm (>= 5x) ${warren.perSecond / slurm.perSecond >= 5 ? 'ok' : 'MISSED'}`);
-  row('', '', `bare spawn loop ${bare.toFixed(0)}/s`, `${(warren.perSecond / bare).toFixed(2)}x bare (>= 0.5x) ${warren.perSecond / bare >= 0.5 ? 'ok' : 'MISSED'}`);
+  // Slurm with as many tasks at once as Warren has (4 agents x 2 cores = 8 slots: 4 per core
+  // here), bounded in time (its rate is steady: the partial rate is its rate); and Slurm at
+  // its best on this machine (32 per core: 64 at once), all the tasks.
+  const log = (s: string) => process.stderr.write(`slurm: ${s}\n`);
+  const same = await slurmArrayBaseline({ tasks, timeoutMs: flag('slurm-timeout-s', 120) * 1000, tasksPerCore: 4, log });
+  const best = await slurmArrayBaseline({ tasks, timeoutMs: 600_000, tasksPerCore: 32, log });
+  const vs = (x: { perSecond: number }) => warren.perSecond / x.perSecond;
+  row(`throughput, ${tasks} no-op tasks`, `${warren.perSecond.toFixed(0)}/s (${warren.seconds.toFixed(1)} s)`, `Slurm, 8 at once: ${same.perSecond.toFixed(1)}/s${same.partial ? ` (${same.tasks} in ${same.seconds.toFixed(0)} s)` : ''}`, `${vs(same).toFixed(1)}x (>= 5x) ${vs(same) >= 5 ? 'ok' : 'MISSED'}`);
+  row('', '', `Slurm, 64 at once (its best): ${best.perSecond.toFixed(1)}/s`, `${vs(best).toFixed(1)}x (>= 5x) ${vs(best) >= 5 ? 'ok' : 'MISSED'}`);
+  row('', '', `bare spawn loop: ${bare.toFixed(0)}/s`, `${(warren.perSecond / bare).toFixed(2)}x (>= 0.5x) ${warren.perSecond / bare >= 0.5 ? 'ok' : 'MISSED'}`);
   row('  server peak RSS, CPU', `${warren.serverRssMb} MB, ${warren.serverCpuS?.toFixed(1)} s`, '', `status ${warren.status}`);
 }
 

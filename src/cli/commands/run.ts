@@ -168,6 +168,11 @@ export function register(program: Command): void {
     }
     const { client, embedded } = await openClient(o, { cores: parseCores(o) });
     try {
+      if (o.platform !== undefined && !embedded) {
+        throw new WarrenError('CLI_BAD_OPTION', `--platform --simulate replays a plan across sites on this machine, and the current context is the server ${client.where}`, {
+          hint: 'add --local to replay it here; on a cluster, its sites are the server\'s (`warren site list`)',
+        });
+      }
       if (o.detach && embedded) {
         throw new WarrenError('CLI_BAD_OPTION', '--detach needs a server: on this machine the run lives in this process', {
           hint: 'run it in the background (`nohup warren run FILE &`), or add a server context: `warren context add NAME --server URL --token T`',
