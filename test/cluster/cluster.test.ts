@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestCluster } from './harness.js';
+import { registryAvailable, startRegistry } from '../image/oci/registry.js';
+import { pushBusybox } from '../image/oci/fixtures.js';
 
 describe('cluster mode on loopback', () => {
   let c: TestCluster;
@@ -112,6 +114,57 @@ jobs:
     const gone = await c.cli(['list'], { context: 'bob' });
     assert.equal(gone.code, 2, gone.stderr);
     assert.match(gone.stderr, /AUTH_TOKEN_INVALID/);
+  });
+
+  test('a container job on the cluster: the node pulls the image from a registry and runs it in runc', { timeout: 120_000, skip: registryAvailable() ? false : 'docker-registry is not installed (scripts/apt/image.txt)' }, async () => {
+    const reg = await startRegistry();
+    try {
+      await pushBusybox(`docker://${reg.host}/test/busybox:1`);
+      const flow = join(c.dir, 'ctr.yaml');
+      writeFileSync(flow, `version: v1\njobs:\n  inside:\n    image: {uri: "docker://${reg.host}/test/busybox:1"}\n    command: [/bin/sh, -c, 'cat /etc/arch; echo "in $(hostname)"']\n`);
+      const r = await c.cli(['run', flow], { context: 'alice' });
+      assert.equal(r.code, 0, r.stderr);
+      const [w] = await c.json<{ id: string }[]>(['list'], { context: 'alice' });
+      const out = await c.cli(['logs', w!.id, 'inside'], { context: 'alice' });
+      assert.equal(out.stdout, 'amd64\nin inside\n');
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  test('cancel stops running jobs on the nodes; resume re-runs only what did not succeed', { timeout: 120_000 }, async () => {
+    const flag = join(c.dir, 'flag');
+    const flow = join(c.dir, 'resume.yaml');
+    writeFileSync(
+      flow,
+      `version: v1
+jobs:
+  ok:
+    command: [/bin/sh, -c, 'echo "ok ran" >> ${c.ledger}']
+  gated:
+    command: [/bin/sh, -c, 'test -f ${flag} || exit 3; echo "gated ran" >> ${c.ledger}']
+    requires: [ok]
+  slow:
+    command: [/bin/sh, -c, 'echo "slow started $WARREN_ATTEMPT" >> ${c.ledger}; if [ "$WARREN_ATTEMPT" = 1 ]; then sleep 60; fi; echo "slow ended $WARREN_ATTEMPT" >> ${c.ledger}']
+`,
+    );
+    const sub = await c.cli(['run', '--detach', flow], { context: 'alice' });
+    const id = sub.stdout.trim();
+    await c.until('slow to start', async () => c.ledgerLines(), (l) => l.includes('slow started 1'), 30_000);
+    await c.until('gated to fail', () => c.json<{ jobs: { name: string; status: string }[] }>(['status', id], { context: 'alice' }), (s) => s.jobs.some((j) => j.name === 'gated' && j.status === 'failed'), 30_000);
+    const cancel = await c.cli(['cancel', id], { context: 'alice' });
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.match(cancel.stderr, /canceled|failed/);
+    const st = await c.json<{ status: string; jobs: { name: string; status: string }[] }>(['status', id], { context: 'alice' });
+    assert.equal(st.jobs.find((j) => j.name === 'slow')!.status, 'canceled');
+    writeFileSync(flag, '');
+    const res = await c.cli(['resume', id], { context: 'alice', timeoutMs: 90_000 });
+    assert.equal(res.code, 0, res.stderr);
+    const lines = c.ledgerLines();
+    assert.equal(lines.filter((l) => l === 'ok ran').length, 1, 'ok succeeded before: not run again');
+    assert.ok(lines.includes('gated ran'), 'gated ran on resume');
+    assert.ok(!lines.includes('slow ended 1'), 'the canceled slow job was stopped on its node');
+    assert.ok(lines.includes('slow ended 2'), 'and ran again on resume');
   });
 
   test('drain keeps new work off a node; revoke closes it out', { timeout: 60_000 }, async () => {
