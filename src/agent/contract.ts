@@ -67,6 +67,9 @@ export interface TaskAssignment {
   user?: TaskUser;
   /** The lease term of the run driver that dispatched it (fencing). */
   term: number;
+  /** In a cluster: the node it must run on (the workflow's volumes live there: compute goes
+   *  to the data). Absent: any node. */
+  pin?: string;
   /** The workflow's image trust policy (with the node's own, the one rule of src/image). */
   trust?: { requireSigned?: boolean; trustedKeys?: string[] };
 }

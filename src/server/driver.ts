@@ -110,6 +110,9 @@ export class RunDriver {
   private failed!: (e: unknown) => void;
   private readonly placedJobs = new Set<string>();
   private cancelAsked = false;
+  /** Cluster mode: the node where this run's volumes live (the first unit touching a volume
+   *  fixes it; every later one goes there). */
+  private dataNode: string | null = null;
   /** Attempts a previous driver dispatched that may still run (adopted, never run twice). */
   private readonly adoptable = new Map<string, AttemptRecord>();
 
@@ -157,6 +160,14 @@ export class RunDriver {
       // driver adopts it instead of dispatching a second copy.
       const rows = await this.store.attempts(this.id);
       const hasRow = new Set(rows.map((a) => `${a.key}\u0000${a.attempt}`));
+      // Where the volumes are: the node of the last attempt of a unit that touched one.
+      const touches = (key: string): boolean => {
+        if (key.startsWith('@')) return true; // ingress and egress units
+        const job = this.wf.jobs[key.replace(/\[\d+\]$/, '')];
+        return job !== undefined && job.mounts.length > 0;
+      };
+      const last = rows.filter((a) => a.node && a.startedAt !== null && touches(a.key)).sort((a, b) => (a.startedAt ?? 0) - (b.startedAt ?? 0)).pop();
+      if (last?.node) this.dataNode = last.node;
       for (const a of rows) {
         if (a.endedAt !== null) continue;
         const u = previous.get(a.key);
@@ -385,6 +396,8 @@ export class RunDriver {
     } else {
       task.volumes = Object.values(wf.volumes);
     }
+    const touchesVolumes = task.volumes.length > 0;
+    if (touchesVolumes && this.opts.agent.adopt && this.dataNode) task.pin = this.dataNode;
     const adopted = this.adoptable.get(attemptId);
     const entry: InFlight = { key: a.key, attempt: a.attempt, agent, node: adopted?.node ?? agent.info().name, stopping: false, durable: adopted !== undefined, data: a.kind !== 'job' };
     this.attempts.set(attemptId, entry);

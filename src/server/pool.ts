@@ -60,6 +60,9 @@ interface Placed {
 
 const GPU_KEYS = ['nvidia.com/gpu', 'gpu', 'amd.com/gpu'];
 
+/** Every node carries its own name as this label (for units that must run where their volumes are). */
+export const NODE_LABEL = 'warren.node';
+
 export function gpusOfSpec(j: JobSpec | undefined): number {
   const d = j?.resources.devices ?? {};
   let n = 0;
@@ -84,6 +87,8 @@ export class ClusterPool implements Agent {
   /** user -> nodes where it has no account (learned from refusals). */
   private readonly noAccount = new Map<string, Set<string>>();
   private sweep: unknown = null;
+  /** Workflow -> the node where its volumes live (compute goes to the data). Bounded. */
+  private readonly pins = new Map<string, string>();
 
   constructor(private readonly opts: PoolOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -127,7 +132,9 @@ export class ClusterPool implements Agent {
   submit(task: TaskAssignment, hooks: SubmitHooks = {}): void {
     const spec = task.job;
     const need = {
-      cores: task.kind === 'job' && spec ? spec.resources.cores : 0,
+      // A data unit (ingress, egress) holds one core's slot while it moves data: the
+      // scheduler places whole cores, and a node moving data is busy.
+      cores: task.kind === 'job' && spec ? spec.resources.cores : 1,
       memoryBytes: task.kind === 'job' && spec ? (spec.resources.memoryBytes ?? 0) : 0,
       gpus: gpusOf(task),
       exclusive: task.kind === 'job' && spec ? spec.resources.exclusive : false,
@@ -334,7 +341,7 @@ export class ClusterPool implements Agent {
         cores: n.info.cores,
         memoryBytes: n.info.memoryBytes,
         gpus: { count: n.info.gpus.length, models: [...new Set(n.info.gpus.map((g) => g.model))] },
-        labels: n.info.labels,
+        labels: { ...n.info.labels, [NODE_LABEL]: n.name },
         drained: n.drained,
         platform: n.info.platform,
         allocated: this.headroom(alloc.get(n.name) ?? { cores: 0, memoryBytes: 0, gpus: 0 }, n.info),
@@ -343,9 +350,22 @@ export class ClusterPool implements Agent {
       }));
     const jobs: PendingJob[] = [];
     const byId = new Map<string, Waiting>();
+    // A unit that touches the workflow's volumes runs where they live; the first one places
+    // them (one per workflow per pass, so that two first ones do not pick two nodes).
+    const firstThisPass = new Set<string>();
+    let again = false;
     for (const [id, w] of this.waiting) {
       const user = w.task.user?.unixUser ?? 'local';
-      jobs.push({ id, user, cores: Math.max(w.need.cores, 0), memoryBytes: w.need.memoryBytes, gpus: w.need.gpus, exclusive: w.need.exclusive, submitOrder: w.order, ...(w.task.job?.policy.timeoutSec ? { timeLimit: w.task.job.policy.timeoutSec } : {}) });
+      let constraints: string[] | undefined;
+      if (w.task.volumes.length > 0) {
+        const pin = this.pins.get(w.task.workflowId) ?? w.task.pin;
+        if (pin) constraints = [`${NODE_LABEL}=${pin}`];
+        else if (firstThisPass.has(w.task.workflowId)) {
+          again = true;
+          continue;
+        } else firstThisPass.add(w.task.workflowId);
+      }
+      jobs.push({ id, user, cores: Math.max(w.need.cores, 1), memoryBytes: w.need.memoryBytes, gpus: w.need.gpus, exclusive: w.need.exclusive, submitOrder: w.order, ...(constraints ? { constraints } : {}), ...(w.task.job?.policy.timeoutSec ? { timeLimit: w.task.job.policy.timeoutSec } : {}) });
       byId.set(id, w);
     }
     const running: RunningJob[] = [];
@@ -367,9 +387,15 @@ export class ClusterPool implements Agent {
       return;
     }
     this.why.clear();
+    let pinnedNow = false;
     for (const pl of result.placements) {
       const w = byId.get(pl.job)!;
       this.waiting.delete(pl.job);
+      if (w.task.volumes.length > 0 && !this.pins.has(w.task.workflowId)) {
+        pinnedNow = true;
+        this.pins.set(w.task.workflowId, pl.node);
+        if (this.pins.size > 10_000) this.pins.delete(this.pins.keys().next().value!);
+      }
       const p: Placed = { task: w.task, node: pl.node, cores: pl.cores, memoryBytes: pl.memoryBytes, gpus: pl.gpus, started: false, lostAt: null };
       this.placed.set(pl.job, p);
       const dispatch = (): void => {
@@ -386,7 +412,13 @@ export class ClusterPool implements Agent {
     }
     for (const pr of result.pending) {
       const w = byId.get(pr.job);
-      if (w && !this.why.has(w.task.name)) this.why.set(w.task.name, all.length === 0 ? 'no node has joined the cluster yet (`warren token create`, then `warren agent` on a node)' : pr.status.message);
+      if (!w || this.why.has(w.task.name)) continue;
+      const pin = w.task.volumes.length > 0 ? (this.pins.get(w.task.workflowId) ?? w.task.pin) : undefined;
+      const pinned = pin ? all.find((n) => n.name === pin) : undefined;
+      if (pin && (!pinned || pinned.state !== 'ready')) this.why.set(w.task.name, `its volumes live on node ${pin}, which is ${pinned ? pinned.state : 'gone'}: it waits for it`);
+      else this.why.set(w.task.name, all.length === 0 ? 'no node has joined the cluster yet (`warren token create`, then `warren agent` on a node)' : pr.status.message);
     }
+    // The units held back behind a first one go in the next pass, now that it placed the volumes.
+    if (again && pinnedNow) this.schedule();
   }
 }

@@ -4,6 +4,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { TestCluster } from './harness.js';
 import { registryAvailable, startRegistry } from '../image/oci/registry.js';
@@ -165,6 +166,48 @@ jobs:
     assert.ok(lines.includes('gated ran'), 'gated ran on resume');
     assert.ok(!lines.includes('slow ended 1'), 'the canceled slow job was stopped on its node');
     assert.ok(lines.includes('slow ended 2'), 'and ran again on resume');
+  });
+
+  test("a workflow's volumes live on one node: ingress, the jobs that mount them, all go there (compute to the data)", { timeout: 90_000 }, async () => {
+    const http = createServer((_req, res) => res.end('reference data\n'));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    const port = (http.address() as { port: number }).port;
+    try {
+      const flow = join(c.dir, 'vol.yaml');
+      writeFileSync(
+        flow,
+        `version: v1
+volumes:
+  data:
+    reference: volume://user/ephemeral
+    ingress:
+      - source: {uri: "http://127.0.0.1:${port}/ref.txt"}
+        destination: {uri: "file://ref.txt"}
+jobs:
+  write:
+    command: [/bin/sh, -c, 'cp ref.txt copy.txt']
+    mounts:
+      data: {location: /data}
+  read:
+    command: [/bin/sh, -c, 'echo "vol $WARREN_NODE $(cat copy.txt)" >> ${c.ledger}']
+    mounts:
+      data: {location: /data}
+    task-array: {start: 1, end: 6}
+    requires: [write]
+  free:
+    command: [/bin/sh, -c, 'echo "free $WARREN_TASK_ID $WARREN_NODE" >> ${c.ledger}']
+    task-array: {start: 1, end: 8}
+`,
+      );
+      const r = await c.cli(['run', flow], { context: 'alice' });
+      assert.equal(r.code, 0, r.stderr);
+      const reads = c.ledgerLines().filter((l) => l.startsWith('vol '));
+      assert.equal(reads.length, 6, reads.join('\n'));
+      assert.equal(new Set(reads.map((l) => l.split(' ')[1])).size, 1, `every reader ran where the volume is: ${reads.join(' | ')}`);
+      for (const l of reads) assert.match(l, /reference data$/);
+    } finally {
+      http.close();
+    }
   });
 
   test('drain keeps new work off a node; revoke closes it out', { timeout: 60_000 }, async () => {
