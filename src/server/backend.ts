@@ -208,7 +208,7 @@ export class ServerBackend {
     const rec = await this.mustGet(p, id);
     const why = this.drives.has(rec.id) ? this.o.pool.waitingReasons() : new Map<string, string>();
     const mine = new Map([...why].filter(([job]) => rec.spec.jobs[job] !== undefined));
-    return detailOf(this.store, rec, { cores: this.o.pool.info().cores, explain: false, extraWaiting: mine });
+    return detailOf(this.store, rec, { cores: Math.max(1, this.o.pool.info().cores), explain: this.drives.has(rec.id), extraWaiting: mine });
   }
 
   async list(p: Principal, req: ListRequest): Promise<WorkflowSummary[]> {
