@@ -70,6 +70,8 @@ export function newApiToken(): { token: string; hash: string; id: string } {
 export class ServerBackend {
   private readonly store: Store;
   private readonly drives = new Map<string, Drive>();
+  /** Runs this server drove to their end (bounded): any attempt of theirs a node reports is stale. */
+  private readonly ended = new Set<string>();
   private readonly orch: Orchestrator;
   private scan: NodeJS.Timeout | null = null;
   private closed = false;
@@ -88,17 +90,18 @@ export class ServerBackend {
     });
   }
 
-  /** Start taking the runs nobody drives (now, then every scanMs). */
-  start(): void {
-    const tick = (): void => {
+  /** Start taking the runs nobody drives (now, then every scanMs); resolves after the first scan. */
+  start(): Promise<void> {
+    this.o.pool.setOwnership((wf) => this.drives.get(wf)?.driver.running === true || this.ended.has(wf));
+    const tick = (): Promise<void> =>
       this.takeOrphans().catch((e: unknown) => {
         this.storeError = (e as Error).message;
         this.o.log?.('warn', `cannot scan for runs to drive: ${(e as Error).message} (retrying)`);
       });
-    };
-    tick();
-    this.scan = setInterval(tick, this.o.scanMs ?? 2000);
+    const first = tick();
+    this.scan = setInterval(() => void tick(), this.o.scanMs ?? 2000);
     this.scan.unref();
+    return first;
   }
 
   /** Make every driver's pending writes durable (an agent's reports are acknowledged after this). */
@@ -167,6 +170,8 @@ export class ServerBackend {
     this.drives.set(running.id, d);
     void done.finally(() => {
       if (this.drives.get(running.id) === d) this.drives.delete(running.id);
+      this.ended.add(running.id);
+      if (this.ended.size > 10_000) this.ended.delete(this.ended.values().next().value!);
     });
   }
 

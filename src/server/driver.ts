@@ -110,6 +110,13 @@ export class RunDriver {
   private failed!: (e: unknown) => void;
   private readonly placedJobs = new Set<string>();
   private cancelAsked = false;
+  private started = false;
+
+  /** The engine runs (and every attempt of a previous driver is adopted): reports of this run's
+   *  attempts that the driver does not have are stale from now on. */
+  get running(): boolean {
+    return this.started;
+  }
   /** Cluster mode: the node where this run's volumes live (the first unit touching a volume
    *  fixes it; every later one goes there). */
   private dataNode: string | null = null;
@@ -220,6 +227,7 @@ export class RunDriver {
 
     try {
       this.step({ type: 'start', now: this.clock.now() });
+      this.started = true;
       if (this.cancelAsked) this.step({ type: 'cancel', now: this.clock.now() });
       return await done;
     } finally {

@@ -35,6 +35,8 @@ export interface PoolOptions {
   /** How long the attempts of a lost node wait for it before they end as `node-lost`. */
   lostAfterMs: number;
   strategy?: 'binpack' | 'spread';
+  /** How long reports of attempts of runs not driven here wait to be adopted (default 60 s: above a run lease's TTL). */
+  strayMs?: number;
   /** Tasks a node may hold queued beyond its cores, as a multiple of its cores (default 1; 0: none). */
   prefetch?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
@@ -87,6 +89,10 @@ export class ClusterPool implements Agent {
   /** user -> nodes where it has no account (learned from refusals). */
   private readonly noAccount = new Map<string, Set<string>>();
   private sweep: unknown = null;
+  /** Reports of attempts of runs not driven here yet (a restarted server before it took them
+   *  over): kept until the run's new driver adopts them, else stopped after `strayMs`. */
+  private readonly strays = new Map<string, { node: string; ev: AttemptStarted | AttemptExited | null; at: number }>();
+  private owns: (workflowId: string) => boolean = () => true;
   /** Workflow -> the node where its volumes live (compute goes to the data). Bounded. */
   private readonly pins = new Map<string, string>();
 
@@ -113,6 +119,20 @@ export class ClusterPool implements Agent {
 
   setListener(l: AgentListener): void {
     this.listener = l;
+  }
+
+  /** Which workflows are driven here (the server's runs); reports of others wait for adoption. */
+  setOwnership(owns: (workflowId: string) => boolean): void {
+    this.owns = owns;
+  }
+
+  private stray(node: string, attemptId: string, ev: AttemptStarted | AttemptExited | null): boolean {
+    const wf = attemptId.split('/')[0] ?? '';
+    if (this.owns(wf)) return false;
+    const prev = this.strays.get(attemptId);
+    // An exit wins over a start; the first time it was seen counts.
+    this.strays.set(attemptId, { node, ev: ev && 'reason' in ev ? ev : (prev?.ev ?? ev), at: prev?.at ?? this.clock.now() });
+    return true;
   }
 
   /** A job no node of the cluster could ever hold is refused at submit; with no nodes yet it waits. */
@@ -158,6 +178,21 @@ export class ClusterPool implements Agent {
       // Until its node reports it (its full list on reconnect), it is unknown: lostAfter runs.
       lostAt: node && this.dir.nodes().some((n) => n.name === node && n.state === 'ready') ? null : this.clock.now(),
     });
+    // Its node may have told us of it before we drove its run.
+    this.takeStray(attemptId);
+  }
+
+  private takeStray(attemptId: string): void {
+    const st = this.strays.get(attemptId);
+    const p = this.placed.get(attemptId);
+    if (!st || !p) return;
+    this.strays.delete(attemptId);
+    p.node = st.node;
+    p.lostAt = null;
+    if (st.ev && 'reason' in st.ev) {
+      const ev = st.ev;
+      queueMicrotask(() => this.onReport(st.node, ev));
+    } else if (st.ev) p.started = true;
   }
 
   kill(attemptId: string, reason: 'canceled' | 'timeout' | 'stop-service'): void {
@@ -213,6 +248,7 @@ export class ClusterPool implements Agent {
   onReport(node: string, ev: AttemptStarted | AttemptExited): void {
     const p = this.placed.get(ev.attemptId);
     if (!p) {
+      if (this.stray(node, ev.attemptId, ev)) return;
       if (!('reason' in ev)) this.dir.kill(node, ev.attemptId, 'canceled');
       return;
     }
@@ -245,6 +281,7 @@ export class ClusterPool implements Agent {
     const have = new Set(list.map((a) => a.attemptId));
     for (const a of list) {
       const p = this.placed.get(a.attemptId);
+      if (!p && this.stray(node, a.attemptId, a.state === 'exited' && a.exit ? a.exit : null)) continue;
       if (!p || (p.node !== '' && p.node !== node)) {
         // Not ours any more (replaced while the node was away, or canceled): stop the stale copy.
         if (a.state === 'running') this.dir.kill(node, a.attemptId, 'canceled');
@@ -283,6 +320,13 @@ export class ClusterPool implements Agent {
 
   private expireLost(): void {
     const t = this.clock.now();
+    // Strays nobody adopted (their run ended, or another server drives it... no: one server
+    // drives a run and would have adopted it by now): stop what still runs.
+    for (const [id, st] of this.strays) {
+      if (t - st.at < (this.opts.strayMs ?? 60_000)) continue;
+      this.strays.delete(id);
+      if (!st.ev || !('reason' in st.ev)) this.dir.kill(st.node, id, 'canceled');
+    }
     let changed = false;
     for (const [id, p] of this.placed) {
       if (p.lostAt === null || t - p.lostAt < this.opts.lostAfterMs) continue;

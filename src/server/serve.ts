@@ -122,6 +122,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     };
     const server = await buildApiServer({ backend: api, https: tls.httpsOptions(), plugins: [agentRoutes(registry, tls, { log: (level: string, msg: string) => log(level === 'error' ? 'error' : level === 'warn' ? 'warn' : 'info', msg) } as never)], log: (level, msg) => log(level, msg) });
     closers.push(() => server.close());
+    // The runs a previous server left are taken (their attempts adopted) before any agent can
+    // report: a node's report of one of them is never taken for a stale copy.
+    await backend.start();
     let addr: { host: string; port: number };
     try {
       addr = await server.listen(o.host, o.port);
@@ -144,7 +147,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     }, 30 * 60_000);
     renew.unref();
     closers.push(() => clearInterval(renew));
-    backend.start();
     const shown = o.host === '0.0.0.0' || o.host === '::' ? hostname() : o.host;
     const url = `https://${shown.includes(':') ? `[${shown}]` : shown}:${addr.port}`;
     log('info', `warren server on ${url} (store: ${store.kind}, trust domain ${ca.trustDomain}, CA ${join(o.dataDir, CA_PEM_FILE)})`);
