@@ -292,7 +292,7 @@ export class HttpClient implements WarrenClient, AdminClient {
     await this.json('DELETE', `/tokens/${enc(id)}`);
   }
 
-  addUser(opts: { name: string; unixUser?: string; admin?: boolean }): Promise<{ user: UserView; token: string }> {
+  addUser(opts: { name: string; unixUser?: string; admin?: boolean; tokenTtlSeconds?: number }): Promise<{ user: UserView; token: string }> {
     return this.json('POST', '/users', { body: opts });
   }
 

@@ -153,7 +153,7 @@ export interface AdminClient {
   createJoinToken(opts: { ttlSeconds: number; uses?: number }): Promise<{ token: string; view: TokenView }>;
   tokens(): Promise<TokenView[]>;
   revokeToken(id: string): Promise<void>;
-  addUser(opts: { name: string; unixUser?: string; admin?: boolean }): Promise<{ user: UserView; token: string }>;
+  addUser(opts: { name: string; unixUser?: string; admin?: boolean; tokenTtlSeconds?: number }): Promise<{ user: UserView; token: string }>;
   users(): Promise<UserView[]>;
   removeUser(name: string): Promise<void>;
 }

@@ -286,7 +286,7 @@ export class ServerBackend {
     throw new WarrenError('AUTH_TOKEN_NOT_FOUND', `no token ${id}`, { hint: 'see `warren token list` for the ids' });
   }
 
-  async addUser(p: Principal, o: { name: string; unixUser?: string; admin?: boolean }): Promise<{ user: UserView; token: string }> {
+  async addUser(p: Principal, o: { name: string; unixUser?: string; admin?: boolean; tokenTtlSeconds?: number }): Promise<{ user: UserView; token: string }> {
     this.requireAdmin(p, 'adding a user');
     if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(o.name)) {
       throw new WarrenError('AUTH_BAD_USER', `"${o.name}" is not a valid user name`, { hint: 'use letters, digits, _ . - (at most 64), starting with a letter, digit or _' });
@@ -299,7 +299,7 @@ export class ServerBackend {
     await this.store.addUser(user);
     this.users.delete(o.name);
     const t = newApiToken();
-    await this.store.insertApiToken({ id: t.id, hash: t.hash, user: o.name, createdAt: Date.now(), expiresAt: null, revoked: false, lastUsedAt: null });
+    await this.store.insertApiToken({ id: t.id, hash: t.hash, user: o.name, createdAt: Date.now(), expiresAt: o.tokenTtlSeconds ? Date.now() + o.tokenTtlSeconds * 1000 : null, revoked: false, lastUsedAt: null });
     return { user: userView(user), token: t.token };
   }
 
@@ -426,7 +426,7 @@ class PrincipalClient implements WarrenClient, AdminClient {
   revokeToken(id: string) {
     return this.b.revokeToken(this.p, id);
   }
-  addUser(o: { name: string; unixUser?: string; admin?: boolean }) {
+  addUser(o: { name: string; unixUser?: string; admin?: boolean; tokenTtlSeconds?: number }) {
     return this.b.addUser(this.p, o);
   }
   users() {

@@ -110,6 +110,16 @@ jobs:
     assert.match(loc.stderr, /file:\/\/\/etc\/hostname/);
     const unknown = await c.cli(['status', 'zzzzzz'], { context: 'alice' });
     assert.match(unknown.stderr, /RUN_NOT_FOUND/);
+    // A token with a life expires (here: refused once its minute is up is too slow to wait
+    // for; a bad --token-ttl is refused at once).
+    const badTtl = await c.cli(['user', 'add', 'carol', '--token-ttl', '5s']);
+    assert.equal(badTtl.code, 2);
+    assert.match(badTtl.stderr, /CLI_BAD_OPTION/);
+    const carol = await c.cli(['user', 'add', 'carol', '--token-ttl', '90d', '--json']);
+    assert.equal(carol.code, 0, carol.stderr);
+    const toks = await c.json<{ user: string; kind: string; expiresAt: number | null }[]>(['token', 'list']);
+    const ct = toks.find((t) => t.user === 'carol' && t.kind === 'api')!;
+    assert.ok(ct.expiresAt !== null && ct.expiresAt > Date.now() + 89 * 86_400_000);
     // Removing a user revokes its token at once.
     await c.cli(['user', 'remove', 'bob']);
     const gone = await c.cli(['list'], { context: 'bob' });

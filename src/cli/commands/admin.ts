@@ -97,9 +97,16 @@ export function register(program: Command): void {
       .argument('<name>', 'user name')
       .option('--unix-user <account>', 'the Unix account its jobs run as (default: the same name)')
       .option('--admin', 'an admin (sees every workflow, administers nodes, tokens and users)')
+      .option('--token-ttl <duration>', "the life of the user's API token, e.g. 90d (default: until revoked)")
       .option('--json', 'JSON output'),
-  ).action(async (name: string, o: TargetOpts & { unixUser?: string; admin?: boolean; json?: boolean }) => {
-    const r = await withAdmin(o, (a) => a.addUser({ name, ...(o.unixUser ? { unixUser: o.unixUser } : {}), admin: o.admin === true }));
+  ).action(async (name: string, o: TargetOpts & { unixUser?: string; admin?: boolean; json?: boolean; tokenTtl?: string }) => {
+    let tokenTtlSeconds: number | undefined;
+    if (o.tokenTtl !== undefined) {
+      tokenTtlSeconds = parseDuration(o.tokenTtl);
+      if (tokenTtlSeconds === undefined || !(tokenTtlSeconds >= 60)) throw new WarrenError('CLI_BAD_OPTION', `--token-ttl takes a duration of at least a minute, such as 90d, not "${o.tokenTtl}"`);
+      tokenTtlSeconds = Math.round(tokenTtlSeconds);
+    }
+    const r = await withAdmin(o, (a) => a.addUser({ name, ...(o.unixUser ? { unixUser: o.unixUser } : {}), admin: o.admin === true, ...(tokenTtlSeconds ? { tokenTtlSeconds } : {}) }));
     if (o.json) process.stdout.write(JSON.stringify({ ...r.user, token: r.token }) + '\n');
     else {
       process.stdout.write(r.token + '\n');

@@ -401,6 +401,7 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
             name: { type: 'string', pattern: NAME_PATTERN },
             unixUser: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,31}$', description: "the Unix account the user's jobs run as (default: name)" },
             admin: { type: 'boolean' },
+            tokenTtlSeconds: { type: 'integer', minimum: 60, maximum: 10 * 365 * 24 * 3600, description: "the life of the user's API token (default: until revoked)" },
           },
         },
         response: {
@@ -409,10 +410,11 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
         },
       },
       handler: async (req, reply) => {
-        const b = req.body as { name: string; unixUser?: string; admin?: boolean };
-        const opts: { name: string; unixUser?: string; admin?: boolean } = { name: b.name };
+        const b = req.body as { name: string; unixUser?: string; admin?: boolean; tokenTtlSeconds?: number };
+        const opts: { name: string; unixUser?: string; admin?: boolean; tokenTtlSeconds?: number } = { name: b.name };
         if (b.unixUser !== undefined) opts.unixUser = b.unixUser;
         if (b.admin !== undefined) opts.admin = b.admin;
+        if (b.tokenTtlSeconds !== undefined) opts.tokenTtlSeconds = b.tokenTtlSeconds;
         return reply.code(201).send(await client(req).addUser(opts));
       },
     });
