@@ -444,7 +444,15 @@ export class ClusterPool implements Agent {
       this.placed.set(pl.job, p);
       const dispatch = (): void => {
         if (this.placed.get(pl.job) !== p) return; // killed meanwhile
-        this.dir.assign(pl.node, w.task);
+        try {
+          this.dir.assign(pl.node, w.task);
+        } catch (e) {
+          // Its node went away between the placement and now: the task never reached it; place it again.
+          this.opts.log?.('warn', `${pl.job} not sent to ${pl.node}: ${(e as Error).message}; placing it again`);
+          this.placed.delete(pl.job);
+          this.waiting.set(pl.job, w);
+          this.schedule();
+        }
       };
       // The attempt row (node, term) is durable before the node hears of it.
       if (w.hooks.durable) {
