@@ -10,7 +10,6 @@ import { availableParallelism, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { WarrenError, isWarrenError } from '../common/index.js';
 import type { ExitInfo, LaunchRequest, RunningTask, Runtime } from '../runtime/index.js';
-import { stopRecordedAttempt } from '../runtime/index.js';
 import type { JobSpec, VolumeSpec } from '../workflow/index.js';
 import { lookupAccount, ownAccount, type Account } from './accounts.js';
 import type { DataOptions, EgressFn, IngressFn, SecretResolver } from '../data/index.js';
@@ -128,12 +127,6 @@ export class LocalAgent implements Agent {
     return null;
   }
 
-  /** Would this task ever fit on this node? Throws the WarrenError saying why not. */
-  checkFits(name: string, cores: number, memoryBytes: number, needsContainer: boolean): void {
-    const e = this.admit({ name, cores, memoryBytes, gpus: 0, container: needsContainer });
-    if (e) throw e;
-  }
-
   submit(task: TaskAssignment, hooks: SubmitHooks = {}): void {
     const spec = task.job;
     const entry: Entry = {
@@ -179,11 +172,6 @@ export class LocalAgent implements Agent {
       ...[...this.running.values()].map((r) => ({ attemptId: r.entry.task.attemptId, state: 'running' as const, pid: r.handle?.pid ?? null, cgroup: null, startedAt: null })),
       ...this.queue.map((q) => ({ attemptId: q.task.attemptId, state: 'running' as const, pid: null, cgroup: null, startedAt: null })),
     ];
-  }
-
-  /** Stop what a dead runner recorded (its cgroup, else its process group checked by attempt id). */
-  async stopRecorded(a: { attemptId: string; pid: number | null; cgroup: string | null }): Promise<'stopped' | 'gone'> {
-    return stopRecordedAttempt(a);
   }
 
   async *logs(req: LogRequest, signal?: AbortSignal): AsyncIterable<Uint8Array> {

@@ -596,10 +596,12 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     this.lastInfo = '';
   }
 
-  private sleep(ms: number): Promise<void> {
+  /** Wait `ms`, or less: until stop, or until the function handed to `wake` is called. */
+  private sleep(ms: number, wake?: (done: () => void) => void): Promise<void> {
     return new Promise((resolve) => {
       if (this.stopping) return resolve();
       const t = setTimeout(done, ms);
+      wake?.(done);
       const stop = this.stopAbort.signal;
       stop.addEventListener('abort', done, { once: true });
       function done(): void {
@@ -662,18 +664,8 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       if (ok && ((this.journal.pending.at(-1)?.seq ?? 0) > this.lastSentSeq || this.needAttempts)) continue;
       const wait = ok ? this.heartbeatMs : backoff;
       if (!ok) backoff = Math.min(backoff * 2, 10_000);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(done, wait);
-        // Reports hurry the next heartbeat, but not a retry after a failure (the backoff holds).
-        if (ok) this.wakeHb = done;
-        const stop = this.stopAbort.signal;
-        stop.addEventListener('abort', done, { once: true });
-        function done(): void {
-          clearTimeout(t);
-          stop.removeEventListener('abort', done);
-          resolve();
-        }
-      });
+      // Reports hurry the next heartbeat, but not a retry after a failure (the backoff holds).
+      await this.sleep(wait, ok ? (wake) => (this.wakeHb = wake) : undefined);
       this.wakeHb = null;
     }
   }

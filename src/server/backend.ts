@@ -25,7 +25,7 @@ import type {
 } from '../api/index.js';
 import { Orchestrator, holderIsGone } from './orchestrator.js';
 import { RunHub } from './hub.js';
-import { checkLogTarget, detailOf, followStore, summaryOf } from './views.js';
+import { checkLogTarget, detailOf, followStore, jobCounts, summaryOf } from './views.js';
 import type { DriveHooks, RunDriver } from './driver.js';
 import type { ClusterPool } from './pool.js';
 
@@ -156,7 +156,7 @@ export class ServerBackend {
     const running = await this.orch.begin(id, hooks);
     const done = running.done.then(
       (status) => {
-        hub.push({ type: 'done', status, counts: jobCountsOf(running.driver) });
+        hub.push({ type: 'done', status, counts: jobCounts(running.driver.counts()) });
         hub.end();
       },
       (e: unknown) => {
@@ -346,12 +346,6 @@ export class ServerBackend {
 
 function userView(u: UserRecord): UserView {
   return { name: u.name, unixUser: u.unixUser, admin: u.admin, createdAt: u.createdAt };
-}
-
-function jobCountsOf(d: RunDriver): Record<'succeeded' | 'failed' | 'skipped' | 'canceled', number> {
-  const jobs = d.counts().filter((c) => c.kind === 'job');
-  const count = (s: string) => jobs.reduce((n, c) => n + ((c.counts as Record<string, number>)[s] ?? 0), 0);
-  return { succeeded: count('succeeded'), failed: count('failed'), skipped: count('skipped'), canceled: count('canceled') };
 }
 
 /**
