@@ -69,8 +69,8 @@ export class EmbeddedClient implements WarrenClient {
     const options: RunOptions = { failFast: req.options?.failFast === true };
     if (req.options?.simulate !== undefined) options.simulate = req.options.simulate;
     const platformFile = req.local?.platformFile;
-    const orch = platformFile !== undefined ? await this.composeSites(wf, platformFile, options.simulate ?? 1) : await this.compose(wf);
-    if (options.simulate === undefined) await this.prepareImages(wf, await this.trustGate(wf));
+    const { orch, gate } = platformFile !== undefined ? { orch: await this.composeSites(wf, platformFile, options.simulate ?? 1), gate: null } : await this.compose(wf);
+    if (options.simulate === undefined) await this.prepareImages(wf, gate ?? (await this.trustGate(wf)));
     const rec = await orch.accept(wf, { ...options, agentCores: orch.nodeCores });
     await this.start(rec.id, orch);
     return this.summary(rec);
@@ -82,8 +82,8 @@ export class EmbeddedClient implements WarrenClient {
     // The stored workflow's own policy applies again, with the node's as it is now. The
     // images are checked again (time of check = time of use): an image swapped since the run
     // (or a policy tightened since) is refused before anything runs again.
-    const orch = await this.compose(rec.spec);
-    await this.prepareImages(rec.spec, await this.trustGate(rec.spec));
+    const { orch, gate } = await this.compose(rec.spec);
+    await this.prepareImages(rec.spec, gate);
     await this.start(rec.id, orch);
     return this.summary((await this.store.getWorkflow(rec.id))!);
   }
@@ -191,7 +191,7 @@ export class EmbeddedClient implements WarrenClient {
       }
     } else {
       // Nobody drives it (its runner died): take the lease, stop what it left running, mark it canceled.
-      const orch = await this.compose(undefined);
+      const { orch } = await this.compose(undefined);
       await orch.cancelAbandoned(rec.id);
     }
     return this.summary((await this.store.getWorkflow(rec.id))!);
@@ -264,9 +264,8 @@ export class EmbeddedClient implements WarrenClient {
   }
 
   /** The local agent of this machine, composed for a workflow (its trust policy, its images). */
-  async localAgent(wf: Workflow | undefined): Promise<LocalAgent> {
+  private async localAgent(wf: Workflow | undefined, gate: TrustGate): Promise<LocalAgent> {
     const needsContainers = wf === undefined || Object.values(wf.jobs).some((j) => j.image !== undefined);
-    const gate = await this.trustGate(wf);
     const container = needsContainers ? await this.containerRuntime(gate) : undefined;
     const mover = dataMover(this.home);
     const needsSecrets = wf !== undefined && Object.values(wf.jobs).some((j) => j.image?.secret);
@@ -274,9 +273,12 @@ export class EmbeddedClient implements WarrenClient {
     return new LocalAgent({ home: this.home, cores: this.cores(), process: createProcessRuntime(), container, transfers: mover, ...(secrets ? { secrets } : {}) });
   }
 
-  private async compose(wf: Workflow | undefined): Promise<Orchestrator> {
-    const agent = await this.localAgent(wf);
-    return new Orchestrator({ store: this.store, agent, home: this.home });
+  /** The orchestrator of this machine for a workflow, and its trust gate (built once: the
+   *  container runtime runs under it and the images are checked against it). */
+  private async compose(wf: Workflow | undefined): Promise<{ orch: Orchestrator; gate: TrustGate }> {
+    const gate = await this.trustGate(wf);
+    const agent = await this.localAgent(wf, gate);
+    return { orch: new Orchestrator({ store: this.store, agent, home: this.home }), gate };
   }
 
   /** An orchestrator with one simulated agent per site of a platform, placing jobs by the plan. */
