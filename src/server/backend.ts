@@ -67,6 +67,15 @@ export function newApiToken(): { token: string; hash: string; id: string } {
   return { token, hash, id: hash.slice(0, 12) };
 }
 
+/** Add a user and its first API token (shown once: only its hash is kept). */
+export async function addUserWithToken(store: Store, user: UserRecord, tokenTtlSeconds?: number): Promise<string> {
+  await store.addUser(user);
+  const t = newApiToken();
+  const now = Date.now();
+  await store.insertApiToken({ id: t.id, hash: t.hash, user: user.name, createdAt: now, expiresAt: tokenTtlSeconds ? now + tokenTtlSeconds * 1000 : null, revoked: false, lastUsedAt: null });
+  return t.token;
+}
+
 export class ServerBackend {
   private readonly store: Store;
   private readonly drives = new Map<string, Drive>();
@@ -296,11 +305,9 @@ export class ServerBackend {
       throw new WarrenError('AUTH_BAD_USER', `"${unixUser}" is not a valid Unix account name`, { hint: 'name the account as `getent passwd NAME` knows it' });
     }
     const user: UserRecord = { name: o.name, unixUser, admin: o.admin === true, createdAt: Date.now() };
-    await this.store.addUser(user);
+    const token = await addUserWithToken(this.store, user, o.tokenTtlSeconds);
     this.users.delete(o.name);
-    const t = newApiToken();
-    await this.store.insertApiToken({ id: t.id, hash: t.hash, user: o.name, createdAt: Date.now(), expiresAt: o.tokenTtlSeconds ? Date.now() + o.tokenTtlSeconds * 1000 : null, revoked: false, lastUsedAt: null });
-    return { user: userView(user), token: t.token };
+    return { user: userView(user), token };
   }
 
   async usersList(p: Principal): Promise<UserView[]> {

@@ -11,7 +11,7 @@ import { CertificateAuthority, TrustBundle } from '../mesh/index.js';
 import { openStore, type Store } from '../store/index.js';
 import type { NodeView } from '../api/index.js';
 import { ClusterPool } from './pool.js';
-import { ServerBackend, newApiToken, type NodeAdmin } from './backend.js';
+import { ServerBackend, addUserWithToken, type NodeAdmin } from './backend.js';
 import { buildApiServer } from './http/lazy.js';
 import type { ApiBackend } from './http/app.js';
 import { MeshTls } from './mesh-tls.js';
@@ -161,18 +161,17 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
 async function firstAdmin(store: Store, dir: string): Promise<string | undefined> {
   if ((await store.listUsers()).length > 0) return undefined;
   const account = userInfo().username;
+  let token: string;
   try {
-    await store.addUser({ name: account, unixUser: account, admin: true, createdAt: Date.now() });
+    token = await addUserWithToken(store, { name: account, unixUser: account, admin: true, createdAt: Date.now() });
   } catch (e) {
     if ((e as WarrenError).code === 'AUTH_USER_EXISTS') return undefined; // another server made it
     throw e;
   }
-  const t = newApiToken();
-  await store.insertApiToken({ id: t.id, hash: t.hash, user: account, createdAt: Date.now(), expiresAt: null, revoked: false, lastUsedAt: null });
   const path = join(dir, ADMIN_TOKEN_FILE);
   if (existsSync(path)) chmodSync(path, 0o600);
-  writeFileSync(path, t.token + '\n', { mode: 0o600 });
-  return t.token;
+  writeFileSync(path, token + '\n', { mode: 0o600 });
+  return token;
 }
 
 function nodeView(reg: NodeRegistry, n: RegisteredNode): NodeView {
