@@ -43,3 +43,7 @@ mkdir -p dist/bin
 if [[ ! -x dist/bin/warren-spawn || src/runtime/spawner/warren-spawn.c -nt dist/bin/warren-spawn ]]; then
   cc -O2 -Wall -o dist/bin/warren-spawn src/runtime/spawner/warren-spawn.c
 fi
+# The launch helper of multinode (MPI) jobs (src/agent/mpi.ts): static, it runs inside any image.
+if [[ ! -x dist/bin/warren-mpi || src/agent/mpi/warren-mpi.c -nt dist/bin/warren-mpi ]]; then
+  cc -O2 -Wall -static -o dist/bin/warren-mpi src/agent/mpi/warren-mpi.c
+fi

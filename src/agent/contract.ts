@@ -12,7 +12,10 @@ import type { ExitReason } from '../runtime/index.js';
 import type { JobSpec, VolumeSpec } from '../workflow/index.js';
 
 /** Version of the server–agent protocol; both ends refuse a peer with another major. */
-export const AGENT_PROTOCOL = { major: 1, minor: 0 } as const;
+export const AGENT_PROTOCOL = { major: 1, minor: 1 } as const;
+
+/** The protocol minor from which an agent runs multinode (MPI) gangs (1.1). */
+export const GANG_PROTOCOL_MINOR = 1;
 
 export interface GpuInfo {
   index: number;
@@ -33,6 +36,8 @@ export interface NodeInfo {
   containers: boolean;
   /** Images already in this node's cache (URIs), for the scheduler's score. */
   cachedImages?: string[];
+  /** Addresses other nodes reach this one at (MPI daemons and ranks), first preferred. */
+  addresses?: string[];
   agentVersion: string;
   protocol: { major: number; minor: number };
 }
@@ -72,12 +77,47 @@ export interface TaskAssignment {
   pin?: string;
   /** The workflow's image trust policy (with the node's own, the one rule of src/image). */
   trust?: { requireSigned?: boolean; trustedKeys?: string[] };
+  /** A multinode job's place on this node (cluster mode; docs/mpi.md). Absent for a multinode
+   *  job on one machine: its nodes' ranks then all run here. */
+  gang?: GangInfo;
 }
+
+/** The nodes of a multinode job, as each of them is told. */
+export interface GangInfo {
+  /** 0: the launcher (runs mpirun / mpiexec); others: host the daemons the launcher starts. */
+  index: number;
+  /** Every node of the gang in rank order, with the address its peers reach it at. */
+  nodes: { name: string; address?: string }[];
+  /** The unit's attempt (the launcher's); members' attempt ids are `<launcher>#<index>`. */
+  launcher: string;
+}
+
+/** Node -> server, about a multinode job's daemons (forwarded by the server to the gang). */
+export type LaunchEvent =
+  /** The launcher's hook asks for `command` on the gang's node `host`. */
+  | { type: 'request'; attemptId: string; launchId: string; host: string; command: string }
+  /** The hook went away before the daemon ended (the launcher tears down): kill it. */
+  | { type: 'cancel'; attemptId: string; launchId: string }
+  /** A daemon started for `launchId` on a member ended. */
+  | { type: 'exited'; attemptId: string; launchId: string; exitCode: number | null; signal: string | null; message?: string }
+  /** A rank failed (told by its wrapper): the job's failure names it. */
+  | { type: 'rank-exit'; attemptId: string; rank: number | null; exitCode: number | null; signal: number | null };
+
+/** Server -> node. */
+export type LaunchOrder =
+  /** On a member: start this daemon command inside the job's copy here. */
+  | { type: 'start'; attemptId: string; launchId: string; command: string }
+  | { type: 'kill'; attemptId: string; launchId: string }
+  /** On the launcher: the daemon of `launchId` ended (its hook exits with the status). */
+  | { type: 'exited'; attemptId: string; launchId: string; exitCode: number | null; signal: string | null; message?: string };
 
 /** What is needed to decide whether a node could ever run a job. */
 export interface AdmissionRequest {
   name: string;
+  /** Per node (a multinode job asks for this on each of its nodes). */
   cores: number;
+  /** A multinode job's node count (absent: 1). */
+  nodes?: number;
   memoryBytes: number;
   gpus: number;
   container: boolean;
@@ -110,6 +150,8 @@ export interface AgentListener {
   exited(ev: AttemptExited): void;
   /** Progress of a data unit (bytes moved, waiting on another process's download lock). */
   progress?(attemptId: string, p: import('../data/index.js').TransferProgress): void;
+  /** About a multinode job's daemons (cluster mode: the daemon forwards it to the server). */
+  launch?(ev: LaunchEvent): void;
 }
 
 /** An attempt the agent knows about after a restart or on reconnect. */
@@ -159,6 +201,8 @@ export interface Agent {
   /** A job's log, from `offset`; with `follow`, until the attempt ends or `signal` aborts. */
   logs(req: LogRequest, signal?: AbortSignal): AsyncIterable<Uint8Array>;
   setListener(l: AgentListener): void;
+  /** An order about a multinode job's daemons (agents that run gangs). */
+  launch?(order: LaunchOrder): void;
   /** Queue and running counts (the driver's launch window). */
   readonly load: { usedCores: number; queued: number; running: number };
   close(): Promise<void>;

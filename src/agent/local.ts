@@ -6,12 +6,13 @@
 // behind the server–agent protocol on each cluster node.
 
 import { createReadStream, existsSync, mkdirSync, writeFileSync, appendFileSync, statSync, watch, chownSync } from 'node:fs';
-import { availableParallelism, hostname, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism, constants as osConstants, hostname, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
 import { WarrenError, isWarrenError } from '../common/index.js';
-import type { ExitInfo, LaunchRequest, RunningTask, Runtime } from '../runtime/index.js';
+import { sanitizeHostname, type ExitInfo, type LaunchRequest, type RunningTask, type Runtime } from '../runtime/index.js';
 import type { JobSpec, VolumeSpec } from '../workflow/index.js';
 import { lookupAccount, ownAccount, type Account } from './accounts.js';
+import { GangDir, IN_CONTAINER, implementationOf, launcherPlan, mpiHelperPath, nodeAddresses, type GangHost, type LaunchReply } from './mpi.js';
 import type { DataOptions, EgressFn, IngressFn, SecretResolver } from '../data/index.js';
 import {
   AGENT_PROTOCOL,
@@ -21,6 +22,7 @@ import {
   type AttemptExited,
   type AttemptState,
   type GpuInfo,
+  type LaunchOrder,
   type LogRequest,
   type NodeInfo,
   type SubmitHooks,
@@ -54,7 +56,29 @@ export interface LocalAgentOptions {
 }
 
 type Entry = { task: TaskAssignment; cores: number; memoryBytes: number; exclusive: boolean; hooks: SubmitHooks };
-type Running = { entry: Entry; handle: RunningTask | null; killed: 'canceled' | 'timeout' | null; stopping: boolean; abort?: AbortController };
+type Running = { entry: Entry; handle: RunningTask | null; killed: 'canceled' | 'timeout' | null; stopping: boolean; abort?: AbortController; gang?: GangRun };
+
+/** A multinode job's part on this node (./mpi.ts). */
+interface GangRun {
+  dir: GangDir;
+  /** The launch request of the job here: each daemon runs as a copy of it. */
+  base: LaunchRequest;
+  runtime: Runtime;
+  /** The gang's hosts (hostfile names -> nodes); on one machine, places here. */
+  hosts: GangHost[];
+  /** All of the gang's nodes run here (no cluster). */
+  local: boolean;
+  /** Launcher (index 0) or member. */
+  launcher: boolean;
+  daemons: Map<string, { handle: RunningTask | null; reply?: LaunchReply; killed: boolean }>;
+  /** Hooks waiting for a remote daemon's end (cluster mode, on the launcher). */
+  replies: Map<string, LaunchReply>;
+  launched: number;
+  last: ExitInfo | null;
+  rankFailure: { rank: number | null; exitCode: number | null; signal: number | null; node: string } | null;
+  launcherMissing: { launcher: string; path: string } | null;
+  release: (info: ExitInfo, failure?: WarrenError) => void;
+}
 
 const safe = (s: string): string => s.replace(/[^A-Za-z0-9_.-]/g, '_');
 
@@ -107,6 +131,12 @@ export class LocalAgent implements Agent {
   }
 
   admit(req: AdmissionRequest): WarrenError | null {
+    const nodes = req.nodes ?? 1;
+    if (nodes > 1 && req.cores * nodes > this.cores) {
+      return new WarrenError('AGENT_NOT_ENOUGH_CORES', `${req.name} needs ${nodes} nodes × ${req.cores} cores: without a cluster all ${req.cores * nodes} ranks run on this machine, which has ${this.cores} cores`, {
+        hint: `run it on a cluster (\`warren --context NAME run\`), or lower multinode.nodes or resource.cpu.cores so that nodes × cores <= ${this.cores}`,
+      });
+    }
     if (req.cores > this.cores) {
       return new WarrenError('AGENT_NOT_ENOUGH_CORES', `${req.name} needs ${req.cores} cores but this node has ${this.cores}`, {
         hint: `lower resource.cpu.cores to at most ${this.cores}, raise --cores, or run it on a larger node or cluster`,
@@ -132,7 +162,8 @@ export class LocalAgent implements Agent {
     const entry: Entry = {
       task,
       hooks,
-      cores: task.kind === 'job' && spec ? spec.resources.cores : 0,
+      // A multinode job on one machine (no gang): all its nodes' cores are here.
+      cores: task.kind === 'job' && spec ? spec.resources.cores * (spec.multinode && !task.gang ? spec.multinode.nodes : 1) : 0,
       memoryBytes: task.kind === 'job' && spec ? (spec.resources.memoryBytes ?? 0) : 0,
       exclusive: task.kind === 'job' && spec ? spec.resources.exclusive : false,
     };
@@ -159,6 +190,7 @@ export class LocalAgent implements Agent {
     r.killed = reason === 'timeout' ? 'timeout' : 'canceled';
     if (r.abort) r.abort.abort();
     r.handle?.kill(r.killed);
+    if (r.gang) this.gangKill(r);
   }
 
   get load(): { usedCores: number; queued: number; running: number } {
@@ -276,14 +308,250 @@ export class LocalAgent implements Agent {
           if (pid !== null) started(pid);
         });
       } else started(h.pid ?? null);
-      void h.exited.then((info) => release(info));
+      void h.exited.then((info) => {
+        if (r.gang) {
+          const [i, f] = this.gangEnded(r, info);
+          release(i, f);
+        } else release(info);
+      });
     };
+    const fail = (err: unknown): void => {
+      const w = isWarrenError(err) ? err : new WarrenError('RUNTIME_BAD_REQUEST', String((err as Error)?.message ?? err));
+      r.gang?.dir.close();
+      release({ exitCode: null, signal: null, reason: 'spawn-error', message: w.hint ? `${w.message} (${w.hint})` : w.message, durationMs: 0 }, w);
+    };
+    if (t.job?.multinode) {
+      // A multinode job: its gang's directory and socket first; a member starts no process.
+      const gang = (): void => {
+        this.gangStart(r, req, runtime, release).then((launch) => {
+          if (launch) go();
+        }, fail);
+      };
+      if (runtime.check) runtime.check(req).then(gang, fail);
+      else gang();
+      return;
+    }
     if (runtime.check) {
       runtime.check(req).then(go, (err: unknown) => {
         const w = isWarrenError(err) ? err : new WarrenError('RUNTIME_BAD_REQUEST', String((err as Error)?.message ?? err));
         release({ exitCode: null, signal: null, reason: 'spawn-error', message: w.hint ? `${w.message} (${w.hint})` : w.message, durationMs: 0 }, w);
       });
     } else go();
+  }
+
+  // ---- multinode (MPI) jobs: ./mpi.ts, docs/mpi.md ----
+
+  /**
+   * Set up a multinode job's part here: the gang's directory and socket, the hostfile, and
+   * for the launcher its command (mpirun / mpiexec through the hook). Resolves true when a
+   * process is to be started now (the launcher), false for a member (it waits for daemons).
+   */
+  private async gangStart(r: Running, req: LaunchRequest, runtime: Runtime, release: (info: ExitInfo, failure?: WarrenError) => void): Promise<boolean> {
+    const t = r.entry.task;
+    const spec = t.job as JobSpec;
+    const impl = implementationOf(spec);
+    const inContainer = req.container !== undefined;
+    const helper = mpiHelperPath();
+    if (!existsSync(helper)) {
+      throw new WarrenError('AGENT_MPI_HELPER_MISSING', `the MPI launch helper ${helper} is not built on node ${this.name}`, { hint: 'run scripts/setup.sh on the node (it compiles dist/bin/warren-mpi with cc -static)' });
+    }
+    const dir = new GangDir(this.opts.home, t.attemptId);
+    const seen = inContainer ? sanitizeHostname(this.name) : hostname();
+    const gang = t.gang;
+    const local = gang === undefined;
+    const count = gang ? gang.nodes.length : (spec.multinode?.nodes ?? 1);
+    const hosts: GangHost[] = [];
+    for (let i = 0; i < count; i++) {
+      if (gang) hosts.push({ host: i === gang.index ? seen : gang.nodes[i]!.name, node: gang.nodes[i]!.name });
+      else hosts.push({ host: i === 0 ? seen : `${seen}-${i}`, node: i === 0 ? this.name : `${this.name} (place ${i})` });
+    }
+    // The launcher's own entry first: mpirun starts that node's ranks itself.
+    if (gang && gang.index !== 0) hosts.unshift(...hosts.splice(gang.index, 1));
+    const isLauncher = !gang || gang.index === 0;
+    const paths = inContainer
+      ? { helper: `${IN_CONTAINER.bin}/warren-mpi`, rsh: `${IN_CONTAINER.dir}/rsh`, hostfile: `${IN_CONTAINER.dir}/hostfile`, socket: `${IN_CONTAINER.dir}/s` }
+      : { helper, rsh: join(dir.dir, 'rsh'), hostfile: join(dir.dir, 'hostfile'), socket: dir.socket };
+    const who = req.user;
+    const asRoot = who ? who.uid === 0 : process.getuid?.() === 0;
+    const address = gang ? (gang.nodes[gang.index]!.address ?? nodeAddresses()[0] ?? '127.0.0.1') : '127.0.0.1';
+    const plan = isLauncher ? launcherPlan({ impl, hosts, coresPerNode: spec.resources.cores, command: req.argv, address, paths, asRoot }) : null;
+    const g: GangRun = { dir, base: req, runtime, hosts, local, launcher: isLauncher, daemons: new Map(), replies: new Map(), launched: 0, last: null, rankFailure: null, launcherMissing: null, release };
+    r.gang = g;
+    await dir.open({ helperAsSeen: paths.helper, ...(who ? { owner: { uid: who.uid, gid: who.gid } } : {}), ...(plan ? { hostfile: plan.hostfile } : {}) }, {
+      launch: (c) => this.gangLaunch(r, c.launchId, c.host, c.command, c.reply),
+      rankExit: (x) => {
+        g.rankFailure ??= { ...x, node: this.name };
+        if (!g.launcher || !g.local) this.listener?.launch?.({ type: 'rank-exit', attemptId: t.attemptId, rank: x.rank, exitCode: x.exitCode, signal: x.signal });
+      },
+      launcherMissing: (l) => {
+        g.launcherMissing = l;
+      },
+    });
+    if (!this.running.has(t.attemptId) || r.killed) {
+      // Killed while the directory was made.
+      dir.close();
+      release({ exitCode: null, signal: null, reason: 'canceled', durationMs: 0 });
+      return false;
+    }
+    if (inContainer) req.mounts = [...req.mounts, ...dir.mounts(dirname(helper))];
+    const env: Record<string, string> = {
+      WARREN_MPI_SOCKET: paths.socket,
+      WARREN_MPI_IMPLEMENTATION: impl,
+      WARREN_MPI_NODES: String(count),
+      WARREN_MPI_HOSTS: hosts.map((h) => h.host).join(','),
+      WARREN_MPI_RANKS: String(count * spec.resources.cores),
+      WARREN_NODE_INDEX: String(gang ? gang.index : 0),
+    };
+    Object.assign(req.env, env);
+    if (plan) {
+      Object.assign(req.env, plan.env);
+      req.argv = plan.argv;
+      if (local && count > 1) {
+        appendFileSync(req.stderrPath, `warren: no cluster here: the ${count} nodes of multinode job ${spec.name} run their ranks on this machine (${count} × ${spec.resources.cores} cores), their daemons started through the same launch hook as on a cluster\n`);
+      }
+      return true;
+    }
+    // A member: nothing runs until the launcher asks; it counts as started once durable.
+    const durable = r.entry.hooks.durable;
+    if (durable) await durable({ pid: null, cgroup: null });
+    this.listener?.started({ attemptId: t.attemptId, pid: null, cgroup: null, at: Date.now() });
+    return false;
+  }
+
+  /** The launcher's hook asked for a daemon on `host`: here (one machine), or via the server. */
+  private gangLaunch(r: Running, launchId: string, host: string, command: string, reply: LaunchReply): void {
+    const g = r.gang!;
+    const t = r.entry.task;
+    const h = g.hosts.find((x) => x.host === host);
+    if (!h) {
+      reply.message(`warren: ${host} is not a node of this job (its nodes: ${g.hosts.map((x) => x.host).join(', ')})`);
+      reply.exit(255);
+      return;
+    }
+    if (g.local) {
+      this.daemonStart(r, launchId, command, reply);
+      return;
+    }
+    g.replies.set(launchId, reply);
+    reply.onClose(() => {
+      if (g.replies.delete(launchId)) this.listener?.launch?.({ type: 'cancel', attemptId: t.attemptId, launchId });
+    });
+    this.listener?.launch?.({ type: 'request', attemptId: t.attemptId, launchId, host: h.node, command });
+  }
+
+  /** Start one daemon as a copy of the job here (its image, mounts, cgroup, user, logs). */
+  private daemonStart(r: Running, launchId: string, command: string, reply?: LaunchReply): void {
+    const g = r.gang!;
+    const t = r.entry.task;
+    const n = ++g.launched;
+    const d: { handle: RunningTask | null; reply?: LaunchReply; killed: boolean } = { handle: null, killed: false, ...(reply ? { reply } : {}) };
+    g.daemons.set(launchId, d);
+    const req: LaunchRequest = { ...g.base, id: `${t.attemptId}.d${n}`, argv: ['/bin/sh', '-c', command], env: { ...g.base.env } };
+    delete req.beforeExec;
+    const started = (): void => {
+      const h = g.runtime.launch(req);
+      d.handle = h;
+      if (d.killed || r.killed) h.kill('canceled');
+      void h.exited.then((info) => this.daemonEnded(r, launchId, info));
+    };
+    reply?.onClose(() => {
+      // The hook went away first (the launcher tears the job down): the daemon goes too.
+      if (g.daemons.has(launchId)) {
+        d.killed = true;
+        d.handle?.kill('canceled');
+      }
+    });
+    try {
+      started();
+    } catch (e) {
+      void this.daemonEnded(r, launchId, { exitCode: null, signal: null, reason: 'spawn-error', message: (e as Error).message, durationMs: 0 });
+    }
+  }
+
+  private daemonEnded(r: Running, launchId: string, info: ExitInfo): void {
+    const g = r.gang!;
+    const t = r.entry.task;
+    const d = g.daemons.get(launchId);
+    if (!d) return;
+    g.daemons.delete(launchId);
+    g.last = info;
+    const status = info.exitCode ?? (info.signal ? 128 + (signalNumber(info.signal) ?? 15) : 255);
+    const what = info.exitCode === 0 ? null : info.exitCode !== null ? `exited with code ${info.exitCode}` : info.signal ? `was killed by ${info.signal}` : (info.message ?? info.reason);
+    if (d.reply) {
+      if (what) d.reply.message(`warren: the MPI daemon on ${this.name} ${what}${info.message ? ` (${info.message})` : ''}`);
+      d.reply.exit(status);
+    } else {
+      this.listener?.launch?.({ type: 'exited', attemptId: t.attemptId, launchId, exitCode: info.exitCode, signal: info.signal, ...(what ? { message: `the MPI daemon on ${this.name} ${what}${info.message ? ` (${info.message})` : ''}` } : {}) });
+    }
+    // A member ends with its last daemon (the launcher ended the job, or it failed).
+    if (!g.launcher && g.daemons.size === 0) {
+      g.dir.close();
+      g.release(r.killed ? { ...info, reason: 'canceled' } : info);
+    }
+  }
+
+  /** Kill a gang's daemons here; a member with none ends now. */
+  private gangKill(r: Running): void {
+    const g = r.gang!;
+    for (const d of g.daemons.values()) {
+      d.killed = true;
+      d.handle?.kill('canceled');
+    }
+    if (!g.launcher && g.daemons.size === 0) {
+      g.dir.close();
+      g.release({ exitCode: null, signal: null, reason: r.killed === 'timeout' ? 'timeout' : 'canceled', durationMs: 0 });
+    }
+  }
+
+  /** The launcher ended: stop what is left here, and say which rank failed or what is missing. */
+  private gangEnded(r: Running, info: ExitInfo): [ExitInfo, WarrenError | undefined] {
+    const g = r.gang!;
+    const spec = r.entry.task.job as JobSpec;
+    this.gangKill(r);
+    for (const reply of g.replies.values()) reply.exit(255);
+    g.replies.clear();
+    g.dir.close();
+    if (g.launcherMissing && info.exitCode === 127) {
+      const impl = spec.multinode?.implementation ?? 'openmpi';
+      const where = spec.image ? `image ${spec.image.uri}` : `node ${this.name}`;
+      const launcher = g.launcherMissing.launcher.split(':').join(' or ');
+      const err = new WarrenError('AGENT_MPI_LAUNCHER_MISSING', `${where} has no ${launcher} on its PATH (${g.launcherMissing.path || 'empty'}): multinode implementation ${impl} launches the job with it`, {
+        hint: impl === 'mpich' ? 'install MPICH in the image (Debian: apt-get install mpich), or set PATH in the job\'s env to where mpiexec is' : 'install OpenMPI in the image (Debian: apt-get install openmpi-bin), or set PATH in the job\'s env to where mpirun is',
+        details: { launcher: g.launcherMissing.launcher, path: g.launcherMissing.path, ...(spec.image ? { image: spec.image.uri } : { node: this.name }) },
+      });
+      return [{ ...info, reason: 'spawn-error', message: `${err.message} (${err.hint})` }, err];
+    }
+    if (info.exitCode !== 0 && g.rankFailure && info.reason === 'exit') {
+      const f = g.rankFailure;
+      const what = f.exitCode !== null ? `exited with code ${f.exitCode}` : `was killed by signal ${f.signal}`;
+      return [{ ...info, ...(f.exitCode !== null ? { exitCode: f.exitCode } : {}), message: `rank ${f.rank ?? '?'} on node ${f.node} ${what}` }, undefined];
+    }
+    return [info, undefined];
+  }
+
+  /** An order of the server about a gang's daemons. */
+  launch(o: LaunchOrder): void {
+    const r = this.running.get(o.attemptId);
+    const g = r?.gang;
+    if (o.type === 'start') {
+      if (!r || !g || g.launcher) {
+        this.listener?.launch?.({ type: 'exited', attemptId: o.attemptId, launchId: o.launchId, exitCode: null, signal: null, message: `node ${this.name} has no member of this job running (it ended)` });
+        return;
+      }
+      this.daemonStart(r, o.launchId, o.command);
+    } else if (o.type === 'kill') {
+      const d = g?.daemons.get(o.launchId);
+      if (d) {
+        d.killed = true;
+        d.handle?.kill('canceled');
+      }
+    } else {
+      const reply = g?.replies.get(o.launchId);
+      if (!reply || !g) return;
+      g.replies.delete(o.launchId);
+      if (o.message) reply.message(`warren: ${o.message}`);
+      reply.exit(o.exitCode ?? (o.signal ? 128 + (signalNumber(o.signal) ?? 15) : 255));
+    }
   }
 
   /** Directories of the volumes a unit touches (made on first use). */
@@ -411,7 +679,7 @@ export class LocalAgent implements Agent {
       mounts,
       ...(who ? { user: { uid: who.uid, gid: who.gid, groups: who.groups, name: who.name } } : {}),
       // A simulated run replays estimates as host sleeps: no image is needed.
-      container: spec.image && container ? { image: spec.image.uri, hostname: spec.name, ...this.registryAuth(spec.image.secret) } : undefined,
+      container: spec.image && container ? { image: spec.image.uri, hostname: spec.multinode ? this.name : spec.name, ...this.registryAuth(spec.image.secret) } : undefined,
     };
   }
 
@@ -485,4 +753,8 @@ function waitForChange(path: string, ms: number, signal?: AbortSignal): Promise<
       /* polling is enough */
     }
   });
+}
+
+function signalNumber(name: string): number | undefined {
+  return (osConstants.signals as Record<string, number>)[name];
 }

@@ -5,3 +5,4 @@ export { jobIsolation, stopRecordedAttempt } from './jobcgroup.js';
 export type { JobIsolation, JobIsolationMode } from './jobcgroup.js';
 export { closeSpawner } from './spawner.js';
 export type { BindMount, ContainerOptions, ExitInfo, ExitReason, LaunchRequest, RunningTask, Runtime } from './types.js';
+export { sanitizeHostname } from './container/spec.js';

@@ -85,7 +85,7 @@ export class Orchestrator {
     for (const j of Object.values(wf.jobs)) {
       let last: WarrenError | null = null;
       for (const agent of agents) {
-        last = agent.admit({ name: `job ${j.name}`, cores: j.resources.cores, memoryBytes: j.resources.memoryBytes ?? 0, gpus: gpusOfSpec(j), container: j.image !== undefined && !simulate });
+        last = agent.admit({ name: `job ${j.name}`, cores: j.resources.cores, ...(j.multinode ? { nodes: j.multinode.nodes } : {}), memoryBytes: j.resources.memoryBytes ?? 0, gpus: gpusOfSpec(j), container: j.image !== undefined && !simulate });
         if (!last) break;
       }
       if (last) problems.push(last);
