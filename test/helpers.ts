@@ -22,7 +22,7 @@ export const sharedDir = resolve(repoRoot, '..', 'shared');
 export const warrenBin = join(repoRoot, 'bin', 'warren.js');
 
 /** A fresh temporary directory, removed by the returned cleanup. */
-export function tempDir(prefix = 'warren-test-'): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+export function tempDir(prefix = 'warren-test-', base?: string): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(base ?? tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -53,6 +53,8 @@ export interface LocalAgentOptions {
   /** Give host jobs this process's environment (the embedded default: the user's own shell). */
   inheritEnv?: boolean;
   agentVersion?: string;
+  /** Where other nodes reach this one (multinode jobs' daemons and ranks); default: its addresses. */
+  addresses?: string[];
 }
 
 type Entry = { task: TaskAssignment; cores: number; memoryBytes: number; exclusive: boolean; hooks: SubmitHooks };
@@ -92,6 +94,7 @@ export class LocalAgent implements Agent {
   readonly cores: number;
   readonly memoryBytes: number;
   readonly name: string;
+  private readonly addresses: string[];
   private usedCores = 0;
   private usedMemory = 0;
   private exclusiveRunning = false;
@@ -105,6 +108,7 @@ export class LocalAgent implements Agent {
     this.cores = Math.max(1, Math.floor(opts.cores ?? availableParallelism()));
     this.memoryBytes = opts.memoryBytes ?? totalmem();
     this.name = opts.name ?? hostname();
+    this.addresses = opts.addresses ?? nodeAddresses();
   }
 
   info(): NodeInfo {
@@ -116,6 +120,7 @@ export class LocalAgent implements Agent {
       labels: { ...(this.opts.labels ?? {}) },
       platform: `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`,
       containers: this.opts.container !== undefined,
+      addresses: this.addresses,
       agentVersion: this.opts.agentVersion ?? '0.1.0',
       protocol: { ...AGENT_PROTOCOL },
     };
@@ -403,6 +408,9 @@ export class LocalAgent implements Agent {
       WARREN_NODE_INDEX: String(gang ? gang.index : 0),
     };
     Object.assign(req.env, env);
+    // OpenMPI looks its launch agent up through PATH and refuses without one (a node agent
+    // gives host jobs no environment of its own); a container has its image's.
+    if (!inContainer && req.env.PATH === undefined) req.env.PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
     if (plan) {
       Object.assign(req.env, plan.env);
       req.argv = plan.argv;

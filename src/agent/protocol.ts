@@ -3,7 +3,7 @@
 // check of what a node says it has. The server's side is src/server/agent-routes.ts and
 // src/server/nodes.ts; the agent's side is AgentDaemon (./remote.ts). docs/cluster-agent.md.
 import { WarrenError, type WireError } from '../common/index.js';
-import { AGENT_PROTOCOL, type AttemptExited, type AttemptStarted, type AttemptState, type LogRequest, type NodeInfo, type TaskAssignment } from './contract.js';
+import { AGENT_PROTOCOL, type AttemptExited, type AttemptStarted, type AttemptState, type LaunchEvent, type LaunchOrder, type LogRequest, type NodeInfo, type TaskAssignment } from './contract.js';
 
 export type ProtocolVersion = { major: number; minor: number };
 
@@ -54,7 +54,7 @@ export interface RenewResponse {
 }
 
 /** One report of the agent's journal; `seq` grows by one per report, per journal `epoch`. */
-export type ReportItem = { seq: number; type: 'started'; event: AttemptStarted } | { seq: number; type: 'exited'; event: AttemptExited };
+export type ReportItem = { seq: number; type: 'started'; event: AttemptStarted } | { seq: number; type: 'exited'; event: AttemptExited } | { seq: number; type: 'launch'; event: LaunchEvent };
 
 export interface AgentLoad {
   usedCores: number;
@@ -117,6 +117,8 @@ export interface PollResponse {
   logRequests: LogOrder[];
   /** Stop these uploads (the reader went away). */
   stopLogs: string[];
+  /** Orders about multinode jobs' daemons (protocol 1.1; absent from older servers). */
+  launches?: LaunchOrder[];
 }
 
 /** The body of an error answer of any agent route. */

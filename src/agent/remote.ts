@@ -171,7 +171,7 @@ class ReportJournal {
     }
   }
 
-  append(type: 'started' | 'exited', event: AttemptStarted | AttemptExited): ReportItem {
+  append(type: ReportItem['type'], event: ReportItem['event']): ReportItem {
     const item = { seq: this.next++, type, event } as ReportItem;
     this.pending.push(item);
     const line = JSON.stringify(item);
@@ -381,7 +381,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     this.stopAbort = new AbortController();
     // Load the journal and take the agent's reports in one synchronous step (none slips between).
     this.journal.load();
-    this.opts.agent.setListener({ started: (ev) => this.report('started', ev), exited: (ev) => this.report('exited', ev) });
+    this.opts.agent.setListener({ started: (ev) => this.report('started', ev), exited: (ev) => this.report('exited', ev), launch: (ev) => this.report('launch', ev) });
     const alive = new Set<string>();
     for (const a of await this.opts.agent.recover()) {
       this.known.add(a.attemptId);
@@ -619,8 +619,10 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     return { ...base, name: this.opts.name, labels: { ...base.labels, ...this.opts.labels }, protocol: { ...AGENT_PROTOCOL } };
   }
 
-  private report(type: 'started' | 'exited', ev: AttemptStarted | AttemptExited): void {
-    if (type === 'exited') {
+  private report(type: ReportItem['type'], ev: ReportItem['event']): void {
+    if (type === 'launch') {
+      // About a multinode job's daemons: forwarded through the server to the gang, at once.
+    } else if (type === 'exited') {
       this.active.delete(ev.attemptId);
       if (this.fencedIds.delete(ev.attemptId)) {
         const x = ev as AttemptExited;
@@ -746,6 +748,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       }
     }
     for (const k of res.kills) agent.kill(k.attemptId, k.reason);
+    for (const o of res.launches ?? []) agent.launch?.(o);
     for (const l of res.logRequests) void this.upload(l);
     for (const id of res.stopLogs) this.uploads.get(id)?.abort();
   }

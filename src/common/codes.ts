@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   AGENT_NOT_ENOUGH_CORES: { exit: 2, http: 400 },
   AGENT_NOT_ENOUGH_GPUS: { exit: 2, http: 400 },
   AGENT_NOT_ENOUGH_MEMORY: { exit: 2, http: 400 },
+  AGENT_NOT_ENOUGH_NODES: { exit: 2, http: 400 },
   AGENT_NOT_JOINED: { exit: 2, http: 400 },
   AGENT_NO_ACCOUNT: { exit: 2, http: 400 },
   AGENT_NO_CONTAINER_RUNTIME: { exit: 2, http: 400 },

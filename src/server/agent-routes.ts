@@ -28,6 +28,7 @@ const nodeInfo = {
     platform: { type: 'string' },
     containers: { type: 'boolean' },
     cachedImages: { type: 'array', maxItems: 100000, items: { type: 'string' } },
+    addresses: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 64 } },
     agentVersion: { type: 'string' },
     protocol,
   },
@@ -45,6 +46,21 @@ const exited = {
     durationMs: { type: 'number', minimum: 0 },
     failure: wireError,
     at: { type: 'number' },
+  },
+} as const;
+const launchEvent = {
+  type: 'object',
+  required: ['type', 'attemptId'],
+  properties: {
+    type: { enum: ['request', 'cancel', 'exited', 'rank-exit'] },
+    attemptId: { type: 'string', minLength: 1, maxLength: 1000 },
+    launchId: { type: 'string', maxLength: 64 },
+    host: { type: 'string', maxLength: 1000 },
+    command: { type: 'string', maxLength: 1_000_000 },
+    exitCode: { type: ['integer', 'null'] },
+    signal: { type: ['string', 'integer', 'null'] },
+    rank: { type: ['integer', 'null'] },
+    message: { type: 'string', maxLength: 100_000 },
   },
 } as const;
 const attemptState = {
@@ -80,10 +96,10 @@ const heartbeatSchema = {
         items: {
           type: 'object',
           required: ['seq', 'type', 'event'],
-          properties: { seq: { type: 'integer', minimum: 1 }, type: { enum: ['started', 'exited'] }, event: { type: 'object' } },
+          properties: { seq: { type: 'integer', minimum: 1 }, type: { enum: ['started', 'exited', 'launch'] }, event: { type: 'object' } },
           if: { properties: { type: { const: 'started' } } },
           then: { properties: { event: started } },
-          else: { properties: { event: exited } },
+          else: { if: { properties: { type: { const: 'exited' } } }, then: { properties: { event: exited } }, else: { properties: { event: launchEvent } } },
         },
       },
       attempts: { type: 'array', maxItems: 1_000_000, items: attemptState },
@@ -117,6 +133,7 @@ const pollSchema = {
         kills: { type: 'array', items: { type: 'object', properties: { attemptId: { type: 'string' }, reason: { type: 'string' } } } },
         logRequests: { type: 'array', items: { type: 'object', additionalProperties: true } },
         stopLogs: { type: 'array', items: { type: 'string' } },
+        launches: { type: 'array', items: { type: 'object', additionalProperties: true } },
       },
     },
   },

@@ -246,7 +246,8 @@ export class ServerBackend {
     const attempts = (await this.store.attempts(rec.id, key)).filter((a) => a.node);
     const last = attempts.sort((a, b) => b.attempt - a.attempt)[0];
     if (!last?.node) return;
-    yield* this.o.nodes.requestLogs(last.node, { workflowId: rec.id, job: req.job, task, stream: req.stream ?? 'stdout', follow: req.follow === true }, signal);
+    // A multinode job's row names all its nodes: its log is the launcher's, on the first.
+    yield* this.o.nodes.requestLogs(last.node.split(',')[0]!, { workflowId: rec.id, job: req.job, task, stream: req.stream ?? 'stdout', follow: req.follow === true }, signal);
   }
 
   async cancel(p: Principal, id: string): Promise<WorkflowSummary> {

@@ -29,6 +29,8 @@ import {
   type AttemptExited,
   type AttemptStarted,
   type AttemptState,
+  type LaunchEvent,
+  type LaunchOrder,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type JoinRequest,
@@ -129,6 +131,8 @@ export interface NodeRegistryOptions {
 export interface NodeRegistryEvents {
   /** A started or exited report, once per report (in the agent's order). */
   report: [node: string, ev: AttemptStarted | AttemptExited, kind: 'started' | 'exited'];
+  /** About a multinode job's daemons (the pool forwards it within the gang). */
+  launch: [node: string, ev: LaunchEvent];
   /** The full attempt list a node sent on (re)connect: the driver reconciles. */
   attempts: [node: string, list: AttemptState[]];
   /** A node joined, or came back (down or lost before). */
@@ -164,7 +168,8 @@ type Item =
   | { cursor: number; given?: boolean; kind: 'assign'; a: TaskAssignment }
   | { cursor: number; given?: boolean; kind: 'kill'; k: KillOrder }
   | { cursor: number; given?: boolean; kind: 'log'; l: LogOrder }
-  | { cursor: number; given?: boolean; kind: 'stopLog'; requestId: string };
+  | { cursor: number; given?: boolean; kind: 'stopLog'; requestId: string }
+  | { cursor: number; given?: boolean; kind: 'launch'; o: LaunchOrder };
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
@@ -565,6 +570,11 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       for (const r of [...(hb.reports ?? [])].sort((a, b) => a.seq - b.seq)) {
         if (r.seq <= acked) continue; // a retried batch: applied already
         acked = r.seq;
+        if (r.type === 'launch') {
+          // Not a state change of an attempt: forwarded now, nothing to make durable.
+          this.emit('launch', node, r.event);
+          continue;
+        }
         applied.push(r.event);
         this.emit('report', node, r.event, r.type);
         const ws = this.watchers.get(node);
@@ -648,6 +658,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       if (it.kind === 'assign') r.assignments.push(it.a);
       else if (it.kind === 'kill') r.kills.push(it.k);
       else if (it.kind === 'log') r.logRequests.push(it.l);
+      else if (it.kind === 'launch') (r.launches ??= []).push(it.o);
       else r.stopLogs.push(it.requestId);
     }
     return r;
@@ -708,6 +719,14 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     }
     if (l.queue.some((it) => it.kind === 'assign' && it.a.attemptId === assignment.attemptId)) return;
     this.enqueue(l, { kind: 'assign', a: assignment });
+  }
+
+  /** An order about a multinode job's daemons. False if the node is not there to tell. */
+  launch(node: string, o: LaunchOrder): boolean {
+    const l = this.byName.get(node);
+    if (!l || l.rec.state === 'lost' || l.rec.state === 'revoked') return false;
+    this.enqueue(l, { kind: 'launch', o });
+    return true;
   }
 
   /** Tell the node to stop an attempt (it reports exited). False if the node is not there to tell. */
@@ -885,6 +904,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 /** What the cluster pool (ClusterPool, src/server/pool.ts) takes from the registry. */
 export interface PoolEvents {
   onReport(node: string, ev: AttemptStarted | AttemptExited): void;
+  onLaunch(node: string, ev: LaunchEvent): void;
   onAttempts(node: string, list: AttemptState[]): void;
   onLost(node: string): void;
   onUp(node: string): void;
@@ -898,16 +918,19 @@ export interface PoolEvents {
  */
 export function connectPool(reg: NodeRegistry, pool: PoolEvents): () => void {
   const report = (node: string, ev: AttemptStarted | AttemptExited): void => pool.onReport(node, ev);
+  const launch = (node: string, ev: LaunchEvent): void => pool.onLaunch(node, ev);
   const attempts = (node: string, list: AttemptState[]): void => pool.onAttempts(node, list);
   const down = (node: string): void => pool.onLost(node);
   const up = (node: string): void => pool.onUp(node);
   reg.on('report', report);
+  reg.on('launch', launch);
   reg.on('attempts', attempts);
   reg.on('down', down);
   reg.on('lost', down);
   reg.on('up', up);
   return () => {
     reg.off('report', report);
+    reg.off('launch', launch);
     reg.off('attempts', attempts);
     reg.off('down', down);
     reg.off('lost', down);

@@ -11,10 +11,16 @@
 //     job's policy says). A node that comes back before that keeps them (its full list of
 //     attempts reconciles); anything it runs that is no longer current is stopped.
 //   - attempts a previous server dispatched are adopted: their reports come here.
+//
+// Multinode jobs (docs/mpi.md) are gangs: all their nodes at once or none. The unit's attempt
+// runs the launcher on the first node; each other node holds a member `<attempt>#<i>` that
+// starts the daemons the launcher's hook asks for (forwarded here: onLaunch). The attempt's
+// row names every node ("a,b,c"), so a new server adopts the whole gang. One part failing or
+// lost ends the whole job (every part is killed) and the engine retries it as its policy says.
 
 import { WarrenError } from '../common/index.js';
-import type { Agent, AgentListener, AdmissionRequest, AttemptExited, AttemptStarted, AttemptState, LogRequest, NodeInfo, SubmitHooks, TaskAssignment } from '../agent/index.js';
-import { AGENT_PROTOCOL } from '../agent/index.js';
+import type { Agent, AgentListener, AdmissionRequest, AttemptExited, AttemptStarted, AttemptState, LaunchEvent, LaunchOrder, LogRequest, NodeInfo, SubmitHooks, TaskAssignment } from '../agent/index.js';
+import { AGENT_PROTOCOL, GANG_PROTOCOL_MINOR } from '../agent/index.js';
 import { scheduleCluster, type ClusterNode, type PendingJob, type RunningJob } from '../scheduler/index.js';
 import type { Clock } from './driver.js';
 import type { JobSpec } from '../workflow/index.js';
@@ -26,6 +32,8 @@ export interface NodeDirectory {
   nodes(): { name: string; info: NodeInfo; state: 'ready' | 'down' | 'lost' | 'revoked'; drained: boolean }[];
   assign(node: string, task: TaskAssignment): void;
   kill(node: string, attemptId: string, reason: 'canceled' | 'timeout' | 'stop-service'): void;
+  /** An order about a multinode job's daemons (false: the node is not there to tell). */
+  launch(node: string, o: LaunchOrder): boolean;
   requestLogs(node: string, req: LogRequest, signal?: AbortSignal): AsyncIterable<Uint8Array>;
 }
 
@@ -46,7 +54,22 @@ interface Waiting {
   task: TaskAssignment;
   hooks: SubmitHooks;
   order: number;
-  need: { cores: number; memoryBytes: number; gpus: number; exclusive: boolean };
+  need: { cores: number; memoryBytes: number; gpus: number; exclusive: boolean; nodes: number };
+}
+
+/** A multinode job's gang, by the unit's (launcher's) attempt id. */
+interface Gang {
+  /** Its nodes, the launcher's first. */
+  nodes: string[];
+  /** Member attempt ids, by node. */
+  members: Map<string, string>;
+  /** launchId -> the member that runs that daemon. */
+  launches: Map<string, string>;
+  /** Why the job ends before its launcher did (a part failed or was lost). */
+  failure: { reason: AttemptExited['reason']; message: string } | null;
+  /** The driver killed the unit (cancel, timeout): its end is that, not a failure. */
+  killed: boolean;
+  rankFailure: { rank: number | null; exitCode: number | null; signal: number | null; node: string } | null;
 }
 
 interface Placed {
@@ -58,12 +81,21 @@ interface Placed {
   started: boolean;
   /** Set while its node is lost: when it ends as node-lost. */
   lostAt: number | null;
+  /** A gang member: the launcher's attempt id. */
+  parent?: string;
 }
 
 const GPU_KEYS = ['nvidia.com/gpu', 'gpu', 'amd.com/gpu'];
 
 /** Every node carries its own name as this label (for units that must run where their volumes are). */
 export const NODE_LABEL = 'warren.node';
+/** Nodes whose agents run multinode gangs (protocol 1.1) carry this label; gangs ask for it. */
+export const GANG_LABEL = 'warren.gangs';
+
+/** A gang member's attempt id: `<launcher attempt>#<index>`. */
+export function memberId(launcher: string, index: number): string {
+  return `${launcher}#${index}`;
+}
 
 export function gpusOfSpec(j: JobSpec | undefined): number {
   const d = j?.resources.devices ?? {};
@@ -95,6 +127,7 @@ export class ClusterPool implements Agent {
   private owns: (workflowId: string) => boolean = () => true;
   /** Workflow -> the node where its volumes live (compute goes to the data). Bounded. */
   private readonly pins = new Map<string, string>();
+  private readonly gangs = new Map<string, Gang>();
 
   constructor(private readonly opts: PoolOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -139,6 +172,17 @@ export class ClusterPool implements Agent {
   admit(req: AdmissionRequest): WarrenError | null {
     const ns = this.dir.nodes().filter((n) => n.state !== 'revoked');
     if (ns.length === 0) return null;
+    const gang = req.nodes ?? 1;
+    if (gang > 1) {
+      const fit = ns.filter((n) => n.info.cores >= req.cores && n.info.memoryBytes >= req.memoryBytes && n.info.gpus.length >= req.gpus && (!req.container || n.info.containers) && runsGangs(n.info));
+      if (fit.length < gang) {
+        return new WarrenError('AGENT_NOT_ENOUGH_NODES', `${req.name} needs ${gang} nodes at once, each with ${req.cores} core${req.cores === 1 ? '' : 's'}${req.memoryBytes ? ` and ${(req.memoryBytes / 2 ** 30).toFixed(1)} GiB` : ''}${req.gpus ? ` and ${req.gpus} GPUs` : ''}: ${fit.length} of the cluster's ${ns.length} nodes could ever hold it`, {
+          hint: `lower multinode.nodes to at most ${fit.length} (or its per-node resources), or add nodes (\`warren token create\`, then \`warren agent\` on each)`,
+          details: { nodes: gang, fit: fit.length, total: ns.length },
+        });
+      }
+      return null;
+    }
     if (ns.some((n) => n.info.cores >= req.cores && n.info.memoryBytes >= req.memoryBytes && n.info.gpus.length >= req.gpus && (!req.container || n.info.containers))) return null;
     const maxCores = Math.max(...ns.map((n) => n.info.cores));
     const maxMem = Math.max(...ns.map((n) => n.info.memoryBytes));
@@ -158,6 +202,7 @@ export class ClusterPool implements Agent {
       memoryBytes: task.kind === 'job' && spec ? (spec.resources.memoryBytes ?? 0) : 0,
       gpus: gpusOf(task),
       exclusive: task.kind === 'job' && spec ? spec.resources.exclusive : false,
+      nodes: task.kind === 'job' && spec?.multinode ? spec.multinode.nodes : 1,
     };
     this.waiting.set(task.attemptId, { task, hooks, order: this.order++, need });
     this.schedule();
@@ -167,6 +212,20 @@ export class ClusterPool implements Agent {
   adopt(attemptId: string, node: string | null, task?: TaskAssignment, opts?: { pid?: number | null }): void {
     if (this.placed.has(attemptId)) return;
     const spec = task?.job;
+    // A gang's row names all its nodes: the launcher's first; its members are adopted with it.
+    const nodes = node ? node.split(',') : [];
+    if (nodes.length > 1 && task) {
+      const unit = task;
+      const g = this.newGang(attemptId, nodes);
+      nodes.slice(1).forEach((n, k) => {
+        const id = memberId(attemptId, k + 1);
+        this.placed.set(id, { task: this.gangTask(unit, nodes, k + 1), node: n, cores: spec ? spec.resources.cores : 0, memoryBytes: spec ? (spec.resources.memoryBytes ?? 0) : 0, gpus: gpusOf(unit), started: opts?.pid != null, lostAt: this.dir.nodes().some((x) => x.name === n && x.state === 'ready') ? null : this.clock.now(), parent: attemptId });
+        g.members.set(n, id);
+        this.takeStray(id);
+      });
+      node = nodes[0]!;
+      task = this.gangTask(task, nodes, 0);
+    }
     this.placed.set(attemptId, {
       task: task ?? null,
       node: node ?? '',
@@ -196,6 +255,12 @@ export class ClusterPool implements Agent {
   }
 
   kill(attemptId: string, reason: 'canceled' | 'timeout' | 'stop-service'): void {
+    // A gang: every part is told (the unit ends with its launcher's exit).
+    const g = this.gangs.get(attemptId);
+    if (g) {
+      g.killed = true;
+      for (const id of g.members.values()) this.killPart(id, reason);
+    }
     if (this.waiting.delete(attemptId)) {
       this.emitExit({ attemptId, exitCode: null, signal: null, reason: reason === 'stop-service' ? 'stopped' : 'canceled', durationMs: 0, at: this.clock.now() });
       return;
@@ -205,6 +270,7 @@ export class ClusterPool implements Agent {
     if (p.lostAt !== null) {
       // Its node is gone: nothing to tell it now; it is stopped when it comes back.
       this.placed.delete(attemptId);
+      this.gangs.delete(attemptId);
       this.emitExit({ attemptId, exitCode: null, signal: null, reason: 'canceled', message: `canceled while its node ${p.node} was lost`, durationMs: 0, at: this.clock.now() });
       return;
     }
@@ -241,12 +307,152 @@ export class ClusterPool implements Agent {
     this.sweep = null;
   }
 
+
+  // ---- multinode gangs ----
+
+  /** Place a gang: every part is held now; the row (naming all nodes) is durable before any node hears of it. */
+  private placeGang(w: Waiting, nodes: string[], pl: { cores: number; memoryBytes: number; gpus: number }): void {
+    const id = w.task.attemptId;
+    const g = this.newGang(id, nodes);
+    const parts: { id: string; node: string; task: TaskAssignment; p: Placed }[] = nodes.map((node, i) => {
+      const task = this.gangTask(w.task, nodes, i);
+      const p: Placed = { task, node, cores: pl.cores, memoryBytes: pl.memoryBytes, gpus: pl.gpus, started: false, lostAt: null, ...(i > 0 ? { parent: id } : {}) };
+      this.placed.set(task.attemptId, p);
+      if (i > 0) g.members.set(node, task.attemptId);
+      return { id: task.attemptId, node, task, p };
+    });
+    const dispatch = (): void => {
+      if (this.placed.get(id) !== parts[0]!.p || this.gangs.get(id) !== g) return; // killed meanwhile
+      try {
+        // Members first: they are waiting when the launcher's hook asks for its daemons.
+        for (const x of [...parts.slice(1), parts[0]!]) this.dir.assign(x.node, x.task);
+      } catch (e) {
+        // A node went away between the placement and now: nothing ran; place the whole gang again.
+        this.opts.log?.('warn', `${id} not sent to ${nodes.join(',')}: ${(e as Error).message}; placing it again`);
+        for (const x of parts) {
+          this.placed.delete(x.id);
+          if (x.id !== id) this.dir.kill(x.node, x.id, 'canceled');
+        }
+        this.gangs.delete(id);
+        this.waiting.set(id, w);
+        this.schedule();
+      }
+    };
+    if (w.hooks.durable) {
+      w.hooks.durable({ pid: null, cgroup: null, node: nodes.join(',') }).then(dispatch, (e: unknown) => {
+        for (const x of parts) this.placed.delete(x.id);
+        this.gangs.delete(id);
+        this.emitExit({ attemptId: id, exitCode: null, signal: null, reason: 'spawn-error', message: `could not record the attempt: ${(e as Error).message}`, durationMs: 0, at: this.clock.now() });
+      });
+    } else dispatch();
+  }
+
+  private newGang(id: string, nodes: string[]): Gang {
+    const g: Gang = { nodes, members: new Map(), launches: new Map(), failure: null, rankFailure: null, killed: false };
+    this.gangs.set(id, g);
+    return g;
+  }
+
+  /** The assignment of a gang's part `index` (0: the launcher, the unit's own attempt id). */
+  private gangTask(task: TaskAssignment, nodes: string[], index: number): TaskAssignment {
+    const infos = new Map(this.dir.nodes().map((n) => [n.name, n.info]));
+    return {
+      ...task,
+      ...(index > 0 ? { attemptId: memberId(task.attemptId, index) } : {}),
+      gang: { index, launcher: task.attemptId, nodes: nodes.map((n) => ({ name: n, ...(infos.get(n)?.addresses?.[0] ? { address: infos.get(n)!.addresses![0]! } : {}) })) },
+    };
+  }
+
+  /** Stop one part of a gang; a part whose node is lost is forgotten (stopped when it returns). */
+  private killPart(id: string, reason: 'canceled' | 'timeout' | 'stop-service'): void {
+    const p = this.placed.get(id);
+    if (!p) return;
+    if (p.lostAt !== null || !p.node) {
+      this.placed.delete(id);
+      return;
+    }
+    this.dir.kill(p.node, id, reason);
+  }
+
+  /** A member started (no process: it waits for daemons) or ended. */
+  private onMemberReport(node: string, p: Placed, ev: AttemptStarted | AttemptExited): void {
+    p.lostAt = null;
+    if (!('reason' in ev)) {
+      p.started = true;
+      return;
+    }
+    this.placed.delete(ev.attemptId);
+    const parent = p.parent!;
+    const g = this.gangs.get(parent);
+    if (g && g.members.get(node) === ev.attemptId) g.members.delete(node);
+    const ok = ev.reason === 'exit' && ev.exitCode === 0;
+    if (!ok && g && !g.failure && !g.killed && this.placed.has(parent)) {
+      // One part failed or is gone: the whole job ends (every part stopped), then its policy decides.
+      const what = ev.reason === 'node-lost' ? `was lost (${ev.message ?? 'no heartbeats'})` : ev.reason === 'exit' ? `exited with code ${ev.exitCode}` : ev.reason === 'signal' ? `was killed by ${ev.signal}` : `ended (${ev.reason}${ev.message ? `: ${ev.message}` : ''})`;
+      g.failure = { reason: ev.reason === 'node-lost' || ev.reason === 'agent-restarted' ? 'node-lost' : 'error', message: `its part on node ${node} ${what}` };
+      this.opts.log?.('warn', `${parent}: ${g.failure.message}: stopping the job on all its nodes`);
+      for (const m of [...g.members.values()]) this.killPart(m, 'canceled');
+      const launcher = this.placed.get(parent)!;
+      if (launcher.lostAt !== null) {
+        // Its launcher's node is away too: nothing to wait for.
+        this.placed.delete(parent);
+        this.endGang(parent, { attemptId: parent, exitCode: null, signal: null, reason: 'node-lost', durationMs: 0, at: this.clock.now() });
+      } else this.dir.kill(launcher.node, parent, 'canceled');
+    }
+    this.schedule();
+  }
+
+  /** The launcher ended (or the gang was given up): stop every part, then end the unit once. */
+  private endGang(id: string, ev: AttemptExited): void {
+    const g = this.gangs.get(id);
+    if (!g) return this.emitExit(ev);
+    for (const m of [...g.members.values()]) this.killPart(m, 'canceled');
+    const finish = (): void => {
+      if (this.gangs.get(id) !== g) return;
+      this.gangs.delete(id);
+      this.emitExit(gangExit(g, ev));
+    };
+    // A failed rank elsewhere is reported by its node; give it a moment to arrive.
+    if (ev.reason === 'exit' && ev.exitCode !== 0 && !g.rankFailure && !g.killed && !g.failure && !/^rank /.test(ev.message ?? '')) this.clock.setTimeout(finish, 500);
+    else finish();
+  }
+
+  /** A node's report about a gang's daemons: forwarded to the part it concerns. */
+  onLaunch(node: string, ev: LaunchEvent): void {
+    const launcherId = ev.type === 'request' || ev.type === 'cancel' ? ev.attemptId : (this.placed.get(ev.attemptId)?.parent ?? ev.attemptId);
+    const g = this.gangs.get(launcherId);
+    const launcher = this.placed.get(launcherId);
+    if (ev.type === 'request') {
+      const member = g?.members.get(ev.host);
+      const mp = member ? this.placed.get(member) : undefined;
+      if (!g || !launcher || launcher.node !== node || !member || !mp || !this.dir.launch(mp.node, { type: 'start', attemptId: member, launchId: ev.launchId, command: ev.command })) {
+        const why = !g || !launcher ? 'the job is not running any more' : !member || !mp ? `node ${ev.host} holds no part of this job now (its nodes: ${g.nodes.join(', ')})` : `node ${ev.host} cannot be reached`;
+        this.dir.launch(node, { type: 'exited', attemptId: ev.attemptId, launchId: ev.launchId, exitCode: null, signal: null, message: `cannot start the daemon on ${ev.host}: ${why}` });
+        return;
+      }
+      g.launches.set(ev.launchId, member);
+    } else if (ev.type === 'cancel') {
+      const member = g?.launches.get(ev.launchId);
+      const mp = member ? this.placed.get(member) : undefined;
+      if (member && mp) this.dir.launch(mp.node, { type: 'kill', attemptId: member, launchId: ev.launchId });
+    } else if (ev.type === 'exited') {
+      g?.launches.delete(ev.launchId);
+      if (launcher) this.dir.launch(launcher.node, { type: 'exited', attemptId: launcherId, launchId: ev.launchId, exitCode: ev.exitCode, signal: ev.signal, ...(ev.message ? { message: ev.message } : {}) });
+    } else if (g) {
+      g.rankFailure ??= { rank: ev.rank, exitCode: ev.exitCode, signal: ev.signal, node };
+    }
+  }
+
   // --- events from the node registry ---
 
   /** A node reported a start or an end. Reports of attempts the pool does not know (a stale
    *  copy, one replaced meanwhile) are answered by stopping them. */
   onReport(node: string, ev: AttemptStarted | AttemptExited): void {
     const p = this.placed.get(ev.attemptId);
+    if (p?.parent !== undefined && p.node === node) {
+      this.onMemberReport(node, p, ev);
+      return;
+    }
     if (!p) {
       if (this.stray(node, ev.attemptId, ev)) return;
       if (!('reason' in ev)) this.dir.kill(node, ev.attemptId, 'canceled');
@@ -268,11 +474,13 @@ export class ClusterPool implements Agent {
         if (!s) this.noAccount.set(p.task.user.unixUser, (s = new Set()));
         s.add(node);
       }
-      this.emitExit(ev);
+      if (this.gangs.has(ev.attemptId)) this.endGang(ev.attemptId, ev);
+      else this.emitExit(ev);
       this.schedule();
     } else {
       p.started = true;
-      this.listener?.started({ ...ev, node });
+      // A gang's row keeps naming all its nodes (a new server adopts every part).
+      this.listener?.started({ ...ev, node: this.gangs.get(ev.attemptId)?.nodes.join(',') ?? node });
     }
   }
 
@@ -332,7 +540,10 @@ export class ClusterPool implements Agent {
       if (p.lostAt === null || t - p.lostAt < this.opts.lostAfterMs) continue;
       this.placed.delete(id);
       changed = true;
-      this.emitExit({ attemptId: id, exitCode: null, signal: null, reason: 'node-lost', message: `its node ${p.node || '(unknown)'} was lost for ${Math.round((t - p.lostAt) / 1000)} s`, durationMs: 0, at: t });
+      const ev: AttemptExited = { attemptId: id, exitCode: null, signal: null, reason: 'node-lost', message: `its node ${p.node || '(unknown)'} was lost for ${Math.round((t - p.lostAt) / 1000)} s`, durationMs: 0, at: t };
+      if (p.parent !== undefined) this.onMemberReport(p.node, p, ev);
+      else if (this.gangs.has(id)) this.endGang(id, ev);
+      else this.emitExit(ev);
     }
     if (changed) this.schedule();
   }
@@ -385,7 +596,7 @@ export class ClusterPool implements Agent {
         cores: n.info.cores,
         memoryBytes: n.info.memoryBytes,
         gpus: { count: n.info.gpus.length, models: [...new Set(n.info.gpus.map((g) => g.model))] },
-        labels: { ...n.info.labels, [NODE_LABEL]: n.name },
+        labels: { ...n.info.labels, [NODE_LABEL]: n.name, ...(runsGangs(n.info) ? { [GANG_LABEL]: 'yes' } : {}) },
         drained: n.drained,
         platform: n.info.platform,
         allocated: this.headroom(alloc.get(n.name) ?? { cores: 0, memoryBytes: 0, gpus: 0 }, n.info),
@@ -401,7 +612,10 @@ export class ClusterPool implements Agent {
     for (const [id, w] of this.waiting) {
       const user = w.task.user?.unixUser ?? 'local';
       let constraints: string[] | undefined;
-      if (w.task.volumes.length > 0) {
+      const gang = w.need.nodes > 1;
+      // A gang spans nodes: its volumes are not pinned to one (docs/mpi.md).
+      if (gang) constraints = [`${GANG_LABEL}=yes`];
+      else if (w.task.volumes.length > 0) {
         const pin = this.pins.get(w.task.workflowId) ?? w.task.pin;
         if (pin) constraints = [`${NODE_LABEL}=${pin}`];
         else if (firstThisPass.has(w.task.workflowId)) {
@@ -409,7 +623,7 @@ export class ClusterPool implements Agent {
           continue;
         } else firstThisPass.add(w.task.workflowId);
       }
-      jobs.push({ id, user, cores: Math.max(w.need.cores, 1), memoryBytes: w.need.memoryBytes, gpus: w.need.gpus, exclusive: w.need.exclusive, submitOrder: w.order, ...(constraints ? { constraints } : {}), ...(w.task.job?.policy.timeoutSec ? { timeLimit: w.task.job.policy.timeoutSec } : {}) });
+      jobs.push({ id, user, cores: Math.max(w.need.cores, 1), memoryBytes: w.need.memoryBytes, gpus: w.need.gpus, exclusive: w.need.exclusive, submitOrder: w.order, ...(constraints ? { constraints } : {}), ...(gang ? { nodes: w.need.nodes } : {}), ...(w.task.job?.policy.timeoutSec ? { timeLimit: w.task.job.policy.timeoutSec } : {}) });
       byId.set(id, w);
     }
     const running: RunningJob[] = [];
@@ -435,6 +649,10 @@ export class ClusterPool implements Agent {
     for (const pl of result.placements) {
       const w = byId.get(pl.job)!;
       this.waiting.delete(pl.job);
+      if (pl.nodes && pl.nodes.length > 1) {
+        this.placeGang(w, pl.nodes, pl);
+        continue;
+      }
       if (w.task.volumes.length > 0 && !this.pins.has(w.task.workflowId)) {
         pinnedNow = true;
         this.pins.set(w.task.workflowId, pl.node);
@@ -473,4 +691,21 @@ export class ClusterPool implements Agent {
     // The units held back behind a first one go in the next pass, now that it placed the volumes.
     if (again && pinnedNow) this.schedule();
   }
+}
+
+/** Does this node's agent run multinode gangs (protocol 1.1 or later)? */
+function runsGangs(info: NodeInfo): boolean {
+  return info.protocol.major === AGENT_PROTOCOL.major && info.protocol.minor >= GANG_PROTOCOL_MINOR;
+}
+
+/** How a gang's unit ends: a failed rank first, then its launcher's success, then the part that failed first. */
+function gangExit(g: Gang, ev: AttemptExited): AttemptExited {
+  const f = g.rankFailure;
+  if (f && !(ev.reason === 'exit' && ev.exitCode === 0) && !g.killed) {
+    const what = f.exitCode !== null ? `exited with code ${f.exitCode}` : `was killed by signal ${f.signal}`;
+    return { ...ev, reason: 'exit', exitCode: f.exitCode ?? ev.exitCode ?? 1, message: `rank ${f.rank ?? '?'} on node ${f.node} ${what}` };
+  }
+  if (ev.reason === 'exit' && ev.exitCode === 0) return ev;
+  if (g.failure && !g.killed) return { ...ev, reason: g.failure.reason, exitCode: null, signal: null, message: g.failure.message };
+  return ev;
 }

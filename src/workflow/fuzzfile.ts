@@ -585,7 +585,9 @@ function readJob(r: Reader, v: unknown, path: Seg[], kind: 'job' | 'service' | '
       if (mn.nodes === undefined) r.error(p, 'missing required key "nodes"', 'e.g. multinode: {nodes: 2, implementation: openmpi}', true);
       const nodes = mn.nodes === undefined ? undefined : r.int(mn.nodes, [...p, 'nodes'], 1);
       const impl = mn.implementation === undefined ? 'openmpi' : r.choice(mn.implementation, [...p, 'implementation'], MPI_IMPLS);
-      if (nodes !== undefined && impl !== undefined) d.multinode = { nodes, implementation: impl };
+      // GASNet is part of the format but Warren cannot launch it yet: refused, not run as one process.
+      if (impl === 'gasnet') r.error([...p, 'implementation'], 'implementation "gasnet" is not supported by Warren yet', 'use implementation: openmpi or implementation: mpich (GASNet programs built on an MPI conduit run with those)');
+      else if (nodes !== undefined && impl !== undefined) d.multinode = { nodes, implementation: impl };
     }
   }
   if (o.policy !== undefined) {

@@ -21,6 +21,10 @@ export interface ClusterOptions {
   agentNodeArgs?: string[];
   agentArgs?: (i: number) => string[];
   cores?: number;
+  /** Each agent (in its namespace) also gets its own host name (its node name), /tmp and /dev/shm. */
+  isolate?: boolean;
+  /** Where the cluster's directory is made (default the temp dir; not /tmp with `isolate`). */
+  baseDir?: string;
 }
 
 export interface CliResult {
@@ -54,7 +58,7 @@ export class TestCluster {
   readonly agentLogs: string[] = [];
 
   private constructor(readonly o: ClusterOptions) {
-    const t = tempDir('warren-cluster-');
+    const t = tempDir('warren-cluster-', o.baseDir ?? (o.isolate ? '/var/tmp' : undefined));
     this.dir = t.dir;
     this.cleanupDir = t.cleanup;
     mkdirSync(join(this.dir, 'cfg'), { recursive: true });
@@ -125,7 +129,7 @@ export class TestCluster {
   async startAgent(i: number, token?: string): Promise<void> {
     const args = [...(this.o.agentNodeArgs ?? []), warrenBin, 'agent', '--server', this.url, '--data', join(this.dir, `agent${i}`), '--name', this.agentName(i), '--ca', this.caFile, '--cores', String(this.o.cores ?? 2), ...(token ? ['--token', token] : []), ...(this.o.agentArgs?.(i) ?? [])];
     const h = this.hostOf(i);
-    const p = h ? h.spawn(process.execPath, args, { env: this.env() as Record<string, string>, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, args, { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const p = h ? h.spawn(process.execPath, args, { env: this.env() as Record<string, string>, stdio: ['ignore', 'pipe', 'pipe'], ...(this.o.isolate ? { isolate: { hostname: this.agentName(i) } } : {}) }) : spawn(process.execPath, args, { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.agents[i] = p;
     const add = (d: Buffer) => (this.agentLogs[i] += d.toString());
     p.stdout!.on('data', add);

@@ -15,6 +15,8 @@
 //                      (EASY backfill)
 //   left pending      Status.reasons counts every node under the first filter that refuses it,
 //                      on the state at the end of the pass
+//   gangs             a multinode job takes its `nodes` best candidates at once, or waits
+//                      (all or none); it gets no reservation (docs/decisions.md)
 import { WarrenError, EXIT, isWarrenError } from '../../common/index.js';
 import { parseConstraint } from './constraints.js';
 import type { Constraint } from './constraints.js';
@@ -127,6 +129,7 @@ function checkJob(j: PendingJob, constraintCache: Map<string, Constraint>, platf
   if (!num(j.gpus) || j.gpus < 0 || !Number.isInteger(j.gpus)) throw badJob(`job "${j.id}": gpus is ${String(j.gpus)}, not a whole number >= 0`, 'ask for 0 or more whole GPUs');
   if (!num(j.submitOrder)) throw badJob(`job "${j.id}": submitOrder is ${String(j.submitOrder)}, not a number`, 'number jobs in the order they were submitted');
   if (j.priority !== undefined && !num(j.priority)) throw badJob(`job "${j.id}": priority is ${String(j.priority)}, not a number`, 'give priority as a number (higher runs first)');
+  if (j.nodes !== undefined && (!num(j.nodes) || !Number.isInteger(j.nodes) || j.nodes < 1)) throw badJob(`job "${j.id}": nodes is ${String(j.nodes)}, not a whole number >= 1`, 'ask for 1 node or more');
   if (j.timeLimit !== undefined && (!num(j.timeLimit) || j.timeLimit < 0)) throw badJob(`job "${j.id}": timeLimit is ${String(j.timeLimit)}, not seconds >= 0`, 'give the time limit in seconds');
   if (j.image !== undefined && !platforms.has(j.image.platform)) {
     if (typeof j.image.platform !== 'string' || !PLATFORM.test(j.image.platform)) {
@@ -304,8 +307,9 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
     candNode.length = 0;
     candPos.length = 0;
     candFromClass.length = 0;
+    const gang = job.nodes ?? 1;
     if (c.ring.size > 0) {
-      scan(c.ring, v, limit, true);
+      scan(c.ring, v, gang > 1 ? Math.max(limit, 2 * gang) : limit, true);
       if (job.image) {
         const r = affinityRing(c, c.imageRings, imageHolders, job.image.digest);
         if (r && r.size > 0) scan(r, v, AFFINITY, false);
@@ -315,9 +319,9 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
         if (r && r.size > 0) scan(r, v, AFFINITY, false);
       }
     }
-    if (candNode.length === 0) {
+    if (candNode.length < gang) {
       const w: { v: JobView; c: JobClass; reservation?: Reservation } = { v, c };
-      if (reservationsLeft > 0 && c.feasible.length > 0) {
+      if (gang === 1 && reservationsLeft > 0 && c.feasible.length > 0) {
         const r = reserve(state, c, v);
         if (r) {
           reservationsLeft--;
@@ -342,6 +346,22 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
       let sum = 0;
       for (const s of applicable) sum += s.weight * s.score(state, candNode[k]!, v);
       scoreBuf[k] = wsum > 0 ? sum / wsum : 0;
+    }
+    if (gang > 1) {
+      // All or none: the `gang` best candidates (ties in candidate order), each allocated.
+      const order = Array.from({ length: candNode.length }, (_, x) => x).sort((a, b) => scoreBuf[b]! - scoreBuf[a]! || a - b);
+      const chosen = order.slice(0, gang);
+      const names = chosen.map((x) => state.nodes[candNode[x]!]!.name);
+      for (const x of chosen) {
+        const i = candNode[x]!;
+        const cores = v.exclusive ? state.totalCores[i]! : job.cores;
+        const pl: Placement = { job: job.id, node: state.nodes[i]!.name, cores, memoryBytes: v.exclusive ? state.totalMemory[i]! : job.memoryBytes, gpus: v.exclusive ? state.totalGpus[i]! : job.gpus, expectedEnd: v.end, score: scoreBuf[x]!, backfilled: false };
+        state.allocate(i, v, pl);
+        queue.charge(cores * (job.timeLimit ?? defaultRuntime));
+      }
+      const first = candNode[chosen[0]!]!;
+      placements.push({ job: job.id, node: names[0]!, cores: v.exclusive ? state.totalCores[first]! : job.cores, memoryBytes: v.exclusive ? state.totalMemory[first]! : job.memoryBytes, gpus: v.exclusive ? state.totalGpus[first]! : job.gpus, expectedEnd: v.end, score: scoreBuf[chosen[0]!]!, backfilled: false, nodes: names });
+      continue;
     }
     const k = stack.selector.pick(scoreBuf, candNode.length);
     const i = candNode[k]!;
@@ -408,6 +428,14 @@ export function scheduleCluster(input: ScheduleInput): ScheduleResult {
     }
     const entries = [...counts.entries()].sort((a, b) => b[1] - a[1] || cmp(a[0], b[0]));
     let message = statusLine(entries, have, n);
+    const gang = w.v.job.nodes ?? 1;
+    if (gang > 1) {
+      // A gang waits for `gang` nodes at once: say how many could take it now.
+      let fit = 0;
+      for (const i of c.end.open) if (capacity.every((f) => f.fits(state, i, w.v))) fit++;
+      const others = entries.filter(([r]) => r !== 'no room now');
+      message = `needs ${gang} nodes at once: ${fit} of ${n} node${n === 1 ? '' : 's'} can take it now${others.length ? ` (${others.map(([r, k]) => `${r}: ${k}`).join(', ')})` : ''}`;
+    }
     if (w.reservation) message += `; reserved on ${w.reservation.node} from t=${w.reservation.start}`;
     const status: Status = { code: 'unschedulable', reasons: Object.fromEntries(entries), nodesConsidered: n, message };
     pending.push(w.reservation ? { job: w.v.job.id, status, reservation: w.reservation } : { job: w.v.job.id, status });

@@ -27,7 +27,8 @@ export interface ClusterNode {
   unixUsers?: readonly string[];
 }
 
-/** A job waiting for a node. One job runs on one node. */
+/** A job waiting for a node. One job runs on one node, or a gang of `nodes` distinct nodes
+ *  at once (a multinode job: all or none; cores, memory and GPUs are per node). */
 export interface PendingJob {
   /** Unique among the pending jobs. */
   id: string;
@@ -55,6 +56,8 @@ export interface PendingJob {
    *  may use reserved room only when there is room beyond the reservation, and it is charged
    *  ScheduleOptions.defaultRuntime for fair share. */
   timeLimit?: number;
+  /** A gang: this many distinct nodes at once, each with the job's resources (default 1). */
+  nodes?: number;
 }
 
 /** A job already running on a node: its resources come back at `expectedEnd`. */
@@ -114,6 +117,8 @@ export interface Placement {
   score: number;
   /** It runs on room that a reservation holds for a larger job, ending before it. */
   backfilled: boolean;
+  /** A gang's nodes, best first (`node` is the first); absent for a one-node job. */
+  nodes?: string[];
 }
 
 /** Why a job is not placed. 'unschedulable': no node can take it now (reasons counts, per
