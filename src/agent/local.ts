@@ -367,7 +367,8 @@ export class LocalAgent implements Agent {
     const count = gang ? gang.nodes.length : (spec.multinode?.nodes ?? 1);
     const hosts: GangHost[] = [];
     for (let i = 0; i < count; i++) {
-      if (gang) hosts.push({ host: i === gang.index ? seen : gang.nodes[i]!.name, node: gang.nodes[i]!.name });
+      // By address, not name: the launcher and its daemons need no DNS for the gang's nodes.
+      if (gang) hosts.push({ host: gang.nodes[i]!.address ?? (i === gang.index ? seen : gang.nodes[i]!.name), node: gang.nodes[i]!.name });
       else hosts.push({ host: i === 0 ? seen : `${seen}-${i}`, node: i === 0 ? this.name : `${this.name} (place ${i})` });
     }
     // The launcher's own entry first: mpirun starts that node's ranks itself.

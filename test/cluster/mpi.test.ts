@@ -75,7 +75,7 @@ describe('multinode MPI jobs across agents in network namespaces', { skip }, () 
 
   for (const [impl, prog, env] of [
     ["openmpi", "ar-ompi", "{OMPI_MCA_btl: \"tcp,self\", OMPI_MCA_pml: \"ob1\"}"],
-    ['mpich', 'ar-mpich', '{UCX_TLS: "tcp", UCX_NET_DEVICES: "eth0"}'],
+    ['mpich', 'ar-mpich', '{UCX_TLS: "tcp,self,sm"}'],
   ] as const) {
     for (const nodes of [2, 3]) {
       test(`${impl}: an allreduce on ${nodes} agents, ranks on ${nodes} hosts, traffic over their links`, { timeout: 150_000 }, async () => {
