@@ -73,21 +73,25 @@ describe('multinode MPI jobs across agents in network namespaces', { skip }, () 
     return r.stdout;
   }
 
-  for (const [impl, prog, env] of [
-    ["openmpi", "ar-ompi", "{OMPI_MCA_btl: \"tcp,self\", OMPI_MCA_pml: \"ob1\"}"],
-    ['mpich', 'ar-mpich', '{UCX_TLS: "tcp,self,sm"}'],
+  // MPICH's UCX device busy-polls: fewer bytes, or three ranks spinning on two cores crawl.
+  for (const [impl, prog, env, count] of [
+    ['openmpi', 'ar-ompi', '{OMPI_MCA_btl: "tcp,self", OMPI_MCA_pml: "ob1"}', 2_000_000],
+    ['mpich', 'ar-mpich', '{UCX_TLS: "tcp,self"}', 250_000],
   ] as const) {
-    for (const nodes of [2, 3]) {
+    // MPICH 4.0.2 over UCX 1.13 (Debian 12) on three namespaces of one kernel hangs in
+    // MPI_Finalize now and then with tcp alone, and takes them for one machine (shared memory,
+    // no link traffic) with sm: its three-node case would be flaky (docs/decisions.md).
+    for (const nodes of impl === 'mpich' ? [2] : [2, 3]) {
       test(`${impl}: an allreduce on ${nodes} agents, ranks on ${nodes} hosts, traffic over their links`, { timeout: 150_000 }, async () => {
         const before = await linkBytes();
-        // 2 M doubles = 16 MB a round: rank traffic dwarfs the agents' heartbeats.
+        // `count` doubles a round (16 MB, 2 MB): rank traffic dwarfs the agents' heartbeats.
         const r = await runFlow(
           `${impl}-${nodes}`,
           `version: v1
 jobs:
   ar:
     env: ${env}
-    command: [${join(bin, prog)}, "2000000", "3"]
+    command: [${join(bin, prog)}, "${count}", "3"]
     resource: {cpu: {cores: 1}}
     multinode: {nodes: ${nodes}, implementation: ${impl}}
 `,
@@ -102,7 +106,7 @@ jobs:
         assert.equal(hosts.size, nodes, `each rank on its own node: ${out}`);
         const after = await linkBytes();
         const moved = after.map((b, i) => b - before[i]!);
-        const busy = moved.filter((b) => b > 20e6);
+        const busy = moved.filter((b) => b > count * 8);
         assert.equal(busy.length, nodes, `rank traffic crossed ${nodes} links (bytes per link: ${moved.join(', ')})`);
       });
     }
@@ -154,7 +158,8 @@ jobs:
   for (const which of ['rank 0', 'another rank'] as const) {
     test(`kill -9 of the agent holding ${which}: the job fails on every node, no rank is left, and it is retried`, { timeout: 180_000 }, async () => {
       const flow = join(c.dir, `kill-${which.replace(' ', '')}.yaml`);
-      // Attempt 1 runs long (60 rounds, 0.5 s apart); attempt 2 finishes at once.
+      // Attempt 1 runs long (60 rounds, 0.5 s apart); attempt 2 finishes at once. The backoff
+      // outlasts the grace: the retry is placed once the dead node is known to be down.
       writeFileSync(
         flow,
         `version: v1
@@ -164,26 +169,18 @@ jobs:
     command: [/bin/sh, -c, 'if [ "$WARREN_ATTEMPT" = 1 ]; then exec ${join(bin, 'ar-ompi')} 1 60 500; else exec ${join(bin, 'ar-ompi')} 1 1; fi']
     multinode: {nodes: 2, implementation: openmpi}
     policy:
-      retry: {attempts: 2, backoff: 1s}
+      retry: {attempts: 2, backoff: 6s}
 `,
       );
       const sub = await c.cli(['run', '--detach', flow]);
       assert.equal(sub.code, 0, sub.stderr);
       const id = sub.stdout.trim();
-      // Both ranks run: the attempt's row names the gang's nodes (launcher first).
-      const st1 = await c.until(
-        'both ranks to run',
-        async () => {
-          const s = await c.json<Status>(['status', id]);
-          const ps = spawnSync('pgrep', ['-fc', 'ar-ompi 1 60 500']);
-          return { s, ranks: Number(ps.stdout.toString().trim() || '0') };
-        },
-        (v) => v.ranks >= 2,
-        60_000,
-      );
-      const nodes = await nodesOf(id);
-      assert.equal(nodes.length, 2, `gang nodes: ${JSON.stringify(st1.s)}`);
-      const victim = which === 'rank 0' ? nodes[0]! : nodes[1]!;
+      // Both ranks run: find the node of each (the namespace of the rank's process).
+      const ranks = await c.until('both ranks to run', async () => rankNodes('ar-ompi 1 60 500'), (v) => v.length >= 2, 60_000);
+      const launcherNode = (await rankNodes('mpirun --hostfile'))[0]!;
+      const other = ranks.find((n) => n !== launcherNode)!;
+      assert.ok(launcherNode && other, `ranks on ${ranks.join(',')}, launcher on ${launcherNode}`);
+      const victim = which === 'rank 0' ? launcherNode : other;
       c.killAgent(Number(victim.slice(1)) - 1);
       // No rank of attempt 1 is left anywhere (every namespace shares the pid space we see).
       await c.until('every rank of attempt 1 to be gone', async () => Number(spawnSync('pgrep', ['-fc', 'ar-ompi 1 60 500']).stdout.toString().trim() || '0'), (n) => n === 0, 60_000);
@@ -191,19 +188,26 @@ jobs:
       assert.equal(st.status, 'succeeded', `${JSON.stringify(st)}\n${c.serverLog.slice(-4000)}`);
       const job = st.jobs.find((j) => j.name === 'long')!;
       assert.equal(job.attempts, 2, 'retried once, as its policy says');
-      const after = await nodesOf(id);
-      assert.ok(!after.includes(victim), `the retry ran on the live nodes (${after.join(',')}), not on ${victim}`);
+      // The retry's ranks say where they ran (the log holds every attempt, each after its marker).
+      const out = (await c.cli(['logs', id, 'long'])).stdout;
+      const second = out.split('\n').filter((l) => l.startsWith('rank ')).slice(-2);
+      assert.equal(second.length, 2, out);
+      for (const l of second) assert.ok(!l.includes(` on ${victim} `), `the retry ran on the live nodes, not on ${victim}: ${out}`);
       // The killed agent comes back for the next test.
       await c.startAgent(Number(victim.slice(1)) - 1);
       await c.waitReady(3);
     });
   }
 
-  /** The nodes of the workflow's last attempt of `long`, from its attempt row (launcher first). */
-  async function nodesOf(id: string): Promise<string[]> {
-    const d = await c.json<{ attempts?: { key: string; attempt: number; node: string | null }[] }>(['status', id]);
-    const rows = (d.attempts ?? []).filter((a) => a.node);
-    const last = rows.sort((a, b) => a.attempt - b.attempt).at(-1);
-    return last?.node ? last.node.split(',') : [];
+  /** The nodes (n1..n3) where processes matching `pattern` run, from their network namespaces. */
+  async function rankNodes(pattern: string): Promise<string[]> {
+    const pids = spawnSync('pgrep', ['-f', pattern]).stdout.toString().split(/\s+/).filter(Boolean);
+    const out: string[] = [];
+    for (const pid of pids) {
+      const ns = spawnSync('ip', ['netns', 'identify', pid]).stdout.toString().trim();
+      const i = net.hosts.findIndex((h) => h.name === ns);
+      if (i >= 0) out.push(c.agentName(i));
+    }
+    return out;
   }
 });

@@ -470,6 +470,7 @@ export async function createNetwork(opts: NetworkOptions): Promise<Network> {
         mkdirSync(join(hostTmp, d), { recursive: true });
         chmodSync(join(hostTmp, d), 0o1777);
       }
+      writeFileSync(join(hostTmp, 'resolv.conf'), '# no name server in this test network (test/helpers/netns.ts)\noptions timeout:1 attempts:1\n');
       hosts.push(makeHost(i, name, address, veth, hostTmp));
     }
     // Each port forwards once its carrier is up (no STP): wait for it, so the first packet is not lost.
@@ -501,8 +502,10 @@ async function waitForwarding(veth: string): Promise<void> {
 }
 
 // (/dev/shm first: the per-host directories are themselves under /tmp.)
-const ISOLATE_HOST = 'hostname "$1" && mount --bind "$2/shm" /dev/shm && mount --bind "$2/tmp" /tmp && shift 2 && exec "$@"';
-const ISOLATE_PRIVATE = 'hostname "$1" && mount -t tmpfs -o mode=1777 tmpfs /tmp && mount -t tmpfs -o mode=1777 tmpfs /dev/shm && shift 2 && exec "$@"';
+// The host's own resolv.conf names no server: a lookup (MPI libraries resolve host names)
+// fails at once instead of waiting out a name server the namespace cannot reach.
+const ISOLATE_HOST = 'hostname "$1" && mount --bind "$2/resolv.conf" /etc/resolv.conf && mount --bind "$2/shm" /dev/shm && mount --bind "$2/tmp" /tmp && shift 2 && exec "$@"';
+const ISOLATE_PRIVATE = 'hostname "$1" && mount --bind "$2/resolv.conf" /etc/resolv.conf && mount -t tmpfs -o mode=1777 tmpfs /tmp && mount -t tmpfs -o mode=1777 tmpfs /dev/shm && shift 2 && exec "$@"';
 
 function makeHost(index: number, name: string, address: string, veth: string, hostTmp: string): Host {
   let cut: 'down' | 'silent' | undefined;
