@@ -17,7 +17,7 @@ export class ServerList {
   private i = 0;
   private readonly failedAt = new Map<string, number>();
   /** What the last failure did: followed a leader's URL, moved to the next URL, or neither. */
-  private last: 'leader' | 'next' | 'same' = 'same';
+  private last: 'leader' | 'next' | 'same' | 'not-leader' = 'same';
 
   constructor(
     spec: string | string[],
@@ -78,6 +78,8 @@ export class ServerList {
         return;
       }
       this.next(used, 'is not the leader');
+      // A server that answers "not the leader" is alive: a leader comes soon; never back off long.
+      if (this.last === 'same') this.last = 'not-leader';
       return;
     }
     if (e.code === 'AGENT_SERVER_UNREACHABLE') {
@@ -101,7 +103,7 @@ export class ServerList {
   /** How long to wait before the next try after a failure, given the loop's own backoff. */
   retryWait(backoffMs: number): number {
     if (this.last === 'leader') return Math.min(backoffMs, 100);
-    if (this.last === 'next') return Math.min(backoffMs, 1000);
+    if (this.last === 'next' || this.last === 'not-leader') return Math.min(backoffMs, 1000);
     return backoffMs;
   }
 }

@@ -74,6 +74,8 @@ export interface RunningServer {
 }
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
+/** The agent daemon's default request timeout (src/agent/remote.ts): how long an agent may wait on a dead leader before it tries another server. */
+const AGENT_REQUEST_TIMEOUT_MS = 15_000;
 export const CA_PEM_FILE = 'ca.pem';
 
 /** What only the leader runs: built when this server gains the leadership, torn down when it loses it. */
@@ -130,6 +132,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         trustBundle: bundle,
         revocations,
         timers: { heartbeatMs: timers.heartbeatMs, graceMs: timers.graceMs, lostAfterMs: timers.lostAfterMs, stopAfterMs: timers.stopAfterMs },
+        // A new leader: the agents first have to find it (a request to the old one may hang
+        // for the agent's request timeout, 15 s, before it tries the next server).
+        startGraceMs: timers.graceMs + timers.heartbeatMs + AGENT_REQUEST_TIMEOUT_MS,
         log: rlog,
         beforeAck: () => backend?.flush() ?? Promise.resolve(),
       } as ConstructorParameters<typeof NodeRegistry>[0]);
