@@ -39,6 +39,7 @@ import {
 } from './protocol.js';
 
 import { JOURNAL_FILE } from './remote-lazy.js';
+import { ServerList } from './servers.js';
 export { JOURNAL_FILE };
 
 export interface AgentDaemonTimers {
@@ -63,7 +64,7 @@ export interface AgentDaemonTimers {
 export type DaemonLog = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 
 export interface AgentDaemonOptions {
-  /** https://host:port of the server. */
+  /** https://host:port of the server; with several servers (one leader), each of them, comma separated. */
   serverUrl: string;
   /** The node's name (one SPIFFE path segment). */
   name: string;
@@ -269,7 +270,11 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
   private uploadDispatcher: HttpAgent | null = null;
   private readonly journal: ReportJournal;
   private readonly log: DaemonLog;
-  private readonly url: URL;
+  /** The servers, and which one requests go to now (the leader, as far as the agent knows). */
+  private readonly servers: ServerList;
+  private get url(): URL {
+    return this.servers.current;
+  }
   private heartbeatMs: number;
   private stopAfterMs: number;
   private pollWaitMs: number;
@@ -307,10 +312,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     if (!isSpiffeName(opts.name)) {
       throw new WarrenError('MESH_NAME_INVALID', `"${opts.name}" is not a valid node name`, { hint: 'use letters, digits, dots, dashes and underscores (at most 255), e.g. "n001"' });
     }
-    this.url = new URL(opts.serverUrl);
-    if (this.url.protocol !== 'https:') {
-      throw new WarrenError('CLI_BAD_OPTION', `the server address ${opts.serverUrl} is not https://`, { hint: 'agents talk to the server over mutual TLS only: give https://HOST:PORT' });
-    }
+    this.servers = new ServerList(opts.serverUrl, (level, msg) => this.log(level, `node ${opts.name}: ${msg}`, { node: opts.name }));
     const t = opts.timers ?? {};
     this.heartbeatMs = t.heartbeatMs ?? 5_000;
     this.stopAfterMs = t.stopAfterMs ?? 60_000;
@@ -462,7 +464,18 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     });
     try {
       const body: JoinRequest = { protocol: { ...AGENT_PROTOCOL }, token, csr: pending.csrPem, info: this.nodeInfo() };
-      const res = await this.call<JoinResponse>(d, 'join', body, this.requestTimeoutMs);
+      // Several servers: a follower refuses (SERVER_NOT_LEADER, naming the leader) and the join goes on to the next.
+      let res: JoinResponse | undefined;
+      for (let tries = 0; ; tries++) {
+        try {
+          res = await this.call<JoinResponse>(d, 'join', body, this.requestTimeoutMs);
+          break;
+        } catch (e) {
+          const code = (e as WarrenError).code;
+          if (this.servers.all.length < 2 || tries >= 4 * this.servers.all.length || (code !== 'SERVER_NOT_LEADER' && code !== 'AGENT_SERVER_UNREACHABLE')) throw e;
+          await new Promise((r) => setTimeout(r, this.servers.retryWait(1000)));
+        }
+      }
       checkProtocol(res.protocol, 'server');
       const id = pending.complete(res.certPem, res.bundlePem);
       this.applyTimers(res);
@@ -523,9 +536,21 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
   // ---- requests ----
 
   private async call<T>(d: Dispatcher, route: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+    const used = this.url;
+    try {
+      const out = await this.callOnce<T>(used, d, route, body, timeoutMs, signal);
+      this.servers.succeeded(used);
+      return out;
+    } catch (e) {
+      if (!signal?.aborted) this.servers.failed(used, toWarrenError(e));
+      throw e;
+    }
+  }
+
+  private async callOnce<T>(url: URL, d: Dispatcher, route: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T> {
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(new URL(`${AGENT_ROUTE_PREFIX}/${route}`, this.url), {
+      res = await request(new URL(`${AGENT_ROUTE_PREFIX}/${route}`, url), {
         method: 'POST',
         dispatcher: d,
         headers: { 'content-type': 'application/json' },
@@ -535,23 +560,23 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
         ...(signal ? { signal } : {}),
       });
     } catch (e) {
-      throw unreachable(e, `the ${route} request to ${this.url.host} failed`);
+      throw unreachable(e, `the ${route} request to ${url.host} failed`);
     }
     let text: string;
     try {
       text = await res.body.text();
     } catch (e) {
-      throw unreachable(e, `the answer to the ${route} request from ${this.url.host} broke off`);
+      throw unreachable(e, `the answer to the ${route} request from ${url.host} broke off`);
     }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw new WarrenError('AGENT_BAD_RESPONSE', `${this.url.host} answered the ${route} request with ${res.statusCode} and a body that is not JSON`, { hint: 'check that the address is a Warren server (and not a proxy in between)' });
+      throw new WarrenError('AGENT_BAD_RESPONSE', `${url.host} answered the ${route} request with ${res.statusCode} and a body that is not JSON`, { hint: 'check that the address is a Warren server (and not a proxy in between)' });
     }
     if (res.statusCode >= 400) {
       const w = (parsed as { error?: unknown }).error;
-      if (!w) throw new WarrenError('AGENT_BAD_RESPONSE', `${this.url.host} answered the ${route} request with ${res.statusCode} and no error`, { hint: 'check that the address is a Warren server' });
+      if (!w) throw new WarrenError('AGENT_BAD_RESPONSE', `${url.host} answered the ${route} request with ${res.statusCode} and no error`, { hint: 'check that the address is a Warren server' });
       throw WarrenError.fromWire(w);
     }
     return parsed as T;
@@ -582,7 +607,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
 
   private failed(e: WarrenError): void {
     if (this.stopping) return;
-    if (e.code !== 'AGENT_SERVER_UNREACHABLE') {
+    if (e.code !== 'AGENT_SERVER_UNREACHABLE' && e.code !== 'SERVER_NOT_LEADER') {
       this.log('error', `the server refused node ${this.opts.name}: ${e.message}`, { code: e.code });
       this.emit('refused', e);
     }
@@ -664,7 +689,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       if (this.stopping) break;
       // Reports that came while it was in flight go at once (that is the batching under load).
       if (ok && ((this.journal.pending.at(-1)?.seq ?? 0) > this.lastSentSeq || this.needAttempts)) continue;
-      const wait = ok ? this.heartbeatMs : backoff;
+      const wait = ok ? this.heartbeatMs : this.servers.retryWait(backoff);
       if (!ok) backoff = Math.min(backoff * 2, 10_000);
       // Reports hurry the next heartbeat, but not a retry after a failure (the backoff holds).
       await this.sleep(wait, ok ? (wake) => (this.wakeHb = wake) : undefined);
@@ -728,7 +753,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       } catch (e) {
         if (this.stopping) break;
         this.failed(toWarrenError(e));
-        await this.sleep(backoff);
+        await this.sleep(this.servers.retryWait(backoff));
         backoff = Math.min(backoff * 2, 10_000);
       }
     }

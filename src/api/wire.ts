@@ -16,6 +16,13 @@ export interface HealthView {
   store: { ok: boolean; kind: string; error?: string };
   /** Whether this server holds the cluster's leadership lease (cluster mode). */
   leader?: boolean;
+  /** Cluster mode: leader (schedules) or follower (serves reads, forwards the rest); a server
+   *  that lost its store is a follower. */
+  role?: 'leader' | 'follower';
+  /** The leader's URL, when one holds the leadership. */
+  leaderUrl?: string | null;
+  /** The leadership's term. */
+  term?: number;
   nodes?: { ready: number; total: number };
   /** Things an operator should know (degraded store, no ready node...). */
   messages: string[];

@@ -180,7 +180,7 @@ export function agentRoutes(reg: NodeRegistry, tls: MeshTls, opts: AgentRoutesOp
         return reply.send({ error: e.toWire() });
       } else e = toWarrenError(err);
       if (e.httpStatus < 500) log('warn', `refused ${req.method} ${req.url.split('?')[0]} from ${req.socket.remoteAddress ?? '?'}: ${e.message}`, { code: e.code, remoteAddress: req.socket.remoteAddress });
-      else log('error', `${req.method} ${req.url.split('?')[0]} failed: ${e.message}`, { code: e.code });
+      else if (e.code !== 'SERVER_NOT_LEADER') log('error', `${req.method} ${req.url.split('?')[0]} failed: ${e.message}`, { code: e.code });
       return reply.code(e.httpStatus).send({ error: e.toWire() });
     });
 

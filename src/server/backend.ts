@@ -23,7 +23,7 @@ import type {
   WorkflowDetail,
   WorkflowSummary,
 } from '../api/index.js';
-import { Orchestrator, holderIsGone } from './orchestrator.js';
+import { Orchestrator, heldByServer, holderIsGone, serverLeaseOwner } from './orchestrator.js';
 import { RunHub } from './hub.js';
 import { checkLogTarget, detailOf, followStore, jobCounts, summaryOf } from './views.js';
 import type { DriveHooks, RunDriver } from './driver.js';
@@ -76,6 +76,18 @@ export async function addUserWithToken(store: Store, user: UserRecord, tokenTtlS
   return t.token;
 }
 
+/** A bearer token -> its principal, or null (unknown, expired, revoked, its user gone). */
+export async function authenticateApiToken(store: Store, token: string, userOf: (name: string) => Promise<UserRecord | undefined> = (n) => store.getUser(n)): Promise<Principal | null> {
+  if (!token.startsWith(API_TOKEN_PREFIX)) return null;
+  const hash = createHash('sha256').update(token, 'utf8').digest('hex');
+  const t = await store.findApiToken(hash);
+  if (!t || t.revoked || (t.expiresAt !== null && t.expiresAt <= Date.now())) return null;
+  const u = await userOf(t.user);
+  if (!u) return null;
+  if (t.lastUsedAt === null || Date.now() - t.lastUsedAt > 60_000) void store.touchApiToken(t.id, Date.now()).catch(() => {});
+  return { user: u.name, unixUser: u.unixUser, admin: u.admin, tokenId: t.id };
+}
+
 export class ServerBackend {
   private readonly store: Store;
   private readonly drives = new Map<string, Drive>();
@@ -86,6 +98,8 @@ export class ServerBackend {
   private closed = false;
   private storeError: string | null = null;
   private readonly users = new Map<string, { at: number; user: UserRecord | undefined }>();
+  /** The run-lease owner id of this backend (a new one each time its server leads). */
+  private readonly me = serverLeaseOwner();
 
   constructor(private readonly o: BackendOptions) {
     this.store = o.store;
@@ -95,6 +109,11 @@ export class ServerBackend {
       home: o.dataDir,
       ...(o.leaseTtlMs !== undefined ? { leaseTtlMs: o.leaseTtlMs } : {}),
       userOf: (owner) => this.taskUser(owner),
+      // This backend exists while its server is the cluster's leader: a run another server
+      // holds is that of a former leader (which stopped driving before its leadership
+      // expired), taken at once; the newer term fences whatever it still had in flight.
+      owner: this.me,
+      takeOver: (lease) => heldByServer(lease) && lease.owner !== this.me,
       ...(o.log ? { log: o.log } : {}),
     });
   }
@@ -130,7 +149,7 @@ export class ServerBackend {
     this.storeError = null;
     for (const r of rows) {
       if (this.drives.has(r.id)) continue;
-      if (r.lease && r.lease.expiresAt > now && !holderIsGone(r.lease)) continue;
+      if (r.lease && r.lease.expiresAt > now && !holderIsGone(r.lease) && !(heldByServer(r.lease) && r.lease.owner !== this.me)) continue;
       try {
         await this.begin(r.id);
         this.o.log?.('info', `took over workflow ${r.id} (${r.name})${r.lease ? ` from ${r.lease.owner}` : ''}`);
@@ -187,14 +206,7 @@ export class ServerBackend {
   // --- authentication ---
 
   async authenticate(token: string): Promise<Principal | null> {
-    if (!token.startsWith(API_TOKEN_PREFIX)) return null;
-    const hash = createHash('sha256').update(token, 'utf8').digest('hex');
-    const t = await this.store.findApiToken(hash);
-    if (!t || t.revoked || (t.expiresAt !== null && t.expiresAt <= Date.now())) return null;
-    const u = await this.userRecord(t.user);
-    if (!u) return null;
-    if (t.lastUsedAt === null || Date.now() - t.lastUsedAt > 60_000) void this.store.touchApiToken(t.id, Date.now()).catch(() => {});
-    return { user: u.name, unixUser: u.unixUser, admin: u.admin, tokenId: t.id };
+    return authenticateApiToken(this.store, token, (name) => this.userRecord(name));
   }
 
   /** The client API as this principal may use it. */
@@ -349,6 +361,19 @@ export class ServerBackend {
   async close(): Promise<void> {
     this.closed = true;
     if (this.scan) clearInterval(this.scan);
+  }
+
+  /** This server is no longer the leader: stop scanning and stop every driver at once, without
+   *  touching the jobs or writing (the next leader takes the runs and adopts their attempts). */
+  stepDown(why: string): void {
+    this.closed = true;
+    if (this.scan) clearInterval(this.scan);
+    for (const d of this.drives.values()) d.driver.abandon(why);
+  }
+
+  /** How many runs this backend drives now. */
+  get driving(): number {
+    return this.drives.size;
   }
 }
 

@@ -141,6 +141,22 @@ export class RunDriver {
     if (this.writer) await this.writer.flush();
   }
 
+  /**
+   * Stop driving without touching the jobs or writing anything more: this server is no longer
+   * the cluster's leader, and the next one adopts the run's attempts (its takeover of the run
+   * lease, a newer term, fences anything of ours still in flight). run() rejects RUN_LEASE_LOST.
+   */
+  abandon(why: string): void {
+    if (this.abandoned || this.final !== null) return;
+    this.abandoned = true;
+    this.lost ??= new WarrenError('RUN_LEASE_LOST', `stopped driving workflow ${this.id}: ${why}`, {
+      hint: `the leader drives it now (see \`warren status ${this.id}\`); its jobs kept running and are adopted there`,
+    });
+    if (this.failed) this.failed(this.lost);
+  }
+
+  private abandoned = false;
+
   /** Cancel the run (Ctrl-C, `warren cancel`). */
   cancel(): void {
     if (!this.engine) {
@@ -201,10 +217,12 @@ export class RunDriver {
     const now = this.clock.now();
     this.writer.workflow(this.id, { status: 'running', startedAt: rec.startedAt ?? now, endedAt: null, cancelRequested: false });
 
+    // Abandoned before the promise existed (a leader stepping down while this run started).
+    if (this.abandoned) this.failed(this.lost);
     const listener = {
-      started: (ev: AttemptStarted) => this.onStarted(ev),
-      exited: (ev: AttemptExited) => this.onExited(ev),
-      progress: (attemptId: string, p: TransferProgress) => this.onProgress(attemptId, p),
+      started: (ev: AttemptStarted) => !this.abandoned && this.onStarted(ev),
+      exited: (ev: AttemptExited) => !this.abandoned && this.onExited(ev),
+      progress: (attemptId: string, p: TransferProgress) => !this.abandoned && this.onProgress(attemptId, p),
     };
     for (const a of this.agents) a.setListener(listener);
 
@@ -251,7 +269,7 @@ export class RunDriver {
         }
       }
       // Adopted attempts the engine never relaunched (the run ended first): stop them.
-      for (const [attemptId, a] of this.adoptable) {
+      for (const [attemptId, a] of this.abandoned ? [] : this.adoptable) {
         this.opts.agent.adopt?.(attemptId, a.node);
         this.opts.agent.kill(attemptId, 'canceled');
       }
@@ -264,6 +282,7 @@ export class RunDriver {
 
   /** A background write failed: fenced -> the run is another's; unavailable -> retry until it is back. */
   private onWriteError(e: unknown): void {
+    if (this.abandoned) return;
     if ((e as WarrenError).code === 'STORE_FENCED') {
       this.loseLease('its lease was taken over');
       return;
@@ -300,6 +319,7 @@ export class RunDriver {
   }
 
   private step(ev: Parameters<Engine['step']>[0]): void {
+    if (this.abandoned) return;
     this.apply(this.engine.step(ev));
     this.pump();
   }

@@ -124,6 +124,9 @@ export interface NodeRegistryOptions {
   /** Shared with MeshTls (agentRoutes makes it so). */
   revocations?: RevocationList;
   log?: MeshLog;
+  /** A registry that starts (a new leader) marks no node down before this long from its start:
+   *  the agents first have to find it (default 0: the grace alone). */
+  startGraceMs?: number;
   /** Awaited before a heartbeat's reports are acknowledged (a driver that wants them durable first). */
   beforeAck?: (node: string, reports: Array<AttemptStarted | AttemptExited>) => Promise<void>;
 }
@@ -315,9 +318,13 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       const node: RegisteredNode = { ...rec, info: rec.info as unknown as NodeInfo, lastSeenAt: rec.lastSeenAt ?? rec.joinedAt };
       this.byName.set(rec.name, this.live(node, Math.max(node.lastSeenAt, now)));
     }
+    this.quietUntil = now + (this.opts.startGraceMs ?? 0);
     this.sweeper = setInterval(() => this.sweep(), this.timers.sweepMs);
     this.sweeper.unref();
   }
+
+  /** Before this (the registry's start + startGraceMs) no node is marked down. */
+  private quietUntil = 0;
 
   /** Stop the sweep, answer the waiting polls, end the log streams, and wait for the store writes. */
   async close(): Promise<void> {
@@ -411,7 +418,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     for (const l of this.byName.values()) {
       const silent = now - l.lastSeen;
       const name = l.rec.name;
-      if (l.rec.state === 'ready' && silent > down) {
+      if (l.rec.state === 'ready' && silent > down && now >= this.quietUntil) {
         this.setState(l, 'down', now);
         l.attempts = null;
         this.log('warn', `node ${name} missed its heartbeats for ${Math.round(silent / 1000)} s: down`, { node: name });

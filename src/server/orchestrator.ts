@@ -33,6 +33,12 @@ export interface OrchestratorOptions {
   /** How long a run's lease lasts unless renewed (renewed every third of it). Default 15 s
    *  (or $WARREN_LEASE_TTL_MS). */
   leaseTtlMs?: number;
+  /** This runner's owner id for run leases (default host:pid:random). A cluster server's ends
+   *  in `:srv-…` (serverLeaseOwner): the leader takes a run held by another server at once. */
+  owner?: string;
+  /** A lease held by someone else that is taken at once as if it had expired (the cluster's
+   *  leader takes the runs of a server that is no longer the leader). */
+  takeOver?: (lease: RunLease) => boolean;
   /** Run across sites: one agent per site, jobs placed (and re-placed) by a plan. */
   sites?: { agents: Map<string, Agent>; placement: Placement };
 }
@@ -49,6 +55,16 @@ export function describeOwner(owner: string): string {
   return pid ? `process ${pid} on ${host}` : owner;
 }
 
+/** A cluster server's run-lease owner id: host:pid:srv-<random> (a new one for each time it leads). */
+export function serverLeaseOwner(): string {
+  return `${hostname()}:${process.pid}:srv-${randomBytes(4).toString('hex')}`;
+}
+
+/** The lease is held by a cluster server (see serverLeaseOwner). */
+export function heldByServer(lease: RunLease): boolean {
+  return /:srv-[0-9a-f]+$/.test(lease.owner);
+}
+
 /** The lease's holder is a process of this host that no longer exists. */
 export function holderIsGone(lease: RunLease): boolean {
   const [host, pid] = lease.owner.split(':');
@@ -62,13 +78,14 @@ export class Orchestrator {
   private cancelRequested: (() => void) | null = null;
   private pendingCancel = false;
   private counts: NodeCounts[] = [];
-  private readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  private readonly owner: string;
   private readonly ttlMs: number;
 
   constructor(private readonly opts: OrchestratorOptions) {
     this.store = opts.store;
     this.agent = opts.agent;
     this.home = opts.home;
+    this.owner = opts.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     this.ttlMs = opts.leaseTtlMs ?? (Number(process.env.WARREN_LEASE_TTL_MS) || 15_000);
   }
 
@@ -146,7 +163,7 @@ export class Orchestrator {
   async takeLease(id: string): Promise<RunLease> {
     const t = Date.now();
     let r = await this.store.acquireRunLease(id, this.owner, this.ttlMs, t);
-    if (!r.ok && holderIsGone(r.current)) {
+    if (!r.ok && (holderIsGone(r.current) || this.opts.takeOver?.(r.current) === true)) {
       // Its holder died on this host: treat the lease as expired now. The update is still
       // conditional on `expiresAt <= its recorded expiry`, so a racing taker wins or we do.
       r = await this.store.acquireRunLease(id, this.owner, Math.max(1, t + this.ttlMs - r.current.expiresAt), r.current.expiresAt);

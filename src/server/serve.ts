@@ -1,22 +1,34 @@
 // `warren server`: the composition of a cluster server. One HTTPS port serves users (API
 // tokens, /api/v1) and agents (mutual TLS with node SVIDs, /agent/v1). State in the store
-// (PostgreSQL for a cluster; SQLite for a single test server); the cluster CA under
-// DATA/ca; the first admin's token in DATA/admin.token (0600), printed once.
+// (PostgreSQL for a cluster; SQLite for a single test server); the cluster CA in the store
+// and under DATA/ca; the first admin's token in DATA/admin.token (0600), printed once.
+//
+// Two servers on one store: one leader (src/server/leader.ts, a lease row in the store). The
+// HTTP server is up the whole time; the leader side (node registry, cluster pool, the
+// backend that drives the runs) is built when this server gains the leadership and torn
+// down, at once, when it loses it. A follower serves reads from the store, forwards the rest
+// of the user API to the leader (src/server/follower.ts), and answers agents 503
+// SERVER_NOT_LEADER with the leader's URL.
 
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { WarrenError } from '../common/index.js';
-import { CertificateAuthority, TrustBundle } from '../mesh/index.js';
-import { openStore, type Store } from '../store/index.js';
+import { RevocationList, TrustBundle } from '../mesh/index.js';
+import { openStore, type Store, type UserRecord } from '../store/index.js';
 import type { NodeView } from '../api/index.js';
 import { ClusterPool } from './pool.js';
-import { ServerBackend, addUserWithToken, type NodeAdmin } from './backend.js';
+import { ServerBackend, addUserWithToken, authenticateApiToken, type NodeAdmin } from './backend.js';
 import { buildApiServer } from './http/lazy.js';
 import type { ApiBackend } from './http/app.js';
 import { MeshTls } from './mesh-tls.js';
 import { NodeRegistry, connectPool, type RegisteredNode } from './nodes.js';
 import { agentRoutes } from './agent-routes.js';
+import { openClusterCa } from './cluster-ca.js';
+import { FollowerClient, LeaderForwarder } from './follower.js';
+import { gateStore, notLeaderError, type StoreGate } from './gate.js';
+import { LeaderElection, bounded, type LeaderTimers } from './leader.js';
 
 export interface ServerTimers {
   heartbeatMs: number;
@@ -39,7 +51,11 @@ export interface ServeOptions {
   name?: string;
   /** Extra host names / addresses for the server certificate. */
   hosts?: string[];
+  /** The URL agents and the other server reach this one at (default https://LISTEN-ADDRESS:PORT, or the host name for 0.0.0.0). */
+  advertise?: string;
   timers?: Partial<ServerTimers>;
+  /** The leader lease's timers (default: 8 s life, renewed every 2 s, tried every 1 s by a follower). */
+  leaderTimers?: Partial<LeaderTimers>;
   log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
 }
 
@@ -50,11 +66,27 @@ export interface RunningServer {
   /** Set on the first start only: the first admin's API token (also in DATA/admin.token). */
   adminToken: string | undefined;
   store: Store;
+  /** This server's id in the leader lease. */
+  id: string;
+  /** leader: its leader side runs (scheduling, runs, heartbeats); follower: it serves reads and forwards the rest. */
+  role(): 'leader' | 'follower';
   close(): Promise<void>;
 }
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
+/** The agent daemon's default request timeout (src/agent/remote.ts): how long an agent may wait on a dead leader before it tries another server. */
+const AGENT_REQUEST_TIMEOUT_MS = 15_000;
 export const CA_PEM_FILE = 'ca.pem';
+
+/** What only the leader runs: built when this server gains the leadership, torn down when it loses it. */
+interface LeaderSide {
+  term: number;
+  gate: StoreGate;
+  registry: NodeRegistry;
+  pool: ClusterPool;
+  backend: ServerBackend;
+  unhook: () => void;
+}
 
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const log = o.log ?? ((level, msg) => process.stderr.write(`${new Date().toISOString()} ${level} ${msg}\n`));
@@ -67,7 +99,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => {});
   };
   try {
-    const { ca } = await CertificateAuthority.open(join(o.dataDir, 'ca'), { trustDomain: o.trustDomain ?? 'warren.local' });
+    const ca = await openClusterCa(store, join(o.dataDir, 'ca'), o.trustDomain ?? 'warren.local', log);
     writeFileSync(join(o.dataDir, CA_PEM_FILE), ca.certPem, { mode: 0o644 });
     const name = o.name ?? hostname().replace(/[^A-Za-z0-9.-]/g, '-');
     const hosts = [...new Set([o.host, hostname(), 'localhost', '127.0.0.1', ...(o.hosts ?? [])].filter((h) => h && h !== '0.0.0.0' && h !== '::'))];
@@ -75,56 +107,144 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     let me = await issue();
     const bundle = new TrustBundle([ca.certPem]);
     const adminToken = await firstAdmin(store, o.dataDir);
+    const serverId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    // One revocation list for every leader side this server builds (and its TLS).
+    const revocations = new RevocationList();
+    const rlog = (level: string, msg: string): void => log(level === 'error' ? 'error' : level === 'warn' ? 'warn' : 'info', msg);
 
-    const registry = new NodeRegistry({
-      store,
-      ca,
-      tokens: store.joinTokens(),
-      trustDomain: ca.trustDomain,
-      trustBundle: bundle,
-      timers: { heartbeatMs: timers.heartbeatMs, graceMs: timers.graceMs, lostAfterMs: timers.lostAfterMs, stopAfterMs: timers.stopAfterMs },
-      log: (level: string, msg: string) => log(level === 'error' ? 'error' : level === 'warn' ? 'warn' : 'info', msg),
-      beforeAck: () => backend.flush(),
-    } as ConstructorParameters<typeof NodeRegistry>[0]);
-    await registry.start();
-    closers.push(() => registry.close());
-    const pool = new ClusterPool({ directory: registry, lostAfterMs: timers.lostAfterMs, log });
-    const unhook = connectPool(registry, pool);
-    closers.push(() => {
-      unhook();
-      return pool.close();
-    });
-    const backend: ServerBackend = new ServerBackend({ store, pool, nodes: nodeAdmin(registry), dataDir: o.dataDir, leaseTtlMs: timers.leaseTtlMs, log });
-    closers.push(() => backend.close());
+    let election: LeaderElection | null = null;
+    /** The leader side, published once fully built (null: this server does not schedule). */
+    let side: LeaderSide | null = null;
+    /** The gate of a leader side being built (closed at once if the leadership goes meanwhile). */
+    let building: StoreGate | null = null;
+    let closing = false;
+    let transitions: Promise<void> = Promise.resolve();
+
+    const buildLeaderSide = async (term: number): Promise<LeaderSide> => {
+      const gate = gateStore(store);
+      building = gate;
+      let backend: ServerBackend | null = null;
+      const registry = new NodeRegistry({
+        store: gate.store,
+        ca,
+        tokens: gate.store.joinTokens(),
+        trustDomain: ca.trustDomain,
+        trustBundle: bundle,
+        revocations,
+        timers: { heartbeatMs: timers.heartbeatMs, graceMs: timers.graceMs, lostAfterMs: timers.lostAfterMs, stopAfterMs: timers.stopAfterMs },
+        // A new leader: the agents first have to find it (a request to the old one may hang
+        // for the agent's request timeout, 15 s, before it tries the next server).
+        startGraceMs: timers.graceMs + timers.heartbeatMs + AGENT_REQUEST_TIMEOUT_MS,
+        log: rlog,
+        beforeAck: () => backend?.flush() ?? Promise.resolve(),
+      } as ConstructorParameters<typeof NodeRegistry>[0]);
+      const pool = new ClusterPool({ directory: registry, lostAfterMs: timers.lostAfterMs, log });
+      const unhook = connectPool(registry, pool);
+      backend = new ServerBackend({ store: gate.store, pool, nodes: nodeAdmin(registry), dataDir: o.dataDir, leaseTtlMs: timers.leaseTtlMs, log });
+      const s: LeaderSide = { term, gate, registry, pool, backend, unhook };
+      try {
+        // Every node gets a full grace from now before it can be down or lost (registry.start).
+        await registry.start();
+        // The runs a previous leader drove are taken (their attempts adopted) before any agent
+        // can report here: a node's report of one of them is never taken for a stale copy.
+        await backend.start();
+        if (gate.closed) throw new Error('the leadership went while this server took it up');
+      } catch (e) {
+        await teardown(s, (e as Error).message);
+        throw e;
+      } finally {
+        if (building === gate) building = null;
+      }
+      return s;
+    };
+
+    /** Stop scheduling at once (nothing waits on the store), then let go of the rest, every wait bounded. */
+    const stopNow = (s: LeaderSide, why: string): void => {
+      s.backend.stepDown(why);
+      s.gate.close(why);
+      s.unhook();
+    };
+    const teardown = async (s: LeaderSide, why: string): Promise<void> => {
+      stopNow(s, why);
+      await bounded(s.pool.close(), 1000);
+      // Its waiting polls are answered: the agents ask again and are told where the leader is.
+      await bounded(s.registry.close(), 2000);
+      await bounded(s.backend.close(), 1000);
+    };
 
     const tls = new MeshTls({ credentials: { keyPem: me.keyPem, certPem: me.cert.certPem, trustBundle: bundle }, trustDomain: ca.trustDomain });
+    tls.useRevocations(revocations);
     closers.push(() => tls.close());
+
+    const leaderUrl = (): string | null => (election && !election.isLeader ? election.view().leaderUrl : null);
+    const forwarder = new LeaderForwarder(ca.certPem, ca.trustDomain, { isLeader: () => side !== null, leaderUrl });
+    closers.push(() => forwarder.close());
+    // The agent routes talk to the current leader side's registry; on a follower they answer
+    // 503 SERVER_NOT_LEADER with the leader's URL (the agent goes there).
+    const currentRegistry = new Proxy({} as NodeRegistry, {
+      get(_t, key) {
+        if (key === 'revocations') return revocations;
+        const reg = side?.registry;
+        if (!reg) throw notLeaderError(election?.isLeader ? 'it is taking up the leadership' : 'it is a follower', leaderUrl());
+        const v = Reflect.get(reg, key, reg) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(reg) : v;
+      },
+    });
+    const users = new Map<string, { at: number; user: UserRecord | undefined }>();
+    const userOf = async (n: string): Promise<UserRecord | undefined> => {
+      const hit = users.get(n);
+      if (hit && Date.now() - hit.at < 5000) return hit.user;
+      const user = await store.getUser(n);
+      users.set(n, { at: Date.now(), user });
+      return user;
+    };
     const api: ApiBackend = {
-      authenticate: (t) => backend.authenticate(t),
-      client: (p) => backend.client(p),
+      authenticate: (t) => authenticateApiToken(store, t, userOf),
+      client: (p) => (side ? side.backend.client(p) : new FollowerClient(store, p)),
       health: async () => {
-        const nodes = registry.list();
-        const ready = nodes.filter((n) => n.state === 'ready').length;
+        const s = side;
         let storeOk = true;
         let error: string | undefined;
         try {
-          await store.listWorkflows({ limit: 1 });
+          const r = await bounded(store.listWorkflows({ limit: 1 }), 3000);
+          if (r === undefined) throw new Error('no answer within 3 s');
         } catch (e) {
           storeOk = false;
           error = (e as Error).message;
         }
+        const v = election?.view();
+        const role: 'leader' | 'follower' = s ? 'leader' : 'follower';
+        const nodes = s ? s.registry.list() : [];
+        const ready = nodes.filter((n) => n.state === 'ready').length;
         const messages: string[] = [];
-        if (!storeOk) messages.push(`the store is not reachable (${error}): scheduling waits and retries; nothing accepted is lost`);
-        if (backend.storeProblem && storeOk) messages.push(`recovering from a store error: ${backend.storeProblem}`);
-        if (nodes.length === 0) messages.push('no node has joined yet: `warren token create`, then `warren agent` on a node');
-        return { ok: storeOk, version: '0.1.0', store: { ok: storeOk, kind: store.kind, ...(error ? { error } : {}) }, leader: true, nodes: { ready, total: nodes.length }, messages };
+        if (!storeOk) messages.push(`the store is not reachable (${error}): ${role === 'leader' ? 'scheduling waits and retries; nothing accepted is lost' : 'this server does not schedule (it may not be the leader any more) until the store answers again'}`);
+        if (s && s.backend.storeProblem && storeOk) messages.push(`recovering from a store error: ${s.backend.storeProblem}`);
+        if (role === 'follower') {
+          const url = v?.leaderUrl ?? null;
+          messages.push(election?.isLeader ? 'this server is taking up the leadership' : url ? `this server is a follower: the leader is ${url} (reads are served here, the rest is forwarded there)` : 'this server is a follower and no server holds the leadership now (a follower takes it within seconds)');
+        } else if (nodes.length === 0) messages.push('no node has joined yet: `warren token create`, then `warren agent` on a node');
+        return {
+          ok: storeOk,
+          version: '0.1.0',
+          store: { ok: storeOk, kind: store.kind, ...(error ? { error } : {}) },
+          leader: role === 'leader',
+          role,
+          leaderUrl: role === 'leader' ? advertised : (v?.leaderUrl ?? null),
+          term: role === 'leader' ? s!.term : (v?.term ?? 0),
+          ...(s ? { nodes: { ready, total: nodes.length } } : {}),
+          messages,
+        };
       },
     };
-    const server = await buildApiServer({ backend: api, https: tls.httpsOptions(), plugins: [agentRoutes(registry, tls, { log: (level: string, msg: string) => log(level === 'error' ? 'error' : level === 'warn' ? 'warn' : 'info', msg) } as never)], log: (level, msg) => log(level, msg) });
+    let advertised = '';
+    const server = await buildApiServer({
+      backend: api,
+      https: tls.httpsOptions(),
+      plugins: [agentRoutes(currentRegistry, tls, { log: rlog } as never)],
+      log: (level, msg) => log(level, msg),
+      intercept: (req, reply) => forwarder.intercept(req, reply),
+    });
     closers.push(() => server.close());
-    // The runs a previous server left are taken (their attempts adopted) before any agent can
-    // report: a node's report of one of them is never taken for a stale copy.
-    await backend.start();
     let addr: { host: string; port: number };
     try {
       addr = await server.listen(o.host, o.port);
@@ -148,9 +268,48 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     renew.unref();
     closers.push(() => clearInterval(renew));
     const shown = o.host === '0.0.0.0' || o.host === '::' ? hostname() : o.host;
-    const url = `https://${shown.includes(':') ? `[${shown}]` : shown}:${addr.port}`;
-    log('info', `warren server on ${url} (store: ${store.kind}, trust domain ${ca.trustDomain}, CA ${join(o.dataDir, CA_PEM_FILE)})`);
-    return { url, port: addr.port, caPem: ca.certPem, adminToken, store, close };
+    const url = o.advertise ?? `https://${shown.includes(':') ? `[${shown}]` : shown}:${addr.port}`;
+    advertised = url;
+
+    // The leadership: this server leads while it holds the lease; only then is its leader side up.
+    const el = new LeaderElection({ store, id: serverId, url, ...(o.leaderTimers ? { timers: o.leaderTimers } : {}), log });
+    election = el;
+    el.on('elected', (term) => {
+      transitions = transitions.then(async () => {
+        if (closing || !el.isLeader || el.currentTerm !== term || side) return;
+        try {
+          const s = await buildLeaderSide(term);
+          if (closing || !el.isLeader || el.currentTerm !== term) {
+            await teardown(s, 'the leadership went while this server took it up');
+            return;
+          }
+          side = s;
+          log('info', `leading the cluster (term ${term}): scheduling, driving the runs, watching the nodes`);
+        } catch (e) {
+          log('error', `cannot take up the leadership (term ${term}): ${(e as Error).message}; giving it up`);
+          await el.resign();
+        }
+      });
+    });
+    el.on('deposed', (why) => {
+      // At once: no dispatch, no write from here on (the store may be gone: nothing waits on it).
+      building?.close(why);
+      const s = side;
+      side = null;
+      if (!s) return;
+      stopNow(s, why);
+      transitions = transitions.then(() => teardown(s, why));
+    });
+    closers.push(async () => {
+      closing = true;
+      await el.close();
+      await bounded(transitions, 5000);
+    });
+    el.start();
+    // A server that can lead at once (the lease is free) is up with its leader side before it says it is ready.
+    await bounded(el.firstRound.then(() => transitions), 15_000);
+    log('info', `warren server on ${url} (${side ? 'leader' : 'follower'}; store: ${store.kind}, trust domain ${ca.trustDomain}, CA ${join(o.dataDir, CA_PEM_FILE)})`);
+    return { url, port: addr.port, caPem: ca.certPem, adminToken, store, id: serverId, role: () => (side ? 'leader' : 'follower'), close };
   } catch (e) {
     await close();
     throw e;

@@ -182,6 +182,37 @@ CREATE TABLE nodes (
 `,
     },
   },
+  {
+    version: 4,
+    what: 'two servers, one leader: the leader lease (one row) and the cluster CA (one row)',
+    // The leader lease: one row, changed only by conditional UPDATEs (acquire when expired or
+    // already ours, renew by holder and term); expires_at is ms since the epoch on the
+    // database's clock (PostgreSQL: now()), so the servers' own clocks do not matter.
+    sql: {
+      sqlite: `
+CREATE TABLE leader_lease (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  holder TEXT,
+  url TEXT,
+  term INTEGER NOT NULL DEFAULT 0,
+  expires_at INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO leader_lease (id, holder, url, term, expires_at) VALUES (1, NULL, NULL, 0, 0);
+CREATE TABLE cluster_ca (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  trust_domain TEXT NOT NULL,
+  cert_pem TEXT NOT NULL,
+  key_pem TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+`,
+      postgres: `
+CREATE TABLE leader_lease (id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT, url TEXT, term BIGINT NOT NULL DEFAULT 0, expires_at BIGINT NOT NULL DEFAULT 0);
+INSERT INTO leader_lease (id, holder, url, term, expires_at) VALUES (1, NULL, NULL, 0, 0);
+CREATE TABLE cluster_ca (id INTEGER PRIMARY KEY CHECK (id = 1), trust_domain TEXT NOT NULL, cert_pem TEXT NOT NULL, key_pem TEXT NOT NULL, created_at BIGINT NOT NULL);
+`,
+    },
+  },
 ];
 
 /** The schema version this code writes. */

@@ -11,7 +11,7 @@ import {
   joinTokenOf, joinTokenParams, leaseOf, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf,
 } from './sql.js';
 import type {
-  ApiTokenRecord, AttemptRecord, EventRecord, LeaseResult, NodePatch, NodeRecord, Store, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
+  ApiTokenRecord, AttemptRecord, ClusterCaRecord, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
 } from './types.js';
 import {
   PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, duplicateTokenError, fencedError, noWorkflowError, schemaNewerError, userExistsError,
@@ -33,7 +33,7 @@ export class PgStore implements Store {
   static async connect(url: string): Promise<PgStore> {
     // A bounded connect time: an unreachable server fails a call in seconds (retried by the
     // callers that can wait) instead of hanging it.
-    const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000 });
+    const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000, keepAlive: true, keepAliveInitialDelayMillis: 5000 });
     // An idle connection that the server closes (a restart, an outage) must not crash us: the
     // pool drops it, and the next call connects again.
     pool.on('error', () => {});
@@ -111,6 +111,58 @@ export class PgStore implements Store {
 
   async releaseRunLease(workflowId: string, owner: string, term: number): Promise<void> {
     await this.q('UPDATE workflows SET lease_owner=NULL, lease_expires_at=NULL WHERE id=$1 AND lease_owner=$2 AND lease_term=$3', [workflowId, owner, term]);
+  }
+
+  // The leader lease: the database's clock decides expiry (two servers' clocks do not matter).
+  // Every statement has a client-side timeout below the lease's life: a renewal that cannot
+  // finish in time fails, and the caller's own deadline steps down meanwhile.
+
+  async acquireLeader(holder: string, url: string, ttlMs: number): Promise<LeaderResult> {
+    const won = await this.leaseQuery(
+      `UPDATE leader_lease SET term = CASE WHEN holder IS DISTINCT FROM $1 THEN term + 1 ELSE term END, holder = $1, url = $2, expires_at = ${PG_NOW_MS} + $3
+       WHERE id = 1 AND (holder = $1 OR expires_at <= ${PG_NOW_MS})
+       RETURNING holder, url, term, expires_at, ${PG_NOW_MS} AS now_ms`,
+      [holder, url, Math.round(ttlMs)],
+      ttlMs,
+    );
+    if (won.rows[0]) return { ok: true, lease: leaderOf(won.rows[0]) };
+    return { ok: false, current: await this.readLeaderWithin(ttlMs) };
+  }
+
+  async renewLeader(holder: string, term: number, ttlMs: number): Promise<boolean> {
+    const r = await this.leaseQuery(`UPDATE leader_lease SET expires_at = ${PG_NOW_MS} + $1 WHERE id = 1 AND holder = $2 AND term = $3`, [Math.round(ttlMs), holder, term], ttlMs);
+    return r.rowCount === 1;
+  }
+
+  async releaseLeader(holder: string, term: number): Promise<void> {
+    await this.leaseQuery(`UPDATE leader_lease SET expires_at = 0 WHERE id = 1 AND holder = $1 AND term = $2`, [holder, term], 5000);
+  }
+
+  async readLeader(): Promise<LeaderLease> {
+    return this.readLeaderWithin(5000);
+  }
+
+  private async readLeaderWithin(timeoutMs: number): Promise<LeaderLease> {
+    const r = await this.leaseQuery(`SELECT holder, url, term, expires_at, ${PG_NOW_MS} AS now_ms FROM leader_lease WHERE id = 1`, [], timeoutMs);
+    return leaderOf(r.rows[0] ?? { holder: null, url: null, term: 0, expires_at: 0, now_ms: Date.now() });
+  }
+
+  private async leaseQuery(text: string, values: unknown[], timeoutMs: number): Promise<pg.QueryResult> {
+    try {
+      return await this.pool.query({ text, values, query_timeout: Math.max(500, Math.round(timeoutMs)) } as pg.QueryConfig);
+    } catch (e) {
+      throw mapPgError(e, this.where);
+    }
+  }
+
+  async getClusterCa(): Promise<ClusterCaRecord | undefined> {
+    const r = (await this.q('SELECT * FROM cluster_ca WHERE id = 1', [])).rows[0];
+    return r && caOf(r);
+  }
+
+  async putClusterCaIfAbsent(ca: ClusterCaRecord): Promise<ClusterCaRecord> {
+    await this.q('INSERT INTO cluster_ca (id, trust_domain, cert_pem, key_pem, created_at) VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO NOTHING', [ca.trustDomain, ca.certPem, ca.keyPem, ca.createdAt]);
+    return (await this.getClusterCa())!;
   }
 
   async createWorkflow(r: WorkflowRecord, units: UnitSnapshot[]): Promise<void> {
@@ -351,6 +403,17 @@ export class PgStore implements Store {
   }
 }
 
+/** ms since the epoch on the database's clock. */
+const PG_NOW_MS = '(extract(epoch from now()) * 1000)::bigint';
+
+function leaderOf(r: Record<string, unknown>): LeaderLease {
+  return { holder: (r.holder as string | null) ?? null, url: (r.url as string | null) ?? null, term: Number(r.term), expiresAt: Number(r.expires_at), now: Number(r.now_ms) };
+}
+
+function caOf(r: Record<string, unknown>): ClusterCaRecord {
+  return { trustDomain: r.trust_domain as string, certPem: r.cert_pem as string, keyPem: r.key_pem as string, createdAt: Number(r.created_at) };
+}
+
 function redact(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }
@@ -401,7 +464,7 @@ export function isConnectionError(e: unknown): boolean {
   return (
     ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03'].includes(code) ||
     code.startsWith('08') ||
-    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is not open|not queryable/i.test(msg)
+    /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|connection is not open|not queryable/i.test(msg)
   );
 }
 

@@ -19,7 +19,7 @@ import {
   attemptUpsertSql, joinTokenOf, joinTokenParams, leaseOf, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf,
 } from './sql.js';
 import type {
-  ApiTokenRecord, AttemptRecord, EventRecord, LeaseResult, NodePatch, NodeRecord, Store, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
+  ApiTokenRecord, AttemptRecord, ClusterCaRecord, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
 } from './types.js';
 import {
   PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, duplicateTokenError, fencedError, noWorkflowError, schemaNewerError, userExistsError,
@@ -365,6 +365,45 @@ export class SqliteStore implements Store {
     this.guard(() => this.stmts.release.run(named(workflowId, owner, term)));
   }
 
+  // The leader lease (one server on SQLite, but the same contract): this machine's clock.
+
+  async acquireLeader(holder: string, url: string, ttlMs: number): Promise<LeaderResult> {
+    const tx = this.db.transaction((): LeaderResult => {
+      const now = Date.now();
+      const won = this.db
+        .prepare(
+          `UPDATE leader_lease SET term = CASE WHEN holder IS ? THEN term ELSE term + 1 END, holder = ?, url = ?, expires_at = ?
+           WHERE id = 1 AND (holder = ? OR expires_at <= ?) RETURNING holder, url, term, expires_at`,
+        )
+        .get(holder, holder, url, now + Math.round(ttlMs), holder, now) as Row | undefined;
+      if (won) return { ok: true, lease: leaderOf(won, now) };
+      return { ok: false, current: leaderOf(this.db.prepare('SELECT holder, url, term, expires_at FROM leader_lease WHERE id = 1').get() as Row, now) };
+    });
+    return this.guard(() => tx.immediate());
+  }
+
+  async renewLeader(holder: string, term: number, ttlMs: number): Promise<boolean> {
+    return this.writing(() => this.db.prepare('UPDATE leader_lease SET expires_at = ? WHERE id = 1 AND holder = ? AND term = ?').run(Date.now() + Math.round(ttlMs), holder, term).changes === 1);
+  }
+
+  async releaseLeader(holder: string, term: number): Promise<void> {
+    this.writing(() => this.db.prepare('UPDATE leader_lease SET expires_at = 0 WHERE id = 1 AND holder = ? AND term = ?').run(holder, term));
+  }
+
+  async readLeader(): Promise<LeaderLease> {
+    return leaderOf(this.guard(() => this.db.prepare('SELECT holder, url, term, expires_at FROM leader_lease WHERE id = 1').get() as Row), Date.now());
+  }
+
+  async getClusterCa(): Promise<ClusterCaRecord | undefined> {
+    const r = this.guard(() => this.db.prepare('SELECT * FROM cluster_ca WHERE id = 1').get() as Row | undefined);
+    return r && { trustDomain: r.trust_domain as string, certPem: r.cert_pem as string, keyPem: r.key_pem as string, createdAt: Number(r.created_at) };
+  }
+
+  async putClusterCaIfAbsent(ca: ClusterCaRecord): Promise<ClusterCaRecord> {
+    this.writing(() => this.db.prepare('INSERT INTO cluster_ca (id, trust_domain, cert_pem, key_pem, created_at) VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING').run(ca.trustDomain, ca.certPem, ca.keyPem, ca.createdAt));
+    return (await this.getClusterCa())!;
+  }
+
   async jobHistory(jobName: string, limit = 20): Promise<number[]> {
     return this.guard(() => this.stmts.history.all(jobName, limit) as { seconds: number }[]).map((r) => r.seconds);
   }
@@ -544,4 +583,8 @@ function fromRow(r: WfRow): WorkflowRecord {
     lease: leaseOf(r),
     owner: r.owner ?? null,
   };
+}
+
+function leaderOf(r: Row | undefined, now: number): LeaderLease {
+  return { holder: (r?.holder as string | null) ?? null, url: (r?.url as string | null) ?? null, term: Number(r?.term ?? 0), expiresAt: Number(r?.expires_at ?? 0), now };
 }

@@ -163,6 +163,30 @@ export interface WriteBatch {
 
 export type LeaseResult = { ok: true; lease: RunLease } | { ok: false; current: RunLease };
 
+/** The cluster's leadership (schema v4): one row. Of two servers on one store, the holder
+ *  schedules, drives every run and expires heartbeats; `term` grows by one each time the holder
+ *  changes. Times are ms since the epoch on the store's clock (PostgreSQL's now()). */
+export interface LeaderLease {
+  /** The holding server's id (null: nobody ever held it). */
+  holder: string | null;
+  /** Its advertised https URL (agents and API forwarding go there). */
+  url: string | null;
+  term: number;
+  expiresAt: number;
+  /** The store's clock when this was read (compare expiresAt with it, not with Date.now()). */
+  now: number;
+}
+
+export type LeaderResult = { ok: true; lease: LeaderLease } | { ok: false; current: LeaderLease };
+
+/** The cluster CA as the store keeps it (schema v4): the same on every server. */
+export interface ClusterCaRecord {
+  trustDomain: string;
+  certPem: string;
+  keyPem: string;
+  createdAt: number;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** Accept a workflow: the record (with its owner) and all its units, atomically. */
@@ -186,6 +210,23 @@ export interface Store {
   releaseRunLease(workflowId: string, owner: string, term: number): Promise<void>;
   /** Past completed runs of a job with this name (for runtime estimates): durations in seconds, newest first. */
   jobHistory(jobName: string, limit?: number): Promise<number[]>;
+
+  // Two servers, one leader (schema v4): the leader lease and the cluster CA.
+
+  /** Take the leader lease in ONE conditional UPDATE on the store's clock: succeeds when it
+   *  expired (or was never held) or `holder` already holds it (then only extends, same term);
+   *  a change of holder increments the term. */
+  acquireLeader(holder: string, url: string, ttlMs: number): Promise<LeaderResult>;
+  /** Extend; false when it is no longer ours (holder or term changed). */
+  renewLeader(holder: string, term: number, ttlMs: number): Promise<boolean>;
+  /** Let it expire now (a server shutting down): the next holder gets term + 1 at once. Nothing when not ours. */
+  releaseLeader(holder: string, term: number): Promise<void>;
+  /** The current lease (with the store's clock). */
+  readLeader(): Promise<LeaderLease>;
+  /** The cluster CA, when one is stored. */
+  getClusterCa(): Promise<ClusterCaRecord | undefined>;
+  /** Store the CA unless one is stored already; returns the stored one (ours, or the one that was there). */
+  putClusterCaIfAbsent(ca: ClusterCaRecord): Promise<ClusterCaRecord>;
 
   // Cluster mode (schema v3): users, API tokens, join tokens, nodes.
 

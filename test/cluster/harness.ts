@@ -11,6 +11,12 @@ import type { Host, Network } from '../helpers/netns.js';
 
 export interface ClusterOptions {
   agents: number;
+  /** How many `warren server`s on the one store (default 1; more need PostgreSQL). Agents get every server's URL. */
+  servers?: number;
+  /** Server k runs in serverHosts[k] (its own network namespace), listening on its address; else on the bridge address or loopback. */
+  serverHosts?: Host[];
+  /** The agents' namespaces (default net.hosts). */
+  agentHosts?: Host[];
   /** Agents in these network namespaces (one per agent); else on loopback. */
   net?: Network;
   /** postgres://... (default: SQLite in the server's directory). */
@@ -49,12 +55,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class TestCluster {
   readonly dir: string;
   private readonly cleanupDir: () => void;
-  server: ChildProcess | null = null;
+  readonly servers: (ChildProcess | null)[] = [];
+  readonly serverLogs: string[] = [];
+  readonly ports: number[] = [];
   readonly agents: (ChildProcess | null)[] = [];
   host = '127.0.0.1';
-  port = 0;
   adminToken = '';
-  serverLog = '';
   readonly agentLogs: string[] = [];
 
   private constructor(readonly o: ClusterOptions) {
@@ -64,8 +70,32 @@ export class TestCluster {
     mkdirSync(join(this.dir, 'cfg'), { recursive: true });
   }
 
+  /** Server 0 (the only one, by default). */
+  get server(): ChildProcess | null {
+    return this.servers[0] ?? null;
+  }
+  get port(): number {
+    return this.ports[0] ?? 0;
+  }
+  /** Every server's log (server 0's alone with one server). */
+  get serverLog(): string {
+    return this.serverLogs.length < 2 ? (this.serverLogs[0] ?? '') : this.serverLogs.map((l, k) => `--- server ${k} ---\n${l}`).join('\n');
+  }
   get url(): string {
-    return `https://${this.host}:${this.port}`;
+    return this.urlOf(0);
+  }
+  get serverCount(): number {
+    return this.o.servers ?? 1;
+  }
+  hostOfServer(k: number): string {
+    return this.o.serverHosts?.[k]?.address ?? this.host;
+  }
+  urlOf(k: number): string {
+    return `https://${this.hostOfServer(k)}:${this.ports[k]}`;
+  }
+  /** The CLI context of server k: `admin` for 0 (the current one), `admin1`... */
+  contextOf(k: number): string {
+    return k === 0 ? 'admin' : `admin${k}`;
   }
   get caFile(): string {
     return join(this.dir, 'srv', 'ca.pem');
@@ -79,11 +109,20 @@ export class TestCluster {
     const c = new TestCluster(o);
     try {
       c.host = o.net ? o.net.serverAddress : '127.0.0.1';
-      c.port = await freePort(c.host);
-      await c.startServer();
+      for (let k = 0; k < c.serverCount; k++) {
+        c.servers.push(null);
+        c.serverLogs.push('');
+        // A server in a namespace listens on its own address: a port free there (fresh namespace: any).
+        c.ports.push(o.serverHosts?.[k] ? 20_000 + Math.floor(Math.random() * 20_000) : await freePort(c.host));
+      }
+      // Server 0 first: it makes the CA and the first admin, and leads.
+      await c.startServer(0);
+      for (let k = 1; k < c.serverCount; k++) await c.startServer(k);
       c.adminToken = readFileSync(join(c.dir, 'srv', 'admin.token'), 'utf8').trim();
-      const r = await c.cli(['context', 'add', 'admin', '--server', c.url, '--token', c.adminToken, '--ca', c.caFile]);
-      if (r.code !== 0) throw new Error(`context add: ${r.stderr}`);
+      for (let k = 0; k < c.serverCount; k++) {
+        const r = await c.cli(['context', 'add', c.contextOf(k), '--server', c.urlOf(k), '--token', c.adminToken, '--ca', c.caFile]);
+        if (r.code !== 0) throw new Error(`context add: ${r.stderr}`);
+      }
       await c.cli(['context', 'use', 'admin']);
       for (let i = 0; i < o.agents; i++) {
         const tok = await c.cli(['token', 'create', '--ttl', '10m']);
@@ -104,16 +143,21 @@ export class TestCluster {
     return { ...process.env, XDG_CONFIG_HOME: join(this.dir, 'cfg'), WARREN_HOME: join(this.dir, 'home'), WARREN_CONTEXT: '', ...extra };
   }
 
-  async startServer(): Promise<void> {
-    const args = [warrenBin, 'server', '--data', join(this.dir, 'srv'), '--listen', `${this.host}:${this.port}`, '--heartbeat', '500ms', '--grace', '2s', '--lost-after', '3s', '--lease-ttl', '3s', ...(this.o.store ? ['--store', this.o.store] : []), ...(this.o.serverArgs ?? [])];
-    const p = spawn(process.execPath, [...(this.o.serverNodeArgs ?? []), ...args], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
-    this.server = p;
-    p.stdout!.on('data', (d) => (this.serverLog += d));
-    p.stderr!.on('data', (d) => (this.serverLog += d));
+  /** Start server k (default 0) and wait until it says it is ready. */
+  async startServer(k = 0): Promise<void> {
+    const data = join(this.dir, k === 0 ? 'srv' : `srv${k}`);
+    const args = [warrenBin, 'server', '--data', data, '--listen', `${this.hostOfServer(k)}:${this.ports[k]}`, '--heartbeat', '500ms', '--grace', '2s', '--lost-after', '3s', '--lease-ttl', '3s', ...(this.o.store ? ['--store', this.o.store] : []), ...(this.o.serverArgs ?? [])];
+    const h = this.o.serverHosts?.[k];
+    const argv = [...(this.o.serverNodeArgs ?? []), ...args];
+    const p = h ? h.spawn(process.execPath, argv, { env: this.env() as Record<string, string>, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, argv, { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.servers[k] = p;
+    const from = this.serverLogs[k]!.length;
+    p.stdout!.on('data', (d) => (this.serverLogs[k] += d));
+    p.stderr!.on('data', (d) => (this.serverLogs[k] += d));
     const t0 = Date.now();
-    while (!this.serverLog.includes('ready: ')) {
-      if (p.exitCode !== null) throw new Error(`warren server exited ${p.exitCode}`);
-      if (Date.now() - t0 > 20_000) throw new Error('warren server did not start in 20 s');
+    while (!this.serverLogs[k]!.slice(from).includes('ready: ')) {
+      if (p.exitCode !== null) throw new Error(`warren server ${k} exited ${p.exitCode}`);
+      if (Date.now() - t0 > 20_000) throw new Error(`warren server ${k} did not start in 20 s`);
       await sleep(50);
     }
   }
@@ -123,11 +167,12 @@ export class TestCluster {
   }
 
   hostOf(i: number): Host | undefined {
-    return this.o.net?.hosts[i];
+    return this.o.agentHosts?.[i] ?? this.o.net?.hosts[i];
   }
 
   async startAgent(i: number, token?: string): Promise<void> {
-    const args = [...(this.o.agentNodeArgs ?? []), warrenBin, 'agent', '--server', this.url, '--data', join(this.dir, `agent${i}`), '--name', this.agentName(i), '--ca', this.caFile, '--cores', String(this.o.cores ?? 2), ...(token ? ['--token', token] : []), ...(this.o.agentArgs?.(i) ?? [])];
+    const urls = Array.from({ length: this.serverCount }, (_, k) => this.urlOf(k)).join(',');
+    const args = [...(this.o.agentNodeArgs ?? []), warrenBin, 'agent', '--server', urls, '--data', join(this.dir, `agent${i}`), '--name', this.agentName(i), '--ca', this.caFile, '--cores', String(this.o.cores ?? 2), ...(token ? ['--token', token] : []), ...(this.o.agentArgs?.(i) ?? [])];
     const h = this.hostOf(i);
     const p = h ? h.spawn(process.execPath, args, { env: this.env() as Record<string, string>, stdio: ['ignore', 'pipe', 'pipe'], ...(this.o.isolate ? { isolate: { hostname: this.agentName(i) } } : {}) }) : spawn(process.execPath, args, { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.agents[i] = p;
@@ -149,9 +194,29 @@ export class TestCluster {
     this.agents[i] = null;
   }
 
-  killServer(): void {
-    if (this.server?.pid) process.kill(this.server.pid, 'SIGKILL');
-    this.server = null;
+  /** SIGKILL server k (default 0). */
+  killServer(k = 0): void {
+    const p = this.servers[k];
+    if (p?.pid) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    this.servers[k] = null;
+  }
+
+  /** GET /api/v1/health of server k (no token). */
+  async health(k: number, timeoutMs = 5000): Promise<{ status: number; body: { ok: boolean; role?: string; leaderUrl?: string | null; term?: number; store: { ok: boolean }; messages: string[] } }> {
+    const { Agent, request } = await import('undici');
+    const d = new Agent({ connect: { ca: readFileSync(this.caFile, 'utf8') } });
+    try {
+      const r = await request(`${this.urlOf(k)}/api/v1/health`, { dispatcher: d, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      return { status: r.statusCode, body: (await r.body.json()) as never };
+    } finally {
+      await d.close().catch(() => {});
+    }
   }
 
   async cli(args: string[], o: { context?: string; timeoutMs?: number } = {}): Promise<CliResult> {
@@ -222,11 +287,12 @@ export class TestCluster {
         }
       }
     }
-    const s = this.server;
-    if (s?.pid && s.exitCode === null) s.kill('SIGTERM');
+    const ss = this.servers.filter((p): p is ChildProcess => p !== null);
+    for (const s of ss) if (s.pid && s.exitCode === null) s.kill('SIGTERM');
+    const alive = (p: ChildProcess | null): boolean => p !== null && p.exitCode === null && p.signalCode === null;
     const t0 = Date.now();
-    while (Date.now() - t0 < 5000 && ((s && s.exitCode === null && s.signalCode === null) || this.agents.some((p) => p && p.exitCode === null && p.signalCode === null))) await sleep(50);
-    for (const p of [s, ...this.agents]) if (p && p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    while (Date.now() - t0 < 5000 && (ss.some(alive) || this.agents.some(alive))) await sleep(50);
+    for (const p of [...ss, ...this.agents]) if (p && alive(p)) p.kill('SIGKILL');
     this.cleanupDir();
   }
 }

@@ -33,6 +33,8 @@ import { atProcessExit, pidAlive } from './cleanup.js';
 export interface PostgresOptions {
   /** The port on 127.0.0.1 (default: a free one). */
   port?: number;
+  /** Listen on this address too (e.g. a test network's bridge address), taking clients of `cidr` (trust). */
+  listen?: { address: string; cidr: string };
 }
 
 export interface PgInstance {
@@ -208,6 +210,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<PgInsta
   const init = await runAsync(b.initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'], dir, 120_000);
   if (init.code !== 0) fail('initdb failed', init.out);
 
+  if (opts.listen) appendFileSync(join(data, 'pg_hba.conf'), `\n# warren test harness\nhost all all ${opts.listen.cidr} trust\n`);
   const pgCtl = async (args: string[]): Promise<{ code: number | null; out: string }> => runAsync(b.pg_ctl, ['-D', data, ...args], dir, 60_000);
   const setPort = (p: number): void =>
     appendFileSync(
@@ -215,7 +218,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<PgInsta
       [
         '',
         '# warren test harness (test/helpers/pg.ts)',
-        "listen_addresses = '127.0.0.1'",
+        `listen_addresses = '${['127.0.0.1', ...(opts.listen ? [opts.listen.address] : [])].join(',')}'`,
         `port = ${p}`,
         `unix_socket_directories = '${dir}'`,
         'fsync = on',

@@ -506,4 +506,74 @@ export function storeContract(name: string, open: () => Promise<Store>, uniq: ()
       await s.close();
     }
   });
+
+  test(`${name}: the leader lease: taken when free, renewed by its holder and term only, taken over after expiry with a new term`, async () => {
+    const s = await open();
+    const t = await open();
+    try {
+      const u = uniq();
+      const [a, b] = [`srvA:${u}`, `srvB:${u}`];
+      // Whoever held it before (another test of this database) has let it expire or expires soon.
+      let first = await s.acquireLeader(a, 'https://a:1', 400);
+      for (let i = 0; !first.ok && i < 100; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        first = await s.acquireLeader(a, 'https://a:1', 400);
+      }
+      assert.ok(first.ok, 'taken when free');
+      const term = first.lease.term;
+      assert.equal(first.lease.holder, a);
+      assert.equal(first.lease.url, 'https://a:1');
+      assert.ok(first.lease.expiresAt > first.lease.now && first.lease.expiresAt <= first.lease.now + 400, 'expiry on the store clock');
+      // held: another server is refused and told who holds it
+      const refused = await t.acquireLeader(b, 'https://b:2', 400);
+      assert.equal(refused.ok, false);
+      assert.ok(!refused.ok && refused.current.holder === a && refused.current.url === 'https://a:1' && refused.current.term === term);
+      // the holder acquiring again only extends (same term); renewals need holder and term
+      const again = await s.acquireLeader(a, 'https://a:1', 400);
+      assert.ok(again.ok && again.lease.term === term);
+      assert.equal(await s.renewLeader(a, term, 400), true);
+      assert.equal(await t.renewLeader(b, term, 400), false, 'another holder cannot renew');
+      assert.equal(await s.renewLeader(a, term - 1, 400), false, 'a stale term cannot renew');
+      const read = await t.readLeader();
+      assert.equal(read.holder, a);
+      assert.equal(read.term, term);
+      // expired: taken over with a new term; the old holder can no longer renew (fenced by term)
+      await new Promise((r) => setTimeout(r, 450));
+      const taken = await t.acquireLeader(b, 'https://b:2', 400);
+      assert.ok(taken.ok && taken.lease.term === term + 1 && taken.lease.holder === b);
+      assert.equal(await s.renewLeader(a, term, 400), false);
+      assert.equal((await s.acquireLeader(a, 'https://a:1', 400)).ok, false);
+      // released: free at once, and the next holder gets a new term
+      await s.releaseLeader(a, term); // not ours: nothing
+      assert.equal((await t.readLeader()).holder, b);
+      await t.releaseLeader(b, term + 1);
+      const back = await s.acquireLeader(a, 'https://a:1', 400);
+      assert.ok(back.ok && back.lease.term === term + 2);
+      // racing for a free lease: exactly one wins
+      await s.releaseLeader(a, term + 2);
+      const race = await Promise.all([s.acquireLeader(a, 'https://a:1', 60_000), t.acquireLeader(b, 'https://b:2', 60_000), s.acquireLeader(`srvC:${u}`, 'https://c:3', 60_000)]);
+      assert.equal(race.filter((r) => r.ok).length, 1);
+      const winner = race.find((r) => r.ok)!;
+      await s.releaseLeader(winner.ok ? winner.lease.holder! : '', term + 3);
+    } finally {
+      await s.close();
+      await t.close();
+    }
+  });
+
+  test(`${name}: the cluster CA is stored once: the first one in stays`, async () => {
+    const s = await open();
+    try {
+      const before = await s.getClusterCa();
+      const mine = { trustDomain: 'test.local', certPem: `CERT-${uniq()}`, keyPem: 'KEY', createdAt: 1000 };
+      const got = await s.putClusterCaIfAbsent(mine);
+      if (before) assert.deepEqual(got, before);
+      else assert.deepEqual(got, mine);
+      const other = await s.putClusterCaIfAbsent({ ...mine, certPem: 'OTHER' });
+      assert.deepEqual(other, got, 'a second one does not replace it');
+      assert.deepEqual(await s.getClusterCa(), got);
+    } finally {
+      await s.close();
+    }
+  });
 }

@@ -63,7 +63,9 @@ export function register(program: Command): void {
     .option('--lost-after <duration>', 'attempts of a lost node wait this long for it, then run elsewhere (default 5m)')
     .option('--stop-after <duration>', 'an agent cut off this long stops its own jobs (default 10m)')
     .option('--lease-ttl <duration>', 'the run ownership lease (default 15s)')
-    .action(async (o: { data: string; listen: string; store?: string; trustDomain: string; name?: string; host?: string; heartbeat?: string; grace?: string; lostAfter?: string; stopAfter?: string; leaseTtl?: string }) => {
+    .option('--leader-ttl <duration>', 'the leader lease, with two servers on one store: a follower takes over this long after the leader dies (default 8s)')
+    .option('--advertise <url>', 'the https URL agents and the other servers reach this one at (default https://LISTEN-ADDRESS:PORT)')
+    .action(async (o: { data: string; listen: string; store?: string; trustDomain: string; name?: string; host?: string; heartbeat?: string; grace?: string; lostAfter?: string; stopAfter?: string; leaseTtl?: string; leaderTtl?: string; advertise?: string }) => {
       const { host, port } = listenAddr(o.listen);
       const timers: Record<string, number> = {};
       const set = (k: string, flag: string, v: string | undefined) => {
@@ -75,6 +77,8 @@ export function register(program: Command): void {
       set('lostAfterMs', '--lost-after', o.lostAfter);
       set('stopAfterMs', '--stop-after', o.stopAfter);
       set('leaseTtlMs', '--lease-ttl', o.leaseTtl);
+      const leaderTtl = duration('--leader-ttl', o.leaderTtl);
+      if (o.advertise !== undefined && !/^https:\/\/[^/]+$/.test(o.advertise)) throw new WarrenError('CLI_BAD_OPTION', `--advertise takes https://HOST:PORT, not "${o.advertise}"`);
       const { startServer } = await import('../../server/serve.js');
       const s = await startServer({
         host,
@@ -85,6 +89,8 @@ export function register(program: Command): void {
         ...(o.name ? { name: o.name } : {}),
         ...(o.host ? { hosts: o.host.split(',').map((h) => h.trim()).filter(Boolean) } : {}),
         timers,
+        ...(o.advertise ? { advertise: o.advertise } : {}),
+        ...(leaderTtl ? { leaderTimers: { ttlMs: leaderTtl, renewMs: Math.round(leaderTtl / 4), retryMs: Math.min(1000, Math.round(leaderTtl / 8)), marginMs: Math.round((leaderTtl * 3) / 16) } } : {}),
       });
       if (s.adminToken) {
         process.stderr.write(`first start: the admin's API token (also in ${o.data}/admin.token, mode 0600; shown only now):\n`);
@@ -98,7 +104,7 @@ export function register(program: Command): void {
   program
     .command('agent')
     .description("run a node agent: join the cluster (first start, with a join token), then run the server's jobs on this node")
-    .requiredOption('--server <url>', 'the server, https://HOST:PORT')
+    .requiredOption('--server <url...>', 'the server, https://HOST:PORT; with several servers (one leader), each of them (comma separated or repeated)')
     .requiredOption('--data <dir>', "the agent's directory ($WARREN_HOME of this node): its key and certificate, job runs, caches")
     .option('--name <name>', "the node's name (default: the host name)")
     .option('--token <token>', 'a join token (`warren token create`), needed on the first start only')
@@ -106,7 +112,7 @@ export function register(program: Command): void {
     .option('--labels <k=v,...>', 'node labels, matched by job constraints')
     .option('--cores <n>', 'cores the agent may use (default: all)')
     .option('--memory <size>', 'memory the agent may hand out (default: all)')
-    .action(async (o: { server: string; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string }) => {
+    .action(async (o: { server: string[]; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string }) => {
       const name = o.name ?? hostname().split('.')[0]!;
       let caPem: string | undefined;
       if (o.ca) {
@@ -134,9 +140,10 @@ export function register(program: Command): void {
       const { composeNodeAgent, loadAgentDaemon } = await import('../../agent/index.js');
       const agent = await composeNodeAgent({ name, home: o.data, ...(cores !== undefined ? { cores } : {}), ...(memoryBytes !== undefined ? { memoryBytes } : {}), labels: labels(o.labels) });
       const AgentDaemon = await loadAgentDaemon();
-      const daemon = new AgentDaemon({ serverUrl: o.server, name, dataDir: o.data, labels: labels(o.labels), agent, ...(o.token ? { token: o.token } : {}), ...(caPem ? { caPem } : {}) });
+      const servers = o.server.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: labels(o.labels), agent, ...(o.token ? { token: o.token } : {}), ...(caPem ? { caPem } : {}) });
       await daemon.start();
-      process.stderr.write(`agent ${name}: joined ${o.server}; running its jobs (Ctrl-C stops the agent and its jobs)\n`);
+      process.stderr.write(`agent ${name}: joined ${servers.join(', ')}; running its jobs (Ctrl-C stops the agent and its jobs)\n`);
       await untilSignal(async () => {
         await daemon.stop();
         await agent.close();

@@ -53,6 +53,9 @@ export interface ApiServerOptions {
   /** Extra fastify plugins (the agent protocol routes under /agent/v1 are registered this way). */
   plugins?: FastifyPluginAsync[];
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** Cluster mode, two servers: called first for every /api/v1 request (before its token is
+   *  checked); true when it took the request (a follower forwarding it to the leader). */
+  intercept?: (req: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
 }
 
 export interface ApiServer {
@@ -151,7 +154,8 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
   const client = (req: FastifyRequest): WarrenClient & AdminClient => o.backend.client(principal(req));
 
   const api: FastifyPluginAsync = async (r) => {
-    r.addHook('onRequest', async (req) => {
+    r.addHook('onRequest', async (req, reply) => {
+      if (o.intercept && (await o.intercept(req, reply))) return reply;
       const flags = (req.routeOptions.config ?? {}) as RouteFlags;
       if (flags.public) return;
       const p = await authenticate(o.backend, req.headers.authorization);
