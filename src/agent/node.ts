@@ -17,6 +17,8 @@ export interface NodeAgentOptions {
   cores?: number;
   memoryBytes?: number;
   labels?: Record<string, string>;
+  /** Where the other nodes reach this one (multinode jobs); default: its addresses. */
+  addresses?: string[];
 }
 
 function hasRunc(): boolean {
@@ -64,6 +66,7 @@ export async function composeNodeAgent(o: NodeAgentOptions): Promise<LocalAgent>
     ...(o.cores !== undefined ? { cores: o.cores } : {}),
     ...(o.memoryBytes !== undefined ? { memoryBytes: o.memoryBytes } : {}),
     ...(o.labels ? { labels: o.labels } : {}),
+    ...(o.addresses ? { addresses: o.addresses } : {}),
     gpus: discoverNodeGpus(),
     process: createProcessRuntime(),
     ...(container ? { container } : {}),

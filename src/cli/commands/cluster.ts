@@ -2,6 +2,7 @@
 // options, start the composed server (src/server/serve.ts) or node agent (src/agent), and
 // run until SIGINT/SIGTERM.
 
+import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -111,8 +112,9 @@ export function register(program: Command): void {
     .option('--ca <file>', "the cluster CA to trust the server with (the server's DATA/ca.pem); needed on the first start")
     .option('--labels <k=v,...>', 'node labels, matched by job constraints')
     .option('--cores <n>', 'cores the agent may use (default: all)')
+    .option('--address <ip>', "where the other nodes reach this one: multinode (MPI) jobs' daemons and ranks (default: its first non-loopback address)")
     .option('--memory <size>', 'memory the agent may hand out (default: all)')
-    .action(async (o: { server: string[]; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string }) => {
+    .action(async (o: { server: string[]; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string; address?: string }) => {
       const name = o.name ?? hostname().split('.')[0]!;
       let caPem: string | undefined;
       if (o.ca) {
@@ -138,7 +140,8 @@ export function register(program: Command): void {
       // directories; keys, caches and secrets below it stay 0700/0600.
       chmodSync(o.data, 0o711);
       const { composeNodeAgent, loadAgentDaemon } = await import('../../agent/index.js');
-      const agent = await composeNodeAgent({ name, home: o.data, ...(cores !== undefined ? { cores } : {}), ...(memoryBytes !== undefined ? { memoryBytes } : {}), labels: labels(o.labels) });
+      if (o.address !== undefined && isIP(o.address) === 0) throw new WarrenError('CLI_BAD_OPTION', `--address takes an IP address of this node, not "${o.address}"`, { hint: 'e.g. --address 10.0.0.12 (see `ip -br addr`)' });
+      const agent = await composeNodeAgent({ name, home: o.data, ...(cores !== undefined ? { cores } : {}), ...(memoryBytes !== undefined ? { memoryBytes } : {}), labels: labels(o.labels), ...(o.address ? { addresses: [o.address] } : {}) });
       const AgentDaemon = await loadAgentDaemon();
       const servers = o.server.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
       const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: labels(o.labels), agent, ...(o.token ? { token: o.token } : {}), ...(caPem ? { caPem } : {}) });
