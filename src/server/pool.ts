@@ -214,6 +214,13 @@ export class ClusterPool implements Agent {
     const spec = task?.job;
     // A gang's row names all its nodes: the launcher's first; its members are adopted with it.
     const nodes = node ? node.split(',') : [];
+    if (nodes.length > 1 && !task) {
+      // Only to be stopped (its run ended): every part, by its id, on its node.
+      nodes.forEach((n, k) => this.placed.set(k === 0 ? attemptId : memberId(attemptId, k), { task: null, node: n, cores: 0, memoryBytes: 0, gpus: 0, started: true, lostAt: this.dir.nodes().some((x) => x.name === n && x.state === 'ready') ? null : this.clock.now(), ...(k > 0 ? { parent: attemptId } : {}) }));
+      const g = this.newGang(attemptId, nodes);
+      nodes.slice(1).forEach((n, k) => g.members.set(n, memberId(attemptId, k + 1)));
+      return;
+    }
     if (nodes.length > 1 && task) {
       const unit = task;
       const g = this.newGang(attemptId, nodes);
