@@ -101,6 +101,8 @@ export class LocalAgent implements Agent {
   private readonly queue: Entry[] = [];
   private readonly running = new Map<string, Running>();
   private listener: AgentListener | null = null;
+  /** Launch orders for gang members not set up yet (queued for a core, or preparing their image). */
+  private readonly early = new Map<string, LaunchOrder[]>();
   /** Per workflow: scripts written, work dirs made, volume dirs (once per job, not per task). */
   private readonly prepared = new Map<string, Set<string>>();
 
@@ -263,6 +265,7 @@ export class LocalAgent implements Agent {
   }
 
   private emitExit(id: string, info: ExitInfo, failure?: WarrenError): void {
+    this.early.delete(id);
     const ev: AttemptExited = { attemptId: id, exitCode: info.exitCode, signal: info.signal, reason: info.reason, durationMs: info.durationMs, at: Date.now() };
     if (info.message !== undefined) ev.message = info.message;
     if (failure) ev.failure = failure.toWire();
@@ -424,6 +427,10 @@ export class LocalAgent implements Agent {
     const durable = r.entry.hooks.durable;
     if (durable) await durable({ pid: null, cgroup: null });
     this.listener?.started({ attemptId: t.attemptId, pid: null, cgroup: null, at: Date.now() });
+    // Orders that came while it waited for a core or its image.
+    const early = this.early.get(t.attemptId) ?? [];
+    this.early.delete(t.attemptId);
+    for (const o of early) this.launch(o);
     return false;
   }
 
@@ -542,6 +549,14 @@ export class LocalAgent implements Agent {
   launch(o: LaunchOrder): void {
     const r = this.running.get(o.attemptId);
     const g = r?.gang;
+    const member = (r?.entry ?? this.queue.find((q) => q.task.attemptId === o.attemptId))?.task.gang;
+    if (!g && member && member.index > 0 && o.type !== 'exited') {
+      // A member still queued for a core or preparing its image: the order waits for it.
+      const list = this.early.get(o.attemptId) ?? [];
+      list.push(o);
+      this.early.set(o.attemptId, list);
+      return;
+    }
     if (o.type === 'start') {
       if (!r || !g || g.launcher) {
         this.listener?.launch?.({ type: 'exited', attemptId: o.attemptId, launchId: o.launchId, exitCode: null, signal: null, message: `node ${this.name} has no member of this job running (it ended)` });

@@ -12,6 +12,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createNetwork, netnsAvailable, type Network } from '../helpers/netns.js';
 import { TestCluster } from './harness.js';
+import { pushOpenMpiImage } from './mpi-image.js';
+import { registryAvailable, startRegistry } from '../image/oci/registry.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SOURCE = join(here, '..', '..', '..', 'test', 'cluster', 'fixtures', 'allreduce.c');
@@ -30,12 +32,16 @@ describe('multinode MPI jobs across agents in network namespaces', { skip }, () 
   let net: Network;
   let c: TestCluster;
   let bin = '';
+  let insecure: string | undefined;
   before(async () => {
     // Not under /tmp: each agent has its own.
     bin = mkdtempSync('/var/tmp/warren-mpi-bin-');
     execFileSync('mpicc.openmpi', ['-O2', '-o', join(bin, 'ar-ompi'), SOURCE]);
     execFileSync('mpicc.mpich', ['-O2', '-o', join(bin, 'ar-mpich'), SOURCE]);
     net = await createNetwork({ hosts: 3, prefix: 'mp' });
+    // The agents pull the container test's image over plain HTTP from the bridge address.
+    insecure = process.env.WARREN_INSECURE_REGISTRIES;
+    process.env.WARREN_INSECURE_REGISTRIES = net.serverAddress;
     // One core per node: every rank of a 2-node job is on another node than its peer.
     c = await TestCluster.start({ agents: 3, net, isolate: true, cores: 1 });
   });
@@ -43,6 +49,8 @@ describe('multinode MPI jobs across agents in network namespaces', { skip }, () 
     await c?.close();
     await net?.destroy();
     if (bin) rmSync(bin, { recursive: true, force: true });
+    if (insecure === undefined) delete process.env.WARREN_INSECURE_REGISTRIES;
+    else process.env.WARREN_INSECURE_REGISTRIES = insecure;
   });
 
   /** Bytes in and out of each host's link (the veth inside its namespace). */
@@ -58,8 +66,10 @@ describe('multinode MPI jobs across agents in network namespaces', { skip }, () 
   async function runFlow(name: string, text: string): Promise<{ code: number | null; stdout: string; stderr: string; id: string; st: Status }> {
     const flow = join(c.dir, `${name}.yaml`);
     writeFileSync(flow, text);
+    const seen = new Set((await c.json<{ id: string }[]>(['list'])).map((x) => x.id));
     const r = await c.cli(['run', flow], { timeoutMs: 120_000 });
-    const [w] = await c.json<{ id: string }[]>(['list']);
+    const w = (await c.json<{ id: string }[]>(['list'])).find((x) => !seen.has(x.id));
+    if (!w) throw new Error(`warren run ${name} was not accepted (exit ${r.code}): ${r.stderr}`);
     const st = await c.json<Status>(['status', w!.id]);
     if (r.code !== 0) {
       // What the jobs said, for the assertion messages.
@@ -111,6 +121,34 @@ jobs:
       });
     }
   }
+
+  test('openmpi in a container image: the launcher and the remote daemon each run inside a copy of the job (runc), ranks on 2 hosts', { timeout: 150_000, skip: !has('runc') ? 'runc is not installed' : !registryAvailable() ? 'docker-registry is not installed' : false }, async () => {
+    // A registry the agents reach (on the bridge), holding an OpenMPI image made of this machine's files.
+    const reg = await startRegistry({ address: net.serverAddress });
+    try {
+      const image = `docker://${reg.host}/test/openmpi:4.1`;
+      await pushOpenMpiImage(image, join(bin, 'ar-ompi'));
+      const r = await runFlow(
+        'container',
+        `version: v1
+jobs:
+  boxed:
+    image: {uri: "${image}"}
+    env: {OMPI_MCA_btl: "tcp,self"}
+    command: [/bin/sh, -c, 'test -e /.warren/bin/warren-mpi && exec /opt/ar-ompi 1000 2']
+    multinode: {nodes: 2, implementation: openmpi}
+`,
+      );
+      assert.equal(r.code, 0, `${r.stderr}\n${c.agentLogs.join('\n').slice(-3000)}`);
+      const out = await logs(r.id, 'boxed');
+      const lines = out.split('\n').filter((l) => l.startsWith('rank '));
+      assert.equal(lines.length, 2, out);
+      assert.equal(new Set(lines.map((l) => l.split(' ')[5])).size, 2, `each rank in its node's container (its host name): ${out}`);
+      for (const l of lines) assert.match(l, /sum 3$/);
+    } finally {
+      await reg.stop();
+    }
+  });
 
   test('bad input: more nodes than the cluster has is refused; a failing rank fails the job with its code and node; a missing launcher is named', { timeout: 150_000 }, async () => {
     const flow = join(c.dir, 'big.yaml');

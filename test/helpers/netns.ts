@@ -503,9 +503,32 @@ async function waitForwarding(veth: string): Promise<void> {
 
 // (/dev/shm first: the per-host directories are themselves under /tmp.)
 // The host's own resolv.conf names no server: a lookup (MPI libraries resolve host names)
-// fails at once instead of waiting out a name server the namespace cannot reach.
-const ISOLATE_HOST = 'hostname "$1" && mount --bind "$2/resolv.conf" /etc/resolv.conf && mount --bind "$2/shm" /dev/shm && mount --bind "$2/tmp" /tmp && shift 2 && exec "$@"';
-const ISOLATE_PRIVATE = 'hostname "$1" && mount --bind "$2/resolv.conf" /etc/resolv.conf && mount -t tmpfs -o mode=1777 tmpfs /tmp && mount -t tmpfs -o mode=1777 tmpfs /dev/shm && shift 2 && exec "$@"';
+// fails at once instead of waiting out a name server the namespace cannot reach. `ip netns
+// exec` mounts a fresh /sys, without the cgroup file systems: they are bound back (runc and
+// job cgroups need them, as on a real node).
+const CGROUPS = `{ ${cgroupRemounts()} true; }`;
+
+/** Shell commands that mount this machine's cgroup hierarchies again (as in /proc/self/mounts). */
+function cgroupRemounts(): string {
+  let mounts: string[][] = [];
+  try {
+    mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' '));
+  } catch {
+    return '';
+  }
+  const cmds: string[] = [];
+  if (mounts.some((m) => m[1] === '/sys/fs/cgroup' && m[2] === 'tmpfs')) cmds.push('mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup');
+  for (const m of mounts) {
+    const [, path, type, opts] = m;
+    if (!path?.startsWith('/sys/fs/cgroup') || !/^[\w/=,.-]+$/.test(`${path}${opts}`)) continue;
+    const own = (opts ?? '').split(',').filter((o) => o !== 'rw' && o !== 'relatime' && !o.startsWith('seclabel')).join(',');
+    if (type === 'cgroup') cmds.push(`mkdir -p ${path} && mount -t cgroup -o ${own} cgroup ${path}`);
+    else if (type === 'cgroup2') cmds.push(`mkdir -p ${path} && mount -t cgroup2 cgroup2 ${path}`);
+  }
+  return cmds.map((c) => `${c} 2>/dev/null;`).join(' ');
+}
+const ISOLATE_HOST = 'hostname "$1" && ' + CGROUPS + ' && mount --bind "$2/resolv.conf" /etc/resolv.conf && mount --bind "$2/shm" /dev/shm && mount --bind "$2/tmp" /tmp && shift 2 && exec "$@"';
+const ISOLATE_PRIVATE = 'hostname "$1" && ' + CGROUPS + ' && mount --bind "$2/resolv.conf" /etc/resolv.conf && mount -t tmpfs -o mode=1777 tmpfs /tmp && mount -t tmpfs -o mode=1777 tmpfs /dev/shm && shift 2 && exec "$@"';
 
 function makeHost(index: number, name: string, address: string, veth: string, hostTmp: string): Host {
   let cut: 'down' | 'silent' | undefined;

@@ -48,6 +48,8 @@ export interface LoopbackRegistry {
 }
 
 export interface RegistryOptions {
+  /** Listen on this address (default 127.0.0.1; e.g. a test network's bridge address). */
+  address?: string;
   htpasswd?: { user: string; password: string };
   token?: TokenAuthSetup;
 }
@@ -74,7 +76,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Loopbac
     const config =
       `version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n` +
       `storage:\n  filesystem:\n    rootdirectory: ${storageDir}\n  delete:\n    enabled: true\n` +
-      `http:\n  addr: 127.0.0.1:${port}\n` +
+      `http:\n  addr: ${opts.address ?? '127.0.0.1'}:${port}\n` +
       auth;
     writeFileSync(join(dir, 'config.yml'), config);
     const fd = openSync(logFile, 'a');
@@ -83,7 +85,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Loopbac
     const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
     let dead = false;
     void exited.then(() => (dead = true));
-    const url = `http://127.0.0.1:${port}`;
+    const url = `http://${opts.address ?? '127.0.0.1'}:${port}`;
     const deadline = Date.now() + 15_000;
     let up = false;
     while (!dead && Date.now() < deadline) {
@@ -108,7 +110,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Loopbac
       throw new Error(`docker-registry did not start: ${log}`);
     }
     return {
-      host: `127.0.0.1:${port}`,
+      host: `${opts.address ?? '127.0.0.1'}:${port}`,
       url,
       dir,
       storageDir,
