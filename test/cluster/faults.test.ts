@@ -7,48 +7,19 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
-import pg_ from 'pg';
-const { Client } = pg_;
 import { join } from 'node:path';
 import { createNetwork, netnsAvailable, type Network } from '../helpers/netns.js';
 import { startPostgres, postgresAvailable, type PgInstance } from '../helpers/pg.js';
 import { TestCluster } from './harness.js';
+import { count, freshDatabase, ledgerJob, submitSixJobs, type ClusterStatus as Status } from './ledger.js';
+
+const freshDb = async (pg: PgInstance): Promise<string> => (await freshDatabase(pg)).url;
 
 const netOk = netnsAvailable();
 const pgOk = postgresAvailable();
 const skip = netOk !== true ? String(netOk) : pgOk !== true ? String(pgOk) : false;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A fresh database on the private PostgreSQL: each test is a new cluster. */
-async function freshDb(pg: PgInstance): Promise<string> {
-  const name = `w${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-  const client = new Client({ connectionString: pg.url });
-  await client.connect();
-  try {
-    await client.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await client.end();
-  }
-  return pg.url.replace(/\/[^/]*$/, `/${name}`);
-}
-
-interface Status {
-  id: string;
-  status: string;
-  jobs: { name: string; task: number | null; status: string; attempts: number }[];
-}
-
-/** A job that records its start and end in the ledger; `first` runs only on attempt 1, `rest` on later ones. */
-function ledgerJob(c: TestCluster, name: string, body: string, extra = ''): string {
-  return `  ${name}:
-    command: [/bin/sh, -c, 'echo "start ${name} $WARREN_ATTEMPT $WARREN_NODE" >> ${c.ledger}; ${body}; echo "end ${name} $WARREN_ATTEMPT $WARREN_NODE" >> ${c.ledger}']
-${extra}`;
-}
-
-function count(lines: string[], prefix: string): number {
-  return lines.filter((l) => l.startsWith(prefix)).length;
-}
 
 describe('cluster faults (agents in network namespaces, a private PostgreSQL)', { skip }, () => {
   let net: Network;
@@ -65,12 +36,7 @@ describe('cluster faults (agents in network namespaces, a private PostgreSQL)', 
   test('kill -9 of the server mid-workflow, then a restart: jobs keep running on the agents, are adopted, and none runs twice', { timeout: 120_000 }, async () => {
     const c = await TestCluster.start({ agents: 2, net, store: await freshDb(pg) });
     try {
-      const flow = join(c.dir, 'flow.yaml');
-      const jobs = ['a', 'b', 'c', 'd', 'e', 'f'].map((j) => ledgerJob(c, j, 'sleep 3')).join('');
-      writeFileSync(flow, `version: v1\njobs:\n${jobs}  after:\n    command: [/bin/sh, -c, 'echo "start after" >> ${c.ledger}']\n    requires: [a, b, c, d, e, f]\n`);
-      const sub = await c.cli(['run', '--detach', flow]);
-      assert.equal(sub.code, 0, sub.stderr);
-      const id = sub.stdout.trim();
+      const id = await submitSixJobs(c);
       await c.until('two jobs to start', async () => c.ledgerLines(), (l) => count(l, 'start ') >= 2, 30_000);
       c.killServer();
       await sleep(1000);

@@ -11,24 +11,13 @@ const { Client } = pg_;
 import { createNetwork, netnsAvailable, type Host, type Network } from '../helpers/netns.js';
 import { startPostgres, postgresAvailable, type PgInstance } from '../helpers/pg.js';
 import { TestCluster } from './harness.js';
+import { count, freshDatabase as freshDb, ledgerJob, submitSixJobs, type ClusterStatus as Status } from './ledger.js';
 
 const netOk = netnsAvailable();
 const pgOk = postgresAvailable();
 const skip = netOk !== true ? String(netOk) : pgOk !== true ? String(pgOk) : false;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freshDb(pg: PgInstance): Promise<{ name: string; url: string }> {
-  const name = `l${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-  const client = new Client({ connectionString: pg.url });
-  await client.connect();
-  try {
-    await client.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await client.end();
-  }
-  return { name, url: pg.url.replace(/\/[^/]*$/, `/${name}`) };
-}
 
 async function sql<T>(url: string, text: string, values: unknown[] = []): Promise<T[]> {
   const c = new Client({ connectionString: url });
@@ -39,20 +28,6 @@ async function sql<T>(url: string, text: string, values: unknown[] = []): Promis
     await c.end();
   }
 }
-
-interface Status {
-  id: string;
-  status: string;
-  jobs: { name: string; task: number | null; status: string; attempts: number }[];
-}
-
-function ledgerJob(c: TestCluster, name: string, body: string, extra = ''): string {
-  return `  ${name}:
-    command: [/bin/sh, -c, 'echo "start ${name} $WARREN_ATTEMPT $WARREN_NODE" >> ${c.ledger}; ${body}; echo "end ${name} $WARREN_ATTEMPT $WARREN_NODE" >> ${c.ledger}']
-${extra}`;
-}
-
-const count = (lines: string[], prefix: string): number => lines.filter((l) => l.startsWith(prefix)).length;
 
 /** No unit has two ended attempts, and every attempt id is one row (the store's side of "never twice"). */
 async function assertNothingTwice(dbUrl: string, id: string): Promise<void> {
@@ -93,12 +68,7 @@ describe('two servers, one leader (agents in network namespaces, a private Postg
     try {
       assert.equal((await c.health(0)).body.role, 'leader');
       assert.equal((await c.health(1)).body.role, 'follower');
-      const flow = join(c.dir, 'flow.yaml');
-      const jobs = ['a', 'b', 'c', 'd', 'e', 'f'].map((j) => ledgerJob(c, j, 'sleep 3')).join('');
-      writeFileSync(flow, `version: v1\njobs:\n${jobs}  after:\n    command: [/bin/sh, -c, 'echo "start after" >> ${c.ledger}']\n    requires: [a, b, c, d, e, f]\n`);
-      const sub = await c.cli(['run', '--detach', flow]);
-      assert.equal(sub.code, 0, sub.stderr);
-      const id = sub.stdout.trim();
+      const id = await submitSixJobs(c);
       await c.until('two jobs to start', async () => c.ledgerLines(), (l) => count(l, 'start ') >= 2, 30_000);
       const t0 = Date.now();
       c.killServer(0);

@@ -55,6 +55,19 @@ static void json_str(FILE *f, const char *s) {
   fputc('"', f);
 }
 
+/* One request line {"op":OP,"K1":V1,"K2":V2} (string values), malloc'd; *len set. */
+static char *request2(const char *op, const char *k1, const char *v1, const char *k2, const char *v2, size_t *len) {
+  char *line = NULL;
+  FILE *m = open_memstream(&line, len);
+  fprintf(m, "{\"op\":\"%s\",\"%s\":", op, k1);
+  json_str(m, v1);
+  fprintf(m, ",\"%s\":", k2);
+  json_str(m, v2);
+  fputs("}\n", m);
+  fclose(m);
+  return line;
+}
+
 static int connect_agent(void) {
   const char *path = getenv("WARREN_MPI_SOCKET");
   if (!path || !*path) {
@@ -97,6 +110,20 @@ static int send_line(int fd, char *buf, size_t len) {
 static volatile sig_atomic_t got_signal = 0;
 static void on_signal(int s) { got_signal = s; }
 
+/* Note the launcher's termination signals in got_signal (no SA_RESTART: reads and waits return). */
+static void catch_signals(int forward_usr) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  if (forward_usr) {
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
+  }
+}
+
 static int cmd_rsh(int argc, char **argv) {
   int i = 0;
   /* Options an rsh/ssh-style caller may put before the host (none expected; skip them). */
@@ -117,25 +144,13 @@ static int cmd_rsh(int argc, char **argv) {
   }
   int fd = connect_agent();
   if (fd < 0) return 255;
-  char *line = NULL;
   size_t len = 0;
-  FILE *m = open_memstream(&line, &len);
-  fputs("{\"op\":\"launch\",\"host\":", m);
-  json_str(m, host);
-  fputs(",\"command\":", m);
-  json_str(m, cmd);
-  fputs("}\n", m);
-  fclose(m);
+  char *line = request2("launch", "host", host, "command", cmd, &len);
   if (send_line(fd, line, len) < 0) return die("write to the agent");
   free(line);
   /* A signal from the launcher (it tears the job down) ends us; the agent sees the socket
    * close before an answer and kills the remote daemon. */
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
+  catch_signals(0);
   /* stdin is not forwarded (OpenMPI and Hydra daemons read none); close it. */
   close(0);
   char buf[8192];
@@ -206,16 +221,8 @@ static int cmd_launch(int argc, char **argv) {
   const char *path = getenv("PATH");
   if (!path) path = "";
   if (e == ENOENT) {
-    char *line = NULL;
     size_t len = 0;
-    FILE *m = open_memstream(&line, &len);
-    fputs("{\"op\":\"launcher-missing\",\"launcher\":", m);
-    json_str(m, names_all);
-    fputs(",\"path\":", m);
-    json_str(m, path);
-    fputs("}\n", m);
-    fclose(m);
-    tell(line);
+    tell(request2("launcher-missing", "launcher", names_all, "path", path, &len));
     fprintf(stderr, "warren-mpi: %s is not on PATH (%s)\n", names_all, path);
     return 127;
   }
@@ -253,14 +260,7 @@ static int cmd_rank(int argc, char **argv) {
     _exit(errno == ENOENT ? 127 : 126);
   }
   /* Pass the launcher's signals on to the rank. */
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  sigaction(SIGUSR1, &sa, NULL);
-  sigaction(SIGUSR2, &sa, NULL);
+  catch_signals(1);
   int st;
   for (;;) {
     pid_t w = waitpid(pid, &st, 0);
