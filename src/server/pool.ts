@@ -29,7 +29,7 @@ import { systemClock } from './driver.js';
 /** What the pool needs of the server's node registry. */
 export interface NodeDirectory {
   /** Every known node with its last report. */
-  nodes(): { name: string; info: NodeInfo; state: 'ready' | 'down' | 'lost' | 'revoked'; drained: boolean }[];
+  nodes(): { name: string; info: NodeInfo; state: 'ready' | 'down' | 'lost' | 'revoked'; drained: boolean; lastSeenAt?: number }[];
   assign(node: string, task: TaskAssignment): void;
   kill(node: string, attemptId: string, reason: 'canceled' | 'timeout' | 'stop-service'): void;
   /** An order about a multinode job's daemons (false: the node is not there to tell). */
@@ -45,6 +45,8 @@ export interface PoolOptions {
   strategy?: 'binpack' | 'spread';
   /** How long reports of attempts of runs not driven here wait to be adopted (default 60 s: above a run lease's TTL). */
   strayMs?: number;
+  /** Gangs go only to nodes heard from within this long (default: any ready node). */
+  gangFreshMs?: number;
   /** Tasks a node may hold queued beyond its cores, as a multiple of its cores (default 1; 0: none). */
   prefetch?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
@@ -128,6 +130,8 @@ export class ClusterPool implements Agent {
   /** Workflow -> the node where its volumes live (compute goes to the data). Bounded. */
   private readonly pins = new Map<string, string>();
   private readonly gangs = new Map<string, Gang>();
+  /** Gangs submitted and maybe still waiting (pruned each sweep). */
+  private readonly gangsWaiting = new Set<string>();
 
   constructor(private readonly opts: PoolOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -205,6 +209,7 @@ export class ClusterPool implements Agent {
       nodes: task.kind === 'job' && spec?.multinode ? spec.multinode.nodes : 1,
     };
     this.waiting.set(task.attemptId, { task, hooks, order: this.order++, need });
+    if (need.nodes > 1) this.gangsWaiting.add(task.attemptId);
     this.schedule();
   }
 
@@ -316,6 +321,12 @@ export class ClusterPool implements Agent {
 
 
   // ---- multinode gangs ----
+
+  /** Heard from recently enough to take part of a gang (a silent node may be dying). */
+  private fresh(n: { lastSeenAt?: number }): boolean {
+    const f = this.opts.gangFreshMs;
+    return f === undefined || n.lastSeenAt === undefined || this.clock.now() - n.lastSeenAt <= f;
+  }
 
   /** Place a gang: every part is held now; the row (naming all nodes) is durable before any node hears of it. */
   private placeGang(w: Waiting, nodes: string[], pl: { cores: number; memoryBytes: number; gpus: number }): void {
@@ -552,7 +563,9 @@ export class ClusterPool implements Agent {
       else if (this.gangs.has(id)) this.endGang(id, ev);
       else this.emitExit(ev);
     }
-    if (changed) this.schedule();
+    // A gang waiting on nodes' freshness (or on several at once) is tried again each sweep.
+    for (const id of this.gangsWaiting) if (!this.waiting.has(id)) this.gangsWaiting.delete(id);
+    if (changed || (this.opts.gangFreshMs !== undefined && this.gangsWaiting.size > 0)) this.schedule();
   }
 
   private emitExit(ev: AttemptExited): void {
@@ -603,7 +616,7 @@ export class ClusterPool implements Agent {
         cores: n.info.cores,
         memoryBytes: n.info.memoryBytes,
         gpus: { count: n.info.gpus.length, models: [...new Set(n.info.gpus.map((g) => g.model))] },
-        labels: { ...n.info.labels, [NODE_LABEL]: n.name, ...(runsGangs(n.info) ? { [GANG_LABEL]: 'yes' } : {}) },
+        labels: { ...n.info.labels, [NODE_LABEL]: n.name, ...(runsGangs(n.info) && this.fresh(n) ? { [GANG_LABEL]: 'yes' } : {}) },
         drained: n.drained,
         platform: n.info.platform,
         allocated: this.headroom(alloc.get(n.name) ?? { cores: 0, memoryBytes: 0, gpus: 0 }, n.info),

@@ -138,7 +138,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         log: rlog,
         beforeAck: () => backend?.flush() ?? Promise.resolve(),
       } as ConstructorParameters<typeof NodeRegistry>[0]);
-      const pool = new ClusterPool({ directory: registry, lostAfterMs: timers.lostAfterMs, log });
+      // A gang goes only to nodes heard from within two heartbeats: a retry right after an
+      // agent died does not land on it before it is known to be down.
+      const pool = new ClusterPool({ directory: registry, lostAfterMs: timers.lostAfterMs, gangFreshMs: 2 * timers.heartbeatMs, log });
       const unhook = connectPool(registry, pool);
       backend = new ServerBackend({ store: gate.store, pool, nodes: nodeAdmin(registry), dataDir: o.dataDir, leaseTtlMs: timers.leaseTtlMs, log });
       const s: LeaderSide = { term, gate, registry, pool, backend, unhook };

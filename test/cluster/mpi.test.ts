@@ -196,8 +196,8 @@ jobs:
   for (const which of ['rank 0', 'another rank'] as const) {
     test(`kill -9 of the agent holding ${which}: the job fails on every node, no rank is left, and it is retried`, { timeout: 180_000 }, async () => {
       const flow = join(c.dir, `kill-${which.replace(' ', '')}.yaml`);
-      // Attempt 1 runs long (60 rounds, 0.5 s apart); attempt 2 finishes at once. The backoff
-      // outlasts the grace: the retry is placed once the dead node is known to be down.
+      // Attempt 1 runs long (60 rounds, 0.5 s apart); attempt 2 finishes at once. The backoff is
+      // shorter than the grace: the retry must not go to the silent node before it is down.
       writeFileSync(
         flow,
         `version: v1
@@ -207,7 +207,7 @@ jobs:
     command: [/bin/sh, -c, 'if [ "$WARREN_ATTEMPT" = 1 ]; then exec ${join(bin, 'ar-ompi')} 1 60 500; else exec ${join(bin, 'ar-ompi')} 1 1; fi']
     multinode: {nodes: 2, implementation: openmpi}
     policy:
-      retry: {attempts: 2, backoff: 6s}
+      retry: {attempts: 2, backoff: 1s}
 `,
       );
       const sub = await c.cli(['run', '--detach', flow]);
