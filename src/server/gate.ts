@@ -23,14 +23,27 @@ export function notLeaderError(why: string, leaderUrl?: string | null): WarrenEr
 
 export function gateStore(inner: Store): StoreGate {
   let closed = false;
-  let cut!: (e: unknown) => void;
-  const gate = new Promise<never>((_, reject) => (cut = reject));
-  gate.catch(() => {});
   let reason = '';
+  // The calls in flight, each cut off by close(). (Not a race against one never-settling
+  // promise: every race would leave a reaction on it, for as long as the server leads.)
+  const inFlight = new Set<(e: unknown) => void>();
   const guard = <A extends unknown[], R>(fn: (...a: A) => Promise<R>) =>
     (...a: A): Promise<R> => {
       if (closed) return Promise.reject(notLeaderError(reason));
-      return Promise.race([fn(...a), gate]);
+      const call = fn(...a);
+      return new Promise<R>((resolve, reject) => {
+        inFlight.add(reject);
+        Promise.resolve(call).then(
+          (v) => {
+            inFlight.delete(reject);
+            resolve(v);
+          },
+          (e: unknown) => {
+            inFlight.delete(reject);
+            reject(e);
+          },
+        );
+      });
     };
   const tokens = (t: TokenStore): TokenStore => ({
     insert: guard(t.insert.bind(t)),
@@ -58,7 +71,9 @@ export function gateStore(inner: Store): StoreGate {
       if (closed) return;
       closed = true;
       reason = why;
-      cut(notLeaderError(why));
+      const e = notLeaderError(why);
+      for (const reject of inFlight) reject(e);
+      inFlight.clear();
     },
   };
 }
