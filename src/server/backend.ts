@@ -25,7 +25,7 @@ import type {
 } from '../api/index.js';
 import { Orchestrator, heldByServer, holderIsGone, serverLeaseOwner } from './orchestrator.js';
 import { RunHub } from './hub.js';
-import { checkLogTarget, detailOf, followStore, jobCounts, summaryOf } from './views.js';
+import { checkLogTarget, detailOf, followStore, jobCounts, summaryOf, visibleWorkflow, visibleWorkflows } from './views.js';
 import type { DriveHooks, RunDriver } from './driver.js';
 import type { ClusterPool } from './pool.js';
 
@@ -216,10 +216,8 @@ export class ServerBackend {
 
   // --- the operations, for a principal ---
 
-  async mustGet(p: Principal, id: string): Promise<WorkflowRecord> {
-    const rec = await this.store.getWorkflow(id, p.admin ? {} : { owner: p.user });
-    if (!rec) throw new WarrenError('RUN_NOT_FOUND', `no workflow "${id}"`, { hint: 'see `warren list` for the ids of your workflows' });
-    return rec;
+  mustGet(p: Principal, id: string): Promise<WorkflowRecord> {
+    return visibleWorkflow(this.store, p, id);
   }
 
   async submit(p: Principal, req: SubmitRequest): Promise<WorkflowSummary> {
@@ -237,10 +235,8 @@ export class ServerBackend {
     return detailOf(this.store, rec, { cores: Math.max(1, this.o.pool.info().cores), explain: this.drives.has(rec.id), extraWaiting: mine });
   }
 
-  async list(p: Principal, req: ListRequest): Promise<WorkflowSummary[]> {
-    const all = req.all === true && p.admin;
-    const rows = await this.store.listWorkflows({ limit: req.limit ?? 20, ...(req.status ? { status: req.status } : {}), ...(all ? {} : { owner: p.user }) });
-    return rows.map((r) => summaryOf(r));
+  list(p: Principal, req: ListRequest): Promise<WorkflowSummary[]> {
+    return visibleWorkflows(this.store, p, req);
   }
 
   async *stream(p: Principal, id: string, opts: { afterSeq?: number; signal?: AbortSignal }): AsyncIterable<StreamItem> {

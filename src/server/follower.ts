@@ -12,10 +12,10 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { WarrenError } from '../common/index.js';
 import { TrustBundle, verifySvid } from '../mesh/index.js';
-import type { Store, WorkflowRecord } from '../store/index.js';
+import type { Store } from '../store/index.js';
 import type { AdminClient, ListRequest, WarrenClient, WorkflowDetail, WorkflowSummary } from '../api/index.js';
 import type { Principal } from './http/app.js';
-import { detailOf, summaryOf } from './views.js';
+import { detailOf, visibleWorkflow, visibleWorkflows } from './views.js';
 
 /** Set on a forwarded request: the server that gets it never forwards it again. */
 export const FORWARDED_HEADER = 'x-warren-forwarded';
@@ -142,19 +142,11 @@ export class FollowerClient implements WarrenClient, AdminClient {
     private readonly p: Principal,
   ) {}
 
-  private async mustGet(id: string): Promise<WorkflowRecord> {
-    const rec = await this.store.getWorkflow(id, this.p.admin ? {} : { owner: this.p.user });
-    if (!rec) throw new WarrenError('RUN_NOT_FOUND', `no workflow "${id}"`, { hint: 'see `warren list` for the ids of your workflows' });
-    return rec;
-  }
   async get(id: string): Promise<WorkflowDetail> {
-    const rec = await this.mustGet(id);
-    return detailOf(this.store, rec, { cores: 1, explain: false });
+    return detailOf(this.store, await visibleWorkflow(this.store, this.p, id), { cores: 1, explain: false });
   }
-  async list(req: ListRequest = {}): Promise<WorkflowSummary[]> {
-    const all = req.all === true && this.p.admin;
-    const rows = await this.store.listWorkflows({ limit: req.limit ?? 20, ...(req.status ? { status: req.status } : {}), ...(all ? {} : { owner: this.p.user }) });
-    return rows.map((r) => summaryOf(r));
+  list(req: ListRequest = {}): Promise<WorkflowSummary[]> {
+    return visibleWorkflows(this.store, this.p, req);
   }
   private leaderOnly(): never {
     throw noLeaderError('this server is a follower and could not forward the request');

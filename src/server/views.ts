@@ -6,7 +6,27 @@ import { WarrenError, didYouMean } from '../common/index.js';
 import { explainWaiting, type NodeCounts, type UnitSnapshot } from '../engine/index.js';
 import type { Workflow } from '../workflow/index.js';
 import type { Store, WorkflowRecord } from '../store/index.js';
-import type { JobCounts, LogsRequest, StreamItem, WorkflowDetail, WorkflowSummary } from '../api/index.js';
+import type { JobCounts, ListRequest, LogsRequest, StreamItem, WorkflowDetail, WorkflowSummary } from '../api/index.js';
+
+/** Who asks (a user sees only their own workflows; an admin sees all). */
+export interface Viewer {
+  user: string;
+  admin: boolean;
+}
+
+/** A workflow the viewer may see, by id or prefix; another user's is "not found", never "forbidden". */
+export async function visibleWorkflow(store: Store, v: Viewer, id: string): Promise<WorkflowRecord> {
+  const rec = await store.getWorkflow(id, v.admin ? {} : { owner: v.user });
+  if (!rec) throw new WarrenError('RUN_NOT_FOUND', `no workflow "${id}"`, { hint: 'see `warren list` for the ids of your workflows' });
+  return rec;
+}
+
+/** The viewer's workflows (`all`: everyone's, for an admin), newest first. */
+export async function visibleWorkflows(store: Store, v: Viewer, req: ListRequest): Promise<WorkflowSummary[]> {
+  const all = req.all === true && v.admin;
+  const rows = await store.listWorkflows({ limit: req.limit ?? 20, ...(req.status ? { status: req.status } : {}), ...(all ? {} : { owner: v.user }) });
+  return rows.map((r) => summaryOf(r));
+}
 
 export function summaryOf(r: WorkflowRecord, units?: UnitSnapshot[]): WorkflowSummary {
   const counts: Record<string, number> = {};
