@@ -19,7 +19,7 @@
 // lost ends the whole job (every part is killed) and the engine retries it as its policy says.
 
 import { WarrenError } from '../common/index.js';
-import type { Agent, AgentListener, AdmissionRequest, AttemptExited, AttemptStarted, AttemptState, LaunchEvent, LaunchOrder, LogRequest, NodeInfo, SubmitHooks, TaskAssignment } from '../agent/index.js';
+import type { Agent, AgentListener, AdmissionRequest, AttemptExited, AttemptStarted, AttemptState, GangInfo, LaunchEvent, LaunchOrder, LogRequest, NodeInfo, SubmitHooks, TaskAssignment } from '../agent/index.js';
 import { AGENT_PROTOCOL, GANG_PROTOCOL_MINOR } from '../agent/index.js';
 import { scheduleCluster, type ClusterNode, type PendingJob, type RunningJob } from '../scheduler/index.js';
 import type { Clock } from './driver.js';
@@ -217,40 +217,32 @@ export class ClusterPool implements Agent {
   adopt(attemptId: string, node: string | null, task?: TaskAssignment, opts?: { pid?: number | null }): void {
     if (this.placed.has(attemptId)) return;
     const spec = task?.job;
-    // A gang's row names all its nodes: the launcher's first; its members are adopted with it.
-    const nodes = node ? node.split(',') : [];
-    if (nodes.length > 1 && !task) {
-      // Only to be stopped (its run ended): every part, by its id, on its node.
-      nodes.forEach((n, k) => this.placed.set(k === 0 ? attemptId : memberId(attemptId, k), { task: null, node: n, cores: 0, memoryBytes: 0, gpus: 0, started: true, lostAt: this.dir.nodes().some((x) => x.name === n && x.state === 'ready') ? null : this.clock.now(), ...(k > 0 ? { parent: attemptId } : {}) }));
-      const g = this.newGang(attemptId, nodes);
-      nodes.slice(1).forEach((n, k) => g.members.set(n, memberId(attemptId, k + 1)));
-      return;
-    }
-    if (nodes.length > 1 && task) {
-      const unit = task;
-      const g = this.newGang(attemptId, nodes);
-      nodes.slice(1).forEach((n, k) => {
-        const id = memberId(attemptId, k + 1);
-        this.placed.set(id, { task: this.gangTask(unit, nodes, k + 1), node: n, cores: spec ? spec.resources.cores : 0, memoryBytes: spec ? (spec.resources.memoryBytes ?? 0) : 0, gpus: gpusOf(unit), started: opts?.pid != null, lostAt: this.dir.nodes().some((x) => x.name === n && x.state === 'ready') ? null : this.clock.now(), parent: attemptId });
-        g.members.set(n, id);
-        this.takeStray(id);
+    // A gang's row names all its nodes, the launcher's first: every part is adopted with it.
+    const nodes = node ? node.split(',') : [''];
+    const gang = nodes.length > 1 ? this.newGang(attemptId, nodes) : undefined;
+    const view = gang ? this.gangNodes(nodes) : [];
+    nodes.forEach((n, k) => {
+      const id = k === 0 ? attemptId : memberId(attemptId, k);
+      this.placed.set(id, {
+        task: task ? (gang ? gangTask(task, view, k) : task) : null,
+        node: n,
+        cores: spec ? spec.resources.cores : 0,
+        memoryBytes: spec ? (spec.resources.memoryBytes ?? 0) : 0,
+        gpus: task ? gpusOf(task) : 0,
+        // A pid was recorded: the node reported it started (else it may never have reached it).
+        started: opts?.pid != null,
+        // Until its node reports it (its full list on reconnect), it is unknown: lostAfter runs.
+        lostAt: this.isReady(n) ? null : this.clock.now(),
+        ...(k > 0 ? { parent: attemptId } : {}),
       });
-      node = nodes[0]!;
-      task = this.gangTask(task, nodes, 0);
-    }
-    this.placed.set(attemptId, {
-      task: task ?? null,
-      node: node ?? '',
-      cores: spec ? spec.resources.cores : 0,
-      memoryBytes: spec ? (spec.resources.memoryBytes ?? 0) : 0,
-      gpus: task ? gpusOf(task) : 0,
-      // A pid was recorded: the node reported it started (else it may never have reached it).
-      started: opts?.pid != null,
-      // Until its node reports it (its full list on reconnect), it is unknown: lostAfter runs.
-      lostAt: node && this.dir.nodes().some((n) => n.name === node && n.state === 'ready') ? null : this.clock.now(),
+      if (k > 0) gang!.members.set(n, id);
+      // Its node may have told us of it before we drove its run.
+      this.takeStray(id);
     });
-    // Its node may have told us of it before we drove its run.
-    this.takeStray(attemptId);
+  }
+
+  private isReady(node: string): boolean {
+    return node !== '' && this.dir.nodes().some((n) => n.name === node && n.state === 'ready');
   }
 
   private takeStray(attemptId: string): void {
@@ -319,7 +311,6 @@ export class ClusterPool implements Agent {
     this.sweep = null;
   }
 
-
   // ---- multinode gangs ----
 
   /** Heard from recently enough to take part of a gang (a silent node may be dying). */
@@ -332,8 +323,9 @@ export class ClusterPool implements Agent {
   private placeGang(w: Waiting, nodes: string[], pl: { cores: number; memoryBytes: number; gpus: number }): void {
     const id = w.task.attemptId;
     const g = this.newGang(id, nodes);
+    const view = this.gangNodes(nodes);
     const parts: { id: string; node: string; task: TaskAssignment; p: Placed }[] = nodes.map((node, i) => {
-      const task = this.gangTask(w.task, nodes, i);
+      const task = gangTask(w.task, view, i);
       const p: Placed = { task, node, cores: pl.cores, memoryBytes: pl.memoryBytes, gpus: pl.gpus, started: false, lostAt: null, ...(i > 0 ? { parent: id } : {}) };
       this.placed.set(task.attemptId, p);
       if (i > 0) g.members.set(node, task.attemptId);
@@ -371,14 +363,13 @@ export class ClusterPool implements Agent {
     return g;
   }
 
-  /** The assignment of a gang's part `index` (0: the launcher, the unit's own attempt id). */
-  private gangTask(task: TaskAssignment, nodes: string[], index: number): TaskAssignment {
+  /** The gang's nodes as its parts are told (with the address each agent reports). */
+  private gangNodes(nodes: string[]): GangInfo['nodes'] {
     const infos = new Map(this.dir.nodes().map((n) => [n.name, n.info]));
-    return {
-      ...task,
-      ...(index > 0 ? { attemptId: memberId(task.attemptId, index) } : {}),
-      gang: { index, launcher: task.attemptId, nodes: nodes.map((n) => ({ name: n, ...(infos.get(n)?.addresses?.[0] ? { address: infos.get(n)!.addresses![0]! } : {}) })) },
-    };
+    return nodes.map((n) => {
+      const address = infos.get(n)?.addresses?.[0];
+      return { name: n, ...(address ? { address } : {}) };
+    });
   }
 
   /** Stop one part of a gang; a part whose node is lost is forgotten (stopped when it returns). */
@@ -711,6 +702,11 @@ export class ClusterPool implements Agent {
     // The units held back behind a first one go in the next pass, now that it placed the volumes.
     if (again && pinnedNow) this.schedule();
   }
+}
+
+/** The assignment of a gang's part `index` (0: the launcher, the unit's own attempt id). */
+function gangTask(task: TaskAssignment, nodes: GangInfo['nodes'], index: number): TaskAssignment {
+  return { ...task, ...(index > 0 ? { attemptId: memberId(task.attemptId, index) } : {}), gang: { index, launcher: task.attemptId, nodes } };
 }
 
 /** Does this node's agent run multinode gangs (protocol 1.1 or later)? */
