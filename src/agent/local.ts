@@ -76,7 +76,6 @@ interface GangRun {
   /** Hooks waiting for a remote daemon's end (cluster mode, on the launcher). */
   replies: Map<string, LaunchReply>;
   launched: number;
-  last: ExitInfo | null;
   rankFailure: { rank: number | null; exitCode: number | null; signal: number | null; node: string } | null;
   launcherMissing: { launcher: string; path: string } | null;
   release: (info: ExitInfo, failure?: WarrenError) => void;
@@ -384,7 +383,7 @@ export class LocalAgent implements Agent {
     const asRoot = who ? who.uid === 0 : process.getuid?.() === 0;
     const address = gang ? (gang.nodes[gang.index]!.address ?? nodeAddresses()[0] ?? '127.0.0.1') : '127.0.0.1';
     const plan = isLauncher ? launcherPlan({ impl, hosts, coresPerNode: spec.resources.cores, command: req.argv, address, paths, asRoot }) : null;
-    const g: GangRun = { dir, base: req, runtime, hosts, local, launcher: isLauncher, daemons: new Map(), replies: new Map(), launched: 0, last: null, rankFailure: null, launcherMissing: null, release };
+    const g: GangRun = { dir, base: req, runtime, hosts, local, launcher: isLauncher, daemons: new Map(), replies: new Map(), launched: 0, rankFailure: null, launcherMissing: null, release };
     r.gang = g;
     await dir.open({ helperAsSeen: paths.helper, ...(who ? { owner: { uid: who.uid, gid: who.gid } } : {}), ...(plan ? { hostfile: plan.hostfile } : {}) }, {
       launch: (c) => this.gangLaunch(r, c.launchId, c.host, c.command, c.reply),
@@ -464,12 +463,6 @@ export class LocalAgent implements Agent {
     g.daemons.set(launchId, d);
     const req: LaunchRequest = { ...g.base, id: `${t.attemptId}.d${n}`, argv: ['/bin/sh', '-c', command], env: { ...g.base.env } };
     delete req.beforeExec;
-    const started = (): void => {
-      const h = g.runtime.launch(req);
-      d.handle = h;
-      if (d.killed || r.killed) h.kill('canceled');
-      void h.exited.then((info) => this.daemonEnded(r, launchId, info));
-    };
     reply?.onClose(() => {
       // The hook went away first (the launcher tears the job down): the daemon goes too.
       if (g.daemons.has(launchId)) {
@@ -478,9 +471,12 @@ export class LocalAgent implements Agent {
       }
     });
     try {
-      started();
+      const h = g.runtime.launch(req);
+      d.handle = h;
+      if (d.killed || r.killed) h.kill('canceled');
+      void h.exited.then((info) => this.daemonEnded(r, launchId, info));
     } catch (e) {
-      void this.daemonEnded(r, launchId, { exitCode: null, signal: null, reason: 'spawn-error', message: (e as Error).message, durationMs: 0 });
+      this.daemonEnded(r, launchId, { exitCode: null, signal: null, reason: 'spawn-error', message: (e as Error).message, durationMs: 0 });
     }
   }
 
@@ -490,14 +486,13 @@ export class LocalAgent implements Agent {
     const d = g.daemons.get(launchId);
     if (!d) return;
     g.daemons.delete(launchId);
-    g.last = info;
-    const status = info.exitCode ?? (info.signal ? 128 + (signalNumber(info.signal) ?? 15) : 255);
     const what = info.exitCode === 0 ? null : info.exitCode !== null ? `exited with code ${info.exitCode}` : info.signal ? `was killed by ${info.signal}` : (info.message ?? info.reason);
+    const message = what ? `the MPI daemon on ${this.name} ${what}${info.message ? ` (${info.message})` : ''}` : undefined;
     if (d.reply) {
-      if (what) d.reply.message(`warren: the MPI daemon on ${this.name} ${what}${info.message ? ` (${info.message})` : ''}`);
-      d.reply.exit(status);
+      if (message) d.reply.message(`warren: ${message}`);
+      d.reply.exit(hookStatus(info.exitCode, info.signal));
     } else {
-      this.listener?.launch?.({ type: 'exited', attemptId: t.attemptId, launchId, exitCode: info.exitCode, signal: info.signal, ...(what ? { message: `the MPI daemon on ${this.name} ${what}${info.message ? ` (${info.message})` : ''}` } : {}) });
+      this.listener?.launch?.({ type: 'exited', attemptId: t.attemptId, launchId, exitCode: info.exitCode, signal: info.signal, ...(message ? { message } : {}) });
     }
     // A member ends with its last daemon (the launcher ended the job, or it failed).
     if (!g.launcher && g.daemons.size === 0) {
@@ -574,7 +569,7 @@ export class LocalAgent implements Agent {
       if (!reply || !g) return;
       g.replies.delete(o.launchId);
       if (o.message) reply.message(`warren: ${o.message}`);
-      reply.exit(o.exitCode ?? (o.signal ? 128 + (signalNumber(o.signal) ?? 15) : 255));
+      reply.exit(hookStatus(o.exitCode, o.signal));
     }
   }
 
@@ -779,6 +774,9 @@ function waitForChange(path: string, ms: number, signal?: AbortSignal): Promise<
   });
 }
 
-function signalNumber(name: string): number | undefined {
-  return (osConstants.signals as Record<string, number>)[name];
+/** The status a launch hook exits with for a daemon's end, as a shell reports one: the exit
+ *  code, 128 + the signal's number, or 255 when it never ran. */
+function hookStatus(exitCode: number | null, signal: string | null): number {
+  if (exitCode !== null) return exitCode;
+  return signal ? 128 + ((osConstants.signals as Record<string, number>)[signal] ?? 15) : 255;
 }

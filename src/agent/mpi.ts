@@ -13,7 +13,7 @@
 // /.warren/mpi.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync, chownSync } from 'node:fs';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync, chownSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -224,6 +224,6 @@ export class GangDir {
     this.server = null;
     for (const c of this.conns) c.destroy();
     this.conns.clear();
-    if (existsSync(this.dir)) rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
