@@ -52,6 +52,16 @@ async function freePort(host: string): Promise<number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** SIGKILL a process of the cluster, if it still runs. */
+function sigkill(p: ChildProcess | null | undefined): void {
+  if (!p?.pid) return;
+  try {
+    process.kill(p.pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+}
+
 export class TestCluster {
   readonly dir: string;
   private readonly cleanupDir: () => void;
@@ -183,27 +193,13 @@ export class TestCluster {
 
   /** SIGKILL an agent: its launcher (warren-spawn) kills its jobs. */
   killAgent(i: number): void {
-    const p = this.agents[i];
-    if (p?.pid) {
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
+    sigkill(this.agents[i]);
     this.agents[i] = null;
   }
 
   /** SIGKILL server k (default 0). */
   killServer(k = 0): void {
-    const p = this.servers[k];
-    if (p?.pid) {
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
+    sigkill(this.servers[k]);
     this.servers[k] = null;
   }
 
