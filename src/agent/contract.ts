@@ -12,10 +12,14 @@ import type { ExitReason } from '../runtime/index.js';
 import type { JobSpec, VolumeSpec } from '../workflow/index.js';
 
 /** Version of the server–agent protocol; both ends refuse a peer with another major. */
-export const AGENT_PROTOCOL = { major: 1, minor: 1 } as const;
+export const AGENT_PROTOCOL = { major: 1, minor: 2 } as const;
 
 /** The protocol minor from which an agent runs multinode (MPI) gangs (1.1). */
 export const GANG_PROTOCOL_MINOR = 1;
+
+/** The protocol minor from which an agent reports its health check's results (1.2). Older
+ *  servers ignore the field (heartbeat bodies may carry more than they know). */
+export const HEALTH_PROTOCOL_MINOR = 2;
 
 export interface GpuInfo {
   index: number;

@@ -8,6 +8,7 @@ export type {
   AgentLoad,
   AgentTimers,
   ErrorBody,
+  HealthReport,
   HeartbeatRequest,
   HeartbeatResponse,
   JoinRequest,
@@ -27,6 +28,8 @@ export { loadAgentDaemon, JOURNAL_FILE } from './remote-lazy.js';
 export type { AgentDaemon, AgentDaemonOptions, AgentDaemonTimers, AgentDaemonEvents, DaemonStatus, DaemonLog } from './remote.js';
 export { nodePolicy } from './policy.js';
 export type { NodePolicy } from './policy.js';
+export { HealthChecker, runHealthCheck, DEFAULT_HEALTH_INTERVAL_MS, DEFAULT_HEALTH_TIMEOUT_MS } from './health.js';
+export type { HealthCheckOptions } from './health.js';
 export { composeNodeAgent } from './node.js';
 export type { NodeAgentOptions } from './node.js';
 export { parseNvidiaSmi, discoverNodeGpus } from './gpus.js';

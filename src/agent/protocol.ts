@@ -74,6 +74,26 @@ export interface HeartbeatRequest {
   /** The node's resources, when they changed (always on the first heartbeat of a connection). */
   info?: NodeInfo;
   load?: AgentLoad;
+  /** The node's health check's latest result, sent once after each check that changed it (protocol 1.2). */
+  health?: HealthReport;
+}
+
+/** What the node's health check (`warren agent --health-check CMD`) found: the server drains a
+ *  node whose check fails (its output the reason) and undrains it when it passes again, if the
+ *  check drained it. */
+export interface HealthReport {
+  ok: boolean;
+  /** When the check ended, ms since the epoch (the node's clock). */
+  at: number;
+  /** The command that ran. */
+  command: string;
+  /** Its exit code; null when it was killed (timed out) or could not start. */
+  exitCode: number | null;
+  /** It did not end within its timeout and was killed (with everything it started). */
+  timedOut: boolean;
+  /** The end of its output (stdout and stderr together, at most 2 KiB), or why it could not run. */
+  output: string;
+  durationMs: number;
 }
 
 export type NodeState = 'ready' | 'down' | 'lost' | 'revoked';

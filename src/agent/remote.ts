@@ -24,10 +24,12 @@ import {
   verifySvid,
   x509,
 } from '../mesh/index.js';
+import { HealthChecker, type HealthCheckOptions } from './health.js';
 import { AGENT_PROTOCOL, type Agent, type AttemptExited, type AttemptStarted, type NodeInfo } from './contract.js';
 import {
   AGENT_ROUTE_PREFIX,
   checkProtocol,
+  type HealthReport,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type JoinRequest,
@@ -80,6 +82,8 @@ export interface AgentDaemonOptions {
   /** The server's name in its SPIFFE ID (`spiffe://td/server/NAME`); any server of the trust domain if absent. */
   serverName?: string;
   log?: DaemonLog;
+  /** The node's health check: run at its interval, its results sent with the heartbeats (the server drains a failing node). */
+  healthCheck?: HealthCheckOptions;
 }
 
 export interface DaemonStatus {
@@ -298,6 +302,9 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
   private readonly active = new Set<string>();
   private readonly fencedIds = new Set<string>();
   private readonly uploads = new Map<string, AbortController>();
+  private checker: HealthChecker | null = null;
+  /** The health check's latest result, until a heartbeat carried it. */
+  private pendingHealth: HealthReport | null = null;
   private pollAck: { epoch: string; cursor: number } | undefined;
   private pollAbort = new AbortController();
   private stopAbort = new AbortController();
@@ -408,6 +415,18 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     this.loops = [this.heartbeatLoop(), this.pollLoop()];
     this.scheduleRenew();
     this.armFence();
+    if (this.opts.healthCheck) {
+      const hc = this.opts.healthCheck;
+      let lastOk: boolean | null = null;
+      this.checker = new HealthChecker({ ...hc, env: { WARREN_NODE: this.opts.name, ...(hc.env ?? {}) } }, (r) => {
+        if (r.ok !== lastOk) this.log(r.ok ? 'info' : 'warn', r.ok ? `health check passes (\`${r.command}\`)` : `health check failed (\`${r.command}\`${r.timedOut ? ', timed out and killed' : r.exitCode !== null ? `, exit ${r.exitCode}` : ''}): ${r.output.trim().slice(-300)}`, { node: this.opts.name });
+        lastOk = r.ok;
+        // Every result goes to the server (a new leader learns it within one interval).
+        this.pendingHealth = r;
+        this.wakeHeartbeat();
+      });
+      this.checker.start();
+    }
     this.log('info', `agent ${this.opts.name} started (${id.svid.uri}, certificate until ${id.svid.notAfter.toISOString()})`, { node: this.opts.name });
   }
 
@@ -418,6 +437,8 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     this.running = false;
     this.stopAbort.abort();
     this.pollAbort.abort();
+    await this.checker?.stop();
+    this.checker = null;
     for (const ac of this.uploads.values()) ac.abort();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.renewTimer) clearTimeout(this.renewTimer);
@@ -720,6 +741,8 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     const infoText = JSON.stringify(info);
     if (infoText !== this.lastInfo) body.info = info;
     body.load = { ...this.opts.agent.load };
+    const health = this.pendingHealth;
+    if (health) body.health = health;
     const sentAt = Date.now();
     const res = await this.call<HeartbeatResponse>(this.dispatcher!, 'heartbeat', body, this.requestTimeoutMs, this.stopAbort.signal);
     checkProtocol(res.protocol, 'server');
@@ -727,6 +750,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     this.lastSentSeq = Math.max(this.lastSentSeq, sentUpTo);
     this.lastInfo = infoText;
     if (sendAttempts) this.needAttempts = false;
+    if (health && this.pendingHealth === health) this.pendingHealth = null;
     // The server has no attempt list of this node (it restarted): the loop sends it at once.
     if (res.resync) this.needAttempts = true;
     this.applyTimers(res);

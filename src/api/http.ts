@@ -13,6 +13,8 @@ import {
   type AdminClient,
   type ListRequest,
   type LogsRequest,
+  type AuditEntry,
+  type AuditRequest,
   type NodeView,
   type StreamItem,
   type SubmitRequest,
@@ -268,8 +270,12 @@ export class HttpClient implements WarrenClient, AdminClient {
     return this.json('GET', '/nodes');
   }
 
-  drain(name: string, on: boolean): Promise<NodeView> {
-    return this.json('POST', `/nodes/${enc(name)}/${on ? 'drain' : 'undrain'}`);
+  drain(name: string, on: boolean, reason?: string): Promise<NodeView> {
+    return this.json('POST', `/nodes/${enc(name)}/${on ? 'drain' : 'undrain'}`, on && reason ? { body: { reason } } : {});
+  }
+
+  audit(q: AuditRequest = {}): Promise<AuditEntry[]> {
+    return this.json('GET', '/audit', { query: { since: q.since, until: q.until, user: q.user, action: q.action, afterId: q.afterId, limit: q.limit } });
   }
 
   async revokeNode(name: string): Promise<void> {

@@ -143,11 +143,48 @@ export interface NodeView {
   lastSeenAt: number | null;
   running: number;
   usedCores: number;
+  /** Why it is drained: the admin's reason, or its failing health check's output (null: not drained, or no reason given). */
+  drainReason: string | null;
+  /** Who drained it: an admin, or its health check (which undrains it when it passes again). */
+  drainedBy: 'admin' | 'health' | null;
+  /** Its health check's last result this server heard of (null: no check, or none heard yet). */
+  health: { ok: boolean; at: number; output: string } | null;
+}
+
+/** One entry of the audit log (`warren audit list`): who did what, when, from where, and the result. */
+export interface AuditEntry {
+  id: number;
+  /** ms since the epoch */
+  at: number;
+  /** The Warren user, or `node:NAME` for what a node's health check did. */
+  actor: string;
+  /** `noun.verb`: user.add, user.remove, token.create, token.revoke, node.drain, node.undrain, node.revoke, node.delete, workflow.cancel, workflow.resume, ... */
+  action: string;
+  target: string | null;
+  /** The client's address (with the follower that forwarded it), or `health-check`. */
+  source: string | null;
+  /** `ok`, or the error code. */
+  result: string;
+  details: Record<string, unknown>;
+}
+
+export interface AuditRequest {
+  /** ms since the epoch */
+  since?: number;
+  until?: number;
+  /** Only this actor's entries. */
+  user?: string;
+  /** One action (`node.drain`) or a family (`node.`). */
+  action?: string;
+  limit?: number;
+  /** Paging: entries after this id. */
+  afterId?: number;
 }
 
 export interface AdminClient {
   nodes(): Promise<NodeView[]>;
-  drain(name: string, on: boolean): Promise<NodeView>;
+  /** Drain (with an optional reason) or undrain. */
+  drain(name: string, on: boolean, reason?: string): Promise<NodeView>;
   revokeNode(name: string): Promise<void>;
   deleteNode(name: string): Promise<void>;
   createJoinToken(opts: { ttlSeconds: number; uses?: number }): Promise<{ token: string; view: TokenView }>;
@@ -156,4 +193,6 @@ export interface AdminClient {
   addUser(opts: { name: string; unixUser?: string; admin?: boolean; tokenTtlSeconds?: number }): Promise<{ user: UserView; token: string }>;
   users(): Promise<UserView[]>;
   removeUser(name: string): Promise<void>;
+  /** The audit log, oldest first. */
+  audit(q?: AuditRequest): Promise<AuditEntry[]>;
 }

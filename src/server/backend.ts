@@ -5,13 +5,15 @@
 // the cluster pool.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { WarrenError } from '../common/index.js';
+import { WarrenError, toWarrenError } from '../common/index.js';
 import type { Agent, TaskUser } from '../agent/index.js';
 import { loadWorkflowText, type Workflow } from '../workflow/index.js';
-import type { Store, WorkflowRecord, UserRecord } from '../store/index.js';
+import type { AuditRecord, Store, WorkflowRecord, UserRecord } from '../store/index.js';
 import { createJoinToken } from '../mesh/index.js';
 import type {
   AdminClient,
+  AuditEntry,
+  AuditRequest,
   ListRequest,
   LogsRequest,
   NodeView,
@@ -25,7 +27,7 @@ import type {
 } from '../api/index.js';
 import { Orchestrator, heldByServer, holderIsGone, serverLeaseOwner } from './orchestrator.js';
 import { RunHub } from './hub.js';
-import { checkLogTarget, detailOf, followStore, jobCounts, summaryOf, visibleWorkflow, visibleWorkflows } from './views.js';
+import { checkLogTarget, detailOf, followStore, jobCounts, listAudit, summaryOf, visibleWorkflow, visibleWorkflows } from './views.js';
 import type { DriveHooks, RunDriver } from './driver.js';
 import type { ClusterPool } from './pool.js';
 
@@ -35,7 +37,7 @@ export type { Principal };
 /** What the backend needs of the node registry (admin verbs, logs). */
 export interface NodeAdmin {
   list(): NodeView[];
-  drain(name: string, on: boolean): Promise<NodeView>;
+  drain(name: string, on: boolean, reason?: string): Promise<NodeView>;
   revoke(name: string): Promise<void>;
   delete(name: string): Promise<void>;
   requestLogs(node: string, req: { workflowId: string; job: string; task: number | null; stream: 'stdout' | 'stderr'; follow?: boolean }, signal?: AbortSignal): AsyncIterable<Uint8Array>;
@@ -260,22 +262,66 @@ export class ServerBackend {
 
   async cancel(p: Principal, id: string): Promise<WorkflowSummary> {
     const rec = await this.mustGet(p, id);
-    if (rec.status !== 'running' && rec.status !== 'pending') {
-      throw new WarrenError('RUN_NOT_RUNNING', `workflow ${rec.id} is not running (it ${rec.status === 'canceled' ? 'was canceled' : rec.status})`, {
-        hint: rec.status === 'failed' || rec.status === 'canceled' ? `\`warren resume ${rec.id}\` would run it again` : undefined,
-      });
-    }
-    const d = this.drives.get(rec.id);
-    if (d) d.driver.cancel();
-    else await this.store.write({ workflows: [{ id: rec.id, patch: { cancelRequested: true } }] });
-    return summaryOf((await this.store.getWorkflow(rec.id))!);
+    return this.onBehalf(p, rec, 'workflow.cancel', async () => {
+      if (rec.status !== 'running' && rec.status !== 'pending') {
+        throw new WarrenError('RUN_NOT_RUNNING', `workflow ${rec.id} is not running (it ${rec.status === 'canceled' ? 'was canceled' : rec.status})`, {
+          hint: rec.status === 'failed' || rec.status === 'canceled' ? `\`warren resume ${rec.id}\` would run it again` : undefined,
+        });
+      }
+      const d = this.drives.get(rec.id);
+      if (d) d.driver.cancel();
+      else await this.store.write({ workflows: [{ id: rec.id, patch: { cancelRequested: true } }] });
+      return summaryOf((await this.store.getWorkflow(rec.id))!);
+    });
   }
 
   async resume(p: Principal, id: string): Promise<WorkflowSummary> {
     const rec = await this.mustGet(p, id);
-    if (rec.status === 'succeeded' || this.drives.has(rec.id)) return summaryOf(rec);
-    await this.begin(rec.id);
-    return summaryOf((await this.store.getWorkflow(rec.id))!);
+    return this.onBehalf(p, rec, 'workflow.resume', async () => {
+      if (rec.status === 'succeeded' || this.drives.has(rec.id)) return summaryOf(rec);
+      await this.begin(rec.id);
+      return summaryOf((await this.store.getWorkflow(rec.id))!);
+    });
+  }
+
+  // --- the audit log ---
+
+  /**
+   * Do an admin action and write it to the audit log with its result: who (the principal),
+   * what, on what, from where (the client's address), and `ok` or the error's code. A
+   * refusal is written too. The entry is written after the action; if the store cannot take
+   * it, the action stands and the failure is logged.
+   */
+  async audited<T>(p: Principal, action: string, target: string | null, fn: () => Promise<T>, details: (r: T) => Record<string, unknown> = () => ({})): Promise<T> {
+    let r: T;
+    try {
+      r = await fn();
+    } catch (e) {
+      const err = toWarrenError(e);
+      await this.audit({ actor: p.user, action, target, source: p.source ?? null, result: err.code, details: { message: err.message.slice(0, 500) } });
+      throw e;
+    }
+    await this.audit({ actor: p.user, action, target, source: p.source ?? null, result: 'ok', details: details(r) });
+    return r;
+  }
+
+  /** A user's own workflow: no entry; another user's (an admin acting for them): audited. */
+  private onBehalf<T>(p: Principal, rec: { id: string; owner: string | null }, action: string, fn: () => Promise<T>): Promise<T> {
+    if (rec.owner === p.user) return fn();
+    return this.audited(p, action, rec.id, fn, () => ({ owner: rec.owner }));
+  }
+
+  /** Append an entry; never fails the caller (the store may be down: the log says so). */
+  async audit(e: Omit<AuditRecord, 'id' | 'at'> & { at?: number }): Promise<void> {
+    try {
+      await this.store.appendAudit({ at: Date.now(), ...e });
+    } catch (err) {
+      this.o.log?.('error', `cannot write to the audit log (${e.actor} ${e.action} ${e.target ?? ''} ${e.result}): ${(err as Error).message}`);
+    }
+  }
+
+  auditList(p: Principal, q: AuditRequest): Promise<AuditEntry[]> {
+    return listAudit(this.store, p, q);
   }
 
   // --- administration ---
@@ -285,9 +331,11 @@ export class ServerBackend {
   }
 
   async createJoinToken(p: Principal, o: { ttlSeconds: number; uses?: number }): Promise<{ token: string; view: TokenView }> {
-    this.requireAdmin(p, 'creating a join token');
-    const { token, record } = await createJoinToken(this.store.joinTokens(), { ttlSeconds: o.ttlSeconds, ...(o.uses !== undefined ? { uses: o.uses } : {}), createdBy: p.user });
-    return { token, view: { id: record.id, kind: 'join', user: record.createdBy, createdAt: record.createdAt, expiresAt: record.expiresAt, usesLeft: record.usesLeft } };
+    return this.audited(p, 'token.create', null, async () => {
+      this.requireAdmin(p, 'creating a join token');
+      const { token, record } = await createJoinToken(this.store.joinTokens(), { ttlSeconds: o.ttlSeconds, ...(o.uses !== undefined ? { uses: o.uses } : {}), createdBy: p.user });
+      return { token, view: { id: record.id, kind: 'join', user: record.createdBy, createdAt: record.createdAt, expiresAt: record.expiresAt, usesLeft: record.usesLeft } };
+    }, (r) => ({ id: r.view.id, kind: 'join', usesLeft: r.view.usesLeft, expiresAt: r.view.expiresAt }));
   }
 
   async tokens(p: Principal): Promise<TokenView[]> {
@@ -298,25 +346,29 @@ export class ServerBackend {
   }
 
   async revokeToken(p: Principal, id: string): Promise<void> {
-    this.requireAdmin(p, 'revoking a token');
-    if (await this.store.revokeApiToken(id)) return;
-    if (await this.store.joinTokens().delete(id)) return;
-    throw new WarrenError('AUTH_TOKEN_NOT_FOUND', `no token ${id}`, { hint: 'see `warren token list` for the ids' });
+    return this.audited(p, 'token.revoke', id, async () => {
+      this.requireAdmin(p, 'revoking a token');
+      if (await this.store.revokeApiToken(id)) return;
+      if (await this.store.joinTokens().delete(id)) return;
+      throw new WarrenError('AUTH_TOKEN_NOT_FOUND', `no token ${id}`, { hint: 'see `warren token list` for the ids' });
+    });
   }
 
   async addUser(p: Principal, o: { name: string; unixUser?: string; admin?: boolean; tokenTtlSeconds?: number }): Promise<{ user: UserView; token: string }> {
-    this.requireAdmin(p, 'adding a user');
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(o.name)) {
-      throw new WarrenError('AUTH_BAD_USER', `"${o.name}" is not a valid user name`, { hint: 'use letters, digits, _ . - (at most 64), starting with a letter, digit or _' });
-    }
-    const unixUser = o.unixUser ?? o.name;
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\$?$/.test(unixUser)) {
-      throw new WarrenError('AUTH_BAD_USER', `"${unixUser}" is not a valid Unix account name`, { hint: 'name the account as `getent passwd NAME` knows it' });
-    }
-    const user: UserRecord = { name: o.name, unixUser, admin: o.admin === true, createdAt: Date.now() };
-    const token = await addUserWithToken(this.store, user, o.tokenTtlSeconds);
-    this.users.delete(o.name);
-    return { user: userView(user), token };
+    return this.audited(p, 'user.add', o.name, async () => {
+      this.requireAdmin(p, 'adding a user');
+      if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(o.name)) {
+        throw new WarrenError('AUTH_BAD_USER', `"${o.name}" is not a valid user name`, { hint: 'use letters, digits, _ . - (at most 64), starting with a letter, digit or _' });
+      }
+      const unixUser = o.unixUser ?? o.name;
+      if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\$?$/.test(unixUser)) {
+        throw new WarrenError('AUTH_BAD_USER', `"${unixUser}" is not a valid Unix account name`, { hint: 'name the account as `getent passwd NAME` knows it' });
+      }
+      const user: UserRecord = { name: o.name, unixUser, admin: o.admin === true, createdAt: Date.now() };
+      const token = await addUserWithToken(this.store, user, o.tokenTtlSeconds);
+      this.users.delete(o.name);
+      return { user: userView(user), token };
+    }, (r) => ({ unixUser: r.user.unixUser, admin: r.user.admin, ...(o.tokenTtlSeconds ? { tokenTtlSeconds: o.tokenTtlSeconds } : {}) }));
   }
 
   async usersList(p: Principal): Promise<UserView[]> {
@@ -325,10 +377,12 @@ export class ServerBackend {
   }
 
   async removeUser(p: Principal, name: string): Promise<void> {
-    this.requireAdmin(p, 'removing a user');
-    if (name === p.user) throw new WarrenError('AUTH_BAD_USER', 'you cannot remove yourself', { hint: 'ask another admin' });
-    if (!(await this.store.removeUser(name))) throw new WarrenError('AUTH_USER_NOT_FOUND', `no user ${name}`, { hint: 'see `warren user list`' });
-    this.users.delete(name);
+    return this.audited(p, 'user.remove', name, async () => {
+      this.requireAdmin(p, 'removing a user');
+      if (name === p.user) throw new WarrenError('AUTH_BAD_USER', 'you cannot remove yourself', { hint: 'ask another admin' });
+      if (!(await this.store.removeUser(name))) throw new WarrenError('AUTH_USER_NOT_FOUND', `no user ${name}`, { hint: 'see `warren user list`' });
+      this.users.delete(name);
+    });
   }
 
   nodesList(p: Principal): NodeView[] {
@@ -336,21 +390,33 @@ export class ServerBackend {
     return this.o.nodes.list();
   }
 
-  async drain(p: Principal, name: string, on: boolean): Promise<NodeView> {
-    this.requireAdmin(p, on ? 'draining a node' : 'undraining a node');
-    const v = await this.o.nodes.drain(name, on);
-    this.o.pool.schedule();
-    return v;
+  async drain(p: Principal, name: string, on: boolean, reason?: string): Promise<NodeView> {
+    return this.audited(
+      p,
+      on ? 'node.drain' : 'node.undrain',
+      name,
+      async () => {
+        this.requireAdmin(p, on ? 'draining a node' : 'undraining a node');
+        const v = await this.o.nodes.drain(name, on, reason);
+        this.o.pool.schedule();
+        return v;
+      },
+      () => (reason ? { reason } : {}),
+    );
   }
 
   async revokeNode(p: Principal, name: string): Promise<void> {
-    this.requireAdmin(p, 'revoking a node');
-    await this.o.nodes.revoke(name);
+    return this.audited(p, 'node.revoke', name, async () => {
+      this.requireAdmin(p, 'revoking a node');
+      await this.o.nodes.revoke(name);
+    });
   }
 
   async deleteNode(p: Principal, name: string): Promise<void> {
-    this.requireAdmin(p, 'deleting a node');
-    await this.o.nodes.delete(name);
+    return this.audited(p, 'node.delete', name, async () => {
+      this.requireAdmin(p, 'deleting a node');
+      await this.o.nodes.delete(name);
+    });
   }
 
   /** Stop driving (runs stay; their leases expire and another server, or this one restarted, takes them). */
@@ -431,8 +497,8 @@ class PrincipalClient implements WarrenClient, AdminClient {
   async nodes() {
     return this.b.nodesList(this.p);
   }
-  drain(name: string, on: boolean) {
-    return this.b.drain(this.p, name, on);
+  drain(name: string, on: boolean, reason?: string) {
+    return this.b.drain(this.p, name, on, reason);
   }
   revokeNode(name: string) {
     return this.b.revokeNode(this.p, name);
@@ -457,6 +523,9 @@ class PrincipalClient implements WarrenClient, AdminClient {
   }
   removeUser(name: string) {
     return this.b.removeUser(this.p, name);
+  }
+  audit(q: AuditRequest = {}) {
+    return this.b.auditList(this.p, q);
   }
 }
 

@@ -13,15 +13,15 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { WarrenError } from '../common/index.js';
 import { TrustBundle, verifySvid } from '../mesh/index.js';
 import type { Store } from '../store/index.js';
-import type { AdminClient, ListRequest, WarrenClient, WorkflowDetail, WorkflowSummary } from '../api/index.js';
+import type { AdminClient, AuditEntry, AuditRequest, ListRequest, WarrenClient, WorkflowDetail, WorkflowSummary } from '../api/index.js';
 import type { Principal } from './http/app.js';
-import { detailOf, visibleWorkflow, visibleWorkflows } from './views.js';
+import { detailOf, listAudit, visibleWorkflow, visibleWorkflows } from './views.js';
 
 /** Set on a forwarded request: the server that gets it never forwards it again. */
 export const FORWARDED_HEADER = 'x-warren-forwarded';
 
 /** The routes a follower answers itself (method + route pattern under /api/v1). */
-const LOCAL = new Set(['GET /api/v1/health', 'GET /api/v1/openapi.json', 'GET /api/v1/whoami', 'GET /api/v1/workflows', 'GET /api/v1/workflows/:id']);
+const LOCAL = new Set(['GET /api/v1/health', 'GET /api/v1/openapi.json', 'GET /api/v1/whoami', 'GET /api/v1/workflows', 'GET /api/v1/workflows/:id', 'GET /api/v1/audit']);
 
 export function noLeaderError(why: string): WarrenError {
   return new WarrenError('SERVER_NO_LEADER', `no leader to take this request: ${why}`, {
@@ -79,7 +79,7 @@ export class LeaderForwarder {
   }
 
   private async forward(raw: IncomingMessage, reply: FastifyReply, leaderUrl: string): Promise<void> {
-    const headers: Record<string, string> = { [FORWARDED_HEADER]: '1' };
+    const headers: Record<string, string> = { [FORWARDED_HEADER]: '1', ...(raw.socket.remoteAddress ? { 'x-warren-client': raw.socket.remoteAddress } : {}) };
     for (const h of ['authorization', 'content-type', 'content-length', 'accept', 'last-event-id']) {
       const v = raw.headers[h];
       if (v !== undefined) headers[h] = Array.isArray(v) ? v.join(', ') : v;
@@ -196,5 +196,8 @@ export class FollowerClient implements WarrenClient, AdminClient {
   }
   removeUser(): never {
     return this.leaderOnly();
+  }
+  audit(q: AuditRequest = {}): Promise<AuditEntry[]> {
+    return listAudit(this.store, this.p, q);
   }
 }

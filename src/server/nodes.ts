@@ -31,6 +31,7 @@ import {
   type AttemptState,
   type LaunchEvent,
   type LaunchOrder,
+  type HealthReport,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type JoinRequest,
@@ -53,6 +54,8 @@ export interface RegisteredNode extends Omit<StoredNode, 'info' | 'lastSeenAt'> 
   info: NodeInfo;
   /** Live (in memory); the store's copy is at most 30 s older while the node is ready. */
   lastSeenAt: number;
+  /** The node's health check's last result since this server heard from it (null: none, or no check). */
+  health?: HealthReport | null;
 }
 
 /** Where the server keeps its nodes: these methods of the Store (SqliteStore, PgStore); MemoryNodeStore for tests. */
@@ -146,6 +149,8 @@ export interface NodeRegistryEvents {
   lost: [node: string];
   revoked: [node: string];
   deleted: [node: string];
+  /** The node's health check drained it (failing) or undrained it (passing again). */
+  health: [node: string, change: 'drained' | 'undrained', reason: string, report: HealthReport];
 }
 
 /** A queued item; `given`: it went out in a poll answer at least once (it may be at the node). */
@@ -499,7 +504,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       // The name joins again (a new machine, a wiped data directory): the old certificate is out.
       this.revocations.revokeSerial(before.rec.certSerial, new Date(now + (this.opts.certTtlSeconds ?? 3600) * 1000 + 60_000));
     }
-    const rec: RegisteredNode = { name, info: req.info, state: 'ready', drained: before?.rec.drained ?? false, certSerial: issued.serial, joinedAt: now, lastSeenAt: now, stateChangedAt: now };
+    const rec: RegisteredNode = { name, info: req.info, state: 'ready', drained: before?.rec.drained ?? false, drainReason: before?.rec.drainReason ?? null, drainedBy: before?.rec.drainedBy ?? null, certSerial: issued.serial, joinedAt: now, lastSeenAt: now, stateChangedAt: now };
     await this.opts.store.upsertNode({ ...rec, info: rec.info as unknown as Record<string, unknown> });
     const l = before ?? this.live(rec, now);
     l.rec = rec;
@@ -564,6 +569,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       }
     }
     if (hb.load) l.load = hb.load;
+    if (hb.health) this.applyHealth(l, hb.health);
     if (hb.attempts) {
       l.attempts = hb.attempts;
       for (const w of l.attemptWaiters.splice(0)) w(hb.attempts);
@@ -862,18 +868,48 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     return l;
   }
 
-  async drain(name: string): Promise<void> {
+  /** An admin's drain: no new work for the node (what runs finishes). Its health check never undrains it. */
+  async drain(name: string, reason?: string): Promise<void> {
     const l = this.need(name);
-    l.rec.drained = true;
-    this.persist(l, { drained: true });
+    this.setDrain(l, { drained: true, drainReason: reason ?? null, drainedBy: 'admin' });
     await l.writes;
   }
 
   async undrain(name: string): Promise<void> {
     const l = this.need(name);
-    l.rec.drained = false;
-    this.persist(l, { drained: false });
+    this.setDrain(l, { drained: false, drainReason: null, drainedBy: null });
     await l.writes;
+  }
+
+  private setDrain(l: Live, d: Pick<RegisteredNode, 'drained' | 'drainReason' | 'drainedBy'>): void {
+    Object.assign(l.rec, d);
+    this.persist(l, d);
+  }
+
+  /**
+   * A health check's result (as Slurm's HealthCheckProgram): a failing check drains the node with
+   * its output as the reason; a passing one undrains it, but only when the check drained it (an
+   * admin's drain stays). Emits 'health' (node, 'drained' | 'undrained', reason) on a change.
+   */
+  private applyHealth(l: Live, h: HealthReport): void {
+    l.rec.health = h;
+    const name = l.rec.name;
+    if (!h.ok) {
+      const why = h.timedOut ? `timed out after ${Math.round(h.durationMs / 1000)} s and was killed` : h.exitCode === null ? 'could not run' : `exited ${h.exitCode}`;
+      const out = h.output.trim().split('\n').slice(-5).join(' | ').slice(-500);
+      const reason = `health check failed: \`${h.command.slice(0, 200)}\` ${why}${out ? `: ${out}` : ''}`;
+      if (!l.rec.drained) {
+        this.setDrain(l, { drained: true, drainReason: reason, drainedBy: 'health' });
+        this.log('warn', `node ${name} drained: ${reason}`, { node: name });
+        this.emit('health', name, 'drained', reason, h);
+      } else if (l.rec.drainedBy === 'health' && l.rec.drainReason !== reason) {
+        this.setDrain(l, { drained: true, drainReason: reason, drainedBy: 'health' });
+      }
+    } else if (l.rec.drained && l.rec.drainedBy === 'health') {
+      this.setDrain(l, { drained: false, drainReason: null, drainedBy: null });
+      this.log('info', `node ${name} undrained: its health check passes again`, { node: name });
+      this.emit('health', name, 'undrained', 'its health check passes again', h);
+    }
   }
 
   /** Revoke a node: its certificates are refused from now on (open connections closed), its work lost. */

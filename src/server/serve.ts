@@ -141,7 +141,17 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       // A gang goes only to nodes heard from within two heartbeats: a retry right after an
       // agent died does not land on it before it is known to be down.
       const pool = new ClusterPool({ directory: registry, lostAfterMs: timers.lostAfterMs, gangFreshMs: 2 * timers.heartbeatMs, log });
-      const unhook = connectPool(registry, pool);
+      const unhookPool = connectPool(registry, pool);
+      // A node's health check drained or undrained it: placement changes, and the audit log says so.
+      const onHealth = (node: string, change: 'drained' | 'undrained', reason: string, h: { command: string; exitCode: number | null; timedOut: boolean; output: string }): void => {
+        pool.schedule();
+        void backend?.audit({ actor: `node:${node}`, action: change === 'drained' ? 'node.drain' : 'node.undrain', target: node, source: 'health-check', result: 'ok', details: { reason, command: h.command, exitCode: h.exitCode, timedOut: h.timedOut, output: h.output.slice(-1000) } });
+      };
+      registry.on('health', onHealth);
+      const unhook = (): void => {
+        unhookPool();
+        registry.off('health', onHealth);
+      };
       backend = new ServerBackend({ store: gate.store, pool, nodes: nodeAdmin(registry), dataDir: o.dataDir, leaseTtlMs: timers.leaseTtlMs, log });
       const s: LeaderSide = { term, gate, registry, pool, backend, unhook };
       try {
@@ -202,6 +212,13 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     };
     const api: ApiBackend = {
       authenticate: (t) => authenticateApiToken(store, t, userOf),
+      audit: async (e) => {
+        try {
+          await store.appendAudit({ at: Date.now(), ...e });
+        } catch (err) {
+          log('error', `cannot write to the audit log (${e.actor} ${e.action} ${e.result}): ${(err as Error).message}`);
+        }
+      },
       client: (p) => (side ? side.backend.client(p) : new FollowerClient(store, p)),
       health: async () => {
         const s = side;
@@ -349,6 +366,9 @@ function nodeView(reg: NodeRegistry, n: RegisteredNode): NodeView {
     lastSeenAt: n.lastSeenAt ?? null,
     running: load?.running ?? 0,
     usedCores: load?.usedCores ?? 0,
+    drainReason: n.drained ? n.drainReason : null,
+    drainedBy: n.drained ? n.drainedBy : null,
+    health: n.health ? { ok: n.health.ok, at: n.health.at, output: n.health.output } : null,
   };
 }
 
@@ -360,9 +380,9 @@ function nodeAdmin(reg: NodeRegistry): NodeAdmin {
   };
   return {
     list: () => reg.list().map((n) => nodeView(reg, n)),
-    drain: async (name, on) => {
+    drain: async (name, on, reason) => {
       get(name);
-      if (on) await reg.drain(name);
+      if (on) await reg.drain(name, reason);
       else await reg.undrain(name);
       return nodeView(reg, get(name));
     },

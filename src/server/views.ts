@@ -6,7 +6,7 @@ import { WarrenError, didYouMean } from '../common/index.js';
 import { explainWaiting, type NodeCounts, type UnitSnapshot } from '../engine/index.js';
 import type { Workflow } from '../workflow/index.js';
 import type { Store, WorkflowRecord } from '../store/index.js';
-import type { JobCounts, ListRequest, LogsRequest, StreamItem, WorkflowDetail, WorkflowSummary } from '../api/index.js';
+import type { AuditEntry, AuditRequest, JobCounts, ListRequest, LogsRequest, StreamItem, WorkflowDetail, WorkflowSummary } from '../api/index.js';
 
 /** Who asks (a user sees only their own workflows; an admin sees all). */
 export interface Viewer {
@@ -135,4 +135,21 @@ export async function* followStore(store: Store, id: string, signal?: AbortSigna
     if (signal?.aborted) return;
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** The audit log as an admin reads it (`warren audit list`), oldest first. */
+export async function listAudit(store: Store, p: Viewer, q: AuditRequest): Promise<AuditEntry[]> {
+  if (!p.admin) throw new WarrenError('AUTH_FORBIDDEN', 'reading the audit log needs an admin', { hint: 'ask a cluster admin (`warren user add NAME --admin` makes one)' });
+  if (q.since !== undefined && q.until !== undefined && q.until < q.since) {
+    throw new WarrenError('API_BAD_REQUEST', `the audit query ends (${new Date(q.until).toISOString()}) before it starts (${new Date(q.since).toISOString()})`, { hint: 'give --since a time before --until' });
+  }
+  const rows = await store.listAudit({
+    ...(q.since !== undefined ? { since: q.since } : {}),
+    ...(q.until !== undefined ? { until: q.until } : {}),
+    ...(q.user !== undefined ? { actor: q.user } : {}),
+    ...(q.action !== undefined ? { action: q.action } : {}),
+    ...(q.afterId !== undefined ? { afterId: q.afterId } : {}),
+    limit: q.limit ?? 1000,
+  });
+  return rows.map((r) => ({ ...r }));
 }

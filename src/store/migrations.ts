@@ -213,6 +213,47 @@ CREATE TABLE cluster_ca (id INTEGER PRIMARY KEY CHECK (id = 1), trust_domain TEX
 `,
     },
   },
+  {
+    version: 5,
+    what: 'operations: the append-only audit log, why a node is drained (and by whom), finished workflows by end time (retention)',
+    // The audit log is append-only in the database itself: a trigger refuses every UPDATE and
+    // DELETE (and, in PostgreSQL, TRUNCATE), whoever sends it.
+    sql: {
+      sqlite: `
+CREATE TABLE audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT,
+  source TEXT,
+  result TEXT NOT NULL,
+  details TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_at ON audit(at);
+CREATE INDEX audit_actor ON audit(actor, at);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+ALTER TABLE nodes ADD COLUMN drain_reason TEXT;
+ALTER TABLE nodes ADD COLUMN drained_by TEXT;
+CREATE INDEX workflows_ended ON workflows(status, ended_at);
+`,
+      postgres: `
+CREATE TABLE audit (
+  id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT,
+  source TEXT, result TEXT NOT NULL, details JSONB NOT NULL DEFAULT '{}'::jsonb);
+CREATE INDEX audit_at ON audit(at);
+CREATE INDEX audit_actor ON audit(actor, at);
+CREATE FUNCTION warren_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit FOR EACH ROW EXECUTE FUNCTION warren_audit_append_only();
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT EXECUTE FUNCTION warren_audit_append_only();
+ALTER TABLE nodes ADD COLUMN drain_reason TEXT;
+ALTER TABLE nodes ADD COLUMN drained_by TEXT;
+CREATE INDEX workflows_ended ON workflows(status, ended_at);
+`,
+    },
+  },
 ];
 
 /** The schema version this code writes. */

@@ -7,11 +7,11 @@ import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import type { TokenRecord, TokenStore } from '../mesh/index.js';
 import { SCHEMA_VERSION, migrationSql, pendingMigrations } from './migrations.js';
 import {
-  API_TOKEN_INSERT, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams, attemptUpsertSql,
-  joinTokenOf, joinTokenParams, leaseOf, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf,
+  API_TOKEN_INSERT, AUDIT_INSERT, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams, attemptUpsertSql,
+  auditOf, joinTokenOf, joinTokenParams, leaseOf, listAuditSql, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf,
 } from './sql.js';
 import type {
-  ApiTokenRecord, AttemptRecord, ClusterCaRecord, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
+  ApiTokenRecord, AttemptRecord, AuditQuery, AuditRecord, ClusterCaRecord, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
 } from './types.js';
 import {
   PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, duplicateTokenError, fencedError, noWorkflowError, schemaNewerError, userExistsError,
@@ -396,6 +396,15 @@ export class PgStore implements Store {
 
   async deleteNode(name: string): Promise<boolean> {
     return (await this.q('DELETE FROM nodes WHERE name = $1', [name])).rowCount === 1;
+  }
+
+  async appendAudit(e: Omit<AuditRecord, 'id'>): Promise<AuditRecord> {
+    return auditOf((await this.q(AUDIT_INSERT(pp), [e.at, e.actor, e.action, e.target, e.source, e.result, JSON.stringify(e.details ?? {})])).rows[0]);
+  }
+
+  async listAudit(q: AuditQuery = {}): Promise<AuditRecord[]> {
+    const s = listAuditSql(q, pp);
+    return (await this.q(s.text, s.values)).rows.map(auditOf);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import type { TokenRecord } from '../mesh/index.js';
-import type { ApiTokenRecord, NodePatch, NodeRecord, NodeState, RunLease, UserRecord, WorkflowFilter } from './types.js';
+import type { ApiTokenRecord, AuditQuery, AuditRecord, NodePatch, NodeRecord, NodeState, RunLease, UserRecord, WorkflowFilter } from './types.js';
 import { NODE_PATCH_COLUMNS } from './types.js';
 
 // SQL text shared by both stores; `p(i)` writes the i-th (1-based) parameter placeholder.
@@ -93,6 +93,8 @@ export function nodeOf(r: Row): NodeRecord {
     info: json(r.info),
     state: r.state as NodeState,
     drained: bool(r.drained),
+    drainReason: (r.drain_reason as string | null) ?? null,
+    drainedBy: (r.drained_by as NodeRecord['drainedBy']) ?? null,
     certSerial: (r.cert_serial as string | null) ?? null,
     joinedAt: n(r.joined_at),
     lastSeenAt: nn(r.last_seen_at),
@@ -120,7 +122,7 @@ export function joinTokenParams(r: TokenRecord): unknown[] {
   return [r.hash, r.id, r.createdBy, r.createdAt, r.expiresAt, r.usesLeft];
 }
 
-const NODE_COLUMNS = ['name', 'info', 'state', 'drained', 'cert_serial', 'joined_at', 'last_seen_at', 'state_changed_at'] as const;
+const NODE_COLUMNS = ['name', 'info', 'state', 'drained', 'drain_reason', 'drained_by', 'cert_serial', 'joined_at', 'last_seen_at', 'state_changed_at'] as const;
 
 /** Insert a node or replace every field of the one with that name. */
 export const NODE_UPSERT = (p: (i: number) => string): string =>
@@ -129,7 +131,7 @@ export const NODE_UPSERT = (p: (i: number) => string): string =>
 
 /** The parameters of NODE_UPSERT; `b` writes a boolean for the dialect. */
 export function nodeParams(x: NodeRecord, b: (v: boolean) => unknown): unknown[] {
-  return [x.name, JSON.stringify(x.info), x.state, b(x.drained), x.certSerial, x.joinedAt, x.lastSeenAt, x.stateChangedAt];
+  return [x.name, JSON.stringify(x.info), x.state, b(x.drained), x.drainReason ?? null, x.drainedBy ?? null, x.certSerial, x.joinedAt, x.lastSeenAt, x.stateChangedAt];
 }
 
 /** `UPDATE nodes SET ...` for a patch (null when it changes nothing) and its parameters, the name last. */
@@ -164,4 +166,40 @@ export function listWorkflowsSql(opts: WorkflowFilter, p: (i: number) => string)
     text: `SELECT * FROM workflows${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ${p(values.length)}`,
     values,
   };
+}
+
+export function auditOf(r: Row): AuditRecord {
+  return {
+    id: n(r.id),
+    at: n(r.at),
+    actor: r.actor as string,
+    action: r.action as string,
+    target: (r.target as string | null) ?? null,
+    source: (r.source as string | null) ?? null,
+    result: r.result as string,
+    details: json(r.details) as Record<string, unknown>,
+  };
+}
+
+export const AUDIT_INSERT = (p: (i: number) => string): string =>
+  `INSERT INTO audit (at, actor, action, target, source, result, details) VALUES (${[1, 2, 3, 4, 5, 6, 7].map(p).join(',')}) RETURNING *`;
+
+/** `SELECT * FROM audit` for listAudit: its conditions, oldest first, the limit last. */
+export function listAuditSql(q: AuditQuery, p: (i: number) => string): { text: string; values: unknown[] } {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  const add = (cond: (ph: string) => string, v: unknown): void => {
+    values.push(v);
+    where.push(cond(p(values.length)));
+  };
+  if (q.since !== undefined) add((x) => `at >= ${x}`, q.since);
+  if (q.until !== undefined) add((x) => `at < ${x}`, q.until);
+  if (q.actor !== undefined) add((x) => `actor = ${x}`, q.actor);
+  if (q.action !== undefined) {
+    if (q.action.endsWith('.')) add((x) => `substr(action, 1, ${q.action!.length}) = ${x}`, q.action);
+    else add((x) => `action = ${x}`, q.action);
+  }
+  if (q.afterId !== undefined) add((x) => `id > ${x}`, q.afterId);
+  values.push(q.limit ?? 1000);
+  return { text: `SELECT * FROM audit${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ${p(values.length)}`, values };
 }

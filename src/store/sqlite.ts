@@ -15,11 +15,11 @@ import type { TokenRecord, TokenStore } from '../mesh/index.js';
 import { SCHEMA_VERSION, migrationSql, pendingMigrations } from './migrations.js';
 import { DEFAULT_RESERVE_BYTES, ensureReserve, releaseReserve } from './reserve.js';
 import {
-  API_TOKEN_INSERT, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, type LeaseRow, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams,
-  attemptUpsertSql, joinTokenOf, joinTokenParams, leaseOf, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf,
+  API_TOKEN_INSERT, AUDIT_INSERT, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, type LeaseRow, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams,
+  attemptUpsertSql, auditOf, joinTokenOf, joinTokenParams, leaseOf, listAuditSql, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf,
 } from './sql.js';
 import type {
-  ApiTokenRecord, AttemptRecord, ClusterCaRecord, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
+  ApiTokenRecord, AttemptRecord, AuditQuery, AuditRecord, ClusterCaRecord, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
 } from './types.js';
 import {
   PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, duplicateTokenError, fencedError, noWorkflowError, schemaNewerError, userExistsError,
@@ -497,6 +497,15 @@ export class SqliteStore implements Store {
 
   async deleteNode(name: string): Promise<boolean> {
     return this.writing(() => this.stmts.deleteNode.run(name).changes === 1);
+  }
+
+  async appendAudit(e: Omit<AuditRecord, 'id'>): Promise<AuditRecord> {
+    return auditOf(this.writing(() => this.db.prepare(AUDIT_INSERT(ph)).get(named(e.at, e.actor, e.action, e.target, e.source, e.result, JSON.stringify(e.details ?? {}))) as Row));
+  }
+
+  async listAudit(q: AuditQuery = {}): Promise<AuditRecord[]> {
+    const s = listAuditSql(q, ph);
+    return this.guard(() => this.db.prepare(s.text).all(named(...s.values)) as Row[]).map(auditOf);
   }
 
   async close(): Promise<void> {

@@ -76,6 +76,11 @@ export interface NodeRecord {
   state: NodeState;
   /** `warren node drain`: takes no new work. */
   drained: boolean;
+  /** Why it is drained (the admin's reason, or the failing health check's output); null when not drained or none given. */
+  drainReason: string | null;
+  /** Who drained it: an admin (`warren node drain`) or the node's health check, which undrains
+   *  only what it drained itself. */
+  drainedBy: 'admin' | 'health' | null;
   /** Serial of its current client certificate. */
   certSerial: string | null;
   joinedAt: number;
@@ -91,6 +96,8 @@ export const NODE_PATCH_COLUMNS: Record<keyof NodePatch, string> = {
   info: 'info',
   state: 'state',
   drained: 'drained',
+  drainReason: 'drain_reason',
+  drainedBy: 'drained_by',
   certSerial: 'cert_serial',
   lastSeenAt: 'last_seen_at',
   stateChangedAt: 'state_changed_at',
@@ -187,6 +194,42 @@ export interface ClusterCaRecord {
   createdAt: number;
 }
 
+/** One entry of the audit log (schema v5): every admin action and every action on another
+ *  user's behalf. Append-only: the store never changes or deletes one (a trigger refuses it). */
+export interface AuditRecord {
+  /** Grows with each entry (the order they were written in). */
+  id: number;
+  /** ms since the epoch */
+  at: number;
+  /** Who: the Warren user, or `node:NAME` for what a node's health check did. */
+  actor: string;
+  /** What, as `noun.verb`: user.add, token.revoke, node.drain, workflow.cancel, ... */
+  action: string;
+  /** What it acted on (a user, token id, node, workflow id), when there is one. */
+  target: string | null;
+  /** From where: the client's address, or `local`. */
+  source: string | null;
+  /** `ok`, or the error code it failed with (AUTH_FORBIDDEN...). */
+  result: string;
+  details: Record<string, unknown>;
+}
+
+/** Which audit entries listAudit returns, oldest first. */
+export interface AuditQuery {
+  /** Only entries at or after this time (ms since the epoch). */
+  since?: number;
+  /** Only entries before this time. */
+  until?: number;
+  /** Only this actor's. */
+  actor?: string;
+  /** Only this action (`node.drain`) or family (`node.`: every action on nodes). */
+  action?: string;
+  /** Only entries with a greater id (paging). */
+  afterId?: number;
+  /** At most this many (default 1000). */
+  limit?: number;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** Accept a workflow: the record (with its owner) and all its units, atomically. */
@@ -262,6 +305,13 @@ export interface Store {
   patchNode(name: string, patch: NodePatch): Promise<boolean>;
   /** False when there is no such node. */
   deleteNode(name: string): Promise<boolean>;
+
+  // Operations (schema v5): the audit log.
+
+  /** Append one entry (its id is the store's); returns it as stored. */
+  appendAudit(e: Omit<AuditRecord, 'id'>): Promise<AuditRecord>;
+  /** Entries matching the query, oldest first. */
+  listAudit(q?: AuditQuery): Promise<AuditRecord[]>;
   close(): Promise<void>;
 }
 

@@ -85,8 +85,8 @@ before(async () => {
   adminToken = backend.addUser('root', true);
   aliceToken = backend.addUser('alice');
   bobToken = backend.addUser('bob');
-  backend.nodesByName.set('n001', { name: 'n001', state: 'ready', cores: 64, memoryBytes: 256 * 2 ** 30, gpus: 4, labels: { rack: 'r1' }, platform: 'linux/amd64', lastSeenAt: 5, running: 2, usedCores: 8 });
-  backend.nodesByName.set('n002', { name: 'n002', state: 'ready', cores: 32, memoryBytes: 128 * 2 ** 30, gpus: 0, labels: {}, platform: 'linux/arm64', lastSeenAt: null, running: 0, usedCores: 0 });
+  backend.nodesByName.set('n001', { name: 'n001', state: 'ready', cores: 64, memoryBytes: 256 * 2 ** 30, gpus: 4, labels: { rack: 'r1' }, platform: 'linux/amd64', lastSeenAt: 5, running: 2, usedCores: 8, drainReason: null, drainedBy: null, health: null });
+  backend.nodesByName.set('n002', { name: 'n002', state: 'ready', cores: 32, memoryBytes: 128 * 2 ** 30, gpus: 0, labels: {}, platform: 'linux/arm64', lastSeenAt: null, running: 0, usedCores: 0, drainReason: null, drainedBy: null, health: { ok: true, at: 7, output: '' } });
   // Another protocol's routes, as the agent protocol registers its own under /agent/v1.
   const agentRoutes: FastifyPluginAsync = async (app) => {
     app.get('/agent/v1/ping', async () => ({ pong: true }));

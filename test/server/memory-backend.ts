@@ -6,6 +6,8 @@ import { EventEmitter, once } from 'node:events';
 import { WarrenError } from '../../src/common/index.js';
 import type {
   AdminClient,
+  AuditEntry,
+  AuditRequest,
   ListRequest,
   LogsRequest,
   NodeView,
@@ -45,6 +47,11 @@ export class MemoryBackend implements ApiBackend {
   readonly logCalls: Array<{ id: string; req: LogsRequest; signal: AbortSignal | undefined }> = [];
   readonly events = new EventEmitter();
   healthy = true;
+  /** What the HTTP layer and the admin calls wrote to the audit log. */
+  readonly auditLog: AuditEntry[] = [];
+  async audit(e: Omit<AuditEntry, 'id' | 'at'>): Promise<void> {
+    this.auditLog.push({ id: this.auditLog.length + 1, at: this.clock++, ...e });
+  }
   /** Every workflow call throws this (a bug in the backend). */
   explode: Error | undefined;
   private n = 0;
@@ -232,9 +239,12 @@ export class MemoryBackend implements ApiBackend {
         admin();
         return [...b.nodesByName.values()];
       },
-      async drain(name: string, on: boolean): Promise<NodeView> {
+      async drain(name: string, on: boolean, reason?: string): Promise<NodeView> {
         const n = node(name);
         n.state = on ? 'draining' : 'ready';
+        n.drainReason = on ? (reason ?? null) : null;
+        n.drainedBy = on ? 'admin' : null;
+        await b.audit({ actor: p.user, action: on ? 'node.drain' : 'node.undrain', target: name, source: p.source ?? null, result: 'ok', details: reason ? { reason } : {} });
         return n;
       },
       async revokeNode(name: string): Promise<void> {
@@ -274,6 +284,10 @@ export class MemoryBackend implements ApiBackend {
         admin();
         if (!b.users.delete(name)) throw new WarrenError('MESH_IDENTITY_NOT_FOUND', `no user ${name}`, { hint: 'see `warren user list`' });
         for (const [s, t] of b.secrets) if (t.view.user === name) b.secrets.delete(s);
+      },
+      async audit(q: AuditRequest = {}): Promise<AuditEntry[]> {
+        admin();
+        return b.auditLog.filter((e) => (q.user === undefined || e.actor === q.user) && (q.since === undefined || e.at >= q.since) && (q.until === undefined || e.at < q.until));
       },
     };
   }

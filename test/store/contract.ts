@@ -46,7 +46,7 @@ export function node(name: string, extra: Partial<NodeRecord> = {}): NodeRecord 
   return {
     name,
     info: { name, cores: 64, memoryBytes: 256 * 2 ** 30, gpus: [{ index: 0, model: 'H100', memoryBytes: 80 * 2 ** 30 }], labels: { rack: 'r1' }, platform: 'linux/amd64', containers: true, agentVersion: '0.1.0', protocol: { major: 1, minor: 0 } },
-    state: 'ready', drained: false, certSerial: 'ab01', joinedAt: 5_000, lastSeenAt: null, stateChangedAt: 5_000, ...extra,
+    state: 'ready', drained: false, drainReason: null, drainedBy: null, certSerial: 'ab01', joinedAt: 5_000, lastSeenAt: null, stateChangedAt: 5_000, ...extra,
   };
 }
 
@@ -458,6 +458,11 @@ export function storeContract(name: string, open: () => Promise<Store>, uniq: ()
       assert.deepEqual(await s.getNode(n1.name), { ...n1, state: 'ready', drained: false, lastSeenAt: 10_000, stateChangedAt: 10_000 });
       assert.equal(await s.patchNode(n1.name, { certSerial: 'ef03', info: { name: n1.name, cores: 2 } }), true);
       assert.deepEqual(await s.getNode(n1.name), { ...n1, state: 'ready', drained: false, lastSeenAt: 10_000, stateChangedAt: 10_000, certSerial: 'ef03', info: { name: n1.name, cores: 2 } });
+      // why it is drained, and by whom
+      assert.equal(await s.patchNode(n1.name, { drained: true, drainReason: 'health check failed: disk /scratch full', drainedBy: 'health' }), true);
+      assert.deepEqual([(await s.getNode(n1.name))!.drainReason, (await s.getNode(n1.name))!.drainedBy], ['health check failed: disk /scratch full', 'health']);
+      assert.equal(await s.patchNode(n1.name, { drained: false, drainReason: null, drainedBy: null }), true);
+      assert.deepEqual([(await s.getNode(n1.name))!.drained, (await s.getNode(n1.name))!.drainReason, (await s.getNode(n1.name))!.drainedBy], [false, null, null]);
       assert.equal(await s.patchNode(n1.name, { state: 'revoked', certSerial: null }), true);
       assert.deepEqual([(await s.getNode(n1.name))!.state, (await s.getNode(n1.name))!.certSerial], ['revoked', null]);
       assert.equal(await s.patchNode(n1.name, {}), true, 'an empty patch of a known node');
@@ -576,4 +581,39 @@ export function storeContract(name: string, open: () => Promise<Store>, uniq: ()
       await s.close();
     }
   });
+
+  test(`${name}: the audit log: appended in order, read back by time, actor and action; no entry can be changed or deleted`, async () => {
+    const s = await open();
+    try {
+      const u = uniq();
+      const [ann, bob] = [`ann${u}`, `bob${u}`];
+      const a1 = await s.appendAudit({ at: 1_000, actor: ann, action: 'user.add', target: bob, source: '10.0.0.7', result: 'ok', details: { admin: false, unixUser: 'bob' } });
+      const a2 = await s.appendAudit({ at: 2_000, actor: bob, action: 'node.drain', target: `n1${u}`, source: '10.0.0.8', result: 'AUTH_FORBIDDEN', details: {} });
+      const a3 = await s.appendAudit({ at: 3_000, actor: ann, action: 'node.undrain', target: `n1${u}`, source: null, result: 'ok', details: { reason: 'back' } });
+      assert.ok(a1.id < a2.id && a2.id < a3.id, 'ids grow with each entry');
+      assert.deepEqual(a1, { id: a1.id, at: 1_000, actor: ann, action: 'user.add', target: bob, source: '10.0.0.7', result: 'ok', details: { admin: false, unixUser: 'bob' } });
+      const mine = (xs: { actor: string }[]) => xs.filter((x) => x.actor === ann || x.actor === bob);
+      assert.deepEqual(mine(await s.listAudit({ afterId: a1.id - 1 })), [a1, a2, a3]);
+      assert.deepEqual(await s.listAudit({ actor: ann }), [a1, a3]);
+      assert.deepEqual(mine(await s.listAudit({ since: 2_000, until: 3_000, afterId: a1.id - 1 })), [a2]);
+      assert.deepEqual(await s.listAudit({ actor: ann, action: 'node.' }), [a3]);
+      assert.deepEqual(await s.listAudit({ actor: ann, action: 'node.drain' }), []);
+      assert.deepEqual(await s.listAudit({ actor: ann, limit: 1 }), [a1]);
+      // Append-only in the database itself: whoever sends the SQL.
+      const raw = rawSql(s);
+      await assert.rejects(raw(`UPDATE audit SET result = 'ok' WHERE id = ${a2.id}`), /append-only/);
+      await assert.rejects(raw(`DELETE FROM audit WHERE id = ${a1.id}`), /append-only/);
+      if (s.kind === 'postgres') await assert.rejects(raw('TRUNCATE audit'), /append-only/);
+      assert.deepEqual(await s.listAudit({ actor: ann }), [a1, a3], 'nothing changed');
+    } finally {
+      await s.close();
+    }
+  });
+}
+
+/** Plain SQL on a store's own connection (tests only): what someone with the database's password could send. */
+function rawSql(s: Store): (sql: string) => Promise<unknown> {
+  const x = s as unknown as { db?: { exec(sql: string): unknown }; pool?: { query(sql: string): Promise<unknown> } };
+  if (s.kind === 'sqlite') return async (sql) => x.db!.exec(sql);
+  return (sql) => x.pool!.query(sql);
 }

@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { WarrenError, formatBytes, parseDuration } from '../../common/index.js';
-import type { AdminClient, NodeView } from '../../api/index.js';
+import type { AdminClient, AuditEntry, NodeView } from '../../api/index.js';
 import { commandGroup } from '../util.js';
 import { addTargetOptions, openAdmin, type TargetOpts } from '../client.js';
 
@@ -19,7 +19,44 @@ async function withAdmin<T>(o: TargetOpts, fn: (a: AdminClient) => Promise<T>): 
 }
 
 function nodeLine(n: NodeView): string {
-  return `${n.name.padEnd(20)}${n.state.padEnd(10)}${`${n.usedCores}/${n.cores}`.padEnd(9)}${formatBytes(n.memoryBytes).padEnd(10)}${String(n.gpus).padEnd(6)}${String(n.running).padEnd(9)}${iso(n.lastSeenAt).padEnd(21)}${Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',')}`;
+  const line = `${n.name.padEnd(20)}${n.state.padEnd(10)}${`${n.usedCores}/${n.cores}`.padEnd(9)}${formatBytes(n.memoryBytes).padEnd(10)}${String(n.gpus).padEnd(6)}${String(n.running).padEnd(9)}${iso(n.lastSeenAt).padEnd(21)}${Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',')}`;
+  // Why it is drained, under it (as `sinfo -R` gives the reason).
+  const why = n.drainedBy ? `  drained by ${n.drainedBy === 'health' ? 'its health check' : 'an admin'}${n.drainReason ? `: ${n.drainReason}` : ''}` : '';
+  return why ? `${line}\n${why}` : line;
+}
+
+/**
+ * A time for --since/--until: an ISO 8601 date or date and time (UTC unless it names a zone:
+ * 2026-12-01, 2026-12-01T14:30, 2026-12-01 14:30:00+01:00), or an age (30m, 24h, 7d: that long ago).
+ */
+export function parseTimeOption(flag: string, v: string, now = Date.now()): number {
+  const hint = `give a date (2026-12-01), a date and time in UTC (2026-12-01T14:30) or with a zone (2026-12-01T14:30+01:00), or an age such as 30m, 24h or 7d`;
+  const t = v.trim();
+  if (/^[0-9]+(\.[0-9]+)?\s*[a-z]+$/i.test(t)) {
+    const s = parseDuration(t);
+    if (s === undefined || !(s >= 0)) throw new WarrenError('CLI_BAD_OPTION', `${flag} "${v}" is not a time or an age`, { hint });
+    return now - Math.round(s * 1000);
+  }
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,3})?)?(Z|[+-]\d{2}:?\d{2})?)?$/.exec(t);
+  if (!m) throw new WarrenError('CLI_BAD_OPTION', `${flag} "${v}" is not a time or an age`, { hint });
+  const [, y, mo, d, h = '00', mi = '00', sec = '00', zone] = m;
+  // The fields as given must exist (no 2026-02-30, no 25:00): JavaScript would roll them over.
+  const probe = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(sec)));
+  if (probe.getUTCFullYear() !== Number(y) || probe.getUTCMonth() !== Number(mo) - 1 || probe.getUTCDate() !== Number(d) || probe.getUTCHours() !== Number(h) || probe.getUTCMinutes() !== Number(mi) || probe.getUTCSeconds() !== Number(sec)) {
+    throw new WarrenError('CLI_BAD_OPTION', `${flag} "${v}" is not a date that exists`, { hint });
+  }
+  const at = Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${sec}${zone ? (zone === 'Z' ? 'Z' : zone.length === 5 ? `${zone.slice(0, 3)}:${zone.slice(3)}` : zone) : 'Z'}`);
+  if (Number.isNaN(at)) throw new WarrenError('CLI_BAD_OPTION', `${flag} "${v}" is not a time`, { hint });
+  if (at > now + 60_000 && flag === '--since') throw new WarrenError('CLI_BAD_OPTION', `${flag} ${v} is in the future`, { hint: 'give a time in the past' });
+  return at;
+}
+
+function auditLine(e: AuditEntry): string {
+  const details = Object.entries(e.details)
+    .filter(([, v]) => v !== null && v !== undefined && v !== '')
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? (/[\s,]/.test(v) ? JSON.stringify(v.length > 120 ? v.slice(0, 117) + '...' : v) : v) : JSON.stringify(v)}`)
+    .join(' ');
+  return `${iso(e.at).padEnd(21)}${e.actor.padEnd(16)}${e.action.padEnd(16)}${(e.target ?? '-').padEnd(22)}${(e.source ?? '-').padEnd(18)}${e.result.padEnd(18)}${details}`;
 }
 
 export function register(program: Command): void {
@@ -37,15 +74,21 @@ export function register(program: Command): void {
     process.stdout.write(`${'NAME'.padEnd(20)}${'STATE'.padEnd(10)}${'CORES'.padEnd(9)}${'MEMORY'.padEnd(10)}${'GPUS'.padEnd(6)}${'RUNNING'.padEnd(9)}${'LAST SEEN'.padEnd(21)}LABELS\n`);
     for (const n of nodes) process.stdout.write(nodeLine(n) + '\n');
   });
-  for (const [verb, on, desc] of [
-    ['drain', true, 'stop placing new jobs on a node (what runs there finishes)'],
-    ['undrain', false, 'place jobs on a drained node again'],
-  ] as const) {
-    addTargetOptions(node.command(verb).description(desc).argument('<name>', 'node name')).action(async (name: string, o: TargetOpts) => {
-      const v = await withAdmin(o, (a) => a.drain(name, on));
-      process.stderr.write(`node ${v.name} ${on ? 'drained' : 'undrained'} (${v.state}, ${v.running} running)\n`);
-    });
-  }
+  addTargetOptions(
+    node
+      .command('drain')
+      .description('stop placing new jobs on a node (what runs there finishes)')
+      .argument('<name>', 'node name')
+      .option('--reason <text>', 'why (shown by `warren node list`, kept in the audit log)'),
+  ).action(async (name: string, o: TargetOpts & { reason?: string }) => {
+    if (o.reason !== undefined && (o.reason.trim() === '' || o.reason.length > 1000)) throw new WarrenError('CLI_BAD_OPTION', '--reason takes a text of 1 to 1000 characters', { hint: 'e.g. --reason "DIMM errors, ticket 4711"' });
+    const v = await withAdmin(o, (a) => a.drain(name, true, o.reason?.trim()));
+    process.stderr.write(`node ${v.name} drained (${v.state}, ${v.running} running)\n`);
+  });
+  addTargetOptions(node.command('undrain').description('place jobs on a drained node again').argument('<name>', 'node name')).action(async (name: string, o: TargetOpts) => {
+    const v = await withAdmin(o, (a) => a.drain(name, false));
+    process.stderr.write(`node ${v.name} undrained (${v.state}, ${v.running} running)\n`);
+  });
   addTargetOptions(node.command('revoke').description("revoke a node's identity: its connections are closed and its next call refused").argument('<name>', 'node name')).action(async (name: string, o: TargetOpts) => {
     await withAdmin(o, (a) => a.revokeNode(name));
     process.stderr.write(`node ${name} revoked: it must join again with a new token\n`);
@@ -125,5 +168,40 @@ export function register(program: Command): void {
   addTargetOptions(user.command('remove').description('remove a user and revoke their API tokens (their workflows stay)').argument('<name>', 'user name')).action(async (name: string, o: TargetOpts) => {
     await withAdmin(o, (a) => a.removeUser(name));
     process.stderr.write(`user ${name} removed\n`);
+  });
+
+  const audit = commandGroup(program, 'audit', 'the audit log: who did what, when, from where (admins)');
+  addTargetOptions(
+    audit
+      .command('list')
+      .description('list audit entries, oldest first: admin actions and actions on another user\'s behalf')
+      .option('--since <time>', 'from this time: 2026-12-01, 2026-12-01T14:30 (UTC), ...+01:00, or an age: 24h, 7d (default: 7d)')
+      .option('--until <time>', 'before this time (same forms)')
+      .option('--user <name>', "only this user's actions (node:NAME: what a node's health check did)")
+      .option('--action <action>', 'only this action (node.drain), or a family (node.)')
+      .option('--limit <n>', 'at most this many entries (default 1000)')
+      .option('--json', 'JSON output'),
+  ).action(async (o: TargetOpts & { since?: string; until?: string; user?: string; action?: string; limit?: string; json?: boolean }) => {
+    const now = Date.now();
+    const since = parseTimeOption('--since', o.since ?? '7d', now);
+    const until = o.until !== undefined ? parseTimeOption('--until', o.until, now) : undefined;
+    if (until !== undefined && until <= since) throw new WarrenError('CLI_BAD_OPTION', `--until ${o.until} is not after --since ${o.since ?? '7d'}`, { hint: 'give --until a later time than --since' });
+    let limit: number | undefined;
+    if (o.limit !== undefined) {
+      limit = Number(o.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new WarrenError('CLI_BAD_OPTION', `--limit must be a whole number from 1 to 10000, not "${o.limit}"`);
+    }
+    if (o.action !== undefined && !/^[a-z][a-z.-]{0,63}$/.test(o.action)) throw new WarrenError('CLI_BAD_OPTION', `--action "${o.action}" is not an action`, { hint: 'e.g. node.drain, user.add, or a family such as node.' });
+    const entries = await withAdmin(o, (a) => a.audit({ since, ...(until !== undefined ? { until } : {}), ...(o.user ? { user: o.user } : {}), ...(o.action ? { action: o.action } : {}), ...(limit ? { limit } : {}) }));
+    if (o.json) {
+      process.stdout.write(JSON.stringify(entries) + '\n');
+      return;
+    }
+    if (entries.length === 0) {
+      process.stderr.write(`no audit entries since ${iso(since)} UTC${o.user ? ` by ${o.user}` : ''}${o.action ? ` for ${o.action}` : ''}\n`);
+      return;
+    }
+    process.stdout.write(`${'TIME (UTC)'.padEnd(21)}${'WHO'.padEnd(16)}${'ACTION'.padEnd(16)}${'TARGET'.padEnd(22)}${'FROM'.padEnd(18)}${'RESULT'.padEnd(18)}DETAILS\n`);
+    for (const e of entries) process.stdout.write(auditLine(e) + '\n');
   });
 }

@@ -114,7 +114,10 @@ export function register(program: Command): void {
     .option('--cores <n>', 'cores the agent may use (default: all)')
     .option('--address <ip>', "where the other nodes reach this one: multinode (MPI) jobs' daemons and ranks (default: its first non-loopback address)")
     .option('--memory <size>', 'memory the agent may hand out (default: all)')
-    .action(async (o: { server: string[]; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string; address?: string }) => {
+    .option('--health-check <command>', "a command (run with /bin/sh -c) that checks this node: exit 0 is healthy; a failure drains the node with its output as the reason, a pass undrains it (as Slurm's HealthCheckProgram)")
+    .option('--health-interval <duration>', 'how often the health check runs (default 60s)')
+    .option('--health-timeout <duration>', 'a health check running longer is killed and fails (default 30s)')
+    .action(async (o: { server: string[]; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string; address?: string; healthCheck?: string; healthInterval?: string; healthTimeout?: string }) => {
       const name = o.name ?? hostname().split('.')[0]!;
       let caPem: string | undefined;
       if (o.ca) {
@@ -142,9 +145,16 @@ export function register(program: Command): void {
       const { composeNodeAgent, loadAgentDaemon } = await import('../../agent/index.js');
       if (o.address !== undefined && isIP(o.address) === 0) throw new WarrenError('CLI_BAD_OPTION', `--address takes an IP address of this node, not "${o.address}"`, { hint: 'e.g. --address 10.0.0.12 (see `ip -br addr`)' });
       const agent = await composeNodeAgent({ name, home: o.data, ...(cores !== undefined ? { cores } : {}), ...(memoryBytes !== undefined ? { memoryBytes } : {}), labels: labels(o.labels), ...(o.address ? { addresses: [o.address] } : {}) });
+      if ((o.healthInterval !== undefined || o.healthTimeout !== undefined) && o.healthCheck === undefined) throw new WarrenError('CLI_BAD_OPTION', '--health-interval and --health-timeout need --health-check COMMAND', { hint: 'e.g. --health-check "/usr/local/sbin/node-ok" --health-interval 5m' });
+      if (o.healthCheck !== undefined && o.healthCheck.trim() === '') throw new WarrenError('CLI_BAD_OPTION', '--health-check needs a command', { hint: 'e.g. --health-check "/usr/local/sbin/node-ok"' });
+      const healthIntervalMs = duration('--health-interval', o.healthInterval);
+      const healthTimeoutMs = duration('--health-timeout', o.healthTimeout);
+      if (healthIntervalMs !== undefined && healthIntervalMs < 1000) throw new WarrenError('CLI_BAD_OPTION', `--health-interval must be at least 1s, not "${o.healthInterval}"`);
+      if (healthTimeoutMs !== undefined && healthTimeoutMs < 100) throw new WarrenError('CLI_BAD_OPTION', `--health-timeout must be at least 100ms, not "${o.healthTimeout}"`);
+      const healthCheck = o.healthCheck !== undefined ? { command: o.healthCheck, ...(healthIntervalMs !== undefined ? { intervalMs: healthIntervalMs } : {}), ...(healthTimeoutMs !== undefined ? { timeoutMs: healthTimeoutMs } : {}) } : undefined;
       const AgentDaemon = await loadAgentDaemon();
       const servers = o.server.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
-      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: labels(o.labels), agent, ...(o.token ? { token: o.token } : {}), ...(caPem ? { caPem } : {}) });
+      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: labels(o.labels), agent, ...(o.token ? { token: o.token } : {}), ...(caPem ? { caPem } : {}), ...(healthCheck ? { healthCheck } : {}) });
       await daemon.start();
       process.stderr.write(`agent ${name}: joined ${servers.join(', ')}; running its jobs (Ctrl-C stops the agent and its jobs)\n`);
       await untilSignal(async () => {

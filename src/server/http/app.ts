@@ -17,6 +17,7 @@ import {
   LOG_ERROR_TRAILER,
   SSE_HEARTBEAT_MS,
   type AdminClient,
+  type AuditRequest,
   type HealthView,
   type ListRequest,
   type LogsRequest,
@@ -34,6 +35,8 @@ export interface Principal {
   unixUser: string;
   admin: boolean;
   tokenId: string;
+  /** Where the request came from (the audit log's "from where"), set by the HTTP layer. */
+  source?: string;
 }
 
 export interface ApiBackend {
@@ -44,6 +47,8 @@ export interface ApiBackend {
    *  for non-admins with AUTH_FORBIDDEN (403). */
   client(p: Principal): WarrenClient & AdminClient;
   health(): Promise<HealthView>;
+  /** Write a refusal the HTTP layer made itself (a non-admin on an admin route) to the audit log. */
+  audit?(e: { actor: string; action: string; target: string | null; source: string | null; result: string; details: Record<string, unknown> }): Promise<void>;
 }
 
 export interface ApiServerOptions {
@@ -158,9 +163,10 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
       if (o.intercept && (await o.intercept(req, reply))) return reply;
       const flags = (req.routeOptions.config ?? {}) as RouteFlags;
       if (flags.public) return;
-      const p = await authenticate(o.backend, req.headers.authorization);
+      const p = { ...(await authenticate(o.backend, req.headers.authorization)), source: sourceOf(req) };
       principals.set(req, p);
       if (flags.admin && !p.admin) {
+        await o.backend.audit?.({ actor: p.user, action: `api ${req.method} ${req.routeOptions.url ?? req.url}`, target: null, source: p.source, result: 'AUTH_FORBIDDEN', details: { url: req.url.slice(0, 300) } });
         throw new WarrenError('AUTH_FORBIDDEN', `${req.method} ${req.routeOptions.url ?? req.url} is for admins; user "${p.user}" is not one`, {
           hint: 'ask an admin of this server to do it, or to make you one',
         });
@@ -329,9 +335,13 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
           operationId: verb,
           summary: on ? 'stop placing new work on a node (running work finishes)' : 'place work on a drained node again',
           params: nameParams,
+          ...(on ? { body: { type: ['object', 'null'], additionalProperties: false, properties: { reason: { type: 'string', minLength: 1, maxLength: 1000, description: 'why (shown by `warren node list` and kept in the audit log)' } } } } : {}),
           response: { 200: ref('Node'), ...ERROR_RESPONSES },
         },
-        handler: async (req) => client(req).drain((req.params as { name: string }).name, on),
+        handler: async (req) => {
+          const reason = (req.body as { reason?: string } | null | undefined)?.reason;
+          return client(req).drain((req.params as { name: string }).name, on, reason);
+        },
       });
     }
     r.post('/nodes/:name/revoke', {
@@ -435,6 +445,28 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
         return reply.code(204).send();
       },
     });
+    r.get('/audit', {
+      config: admin,
+      schema: {
+        tags: ['admin'],
+        operationId: 'audit',
+        summary: 'the audit log, oldest first: every admin action and every action on another user\'s behalf',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            since: { type: 'integer', minimum: 0, description: 'entries at or after this time (ms since the epoch)' },
+            until: { type: 'integer', minimum: 0, description: 'entries before this time (ms since the epoch)' },
+            user: { type: 'string', pattern: NAME_PATTERN, description: "only this user's actions" },
+            action: { type: 'string', pattern: '^[a-z][a-z.-]{0,63}$', description: 'one action (node.drain) or a family ending in a dot (node.)' },
+            afterId: { type: 'integer', minimum: 0, description: 'paging: entries after this id' },
+            limit: { type: 'integer', minimum: 1, maximum: 10_000 },
+          },
+        },
+        response: { 200: arrayOf('AuditEntry'), ...ERROR_RESPONSES },
+      },
+      handler: async (req) => client(req).audit(req.query as AuditRequest),
+    });
   };
   await app.register(api, { prefix: `/api/${API_VERSION}` });
   for (const p of o.plugins ?? []) await app.register(p);
@@ -456,6 +488,12 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
       await app.close();
     },
   };
+}
+
+/** The client's address; a request a follower forwarded names the follower too (the address it claims for its client is kept as claimed). */
+function sourceOf(req: FastifyRequest): string {
+  const via = req.headers['x-warren-client'];
+  return typeof via === 'string' && via.length <= 64 ? `${via} via ${req.ip}` : req.ip;
 }
 
 async function authenticate(backend: ApiBackend, header: string | undefined): Promise<Principal> {
