@@ -896,7 +896,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     const name = l.rec.name;
     if (!h.ok) {
       const why = h.timedOut ? `timed out after ${Math.round(h.durationMs / 1000)} s and was killed` : h.exitCode === null ? 'could not run' : `exited ${h.exitCode}`;
-      const out = h.output.trim().split('\n').slice(-5).join(' | ').slice(-500);
+      const out = h.output.split('\n').map((x) => x.trim()).filter(Boolean).slice(-5).join(' | ').slice(-500);
       const reason = `health check failed: \`${h.command.slice(0, 200)}\` ${why}${out ? `: ${out}` : ''}`;
       if (!l.rec.drained) {
         this.setDrain(l, { drained: true, drainReason: reason, drainedBy: 'health' });

@@ -189,7 +189,7 @@ export function register(program: Command): void {
     let limit: number | undefined;
     if (o.limit !== undefined) {
       limit = Number(o.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new WarrenError('CLI_BAD_OPTION', `--limit must be a whole number from 1 to 10000, not "${o.limit}"`);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new WarrenError('CLI_BAD_OPTION', `--limit must be a whole number from 1 to 10000, not "${o.limit}"`, { hint: 'e.g. --limit 100; page with --since' });
     }
     if (o.action !== undefined && !/^[a-z][a-z.-]{0,63}$/.test(o.action)) throw new WarrenError('CLI_BAD_OPTION', `--action "${o.action}" is not an action`, { hint: 'e.g. node.drain, user.add, or a family such as node.' });
     const entries = await withAdmin(o, (a) => a.audit({ since, ...(until !== undefined ? { until } : {}), ...(o.user ? { user: o.user } : {}), ...(o.action ? { action: o.action } : {}), ...(limit ? { limit } : {}) }));

@@ -457,7 +457,7 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
           properties: {
             since: { type: 'integer', minimum: 0, description: 'entries at or after this time (ms since the epoch)' },
             until: { type: 'integer', minimum: 0, description: 'entries before this time (ms since the epoch)' },
-            user: { type: 'string', pattern: NAME_PATTERN, description: "only this user's actions" },
+            user: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,255}$', description: "only this user's actions (node:NAME: a node's health check)" },
             action: { type: 'string', pattern: '^[a-z][a-z.-]{0,63}$', description: 'one action (node.drain) or a family ending in a dot (node.)' },
             afterId: { type: 'integer', minimum: 0, description: 'paging: entries after this id' },
             limit: { type: 'integer', minimum: 1, maximum: 10_000 },
