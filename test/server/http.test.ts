@@ -451,6 +451,19 @@ describe('administration', () => {
     assert.deepEqual(nodes[0]!.labels, { rack: 'r1' });
     assert.equal((await root.drain('n001', true)).state, 'draining');
     assert.equal((await root.drain('n001', false)).state, 'ready');
+    // With a reason; a plain POST without a body (curl -X POST) drains too; a bad body is refused.
+    const why = await root.drain('n001', true, 'DIMM swap');
+    assert.deepEqual([why.drainReason, why.drainedBy], ['DIMM swap', 'admin']);
+    const auth = { authorization: `Bearer ${adminToken}` };
+    assert.equal((await rawRequest('POST', '/api/v1/nodes/n001/drain', { headers: auth })).status, 200);
+    assert.equal((await rawRequest('POST', '/api/v1/nodes/n001/drain', { headers: { ...auth, 'content-type': 'application/json' }, body: '{}' })).status, 200);
+    const badBody = await rawRequest('POST', '/api/v1/nodes/n001/drain', { headers: { ...auth, 'content-type': 'application/json' }, body: '{"reason":"","force":true}' });
+    assert.equal(badBody.status, 400);
+    assert.equal(badBody.body.error.code, 'API_BAD_REQUEST');
+    assert.equal((await root.drain('n001', false)).state, 'ready');
+    // The admin's actions reached the audit log with where they came from.
+    const log = await root.audit({ user: 'root' });
+    assert.ok(log.some((e) => e.action === 'node.drain' && e.details.reason === 'DIMM swap' && e.source === '127.0.0.1'), JSON.stringify(log));
     assert.equal(await root.revokeNode('n002'), undefined);
     assert.equal((await root.nodes()).find((n) => n.name === 'n002')!.state, 'revoked');
     await root.deleteNode('n002');
@@ -499,6 +512,7 @@ describe('administration', () => {
       ['addUser', () => alice.addUser({ name: 'mallory', admin: true })],
       ['users', () => alice.users()],
       ['removeUser', () => alice.removeUser('root')],
+      ['audit', () => alice.audit()],
     ];
     for (const [name, call] of calls) {
       const e = await refused(call(), 'AUTH_FORBIDDEN', 403);
@@ -507,6 +521,10 @@ describe('administration', () => {
     assert.equal(backend.nodesByName.get('n001')!.state, 'ready');
     assert.ok(backend.users.has('root'));
     assert.ok(!backend.users.has('mallory'));
+    // Each refusal is in the audit log, as alice's.
+    const refusals = backend.auditLog.filter((e) => e.actor === 'alice' && e.result === 'AUTH_FORBIDDEN');
+    assert.equal(refusals.length, calls.length);
+    assert.ok(refusals.some((e) => e.action === 'api POST /api/v1/users'));
   });
 });
 
