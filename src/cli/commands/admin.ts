@@ -203,5 +203,7 @@ export function register(program: Command): void {
     }
     process.stdout.write(`${'TIME (UTC)'.padEnd(21)}${'WHO'.padEnd(16)}${'ACTION'.padEnd(16)}${'TARGET'.padEnd(22)}${'FROM'.padEnd(18)}${'RESULT'.padEnd(18)}DETAILS\n`);
     for (const e of entries) process.stdout.write(auditLine(e) + '\n');
+    const max = limit ?? 1000;
+    if (entries.length >= max) process.stderr.write(`${entries.length} entries shown, the limit: the next ones with --since "${new Date(entries.at(-1)!.at).toISOString()}", or raise --limit\n`);
   });
 }
