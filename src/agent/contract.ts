@@ -21,6 +21,17 @@ export const GANG_PROTOCOL_MINOR = 1;
  *  servers ignore the field (heartbeat bodies may carry more than they know). */
 export const HEALTH_PROTOCOL_MINOR = 2;
 
+/** The device names a job's `resource.devices` may ask GPUs with. */
+export const GPU_DEVICE_KEYS = ['nvidia.com/gpu', 'gpu', 'amd.com/gpu'] as const;
+
+/** How many GPUs a job asks for (per node). */
+export function gpusOfJob(j: JobSpec | undefined): number {
+  const d = j?.resources.devices ?? {};
+  let n = 0;
+  for (const k of GPU_DEVICE_KEYS) n += d[k] ?? 0;
+  return n;
+}
+
 export interface GpuInfo {
   index: number;
   model: string;

@@ -16,6 +16,7 @@ import { GangDir, IN_CONTAINER, implementationOf, launcherPlan, mpiHelperPath, n
 import type { DataOptions, EgressFn, IngressFn, SecretResolver } from '../data/index.js';
 import {
   AGENT_PROTOCOL,
+  gpusOfJob,
   type AdmissionRequest,
   type Agent,
   type AgentListener,
@@ -57,7 +58,7 @@ export interface LocalAgentOptions {
   addresses?: string[];
 }
 
-type Entry = { task: TaskAssignment; cores: number; memoryBytes: number; exclusive: boolean; hooks: SubmitHooks };
+type Entry = { task: TaskAssignment; cores: number; memoryBytes: number; gpus: number; exclusive: boolean; hooks: SubmitHooks };
 type Running = { entry: Entry; handle: RunningTask | null; killed: 'canceled' | 'timeout' | null; stopping: boolean; abort?: AbortController; gang?: GangRun };
 
 /** A multinode job's part on this node (./mpi.ts). */
@@ -96,6 +97,8 @@ export class LocalAgent implements Agent {
   private readonly addresses: string[];
   private usedCores = 0;
   private usedMemory = 0;
+  /** Indexes of the GPUs no running job holds, lowest first: a GPU is one job's at a time. */
+  private readonly freeGpus: number[];
   private exclusiveRunning = false;
   private readonly queue: Entry[] = [];
   private readonly running = new Map<string, Running>();
@@ -110,6 +113,7 @@ export class LocalAgent implements Agent {
     this.memoryBytes = opts.memoryBytes ?? totalmem();
     this.name = opts.name ?? hostname();
     this.addresses = opts.addresses ?? nodeAddresses();
+    this.freeGpus = (opts.gpus ?? []).map((g) => g.index).sort((a, b) => a - b);
   }
 
   info(): NodeInfo {
@@ -155,6 +159,13 @@ export class LocalAgent implements Agent {
         { hint: 'lower resource.memory.size (mind `by-core`), or run it on a larger node' },
       );
     }
+    const gpus = this.opts.gpus?.length ?? 0;
+    if (req.gpus * (nodes > 1 ? nodes : 1) > gpus) {
+      const want = req.gpus * (nodes > 1 ? nodes : 1);
+      return new WarrenError('AGENT_NOT_ENOUGH_GPUS', `${req.name} needs ${want} GPU${want === 1 ? '' : 's'}${nodes > 1 ? ` (${nodes} nodes × ${req.gpus}, all on this machine without a cluster)` : ''}; this node has ${gpus}${gpus === 0 ? ' (nvidia-smi lists none)' : ''}`, {
+        hint: gpus === 0 ? 'run it where GPUs are (`warren --context NAME run` on a cluster with GPU nodes), or remove resource.devices from the job' : `lower the job's GPU request to at most ${gpus}, or run it on a cluster`,
+      });
+    }
     if (req.container && !this.opts.container) {
       return new WarrenError('AGENT_NO_CONTAINER_RUNTIME', `${req.name} names an image but this node has no container runtime`, {
         hint: 'install runc (apt-get install runc), or remove `image:` to run the job as a host process',
@@ -171,6 +182,7 @@ export class LocalAgent implements Agent {
       // A multinode job on one machine (no gang): all its nodes' cores are here.
       cores: task.kind === 'job' && spec ? spec.resources.cores * (spec.multinode && !task.gang ? spec.multinode.nodes : 1) : 0,
       memoryBytes: task.kind === 'job' && spec ? (spec.resources.memoryBytes ?? 0) : 0,
+      gpus: task.kind === 'job' && spec && !(task.simulate !== undefined || task.sleepSec !== undefined) ? gpusOfJob(spec) * (spec.multinode && !task.gang ? spec.multinode.nodes : 1) : 0,
       exclusive: task.kind === 'job' && spec ? spec.resources.exclusive : false,
     };
     // Data units take no core slot: they wait on the network, not the CPU.
@@ -252,7 +264,7 @@ export class LocalAgent implements Agent {
       const t = this.queue[i]!;
       const fits = t.exclusive
         ? this.usedCores === 0
-        : this.usedCores + t.cores <= this.cores && this.usedMemory + t.memoryBytes <= this.memoryBytes;
+        : this.usedCores + t.cores <= this.cores && this.usedMemory + t.memoryBytes <= this.memoryBytes && t.gpus <= this.freeGpus.length;
       if (!fits) {
         if (t.exclusive) return; // do not starve an exclusive job by backfilling around it
         i++;
@@ -276,6 +288,7 @@ export class LocalAgent implements Agent {
     const cores = e.exclusive ? this.cores : e.cores;
     this.usedCores += cores;
     this.usedMemory += e.memoryBytes;
+    const gpus = this.freeGpus.splice(0, e.gpus);
     if (e.exclusive) this.exclusiveRunning = true;
     const r: Running = { entry: e, handle: null, killed: null, stopping: false };
     this.running.set(t.attemptId, r);
@@ -283,6 +296,10 @@ export class LocalAgent implements Agent {
       if (!this.running.delete(t.attemptId)) return;
       this.usedCores -= cores;
       this.usedMemory -= e.memoryBytes;
+      if (gpus.length) {
+        this.freeGpus.push(...gpus);
+        this.freeGpus.sort((a, b) => a - b);
+      }
       if (e.exclusive) this.exclusiveRunning = false;
       this.emitExit(t.attemptId, info, failure);
       this.pump();
@@ -294,7 +311,7 @@ export class LocalAgent implements Agent {
     let req: LaunchRequest;
     let runtime: Runtime;
     try {
-      req = this.launchRequest(t);
+      req = this.launchRequest(t, gpus);
       runtime = req.container ? (t.trust && this.opts.containerFor ? this.opts.containerFor(t.trust)! : this.opts.container!) : this.opts.process;
       if (!runtime) throw new WarrenError('AGENT_NO_CONTAINER_RUNTIME', `${t.name} names an image but this node has no container runtime`, { hint: 'install runc (apt-get install runc)' });
     } catch (err) {
@@ -620,7 +637,8 @@ export class LocalAgent implements Agent {
     return acc;
   }
 
-  private launchRequest(t: TaskAssignment): LaunchRequest {
+  /** The runtime's request for a job; `gpus`: the GPU indexes it holds on this node. */
+  private launchRequest(t: TaskAssignment, gpus: number[] = []): LaunchRequest {
     const spec = t.job as JobSpec;
     const runDir = this.runDir(t.workflowId);
     const who = this.identity(t);
@@ -668,6 +686,12 @@ export class LocalAgent implements Agent {
       env.WARREN_TASK_ID = String(t.task);
       env.FB_TASK_ID = String(t.task);
     }
+    if (gpus.length) {
+      // A host process sees the node's numbering; a container sees only its GPUs (the
+      // container runtime sets these to what it passes through).
+      env.WARREN_GPUS = gpus.join(',');
+      if (!container) env.CUDA_VISIBLE_DEVICES = env.NVIDIA_VISIBLE_DEVICES = gpus.join(',');
+    }
     let cwd: string;
     const toHost = (p: string): string => {
       for (const m of mounts) if (p === m.target || p.startsWith(m.target.endsWith('/') ? m.target : m.target + '/')) return m.host + p.slice(m.target.length);
@@ -698,7 +722,7 @@ export class LocalAgent implements Agent {
       mounts,
       ...(who ? { user: { uid: who.uid, gid: who.gid, groups: who.groups, name: who.name } } : {}),
       // A simulated run replays estimates as host sleeps: no image is needed.
-      container: spec.image && container ? { image: spec.image.uri, hostname: spec.multinode ? this.name : spec.name, ...this.registryAuth(spec.image.secret) } : undefined,
+      container: spec.image && container ? { image: spec.image.uri, hostname: spec.multinode ? this.name : spec.name, ...(gpus.length ? { gpus } : {}), ...this.registryAuth(spec.image.secret) } : undefined,
     };
   }
 

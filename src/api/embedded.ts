@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { WarrenError, pidAlive, warrenHome, isWarrenError, didYouMean } from '../common/index.js';
 import { explainWaiting, TERMINAL, type NodeCounts, type UnitSnapshot, type WorkflowStatus } from '../engine/index.js';
-import { LocalAgent, logPaths, type Agent } from '../agent/index.js';
+import { LocalAgent, discoverNodeGpus, gpusOfJob, logPaths, type Agent } from '../agent/index.js';
 import { createProcessRuntime, closeSpawner, type Runtime } from '../runtime/index.js';
 import { Orchestrator, PlanPlacement, holderIsGone, RunHub, summaryOf, detailOf, jobCounts, checkLogTarget, followStore, type DriveHooks, type RunOptions } from '../server/index.js';
 import { parsePlatform } from '../scheduler/index.js';
@@ -270,7 +270,10 @@ export class EmbeddedClient implements WarrenClient {
     const mover = dataMover(this.home);
     const needsSecrets = wf !== undefined && Object.values(wf.jobs).some((j) => j.image?.secret);
     const secrets = needsSecrets ? (await import('../data/index.js')).defaultSecretResolver(this.home) : undefined;
-    return new LocalAgent({ home: this.home, cores: this.cores(), process: createProcessRuntime(), container, transfers: mover, ...(secrets ? { secrets } : {}) });
+    // The GPUs nvidia-smi lists (asked only when a job wants GPUs: or resuming, whose jobs are not known here).
+    const needsGpus = wf === undefined || Object.values(wf.jobs).some((j) => gpusOfJob(j) > 0);
+    const gpus = needsGpus ? discoverNodeGpus() : [];
+    return new LocalAgent({ home: this.home, cores: this.cores(), process: createProcessRuntime(), container, transfers: mover, gpus, ...(secrets ? { secrets } : {}) });
   }
 
   /** The orchestrator of this machine for a workflow, and its trust gate (built once: the

@@ -10,13 +10,12 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { WarrenError, pidAlive } from '../common/index.js';
 import { Engine, TERMINAL, type NodeCounts, type WorkflowStatus } from '../engine/index.js';
-import type { Agent, TaskUser } from '../agent/index.js';
+import { gpusOfJob, type Agent, type TaskUser } from '../agent/index.js';
 import { stopRecordedAttempt } from '../runtime/index.js';
 import type { Workflow } from '../workflow/index.js';
 import type { AttemptRecord, RunLease, Store, WorkflowRecord } from '../store/index.js';
 import type { Placement } from './placement.js';
 import { RunDriver, type DriveHooks, type RunOptions } from './driver.js';
-import { gpusOfSpec } from './pool.js';
 
 export type { DriveHooks, RunOptions } from './driver.js';
 
@@ -102,7 +101,7 @@ export class Orchestrator {
     for (const j of Object.values(wf.jobs)) {
       let last: WarrenError | null = null;
       for (const agent of agents) {
-        last = agent.admit({ name: `job ${j.name}`, cores: j.resources.cores, ...(j.multinode ? { nodes: j.multinode.nodes } : {}), memoryBytes: j.resources.memoryBytes ?? 0, gpus: gpusOfSpec(j), container: j.image !== undefined && !simulate });
+        last = agent.admit({ name: `job ${j.name}`, cores: j.resources.cores, ...(j.multinode ? { nodes: j.multinode.nodes } : {}), memoryBytes: j.resources.memoryBytes ?? 0, gpus: gpusOfJob(j), container: j.image !== undefined && !simulate });
         if (!last) break;
       }
       if (last) problems.push(last);

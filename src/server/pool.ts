@@ -20,7 +20,7 @@
 
 import { WarrenError } from '../common/index.js';
 import type { Agent, AgentListener, AdmissionRequest, AttemptExited, AttemptStarted, AttemptState, GangInfo, LaunchEvent, LaunchOrder, LogRequest, NodeInfo, SubmitHooks, TaskAssignment } from '../agent/index.js';
-import { AGENT_PROTOCOL, GANG_PROTOCOL_MINOR } from '../agent/index.js';
+import { AGENT_PROTOCOL, GANG_PROTOCOL_MINOR, gpusOfJob } from '../agent/index.js';
 import { scheduleCluster, type ClusterNode, type PendingJob, type RunningJob } from '../scheduler/index.js';
 import type { Clock } from './driver.js';
 import type { JobSpec } from '../workflow/index.js';
@@ -87,8 +87,6 @@ interface Placed {
   parent?: string;
 }
 
-const GPU_KEYS = ['nvidia.com/gpu', 'gpu', 'amd.com/gpu'];
-
 /** Every node carries its own name as this label (for units that must run where their volumes are). */
 export const NODE_LABEL = 'warren.node';
 /** Nodes whose agents run multinode gangs (protocol 1.1) carry this label; gangs ask for it. */
@@ -99,15 +97,8 @@ export function memberId(launcher: string, index: number): string {
   return `${launcher}#${index}`;
 }
 
-export function gpusOfSpec(j: JobSpec | undefined): number {
-  const d = j?.resources.devices ?? {};
-  let n = 0;
-  for (const k of GPU_KEYS) n += d[k] ?? 0;
-  return n;
-}
-
 export function gpusOf(t: TaskAssignment): number {
-  return gpusOfSpec(t.job);
+  return gpusOfJob(t.job);
 }
 
 export class ClusterPool implements Agent {
