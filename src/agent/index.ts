@@ -28,5 +28,6 @@ export type { AgentDaemon, AgentDaemonOptions, AgentDaemonTimers, AgentDaemonEve
 export { nodePolicy } from './policy.js';
 export type { NodePolicy } from './policy.js';
 export { composeNodeAgent } from './node.js';
+export { parseServerUrl } from './servers.js';
 export type { NodeAgentOptions } from './node.js';
 export { parseNvidiaSmi, discoverNodeGpus } from './gpus.js';

@@ -93,6 +93,8 @@ export const ERROR_CODES = {
   IMAGE_UNSIGNED: { exit: 2, http: 403 },
   IMAGE_UNTRUSTED_SIGNER: { exit: 2, http: 403 },
   IMAGE_ZSTD_MISSING: { exit: 1, http: 500 },
+  INSTALL_UNIT_EXISTS: { exit: 2, http: 409 },
+  INSTALL_WRITE_FAILED: { exit: 1, http: 500 },
   KEY_AMBIGUOUS: { exit: 2, http: 400 },
   KEY_INVALID: { exit: 2, http: 400 },
   KEY_NOT_FOUND: { exit: 2, http: 404 },
