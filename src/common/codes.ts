@@ -93,6 +93,7 @@ export const ERROR_CODES = {
   IMAGE_UNSIGNED: { exit: 2, http: 403 },
   IMAGE_UNTRUSTED_SIGNER: { exit: 2, http: 403 },
   IMAGE_ZSTD_MISSING: { exit: 1, http: 500 },
+  INSTALL_BAD_PATH: { exit: 2, http: 400 },
   INSTALL_UNIT_EXISTS: { exit: 2, http: 409 },
   INSTALL_WRITE_FAILED: { exit: 1, http: 500 },
   KEY_AMBIGUOUS: { exit: 2, http: 400 },

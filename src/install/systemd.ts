@@ -68,6 +68,21 @@ export function execWord(s: string): string {
   return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
+/**
+ * The executable, the first word of ExecStart=: systemd resolves specifiers in it but not
+ * `$` variables, and refuses quotes and backslashes in it ("Executable name contains
+ * special characters").
+ */
+function execPath(p: string): string {
+  if (/["'\\]/.test(p)) {
+    throw new WarrenError('INSTALL_BAD_PATH', `the node binary ${p} has a quote or a backslash in its path, which systemd cannot run`, {
+      hint: 'install Node where its path has none, e.g. /usr/bin/node (Debian: apt-get install nodejs), and run `warren install` with that node',
+    });
+  }
+  const v = specifierSafe(p);
+  return /\s/.test(v) ? `"${v}"` : v;
+}
+
 /** A path in a setting that splits its value into quoted words (ReadWritePaths=, Environment=). */
 function quotedValue(s: string): string {
   const v = specifierSafe(s);
@@ -82,6 +97,16 @@ function absolutePath(flag: string, p: string): string {
   return n.length > 1 ? n.replace(/\/+$/, '') : n;
 }
 
+/** The node binary or bin/warren.js: absolute, no control character (it is where this Warren runs from, not an option). */
+function programPath(what: string, p: string): string {
+  if (!isAbsolute(p) || /[\x00-\x1f\x7f]/.test(p)) {
+    throw new WarrenError('INSTALL_BAD_PATH', `${what} is at ${JSON.stringify(p)}, which a unit cannot name (not absolute, or a control character)`, {
+      hint: 'run `warren install` from a Warren and a Node installed at plain absolute paths, e.g. /opt/warren and /usr/bin/node',
+    });
+  }
+  return normalize(p);
+}
+
 /** `warren` under /var/lib: the StateDirectory= of a data directory below /var/lib (systemd creates and owns it). */
 function stateDirectory(data: string): string | undefined {
   const rel = posix.relative('/var/lib', data);
@@ -92,12 +117,12 @@ function stateDirectory(data: string): string | undefined {
 export function systemdUnit(o: UnitOptions): Unit {
   const data = absolutePath('--data', o.data);
   if (data === '/') throw bad('--data / would make the whole file system the data directory', 'give a directory of its own, e.g. /var/lib/warren');
-  const envFile = absolutePath('--env-file', o.envFile);
-  const node = absolutePath('the node binary', o.program.node);
-  const script = absolutePath("Warren's bin/warren.js", o.program.script);
+  const envFile = absolutePath('--environment-file', o.envFile);
+  const node = programPath('the node binary', o.program.node);
+  const script = programPath("Warren's bin/warren.js", o.program.script);
   const state = stateDirectory(data);
   const kind = o.kind;
-  const args: string[] = [node, ...o.program.nodeArgs, script, kind, '--data', data];
+  const args: string[] = [...o.program.nodeArgs, script, kind, '--data', data];
   const lines: string[] = [];
   const add = (...l: string[]) => lines.push(...l);
 
@@ -176,7 +201,7 @@ export function systemdUnit(o: UnitOptions): Unit {
   }
 
   // `$VAR` as a word of its own: the variable's value split at whitespace (none when unset).
-  const exec = [...args.map(execWord), `$${OPTIONS_VARIABLE[kind]}`].join(' ');
+  const exec = [execPath(node), ...args.map(execWord), `$${OPTIONS_VARIABLE[kind]}`].join(' ');
   add(
     `ExecStart=${exec}`,
     'Restart=on-failure',
@@ -206,6 +231,9 @@ export function systemdUnit(o: UnitOptions): Unit {
       '# warren-spawn (its owner pipe and PR_SET_PDEATHSIG), after a kill -9 of the agent too.',
       '# Not control-group: that would SIGTERM every job at the same moment, behind the agent\'s back.',
       'KillMode=mixed',
+      "# The directories the agent makes for a job running as its user (runs/ID/work) must be",
+      "# traversable by that user: systemd's default umask, whatever DefaultUMask= says.",
+      'UMask=0022',
       '# Jobs inherit these limits: many open files; MPI over RDMA pins memory; no task limit on the unit.',
       'LimitNOFILE=131072',
       'LimitMEMLOCK=infinity',

@@ -26,30 +26,29 @@ export function thisProgram(): UnitProgram {
 }
 
 /**
- * Paths a non-root account cannot reach by the "other" permission bits: a directory above
- * them without o+x, or the file without o+r (e.g. a checkout under /root, mode 0700).
+ * Paths a non-root account cannot reach by the "other" permission bits: the outermost
+ * directory above them without o+x (e.g. /root, mode 0700, above a checkout), or the file
+ * itself without o+r.
  */
 export function unreadableByOthers(paths: readonly string[]): string[] {
   const out: string[] = [];
-  for (const p of paths) {
-    let d = dirname(p);
-    for (;;) {
-      try {
-        if ((statSync(d).mode & 0o001) === 0) {
-          out.push(`${d} (mode ${(statSync(d).mode & 0o777).toString(8).padStart(4, '0')}, above ${p})`);
-          break;
-        }
-      } catch {
-        /* not there: it cannot be read either, but another check says so */
-      }
-      if (dirname(d) === d) break;
-      d = dirname(d);
-    }
+  const mode = (p: string): number | undefined => {
     try {
-      if ((statSync(p).mode & 0o004) === 0) out.push(`${p} (not readable by other users)`);
+      return statSync(p).mode & 0o777;
     } catch {
-      /* as above */
+      return undefined; // not there: the unit's start says so
     }
+  };
+  for (const p of paths) {
+    let blocked: string | undefined;
+    for (let d = dirname(p); ; d = dirname(d)) {
+      const m = mode(d);
+      if (m !== undefined && (m & 0o001) === 0) blocked = `${d} (mode ${m.toString(8).padStart(4, '0')}, above ${p})`;
+      if (dirname(d) === d) break;
+    }
+    if (blocked) out.push(blocked);
+    const m = mode(p);
+    if (m !== undefined && (m & 0o004) === 0) out.push(`${p} (not readable by other users)`);
   }
   return [...new Set(out)];
 }

@@ -75,10 +75,10 @@ describe('the server unit', () => {
     assert.deepEqual(execArgv(setting(u.text, 'ExecStart')!, {}).slice(-2), ['--store', store]);
   });
 
-  test('refuses a relative or root --data, a relative --env-file, a bad --user, a --store with a password', () => {
+  test('refuses a relative or root --data, a relative --environment-file, a bad --user, a --store with a password', () => {
     refused(() => server({ data: 'var/lib/warren' }), 'CLI_BAD_OPTION', /--data must be an absolute path/);
     refused(() => server({ data: '/' }), 'CLI_BAD_OPTION', /whole file system/);
-    refused(() => server({ envFile: 'server.env' }), 'CLI_BAD_OPTION', /--env-file must be an absolute path/);
+    refused(() => server({ envFile: 'server.env' }), 'CLI_BAD_OPTION', /--environment-file must be an absolute path/);
     refused(() => server({ data: '/var/lib/a\nb' }), 'CLI_BAD_OPTION', /control character/);
     refused(() => server({ user: 'no body' }), 'CLI_BAD_OPTION', /not a valid Unix account/);
     refused(() => server({ store: 'postgres://warren:s3cret@db/warren' }), 'CLI_BAD_OPTION', /holds a password/);
@@ -141,10 +141,18 @@ describe('ExecStart= words', () => {
   test('every string without control characters reads back as itself', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'grapheme' }).filter((s) => !/[\x00-\x1f\x7f]/.test(s)), (s) => {
-        assert.deepEqual(execArgv(execWord(s), {}), [s]);
+        assert.deepEqual(execArgv(`/bin/x ${execWord(s)}`, {}), ['/bin/x', s]);
       }),
       { numRuns: 2000 },
     );
+  });
+
+  test('the executable is taken literally but for specifiers ($ is not expanded there); quotes and backslashes in it are refused', () => {
+    const u = systemdUnit({ kind: 'agent', program: { ...program, node: '/opt/node 20/bin/no$de%' }, data: '/d', envFile: '/e', servers: ['https://h:1'] });
+    assert.match(setting(u.text, 'ExecStart')!, /^"\/opt\/node 20\/bin\/no\$de%%" --max-semi-space-size=2 /);
+    assert.equal(execArgv(setting(u.text, 'ExecStart')!, {})[0], '/opt/node 20/bin/no$de%');
+    refused(() => systemdUnit({ kind: 'server', program: { ...program, node: '/opt/"node"/node' }, data: '/d', envFile: '/e' }), 'INSTALL_BAD_PATH', /quote or a backslash/);
+    refused(() => systemdUnit({ kind: 'server', program: { ...program, script: 'bin/warren.js' }, data: '/d', envFile: '/e' }), 'INSTALL_BAD_PATH', /bin\/warren.js is at "bin\/warren.js"/);
   });
 
   test("node's options come from bin/warren.js's first line", () => {

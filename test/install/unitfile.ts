@@ -66,10 +66,13 @@ function specifiers(s: string): string {
   });
 }
 
-/** The argv of an ExecStart= value, with `env` for $VAR (split at whitespace) and ${VAR} (one word). */
+/** The argv of an ExecStart= value (the executable first), with `env` for $VAR (split at whitespace) and ${VAR} (one word). */
 export function execArgv(value: string, env: Record<string, string>): string[] {
   const out: string[] = [];
-  for (const { word, quoted } of splitWords(value)) {
+  const words = splitWords(value);
+  // The executable: specifiers only (systemd does not expand variables in it).
+  if (words.length) out.push(specifiers(words.shift()!.word));
+  for (const { word, quoted } of words) {
     const m = /^\$([A-Za-z_][A-Za-z0-9_]*)$/.exec(word);
     if (m && !quoted) {
       out.push(...(env[m[1]!] ?? '').split(/\s+/).filter(Boolean));

@@ -30,7 +30,7 @@ export function parseLabels(v: string | undefined): Record<string, string> {
   if (!v) return out;
   for (const kv of v.split(',')) {
     const m = /^([A-Za-z0-9_.\/-]+)=([^,]*)$/.exec(kv.trim());
-    if (!m) throw new WarrenError('CLI_BAD_OPTION', `--labels takes k=v,k2=v2, and "${kv}" is not k=v`);
+    if (!m) throw new WarrenError('CLI_BAD_OPTION', `--labels takes k=v,k2=v2, and "${kv}" is not k=v`, { hint: 'e.g. --labels rack=a1,gpu=a100 (names: letters, digits, _ . / -)' });
     out[m[1]!] = m[2]!;
   }
   return out;

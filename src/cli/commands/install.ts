@@ -17,7 +17,7 @@ interface SystemdOptions {
   name?: string;
   ca?: string;
   labels?: string;
-  envFile?: string;
+  environmentFile?: string;
   print?: boolean;
   force?: boolean;
 }
@@ -38,7 +38,7 @@ export function register(program: Command): void {
     .option('--name <name>', "the node's name (agent; default: its host name)")
     .option('--ca <file>', "the cluster CA the agent trusts the server with (absolute; the server's DATA/ca.pem)")
     .option('--labels <k=v,...>', 'node labels (agent)')
-    .option('--env-file <file>', 'the optional environment file the unit reads (default /etc/warren/server.env or agent.env)')
+    .option('--environment-file <file>', 'the optional environment file the unit reads (default /etc/warren/server.env or agent.env)')
     .option('--print', 'print the unit on stdout instead of writing it')
     .option('--force', 'replace an existing unit file')
     .action(async (o: SystemdOptions) => {
@@ -59,7 +59,7 @@ export function register(program: Command): void {
       const install = await import('../../install/index.js');
       const labels = o.labels !== undefined ? Object.entries(parseLabels(o.labels)).map(([k, v]) => `${k}=${v}`).join(',') : undefined;
       const data = o.data ?? install.DEFAULT_DATA[kind];
-      const envFile = o.envFile ?? install.DEFAULT_ENV_FILE[kind];
+      const envFile = o.environmentFile ?? install.DEFAULT_ENV_FILE[kind];
       const unit = install.systemdUnit({
         kind,
         program: install.thisProgram(),
