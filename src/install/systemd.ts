@@ -76,7 +76,7 @@ export function execWord(s: string): string {
 function execPath(p: string): string {
   if (/["'\\]/.test(p)) {
     throw new WarrenError('INSTALL_BAD_PATH', `the node binary ${p} has a quote or a backslash in its path, which systemd cannot run`, {
-      hint: 'install Node where its path has none, e.g. /usr/bin/node (Debian: apt-get install nodejs), and run `warren install` with that node',
+      hint: 'install Node 20 where its path has none (e.g. /usr/bin/node) and run `warren install` with that node',
     });
   }
   const v = specifierSafe(p);

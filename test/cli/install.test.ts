@@ -17,7 +17,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { systemdUnit, unreadableByOthers } from '../../src/install/index.js';
 import { tempDir, warrenBin } from '../helpers.js';
-import { atProcessExit, waitFor } from '../helpers/cleanup.js';
+import { atProcessExit, pidAlive, waitFor } from '../helpers/cleanup.js';
 import { execArgv, parseEnvFile, setting, settingWords, unitSettings } from '../install/unitfile.js';
 
 const ANALYZE = '/usr/bin/systemd-analyze';
@@ -242,7 +242,10 @@ describe('warren install systemd', () => {
     assert.match(wrong.out, /warren-agent\.service/);
   });
 
-  test('both units verify cleanly, start as written, serve, join, run a job, and stop on SIGTERM', { skip: isRoot ? false : 'needs root (as the units do: the agent runs as root, the server as another user in a sandbox)', timeout: 180_000 }, async () => {
+  /** Install both units, start them as written, use the cluster, stop them. `store`: WARREN_STORE in the server's environment file (else DATA/warren.db). */
+  async function installedCluster(label: string, store?: string): Promise<void> {
+    const units = join(t.dir, `units-${label}`);
+    mkdirSync(units);
     // A system account of its own, as `useradd --system warren` makes (systemd-analyze rightly
     // calls `nobody` unsafe for a service).
     const user = `wtest-${randomBytes(4).toString('hex')}`;
@@ -250,15 +253,25 @@ describe('warren install systemd', () => {
     assert.equal(add.status, 0, `useradd: ${add.stderr}`);
     const serverData = mkdtempSync('/var/lib/warren-test-server-');
     const agentData = mkdtempSync('/var/lib/warren-test-agent-');
-    const etc = join(t.dir, 'etc warren'); // a space: quoting on the real command line
+    const etc = join(t.dir, `etc warren ${label}`); // a space: quoting on the real command line
     mkdirSync(etc);
     const started: Started[] = [];
-    const cleanupLater = atProcessExit(() => {
-      for (const s of started) if (s.p.pid) try { process.kill(-s.p.pid, 'SIGKILL'); } catch { /* gone */ }
+    /** Whatever is still running is killed (its process group: a unit's cgroup), the directories and the account removed. */
+    const removeAll = (): number | null => {
+      for (const s of started) {
+        if (s.p.pid && groupAlive(s.p.pid)) {
+          try {
+            process.kill(-s.p.pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }
+      }
       rmSync(serverData, { recursive: true, force: true });
       rmSync(agentData, { recursive: true, force: true });
-      spawnSync('userdel', [user]);
-    });
+      return spawnSync('userdel', [user]).status;
+    };
+    const unregister = atProcessExit(() => void removeAll());
     try {
       const port = await freePort();
       // --- the server's unit
@@ -269,7 +282,7 @@ describe('warren install systemd', () => {
       const serverUnit = readFileSync(serverUnitPath, 'utf8');
       assert.equal(setting(serverUnit, 'StateDirectory'), serverData.slice('/var/lib/'.length));
       if (haveAnalyze) assert.deepEqual(verify(serverUnitPath), { code: 0, out: '' }, 'systemd-analyze verify reports no problem');
-      writeFileSync(join(etc, 'server.env'), `# the test's listen address\nWARREN_SERVER_OPTIONS="--listen 127.0.0.1:${port} --heartbeat 500ms"\n`, { mode: 0o600 });
+      writeFileSync(join(etc, 'server.env'), `# the test's listen address\nWARREN_SERVER_OPTIONS="--listen 127.0.0.1:${port} --heartbeat 500ms"\n${store ? `WARREN_STORE=${store}\n` : ''}`, { mode: 0o600 });
       const server = startUnit(serverUnit);
       started.push(server);
       assert.deepEqual(server.argv.slice(-6), ['--data', serverData, '--listen', `127.0.0.1:${port}`, '--heartbeat', '500ms']);
@@ -293,8 +306,8 @@ describe('warren install systemd', () => {
         await d.close();
       }
       // --- a context, a join token, the agent's unit
-      assert.equal(cli(['context', 'add', 'inst', '--server', url, '--token', adminToken, '--ca', join(serverData, 'ca.pem')]).code, 0);
-      assert.equal(cli(['context', 'use', 'inst']).code, 0);
+      assert.equal(cli(['context', 'add', label, '--server', url, '--token', adminToken, '--ca', join(serverData, 'ca.pem')]).code, 0);
+      assert.equal(cli(['context', 'use', label]).code, 0);
       const tok = cli(['token', 'create', '--ttl', '10m']);
       assert.equal(tok.code, 0, tok.stderr);
       const caFile = join(etc, 'ca.pem');
@@ -320,33 +333,65 @@ describe('warren install systemd', () => {
       assert.equal(nodes[0]!.cores, 1, 'WARREN_AGENT_OPTIONS from the environment file');
       assert.equal(nodes[0]!.labels.role, 'test');
       // A job, as the first admin: the server's Unix account, switched to by the root agent.
-      const flow = join(t.dir, 'flow.yaml');
+      const flow = join(t.dir, `flow-${label}.yaml`);
       writeFileSync(flow, 'version: v1\njobs:\n  who:\n    command: [/usr/bin/id, -un]\n');
       const run = cli(['run', flow, '--json']);
       assert.equal(run.code, 0, `${run.stdout}${run.stderr}\n${cli(['status', (JSON.parse(run.stdout || '{}') as { id?: string }).id ?? '?']).stdout}\n--- agent ---\n${agent.log()}`);
       const id = (JSON.parse(run.stdout) as { id: string; status: string }).id;
       assert.equal(cli(['logs', id, 'who']).stdout.trim(), user);
+      // A job that would run for 10 minutes: stopping the agent stops it too.
+      const long = join(t.dir, `long-${label}.yaml`);
+      writeFileSync(long, 'version: v1\njobs:\n  long:\n    command: [/bin/sh, -c, "echo $$ > pid; exec sleep 600"]\n');
+      const detached = cli(['run', long, '--detach']);
+      assert.equal(detached.code, 0, detached.stderr);
+      const pidFile = join(agentData, 'runs', detached.stdout.trim(), 'work', 'long', 'pid');
+      assert.ok(await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n'), 30_000), `the long job did not start:\n${agent.log()}`);
+      const jobPid = Number(readFileSync(pidFile, 'utf8'));
+      assert.ok(pidAlive(jobPid));
       // --- stop both, as `systemctl stop` would
       const a = await stopUnit(agent, seconds(setting(agentUnit, 'TimeoutStopSec')));
       assert.deepEqual([a.code, a.signal], [0, null], `the agent exits cleanly on SIGTERM (${a.ms} ms):\n${agent.log()}`);
       assert.ok(await waitFor(() => !groupAlive(agent.p.pid!), 2000), "nothing of the agent's is left for KillMode=mixed to SIGKILL");
+      assert.ok(await waitFor(() => !pidAlive(jobPid), 5000), 'its job is stopped with it (it is in a cgroup of its own, out of the unit\'s reach)');
       const s = await stopUnit(server, seconds(setting(serverUnit, 'TimeoutStopSec')));
       assert.deepEqual([s.code, s.signal], [0, null], `the server exits cleanly on SIGTERM (${s.ms} ms):\n${server.log()}`);
       assert.ok(await waitFor(() => !groupAlive(server.p.pid!), 2000));
+      if (!store) assert.ok(existsSync(join(serverData, 'warren.db')), 'the SQLite store in DATA');
     } finally {
-      for (const s of started) {
-        if (s.p.pid && groupAlive(s.p.pid)) {
-          try {
-            process.kill(-s.p.pid, 'SIGKILL');
-          } catch {
-            /* gone */
-          }
-        }
-      }
-      rmSync(serverData, { recursive: true, force: true });
-      rmSync(agentData, { recursive: true, force: true });
-      assert.equal(spawnSync('userdel', [user], { encoding: 'utf8' }).status, 0, `userdel ${user}`);
-      cleanupLater();
+      unregister();
+      assert.equal(removeAll(), 0, `userdel ${user}`);
+    }
+  }
+
+  const rootOnly = isRoot ? false : 'needs root (as the units do: the agent runs as root, the server as another user in a sandbox)';
+
+  test('both units verify cleanly, start as written (SQLite store), serve, join, run a job, and stop on SIGTERM', { skip: rootOnly, timeout: 180_000 }, async () => {
+    await installedCluster('sqlite');
+  });
+
+  test('the server unit with WARREN_STORE=postgres://... from its environment file, in its sandbox', { skip: rootOnly, timeout: 180_000 }, async (tc) => {
+    const admin = process.env.WARREN_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+    const pg = (await import('pg')).default;
+    const c = new pg.Client({ connectionString: admin, connectionTimeoutMillis: 3000 });
+    try {
+      await c.connect();
+    } catch (e) {
+      tc.skip(`no PostgreSQL at ${admin}: ${(e as Error).message}`);
+      return;
+    }
+    const db = `warren_inst_${randomBytes(5).toString('hex')}`;
+    await c.query(`CREATE DATABASE ${db}`);
+    try {
+      const u = new URL(admin);
+      u.pathname = `/${db}`;
+      await installedCluster('pg', u.toString());
+      const v = new pg.Client({ connectionString: u.toString() });
+      await v.connect();
+      const users = await v.query('SELECT count(*)::int AS n FROM users').finally(() => v.end());
+      assert.equal(users.rows[0].n, 1, 'the first admin is in PostgreSQL');
+    } finally {
+      await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      await c.end();
     }
   });
 });
