@@ -60,9 +60,10 @@ export function register(program: Command): void {
       const labels = o.labels !== undefined ? Object.entries(parseLabels(o.labels)).map(([k, v]) => `${k}=${v}`).join(',') : undefined;
       const data = o.data ?? install.DEFAULT_DATA[kind];
       const envFile = o.environmentFile ?? install.DEFAULT_ENV_FILE[kind];
+      const program = install.thisProgram();
       const unit = install.systemdUnit({
         kind,
-        program: install.thisProgram(),
+        program,
         data,
         envFile,
         ...(o.user !== undefined ? { user: o.user } : {}),
@@ -74,8 +75,7 @@ export function register(program: Command): void {
       });
       const user = kind === 'server' ? (o.user ?? install.DEFAULT_SERVER_USER) : 'root';
       if (user !== 'root') {
-        const p = install.thisProgram();
-        const blocked = install.unreadableByOthers([p.node, p.script]);
+        const blocked = install.unreadableByOthers([program.node, program.script]);
         if (blocked.length) {
           process.stderr.write(`warning: the server runs as ${user}, and other users cannot read: ${blocked.join('; ')}\n`);
           process.stderr.write('  install Warren (and Node) where every user can read them, e.g. /opt/warren (docs/install-cluster.md)\n');
