@@ -8,7 +8,7 @@
 // attempts (self-fencing) and keeps their exit reports for when it is back.
 import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
-import { appendFileSync, chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Agent as HttpAgent, request, type Dispatcher } from 'undici';
@@ -18,6 +18,7 @@ import {
   PendingIdentity,
   TrustBundle,
   BUNDLE_FILE,
+  ensureClosedDir,
   MESH_TLS_MIN_VERSION,
   clientTlsOptions,
   isSpiffeName,
@@ -359,8 +360,8 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
    */
   async start(): Promise<void> {
     if (this.running) return;
-    mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
-    chmodSync(this.opts.dataDir, 0o700);
+    // Nobody else lists or writes it; `warren agent` makes it 0711 (passing through is how jobs running as their users reach their run directories).
+    ensureClosedDir(this.opts.dataDir);
     let id: AgentIdentity | null = AgentIdentity.exists(this.opts.dataDir) ? AgentIdentity.load(this.opts.dataDir) : null;
     if (id && id.svid.name !== this.opts.name) {
       throw new WarrenError('MESH_IDENTITY_INVALID', `the identity in ${this.opts.dataDir} is node "${id.svid.name}", not "${this.opts.name}"`, {

@@ -32,6 +32,7 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['user', 'Warren users, each mapped to a Unix account (admins)'],
   ['audit', 'the audit log: who did what, when, from where (admins)'],
   ['context', 'the Warren servers this CLI talks to (contexts): add, use, list, remove'],
+  ['install', 'install Warren as a service: systemd units for `warren server` and `warren agent`'],
 ];
 
 export const PROGRAM_DESCRIPTION = 'Warren: run workflows fast, anywhere — from one workstation to HPC clusters and clouds';
@@ -66,6 +67,7 @@ const GROUPS: [commands: string[], load: Loader][] = [
   [['server', 'agent'], () => import('./commands/cluster.js')],
   [['node', 'token', 'user', 'audit'], () => import('./commands/admin.js')],
   [['context'], () => import('./commands/context.js')],
+  [['install'], () => import('./commands/install.js')],
 ];
 
 /** Register the command groups `command` needs (all of them when it is not one of theirs). */

@@ -24,12 +24,13 @@ function listenAddr(v: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
-function labels(v: string | undefined): Record<string, string> {
+/** `--labels k=v,k2=v2` (also `warren install systemd --agent --labels`). */
+export function parseLabels(v: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (!v) return out;
   for (const kv of v.split(',')) {
     const m = /^([A-Za-z0-9_.\/-]+)=([^,]*)$/.exec(kv.trim());
-    if (!m) throw new WarrenError('CLI_BAD_OPTION', `--labels takes k=v,k2=v2, and "${kv}" is not k=v`);
+    if (!m) throw new WarrenError('CLI_BAD_OPTION', `--labels takes k=v,k2=v2, and "${kv}" is not k=v`, { hint: 'e.g. --labels rack=a1,gpu=a100 (names: letters, digits, _ . / -)' });
     out[m[1]!] = m[2]!;
   }
   return out;
@@ -108,7 +109,7 @@ export function register(program: Command): void {
     .requiredOption('--server <url...>', 'the server, https://HOST:PORT; with several servers (one leader), each of them (comma separated or repeated)')
     .requiredOption('--data <dir>', "the agent's directory ($WARREN_HOME of this node): its key and certificate, job runs, caches")
     .option('--name <name>', "the node's name (default: the host name)")
-    .option('--token <token>', 'a join token (`warren token create`), needed on the first start only')
+    .option('--token <token>', 'a join token (`warren token create`), needed on the first start only (default $WARREN_JOIN_TOKEN)')
     .option('--ca <file>', "the cluster CA to trust the server with (the server's DATA/ca.pem); needed on the first start")
     .option('--labels <k=v,...>', 'node labels, matched by job constraints')
     .option('--cores <n>', 'cores the agent may use (default: all)')
@@ -119,6 +120,8 @@ export function register(program: Command): void {
     .option('--health-timeout <duration>', 'a health check running longer is killed and fails (default 30s)')
     .action(async (o: { server: string[]; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string; address?: string; healthCheck?: string; healthInterval?: string; healthTimeout?: string }) => {
       const name = o.name ?? hostname().split('.')[0]!;
+      // From the environment (a systemd unit's EnvironmentFile=): not on the command line, which every local user can read.
+      const token = o.token ?? (process.env.WARREN_JOIN_TOKEN || undefined);
       let caPem: string | undefined;
       if (o.ca) {
         try {
@@ -144,7 +147,7 @@ export function register(program: Command): void {
       chmodSync(o.data, 0o711);
       const { composeNodeAgent, loadAgentDaemon } = await import('../../agent/index.js');
       if (o.address !== undefined && isIP(o.address) === 0) throw new WarrenError('CLI_BAD_OPTION', `--address takes an IP address of this node, not "${o.address}"`, { hint: 'e.g. --address 10.0.0.12 (see `ip -br addr`)' });
-      const agent = await composeNodeAgent({ name, home: o.data, ...(cores !== undefined ? { cores } : {}), ...(memoryBytes !== undefined ? { memoryBytes } : {}), labels: labels(o.labels), ...(o.address ? { addresses: [o.address] } : {}) });
+      const agent = await composeNodeAgent({ name, home: o.data, ...(cores !== undefined ? { cores } : {}), ...(memoryBytes !== undefined ? { memoryBytes } : {}), labels: parseLabels(o.labels), ...(o.address ? { addresses: [o.address] } : {}) });
       if ((o.healthInterval !== undefined || o.healthTimeout !== undefined) && o.healthCheck === undefined) throw new WarrenError('CLI_BAD_OPTION', '--health-interval and --health-timeout need --health-check COMMAND', { hint: 'e.g. --health-check "/usr/local/sbin/node-ok" --health-interval 5m' });
       if (o.healthCheck !== undefined && o.healthCheck.trim() === '') throw new WarrenError('CLI_BAD_OPTION', '--health-check needs a command', { hint: 'e.g. --health-check "/usr/local/sbin/node-ok"' });
       const healthIntervalMs = duration('--health-interval', o.healthInterval);
@@ -154,7 +157,7 @@ export function register(program: Command): void {
       const healthCheck = o.healthCheck !== undefined ? { command: o.healthCheck, ...(healthIntervalMs !== undefined ? { intervalMs: healthIntervalMs } : {}), ...(healthTimeoutMs !== undefined ? { timeoutMs: healthTimeoutMs } : {}) } : undefined;
       const AgentDaemon = await loadAgentDaemon();
       const servers = o.server.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
-      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: labels(o.labels), agent, ...(o.token ? { token: o.token } : {}), ...(caPem ? { caPem } : {}), ...(healthCheck ? { healthCheck } : {}) });
+      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: parseLabels(o.labels), agent, ...(token ? { token } : {}), ...(caPem ? { caPem } : {}), ...(healthCheck ? { healthCheck } : {}) });
       await daemon.start();
       process.stderr.write(`agent ${name}: joined ${servers.join(', ')}; running its jobs (Ctrl-C stops the agent and its jobs)\n`);
       await untilSignal(async () => {
