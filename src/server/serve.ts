@@ -390,13 +390,14 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     if (o.metricsListen) {
       const plain = Fastify({ logger: false, forceCloseConnections: true, return503OnClosing: true });
       countRequests(plain, (method, route, status, seconds) => m.request(method, route, status, seconds));
-      await plain.register(observeRoutes({ live, ready: readiness, metrics: scrape, ...(metricsHash ? { authorizeMetrics: async (h: string | undefined) => {
-        if (!isMetricsToken(bearer(h))) throw new WarrenError('AUTH_TOKEN_INVALID', 'the token of this scrape is not the metrics token', { hint: 'send Authorization: Bearer <the --metrics-token-file token>' });
-      } } : {}) }));
+      // Before the routes: a plugin takes the error handler of when it is registered.
       plain.setErrorHandler((err, _req, reply) => {
         const e = err instanceof WarrenError ? err : new WarrenError('WARREN_INTERNAL', (err as Error).message);
         void reply.code(e.httpStatus).send({ error: e.toWire() });
       });
+      await plain.register(observeRoutes({ live, ready: readiness, metrics: scrape, ...(metricsHash ? { authorizeMetrics: async (h: string | undefined) => {
+        if (!isMetricsToken(bearer(h))) throw new WarrenError('AUTH_TOKEN_INVALID', 'the token of this scrape is not the metrics token', { hint: 'send Authorization: Bearer <the --metrics-token-file token>' });
+      } } : {}) }));
       closers.push(() => plain.close());
       const { host: mh, port: mp } = o.metricsListen;
       try {
