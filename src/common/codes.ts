@@ -191,6 +191,7 @@ export const ERROR_CODES = {
   SERVER_LISTEN_FAILED: { exit: 1, http: 500 },
   SERVER_NOT_LEADER: { exit: 1, http: 503 },
   SERVER_NO_LEADER: { exit: 1, http: 503 },
+  SERVER_NOT_READY: { exit: 1, http: 503 },
   SIF_ALREADY_ENCRYPTED: { exit: 1, http: 409 },
   SIF_BUILD_FAILED: { exit: 1, http: 500 },
   SIF_CORRUPT: { exit: 2, http: 400 },
