@@ -555,9 +555,11 @@ export class RunDriver {
     const reason = f.stopping ? 'stopped' : ev.reason;
     const result = reason === 'exit' && ev.exitCode === 0 ? 'succeeded' : reason === 'canceled' || reason === 'stopped' ? 'canceled' : 'failed';
     if (f.runningAt !== null) this.opts.metrics?.runTime(f.kind, result, Math.max(0, now - f.runningAt) / 1000);
-    const fields = { job: f.key, attemptId: ev.attemptId, node: f.node, reason, exitCode: ev.exitCode ?? undefined, signal: ev.signal ?? undefined };
-    if (result === 'failed') this.log('info', `${f.key} attempt ${f.attempt} failed on ${f.node}: ${reason}${ev.exitCode !== null ? ` (exit code ${ev.exitCode})` : ''}${ev.message ? `: ${ev.message}` : ''}`, fields);
-    else if (this.log.enabled('debug')) this.log('debug', `${f.key} attempt ${f.attempt} ${result === 'succeeded' ? 'succeeded' : 'ended'} on ${f.node}`, fields);
+    if (result === 'failed' ? this.log.enabled('info') : this.log.enabled('debug')) {
+      const fields = { job: f.key, attemptId: ev.attemptId, node: f.node, reason, exitCode: ev.exitCode ?? undefined, signal: ev.signal ?? undefined };
+      if (result === 'failed') this.log('info', `${f.key} attempt ${f.attempt} failed on ${f.node}: ${reason}${ev.exitCode !== null ? ` (exit code ${ev.exitCode})` : ''}${ev.message ? `: ${ev.message}` : ''}`, fields);
+      else this.log('debug', `${f.key} attempt ${f.attempt} ${result === 'succeeded' ? 'succeeded' : 'ended'} on ${f.node}`, fields);
+    }
     this.writer.attempt({ ...this.attemptRow(ev.attemptId, f), endedAt: now, exitCode: ev.exitCode, signal: ev.signal, reason, message: ev.message ?? null });
     this.step({ type: 'exited', key: f.key, attempt: f.attempt, now, exitCode: ev.exitCode, signal: ev.signal, reason, message: ev.message });
   }

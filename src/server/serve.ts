@@ -359,7 +359,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         } else if (nodes.length === 0) messages.push('no node has joined yet: `warren token create`, then `warren agent` on a node');
         return {
           ok: storeOk,
-          version: '0.1.0',
+          version: SERVER_VERSION,
           store: { ok: storeOk, kind: store.kind, ...(error ? { error } : {}) },
           leader: role === 'leader',
           role,
