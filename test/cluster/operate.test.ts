@@ -127,6 +127,8 @@ describe('operating a cluster: health checks and the audit log', () => {
     await c.until('n2 undrained', () => node('n2'), (x) => x.state === 'ready');
     // Every hung check was killed: none of their sleeps is left (a check runs every second).
     await c.until('no hung check left', async () => hungSleeps(), (ps) => ps.length === 0, 10_000);
+    // The agent says so in its own log.
+    assert.match(c.agentLogs[1]!, /health check failed \(`test ! -e [^`]*`, timed out and killed\): probing the interconnect/);
   });
 
   test('the audit log: admin actions, actions on another user\'s behalf and refusals, with who, what, from where and the result', { timeout: 120_000 }, async () => {
