@@ -354,6 +354,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
             return;
           }
           side = s;
+          // A CA rotation may have moved on while the side was being built.
+          s.registry.useAuthority(authority.signer, authority.bundle);
           log('info', `leading the cluster (term ${term}): scheduling, driving the runs, watching the nodes`);
         } catch (e) {
           log('error', `cannot take up the leadership (term ${term}): ${(e as Error).message}; giving it up`);

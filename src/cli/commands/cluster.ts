@@ -154,7 +154,11 @@ export function register(program: Command): void {
       const healthCheck = o.healthCheck !== undefined ? { command: o.healthCheck, ...(healthIntervalMs !== undefined ? { intervalMs: healthIntervalMs } : {}), ...(healthTimeoutMs !== undefined ? { timeoutMs: healthTimeoutMs } : {}) } : undefined;
       const AgentDaemon = await loadAgentDaemon();
       const servers = o.server.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
-      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: labels(o.labels), agent, ...(o.token ? { token: o.token } : {}), ...(caPem ? { caPem } : {}), ...(healthCheck ? { healthCheck } : {}) });
+      // What the daemon has to say (a refusal by the server, a lost server, renewals, a CA rotation), on stderr.
+      const log = (level: string, msg: string, fields?: Record<string, unknown>): void => {
+        process.stderr.write(`${new Date().toISOString()} ${level} ${msg}${typeof fields?.code === 'string' ? ` [${fields.code}]` : ''}\n`);
+      };
+      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: labels(o.labels), agent, log, ...(o.token ? { token: o.token } : {}), ...(caPem ? { caPem } : {}), ...(healthCheck ? { healthCheck } : {}) });
       await daemon.start();
       process.stderr.write(`agent ${name}: joined ${servers.join(', ')}; running its jobs (Ctrl-C stops the agent and its jobs)\n`);
       await untilSignal(async () => {
