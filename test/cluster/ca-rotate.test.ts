@@ -4,7 +4,7 @@
 // and a new agent joins with the new ca.pem. A server restart in the middle continues the
 // rotation; the bad paths are refused with the codes of docs/errors/mesh.md.
 
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,7 +14,8 @@ import { Agent, request } from 'undici';
 import { CertificateAuthority, PendingIdentity, TrustBundle } from '../../src/mesh/index.js';
 import type { CaStatusView } from '../../src/api/index.js';
 import { TestCluster } from './harness.js';
-import { count, ledgerJob, type ClusterStatus } from './ledger.js';
+import { count, freshDatabase, ledgerJob, type ClusterStatus } from './ledger.js';
+import { postgresAvailable, startPostgres, type PgInstance } from '../helpers/pg.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SERVER_ARGS = ['--leader-ttl', '2s'];
@@ -244,6 +245,56 @@ describe('CA rotation (a server and agents on loopback, the real CLI)', () => {
         ['ca.retire', 'MESH_CA_RETIRE_REFUSED'],
         ['ca.retire', 'ok'],
       ]);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+const pgOk = postgresAvailable();
+
+describe('CA rotation with two servers on one PostgreSQL', { skip: pgOk === true ? false : String(pgOk) }, () => {
+  let pg: PgInstance;
+  before(async () => {
+    pg = await startPostgres();
+  });
+  after(async () => {
+    await pg?.destroy();
+  });
+
+  test('the leader dies mid-rotation: the other server finishes it; the dead one, restarted, takes the new CA in place of the retired one it kept', { timeout: 240_000 }, async () => {
+    const db = await freshDatabase(pg);
+    const c = await TestCluster.start({ agents: 2, servers: 2, store: db.url, serverArgs: SERVER_ARGS });
+    try {
+      const oldFp = pemCerts(c.caFile)[0]!.fingerprint256;
+      assert.equal((await c.health(0)).body.role, 'leader');
+      // Held in its trust phase for a few seconds, so that the leader dies in the middle of it.
+      const rot = await c.cli(['ca', 'rotate', '--trust-for', '5s', '--json']);
+      assert.equal(rot.code, 0, rot.stderr);
+      const newFp = (JSON.parse(rot.stdout) as CaStatusView).cas.find((x) => x.role === 'new')!.fingerprint;
+      // The follower learns the rotation from the store: its ca.pem holds both CAs.
+      await c.until("the follower's ca.pem to hold both CAs", async () => pemCerts(join(c.dir, 'srv1', 'ca.pem')).map((x) => x.fingerprint256).sort(), (f) => f.join() === [oldFp, newFp].sort().join(), 10_000);
+      await c.until('both nodes to trust the new CA', () => c.json<CaStatusView>(['ca', 'status'], { context: c.contextOf(1) }), (s) => s.phase === 'trust' && s.nodes.every((n) => n.trustsNew === true), 20_000);
+      c.killServer(0);
+      const done = await c.until('server 1 to finish the rotation', () => c.json<CaStatusView>(['ca', 'status'], { context: c.contextOf(1) }), (s) => s.phase === 'none', 90_000);
+      assert.deepEqual(done.cas.map((x) => x.fingerprint), [newFp]);
+      assert.deepEqual(done.nodes.map((n) => [n.name, n.ca]), [['n1', 'active'], ['n2', 'active']]);
+      assert.deepEqual(pemCerts(join(c.dir, 'srv1', 'ca.pem')).map((x) => x.fingerprint256), [newFp]);
+      assert.equal(new X509Certificate(readFileSync(join(c.dir, 'srv1', 'ca', 'ca.crt'), 'utf8')).fingerprint256, newFp, "server 1's DATA/ca is the new CA");
+      for (const i of [0, 1]) assert.equal(issuerOf(agentCert(c, i), pemCerts(join(c.dir, 'srv1', 'ca.pem'))), newFp);
+      // Server 0 comes back with the retired CA in its DATA/ca: it takes the new one from the store.
+      await c.startServer(0);
+      assert.match(c.serverLogs[0]!, /was retired by a CA rotation: took the store's/);
+      assert.equal(new X509Certificate(readFileSync(join(c.dir, 'srv', 'ca', 'ca.crt'), 'utf8')).fingerprint256, newFp);
+      assert.deepEqual(pemCerts(c.caFile).map((x) => x.fingerprint256), [newFp]);
+      const h0 = await c.until('server 0 to follow', () => c.health(0), (h) => h.body.role === 'follower', 20_000);
+      assert.equal(h0.status, 200);
+      // The cluster works: a workflow through the follower (forwarded to the leader, over the new CA).
+      const flow = join(c.dir, 'after.yaml');
+      writeFileSync(flow, `version: v1\njobs:\n${ledgerJob(c, 'a', 'true')}${ledgerJob(c, 'b', 'true')}`);
+      const r = await c.cli(['run', flow]);
+      assert.equal(r.code, 0, `${r.stderr}\n${c.serverLog.slice(-3000)}`);
+      assert.equal(count(c.ledgerLines(), 'end '), 2);
     } finally {
       await c.close();
     }
