@@ -31,5 +31,6 @@ export type { NodePolicy } from './policy.js';
 export { HealthChecker, runHealthCheck, DEFAULT_HEALTH_INTERVAL_MS, DEFAULT_HEALTH_TIMEOUT_MS } from './health.js';
 export type { HealthCheckOptions } from './health.js';
 export { composeNodeAgent } from './node.js';
+export { parseServerUrl } from './servers.js';
 export type { NodeAgentOptions } from './node.js';
 export { parseNvidiaSmi, discoverNodeGpus } from './gpus.js';

@@ -8,16 +8,17 @@
 // attempts (self-fencing) and keeps their exit reports for when it is back.
 import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
-import { appendFileSync, chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Agent as HttpAgent, request, type Dispatcher } from 'undici';
-import { WarrenError, isWarrenError, toWarrenError } from '../common/index.js';
+import { WarrenError, attemptFields, isWarrenError, toLogger, toWarrenError, type LogFn, type Logger } from '../common/index.js';
 import {
   AgentIdentity,
   PendingIdentity,
   TrustBundle,
   BUNDLE_FILE,
+  ensureClosedDir,
   MESH_TLS_MIN_VERSION,
   clientTlsOptions,
   isSpiffeName,
@@ -63,7 +64,8 @@ export interface AgentDaemonTimers {
   uploadPartMs?: number;
 }
 
-export type DaemonLog = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+/** The agent's log (a Logger from src/common, or a plain callback): lines about an attempt carry workflowId, job and attemptId. */
+export type DaemonLog = LogFn;
 
 export interface AgentDaemonOptions {
   /** https://host:port of the server; with several servers (one leader), each of them, comma separated. */
@@ -273,7 +275,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
   private dispatcher: HttpAgent | null = null;
   private uploadDispatcher: HttpAgent | null = null;
   private readonly journal: ReportJournal;
-  private readonly log: DaemonLog;
+  private readonly log: Logger;
   /** The servers, and which one requests go to now (the leader, as far as the agent knows). */
   private readonly servers: ServerList;
   private get url(): URL {
@@ -333,7 +335,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     this.requestTimeoutMs = t.requestTimeoutMs ?? 15_000;
     this.uploadPartMs = t.uploadPartMs ?? 30_000;
     this.journal = new ReportJournal(join(opts.dataDir, JOURNAL_FILE));
-    this.log = opts.log ?? (() => {});
+    this.log = toLogger(opts.log);
   }
 
   get name(): string {
@@ -362,8 +364,8 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
    */
   async start(): Promise<void> {
     if (this.running) return;
-    mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
-    chmodSync(this.opts.dataDir, 0o700);
+    // Nobody else lists or writes it; `warren agent` makes it 0711 (passing through is how jobs running as their users reach their run directories).
+    ensureClosedDir(this.opts.dataDir);
     let id: AgentIdentity | null = AgentIdentity.exists(this.opts.dataDir) ? AgentIdentity.load(this.opts.dataDir) : null;
     if (id && id.svid.name !== this.opts.name) {
       throw new WarrenError('MESH_IDENTITY_INVALID', `the identity in ${this.opts.dataDir} is node "${id.svid.name}", not "${this.opts.name}"`, {
@@ -409,6 +411,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       if (r.type !== 'started' || ended.has(r.event.attemptId) || alive.has(r.event.attemptId)) continue;
       ended.add(r.event.attemptId);
       this.journal.append('exited', { attemptId: r.event.attemptId, exitCode: null, signal: null, reason: 'agent-restarted', message: `the agent of node ${this.opts.name} restarted; the job was stopped with the previous agent process`, durationMs: 0, at: Date.now() });
+      this.log('warn', `attempt ${r.event.attemptId} ended with the previous agent process (agent-restarted)`, { ...attemptFields(r.event.attemptId), node: this.opts.name });
     }
     ({ control: this.dispatcher, uploads: this.uploadDispatcher } = this.mtlsDispatchers(id));
     this.running = true;
@@ -697,6 +700,11 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       // About a multinode job's daemons: forwarded through the server to the gang, at once.
     } else if (type === 'exited') {
       this.active.delete(ev.attemptId);
+      const x = ev as AttemptExited;
+      const ok = x.reason === 'exit' && x.exitCode === 0;
+      if (!ok || this.log.enabled('debug')) {
+        this.log(ok ? 'debug' : 'info', `attempt ${ev.attemptId} ${ok ? 'succeeded' : `ended: ${x.reason}${x.exitCode !== null ? ` (exit code ${x.exitCode})` : ''}${x.message ? `: ${x.message}` : ''}`}`, { ...attemptFields(ev.attemptId), node: this.opts.name, reason: x.reason, exitCode: x.exitCode ?? undefined, signal: x.signal ?? undefined });
+      }
       if (this.fencedIds.delete(ev.attemptId)) {
         const x = ev as AttemptExited;
         ev = {
@@ -705,7 +713,10 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
           message: `stopped by the agent of node ${this.opts.name}: it was cut off from the server ${this.url.host} for more than ${seconds(this.stopAfterMs)} (self-fencing), so the server may have given the work to another node${x.message ? ` (${x.message})` : ''}`,
         };
       }
-    } else this.active.add(ev.attemptId);
+    } else {
+      this.active.add(ev.attemptId);
+      if (this.log.enabled('debug')) this.log('debug', `attempt ${ev.attemptId} started`, { ...attemptFields(ev.attemptId), node: this.opts.name, pid: (ev as AttemptStarted).pid ?? undefined });
+    }
     this.journal.append(type, ev);
     if (!this.running) return;
     if (this.journal.pending.length >= this.maxBatch) this.wakeHeartbeat();
@@ -823,6 +834,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       if (this.known.has(a.attemptId)) continue; // given again (an answer lost, a restart): it runs once
       this.known.add(a.attemptId);
       this.active.add(a.attemptId);
+      if (this.log.enabled('debug')) this.log('debug', `attempt ${a.attemptId} assigned`, { ...attemptFields(a.attemptId), node: this.opts.name });
       try {
         agent.submit(a);
       } catch (e) {
@@ -830,7 +842,10 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
         this.report('exited', { attemptId: a.attemptId, exitCode: null, signal: null, reason: 'spawn-error', message: err.message, failure: err.toWire(), durationMs: 0, at: Date.now() });
       }
     }
-    for (const k of res.kills) agent.kill(k.attemptId, k.reason);
+    for (const k of res.kills) {
+      this.log('info', `attempt ${k.attemptId}: stopping it (${k.reason})`, { ...attemptFields(k.attemptId), node: this.opts.name, reason: k.reason });
+      agent.kill(k.attemptId, k.reason);
+    }
     for (const o of res.launches ?? []) agent.launch?.(o);
     for (const l of res.logRequests) void this.upload(l);
     for (const id of res.stopLogs) this.uploads.get(id)?.abort();

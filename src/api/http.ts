@@ -25,7 +25,7 @@ import {
   type WorkflowDetail,
   type WorkflowSummary,
 } from './types.js';
-import { LOG_ERROR_TRAILER, SSE_HEARTBEAT_MS, type HealthView, type WhoAmI } from './wire.js';
+import { LOG_ERROR_TRAILER, SSE_HEARTBEAT_MS, type HealthView, type ReadyView, type ServerStatusView, type WhoAmI } from './wire.js';
 
 export interface HttpClientOptions {
   /** The server: `https://HOST[:PORT][/PREFIX]`. */
@@ -90,6 +90,8 @@ interface RequestOptions {
   signal?: AbortSignal;
   headers?: Record<string, string>;
   bodyTimeout?: number;
+  /** A path at the server's root (/ready), not under /api/v1. */
+  root?: boolean;
 }
 
 type Body = Dispatcher.ResponseData['body'];
@@ -260,6 +262,23 @@ export class HttpClient implements WarrenClient, AdminClient {
     throw await this.errorOf(res);
   }
 
+  /** GET /ready (no token): whether the server can take traffic now; also when it answers 503. */
+  async ready(signal?: AbortSignal): Promise<ReadyView> {
+    const s = this.combined(signal);
+    const res = await this.send('GET', '/ready', { root: true, ...(s ? { signal: s } : {}) }, false);
+    if (res.statusCode === 200 || res.statusCode === 503) {
+      const v = await this.readJson(res);
+      if (v && typeof v === 'object' && 'ready' in v) return v as ReadyView;
+      throw this.badResponse(`GET /ready answered ${JSON.stringify(v).slice(0, 200)}`);
+    }
+    throw await this.errorOf(res);
+  }
+
+  /** `warren server status`: the server's role, store, agents and queue (admins). */
+  serverStatus(): Promise<ServerStatusView> {
+    return this.json('GET', '/server/status');
+  }
+
   /** Who this client's token is. */
   whoami(): Promise<WhoAmI> {
     return this.json('GET', '/whoami');
@@ -343,7 +362,7 @@ export class HttpClient implements WarrenClient, AdminClient {
   }
 
   private async send(method: 'GET' | 'POST' | 'DELETE', path: string, o: RequestOptions, auth = true): Promise<Dispatcher.ResponseData> {
-    let p = `${this.prefix}/api/${API_VERSION}${path}`;
+    let p = o.root ? `${this.prefix}${path}` : `${this.prefix}/api/${API_VERSION}${path}`;
     if (o.query) {
       const q = new URLSearchParams();
       for (const [k, v] of Object.entries(o.query)) if (v !== undefined && v !== null) q.set(k, String(v));

@@ -2,7 +2,7 @@
 export * from './types.js';
 export { EmbeddedClient, dataMover } from './embedded.js';
 export type { EmbeddedOptions } from './embedded.js';
-export type { WhoAmI, HealthView } from './wire.js';
+export type { WhoAmI, HealthView, LiveView, ReadyView, ServerStatusView } from './wire.js';
 export { SSE_HEARTBEAT_MS, LOG_ERROR_TRAILER } from './wire.js';
 export { HttpClient, checkServerUrl, SSE_RETRIES } from './http.js';
 export type { HttpClientOptions } from './http.js';

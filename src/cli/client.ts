@@ -30,7 +30,7 @@ export async function openClient(o: TargetOpts, extra: { cores?: number } = {}):
 }
 
 /** An admin client for the server of the context (admin verbs have no embedded form). */
-export async function openAdmin(o: TargetOpts): Promise<{ admin: AdminClient; close: () => Promise<void> }> {
+export async function openAdmin(o: TargetOpts): Promise<{ admin: AdminClient; server: HttpClient; close: () => Promise<void> }> {
   const t = resolveTarget(o);
   if (t.kind !== 'server') {
     throw new WarrenError('CLI_NEEDS_SERVER', `this command administers a Warren server, and ${o.local ? '--local was given' : 'no server context is set'}`, {
@@ -38,5 +38,5 @@ export async function openAdmin(o: TargetOpts): Promise<{ admin: AdminClient; cl
     });
   }
   const c = new HttpClient({ url: t.url, token: t.token, ...(t.caPem ? { caPem: t.caPem } : {}) });
-  return { admin: c, close: () => c.close() };
+  return { admin: c, server: c, close: () => c.close() };
 }

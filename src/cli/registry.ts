@@ -33,6 +33,7 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['ca', "the cluster's CA: status, rotate to a new CA, retire the old one (admins)"],
   ['audit', 'the audit log: who did what, when, from where (admins)'],
   ['context', 'the Warren servers this CLI talks to (contexts): add, use, list, remove'],
+  ['install', 'install Warren as a service: systemd units for `warren server` and `warren agent`'],
 ];
 
 export const PROGRAM_DESCRIPTION = 'Warren: run workflows fast, anywhere — from one workstation to HPC clusters and clouds';
@@ -67,6 +68,7 @@ const GROUPS: [commands: string[], load: Loader][] = [
   [['server', 'agent'], () => import('./commands/cluster.js')],
   [['node', 'token', 'user', 'audit', 'ca'], () => import('./commands/admin.js')],
   [['context'], () => import('./commands/context.js')],
+  [['install'], () => import('./commands/install.js')],
 ];
 
 /** Register the command groups `command` needs (all of them when it is not one of theirs). */

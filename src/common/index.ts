@@ -7,3 +7,5 @@ export { parseSize, parseDuration, parseBandwidth, formatBytes, formatDuration }
 export { warrenHome, ensureWarrenHome } from './paths.js';
 export { editDistance, didYouMean } from './suggest.js';
 export { pidAlive } from './process.js';
+export { createLogger, toLogger, attemptFields, jsonLine, textLine, LOG_LEVELS, LOG_FORMATS } from './log.js';
+export type { Logger, LoggerOptions, LogFn, LogFields, LogLevel, LogFormat } from './log.js';

@@ -10,7 +10,7 @@ import { x509, generateKeyPair, privateKeyToPem, EC_SIGNING_ALGORITHM, splitPemC
 import { TrustBundle } from './bundle.js';
 import { verifySvid, type VerifiedSvid } from './verify.js';
 import { SPIFFE_KINDS } from './spiffe.js';
-import { ensurePrivateDir, writePrivateFile, checkPrivateMode } from './files.js';
+import { ensureClosedDir, writePrivateFile, checkPrivateMode } from './files.js';
 import type { MeshCredentials } from './mtls.js';
 
 /** Key and certificate (PEM, key first), mode 0600. */
@@ -65,7 +65,7 @@ export class PendingIdentity {
     }
     const td = /^spiffe:\/\/([^/]+)/.exec(uriOf(cert) ?? '')?.[1] ?? '';
     const svid = verifySvid(cert, { trustBundle: bundle, trustDomain: td, kind: SPIFFE_KINDS });
-    ensurePrivateDir(this.dir);
+    ensureClosedDir(this.dir);
     writePrivateFile(join(this.dir, BUNDLE_FILE), bundle.pem.join('\n') + '\n');
     writePrivateFile(join(this.dir, SVID_FILE), this.keyPem + (this.keyPem.endsWith('\n') ? '' : '\n') + cert.toString());
     return new AgentIdentity(this.dir, this.keyPem, cert.toString(), bundle, svid);

@@ -12,6 +12,17 @@ export function ensurePrivateDir(dir: string): void {
   chmodSync(dir, 0o700);
 }
 
+/**
+ * Create the directory (0700), or take from an existing one what others could do besides
+ * passing through it (listing, writing): an agent's data directory is 0711 so that jobs
+ * running as their users reach their run directories below it; its key files are 0600.
+ */
+export function ensureClosedDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const mode = statSync(dir).mode & 0o777;
+  if (mode & 0o066) chmodSync(dir, mode & ~0o066);
+}
+
 /** Write a file with the given mode, atomically. */
 export function writePrivateFile(path: string, data: string, mode = 0o600): void {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);

@@ -22,6 +22,7 @@ export type { Revocation } from './revocation.js';
 export { verifySvid } from './verify.js';
 export type { VerifySvidOptions, VerifiedSvid } from './verify.js';
 export { AgentIdentity, PendingIdentity, createCertificateRequest, renewalTime, SVID_FILE, BUNDLE_FILE } from './agent.js';
+export { ensureClosedDir } from './files.js';
 export {
   MeshServer,
   serverTlsOptions,

@@ -5,7 +5,7 @@
 // the cluster pool.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { WarrenError, toWarrenError } from '../common/index.js';
+import { WarrenError, toWarrenError, type LogFn } from '../common/index.js';
 import type { Agent, TaskUser } from '../agent/index.js';
 import { loadWorkflowText, type Workflow } from '../workflow/index.js';
 import type { AuditRecord, Store, WorkflowRecord, UserRecord } from '../store/index.js';
@@ -31,6 +31,7 @@ import { RunHub } from './hub.js';
 import { checkLogTarget, detailOf, followStore, jobCounts, listAudit, summaryOf, visibleWorkflow, visibleWorkflows } from './views.js';
 import type { DriveHooks, RunDriver } from './driver.js';
 import type { ClusterPool } from './pool.js';
+import type { RunMetrics } from './metrics.js';
 
 import type { Principal } from './http/app.js';
 export type { Principal };
@@ -62,7 +63,9 @@ export interface BackendOptions {
   leaseTtlMs?: number;
   /** How often to look for runs nobody drives (a dead server's, once their leases expire). */
   scanMs?: number;
-  log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
+  log?: LogFn;
+  /** Told of each unit's wait for a node and each attempt's run time. */
+  metrics?: RunMetrics;
 }
 
 interface Drive {
@@ -127,6 +130,7 @@ export class ServerBackend {
       owner: this.me,
       takeOver: (lease) => heldByServer(lease) && lease.owner !== this.me,
       ...(o.log ? { log: o.log } : {}),
+      ...(o.metrics ? { metrics: o.metrics } : {}),
     });
   }
 
@@ -164,9 +168,9 @@ export class ServerBackend {
       if (r.lease && r.lease.expiresAt > now && !holderIsGone(r.lease) && !(heldByServer(r.lease) && r.lease.owner !== this.me)) continue;
       try {
         await this.begin(r.id);
-        this.o.log?.('info', `took over workflow ${r.id} (${r.name})${r.lease ? ` from ${r.lease.owner}` : ''}`);
+        this.o.log?.('info', `took over workflow ${r.id} (${r.name})${r.lease ? ` from ${r.lease.owner}` : ''}`, { workflowId: r.id });
       } catch (e) {
-        if ((e as WarrenError).code !== 'RUN_LEASE_HELD') this.o.log?.('warn', `cannot take workflow ${r.id}: ${(e as Error).message}`);
+        if ((e as WarrenError).code !== 'RUN_LEASE_HELD') this.o.log?.('warn', `cannot take workflow ${r.id}: ${(e as Error).message}`, { workflowId: r.id, code: (e as WarrenError).code });
       }
     }
   }
@@ -201,7 +205,7 @@ export class ServerBackend {
       },
       (e: unknown) => {
         const err = e instanceof WarrenError ? e : new WarrenError('WARREN_INTERNAL', String((e as Error)?.message ?? e));
-        if (err.code !== 'RUN_LEASE_LOST') this.o.log?.('error', `workflow ${id}: ${err.message}`);
+        if (err.code !== 'RUN_LEASE_LOST') this.o.log?.('error', `workflow ${id}: ${err.message}`, { workflowId: id, code: err.code });
         hub.push({ type: 'done', status: 'failed', error: err.toWire() });
         hub.end();
       },
@@ -236,6 +240,7 @@ export class ServerBackend {
     const wf = loadWorkflowText(req.source, req.filename);
     refuseLocalInputs(wf, req.filename);
     const rec = await this.orch.accept(wf, { failFast: req.options?.failFast === true, ...(req.options?.simulate !== undefined ? { simulate: req.options.simulate } : {}) }, { owner: p.user });
+    this.o.log?.('info', `accepted workflow ${rec.id} (${rec.name}, ${Object.keys(wf.jobs).length} jobs) from ${p.user}`, { workflowId: rec.id, user: p.user });
     await this.begin(rec.id);
     return summaryOf(rec);
   }
@@ -478,6 +483,16 @@ export class ServerBackend {
   /** How many runs this backend drives now. */
   get driving(): number {
     return this.drives.size;
+  }
+
+  /** Since when (ms) the unit that has waited longest for a node waits, over every run driven here; null: none waits. */
+  oldestWaiting(): number | null {
+    let min: number | null = null;
+    for (const d of this.drives.values()) {
+      const t = d.driver.oldestWaiting();
+      if (t !== null && (min === null || t < min)) min = t;
+    }
+    return min;
   }
 }
 

@@ -6,13 +6,14 @@
 // attempt in flight; an agent's report is applied only while its attempt is the unit's
 // current one.
 
-import { WarrenError } from '../common/index.js';
+import { WarrenError, toLogger, type LogFn, type Logger } from '../common/index.js';
 import { Engine, type EngineAction, type NodeCounts, type UnitSnapshot, type WorkflowStatus } from '../engine/index.js';
 import type { Agent, AttemptExited, AttemptStarted, TaskAssignment, TaskUser } from '../agent/index.js';
 import type { Workflow } from '../workflow/index.js';
 import { BatchWriter, type AttemptRecord, type RunLease, type Store, type WriteBatch } from '../store/index.js';
 import type { Placement } from './placement.js';
 import type { TransferProgress } from '../data/index.js';
+import type { RunMetrics } from './metrics.js';
 
 /** Time and timers, injected so the driver can be driven by a test clock. */
 export interface Clock {
@@ -61,8 +62,11 @@ export interface RunDriverOptions {
   user?: TaskUser;
   /** Run across sites: one agent per site, jobs placed (and re-placed) by a plan. */
   sites?: { agents: Map<string, Agent>; placement: Placement };
-  /** Where the driver says what it does about store outages (the server's log). */
-  log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
+  /** The server's log: store outages, attempts' starts (debug) and failures, the run's end.
+   *  Every line carries the workflowId, and the job (unit key) and attemptId where it concerns one. */
+  log?: LogFn;
+  /** Told of each unit's wait for a node and each attempt's run time. */
+  metrics?: RunMetrics;
 }
 
 /** The store cannot be reached now (PostgreSQL down or restarting): wait and retry. */
@@ -79,7 +83,10 @@ function fencedStore(store: Store, fence: { workflowId: string; term: number }):
 
 interface InFlight {
   key: string;
+  kind: string;
   attempt: number;
+  /** When it started running (clock ms): its run time is observed at its end. */
+  runningAt: number | null;
   agent: Agent;
   node: string;
   stopping: boolean;
@@ -122,6 +129,9 @@ export class RunDriver {
   private dataNode: string | null = null;
   /** Attempts a previous driver dispatched that may still run (adopted, never run twice). */
   private readonly adoptable = new Map<string, AttemptRecord>();
+  /** Unit key -> since when it waits to run (ready, or handed out), in that order: the first is the oldest. */
+  private readonly waitingSince = new Map<string, number>();
+  private readonly log: Logger;
 
   constructor(private readonly opts: RunDriverOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -129,6 +139,29 @@ export class RunDriver {
     this.id = opts.workflowId;
     this.fence = { workflowId: opts.workflowId, term: opts.lease.term };
     this.hooks = opts.hooks ?? {};
+    this.log = toLogger(opts.log).child({ workflowId: opts.workflowId });
+  }
+
+  /** Since when (clock ms) the unit that has waited longest to run waits; null: none waits. */
+  oldestWaiting(): number | null {
+    for (const t of this.waitingSince.values()) return t;
+    return null;
+  }
+
+  /** Track each unit's wait to run (ready, or handed out, until running), for the metrics. */
+  private waits(u: UnitSnapshot): void {
+    const now = this.clock.now();
+    if (u.state === 'ready') {
+      this.waitingSince.delete(u.key);
+      this.waitingSince.set(u.key, now);
+    } else if (u.state === 'starting') {
+      if (!this.waitingSince.has(u.key)) this.waitingSince.set(u.key, now);
+    } else {
+      const t = this.waitingSince.get(u.key);
+      if (t === undefined) return;
+      this.waitingSince.delete(u.key);
+      if (u.state === 'running') this.opts.metrics?.queueWait(u.kind, Math.max(0, now - t) / 1000);
+    }
   }
 
   /** Per job, how many units ended in each state (tasks that never started included). */
@@ -289,14 +322,14 @@ export class RunDriver {
     }
     if (this.outageSince === null) {
       this.outageSince = this.clock.now();
-      this.opts.log?.('warn', `workflow ${this.id}: cannot write to the store (${(e as Error).message}); retrying every second, nothing is lost`);
+      this.log('warn', `workflow ${this.id}: cannot write to the store (${(e as Error).message}); retrying every second, nothing is lost`);
     }
     if (this.retrying !== null) return;
     this.retrying = this.clock.setTimeout(() => {
       this.retrying = null;
       this.writer.flush().then(
         () => {
-          if (this.outageSince !== null) this.opts.log?.('info', `workflow ${this.id}: the store is back after ${Math.round((this.clock.now() - this.outageSince) / 1000)} s; its writes are done`);
+          if (this.outageSince !== null) this.log('info', `workflow ${this.id}: the store is back after ${Math.round((this.clock.now() - this.outageSince) / 1000)} s; its writes are done`);
           this.outageSince = null;
         },
         (e2: unknown) => this.onWriteError(e2),
@@ -349,6 +382,7 @@ export class RunDriver {
       switch (a.type) {
         case 'changed':
           this.writer.unit(id, a.unit);
+          this.waits(a.unit);
           this.hooks.onUnit?.(a.unit);
           break;
         case 'event':
@@ -377,6 +411,8 @@ export class RunDriver {
         }
         case 'done':
           this.final = a.status;
+          this.waitingSince.clear();
+          this.log(a.status === 'succeeded' || a.status === 'canceled' ? 'info' : 'warn', `workflow ${id} ${a.status}`, { status: a.status });
           this.writer.workflow(id, { status: a.status, endedAt: this.clock.now() });
           this.finished(a.status);
           break;
@@ -427,11 +463,15 @@ export class RunDriver {
     const touchesVolumes = task.volumes.length > 0;
     if (touchesVolumes && this.opts.agent.adopt && this.dataNode) task.pin = this.dataNode;
     const adopted = this.adoptable.get(attemptId);
-    const entry: InFlight = { key: a.key, attempt: a.attempt, agent, node: adopted?.node ?? agent.info().name, stopping: false, durable: adopted !== undefined, data: a.kind !== 'job' };
+    const entry: InFlight = { key: a.key, kind: a.kind, attempt: a.attempt, runningAt: null, agent, node: adopted?.node ?? agent.info().name, stopping: false, durable: adopted !== undefined, data: a.kind !== 'job' };
     this.attempts.set(attemptId, entry);
     this.current.set(a.key, attemptId);
     if (adopted && agent.adopt) {
       this.adoptable.delete(attemptId);
+      // It waited and started under a previous server: neither is this one's to measure.
+      this.waitingSince.delete(a.key);
+      entry.runningAt = adopted.startedAt ?? this.clock.now();
+      this.log('debug', `adopted attempt ${a.attempt} of ${a.key} on ${adopted.node ?? 'its node'}`, { job: a.key, attemptId, node: adopted.node ?? undefined });
       agent.adopt(attemptId, adopted.node, task, { pid: adopted.pid ?? null });
       this.writer.event({ workflowId: id, at: this.clock.now(), key: a.key, level: 'info', message: `adopted attempt ${a.attempt} of ${a.key} on ${adopted.node ?? 'its node'} (dispatched by a previous server)` });
       queueMicrotask(() => this.onStarted({ attemptId, node: adopted.node ?? undefined, pid: adopted.pid ?? null, cgroup: adopted.cgroup, at: this.clock.now() }));
@@ -475,6 +515,10 @@ export class RunDriver {
     const f = this.attempts.get(ev.attemptId);
     if (!f || this.current.get(f.key) !== ev.attemptId) return;
     if (ev.node) f.node = ev.node;
+    if (f.runningAt === null) {
+      f.runningAt = this.clock.now();
+      if (this.log.enabled('debug')) this.log('debug', `${f.key} attempt ${f.attempt} started on ${f.node}`, { job: f.key, attemptId: ev.attemptId, node: f.node, pid: ev.pid ?? undefined });
+    }
     // A runtime that does not hold the exec (data units): record it now.
     if (!f.durable) this.writer.attempt({ ...this.attemptRow(ev.attemptId, f), startedAt: this.clock.now(), pid: ev.pid });
     // A remote attempt was durable at dispatch: its pid says it reached the node and started.
@@ -509,6 +553,13 @@ export class RunDriver {
       }
     }
     const reason = f.stopping ? 'stopped' : ev.reason;
+    const result = reason === 'exit' && ev.exitCode === 0 ? 'succeeded' : reason === 'canceled' || reason === 'stopped' ? 'canceled' : 'failed';
+    if (f.runningAt !== null) this.opts.metrics?.runTime(f.kind, result, Math.max(0, now - f.runningAt) / 1000);
+    if (result === 'failed' ? this.log.enabled('info') : this.log.enabled('debug')) {
+      const fields = { job: f.key, attemptId: ev.attemptId, node: f.node, reason, exitCode: ev.exitCode ?? undefined, signal: ev.signal ?? undefined };
+      if (result === 'failed') this.log('info', `${f.key} attempt ${f.attempt} failed on ${f.node}: ${reason}${ev.exitCode !== null ? ` (exit code ${ev.exitCode})` : ''}${ev.message ? `: ${ev.message}` : ''}`, fields);
+      else this.log('debug', `${f.key} attempt ${f.attempt} ${result === 'succeeded' ? 'succeeded' : 'ended'} on ${f.node}`, fields);
+    }
     this.writer.attempt({ ...this.attemptRow(ev.attemptId, f), endedAt: now, exitCode: ev.exitCode, signal: ev.signal, reason, message: ev.message ?? null });
     this.step({ type: 'exited', key: f.key, attempt: f.attempt, now, exitCode: ev.exitCode, signal: ev.signal, reason, message: ev.message });
   }

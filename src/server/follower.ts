@@ -21,7 +21,7 @@ import { detailOf, listAudit, visibleWorkflow, visibleWorkflows } from './views.
 export const FORWARDED_HEADER = 'x-warren-forwarded';
 
 /** The routes a follower answers itself (method + route pattern under /api/v1). */
-const LOCAL = new Set(['GET /api/v1/health', 'GET /api/v1/openapi.json', 'GET /api/v1/whoami', 'GET /api/v1/workflows', 'GET /api/v1/workflows/:id', 'GET /api/v1/audit']);
+const LOCAL = new Set(['GET /api/v1/health', 'GET /api/v1/server/status', 'GET /api/v1/openapi.json', 'GET /api/v1/whoami', 'GET /api/v1/workflows', 'GET /api/v1/workflows/:id', 'GET /api/v1/audit']);
 
 export function noLeaderError(why: string): WarrenError {
   return new WarrenError('SERVER_NO_LEADER', `no leader to take this request: ${why}`, {

@@ -36,7 +36,7 @@ export interface LeaderElectionOptions {
   /** Its advertised https URL. */
   url: string;
   timers?: Partial<LeaderTimers>;
-  log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Monotonic ms (default performance.now). */
   clock?: () => number;
 }

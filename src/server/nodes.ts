@@ -49,6 +49,7 @@ import {
 } from '../agent/index.js';
 import type { MeshLog } from './mesh-tls.js';
 import type { NodePatch, NodeRecord as StoredNode, Store } from '../store/index.js';
+import type { AgentCounts, HeartbeatMetrics } from './metrics.js';
 
 
 /** A node as the registry shows it: the store's record with the node's info typed and last-seen live. */
@@ -134,6 +135,8 @@ export interface NodeRegistryOptions {
   startGraceMs?: number;
   /** Awaited before a heartbeat's reports are acknowledged (a driver that wants them durable first). */
   beforeAck?: (node: string, reports: Array<AttemptStarted | AttemptExited>) => Promise<void>;
+  /** Told of every heartbeat and of every node marked down for missing them. */
+  metrics?: HeartbeatMetrics;
 }
 
 export interface NodeRegistryEvents {
@@ -450,6 +453,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       if (l.rec.state === 'ready' && silent > down && now >= this.quietUntil) {
         this.setState(l, 'down', now);
         l.attempts = null;
+        this.opts.metrics?.missed();
         this.log('warn', `node ${name} missed its heartbeats for ${Math.round(silent / 1000)} s: down`, { node: name });
         this.emit('down', name);
       }
@@ -588,6 +592,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     }
     const l = this.check(node);
     this.seen(l);
+    this.opts.metrics?.heartbeat();
     if (hb.info) {
       try {
         validateNodeInfo(hb.info, node);
@@ -892,6 +897,17 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   /** Every node, with its live last-seen time. */
   list(): RegisteredNode[] {
     return [...this.byName.values()].map((l) => ({ ...l.rec, lastSeenAt: l.lastSeen }));
+  }
+
+  /** How many nodes are in each state, and drained (no copies: read at every scrape of /metrics). */
+  counts(): AgentCounts {
+    const c: AgentCounts = { ready: 0, down: 0, lost: 0, revoked: 0, drained: 0, total: 0 };
+    for (const l of this.byName.values()) {
+      c[l.rec.state]++;
+      if (l.rec.drained && l.rec.state !== 'revoked') c.drained++;
+      c.total++;
+    }
+    return c;
   }
 
   /** The same, as the cluster pool's NodeDirectory asks. */

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { WarrenError, pidAlive } from '../common/index.js';
+import { WarrenError, pidAlive, type LogFn } from '../common/index.js';
 import { Engine, TERMINAL, type NodeCounts, type WorkflowStatus } from '../engine/index.js';
 import { gpusOfJob, type Agent, type TaskUser } from '../agent/index.js';
 import { stopRecordedAttempt } from '../runtime/index.js';
@@ -16,6 +16,7 @@ import type { Workflow } from '../workflow/index.js';
 import type { AttemptRecord, RunLease, Store, WorkflowRecord } from '../store/index.js';
 import type { Placement } from './placement.js';
 import { RunDriver, type DriveHooks, type RunOptions } from './driver.js';
+import type { RunMetrics } from './metrics.js';
 
 export type { DriveHooks, RunOptions } from './driver.js';
 
@@ -24,7 +25,9 @@ export interface OrchestratorOptions {
   agent: Agent;
   /** $WARREN_HOME: where run directories are recorded (runs/ID). */
   home: string;
-  log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
+  log?: LogFn;
+  /** Told of each unit's wait for a node and each attempt's run time (cluster mode). */
+  metrics?: RunMetrics;
   /** Who the runs' tasks run as (cluster mode): from the workflow's owner. */
   userOf?: (owner: string | null) => Promise<TaskUser | undefined>;
   /** How often to look for a cancel request in the store (ms). */
@@ -262,6 +265,7 @@ export class Orchestrator {
       hooks,
       ...(user ? { user } : {}),
       ...(this.opts.log ? { log: this.opts.log } : {}),
+      ...(this.opts.metrics ? { metrics: this.opts.metrics } : {}),
       ...(this.opts.sites ? { sites: this.opts.sites } : {}),
     });
   }

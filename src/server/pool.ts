@@ -18,13 +18,14 @@
 // row names every node ("a,b,c"), so a new server adopts the whole gang. One part failing or
 // lost ends the whole job (every part is killed) and the engine retries it as its policy says.
 
-import { WarrenError } from '../common/index.js';
+import { WarrenError, attemptFields, type LogFn } from '../common/index.js';
 import type { Agent, AgentListener, AdmissionRequest, AttemptExited, AttemptStarted, AttemptState, GangInfo, LaunchEvent, LaunchOrder, LogRequest, NodeInfo, SubmitHooks, TaskAssignment } from '../agent/index.js';
 import { AGENT_PROTOCOL, GANG_PROTOCOL_MINOR, gpusOfJob } from '../agent/index.js';
 import { scheduleCluster, type ClusterNode, type PendingJob, type RunningJob } from '../scheduler/index.js';
 import type { Clock } from './driver.js';
 import type { JobSpec } from '../workflow/index.js';
 import { systemClock } from './driver.js';
+import type { DispatchMetrics } from './metrics.js';
 
 /** What the pool needs of the server's node registry. */
 export interface NodeDirectory {
@@ -49,7 +50,9 @@ export interface PoolOptions {
   gangFreshMs?: number;
   /** Tasks a node may hold queued beyond its cores, as a multiple of its cores (default 1; 0: none). */
   prefetch?: number;
-  log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
+  log?: LogFn;
+  /** Told of each dispatch: placement to queued for the node, placement to started there. */
+  metrics?: DispatchMetrics;
 }
 
 interface Waiting {
@@ -85,6 +88,8 @@ interface Placed {
   lostAt: number | null;
   /** A gang member: the launcher's attempt id. */
   parent?: string;
+  /** When the pool placed it (clock ms); unset for an adopted attempt and once it started. */
+  placedAt?: number;
 }
 
 /** Every node carries its own name as this label (for units that must run where their volumes are). */
@@ -317,7 +322,7 @@ export class ClusterPool implements Agent {
     const view = this.gangNodes(nodes);
     const parts: { id: string; node: string; task: TaskAssignment; p: Placed }[] = nodes.map((node, i) => {
       const task = gangTask(w.task, view, i);
-      const p: Placed = { task, node, cores: pl.cores, memoryBytes: pl.memoryBytes, gpus: pl.gpus, started: false, lostAt: null, ...(i > 0 ? { parent: id } : {}) };
+      const p: Placed = { task, node, cores: pl.cores, memoryBytes: pl.memoryBytes, gpus: pl.gpus, started: false, lostAt: null, ...(i > 0 ? { parent: id } : { placedAt: this.clock.now() }) };
       this.placed.set(task.attemptId, p);
       if (i > 0) g.members.set(node, task.attemptId);
       return { id: task.attemptId, node, task, p };
@@ -327,9 +332,11 @@ export class ClusterPool implements Agent {
       try {
         // Members first: they are waiting when the launcher's hook asks for its daemons.
         for (const x of [...parts.slice(1), parts[0]!]) this.dir.assign(x.node, x.task);
+        const at = parts[0]!.p.placedAt;
+        if (at !== undefined) this.opts.metrics?.sent((this.clock.now() - at) / 1000);
       } catch (e) {
         // A node went away between the placement and now: nothing ran; place the whole gang again.
-        this.opts.log?.('warn', `${id} not sent to ${nodes.join(',')}: ${(e as Error).message}; placing it again`);
+        this.opts.log?.('warn', `${id} not sent to ${nodes.join(',')}: ${(e as Error).message}; placing it again`, { ...attemptFields(id), node: nodes.join(',') });
         for (const x of parts) {
           this.placed.delete(x.id);
           if (x.id !== id) this.dir.kill(x.node, x.id, 'canceled');
@@ -390,7 +397,7 @@ export class ClusterPool implements Agent {
       // One part failed or is gone: the whole job ends (every part stopped), then its policy decides.
       const what = ev.reason === 'node-lost' ? `was lost (${ev.message ?? 'no heartbeats'})` : ev.reason === 'exit' ? `exited with code ${ev.exitCode}` : ev.reason === 'signal' ? `was killed by ${ev.signal}` : `ended (${ev.reason}${ev.message ? `: ${ev.message}` : ''})`;
       g.failure = { reason: ev.reason === 'node-lost' || ev.reason === 'agent-restarted' ? 'node-lost' : 'error', message: `its part on node ${node} ${what}` };
-      this.opts.log?.('warn', `${parent}: ${g.failure.message}: stopping the job on all its nodes`);
+      this.opts.log?.('warn', `${parent}: ${g.failure.message}: stopping the job on all its nodes`, { ...attemptFields(parent), node });
       for (const m of [...g.members.values()]) this.killPart(m, 'canceled');
       const launcher = this.placed.get(parent)!;
       if (launcher.lostAt !== null) {
@@ -478,6 +485,8 @@ export class ClusterPool implements Agent {
       else this.emitExit(ev);
       this.schedule();
     } else {
+      if (!p.started && p.placedAt !== undefined) this.opts.metrics?.started((this.clock.now() - p.placedAt) / 1000);
+      p.placedAt = undefined;
       p.started = true;
       // A gang's row keeps naming all its nodes (a new server adopts every part).
       this.listener?.started({ ...ev, node: this.gangs.get(ev.attemptId)?.nodes.join(',') ?? node });
@@ -519,7 +528,7 @@ export class ClusterPool implements Agent {
   onLost(node: string): void {
     const t = this.clock.now();
     for (const p of this.placed.values()) if (p.node === node && p.lostAt === null) p.lostAt = t;
-    this.opts.log?.('warn', `node ${node} is lost: its attempts wait ${Math.round(this.opts.lostAfterMs / 1000)} s for it, then run elsewhere`);
+    this.opts.log?.('warn', `node ${node} is lost: its attempts wait ${Math.round(this.opts.lostAfterMs / 1000)} s for it, then run elsewhere`, { node });
   }
 
   onUp(_node: string): void {
@@ -660,15 +669,16 @@ export class ClusterPool implements Agent {
         this.pins.set(w.task.workflowId, pl.node);
         if (this.pins.size > 10_000) this.pins.delete(this.pins.keys().next().value!);
       }
-      const p: Placed = { task: w.task, node: pl.node, cores: pl.cores, memoryBytes: pl.memoryBytes, gpus: pl.gpus, started: false, lostAt: null };
+      const p: Placed = { task: w.task, node: pl.node, cores: pl.cores, memoryBytes: pl.memoryBytes, gpus: pl.gpus, started: false, lostAt: null, placedAt: this.clock.now() };
       this.placed.set(pl.job, p);
       const dispatch = (): void => {
         if (this.placed.get(pl.job) !== p) return; // killed meanwhile
         try {
           this.dir.assign(pl.node, w.task);
+          if (p.placedAt !== undefined) this.opts.metrics?.sent((this.clock.now() - p.placedAt) / 1000);
         } catch (e) {
           // Its node went away between the placement and now: the task never reached it; place it again.
-          this.opts.log?.('warn', `${pl.job} not sent to ${pl.node}: ${(e as Error).message}; placing it again`);
+          this.opts.log?.('warn', `${pl.job} not sent to ${pl.node}: ${(e as Error).message}; placing it again`, { ...attemptFields(pl.job), node: pl.node });
           this.placed.delete(pl.job);
           this.waiting.set(pl.job, w);
           this.schedule();

@@ -10,14 +10,16 @@
 // of the user API to the leader (src/server/follower.ts), and answers agents 503
 // SERVER_NOT_LEADER with the leader's URL.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { WarrenError } from '../common/index.js';
+import Fastify from 'fastify';
+import { WarrenError, createLogger, toLogger, type LogFn, type Logger } from '../common/index.js';
 import { RevocationList, type MeshCredentials } from '../mesh/index.js';
 import { openStore, type Store, type UserRecord } from '../store/index.js';
-import type { NodeView } from '../api/index.js';
+import type { LiveView, NodeView, ReadyView, ServerStatusView } from '../api/index.js';
 import { ClusterPool } from './pool.js';
 import { ServerBackend, addUserWithToken, authenticateApiToken, type CaAdmin, type NodeAdmin } from './backend.js';
 import { buildApiServer } from './http/lazy.js';
@@ -29,6 +31,8 @@ import { ClusterAuthority } from './cluster-ca.js';
 import { FollowerClient, LeaderForwarder } from './follower.js';
 import { gateStore, notLeaderError, type StoreGate } from './gate.js';
 import { LeaderElection, bounded, type LeaderTimers } from './leader.js';
+import { ServerMetrics, StoreCounts, agentCountsOf, instrumentStore } from './metrics.js';
+import { countRequests, observeRoutes } from './http/observe.js';
 
 export interface ServerTimers {
   heartbeatMs: number;
@@ -56,7 +60,16 @@ export interface ServeOptions {
   timers?: Partial<ServerTimers>;
   /** The leader lease's timers (default: 8 s life, renewed every 2 s, tried every 1 s by a follower). */
   leaderTimers?: Partial<LeaderTimers>;
-  log?: (level: 'info' | 'warn' | 'error', msg: string) => void;
+  /** The server's log (default: readable lines on stderr, info and above); a Logger or a plain callback. */
+  log?: LogFn | Logger;
+  /** Also serve /metrics, /health and /ready over plain HTTP here (for a scraper on loopback
+   *  or behind a network policy): no token there unless `metricsToken` is set. */
+  metricsListen?: { host: string; port: number };
+  /** A dedicated bearer token for GET /metrics (a scraper's; never stored, compared in constant time).
+   *  Without it, /metrics on the HTTPS port takes an admin's API token. */
+  metricsToken?: string;
+  /** How often the store's counts for /metrics and `warren server status` are refreshed (default 5 s). */
+  metricsRefreshMs?: number;
 }
 
 export interface RunningServer {
@@ -70,6 +83,9 @@ export interface RunningServer {
   id: string;
   /** leader: its leader side runs (scheduling, runs, heartbeats); follower: it serves reads and forwards the rest. */
   role(): 'leader' | 'follower';
+  /** http://HOST:PORT of the plain metrics listener (--metrics-listen), when there is one. */
+  metricsUrl: string | undefined;
+  metrics: ServerMetrics;
   close(): Promise<void>;
 }
 
@@ -90,12 +106,16 @@ interface LeaderSide {
   unhook: () => void;
 }
 
+export const SERVER_VERSION = '0.1.0';
+
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
-  const log = o.log ?? ((level, msg) => process.stderr.write(`${new Date().toISOString()} ${level} ${msg}\n`));
+  const log: Logger = o.log ? toLogger(o.log) : createLogger();
   const timers = { ...DEFAULT_SERVER_TIMERS, ...(o.timers ?? {}) };
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(o.dataDir, 0o700);
-  const store = await openStore(o.store ?? join(o.dataDir, 'warren.db'));
+  // Every store call of the server is timed here, once (warren_store_call_duration_seconds).
+  let metrics: ServerMetrics | null = null;
+  const store = instrumentStore(await openStore(o.store ?? join(o.dataDir, 'warren.db')), (op, seconds, failed) => metrics?.storeCall(op, seconds, failed));
   const closers: (() => Promise<void> | void)[] = [() => store.close()];
   const close = async (): Promise<void> => {
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => {});
@@ -114,7 +134,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const serverId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     // One revocation list for every leader side this server builds (and its TLS).
     const revocations = new RevocationList();
-    const rlog = (level: string, msg: string): void => log(level === 'error' ? 'error' : level === 'warn' ? 'warn' : 'info', msg);
+    const rlog = (level: string, msg: string, fields?: Record<string, unknown>): void => log(level === 'error' ? 'error' : level === 'warn' ? 'warn' : 'info', msg, fields);
 
     let election: LeaderElection | null = null;
     /** The leader side, published once fully built (null: this server does not schedule). */
@@ -123,6 +143,22 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     let building: StoreGate | null = null;
     let closing = false;
     let transitions: Promise<void> = Promise.resolve();
+
+    // What /metrics and `warren server status` show of the store: counted in the background.
+    const counts = new StoreCounts(store, o.metricsRefreshMs ?? 5000);
+    const m = new ServerMetrics({
+      version: SERVER_VERSION,
+      storeKind: store.kind,
+      counts,
+      view: {
+        leader: () => (side ? { leader: true, term: side.term } : { leader: false, term: election?.view().term ?? 0 }),
+        agents: () => side?.registry.counts() ?? null,
+        driving: () => side?.backend.driving ?? 0,
+      },
+    });
+    metrics = m;
+    counts.start();
+    closers.push(() => counts.close());
 
     const buildLeaderSide = async (term: number): Promise<LeaderSide> => {
       const gate = gateStore(store);
@@ -140,11 +176,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         // for the agent's request timeout, 15 s, before it tries the next server).
         startGraceMs: timers.graceMs + timers.heartbeatMs + AGENT_REQUEST_TIMEOUT_MS,
         log: rlog,
+        metrics: m,
         beforeAck: () => backend?.flush() ?? Promise.resolve(),
       } as ConstructorParameters<typeof NodeRegistry>[0]);
       // A gang goes only to nodes heard from within two heartbeats: a retry right after an
       // agent died does not land on it before it is known to be down.
-      const pool = new ClusterPool({ directory: registry, lostAfterMs: timers.lostAfterMs, gangFreshMs: 2 * timers.heartbeatMs, log });
+      const pool = new ClusterPool({ directory: registry, lostAfterMs: timers.lostAfterMs, gangFreshMs: 2 * timers.heartbeatMs, log, metrics: m });
       const unhookPool = connectPool(registry, pool);
       // A node's health check drained or undrained it: placement changes, and the audit log says so.
       const onHealth = (node: string, change: 'drained' | 'undrained', reason: string, h: { command: string; exitCode: number | null; timedOut: boolean; output: string }): void => {
@@ -179,7 +216,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           return { view: authority.status(registry.rotationNodes()), lockedOut };
         },
       };
-      backend = new ServerBackend({ store: gate.store, pool, nodes: nodeAdmin(registry), ca: caAdmin, dataDir: o.dataDir, leaseTtlMs: timers.leaseTtlMs, log });
+      backend = new ServerBackend({ store: gate.store, pool, nodes: nodeAdmin(registry), ca: caAdmin, dataDir: o.dataDir, leaseTtlMs: timers.leaseTtlMs, log, metrics: m });
       const s: LeaderSide = { term, gate, registry, pool, backend, unhook };
       try {
         // Every node gets a full grace from now before it can be down or lost (registry.start).
@@ -269,7 +306,85 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       users.set(n, { at: Date.now(), user });
       return user;
     };
+    // /ready and `warren server status`: the store probed (one small query, 2 s at most; one
+    // probe a second however many ask), the leadership as this server knows it.
+    let probe: { at: number; p: Promise<ReadyView['store']> } | null = null;
+    const probeStore = (): Promise<ReadyView['store']> => {
+      if (probe && Date.now() - probe.at < 1000) return probe.p;
+      const t0 = performance.now();
+      const ms = (): number => Math.round((performance.now() - t0) * 100) / 100;
+      const p = bounded(store.readLeader(), 2000).then(
+        (r): ReadyView['store'] => (r === undefined ? { kind: store.kind, reachable: false, latencyMs: ms(), error: 'no answer within 2 s' } : { kind: store.kind, reachable: true, latencyMs: ms() }),
+        (e: unknown): ReadyView['store'] => ({ kind: store.kind, reachable: false, latencyMs: ms(), error: (e as Error).message }),
+      );
+      probe = { at: Date.now(), p };
+      return p;
+    };
+    const startedAt = Date.now();
+    const live = (): LiveView => ({ status: 'ok', version: SERVER_VERSION, role: side ? 'leader' : 'follower', uptimeSeconds: Math.round((Date.now() - startedAt) / 100) / 10 });
+    const readiness = async (): Promise<ReadyView> => {
+      const st = await probeStore();
+      const s = side;
+      const v = election?.view();
+      const leaderUrl = s ? advertised : (v?.leaderUrl ?? null);
+      const messages: string[] = [];
+      let ready = st.reachable;
+      if (!st.reachable) messages.push(`the store is not reachable (${st.error})`);
+      if (closing) {
+        ready = false;
+        messages.push('this server is shutting down');
+      } else if (!s) {
+        if (election?.isLeader) {
+          ready = false;
+          messages.push('this server is taking up the leadership');
+        } else if (!leaderUrl) {
+          ready = false;
+          messages.push('this server is a follower and no server holds the leadership now: it has nowhere to forward writes (a server takes the leadership within seconds)');
+        } else messages.push(`this server is a follower: reads are served here, the rest is forwarded to the leader at ${leaderUrl}`);
+      }
+      return { ready, version: SERVER_VERSION, role: s ? 'leader' : 'follower', term: s ? s.term : (v?.term ?? 0), leaderUrl, store: st, messages };
+    };
+    const serverStatus = async (): Promise<ServerStatusView> => {
+      const r = await readiness();
+      // A person asks: count now (joins a count in flight), within 2 s; else the last count.
+      if (r.store.reachable) await bounded(counts.refresh(), 2000);
+      const s = side;
+      const last = counts.last;
+      const a = s ? s.registry.counts() : last ? agentCountsOf(last.stats.nodes) : null;
+      const oldest = s ? s.backend.oldestWaiting() : null;
+      const u = last?.stats.units ?? {};
+      const w = last?.stats.workflows ?? {};
+      return {
+        ...r,
+        id: serverId,
+        url: advertised,
+        agents: a ? { ...a, source: s ? 'live' : 'store' } : null,
+        queue: last ? { pending: u.pending ?? 0, ready: u.ready ?? 0, starting: u.starting ?? 0, running: u.running ?? 0, oldestWaitingSeconds: oldest === null ? null : Math.max(0, (Date.now() - oldest) / 1000), countedAt: last.at } : null,
+        workflows: last ? { pending: w.pending ?? 0, running: w.running ?? 0 } : null,
+      };
+    };
+    // GET /metrics on the HTTPS port: the dedicated metrics token (no store needed), or an admin's API token.
+    const metricsHash = o.metricsToken ? createHash('sha256').update(o.metricsToken, 'utf8').digest() : null;
+    const isMetricsToken = (t: string): boolean => metricsHash !== null && timingSafeEqual(createHash('sha256').update(t, 'utf8').digest(), metricsHash);
+    const bearer = (header: string | undefined): string => {
+      const t = /^Bearer[ ]+([^\s]+)\s*$/i.exec(header ?? '')?.[1];
+      if (!t) {
+        throw new WarrenError('AUTH_REQUIRED', 'GET /metrics needs a bearer token', {
+          hint: metricsHash ? "send Authorization: Bearer <the --metrics-token-file token> (Prometheus: `authorization: {credentials_file: ...}`)" : "send an admin's API token as Authorization: Bearer TOKEN, or start the server with --metrics-token-file FILE (docs/metrics.md)",
+        });
+      }
+      return t;
+    };
+    const authorizeMetrics = async (header: string | undefined): Promise<void> => {
+      const t = bearer(header);
+      if (isMetricsToken(t)) return;
+      const p = await authenticateApiToken(store, t, userOf);
+      if (!p) throw new WarrenError('AUTH_TOKEN_INVALID', 'the token of this scrape is not the metrics token, nor a valid API token', { hint: 'use the token of --metrics-token-file, or an admin\'s API token (docs/metrics.md)' });
+      if (!p.admin) throw new WarrenError('AUTH_FORBIDDEN', `GET /metrics is for admins and the metrics token; user "${p.user}" is not an admin`, { hint: 'use the token of --metrics-token-file, or an admin\'s API token' });
+    };
+    const scrape = async (): Promise<{ contentType: string; text: string }> => ({ contentType: m.contentType, text: await m.text() });
     const api: ApiBackend = {
+      serverStatus,
       authenticate: (t) => authenticateApiToken(store, t, userOf),
       audit: async (e) => {
         try {
@@ -303,7 +418,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         } else if (nodes.length === 0) messages.push('no node has joined yet: `warren token create`, then `warren agent` on a node');
         return {
           ok: storeOk,
-          version: '0.1.0',
+          version: SERVER_VERSION,
           store: { ok: storeOk, kind: store.kind, ...(error ? { error } : {}) },
           leader: role === 'leader',
           role,
@@ -318,9 +433,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const server = await buildApiServer({
       backend: api,
       https: tls.httpsOptions(),
-      plugins: [agentRoutes(currentRegistry, tls, { log: rlog } as never)],
-      log: (level, msg) => log(level, msg),
+      plugins: [agentRoutes(currentRegistry, tls, { log: rlog } as never), observeRoutes({ live, ready: readiness, metrics: scrape, authorizeMetrics })],
+      log: (level, msg, fields) => log(level, msg, fields),
       intercept: (req, reply) => forwarder.intercept(req, reply),
+      requests: (method, route, status, seconds) => m.request(method, route, status, seconds),
     });
     closers.push(() => server.close());
     let addr: { host: string; port: number };
@@ -337,6 +453,34 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const renew = setInterval(() => void reissue(), 30 * 60_000);
     renew.unref();
     closers.push(() => clearInterval(renew));
+    // The plain-HTTP listener for scrapers and load balancers (loopback or a protected network).
+    let metricsUrl: string | undefined;
+    if (o.metricsListen) {
+      const plain = Fastify({ logger: false, forceCloseConnections: true, return503OnClosing: true });
+      countRequests(plain, (method, route, status, seconds) => m.request(method, route, status, seconds));
+      // Before the routes: a plugin takes the error handler of when it is registered.
+      plain.setErrorHandler((err, _req, reply) => {
+        const e = err instanceof WarrenError ? err : new WarrenError('WARREN_INTERNAL', (err as Error).message);
+        void reply.code(e.httpStatus).send({ error: e.toWire() });
+      });
+      await plain.register(observeRoutes({ live, ready: readiness, metrics: scrape, ...(metricsHash ? { authorizeMetrics: async (h: string | undefined) => {
+        if (!isMetricsToken(bearer(h))) throw new WarrenError('AUTH_TOKEN_INVALID', 'the token of this scrape is not the metrics token', { hint: 'send Authorization: Bearer <the --metrics-token-file token>' });
+      } } : {}) }));
+      closers.push(() => plain.close());
+      const { host: mh, port: mp } = o.metricsListen;
+      try {
+        await plain.listen({ host: mh, port: mp });
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new WarrenError('SERVER_LISTEN_FAILED', `cannot listen on ${mh}:${mp} for metrics: ${code === 'EADDRINUSE' ? 'the address is in use' : code === 'EACCES' ? 'permission denied (ports below 1024 need root)' : code === 'EADDRNOTAVAIL' ? 'this machine has no such address' : (e as Error).message}`, {
+          hint: 'choose a free address and port with --metrics-listen ADDRESS:PORT (e.g. 127.0.0.1:9464)',
+          cause: e,
+        });
+      }
+      const a = plain.server.address() as { address: string; port: number; family: string };
+      metricsUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+      log('info', `metrics, health and readiness on ${metricsUrl} (/metrics, /health, /ready; ${metricsHash ? 'the metrics token needed' : 'no token'})`);
+    }
     const shown = o.host === '0.0.0.0' || o.host === '::' ? hostname() : o.host;
     const url = o.advertise ?? `https://${shown.includes(':') ? `[${shown}]` : shown}:${addr.port}`;
     advertised = url;
@@ -356,7 +500,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           side = s;
           // A CA rotation may have moved on while the side was being built.
           s.registry.useAuthority(authority.signer, authority.bundle);
-          log('info', `leading the cluster (term ${term}): scheduling, driving the runs, watching the nodes`);
+          m.elected();
+          log('info', `leading the cluster (term ${term}): scheduling, driving the runs, watching the nodes`, { term });
         } catch (e) {
           log('error', `cannot take up the leadership (term ${term}): ${(e as Error).message}; giving it up`);
           await el.resign();
@@ -381,7 +526,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     // A server that can lead at once (the lease is free) is up with its leader side before it says it is ready.
     await bounded(el.firstRound.then(() => transitions), 15_000);
     log('info', `warren server on ${url} (${side ? 'leader' : 'follower'}; store: ${store.kind}, trust domain ${trustDomain}, CA ${join(o.dataDir, CA_PEM_FILE)})`);
-    return { url, port: addr.port, caPem: authority.bundlePem, adminToken, store, id: serverId, role: () => (side ? 'leader' : 'follower'), close };
+    return { url, port: addr.port, caPem: authority.bundlePem, adminToken, store, id: serverId, role: () => (side ? 'leader' : 'follower'), metricsUrl, metrics: m, close };
   } catch (e) {
     await close();
     throw e;

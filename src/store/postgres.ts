@@ -8,10 +8,10 @@ import type { TokenRecord, TokenStore } from '../mesh/index.js';
 import { SCHEMA_VERSION, migrationSql, pendingMigrations } from './migrations.js';
 import {
   API_TOKEN_INSERT, AUDIT_INSERT, CA_ROTATION_FINISH, CA_ROTATION_PHASE, CA_ROTATION_START, caStateOf, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams, attemptUpsertSql,
-  auditOf, joinTokenOf, joinTokenParams, leaseOf, listAuditSql, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf,
+  auditOf, joinTokenOf, joinTokenParams, leaseOf, listAuditSql, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf, STATS_SQL, statsOf,
 } from './sql.js';
 import type {
-  ApiTokenRecord, AttemptRecord, AuditQuery, AuditRecord, ClusterCaRecord, ClusterCaState, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
+  ApiTokenRecord, AttemptRecord, AuditQuery, AuditRecord, ClusterCaRecord, ClusterCaState, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, StoreStats, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
 } from './types.js';
 import {
   PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, duplicateTokenError, fencedError, noWorkflowError, schemaNewerError, userExistsError,
@@ -399,6 +399,10 @@ export class PgStore implements Store {
   async getNode(name: string): Promise<NodeRecord | undefined> {
     const r = (await this.q('SELECT * FROM nodes WHERE name = $1', [name])).rows[0];
     return r && nodeOf(r);
+  }
+
+  async stats(): Promise<StoreStats> {
+    return statsOf((await this.q(STATS_SQL, [])).rows as Array<{ t: string; k: string; d: unknown; n: unknown }>);
   }
 
   async listNodes(): Promise<NodeRecord[]> {

@@ -1,5 +1,5 @@
 import type { TokenRecord } from '../mesh/index.js';
-import type { ApiTokenRecord, AuditQuery, CaRotationRecord, ClusterCaState, AuditRecord, NodePatch, NodeRecord, NodeState, RunLease, UserRecord, WorkflowFilter } from './types.js';
+import type { ApiTokenRecord, AuditQuery, CaRotationRecord, ClusterCaState, AuditRecord, NodePatch, NodeRecord, NodeState, RunLease, StoreStats, UserRecord, WorkflowFilter } from './types.js';
 import { NODE_PATCH_COLUMNS } from './types.js';
 
 // SQL text shared by both stores; `p(i)` writes the i-th (1-based) parameter placeholder.
@@ -203,6 +203,23 @@ export function listAuditSql(q: AuditQuery, p: (i: number) => string): { text: s
   if (q.afterId !== undefined) add((x) => `id > ${x}`, q.afterId);
   values.push(q.limit ?? 1000);
   return { text: `SELECT * FROM audit${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ${p(values.length)}`, values };
+}
+
+/** Store.stats() in one statement (both dialects): t = u(nits) | w(orkflows) | n(odes). */
+export const STATS_SQL = `SELECT 'u' AS t, u.state AS k, 0 AS d, count(*) AS n FROM units u JOIN workflows w ON w.id = u.workflow_id WHERE w.status IN ('pending', 'running') GROUP BY u.state
+UNION ALL SELECT 'w' AS t, status AS k, 0 AS d, count(*) AS n FROM workflows GROUP BY status
+UNION ALL SELECT 'n' AS t, state AS k, CASE WHEN drained THEN 1 ELSE 0 END AS d, count(*) AS n FROM nodes GROUP BY state, drained`;
+
+/** The rows of STATS_SQL -> StoreStats. */
+export function statsOf(rows: Array<{ t: string; k: string; d: unknown; n: unknown }>): StoreStats {
+  const out: StoreStats = { units: {}, workflows: {}, nodes: [] };
+  for (const r of rows) {
+    const n = Number(r.n);
+    if (r.t === 'u') out.units[r.k] = n;
+    else if (r.t === 'w') out.workflows[r.k] = n;
+    else out.nodes.push({ state: r.k, drained: Number(r.d) === 1, count: n });
+  }
+  return out;
 }
 
 // ---- CA rotation (schema v6): every step is one conditional UPDATE of the cluster CA row ----

@@ -16,10 +16,10 @@ import { SCHEMA_VERSION, migrationSql, pendingMigrations } from './migrations.js
 import { DEFAULT_RESERVE_BYTES, ensureReserve, releaseReserve } from './reserve.js';
 import {
   API_TOKEN_INSERT, AUDIT_INSERT, CA_ROTATION_FINISH, CA_ROTATION_PHASE, CA_ROTATION_START, caStateOf, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, type LeaseRow, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams,
-  attemptUpsertSql, auditOf, joinTokenOf, joinTokenParams, leaseOf, listAuditSql, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf,
+  attemptUpsertSql, auditOf, joinTokenOf, joinTokenParams, leaseOf, listAuditSql, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf, STATS_SQL, statsOf,
 } from './sql.js';
 import type {
-  ApiTokenRecord, AttemptRecord, AuditQuery, AuditRecord, ClusterCaRecord, ClusterCaState, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
+  ApiTokenRecord, AttemptRecord, AuditQuery, AuditRecord, ClusterCaRecord, ClusterCaState, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, StoreStats, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
 } from './types.js';
 import {
   PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, duplicateTokenError, fencedError, noWorkflowError, schemaNewerError, userExistsError,
@@ -500,6 +500,10 @@ export class SqliteStore implements Store {
   async getNode(name: string): Promise<NodeRecord | undefined> {
     const r = this.guard(() => this.stmts.getNode.get(name) as Row | undefined);
     return r && nodeOf(r);
+  }
+
+  async stats(): Promise<StoreStats> {
+    return statsOf(this.guard(() => this.db.prepare(STATS_SQL).all() as Array<{ t: string; k: string; d: unknown; n: unknown }>));
   }
 
   async listNodes(): Promise<NodeRecord[]> {

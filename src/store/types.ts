@@ -252,8 +252,22 @@ export interface AuditQuery {
   limit?: number;
 }
 
+/** Counts for monitoring (`GET /metrics`, `warren server status`): one query, grouped. */
+export interface StoreStats {
+  /** Units of the workflows that are pending or running, by state (a task of a task array
+   *  that never started has no row and is not counted). */
+  units: Record<string, number>;
+  /** Every workflow in the store, by status. */
+  workflows: Record<string, number>;
+  /** Nodes by state and drained flag. */
+  nodes: { state: string; drained: boolean; count: number }[];
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
+  /** Counts by state, for monitoring: one grouped query over units (of the active
+   *  workflows), workflows and nodes. Callers keep its result (it scans). */
+  stats(): Promise<StoreStats>;
   /** Accept a workflow: the record (with its owner) and all its units, atomically. */
   createWorkflow(rec: WorkflowRecord, units: UnitSnapshot[]): Promise<void>;
   /** By full id or unique prefix; undefined when none. Throws STORE_AMBIGUOUS_ID when the prefix

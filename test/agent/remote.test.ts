@@ -98,7 +98,7 @@ test('a node joins with a token; its key, certificate and bundle are kept 0600; 
   assert.equal(rec?.info.labels.test, 'yes');
   assert.equal(rec?.certSerial, n.daemon.certSerial);
   for (const f of [SVID_FILE, BUNDLE_FILE, JOURNAL_FILE]) assert.equal(statSync(join(n.dataDir, f)).mode & 0o777, 0o600, f);
-  assert.equal(statSync(n.dataDir).mode & 0o777, 0o700);
+  assert.equal(statSync(n.dataDir).mode & 0o066, 0, 'nobody else lists or writes the data directory');
   assert.match(readFileSync(join(n.dataDir, SVID_FILE), 'utf8'), /BEGIN PRIVATE KEY[\s\S]+BEGIN CERTIFICATE/);
 
   // The same one-use token for another node: refused, and nothing is written for it.

@@ -172,4 +172,15 @@ test('agent: own key and request, key+certificate in one 0600 file, renewal at h
   chmodSync(join(data, SVID_FILE), 0o640);
   assert.throws(() => AgentIdentity.load(data), code('MESH_KEY_PERMISSIONS'));
   assert.throws(() => AgentIdentity.load(join(t.dir, 'no-agent')), code('MESH_IDENTITY_NOT_FOUND'));
+  // `warren agent`'s data directory is 0711 (jobs running as their users pass through it to
+  // their run directories): a join or renewal keeps that, and takes listing and writing away.
+  for (const [before, after] of [[0o711, 0o711], [0o755, 0o711], [0o777, 0o711], [0o750, 0o710]] as const) {
+    const dir = join(t.dir, `agent-${before.toString(8)}`);
+    mkdirSync(dir);
+    chmodSync(dir, before);
+    const pi = await PendingIdentity.create(dir, 'n009');
+    pi.complete((await ca.issue(pi.csrPem, { kind: 'node', name: 'n009' })).certPem, ca.certPem);
+    assert.equal(mode(dir), after, `${before.toString(8)} becomes ${after.toString(8)}`);
+    assert.equal(mode(join(dir, SVID_FILE)), 0o600);
+  }
 });

@@ -27,7 +27,7 @@ test('the document describes every route of the client API, each with an operati
   const ids = ops.map((o) => o.operationId).sort();
   const expected = [
     'addUser', 'audit', 'caStatus', 'cancel', 'createJoinToken', 'deleteNode', 'drain', 'get', 'health', 'list', 'logs', 'nodes', 'removeUser', 'resume',
-    'retireCa', 'revokeNode', 'revokeToken', 'rotateCa', 'stream', 'submit', 'tokens', 'undrain', 'users', 'whoami',
+    'retireCa', 'revokeNode', 'revokeToken', 'rotateCa', 'serverStatus', 'stream', 'submit', 'tokens', 'undrain', 'users', 'whoami',
   ];
   assert.deepEqual(ids, expected);
   for (const o of ops) {

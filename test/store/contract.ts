@@ -477,6 +477,37 @@ export function storeContract(name: string, open: () => Promise<Store>, uniq: ()
     }
   });
 
+  test(`${name}: stats: units of active workflows by state, workflows by status, nodes by state and drained`, async () => {
+    const s = await open();
+    try {
+      const before = await s.stats();
+      const u = uniq();
+      const active = uniq();
+      const done = uniq();
+      await s.createWorkflow({ ...record(active), status: 'running' }, [unit('a', { state: 'running' }), unit('b', { state: 'ready' }), unit('c'), unit('d', { state: 'succeeded' })]);
+      // An ended workflow's units are not counted (its workflow is).
+      await s.createWorkflow({ ...record(done), status: 'succeeded' }, [unit('a', { state: 'succeeded' }), unit('b', { state: 'pending' })]);
+      await s.upsertNode(node(`s1${u}`));
+      await s.upsertNode(node(`s2${u}`, { state: 'down', drained: true }));
+      await s.upsertNode(node(`s3${u}`, { drained: true }));
+      const after = await s.stats();
+      const d = (a: Record<string, number>, b: Record<string, number>, k: string) => (a[k] ?? 0) - (b[k] ?? 0);
+      assert.deepEqual(
+        ['pending', 'ready', 'running', 'succeeded', 'failed'].map((k) => d(after.units, before.units, k)),
+        [1, 1, 1, 1, 0],
+      );
+      assert.equal(d(after.workflows, before.workflows, 'running'), 1);
+      assert.equal(d(after.workflows, before.workflows, 'succeeded'), 1);
+      const nodes = (x: typeof after, state: string, drained: boolean) => x.nodes.find((n) => n.state === state && n.drained === drained)?.count ?? 0;
+      assert.equal(nodes(after, 'ready', false) - nodes(before, 'ready', false), 1);
+      assert.equal(nodes(after, 'ready', true) - nodes(before, 'ready', true), 1);
+      assert.equal(nodes(after, 'down', true) - nodes(before, 'down', true), 1);
+      for (const v of [...Object.values(after.units), ...Object.values(after.workflows), ...after.nodes.map((n) => n.count)]) assert.equal(typeof v, 'number');
+    } finally {
+      await s.close();
+    }
+  });
+
   test(`${name}: workflow owners: stored, listed per owner, and getWorkflow with an owner does not see another owner's workflows`, async () => {
     const s = await open();
     try {

@@ -6,7 +6,9 @@ import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { WarrenError, parseDuration, parseSize } from '../../common/index.js';
+import { LOG_FORMATS, LOG_LEVELS, WarrenError, createLogger, formatDuration, parseDuration, parseSize, type LogFormat, type Logger, type LogLevel } from '../../common/index.js';
+import type { ServerStatusView, ReadyView } from '../../api/index.js';
+import { addTargetOptions, openAdmin, type TargetOpts } from '../client.js';
 
 function duration(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -15,33 +17,49 @@ function duration(flag: string, v: string | undefined): number | undefined {
   return Math.round(s * 1000);
 }
 
-function listenAddr(v: string): { host: string; port: number } {
+function listenAddr(v: string, flag = '--listen'): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(v);
   const port = m ? Number(m[3]) : NaN;
   if (!m || !(port >= 0 && port <= 65535)) {
-    throw new WarrenError('CLI_BAD_OPTION', `--listen takes ADDRESS:PORT (e.g. 0.0.0.0:8443 or 127.0.0.1:0), not "${v}"`);
+    throw new WarrenError('CLI_BAD_OPTION', `${flag} takes ADDRESS:PORT (e.g. 0.0.0.0:8443 or 127.0.0.1:0), not "${v}"`);
   }
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
-function labels(v: string | undefined): Record<string, string> {
+/** `--labels k=v,k2=v2` (also `warren install systemd --agent --labels`). */
+export function parseLabels(v: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (!v) return out;
   for (const kv of v.split(',')) {
     const m = /^([A-Za-z0-9_.\/-]+)=([^,]*)$/.exec(kv.trim());
-    if (!m) throw new WarrenError('CLI_BAD_OPTION', `--labels takes k=v,k2=v2, and "${kv}" is not k=v`);
+    if (!m) throw new WarrenError('CLI_BAD_OPTION', `--labels takes k=v,k2=v2, and "${kv}" is not k=v`, { hint: 'e.g. --labels rack=a1,gpu=a100 (names: letters, digits, _ . / -)' });
     out[m[1]!] = m[2]!;
   }
   return out;
 }
 
+/** The logger of `--log-format` and `--log-level` (JSON lines or readable lines, on stderr). */
+function loggerOf(o: { logFormat?: string; logLevel?: string }): { log: Logger; json: boolean } {
+  const format = o.logFormat ?? 'text';
+  if (!(LOG_FORMATS as readonly string[]).includes(format)) throw new WarrenError('CLI_BAD_OPTION', `--log-format takes ${LOG_FORMATS.join(' or ')}, not "${format}"`, { hint: 'json: one JSON object per line (for a log shipper); text: readable lines' });
+  const level = o.logLevel ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new WarrenError('CLI_BAD_OPTION', `--log-level takes ${LOG_LEVELS.join(', ')}, not "${level}"`, { hint: 'debug adds a line per attempt started and ended' });
+  return { log: createLogger({ format: format as LogFormat, level: level as LogLevel }), json: format === 'json' };
+}
+
+/** A line for a person on stderr: as it is in text mode, a log line in JSON mode. */
+function say(l: { log: Logger; json: boolean }, msg: string, fields?: Record<string, unknown>): void {
+  if (l.json) l.log('info', msg, fields);
+  else process.stderr.write(`${msg}\n`);
+}
+
 /** Run until a signal; then close (a second signal quits at once). */
-function untilSignal(close: () => Promise<void>, what: string): Promise<void> {
+function untilSignal(close: () => Promise<void>, what: string, tell: (msg: string) => void = (m) => void process.stderr.write(`${m}\n`)): Promise<void> {
   return new Promise((resolve) => {
     let n = 0;
     const on = (sig: NodeJS.Signals): void => {
       if (++n > 1) process.exit(130);
-      process.stderr.write(`${sig}: stopping ${what}\n`);
+      tell(`${sig}: stopping ${what}`);
       close().then(resolve, resolve);
     };
     process.on('SIGINT', on);
@@ -50,10 +68,11 @@ function untilSignal(close: () => Promise<void>, what: string): Promise<void> {
 }
 
 export function register(program: Command): void {
-  program
+  const server = program
     .command('server')
     .description('run a cluster server: the HTTPS API for users, mutual TLS for node agents, state in PostgreSQL')
-    .requiredOption('--data <dir>', 'the server\'s directory: its CA (ca/), ca.pem for clients, admin.token (first start)')
+    // Not a commander requiredOption: `warren server status` would need it too.
+    .option('--data <dir>', 'the server\'s directory (required): its CA (ca/), ca.pem for clients, admin.token (first start)')
     .option('--listen <addr:port>', 'where to listen', '0.0.0.0:8443')
     .option('--store <url>', 'postgres://... (a cluster), or a SQLite path (a single test server); default $WARREN_STORE, else DATA/warren.db')
     .option('--trust-domain <name>', 'the cluster\'s SPIFFE trust domain (first start only)', 'warren.local')
@@ -66,8 +85,27 @@ export function register(program: Command): void {
     .option('--lease-ttl <duration>', 'the run ownership lease (default 15s)')
     .option('--leader-ttl <duration>', 'the leader lease, with two servers on one store: a follower takes over this long after the leader dies (default 8s)')
     .option('--advertise <url>', 'the https URL agents and the other servers reach this one at (default https://LISTEN-ADDRESS:PORT)')
-    .action(async (o: { data: string; listen: string; store?: string; trustDomain: string; name?: string; host?: string; heartbeat?: string; grace?: string; lostAfter?: string; stopAfter?: string; leaseTtl?: string; leaderTtl?: string; advertise?: string }) => {
+    .option('--log-format <format>', 'json: one JSON object per line ({"time","level","msg",...}); text: readable lines', 'text')
+    .option('--log-level <level>', 'debug, info, warn or error (debug: a line per attempt started and ended)', 'info')
+    .option('--metrics-listen <addr:port>', 'also serve /metrics, /health and /ready over plain HTTP here, without a token unless --metrics-token-file (e.g. 127.0.0.1:9464)')
+    .option('--metrics-token-file <file>', 'a file holding the bearer token that GET /metrics takes (besides an admin\'s API token)')
+    .option('--metrics-refresh <duration>', 'how often the store\'s counts of jobs, workflows and nodes are refreshed for /metrics (default 5s)')
+    .action(async (o: { data?: string; listen: string; store?: string; trustDomain: string; name?: string; host?: string; heartbeat?: string; grace?: string; lostAfter?: string; stopAfter?: string; leaseTtl?: string; leaderTtl?: string; advertise?: string; logFormat?: string; logLevel?: string; metricsListen?: string; metricsTokenFile?: string; metricsRefresh?: string }) => {
+      if (!o.data) throw new WarrenError('CLI_BAD_OPTION', 'warren server needs --data DIR (the server\'s directory)', { hint: 'e.g. warren server --data /var/lib/warren --store postgres://warren@db/warren' });
+      const data = o.data;
+      const lg = loggerOf(o);
       const { host, port } = listenAddr(o.listen);
+      const metricsListen = o.metricsListen !== undefined ? listenAddr(o.metricsListen, '--metrics-listen') : undefined;
+      let metricsToken: string | undefined;
+      if (o.metricsTokenFile !== undefined) {
+        try {
+          metricsToken = readFileSync(o.metricsTokenFile, 'utf8').trim();
+        } catch (e) {
+          throw new WarrenError('CLI_BAD_OPTION', `cannot read --metrics-token-file ${o.metricsTokenFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'put the token (e.g. `openssl rand -hex 32`) in a file readable by the server, mode 0600' });
+        }
+        if (metricsToken.length < 16 || /\s/.test(metricsToken)) throw new WarrenError('CLI_BAD_OPTION', `the token in --metrics-token-file ${o.metricsTokenFile} must be at least 16 characters without spaces`, { hint: 'make one with `openssl rand -hex 32 > FILE`' });
+      }
+      const metricsRefreshMs = duration('--metrics-refresh', o.metricsRefresh);
       const timers: Record<string, number> = {};
       const set = (k: string, flag: string, v: string | undefined) => {
         const ms = duration(flag, v);
@@ -84,7 +122,11 @@ export function register(program: Command): void {
       const s = await startServer({
         host,
         port,
-        dataDir: o.data,
+        dataDir: data,
+        log: lg.log,
+        ...(metricsListen ? { metricsListen } : {}),
+        ...(metricsToken ? { metricsToken } : {}),
+        ...(metricsRefreshMs ? { metricsRefreshMs } : {}),
         ...(o.store ?? process.env.WARREN_STORE ? { store: o.store ?? process.env.WARREN_STORE } : {}),
         trustDomain: o.trustDomain,
         ...(o.name ? { name: o.name } : {}),
@@ -94,13 +136,22 @@ export function register(program: Command): void {
         ...(leaderTtl ? { leaderTimers: { ttlMs: leaderTtl, renewMs: Math.round(leaderTtl / 4), retryMs: Math.min(1000, Math.round(leaderTtl / 8)), marginMs: Math.round((leaderTtl * 3) / 16) } } : {}),
       });
       if (s.adminToken) {
-        process.stderr.write(`first start: the admin's API token (also in ${o.data}/admin.token, mode 0600; shown only now):\n`);
+        say(lg, `first start: the admin's API token (also in ${data}/admin.token, mode 0600; shown only now):`);
         process.stdout.write(`${s.adminToken}\n`);
-        process.stderr.write(`  warren context add NAME --server ${s.url} --token TOKEN --ca ${o.data}/ca.pem\n`);
+        say(lg, `  warren context add NAME --server ${s.url} --token TOKEN --ca ${data}/ca.pem`);
       }
-      process.stderr.write(`ready: ${s.url}\n`);
-      await untilSignal(() => s.close(), 'the server');
+      say(lg, `ready: ${s.url}`, { url: s.url, ...(s.metricsUrl ? { metricsUrl: s.metricsUrl } : {}) });
+      await untilSignal(() => s.close(), 'the server', (m) => say(lg, m));
     });
+
+  addTargetOptions(
+    server
+      .command('status')
+      .description("the server of the context: leader or follower, its database, agents, queue and version (exit 1 when it is not ready)")
+      .option('--json', 'JSON output'),
+  ).action(async (o: TargetOpts & { json?: boolean }) => {
+    await serverStatus(o);
+  });
 
   program
     .command('agent')
@@ -108,7 +159,7 @@ export function register(program: Command): void {
     .requiredOption('--server <url...>', 'the server, https://HOST:PORT; with several servers (one leader), each of them (comma separated or repeated)')
     .requiredOption('--data <dir>', "the agent's directory ($WARREN_HOME of this node): its key and certificate, job runs, caches")
     .option('--name <name>', "the node's name (default: the host name)")
-    .option('--token <token>', 'a join token (`warren token create`), needed on the first start only')
+    .option('--token <token>', 'a join token (`warren token create`), needed on the first start only (default $WARREN_JOIN_TOKEN)')
     .option('--ca <file>', "the cluster CA to trust the server with (the server's DATA/ca.pem); needed on the first start")
     .option('--labels <k=v,...>', 'node labels, matched by job constraints')
     .option('--cores <n>', 'cores the agent may use (default: all)')
@@ -117,8 +168,13 @@ export function register(program: Command): void {
     .option('--health-check <command>', "a command (run with /bin/sh -c) that checks this node: exit 0 is healthy; a failure drains the node with its output as the reason, a pass undrains it (as Slurm's HealthCheckProgram)")
     .option('--health-interval <duration>', 'how often the health check runs (default 60s)')
     .option('--health-timeout <duration>', 'a health check running longer is killed and fails (default 30s)')
-    .action(async (o: { server: string[]; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string; address?: string; healthCheck?: string; healthInterval?: string; healthTimeout?: string }) => {
+    .option('--log-format <format>', 'json: one JSON object per line ({"time","level","msg",...}); text: readable lines', 'text')
+    .option('--log-level <level>', 'debug, info, warn or error (debug: a line per attempt assigned, started and ended)', 'info')
+    .action(async (o: { server: string[]; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string; address?: string; healthCheck?: string; healthInterval?: string; healthTimeout?: string; logFormat?: string; logLevel?: string }) => {
+      const lg = loggerOf(o);
       const name = o.name ?? hostname().split('.')[0]!;
+      // From the environment (a systemd unit's EnvironmentFile=): not on the command line, which every local user can read.
+      const token = o.token ?? (process.env.WARREN_JOIN_TOKEN || undefined);
       let caPem: string | undefined;
       if (o.ca) {
         try {
@@ -144,7 +200,7 @@ export function register(program: Command): void {
       chmodSync(o.data, 0o711);
       const { composeNodeAgent, loadAgentDaemon } = await import('../../agent/index.js');
       if (o.address !== undefined && isIP(o.address) === 0) throw new WarrenError('CLI_BAD_OPTION', `--address takes an IP address of this node, not "${o.address}"`, { hint: 'e.g. --address 10.0.0.12 (see `ip -br addr`)' });
-      const agent = await composeNodeAgent({ name, home: o.data, ...(cores !== undefined ? { cores } : {}), ...(memoryBytes !== undefined ? { memoryBytes } : {}), labels: labels(o.labels), ...(o.address ? { addresses: [o.address] } : {}) });
+      const agent = await composeNodeAgent({ name, home: o.data, ...(cores !== undefined ? { cores } : {}), ...(memoryBytes !== undefined ? { memoryBytes } : {}), labels: parseLabels(o.labels), ...(o.address ? { addresses: [o.address] } : {}) });
       if ((o.healthInterval !== undefined || o.healthTimeout !== undefined) && o.healthCheck === undefined) throw new WarrenError('CLI_BAD_OPTION', '--health-interval and --health-timeout need --health-check COMMAND', { hint: 'e.g. --health-check "/usr/local/sbin/node-ok" --health-interval 5m' });
       if (o.healthCheck !== undefined && o.healthCheck.trim() === '') throw new WarrenError('CLI_BAD_OPTION', '--health-check needs a command', { hint: 'e.g. --health-check "/usr/local/sbin/node-ok"' });
       const healthIntervalMs = duration('--health-interval', o.healthInterval);
@@ -154,18 +210,69 @@ export function register(program: Command): void {
       const healthCheck = o.healthCheck !== undefined ? { command: o.healthCheck, ...(healthIntervalMs !== undefined ? { intervalMs: healthIntervalMs } : {}), ...(healthTimeoutMs !== undefined ? { timeoutMs: healthTimeoutMs } : {}) } : undefined;
       const AgentDaemon = await loadAgentDaemon();
       const servers = o.server.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
-      // What the daemon has to say (a refusal by the server, a lost server, renewals, a CA rotation), on stderr.
-      const log = (level: string, msg: string, fields?: Record<string, unknown>): void => {
-        process.stderr.write(`${new Date().toISOString()} ${level} ${msg}${typeof fields?.code === 'string' ? ` [${fields.code}]` : ''}\n`);
-      };
-      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: labels(o.labels), agent, log, ...(o.token ? { token: o.token } : {}), ...(caPem ? { caPem } : {}), ...(healthCheck ? { healthCheck } : {}) });
+      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: parseLabels(o.labels), agent, log: lg.log.child({ node: name }), ...(token ? { token } : {}), ...(caPem ? { caPem } : {}), ...(healthCheck ? { healthCheck } : {}) });
       await daemon.start();
-      process.stderr.write(`agent ${name}: joined ${servers.join(', ')}; running its jobs (Ctrl-C stops the agent and its jobs)\n`);
+      say(lg, `agent ${name}: joined ${servers.join(', ')}; running its jobs (Ctrl-C stops the agent and its jobs)`, { node: name });
       await untilSignal(async () => {
         await daemon.stop();
         await agent.close();
         const { closeSpawner } = await import('../../runtime/index.js');
         await closeSpawner();
-      }, `agent ${name}`);
+      }, `agent ${name}`, (m) => say(lg, m, { node: name }));
     });
+}
+
+/** `warren server status`: ask the context's server; exit 1 (SERVER_NOT_READY) when it is not ready. */
+async function serverStatus(o: TargetOpts & { json?: boolean }): Promise<void> {
+  const { server, close } = await openAdmin(o);
+  let view: ServerStatusView | ReadyView;
+  let detail: string | null = null;
+  try {
+    try {
+      view = await server.serverStatus();
+    } catch (e) {
+      // The details need the store (the token is checked there): without it, /ready still answers.
+      const code = (e as WarrenError).code ?? '';
+      if (/^(AUTH_|CLI_|API_TLS|API_BAD_URL)/.test(code)) throw e;
+      try {
+        view = await server.ready();
+      } catch {
+        throw e;
+      }
+      detail = (e as Error).message;
+    }
+  } finally {
+    await close();
+  }
+  if (o.json) process.stdout.write(JSON.stringify(detail ? { ...view, detailsError: detail } : view) + '\n');
+  else process.stdout.write(renderStatus(server.where, view, detail));
+  if (!view.ready) {
+    throw new WarrenError('SERVER_NOT_READY', `the server at ${server.where} is not ready: ${view.messages.join('; ') || 'see above'}`, {
+      hint: !view.store.reachable ? `check the database (${view.store.kind}): the server retries by itself once it answers` : 'wait a few seconds (a follower takes the leadership within seconds of the leader going away), then ask again',
+    });
+  }
+}
+
+function renderStatus(where: string, v: ServerStatusView | ReadyView, detail: string | null): string {
+  const full = 'agents' in v ? v : null;
+  const lines: string[] = [];
+  const row = (k: string, val: string) => lines.push(`  ${k.padEnd(11)}${val}`);
+  lines.push(`server ${where}${full ? ` (${full.id})` : ''}`);
+  row('ready', v.ready ? 'yes' : 'no');
+  row('role', `${v.role}, term ${v.term}${v.role === 'follower' ? `, leader ${v.leaderUrl ?? 'none now'}` : ''}`);
+  row('database', `${v.store.kind}, ${v.store.reachable ? `reachable (${v.store.latencyMs.toFixed(1)} ms)` : `NOT reachable: ${v.store.error ?? 'no answer'}`}`);
+  if (full?.agents) {
+    const a = full.agents;
+    row('agents', `${a.ready} ready, ${a.down} down, ${a.lost} lost, ${a.revoked} revoked; ${a.drained} drained (${a.total} in all${a.source === 'store' ? ', as the store has them' : ''})`);
+  } else row('agents', 'unknown');
+  if (full?.queue) {
+    const q = full.queue;
+    const oldest = q.oldestWaitingSeconds === null ? (v.role === 'leader' ? 'none waiting' : 'oldest waiting: known on the leader') : `oldest waiting ${formatDuration(q.oldestWaitingSeconds)}`;
+    row('queue', `${q.pending} pending, ${q.ready} ready, ${q.starting} starting, ${q.running} running; ${oldest}`);
+  } else row('queue', 'unknown');
+  if (full?.workflows) row('workflows', `${full.workflows.running} running, ${full.workflows.pending} pending`);
+  row('version', v.version);
+  for (const m of v.messages) lines.push(`  - ${m}`);
+  if (detail) lines.push(`  (agents and queue not shown: ${detail})`);
+  return lines.join('\n') + '\n';
 }

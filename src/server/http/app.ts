@@ -19,6 +19,7 @@ import {
   type AdminClient,
   type AuditRequest,
   type HealthView,
+  type ServerStatusView,
   type ListRequest,
   type LogsRequest,
   type StreamItem,
@@ -26,6 +27,7 @@ import {
   type WarrenClient,
 } from '../../api/index.js';
 import { BODY_LIMIT, SUBMIT_BODY_LIMIT } from './constants.js';
+import { countRequests } from './observe.js';
 import { ERROR_RESPONSES, NAME_PATTERN, SHARED_SCHEMAS, UNIT_STATES, WORKFLOW_STATUS, arrayOf, idParams, nameParams, ref } from './schemas.js';
 
 export type { HealthView } from '../../api/index.js';
@@ -49,6 +51,8 @@ export interface ApiBackend {
   health(): Promise<HealthView>;
   /** Write a refusal the HTTP layer made itself (a non-admin on an admin route) to the audit log. */
   audit?(e: { actor: string; action: string; target: string | null; source: string | null; result: string; details: Record<string, unknown> }): Promise<void>;
+  /** `warren server status` (admins): this server's role, store, agents and queue. */
+  serverStatus?(): Promise<ServerStatusView>;
 }
 
 export interface ApiServerOptions {
@@ -61,6 +65,8 @@ export interface ApiServerOptions {
   /** Cluster mode, two servers: called first for every /api/v1 request (before its token is
    *  checked); true when it took the request (a follower forwarding it to the leader). */
   intercept?: (req: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
+  /** Told of every request when its answer is over: method, route pattern (undefined: no route), status, seconds. */
+  requests?: (method: string, route: string | undefined, status: string, seconds: number) => void;
 }
 
 export interface ApiServer {
@@ -98,6 +104,7 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
     exposeHeadRoutes: false,
   }) as unknown as FastifyInstance;
 
+  if (o.requests) countRequests(app, o.requests);
   const principals = new WeakMap<FastifyRequest, Principal>();
   const streams = new Set<AbortController>();
 
@@ -186,6 +193,19 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
       handler: async (_req, reply) => {
         const h = await o.backend.health();
         return reply.code(h.ok ? 200 : 503).send(h);
+      },
+    });
+    r.get('/server/status', {
+      config: { admin: true },
+      schema: {
+        tags: ['server'],
+        operationId: 'serverStatus',
+        summary: "this server's role, store, agents and queue (`warren server status`); a follower answers for itself",
+        response: { 200: ref('ServerStatus'), ...ERROR_RESPONSES },
+      },
+      handler: async () => {
+        if (!o.backend.serverStatus) throw new WarrenError('API_NOT_FOUND', 'this server does not report its status', { hint: 'GET /ready says whether it can take traffic' });
+        return o.backend.serverStatus();
       },
     });
     r.get('/openapi.json', {

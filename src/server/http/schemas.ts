@@ -62,6 +62,33 @@ export const SHARED_SCHEMAS = [
       ['ok', 'version', 'store', 'messages'],
     ),
   },
+  {
+    $id: 'ServerStatus',
+    ...obj(
+      {
+        ready: { ...bool, description: 'whether this server can take API traffic now (GET /ready says the same)' },
+        version: str,
+        role: { type: 'string', enum: ['leader', 'follower'] },
+        term: { ...int, description: "the leadership's term" },
+        leaderUrl: { type: ['string', 'null'], description: "the leader's URL, when one holds the leadership" },
+        store: obj({ kind: str, reachable: bool, latencyMs: num, error: str }, ['kind', 'reachable', 'latencyMs']),
+        messages: { type: 'array', items: str },
+        id: { ...str, description: "this server's id in the leader lease" },
+        url: { ...str, description: "this server's advertised URL" },
+        agents: {
+          ...obj({ ready: int, down: int, lost: int, revoked: int, drained: int, total: int, source: { type: 'string', enum: ['live', 'store'] } }),
+          type: ['object', 'null'],
+          description: "nodes by state: the leader's live view, or the store's on a follower",
+        },
+        queue: {
+          ...obj({ pending: int, ready: int, starting: int, running: int, oldestWaitingSeconds: { type: ['number', 'null'] }, countedAt: ms }),
+          type: ['object', 'null'],
+          description: 'units of the pending and running workflows by state, as the store counts them',
+        },
+        workflows: { ...obj({ pending: int, running: int }), type: ['object', 'null'] },
+      },
+    ),
+  },
   { $id: 'WhoAmI', ...obj({ user: str, unixUser: str, admin: bool, tokenId: str }) },
   {
     $id: 'SubmitRequest',
