@@ -76,6 +76,8 @@ export interface HeartbeatRequest {
   load?: AgentLoad;
   /** The node's health check's latest result, sent once after each check that changed it (protocol 1.2). */
   health?: HealthReport;
+  /** The SHA-256 fingerprints of the CAs the agent trusts (its bundle.pem), every heartbeat (protocol 1.3): a CA rotation waits for it. */
+  trust?: string[];
 }
 
 /** What the node's health check (`warren agent --health-check CMD`) found: the server drains a
@@ -106,6 +108,10 @@ export interface HeartbeatResponse extends AgentTimers {
   resync: boolean;
   state: NodeState;
   drained: boolean;
+  /** A CA rotation (protocol 1.3): trust these CAs (PEM) from now on; sent when the agent's `trust` differs. */
+  bundlePem?: string;
+  /** A CA rotation (protocol 1.3): the certificate this heartbeat came with is not from the CA that signs now: renew it now. */
+  renew?: boolean;
 }
 
 /** POST /agent/v1/poll — a long poll for work. */

@@ -313,6 +313,9 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
   private wakeHb: (() => void) | null = null;
   private flushTimer: NodeJS.Timeout | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
+  private renewing = false;
+  /** The long poll was aborted to go again on a new connection (a renewed certificate): not a failure. */
+  private repoll = false;
   private fenceTimer: NodeJS.Timeout | undefined;
   private loops: Promise<void>[] = [];
 
@@ -532,15 +535,16 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     const id = this.identity;
     if (!id || !this.running) return;
     if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewing = true;
     try {
       const pending = await id.renew();
       const res = await this.call<RenewResponse>(this.dispatcher!, 'renew', { csr: pending.csrPem }, this.requestTimeoutMs);
       const next = pending.complete(res.certPem, res.bundlePem);
-      this.identity = next;
-      const old = [this.dispatcher, this.uploadDispatcher];
-      ({ control: this.dispatcher, uploads: this.uploadDispatcher } = this.mtlsDispatchers(next));
-      // In-flight requests (the long poll, uploads) finish on the old connections, then they close.
-      for (const d of old) void d?.close().catch(() => undefined);
+      this.useIdentity(next);
+      // The long poll waits on a connection with the old certificate (which a CA rotation may
+      // retire): ask again on the new one. Uploads finish on the old connections, then they close.
+      this.repoll = true;
+      this.pollAbort.abort();
       this.log('info', `renewed the certificate of node ${this.opts.name} until ${next.svid.notAfter.toISOString()}`, { node: this.opts.name, serial: next.svid.serial });
       this.emit('renewed', next.svid.notAfter);
       this.scheduleRenew();
@@ -554,6 +558,29 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       }
       this.renewTimer = setTimeout(() => void this.renew(), Math.min(this.retryMs * 10, 30_000));
       this.renewTimer.unref();
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  /** Use a new identity (a renewed certificate, or another trust bundle): new connections use it, in-flight requests finish on the old ones. */
+  private useIdentity(next: AgentIdentity): void {
+    this.identity = next;
+    const old = [this.dispatcher, this.uploadDispatcher];
+    ({ control: this.dispatcher, uploads: this.uploadDispatcher } = this.mtlsDispatchers(next));
+    for (const d of old) void d?.close().catch(() => undefined);
+  }
+
+  /** A CA rotation: the server sent the bundle to trust now; it is kept in bundle.pem (a restarted agent trusts it too). */
+  private takeBundle(pem: string): void {
+    const id = this.identity;
+    if (!id) return;
+    try {
+      if (TrustBundle.fromPem(pem, 'the trust bundle from the server').sameAs(id.trustBundle.fingerprints)) return;
+      this.useIdentity(id.withBundle(pem));
+      this.log('info', `node ${this.opts.name} trusts ${this.identity!.trustBundle.size} CA(s) now (a CA rotation)`, { node: this.opts.name, cas: this.identity!.trustBundle.fingerprints });
+    } catch (e) {
+      this.log('warn', `node ${this.opts.name} did not take the trust bundle the server sent: ${toWarrenError(e).message}`, { node: this.opts.name });
     }
   }
 
@@ -730,7 +757,8 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
   }
 
   private async heartbeat(): Promise<void> {
-    const body: HeartbeatRequest = { protocol: { ...AGENT_PROTOCOL }, epoch: this.journal.epoch };
+    const id = this.identity!;
+    const body: HeartbeatRequest = { protocol: { ...AGENT_PROTOCOL }, epoch: this.journal.epoch, trust: id.trustBundle.fingerprints };
     // The attempt list first, then the reports: the server applies it before them, so a report
     // that came after the snapshot is not undone by it.
     const sendAttempts = this.needAttempts;
@@ -765,6 +793,10 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     // The server has no attempt list of this node (it restarted): the loop sends it at once.
     if (res.resync) this.needAttempts = true;
     this.applyTimers(res);
+    // A CA rotation: trust the bundle the server sends; renew now a certificate it no longer issues from
+    // (once: not if this heartbeat's certificate was already replaced, or a renewal is under way).
+    if (res.bundlePem) this.takeBundle(res.bundlePem);
+    if (res.renew && this.identity === id && !this.renewing) void this.renew();
     const dropped = this.journal.ack(res.ack);
     for (const r of dropped) if (r.type === 'exited') this.known.delete(r.event.attemptId);
     if (dropped.length) this.emit('acked', res.ack);
@@ -778,6 +810,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       try {
         const body = { waitMs: this.pollWaitMs, ...(this.pollAck ? { ack: this.pollAck } : {}) };
         this.pollAbort = new AbortController();
+        this.repoll = false;
         const sentAt = Date.now();
         const res = await this.call<PollResponse>(this.dispatcher!, 'poll', body, this.pollWaitMs + this.requestTimeoutMs, this.pollAbort.signal);
         this.contact(sentAt);
@@ -787,6 +820,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
         this.take(res);
       } catch (e) {
         if (this.stopping) break;
+        if (this.repoll) continue;
         this.failed(toWarrenError(e));
         await this.sleep(this.servers.retryWait(backoff));
         backoff = Math.min(backoff * 2, 10_000);

@@ -11,6 +11,7 @@ import { WarrenError, isWarrenError } from '../common/index.js';
 import {
   API_VERSION,
   type AdminClient,
+  type CaStatusView,
   type ListRequest,
   type LogsRequest,
   type AuditEntry,
@@ -327,6 +328,18 @@ export class HttpClient implements WarrenClient, AdminClient {
 
   async removeUser(name: string): Promise<void> {
     await this.json('DELETE', `/users/${enc(name)}`);
+  }
+
+  caStatus(): Promise<CaStatusView> {
+    return this.json('GET', '/ca');
+  }
+
+  rotateCa(opts: { trustForSeconds?: number } = {}): Promise<CaStatusView> {
+    return this.json('POST', '/ca/rotate', { body: opts });
+  }
+
+  retireCa(opts: { force?: boolean } = {}): Promise<CaStatusView> {
+    return this.json('POST', '/ca/retire', { body: opts });
   }
 
   // --- transport ---

@@ -181,6 +181,50 @@ export interface AuditRequest {
   afterId?: number;
 }
 
+/** A CA of the cluster's trust bundle. */
+export interface CaView {
+  /** SHA-256 fingerprint, as openssl and Node print it (`AB:CD:...`). */
+  fingerprint: string;
+  subject: string;
+  notBefore: number;
+  notAfter: number;
+  /** active: the one CA (no rotation); during a rotation, old (being retired) and new. */
+  role: 'active' | 'old' | 'new';
+  /** It issues the certificates now. */
+  signing: boolean;
+}
+
+/** A node as a CA rotation sees it. */
+export interface CaNodeView {
+  name: string;
+  state: 'ready' | 'down' | 'lost' | 'revoked';
+  /** The role of the CA its certificate is from (untrusted: one no longer in the bundle; unknown: not seen since this server leads). */
+  ca: CaView['role'] | 'untrusted' | 'unknown';
+  /** It trusts the new CA (during a rotation; null: not known yet, or no rotation). */
+  trustsNew: boolean | null;
+}
+
+/** `warren ca status`: the CAs, the rotation's phase and who it waits for. */
+export interface CaStatusView {
+  trustDomain: string;
+  /** none: no rotation; trust: the new CA is trusted beside the old; issue: the new CA issues, the old is still trusted. */
+  phase: 'none' | 'trust' | 'issue';
+  startedAt: number | null;
+  phaseChangedAt: number | null;
+  /** The trust phase lasts at least until then (`--trust-for`). */
+  issueAfter: number | null;
+  cas: CaView[];
+  nodes: CaNodeView[];
+  /** The nodes the rotation waits for now. */
+  waitingFor: string[];
+  /** What happens next, in words. */
+  next: string;
+  /** When a rotation last retired a CA. */
+  lastRetiredAt: number | null;
+  /** The trust bundle (PEM): what a client's CA file (`warren context add --ca`) must hold now. */
+  bundlePem: string;
+}
+
 export interface AdminClient {
   nodes(): Promise<NodeView[]>;
   /** Drain (with an optional reason) or undrain. */
@@ -195,4 +239,10 @@ export interface AdminClient {
   removeUser(name: string): Promise<void>;
   /** The audit log, oldest first. */
   audit(q?: AuditRequest): Promise<AuditEntry[]>;
+  /** The cluster CA and its rotation. */
+  caStatus(): Promise<CaStatusView>;
+  /** Begin a CA rotation: a new CA, trusted beside the old one (at least `trustForSeconds` before it issues). */
+  rotateCa(opts?: { trustForSeconds?: number }): Promise<CaStatusView>;
+  /** Retire the old CA now (refused while a node holds a certificate from it, unless `force`). */
+  retireCa(opts?: { force?: boolean }): Promise<CaStatusView>;
 }

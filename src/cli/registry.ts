@@ -30,6 +30,7 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['node', 'cluster nodes: list, drain, undrain, revoke, delete (admins)'],
   ['token', 'join tokens for nodes, and API tokens (admins)'],
   ['user', 'Warren users, each mapped to a Unix account (admins)'],
+  ['ca', "the cluster's CA: status, rotate to a new CA, retire the old one (admins)"],
   ['audit', 'the audit log: who did what, when, from where (admins)'],
   ['context', 'the Warren servers this CLI talks to (contexts): add, use, list, remove'],
   ['install', 'install Warren as a service: systemd units for `warren server` and `warren agent`'],
@@ -65,7 +66,7 @@ const GROUPS: [commands: string[], load: Loader][] = [
   [['image', 'registry'], () => import('./commands/image.js')],
   [['image', 'key'], () => import('./commands/sif.js')],
   [['server', 'agent'], () => import('./commands/cluster.js')],
-  [['node', 'token', 'user', 'audit'], () => import('./commands/admin.js')],
+  [['node', 'token', 'user', 'audit', 'ca'], () => import('./commands/admin.js')],
   [['context'], () => import('./commands/context.js')],
   [['install'], () => import('./commands/install.js')],
 ];

@@ -139,6 +139,18 @@ export class AgentIdentity {
     return PendingIdentity.create(this.dir, this.svid.name);
   }
 
+  /**
+   * Trust another bundle (a CA rotation: the server sends the new one). The node's own
+   * certificate must still chain to it (else it is refused, MESH_FOREIGN_CA, and nothing is
+   * written); then bundle.pem is replaced, atomically, so a restarted agent trusts it too.
+   */
+  withBundle(bundlePem: string): AgentIdentity {
+    const bundle = TrustBundle.fromPem(bundlePem, 'the trust bundle from the server');
+    const svid = verifySvid(this.certPem, { trustBundle: bundle, trustDomain: this.svid.trustDomain, kind: SPIFFE_KINDS, checkTime: false });
+    writePrivateFile(join(this.dir, BUNDLE_FILE), bundle.pem.join('\n') + '\n');
+    return new AgentIdentity(this.dir, this.keyPem, this.certPem, bundle, svid);
+  }
+
   /** Key, certificate and bundle for the mTLS helpers. */
   get credentials(): MeshCredentials {
     return { keyPem: this.keyPem, certPem: this.certPem, trustBundle: this.trustBundle };

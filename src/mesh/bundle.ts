@@ -51,6 +51,17 @@ export class TrustBundle {
     return [...this.cas.values()];
   }
 
+  /** The SHA-256 fingerprints of its CAs (as Node prints them), sorted. */
+  get fingerprints(): string[] {
+    return [...this.cas.keys()].sort();
+  }
+
+  /** Does it trust exactly these CAs (by fingerprint)? */
+  sameAs(fingerprints: readonly string[]): boolean {
+    const given = new Set(fingerprints);
+    return given.size === this.cas.size && [...given].every((f) => this.cas.has(f));
+  }
+
   get size(): number {
     return this.cas.size;
   }

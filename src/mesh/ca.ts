@@ -51,6 +51,8 @@ export interface IssuedCertificate {
 export interface CreateCaOptions {
   trustDomain: string;
   ttlSeconds?: number;
+  /** The CA's subject (default `CN=Warren CA <trust domain>, O=Warren`); a rotation's new CA gets its own. */
+  name?: string;
 }
 
 /** A key and certificate an operator gives Warren instead of letting it create its own CA. */
@@ -84,6 +86,12 @@ export class CertificateAuthority {
     return this.cert.notAfter;
   }
 
+  /** The CA certificate's SHA-256 fingerprint as Node prints it (`AB:CD:...`): how trust bundles and nodes name a CA. */
+  get fingerprint(): string {
+    return (this.fp ??= this.certificate.fingerprint256);
+  }
+  private fp: string | undefined;
+
   /** Is there a CA in this directory? */
   static exists(dir: string): boolean {
     return existsSync(join(dir, CA_KEY_FILE)) && existsSync(join(dir, CA_CERT_FILE));
@@ -91,16 +99,26 @@ export class CertificateAuthority {
 
   /** Create a new CA in DIR (refused if one is there: never overwrite a CA key). */
   static async create(dir: string, opts: CreateCaOptions): Promise<CertificateAuthority> {
-    const td = checkTrustDomain(opts.trustDomain);
     if (CertificateAuthority.exists(dir)) {
       throw caError('MESH_CA_EXISTS', `a certificate authority already exists in ${dir}`, 'load it (CertificateAuthority.load) or choose another directory; a CA key is never overwritten');
     }
+    const { ca, keyPem } = await CertificateAuthority.generate(opts);
+    ensurePrivateDir(dir);
+    writePrivateFile(join(dir, CA_KEY_FILE), keyPem);
+    writePrivateFile(join(dir, CA_CERT_FILE), ca.certPem, 0o644);
+    writePrivateFile(join(dir, CA_META_FILE), JSON.stringify({ trustDomain: ca.trustDomain, createdAt: ca.cert.notBefore.toISOString(), imported: false }, null, 2) + '\n', 0o644);
+    return new CertificateAuthority(dir, ca.trustDomain, ca.keys, ca.cert, ca.certPem);
+  }
+
+  /** A new CA in memory only (a rotation's next CA: kept in the store, not in a directory); with its key as PKCS#8 PEM. */
+  static async generate(opts: CreateCaOptions): Promise<{ ca: CertificateAuthority; keyPem: string }> {
+    const td = checkTrustDomain(opts.trustDomain);
     const ttl = opts.ttlSeconds ?? DEFAULT_CA_TTL_SECONDS;
     const keys = await generateKeyPair();
     const now = Date.now();
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: randomSerial(),
-      name: `CN=Warren CA ${td}, O=Warren`,
+      name: opts.name ?? `CN=Warren CA ${td}, O=Warren`,
       notBefore: new Date(now - BACKDATE_SECONDS * 1000),
       notAfter: new Date(now + ttl * 1000),
       signingAlgorithm: EC_SIGNING_ALGORITHM,
@@ -115,12 +133,14 @@ export class CertificateAuthority {
         new x509.SubjectAlternativeNameExtension([{ type: 'url', value: trustDomainId(td) }]),
       ],
     });
-    ensurePrivateDir(dir);
-    const certPem = cert.toString('pem') + '\n';
-    writePrivateFile(join(dir, CA_KEY_FILE), await privateKeyToPem(keys.privateKey));
-    writePrivateFile(join(dir, CA_CERT_FILE), certPem, 0o644);
-    writePrivateFile(join(dir, CA_META_FILE), JSON.stringify({ trustDomain: td, createdAt: new Date(now).toISOString(), imported: false }, null, 2) + '\n', 0o644);
-    return new CertificateAuthority(dir, td, keys, cert, certPem);
+    return { ca: new CertificateAuthority('', td, keys, cert, cert.toString('pem') + '\n'), keyPem: await privateKeyToPem(keys.privateKey) };
+  }
+
+  /** A CA from its PEM certificate and key, in memory only (checked as `import` checks it). */
+  static async fromPem(opts: ImportCaOptions): Promise<CertificateAuthority> {
+    const td = checkTrustDomain(opts.trustDomain);
+    const { keys, cert } = await CertificateAuthority.check(opts.certPem, opts.keyPem, 'the given CA');
+    return new CertificateAuthority('', td, keys, cert, cert.toString('pem') + '\n');
   }
 
   /** Use a CA the operator gives (an EC P-256 CA key and its certificate): checked, then kept in DIR. */

@@ -35,5 +35,8 @@ export {
 export type { MeshCredentials, MeshServerOptions, MeshServerEvents, ClientCheck, CloseReason } from './mtls.js';
 export { createJoinToken, consumeJoinToken, hashToken, MemoryTokenStore, MAX_TOKEN_TTL_SECONDS } from './tokens.js';
 export type { TokenRecord, TokenStore, CreateTokenOptions } from './tokens.js';
+export { rotationStep, nodesNotOn, countsForRotation } from './rotation.js';
+export type { RotationPhase, RotationState, RotationNode, RotationStep } from './rotation.js';
+export { writePrivateFile } from './files.js';
 export { initCluster, readAdminToken, isAdminToken, ADMIN_TOKEN_FILE } from './cluster.js';
 export type { ClusterInit } from './cluster.js';

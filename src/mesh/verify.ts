@@ -34,6 +34,8 @@ export interface VerifiedSvid extends SpiffeId {
   serial: string;
   notBefore: Date;
   notAfter: Date;
+  /** The SHA-256 fingerprint (as Node prints it) of the bundle's CA that issued it. */
+  issuer: string;
 }
 
 const REISSUE = 'the peer needs a certificate from this cluster\'s CA: join again with a join token (`warren token create`)';
@@ -121,5 +123,5 @@ export function verifySvid(peer: NodeX509 | Buffer | string, opts: VerifySvidOpt
   if (opts.revocations?.isRevoked(id.uri, serial)) {
     fail('MESH_REVOKED', `${id.uri} (certificate serial ${serial}) is revoked`, `if this ${id.kind} is trusted again, lift the revocation and let it join again with a new token`);
   }
-  return { ...id, serial, notBefore, notAfter };
+  return { ...id, serial, notBefore, notAfter, issuer: issuer.fingerprint256 };
 }

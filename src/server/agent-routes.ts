@@ -10,6 +10,7 @@ import { WarrenError, isWarrenError, toWarrenError, type WireError } from '../co
 import { AGENT_ROUTE_PREFIX, type HeartbeatRequest, type JoinRequest, type PollRequest, type RenewRequest } from '../agent/index.js';
 import type { NodeRegistry } from './nodes.js';
 import type { MeshLog, MeshTls } from './mesh-tls.js';
+import type { VerifiedSvid } from '../mesh/index.js';
 
 // ---- JSON schemas (requests are checked for shape here; what a node claims is checked by validateNodeInfo) ----
 
@@ -104,13 +105,14 @@ const heartbeatSchema = {
       },
       attempts: { type: 'array', maxItems: 1_000_000, items: attemptState },
       info: nodeInfo,
+      trust: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 200 } },
       load: { type: 'object', required: ['usedCores', 'queued', 'running'], properties: { usedCores: { type: 'number', minimum: 0 }, queued: { type: 'integer', minimum: 0 }, running: { type: 'integer', minimum: 0 } } },
     },
   },
   response: {
     200: {
       type: 'object',
-      properties: { protocol, ack: { type: 'integer' }, resync: { type: 'boolean' }, state: { type: 'string' }, drained: { type: 'boolean' }, ...timers },
+      properties: { protocol, ack: { type: 'integer' }, resync: { type: 'boolean' }, state: { type: 'string' }, drained: { type: 'boolean' }, bundlePem: { type: 'string' }, renew: { type: 'boolean' }, ...timers },
     },
   },
 } as const;
@@ -186,16 +188,19 @@ export function agentRoutes(reg: NodeRegistry, tls: MeshTls, opts: AgentRoutesOp
 
     const P = AGENT_ROUTE_PREFIX;
     /** The node of a mutual-TLS request: from its verified SVID, of kind node. */
-    const nodeOf = (req: FastifyRequest): string => (req as FastifyRequest & { agentNode: string }).agentNode;
+    type NodeRequest = FastifyRequest & { agentNode: string; agentPeer: VerifiedSvid };
+    const nodeOf = (req: FastifyRequest): string => (req as NodeRequest).agentNode;
     const requireNode = async (req: FastifyRequest): Promise<void> => {
-      (req as FastifyRequest & { agentNode: string }).agentNode = tls.requireNode(req.raw).name;
+      const peer = tls.requireNode(req.raw);
+      (req as NodeRequest).agentNode = peer.name;
+      (req as NodeRequest).agentPeer = peer;
     };
 
     app.post(`${P}/join`, { schema: joinSchema }, async (req) => reg.join(req.body as JoinRequest));
 
     app.post(`${P}/renew`, { schema: renewSchema, onRequest: requireNode }, async (req) => reg.renew(nodeOf(req), (req.body as RenewRequest).csr));
 
-    app.post(`${P}/heartbeat`, { schema: heartbeatSchema, onRequest: requireNode, bodyLimit: 64 << 20 }, async (req) => reg.heartbeat(nodeOf(req), req.body as HeartbeatRequest));
+    app.post(`${P}/heartbeat`, { schema: heartbeatSchema, onRequest: requireNode, bodyLimit: 64 << 20 }, async (req) => reg.heartbeat(nodeOf(req), req.body as HeartbeatRequest, (req as NodeRequest).agentPeer));
 
     app.post(`${P}/poll`, { schema: pollSchema, onRequest: requireNode }, async (req, reply) => {
       const body = req.body as PollRequest;

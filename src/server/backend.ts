@@ -12,6 +12,7 @@ import type { AuditRecord, Store, WorkflowRecord, UserRecord } from '../store/in
 import { createJoinToken } from '../mesh/index.js';
 import type {
   AdminClient,
+  CaStatusView,
   AuditEntry,
   AuditRequest,
   ListRequest,
@@ -44,10 +45,19 @@ export interface NodeAdmin {
   requestLogs(node: string, req: { workflowId: string; job: string; task: number | null; stream: 'stdout' | 'stderr'; follow?: boolean }, signal?: AbortSignal): AsyncIterable<Uint8Array>;
 }
 
+/** What the backend needs of the cluster's CA (`warren ca ...`): serve.ts joins the authority and the registry's nodes. */
+export interface CaAdmin {
+  status(): CaStatusView;
+  rotate(o: { trustForSeconds?: number }): Promise<CaStatusView>;
+  /** Retire the old CA; `lockedOut`: the nodes that still held a certificate from it (with force). */
+  retire(o: { force?: boolean }): Promise<{ view: CaStatusView; lockedOut: string[] }>;
+}
+
 export interface BackendOptions {
   store: Store;
   pool: ClusterPool;
   nodes: NodeAdmin;
+  ca: CaAdmin;
   /** The server's data directory (run records point under it; jobs' files are on the nodes). */
   dataDir: string;
   leaseTtlMs?: number;
@@ -424,6 +434,38 @@ export class ServerBackend {
     });
   }
 
+  caStatus(p: Principal): CaStatusView {
+    this.requireAdmin(p, 'the CA status');
+    return this.o.ca.status();
+  }
+
+  async rotateCa(p: Principal, o: { trustForSeconds?: number }): Promise<CaStatusView> {
+    return this.audited(
+      p,
+      'ca.rotate',
+      null,
+      async () => {
+        this.requireAdmin(p, 'rotating the CA');
+        return this.o.ca.rotate(o);
+      },
+      (v) => ({ newCa: v.cas.find((c) => c.role === 'new')?.fingerprint ?? null, trustForSeconds: o.trustForSeconds ?? 0 }),
+    );
+  }
+
+  async retireCa(p: Principal, o: { force?: boolean }): Promise<CaStatusView> {
+    const r = await this.audited(
+      p,
+      'ca.retire',
+      null,
+      async () => {
+        this.requireAdmin(p, 'retiring the old CA');
+        return this.o.ca.retire(o);
+      },
+      (r) => ({ force: o.force === true, lockedOut: r.lockedOut, ca: r.view.cas[0]?.fingerprint ?? null }),
+    );
+    return r.view;
+  }
+
   /** Stop driving (runs stay; their leases expire and another server, or this one restarted, takes them). */
   async close(): Promise<void> {
     this.closed = true;
@@ -541,6 +583,15 @@ class PrincipalClient implements WarrenClient, AdminClient {
   }
   audit(q: AuditRequest = {}) {
     return this.b.auditList(this.p, q);
+  }
+  async caStatus() {
+    return this.b.caStatus(this.p);
+  }
+  rotateCa(o: { trustForSeconds?: number } = {}) {
+    return this.b.rotateCa(this.p, o);
+  }
+  retireCa(o: { force?: boolean } = {}) {
+    return this.b.retireCa(this.p, o);
   }
 }
 

@@ -40,18 +40,29 @@ const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade',
 
 /** Forwards a follower's requests to the leader. */
 export class LeaderForwarder {
-  private readonly dispatcher: Dispatcher;
+  private dispatcher: Dispatcher;
 
   constructor(
-    caPem: string,
-    trustDomain: string,
+    bundle: TrustBundle,
+    private readonly trustDomain: string,
     private readonly leader: LeaderRef,
   ) {
-    const bundle = new TrustBundle([caPem]);
-    this.dispatcher = new Agent({
+    this.dispatcher = this.dispatcherFor(bundle);
+  }
+
+  /** Trust another bundle (a CA rotation): new connections use it, open ones finish. */
+  useTrust(bundle: TrustBundle): void {
+    const old = this.dispatcher;
+    this.dispatcher = this.dispatcherFor(bundle);
+    void old.close().catch(() => {});
+  }
+
+  private dispatcherFor(bundle: TrustBundle): Dispatcher {
+    const trustDomain = this.trustDomain;
+    return new Agent({
       keepAliveTimeout: 30_000,
       connect: {
-        ca: caPem,
+        ca: bundle.pem,
         rejectUnauthorized: true,
         // The leader is whoever holds the lease: any server of the cluster's trust domain.
         checkServerIdentity: (_host: string, cert: { raw: Buffer }) => {
@@ -195,6 +206,15 @@ export class FollowerClient implements WarrenClient, AdminClient {
     return this.leaderOnly();
   }
   removeUser(): never {
+    return this.leaderOnly();
+  }
+  caStatus(): never {
+    return this.leaderOnly();
+  }
+  rotateCa(): never {
+    return this.leaderOnly();
+  }
+  retireCa(): never {
     return this.leaderOnly();
   }
   audit(q: AuditRequest = {}): Promise<AuditEntry[]> {

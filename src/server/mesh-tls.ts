@@ -41,8 +41,11 @@ export interface MeshTlsEvents {
   /** A presented certificate that did not verify (the socket stays: it may be a user's; agent routes refuse it). */
   refused: [WarrenError, { remoteAddress: string | undefined }];
   /** The server closed a verified socket. */
-  closed: [VerifiedSvid, 'expired' | 'revoked' | 'server-closed'];
+  closed: [VerifiedSvid, CloseReason];
 }
+
+/** Why the server closed a verified socket: its certificate expired, its identity was revoked, the server closes, or its CA left the trust bundle (a CA rotation retired it). */
+export type CloseReason = 'expired' | 'revoked' | 'server-closed' | 'untrusted';
 
 /** What is known of a socket's peer: verified, refused (and why), or no certificate. */
 type Verdict = { ok: true; id: VerifiedSvid } | { ok: false; error: WarrenError | null };
@@ -236,9 +239,10 @@ export class MeshTls extends EventEmitter<MeshTlsEvents> {
     t.timer.unref();
   }
 
-  private drop(t: Tracked, reason: 'expired' | 'revoked' | 'server-closed'): void {
+  private drop(t: Tracked, reason: CloseReason): void {
     this.untrack(t);
-    this.verdicts.set(t.socket, { ok: false, error: new WarrenError(reason === 'expired' ? 'MESH_CERT_EXPIRED' : 'MESH_REVOKED', `${t.id.uri}: the connection was closed (${reason})`, { hint: 'connect again with a valid certificate' }) });
+    const code = reason === 'expired' ? 'MESH_CERT_EXPIRED' : reason === 'untrusted' ? 'MESH_FOREIGN_CA' : 'MESH_REVOKED';
+    this.verdicts.set(t.socket, { ok: false, error: new WarrenError(code, `${t.id.uri}: the connection was closed (${reason})`, { hint: 'connect again with a valid certificate' }) });
     t.socket.destroy();
     this.log('info', `closed the connection of ${t.id.uri} (${reason})`, { spiffeId: t.id.uri, reason });
     this.emit('closed', t.id, reason);
@@ -289,11 +293,17 @@ export class MeshTls extends EventEmitter<MeshTlsEvents> {
     return n;
   }
 
-  /** Use a new key and certificate (and/or trust bundle) for new connections, without a restart; open ones keep theirs. */
+  /**
+   * Use a new key and certificate and/or trust bundle for new connections, without a restart.
+   * Open sockets keep theirs, but those whose peer's CA is no longer in the bundle (a CA
+   * rotation retired it) are closed: from now on such a certificate is refused.
+   */
   rotate(credentials: MeshCredentials): void {
     const ctx = { key: credentials.keyPem, cert: credentials.certPem, ca: credentials.trustBundle.pem, minVersion: MESH_TLS_MIN_VERSION };
     for (const s of this.servers) s.setSecureContext(ctx);
     this.credentials = credentials;
+    const trusted = new Set(credentials.trustBundle.fingerprints);
+    for (const set of [...this.byId.values()]) for (const t of [...set]) if (!trusted.has(t.id.issuer)) this.drop(t, 'untrusted');
   }
 
   /** The verified peers of the open sockets (one entry per socket). */

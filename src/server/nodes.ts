@@ -14,10 +14,12 @@ import { WarrenError, toWarrenError, type WireError } from '../common/index.js';
 import {
   consumeJoinToken,
   formatSpiffeId,
+  normalizeSerial,
   RevocationList,
   TrustBundle,
   x509,
   type CertificateAuthority,
+  type RotationNode,
   type TokenStore,
 } from '../mesh/index.js';
 import {
@@ -205,6 +207,11 @@ interface Live {
   load: AgentLoad | null;
   /** Store writes of this node, in order. */
   writes: Promise<void>;
+  /** The CAs (fingerprints) the node trusts, as far as this server knows: what its heartbeats
+   *  say (protocol 1.3), or, from an older agent, the bundle sent with the certificate it presents. */
+  trusts: string[] | null;
+  /** The last certificate issued to it and the bundle sent with it. */
+  issued: { serial: string; bundle: string[] } | null;
   /** The node's report batches, one at a time (with beforeAck). */
   reporting: Promise<void>;
 }
@@ -296,7 +303,9 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   private readonly clock: () => number;
   private readonly byName = new Map<string, Live>();
   private readonly logs = new Map<string, LogChannel>();
-  private readonly bundle: TrustBundle;
+  /** The CA that signs node certificates and the bundle agents are told to trust (useAuthority changes them in a CA rotation). */
+  private ca: CertificateAuthority;
+  private bundle: TrustBundle;
   private readonly log: MeshLog;
   /** Per-node subscribers (RemoteAgent): a report reaches its node's, not every node's. */
   private readonly watchers = new Map<string, Set<NodeWatcher>>();
@@ -312,8 +321,23 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     this.timers = { ...t, sweepMs } as Required<NodeRegistryTimers>;
     this.clock = opts.clock ?? Date.now;
     this.revocations = opts.revocations ?? new RevocationList();
+    this.ca = opts.ca;
     this.bundle = opts.trustBundle ?? new TrustBundle([opts.ca.certPem]);
     this.log = opts.log ?? (() => {});
+  }
+
+  /**
+   * A CA rotation moved on: certificates are issued by `ca` from now on, and agents are told
+   * to trust `bundle` (in their next heartbeat answer) and to renew when theirs is from another CA.
+   */
+  useAuthority(ca: CertificateAuthority, bundle: TrustBundle): void {
+    this.ca = ca;
+    this.bundle = bundle;
+  }
+
+  /** What a CA rotation needs to know of each node (src/mesh rotationStep). */
+  rotationNodes(): RotationNode[] {
+    return [...this.byName.values()].map((l) => ({ name: l.rec.name, state: l.rec.state, trusts: l.trusts, certCa: l.rec.certCa }));
   }
 
   /** Load the nodes from the store and start the sweep. Nodes that were ready get a full heartbeat period from now. */
@@ -350,7 +374,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   }
 
   private live(rec: RegisteredNode, lastSeen: number): Live {
-    return { rec, lastSeen, persistedSeen: rec.lastSeenAt, reports: null, queue: [], waiter: null, wake: false, attempts: null, attemptWaiters: [], load: null, writes: Promise.resolve(), reporting: Promise.resolve() };
+    return { rec, lastSeen, persistedSeen: rec.lastSeenAt, reports: null, queue: [], waiter: null, wake: false, attempts: null, attemptWaiters: [], load: null, writes: Promise.resolve(), reporting: Promise.resolve(), trusts: null, issued: null };
   }
 
   private uri(name: string): string {
@@ -503,12 +527,13 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     }
     const now = this.clock();
     await consumeJoinToken(this.opts.tokens, req.token, now);
-    const issued = await this.opts.ca.issue(req.csr, { kind: 'node', name, ...(this.opts.certTtlSeconds !== undefined ? { ttlSeconds: this.opts.certTtlSeconds } : {}) });
+    const signer = this.ca;
+    const issued = await signer.issue(req.csr, { kind: 'node', name, ...(this.opts.certTtlSeconds !== undefined ? { ttlSeconds: this.opts.certTtlSeconds } : {}) });
     if (before && before.rec.certSerial) {
       // The name joins again (a new machine, a wiped data directory): the old certificate is out.
       this.revocations.revokeSerial(before.rec.certSerial, new Date(now + (this.opts.certTtlSeconds ?? 3600) * 1000 + 60_000));
     }
-    const rec: RegisteredNode = { name, info: req.info, state: 'ready', drained: before?.rec.drained ?? false, drainReason: before?.rec.drainReason ?? null, drainedBy: before?.rec.drainedBy ?? null, certSerial: issued.serial, joinedAt: now, lastSeenAt: now, stateChangedAt: now };
+    const rec: RegisteredNode = { name, info: req.info, state: 'ready', drained: before?.rec.drained ?? false, drainReason: before?.rec.drainReason ?? null, drainedBy: before?.rec.drainedBy ?? null, certSerial: issued.serial, certCa: signer.fingerprint, joinedAt: now, lastSeenAt: now, stateChangedAt: now };
     await this.opts.store.upsertNode({ ...rec, info: rec.info as unknown as Record<string, unknown> });
     const l = before ?? this.live(rec, now);
     l.rec = rec;
@@ -516,6 +541,8 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     l.persistedSeen = now;
     l.reports = null;
     l.attempts = null;
+    l.trusts = null;
+    l.issued = { serial: issued.serial, bundle: this.bundle.fingerprints };
     this.byName.set(name, l);
     this.log('info', `node ${name} joined (${req.info.cores} cores, ${Math.round(req.info.memoryBytes / 2 ** 20)} MiB, ${req.info.gpus.length} GPUs)`, { node: name, serial: issued.serial });
     this.emit('up', name);
@@ -538,8 +565,9 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   async renew(node: string, csr: string): Promise<RenewResponse> {
     const l = this.check(node);
     this.seen(l);
-    const issued = await this.opts.ca.issue(csr, { kind: 'node', name: node, ...(this.opts.certTtlSeconds !== undefined ? { ttlSeconds: this.opts.certTtlSeconds } : {}) });
+    const issued = await this.ca.issue(csr, { kind: 'node', name: node, ...(this.opts.certTtlSeconds !== undefined ? { ttlSeconds: this.opts.certTtlSeconds } : {}) });
     l.rec.certSerial = issued.serial;
+    l.issued = { serial: issued.serial, bundle: this.bundle.fingerprints };
     this.persist(l, { certSerial: issued.serial });
     return { certPem: issued.certPem, bundlePem: this.bundlePem, notAfter: issued.notAfter.getTime() };
   }
@@ -551,7 +579,11 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 
   // ---- heartbeats and reports ----
 
-  async heartbeat(node: string, hb: HeartbeatRequest): Promise<HeartbeatResponse> {
+  /**
+   * A heartbeat. `peer`: the certificate the node presented on this connection (its serial and
+   * the CA that issued it), from the agent route: what a CA rotation goes by.
+   */
+  async heartbeat(node: string, hb: HeartbeatRequest, peer?: { serial: string; issuer: string }): Promise<HeartbeatResponse> {
     try {
       checkProtocol(hb.protocol, 'agent');
     } catch (e) {
@@ -574,6 +606,12 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       }
     }
     if (hb.load) l.load = hb.load;
+    if (peer && peer.issuer !== l.rec.certCa) {
+      l.rec.certCa = peer.issuer;
+      this.persist(l, { certCa: peer.issuer });
+    }
+    if (hb.trust) l.trusts = [...hb.trust];
+    else if (peer && l.issued?.serial === normalizeSerial(peer.serial)) l.trusts = l.issued.bundle;
     if (hb.health) this.applyHealth(l, hb.health);
     if (hb.attempts) {
       l.attempts = hb.attempts;
@@ -630,6 +668,10 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       state: l.rec.state,
       drained: l.rec.drained,
       ...this.agentTimers(),
+      // A CA rotation (protocol 1.3): the bundle to trust, to an agent that says it trusts another;
+      // renew now, to one whose certificate is not from the CA that signs now.
+      ...(hb.trust && !this.bundle.sameAs(hb.trust) ? { bundlePem: this.bundlePem } : {}),
+      ...(peer && peer.issuer !== this.ca.fingerprint ? { renew: true } : {}),
     };
   }
 

@@ -17,17 +17,17 @@ import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import { WarrenError, createLogger, toLogger, type LogFn, type Logger } from '../common/index.js';
-import { RevocationList, TrustBundle } from '../mesh/index.js';
+import { RevocationList, type MeshCredentials } from '../mesh/index.js';
 import { openStore, type Store, type UserRecord } from '../store/index.js';
 import type { LiveView, NodeView, ReadyView, ServerStatusView } from '../api/index.js';
 import { ClusterPool } from './pool.js';
-import { ServerBackend, addUserWithToken, authenticateApiToken, type NodeAdmin } from './backend.js';
+import { ServerBackend, addUserWithToken, authenticateApiToken, type CaAdmin, type NodeAdmin } from './backend.js';
 import { buildApiServer } from './http/lazy.js';
 import type { ApiBackend } from './http/app.js';
 import { MeshTls } from './mesh-tls.js';
 import { NodeRegistry, connectPool, type RegisteredNode } from './nodes.js';
 import { agentRoutes } from './agent-routes.js';
-import { openClusterCa } from './cluster-ca.js';
+import { ClusterAuthority } from './cluster-ca.js';
 import { FollowerClient, LeaderForwarder } from './follower.js';
 import { gateStore, notLeaderError, type StoreGate } from './gate.js';
 import { LeaderElection, bounded, type LeaderTimers } from './leader.js';
@@ -93,6 +93,8 @@ export const ADMIN_TOKEN_FILE = 'admin.token';
 /** The agent daemon's default request timeout (src/agent/remote.ts): how long an agent may wait on a dead leader before it tries another server. */
 const AGENT_REQUEST_TIMEOUT_MS = 15_000;
 export const CA_PEM_FILE = 'ca.pem';
+/** Every server reads the cluster CA row this often (a CA rotation moved on by the leader, or by another server). */
+const CA_REFRESH_MS = 2000;
 
 /** What only the leader runs: built when this server gains the leadership, torn down when it loses it. */
 interface LeaderSide {
@@ -119,13 +121,15 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => {});
   };
   try {
-    const ca = await openClusterCa(store, join(o.dataDir, 'ca'), o.trustDomain ?? 'warren.local', log);
-    writeFileSync(join(o.dataDir, CA_PEM_FILE), ca.certPem, { mode: 0o644 });
+    // The cluster CA (and a CA rotation in progress) from the store; DATA/ca.pem is the trust bundle.
+    const authority = await ClusterAuthority.open(store, join(o.dataDir, 'ca'), join(o.dataDir, CA_PEM_FILE), o.trustDomain ?? 'warren.local', log);
+    const trustDomain = authority.trustDomain;
     const name = o.name ?? hostname().replace(/[^A-Za-z0-9.-]/g, '-');
     const hosts = [...new Set([o.host, hostname(), 'localhost', '127.0.0.1', ...(o.hosts ?? [])].filter((h) => h && h !== '0.0.0.0' && h !== '::'))];
-    const issue = async () => ca.issueServerIdentity(name, hosts);
+    /** The server's own certificate, from the CA that signs now. */
+    const issue = async () => authority.signer.issueServerIdentity(name, hosts);
     let me = await issue();
-    const bundle = new TrustBundle([ca.certPem]);
+    const credentials = (): MeshCredentials => ({ keyPem: me.keyPem, certPem: me.cert.certPem, trustBundle: authority.bundle });
     const adminToken = await firstAdmin(store, o.dataDir);
     const serverId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     // One revocation list for every leader side this server builds (and its TLS).
@@ -162,10 +166,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       let backend: ServerBackend | null = null;
       const registry = new NodeRegistry({
         store: gate.store,
-        ca,
+        ca: authority.signer,
         tokens: gate.store.joinTokens(),
-        trustDomain: ca.trustDomain,
-        trustBundle: bundle,
+        trustDomain,
+        trustBundle: authority.bundle,
         revocations,
         timers: { heartbeatMs: timers.heartbeatMs, graceMs: timers.graceMs, lostAfterMs: timers.lostAfterMs, stopAfterMs: timers.stopAfterMs },
         // A new leader: the agents first have to find it (a request to the old one may hang
@@ -185,11 +189,34 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         void backend?.audit({ actor: `node:${node}`, action: change === 'drained' ? 'node.drain' : 'node.undrain', target: node, source: 'health-check', result: 'ok', details: { reason, command: h.command, exitCode: h.exitCode, timedOut: h.timedOut, output: h.output.slice(-1000) } });
       };
       registry.on('health', onHealth);
+      // A CA rotation in progress moves on when the nodes have caught up (src/mesh rotationStep).
+      let advancing = false;
+      const rotation = setInterval(() => {
+        if (!authority.rotation || advancing) return;
+        advancing = true;
+        authority
+          .advance(gate.store, registry.rotationNodes())
+          .catch((e: unknown) => log('warn', `CA rotation: ${(e as Error).message}`))
+          .finally(() => (advancing = false));
+      }, Math.min(1000, timers.heartbeatMs));
+      rotation.unref();
       const unhook = (): void => {
         unhookPool();
         registry.off('health', onHealth);
+        clearInterval(rotation);
       };
-      backend = new ServerBackend({ store: gate.store, pool, nodes: nodeAdmin(registry), dataDir: o.dataDir, leaseTtlMs: timers.leaseTtlMs, log, metrics: m });
+      const caAdmin: CaAdmin = {
+        status: () => authority.status(registry.rotationNodes()),
+        rotate: async (r) => {
+          await authority.rotate(gate.store, (r.trustForSeconds ?? 0) * 1000);
+          return authority.status(registry.rotationNodes());
+        },
+        retire: async (r) => {
+          const lockedOut = await authority.retire(gate.store, registry.rotationNodes(), r.force === true);
+          return { view: authority.status(registry.rotationNodes()), lockedOut };
+        },
+      };
+      backend = new ServerBackend({ store: gate.store, pool, nodes: nodeAdmin(registry), ca: caAdmin, dataDir: o.dataDir, leaseTtlMs: timers.leaseTtlMs, log, metrics: m });
       const s: LeaderSide = { term, gate, registry, pool, backend, unhook };
       try {
         // Every node gets a full grace from now before it can be down or lost (registry.start).
@@ -221,13 +248,45 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       await bounded(s.backend.close(), 1000);
     };
 
-    const tls = new MeshTls({ credentials: { keyPem: me.keyPem, certPem: me.cert.certPem, trustBundle: bundle }, trustDomain: ca.trustDomain });
+    const tls = new MeshTls({ credentials: credentials(), trustDomain });
     tls.useRevocations(revocations);
     closers.push(() => tls.close());
 
     const leaderUrl = (): string | null => (election && !election.isLeader ? election.view().leaderUrl : null);
-    const forwarder = new LeaderForwarder(ca.certPem, ca.trustDomain, { isLeader: () => side !== null, leaderUrl });
+    const forwarder = new LeaderForwarder(authority.bundle, trustDomain, { isLeader: () => side !== null, leaderUrl });
     closers.push(() => forwarder.close());
+    // A new certificate of the server (from the CA that signs now) and the bundle for the TLS port, one at a time.
+    let certs: Promise<void> = Promise.resolve();
+    const reissue = (): Promise<void> =>
+      (certs = certs.then(() =>
+        issue().then(
+          (n) => {
+            me = n;
+            tls.rotate(credentials());
+          },
+          (e: unknown) => log('error', `cannot renew the server certificate: ${(e as Error).message}`),
+        ),
+      ));
+    // A CA rotation moved on (here or on another server): the leader side's registry signs with the
+    // new signer and tells agents the new bundle; the forwarder and the TLS port trust it.
+    authority.onChange(() => {
+      side?.registry.useAuthority(authority.signer, authority.bundle);
+      forwarder.useTrust(authority.bundle);
+      void reissue();
+    });
+    let caReadError = '';
+    const caWatch = setInterval(() => {
+      authority.refresh().then(
+        () => (caReadError = ''),
+        (e: unknown) => {
+          const m = (e as Error).message;
+          if (m !== caReadError) log('warn', `cannot read the cluster CA from the store: ${m} (tried again every ${CA_REFRESH_MS / 1000} s)`);
+          caReadError = m;
+        },
+      );
+    }, CA_REFRESH_MS);
+    caWatch.unref();
+    closers.push(() => clearInterval(caWatch));
     // The agent routes talk to the current leader side's registry; on a follower they answer
     // 503 SERVER_NOT_LEADER with the leader's URL (the agent goes there).
     const currentRegistry = new Proxy({} as NodeRegistry, {
@@ -391,15 +450,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       });
     }
     // The server's own certificate is renewed at half its life, without a restart.
-    const renew = setInterval(() => {
-      issue().then(
-        (n) => {
-          me = n;
-          tls.rotate({ keyPem: n.keyPem, certPem: n.cert.certPem, trustBundle: bundle });
-        },
-        (e: unknown) => log('error', `cannot renew the server certificate: ${(e as Error).message}`),
-      );
-    }, 30 * 60_000);
+    const renew = setInterval(() => void reissue(), 30 * 60_000);
     renew.unref();
     closers.push(() => clearInterval(renew));
     // The plain-HTTP listener for scrapers and load balancers (loopback or a protected network).
@@ -447,6 +498,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
             return;
           }
           side = s;
+          // A CA rotation may have moved on while the side was being built.
+          s.registry.useAuthority(authority.signer, authority.bundle);
           m.elected();
           log('info', `leading the cluster (term ${term}): scheduling, driving the runs, watching the nodes`, { term });
         } catch (e) {
@@ -472,8 +525,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     el.start();
     // A server that can lead at once (the lease is free) is up with its leader side before it says it is ready.
     await bounded(el.firstRound.then(() => transitions), 15_000);
-    log('info', `warren server on ${url} (${side ? 'leader' : 'follower'}; store: ${store.kind}, trust domain ${ca.trustDomain}, CA ${join(o.dataDir, CA_PEM_FILE)})`);
-    return { url, port: addr.port, caPem: ca.certPem, adminToken, store, id: serverId, role: () => (side ? 'leader' : 'follower'), metricsUrl, metrics: m, close };
+    log('info', `warren server on ${url} (${side ? 'leader' : 'follower'}; store: ${store.kind}, trust domain ${trustDomain}, CA ${join(o.dataDir, CA_PEM_FILE)})`);
+    return { url, port: addr.port, caPem: authority.bundlePem, adminToken, store, id: serverId, role: () => (side ? 'leader' : 'follower'), metricsUrl, metrics: m, close };
   } catch (e) {
     await close();
     throw e;

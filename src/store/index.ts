@@ -13,7 +13,7 @@ export { SCHEMA_VERSION } from './migrations.js';
 export { DEFAULT_RESERVE_BYTES } from './reserve.js';
 export type {
   Store, WorkflowRecord, WorkflowPatch, WorkflowFilter, AttemptRecord, EventRecord, WriteBatch, RunLease, LeaseResult,
-  UserRecord, ApiTokenRecord, NodeState, NodeRecord, NodePatch, LeaderLease, LeaderResult, ClusterCaRecord, AuditRecord, AuditQuery, StoreStats,
+  UserRecord, ApiTokenRecord, NodeState, NodeRecord, NodePatch, LeaderLease, LeaderResult, ClusterCaRecord, ClusterCaState, CaRotationRecord, AuditRecord, AuditQuery, StoreStats,
 } from './types.js';
 
 /** Open the store named by `url` (`postgres://...`, `sqlite:PATH`, a path), default `$WARREN_HOME/warren.db`. */

@@ -254,6 +254,25 @@ CREATE INDEX workflows_ended ON workflows(status, ended_at);
 `,
     },
   },
+  {
+    version: 6,
+    what: 'CA rotation: the new CA beside the current one and the phase (in the cluster CA row), the CA a node\'s certificate is from',
+    // One row still: a rotation starts, changes phase and ends by conditional UPDATEs of it
+    // (the current CA becomes previous_cert_pem when the new one takes its place).
+    sql: {
+      both: `
+ALTER TABLE cluster_ca ADD COLUMN next_cert_pem TEXT;
+ALTER TABLE cluster_ca ADD COLUMN next_key_pem TEXT;
+ALTER TABLE cluster_ca ADD COLUMN rotation_phase TEXT;
+ALTER TABLE cluster_ca ADD COLUMN rotation_started_at BIGINT;
+ALTER TABLE cluster_ca ADD COLUMN rotation_phase_at BIGINT;
+ALTER TABLE cluster_ca ADD COLUMN rotation_issue_after BIGINT;
+ALTER TABLE cluster_ca ADD COLUMN previous_cert_pem TEXT;
+ALTER TABLE cluster_ca ADD COLUMN retired_at BIGINT;
+ALTER TABLE nodes ADD COLUMN cert_ca TEXT;
+`,
+    },
+  },
 ];
 
 /** The schema version this code writes. */

@@ -7,11 +7,11 @@ import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import type { TokenRecord, TokenStore } from '../mesh/index.js';
 import { SCHEMA_VERSION, migrationSql, pendingMigrations } from './migrations.js';
 import {
-  API_TOKEN_INSERT, AUDIT_INSERT, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams, attemptUpsertSql,
+  API_TOKEN_INSERT, AUDIT_INSERT, CA_ROTATION_FINISH, CA_ROTATION_PHASE, CA_ROTATION_START, caStateOf, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams, attemptUpsertSql,
   auditOf, joinTokenOf, joinTokenParams, leaseOf, listAuditSql, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf, STATS_SQL, statsOf,
 } from './sql.js';
 import type {
-  ApiTokenRecord, AttemptRecord, AuditQuery, AuditRecord, ClusterCaRecord, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, StoreStats, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
+  ApiTokenRecord, AttemptRecord, AuditQuery, AuditRecord, ClusterCaRecord, ClusterCaState, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, StoreStats, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
 } from './types.js';
 import {
   PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, duplicateTokenError, fencedError, noWorkflowError, schemaNewerError, userExistsError,
@@ -164,6 +164,23 @@ export class PgStore implements Store {
     await this.q('INSERT INTO cluster_ca (id, trust_domain, cert_pem, key_pem, created_at) VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO NOTHING', [ca.trustDomain, ca.certPem, ca.keyPem, ca.createdAt]);
     return (await this.getClusterCa())!;
   }
+  async getClusterCaState(): Promise<ClusterCaState | undefined> {
+    const r = (await this.q('SELECT * FROM cluster_ca WHERE id = 1', [])).rows[0];
+    return r && caStateOf(r);
+  }
+
+  async startCaRotation(next: { certPem: string; keyPem: string }, at: number, issueAfter: number): Promise<boolean> {
+    return (await this.q(CA_ROTATION_START(pp), [next.certPem, next.keyPem, at, at, issueAfter])).rowCount === 1;
+  }
+
+  async setCaRotationPhase(certPem: string, from: 'trust' | 'issue', to: 'trust' | 'issue', at: number): Promise<boolean> {
+    return (await this.q(CA_ROTATION_PHASE(pp), [to, at, certPem, from])).rowCount === 1;
+  }
+
+  async finishCaRotation(certPem: string, at: number): Promise<boolean> {
+    return (await this.q(CA_ROTATION_FINISH(pp), [at, certPem])).rowCount === 1;
+  }
+
 
   async createWorkflow(r: WorkflowRecord, units: UnitSnapshot[]): Promise<void> {
     await this.tx(async (c) => {

@@ -1,5 +1,5 @@
 import type { TokenRecord } from '../mesh/index.js';
-import type { ApiTokenRecord, AuditQuery, AuditRecord, NodePatch, NodeRecord, NodeState, RunLease, StoreStats, UserRecord, WorkflowFilter } from './types.js';
+import type { ApiTokenRecord, AuditQuery, CaRotationRecord, ClusterCaState, AuditRecord, NodePatch, NodeRecord, NodeState, RunLease, StoreStats, UserRecord, WorkflowFilter } from './types.js';
 import { NODE_PATCH_COLUMNS } from './types.js';
 
 // SQL text shared by both stores; `p(i)` writes the i-th (1-based) parameter placeholder.
@@ -96,6 +96,7 @@ export function nodeOf(r: Row): NodeRecord {
     drainReason: (r.drain_reason as string | null) ?? null,
     drainedBy: (r.drained_by as NodeRecord['drainedBy']) ?? null,
     certSerial: (r.cert_serial as string | null) ?? null,
+    certCa: (r.cert_ca as string | null) ?? null,
     joinedAt: n(r.joined_at),
     lastSeenAt: nn(r.last_seen_at),
     stateChangedAt: n(r.state_changed_at),
@@ -122,7 +123,7 @@ export function joinTokenParams(r: TokenRecord): unknown[] {
   return [r.hash, r.id, r.createdBy, r.createdAt, r.expiresAt, r.usesLeft];
 }
 
-const NODE_COLUMNS = ['name', 'info', 'state', 'drained', 'drain_reason', 'drained_by', 'cert_serial', 'joined_at', 'last_seen_at', 'state_changed_at'] as const;
+const NODE_COLUMNS = ['name', 'info', 'state', 'drained', 'drain_reason', 'drained_by', 'cert_serial', 'cert_ca', 'joined_at', 'last_seen_at', 'state_changed_at'] as const;
 
 /** Insert a node or replace every field of the one with that name. */
 export const NODE_UPSERT = (p: (i: number) => string): string =>
@@ -131,7 +132,7 @@ export const NODE_UPSERT = (p: (i: number) => string): string =>
 
 /** The parameters of NODE_UPSERT; `b` writes a boolean for the dialect. */
 export function nodeParams(x: NodeRecord, b: (v: boolean) => unknown): unknown[] {
-  return [x.name, JSON.stringify(x.info), x.state, b(x.drained), x.drainReason ?? null, x.drainedBy ?? null, x.certSerial, x.joinedAt, x.lastSeenAt, x.stateChangedAt];
+  return [x.name, JSON.stringify(x.info), x.state, b(x.drained), x.drainReason ?? null, x.drainedBy ?? null, x.certSerial, x.certCa ?? null, x.joinedAt, x.lastSeenAt, x.stateChangedAt];
 }
 
 /** `UPDATE nodes SET ...` for a patch (null when it changes nothing) and its parameters, the name last. */
@@ -220,3 +221,38 @@ export function statsOf(rows: Array<{ t: string; k: string; d: unknown; n: unkno
   }
   return out;
 }
+
+// ---- CA rotation (schema v6): every step is one conditional UPDATE of the cluster CA row ----
+
+/** The cluster CA row as a ClusterCaState. */
+export function caStateOf(r: Row): ClusterCaState {
+  const ca = { trustDomain: r.trust_domain as string, certPem: r.cert_pem as string, keyPem: r.key_pem as string, createdAt: n(r.created_at) };
+  const rotation: CaRotationRecord | null =
+    typeof r.next_cert_pem === 'string'
+      ? {
+          phase: r.rotation_phase === 'issue' ? 'issue' : 'trust',
+          certPem: r.next_cert_pem,
+          keyPem: r.next_key_pem as string,
+          startedAt: n(r.rotation_started_at),
+          phaseChangedAt: n(r.rotation_phase_at),
+          issueAfter: n(r.rotation_issue_after),
+        }
+      : null;
+  const retired = typeof r.previous_cert_pem === 'string' ? { certPem: r.previous_cert_pem, retiredAt: n(r.retired_at) } : null;
+  return { ca, rotation, retired };
+}
+
+/** startCaRotation: params next cert, next key, at, at, issueAfter. */
+export const CA_ROTATION_START = (p: (i: number) => string): string =>
+  `UPDATE cluster_ca SET next_cert_pem = ${p(1)}, next_key_pem = ${p(2)}, rotation_phase = 'trust', rotation_started_at = ${p(3)}, rotation_phase_at = ${p(4)}, rotation_issue_after = ${p(5)}
+   WHERE id = 1 AND next_cert_pem IS NULL`;
+
+/** setCaRotationPhase: params to, at, next cert, from. */
+export const CA_ROTATION_PHASE = (p: (i: number) => string): string =>
+  `UPDATE cluster_ca SET rotation_phase = ${p(1)}, rotation_phase_at = ${p(2)} WHERE id = 1 AND next_cert_pem = ${p(3)} AND rotation_phase = ${p(4)}`;
+
+/** finishCaRotation: params at, next cert. The SET expressions read the row as it was (SQL semantics in both dialects). */
+export const CA_ROTATION_FINISH = (p: (i: number) => string): string =>
+  `UPDATE cluster_ca SET previous_cert_pem = cert_pem, retired_at = ${p(1)}, cert_pem = next_cert_pem, key_pem = next_key_pem, created_at = rotation_started_at,
+     next_cert_pem = NULL, next_key_pem = NULL, rotation_phase = NULL, rotation_started_at = NULL, rotation_phase_at = NULL, rotation_issue_after = NULL
+   WHERE id = 1 AND next_cert_pem = ${p(2)}`;

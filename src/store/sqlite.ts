@@ -15,11 +15,11 @@ import type { TokenRecord, TokenStore } from '../mesh/index.js';
 import { SCHEMA_VERSION, migrationSql, pendingMigrations } from './migrations.js';
 import { DEFAULT_RESERVE_BYTES, ensureReserve, releaseReserve } from './reserve.js';
 import {
-  API_TOKEN_INSERT, AUDIT_INSERT, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, type LeaseRow, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams,
+  API_TOKEN_INSERT, AUDIT_INSERT, CA_ROTATION_FINISH, CA_ROTATION_PHASE, CA_ROTATION_START, caStateOf, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, type LeaseRow, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams,
   attemptUpsertSql, auditOf, joinTokenOf, joinTokenParams, leaseOf, listAuditSql, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf, STATS_SQL, statsOf,
 } from './sql.js';
 import type {
-  ApiTokenRecord, AttemptRecord, AuditQuery, AuditRecord, ClusterCaRecord, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, StoreStats, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
+  ApiTokenRecord, AttemptRecord, AuditQuery, AuditRecord, ClusterCaRecord, ClusterCaState, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, StoreStats, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
 } from './types.js';
 import {
   PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, duplicateTokenError, fencedError, noWorkflowError, schemaNewerError, userExistsError,
@@ -403,6 +403,23 @@ export class SqliteStore implements Store {
     this.writing(() => this.db.prepare('INSERT INTO cluster_ca (id, trust_domain, cert_pem, key_pem, created_at) VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING').run(ca.trustDomain, ca.certPem, ca.keyPem, ca.createdAt));
     return (await this.getClusterCa())!;
   }
+  async getClusterCaState(): Promise<ClusterCaState | undefined> {
+    const r = this.guard(() => this.db.prepare('SELECT * FROM cluster_ca WHERE id = 1').get() as Row | undefined);
+    return r && caStateOf(r);
+  }
+
+  async startCaRotation(next: { certPem: string; keyPem: string }, at: number, issueAfter: number): Promise<boolean> {
+    return this.writing(() => this.db.prepare(CA_ROTATION_START(ph)).run(named(next.certPem, next.keyPem, at, at, issueAfter)).changes === 1);
+  }
+
+  async setCaRotationPhase(certPem: string, from: 'trust' | 'issue', to: 'trust' | 'issue', at: number): Promise<boolean> {
+    return this.writing(() => this.db.prepare(CA_ROTATION_PHASE(ph)).run(named(to, at, certPem, from)).changes === 1);
+  }
+
+  async finishCaRotation(certPem: string, at: number): Promise<boolean> {
+    return this.writing(() => this.db.prepare(CA_ROTATION_FINISH(ph)).run(named(at, certPem)).changes === 1);
+  }
+
 
   async jobHistory(jobName: string, limit = 20): Promise<number[]> {
     return this.guard(() => this.stmts.history.all(jobName, limit) as { seconds: number }[]).map((r) => r.seconds);

@@ -83,6 +83,8 @@ export interface NodeRecord {
   drainedBy: 'admin' | 'health' | null;
   /** Serial of its current client certificate. */
   certSerial: string | null;
+  /** SHA-256 fingerprint of the CA that issued the certificate it presents (schema v6; null: not known, i.e. the CA before any rotation). */
+  certCa: string | null;
   joinedAt: number;
   lastSeenAt: number | null;
   stateChangedAt: number;
@@ -99,6 +101,7 @@ export const NODE_PATCH_COLUMNS: Record<keyof NodePatch, string> = {
   drainReason: 'drain_reason',
   drainedBy: 'drained_by',
   certSerial: 'cert_serial',
+  certCa: 'cert_ca',
   lastSeenAt: 'last_seen_at',
   stateChangedAt: 'state_changed_at',
 };
@@ -194,6 +197,25 @@ export interface ClusterCaRecord {
   createdAt: number;
 }
 
+/** A CA rotation in progress (schema v6): the new CA, trusted beside the current one; in phase
+ *  `trust` certificates are still issued by the current CA, in `issue` by the new one. */
+export interface CaRotationRecord {
+  phase: 'trust' | 'issue';
+  certPem: string;
+  keyPem: string;
+  startedAt: number;
+  phaseChangedAt: number;
+  /** The trust phase lasts at least until then (`warren ca rotate --trust-for`). */
+  issueAfter: number;
+}
+
+/** The cluster CA with its rotation, if one is in progress, and the CA the last one retired. */
+export interface ClusterCaState {
+  ca: ClusterCaRecord;
+  rotation: CaRotationRecord | null;
+  retired: { certPem: string; retiredAt: number } | null;
+}
+
 /** One entry of the audit log (schema v5): every admin action and every action on another
  *  user's behalf. Append-only: the store never changes or deletes one (a trigger refuses it). */
 export interface AuditRecord {
@@ -284,6 +306,17 @@ export interface Store {
   getClusterCa(): Promise<ClusterCaRecord | undefined>;
   /** Store the CA unless one is stored already; returns the stored one (ours, or the one that was there). */
   putClusterCaIfAbsent(ca: ClusterCaRecord): Promise<ClusterCaRecord>;
+
+  // CA rotation (schema v6): each step one conditional UPDATE of the cluster CA row.
+
+  /** The cluster CA with its rotation and the last retired CA; undefined when no CA is stored. */
+  getClusterCaState(): Promise<ClusterCaState | undefined>;
+  /** Begin a rotation to `next` (phase trust); false when one is in progress (or no CA is stored). */
+  startCaRotation(next: { certPem: string; keyPem: string }, at: number, issueAfter: number): Promise<boolean>;
+  /** Move the rotation to `next` (certPem) from phase `from` to `to`; false when it is not in that phase (or another rotation). */
+  setCaRotationPhase(certPem: string, from: 'trust' | 'issue', to: 'trust' | 'issue', at: number): Promise<boolean>;
+  /** End the rotation to `next` (certPem): it becomes the cluster CA, the current one the retired one. False when that rotation is not in progress. */
+  finishCaRotation(certPem: string, at: number): Promise<boolean>;
 
   // Cluster mode (schema v3): users, API tokens, join tokens, nodes.
 

@@ -498,6 +498,23 @@ describe('administration', () => {
     await refused(carol.whoami(), 'AUTH_TOKEN_INVALID', 401);
   });
 
+  test('the CA: status, rotate (a second one refused), retire (refused without force, naming the nodes); bad bodies are 400', T, async () => {
+    const root = client(adminToken);
+    assert.equal((await root.caStatus()).phase, 'none');
+    const r = await root.rotateCa({ trustForSeconds: 60 });
+    assert.equal(r.phase, 'trust');
+    assert.deepEqual(r.cas.map((c) => c.role), ['old', 'new']);
+    assert.equal(r.issueAfter! - r.startedAt!, 60_000);
+    await refused(root.rotateCa(), 'MESH_CA_ROTATION_IN_PROGRESS', 409);
+    const no = await refused(root.retireCa(), 'MESH_CA_RETIRE_REFUSED', 409);
+    assert.deepEqual(no.details?.nodes, ['n001']);
+    const done = await root.retireCa({ force: true });
+    assert.equal(done.phase, 'none');
+    assert.deepEqual(done.cas.map((c) => [c.fingerprint, c.role]), [['BB:02', 'active']]);
+    await refused(root.retireCa(), 'MESH_CA_NO_ROTATION', 409);
+    await refused(root.rotateCa({ trustForSeconds: -1 }), 'API_BAD_REQUEST', 400);
+  });
+
   test('every admin route is 403 AUTH_FORBIDDEN for a non-admin, before the backend is asked', T, async () => {
     const alice = client(aliceToken);
     const calls: Array<[string, () => Promise<unknown>]> = [
@@ -513,6 +530,9 @@ describe('administration', () => {
       ['users', () => alice.users()],
       ['removeUser', () => alice.removeUser('root')],
       ['audit', () => alice.audit()],
+      ['caStatus', () => alice.caStatus()],
+      ['rotateCa', () => alice.rotateCa()],
+      ['retireCa', () => alice.retireCa({ force: true })],
     ];
     for (const [name, call] of calls) {
       const e = await refused(call(), 'AUTH_FORBIDDEN', 403);

@@ -6,6 +6,7 @@ import { EventEmitter, once } from 'node:events';
 import { WarrenError } from '../../src/common/index.js';
 import type {
   AdminClient,
+  CaStatusView,
   AuditEntry,
   AuditRequest,
   ListRequest,
@@ -52,10 +53,24 @@ export class MemoryBackend implements ApiBackend {
   async audit(e: Omit<AuditEntry, 'id' | 'at'>): Promise<void> {
     this.auditLog.push({ id: this.auditLog.length + 1, at: this.clock++, ...e });
   }
+  /** The CA status the ca routes show (rotate and retire change its phase, as the server's would). */
+  ca: CaStatusView = {
+    trustDomain: 'test.local',
+    phase: 'none',
+    startedAt: null,
+    phaseChangedAt: null,
+    issueAfter: null,
+    cas: [{ fingerprint: 'AA:01', subject: 'CN=Warren CA test.local, O=Warren', notBefore: 1, notAfter: 2, role: 'active', signing: true }],
+    nodes: [],
+    waitingFor: [],
+    next: 'no rotation in progress',
+    lastRetiredAt: null,
+    bundlePem: '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n',
+  };
   /** Every workflow call throws this (a bug in the backend). */
   explode: Error | undefined;
   private n = 0;
-  private clock = 1_700_000_000_000;
+  clock = 1_700_000_000_000;
 
   constructor() {
     this.events.setMaxListeners(100);
@@ -284,6 +299,24 @@ export class MemoryBackend implements ApiBackend {
         admin();
         if (!b.users.delete(name)) throw new WarrenError('MESH_IDENTITY_NOT_FOUND', `no user ${name}`, { hint: 'see `warren user list`' });
         for (const [s, t] of b.secrets) if (t.view.user === name) b.secrets.delete(s);
+      },
+      async caStatus(): Promise<CaStatusView> {
+        admin();
+        return b.ca;
+      },
+      async rotateCa(o: { trustForSeconds?: number } = {}): Promise<CaStatusView> {
+        admin();
+        if (b.ca.phase !== 'none') throw new WarrenError('MESH_CA_ROTATION_IN_PROGRESS', 'a CA rotation is already in progress', { hint: 'let it finish' });
+        const old = { ...b.ca.cas[0]!, role: 'old' as const };
+        b.ca = { ...b.ca, phase: 'trust', startedAt: b.clock, issueAfter: b.clock + (o.trustForSeconds ?? 0) * 1000, cas: [old, { ...old, fingerprint: 'BB:02', role: 'new', signing: false }] };
+        return b.ca;
+      },
+      async retireCa(o: { force?: boolean } = {}): Promise<CaStatusView> {
+        admin();
+        if (b.ca.phase === 'none') throw new WarrenError('MESH_CA_NO_ROTATION', 'no CA rotation is in progress', { hint: 'start one' });
+        if (!o.force) throw new WarrenError('MESH_CA_RETIRE_REFUSED', 'node n001 holds a certificate from the old CA', { hint: 'wait, or --force', details: { nodes: ['n001'] } });
+        b.ca = { ...b.ca, phase: 'none', cas: [{ ...b.ca.cas[1]!, role: 'active', signing: true }], lastRetiredAt: b.clock };
+        return b.ca;
       },
       async audit(q: AuditRequest = {}): Promise<AuditEntry[]> {
         admin();

@@ -484,3 +484,44 @@ test('the cluster side loads on first use through the subsystems\' index files',
   assert.equal(D.name, 'AgentDaemon');
   assert.equal(JOURNAL_FILE, 'reports.journal');
 });
+
+test('a CA rotation as the registry sees it: what each node trusts and presents, the bundle it is told, renew now, an older agent\'s trust from the bundle sent with its certificate', T, async () => {
+  const f = await fixture();
+  const { CertificateAuthority, TrustBundle, verifySvid } = await import('../../src/mesh/index.js');
+  const c = cluster!;
+  const old = c.ca;
+  const res = await f.reg.join({ protocol: { ...AGENT_PROTOCOL }, token: await f.token(), csr: await csr('r1'), info: nodeInfo('r1') });
+  const peer = verifySvid(res.certPem, { trustBundle: c.bundle, trustDomain: old.trustDomain, kind: 'node' });
+  assert.equal(peer.issuer, old.fingerprint);
+  assert.equal((await f.store.getNode('r1'))!.certCa, old.fingerprint, 'the CA it was issued by, in the store');
+  const me = () => f.reg.rotationNodes().find((n) => n.name === 'r1')!;
+  assert.equal(me().trusts, null, 'not known before its first heartbeat');
+  // An older agent (no `trust`): what it trusts is the bundle sent with the certificate it presents.
+  let a = await f.reg.heartbeat('r1', hb(), peer);
+  assert.deepEqual(me().trusts, [old.fingerprint]);
+  assert.equal(a.bundlePem, undefined);
+  assert.equal(a.renew, undefined);
+  // The rotation begins: both CAs in the bundle, the old one still signs.
+  const { ca: next } = await CertificateAuthority.generate({ trustDomain: old.trustDomain, name: `CN=Warren CA ${old.trustDomain} next, O=Warren` });
+  const both = new TrustBundle([old.certPem, next.certPem]);
+  f.reg.useAuthority(old, both);
+  a = await f.reg.heartbeat('r1', hb({ trust: [old.fingerprint] }), peer);
+  assert.equal(a.bundlePem, both.pem.join('\n') + '\n', 'told the bundle');
+  assert.equal(a.renew, undefined, 'its certificate is from the CA that signs');
+  a = await f.reg.heartbeat('r1', hb({ trust: both.fingerprints }), peer);
+  assert.equal(a.bundlePem, undefined, 'it trusts the bundle already');
+  assert.deepEqual(me().trusts, both.fingerprints);
+  // The new CA signs: a node presenting an old-CA certificate is told to renew; its renewal is from the new CA.
+  f.reg.useAuthority(next, both);
+  a = await f.reg.heartbeat('r1', hb({ trust: both.fingerprints }), peer);
+  assert.equal(a.renew, true);
+  const renewed = await f.reg.renew('r1', await csr('r1'));
+  const peer2 = verifySvid(renewed.certPem, { trustBundle: both, trustDomain: old.trustDomain, kind: 'node' });
+  assert.equal(peer2.issuer, next.fingerprint);
+  assert.equal(me().certCa, old.fingerprint, 'what it presents counts, not what was issued');
+  a = await f.reg.heartbeat('r1', hb({ trust: both.fingerprints }), peer2);
+  assert.equal(a.renew, undefined);
+  assert.equal(me().certCa, next.fingerprint);
+  await f.reg.flush();
+  assert.equal((await f.store.getNode('r1'))!.certCa, next.fingerprint);
+});

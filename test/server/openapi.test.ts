@@ -26,8 +26,8 @@ test('the document describes every route of the client API, each with an operati
   const ops = Object.entries(doc.paths).flatMap(([p, ms]) => Object.entries(ms).map(([m, op]) => ({ route: `${m.toUpperCase()} ${p}`, ...op })));
   const ids = ops.map((o) => o.operationId).sort();
   const expected = [
-    'addUser', 'audit', 'cancel', 'createJoinToken', 'deleteNode', 'drain', 'get', 'health', 'list', 'logs', 'nodes', 'removeUser', 'resume',
-    'revokeNode', 'revokeToken', 'serverStatus', 'stream', 'submit', 'tokens', 'undrain', 'users', 'whoami',
+    'addUser', 'audit', 'caStatus', 'cancel', 'createJoinToken', 'deleteNode', 'drain', 'get', 'health', 'list', 'logs', 'nodes', 'removeUser', 'resume',
+    'retireCa', 'revokeNode', 'revokeToken', 'rotateCa', 'serverStatus', 'stream', 'submit', 'tokens', 'undrain', 'users', 'whoami',
   ];
   assert.deepEqual(ids, expected);
   for (const o of ops) {

@@ -46,7 +46,7 @@ export function node(name: string, extra: Partial<NodeRecord> = {}): NodeRecord 
   return {
     name,
     info: { name, cores: 64, memoryBytes: 256 * 2 ** 30, gpus: [{ index: 0, model: 'H100', memoryBytes: 80 * 2 ** 30 }], labels: { rack: 'r1' }, platform: 'linux/amd64', containers: true, agentVersion: '0.1.0', protocol: { major: 1, minor: 0 } },
-    state: 'ready', drained: false, drainReason: null, drainedBy: null, certSerial: 'ab01', joinedAt: 5_000, lastSeenAt: null, stateChangedAt: 5_000, ...extra,
+    state: 'ready', drained: false, drainReason: null, drainedBy: null, certSerial: 'ab01', certCa: null, joinedAt: 5_000, lastSeenAt: null, stateChangedAt: 5_000, ...extra,
   };
 }
 
@@ -594,6 +594,42 @@ export function storeContract(name: string, open: () => Promise<Store>, uniq: ()
     } finally {
       await s.close();
       await t.close();
+    }
+  });
+
+  test(`${name}: a CA rotation: one at a time, its phase changed only from the phase it is in, finished once (the new CA becomes the cluster's, the old one the retired)`, async () => {
+    const s = await open();
+    try {
+      const base = await s.putClusterCaIfAbsent({ trustDomain: 'test.local', certPem: `CERT-${uniq()}`, keyPem: 'KEY', createdAt: 1000 });
+      const before = (await s.getClusterCaState())!;
+      assert.deepEqual(before.ca, base);
+      assert.equal(before.rotation, null);
+      const next = { certPem: `NEXT-${uniq()}`, keyPem: `NEXTKEY-${uniq()}` };
+      assert.equal(await s.startCaRotation(next, 2000, 5000), true);
+      assert.equal(await s.startCaRotation({ certPem: 'OTHER', keyPem: 'K' }, 2100, 2100), false, 'one rotation at a time');
+      let st = (await s.getClusterCaState())!;
+      assert.deepEqual(st.rotation, { phase: 'trust', ...next, startedAt: 2000, phaseChangedAt: 2000, issueAfter: 5000 });
+      assert.deepEqual(st.ca, base, 'the cluster CA stays the old one until the end');
+      assert.equal(await s.setCaRotationPhase('OTHER', 'trust', 'issue', 3000), false, 'not that rotation');
+      assert.equal(await s.setCaRotationPhase(next.certPem, 'issue', 'trust', 3000), false, 'not in that phase');
+      assert.equal(await s.setCaRotationPhase(next.certPem, 'trust', 'issue', 3000), true);
+      st = (await s.getClusterCaState())!;
+      assert.deepEqual([st.rotation!.phase, st.rotation!.phaseChangedAt, st.rotation!.startedAt], ['issue', 3000, 2000]);
+      assert.equal(await s.finishCaRotation('OTHER', 4000), false);
+      assert.equal(await s.finishCaRotation(next.certPem, 4000), true);
+      assert.equal(await s.finishCaRotation(next.certPem, 4001), false, 'once');
+      st = (await s.getClusterCaState())!;
+      assert.deepEqual(st, { ca: { trustDomain: base.trustDomain, certPem: next.certPem, keyPem: next.keyPem, createdAt: 2000 }, rotation: null, retired: { certPem: base.certPem, retiredAt: 4000 } });
+      assert.deepEqual(await s.getClusterCa(), st.ca);
+      assert.equal(await s.setCaRotationPhase(next.certPem, 'issue', 'trust', 5000), false, 'no rotation any more');
+      // The CA of a node's certificate.
+      const n = node(`ca${uniq()}`, { certCa: 'AA:01' });
+      await s.upsertNode(n);
+      assert.equal((await s.getNode(n.name))!.certCa, 'AA:01');
+      assert.equal(await s.patchNode(n.name, { certCa: 'BB:02' }), true);
+      assert.equal((await s.getNode(n.name))!.certCa, 'BB:02');
+    } finally {
+      await s.close();
     }
   });
 

@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { WarrenError, formatBytes, parseDuration } from '../../common/index.js';
-import type { AdminClient, AuditEntry, NodeView } from '../../api/index.js';
+import type { AdminClient, AuditEntry, CaStatusView, NodeView } from '../../api/index.js';
 import { commandGroup } from '../util.js';
 import { addTargetOptions, openAdmin, type TargetOpts } from '../client.js';
 
@@ -170,6 +170,54 @@ export function register(program: Command): void {
     process.stderr.write(`user ${name} removed\n`);
   });
 
+  const ca = commandGroup(program, 'ca', "the cluster's CA: status, rotate to a new CA, retire the old one (admins)");
+  addTargetOptions(
+    ca
+      .command('status')
+      .description('the CAs, the phase of a CA rotation, the nodes it waits for')
+      .option('--bundle', 'print only the trust bundle (PEM): the CA file clients need now (`warren context add --ca`)')
+      .option('--json', 'JSON output'),
+  ).action(async (o: TargetOpts & { bundle?: boolean; json?: boolean }) => {
+    const v = await withAdmin(o, (a) => a.caStatus());
+    if (o.bundle) process.stdout.write(v.bundlePem);
+    else if (o.json) process.stdout.write(JSON.stringify(v) + '\n');
+    else process.stdout.write(caText(v));
+  });
+  addTargetOptions(
+    ca
+      .command('rotate')
+      .description('begin a CA rotation: a new CA, trusted beside the old one until every node has a certificate from it; then the old one is retired by itself')
+      .option('--trust-for <duration>', 'trust the new CA at least this long before it issues certificates (time to hand users the new CA file), e.g. 1h', '0s')
+      .option('--json', 'JSON output'),
+  ).action(async (o: TargetOpts & { trustFor: string; json?: boolean }) => {
+    const secs = parseDuration(o.trustFor);
+    if (secs === undefined || !(secs >= 0)) throw new WarrenError('CLI_BAD_OPTION', `--trust-for takes a duration such as 0s, 10m or 1h, not "${o.trustFor}"`);
+    const v = await withAdmin(o, (a) => a.rotateCa({ trustForSeconds: Math.round(secs) }));
+    if (o.json) process.stdout.write(JSON.stringify(v) + '\n');
+    else {
+      const fresh = v.cas.find((c) => c.role === 'new');
+      process.stderr.write(
+        `CA rotation started: the new CA (SHA-256 ${fresh?.fingerprint ?? '?'}) is trusted beside the old one.\n` +
+          'Clients need both now: `warren ca status --bundle > ca.pem` (the server keeps it in DATA/ca.pem), then `warren context add NAME --server URL --token T --ca ca.pem`.\n' +
+          'The rotation goes on by itself; `warren ca status` shows what it waits for.\n',
+      );
+    }
+  });
+  addTargetOptions(
+    ca
+      .command('retire')
+      .description('retire the old CA of a rotation now (refused while a node holds a certificate from it)')
+      .option('--force', 'retire it even so: those nodes must join again with a token')
+      .option('--json', 'JSON output'),
+  ).action(async (o: TargetOpts & { force?: boolean; json?: boolean }) => {
+    const v = await withAdmin(o, (a) => a.retireCa({ force: o.force === true }));
+    if (o.json) process.stdout.write(JSON.stringify(v) + '\n');
+    else {
+      const out = v.nodes.filter((n) => (n.state === 'ready' || n.state === 'down') && n.ca !== 'active').map((n) => n.name);
+      process.stderr.write(`the old CA is retired: only SHA-256 ${v.cas[0]?.fingerprint ?? '?'} is trusted now${out.length ? `; ${out.join(', ')} must join again with a token` : ''}\n`);
+    }
+  });
+
   const audit = commandGroup(program, 'audit', 'the audit log: who did what, when, from where (admins)');
   addTargetOptions(
     audit
@@ -206,4 +254,19 @@ export function register(program: Command): void {
     const max = limit ?? 1000;
     if (entries.length >= max) process.stderr.write(`${entries.length} entries shown, the limit: the next ones with --since "${new Date(entries.at(-1)!.at).toISOString()}", or raise --limit\n`);
   });
+}
+
+function caText(v: CaStatusView): string {
+  const lines: string[] = [];
+  lines.push(
+    v.phase === 'none'
+      ? `trust domain ${v.trustDomain}: no CA rotation in progress${v.lastRetiredAt ? ` (the last one retired the old CA at ${iso(v.lastRetiredAt)} UTC)` : ''}`
+      : `trust domain ${v.trustDomain}: CA rotation in phase ${v.phase} (${v.phase === 'trust' ? 'the new CA is trusted beside the old one' : 'the new CA issues certificates; the old one is still trusted'}) since ${iso(v.phaseChangedAt)} UTC, started ${iso(v.startedAt)} UTC`,
+  );
+  lines.push(`${'ROLE'.padEnd(8)}${'SIGNS'.padEnd(7)}${'NOT AFTER'.padEnd(21)}${'FINGERPRINT (SHA-256)'.padEnd(97)}SUBJECT`);
+  for (const c of v.cas) lines.push(`${c.role.padEnd(8)}${(c.signing ? 'yes' : 'no').padEnd(7)}${iso(c.notAfter).padEnd(21)}${c.fingerprint.padEnd(97)}${c.subject}`);
+  const behind = v.nodes.filter((n) => n.ca !== (v.phase === 'none' ? 'active' : 'new'));
+  if (behind.length) lines.push(`nodes with a certificate from ${v.phase === 'none' ? 'another CA (they must join again)' : 'the old CA'}: ${behind.map((n) => `${n.name} (${n.state}${n.ca === 'unknown' ? ', not seen yet' : ''})`).join(', ')}`);
+  if (v.phase !== 'none') lines.push(`next: ${v.next}`);
+  return lines.join('\n') + '\n';
 }

@@ -487,6 +487,43 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
       },
       handler: async (req) => client(req).audit(req.query as AuditRequest),
     });
+    r.get('/ca', {
+      config: admin,
+      schema: { tags: ['admin'], operationId: 'caStatus', summary: "the cluster's CAs, a CA rotation's phase and the nodes it waits for, and the trust bundle", response: { 200: ref('CaStatus'), ...ERROR_RESPONSES } },
+      handler: async (req) => client(req).caStatus(),
+    });
+    r.post('/ca/rotate', {
+      config: admin,
+      schema: {
+        tags: ['admin'],
+        operationId: 'rotateCa',
+        summary: 'begin a CA rotation: a new CA, trusted beside the old one until every node has a certificate from it; then the old one is retired',
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: { trustForSeconds: { type: 'integer', minimum: 0, maximum: 30 * 24 * 3600, description: 'the new CA is only trusted (it issues nothing) for at least this long: time to hand users the new CA file' } },
+        },
+        response: { 200: ref('CaStatus'), ...ERROR_RESPONSES },
+      },
+      handler: async (req) => {
+        const b = (req.body ?? {}) as { trustForSeconds?: number };
+        return client(req).rotateCa(b.trustForSeconds !== undefined ? { trustForSeconds: b.trustForSeconds } : {});
+      },
+    });
+    r.post('/ca/retire', {
+      config: admin,
+      schema: {
+        tags: ['admin'],
+        operationId: 'retireCa',
+        summary: 'retire the old CA of a rotation now (refused while a node holds a certificate from it, unless force)',
+        body: { type: ['object', 'null'], additionalProperties: false, properties: { force: { type: 'boolean', description: 'retire it even so: those nodes must join again' } } },
+        response: { 200: ref('CaStatus'), ...ERROR_RESPONSES },
+      },
+      handler: async (req) => {
+        const b = (req.body ?? {}) as { force?: boolean };
+        return client(req).retireCa(b.force !== undefined ? { force: b.force } : {});
+      },
+    });
   };
   await app.register(api, { prefix: `/api/${API_VERSION}` });
   for (const p of o.plugins ?? []) await app.register(p);

@@ -253,6 +253,41 @@ export const SHARED_SCHEMAS = [
     }),
   },
   { $id: 'User', ...obj({ name: str, unixUser: str, admin: bool, createdAt: ms }) },
+  {
+    $id: 'CaStatus',
+    description: "the cluster's CAs and a CA rotation in progress (docs/mesh.md, CA rotation)",
+    ...obj({
+      trustDomain: str,
+      phase: { type: 'string', enum: ['none', 'trust', 'issue'], description: 'none: no rotation; trust: the new CA is trusted beside the old one; issue: the new CA issues certificates, the old one is still trusted' },
+      startedAt: msOrNull,
+      phaseChangedAt: msOrNull,
+      issueAfter: { ...msOrNull, description: 'the trust phase lasts at least until then (--trust-for)' },
+      cas: {
+        type: 'array',
+        items: obj({
+          fingerprint: { ...str, description: 'SHA-256, AB:CD:...' },
+          subject: str,
+          notBefore: ms,
+          notAfter: ms,
+          role: { type: 'string', enum: ['active', 'old', 'new'] },
+          signing: { ...bool, description: 'it issues certificates now' },
+        }),
+      },
+      nodes: {
+        type: 'array',
+        items: obj({
+          name: str,
+          state: { type: 'string', enum: ['ready', 'down', 'lost', 'revoked'] },
+          ca: { type: 'string', enum: ['active', 'old', 'new', 'untrusted', 'unknown'], description: 'the CA its certificate is from' },
+          trustsNew: { type: ['boolean', 'null'], description: 'during a rotation: it trusts the new CA (null: not known yet)' },
+        }),
+      },
+      waitingFor: { type: 'array', items: str, description: 'the nodes the rotation waits for now' },
+      next: { ...str, description: 'what happens next, in words' },
+      lastRetiredAt: msOrNull,
+      bundlePem: { ...str, description: "the trust bundle (PEM): what a client's CA file must hold now" },
+    }),
+  },
 ] as const satisfies readonly Record<string, unknown>[];
 
 // WorkflowDetail = WorkflowSummary + its own fields.
