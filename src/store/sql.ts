@@ -203,3 +203,26 @@ export function listAuditSql(q: AuditQuery, p: (i: number) => string): { text: s
   values.push(q.limit ?? 1000);
   return { text: `SELECT * FROM audit${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ${p(values.length)}`, values };
 }
+
+// Retention (schema v7): the condition of a prunable workflow, written into every DELETE.
+
+/** Finished (succeeded, failed, canceled), ended before p(a), and not leased at p(b). */
+export function prunableSql(p: (i: number) => string, endedBefore: number, now: number, alias = ''): string {
+  const c = (x: string) => (alias ? `${alias}.${x}` : x);
+  return `${c('status')} IN ('succeeded', 'failed', 'canceled') AND ${c('ended_at')} IS NOT NULL AND ${c('ended_at')} < ${p(endedBefore)}
+    AND (${c('lease_owner')} IS NULL OR ${c('lease_expires_at')} IS NULL OR ${c('lease_expires_at')} <= ${p(now)})`;
+}
+
+/** The tables of a workflow's rows that purgePruned empties, with the key of a row in each. */
+export const PRUNED_CHILDREN = [
+  { table: 'units', key: ['workflow_id', 'key'] },
+  { table: 'attempts', key: ['workflow_id', 'key', 'attempt'] },
+  { table: 'events', key: ['id'] },
+] as const;
+
+/** A queue entry whose rows are all gone (the condition of finishPruned). */
+export const NO_CHILDREN_SQL = PRUNED_CHILDREN.map((c) => `NOT EXISTS (SELECT 1 FROM ${c.table} x WHERE x.workflow_id = prune_queue.id)`).join(' AND ');
+
+export function prunedOf(r: Row): import('./types.js').PrunedWorkflow {
+  return { id: r.id as string, name: r.name as string, status: r.status as import('./types.js').PrunedWorkflow['status'], owner: (r.owner as string | null) ?? null, runDir: r.run_dir as string, endedAt: n(r.ended_at) };
+}

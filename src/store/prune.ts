@@ -1,0 +1,152 @@
+// Pruning finished workflows (retention): the store's small steps strung together. Each step
+// is one short transaction with a bounded number of rows per statement (src/store/types.ts,
+// "Retention"), and the loop pauses between steps, so that the runners' writes (BatchWriter
+// every 50 ms, attempt commits) never wait behind a long delete. Order, so that a crash
+// anywhere leaves nothing half done that a later prune would not finish:
+//
+//   1. a batch of workflow rows is deleted (the prunable condition in the DELETE itself) and
+//      queued in prune_queue, in one transaction: from then on nobody can see or resume them;
+//   2. their units, attempts and events are deleted in steps of at most `batchRows` per table;
+//   3. `onPurged` removes their files (run directories) and tells whoever keeps copies;
+//   4. they are taken off the queue (only once no row of theirs is left).
+//
+// Leftovers of an earlier, interrupted prune (the queue is not empty) are finished first.
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { PruneQueueEntry, PrunedWorkflow, Store } from './types.js';
+
+export interface PruneStoreOptions {
+  /** Prune workflows that ended before this (ms since the epoch). */
+  endedBefore: number;
+  /** Only these workflows (full ids); they are pruned only if they are prunable. */
+  ids?: string[];
+  /** Count what would go, remove nothing. */
+  dryRun?: boolean;
+  /** Workflows per step (default 50). */
+  batchWorkflows?: number;
+  /** Rows per statement of the purge steps (default 2000). */
+  batchRows?: number;
+  /** Pause between steps, ms (default 2): writers get the store between two steps. */
+  pauseMs?: number;
+  /** Prune job history (runtime estimates) that ended before endedBefore too (default true; never with `ids`). */
+  history?: boolean;
+  /** Stop between two steps when aborted (what is queued is finished by the next prune). */
+  signal?: AbortSignal;
+  /** The clock leases are compared with (default Date.now). */
+  now?: () => number;
+  /** Called with each batch whose rows are gone, before it leaves the queue: remove its files. */
+  onPurged?: (entries: PruneQueueEntry[]) => Promise<void>;
+}
+
+export interface PruneStoreReport {
+  dryRun: boolean;
+  endedBefore: number;
+  /** Workflows removed (or, in a dry run, that would be). */
+  workflows: number;
+  units: number;
+  attempts: number;
+  events: number;
+  history: number;
+  /** Running or pending workflows created before the cutoff: never pruned. */
+  keptRunning: number;
+  /** Finished ones whose runner still holds the lease: pruned by a later prune. */
+  keptLeased: number;
+  /** The workflows removed (at most the first 1000). */
+  removed: PrunedWorkflow[];
+  /** Transactions (steps) it took, and the longest one, ms. */
+  transactions: number;
+  longestStepMs: number;
+  durationMs: number;
+  /** Stopped by the signal before it was done. */
+  interrupted: boolean;
+}
+
+export async function pruneStore(store: Store, o: PruneStoreOptions): Promise<PruneStoreReport> {
+  const t0 = Date.now();
+  const now = o.now ?? Date.now;
+  const batchWorkflows = o.batchWorkflows ?? 50;
+  const batchRows = o.batchRows ?? 2000;
+  const pauseMs = o.pauseMs ?? 2;
+  const select = { endedBefore: o.endedBefore, now: now(), ...(o.ids ? { ids: o.ids } : {}) };
+  const preview = await store.previewPrune(select);
+  const rep: PruneStoreReport = {
+    dryRun: o.dryRun === true,
+    endedBefore: o.endedBefore,
+    workflows: 0,
+    units: 0,
+    attempts: 0,
+    events: 0,
+    history: 0,
+    keptRunning: preview.keptRunning,
+    keptLeased: preview.keptLeased,
+    removed: [],
+    transactions: 0,
+    longestStepMs: 0,
+    durationMs: 0,
+    interrupted: false,
+  };
+  if (o.dryRun) {
+    Object.assign(rep, { workflows: preview.workflows, units: preview.units, attempts: preview.attempts, events: preview.events, durationMs: Date.now() - t0 });
+    return rep;
+  }
+  const step = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const s = Date.now();
+    try {
+      return await fn();
+    } finally {
+      rep.transactions++;
+      rep.longestStepMs = Math.max(rep.longestStepMs, Date.now() - s);
+      if (pauseMs > 0) await sleep(pauseMs);
+      else await new Promise((r) => setImmediate(r));
+    }
+  };
+  const stopped = (): boolean => {
+    if (o.signal?.aborted) rep.interrupted = true;
+    return rep.interrupted;
+  };
+
+  /** Purge the rows of what is queued, remove its files, take it off the queue. */
+  const drain = async (): Promise<void> => {
+    for (;;) {
+      if (stopped()) return;
+      const r = await step(() => store.purgePruned(batchRows));
+      rep.units += r.units;
+      rep.attempts += r.attempts;
+      rep.events += r.events;
+      if (r.units < batchRows && r.attempts < batchRows && r.events < batchRows) break;
+    }
+    for (;;) {
+      if (stopped()) return;
+      const queued = await store.pruneQueue(1000);
+      if (queued.length === 0) return;
+      if (o.onPurged) await o.onPurged(queued);
+      const done = await step(() => store.finishPruned(queued.map((q) => q.id)));
+      // Rows of these are still there (a step was cut short): the next round purges them.
+      if (done.length < queued.length) {
+        const r = await step(() => store.purgePruned(batchRows));
+        rep.units += r.units;
+        rep.attempts += r.attempts;
+        rep.events += r.events;
+        if (done.length === 0 && r.units + r.attempts + r.events === 0) return;
+      }
+    }
+  };
+
+  await drain();
+  while (!stopped()) {
+    const batch = await step(() => store.pruneWorkflows({ ...select, now: now(), limit: batchWorkflows }));
+    if (batch.length === 0) break;
+    rep.workflows += batch.length;
+    for (const w of batch) if (rep.removed.length < 1000) rep.removed.push(w);
+    await drain();
+  }
+  if (o.history !== false && !o.ids) {
+    while (!stopped()) {
+      const n = await step(() => store.pruneHistory(o.endedBefore, batchRows));
+      rep.history += n;
+      if (n < batchRows) break;
+    }
+  }
+  rep.durationMs = Date.now() - t0;
+  return rep;
+}
