@@ -220,5 +220,8 @@ export interface Agent {
   launch?(order: LaunchOrder): void;
   /** Queue and running counts (the driver's launch window). */
   readonly load: { usedCores: number; queued: number; running: number };
+  /** What its running and queued tasks use on this node: their workflows (run directories)
+   *  and image URIs. Retention never removes these (./retention.ts). */
+  inUse?(): { workflows: Set<string>; images: Set<string> };
   close(): Promise<void>;
 }

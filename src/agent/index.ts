@@ -33,3 +33,7 @@ export type { HealthCheckOptions } from './health.js';
 export { composeNodeAgent } from './node.js';
 export type { NodeAgentOptions } from './node.js';
 export { parseNvidiaSmi, discoverNodeGpus } from './gpus.js';
+export { planRetention } from './retention-policy.js';
+export type { RetentionPolicy, RetentionPlan, RunDirFacts, ImageFacts, RunReason, ImageReason } from './retention-policy.js';
+export { NodeRetention, removeTree, treeBytes, isInside } from './retention.js';
+export type { NodeRetentionOptions, SweepReport, InUse, WorkflowEnds } from './retention.js';

@@ -430,15 +430,19 @@ export class PgStore implements Store {
     return r.rows.map(prunedOf);
   }
 
-  async purgePruned(maxRows: number): Promise<PurgeStep> {
+  async purgePruned(ids: string[], maxRows: number): Promise<PurgeStep> {
     const out: Record<string, number> = {};
-    // One statement per table (each its own short transaction), rows named by ctid.
+    if (ids.length === 0) return { units: 0, attempts: 0, events: 0 };
+    // One statement per table (each its own short transaction), rows named by ctid, found
+    // through each table's index on workflow_id.
     for (const { table } of PRUNED_CHILDREN) {
       const r = await this.q(
         `DELETE FROM ${table} WHERE ctid = ANY(ARRAY(
-           SELECT c.ctid FROM ${table} c JOIN prune_queue q ON q.id = c.workflow_id
-           WHERE NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = c.workflow_id) LIMIT $1))`,
-        [maxRows],
+           SELECT c.ctid FROM ${table} c WHERE c.workflow_id = ANY($1::text[])
+             AND EXISTS (SELECT 1 FROM prune_queue q WHERE q.id = c.workflow_id)
+             AND NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = c.workflow_id)
+           LIMIT $2))`,
+        [ids, maxRows],
       );
       out[table] = r.rowCount ?? 0;
     }
@@ -457,18 +461,19 @@ export class PgStore implements Store {
   }
 
   async pruneHistory(endedBefore: number, maxRows: number): Promise<number> {
-    const r = await this.q('DELETE FROM job_history WHERE ctid = ANY(ARRAY(SELECT ctid FROM job_history WHERE ended_at < $1 LIMIT $2))', [endedBefore, maxRows]);
+    // In end-time order: through job_history_ended (a plain scan would walk the rows deleted by
+    // the steps before, until a vacuum).
+    const r = await this.q('DELETE FROM job_history WHERE ctid = ANY(ARRAY(SELECT ctid FROM job_history WHERE ended_at < $1 ORDER BY ended_at LIMIT $2))', [endedBefore, maxRows]);
     return r.rowCount ?? 0;
   }
 
-  async previewPrune(q: PruneSelect): Promise<PrunePreview> {
+  async previewPrune(q: PruneSelect, opts: { rows?: boolean } = {}): Promise<PrunePreview> {
     const only = q.ids ? ' AND id = ANY($3::text[])' : '';
     const w = `SELECT id FROM workflows WHERE ${prunableSql(pp, 1, 2)}${only}`;
+    const count = (t: string) => (opts.rows === false ? '0' : `(SELECT count(*) FROM ${t} WHERE workflow_id IN (${w}))`);
     const r = await this.q(
       `SELECT (SELECT count(*) FROM (${w}) x) AS workflows,
-         (SELECT count(*) FROM units WHERE workflow_id IN (${w})) AS units,
-         (SELECT count(*) FROM attempts WHERE workflow_id IN (${w})) AS attempts,
-         (SELECT count(*) FROM events WHERE workflow_id IN (${w})) AS events,
+         ${count('units')} AS units, ${count('attempts')} AS attempts, ${count('events')} AS events,
          (SELECT count(*) FROM workflows WHERE status IN ('running', 'pending') AND created_at < $1${only}) AS kept_running,
          (SELECT count(*) FROM workflows WHERE status IN ('succeeded', 'failed', 'canceled') AND ended_at < $1 AND lease_owner IS NOT NULL AND lease_expires_at > $2${only}) AS kept_leased`,
       [q.endedBefore, q.now, ...(q.ids ? [q.ids] : [])],

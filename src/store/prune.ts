@@ -1,12 +1,13 @@
 // Pruning finished workflows (retention): the store's small steps strung together. Each step
 // is one short transaction with a bounded number of rows per statement (src/store/types.ts,
-// "Retention"), and the loop pauses between steps, so that the runners' writes (BatchWriter
+// "Retention"), and the loop pauses between steps (at least as long as the step took), so that the runners' writes (BatchWriter
 // every 50 ms, attempt commits) never wait behind a long delete. Order, so that a crash
 // anywhere leaves nothing half done that a later prune would not finish:
 //
 //   1. a batch of workflow rows is deleted (the prunable condition in the DELETE itself) and
 //      queued in prune_queue, in one transaction: from then on nobody can see or resume them;
-//   2. their units, attempts and events are deleted in steps of at most `batchRows` per table;
+//   2. their units, attempts and events are deleted in steps of at most `batchRows` per table
+//      (each table's own statement, found through its index on workflow_id);
 //   3. `onPurged` removes their files (run directories) and tells whoever keeps copies;
 //   4. they are taken off the queue (only once no row of theirs is left).
 //
@@ -24,10 +25,13 @@ export interface PruneStoreOptions {
   dryRun?: boolean;
   /** Workflows per step (default 50). */
   batchWorkflows?: number;
-  /** Rows per statement of the purge steps (default 2000). */
+  /** Rows per statement of the purge steps (default 1000). */
   batchRows?: number;
-  /** Pause between steps, ms (default 2): writers get the store between two steps. */
+  /** Pause between steps, at least this many ms (default 2)... */
   pauseMs?: number;
+  /** ...and at least the last step's time × this (default 1: the prune takes at most about half
+   *  of the store's time, whatever the load; 0: only pauseMs). */
+  yieldRatio?: number;
   /** Prune job history (runtime estimates) that ended before endedBefore too (default true; never with `ids`). */
   history?: boolean;
   /** Stop between two steps when aborted (what is queued is finished by the next prune). */
@@ -56,6 +60,8 @@ export interface PruneStoreReport {
   /** Transactions (steps) it took, and the longest one, ms. */
   transactions: number;
   longestStepMs: number;
+  /** Per kind of step (workflows, purge, finish, history): how many, the longest and the total, ms. */
+  steps: Record<string, { count: number; maxMs: number; totalMs: number }>;
   durationMs: number;
   /** Stopped by the signal before it was done. */
   interrupted: boolean;
@@ -65,10 +71,11 @@ export async function pruneStore(store: Store, o: PruneStoreOptions): Promise<Pr
   const t0 = Date.now();
   const now = o.now ?? Date.now;
   const batchWorkflows = o.batchWorkflows ?? 50;
-  const batchRows = o.batchRows ?? 2000;
+  const batchRows = o.batchRows ?? 1000;
   const pauseMs = o.pauseMs ?? 2;
+  const yieldRatio = o.yieldRatio ?? 1;
   const select = { endedBefore: o.endedBefore, now: now(), ...(o.ids ? { ids: o.ids } : {}) };
-  const preview = await store.previewPrune(select);
+  const preview = await store.previewPrune(select, { rows: o.dryRun === true });
   const rep: PruneStoreReport = {
     dryRun: o.dryRun === true,
     endedBefore: o.endedBefore,
@@ -82,6 +89,7 @@ export async function pruneStore(store: Store, o: PruneStoreOptions): Promise<Pr
     removed: [],
     transactions: 0,
     longestStepMs: 0,
+    steps: {},
     durationMs: 0,
     interrupted: false,
   };
@@ -89,14 +97,20 @@ export async function pruneStore(store: Store, o: PruneStoreOptions): Promise<Pr
     Object.assign(rep, { workflows: preview.workflows, units: preview.units, attempts: preview.attempts, events: preview.events, durationMs: Date.now() - t0 });
     return rep;
   }
-  const step = async <T>(fn: () => Promise<T>): Promise<T> => {
-    const s = Date.now();
+  const step = async <T>(kind: string, fn: () => Promise<T>): Promise<T> => {
+    const s = performance.now();
     try {
       return await fn();
     } finally {
+      const ms = performance.now() - s;
+      const k = (rep.steps[kind] ??= { count: 0, maxMs: 0, totalMs: 0 });
+      k.count++;
+      k.maxMs = Math.max(k.maxMs, ms);
+      k.totalMs += ms;
       rep.transactions++;
-      rep.longestStepMs = Math.max(rep.longestStepMs, Date.now() - s);
-      if (pauseMs > 0) await sleep(pauseMs);
+      rep.longestStepMs = Math.max(rep.longestStepMs, Math.round(ms));
+      const wait = Math.max(pauseMs, ms * yieldRatio);
+      if (wait > 0) await sleep(wait);
       else await new Promise((r) => setImmediate(r));
     }
   };
@@ -105,36 +119,30 @@ export async function pruneStore(store: Store, o: PruneStoreOptions): Promise<Pr
     return rep.interrupted;
   };
 
-  /** Purge the rows of what is queued, remove its files, take it off the queue. */
+  /** For what is queued, a batch at a time: purge its rows, remove its files, take it off the queue. */
   const drain = async (): Promise<void> => {
-    for (;;) {
-      if (stopped()) return;
-      const r = await step(() => store.purgePruned(batchRows));
-      rep.units += r.units;
-      rep.attempts += r.attempts;
-      rep.events += r.events;
-      if (r.units < batchRows && r.attempts < batchRows && r.events < batchRows) break;
-    }
-    for (;;) {
-      if (stopped()) return;
-      const queued = await store.pruneQueue(1000);
+    while (!stopped()) {
+      const queued = await store.pruneQueue(batchWorkflows);
       if (queued.length === 0) return;
-      if (o.onPurged) await o.onPurged(queued);
-      const done = await step(() => store.finishPruned(queued.map((q) => q.id)));
-      // Rows of these are still there (a step was cut short): the next round purges them.
-      if (done.length < queued.length) {
-        const r = await step(() => store.purgePruned(batchRows));
+      const ids = queued.map((q) => q.id);
+      for (;;) {
+        if (stopped()) return;
+        const r = await step('purge', () => store.purgePruned(ids, batchRows));
         rep.units += r.units;
         rep.attempts += r.attempts;
         rep.events += r.events;
-        if (done.length === 0 && r.units + r.attempts + r.events === 0) return;
+        if (r.units < batchRows && r.attempts < batchRows && r.events < batchRows) break;
       }
+      if (o.onPurged) await o.onPurged(queued);
+      const done = await step('finish', () => store.finishPruned(ids));
+      // None could leave (rows of theirs keep coming): the next prune tries again.
+      if (done.length === 0) return;
     }
   };
 
   await drain();
   while (!stopped()) {
-    const batch = await step(() => store.pruneWorkflows({ ...select, now: now(), limit: batchWorkflows }));
+    const batch = await step('workflows', () => store.pruneWorkflows({ ...select, now: now(), limit: batchWorkflows }));
     if (batch.length === 0) break;
     rep.workflows += batch.length;
     for (const w of batch) if (rep.removed.length < 1000) rep.removed.push(w);
@@ -142,7 +150,7 @@ export async function pruneStore(store: Store, o: PruneStoreOptions): Promise<Pr
   }
   if (o.history !== false && !o.ids) {
     while (!stopped()) {
-      const n = await step(() => store.pruneHistory(o.endedBefore, batchRows));
+      const n = await step('history', () => store.pruneHistory(o.endedBefore, batchRows));
       rep.history += n;
       if (n < batchRows) break;
     }

@@ -529,17 +529,17 @@ export class SqliteStore implements Store {
     return this.writing(() => tx.immediate());
   }
 
-  async purgePruned(maxRows: number): Promise<PurgeStep> {
-    const gone = 'NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = c.workflow_id)';
+  async purgePruned(ids: string[], maxRows: number): Promise<PurgeStep> {
     const out: Record<string, number> = {};
+    if (ids.length === 0) return { units: 0, attempts: 0, events: 0 };
+    const mine = `c.workflow_id IN (SELECT value FROM json_each(?)) AND EXISTS (SELECT 1 FROM prune_queue q WHERE q.id = c.workflow_id)
+      AND NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = c.workflow_id)`;
     const tx = this.db.transaction(() => {
       for (const { table, key } of PRUNED_CHILDREN) {
         // Units and attempts are WITHOUT ROWID tables: rows are named by their primary key.
         const k = key.length === 1 ? key[0] : `(${key.join(', ')})`;
-        const ck = key.length === 1 ? `c.${key[0]}` : `${key.map((x) => `c.${x}`).join(', ')}`;
-        out[table] = this.db
-          .prepare(`DELETE FROM ${table} WHERE ${k} IN (SELECT ${ck} FROM ${table} c JOIN prune_queue q ON q.id = c.workflow_id WHERE ${gone} LIMIT ?)`)
-          .run(maxRows).changes;
+        const ck = key.map((x) => `c.${x}`).join(', ');
+        out[table] = this.db.prepare(`DELETE FROM ${table} WHERE ${k} IN (SELECT ${ck} FROM ${table} c WHERE ${mine} LIMIT ?)`).run(JSON.stringify(ids), maxRows).changes;
       }
     });
     this.writing(() => tx.immediate());
@@ -564,21 +564,20 @@ export class SqliteStore implements Store {
 
   async pruneHistory(endedBefore: number, maxRows: number): Promise<number> {
     return this.writing(
-      () => this.db.prepare('DELETE FROM job_history WHERE rowid IN (SELECT rowid FROM job_history WHERE ended_at < ? LIMIT ?)').run(endedBefore, maxRows).changes,
+      () => this.db.prepare('DELETE FROM job_history WHERE rowid IN (SELECT rowid FROM job_history WHERE ended_at < ? ORDER BY ended_at LIMIT ?)').run(endedBefore, maxRows).changes,
     );
   }
 
-  async previewPrune(q: PruneSelect): Promise<PrunePreview> {
+  async previewPrune(q: PruneSelect, opts: { rows?: boolean } = {}): Promise<PrunePreview> {
     const only = q.ids ? ' AND id IN (SELECT value FROM json_each(@p3))' : '';
     const w = `SELECT id FROM workflows WHERE ${prunableSql(ph, 1, 2)}${only}`;
+    const count = (t: string) => (opts.rows === false ? '0' : `(SELECT count(*) FROM ${t} WHERE workflow_id IN (${w}))`);
     const r = this.guard(
       () =>
         this.db
           .prepare(
             `SELECT (SELECT count(*) FROM (${w})) AS workflows,
-               (SELECT count(*) FROM units WHERE workflow_id IN (${w})) AS units,
-               (SELECT count(*) FROM attempts WHERE workflow_id IN (${w})) AS attempts,
-               (SELECT count(*) FROM events WHERE workflow_id IN (${w})) AS events,
+               ${count('units')} AS units, ${count('attempts')} AS attempts, ${count('events')} AS events,
                (SELECT count(*) FROM workflows WHERE status IN ('running', 'pending') AND created_at < @p1${only}) AS kept_running,
                (SELECT count(*) FROM workflows WHERE status IN ('succeeded', 'failed', 'canceled') AND ended_at < @p1 AND lease_owner IS NOT NULL AND lease_expires_at > @p2${only}) AS kept_leased`,
           )

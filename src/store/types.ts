@@ -371,9 +371,10 @@ export interface Store {
    *  queue them in prune_queue, in one transaction. Their units, attempts and events stay until
    *  purgePruned removes them; nothing reads them meanwhile (the workflow is gone). */
   pruneWorkflows(q: PruneSelect): Promise<PrunedWorkflow[]>;
-  /** One step: delete at most `maxRows` rows of each of units, attempts and events that belong
-   *  to queued workflows whose workflow row is gone, one statement per table. */
-  purgePruned(maxRows: number): Promise<PurgeStep>;
+  /** One step: delete at most `maxRows` rows of each of units, attempts and events of these
+   *  workflows, only of those that are queued and whose workflow row is gone (checked in the
+   *  DELETE), one statement per table. */
+  purgePruned(ids: string[], maxRows: number): Promise<PurgeStep>;
   /** The queue, oldest first (at most `limit`, default 1000). */
   pruneQueue(limit?: number): Promise<PruneQueueEntry[]>;
   /** Take these off the queue: only those without a row left in units, attempts or events
@@ -382,8 +383,9 @@ export interface Store {
   /** One step: delete at most `maxRows` job_history rows that ended before `endedBefore`
    *  (index job_history_ended). Returns how many (fewer than maxRows: none is left). */
   pruneHistory(endedBefore: number, maxRows: number): Promise<number>;
-  /** What pruneWorkflows(q) would remove, without removing anything, and what it leaves. */
-  previewPrune(q: PruneSelect): Promise<PrunePreview>;
+  /** What pruneWorkflows(q) would remove, without removing anything, and what it leaves
+   *  (`rows: false`: only the workflows, not their units, attempts and events, which costs a scan). */
+  previewPrune(q: PruneSelect, opts?: { rows?: boolean }): Promise<PrunePreview>;
   /** The status and end time of each of these workflows that the store has (agents ask which
    *  of their run directories belong to finished or pruned workflows). */
   workflowEnds(ids: string[]): Promise<Map<string, { status: WorkflowStatus; endedAt: number | null }>>;

@@ -667,11 +667,12 @@ export function storeContract(name: string, open: () => Promise<Store>, uniq: ()
       assert.equal(queue.find((q) => q.id === done)?.runDir, `/tmp/runs/${done}`);
       // Its rows go in bounded steps; it leaves the queue only once they are gone.
       assert.deepEqual(await s.finishPruned([done]), [], 'not while its rows are there');
-      const step = await s.purgePruned(3);
+      const ids4 = [done, failed, canceled, expired];
+      const step = await s.purgePruned(ids4, 3);
       assert.deepEqual(step, { units: 3, attempts: 3, events: 3 }, 'at most maxRows per table and step');
       let total = { ...step };
       for (;;) {
-        const r = await s.purgePruned(3);
+        const r = await s.purgePruned(ids4, 3);
         total = { units: total.units + r.units, attempts: total.attempts + r.attempts, events: total.events + r.events };
         if (r.units + r.attempts + r.events === 0) break;
       }
@@ -683,9 +684,12 @@ export function storeContract(name: string, open: () => Promise<Store>, uniq: ()
       // The rows of a workflow that exists are never purged, even if its id is queued.
       const raw = rawSql(s);
       await raw(`INSERT INTO prune_queue (id, run_dir, pruned_at) VALUES ('${running}', '/x', 1)`);
-      while ((await s.purgePruned(1000)).units > 0);
+      while ((await s.purgePruned([running], 1000)).units > 0);
       assert.deepEqual(await rows(s, running), before.get(running));
       assert.deepEqual(await s.finishPruned([running]), []);
+      // Nor the rows of a workflow that is not queued.
+      assert.deepEqual(await s.purgePruned([recent], 1000), { units: 0, attempts: 0, events: 0 });
+      assert.deepEqual(await rows(s, recent), before.get(recent));
       await raw(`DELETE FROM prune_queue WHERE id = '${running}'`);
     } finally {
       await s.close();
