@@ -13,7 +13,7 @@
 //             batch, one fenced transaction per run), and 10 attempt commits (attemptNow, the
 //             durable path before a job's exec) per tick, timed from the call to the commit.
 //   prune     pruneStore (src/store/prune.ts) with the server's defaults: 50 workflows per
-//             step, at most 1,000 rows per statement, a pause after each step as long as it took.
+//             step, at most 500 rows per statement, a pause after each step as long as it took.
 //
 // Prints: fill time, total prune time and rows per second, the writer's max and p99 latency
 // during the prune vs the baseline, the longest prune step. Target: no write stalls > 100 ms.
@@ -150,22 +150,74 @@ try {
 
   // ---- the prune, with the writer ----
   sample = { writes: [], commits: [] };
-  // The duration of each prune statement (one transaction each), from the store's own pool.
-  const pool = (store as unknown as { pool: { query: (...a: unknown[]) => Promise<unknown> } }).pool;
-  const query = pool.query.bind(pool);
+  // The duration of each prune transaction, from the store's own pool: its autocommit
+  // statements (pool.query), and its BEGIN..COMMIT transactions (pool.connect).
+  type Q = (...a: unknown[]) => Promise<unknown>;
+  const pool = (store as unknown as { pool: { query: Q; connect: (...a: unknown[]) => Promise<{ query: Q }> } }).pool;
+  const textOf = (a: unknown[]): string => (typeof a[0] === 'string' ? a[0] : ((a[0] as { text?: string })?.text ?? ''));
+  const isPrune = (t: string): boolean => /^\s*(DELETE|WITH c AS MATERIALIZED)/.test(t);
   const statements: number[] = [];
+  let measuring = false;
+  const query = pool.query.bind(pool);
   pool.query = async (...a: unknown[]) => {
-    const text = typeof a[0] === 'string' ? a[0] : ((a[0] as { text?: string })?.text ?? '');
     const s = performance.now();
     try {
       return await query(...a);
     } finally {
-      if (/^\s*(DELETE|WITH c AS MATERIALIZED)/.test(text)) statements.push(performance.now() - s);
+      if (measuring && isPrune(textOf(a))) statements.push(performance.now() - s);
     }
   };
+  const connect = pool.connect.bind(pool);
+  const wrapped = new WeakSet<object>();
+  pool.connect = async (...a: unknown[]) => {
+    // pool.query connects with a callback: left as it is (its statements are timed above).
+    if (typeof a[0] === 'function') return connect(...a);
+    const client = await connect();
+    if (wrapped.has(client)) return client; // pooled: wrapped the first time it was handed out
+    wrapped.add(client);
+    const q = client.query.bind(client);
+    let began = 0;
+    let prune = false;
+    client.query = async (...a: unknown[]) => {
+      const t = textOf(a);
+      if (t === 'BEGIN') {
+        began = performance.now();
+        prune = false;
+      }
+      if (isPrune(t)) prune = true;
+      try {
+        return await q(...a);
+      } finally {
+        if ((t === 'COMMIT' || t === 'ROLLBACK') && prune && measuring) statements.push(performance.now() - began);
+      }
+    };
+    return client;
+  };
+  measuring = true;
+  // Who waits on what while the prune runs: heavyweight lock waits (a prune holding a lock a
+  // writer needs) and WAL flush waits (the disk), sampled every 20 ms from another connection.
+  const mon = new pg.Client({ connectionString: inst.url });
+  await mon.connect();
+  const waits = { samples: 0, lock: 0, lockMax: 0, wal: 0, lockKinds: new Map<string, number>() };
+  let monitoring = true;
+  const monitor = (async () => {
+    while (monitoring) {
+      const r = await mon.query(`SELECT wait_event_type AS t, wait_event AS e, left(query, 40) AS q FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND wait_event_type IN ('Lock', 'LWLock', 'IO')`);
+      waits.samples++;
+      const locks = r.rows.filter((x) => x.t === 'Lock');
+      if (locks.length > 0) waits.lock++;
+      for (const x of locks) waits.lockKinds.set(`${x.e} (${String(x.q).replace(/\s+/g, ' ').trim()})`, (waits.lockKinds.get(`${x.e} (${String(x.q).replace(/\s+/g, ' ').trim()})`) ?? 0) + 1);
+      waits.lockMax = Math.max(waits.lockMax, locks.length);
+      if (r.rows.some((x) => /^(WALWrite|WALSync|WalSync|WALWriteLock)$/i.test(String(x.e)))) waits.wal++;
+      await sleep(20);
+    }
+  })();
   const p0 = Date.now();
   const rep = await pruneStore(store, { endedBefore: Date.now() - 30 * 86_400_000 });
   const pruneS = (Date.now() - p0) / 1000;
+  monitoring = false;
+  await monitor;
+  await mon.end();
   const during = sample;
   sample = null;
   stop = true;
@@ -190,6 +242,7 @@ try {
   row('longest prune transaction', Math.max(0, ...statements), 0, '<= 100 ms');
   row('prune transaction, p99', pct(statements, 99), 0, '');
   out(`prune steps: ${Object.entries(rep.steps).map(([k, v]) => `${k} ${v.count} (longest ${v.maxMs.toFixed(1)} ms, mean ${(v.totalMs / v.count).toFixed(1)} ms)`).join('; ')}`);
+  out(`lock waits during the prune: ${waits.lock} of ${waits.samples} samples (every 20 ms) saw a backend waiting on a lock (at most ${waits.lockMax} at once${waits.lockKinds.size ? `: ${[...waits.lockKinds].map(([k, n]) => `${k} ×${n}`).join(', ')}` : ''}); ${waits.wal} saw one waiting on a WAL write or flush (the disk)`);
   out(`samples: ${during.writes.length} writes and ${during.commits.length} commits during, ${base.writes.length} and ${base.commits.length} in the baseline; writer ticks over 100 ms: ${stalls.length}`);
   const worst = Math.max(0, ...during.writes, ...during.commits);
   const longestTx = Math.max(0, ...statements);

@@ -12,7 +12,10 @@ import type { ExitReason } from '../runtime/index.js';
 import type { JobSpec, VolumeSpec } from '../workflow/index.js';
 
 /** Version of the server–agent protocol; both ends refuse a peer with another major. */
-export const AGENT_PROTOCOL = { major: 1, minor: 2 } as const;
+export const AGENT_PROTOCOL = { major: 1, minor: 3 } as const;
+
+/** The protocol minor from which a server answers /agent/v1/runs and sends `forget` orders (1.3: retention). */
+export const RETENTION_PROTOCOL_MINOR = 3;
 
 /** The protocol minor from which an agent runs multinode (MPI) gangs (1.1). */
 export const GANG_PROTOCOL_MINOR = 1;

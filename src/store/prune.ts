@@ -25,8 +25,11 @@ export interface PruneStoreOptions {
   dryRun?: boolean;
   /** Workflows per step (default 50). */
   batchWorkflows?: number;
-  /** Rows per statement of the purge steps (default 1000). */
+  /** Rows per statement of the purge steps, at most (default 500)... */
   batchRows?: number;
+  /** ...halved while a statement takes longer than this, doubled back while it takes less than a
+   *  quarter of it (default 40 ms; 0: always batchRows): on a loaded store each transaction stays short. */
+  targetStatementMs?: number;
   /** Pause between steps, at least this many ms (default 2)... */
   pauseMs?: number;
   /** ...and at least the last step's time × this (default 1: the prune takes at most about half
@@ -71,9 +74,18 @@ export async function pruneStore(store: Store, o: PruneStoreOptions): Promise<Pr
   const t0 = Date.now();
   const now = o.now ?? Date.now;
   const batchWorkflows = o.batchWorkflows ?? 50;
-  const batchRows = o.batchRows ?? 1000;
+  const batchRows = o.batchRows ?? 500;
   const pauseMs = o.pauseMs ?? 2;
   const yieldRatio = o.yieldRatio ?? 1;
+  const target = o.targetStatementMs ?? 40;
+  let rows = batchRows;
+  /** Adapt the rows per statement to how long the last statements took. */
+  const adapt = (ms: number, statements: number): void => {
+    if (target <= 0) return;
+    const per = ms / statements;
+    if (per > target) rows = Math.max(25, Math.floor(rows / 2));
+    else if (per < target / 4) rows = Math.min(batchRows, rows * 2);
+  };
   const select = { endedBefore: o.endedBefore, now: now(), ...(o.ids ? { ids: o.ids } : {}) };
   const preview = await store.previewPrune(select, { rows: o.dryRun === true });
   const rep: PruneStoreReport = {
@@ -127,11 +139,14 @@ export async function pruneStore(store: Store, o: PruneStoreOptions): Promise<Pr
       const ids = queued.map((q) => q.id);
       for (;;) {
         if (stopped()) return;
-        const r = await step('purge', () => store.purgePruned(ids, batchRows));
+        const n = rows;
+        const s = performance.now();
+        const r = await step('purge', () => store.purgePruned(ids, n));
+        adapt(performance.now() - s, 3);
         rep.units += r.units;
         rep.attempts += r.attempts;
         rep.events += r.events;
-        if (r.units < batchRows && r.attempts < batchRows && r.events < batchRows) break;
+        if (r.units < n && r.attempts < n && r.events < n) break;
       }
       if (o.onPurged) await o.onPurged(queued);
       const done = await step('finish', () => store.finishPruned(ids));
@@ -150,9 +165,12 @@ export async function pruneStore(store: Store, o: PruneStoreOptions): Promise<Pr
   }
   if (o.history !== false && !o.ids) {
     while (!stopped()) {
-      const n = await step('history', () => store.pruneHistory(o.endedBefore, batchRows));
-      rep.history += n;
-      if (n < batchRows) break;
+      const n = rows;
+      const s = performance.now();
+      const got = await step('history', () => store.pruneHistory(o.endedBefore, n));
+      adapt(performance.now() - s, 1);
+      rep.history += got;
+      if (got < n) break;
     }
   }
   rep.durationMs = Date.now() - t0;

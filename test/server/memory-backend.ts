@@ -11,6 +11,8 @@ import type {
   ListRequest,
   LogsRequest,
   NodeView,
+  PruneRequest,
+  PruneView,
   StreamItem,
   SubmitRequest,
   TokenView,
@@ -284,6 +286,18 @@ export class MemoryBackend implements ApiBackend {
         admin();
         if (!b.users.delete(name)) throw new WarrenError('MESH_IDENTITY_NOT_FOUND', `no user ${name}`, { hint: 'see `warren user list`' });
         for (const [s, t] of b.secrets) if (t.view.user === name) b.secrets.delete(s);
+      },
+      async prune(req: PruneRequest): Promise<PruneView> {
+        admin();
+        // Prunes the flows asked for by id that ended (running ones: RUN_PRUNE_RUNNING).
+        const ids = req.ids ?? [];
+        for (const id of ids) {
+          const f = b.flows.get(id);
+          if (!f) throw new WarrenError('RUN_NOT_FOUND', `no workflow "${id}"`, { hint: 'see `warren list`' });
+          if (f.detail.status === 'running' || f.detail.status === 'pending') throw new WarrenError('RUN_PRUNE_RUNNING', `workflow ${id} is ${f.detail.status}: running work is never pruned`, { hint: `cancel it first (\`warren cancel ${id}\`)` });
+        }
+        if (!req.dryRun) for (const id of ids) b.flows.delete(id);
+        return { dryRun: req.dryRun === true, endedBefore: Date.now(), workflows: ids.length, units: 0, attempts: 0, events: 0, history: 0, runDirs: 0, bytesFreed: 0, keptRunning: 0, keptLeased: 0, removed: ids, durationMs: 0, interrupted: false };
       },
       async audit(q: AuditRequest = {}): Promise<AuditEntry[]> {
         admin();

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { WarrenError, parseDuration, parseSize } from '../../common/index.js';
+import { parseAge } from './prune.js';
 
 function duration(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -66,7 +67,8 @@ export function register(program: Command): void {
     .option('--lease-ttl <duration>', 'the run ownership lease (default 15s)')
     .option('--leader-ttl <duration>', 'the leader lease, with two servers on one store: a follower takes over this long after the leader dies (default 8s)')
     .option('--advertise <url>', 'the https URL agents and the other servers reach this one at (default https://LISTEN-ADDRESS:PORT)')
-    .action(async (o: { data: string; listen: string; store?: string; trustDomain: string; name?: string; host?: string; heartbeat?: string; grace?: string; lostAfter?: string; stopAfter?: string; leaseTtl?: string; leaderTtl?: string; advertise?: string }) => {
+    .option('--retain <duration>', 'prune finished workflows (their units, attempts, events, logs) that ended this long ago, e.g. 30d; running work is never pruned (default: keep them forever)')
+    .action(async (o: { data: string; listen: string; store?: string; trustDomain: string; name?: string; host?: string; heartbeat?: string; grace?: string; lostAfter?: string; stopAfter?: string; leaseTtl?: string; leaderTtl?: string; advertise?: string; retain?: string }) => {
       const { host, port } = listenAddr(o.listen);
       const timers: Record<string, number> = {};
       const set = (k: string, flag: string, v: string | undefined) => {
@@ -80,6 +82,7 @@ export function register(program: Command): void {
       set('leaseTtlMs', '--lease-ttl', o.leaseTtl);
       const leaderTtl = duration('--leader-ttl', o.leaderTtl);
       if (o.advertise !== undefined && !/^https:\/\/[^/]+$/.test(o.advertise)) throw new WarrenError('CLI_BAD_OPTION', `--advertise takes https://HOST:PORT, not "${o.advertise}"`);
+      const retainMs = o.retain !== undefined ? Math.round(parseAge('--retain', o.retain, 1) * 1000) : undefined;
       const { startServer } = await import('../../server/serve.js');
       const s = await startServer({
         host,
@@ -91,6 +94,7 @@ export function register(program: Command): void {
         ...(o.host ? { hosts: o.host.split(',').map((h) => h.trim()).filter(Boolean) } : {}),
         timers,
         ...(o.advertise ? { advertise: o.advertise } : {}),
+        ...(retainMs !== undefined ? { retainMs } : {}),
         ...(leaderTtl ? { leaderTimers: { ttlMs: leaderTtl, renewMs: Math.round(leaderTtl / 4), retryMs: Math.min(1000, Math.round(leaderTtl / 8)), marginMs: Math.round((leaderTtl * 3) / 16) } } : {}),
       });
       if (s.adminToken) {
@@ -117,7 +121,9 @@ export function register(program: Command): void {
     .option('--health-check <command>', "a command (run with /bin/sh -c) that checks this node: exit 0 is healthy; a failure drains the node with its output as the reason, a pass undrains it (as Slurm's HealthCheckProgram)")
     .option('--health-interval <duration>', 'how often the health check runs (default 60s)')
     .option('--health-timeout <duration>', 'a health check running longer is killed and fails (default 30s)')
-    .action(async (o: { server: string[]; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string; address?: string; healthCheck?: string; healthInterval?: string; healthTimeout?: string }) => {
+    .option('--retain <duration>', "remove finished workflows' run directories (logs, work directories, volumes) that ended this long ago, and cached images not used for this long, e.g. 7d (default: keep them, but for the disk budget)")
+    .option('--disk-budget <size>', "keep this node's run directories and image cache under this size, e.g. 50GiB: least recently used images no task uses go first, then the oldest finished runs (never anything running work uses)")
+    .action(async (o: { server: string[]; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string; address?: string; healthCheck?: string; healthInterval?: string; healthTimeout?: string; retain?: string; diskBudget?: string }) => {
       const name = o.name ?? hostname().split('.')[0]!;
       let caPem: string | undefined;
       if (o.ca) {
@@ -152,9 +158,17 @@ export function register(program: Command): void {
       if (healthIntervalMs !== undefined && healthIntervalMs < 1000) throw new WarrenError('CLI_BAD_OPTION', `--health-interval must be at least 1s, not "${o.healthInterval}"`);
       if (healthTimeoutMs !== undefined && healthTimeoutMs < 100) throw new WarrenError('CLI_BAD_OPTION', `--health-timeout must be at least 100ms, not "${o.healthTimeout}"`);
       const healthCheck = o.healthCheck !== undefined ? { command: o.healthCheck, ...(healthIntervalMs !== undefined ? { intervalMs: healthIntervalMs } : {}), ...(healthTimeoutMs !== undefined ? { timeoutMs: healthTimeoutMs } : {}) } : undefined;
+      const retainMs = o.retain !== undefined ? Math.round(parseAge('--retain', o.retain, 1) * 1000) : null;
+      let budgetBytes: number | null = null;
+      if (o.diskBudget !== undefined) {
+        const b = parseSize(o.diskBudget);
+        if (b === undefined || !(b >= 1 << 20)) throw new WarrenError('CLI_BAD_OPTION', `--disk-budget takes a size of at least 1MiB, such as 50GiB or 500GB, not "${o.diskBudget}"`, { hint: 'e.g. --disk-budget 50GiB (units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)' });
+        budgetBytes = b;
+      }
+      const retention = retainMs !== null || budgetBytes !== null ? { retainMs, budgetBytes, imageCacheDir: (await import('../../image/index.js')).defaultImageCacheDir() } : undefined;
       const AgentDaemon = await loadAgentDaemon();
       const servers = o.server.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
-      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: labels(o.labels), agent, ...(o.token ? { token: o.token } : {}), ...(caPem ? { caPem } : {}), ...(healthCheck ? { healthCheck } : {}) });
+      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: labels(o.labels), agent, ...(o.token ? { token: o.token } : {}), ...(caPem ? { caPem } : {}), ...(healthCheck ? { healthCheck } : {}), ...(retention ? { retention } : {}) });
       await daemon.start();
       process.stderr.write(`agent ${name}: joined ${servers.join(', ')}; running its jobs (Ctrl-C stops the agent and its jobs)\n`);
       await untilSignal(async () => {
