@@ -12,7 +12,10 @@ import type { ExitReason } from '../runtime/index.js';
 import type { JobSpec, VolumeSpec } from '../workflow/index.js';
 
 /** Version of the server–agent protocol; both ends refuse a peer with another major. */
-export const AGENT_PROTOCOL = { major: 1, minor: 3 } as const;
+export const AGENT_PROTOCOL = { major: 1, minor: 4 } as const;
+
+/** The protocol minor from which a server answers /agent/v1/runs and sends `forget` orders (1.4: retention). */
+export const RETENTION_PROTOCOL_MINOR = 4;
 
 /** The protocol minor from which an agent runs multinode (MPI) gangs (1.1). */
 export const GANG_PROTOCOL_MINOR = 1;
@@ -220,5 +223,8 @@ export interface Agent {
   launch?(order: LaunchOrder): void;
   /** Queue and running counts (the driver's launch window). */
   readonly load: { usedCores: number; queued: number; running: number };
+  /** What its running and queued tasks use on this node: their workflows (run directories)
+   *  and image URIs. Retention never removes these (./retention.ts). */
+  inUse?(): { workflows: Set<string>; images: Set<string> };
   close(): Promise<void>;
 }

@@ -22,10 +22,12 @@ export type {
   RenewRequest,
   RenewResponse,
   ReportItem,
+  RunsRequest,
+  RunsResponse,
 } from './protocol.js';
 // The `warren agent` daemon, loaded on first use (undici and the mesh: ~0.2 s that `warren run` must not pay).
 export { loadAgentDaemon, JOURNAL_FILE } from './remote-lazy.js';
-export type { AgentDaemon, AgentDaemonOptions, AgentDaemonTimers, AgentDaemonEvents, DaemonStatus, DaemonLog } from './remote.js';
+export type { AgentDaemon, AgentDaemonOptions, AgentDaemonTimers, AgentDaemonEvents, AgentRetentionOptions, DaemonStatus, DaemonLog } from './remote.js';
 export { nodePolicy } from './policy.js';
 export type { NodePolicy } from './policy.js';
 export { HealthChecker, runHealthCheck, DEFAULT_HEALTH_INTERVAL_MS, DEFAULT_HEALTH_TIMEOUT_MS } from './health.js';
@@ -34,3 +36,7 @@ export { composeNodeAgent } from './node.js';
 export { parseServerUrl } from './servers.js';
 export type { NodeAgentOptions } from './node.js';
 export { parseNvidiaSmi, discoverNodeGpus } from './gpus.js';
+export { planRetention } from './retention-policy.js';
+export type { RetentionPolicy, RetentionPlan, RunDirFacts, ImageFacts, RunReason, ImageReason } from './retention-policy.js';
+export { NodeRetention, removeTree, treeBytes, isInside } from './retention.js';
+export type { NodeRetentionOptions, SweepReport, InUse, WorkflowEnds } from './retention.js';

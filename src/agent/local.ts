@@ -215,6 +215,19 @@ export class LocalAgent implements Agent {
     return { usedCores: this.usedCores, queued: this.queue.length, running: this.running.size };
   }
 
+  /** The workflows and images of the tasks running or queued here (retention keeps them). */
+  inUse(): { workflows: Set<string>; images: Set<string> } {
+    const workflows = new Set<string>();
+    const images = new Set<string>();
+    const add = (t: TaskAssignment): void => {
+      workflows.add(t.workflowId);
+      if (t.job?.image) images.add(t.job.image.uri);
+    };
+    for (const r of this.running.values()) add(r.entry.task);
+    for (const q of this.queue) add(q.task);
+    return { workflows, images };
+  }
+
   /** In-process, the attempts died with the process that ran them: nothing to recover. */
   async recover(): Promise<AttemptState[]> {
     // Queued ones too: the node has them (they start when they fit).

@@ -145,6 +145,19 @@ export interface PollResponse {
   stopLogs: string[];
   /** Orders about multinode jobs' daemons (protocol 1.1; absent from older servers). */
   launches?: LaunchOrder[];
+  /** Workflows the server pruned: delete their run directories on this node (protocol 1.3). */
+  forget?: string[];
+}
+
+/** POST /agent/v1/runs (protocol 1.4): which of these workflows the server has, and whether they ended. */
+export interface RunsRequest {
+  /** At most 1000 workflow ids (the node's run directories). */
+  workflows: string[];
+}
+
+export interface RunsResponse {
+  /** The ones the store has; a workflow not listed is gone (pruned, or never there). */
+  runs: { id: string; status: string; endedAt: number | null }[];
 }
 
 /** The body of an error answer of any agent route. */

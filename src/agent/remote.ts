@@ -26,7 +26,8 @@ import {
   x509,
 } from '../mesh/index.js';
 import { HealthChecker, type HealthCheckOptions } from './health.js';
-import { AGENT_PROTOCOL, type Agent, type AttemptExited, type AttemptStarted, type NodeInfo } from './contract.js';
+import { NodeRetention } from './retention.js';
+import { AGENT_PROTOCOL, RETENTION_PROTOCOL_MINOR, type Agent, type AttemptExited, type AttemptStarted, type NodeInfo } from './contract.js';
 import {
   AGENT_ROUTE_PREFIX,
   checkProtocol,
@@ -39,6 +40,8 @@ import {
   type PollResponse,
   type RenewResponse,
   type ReportItem,
+  type RunsRequest,
+  type RunsResponse,
 } from './protocol.js';
 
 import { JOURNAL_FILE } from './remote-lazy.js';
@@ -86,6 +89,20 @@ export interface AgentDaemonOptions {
   log?: DaemonLog;
   /** The node's health check: run at its interval, its results sent with the heartbeats (the server drains a failing node). */
   healthCheck?: HealthCheckOptions;
+  /** The node's retention (`--retain`, `--disk-budget`; ./retention.ts). Without it, the daemon
+   *  still removes the run directories of workflows the server pruned, but nothing else. */
+  retention?: AgentRetentionOptions;
+}
+
+export interface AgentRetentionOptions {
+  /** Keep finished runs' directories and unused images this long (null: forever, but for the budget). */
+  retainMs: number | null;
+  /** Keep the node's run directories and image cache under this many bytes (null: no budget). */
+  budgetBytes: number | null;
+  /** How often to sweep (default: a tenth of retainMs, between 1 s and 10 min; 10 min without it). */
+  intervalMs?: number;
+  /** The image cache to evict from (default: none). */
+  imageCacheDir?: string;
 }
 
 export interface DaemonStatus {
@@ -305,6 +322,9 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
   private readonly fencedIds = new Set<string>();
   private readonly uploads = new Map<string, AbortController>();
   private checker: HealthChecker | null = null;
+  private retention: NodeRetention | null = null;
+  /** The protocol minor of the server that answered last (0: none yet). */
+  private serverMinor = 0;
   /** The health check's latest result, until a heartbeat carried it. */
   private pendingHealth: HealthReport | null = null;
   private pollAck: { epoch: string; cursor: number } | undefined;
@@ -433,6 +453,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       });
       this.checker.start();
     }
+    this.startRetention();
     this.log('info', `agent ${this.opts.name} started (${id.svid.uri}, certificate until ${id.svid.notAfter.toISOString()})`, { node: this.opts.name });
   }
 
@@ -445,6 +466,8 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     this.pollAbort.abort();
     await this.checker?.stop();
     this.checker = null;
+    await this.retention?.stop();
+    this.retention = null;
     for (const ac of this.uploads.values()) ac.abort();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.renewTimer) clearTimeout(this.renewTimer);
@@ -785,6 +808,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     const sentAt = Date.now();
     const res = await this.call<HeartbeatResponse>(this.dispatcher!, 'heartbeat', body, this.requestTimeoutMs, this.stopAbort.signal);
     checkProtocol(res.protocol, 'server');
+    this.serverMinor = res.protocol.minor;
     this.contact(sentAt);
     this.lastSentSeq = Math.max(this.lastSentSeq, sentUpTo);
     this.lastInfo = infoText;
@@ -849,6 +873,37 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     for (const o of res.launches ?? []) agent.launch?.(o);
     for (const l of res.logRequests) void this.upload(l);
     for (const id of res.stopLogs) this.uploads.get(id)?.abort();
+    if (res.forget?.length && this.retention) void this.retention.forget(res.forget).catch((e: unknown) => this.log('warn', `retention: cannot remove the run directories of pruned workflows: ${(e as Error).message}`, { node: this.opts.name }));
+  }
+
+  // ---- retention ----
+
+  /** The node's retention sweeps (./retention.ts): the server says which runs ended or are gone. */
+  private startRetention(): void {
+    const r = this.opts.retention;
+    const policy = { retainMs: r?.retainMs ?? null, budgetBytes: r?.budgetBytes ?? null };
+    const agent = this.opts.agent;
+    this.retention = new NodeRetention({
+      home: this.opts.dataDir,
+      policy,
+      inUse: () => agent.inUse?.() ?? { workflows: new Set(), images: new Set() },
+      lookup: (ids) => this.runEnds(ids),
+      ...(r?.imageCacheDir ? { imageCacheDir: r.imageCacheDir } : {}),
+      log: (level, msg) => this.log(level, `node ${this.opts.name}: ${msg}`, { node: this.opts.name }),
+    });
+    const every = r?.intervalMs ?? (policy.retainMs !== null ? Math.min(600_000, Math.max(1000, Math.round(policy.retainMs / 10))) : 600_000);
+    this.retention.start(every);
+  }
+
+  /** Ask the server which of these workflows it has and whether they ended; null when it cannot say. */
+  private async runEnds(ids: string[]): Promise<Map<string, { status: import('../engine/index.js').WorkflowStatus; endedAt: number | null }> | null> {
+    if (!this.connected || !this.dispatcher || this.serverMinor < RETENTION_PROTOCOL_MINOR) return null;
+    try {
+      const res = await this.call<RunsResponse>(this.dispatcher, 'runs', { workflows: ids } satisfies RunsRequest, this.requestTimeoutMs, this.stopAbort.signal);
+      return new Map(res.runs.map((x) => [x.id, { status: x.status as import('../engine/index.js').WorkflowStatus, endedAt: x.endedAt }]));
+    } catch {
+      return null;
+    }
   }
 
   // ---- log uploads ----

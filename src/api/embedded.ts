@@ -9,11 +9,11 @@ import { WarrenError, pidAlive, warrenHome, isWarrenError, didYouMean } from '..
 import { explainWaiting, TERMINAL, type NodeCounts, type UnitSnapshot, type WorkflowStatus } from '../engine/index.js';
 import { LocalAgent, discoverNodeGpus, gpusOfJob, logPaths, type Agent } from '../agent/index.js';
 import { createProcessRuntime, closeSpawner, type Runtime } from '../runtime/index.js';
-import { Orchestrator, PlanPlacement, holderIsGone, RunHub, summaryOf, detailOf, jobCounts, checkLogTarget, followStore, type DriveHooks, type RunOptions } from '../server/index.js';
+import { Orchestrator, PlanPlacement, holderIsGone, RunHub, summaryOf, detailOf, jobCounts, checkLogTarget, followStore, pruneRequest, type DriveHooks, type RunOptions } from '../server/index.js';
 import { parsePlatform } from '../scheduler/index.js';
 import { loadWorkflowText, type Workflow } from '../workflow/index.js';
 import { openStore, type Store, type WorkflowRecord } from '../store/index.js';
-import type { JobCounts, ListRequest, LogsRequest, StreamItem, SubmitRequest, WarrenClient, WorkflowDetail, WorkflowSummary } from './types.js';
+import type { JobCounts, ListRequest, LogsRequest, PruneRequest, PruneView, StreamItem, SubmitRequest, WarrenClient, WorkflowDetail, WorkflowSummary } from './types.js';
 
 type TrustGate = import('../image/index.js').TrustGate;
 
@@ -195,6 +195,12 @@ export class EmbeddedClient implements WarrenClient {
       await orch.cancelAbandoned(rec.id);
     }
     return this.summary((await this.store.getWorkflow(rec.id))!);
+  }
+
+  /** `warren prune` on this machine: the store and $WARREN_HOME/runs/<id> of what it prunes
+   *  (never running work: a workflow another `warren run` drives keeps its lease). */
+  prune(req: PruneRequest): Promise<PruneView> {
+    return pruneRequest(this.store, this.home, req);
   }
 
   async close(): Promise<void> {

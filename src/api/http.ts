@@ -15,6 +15,8 @@ import {
   type ListRequest,
   type LogsRequest,
   type AuditEntry,
+  type PruneRequest,
+  type PruneView,
   type AuditRequest,
   type NodeView,
   type StreamItem,
@@ -292,6 +294,10 @@ export class HttpClient implements WarrenClient, AdminClient {
 
   drain(name: string, on: boolean, reason?: string): Promise<NodeView> {
     return this.json('POST', `/nodes/${enc(name)}/${on ? 'drain' : 'undrain'}`, on && reason ? { body: { reason } } : {});
+  }
+
+  prune(req: PruneRequest): Promise<PruneView> {
+    return this.json('POST', '/prune', { body: req });
   }
 
   audit(q: AuditRequest = {}): Promise<AuditEntry[]> {

@@ -225,6 +225,42 @@ export interface CaStatusView {
   bundlePem: string;
 }
 
+/** `warren prune`: what to prune. Exactly one of `olderThanSec` and `ids`. */
+export interface PruneRequest {
+  /** Finished workflows that ended more than this many seconds ago (0: every finished one). */
+  olderThanSec?: number;
+  /** These workflows (ids or unique prefixes), whatever their age; each must be finished. */
+  ids?: string[];
+  /** Count what would go; remove nothing. */
+  dryRun?: boolean;
+}
+
+/** What a prune removed (or, in a dry run, would remove). */
+export interface PruneView {
+  dryRun: boolean;
+  /** The cutoff: workflows that ended before this (ms since the epoch). */
+  endedBefore: number;
+  workflows: number;
+  /** Units: jobs, tasks that ran, data transfers. */
+  units: number;
+  attempts: number;
+  events: number;
+  /** Job history rows (runtime estimates) older than the cutoff. */
+  history: number;
+  /** Run directories removed on the server (or this machine), and their bytes; nodes remove their own copies. */
+  runDirs: number;
+  bytesFreed: number;
+  /** Running or pending workflows created before the cutoff: kept (running work is never pruned). */
+  keptRunning: number;
+  /** Finished workflows whose runner still holds them: kept, pruned next time. */
+  keptLeased: number;
+  /** The ids removed (at most 1000). */
+  removed: string[];
+  durationMs: number;
+  /** It stopped before it was done (a server answers within a bound): ask again to go on. */
+  interrupted: boolean;
+}
+
 export interface AdminClient {
   nodes(): Promise<NodeView[]>;
   /** Drain (with an optional reason) or undrain. */
@@ -245,4 +281,6 @@ export interface AdminClient {
   rotateCa(opts?: { trustForSeconds?: number }): Promise<CaStatusView>;
   /** Retire the old CA now (refused while a node holds a certificate from it, unless `force`). */
   retireCa(opts?: { force?: boolean }): Promise<CaStatusView>;
+  /** Remove finished workflows with their units, attempts, events and files (never running work). */
+  prune(req: PruneRequest): Promise<PruneView>;
 }

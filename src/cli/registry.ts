@@ -17,6 +17,7 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['status', 'show a workflow and its jobs'],
   ['logs', "print a job's output (stdout, or --err for stderr)"],
   ['cancel', 'cancel a running workflow: running jobs are stopped, the rest marked canceled'],
+  ['prune', 'remove finished workflows, their events, logs and run directories: those that ended before --older-than, or the ones named (never running work)'],
   ['validate', 'check workflow files (Fuzzfile YAML v1/v4 or WfFormat JSON) without running them'],
   ['schema', 'print the JSON Schema of the workflow (Fuzzfile) format'],
   ['plan', 'plan where and when each job runs across clusters and cloud regions (no job is run)'],
@@ -60,6 +61,7 @@ export function staticHelp(): string {
 }
 
 const GROUPS: [commands: string[], load: Loader][] = [
+  [['prune'], () => import('./commands/prune.js')],
   [['validate', 'schema'], () => import('./commands/workflow.js')],
   [['plan', 'site'], () => import('./commands/plan.js')],
   [['cache'], () => import('./commands/cache.js')],

@@ -186,6 +186,7 @@ export const ERROR_CODES = {
   RUN_LOCAL_INPUT: { exit: 2, http: 400 },
   RUN_NOT_FOUND: { exit: 2, http: 404 },
   RUN_NOT_RUNNING: { exit: 2, http: 409 },
+  RUN_PRUNE_RUNNING: { exit: 2, http: 409 },
   RUN_SECRET_NOT_FOUND: { exit: 2, http: 404 },
   RUN_TASK_NEEDED: { exit: 2, http: 400 },
   RUN_UNKNOWN_JOB: { exit: 2, http: 404 },

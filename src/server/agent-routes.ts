@@ -1,5 +1,6 @@
 // The agent routes under /agent/v1 on the server's one HTTPS port: join (a token, no client
-// certificate), then over mutual TLS renew, heartbeat, poll (long poll) and the log upload.
+// certificate), then over mutual TLS renew, heartbeat, poll (long poll), the log upload, and
+// runs (which of a node's run directories belong to finished or pruned workflows).
 // Every mutual-TLS route takes the node's name from the SPIFFE ID of its verified X.509-SVID
 // (never from the CN or the body). Errors are `{error: WireError}` bodies with the code's HTTP
 // status. The wire is described in src/agent/protocol.ts and docs/cluster-agent.md.
@@ -7,7 +8,7 @@ import type https from 'node:https';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Ajv } from 'ajv';
 import { WarrenError, isWarrenError, toWarrenError, type WireError } from '../common/index.js';
-import { AGENT_ROUTE_PREFIX, type HeartbeatRequest, type JoinRequest, type PollRequest, type RenewRequest } from '../agent/index.js';
+import { AGENT_ROUTE_PREFIX, type HeartbeatRequest, type JoinRequest, type PollRequest, type RenewRequest, type RunsRequest } from '../agent/index.js';
 import type { NodeRegistry } from './nodes.js';
 import type { MeshLog, MeshTls } from './mesh-tls.js';
 import type { VerifiedSvid } from '../mesh/index.js';
@@ -136,6 +137,19 @@ const pollSchema = {
         logRequests: { type: 'array', items: { type: 'object', additionalProperties: true } },
         stopLogs: { type: 'array', items: { type: 'string' } },
         launches: { type: 'array', items: { type: 'object', additionalProperties: true } },
+        forget: { type: 'array', items: { type: 'string' } },
+      },
+    },
+  },
+} as const;
+/** Which of these workflows the store has, and whether they ended (a node's retention asks, protocol 1.3). */
+const runsSchema = {
+  body: { type: 'object', required: ['workflows'], properties: { workflows: { type: 'array', maxItems: 1000, items: { type: 'string', minLength: 1, maxLength: 128 } } } },
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        runs: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' }, endedAt: { type: ['number', 'null'] } } } },
       },
     },
   },
@@ -216,6 +230,8 @@ export function agentRoutes(reg: NodeRegistry, tls: MeshTls, opts: AgentRoutesOp
         reply.raw.off('close', onClose);
       }
     });
+
+    app.post(`${P}/runs`, { schema: runsSchema, onRequest: requireNode }, async (req) => reg.runs(nodeOf(req), (req.body as RunsRequest).workflows));
 
     app.post(`${P}/logs/:requestId`, { schema: logsSchema, onRequest: requireNode }, async (req) => {
       const { requestId } = req.params as { requestId: string };

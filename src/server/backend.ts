@@ -18,6 +18,8 @@ import type {
   ListRequest,
   LogsRequest,
   NodeView,
+  PruneRequest,
+  PruneView,
   StreamItem,
   SubmitRequest,
   TokenView,
@@ -28,6 +30,7 @@ import type {
 } from '../api/index.js';
 import { Orchestrator, heldByServer, holderIsGone, serverLeaseOwner } from './orchestrator.js';
 import { RunHub } from './hub.js';
+import { pruneRequest } from './retention.js';
 import { checkLogTarget, detailOf, followStore, jobCounts, listAudit, summaryOf, visibleWorkflow, visibleWorkflows } from './views.js';
 import type { DriveHooks, RunDriver } from './driver.js';
 import type { ClusterPool } from './pool.js';
@@ -66,6 +69,8 @@ export interface BackendOptions {
   log?: LogFn;
   /** Told of each unit's wait for a node and each attempt's run time. */
   metrics?: RunMetrics;
+  /** Told the ids of pruned workflows (the nodes delete their run directories). */
+  onForget?: (ids: string[]) => void;
 }
 
 interface Drive {
@@ -75,6 +80,9 @@ interface Drive {
 }
 
 export const API_TOKEN_PREFIX = 'wrn_';
+
+/** How long one prune request may work before it answers (the client waits 60 s for an answer). */
+export const PRUNE_ANSWER_MS = 30_000;
 
 export function newApiToken(): { token: string; hash: string; id: string } {
   const token = API_TOKEN_PREFIX + randomBytes(32).toString('base64url');
@@ -339,6 +347,24 @@ export class ServerBackend {
     return listAudit(this.store, p, q);
   }
 
+  // --- retention ---
+
+  /** `warren prune` through the API (admins): never running work (RUN_PRUNE_RUNNING for an id). */
+  async prune(p: Principal, req: PruneRequest): Promise<PruneView> {
+    return this.audited(
+      p,
+      req.dryRun ? 'workflow.prune-preview' : 'workflow.prune',
+      req.ids?.length ? req.ids.join(',').slice(0, 200) : null,
+      async () => {
+        this.requireAdmin(p, 'pruning workflows');
+        // An answer within the client's wait: a large prune stops between two steps after
+        // PRUNE_ANSWER_MS and says so (interrupted); the CLI asks again and it goes on.
+        return pruneRequest(this.store, this.o.dataDir, req, { signal: AbortSignal.timeout(PRUNE_ANSWER_MS), ...(this.o.onForget ? { onForget: this.o.onForget } : {}) });
+      },
+      (r) => ({ ...(req.olderThanSec !== undefined ? { olderThanSec: req.olderThanSec } : {}), workflows: r.workflows, units: r.units, events: r.events, keptRunning: r.keptRunning, bytesFreed: r.bytesFreed }),
+    );
+  }
+
   // --- administration ---
 
   requireAdmin(p: Principal, what: string): void {
@@ -574,6 +600,9 @@ class PrincipalClient implements WarrenClient, AdminClient {
   }
   addUser(o: { name: string; unixUser?: string; admin?: boolean; tokenTtlSeconds?: number }) {
     return this.b.addUser(this.p, o);
+  }
+  prune(req: PruneRequest) {
+    return this.b.prune(this.p, req);
   }
   users() {
     return this.b.usersList(this.p);

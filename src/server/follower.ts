@@ -217,6 +217,9 @@ export class FollowerClient implements WarrenClient, AdminClient {
   retireCa(): never {
     return this.leaderOnly();
   }
+  prune(): never {
+    return this.leaderOnly();
+  }
   audit(q: AuditRequest = {}): Promise<AuditEntry[]> {
     return listAudit(this.store, this.p, q);
   }

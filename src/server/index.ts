@@ -6,6 +6,8 @@ export type { Clock, DriveHooks, RunOptions, RunDriverOptions } from './driver.j
 export { PlanPlacement } from './placement.js';
 export type { Placement } from './placement.js';
 export { RunHub } from './hub.js';
+export { pruneRequest, pruneRuns, checkPrunable, RetentionPruner } from './retention.js';
+export type { PruneRunsOptions, PruneRunsReport, PrunerOptions } from './retention.js';
 export { summaryOf, detailOf, jobCounts, withStandIns, checkLogTarget, followStore } from './views.js';
 export { ClusterPool, gpusOf } from './pool.js';
 export type { NodeDirectory, PoolOptions } from './pool.js';

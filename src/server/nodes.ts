@@ -24,6 +24,7 @@ import {
 } from '../mesh/index.js';
 import {
   AGENT_PROTOCOL,
+  RETENTION_PROTOCOL_MINOR,
   checkProtocol,
   validateNodeInfo,
   type AgentLoad,
@@ -45,6 +46,7 @@ import {
   type NodeState,
   type PollResponse,
   type RenewResponse,
+  type RunsResponse,
   type TaskAssignment,
 } from '../agent/index.js';
 import type { MeshLog } from './mesh-tls.js';
@@ -137,6 +139,8 @@ export interface NodeRegistryOptions {
   beforeAck?: (node: string, reports: Array<AttemptStarted | AttemptExited>) => Promise<void>;
   /** Told of every heartbeat and of every node marked down for missing them. */
   metrics?: HeartbeatMetrics;
+  /** The status and end of workflows (Store.workflowEnds), for the nodes' retention sweeps. */
+  workflowEnds?: Store['workflowEnds'];
 }
 
 export interface NodeRegistryEvents {
@@ -182,7 +186,8 @@ type Item =
   | { cursor: number; given?: boolean; kind: 'kill'; k: KillOrder }
   | { cursor: number; given?: boolean; kind: 'log'; l: LogOrder }
   | { cursor: number; given?: boolean; kind: 'stopLog'; requestId: string }
-  | { cursor: number; given?: boolean; kind: 'launch'; o: LaunchOrder };
+  | { cursor: number; given?: boolean; kind: 'launch'; o: LaunchOrder }
+  | { cursor: number; given?: boolean; kind: 'forget'; ids: string[] };
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
@@ -719,6 +724,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       else if (it.kind === 'kill') r.kills.push(it.k);
       else if (it.kind === 'log') r.logRequests.push(it.l);
       else if (it.kind === 'launch') (r.launches ??= []).push(it.o);
+      else if (it.kind === 'forget') (r.forget ??= []).push(...it.ids);
       else r.stopLogs.push(it.requestId);
     }
     return r;
@@ -795,6 +801,27 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     if (!l || l.rec.state === 'lost' || l.rec.state === 'revoked') return false;
     this.enqueue(l, { kind: 'kill', k: { attemptId, reason } });
     return true;
+  }
+
+  // ---- retention ----
+
+  /** The server pruned these workflows: every node that can be told deletes its copies of their
+   *  run directories (a node that is away finds out with its own sweep, through runs()). */
+  forget(ids: string[]): void {
+    if (ids.length === 0) return;
+    for (const l of this.byName.values()) {
+      if (l.rec.state === 'lost' || l.rec.state === 'revoked') continue;
+      if ((l.rec.info.protocol?.minor ?? 0) < RETENTION_PROTOCOL_MINOR && l.rec.info.protocol?.major === AGENT_PROTOCOL.major) continue;
+      this.enqueue(l, { kind: 'forget', ids: [...ids] });
+    }
+  }
+
+  /** Which of these workflows the store has, and whether they ended (a node's retention sweep). */
+  async runs(node: string, ids: string[]): Promise<RunsResponse> {
+    this.check(node);
+    if (!this.opts.workflowEnds) throw new WarrenError('AGENT_NODE_UNAVAILABLE', 'this server does not answer which runs ended', { hint: 'upgrade the server; until then the node keeps its run directories' });
+    const ends = await this.opts.workflowEnds(ids.slice(0, 1000));
+    return { runs: [...ends].map(([id, e]) => ({ id, status: e.status, endedAt: e.endedAt })) };
   }
 
   // ---- logs ----

@@ -33,6 +33,7 @@ import { gateStore, notLeaderError, type StoreGate } from './gate.js';
 import { LeaderElection, bounded, type LeaderTimers } from './leader.js';
 import { ServerMetrics, StoreCounts, agentCountsOf, instrumentStore } from './metrics.js';
 import { countRequests, observeRoutes } from './http/observe.js';
+import { RetentionPruner } from './retention.js';
 
 export interface ServerTimers {
   heartbeatMs: number;
@@ -58,6 +59,10 @@ export interface ServeOptions {
   /** The URL agents and the other server reach this one at (default https://LISTEN-ADDRESS:PORT, or the host name for 0.0.0.0). */
   advertise?: string;
   timers?: Partial<ServerTimers>;
+  /** `--retain`: prune finished workflows that ended this long ago (ms; default: keep them forever). Only the leader prunes. */
+  retainMs?: number;
+  /** How often the pruner runs (default: a tenth of retainMs, between 1 s and 1 h). */
+  pruneEveryMs?: number;
   /** The leader lease's timers (default: 8 s life, renewed every 2 s, tried every 1 s by a follower). */
   leaderTimers?: Partial<LeaderTimers>;
   /** The server's log (default: readable lines on stderr, info and above); a Logger or a plain callback. */
@@ -104,6 +109,8 @@ interface LeaderSide {
   pool: ClusterPool;
   backend: ServerBackend;
   unhook: () => void;
+  /** `--retain`: prunes finished workflows periodically while this server leads. */
+  pruner: RetentionPruner | null;
 }
 
 export const SERVER_VERSION = '0.1.0';
@@ -178,6 +185,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         log: rlog,
         metrics: m,
         beforeAck: () => backend?.flush() ?? Promise.resolve(),
+        workflowEnds: (ids: string[]) => gate.store.workflowEnds(ids),
       } as ConstructorParameters<typeof NodeRegistry>[0]);
       // A gang goes only to nodes heard from within two heartbeats: a retry right after an
       // agent died does not land on it before it is known to be down.
@@ -205,6 +213,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         registry.off('health', onHealth);
         clearInterval(rotation);
       };
+      // Pruned workflows: every node deletes its copies of their run directories.
+      const onForget = (ids: string[]): void => registry.forget(ids);
       const caAdmin: CaAdmin = {
         status: () => authority.status(registry.rotationNodes()),
         rotate: async (r) => {
@@ -216,8 +226,21 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           return { view: authority.status(registry.rotationNodes()), lockedOut };
         },
       };
-      backend = new ServerBackend({ store: gate.store, pool, nodes: nodeAdmin(registry), ca: caAdmin, dataDir: o.dataDir, leaseTtlMs: timers.leaseTtlMs, log, metrics: m });
-      const s: LeaderSide = { term, gate, registry, pool, backend, unhook };
+      backend = new ServerBackend({ store: gate.store, pool, nodes: nodeAdmin(registry), ca: caAdmin, dataDir: o.dataDir, leaseTtlMs: timers.leaseTtlMs, log, metrics: m, onForget });
+      const b = backend;
+      // Only the leader prunes (through its gated store: cut off at once when it steps down).
+      const pruner = o.retainMs
+        ? new RetentionPruner({
+            store: gate.store,
+            home: o.dataDir,
+            retainMs: o.retainMs,
+            ...(o.pruneEveryMs ? { everyMs: o.pruneEveryMs } : {}),
+            onForget,
+            log,
+            onPass: (r) => void b.audit({ actor: 'server', action: 'workflow.prune', target: null, source: 'retention', result: r.interrupted ? 'interrupted' : 'ok', details: { retainSec: Math.round(o.retainMs! / 1000), workflows: r.workflows, units: r.units, events: r.events, history: r.history, keptRunning: r.keptRunning, bytesFreed: r.bytesFreed } }),
+          })
+        : null;
+      const s: LeaderSide = { term, gate, registry, pool, backend, unhook, pruner };
       try {
         // Every node gets a full grace from now before it can be down or lost (registry.start).
         await registry.start();
@@ -225,6 +248,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         // can report here: a node's report of one of them is never taken for a stale copy.
         await backend.start();
         if (gate.closed) throw new Error('the leadership went while this server took it up');
+        pruner?.start();
       } catch (e) {
         await teardown(s, (e as Error).message);
         throw e;
@@ -236,6 +260,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
 
     /** Stop scheduling at once (nothing waits on the store), then let go of the rest, every wait bounded. */
     const stopNow = (s: LeaderSide, why: string): void => {
+      void s.pruner?.stop();
       s.backend.stepDown(why);
       s.gate.close(why);
       s.unhook();

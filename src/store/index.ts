@@ -10,10 +10,13 @@ export type { SqliteStoreOptions } from './sqlite.js';
 export { BatchWriter } from './batch.js';
 export type { BatchWriterOptions, Fence } from './batch.js';
 export { SCHEMA_VERSION } from './migrations.js';
+export { pruneStore } from './prune.js';
+export type { PruneStoreOptions, PruneStoreReport } from './prune.js';
 export { DEFAULT_RESERVE_BYTES } from './reserve.js';
 export type {
   Store, WorkflowRecord, WorkflowPatch, WorkflowFilter, AttemptRecord, EventRecord, WriteBatch, RunLease, LeaseResult,
   UserRecord, ApiTokenRecord, NodeState, NodeRecord, NodePatch, LeaderLease, LeaderResult, ClusterCaRecord, ClusterCaState, CaRotationRecord, AuditRecord, AuditQuery, StoreStats,
+  PruneSelect, PrunedWorkflow, PruneQueueEntry, PurgeStep, PrunePreview,
 } from './types.js';
 
 /** Open the store named by `url` (`postgres://...`, `sqlite:PATH`, a path), default `$WARREN_HOME/warren.db`. */

@@ -273,6 +273,24 @@ ALTER TABLE nodes ADD COLUMN cert_ca TEXT;
 `,
     },
   },
+  {
+    version: 7,
+    what: 'retention: the queue of pruned workflows whose rows and files are being removed, job history by end time',
+    // A pruned workflow's row is deleted first (in a short transaction, with the condition
+    // that it is finished and not leased in the DELETE itself) and its id queued here in the
+    // same transaction; its units, attempts and events go afterwards in small batches, and the
+    // queue entry goes once they and its run directory are gone (a crashed pruner resumes).
+    sql: {
+      both: `
+CREATE TABLE prune_queue (
+  id TEXT PRIMARY KEY,
+  run_dir TEXT NOT NULL,
+  pruned_at BIGINT NOT NULL
+);
+CREATE INDEX job_history_ended ON job_history(ended_at);
+`,
+    },
+  },
 ];
 
 /** The schema version this code writes. */

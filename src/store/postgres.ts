@@ -9,9 +9,11 @@ import { SCHEMA_VERSION, migrationSql, pendingMigrations } from './migrations.js
 import {
   API_TOKEN_INSERT, AUDIT_INSERT, CA_ROTATION_FINISH, CA_ROTATION_PHASE, CA_ROTATION_START, caStateOf, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams, attemptUpsertSql,
   auditOf, joinTokenOf, joinTokenParams, leaseOf, listAuditSql, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf, STATS_SQL, statsOf,
+  NO_CHILDREN_SQL, PRUNED_CHILDREN, prunableSql, prunedOf,
 } from './sql.js';
 import type {
   ApiTokenRecord, AttemptRecord, AuditQuery, AuditRecord, ClusterCaRecord, ClusterCaState, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, StoreStats, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
+  PrunedWorkflow, PruneQueueEntry, PrunePreview, PruneSelect, PurgeStep,
 } from './types.js';
 import {
   PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, duplicateTokenError, fencedError, noWorkflowError, schemaNewerError, userExistsError,
@@ -426,6 +428,99 @@ export class PgStore implements Store {
   async listAudit(q: AuditQuery = {}): Promise<AuditRecord[]> {
     const s = listAuditSql(q, pp);
     return (await this.q(s.text, s.values)).rows.map(auditOf);
+  }
+
+  // ---- retention (schema v7): each call one short statement or transaction ----
+
+  async pruneWorkflows(q: PruneSelect): Promise<PrunedWorkflow[]> {
+    if (q.ids && q.ids.length === 0) return [];
+    const only = q.ids ? ' AND id = ANY($5::text[])' : '';
+    const cond = prunableSql(pp, 1, 2);
+    // The condition is in the DELETE itself: a workflow that a resume took meanwhile (its row
+    // updated and locked) is re-checked by PostgreSQL after that commits, and kept. SKIP LOCKED:
+    // rows a runner holds locked now are not waited for (they are not prunable anyway).
+    const r = await this.q(
+      `WITH c AS MATERIALIZED (SELECT id FROM workflows WHERE ${cond}${only} LIMIT $3 FOR UPDATE SKIP LOCKED),
+       d AS (
+         DELETE FROM workflows WHERE ${cond}${only} AND id IN (SELECT id FROM c)
+         RETURNING id, name, status, owner, run_dir, ended_at),
+       queued AS (INSERT INTO prune_queue (id, run_dir, pruned_at) SELECT id, run_dir, $4 FROM d ON CONFLICT (id) DO NOTHING)
+       SELECT * FROM d`,
+      [q.endedBefore, q.now, q.limit ?? 100, Date.now(), ...(q.ids ? [q.ids] : [])],
+    );
+    return r.rows.map(prunedOf);
+  }
+
+  async purgePruned(ids: string[], maxRows: number): Promise<PurgeStep> {
+    const out: Record<string, number> = {};
+    if (ids.length === 0) return { units: 0, attempts: 0, events: 0 };
+    // One statement per table (each its own short transaction), rows named by ctid, found
+    // through each table's index on workflow_id.
+    for (const { table } of PRUNED_CHILDREN) {
+      const r = await this.asyncCommit(
+        `DELETE FROM ${table} WHERE ctid = ANY(ARRAY(
+           SELECT c.ctid FROM ${table} c WHERE c.workflow_id = ANY($1::text[])
+             AND EXISTS (SELECT 1 FROM prune_queue q WHERE q.id = c.workflow_id)
+             AND NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = c.workflow_id)
+           LIMIT $2))`,
+        [ids, maxRows],
+      );
+      out[table] = r.rowCount ?? 0;
+    }
+    return { units: out.units ?? 0, attempts: out.attempts ?? 0, events: out.events ?? 0 };
+  }
+
+  /**
+   * One statement in its own transaction that does not wait for its commit to reach the disk
+   * (synchronous_commit off): the bulk deletes of a prune. A crash can only undo the last of
+   * them (rows that come back are deleted by the next prune), and the writes that must be
+   * durable (the runners', finishPruned) flush them with their own commit, since the log is
+   * written in order. Saves a WAL flush per step that the runners' commits would queue behind.
+   */
+  private asyncCommit(text: string, values: unknown[]): Promise<pg.QueryResult> {
+    return this.tx(async (c) => {
+      await c.query('SET LOCAL synchronous_commit TO OFF');
+      return c.query(text, values);
+    });
+  }
+
+  async pruneQueue(limit = 1000): Promise<PruneQueueEntry[]> {
+    const r = await this.q('SELECT id, run_dir, pruned_at FROM prune_queue ORDER BY pruned_at, id LIMIT $1', [limit]);
+    return r.rows.map((x) => ({ id: x.id, runDir: x.run_dir, prunedAt: Number(x.pruned_at) }));
+  }
+
+  async finishPruned(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const r = await this.q(`DELETE FROM prune_queue WHERE id = ANY($1::text[]) AND ${NO_CHILDREN_SQL} RETURNING id`, [ids]);
+    return r.rows.map((x) => x.id as string);
+  }
+
+  async pruneHistory(endedBefore: number, maxRows: number): Promise<number> {
+    // In end-time order: through job_history_ended (a plain scan would walk the rows deleted by
+    // the steps before, until a vacuum).
+    const r = await this.asyncCommit('DELETE FROM job_history WHERE ctid = ANY(ARRAY(SELECT ctid FROM job_history WHERE ended_at < $1 ORDER BY ended_at LIMIT $2))', [endedBefore, maxRows]);
+    return r.rowCount ?? 0;
+  }
+
+  async previewPrune(q: PruneSelect, opts: { rows?: boolean } = {}): Promise<PrunePreview> {
+    const only = q.ids ? ' AND id = ANY($3::text[])' : '';
+    const w = `SELECT id FROM workflows WHERE ${prunableSql(pp, 1, 2)}${only}`;
+    const count = (t: string) => (opts.rows === false ? '0' : `(SELECT count(*) FROM ${t} WHERE workflow_id IN (${w}))`);
+    const r = await this.q(
+      `SELECT (SELECT count(*) FROM (${w}) x) AS workflows,
+         ${count('units')} AS units, ${count('attempts')} AS attempts, ${count('events')} AS events,
+         (SELECT count(*) FROM workflows WHERE status IN ('running', 'pending') AND created_at < $1${only}) AS kept_running,
+         (SELECT count(*) FROM workflows WHERE status IN ('succeeded', 'failed', 'canceled') AND ended_at < $1 AND lease_owner IS NOT NULL AND lease_expires_at > $2${only}) AS kept_leased`,
+      [q.endedBefore, q.now, ...(q.ids ? [q.ids] : [])],
+    );
+    const x = r.rows[0]!;
+    return { workflows: Number(x.workflows), units: Number(x.units), attempts: Number(x.attempts), events: Number(x.events), keptRunning: Number(x.kept_running), keptLeased: Number(x.kept_leased) };
+  }
+
+  async workflowEnds(ids: string[]): Promise<Map<string, { status: WorkflowStatus; endedAt: number | null }>> {
+    if (ids.length === 0) return new Map();
+    const r = await this.q('SELECT id, status, ended_at FROM workflows WHERE id = ANY($1::text[])', [ids]);
+    return new Map(r.rows.map((x) => [x.id as string, { status: x.status as WorkflowStatus, endedAt: x.ended_at === null ? null : Number(x.ended_at) }]));
   }
 
   async close(): Promise<void> {

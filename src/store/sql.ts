@@ -256,3 +256,26 @@ export const CA_ROTATION_FINISH = (p: (i: number) => string): string =>
   `UPDATE cluster_ca SET previous_cert_pem = cert_pem, retired_at = ${p(1)}, cert_pem = next_cert_pem, key_pem = next_key_pem, created_at = rotation_started_at,
      next_cert_pem = NULL, next_key_pem = NULL, rotation_phase = NULL, rotation_started_at = NULL, rotation_phase_at = NULL, rotation_issue_after = NULL
    WHERE id = 1 AND next_cert_pem = ${p(2)}`;
+
+// Retention (schema v7): the condition of a prunable workflow, written into every DELETE.
+
+/** Finished (succeeded, failed, canceled), ended before p(a), and not leased at p(b). */
+export function prunableSql(p: (i: number) => string, endedBefore: number, now: number, alias = ''): string {
+  const c = (x: string) => (alias ? `${alias}.${x}` : x);
+  return `${c('status')} IN ('succeeded', 'failed', 'canceled') AND ${c('ended_at')} IS NOT NULL AND ${c('ended_at')} < ${p(endedBefore)}
+    AND (${c('lease_owner')} IS NULL OR ${c('lease_expires_at')} IS NULL OR ${c('lease_expires_at')} <= ${p(now)})`;
+}
+
+/** The tables of a workflow's rows that purgePruned empties, with the key of a row in each. */
+export const PRUNED_CHILDREN = [
+  { table: 'units', key: ['workflow_id', 'key'] },
+  { table: 'attempts', key: ['workflow_id', 'key', 'attempt'] },
+  { table: 'events', key: ['id'] },
+] as const;
+
+/** A queue entry whose rows are all gone (the condition of finishPruned). */
+export const NO_CHILDREN_SQL = PRUNED_CHILDREN.map((c) => `NOT EXISTS (SELECT 1 FROM ${c.table} x WHERE x.workflow_id = prune_queue.id)`).join(' AND ');
+
+export function prunedOf(r: Row): import('./types.js').PrunedWorkflow {
+  return { id: r.id as string, name: r.name as string, status: r.status as import('./types.js').PrunedWorkflow['status'], owner: (r.owner as string | null) ?? null, runDir: r.run_dir as string, endedAt: n(r.ended_at) };
+}

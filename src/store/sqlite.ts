@@ -17,9 +17,11 @@ import { DEFAULT_RESERVE_BYTES, ensureReserve, releaseReserve } from './reserve.
 import {
   API_TOKEN_INSERT, AUDIT_INSERT, CA_ROTATION_FINISH, CA_ROTATION_PHASE, CA_ROTATION_START, caStateOf, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, type LeaseRow, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams,
   attemptUpsertSql, auditOf, joinTokenOf, joinTokenParams, leaseOf, listAuditSql, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf, STATS_SQL, statsOf,
+  NO_CHILDREN_SQL, PRUNED_CHILDREN, prunableSql, prunedOf,
 } from './sql.js';
 import type {
   ApiTokenRecord, AttemptRecord, AuditQuery, AuditRecord, ClusterCaRecord, ClusterCaState, EventRecord, LeaderLease, LeaderResult, LeaseResult, NodePatch, NodeRecord, Store, StoreStats, UserRecord, WorkflowFilter, WorkflowPatch, WorkflowRecord, WriteBatch,
+  PrunedWorkflow, PruneQueueEntry, PrunePreview, PruneSelect, PurgeStep,
 } from './types.js';
 import {
   PATCH_COLUMNS, ambiguousIdError, corruptError, diskFullError, duplicateTokenError, fencedError, noWorkflowError, schemaNewerError, userExistsError,
@@ -527,6 +529,87 @@ export class SqliteStore implements Store {
   async listAudit(q: AuditQuery = {}): Promise<AuditRecord[]> {
     const s = listAuditSql(q, ph);
     return this.guard(() => this.db.prepare(s.text).all(named(...s.values)) as Row[]).map(auditOf);
+  }
+
+  // ---- retention (schema v7): each call one short IMMEDIATE transaction ----
+
+  async pruneWorkflows(q: PruneSelect): Promise<PrunedWorkflow[]> {
+    const only = q.ids ? ' AND id IN (SELECT value FROM json_each(@p4))' : '';
+    const cond = prunableSql(ph, 1, 2);
+    const del = this.db.prepare(
+      `DELETE FROM workflows WHERE ${cond}${only} AND rowid IN (SELECT rowid FROM workflows WHERE ${cond}${only} LIMIT @p3)
+       RETURNING id, name, status, owner, run_dir, ended_at`,
+    );
+    const queue = this.db.prepare('INSERT INTO prune_queue (id, run_dir, pruned_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING');
+    const tx = this.db.transaction((): PrunedWorkflow[] => {
+      const rows = (del.all(named(q.endedBefore, q.now, q.limit ?? 100, ...(q.ids ? [JSON.stringify(q.ids)] : []))) as Row[]).map(prunedOf);
+      for (const r of rows) queue.run(r.id, r.runDir, Date.now());
+      return rows;
+    });
+    if (q.ids && q.ids.length === 0) return [];
+    return this.writing(() => tx.immediate());
+  }
+
+  async purgePruned(ids: string[], maxRows: number): Promise<PurgeStep> {
+    const out: Record<string, number> = {};
+    if (ids.length === 0) return { units: 0, attempts: 0, events: 0 };
+    const mine = `c.workflow_id IN (SELECT value FROM json_each(?)) AND EXISTS (SELECT 1 FROM prune_queue q WHERE q.id = c.workflow_id)
+      AND NOT EXISTS (SELECT 1 FROM workflows w WHERE w.id = c.workflow_id)`;
+    const tx = this.db.transaction(() => {
+      for (const { table, key } of PRUNED_CHILDREN) {
+        // Units and attempts are WITHOUT ROWID tables: rows are named by their primary key.
+        const k = key.length === 1 ? key[0] : `(${key.join(', ')})`;
+        const ck = key.map((x) => `c.${x}`).join(', ');
+        out[table] = this.db.prepare(`DELETE FROM ${table} WHERE ${k} IN (SELECT ${ck} FROM ${table} c WHERE ${mine} LIMIT ?)`).run(JSON.stringify(ids), maxRows).changes;
+      }
+    });
+    this.writing(() => tx.immediate());
+    return { units: out.units ?? 0, attempts: out.attempts ?? 0, events: out.events ?? 0 };
+  }
+
+  async pruneQueue(limit = 1000): Promise<PruneQueueEntry[]> {
+    return this.guard(() => this.db.prepare('SELECT id, run_dir, pruned_at FROM prune_queue ORDER BY pruned_at, id LIMIT ?').all(limit) as Row[]).map((r) => ({
+      id: r.id as string,
+      runDir: r.run_dir as string,
+      prunedAt: Number(r.pruned_at),
+    }));
+  }
+
+  async finishPruned(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = this.writing(
+      () => this.db.prepare(`DELETE FROM prune_queue WHERE id IN (SELECT value FROM json_each(?)) AND ${NO_CHILDREN_SQL} RETURNING id`).all(JSON.stringify(ids)) as Row[],
+    );
+    return rows.map((r) => r.id as string);
+  }
+
+  async pruneHistory(endedBefore: number, maxRows: number): Promise<number> {
+    return this.writing(
+      () => this.db.prepare('DELETE FROM job_history WHERE rowid IN (SELECT rowid FROM job_history WHERE ended_at < ? ORDER BY ended_at LIMIT ?)').run(endedBefore, maxRows).changes,
+    );
+  }
+
+  async previewPrune(q: PruneSelect, opts: { rows?: boolean } = {}): Promise<PrunePreview> {
+    const only = q.ids ? ' AND id IN (SELECT value FROM json_each(@p3))' : '';
+    const w = `SELECT id FROM workflows WHERE ${prunableSql(ph, 1, 2)}${only}`;
+    const count = (t: string) => (opts.rows === false ? '0' : `(SELECT count(*) FROM ${t} WHERE workflow_id IN (${w}))`);
+    const r = this.guard(
+      () =>
+        this.db
+          .prepare(
+            `SELECT (SELECT count(*) FROM (${w})) AS workflows,
+               ${count('units')} AS units, ${count('attempts')} AS attempts, ${count('events')} AS events,
+               (SELECT count(*) FROM workflows WHERE status IN ('running', 'pending') AND created_at < @p1${only}) AS kept_running,
+               (SELECT count(*) FROM workflows WHERE status IN ('succeeded', 'failed', 'canceled') AND ended_at < @p1 AND lease_owner IS NOT NULL AND lease_expires_at > @p2${only}) AS kept_leased`,
+          )
+          .get(named(q.endedBefore, q.now, ...(q.ids ? [JSON.stringify(q.ids)] : []))) as Row,
+    );
+    return { workflows: Number(r.workflows), units: Number(r.units), attempts: Number(r.attempts), events: Number(r.events), keptRunning: Number(r.kept_running), keptLeased: Number(r.kept_leased) };
+  }
+
+  async workflowEnds(ids: string[]): Promise<Map<string, { status: WorkflowStatus; endedAt: number | null }>> {
+    const rows = this.guard(() => this.db.prepare('SELECT id, status, ended_at FROM workflows WHERE id IN (SELECT value FROM json_each(?))').all(JSON.stringify(ids)) as Row[]);
+    return new Map(rows.map((r) => [r.id as string, { status: r.status as WorkflowStatus, endedAt: r.ended_at === null ? null : Number(r.ended_at) }]));
   }
 
   async close(): Promise<void> {

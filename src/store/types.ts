@@ -263,6 +263,55 @@ export interface StoreStats {
   nodes: { state: string; drained: boolean; count: number }[];
 }
 
+/** Which workflows pruneWorkflows takes (schema v7): finished (succeeded, failed or canceled),
+ *  ended before `endedBefore`, and not leased (no owner, or its lease expired by `now`). */
+export interface PruneSelect {
+  /** ms since the epoch. */
+  endedBefore: number;
+  /** The time a lease is compared with (ms since the epoch; runners write leases with their own clock). */
+  now: number;
+  /** Only these workflows (full ids). */
+  ids?: string[];
+  /** At most this many workflows (default 100). */
+  limit?: number;
+}
+
+/** A workflow that pruneWorkflows removed. */
+export interface PrunedWorkflow {
+  id: string;
+  name: string;
+  status: WorkflowStatus;
+  owner: string | null;
+  runDir: string;
+  endedAt: number;
+}
+
+/** A pruned workflow whose rows (units, attempts, events) or files may not be all gone yet. */
+export interface PruneQueueEntry {
+  id: string;
+  runDir: string;
+  prunedAt: number;
+}
+
+/** Rows one purgePruned step deleted. */
+export interface PurgeStep {
+  units: number;
+  attempts: number;
+  events: number;
+}
+
+/** What pruneWorkflows with a selection would remove (a dry run), and what it leaves. */
+export interface PrunePreview {
+  workflows: number;
+  units: number;
+  attempts: number;
+  events: number;
+  /** Running or pending workflows created before the cutoff: never pruned. */
+  keptRunning: number;
+  /** Finished workflows before the cutoff whose lease is still live (a runner is finishing up). */
+  keptLeased: number;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** Counts by state, for monitoring: one grouped query over units (of the active
@@ -359,6 +408,34 @@ export interface Store {
   appendAudit(e: Omit<AuditRecord, 'id'>): Promise<AuditRecord>;
   /** Entries matching the query, oldest first. */
   listAudit(q?: AuditQuery): Promise<AuditRecord[]>;
+
+  // Retention (schema v7). Each call is one short transaction with a bounded number of rows
+  // per statement, so that pruning never holds a lock that stops the runners' writes for long;
+  // src/store/prune.ts (pruneStore) strings them together.
+
+  /** Delete up to `limit` finished workflows (the condition of PruneSelect is in the DELETE
+   *  itself: a running, pending or leased workflow is never deleted, whoever calls this) and
+   *  queue them in prune_queue, in one transaction. Their units, attempts and events stay until
+   *  purgePruned removes them; nothing reads them meanwhile (the workflow is gone). */
+  pruneWorkflows(q: PruneSelect): Promise<PrunedWorkflow[]>;
+  /** One step: delete at most `maxRows` rows of each of units, attempts and events of these
+   *  workflows, only of those that are queued and whose workflow row is gone (checked in the
+   *  DELETE), one statement per table. */
+  purgePruned(ids: string[], maxRows: number): Promise<PurgeStep>;
+  /** The queue, oldest first (at most `limit`, default 1000). */
+  pruneQueue(limit?: number): Promise<PruneQueueEntry[]>;
+  /** Take these off the queue: only those without a row left in units, attempts or events
+   *  (checked in the DELETE). Returns the ids taken off. */
+  finishPruned(ids: string[]): Promise<string[]>;
+  /** One step: delete at most `maxRows` job_history rows that ended before `endedBefore`
+   *  (index job_history_ended). Returns how many (fewer than maxRows: none is left). */
+  pruneHistory(endedBefore: number, maxRows: number): Promise<number>;
+  /** What pruneWorkflows(q) would remove, without removing anything, and what it leaves
+   *  (`rows: false`: only the workflows, not their units, attempts and events, which costs a scan). */
+  previewPrune(q: PruneSelect, opts?: { rows?: boolean }): Promise<PrunePreview>;
+  /** The status and end time of each of these workflows that the store has (agents ask which
+   *  of their run directories belong to finished or pruned workflows). */
+  workflowEnds(ids: string[]): Promise<Map<string, { status: WorkflowStatus; endedAt: number | null }>>;
   close(): Promise<void>;
 }
 

@@ -12,6 +12,8 @@ import type {
   ListRequest,
   LogsRequest,
   NodeView,
+  PruneRequest,
+  PruneView,
   StreamItem,
   SubmitRequest,
   TokenView,
@@ -317,6 +319,18 @@ export class MemoryBackend implements ApiBackend {
         if (!o.force) throw new WarrenError('MESH_CA_RETIRE_REFUSED', 'node n001 holds a certificate from the old CA', { hint: 'wait, or --force', details: { nodes: ['n001'] } });
         b.ca = { ...b.ca, phase: 'none', cas: [{ ...b.ca.cas[1]!, role: 'active', signing: true }], lastRetiredAt: b.clock };
         return b.ca;
+      },
+      async prune(req: PruneRequest): Promise<PruneView> {
+        admin();
+        // Prunes the flows asked for by id that ended (running ones: RUN_PRUNE_RUNNING).
+        const ids = req.ids ?? [];
+        for (const id of ids) {
+          const f = b.flows.get(id);
+          if (!f) throw new WarrenError('RUN_NOT_FOUND', `no workflow "${id}"`, { hint: 'see `warren list`' });
+          if (f.detail.status === 'running' || f.detail.status === 'pending') throw new WarrenError('RUN_PRUNE_RUNNING', `workflow ${id} is ${f.detail.status}: running work is never pruned`, { hint: `cancel it first (\`warren cancel ${id}\`)` });
+        }
+        if (!req.dryRun) for (const id of ids) b.flows.delete(id);
+        return { dryRun: req.dryRun === true, endedBefore: Date.now(), workflows: ids.length, units: 0, attempts: 0, events: 0, history: 0, runDirs: 0, bytesFreed: 0, keptRunning: 0, keptLeased: 0, removed: ids, durationMs: 0, interrupted: false };
       },
       async audit(q: AuditRequest = {}): Promise<AuditEntry[]> {
         admin();

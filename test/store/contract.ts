@@ -676,6 +676,165 @@ export function storeContract(name: string, open: () => Promise<Store>, uniq: ()
       await s.close();
     }
   });
+
+  // ---- retention (schema v7) ----
+
+  /** A workflow with `n` units, an attempt and two events per unit, in `status`, ended at `endedAt`. */
+  const filled = async (s: Store, status: WorkflowRecord['status'], endedAt: number | null, n = 5): Promise<string> => {
+    const id = uniq();
+    await s.createWorkflow({ ...record(id, 1_000), status }, Array.from({ length: n }, (_, i) => unit(`j${i}`)));
+    await s.write({
+      units: Array.from({ length: n }, (_, i) => ({ workflowId: id, unit: unit(`j${i}`, { state: status === 'running' ? 'running' : 'succeeded', attempt: 1, startedAt: 1_000, endedAt }) })),
+      attempts: Array.from({ length: n }, (_, i) => att(id, `j${i}`, 1, { startedAt: 1_000, endedAt })),
+      events: Array.from({ length: 2 * n }, (_, i) => ({ workflowId: id, at: 1_000 + i, key: `j${i >> 1}`, level: 'info' as const, message: `e${i}` })),
+      workflows: [{ id, patch: { status, startedAt: 1_000, endedAt } }],
+    });
+    return id;
+  };
+  const rows = async (s: Store, id: string) => ({ units: (await s.units(id)).length, attempts: (await s.attempts(id)).length, events: (await s.events(id)).length });
+
+  test(`${name}: pruneWorkflows deletes only finished, old, unleased workflows: the condition is in the SQL, whatever ids the caller gives`, async () => {
+    const s = await open();
+    try {
+      const now = 1_000_000;
+      const done = await filled(s, 'succeeded', 2_000);
+      const failed = await filled(s, 'failed', 3_000);
+      const canceled = await filled(s, 'canceled', 3_500);
+      const running = await filled(s, 'running', null);
+      const pending = uniq();
+      await s.createWorkflow(record(pending, 1_000), [unit('a')]);
+      const recent = await filled(s, 'succeeded', 900_000);
+      const leased = await filled(s, 'failed', 2_500);
+      assert.equal((await s.acquireRunLease(leased, 'host:1:live', 60_000, now)).ok, true);
+      const expired = await filled(s, 'failed', 2_600);
+      assert.equal((await s.acquireRunLease(expired, 'host:2:gone', 1_000, now - 5_000)).ok, true);
+      const all = [done, failed, canceled, running, pending, recent, leased, expired];
+      const before = new Map(await Promise.all(all.map(async (id) => [id, await rows(s, id)] as const)));
+
+      const preview = await s.previewPrune({ endedBefore: 500_000, now, ids: all });
+      assert.deepEqual(preview, { workflows: 4, units: 20, attempts: 20, events: 40, keptRunning: 2, keptLeased: 1 });
+      assert.equal((await s.getWorkflow(done))?.status, 'succeeded', 'a preview removes nothing');
+
+      // Everything asked for by id, with a cutoff in the future: still only what is prunable.
+      const got = await s.pruneWorkflows({ endedBefore: Number.MAX_SAFE_INTEGER, now, ids: [running, pending, leased] });
+      assert.deepEqual(got, [], 'running, pending and leased workflows are never deleted');
+      const pruned = await s.pruneWorkflows({ endedBefore: 500_000, now, ids: all, limit: 10 });
+      assert.deepEqual(pruned.map((w) => w.id).sort(), [done, failed, canceled, expired].sort());
+      const d = pruned.find((w) => w.id === done)!;
+      assert.deepEqual(d, { id: done, name: 'demo', status: 'succeeded', owner: null, runDir: `/tmp/runs/${done}`, endedAt: 2_000 });
+      for (const id of [done, failed, canceled, expired]) assert.equal(await s.getWorkflow(id), undefined, `${id} is gone`);
+      for (const id of [running, pending, recent, leased]) {
+        assert.ok(await s.getWorkflow(id), `${id} stays`);
+        assert.deepEqual(await rows(s, id), before.get(id), `${id} keeps every row`);
+      }
+      // A pruned workflow cannot be resumed: its row is gone before its rows are.
+      await assert.rejects(s.acquireRunLease(done, 'host:3:x', 1_000, now), code('RUN_NOT_FOUND'));
+      const queue = (await s.pruneQueue()).filter((q) => all.includes(q.id));
+      assert.deepEqual(queue.map((q) => q.id).sort(), [done, failed, canceled, expired].sort());
+      assert.equal(queue.find((q) => q.id === done)?.runDir, `/tmp/runs/${done}`);
+      // Its rows go in bounded steps; it leaves the queue only once they are gone.
+      assert.deepEqual(await s.finishPruned([done]), [], 'not while its rows are there');
+      const ids4 = [done, failed, canceled, expired];
+      const step = await s.purgePruned(ids4, 3);
+      assert.deepEqual(step, { units: 3, attempts: 3, events: 3 }, 'at most maxRows per table and step');
+      let total = { ...step };
+      for (;;) {
+        const r = await s.purgePruned(ids4, 3);
+        total = { units: total.units + r.units, attempts: total.attempts + r.attempts, events: total.events + r.events };
+        if (r.units + r.attempts + r.events === 0) break;
+      }
+      assert.ok(total.units >= 20 && total.attempts >= 20 && total.events >= 40, JSON.stringify(total));
+      for (const id of [done, failed, canceled, expired]) assert.deepEqual(await rows(s, id), { units: 0, attempts: 0, events: 0 });
+      for (const id of [running, pending, recent, leased]) assert.deepEqual(await rows(s, id), before.get(id), `${id} keeps every row`);
+      assert.deepEqual((await s.finishPruned([done, failed, canceled, expired, running])).sort(), [done, failed, canceled, expired].sort());
+      assert.deepEqual((await s.pruneQueue()).filter((q) => all.includes(q.id)), []);
+      // The rows of a workflow that exists are never purged, even if its id is queued.
+      const raw = rawSql(s);
+      await raw(`INSERT INTO prune_queue (id, run_dir, pruned_at) VALUES ('${running}', '/x', 1)`);
+      while ((await s.purgePruned([running], 1000)).units > 0);
+      assert.deepEqual(await rows(s, running), before.get(running));
+      assert.deepEqual(await s.finishPruned([running]), []);
+      // Nor the rows of a workflow that is not queued.
+      assert.deepEqual(await s.purgePruned([recent], 1000), { units: 0, attempts: 0, events: 0 });
+      assert.deepEqual(await rows(s, recent), before.get(recent));
+      await raw(`DELETE FROM prune_queue WHERE id = '${running}'`);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test(`${name}: pruneStore removes finished workflows with their rows, keeps running ones whole, reports counts; a dry run removes nothing`, async () => {
+    const s = await open();
+    try {
+      const { pruneStore } = await import('../../src/store/index.js');
+      const now = Date.now();
+      const old = [await filled(s, 'succeeded', 2_000, 7), await filled(s, 'failed', 2_000, 3), await filled(s, 'canceled', 2_000, 1)];
+      const running = await filled(s, 'running', null, 4);
+      const ids = [...old, running];
+      const dry = await pruneStore(s, { endedBefore: now - 60_000, ids, dryRun: true });
+      assert.equal(dry.dryRun, true);
+      assert.deepEqual([dry.workflows, dry.units, dry.attempts, dry.events, dry.keptRunning], [3, 11, 11, 22, 1]);
+      for (const id of old) assert.ok(await s.getWorkflow(id), 'a dry run removes nothing');
+      const purged: string[] = [];
+      const rep = await pruneStore(s, { endedBefore: now - 60_000, ids, batchWorkflows: 2, batchRows: 4, pauseMs: 0, onPurged: async (q) => void purged.push(...q.map((x) => x.id)) });
+      assert.deepEqual([rep.workflows, rep.units, rep.attempts, rep.events, rep.keptRunning, rep.interrupted], [3, 11, 11, 22, 1, false]);
+      assert.deepEqual(rep.removed.map((w) => w.id).sort(), [...old].sort());
+      assert.ok(old.every((id) => purged.includes(id)), 'onPurged was told of each');
+      assert.ok(rep.transactions > 6, `small steps (${rep.transactions})`);
+      for (const id of old) {
+        assert.equal(await s.getWorkflow(id), undefined);
+        assert.deepEqual(await rows(s, id), { units: 0, attempts: 0, events: 0 });
+      }
+      assert.deepEqual(await rows(s, running), { units: 4, attempts: 4, events: 8 });
+      assert.equal((await s.getWorkflow(running))?.status, 'running');
+      assert.deepEqual((await s.pruneQueue()).filter((q) => ids.includes(q.id)), []);
+      // An aborted prune stops between steps; the next one finishes what it queued.
+      const more = [await filled(s, 'succeeded', 2_000, 3), await filled(s, 'succeeded', 2_000, 3)];
+      const ac = new AbortController();
+      let calls = 0;
+      // Aborted right after the first batch is taken (the clock is read for it): its rows stay, queued.
+      const cut = await pruneStore(s, { endedBefore: now, ids: more, batchWorkflows: 1, batchRows: 1, pauseMs: 0, signal: ac.signal, now: () => (++calls === 2 && ac.abort(), Date.now()) });
+      assert.equal(cut.interrupted, true);
+      assert.equal(cut.workflows, 1);
+      const first = cut.removed[0]!.id;
+      assert.equal(await s.getWorkflow(first), undefined);
+      assert.deepEqual(await rows(s, first), { units: 3, attempts: 3, events: 6 }, 'queued, not purged yet');
+      assert.ok((await s.pruneQueue()).some((q) => q.id === first));
+      const rest = await pruneStore(s, { endedBefore: now, ids: more, pauseMs: 0 });
+      assert.equal(cut.workflows + rest.workflows, 2);
+      for (const id of more) assert.deepEqual(await rows(s, id), { units: 0, attempts: 0, events: 0 });
+      assert.deepEqual((await s.pruneQueue()).filter((q) => more.includes(q.id)), []);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test(`${name}: pruneHistory removes job history that ended before the cutoff, in bounded steps; workflowEnds`, async () => {
+    const s = await open();
+    try {
+      const u = uniq();
+      const a = `hist-a-${u}`;
+      const raw = rawSql(s);
+      // 30 runs ended at -30000..-1000 (before anything else in this store), 3 at 1e15 and later.
+      const values = [...Array.from({ length: 30 }, (_, i) => `('${a}', ${-(i + 1) * 1_000}, ${i + 1})`), `('${a}', 1000000000000000, 100)`, `('${a}', 1000000000000001, 101)`];
+      await raw(`INSERT INTO job_history (job, ended_at, seconds) VALUES ${values.join(', ')}`);
+      const steps: number[] = [];
+      for (;;) {
+        const n = await s.pruneHistory(-10_500, 4);
+        steps.push(n);
+        if (n < 4) break;
+      }
+      assert.deepEqual(steps, [4, 4, 4, 4, 4, 0], 'at most maxRows a step');
+      assert.deepEqual(await s.jobHistory(a, 100), [101, 100, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'only rows that ended before the cutoff went');
+      const live = await filled(s, 'running', null, 1);
+      const ended = await filled(s, 'failed', 4_000, 1);
+      const ends = await s.workflowEnds([live, ended, 'nosuchworkflow']);
+      assert.deepEqual([...ends.entries()].sort(), [[ended, { status: 'failed', endedAt: 4_000 }], [live, { status: 'running', endedAt: null }]].sort());
+      assert.equal((await s.workflowEnds([])).size, 0);
+    } finally {
+      await s.close();
+    }
+  });
 }
 
 /** Plain SQL on a store's own connection (tests only): what someone with the database's password could send. */

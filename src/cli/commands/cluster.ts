@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { LOG_FORMATS, LOG_LEVELS, WarrenError, createLogger, formatDuration, parseDuration, parseSize, type LogFormat, type Logger, type LogLevel } from '../../common/index.js';
 import type { ServerStatusView, ReadyView } from '../../api/index.js';
 import { addTargetOptions, openAdmin, type TargetOpts } from '../client.js';
+import { parseAge } from './prune.js';
 
 function duration(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -90,7 +91,8 @@ export function register(program: Command): void {
     .option('--metrics-listen <addr:port>', 'also serve /metrics, /health and /ready over plain HTTP here, without a token unless --metrics-token-file (e.g. 127.0.0.1:9464)')
     .option('--metrics-token-file <file>', 'a file holding the bearer token that GET /metrics takes (besides an admin\'s API token)')
     .option('--metrics-refresh <duration>', 'how often the store\'s counts of jobs, workflows and nodes are refreshed for /metrics (default 5s)')
-    .action(async (o: { data?: string; listen: string; store?: string; trustDomain: string; name?: string; host?: string; heartbeat?: string; grace?: string; lostAfter?: string; stopAfter?: string; leaseTtl?: string; leaderTtl?: string; advertise?: string; logFormat?: string; logLevel?: string; metricsListen?: string; metricsTokenFile?: string; metricsRefresh?: string }) => {
+    .option('--retain <duration>', 'prune finished workflows (their units, attempts, events, logs) that ended this long ago, e.g. 30d; running work is never pruned (default: keep them forever)')
+    .action(async (o: { data?: string; listen: string; store?: string; trustDomain: string; name?: string; host?: string; heartbeat?: string; grace?: string; lostAfter?: string; stopAfter?: string; leaseTtl?: string; leaderTtl?: string; advertise?: string; logFormat?: string; logLevel?: string; metricsListen?: string; metricsTokenFile?: string; metricsRefresh?: string; retain?: string }) => {
       if (!o.data) throw new WarrenError('CLI_BAD_OPTION', 'warren server needs --data DIR (the server\'s directory)', { hint: 'e.g. warren server --data /var/lib/warren --store postgres://warren@db/warren' });
       const data = o.data;
       const lg = loggerOf(o);
@@ -118,6 +120,7 @@ export function register(program: Command): void {
       set('leaseTtlMs', '--lease-ttl', o.leaseTtl);
       const leaderTtl = duration('--leader-ttl', o.leaderTtl);
       if (o.advertise !== undefined && !/^https:\/\/[^/]+$/.test(o.advertise)) throw new WarrenError('CLI_BAD_OPTION', `--advertise takes https://HOST:PORT, not "${o.advertise}"`);
+      const retainMs = o.retain !== undefined ? Math.round(parseAge('--retain', o.retain, 1) * 1000) : undefined;
       const { startServer } = await import('../../server/serve.js');
       const s = await startServer({
         host,
@@ -133,6 +136,7 @@ export function register(program: Command): void {
         ...(o.host ? { hosts: o.host.split(',').map((h) => h.trim()).filter(Boolean) } : {}),
         timers,
         ...(o.advertise ? { advertise: o.advertise } : {}),
+        ...(retainMs !== undefined ? { retainMs } : {}),
         ...(leaderTtl ? { leaderTimers: { ttlMs: leaderTtl, renewMs: Math.round(leaderTtl / 4), retryMs: Math.min(1000, Math.round(leaderTtl / 8)), marginMs: Math.round((leaderTtl * 3) / 16) } } : {}),
       });
       if (s.adminToken) {
@@ -170,7 +174,9 @@ export function register(program: Command): void {
     .option('--health-timeout <duration>', 'a health check running longer is killed and fails (default 30s)')
     .option('--log-format <format>', 'json: one JSON object per line ({"time","level","msg",...}); text: readable lines', 'text')
     .option('--log-level <level>', 'debug, info, warn or error (debug: a line per attempt assigned, started and ended)', 'info')
-    .action(async (o: { server: string[]; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string; address?: string; healthCheck?: string; healthInterval?: string; healthTimeout?: string; logFormat?: string; logLevel?: string }) => {
+    .option('--retain <duration>', "remove finished workflows' run directories (logs, work directories, volumes) that ended this long ago, and cached images not used for this long, e.g. 7d (default: keep them, but for the disk budget)")
+    .option('--disk-budget <size>', "keep this node's run directories and image cache under this size, e.g. 50GiB: least recently used images no task uses go first, then the oldest finished runs (never anything running work uses)")
+    .action(async (o: { server: string[]; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string; address?: string; healthCheck?: string; healthInterval?: string; healthTimeout?: string; logFormat?: string; logLevel?: string; retain?: string; diskBudget?: string }) => {
       const lg = loggerOf(o);
       const name = o.name ?? hostname().split('.')[0]!;
       // From the environment (a systemd unit's EnvironmentFile=): not on the command line, which every local user can read.
@@ -208,9 +214,17 @@ export function register(program: Command): void {
       if (healthIntervalMs !== undefined && healthIntervalMs < 1000) throw new WarrenError('CLI_BAD_OPTION', `--health-interval must be at least 1s, not "${o.healthInterval}"`);
       if (healthTimeoutMs !== undefined && healthTimeoutMs < 100) throw new WarrenError('CLI_BAD_OPTION', `--health-timeout must be at least 100ms, not "${o.healthTimeout}"`);
       const healthCheck = o.healthCheck !== undefined ? { command: o.healthCheck, ...(healthIntervalMs !== undefined ? { intervalMs: healthIntervalMs } : {}), ...(healthTimeoutMs !== undefined ? { timeoutMs: healthTimeoutMs } : {}) } : undefined;
+      const retainMs = o.retain !== undefined ? Math.round(parseAge('--retain', o.retain, 1) * 1000) : null;
+      let budgetBytes: number | null = null;
+      if (o.diskBudget !== undefined) {
+        const b = parseSize(o.diskBudget);
+        if (b === undefined || !(b >= 1 << 20)) throw new WarrenError('CLI_BAD_OPTION', `--disk-budget takes a size of at least 1MiB, such as 50GiB or 500GB, not "${o.diskBudget}"`, { hint: 'e.g. --disk-budget 50GiB (units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)' });
+        budgetBytes = b;
+      }
+      const retention = retainMs !== null || budgetBytes !== null ? { retainMs, budgetBytes, imageCacheDir: (await import('../../image/index.js')).defaultImageCacheDir() } : undefined;
       const AgentDaemon = await loadAgentDaemon();
       const servers = o.server.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
-      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: parseLabels(o.labels), agent, log: lg.log.child({ node: name }), ...(token ? { token } : {}), ...(caPem ? { caPem } : {}), ...(healthCheck ? { healthCheck } : {}) });
+      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: parseLabels(o.labels), agent, log: lg.log.child({ node: name }), ...(token ? { token } : {}), ...(caPem ? { caPem } : {}), ...(healthCheck ? { healthCheck } : {}), ...(retention ? { retention } : {}) });
       await daemon.start();
       say(lg, `agent ${name}: joined ${servers.join(', ')}; running its jobs (Ctrl-C stops the agent and its jobs)`, { node: name });
       await untilSignal(async () => {

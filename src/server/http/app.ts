@@ -22,13 +22,14 @@ import {
   type ServerStatusView,
   type ListRequest,
   type LogsRequest,
+  type PruneRequest,
   type StreamItem,
   type SubmitRequest,
   type WarrenClient,
 } from '../../api/index.js';
 import { BODY_LIMIT, SUBMIT_BODY_LIMIT } from './constants.js';
 import { countRequests } from './observe.js';
-import { ERROR_RESPONSES, NAME_PATTERN, SHARED_SCHEMAS, UNIT_STATES, WORKFLOW_STATUS, arrayOf, idParams, nameParams, ref } from './schemas.js';
+import { ERROR_RESPONSES, ID_PATTERN, NAME_PATTERN, SHARED_SCHEMAS, UNIT_STATES, WORKFLOW_STATUS, arrayOf, idParams, nameParams, ref } from './schemas.js';
 
 export type { HealthView } from '../../api/index.js';
 
@@ -464,6 +465,25 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
         await client(req).removeUser((req.params as { name: string }).name);
         return reply.code(204).send();
       },
+    });
+    r.post('/prune', {
+      config: admin,
+      schema: {
+        tags: ['admin'],
+        operationId: 'prune',
+        summary: 'remove finished workflows (with their units, attempts, events and files) that ended before a cutoff, or named ones; running work is never pruned',
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            olderThanSec: { type: 'number', minimum: 0, description: 'finished workflows that ended more than this many seconds ago (0: every finished one)' },
+            ids: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'string', pattern: ID_PATTERN }, description: 'these workflows (ids or unique prefixes), whatever their age; each must be finished (RUN_PRUNE_RUNNING)' },
+            dryRun: { type: 'boolean', description: 'count what would go; remove nothing' },
+          },
+        },
+        response: { 200: ref('PruneReport'), ...ERROR_RESPONSES },
+      },
+      handler: async (req) => client(req).prune(req.body as PruneRequest),
     });
     r.get('/audit', {
       config: admin,

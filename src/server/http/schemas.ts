@@ -242,6 +242,26 @@ export const SHARED_SCHEMAS = [
     }),
   },
   {
+    $id: 'PruneReport',
+    description: 'What a prune removed (or, in a dry run, would remove); running work is never pruned.',
+    ...obj({
+      dryRun: bool,
+      endedBefore: { ...ms, description: 'the cutoff: finished workflows that ended before this' },
+      workflows: int,
+      units: { ...int, description: 'their units: jobs, tasks that ran, data transfers' },
+      attempts: int,
+      events: int,
+      history: { ...int, description: 'job history rows (runtime estimates) older than the cutoff' },
+      runDirs: { ...int, description: "run directories removed on the server; nodes remove their own copies" },
+      bytesFreed: int,
+      keptRunning: { ...int, description: 'running or pending workflows created before the cutoff: kept' },
+      keptLeased: { ...int, description: 'finished workflows whose runner still holds them: kept, pruned next time' },
+      removed: { type: 'array', items: str, description: 'the ids removed (at most 1000)' },
+      durationMs: int,
+      interrupted: { ...bool, description: 'it stopped before it was done (an answer within 30 s): ask again to go on' },
+    }),
+  },
+  {
     $id: 'Token',
     ...obj({
       id: str,
