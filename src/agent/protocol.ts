@@ -145,7 +145,7 @@ export interface PollResponse {
   stopLogs: string[];
   /** Orders about multinode jobs' daemons (protocol 1.1; absent from older servers). */
   launches?: LaunchOrder[];
-  /** Workflows the server pruned: delete their run directories on this node (protocol 1.3). */
+  /** Workflows the server pruned: delete their run directories on this node (protocol 1.4). */
   forget?: string[];
 }
 
