@@ -219,6 +219,10 @@ export interface Agent {
   /** A job's log, from `offset`; with `follow`, until the attempt ends or `signal` aborts. */
   logs(req: LogRequest, signal?: AbortSignal): AsyncIterable<Uint8Array>;
   setListener(l: AgentListener): void;
+  /** An agent that serves several runs at once (the cluster pool): this workflow's reports go
+   *  to `l` (attempt ids are `workflowId/key/attempt`); returns the unsubscribe. Without it, a
+   *  run takes the agent's one listener (setListener). */
+  listen?(workflowId: string, l: AgentListener): () => void;
   /** An order about a multinode job's daemons (agents that run gangs). */
   launch?(order: LaunchOrder): void;
   /** Queue and running counts (the driver's launch window). */

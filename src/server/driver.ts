@@ -257,7 +257,9 @@ export class RunDriver {
       exited: (ev: AttemptExited) => !this.abandoned && this.onExited(ev),
       progress: (attemptId: string, p: TransferProgress) => !this.abandoned && this.onProgress(attemptId, p),
     };
-    for (const a of this.agents) a.setListener(listener);
+    // An agent that serves several runs (the cluster pool) routes this workflow's reports here;
+    // another has one listener, this run's.
+    const unlisten = this.agents.map((a) => (a.listen ? a.listen(this.id, listener) : (a.setListener(listener), () => {})));
 
     const renew = this.clock.setInterval(() => {
       this.store.renewRunLease(this.id, this.opts.owner, this.fence.term, this.opts.ttlMs, this.clock.now()).then(
@@ -284,6 +286,7 @@ export class RunDriver {
     } finally {
       this.clock.clearInterval(cancelPoll);
       this.clock.clearInterval(renew);
+      for (const u of unlisten) u();
       for (const t of this.timers) this.clock.clearTimeout(t);
       if (this.retrying !== null) this.clock.clearTimeout(this.retrying);
       // The last writes: waited for through an outage of the store (they are the run's end).

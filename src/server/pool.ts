@@ -110,6 +110,7 @@ export class ClusterPool implements Agent {
   private readonly clock: Clock;
   private readonly dir: NodeDirectory;
   private listener: AgentListener | null = null;
+  private readonly runListeners = new Map<string, AgentListener>();
   private readonly waiting = new Map<string, Waiting>();
   private readonly placed = new Map<string, Placed>();
   private order = 0;
@@ -152,6 +153,20 @@ export class ClusterPool implements Agent {
 
   setListener(l: AgentListener): void {
     this.listener = l;
+  }
+
+  /** Each run driven through the pool gets its own workflow's reports (several run at once). */
+  listen(workflowId: string, l: AgentListener): () => void {
+    this.runListeners.set(workflowId, l);
+    return () => {
+      if (this.runListeners.get(workflowId) === l) this.runListeners.delete(workflowId);
+    };
+  }
+
+  /** The listener of an attempt's workflow (attempt ids are `workflowId/key/attempt`), else the pool's one. */
+  private listenerOf(attemptId: string): AgentListener | null {
+    const slash = attemptId.indexOf('/');
+    return (slash > 0 ? this.runListeners.get(attemptId.slice(0, slash)) : undefined) ?? this.listener;
   }
 
   /** Which workflows are driven here (the server's runs); reports of others wait for adoption. */
@@ -489,7 +504,7 @@ export class ClusterPool implements Agent {
       p.placedAt = undefined;
       p.started = true;
       // A gang's row keeps naming all its nodes (a new server adopts every part).
-      this.listener?.started({ ...ev, node: this.gangs.get(ev.attemptId)?.nodes.join(',') ?? node });
+      this.listenerOf(ev.attemptId)?.started({ ...ev, node: this.gangs.get(ev.attemptId)?.nodes.join(',') ?? node });
     }
   }
 
@@ -560,7 +575,7 @@ export class ClusterPool implements Agent {
   }
 
   private emitExit(ev: AttemptExited): void {
-    this.listener?.exited(ev);
+    this.listenerOf(ev.attemptId)?.exited(ev);
   }
 
   /** Coalesce: one scheduling pass per turn of the event loop, however many changes came. */
