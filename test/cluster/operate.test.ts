@@ -9,24 +9,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { TestCluster } from './harness.js';
+import type { AuditEntry, NodeView } from '../../src/api/index.js';
 
-interface NodeJson {
-  name: string;
-  state: string;
-  drainReason: string | null;
-  drainedBy: 'admin' | 'health' | null;
-  health: { ok: boolean; at: number; output: string } | null;
-}
-interface AuditJson {
-  id: number;
-  at: number;
-  actor: string;
-  action: string;
-  target: string | null;
-  source: string | null;
-  result: string;
-  details: Record<string, unknown>;
-}
+type NodeJson = NodeView;
+type AuditJson = AuditEntry;
 
 /** Processes whose command line is exactly `sleep 611` (the hung check's). */
 function hungSleeps(): number[] {
