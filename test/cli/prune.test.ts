@@ -91,7 +91,7 @@ test('warren prune on this machine: finished workflows go with their run directo
     // --older-than 0: every finished workflow goes; the running one stays whole.
     const p = warren(['prune', '--older-than', '0']);
     assert.equal(p.code, 0, p.stderr);
-    assert.match(p.stdout, /pruned 2 workflows that ended before .*: \d+ units \(jobs, tasks, transfers\), \d+ attempts, \d+ events, \d+ job history rows; 2 run directories \(.*\) on this machine/);
+    assert.match(p.stdout, /pruned 2 workflows that ended \(--older-than 0: every finished one\): \d+ units \(jobs, tasks, transfers\), \d+ attempts, \d+ events, \d+ job history rows; 2 run directories \(.*\) on this machine/);
     assert.match(p.stdout, /kept 1 running or pending workflow started before the cutoff: running work is never pruned/);
     for (const id of [okId, badId]) {
       assert.ok(!existsSync(join(home, 'runs', id)), `${id}'s run directory is gone`);

@@ -89,7 +89,7 @@ export function register(program: Command): void {
       process.stdout.write(JSON.stringify(r) + '\n');
       return;
     }
-    const cutoff = olderThanSec !== undefined ? `that ended before ${iso(r.endedBefore)} UTC (${o.olderThan} ago)` : 'named';
+    const cutoff = olderThanSec === undefined ? 'named' : olderThanSec === 0 ? 'that ended (--older-than 0: every finished one)' : `that ended before ${iso(r.endedBefore)} UTC (${o.olderThan} ago)`;
     const verb = r.dryRun ? 'would prune' : 'pruned';
     if (r.workflows === 0 && r.history === 0) process.stdout.write(`nothing to prune: no finished workflow ${cutoff}\n`);
     else {
