@@ -515,6 +515,29 @@ describe('administration', () => {
     await refused(root.rotateCa({ trustForSeconds: -1 }), 'API_BAD_REQUEST', 400);
   });
 
+  test('prune: by id (a running workflow: 409 RUN_PRUNE_RUNNING, with the hint to cancel it); bad bodies are 400 naming the field', T, async () => {
+    const root = client(adminToken);
+    const w = await root.submit({ source: 'version: v1\njobs:\n  a:\n    command: [true]\n', filename: 'p.yaml' });
+    backend.flows.get(w.id)!.detail.status = 'running';
+    const e = await refused(root.prune({ ids: [w.id] }), 'RUN_PRUNE_RUNNING', 409);
+    assert.match(e.hint!, /cancel it first/);
+    backend.flows.get(w.id)!.detail.status = 'succeeded';
+    const r = await root.prune({ ids: [w.id] });
+    assert.deepEqual([r.workflows, r.removed, r.interrupted], [1, [w.id], false]);
+    await refused(root.get(w.id), 'RUN_NOT_FOUND', 404);
+    const cases: Array<[unknown, RegExp]> = [
+      [{ olderThanSec: -1 }, /body\.olderThanSec must be >= 0/],
+      [{ olderThanSec: '7d' }, /body\.olderThanSec must be number/],
+      [{ ids: [] }, /body\.ids must NOT have fewer than 1 items/],
+      [{ ids: ['../x'] }, /body\.ids\/0 must match pattern|body\.ids\.0 must match pattern/],
+      [{ olderThanSec: 1, everything: true }, /body\.everything is not a known field/],
+    ];
+    for (const [body, message] of cases) {
+      const x = await refused(root.prune(body as never), 'API_BAD_REQUEST', 400);
+      assert.match(x.message, message);
+    }
+  });
+
   test('every admin route is 403 AUTH_FORBIDDEN for a non-admin, before the backend is asked', T, async () => {
     const alice = client(aliceToken);
     const calls: Array<[string, () => Promise<unknown>]> = [
@@ -533,6 +556,7 @@ describe('administration', () => {
       ['caStatus', () => alice.caStatus()],
       ['rotateCa', () => alice.rotateCa()],
       ['retireCa', () => alice.retireCa({ force: true })],
+      ['prune', () => alice.prune({ olderThanSec: 0 })],
     ];
     for (const [name, call] of calls) {
       const e = await refused(call(), 'AUTH_FORBIDDEN', 403);
