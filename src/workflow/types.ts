@@ -22,6 +22,14 @@ export interface Workflow {
   policy: WorkflowPolicy;
   /** Data files known to the workflow (WfFormat `files`): id -> size in bytes. */
   files?: Record<string, { sizeBytes: number }>;
+  /** Fuzzfile top-level `files:`: NAME -> content. Jobs' `files` and ingress sources refer
+   *  to them as `file://NAME`. */
+  inlineFiles?: Record<string, string>;
+  /** Top-level `annotations` (kept as written; see docs/workflow-format.md for which Warren
+   *  acts on: today none, they are shown by `warren status`). */
+  annotations?: Record<string, string>;
+  /** Top-level `description`. */
+  description?: string;
 }
 
 export interface WorkflowPolicy {
@@ -39,13 +47,23 @@ export interface WorkflowPolicy {
 
 export type VolumeKind = 'ephemeral' | 'persistent';
 
+/** Who owns a persistent volume: `volume://user/...` or `volume://account/...` (a group's). */
+export type VolumeScope = 'user' | 'account';
+
 export interface VolumeSpec {
   name: string;
-  /** As written: `volume://user/ephemeral` or `volume://user/persistent/NAME`. */
+  /** As written: `volume://user/ephemeral`, `volume://user/persistent/NAME`, ... (v4 `use`
+   *  files: the reference built from `use` and `name`). */
   reference: string;
   kind: VolumeKind;
-  /** For persistent volumes: NAME. */
+  /** `user` unless the reference names `account`. */
+  scope?: VolumeScope;
+  /** For persistent volumes: NAME (`default` when the reference has none: `volume://user/persistent`). */
   persistentName?: string;
+  /** v4: the storage class the file names (`use: CLASS`); undefined for the built-in ones. */
+  storageClass?: string;
+  /** v4 `size:` in bytes (a quota asked of the storage class; Warren's built-in classes record it). */
+  sizeBytes?: number;
   ingress: TransferSpec[];
   egress: TransferSpec[];
 }
@@ -60,6 +78,8 @@ export interface TransferSpec {
   /** Expected size in bytes (workflow `size:`): a longer body is refused as soon as it passes
    *  this, a shorter one when it ends. */
   sizeBytes?: number;
+  /** A transfer's `policy` (timeout of the transfer, attempts). */
+  policy?: { timeoutSec?: number; attempts?: number };
 }
 
 export type CpuAffinity = 'core' | 'socket' | 'numa';
@@ -74,6 +94,10 @@ export interface ResourceSpec {
   /** Device requests, e.g. { "nvidia.com/gpu": 1 }. */
   devices: Record<string, number>;
   exclusive: boolean;
+  /** `cpu.sockets` (Fuzzball: whole sockets asked for; recorded, a placement hint). */
+  sockets?: number;
+  /** `resource.annotations`, kept as written. */
+  annotations?: Record<string, string>;
 }
 
 export interface MountSpec {
@@ -90,6 +114,7 @@ export type DependencyCondition = 'succeeded' | 'finished' | 'failed' | 'running
 export interface Dependency {
   job: string;
   condition: DependencyCondition;
+  description?: string;
 }
 
 export interface TaskArraySpec {
@@ -101,11 +126,60 @@ export interface TaskArraySpec {
 export interface MultinodeSpec {
   nodes: number;
   implementation: 'openmpi' | 'mpich' | 'gasnet';
+  /** `procs-per-node`: ranks per node (default: the cores given to the job on that node). */
+  procsPerNode?: number;
 }
 
 export interface ImageSpec {
   uri: string;
   secret?: string;
+  /** `image.secrets` (a map of secret kind -> secret reference, as Fuzzball writes it). */
+  secrets?: Record<string, string>;
+  /** `image.decryptionSecret`: the secret that holds the key of an encrypted SIF. */
+  decryptionSecret?: string;
+}
+
+/** One port a service listens on (`services.S.network.ports[]`). */
+export interface ServicePort {
+  name: string;
+  port: number;
+  protocol: 'tcp' | 'udp';
+}
+
+/** An endpoint a service offers (`network.endpoints[]`): a named way in, to one of its ports. */
+export interface ServiceEndpoint {
+  name: string;
+  /** Names a port in `ports`. */
+  portName: string;
+  protocol: 'http' | 'https' | 'grpc' | 'grpcs' | 'tcp' | 'tls';
+  type: 'subdomain' | 'path';
+  scope: 'user' | 'group' | 'organization' | 'public';
+}
+
+/** A Kubernetes-style readiness probe: exactly one action; seconds. A service is ready
+ *  (RUNNING, for `depends-on` status RUNNING) once its probe has passed `successThreshold`
+ *  times in a row; it fails after `failureThreshold` failures in a row once the probe's
+ *  patience (initialDelay + failureThreshold × period) is spent. */
+export interface ReadinessProbe {
+  action:
+    | { kind: 'http'; path: string; port: number; scheme: 'HTTP' | 'HTTPS'; headers: { name: string; value: string }[] }
+    | { kind: 'tcp'; port: number }
+    | { kind: 'exec'; command: string[] }
+    | { kind: 'grpc'; port: number; service?: string };
+  initialDelaySec: number;
+  periodSec: number;
+  timeoutSec: number;
+  successThreshold: number;
+  failureThreshold: number;
+}
+
+export interface ServiceSpec {
+  ports: ServicePort[];
+  endpoints: ServiceEndpoint[];
+  /** Keep running when no job of the workflow needs it any more (until canceled or the
+   *  workflow's timeout). A workflow made only of services behaves as if all persist. */
+  persist: boolean;
+  probe?: ReadinessProbe;
 }
 
 export interface JobPolicy {
@@ -118,8 +192,19 @@ export interface JobPolicy {
 
 export interface JobSpec {
   name: string;
-  /** A long-running service (v4 `services`): started like a job, stopped when the workflow ends. */
+  /** A long-running service (`services`): started like a job, stopped when no job needs it
+   *  (unless it persists). */
   service: boolean;
+  /** For services: ports, endpoints, probe, persist. */
+  serviceSpec?: ServiceSpec;
+  /** Job `network` (Fuzzball: `isolated`, `expose-tcp`, `expose-udp`). */
+  network?: { isolated: boolean; exposeTcp: number[]; exposeUdp: number[] };
+  /** Files written into the job before it starts: absolute path in the job -> content
+   *  (a `file://NAME` value already resolved from the top-level `files:`). */
+  files?: Record<string, string>;
+  /** Job/service `annotations` and `description`, kept as written. */
+  annotations?: Record<string, string>;
+  description?: string;
   image?: ImageSpec;
   /** argv; for `script` jobs the runtime writes the script and runs it. */
   command?: string[];
