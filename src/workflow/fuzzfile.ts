@@ -11,7 +11,7 @@ import { didYouMean, suggestion } from './diagnostics.js';
 import { findCycles } from './graph.js';
 import { formatPath, setOwn } from './path.js';
 import { Reader, describe, isObj, readSecret, readStepPolicy, short, type Obj, type Seg } from './reader.js';
-import { readProbe, readServiceNetwork, type NetworkDraft } from './service.js';
+import { portNumber, readProbe, readServiceNetwork, type NetworkDraft } from './service.js';
 import { BUILTIN_STORAGE_CLASSES, type StorageClass } from './storage.js';
 import { locate, parseWithPositions, syntaxDiagnostics, unquoteKey as unquote, type PositionedDoc } from './syntax.js';
 import type {
@@ -420,7 +420,7 @@ function readJobNetwork(r: Reader, v: unknown, path: Seg[]): JobSpec['network'] 
     const out: number[] = [];
     let ok = true;
     list.forEach((x, i) => {
-      const n = r.int(x, [...path, e.key, i], 1, 65535);
+      const n = portNumber(r, x, [...path, e.key, i]);
       if (n === undefined) ok = false;
       else out.push(n);
     });

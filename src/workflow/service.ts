@@ -35,7 +35,7 @@ export interface NetworkDraft {
   host: boolean;
 }
 
-function portNumber(r: Reader, v: unknown, path: Seg[]): number | undefined {
+export function portNumber(r: Reader, v: unknown, path: Seg[]): number | undefined {
   if (typeof v === 'number' && Number.isInteger(v) && (v < 1 || v > 65535)) {
     r.error(path, `port ${v} is out of range`, PORT_HINT);
     return undefined;
@@ -149,7 +149,7 @@ export function readProbe(r: Reader, v: unknown, path: Seg[], ports: readonly Po
     if (n === undefined) ok = false;
     else timing[k] = n;
   }
-  if (!ok) return undefined;
+  if (actions.length !== 1) return undefined;
   const kind = actions[0]!;
   const p = [...path, kind];
   let action: ReadinessProbe['action'] | undefined;
@@ -225,6 +225,7 @@ export function readProbe(r: Reader, v: unknown, path: Seg[], ports: readonly Po
     }
     action = { kind: 'exec', command };
   }
+  if (!ok) return undefined;
   return {
     action,
     initialDelaySec: timing['initial-delay-seconds'],
