@@ -205,6 +205,21 @@ describe('services', () => {
     );
   });
 
+  test('v1 services take requires, multinode, files, policy and resource annotations like jobs', () => {
+    const wf = parseOk(
+      'version: v1\nfiles:\n  conf: "x=1"\nservices:\n  s:\n    name: s\n    command: [x]\n    requires: [prep]\n    multinode: {nodes: 2, implementation: mpich}\n    files: {/etc/s.conf: file://conf}\n    policy: {timeout: {execute: 1h}}\n    resource: {annotations: {tier: gold}}\njobs:\n  prep: {command: [x]}\n',
+    );
+    const s = wf.jobs.s!;
+    assert.deepEqual([s.service, s.requires, s.multinode, s.files, s.policy.timeoutSec, s.resources.annotations], [true, [{ job: 'prep', condition: 'succeeded' }], { nodes: 2, implementation: 'mpich' }, { '/etc/s.conf': 'x=1' }, 3600, { tier: 'gold' }]);
+    expectDiagnostics(
+      ['version: v4', 'services:', '  s:', '    command: [x]', '    requires: [j]', '    task-array: {start: 0, end: 1}', 'jobs:', '  j: {command: [x]}'],
+      [
+        'flow.yaml:5:5: services.s.requires: unknown key "requires"\n  hint: "requires" is the v1 spelling: in a v4 file use "depends-on: [{name: JOB, status: SUCCEEDED}]", or set "version: v1"',
+        'flow.yaml:6:5: services.s.task-array: unknown key "task-array"\n  hint: allowed keys in a service: name, description, annotations, image, command, script, args, env, cwd, files, mounts, depends-on, resource, network, multinode, policy, persist, readiness-probe',
+      ],
+    );
+  });
+
   test('a probe on a port number that network.ports does not declare is accepted', () => {
     const wf = parseOk('version: v4\nservices:\n  s:\n    command: [x]\n    readiness-probe: {tcp-socket: {port: 9999}}\n');
     assert.deepEqual(wf.jobs.s!.serviceSpec!.probe!.action, { kind: 'tcp', port: 9999 });
