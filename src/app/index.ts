@@ -3,3 +3,4 @@
 export { parseValuesText, applySets, templateData, type TemplateValue, type ValueKind } from './values.js';
 export { renderTemplate, templatePosition, lineCol, type Rendered, type RenderOptions } from './render.js';
 export { functionNames } from './gotemplate/funcs.js';
+export { readAppFile } from './files.js';

@@ -4,3 +4,4 @@ export { parseWorkflowText, loadWorkflowFile, loadWorkflowText, readWorkflowText
 export { formatDiagnostic } from './diagnostics.js';
 export { fromWfFormat } from './wfformat.js';
 export { workflowJsonSchema } from './schema.js';
+export { upgradeFuzzfile, type UpgradeResult } from './upgrade.js';
