@@ -115,7 +115,8 @@ const fromUtf8 = (b: Buffer): string => b.toString('utf8');
 
 function sliceBytes(s: string, start: number, end: number): string {
   const b = utf8(s);
-  if (start < 0 || end > b.length || start > end) throw new FuncError(`runtime error: slice bounds out of range [${start}:${end}] with length ${b.length}`);
+  if (end > b.length) throw new FuncError(`runtime error: slice bounds out of range [:${end}] with length ${b.length}`);
+  if (start < 0 || start > end) throw new FuncError(`runtime error: slice bounds out of range [${start}:${end}]`);
   return fromUtf8(b.subarray(start, end));
 }
 
@@ -295,6 +296,7 @@ function compileRegex(re: string, global = false): RegExp {
     for (const f of lead[1]!) if (!flags.includes(f)) flags += f;
     src = src.slice(lead[0].length);
   }
+  src = src.replace(/\(\?P</g, '(?<'); // Go's named groups
   try {
     return new RegExp(src, global ? `${flags}g` : flags);
   } catch (e) {

@@ -238,12 +238,13 @@ class Parser {
         const peek = this.peekNonSpace();
         // "{{else if ...}}" and "{{else with ...}}" are "{{else}}{{if ...}}...{{end}}": the
         // "if"/"with" is left for parseControl.
-        if (peek.type === 'if' || peek.type === 'with') return { kind: 'else', pos: peek.pos };
-        const t = this.expect('rightDelim', 'else');
-        return { kind: 'else', pos: t.pos };
+        if (peek.type === 'if' || peek.type === 'with') return { kind: 'else', pos: it.pos };
+        this.expect('rightDelim', 'else');
+        return { kind: 'else', pos: it.pos };
       }
       case 'end':
-        return { kind: 'end', pos: this.expect('rightDelim', 'end').pos };
+        this.expect('rightDelim', 'end');
+        return { kind: 'end', pos: it.pos };
       case 'if':
         return this.control('if');
       case 'range':
