@@ -93,7 +93,9 @@ export function renderTemplate(template: string, values: readonly TemplateValue[
       });
     }
     if (e.kind === 'fail') {
-      const involved = e.values.filter((v) => values.some((x) => x.name === v));
+      // The values the failing call and its enclosing conditions read, and those its message names.
+      const named = values.filter((x) => new RegExp(`(^|[^A-Za-z0-9_])${x.name.replace(/[^A-Za-z0-9_]/g, '\\$&')}($|[^A-Za-z0-9_])`).test(e.message)).map((x) => x.name);
+      const involved = [...new Set([...e.values, ...named])].filter((v) => values.some((x) => x.name === v));
       throw new WarrenError('APP_TEMPLATE_FAILED', `${where}: the template refused its values (${e.funcName}): ${e.message}${involved.length ? ` [values: ${involved.join(', ')}]` : ''}`, {
         hint: involved.length
           ? `change ${involved.length === 1 ? 'this value' : 'these values'} in ${opts.valuesFile}, or with --set ${involved[0]}=VALUE`

@@ -114,12 +114,18 @@ export function parseValuesText(text: string, file: string): TemplateValue[] {
       problem(item, 'each entry of "values" must be a mapping', KINDS_HINT);
       continue;
     }
+    const namePair = item.items.find((p) => keyName(p) === 'name');
+    const name = namePair && isScalar(namePair.value) ? String(namePair.value.value) : undefined;
+    if (name !== undefined) {
+      const prev = seen.get(name);
+      if (prev !== undefined) {
+        problem(item, `the value "${name}" is defined twice (also at line ${prev})`, 'give each value one entry');
+        continue;
+      }
+      seen.set(name, at(item).line);
+    }
     const v = readEntry(item, problem, at);
-    if (!v) continue;
-    const prev = seen.get(v.name);
-    if (prev !== undefined) problem(item, `the value "${v.name}" is defined twice (also at line ${prev})`, 'give each value one entry');
-    else seen.set(v.name, v.line);
-    out.push(v);
+    if (v) out.push(v);
   }
   if (problems.length > 0) fail(file, problems);
   return out;
@@ -184,7 +190,7 @@ function readEntry(item: YAMLMap, problem: Problem, at: (n: YNode) => { line: nu
         continue;
       }
       kind = KIND_KEYS[k]!;
-      kindNode = pair.key as YNode;
+      kindNode = (pair.value ?? pair.key) as YNode;
       switch (kind) {
         case 'string':
           value = str(val, k);

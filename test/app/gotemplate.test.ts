@@ -67,7 +67,7 @@ describe('lexer', () => {
     for (const [t, msg, pos] of [
       ['ab{{ "x }}', 'unterminated quoted string', 5],
       ['{{ `x }}', 'unterminated raw quoted string', 3],
-      ['{{ .A', 'unclosed action', 5],
+      ['ab{{ .A', 'unclosed action', 2],
       ['{{ (.A }}', 'unclosed left paren', 7],
       ['{{ .A) }}', 'unexpected right paren', 5],
       ['{{ 3x }}', 'bad number syntax: "3x"', 3],

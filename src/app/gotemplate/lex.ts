@@ -98,6 +98,8 @@ class Lexer {
   private start = 0;
   private pos = 0;
   private parenDepth = 0;
+  /** Where the action being lexed starts (its "{{"), for "unclosed action". */
+  private actionStart = 0;
   private readonly items: Item[] = [];
 
   constructor(private readonly input: string) {}
@@ -210,6 +212,7 @@ class Lexer {
       this.ignore();
       return this.lexComment;
     }
+    this.actionStart = this.start;
     this.items.push({ type: 'leftDelim', val: this.input.slice(this.start, this.pos), pos: this.start });
     this.pos += after;
     this.ignore();
@@ -253,7 +256,10 @@ class Lexer {
       return this.errorf('unclosed left paren');
     }
     const r = this.next();
-    if (r === undefined) return this.errorf('unclosed action');
+    if (r === undefined) {
+      this.start = this.actionStart;
+      return this.errorf('unclosed action');
+    }
     if (isSpace(r)) {
       this.backup();
       return this.lexSpace;
