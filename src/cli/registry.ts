@@ -20,6 +20,8 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['prune', 'remove finished workflows, their events, logs and run directories: those that ended before --older-than, or the ones named (never running work)'],
   ['validate', 'check workflow files (Fuzzfile YAML v1/v4 or WfFormat JSON) without running them'],
   ['schema', 'print the JSON Schema of the workflow (Fuzzfile) format'],
+  ['upgrade', 'rewrite a v1 Fuzzfile as v4 (requires -> depends-on, mounts keyed by path), keeping its comments and layout'],
+  ['app', 'Fuzzball application templates: render a catalog template with its values into a workflow'],
   ['plan', 'plan where and when each job runs across clusters and cloud regions (no job is run)'],
   ['site', 'the sites (clusters, cloud regions) this server can plan workflows on'],
   ['cache', 'inspect and prune the data download cache'],
@@ -63,6 +65,8 @@ export function staticHelp(): string {
 const GROUPS: [commands: string[], load: Loader][] = [
   [['prune'], () => import('./commands/prune.js')],
   [['validate', 'schema'], () => import('./commands/workflow.js')],
+  [['upgrade'], () => import('./commands/upgrade.js')],
+  [['app'], () => import('./commands/app.js')],
   [['plan', 'site'], () => import('./commands/plan.js')],
   [['cache'], () => import('./commands/cache.js')],
   [['image', 'registry'], () => import('./commands/image.js')],

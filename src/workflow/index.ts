@@ -8,3 +8,4 @@ export type { ReadOptions } from './fuzzfile.js';
 export { BUILTIN_STORAGE_CLASSES, STORAGE_CLASSES_FILE, parseStorageClasses, readStorageClasses, type StorageClass } from './storage.js';
 export { PROBE_DEFAULTS } from './service.js';
 export { workflowAnnotations, type AnnotationEntry } from './annotations.js';
+export { upgradeFuzzfile, type UpgradeResult } from './upgrade.js';
