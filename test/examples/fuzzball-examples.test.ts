@@ -130,9 +130,9 @@ describe("Fuzzball's public examples", { skip: skipAll, timeout: 300_000 }, () =
     };
     return { ...r, view, home: h, log, volume: (name: string, path: string) => readFileSync(join(h, 'runs', view!.id, 'volumes', name, path), 'utf8') };
   };
-  const explain = (r: Result & { log?: (j: string, s?: 'out' | 'err') => string }) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+  const explain = (r: Result) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 
-  /** Start a workflow that does not end by itself; resolves once its job is running. */
+  /** Start a workflow that does not end by itself; resolves once it is accepted (its id), failing at once if the run ends first. */
   const startLong = async (f: string, job: string) => {
     const h = home();
     const run = start(['run', file(f), '--json', '--cores', '8'], h);
