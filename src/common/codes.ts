@@ -83,6 +83,7 @@ export const ERROR_CODES = {
   IMAGE_LOCK_TIMEOUT: { exit: 1, http: 503 },
   IMAGE_LOGIN_INVALID: { exit: 2, http: 400 },
   IMAGE_MANIFEST_INVALID: { exit: 1, http: 422 },
+  IMAGE_MIRRORS_INVALID: { exit: 2, http: 500 },
   IMAGE_NOT_FOUND: { exit: 2, http: 404 },
   IMAGE_NOT_IN_CACHE: { exit: 2, http: 400 },
   IMAGE_NOT_LOGGED_IN: { exit: 2, http: 400 },
