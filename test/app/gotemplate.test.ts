@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { executeTemplate, TemplateExecError } from '../../src/app/gotemplate/exec.js';
-import { functionNames, templateFunctions } from '../../src/app/gotemplate/funcs.js';
+import { ACCEPTS_MISSING, functionNames, templateFunctions } from '../../src/app/gotemplate/funcs.js';
 import { lex } from '../../src/app/gotemplate/lex.js';
 import { parseTemplate, TemplateSyntaxError } from '../../src/app/gotemplate/parse.js';
 import { GoInt, type GoMap, type GoValue } from '../../src/app/gotemplate/values.js';
@@ -24,7 +24,7 @@ function data(o: Record<string, unknown> = {}): GoMap {
 
 function render(t: string, d: Record<string, unknown> = {}, missingRoot: 'novalue' | 'error-on-use' = 'novalue'): string {
   const tpl = parseTemplate(t, (n) => funcs.has(n));
-  return executeTemplate(tpl, data(d), { funcs, missingRoot }).output;
+  return executeTemplate(tpl, data(d), { funcs, missingRoot, acceptsMissing: ACCEPTS_MISSING }).output;
 }
 
 function execError(t: string, d: Record<string, unknown> = {}, missingRoot: 'novalue' | 'error-on-use' = 'novalue'): TemplateExecError {
@@ -227,6 +227,11 @@ describe('executing', () => {
     assert.deepEqual(e.values, ['Nope']);
     e = execError('{{ .Nope | trim }}', {}, 'error-on-use');
     assert.equal(e.kind, 'missing');
+    e = execError('{{ .Nope | quote }}', {}, 'error-on-use');
+    assert.equal(e.kind, 'missing', 'an untyped argument of a function that does not test for missing values');
+    e = execError('{{ printf "%s" .Nope }}', {}, 'error-on-use');
+    assert.equal(e.kind, 'missing');
+    assert.equal(render('{{ printf "%s" .Nope }}'), '%!s(<nil>)', 'Go\'s own behaviour without error-on-use');
   });
 
   test('fail and required: the message and the values involved (the call\'s arguments and the enclosing conditions)', () => {
