@@ -925,4 +925,3 @@ export function functionNames(): string[] {
   return [...templateFunctions({ random: () => 0, now: () => 0 }).keys()].sort();
 }
 
-export { makeInt };
