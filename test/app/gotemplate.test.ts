@@ -491,3 +491,29 @@ describe('functions', () => {
     assert.equal(execError('{{ substr -1 9 "abc" }}').message, 'error calling substr: runtime error: slice bounds out of range [:9] with length 3');
   });
 });
+
+describe('robustness', () => {
+  test('any sequence of template pieces either parses and runs, or fails with a template error (never a crash)', async () => {
+    const fc = (await import('fast-check')).default;
+    const pieces = ['{{', '}}', '{{- ', ' -}}', ' ', '\n', '.A', '.B.C', '$', '$x', ':=', '=', '|', '(', ')', '"s"', '`r`', "'c'", '1', '-2', '1.5', 'if', 'else', 'end', 'range', 'with', 'define', 'template', 'block', 'break', 'continue', 'nil', 'true', ',', 'len', 'index', 'printf', 'trim', 'list', 'dict', 'default', 'eq', 'and', 'add', 'substr', 'text', '/*', '*/', '"a"'];
+    const d = data({ A: 'a', B: { C: [1n, 2n] } });
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...pieces), { maxLength: 30 }), (parts) => {
+        const t = parts.join('');
+        let tpl;
+        try {
+          tpl = parseTemplate(t, (n) => funcs.has(n));
+        } catch (e) {
+          return e instanceof TemplateSyntaxError;
+        }
+        try {
+          executeTemplate(tpl, d, { funcs, maxSteps: 10000 });
+        } catch (e) {
+          return e instanceof TemplateExecError;
+        }
+        return true;
+      }),
+      { numRuns: 3000, seed: 11 },
+    );
+  });
+});
