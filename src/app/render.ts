@@ -7,7 +7,7 @@
 // through the options.
 import { WarrenError, didYouMean } from '../common/index.js';
 import { TemplateExecError, executeTemplate, type Segment } from './gotemplate/exec.js';
-import { functionNames, templateFunctions } from './gotemplate/funcs.js';
+import { ACCEPTS_MISSING, functionNames, templateFunctions } from './gotemplate/funcs.js';
 import { TemplateSyntaxError, parseTemplate } from './gotemplate/parse.js';
 import { templateData, type TemplateValue } from './values.js';
 
@@ -78,7 +78,7 @@ export function renderTemplate(template: string, values: readonly TemplateValue[
   }
   const data = templateData(values);
   try {
-    const { output, segments } = executeTemplate(parsed, data, { funcs, missingRoot: 'error-on-use' });
+    const { output, segments } = executeTemplate(parsed, data, { funcs, missingRoot: 'error-on-use', acceptsMissing: ACCEPTS_MISSING });
     return { text: output, segments, template };
   } catch (e) {
     if (!(e instanceof TemplateExecError)) throw e;

@@ -215,7 +215,7 @@ class Upgrader {
 
 function unsupported(what: string): WarrenError {
   return new WarrenError('UPGRADE_UNSUPPORTED', `cannot upgrade this file automatically: ${what}`, {
-    hint: 'rewrite that part by hand (docs/workflow-format.md#v1-and-v4 lists the differences), then run `warren validate` on the result',
+    hint: 'rewrite that part by hand (docs/workflow-format.md#v1-and-v4-side-by-side lists the differences), then run `warren validate` on the result',
   });
 }
 

@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { executeTemplate, TemplateExecError } from '../../src/app/gotemplate/exec.js';
-import { functionNames, templateFunctions } from '../../src/app/gotemplate/funcs.js';
+import { ACCEPTS_MISSING, functionNames, templateFunctions } from '../../src/app/gotemplate/funcs.js';
 import { lex } from '../../src/app/gotemplate/lex.js';
 import { parseTemplate, TemplateSyntaxError } from '../../src/app/gotemplate/parse.js';
 import { GoInt, type GoMap, type GoValue } from '../../src/app/gotemplate/values.js';
@@ -24,7 +24,7 @@ function data(o: Record<string, unknown> = {}): GoMap {
 
 function render(t: string, d: Record<string, unknown> = {}, missingRoot: 'novalue' | 'error-on-use' = 'novalue'): string {
   const tpl = parseTemplate(t, (n) => funcs.has(n));
-  return executeTemplate(tpl, data(d), { funcs, missingRoot }).output;
+  return executeTemplate(tpl, data(d), { funcs, missingRoot, acceptsMissing: ACCEPTS_MISSING }).output;
 }
 
 function execError(t: string, d: Record<string, unknown> = {}, missingRoot: 'novalue' | 'error-on-use' = 'novalue'): TemplateExecError {
@@ -227,6 +227,11 @@ describe('executing', () => {
     assert.deepEqual(e.values, ['Nope']);
     e = execError('{{ .Nope | trim }}', {}, 'error-on-use');
     assert.equal(e.kind, 'missing');
+    e = execError('{{ .Nope | quote }}', {}, 'error-on-use');
+    assert.equal(e.kind, 'missing', 'an untyped argument of a function that does not test for missing values');
+    e = execError('{{ printf "%s" .Nope }}', {}, 'error-on-use');
+    assert.equal(e.kind, 'missing');
+    assert.equal(render('{{ printf "%s" .Nope }}'), '%!s(<nil>)', 'Go\'s own behaviour without error-on-use');
   });
 
   test('fail and required: the message and the values involved (the call\'s arguments and the enclosing conditions)', () => {
@@ -484,5 +489,31 @@ describe('functions', () => {
     assert.equal(render('{{ substr 1 9 "abc" }}'), 'bc', 'an end past the end means to the end');
     assert.equal(execError('{{ substr 2 1 "abc" }}').message, 'error calling substr: runtime error: slice bounds out of range [2:1]');
     assert.equal(execError('{{ substr -1 9 "abc" }}').message, 'error calling substr: runtime error: slice bounds out of range [:9] with length 3');
+  });
+});
+
+describe('robustness', () => {
+  test('any sequence of template pieces either parses and runs, or fails with a template error (never a crash)', async () => {
+    const fc = (await import('fast-check')).default;
+    const pieces = ['{{', '}}', '{{- ', ' -}}', ' ', '\n', '.A', '.B.C', '$', '$x', ':=', '=', '|', '(', ')', '"s"', '`r`', "'c'", '1', '-2', '1.5', 'if', 'else', 'end', 'range', 'with', 'define', 'template', 'block', 'break', 'continue', 'nil', 'true', ',', 'len', 'index', 'printf', 'trim', 'list', 'dict', 'default', 'eq', 'and', 'add', 'substr', 'text', '/*', '*/', '"a"'];
+    const d = data({ A: 'a', B: { C: [1n, 2n] } });
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...pieces), { maxLength: 30 }), (parts) => {
+        const t = parts.join('');
+        let tpl;
+        try {
+          tpl = parseTemplate(t, (n) => funcs.has(n));
+        } catch (e) {
+          return e instanceof TemplateSyntaxError;
+        }
+        try {
+          executeTemplate(tpl, d, { funcs, maxSteps: 10000 });
+        } catch (e) {
+          return e instanceof TemplateExecError;
+        }
+        return true;
+      }),
+      { numRuns: 3000, seed: 11 },
+    );
   });
 });

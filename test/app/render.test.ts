@@ -151,7 +151,7 @@ describe('rendering', () => {
     assert.deepEqual(Object.keys(workflow.jobs), ['prepare', 'align', 'sort']);
     assert.deepEqual(workflow.jobs.prepare!.command, ['/bin/sh', '-c', 'mkdir -p /data/out && echo reads_1.fq reads_2.fq 2']);
     assert.deepEqual(workflow.jobs.align!.env, { TOOL: 'bwa', RUN_ID: 'ntq5', CORES: '3', THREADS: '2' });
-    assert.equal(workflow.jobs.align!.script, "#!/bin/sh\nset -x\necho 'it's done'\necho Align with $TOOL on 3 cores\n");
+    assert.equal(workflow.jobs.align!.script, "#!/bin/sh\nset -x\necho 'all done'\necho Align with $TOOL on 3 cores\n");
     assert.deepEqual(workflow.jobs.sort!.taskArray, { start: 0, end: 2, concurrency: 0 });
     assert.equal(workflow.jobs.sort!.resources.cores, 3);
     assert.equal(workflow.jobs.sort!.resources.affinity, 'numa');
@@ -163,7 +163,7 @@ describe('rendering', () => {
   test('--set changes what renders', () => {
     const r = renderTemplate(tpl, applySets(vals, ['Cores=1', 'Verbose=false', 'Tag=3.19'], 'values.yaml'), opts);
     const { workflow } = parseWorkflowText(r.text, 'rendered.yaml');
-    assert.equal(workflow!.jobs.align!.script, "#!/bin/sh\ntrue\necho 'it's done'\necho Align with $TOOL on 1 cores\n");
+    assert.equal(workflow!.jobs.align!.script, "#!/bin/sh\ntrue\necho 'all done'\necho Align with $TOOL on 1 cores\n");
     assert.equal(workflow!.jobs.align!.taskArray, undefined);
     assert.equal(workflow!.jobs.align!.image!.uri, 'docker://alpine:3.19');
     assert.equal(workflow!.jobs.align!.env.THREADS, '1');

@@ -73,6 +73,8 @@ export interface ExecOptions {
    * `missing`).
    */
   missingRoot?: 'novalue' | 'error-on-use';
+  /** With `error-on-use`: the functions that may be given a missing value (those that test for one: default, empty...). */
+  acceptsMissing?: ReadonlySet<string>;
   /** Stop past this many characters of output (default 64 Mi). */
   maxOutput?: number;
   /** Stop past this many steps (nodes and iterations; default 20 million). */
@@ -464,12 +466,13 @@ class State {
       }
       const argv: GoValue[] = [];
       let i = 0;
-      for (; i < numFixed && i < args.length; i++) argv.push(this.evalArg(dot, spec.params[i]!, args[i]!));
-      if (spec.variadic) for (; i < args.length; i++) argv.push(this.evalArg(dot, spec.params[nparams - 1]!, args[i]!));
+      const tolerant = this.opts.acceptsMissing?.has(name) === true;
+      for (; i < numFixed && i < args.length; i++) argv.push(this.evalArg(dot, spec.params[i]!, args[i]!, tolerant));
+      if (spec.variadic) for (; i < args.length; i++) argv.push(this.evalArg(dot, spec.params[nparams - 1]!, args[i]!, tolerant));
       if (final !== MISSING) {
         let t = spec.params[nparams - 1]!;
         if (spec.variadic && numIn - 1 < numFixed) t = spec.params[numIn - 1]!;
-        if (t !== 'any' && t !== 'value' && t !== 'map') this.checkMissing(final, this.refStack[this.refStack.length - 2] ?? noReads(), node);
+        if (!tolerant || (t !== 'any' && t !== 'value' && t !== 'map')) this.checkMissing(final, this.refStack[this.refStack.length - 2] ?? noReads(), node);
         argv.push(this.validateType(final, t, node));
       }
       return this.call(spec, name, node, argv, args, final !== MISSING);
@@ -499,9 +502,12 @@ class State {
     }
   }
 
-  private evalArg(dot: GoValue, t: ParamType, n: Node): GoValue {
-    if (t === 'any' || t === 'value' || t === 'map') return this.evalArg1(dot, t, n);
+  private evalArg(dot: GoValue, t: ParamType, n: Node, acceptsMissing = true): GoValue {
+    const untyped = t === 'any' || t === 'value' || t === 'map';
+    if (untyped && acceptsMissing) return this.evalArg1(dot, t, n);
     const { value, reads } = this.collecting(() => this.evalArg1(dot, 'value', n));
+    this.checkMissing(value, reads, n);
+    if (untyped) return this.evalArg1Typed(value, t, n, dot);
     this.checkMissing(value, reads, n);
     return this.evalArg1Typed(value, t, n, dot);
   }

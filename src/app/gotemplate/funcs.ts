@@ -917,9 +917,11 @@ export function templateFunctions(env: FuncEnv): Map<string, FuncSpec> {
   return f;
 }
 
+/** The functions that test whether a value is there, and so may be given a missing one. */
+export const ACCEPTS_MISSING: ReadonlySet<string> = new Set(['and', 'or', 'not', 'eq', 'ne', 'default', 'empty', 'coalesce', 'all', 'any', 'required', 'ternary', 'typeOf', 'typeIs', 'typeIsLike', 'kindOf', 'kindIs', 'deepEqual']);
+
 /** The names of the functions, for "did you mean" and the docs. */
 export function functionNames(): string[] {
   return [...templateFunctions({ random: () => 0, now: () => 0 }).keys()].sort();
 }
 
-export { makeInt };
