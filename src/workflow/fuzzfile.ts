@@ -101,7 +101,11 @@ const AFFINITIES: readonly CpuAffinity[] = ['core', 'socket', 'numa'];
 const MPI_IMPLS = ['openmpi', 'mpich', 'gasnet', 'generic'] as const;
 const STATUSES: Record<string, DependencyCondition> = {
   SUCCEEDED: 'succeeded',
-  FINISHED: 'finished',
+  // Fuzzball's FINISHED is its success state (its job states: FINISHED, FAILED, CANCELED), and
+  // its catalog writes `status: FINISHED` for "after it succeeded". "Ended either way" is
+  // Warren's ENDED.
+  FINISHED: 'succeeded',
+  ENDED: 'finished',
   FAILED: 'failed',
   RUNNING: 'running',
 };
@@ -358,7 +362,7 @@ function readDeps(r: Reader, v: unknown, path: Seg[], namesOnly: boolean): NonNu
       if (status === undefined) {
         const got = typeof o.status === 'string' ? `"${o.status}"` : describe(o.status);
         const names = Object.keys(STATUSES);
-        r.error([...p, 'status'], `expected one of ${names.join(', ')}, got ${got}${typeof o.status === 'string' ? suggestion(o.status, names) : ''}`, 'SUCCEEDED: after it succeeded; FINISHED: after it ended either way; FAILED: only if it failed; RUNNING: once a service is ready');
+        r.error([...p, 'status'], `expected one of ${names.join(', ')}, got ${got}${typeof o.status === 'string' ? suggestion(o.status, names) : ''}`, 'SUCCEEDED or FINISHED (Fuzzball\'s word for it): after it succeeded; ENDED: after it ended either way; FAILED: only if it failed; RUNNING: once a service is ready');
         return;
       }
     }
@@ -840,7 +844,7 @@ function check(r: Reader, root: unknown, text: string, file: string, opts: ReadO
         const what = hasServices || r.dialect === 'v4' ? 'job or service' : 'job';
         r.error(dep.path, `unknown ${what} "${dep.job}"${suggestion(dep.job, names)}`, names.length > 0 && names.length <= 12 ? `jobs${hasServices || r.dialect === 'v4' ? ' and services' : ''} in this file: ${names.join(', ')}` : undefined);
       } else if (dep.status === 'running' && !isService(dep.job)) {
-        r.error(dep.path.at(-1) === 'name' ? [...dep.path.slice(0, -1), 'status'] : dep.path, `status RUNNING is only valid when depending on a service, and "${dep.job}" is a job`, 'use SUCCEEDED, FINISHED or FAILED for a job');
+        r.error(dep.path.at(-1) === 'name' ? [...dep.path.slice(0, -1), 'status'] : dep.path, `status RUNNING is only valid when depending on a service, and "${dep.job}" is a job`, 'use SUCCEEDED (or FINISHED), ENDED or FAILED for a job');
       }
     }
   };

@@ -93,7 +93,7 @@ function jobProperties(dialect: 'v1' | 'v4', kind: 'job' | 'service'): Record<st
   const dep = {
     anyOf: [
       { type: 'string', pattern: NAME },
-      obj({ name: { type: 'string', pattern: NAME }, status: ciEnum(['SUCCEEDED', 'FINISHED', 'FAILED', 'RUNNING']), description: { type: 'string' } }, ['name']),
+      obj({ name: { type: 'string', pattern: NAME }, status: ciEnum(['SUCCEEDED', 'FINISHED', 'ENDED', 'FAILED', 'RUNNING']), description: { type: 'string' } }, ['name']),
     ],
   };
   const props: Record<string, unknown> = {

@@ -250,7 +250,7 @@ describe('services', () => {
     expectDiagnostics(
       ['version: v1', 'jobs:', '  a: {command: [x]}', '  b: {command: [x], depends-on: [{name: a, status: RUNNING}], requires: [c]}'],
       [
-        'flow.yaml:4:52: jobs.b.depends-on[0].status: status RUNNING is only valid when depending on a service, and "a" is a job\n  hint: use SUCCEEDED, FINISHED or FAILED for a job',
+        'flow.yaml:4:52: jobs.b.depends-on[0].status: status RUNNING is only valid when depending on a service, and "a" is a job\n  hint: use SUCCEEDED (or FINISHED), ENDED or FAILED for a job',
         'flow.yaml:4:74: jobs.b.requires[0]: unknown job "c"\n  hint: jobs in this file: a, b',
       ],
     );
@@ -625,4 +625,12 @@ describe('JSON Schema agrees with the reader on the new keys', () => {
       assert.equal(errors.length === 0, expected, `${text}: ${errors.map(formatDiagnostic).join('\n')}`);
     }
   });
+});
+
+test('status FINISHED is success, as in Fuzzball; ENDED is either way', () => {
+  const text = ['version: v4', 'jobs:', '  a: {command: [x]}', '  b: {command: [x], depends-on: [{name: a, status: FINISHED}]}', '  c: {command: [x], depends-on: [{name: a, status: ended}]}', ''].join('\n');
+  const { workflow, diagnostics } = parseWorkflowText(text, 'flow.yaml');
+  assert.deepEqual(diagnostics, []);
+  assert.deepEqual(workflow!.jobs.b!.requires, [{ job: 'a', condition: 'succeeded' }]);
+  assert.deepEqual(workflow!.jobs.c!.requires, [{ job: 'a', condition: 'finished' }]);
 });
