@@ -111,6 +111,10 @@ class Upgrader {
         const m = this.deref(pair.value);
         if (!isMap(m)) continue;
         for (const jp of m.items) this.job(this.deref(jp.value), `${k}.${keyText(jp.key)}`, keyText(jp.key));
+      } else if (k === 'volumes') {
+        const m = this.deref(pair.value);
+        if (!isMap(m)) continue;
+        for (const vp of m.items) this.volume(this.deref(vp.value), keyText(vp.key));
       } else if (k === 'defaults') {
         const d = this.deref(pair.value);
         if (!isMap(d)) continue;
@@ -127,9 +131,26 @@ class Upgrader {
       if (k === '<<') {
         const v = this.deref(pair.value);
         for (const m of isSeq(v) ? v.items.map((x) => this.deref(x)) : [v]) this.job(m, `${where} (merged)`, jobName);
-      } else if (k === 'requires') this.requires(pair, where, jobName);
+      } else if (k === 'requires') {
+        const dependsOn = node.items.find((p) => keyText(p.key) === 'depends-on');
+        if (dependsOn) this.mergeRequires(pair, dependsOn, where, jobName);
+        else this.requires(pair, where, jobName);
+      }
       else if (k === 'mounts') this.mounts(this.deref(pair.value), where);
     }
+  }
+
+  /** Fuzzball's deprecated v1 `type: EPHEMERAL` (before references): v4 has only references
+   *  and `use`, so it becomes the reference the v1 reader made of it. */
+  private volume(node: unknown, name: string): void {
+    if (!isMap(node) || this.done.has(node)) return;
+    this.done.add(node);
+    const t = node.items.find((p) => keyText(p.key) === 'type');
+    const ref = this.workflow.volumes[name]?.reference;
+    if (!t || !isScalar(t.value) || ref === undefined) return;
+    this.renameKey(t.key, 'reference');
+    this.edit(t.value, this.json ? JSON.stringify(ref) : ref);
+    this.changes.push(`volumes.${name}: type: ${String(t.value.value)} -> reference: ${ref}`);
   }
 
   /** The v4 status of a v1 requirement: the condition the v1 reader gave it. */
@@ -154,6 +175,45 @@ class Upgrader {
       }
     }
     this.changes.push(`${where}: requires -> depends-on`);
+  }
+
+  /** A v1 job with both `requires` and `depends-on` (v1 reads both): the requirements join
+   *  the `depends-on` list, and the `requires` line goes. */
+  private mergeRequires(req: Pair, dep: Pair, where: string, jobName: string | undefined): void {
+    const names = this.deref(req.value);
+    const list = this.deref(dep.value);
+    if (!isSeq(names) || !isSeq(list) || !isScalar(req.key) || !(req.value as YNode | null)?.range || !list.range) throw unsupported(`the requires and depends-on of ${where} (write them as one depends-on list)`);
+    const entries = names.items.map((item) => {
+      const t = this.deref(item);
+      if (!isScalar(t)) throw unsupported(`a requirement of ${where} that is not a name`);
+      const name = String(t.value);
+      const status = this.status(jobName, name);
+      return this.json ? `{"name": ${JSON.stringify(name)}, "status": "${status}"}` : `{name: ${this.scalarAs(t, true, false)}, status: ${status}}`;
+    });
+    // Drop `requires: ...` (the line keeps its indentation and becomes blank, or, in a flow
+    // mapping, the entry and its comma go).
+    const start = req.key.range![0];
+    let end = (req.value as YNode).range![1];
+    if ((this.deref(req.value) as YAMLMap).flow !== undefined && /^\s*,/.test(this.text.slice(end))) end += this.text.slice(end).indexOf(',') + 1;
+    const ls = this.text.lastIndexOf('\n', start - 1) + 1;
+    const nl = this.text.indexOf('\n', end);
+    const rest = nl >= 0 ? this.text.slice(end, nl) : '';
+    if (/^[ ]*$/.test(this.text.slice(ls, start)) && nl >= 0 && /^[ ]*$/.test(rest)) this.edits.push({ start: ls, end: nl + 1, text: '' });
+    else this.edits.push({ start, end: end + (/^[ ]*(#|$)/.test(rest) || /^[ ]/.test(this.text.slice(end)) ? (/^[ ]*/.exec(this.text.slice(end))?.[0].length ?? 0) : 0), text: '' });
+    // First in the list, as the v1 reader orders them (requires, then depends-on).
+    if (list.flow === true || this.json) {
+      const open = this.text.indexOf('[', list.range[0]);
+      const empty = list.items.length === 0;
+      this.edits.push({ start: open + 1, end: open + 1, text: `${entries.join(', ')}${empty ? '' : ', '}` });
+    } else {
+      const first = list.items[0] as YNode | undefined;
+      if (!first?.range) throw unsupported(`the depends-on list of ${where}`);
+      const lineStart = this.text.lastIndexOf('\n', first.range[0]) + 1;
+      const indent = this.text.slice(lineStart, first.range[0]).replace(/-\s*$/, '');
+      if (!/^[ ]*$/.test(indent)) throw unsupported(`the depends-on list of ${where}`);
+      this.edits.push({ start: lineStart, end: lineStart, text: entries.map((e) => `${indent}- ${e}\n`).join('') });
+    }
+    this.changes.push(`${where}: requires merged into depends-on`);
   }
 
   private mounts(node: unknown, where: string): void {

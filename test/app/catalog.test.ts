@@ -5,9 +5,8 @@
 //
 // Some templates refuse their own values on purpose (a secret or a password must be given):
 // the test then gives each value the refusal names a placeholder, as a user would with
-// --set, and renders again. Rendered workflows that Warren's reader accepts today are
-// listed in VALID_NOW and must stay valid; the others (services with network, probes,
-// annotations, inline files, v4 volume `use`...) are reported with their first problems.
+// --set, and renders again. Every rendered workflow must then be valid for Warren's reader
+// (services with network and probes, annotations, inline files, v4 volumes with `use`...).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -18,23 +17,6 @@ import { WarrenError } from '../../src/common/index.js';
 import { parseWorkflowText } from '../../src/workflow/index.js';
 import { repoRoot, sharedDir } from '../helpers.js';
 
-/** The rendered templates Warren's workflow reader accepts (as of issue 11's services work: re-check and extend). */
-const VALID_NOW = [
-  'alphafold2',
-  'bases2fastq',
-  'blast',
-  'boltz2_fixed_affinity_screen',
-  'dependency-example',
-  'fine_tuning',
-  'gromacs_gpu',
-  'hello_world',
-  'immune_builder',
-  'mpi_hello_world',
-  'openfoam_motorbike',
-  'printer',
-  'specfem3d',
-  'wrf',
-];
 
 interface Catalog {
   where: string;
@@ -104,7 +86,7 @@ describe('the Fuzzball application catalog', { skip: typeof catalog === 'string'
     assert.ok(c.apps.length >= 40, `${c.where}: ${c.apps.length} templates`);
   });
 
-  test('every template renders with its own values; those Warren reads today stay valid; the others are listed', (t) => {
+  test('every template renders with its own values, and every rendered workflow is valid', (t) => {
     const report: string[] = [];
     const failures: string[] = [];
     for (const app of c.apps) {
@@ -120,8 +102,7 @@ describe('the Fuzzball application catalog', { skip: typeof catalog === 'string'
       const with_ = r.placeholders.length ? ` (with --set for ${r.placeholders.join(', ')})` : '';
       if (workflow) report.push(`valid    ${app}${with_}`);
       else report.push(`invalid  ${app}${with_}: ${errors.length} error(s), e.g. ${errors.slice(0, 2).map((d) => `${d.line}:${d.col} ${d.path}: ${d.message}`).join('; ')}`);
-      if (VALID_NOW.includes(app) && !workflow) failures.push(`${app} no longer validates: ${errors.slice(0, 3).map((d) => `${d.line}:${d.col} ${d.path}: ${d.message}`).join('; ')}`);
-      if (!VALID_NOW.includes(app) && workflow) report.push(`         (${app} validates now: add it to VALID_NOW in test/app/catalog.test.ts)`);
+      if (!workflow) failures.push(`${app} does not validate: ${errors.slice(0, 3).map((d) => `${d.line}:${d.col} ${d.path}: ${d.message}`).join('; ')}`);
     }
     t.diagnostic(`catalog: ${c.where}`);
     for (const line of report) t.diagnostic(line);

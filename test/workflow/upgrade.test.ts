@@ -152,6 +152,47 @@ describe('upgrading v1 to v4', () => {
     assert.ok(upgraded >= 3, `${upgraded} files upgraded`);
   });
 
+  test('v1 with both requires and depends-on (block and flow lists), and the deprecated type: EPHEMERAL volume', () => {
+    const block = [
+      'version: v1',
+      'volumes:',
+      '  old:',
+      '    type: EPHEMERAL',
+      'services:',
+      '  db: {command: [x]}',
+      'jobs:',
+      '  a: {command: [x]}',
+      '  b:',
+      '    requires: [a]   # the v1 way',
+      '    depends-on:',
+      '      - db',
+      '    command: [x]',
+      '  c: {command: [x], requires: [a, b], depends-on: [db]}',
+      '',
+    ].join('\n');
+    assert.equal(
+      upgradeAndCheck(block),
+      [
+        'version: v4',
+        'volumes:',
+        '  old:',
+        '    reference: volume://user/ephemeral',
+        'services:',
+        '  db: {command: [x]}',
+        'jobs:',
+        '  a: {command: [x]}',
+        '  b:',
+        '    # the v1 way',
+        '    depends-on:',
+        '      - {name: a, status: SUCCEEDED}',
+        '      - db',
+        '    command: [x]',
+        '  c: {command: [x], depends-on: [{name: a, status: SUCCEEDED}, {name: b, status: SUCCEEDED}, db]}',
+        '',
+      ].join('\n'),
+    );
+  });
+
   test('a v4 file is returned as it is', () => {
     const v4 = readFileSync(join(repoRoot, 'examples', 'services-v4.yaml'), 'utf8');
     const r = upgradeFuzzfile(v4, 'services-v4.yaml');
