@@ -27,7 +27,7 @@ import {
 } from '../mesh/index.js';
 import { HealthChecker, type HealthCheckOptions } from './health.js';
 import { NodeRetention } from './retention.js';
-import { AGENT_PROTOCOL, RETENTION_PROTOCOL_MINOR, type Agent, type AttemptExited, type AttemptStarted, type NodeInfo } from './contract.js';
+import { AGENT_PROTOCOL, RETENTION_PROTOCOL_MINOR, SERVICES_PROTOCOL_MINOR, type Agent, type AttemptExited, type AttemptStarted, type NodeInfo } from './contract.js';
 import {
   AGENT_ROUTE_PREFIX,
   checkProtocol,
@@ -325,6 +325,8 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
   private retention: NodeRetention | null = null;
   /** The protocol minor of the server that answered last (0: none yet). */
   private serverMinor = 0;
+  /** A heartbeat was answered since this daemon started: serverMinor is the server's. */
+  private serverKnown = false;
   /** The health check's latest result, until a heartbeat carried it. */
   private pendingHealth: HealthReport | null = null;
   private pollAck: { epoch: string; cursor: number } | undefined;
@@ -415,7 +417,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     this.stopAbort = new AbortController();
     // Load the journal and take the agent's reports in one synchronous step (none slips between).
     this.journal.load();
-    this.opts.agent.setListener({ started: (ev) => this.report('started', ev), exited: (ev) => this.report('exited', ev), launch: (ev) => this.report('launch', ev) });
+    this.opts.agent.setListener({ started: (ev) => this.report('started', ev), exited: (ev) => this.report('exited', ev), launch: (ev) => this.report('launch', ev), ready: (ev) => this.report('ready', ev) });
     const alive = new Set<string>();
     for (const a of await this.opts.agent.recover()) {
       this.known.add(a.attemptId);
@@ -721,6 +723,8 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
   private report(type: ReportItem['type'], ev: ReportItem['event']): void {
     if (type === 'launch') {
       // About a multinode job's daemons: forwarded through the server to the gang, at once.
+    } else if (type === 'ready') {
+      if (this.log.enabled('debug')) this.log('debug', `attempt ${ev.attemptId} ready`, { ...attemptFields(ev.attemptId), node: this.opts.name });
     } else if (type === 'exited') {
       this.active.delete(ev.attemptId);
       const x = ev as AttemptExited;
@@ -797,8 +801,18 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       }
       body.attempts = list;
     }
-    body.reports = this.journal.pending.slice(0, MAX_SEND);
-    const sentUpTo = body.reports.length ? body.reports[body.reports.length - 1]!.seq : this.lastSentSeq;
+    const batch = this.journal.pending.slice(0, MAX_SEND);
+    body.reports = batch;
+    let sentUpTo = batch.length ? batch[batch.length - 1]!.seq : this.lastSentSeq;
+    if (this.serverMinor < SERVICES_PROTOCOL_MINOR) {
+      // `ready` reports are new in 1.5: a server that does not know them must not hear them (it
+      // would take one for another kind). Until the server's version is known, send up to the first.
+      const first = batch.findIndex((r) => r.type === 'ready');
+      if (first >= 0 && !this.serverKnown) {
+        body.reports = batch.slice(0, first);
+        sentUpTo = body.reports.length ? body.reports[body.reports.length - 1]!.seq : this.lastSentSeq;
+      } else if (first >= 0) body.reports = batch.filter((r) => r.type !== 'ready');
+    }
     const info = this.nodeInfo();
     const infoText = JSON.stringify(info);
     if (infoText !== this.lastInfo) body.info = info;
@@ -809,6 +823,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     const res = await this.call<HeartbeatResponse>(this.dispatcher!, 'heartbeat', body, this.requestTimeoutMs, this.stopAbort.signal);
     checkProtocol(res.protocol, 'server');
     this.serverMinor = res.protocol.minor;
+    this.serverKnown = true;
     this.contact(sentAt);
     this.lastSentSeq = Math.max(this.lastSentSeq, sentUpTo);
     this.lastInfo = infoText;

@@ -30,6 +30,7 @@ import {
   type AgentLoad,
   type AgentTimers,
   type AttemptExited,
+  type AttemptReady,
   type AttemptStarted,
   type AttemptState,
   type LaunchEvent,
@@ -148,6 +149,8 @@ export interface NodeRegistryEvents {
   report: [node: string, ev: AttemptStarted | AttemptExited, kind: 'started' | 'exited'];
   /** About a multinode job's daemons (the pool forwards it within the gang). */
   launch: [node: string, ev: LaunchEvent];
+  /** A service's readiness probe passed (protocol 1.5). */
+  ready: [node: string, ev: AttemptReady];
   /** The full attempt list a node sent on (re)connect: the driver reconciles. */
   attempts: [node: string, list: AttemptState[]];
   /** A node joined, or came back (down or lost before). */
@@ -178,6 +181,7 @@ export interface LogSink {
 /** What one node's proxy wants to hear (watchNode). */
 export interface NodeWatcher {
   report?(ev: AttemptStarted | AttemptExited, kind: 'started' | 'exited'): void;
+  ready?(ev: AttemptReady): void;
   lost?(): void;
 }
 
@@ -636,6 +640,13 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
           this.emit('launch', node, r.event);
           continue;
         }
+        if (r.type === 'ready') {
+          // The driver records it (the unit's state); a new server that adopts the service knows it from there.
+          this.emit('ready', node, r.event);
+          const ws = this.watchers.get(node);
+          if (ws) for (const w of ws) w.ready?.(r.event);
+          continue;
+        }
         applied.push(r.event);
         this.emit('report', node, r.event, r.type);
         const ws = this.watchers.get(node);
@@ -1033,6 +1044,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 export interface PoolEvents {
   onReport(node: string, ev: AttemptStarted | AttemptExited): void;
   onLaunch(node: string, ev: LaunchEvent): void;
+  onReady?(node: string, ev: AttemptReady): void;
   onAttempts(node: string, list: AttemptState[]): void;
   onLost(node: string): void;
   onUp(node: string): void;
@@ -1047,11 +1059,13 @@ export interface PoolEvents {
 export function connectPool(reg: NodeRegistry, pool: PoolEvents): () => void {
   const report = (node: string, ev: AttemptStarted | AttemptExited): void => pool.onReport(node, ev);
   const launch = (node: string, ev: LaunchEvent): void => pool.onLaunch(node, ev);
+  const ready = (node: string, ev: AttemptReady): void => pool.onReady?.(node, ev);
   const attempts = (node: string, list: AttemptState[]): void => pool.onAttempts(node, list);
   const down = (node: string): void => pool.onLost(node);
   const up = (node: string): void => pool.onUp(node);
   reg.on('report', report);
   reg.on('launch', launch);
+  reg.on('ready', ready);
   reg.on('attempts', attempts);
   reg.on('down', down);
   reg.on('lost', down);
@@ -1059,6 +1073,7 @@ export function connectPool(reg: NodeRegistry, pool: PoolEvents): () => void {
   return () => {
     reg.off('report', report);
     reg.off('launch', launch);
+    reg.off('ready', ready);
     reg.off('attempts', attempts);
     reg.off('down', down);
     reg.off('lost', down);
