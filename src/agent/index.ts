@@ -27,6 +27,7 @@ export type {
   ReportItem,
   RunsRequest,
   RunsResponse,
+  TunnelOrder,
 } from './protocol.js';
 // The `warren agent` daemon, loaded on first use (undici and the mesh: ~0.2 s that `warren run` must not pay).
 export { loadAgentDaemon, JOURNAL_FILE } from './remote-lazy.js';

@@ -25,6 +25,7 @@ import {
 import {
   AGENT_PROTOCOL,
   RETENTION_PROTOCOL_MINOR,
+  SERVICES_PROTOCOL_MINOR,
   checkProtocol,
   validateNodeInfo,
   type AgentLoad,
@@ -49,7 +50,9 @@ import {
   type RenewResponse,
   type RunsResponse,
   type TaskAssignment,
+  type TunnelOrder,
 } from '../agent/index.js';
+import type { Duplex } from 'node:stream';
 import type { MeshLog } from './mesh-tls.js';
 import type { NodePatch, NodeRecord as StoredNode, Store } from '../store/index.js';
 import type { AgentCounts, HeartbeatMetrics } from './metrics.js';
@@ -191,7 +194,8 @@ type Item =
   | { cursor: number; given?: boolean; kind: 'log'; l: LogOrder }
   | { cursor: number; given?: boolean; kind: 'stopLog'; requestId: string }
   | { cursor: number; given?: boolean; kind: 'launch'; o: LaunchOrder }
-  | { cursor: number; given?: boolean; kind: 'forget'; ids: string[] };
+  | { cursor: number; given?: boolean; kind: 'forget'; ids: string[] }
+  | { cursor: number; given?: boolean; kind: 'tunnel'; t: TunnelOrder };
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
@@ -312,6 +316,8 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   private readonly clock: () => number;
   private readonly byName = new Map<string, Live>();
   private readonly logs = new Map<string, LogChannel>();
+  /** Port forwards asked of nodes, waiting for the node's tunnel (GET /agent/v1/tunnels/:id). */
+  private readonly tunnels = new Map<string, { node: string; resolve: (s: Duplex) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   /** The CA that signs node certificates and the bundle agents are told to trust (useAuthority changes them in a CA rotation). */
   private ca: CertificateAuthority;
   private bundle: TrustBundle;
@@ -374,6 +380,11 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     for (const l of this.byName.values()) this.answerPoll(l, true);
     for (const ch of this.logs.values()) ch.fail(new WarrenError('AGENT_NODE_UNAVAILABLE', `the log stream of node ${ch.node} ended: the server is shutting down`, { hint: 'ask again when the server is back' }));
     this.logs.clear();
+    for (const [id, t] of this.tunnels) {
+      clearTimeout(t.timer);
+      t.reject(new WarrenError('AGENT_NODE_UNAVAILABLE', `the port forward through node ${t.node} was not opened: the server is shutting down`, { hint: 'try again when the server is back' }));
+      this.tunnels.delete(id);
+    }
     await Promise.all([...this.byName.values()].map((l) => l.writes));
   }
 
@@ -736,6 +747,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       else if (it.kind === 'log') r.logRequests.push(it.l);
       else if (it.kind === 'launch') (r.launches ??= []).push(it.o);
       else if (it.kind === 'forget') (r.forget ??= []).push(...it.ids);
+      else if (it.kind === 'tunnel') (r.tunnels ??= []).push(it.t);
       else r.stopLogs.push(it.requestId);
     }
     return r;
@@ -803,6 +815,48 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     const l = this.byName.get(node);
     if (!l || l.rec.state === 'lost' || l.rec.state === 'revoked') return false;
     this.enqueue(l, { kind: 'launch', o });
+    return true;
+  }
+
+  // ---- port forwards (protocol 1.5) ----
+
+  /**
+   * A stream to `port` of a service attempt on `node`: the node is asked (in its long poll) to
+   * open a tunnel to the server, which its agent joins to the service's port there.
+   */
+  tunnel(node: string, attemptId: string, port: number, timeoutMs = 15_000): Promise<Duplex> {
+    const l = this.check(node);
+    if (l.rec.state !== 'ready') {
+      return Promise.reject(new WarrenError('AGENT_NODE_UNAVAILABLE', `node ${node} is ${l.rec.state}: a port forward to it cannot be opened now`, { hint: 'try again when the node is back (`warren node ls`)', details: { node } }));
+    }
+    const v = l.rec.info.protocol;
+    if (!v || v.major !== AGENT_PROTOCOL.major || v.minor < SERVICES_PROTOCOL_MINOR) {
+      return Promise.reject(
+        new WarrenError('SERVICE_FORWARD_UNSUPPORTED', `node ${node}'s agent speaks protocol ${v?.major ?? '?'}.${v?.minor ?? '?'}, which has no port forwarding (it came with 1.${SERVICES_PROTOCOL_MINOR})`, {
+          hint: `upgrade the agent of node ${node} to this server's release`,
+          details: { node },
+        }),
+      );
+    }
+    const tunnelId = randomBytes(12).toString('base64url');
+    return new Promise<Duplex>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (!this.tunnels.delete(tunnelId)) return;
+        reject(new WarrenError('SERVICE_FORWARD_FAILED', `node ${node} did not open the port forward within ${Math.round(timeoutMs / 1000)} s`, { hint: 'check that its agent runs (`warren node ls`), then try again', details: { node } }));
+      }, timeoutMs);
+      this.tunnels.set(tunnelId, { node, resolve, reject, timer });
+      this.enqueue(l, { kind: 'tunnel', t: { tunnelId, attemptId, port } });
+    });
+  }
+
+  /** The node's side of a tunnel arrived (its upgraded connection), or the error it met. False: no such tunnel waits (for this node). */
+  acceptTunnel(node: string, tunnelId: string, got: { stream: Duplex } | { error: WireError }): boolean {
+    const t = this.tunnels.get(tunnelId);
+    if (!t || t.node !== node) return false;
+    this.tunnels.delete(tunnelId);
+    clearTimeout(t.timer);
+    if ('error' in got) t.reject(WarrenError.fromWire(got.error));
+    else t.resolve(got.stream);
     return true;
   }
 

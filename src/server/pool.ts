@@ -36,6 +36,8 @@ export interface NodeDirectory {
   /** An order about a multinode job's daemons (false: the node is not there to tell). */
   launch(node: string, o: LaunchOrder): boolean;
   requestLogs(node: string, req: LogRequest, signal?: AbortSignal): AsyncIterable<Uint8Array>;
+  /** A stream to a port of a service attempt on the node (protocol 1.5 agents). */
+  tunnel?(node: string, attemptId: string, port: number): Promise<import('node:stream').Duplex>;
 }
 
 export interface PoolOptions {
@@ -523,6 +525,16 @@ export class ClusterPool implements Agent {
     if (!p || p.node !== node || p.parent !== undefined) return; // not ours (a stray is adopted with its unit's state)
     const host = ev.host ?? this.addressOf(node);
     this.listenerOf(ev.attemptId)?.ready?.({ ...ev, ...(host ? { host } : {}) });
+  }
+
+  /** A stream to a port of a running service attempt, through the agent of its node. */
+  async connect(attemptId: string, port: number): Promise<import('node:stream').Duplex> {
+    const p = this.placed.get(attemptId);
+    if (!p || !p.started || p.node === '' || p.lostAt !== null) {
+      throw new WarrenError('SERVICE_NOT_RUNNING', `attempt ${attemptId} is not running on a node now${p && p.lostAt !== null ? ` (its node ${p.node} is lost)` : ''}`, { hint: 'see `warren status ID`: port forwarding reaches a service while it runs' });
+    }
+    if (!this.dir.tunnel) throw new WarrenError('SERVICE_FORWARD_UNSUPPORTED', 'this server cannot open port forwards to its nodes', { hint: 'upgrade the server' });
+    return this.dir.tunnel(p.node, attemptId, port);
   }
 
   /** The address other nodes (and the server) reach a node at: the first its agent reports. */
