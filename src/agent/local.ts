@@ -777,7 +777,7 @@ export class LocalAgent implements Agent {
     // The workflow's services that are ready (and the service itself): where they are.
     const here = (l: { host: string; node?: string }): string => (l.node !== undefined && l.node === this.name ? '127.0.0.1' : l.host);
     const others = (t.services ?? []).map((l) => ({ ...l, host: here(l) }));
-    const self = spec.service && spec.serviceSpec ? { name: spec.name, spec: spec.serviceSpec, host: this.serviceHost } : null;
+    const self = spec.service ? { name: spec.name, spec: spec.serviceSpec ?? { ports: [], endpoints: [], persist: false }, host: this.serviceHost } : null;
     Object.assign(env, serviceEnv(self, others));
     env.WARREN_ATTEMPT = String(t.attempt);
     env.WARREN_ATTEMPT_ID = t.attemptId;

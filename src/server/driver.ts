@@ -541,6 +541,9 @@ export class RunDriver {
     // A remote attempt was durable at dispatch: its pid says it reached the node and started.
     else if (ev.pid !== null && ev.node) this.writer.attempt({ ...this.attemptRow(ev.attemptId, f), pid: ev.pid });
     if (this.opts.sites && !f.data) this.opts.sites.placement.started(f.key, this.clock.now());
+    // A service without a readiness probe is ready when it started: known before the jobs that need it are launched.
+    const spec = f.data ? undefined : this.wf.jobs[f.job];
+    if (spec?.service && !spec.serviceSpec?.probe && !f.ready) this.markReady(f, undefined, undefined);
     this.step({ type: 'launched', key: f.key, attempt: f.attempt, now: this.clock.now() });
   }
 
@@ -549,8 +552,8 @@ export class RunDriver {
     const out: ServiceLocation[] = [];
     for (const f of this.attempts.values()) {
       const spec = f.ready ? this.wf.jobs[f.job] : undefined;
-      if (!spec?.service || !f.ready || !spec.serviceSpec) continue;
-      out.push({ name: spec.name, host: f.ready.host, node: f.node, spec: spec.serviceSpec });
+      if (!spec?.service || !f.ready) continue;
+      out.push({ name: spec.name, host: f.ready.host, node: f.node, spec: spec.serviceSpec ?? { ports: [], endpoints: [], persist: false } });
     }
     return out;
   }
@@ -561,8 +564,15 @@ export class RunDriver {
     if (!f || this.current.get(f.key) !== ev.attemptId || f.ready) return;
     const spec = this.wf.jobs[f.job];
     if (!spec?.service) return;
+    this.markReady(f, ev.host, ev.message);
+    this.step({ type: 'ready', key: f.key, attempt: f.attempt, now: this.clock.now(), ...(ev.message ? { message: ev.message } : {}) });
+  }
+
+  /** Record a service ready (where its ports are) and say so, with its endpoints. */
+  private markReady(f: InFlight, reportedHost: string | undefined, detail: string | undefined): void {
+    const spec = this.wf.jobs[f.job]!;
     // Where its ports are: what its agent says; else its node's address (a pool of nodes), else this machine.
-    const host = ev.host ?? this.opts.agent.addressOf?.(f.node) ?? (this.opts.agent.addressOf ? f.node : '127.0.0.1');
+    const host = reportedHost ?? this.opts.agent.addressOf?.(f.node) ?? (this.opts.agent.addressOf ? f.node : '127.0.0.1');
     f.ready = { host };
     const s = spec.serviceSpec;
     const where: string[] = [];
@@ -571,10 +581,9 @@ export class RunDriver {
       if (url) where.push(`endpoint ${e.name} ${url}`);
     }
     if (where.length === 0) for (const p of s?.ports ?? []) where.push(`port ${p.name} ${host.includes(':') ? `[${host}]` : host}:${p.port}`);
-    const message = `service ${f.key} is ready${where.length ? `: ${where.join(', ')}` : ''}${ev.message ? ` (${ev.message})` : ''}`;
+    const message = `service ${f.key} is ready${where.length ? `: ${where.join(', ')}` : ''}${detail ? ` (${detail})` : ''}`;
     this.writer.event({ workflowId: this.id, at: this.clock.now(), key: f.key, level: 'info', message });
     this.hooks.onEvent?.('info', f.key, message);
-    this.step({ type: 'ready', key: f.key, attempt: f.attempt, now: this.clock.now(), ...(ev.message ? { message: ev.message } : {}) });
   }
 
   /** A unit's end, by its attempt id: applied only while that attempt is the unit's current one. */

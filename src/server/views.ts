@@ -72,6 +72,15 @@ export async function detailOf(store: Store, rec: WorkflowRecord, o: { cores: nu
 /** The running service attempt a port forward goes to: its attempt id and node. The workflow
  *  must have the service, it must be running, and the port must be one it declares. */
 export async function serviceTarget(store: Store, rec: WorkflowRecord, service: string, port: number): Promise<{ attemptId: string; node: string | null }> {
+  const units = await store.units(rec.id);
+  const u = checkServiceForward(rec.id, rec.spec, rec.status, units, service, port);
+  const a = (await store.attempts(rec.id)).filter((x) => x.key === u.key && x.attempt === u.attempt && x.endedAt === null).pop();
+  return { attemptId: a?.attemptId ?? `${rec.id}/${u.key}/${u.attempt}`, node: a?.node ?? null };
+}
+
+/** Can a port forward reach `port` of `service` now? Its unit, or SERVICE_UNKNOWN / SERVICE_PORT_UNDECLARED / SERVICE_NOT_RUNNING. */
+export function checkServiceForward(id: string, wf: Workflow, status: string, units: UnitSnapshot[], service: string, port: number): UnitSnapshot {
+  const rec = { id, spec: wf, status };
   const spec = rec.spec.jobs[service];
   if (!spec?.service) {
     const names = Object.values(rec.spec.jobs).filter((j) => j.service).map((j) => j.name);
@@ -86,15 +95,14 @@ export async function serviceTarget(store: Store, rec: WorkflowRecord, service: 
       hint: ports.length ? `forward one of its ports, e.g. \`warren port-forward ${rec.id} ${service} ${ports[0]}\`` : 'declare the port under network.ports of the service',
     });
   }
-  const u = (await store.units(rec.id)).find((x) => x.job === service && x.kind === 'job');
+  const u = units.find((x) => x.job === service && x.kind === 'job');
   const state = u?.state ?? 'pending';
   if (state !== 'running' || (rec.status !== 'running' && rec.status !== 'pending')) {
     throw new WarrenError('SERVICE_NOT_RUNNING', `service ${service} of workflow ${rec.id} is not running (it is ${state === 'ready' ? 'waiting to start' : state}${rec.status !== 'running' && rec.status !== 'pending' ? `; the workflow ${rec.status}` : ''})`, {
       hint: rec.status === 'running' || rec.status === 'pending' ? `wait until it runs: \`warren status ${rec.id}\` shows it` : `start it again: \`warren resume ${rec.id}\`, or run the workflow again`,
     });
   }
-  const a = (await store.attempts(rec.id)).filter((x) => x.key === u!.key && x.attempt === u!.attempt && x.endedAt === null).pop();
-  return { attemptId: a?.attemptId ?? `${rec.id}/${u!.key}/${u!.attempt}`, node: a?.node ?? null };
+  return u!;
 }
 
 /** Each service of a workflow: its state (starting until its probe passed), node, address, ports and endpoints. */
