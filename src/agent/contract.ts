@@ -9,10 +9,15 @@
 
 import type { WireError } from '../common/index.js';
 import type { ExitReason } from '../runtime/index.js';
-import type { JobSpec, VolumeSpec } from '../workflow/index.js';
+import type { JobSpec, ServiceSpec, VolumeSpec } from '../workflow/index.js';
 
 /** Version of the server–agent protocol; both ends refuse a peer with another major. */
-export const AGENT_PROTOCOL = { major: 1, minor: 4 } as const;
+export const AGENT_PROTOCOL = { major: 1, minor: 5 } as const;
+
+/** The protocol minor from which an agent runs services' readiness probes and reports `ready`,
+ *  and serves port-forward tunnels to them (1.5). A service on an older agent is counted ready
+ *  when it started (its probe is not run), and cannot be port-forwarded through the server. */
+export const SERVICES_PROTOCOL_MINOR = 5;
 
 /** The protocol minor from which a server answers /agent/v1/runs and sends `forget` orders (1.4: retention). */
 export const RETENTION_PROTOCOL_MINOR = 4;
@@ -98,6 +103,20 @@ export interface TaskAssignment {
   /** A multinode job's place on this node (cluster mode; docs/mpi.md). Absent for a multinode
    *  job on one machine: its nodes' ranks then all run here. */
   gang?: GangInfo;
+  /** The workflow's services that are ready when this unit is dispatched, and where they are:
+   *  the job's variables (WARREN_SERVICE_<NAME>_HOST, FB_ENDPOINT_URL_<ENDPOINT>, ...) and, in
+   *  a container, `NAME.svc` host names (docs/workflow-format.md, "Services at run time"). */
+  services?: ServiceLocation[];
+}
+
+/** Where a ready service of the workflow is reached from the job's node. */
+export interface ServiceLocation {
+  name: string;
+  /** The address its ports are on (the host's network of its node); '127.0.0.1' on the same node. */
+  host: string;
+  /** The node it runs on (cluster mode). */
+  node?: string;
+  spec: ServiceSpec;
 }
 
 /** The nodes of a multinode job, as each of them is told. */
@@ -151,11 +170,23 @@ export interface AttemptStarted {
   at: number;
 }
 
+/** A service became ready: its readiness probe passed (at once, for a service without one). */
+export interface AttemptReady {
+  attemptId: string;
+  /** The address the service's ports are reached at from other nodes (its node's; on the
+   *  embedded default '127.0.0.1'). */
+  host?: string;
+  /** What passed, e.g. `readiness probe http-get http://127.0.0.1:8080/ passed`. */
+  message?: string;
+  at: number;
+}
+
 export interface AttemptExited {
   attemptId: string;
   exitCode: number | null;
   signal: string | null;
-  reason: ExitReason | 'node-lost' | 'agent-restarted';
+  /** `not-ready`: a service whose readiness probe never passed (the message has its last result). */
+  reason: ExitReason | 'node-lost' | 'agent-restarted' | 'not-ready';
   message?: string;
   durationMs: number;
   /** A structured failure when the node could not run it (spawn error, bad image, no account). */
@@ -170,6 +201,8 @@ export interface AgentListener {
   progress?(attemptId: string, p: import('../data/index.js').TransferProgress): void;
   /** About a multinode job's daemons (cluster mode: the daemon forwards it to the server). */
   launch?(ev: LaunchEvent): void;
+  /** A service is ready (protocol 1.5; the cluster pool makes one up for older agents). */
+  ready?(ev: AttemptReady): void;
 }
 
 /** An attempt the agent knows about after a restart or on reconnect. */
@@ -230,5 +263,11 @@ export interface Agent {
   /** What its running and queued tasks use on this node: their workflows (run directories)
    *  and image URIs. Retention never removes these (./retention.ts). */
   inUse?(): { workflows: Set<string>; images: Set<string> };
+  /** The address other nodes reach `node` at (a pool of nodes; undefined: not known). */
+  addressOf?(node: string): string | undefined;
+  /** A TCP stream to `port` of a running service attempt, on the node that runs it (port
+   *  forwarding). Refused (a WarrenError) when the attempt is not running here, or its node
+   *  cannot serve one. */
+  connect?(attemptId: string, port: number): Promise<import('node:stream').Duplex>;
   close(): Promise<void>;
 }

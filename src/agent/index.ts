@@ -1,7 +1,10 @@
 // Node agents: the agent contract, the agent that runs work on this machine, and the
 // remote form of the contract (the `warren agent` daemon and the wire of /agent/v1).
 export * from './contract.js';
-export { LocalAgent, logPaths, volumeDir } from './local.js';
+export { LocalAgent, logPaths, volumeDir, declaredPorts, writeJobFiles } from './local.js';
+export { describeProbe, probeOnce, ProbeRunner } from './probe.js';
+export type { ProbeResult, ProbeExec, ProbeRunnerOptions } from './probe.js';
+export { serviceEnv, endpointUrl, endpointPath, envName, hostsLines } from './services.js';
 export type { LocalAgentOptions } from './local.js';
 export { AGENT_ROUTE_PREFIX, checkProtocol, validateNodeInfo } from './protocol.js';
 export type {
@@ -24,6 +27,7 @@ export type {
   ReportItem,
   RunsRequest,
   RunsResponse,
+  TunnelOrder,
 } from './protocol.js';
 // The `warren agent` daemon, loaded on first use (undici and the mesh: ~0.2 s that `warren run` must not pay).
 export { loadAgentDaemon, JOURNAL_FILE } from './remote-lazy.js';

@@ -5,14 +5,19 @@
 // reports when it starts and ends. `warren run` uses it in-process; `warren agent` runs it
 // behind the server–agent protocol on each cluster node.
 
-import { createReadStream, existsSync, mkdirSync, writeFileSync, appendFileSync, statSync, watch, chownSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, writeFileSync, appendFileSync, statSync, watch, chownSync, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { connect as netConnect } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { availableParallelism, constants as osConstants, hostname, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { WarrenError, isWarrenError } from '../common/index.js';
 import { sanitizeHostname, type ExitInfo, type LaunchRequest, type RunningTask, type Runtime } from '../runtime/index.js';
 import type { JobSpec, VolumeSpec } from '../workflow/index.js';
 import { lookupAccount, ownAccount, type Account } from './accounts.js';
 import { GangDir, IN_CONTAINER, implementationOf, launcherPlan, mpiHelperPath, nodeAddresses, type GangHost, type LaunchReply } from './mpi.js';
+import { ProbeRunner, type ProbeExec } from './probe.js';
+import { hostsLines, serviceEnv } from './services.js';
 import type { DataOptions, EgressFn, IngressFn, SecretResolver } from '../data/index.js';
 import {
   AGENT_PROTOCOL,
@@ -56,10 +61,13 @@ export interface LocalAgentOptions {
   agentVersion?: string;
   /** Where other nodes reach this one (multinode jobs' daemons and ranks); default: its addresses. */
   addresses?: string[];
+  /** The address its services' ports are reached at (their endpoints' URLs; default 127.0.0.1:
+   *  the embedded default, where everything is on this machine). */
+  serviceHost?: string;
 }
 
 type Entry = { task: TaskAssignment; cores: number; memoryBytes: number; gpus: number; exclusive: boolean; hooks: SubmitHooks };
-type Running = { entry: Entry; handle: RunningTask | null; killed: 'canceled' | 'timeout' | null; stopping: boolean; abort?: AbortController; gang?: GangRun };
+type Running = { entry: Entry; handle: RunningTask | null; killed: 'canceled' | 'timeout' | null; stopping: boolean; abort?: AbortController; gang?: GangRun; probe?: ProbeRunner };
 
 /** A multinode job's part on this node (./mpi.ts). */
 interface GangRun {
@@ -107,6 +115,9 @@ export class LocalAgent implements Agent {
   private readonly early = new Map<string, LaunchOrder[]>();
   /** Per workflow: scripts written, work dirs made, volume dirs (once per job, not per task). */
   private readonly prepared = new Map<string, Set<string>>();
+  /** Services whose readiness probe never passed (stopped for it): attempt id -> the probe's last result. */
+  private readonly notReady = new Map<string, string>();
+  readonly serviceHost: string;
 
   constructor(private readonly opts: LocalAgentOptions) {
     this.cores = Math.max(1, Math.floor(opts.cores ?? availableParallelism()));
@@ -114,6 +125,7 @@ export class LocalAgent implements Agent {
     this.name = opts.name ?? hostname();
     this.addresses = opts.addresses ?? nodeAddresses();
     this.freeGpus = (opts.gpus ?? []).map((g) => g.index).sort((a, b) => a - b);
+    this.serviceHost = opts.serviceHost ?? '127.0.0.1';
   }
 
   info(): NodeInfo {
@@ -194,6 +206,63 @@ export class LocalAgent implements Agent {
     this.pump();
   }
 
+  /** A service started: run its readiness probe (ready at once without one). */
+  private serviceStarted(r: Running, req: LaunchRequest, h: RunningTask): void {
+    const t = r.entry.task;
+    const spec = t.job;
+    if (!spec?.service || r.killed || !this.running.has(t.attemptId)) return;
+    const ready = (message?: string): void => {
+      if (!this.running.has(t.attemptId) || r.killed) return;
+      this.listener?.ready?.({ attemptId: t.attemptId, host: this.serviceHost, ...(message ? { message } : {}), at: Date.now() });
+    };
+    const probe = spec.serviceSpec?.probe;
+    if (!probe) {
+      ready();
+      return;
+    }
+    const exec: ProbeExec = h.exec ? (argv, ms) => h.exec!(argv, ms) : (argv, ms) => hostExec(req, argv, ms);
+    r.probe = new ProbeRunner(probe, {
+      host: '127.0.0.1',
+      exec,
+      onReady: (m) => ready(m),
+      onFail: (m) => {
+        if (!this.running.has(t.attemptId) || r.killed) return;
+        this.notReady.set(t.attemptId, m);
+        appendFileSync(req.stderrPath, `warren: ${m}: stopping the service\n`);
+        r.killed = 'canceled';
+        h.kill('canceled');
+      },
+    });
+    r.probe.start();
+  }
+
+  /**
+   * A TCP connection to `port` of a running service attempt here (port forwarding). Only the
+   * ports the service declares (`network.ports`, or its probe's) are reachable this way.
+   */
+  async connect(attemptId: string, port: number): Promise<Duplex> {
+    const r = this.running.get(attemptId);
+    const spec = r?.entry.task.job;
+    if (!r || !spec?.service || !r.handle) {
+      throw new WarrenError('SERVICE_NOT_RUNNING', `attempt ${attemptId} is not a service running on node ${this.name}`, { hint: 'see `warren status ID`: port forwarding reaches a service while it runs' });
+    }
+    if (!declaredPorts(spec).includes(port)) {
+      throw new WarrenError('SERVICE_PORT_UNDECLARED', `service ${spec.name} does not declare port ${port}${declaredPorts(spec).length ? ` (its ports: ${declaredPorts(spec).join(', ')})` : ' (it declares no ports)'}`, {
+        hint: 'forward one of its ports, or declare the port under network.ports of the service',
+      });
+    }
+    return new Promise<Duplex>((resolve, reject) => {
+      const s = netConnect({ host: '127.0.0.1', port });
+      s.once('connect', () => {
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (e: NodeJS.ErrnoException) => {
+        reject(new WarrenError('SERVICE_FORWARD_FAILED', `cannot connect to port ${port} of service ${spec.name} on node ${this.name}: ${e.code === 'ECONNREFUSED' ? 'connection refused (is it listening on that port?)' : e.message}`, { hint: `see its log: \`warren logs ${r.entry.task.workflowId} ${spec.name} --err\`` }));
+      });
+    });
+  }
+
   /** Stop a queued or running task. */
   kill(id: string, reason: 'canceled' | 'timeout' | 'stop-service'): void {
     const qi = this.queue.findIndex((t) => t.task.attemptId === id);
@@ -205,6 +274,7 @@ export class LocalAgent implements Agent {
     const r = this.running.get(id);
     if (!r) return;
     if (reason === 'stop-service') r.stopping = true;
+    r.probe?.stop();
     r.killed = reason === 'timeout' ? 'timeout' : 'canceled';
     if (r.abort) r.abort.abort();
     r.handle?.kill(r.killed);
@@ -292,6 +362,13 @@ export class LocalAgent implements Agent {
     this.early.delete(id);
     const ev: AttemptExited = { attemptId: id, exitCode: info.exitCode, signal: info.signal, reason: info.reason, durationMs: info.durationMs, at: Date.now() };
     if (info.message !== undefined) ev.message = info.message;
+    const unready = this.notReady.get(id);
+    if (unready !== undefined) {
+      // Stopped because its readiness probe never passed: that is why it ended.
+      this.notReady.delete(id);
+      ev.reason = 'not-ready';
+      ev.message = unready;
+    }
     if (failure) ev.failure = failure.toWire();
     this.listener?.exited(ev);
   }
@@ -306,6 +383,7 @@ export class LocalAgent implements Agent {
     const r: Running = { entry: e, handle: null, killed: null, stopping: false };
     this.running.set(t.attemptId, r);
     const release = (info: ExitInfo, failure?: WarrenError): void => {
+      r.probe?.stop();
       if (!this.running.delete(t.attemptId)) return;
       this.usedCores -= cores;
       this.usedMemory -= e.memoryBytes;
@@ -339,7 +417,10 @@ export class LocalAgent implements Agent {
       const h = runtime.launch(req);
       r.handle = h;
       if (r.killed) h.kill(r.killed);
-      const started = (pid: number | null): void => this.listener?.started({ attemptId: t.attemptId, pid, cgroup: null, at: Date.now() });
+      const started = (pid: number | null): void => {
+        this.listener?.started({ attemptId: t.attemptId, pid, cgroup: null, at: Date.now() });
+        this.serviceStarted(r, req, h);
+      };
       if (h.started) {
         void h.started.then((pid) => {
           if (pid !== null) started(pid);
@@ -690,8 +771,14 @@ export class LocalAgent implements Agent {
     if (who) Object.assign(env, { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: who.home, USER: who.name, LOGNAME: who.name });
     for (const m of spec.mounts) env[`WARREN_VOLUME_${m.volume.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`] = container ? m.location : volumeDirs.get(m.volume)!;
     Object.assign(env, spec.env);
-    env.WARREN_WORKFLOW_ID = t.workflowId;
-    env.WARREN_JOB = spec.name;
+    env.WARREN_WORKFLOW_ID = env.FB_WORKFLOW_ID = t.workflowId;
+    env.WARREN_JOB = env.WARREN_JOB_NAME = env.FB_JOB_NAME = spec.name;
+    env.WARREN_ACCOUNT_ID = env.FB_ACCOUNT_ID = t.user?.name ?? ownAccount();
+    // The workflow's services that are ready (and the service itself): where they are.
+    const here = (l: { host: string; node?: string }): string => (l.node !== undefined && l.node === this.name ? '127.0.0.1' : l.host);
+    const others = (t.services ?? []).map((l) => ({ ...l, host: here(l) }));
+    const self = spec.service ? { name: spec.name, spec: spec.serviceSpec ?? { ports: [], endpoints: [], persist: false }, host: this.serviceHost } : null;
+    Object.assign(env, serviceEnv(self, others));
     env.WARREN_ATTEMPT = String(t.attempt);
     env.WARREN_ATTEMPT_ID = t.attemptId;
     env.WARREN_NODE = this.name;
@@ -719,6 +806,27 @@ export class LocalAgent implements Agent {
         own(cwd);
         done.add(`cwd:${spec.name}`);
       }
+    }
+    // Inline files, written before it starts; and in a container, NAME.svc for the services.
+    if (spec.files && Object.keys(spec.files).length > 0) {
+      const root = join(runDir, 'files', t.task === null ? safe(spec.name) : `${safe(spec.name)}.${t.task}`);
+      const binds = writeJobFiles(spec, root, cwd, mounts, container, who);
+      mounts.push(...binds);
+      if (!container) env.WARREN_FILES = root;
+    }
+    if (container && (others.length > 0 || self)) {
+      const dir = join(runDir, 'hosts');
+      mkdirSync(dir, { recursive: true });
+      const path = join(dir, safe(t.attemptId));
+      let base = '';
+      try {
+        base = readFileSync('/etc/hosts', 'utf8');
+      } catch {
+        base = '127.0.0.1\tlocalhost\n';
+      }
+      if (base && !base.endsWith('\n')) base += '\n';
+      writeFileSync(path, base + hostsLines([...(self ? [{ name: self.name, host: '127.0.0.1' }] : []), ...others]), { mode: 0o644 });
+      mounts.push({ host: path, target: '/etc/hosts', readOnly: true });
     }
     const logs = logPaths(runDir, spec.name, t.task);
     if (t.attempt > 1) appendFileSync(logs.err, `--- warren: attempt ${t.attempt} ---\n`);
@@ -823,4 +931,74 @@ function waitForChange(path: string, ms: number, signal?: AbortSignal): Promise<
 function hookStatus(exitCode: number | null, signal: string | null): number {
   if (exitCode !== null) return exitCode;
   return signal ? 128 + ((osConstants.signals as Record<string, number>)[signal] ?? 15) : 255;
+}
+
+/** The ports a service may be reached at: those it declares, and its readiness probe's. */
+export function declaredPorts(spec: JobSpec): number[] {
+  const ports = new Set<number>((spec.serviceSpec?.ports ?? []).map((p) => p.port));
+  const a = spec.serviceSpec?.probe?.action;
+  if (a && a.kind !== 'exec') ports.add(a.port);
+  return [...ports].sort((x, y) => x - y);
+}
+
+/**
+ * Write a job's inline files (`files:` path -> content) before it starts. A path under one of
+ * the job's mount locations is written into that volume; any other path: in a container,
+ * bind-mounted at the path from `root` (the returned mounts); for a host process, under
+ * `root` (exported as WARREN_FILES: `/etc/app.conf` is `$WARREN_FILES/etc/app.conf`). A
+ * relative path is relative to the job's working directory. Files whose content starts with
+ * `#!` are executable.
+ */
+export function writeJobFiles(
+  spec: JobSpec,
+  root: string,
+  cwd: string,
+  mounts: { host: string; target: string; readOnly: boolean }[],
+  container: boolean,
+  who: Account | null,
+): { host: string; target: string; readOnly: boolean }[] {
+  const binds: { host: string; target: string; readOnly: boolean }[] = [];
+  for (const [name, content] of Object.entries(spec.files ?? {})) {
+    const relative = !name.startsWith('/');
+    // A relative path stays under the working directory ('..' cannot climb out of it).
+    const p = relative && !container ? posix.normalize(`/${name}`) : posix.normalize(relative ? posix.join(cwd, posix.normalize(`/${name}`)) : name);
+    if (p === '/' || name.endsWith('/') || name.length === 0) {
+      throw new WarrenError('RUN_JOB_FILE', `job ${spec.name}: file "${name}" names a directory, not a file`, { hint: 'give each file a path with a file name, e.g. /etc/app/config.yaml' });
+    }
+    let host: string;
+    // Into a volume the job mounts (read-only ones are left alone: the file is bound over them).
+    const m = relative && !container ? undefined : mounts.find((x) => !(container && x.readOnly) && (p === x.target || p.startsWith(x.target.endsWith('/') ? x.target : `${x.target}/`)));
+    if (relative && !container) host = join(cwd, p);
+    else if (m) host = join(m.host, p.slice(m.target.length));
+    else {
+      host = join(root, p);
+      if (container) binds.push({ host, target: p, readOnly: false });
+    }
+    try {
+      mkdirSync(dirname(host), { recursive: true });
+      writeFileSync(host, content, { mode: content.startsWith('#!') ? 0o755 : 0o644 });
+      if (who) chownSync(host, who.uid, who.gid);
+    } catch (e) {
+      throw new WarrenError('RUN_JOB_FILE', `job ${spec.name}: cannot write file ${name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
+        hint: 'check the path: it must not be a directory of the image or a volume, nor under a read-only mount',
+      });
+    }
+  }
+  return binds;
+}
+
+/** Run a command as a host job would (its user, environment and working directory), bounded: exec probes of host services. */
+function hostExec(req: LaunchRequest, argv: string[], timeoutMs: number): Promise<{ exitCode: number | null; output: string; timedOut?: boolean }> {
+  return new Promise((resolve) => {
+    if (argv.length === 0) return resolve({ exitCode: null, output: 'the probe has no command' });
+    const env = { ...req.env };
+    env.PATH ??= '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+    execFile(argv[0]!, argv.slice(1), { env, cwd: req.cwd, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1 << 20, ...(req.user ? { uid: req.user.uid, gid: req.user.gid } : {}) }, (err, stdout, stderr) => {
+      const e = err as (Error & { code?: unknown; killed?: boolean }) | null;
+      const output = `${String(stdout)}${String(stderr)}`.slice(-4096);
+      if (!e) return resolve({ exitCode: 0, output });
+      if (e.killed) return resolve({ exitCode: null, output, timedOut: true });
+      resolve({ exitCode: typeof e.code === 'number' ? e.code : null, output: output || e.message });
+    });
+  });
 }

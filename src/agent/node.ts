@@ -9,6 +9,7 @@ import type { EgressFn, IngressFn } from '../data/index.js';
 import { LocalAgent } from './local.js';
 import { nodePolicy } from './policy.js';
 import { discoverNodeGpus } from './gpus.js';
+import { nodeAddresses } from './mpi.js';
 import type { TaskAssignment } from './contract.js';
 
 export interface NodeAgentOptions {
@@ -67,6 +68,8 @@ export async function composeNodeAgent(o: NodeAgentOptions): Promise<LocalAgent>
     ...(o.memoryBytes !== undefined ? { memoryBytes: o.memoryBytes } : {}),
     ...(o.labels ? { labels: o.labels } : {}),
     ...(o.addresses ? { addresses: o.addresses } : {}),
+    // Services' ports are on the node's network: other nodes reach them at its address.
+    serviceHost: o.addresses?.[0] ?? nodeAddresses()[0] ?? '127.0.0.1',
     gpus: discoverNodeGpus(),
     process: createProcessRuntime(),
     ...(container ? { container } : {}),

@@ -3,7 +3,7 @@
 // check of what a node says it has. The server's side is src/server/agent-routes.ts and
 // src/server/nodes.ts; the agent's side is AgentDaemon (./remote.ts). docs/cluster-agent.md.
 import { WarrenError, type WireError } from '../common/index.js';
-import { AGENT_PROTOCOL, type AttemptExited, type AttemptStarted, type AttemptState, type LaunchEvent, type LaunchOrder, type LogRequest, type NodeInfo, type TaskAssignment } from './contract.js';
+import { AGENT_PROTOCOL, type AttemptExited, type AttemptReady, type AttemptStarted, type AttemptState, type LaunchEvent, type LaunchOrder, type LogRequest, type NodeInfo, type TaskAssignment } from './contract.js';
 
 export type ProtocolVersion = { major: number; minor: number };
 
@@ -53,8 +53,13 @@ export interface RenewResponse {
   notAfter: number;
 }
 
-/** One report of the agent's journal; `seq` grows by one per report, per journal `epoch`. */
-export type ReportItem = { seq: number; type: 'started'; event: AttemptStarted } | { seq: number; type: 'exited'; event: AttemptExited } | { seq: number; type: 'launch'; event: LaunchEvent };
+/** One report of the agent's journal; `seq` grows by one per report, per journal `epoch`.
+ *  `ready` (protocol 1.5): a service's readiness probe passed. */
+export type ReportItem =
+  | { seq: number; type: 'started'; event: AttemptStarted }
+  | { seq: number; type: 'exited'; event: AttemptExited }
+  | { seq: number; type: 'launch'; event: LaunchEvent }
+  | { seq: number; type: 'ready'; event: AttemptReady };
 
 export interface AgentLoad {
   usedCores: number;
@@ -147,6 +152,16 @@ export interface PollResponse {
   launches?: LaunchOrder[];
   /** Workflows the server pruned: delete their run directories on this node (protocol 1.4). */
   forget?: string[];
+  /** Port forwards to services running here (protocol 1.5): open each tunnel (GET
+   *  /agent/v1/tunnels/:id, an upgrade) and join it to the service's port on this node. */
+  tunnels?: TunnelOrder[];
+}
+
+/** A port forward to a service attempt on the node (protocol 1.5). */
+export interface TunnelOrder {
+  tunnelId: string;
+  attemptId: string;
+  port: number;
 }
 
 /** POST /agent/v1/runs (protocol 1.4): which of these workflows the server has, and whether they ended. */

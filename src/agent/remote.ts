@@ -7,12 +7,13 @@
 // TLS context, no restart). Cut off from the server longer than stopAfterMs it kills its
 // attempts (self-fencing) and keeps their exit reports for when it is back.
 import { EventEmitter } from 'node:events';
-import { Readable } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Agent as HttpAgent, request, type Dispatcher } from 'undici';
-import { WarrenError, attemptFields, isWarrenError, toLogger, toWarrenError, type LogFn, type Logger } from '../common/index.js';
+import { TUNNEL_ERROR_HEADER, WarrenError, attemptFields, isWarrenError, joinStreams, requestUpgrade, toLogger, toWarrenError, type LogFn, type Logger } from '../common/index.js';
 import {
   AgentIdentity,
   PendingIdentity,
@@ -27,7 +28,7 @@ import {
 } from '../mesh/index.js';
 import { HealthChecker, type HealthCheckOptions } from './health.js';
 import { NodeRetention } from './retention.js';
-import { AGENT_PROTOCOL, RETENTION_PROTOCOL_MINOR, type Agent, type AttemptExited, type AttemptStarted, type NodeInfo } from './contract.js';
+import { AGENT_PROTOCOL, RETENTION_PROTOCOL_MINOR, SERVICES_PROTOCOL_MINOR, type Agent, type AttemptExited, type AttemptStarted, type NodeInfo } from './contract.js';
 import {
   AGENT_ROUTE_PREFIX,
   checkProtocol,
@@ -42,6 +43,7 @@ import {
   type ReportItem,
   type RunsRequest,
   type RunsResponse,
+  type TunnelOrder,
 } from './protocol.js';
 
 import { JOURNAL_FILE } from './remote-lazy.js';
@@ -325,6 +327,8 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
   private retention: NodeRetention | null = null;
   /** The protocol minor of the server that answered last (0: none yet). */
   private serverMinor = 0;
+  /** A heartbeat was answered since this daemon started: serverMinor is the server's. */
+  private serverKnown = false;
   /** The health check's latest result, until a heartbeat carried it. */
   private pendingHealth: HealthReport | null = null;
   private pollAck: { epoch: string; cursor: number } | undefined;
@@ -415,7 +419,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     this.stopAbort = new AbortController();
     // Load the journal and take the agent's reports in one synchronous step (none slips between).
     this.journal.load();
-    this.opts.agent.setListener({ started: (ev) => this.report('started', ev), exited: (ev) => this.report('exited', ev), launch: (ev) => this.report('launch', ev) });
+    this.opts.agent.setListener({ started: (ev) => this.report('started', ev), exited: (ev) => this.report('exited', ev), launch: (ev) => this.report('launch', ev), ready: (ev) => this.report('ready', ev) });
     const alive = new Set<string>();
     for (const a of await this.opts.agent.recover()) {
       this.known.add(a.attemptId);
@@ -721,6 +725,8 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
   private report(type: ReportItem['type'], ev: ReportItem['event']): void {
     if (type === 'launch') {
       // About a multinode job's daemons: forwarded through the server to the gang, at once.
+    } else if (type === 'ready') {
+      if (this.log.enabled('debug')) this.log('debug', `attempt ${ev.attemptId} ready`, { ...attemptFields(ev.attemptId), node: this.opts.name });
     } else if (type === 'exited') {
       this.active.delete(ev.attemptId);
       const x = ev as AttemptExited;
@@ -797,8 +803,20 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       }
       body.attempts = list;
     }
-    body.reports = this.journal.pending.slice(0, MAX_SEND);
-    const sentUpTo = body.reports.length ? body.reports[body.reports.length - 1]!.seq : this.lastSentSeq;
+    const batch = this.journal.pending.slice(0, MAX_SEND);
+    body.reports = batch;
+    let sentUpTo = batch.length ? batch[batch.length - 1]!.seq : this.lastSentSeq;
+    if (this.serverMinor < SERVICES_PROTOCOL_MINOR) {
+      // `ready` reports are new in 1.5: a server that does not know them must not hear them (it
+      // would take one for another kind). Until the server's version is known, send up to the first.
+      const first = batch.findIndex((r) => r.type === 'ready' || (r.type === 'exited' && r.event.reason === 'not-ready'));
+      if (first >= 0 && !this.serverKnown) {
+        body.reports = batch.slice(0, first);
+        sentUpTo = body.reports.length ? body.reports[body.reports.length - 1]!.seq : this.lastSentSeq;
+      } else if (first >= 0) body.reports = batch.filter((r) => r.type !== 'ready');
+      // Nor the exit reason `not-ready` (a service whose probe never passed): `error` there.
+      body.reports = body.reports.map((r) => (r.type === 'exited' && r.event.reason === 'not-ready' ? { ...r, event: { ...r.event, reason: 'error' as const } } : r));
+    }
     const info = this.nodeInfo();
     const infoText = JSON.stringify(info);
     if (infoText !== this.lastInfo) body.info = info;
@@ -809,6 +827,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     const res = await this.call<HeartbeatResponse>(this.dispatcher!, 'heartbeat', body, this.requestTimeoutMs, this.stopAbort.signal);
     checkProtocol(res.protocol, 'server');
     this.serverMinor = res.protocol.minor;
+    this.serverKnown = true;
     this.contact(sentAt);
     this.lastSentSeq = Math.max(this.lastSentSeq, sentUpTo);
     this.lastInfo = infoText;
@@ -872,8 +891,56 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     }
     for (const o of res.launches ?? []) agent.launch?.(o);
     for (const l of res.logRequests) void this.upload(l);
+    for (const t of res.tunnels ?? []) void this.openTunnel(t);
     for (const id of res.stopLogs) this.uploads.get(id)?.abort();
     if (res.forget?.length && this.retention) void this.retention.forget(res.forget).catch((e: unknown) => this.log('warn', `retention: cannot remove the run directories of pruned workflows: ${(e as Error).message}`, { node: this.opts.name }));
+  }
+
+  // ---- port forwards (protocol 1.5) ----
+
+  /**
+   * The server asked for a port forward to a service here: connect to its port, open the
+   * tunnel (an upgrade of GET /agent/v1/tunnels/:id over mutual TLS) and join the two. When
+   * the port cannot be reached, the tunnel request says why (x-warren-tunnel-error).
+   */
+  private async openTunnel(t: TunnelOrder): Promise<void> {
+    let stream: Duplex | null = null;
+    let failure: WarrenError | null = null;
+    try {
+      if (!this.opts.agent.connect) throw new WarrenError('SERVICE_FORWARD_UNSUPPORTED', `the agent of node ${this.opts.name} cannot forward ports`, { hint: 'upgrade the agent' });
+      stream = await this.opts.agent.connect(t.attemptId, t.port);
+    } catch (e) {
+      failure = toWarrenError(e);
+    }
+    const id = this.identity;
+    if (!id) {
+      stream?.destroy();
+      return;
+    }
+    try {
+      const u = this.url;
+      const tls = clientTlsOptions(id.credentials, { trustDomain: id.svid.trustDomain, ...(this.opts.serverName !== undefined ? { serverName: this.opts.serverName } : {}) });
+      const socket = await new Promise<Duplex>((resolve, reject) => {
+        const s = tlsConnect({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 443), ...tls });
+        s.once('secureConnect', () => {
+          s.removeAllListeners('error');
+          resolve(s);
+        });
+        s.once('error', reject);
+      });
+      const headers: Record<string, string> = failure ? { [TUNNEL_ERROR_HEADER]: Buffer.from(JSON.stringify(failure.toWire())).toString('base64') } : {};
+      const up = await requestUpgrade(socket, { path: `${AGENT_ROUTE_PREFIX}/tunnels/${encodeURIComponent(t.tunnelId)}`, host: u.host, headers, timeoutMs: this.requestTimeoutMs });
+      if (!stream) {
+        up.destroy();
+        return;
+      }
+      if (this.log.enabled('debug')) this.log('debug', `port forward to ${t.attemptId} port ${t.port} open`, { ...attemptFields(t.attemptId), node: this.opts.name });
+      joinStreams(up, stream);
+    } catch (e) {
+      stream?.destroy();
+      // Refused with the error we sent: it reached the user.
+      if (!failure) this.log('warn', `port forward to ${t.attemptId} port ${t.port}: cannot open the tunnel to the server: ${(e as Error).message}`, { ...attemptFields(t.attemptId), node: this.opts.name });
+    }
   }
 
   // ---- retention ----

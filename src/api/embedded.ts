@@ -9,7 +9,7 @@ import { WarrenError, pidAlive, warrenHome, isWarrenError, didYouMean, parseSize
 import { explainWaiting, TERMINAL, type NodeCounts, type UnitSnapshot, type WorkflowStatus } from '../engine/index.js';
 import { LocalAgent, discoverNodeGpus, gpusOfJob, logPaths, type Agent } from '../agent/index.js';
 import { createProcessRuntime, closeSpawner, type Runtime } from '../runtime/index.js';
-import { Orchestrator, PlanPlacement, holderIsGone, RunHub, summaryOf, detailOf, jobCounts, checkLogTarget, followStore, pruneRequest, type DriveHooks, type RunOptions } from '../server/index.js';
+import { Orchestrator, PlanPlacement, holderIsGone, RunHub, summaryOf, detailOf, jobCounts, checkLogTarget, followStore, pruneRequest, serviceTarget, type DriveHooks, type RunOptions } from '../server/index.js';
 import { parsePlatform } from '../scheduler/index.js';
 import { loadWorkflowText, type Workflow } from '../workflow/index.js';
 import { openStore, type Store, type WorkflowRecord } from '../store/index.js';
@@ -195,6 +195,27 @@ export class EmbeddedClient implements WarrenClient {
       await orch.cancelAbandoned(rec.id);
     }
     return this.summary((await this.store.getWorkflow(rec.id))!);
+  }
+
+  /** A stream to a port of a running service: on this machine, its port is on the host's network. */
+  async connect(id: string, service: string, port: number): Promise<import('node:stream').Duplex> {
+    const rec = await this.mustGet(id);
+    await serviceTarget(this.store, rec, service, port);
+    const { connect } = await import('node:net');
+    return new Promise((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port });
+      s.once('connect', () => {
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          new WarrenError('SERVICE_FORWARD_FAILED', `cannot connect to port ${port} of service ${service}: ${e.code === 'ECONNREFUSED' ? 'connection refused (is it listening on that port?)' : e.message}`, {
+            hint: `see its log: \`warren logs ${rec.id} ${service} --err\``,
+          }),
+        ),
+      );
+    });
   }
 
   /** `warren prune` on this machine: the store and $WARREN_HOME/runs/<id> of what it prunes

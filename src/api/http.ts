@@ -7,7 +7,7 @@
 
 // undici is loaded with the first request: the CLI imports this subsystem on every start.
 import type { Agent, Dispatcher } from 'undici';
-import { WarrenError, isWarrenError } from '../common/index.js';
+import { WarrenError, isWarrenError, requestUpgrade } from '../common/index.js';
 import {
   API_VERSION,
   type AdminClient,
@@ -154,6 +154,26 @@ export class HttpClient implements WarrenClient, AdminClient {
 
   resume(id: string): Promise<WorkflowSummary> {
     return this.json('POST', `/workflows/${enc(id)}/resume`);
+  }
+
+  /** A port forward: an upgrade of GET /workflows/{id}/services/{service}/ports/{port}/forward
+   *  to a raw stream that the server joins to the service's port (through its node's agent). */
+  async connect(id: string, service: string, port: number): Promise<import('node:stream').Duplex> {
+    const { connect } = await import('node:tls');
+    const u = new URL(this.origin);
+    const socket = await new Promise<import('node:tls').TLSSocket>((resolve, reject) => {
+      const s = connect({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 443), servername: /^[\d.]+$|:/.test(u.hostname) ? undefined : u.hostname, ...(this.caPem !== undefined ? { ca: this.caPem } : {}), ALPNProtocols: ['http/1.1'] });
+      s.once('secureConnect', () => {
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (e) => reject(this.connectionError(e)));
+    });
+    return requestUpgrade(socket, {
+      path: `${this.prefix}/api/${API_VERSION}/workflows/${enc(id)}/services/${enc(service)}/ports/${port}/forward`,
+      host: u.host,
+      headers: { authorization: `Bearer ${this.token}` },
+    });
   }
 
   async *stream(id: string, opts: { afterSeq?: number; signal?: AbortSignal } = {}): AsyncIterable<StreamItem> {

@@ -6,3 +6,5 @@ export type { WhoAmI, HealthView, LiveView, ReadyView, ServerStatusView } from '
 export { SSE_HEARTBEAT_MS, LOG_ERROR_TRAILER } from './wire.js';
 export { HttpClient, checkServerUrl, SSE_RETRIES } from './http.js';
 export type { HttpClientOptions } from './http.js';
+export { forwardPort } from './forward.js';
+export type { PortForward, PortForwardOptions } from './forward.js';

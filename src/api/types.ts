@@ -74,6 +74,26 @@ export interface WorkflowDetail extends WorkflowSummary {
   /** Where its run directory is (embedded: this machine; cluster: on each node). */
   runDir: string;
   options: Record<string, unknown>;
+  /** Its services: their state, where they run, their ports and endpoints. */
+  services: ServiceView[];
+}
+
+/** A service of a workflow as `warren status` shows it. */
+export interface ServiceView {
+  name: string;
+  /** pending: not started; starting: started, its readiness probe has not passed yet; ready;
+   *  else how it ended. */
+  state: 'pending' | 'starting' | 'ready' | 'succeeded' | 'failed' | 'canceled' | 'skipped';
+  /** The node it runs on (while it runs). */
+  node: string | null;
+  /** The address its ports are reached at (while it runs): 127.0.0.1 on this machine, its node's address on a cluster. */
+  host: string | null;
+  persist: boolean;
+  /** Its readiness probe in words (`http-get http://127.0.0.1:8080/`), null without one. */
+  probe: string | null;
+  ports: { name: string; port: number; protocol: string }[];
+  /** Its endpoints; `url` while it runs (`http://HOST:PORT/`, docs/workflow-format.md). */
+  endpoints: { name: string; port: number | null; protocol: string; type: string; url: string | null }[];
 }
 
 /** One item of a workflow's live stream (server-sent events: `event: <type>`, `data: <json>`). */
@@ -111,6 +131,9 @@ export interface WarrenClient {
   logs(id: string, req: LogsRequest, signal?: AbortSignal): AsyncIterable<Uint8Array>;
   cancel(id: string): Promise<WorkflowSummary>;
   resume(id: string): Promise<WorkflowSummary>;
+  /** A TCP stream to `port` of a running service of the workflow (`warren port-forward`):
+   *  SERVICE_UNKNOWN, SERVICE_NOT_RUNNING, SERVICE_PORT_UNDECLARED when it cannot be. */
+  connect(id: string, service: string, port: number): Promise<import('node:stream').Duplex>;
   close(): Promise<void>;
 }
 

@@ -18,6 +18,7 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['logs', "print a job's output (stdout, or --err for stderr)"],
   ['cancel', 'cancel a running workflow: running jobs are stopped, the rest marked canceled'],
   ['prune', 'remove finished workflows, their events, logs and run directories: those that ended before --older-than, or the ones named (never running work)'],
+  ['port-forward', 'forward a local port (127.0.0.1) to a port of a running service of a workflow, until Ctrl-C'],
   ['validate', 'check workflow files (Fuzzfile YAML v1/v4 or WfFormat JSON) without running them'],
   ['schema', 'print the JSON Schema of the workflow (Fuzzfile) format'],
   ['upgrade', 'rewrite a v1 Fuzzfile as v4 (requires -> depends-on, mounts keyed by path), keeping its comments and layout'],
@@ -64,6 +65,7 @@ export function staticHelp(): string {
 
 const GROUPS: [commands: string[], load: Loader][] = [
   [['prune'], () => import('./commands/prune.js')],
+  [['port-forward'], () => import('./commands/service.js')],
   [['validate', 'schema'], () => import('./commands/workflow.js')],
   [['upgrade'], () => import('./commands/upgrade.js')],
   [['app'], () => import('./commands/app.js')],

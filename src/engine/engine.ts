@@ -78,6 +78,13 @@ interface Node {
   skipped: number;
   /** Units running (for `running` conditions on services). */
   runningCount: number;
+  /** A service with a readiness probe: RUNNING (for `running` conditions) once the probe passed. */
+  probe: boolean;
+  /** A service that keeps running when no job needs it any more (`persist`, or every service
+   *  of a workflow made only of services): until the workflow is canceled or times out. */
+  persist: boolean;
+  /** Service units that are ready (probe passed, or started without a probe). */
+  readyCount: number;
   concurrency: number; // 0 = unlimited
   maxAttempts: number;
   backoffMs: number;
@@ -159,6 +166,8 @@ export class Engine {
   private anyFailed = false;
   private nonServiceLeft = 0;
   private nodesLeft = 0;
+  /** The timeout reached a workflow where only persistent services were left: they are being stopped. */
+  private endingServices = false;
   private deadline: number | null = null;
   private readonly retain: boolean;
 
@@ -219,6 +228,9 @@ export class Engine {
       case 'launched':
         this.onLaunched(ev.key, ev.attempt, ev.now);
         break;
+      case 'ready':
+        this.onReady(ev.key, ev.attempt, ev.now, ev.message);
+        break;
       case 'exited':
         this.onExited(ev);
         break;
@@ -262,7 +274,8 @@ export class Engine {
   // ---------------------------------------------------------------- construction
 
   private newUnit(n: Node, task: number | null, p: UnitSnapshot | undefined): Unit {
-    const done = p?.state === 'succeeded';
+    // A service is never kept from an earlier run (resume): the jobs that need it need it running.
+    const done = p?.state === 'succeeded' && !n.service;
     return {
       key: n.kind === 'job' ? unitKey(n.name, task) : n.name,
       kind: n.kind,
@@ -311,6 +324,9 @@ export class Engine {
         canceled: 0,
         skipped: 0,
         runningCount: 0,
+        probe: spec?.service === true && spec.serviceSpec?.probe !== undefined,
+        persist: spec?.service === true && spec.serviceSpec?.persist === true,
+        readyCount: 0,
         concurrency: ta?.concurrency ?? 0,
         maxAttempts: Math.max(1, spec?.policy.attempts ?? 1),
         backoffMs: Math.max(0, (spec?.policy.backoffSec ?? 1) * 1000),
@@ -378,6 +394,8 @@ export class Engine {
     }
     this.nodesLeft = this.nodes.length;
     this.nonServiceLeft = this.nodes.filter((n) => !n.service).length;
+    // A workflow made only of services runs until it is canceled or its timeout passes.
+    if (!this.nodes.some((n) => n.kind === 'job' && !n.service)) for (const n of this.nodes) if (n.service) n.persist = true;
   }
 
   /** Give the next implied task of `n` a Unit (it is about to start). */
@@ -420,11 +438,35 @@ export class Engine {
     if (!u || u.attempt !== attempt || u.state !== 'starting') return; // stale
     u.state = 'running';
     u.startedAt = now;
-    this.changed(u);
     const n = u.node;
+    // A service without a readiness probe is ready when it started.
+    if (n.service && !n.probe) u.reason = 'ready';
+    this.changed(u);
     n.runningCount++;
-    if (n.service && n.runningCount === n.total) {
-      for (const e of n.outEdges) if (e.condition === 'running') this.resolveEdge(e, true);
+    if (n.service && !n.probe) this.serviceReady(n);
+  }
+
+  private onReady(key: string, attempt: number, now: number, message: string | undefined): void {
+    let u = this.units.get(key);
+    if (!u || u.attempt !== attempt || !u.node.service) return;
+    if (u.state === 'starting') {
+      // Its start report was overtaken (it cannot be ready before it runs): it runs.
+      this.onLaunched(key, attempt, now);
+      u = this.units.get(key);
+      if (!u) return;
+    }
+    if (u.state !== 'running' || u.reason === 'ready') return; // stale, or no probe (ready already)
+    u.reason = 'ready';
+    u.message = message ?? null;
+    this.changed(u);
+    this.serviceReady(u.node);
+  }
+
+  /** One more unit of a service is ready: once all are, jobs that need it RUNNING may start. */
+  private serviceReady(n: Node): void {
+    n.readyCount++;
+    if (n.readyCount === n.total) {
+      for (const e of n.outEdges) if (e.condition === 'running' && !e.resolved) this.resolveEdge(e, true);
     }
   }
 
@@ -433,6 +475,7 @@ export class Engine {
     if (!u || u.attempt !== ev.attempt || (u.state !== 'starting' && u.state !== 'running')) return; // stale
     const n = u.node;
     if (u.state === 'running') n.runningCount--;
+    if (n.service && u.state === 'running' && u.reason === 'ready') n.readyCount--;
     n.active--;
     u.endedAt = ev.now;
     if (u.startedAt === null) u.startedAt = ev.now;
@@ -467,6 +510,16 @@ export class Engine {
 
   private onTick(now: number): void {
     if (this.deadline !== null && now >= this.deadline && !this.canceling && this.status === 'running') {
+      if (this.nonServiceLeft === 0 && !this.endingServices) {
+        // Only services that persist are left (a workflow of services, or `persist: true`):
+        // the timeout is their planned end, not a failure.
+        this.endingServices = true;
+        this.event(null, 'info', `workflow timeout reached (policy.timeout ${this.wf.policy.timeoutSec}s): stopping its services (their planned end)`);
+        this.stopServices(true);
+        this.checkDone();
+        return;
+      }
+      if (this.endingServices) return;
       this.event(null, 'error', `workflow timeout reached (policy.timeout ${this.wf.policy.timeoutSec}s)`);
       this.anyFailed = true;
       this.onCancel(now, 'timeout');
@@ -663,9 +716,10 @@ export class Engine {
     }
   }
 
-  private stopServices(): void {
+  /** Stop the services no job needs any more (`all`: the persistent ones too). */
+  private stopServices(all = false): void {
     for (const n of this.nodes) {
-      if (!n.service || n.terminal) continue;
+      if (!n.service || n.terminal || (n.persist && !all)) continue;
       for (const u of this.live(n)) {
         if (u.state === 'starting' || u.state === 'running') this.actions.push({ type: 'kill', key: u.key, reason: 'stop-service' });
         else if (u.state === 'pending' || u.state === 'ready') {
@@ -714,7 +768,8 @@ function toSnapshot(u: Unit): UnitSnapshot {
 function describe(u: Unit): string {
   if (u.kind === 'ingress') return `ingress of volume ${u.job}`;
   if (u.kind === 'egress') return 'egress';
-  return u.task === null ? `job ${u.job}` : `job ${u.job} task ${u.task}`;
+  const what = u.node.service ? 'service' : 'job';
+  return u.task === null ? `${what} ${u.job}` : `${what} ${u.job} task ${u.task}`;
 }
 
 function exitText(ev: Extract<EngineEvent, { type: 'exited' }>): string {
@@ -729,6 +784,8 @@ function exitText(ev: Extract<EngineEvent, { type: 'exited' }>): string {
       return 'out of memory';
     case 'spawn-error':
       return 'could not start';
+    case 'not-ready':
+      return 'never ready';
     default:
       return ev.reason;
   }

@@ -39,9 +39,13 @@ export function explainWaiting(wf: Workflow, units: UnitSnapshot[], node?: NodeC
         const dep = byJob.get(d.job);
         if (!dep) continue;
         const a = aggregate(dep);
+        // A service with a readiness probe counts as RUNNING once the probe passed.
+        const probe = wf.jobs[d.job]?.service === true && wf.jobs[d.job]?.serviceSpec?.probe !== undefined;
+        const up = dep.every((u) => u.state === 'running');
         const ok =
-          d.condition === 'finished' ? a !== 'running' && a !== 'waiting' : d.condition === 'running' ? a === 'running' || dep.every((u) => u.state === 'running') : d.condition === a;
-        if (!ok) reasons.push(`requirement "${d.job}" is ${a}${d.condition === 'succeeded' ? '' : ` (needed: ${d.condition})`}`);
+          d.condition === 'finished' ? a !== 'running' && a !== 'waiting' : d.condition === 'running' ? up && (!probe || dep.every((u) => u.reason === 'ready')) : d.condition === a;
+        if (!ok && d.condition === 'running' && up) reasons.push(`service "${d.job}" is starting: its readiness probe has not passed yet`);
+        else if (!ok) reasons.push(`requirement "${d.job}" is ${a}${d.condition === 'succeeded' ? '' : ` (needed: ${d.condition})`}`);
       }
       for (const m of spec.mounts) {
         const ing = byJob.get(`@ingress/${m.volume}`);

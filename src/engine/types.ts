@@ -28,7 +28,9 @@ export interface UnitSnapshot {
   /** Attempts started so far, over all runs of this workflow (resume continues counting). */
   attempt: number;
   exitCode: number | null;
-  /** Why it ended: exit, signal, timeout, oom, canceled, spawn-error, dependency, ... */
+  /** Why it ended: exit, signal, timeout, oom, canceled, spawn-error, not-ready, dependency, ...
+   *  While a service runs: `ready` once it is ready (its readiness probe passed, or it started
+   *  when it has none), else null (starting). */
   reason: string | null;
   message: string | null;
   startedAt: number | null; // ms since epoch (from events, never a clock read)
@@ -45,9 +47,12 @@ export type EngineEvent =
       now: number;
       exitCode: number | null;
       signal?: string | null;
-      reason: string; // exit | signal | timeout | oom | canceled | spawn-error | error
+      reason: string; // exit | signal | timeout | oom | canceled | spawn-error | error | stopped | not-ready
       message?: string;
     }
+  /** A service's readiness probe passed (`message`: what passed). Services without a probe
+   *  are ready when they are launched; for them this event changes nothing. */
+  | { type: 'ready'; key: string; attempt: number; now: number; message?: string }
   | { type: 'tick'; now: number }
   | { type: 'cancel'; now: number; reason?: string };
 

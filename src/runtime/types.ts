@@ -84,6 +84,10 @@ export interface RunningTask {
   /** Stop the task: SIGTERM to its process group (and every process in its cgroup), SIGKILL
    *  to all of them after `graceMs` (default 1000). */
   kill(reason: 'canceled' | 'timeout', graceMs?: number): void;
+  /** Run a command inside the running task (a container's `runc exec`: its user, environment
+   *  and working directory), bounded by `timeoutMs` (services' exec readiness probes).
+   *  Runtimes whose tasks are host processes leave it out (the agent runs the command itself). */
+  exec?(argv: string[], timeoutMs: number): Promise<{ exitCode: number | null; output: string; timedOut?: boolean }>;
 }
 
 export interface Runtime {

@@ -7,7 +7,9 @@
 import type https from 'node:https';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Ajv } from 'ajv';
-import { WarrenError, isWarrenError, toWarrenError, type WireError } from '../common/index.js';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { TUNNEL_ERROR_HEADER, TUNNEL_PROTOCOL, WarrenError, acceptUpgrade, isWarrenError, refuseUpgrade, toWarrenError, type WireError } from '../common/index.js';
 import { AGENT_ROUTE_PREFIX, type HeartbeatRequest, type JoinRequest, type PollRequest, type RenewRequest, type RunsRequest } from '../agent/index.js';
 import type { NodeRegistry } from './nodes.js';
 import type { MeshLog, MeshTls } from './mesh-tls.js';
@@ -43,7 +45,7 @@ const exited = {
     attemptId: { type: 'string', minLength: 1 },
     exitCode: { type: ['integer', 'null'] },
     signal: { type: ['string', 'null'] },
-    reason: { type: 'string', enum: ['exit', 'signal', 'timeout', 'oom', 'canceled', 'spawn-error', 'stopped', 'error', 'node-lost', 'agent-restarted'] },
+    reason: { type: 'string', enum: ['exit', 'signal', 'timeout', 'oom', 'canceled', 'spawn-error', 'stopped', 'error', 'node-lost', 'agent-restarted', 'not-ready'] },
     message: { type: 'string' },
     durationMs: { type: 'number', minimum: 0 },
     failure: wireError,
@@ -64,6 +66,11 @@ const launchEvent = {
     rank: { type: ['integer', 'null'] },
     message: { type: 'string', maxLength: 100_000 },
   },
+} as const;
+const ready = {
+  type: 'object',
+  required: ['attemptId', 'at'],
+  properties: { attemptId: { type: 'string', minLength: 1 }, host: { type: 'string', maxLength: 256 }, message: { type: 'string', maxLength: 10_000 }, at: { type: 'number' } },
 } as const;
 const attemptState = {
   type: 'object',
@@ -98,10 +105,14 @@ const heartbeatSchema = {
         items: {
           type: 'object',
           required: ['seq', 'type', 'event'],
-          properties: { seq: { type: 'integer', minimum: 1 }, type: { enum: ['started', 'exited', 'launch'] }, event: { type: 'object' } },
+          properties: { seq: { type: 'integer', minimum: 1 }, type: { enum: ['started', 'exited', 'launch', 'ready'] }, event: { type: 'object' } },
           if: { properties: { type: { const: 'started' } } },
           then: { properties: { event: started } },
-          else: { if: { properties: { type: { const: 'exited' } } }, then: { properties: { event: exited } }, else: { properties: { event: launchEvent } } },
+          else: {
+            if: { properties: { type: { const: 'exited' } } },
+            then: { properties: { event: exited } },
+            else: { if: { properties: { type: { const: 'ready' } } }, then: { properties: { event: ready } }, else: { properties: { event: launchEvent } } },
+          },
         },
       },
       attempts: { type: 'array', maxItems: 1_000_000, items: attemptState },
@@ -138,6 +149,7 @@ const pollSchema = {
         stopLogs: { type: 'array', items: { type: 'string' } },
         launches: { type: 'array', items: { type: 'object', additionalProperties: true } },
         forget: { type: 'array', items: { type: 'string' } },
+        tunnels: { type: 'array', items: { type: 'object', properties: { tunnelId: { type: 'string' }, attemptId: { type: 'string' }, port: { type: 'integer' } } } },
       },
     },
   },
@@ -201,6 +213,49 @@ export function agentRoutes(reg: NodeRegistry, tls: MeshTls, opts: AgentRoutesOp
     });
 
     const P = AGENT_ROUTE_PREFIX;
+
+    // Port forwards (protocol 1.5): the node opens GET /agent/v1/tunnels/:id as an upgrade, over
+    // mutual TLS; the server joins it to the user's side (src/server/http/app.ts). With the
+    // x-warren-tunnel-error header, the node says why it could not reach the service instead.
+    const tunnelPath = new RegExp(`^${P}/tunnels/([A-Za-z0-9_-]{1,64})$`);
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      const path = (req.url ?? '').split('?')[0]!;
+      if (!path.startsWith(`${P}/`)) return; // another route's (the user API's)
+      const m = tunnelPath.exec(path);
+      try {
+        if (!m || req.method !== 'GET' || String(req.headers.upgrade ?? '').toLowerCase() !== TUNNEL_PROTOCOL) {
+          throw new WarrenError('AGENT_BAD_REPORT', `no upgrade route ${req.method ?? '?'} ${path}`, { hint: 'run agents of the same Warren release as the server' });
+        }
+        const node = tls.requireNode(req).name;
+        const failed = req.headers[TUNNEL_ERROR_HEADER];
+        let got: { stream: Duplex } | { error: WireError };
+        if (typeof failed === 'string') {
+          let w: WireError;
+          try {
+            w = JSON.parse(Buffer.from(failed, 'base64').toString('utf8')) as WireError;
+            if (typeof w.code !== 'string' || typeof w.message !== 'string') throw new Error('not an error');
+          } catch {
+            w = new WarrenError('SERVICE_FORWARD_FAILED', `node ${node} could not open the port forward`, { hint: 'see the node\'s log' }).toWire();
+          }
+          got = { error: w };
+        } else got = { stream: socket };
+        if (!reg.acceptTunnel(node, m[1]!, got)) throw new WarrenError('AGENT_LOG_UNKNOWN', `no port forward ${m[1]} waits for node ${node}`, { hint: 'the user went away, or it timed out' });
+        if ('error' in got) {
+          refuseUpgrade(socket, WarrenError.fromWire(got.error));
+          return;
+        }
+        acceptUpgrade(socket);
+        if (head.length) socket.unshift(head);
+      } catch (e) {
+        const err = toWarrenError(e);
+        log('warn', `refused the upgrade ${path} from ${req.socket.remoteAddress ?? '?'}: ${err.message}`, { code: err.code, remoteAddress: req.socket.remoteAddress });
+        refuseUpgrade(socket, err);
+      }
+    };
+    server.on('upgrade', onUpgrade);
+    app.addHook('onClose', async () => {
+      server.off('upgrade', onUpgrade);
+    });
     /** The node of a mutual-TLS request: from its verified SVID, of kind node. */
     type NodeRequest = FastifyRequest & { agentNode: string; agentPeer: VerifiedSvid };
     const nodeOf = (req: FastifyRequest): string => (req as NodeRequest).agentNode;

@@ -31,7 +31,7 @@ import type {
 import { Orchestrator, heldByServer, holderIsGone, serverLeaseOwner } from './orchestrator.js';
 import { RunHub } from './hub.js';
 import { pruneRequest } from './retention.js';
-import { checkLogTarget, detailOf, followStore, jobCounts, listAudit, summaryOf, visibleWorkflow, visibleWorkflows } from './views.js';
+import { checkLogTarget, detailOf, followStore, jobCounts, listAudit, serviceTarget, summaryOf, visibleWorkflow, visibleWorkflows } from './views.js';
 import type { DriveHooks, RunDriver } from './driver.js';
 import type { ClusterPool } from './pool.js';
 import type { RunMetrics } from './metrics.js';
@@ -259,11 +259,20 @@ export class ServerBackend {
     const rec = await this.mustGet(p, id);
     const why = this.drives.has(rec.id) ? this.o.pool.waitingReasons() : new Map<string, string>();
     const mine = new Map([...why].filter(([job]) => rec.spec.jobs[job] !== undefined));
-    return detailOf(this.store, rec, { cores: Math.max(1, this.o.pool.info().cores), explain: this.drives.has(rec.id), extraWaiting: mine });
+    return detailOf(this.store, rec, { cores: Math.max(1, this.o.pool.info().cores), explain: this.drives.has(rec.id), extraWaiting: mine, cluster: true });
   }
 
   list(p: Principal, req: ListRequest): Promise<WorkflowSummary[]> {
     return visibleWorkflows(this.store, p, req);
+  }
+
+  /** A stream to a port of a running service: through the node that runs it (its agent opens a tunnel). */
+  async connect(p: Principal, id: string, service: string, port: number): Promise<import('node:stream').Duplex> {
+    const rec = await this.mustGet(p, id);
+    const t = await serviceTarget(this.store, rec, service, port);
+    const s = await this.o.pool.connect(t.attemptId, port);
+    this.o.log?.('info', `port forward to service ${service} port ${port} of workflow ${rec.id} for ${p.user}`, { workflowId: rec.id, user: p.user, job: service });
+    return s;
   }
 
   async *stream(p: Principal, id: string, opts: { afterSeq?: number; signal?: AbortSignal }): AsyncIterable<StreamItem> {
@@ -577,6 +586,9 @@ class PrincipalClient implements WarrenClient, AdminClient {
   }
   resume(id: string) {
     return this.b.resume(this.p, id);
+  }
+  connect(id: string, service: string, port: number) {
+    return this.b.connect(this.p, id, service, port);
   }
   async close(): Promise<void> {}
   async nodes() {

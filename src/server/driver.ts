@@ -8,7 +8,7 @@
 
 import { WarrenError, toLogger, type LogFn, type Logger } from '../common/index.js';
 import { Engine, type EngineAction, type NodeCounts, type UnitSnapshot, type WorkflowStatus } from '../engine/index.js';
-import type { Agent, AttemptExited, AttemptStarted, TaskAssignment, TaskUser } from '../agent/index.js';
+import { endpointUrl, type Agent, type AttemptExited, type AttemptReady, type AttemptStarted, type ServiceLocation, type TaskAssignment, type TaskUser } from '../agent/index.js';
 import type { Workflow } from '../workflow/index.js';
 import { BatchWriter, type AttemptRecord, type RunLease, type Store, type WriteBatch } from '../store/index.js';
 import type { Placement } from './placement.js';
@@ -83,6 +83,8 @@ function fencedStore(store: Store, fence: { workflowId: string; term: number }):
 
 interface InFlight {
   key: string;
+  /** The job (or volume) it is a unit of. */
+  job: string;
   kind: string;
   attempt: number;
   /** When it started running (clock ms): its run time is observed at its end. */
@@ -92,6 +94,8 @@ interface InFlight {
   stopping: boolean;
   durable: boolean;
   data: boolean;
+  /** A service that reported ready, and the address its ports are reached at. */
+  ready?: { host: string };
 }
 
 export class RunDriver {
@@ -129,6 +133,8 @@ export class RunDriver {
   private dataNode: string | null = null;
   /** Attempts a previous driver dispatched that may still run (adopted, never run twice). */
   private readonly adoptable = new Map<string, AttemptRecord>();
+  /** The units an earlier run left (resume, adoption): an adopted service that was ready is ready again. */
+  private previous = new Map<string, UnitSnapshot>();
   /** Unit key -> since when it waits to run (ready, or handed out), in that order: the first is the oldest. */
   private readonly waitingSince = new Map<string, number>();
   private readonly log: Logger;
@@ -210,6 +216,7 @@ export class RunDriver {
     this.options = rec.options as RunOptions;
     const prevUnits = await this.store.units(this.id);
     const previous = new Map(prevUnits.map((u) => [u.key, u]));
+    this.previous = new Map(previous);
     if (this.opts.agent.adopt) {
       // Cluster mode: what a previous server dispatched may still run on its node. The unit
       // goes back one attempt so that the engine's relaunch *is* that attempt (same id): the
@@ -256,6 +263,7 @@ export class RunDriver {
       started: (ev: AttemptStarted) => !this.abandoned && this.onStarted(ev),
       exited: (ev: AttemptExited) => !this.abandoned && this.onExited(ev),
       progress: (attemptId: string, p: TransferProgress) => !this.abandoned && this.onProgress(attemptId, p),
+      ready: (ev: AttemptReady) => !this.abandoned && this.onReady(ev),
     };
     // An agent that serves several runs (the cluster pool) routes this workflow's reports here;
     // another has one listener, this run's.
@@ -447,6 +455,8 @@ export class RunDriver {
       const spec = wf.jobs[a.job]!;
       task.job = spec;
       task.volumes = spec.mounts.map((m) => wf.volumes[m.volume]!).filter((v) => v !== undefined);
+      const services = this.readyServices();
+      if (services.length) task.services = services;
       if (sites) {
         const site = sites.placement.siteOf(a.key);
         agent = sites.agents.get(site) ?? agent;
@@ -466,7 +476,7 @@ export class RunDriver {
     const touchesVolumes = task.volumes.length > 0;
     if (touchesVolumes && this.opts.agent.adopt && this.dataNode) task.pin = this.dataNode;
     const adopted = this.adoptable.get(attemptId);
-    const entry: InFlight = { key: a.key, kind: a.kind, attempt: a.attempt, runningAt: null, agent, node: adopted?.node ?? agent.info().name, stopping: false, durable: adopted !== undefined, data: a.kind !== 'job' };
+    const entry: InFlight = { key: a.key, job: a.job, kind: a.kind, attempt: a.attempt, runningAt: null, agent, node: adopted?.node ?? agent.info().name, stopping: false, durable: adopted !== undefined, data: a.kind !== 'job' };
     this.attempts.set(attemptId, entry);
     this.current.set(a.key, attemptId);
     if (adopted && agent.adopt) {
@@ -477,7 +487,11 @@ export class RunDriver {
       this.log('debug', `adopted attempt ${a.attempt} of ${a.key} on ${adopted.node ?? 'its node'}`, { job: a.key, attemptId, node: adopted.node ?? undefined });
       agent.adopt(attemptId, adopted.node, task, { pid: adopted.pid ?? null });
       this.writer.event({ workflowId: id, at: this.clock.now(), key: a.key, level: 'info', message: `adopted attempt ${a.attempt} of ${a.key} on ${adopted.node ?? 'its node'} (dispatched by a previous server)` });
-      queueMicrotask(() => this.onStarted({ attemptId, node: adopted.node ?? undefined, pid: adopted.pid ?? null, cgroup: adopted.cgroup, at: this.clock.now() }));
+      queueMicrotask(() => {
+        this.onStarted({ attemptId, node: adopted.node ?? undefined, pid: adopted.pid ?? null, cgroup: adopted.cgroup, at: this.clock.now() });
+        // A service that was ready under the previous server is ready still (its probe passed once).
+        if (this.previous.get(a.key)?.reason === 'ready' && this.previous.get(a.key)?.attempt === a.attempt) this.onReady({ attemptId, at: this.clock.now() });
+      });
       return;
     }
     const base = this.attemptRow(attemptId, entry);
@@ -527,7 +541,49 @@ export class RunDriver {
     // A remote attempt was durable at dispatch: its pid says it reached the node and started.
     else if (ev.pid !== null && ev.node) this.writer.attempt({ ...this.attemptRow(ev.attemptId, f), pid: ev.pid });
     if (this.opts.sites && !f.data) this.opts.sites.placement.started(f.key, this.clock.now());
+    // A service without a readiness probe is ready when it started: known before the jobs that need it are launched.
+    const spec = f.data ? undefined : this.wf.jobs[f.job];
+    if (spec?.service && !spec.serviceSpec?.probe && !f.ready) this.markReady(f, undefined, undefined);
     this.step({ type: 'launched', key: f.key, attempt: f.attempt, now: this.clock.now() });
+  }
+
+  /** The workflow's services that are ready now, and where (a job's variables and NAME.svc). */
+  private readyServices(): ServiceLocation[] {
+    const out: ServiceLocation[] = [];
+    for (const f of this.attempts.values()) {
+      const spec = f.ready ? this.wf.jobs[f.job] : undefined;
+      if (!spec?.service || !f.ready) continue;
+      out.push({ name: spec.name, host: f.ready.host, node: f.node, spec: spec.serviceSpec ?? { ports: [], endpoints: [], persist: false } });
+    }
+    return out;
+  }
+
+  /** A service is ready: its readiness probe passed (or it started, without one). */
+  private onReady(ev: AttemptReady): void {
+    const f = this.attempts.get(ev.attemptId);
+    if (!f || this.current.get(f.key) !== ev.attemptId || f.ready) return;
+    const spec = this.wf.jobs[f.job];
+    if (!spec?.service) return;
+    this.markReady(f, ev.host, ev.message);
+    this.step({ type: 'ready', key: f.key, attempt: f.attempt, now: this.clock.now(), ...(ev.message ? { message: ev.message } : {}) });
+  }
+
+  /** Record a service ready (where its ports are) and say so, with its endpoints. */
+  private markReady(f: InFlight, reportedHost: string | undefined, detail: string | undefined): void {
+    const spec = this.wf.jobs[f.job]!;
+    // Where its ports are: what its agent says; else its node's address (a pool of nodes), else this machine.
+    const host = reportedHost ?? this.opts.agent.addressOf?.(f.node) ?? (this.opts.agent.addressOf ? f.node : '127.0.0.1');
+    f.ready = { host };
+    const s = spec.serviceSpec;
+    const where: string[] = [];
+    for (const e of s?.endpoints ?? []) {
+      const url = endpointUrl(spec.name, s!, e, host);
+      if (url) where.push(`endpoint ${e.name} ${url}`);
+    }
+    if (where.length === 0) for (const p of s?.ports ?? []) where.push(`port ${p.name} ${host.includes(':') ? `[${host}]` : host}:${p.port}`);
+    const message = `service ${f.key} is ready${where.length ? `: ${where.join(', ')}` : ''}${detail ? ` (${detail})` : ''}`;
+    this.writer.event({ workflowId: this.id, at: this.clock.now(), key: f.key, level: 'info', message });
+    this.hooks.onEvent?.('info', f.key, message);
   }
 
   /** A unit's end, by its attempt id: applied only while that attempt is the unit's current one. */

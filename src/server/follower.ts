@@ -154,7 +154,7 @@ export class FollowerClient implements WarrenClient, AdminClient {
   ) {}
 
   async get(id: string): Promise<WorkflowDetail> {
-    return detailOf(this.store, await visibleWorkflow(this.store, this.p, id), { cores: 1, explain: false });
+    return detailOf(this.store, await visibleWorkflow(this.store, this.p, id), { cores: 1, explain: false, cluster: true });
   }
   list(req: ListRequest = {}): Promise<WorkflowSummary[]> {
     return visibleWorkflows(this.store, this.p, req);
@@ -176,6 +176,11 @@ export class FollowerClient implements WarrenClient, AdminClient {
   }
   resume(): never {
     return this.leaderOnly();
+  }
+  connect(): never {
+    throw new WarrenError('SERVICE_FORWARD_UNSUPPORTED', 'this server is a follower: port forwarding goes through the leader', {
+      hint: 'use the leader\'s URL in the context (`GET /api/v1/health` on each server says which one leads)',
+    });
   }
   async close(): Promise<void> {}
   nodes(): never {

@@ -8,7 +8,7 @@ export type { Placement } from './placement.js';
 export { RunHub } from './hub.js';
 export { pruneRequest, pruneRuns, checkPrunable, RetentionPruner } from './retention.js';
 export type { PruneRunsOptions, PruneRunsReport, PrunerOptions } from './retention.js';
-export { summaryOf, detailOf, jobCounts, withStandIns, checkLogTarget, followStore } from './views.js';
+export { summaryOf, detailOf, jobCounts, withStandIns, checkLogTarget, followStore, serviceTarget, checkServiceForward } from './views.js';
 export { ClusterPool, gpusOf } from './pool.js';
 export type { NodeDirectory, PoolOptions } from './pool.js';
 // The HTTPS JSON API (/api/v1) and its OpenAPI document (loaded on first use: ./http/lazy.ts).

@@ -25,11 +25,13 @@ import {
 import {
   AGENT_PROTOCOL,
   RETENTION_PROTOCOL_MINOR,
+  SERVICES_PROTOCOL_MINOR,
   checkProtocol,
   validateNodeInfo,
   type AgentLoad,
   type AgentTimers,
   type AttemptExited,
+  type AttemptReady,
   type AttemptStarted,
   type AttemptState,
   type LaunchEvent,
@@ -48,7 +50,9 @@ import {
   type RenewResponse,
   type RunsResponse,
   type TaskAssignment,
+  type TunnelOrder,
 } from '../agent/index.js';
+import type { Duplex } from 'node:stream';
 import type { MeshLog } from './mesh-tls.js';
 import type { NodePatch, NodeRecord as StoredNode, Store } from '../store/index.js';
 import type { AgentCounts, HeartbeatMetrics } from './metrics.js';
@@ -148,6 +152,8 @@ export interface NodeRegistryEvents {
   report: [node: string, ev: AttemptStarted | AttemptExited, kind: 'started' | 'exited'];
   /** About a multinode job's daemons (the pool forwards it within the gang). */
   launch: [node: string, ev: LaunchEvent];
+  /** A service's readiness probe passed (protocol 1.5). */
+  ready: [node: string, ev: AttemptReady];
   /** The full attempt list a node sent on (re)connect: the driver reconciles. */
   attempts: [node: string, list: AttemptState[]];
   /** A node joined, or came back (down or lost before). */
@@ -178,6 +184,7 @@ export interface LogSink {
 /** What one node's proxy wants to hear (watchNode). */
 export interface NodeWatcher {
   report?(ev: AttemptStarted | AttemptExited, kind: 'started' | 'exited'): void;
+  ready?(ev: AttemptReady): void;
   lost?(): void;
 }
 
@@ -187,7 +194,8 @@ type Item =
   | { cursor: number; given?: boolean; kind: 'log'; l: LogOrder }
   | { cursor: number; given?: boolean; kind: 'stopLog'; requestId: string }
   | { cursor: number; given?: boolean; kind: 'launch'; o: LaunchOrder }
-  | { cursor: number; given?: boolean; kind: 'forget'; ids: string[] };
+  | { cursor: number; given?: boolean; kind: 'forget'; ids: string[] }
+  | { cursor: number; given?: boolean; kind: 'tunnel'; t: TunnelOrder };
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
@@ -308,6 +316,8 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   private readonly clock: () => number;
   private readonly byName = new Map<string, Live>();
   private readonly logs = new Map<string, LogChannel>();
+  /** Port forwards asked of nodes, waiting for the node's tunnel (GET /agent/v1/tunnels/:id). */
+  private readonly tunnels = new Map<string, { node: string; resolve: (s: Duplex) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   /** The CA that signs node certificates and the bundle agents are told to trust (useAuthority changes them in a CA rotation). */
   private ca: CertificateAuthority;
   private bundle: TrustBundle;
@@ -370,6 +380,11 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     for (const l of this.byName.values()) this.answerPoll(l, true);
     for (const ch of this.logs.values()) ch.fail(new WarrenError('AGENT_NODE_UNAVAILABLE', `the log stream of node ${ch.node} ended: the server is shutting down`, { hint: 'ask again when the server is back' }));
     this.logs.clear();
+    for (const [id, t] of this.tunnels) {
+      clearTimeout(t.timer);
+      t.reject(new WarrenError('AGENT_NODE_UNAVAILABLE', `the port forward through node ${t.node} was not opened: the server is shutting down`, { hint: 'try again when the server is back' }));
+      this.tunnels.delete(id);
+    }
     await Promise.all([...this.byName.values()].map((l) => l.writes));
   }
 
@@ -636,6 +651,13 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
           this.emit('launch', node, r.event);
           continue;
         }
+        if (r.type === 'ready') {
+          // The driver records it (the unit's state); a new server that adopts the service knows it from there.
+          this.emit('ready', node, r.event);
+          const ws = this.watchers.get(node);
+          if (ws) for (const w of ws) w.ready?.(r.event);
+          continue;
+        }
         applied.push(r.event);
         this.emit('report', node, r.event, r.type);
         const ws = this.watchers.get(node);
@@ -725,6 +747,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       else if (it.kind === 'log') r.logRequests.push(it.l);
       else if (it.kind === 'launch') (r.launches ??= []).push(it.o);
       else if (it.kind === 'forget') (r.forget ??= []).push(...it.ids);
+      else if (it.kind === 'tunnel') (r.tunnels ??= []).push(it.t);
       else r.stopLogs.push(it.requestId);
     }
     return r;
@@ -792,6 +815,48 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     const l = this.byName.get(node);
     if (!l || l.rec.state === 'lost' || l.rec.state === 'revoked') return false;
     this.enqueue(l, { kind: 'launch', o });
+    return true;
+  }
+
+  // ---- port forwards (protocol 1.5) ----
+
+  /**
+   * A stream to `port` of a service attempt on `node`: the node is asked (in its long poll) to
+   * open a tunnel to the server, which its agent joins to the service's port there.
+   */
+  tunnel(node: string, attemptId: string, port: number, timeoutMs = 15_000): Promise<Duplex> {
+    const l = this.check(node);
+    if (l.rec.state !== 'ready') {
+      return Promise.reject(new WarrenError('AGENT_NODE_UNAVAILABLE', `node ${node} is ${l.rec.state}: a port forward to it cannot be opened now`, { hint: 'try again when the node is back (`warren node ls`)', details: { node } }));
+    }
+    const v = l.rec.info.protocol;
+    if (!v || v.major !== AGENT_PROTOCOL.major || v.minor < SERVICES_PROTOCOL_MINOR) {
+      return Promise.reject(
+        new WarrenError('SERVICE_FORWARD_UNSUPPORTED', `node ${node}'s agent speaks protocol ${v?.major ?? '?'}.${v?.minor ?? '?'}, which has no port forwarding (it came with 1.${SERVICES_PROTOCOL_MINOR})`, {
+          hint: `upgrade the agent of node ${node} to this server's release`,
+          details: { node },
+        }),
+      );
+    }
+    const tunnelId = randomBytes(12).toString('base64url');
+    return new Promise<Duplex>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (!this.tunnels.delete(tunnelId)) return;
+        reject(new WarrenError('SERVICE_FORWARD_FAILED', `node ${node} did not open the port forward within ${Math.round(timeoutMs / 1000)} s`, { hint: 'check that its agent runs (`warren node ls`), then try again', details: { node } }));
+      }, timeoutMs);
+      this.tunnels.set(tunnelId, { node, resolve, reject, timer });
+      this.enqueue(l, { kind: 'tunnel', t: { tunnelId, attemptId, port } });
+    });
+  }
+
+  /** The node's side of a tunnel arrived (its upgraded connection), or the error it met. False: no such tunnel waits (for this node). */
+  acceptTunnel(node: string, tunnelId: string, got: { stream: Duplex } | { error: WireError }): boolean {
+    const t = this.tunnels.get(tunnelId);
+    if (!t || t.node !== node) return false;
+    this.tunnels.delete(tunnelId);
+    clearTimeout(t.timer);
+    if ('error' in got) t.reject(WarrenError.fromWire(got.error));
+    else t.resolve(got.stream);
     return true;
   }
 
@@ -1033,6 +1098,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 export interface PoolEvents {
   onReport(node: string, ev: AttemptStarted | AttemptExited): void;
   onLaunch(node: string, ev: LaunchEvent): void;
+  onReady?(node: string, ev: AttemptReady): void;
   onAttempts(node: string, list: AttemptState[]): void;
   onLost(node: string): void;
   onUp(node: string): void;
@@ -1047,11 +1113,13 @@ export interface PoolEvents {
 export function connectPool(reg: NodeRegistry, pool: PoolEvents): () => void {
   const report = (node: string, ev: AttemptStarted | AttemptExited): void => pool.onReport(node, ev);
   const launch = (node: string, ev: LaunchEvent): void => pool.onLaunch(node, ev);
+  const ready = (node: string, ev: AttemptReady): void => pool.onReady?.(node, ev);
   const attempts = (node: string, list: AttemptState[]): void => pool.onAttempts(node, list);
   const down = (node: string): void => pool.onLost(node);
   const up = (node: string): void => pool.onUp(node);
   reg.on('report', report);
   reg.on('launch', launch);
+  reg.on('ready', ready);
   reg.on('attempts', attempts);
   reg.on('down', down);
   reg.on('lost', down);
@@ -1059,6 +1127,7 @@ export function connectPool(reg: NodeRegistry, pool: PoolEvents): () => void {
   return () => {
     reg.off('report', report);
     reg.off('launch', launch);
+    reg.off('ready', ready);
     reg.off('attempts', attempts);
     reg.off('down', down);
     reg.off('lost', down);

@@ -19,8 +19,8 @@
 // lost ends the whole job (every part is killed) and the engine retries it as its policy says.
 
 import { WarrenError, attemptFields, type LogFn } from '../common/index.js';
-import type { Agent, AgentListener, AdmissionRequest, AttemptExited, AttemptStarted, AttemptState, GangInfo, LaunchEvent, LaunchOrder, LogRequest, NodeInfo, SubmitHooks, TaskAssignment } from '../agent/index.js';
-import { AGENT_PROTOCOL, GANG_PROTOCOL_MINOR, gpusOfJob } from '../agent/index.js';
+import type { Agent, AgentListener, AdmissionRequest, AttemptExited, AttemptReady, AttemptStarted, AttemptState, GangInfo, LaunchEvent, LaunchOrder, LogRequest, NodeInfo, SubmitHooks, TaskAssignment } from '../agent/index.js';
+import { AGENT_PROTOCOL, GANG_PROTOCOL_MINOR, SERVICES_PROTOCOL_MINOR, gpusOfJob } from '../agent/index.js';
 import { scheduleCluster, type ClusterNode, type PendingJob, type RunningJob } from '../scheduler/index.js';
 import type { Clock } from './driver.js';
 import type { JobSpec } from '../workflow/index.js';
@@ -36,6 +36,8 @@ export interface NodeDirectory {
   /** An order about a multinode job's daemons (false: the node is not there to tell). */
   launch(node: string, o: LaunchOrder): boolean;
   requestLogs(node: string, req: LogRequest, signal?: AbortSignal): AsyncIterable<Uint8Array>;
+  /** A stream to a port of a service attempt on the node (protocol 1.5 agents). */
+  tunnel?(node: string, attemptId: string, port: number): Promise<import('node:stream').Duplex>;
 }
 
 export interface PoolOptions {
@@ -504,8 +506,45 @@ export class ClusterPool implements Agent {
       p.placedAt = undefined;
       p.started = true;
       // A gang's row keeps naming all its nodes (a new server adopts every part).
-      this.listenerOf(ev.attemptId)?.started({ ...ev, node: this.gangs.get(ev.attemptId)?.nodes.join(',') ?? node });
+      const l = this.listenerOf(ev.attemptId);
+      l?.started({ ...ev, node: this.gangs.get(ev.attemptId)?.nodes.join(',') ?? node });
+      // A service on an agent older than protocol 1.5 reports no `ready`: it is ready when it started.
+      const spec = p.task?.job;
+      if (spec?.service && this.minorOf(node) < SERVICES_PROTOCOL_MINOR) {
+        const host = this.addressOf(node);
+        const old = this.dir.nodes().find((n) => n.name === node)?.info.protocol;
+        const message = spec.serviceSpec?.probe ? `its readiness probe was not run: node ${node}'s agent speaks protocol ${old?.major ?? 1}.${old?.minor ?? 0}, older than 1.${SERVICES_PROTOCOL_MINOR}; counted ready when it started` : undefined;
+        l?.ready?.({ attemptId: ev.attemptId, ...(host ? { host } : {}), ...(message ? { message } : {}), at: this.clock.now() });
+      }
     }
+  }
+
+  /** A service's readiness probe passed on its node (protocol 1.5). */
+  onReady(node: string, ev: AttemptReady): void {
+    const p = this.placed.get(ev.attemptId);
+    if (!p || p.node !== node || p.parent !== undefined) return; // not ours (a stray is adopted with its unit's state)
+    const host = ev.host ?? this.addressOf(node);
+    this.listenerOf(ev.attemptId)?.ready?.({ ...ev, ...(host ? { host } : {}) });
+  }
+
+  /** A stream to a port of a running service attempt, through the agent of its node. */
+  async connect(attemptId: string, port: number): Promise<import('node:stream').Duplex> {
+    const p = this.placed.get(attemptId);
+    if (!p || !p.started || p.node === '' || p.lostAt !== null) {
+      throw new WarrenError('SERVICE_NOT_RUNNING', `attempt ${attemptId} is not running on a node now${p && p.lostAt !== null ? ` (its node ${p.node} is lost)` : ''}`, { hint: 'see `warren status ID`: port forwarding reaches a service while it runs' });
+    }
+    if (!this.dir.tunnel) throw new WarrenError('SERVICE_FORWARD_UNSUPPORTED', 'this server cannot open port forwards to its nodes', { hint: 'upgrade the server' });
+    return this.dir.tunnel(p.node, attemptId, port);
+  }
+
+  /** The address other nodes (and the server) reach a node at: the first its agent reports. */
+  addressOf(node: string): string | undefined {
+    return this.dir.nodes().find((n) => n.name === node)?.info.addresses?.[0];
+  }
+
+  private minorOf(node: string): number {
+    const v = this.dir.nodes().find((n) => n.name === node)?.info.protocol;
+    return v && v.major === AGENT_PROTOCOL.major ? v.minor : 0;
   }
 
   /** A node (re)connected with the full list of its attempts: reconcile. */

@@ -10,6 +10,7 @@ import type {
   AdmissionRequest,
   AttemptExited,
   AgentListener,
+  AttemptReady,
   AttemptStarted,
   AttemptState,
   LogRequest,
@@ -48,6 +49,10 @@ export class RemoteAgent implements Agent {
     if (kind === 'started') this.started(ev as AttemptStarted);
     else this.exited(ev as AttemptExited);
   };
+  private readonly onReady = (ev: AttemptReady): void => {
+    if (this.closed || this.ended.has(ev.attemptId)) return;
+    this.listener?.ready?.(ev);
+  };
   private readonly onLost = (): void => {
     if (this.closed) return;
     const at = Date.now();
@@ -63,7 +68,7 @@ export class RemoteAgent implements Agent {
     private readonly opts: RemoteAgentOptions = {},
   ) {
     this.rememberEnded = opts.rememberEnded ?? 100_000;
-    this.unwatch = reg.watchNode(node, { report: this.onReport, lost: this.onLost });
+    this.unwatch = reg.watchNode(node, { report: this.onReport, lost: this.onLost, ready: this.onReady });
   }
 
   info(): NodeInfo {

@@ -6,7 +6,9 @@ import { WarrenError, didYouMean } from '../common/index.js';
 import { explainWaiting, type NodeCounts, type UnitSnapshot } from '../engine/index.js';
 import type { Workflow } from '../workflow/index.js';
 import type { Store, WorkflowRecord } from '../store/index.js';
-import type { AuditEntry, AuditRequest, JobCounts, ListRequest, LogsRequest, StreamItem, WorkflowDetail, WorkflowSummary } from '../api/index.js';
+import type { AuditEntry, AuditRequest, JobCounts, ListRequest, LogsRequest, ServiceView, StreamItem, WorkflowDetail, WorkflowSummary } from '../api/index.js';
+import { declaredPorts, describeProbe, endpointUrl, type NodeInfo } from '../agent/index.js';
+import type { AttemptRecord } from '../store/index.js';
 
 /** Who asks (a user sees only their own workflows; an admin sees all). */
 export interface Viewer {
@@ -46,8 +48,9 @@ export function summaryOf(r: WorkflowRecord, units?: UnitSnapshot[]): WorkflowSu
   };
 }
 
-/** The whole of a workflow: units, attempts, events, and why its jobs wait. */
-export async function detailOf(store: Store, rec: WorkflowRecord, o: { cores: number; explain: boolean; extraWaiting?: Map<string, string> }): Promise<WorkflowDetail> {
+/** The whole of a workflow: units, attempts, events, why its jobs wait, and its services.
+ *  `cluster`: services run on nodes, reached at their nodes' addresses (else on this machine). */
+export async function detailOf(store: Store, rec: WorkflowRecord, o: { cores: number; explain: boolean; extraWaiting?: Map<string, string>; cluster?: boolean }): Promise<WorkflowDetail> {
   const units = await store.units(rec.id);
   const attempts = await store.attempts(rec.id);
   const events = await store.events(rec.id);
@@ -62,7 +65,85 @@ export async function detailOf(store: Store, rec: WorkflowRecord, o: { cores: nu
     spec: rec.spec,
     runDir: rec.runDir,
     options: rec.options,
+    services: await servicesOf(store, rec.spec, units, attempts, o.cluster === true),
   };
+}
+
+/** The running service attempt a port forward goes to: its attempt id and node. The workflow
+ *  must have the service, it must be running, and the port must be one it declares. */
+export async function serviceTarget(store: Store, rec: WorkflowRecord, service: string, port: number): Promise<{ attemptId: string; node: string | null }> {
+  const units = await store.units(rec.id);
+  const u = checkServiceForward(rec.id, rec.spec, rec.status, units, service, port);
+  const a = (await store.attempts(rec.id)).filter((x) => x.key === u.key && x.attempt === u.attempt && x.endedAt === null).pop();
+  return { attemptId: a?.attemptId ?? `${rec.id}/${u.key}/${u.attempt}`, node: a?.node ?? null };
+}
+
+/** Can a port forward reach `port` of `service` now? Its unit, or SERVICE_UNKNOWN / SERVICE_PORT_UNDECLARED / SERVICE_NOT_RUNNING. */
+export function checkServiceForward(id: string, wf: Workflow, status: string, units: UnitSnapshot[], service: string, port: number): UnitSnapshot {
+  const rec = { id, spec: wf, status };
+  const spec = rec.spec.jobs[service];
+  if (!spec?.service) {
+    const names = Object.values(rec.spec.jobs).filter((j) => j.service).map((j) => j.name);
+    const best = didYouMean(service, names);
+    throw new WarrenError('SERVICE_UNKNOWN', `workflow ${rec.id} has no service "${service}"${spec ? ' (it is a job)' : ''}`, {
+      hint: best !== undefined ? `did you mean "${best}"?` : names.length ? `its services: ${names.join(', ')}` : 'it has no services: port forwarding reaches the services of a workflow',
+    });
+  }
+  const ports = declaredPorts(spec);
+  if (!ports.includes(port)) {
+    throw new WarrenError('SERVICE_PORT_UNDECLARED', `service ${service} does not declare port ${port}${ports.length ? ` (its ports: ${ports.join(', ')})` : ' (it declares no ports)'}`, {
+      hint: ports.length ? `forward one of its ports, e.g. \`warren port-forward ${rec.id} ${service} ${ports[0]}\`` : 'declare the port under network.ports of the service',
+    });
+  }
+  const u = units.find((x) => x.job === service && x.kind === 'job');
+  const state = u?.state ?? 'pending';
+  if (state !== 'running' || (rec.status !== 'running' && rec.status !== 'pending')) {
+    throw new WarrenError('SERVICE_NOT_RUNNING', `service ${service} of workflow ${rec.id} is not running (it is ${state === 'ready' ? 'waiting to start' : state}${rec.status !== 'running' && rec.status !== 'pending' ? `; the workflow ${rec.status}` : ''})`, {
+      hint: rec.status === 'running' || rec.status === 'pending' ? `wait until it runs: \`warren status ${rec.id}\` shows it` : `start it again: \`warren resume ${rec.id}\`, or run the workflow again`,
+    });
+  }
+  return u!;
+}
+
+/** Each service of a workflow: its state (starting until its probe passed), node, address, ports and endpoints. */
+export async function servicesOf(store: Store, wf: Workflow, units: UnitSnapshot[], attempts: AttemptRecord[], cluster: boolean): Promise<ServiceView[]> {
+  const specs = Object.values(wf.jobs).filter((j) => j.service);
+  if (specs.length === 0) return [];
+  let infos: Map<string, NodeInfo> | null = null;
+  const out: ServiceView[] = [];
+  for (const j of specs) {
+    const u = units.find((x) => x.job === j.name && x.kind === 'job');
+    const state: ServiceView['state'] =
+      !u || u.state === 'pending' || u.state === 'ready' ? 'pending' : u.state === 'starting' ? 'starting' : u.state === 'running' ? (u.reason === 'ready' ? 'ready' : 'starting') : u.state;
+    const live = u && (u.state === 'running' || u.state === 'starting') ? attempts.filter((a) => a.key === u.key && a.attempt === u.attempt && a.endedAt === null).pop() : undefined;
+    const node = live?.node ?? null;
+    let host: string | null = null;
+    if (u?.state === 'running') {
+      if (!cluster) host = '127.0.0.1';
+      else if (node) {
+        infos ??= new Map((await store.listNodes()).map((n) => [n.name, n.info as unknown as NodeInfo]));
+        host = infos.get(node)?.addresses?.[0] ?? node;
+      }
+    }
+    const s = j.serviceSpec;
+    out.push({
+      name: j.name,
+      state,
+      node,
+      host,
+      persist: s?.persist === true || !Object.values(wf.jobs).some((x) => !x.service),
+      probe: s?.probe ? describeProbe(s.probe) : null,
+      ports: (s?.ports ?? []).map((p) => ({ name: p.name, port: p.port, protocol: p.protocol })),
+      endpoints: (s?.endpoints ?? []).map((e) => ({
+        name: e.name,
+        port: s!.ports.find((p) => p.name === e.portName)?.port ?? null,
+        protocol: e.protocol,
+        type: e.type,
+        url: host !== null ? (endpointUrl(j.name, s!, e, host) ?? null) : null,
+      })),
+    });
+  }
+  return out;
 }
 
 /** Job units per end state (tasks that never started included), from the engine's counts. */

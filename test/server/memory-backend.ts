@@ -138,7 +138,7 @@ export class MemoryBackend implements ApiBackend {
       if (!p.admin) throw new WarrenError('AUTH_FORBIDDEN', 'admins only', { hint: 'ask an admin' });
     };
     const summary = (f: Flow): WorkflowSummary => {
-      const { units: _u, attempts: _a, events: _e, waiting: _w, spec: _sp, runDir: _rd, options: _op, ...s } = f.detail;
+      const { units: _u, attempts: _a, events: _e, waiting: _w, spec: _sp, runDir: _rd, options: _op, services: _sv, ...s } = f.detail;
       return s;
     };
     const node = (name: string): NodeView => {
@@ -149,6 +149,9 @@ export class MemoryBackend implements ApiBackend {
     };
     return {
       where: 'memory',
+      async connect(): Promise<never> {
+        throw new WarrenError('SERVICE_UNKNOWN', 'the memory backend has no services', { hint: 'a test backend' });
+      },
       async submit(req: SubmitRequest): Promise<WorkflowSummary> {
         if (b.explode) throw b.explode;
         if (req.source.includes('syntax error')) {
@@ -174,6 +177,7 @@ export class MemoryBackend implements ApiBackend {
           spec: { name: 'flow', dialect: 'v1', volumes: {}, jobs: { a: { name: 'a' } }, policy: {} } as never,
           runDir: '/runs/x',
           options: {},
+          services: [],
         };
         b.flows.set(id, { detail, items: [], logs: new Map() });
         return summary(b.flows.get(id)!);

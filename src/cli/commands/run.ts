@@ -8,7 +8,7 @@ import { EXIT, WarrenError, warrenHome } from '../../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../../engine/index.js';
 import { describeOwner, holderIsGone } from '../../server/index.js';
 import { loadWorkflowFile, readStorageClasses, readWorkflowText, type Workflow } from '../../workflow/index.js';
-import type { JobCounts, StreamItem, WarrenClient, WorkflowDetail } from '../../api/index.js';
+import type { JobCounts, ServiceView, StreamItem, WarrenClient, WorkflowDetail } from '../../api/index.js';
 import { RunView } from '../view.js';
 import { openClient, addTargetOptions, type TargetOpts } from '../client.js';
 
@@ -46,10 +46,11 @@ function notStarted(wf: Workflow, units: UnitSnapshot[]): Map<string, number> {
   return out;
 }
 
-function resultJson(rec: { id: string; spec: Workflow }, status: WorkflowStatus, units0: UnitSnapshot[], attemptsPer: Map<string, number>): string {
+function resultJson(rec: { id: string; spec: Workflow; services?: ServiceView[] }, status: WorkflowStatus, units0: UnitSnapshot[], attemptsPer: Map<string, number>): string {
   const units = inFileOrder(rec.spec, units0);
   const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
   return JSON.stringify({
+    ...(rec.services?.length ? { services: rec.services } : {}),
     id: rec.id,
     status,
     jobs: units
@@ -375,6 +376,15 @@ function printStatus(d: WorkflowDetail, embedded: boolean): void {
     }
     const why = waiting.get(job);
     if (why) out(`  ${''.padEnd(24)} waiting: ${why}\n`);
+  }
+  if (d.services?.length) {
+    out('  services:\n');
+    for (const s of d.services) {
+      const where = s.host ? ` at ${s.host}${s.node ? ` (node ${s.node})` : ''}` : '';
+      out(`    ${s.name.padEnd(22)} ${s.state.padEnd(10)}${where}${s.persist ? ', persists' : ''}${s.probe ? `; probe ${s.probe}` : ''}\n`);
+      for (const e of s.endpoints) out(`      endpoint ${e.name.padEnd(12)} ${e.url ?? `${e.protocol} port ${e.port ?? '?'} (${e.type})`}\n`);
+      for (const p of s.ports) out(`      port     ${p.name.padEnd(12)} ${p.port}/${p.protocol}${s.state === 'ready' || s.state === 'starting' ? `  (\`warren port-forward ${d.id} ${s.name} ${p.port}\`)` : ''}\n`);
+    }
   }
   const events = d.events.filter((e) => e.level !== 'info').slice(-10);
   if (events.length) {

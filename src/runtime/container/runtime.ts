@@ -7,7 +7,7 @@
 // Why `runc run` in the foreground and not create/start/--detach: one exec instead of
 // three, runc itself waits for the job and returns its exit status (we stay its parent,
 // so no polling), forwards signals, and destroys the container on exit.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -502,6 +502,18 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
       };
 
       void start();
+      const exec = (cmd: string[], timeoutMs: number): Promise<{ exitCode: number | null; output: string; timedOut?: boolean }> =>
+        new Promise((resolve) => {
+          if (!prep || !runc || done || runcExited) return resolve({ exitCode: null, output: 'the container is not running' });
+          // runc exec takes the container's process settings (user, environment, cwd) and replaces the arguments.
+          execFile(runc, ['--root', runcRoot, 'exec', prep.cid, ...cmd], { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+            const e = err as (Error & { code?: unknown; killed?: boolean }) | null;
+            const output = `${String(stdout)}${String(stderr)}`.slice(-4096);
+            if (!e) return resolve({ exitCode: 0, output });
+            if (e.killed) return resolve({ exitCode: null, output, timedOut: true });
+            resolve({ exitCode: typeof e.code === 'number' ? e.code : null, output: output || e.message });
+          });
+        });
       return {
         get pid() {
           return child?.pid;
@@ -509,6 +521,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
         started,
         exited,
         kill,
+        exec,
       };
     },
   };

@@ -11,7 +11,9 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
-import { WarrenError, isWarrenError, toWarrenError } from '../../common/index.js';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { TUNNEL_PROTOCOL, WarrenError, acceptUpgrade, isWarrenError, joinStreams, refuseUpgrade, toWarrenError } from '../../common/index.js';
 import {
   API_VERSION,
   LOG_ERROR_TRAILER,
@@ -267,6 +269,30 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
     r.get('/workflows/:id', {
       schema: { tags: ['workflows'], operationId: 'get', summary: 'a workflow with its units, attempts, events', params: idParams, response: { 200: ref('WorkflowDetail'), ...ERROR_RESPONSES } },
       handler: async (req) => client(req).get((req.params as { id: string }).id),
+    });
+    r.get('/workflows/:id/services/:service/ports/:port/forward', {
+      schema: {
+        tags: ['workflows'],
+        operationId: 'portForward',
+        summary: 'a TCP stream to a port of a running service (`warren port-forward`): an HTTP/1.1 upgrade',
+        description:
+          'Send it with `Connection: Upgrade` and `Upgrade: warren-tunnel`: the answer is `101 Switching Protocols`, and from then on the ' +
+          'connection carries the bytes of one TCP connection to the service\'s port on its node (through the node\'s agent). ' +
+          'Refused with an Error body: SERVICE_UNKNOWN, SERVICE_NOT_RUNNING, SERVICE_PORT_UNDECLARED, SERVICE_FORWARD_UNSUPPORTED (the node\'s agent is older than protocol 1.5), SERVICE_FORWARD_FAILED. ' +
+          'Without the upgrade headers: API_BAD_REQUEST.',
+        params: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['id', 'service', 'port'],
+          properties: { id: idParams.properties.id, service: { type: 'string', pattern: NAME_PATTERN }, port: { type: 'integer', minimum: 1, maximum: 65535 } },
+        },
+        response: { 101: { description: 'switched to the raw stream' }, ...ERROR_RESPONSES },
+      },
+      handler: async () => {
+        throw new WarrenError('API_BAD_REQUEST', 'this route is an upgrade to a raw TCP stream, and the request did not ask for one', {
+          hint: `send it with Connection: Upgrade and Upgrade: ${TUNNEL_PROTOCOL} (\`warren port-forward ID SERVICE PORT\` does)`,
+        });
+      },
     });
     r.post('/workflows/:id/cancel', {
       schema: { tags: ['workflows'], operationId: 'cancel', summary: 'cancel a workflow: running jobs are stopped, the rest marked canceled', params: idParams, response: { 200: ref('WorkflowSummary'), ...ERROR_RESPONSES } },
@@ -548,9 +574,47 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
   await app.register(api, { prefix: `/api/${API_VERSION}` });
   for (const p of o.plugins ?? []) await app.register(p);
 
+  // Port forwards: GET /api/v1/workflows/:id/services/:service/ports/:port/forward as an
+  // upgrade (the route above answers a request without one). The user's token as for every
+  // route; the backend opens the stream to the service (through its node's agent).
+  const tunnels = new Set<Duplex>();
+  const forwardPath = new RegExp(`^/api/${API_VERSION}/workflows/([A-Za-z0-9_.-]{1,128})/services/([A-Za-z0-9_.-]{1,255})/ports/(\\d{1,5})/forward$`);
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const path = (req.url ?? '').split('?')[0]!;
+    if (path.startsWith('/agent/')) return; // the agent routes' own
+    void (async () => {
+      try {
+        const m = forwardPath.exec(path);
+        if (!m || req.method !== 'GET' || String(req.headers.upgrade ?? '').toLowerCase() !== TUNNEL_PROTOCOL) {
+          throw new WarrenError('API_NOT_FOUND', `no upgrade route ${req.method ?? '?'} ${path}`, { hint: 'see docs/api/openapi.json (portForward)' });
+        }
+        const port = Number(m[3]);
+        if (port < 1 || port > 65535) throw new WarrenError('API_BAD_REQUEST', `port ${m[3]} is not a TCP port (1..65535)`, { hint: 'give a port the service declares' });
+        const p = await authenticate(o.backend, req.headers.authorization);
+        const stream = await o.backend.client({ ...p, source: req.socket.remoteAddress ?? '?' }).connect(decodeURIComponent(m[1]!), decodeURIComponent(m[2]!), port);
+        if (socket.destroyed) {
+          stream.destroy();
+          return;
+        }
+        acceptUpgrade(socket);
+        if (head.length) stream.write(head);
+        tunnels.add(socket);
+        socket.once('close', () => tunnels.delete(socket));
+        joinStreams(socket, stream);
+      } catch (e) {
+        const err = apiError(e);
+        if (err.httpStatus >= 500) log('warn', `port forward ${path} failed: ${err.message}`, { code: err.code });
+        refuseUpgrade(socket, err);
+      }
+    })();
+  };
+  app.server.on('upgrade', onUpgrade);
+
   // Open streams would hold the server open: end them first (their clients reconnect elsewhere).
   app.addHook('preClose', async () => {
     for (const ac of streams) ac.abort();
+    app.server.off('upgrade', onUpgrade);
+    for (const s of tunnels) s.destroy();
   });
 
   return {

@@ -170,6 +170,20 @@ export const SHARED_SCHEMAS = [
     ...obj({ at: ms, key: nullable(str), level: { type: 'string', enum: ['info', 'warn', 'error'] }, message: str }),
   },
   {
+    $id: 'Service',
+    description: 'A service of a workflow: its state, where it runs, its ports and endpoints.',
+    ...obj({
+      name: str,
+      state: { type: 'string', enum: ['pending', 'starting', 'ready', 'succeeded', 'failed', 'canceled', 'skipped'], description: 'starting: started, its readiness probe has not passed yet' },
+      node: nullable(str),
+      host: { ...nullable(str), description: 'the address its ports are reached at, while it runs' },
+      persist: bool,
+      probe: { ...nullable(str), description: 'its readiness probe in words' },
+      ports: { type: 'array', items: obj({ name: str, port: int, protocol: str }) },
+      endpoints: { type: 'array', items: obj({ name: str, port: nullable(int), protocol: str, type: str, url: nullable(str) }) },
+    }),
+  },
+  {
     $id: 'WorkflowDetail',
     // WorkflowSummary's properties and these (fast-json-stringify and OpenAPI 3.1 both read allOf;
     // the flat form keeps `additionalProperties: false` meaningful).
@@ -322,6 +336,7 @@ export const SHARED_SCHEMAS = [
     spec: { type: 'object', additionalProperties: true, description: 'the workflow as accepted (normalized: sizes in bytes, durations in seconds, task arrays as ranges; see src/workflow/types.ts)' },
     runDir: { ...str, description: 'its run directory (embedded: on this machine; cluster: the same path under each node\'s data directory)' },
     options: { type: 'object', additionalProperties: true, description: 'the run options it was submitted with (failFast, simulate)' },
+    services: { type: 'array', items: { $ref: 'Service#' }, description: 'its services: state, node, address, ports, endpoints' },
   };
   Object.assign(detail.properties, summary.properties, own);
   detail.required.push(...summary.required, ...Object.keys(own));
