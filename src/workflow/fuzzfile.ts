@@ -557,7 +557,12 @@ function readPolicy(r: Reader, v: unknown): WorkflowPolicy {
     if (b !== undefined) out.budget = b;
   }
   if (o.timeout !== undefined) {
-    const t = r.duration(o.timeout, ['policy', 'timeout'], true);
+    // Also written as a job's is (`timeout: {execute: 2h}`), the way Fuzzball files write policies.
+    const t = isObj(o.timeout)
+      ? r.obj(o.timeout, ['policy', 'timeout'], ['execute'], 'policy.timeout') && o.timeout.execute !== undefined
+        ? r.duration(o.timeout.execute, ['policy', 'timeout', 'execute'], true)
+        : undefined
+      : r.duration(o.timeout, ['policy', 'timeout'], true);
     if (t !== undefined) out.timeoutSec = t;
   }
   if (o['require-signed'] !== undefined) {

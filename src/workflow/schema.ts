@@ -198,7 +198,7 @@ function topLevel(dialect: 'v1' | 'v4'): object {
     files: orNull({ type: 'object', description: 'NAME -> content; jobs and ingress refer to them as file://NAME', propertyNames: { minLength: 1, not: { pattern: '^/|(^|/)\\.\\.(/|$)' } }, additionalProperties: { type: ['string', 'null'] } }),
     defaults: orNull(obj({ job: orNull({ ...jobNoRun, description: 'merged under every job' }) })),
     volumes: orNull({ type: 'object', propertyNames: { pattern: NAME }, additionalProperties: volume(dialect) }),
-    policy: obj({ deadline: DURATION, budget: { type: 'number', minimum: 0 }, timeout: DURATION, 'require-signed': { type: 'boolean' }, 'trusted-keys': { type: 'array', items: { type: 'string', minLength: 1 } } }),
+    policy: obj({ deadline: DURATION, budget: { type: 'number', minimum: 0 }, timeout: { oneOf: [DURATION, obj({ execute: DURATION })] }, 'require-signed': { type: 'boolean' }, 'trusted-keys': { type: 'array', items: { type: 'string', minLength: 1 } } }),
     jobs: orNull({ type: 'object', propertyNames: { pattern: NAME }, additionalProperties: job }),
     services: orNull({ type: 'object', propertyNames: { pattern: NAME }, additionalProperties: service }),
   };

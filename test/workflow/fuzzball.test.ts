@@ -634,3 +634,12 @@ test('status FINISHED is success, as in Fuzzball; ENDED is either way', () => {
   assert.deepEqual(workflow!.jobs.b!.requires, [{ job: 'a', condition: 'succeeded' }]);
   assert.deepEqual(workflow!.jobs.c!.requires, [{ job: 'a', condition: 'finished' }]);
 });
+
+test('the workflow timeout may be written as a job\'s is: policy.timeout.execute', () => {
+  const text = ['version: v4', 'policy:', '  timeout: {execute: 2h}', 'services:', '  web: {command: [x]}', ''].join('\n');
+  const { workflow, diagnostics } = parseWorkflowText(text, 'flow.yaml');
+  assert.deepEqual(diagnostics, []);
+  assert.equal(workflow!.policy.timeoutSec, 7200);
+  const bad = parseWorkflowText(text.replace('execute: 2h', 'execute: 2 hours'), 'flow.yaml');
+  assert.equal(bad.diagnostics.map((d) => `${d.line}:${d.col} ${d.path}: ${d.message}`).join('\n'), '3:22 policy.timeout.execute: invalid duration "2 hours"');
+});
