@@ -39,8 +39,11 @@ describe('services from Fuzzfile text (warren run)', { skip: existsSync(BUSYBOX)
     writeFileSync(
       file,
       `version: v4
+annotations: {team: bio}
 services:
   web:
+    resource:
+      annotations: {gpu-model: none}
     # listens only after a while: the probe is refused first
     command: [/bin/sh, -c, "sleep 0.5; exec ${BUSYBOX} httpd -f -p 127.0.0.1:${port} -h ${www}"]
     network:
@@ -54,6 +57,7 @@ services:
       failure-threshold: 30
 jobs:
   fetch:
+    annotations: {note: reads the page}
     depends-on:
       - {name: web, status: RUNNING, description: the page is served}
     script: |
@@ -66,6 +70,15 @@ jobs:
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const id = (JSON.parse(r.stdout) as { id: string }).id;
     assert.equal(warren(['logs', id, 'fetch']).stdout, 'served\n');
+    // Annotations: kept, shown by `warren status` (text and JSON), acted on by nobody.
+    const st = warren(['status', id]);
+    assert.match(st.stdout, /  annotations \(kept; Warren acts on none of them\):\n    team=bio\n    web: gpu-model=none\n    fetch: note=reads the page\n/, st.stdout);
+    const js = JSON.parse(warren(['status', id, '--json']).stdout) as { annotations: unknown };
+    assert.deepEqual(js.annotations, [
+      { where: 'annotations', key: 'team', value: 'bio', actedOn: false },
+      { where: 'services.web.resource.annotations', key: 'gpu-model', value: 'none', actedOn: false },
+      { where: 'jobs.fetch.annotations', key: 'note', value: 'reads the page', actedOn: false },
+    ]);
   });
 
   test('two services on one port: exit 2 with the position, nothing started', () => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { EXIT, WarrenError, warrenHome } from '../../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../../engine/index.js';
 import { describeOwner, holderIsGone } from '../../server/index.js';
-import { loadWorkflowFile, readStorageClasses, readWorkflowText, type Workflow } from '../../workflow/index.js';
+import { loadWorkflowFile, readStorageClasses, readWorkflowText, workflowAnnotations, type Workflow } from '../../workflow/index.js';
 import type { JobCounts, ServiceView, StreamItem, WarrenClient, WorkflowDetail } from '../../api/index.js';
 import { RunView } from '../view.js';
 import { openClient, addTargetOptions, type TargetOpts } from '../client.js';
@@ -51,6 +51,7 @@ function resultJson(rec: { id: string; spec: Workflow; services?: ServiceView[] 
   const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
   return JSON.stringify({
     ...(rec.services?.length ? { services: rec.services } : {}),
+    ...(workflowAnnotations(rec.spec).length ? { annotations: workflowAnnotations(rec.spec).map(({ where, key, value, actedOn }) => ({ where, key, value, actedOn })) } : {}),
     id: rec.id,
     status,
     jobs: units
@@ -385,6 +386,13 @@ function printStatus(d: WorkflowDetail, embedded: boolean): void {
       for (const e of s.endpoints) out(`      endpoint ${e.name.padEnd(12)} ${e.url ?? `${e.protocol} port ${e.port ?? '?'} (${e.type})`}\n`);
       for (const p of s.ports) out(`      port     ${p.name.padEnd(12)} ${p.port}/${p.protocol}${s.state === 'ready' || s.state === 'starting' ? `  (\`warren port-forward ${d.id} ${s.name} ${p.port}\`)` : ''}\n`);
     }
+  }
+  // Annotations are kept as written; Warren acts on none yet (docs/workflow-format.md#annotations).
+  const notes = workflowAnnotations(d.spec);
+  if (notes.length) {
+    out(`  annotations (kept; ${notes.some((a) => a.actedOn) ? 'those marked * act on placement' : 'Warren acts on none of them'}):\n`);
+    const marks = notes.some((a) => a.actedOn);
+    for (const a of notes) out(`    ${marks ? (a.actedOn ? '* ' : '  ') : ''}${a.owner ? `${a.owner}: ` : ''}${a.key}=${a.value}\n`);
   }
   const events = d.events.filter((e) => e.level !== 'info').slice(-10);
   if (events.length) {
