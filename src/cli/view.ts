@@ -55,8 +55,11 @@ export class RunView {
 
   private id = '';
 
+  private services = new Set<string>();
+
   start(id: string, runDir: string, units: UnitSnapshot[], wf?: Workflow): void {
     this.runDir = runDir;
+    if (wf) for (const j of Object.values(wf.jobs)) if (j.service) this.services.add(j.name);
     this.id = id;
     for (const u of units) this.add(u);
     // Tasks of arrays that have no row yet (they get one as they start): counted as pending.
@@ -132,8 +135,8 @@ export class RunView {
   }
 
   private failure(u: UnitSnapshot): void {
-    const what = u.kind === 'job' ? `job ${u.job}${u.task === null ? '' : ` task ${u.task}`}` : u.kind === 'ingress' ? `ingress of volume ${u.job}` : 'egress';
-    const why = u.reason === 'exit' ? `exit code ${u.exitCode}` : u.reason === 'oom' ? 'out of memory' : u.reason ?? 'failed';
+    const what = u.kind === 'job' ? `${this.services.has(u.job) ? 'service' : 'job'} ${u.job}${u.task === null ? '' : ` task ${u.task}`}` : u.kind === 'ingress' ? `ingress of volume ${u.job}` : 'egress';
+    const why = u.reason === 'exit' ? `exit code ${u.exitCode}` : u.reason === 'oom' ? 'out of memory' : u.reason === 'not-ready' ? 'never ready' : u.reason ?? 'failed';
     const lines = [`✗ ${what} failed (${why}, attempt ${u.attempt})${u.message ? `: ${u.message}` : ''}`];
     if (u.kind === 'job' && !this.runDir) lines.push(`    (its log: \`warren logs ${this.id} ${u.task === null ? u.job : `${u.job}:${u.task}`} --err\`)`);
     else if (u.kind === 'job') {
