@@ -897,7 +897,14 @@ export class LocalAgent implements Agent {
 
 /** Where a volume lives on a node: persistent ones under volumes/, ephemeral ones in the run. */
 export function volumeDir(home: string, runDir: string, v: VolumeSpec): string {
-  return v.kind === 'persistent' ? join(home, 'volumes', safe(v.persistentName ?? v.name)) : join(runDir, 'volumes', safe(v.name));
+  if (v.kind !== 'persistent') return join(runDir, 'volumes', safe(v.name));
+  // volume://user/persistent/x, volume://account/persistent/x and a machine class's x are
+  // three volumes: the scope and the class are part of the path (user + built-in class:
+  // volumes/NAME, where they have always been).
+  const name = safe(v.persistentName ?? v.name);
+  const cls = v.storageClass ? safe(v.storageClass) : undefined;
+  if (v.scope === 'account') return join(home, 'volumes', '@account', cls ?? 'persistent', name);
+  return cls ? join(home, 'volumes', '@class', cls, name) : join(home, 'volumes', name);
 }
 
 function waitForChange(path: string, ms: number, signal?: AbortSignal): Promise<void> {

@@ -5,7 +5,7 @@
 import { hostname, availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { WarrenError, pidAlive, warrenHome, isWarrenError, didYouMean } from '../common/index.js';
+import { WarrenError, pidAlive, warrenHome, isWarrenError, didYouMean, parseSize } from '../common/index.js';
 import { explainWaiting, TERMINAL, type NodeCounts, type UnitSnapshot, type WorkflowStatus } from '../engine/index.js';
 import { LocalAgent, discoverNodeGpus, gpusOfJob, logPaths, type Agent } from '../agent/index.js';
 import { createProcessRuntime, closeSpawner, type Runtime } from '../runtime/index.js';
@@ -284,6 +284,17 @@ export class EmbeddedClient implements WarrenClient {
     return defaultContainerRuntime(this.home, { allowSetuid, trust: (img) => gate.admit(img) });
   }
 
+  /** `$WARREN_MEMORY` (a size: 64GiB): the memory the local agent may hand out, over the machine's (as WARREN_CORES for cores). */
+  private memory(): number | undefined {
+    const v = process.env.WARREN_MEMORY;
+    if (v === undefined || v === '') return undefined;
+    const n = parseSize(v);
+    if (n === undefined || n <= 0) {
+      throw new WarrenError('CLI_BAD_OPTION', `WARREN_MEMORY must be a size like 64GiB or 512MB, not "${v}"`, { hint: 'set WARREN_MEMORY to the memory the local agent may use, or unset it for all of this machine\'s' });
+    }
+    return n;
+  }
+
   private cores(): number | undefined {
     if (this.o.cores !== undefined) return this.o.cores;
     if (process.env.WARREN_CORES) return Number(process.env.WARREN_CORES);
@@ -300,7 +311,8 @@ export class EmbeddedClient implements WarrenClient {
     // The GPUs nvidia-smi lists (asked only when a job wants GPUs: or resuming, whose jobs are not known here).
     const needsGpus = wf === undefined || Object.values(wf.jobs).some((j) => gpusOfJob(j) > 0);
     const gpus = needsGpus ? discoverNodeGpus() : [];
-    return new LocalAgent({ home: this.home, cores: this.cores(), process: createProcessRuntime(), container, transfers: mover, gpus, ...(secrets ? { secrets } : {}) });
+    const memoryBytes = this.memory();
+    return new LocalAgent({ home: this.home, cores: this.cores(), ...(memoryBytes !== undefined ? { memoryBytes } : {}), process: createProcessRuntime(), container, transfers: mover, gpus, ...(secrets ? { secrets } : {}) });
   }
 
   /** The orchestrator of this machine for a workflow, and its trust gate (built once: the

@@ -7,7 +7,7 @@ import { EXIT, ensureWarrenHome, toWarrenError } from '../common/index.js';
 import { PROGRAM_DESCRIPTION, PROGRAM_VERSION, registerAll, staticHelp } from './registry.js';
 
 /** Commands that never touch `$WARREN_HOME` (so they do not create it). */
-const NO_HOME = new Set(['validate', 'schema', 'help', 'context', 'install']);
+const NO_HOME = new Set(['validate', 'schema', 'help', 'context', 'install', 'upgrade', 'app']);
 
 export async function buildProgram(command?: string): Promise<Command> {
   const program = new Command('warren')

@@ -1,6 +1,8 @@
 // Ingress: fetch a source (file://, http(s)://, s3://) into a volume through the cache.
 import { resolve } from 'node:path';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { dirname } from 'node:path';
 import { parseDuration, parseSize, warrenHome } from '../common/index.js';
 import type { TransferSpec } from '../workflow/types.js';
 import type { DataOptions, IngressFn, TransferResult } from './types.js';
@@ -65,7 +67,33 @@ async function place(blob: string, dest: string, uri: string, opts: DataOptions)
   }
 }
 
+/** An ingress whose source is one of the workflow's inline `files:` (`file://NAME`): its
+ *  content is written into the volume, with the same size and checksum checks. */
+async function inlineIngress(t: TransferSpec & { inlineFile: { name: string; content: string } }, volumeRoot: string): Promise<TransferResult> {
+  const uri = t.source.uri;
+  const dl = parseLocation(t.destination.uri);
+  if (dl.scheme !== 'file') throw badUri(t.destination.uri, 'an ingress destination must be a file:// path in the volume');
+  const expected = checkSha256(t);
+  const dest = resolveInVolume(volumeRoot, withName(dl.path, t.inlineFile.name), t.destination.uri);
+  const body = Buffer.from(t.inlineFile.content, 'utf8');
+  const sha256 = createHash('sha256').update(body).digest('hex');
+  if (t.sizeBytes !== undefined && body.length !== t.sizeBytes) throw sizeMismatch(uri, t.sizeBytes, body.length);
+  if (expected && sha256 !== expected) throw checksumMismatch(uri, expected, sha256);
+  const tmp = `${dest}.warren-${process.pid}-${Date.now()}.tmp`;
+  try {
+    await mkdir(dirname(dest), { recursive: true });
+    await writeFile(tmp, body, { mode: 0o444 });
+    await chmod(tmp, 0o444);
+    await rename(tmp, dest);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw fsError(e, dest, uri);
+  }
+  return { uri, target: dest, bytes: body.length, sha256, cached: false };
+}
+
 export const ingress: IngressFn = async (t: TransferSpec, volumeRoot: string, opts: DataOptions): Promise<TransferResult> => {
+  if (t.inlineFile) return inlineIngress({ ...t, inlineFile: t.inlineFile }, volumeRoot);
   const uri = t.source.uri;
   const src = parseLocation(uri);
   const dl = parseLocation(t.destination.uri);

@@ -86,6 +86,7 @@ export function prepareImage(uri: string, opts: PrepareOptions = {}): Promise<Pr
       ...(opts.parallel ? { parallel: opts.parallel } : {}),
       ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
       ...(opts.allowSetuid ? { allowSetuid: true } : {}),
+      ...(opts.registries ? { registries: opts.registries } : {}),
     });
     // A SIF (oras://) built by Warren carries its image config (env, entrypoint, labels) inside.
     const inner = r.kind === 'sif' ? readImageConfig(r.path, regRef.uri) : undefined;
@@ -112,6 +113,8 @@ export async function checkRegistryLogin(registry: string, auth: RegistryAuth): 
 
 export { parseImageRef, hostPlatform, formatPlatform, parsePlatform, pushImage, pushIndex, pushSif, pushLocalImage, buildLayer } from './oci/index.js';
 export { loadCredentials, saveCredentials, removeCredentials, credentialsFile } from './oci/index.js';
+export { MIRRORS_ENV, mirrorsFile, loadRegistriesConfig, pullSource } from './oci/index.js';
+export type { MirrorRule, RegistriesConfig, PullSource } from './oci/index.js';
 export type {
   ImageRef,
   RegistryImageRef,

@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { WarrenError, toWarrenError, type LogFn } from '../common/index.js';
 import type { Agent, TaskUser } from '../agent/index.js';
-import { loadWorkflowText, type Workflow } from '../workflow/index.js';
+import { loadWorkflowText, readStorageClasses, type Workflow } from '../workflow/index.js';
 import type { AuditRecord, Store, WorkflowRecord, UserRecord } from '../store/index.js';
 import { createJoinToken } from '../mesh/index.js';
 import type {
@@ -245,7 +245,9 @@ export class ServerBackend {
   }
 
   async submit(p: Principal, req: SubmitRequest): Promise<WorkflowSummary> {
-    const wf = loadWorkflowText(req.source, req.filename);
+    // Storage classes are the server's (its data directory's storage-classes.yaml, read at
+    // each submission so that an edit needs no restart).
+    const wf = loadWorkflowText(req.source, req.filename, { storageClasses: readStorageClasses(this.o.dataDir) });
     refuseLocalInputs(wf, req.filename);
     const rec = await this.orch.accept(wf, { failFast: req.options?.failFast === true, ...(req.options?.simulate !== undefined ? { simulate: req.options.simulate } : {}) }, { owner: p.user });
     this.o.log?.('info', `accepted workflow ${rec.id} (${rec.name}, ${Object.keys(wf.jobs).length} jobs) from ${p.user}`, { workflowId: rec.id, user: p.user });
@@ -543,7 +545,7 @@ function userView(u: UserRecord): UserView {
 export function refuseLocalInputs(wf: Workflow, file: string): void {
   const problems: string[] = [];
   for (const v of Object.values(wf.volumes)) {
-    for (const t of v.ingress) if (t.source.uri.startsWith('file:')) problems.push(`volume ${v.name}: ingress source ${t.source.uri} is a file on the submitting machine`);
+    for (const t of v.ingress) if (t.source.uri.startsWith('file:') && !t.inlineFile) problems.push(`volume ${v.name}: ingress source ${t.source.uri} is a file on the submitting machine`);
     for (const t of v.egress) if (t.destination.uri.startsWith('file:')) problems.push(`volume ${v.name}: egress destination ${t.destination.uri} is a file on the submitting machine`);
   }
   for (const j of Object.values(wf.jobs)) {

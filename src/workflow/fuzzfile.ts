@@ -4,15 +4,16 @@
 // Speed: the values come from js-yaml (fast); the `yaml` package, which knows every node's
 // exact range, is only consulted when there is something to report, to turn the path of
 // each problem (jobs.align.requires[1]) into a line and column.
-import { isAlias, isMap, isScalar, isSeq, type Node as YNode } from 'yaml';
 import * as jsyaml from 'js-yaml';
 import { load as loadYaml, CORE_SCHEMA, type Type as YamlType } from 'js-yaml';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { parseDuration, parseSize } from '../common/index.js';
 import { didYouMean, suggestion } from './diagnostics.js';
 import { findCycles } from './graph.js';
 import { formatPath, setOwn } from './path.js';
-import { parseWithPositions, syntaxDiagnostics, unquoteKey as unquote, type PositionedDoc } from './syntax.js';
+import { Reader, describe, isObj, readSecret, readStepPolicy, short, type Obj, type Seg } from './reader.js';
+import { portNumber, readProbe, readServiceNetwork, type NetworkDraft } from './service.js';
+import { BUILTIN_STORAGE_CLASSES, type StorageClass } from './storage.js';
+import { locate, parseWithPositions, syntaxDiagnostics, unquoteKey as unquote, type PositionedDoc } from './syntax.js';
 import type {
   CpuAffinity,
   Dependency,
@@ -22,17 +23,22 @@ import type {
   JobSpec,
   MountSpec,
   MultinodeSpec,
+  ReadinessProbe,
   SourcePos,
   TaskArraySpec,
-  TransferSpec,
-  VolumeSpec,
   Workflow,
   WorkflowPolicy,
 } from './types.js';
+import { readVolumes } from './volumes.js';
 import { JOB_NAME_RE } from './wfformat.js';
-import { CHARS_HINT, ENV_NAME_RULE, MAX_COUNT, MAX_TASK_INDEX, NAME_RULE, badEnvName, badName, badPath, findBadStrings, fmtInt } from './limits.js';
+import { CHARS_HINT, MAX_TASK_INDEX, NAME_RULE, badName, badPath, findBadStrings } from './limits.js';
 
-type Seg = string | number;
+/** What a reader may be told besides the text. */
+export interface ReadOptions {
+  /** Storage classes this machine adds to the built-in `ephemeral` and `persistent`
+   *  (from `$WARREN_HOME/storage-classes.yaml`, see readStorageClasses). */
+  storageClasses?: Readonly<Record<string, StorageClass>>;
+}
 
 // Numbers: decimal only. An integer is a safe integer (|n| <= 2^53-1), so nothing is rounded
 // on the way in: `0x10`, `0o7`, `1_000` and `9007199254740993` stay strings (as written, which
@@ -62,267 +68,90 @@ const FloatType = new jsyaml.Type('tag:yaml.org,2002:float', {
 /** YAML 1.2 core schema (no timestamps or other implicit types) with decimal-only numbers, plus `<<` merge keys. */
 // (`types` is exported by js-yaml 4 but missing from its type declarations.)
 const SCHEMA = CORE_SCHEMA.extend({ implicit: [IntType, FloatType, (jsyaml as unknown as { types: { merge: YamlType } }).types.merge] });
-type Obj = Record<string, unknown>;
-type FuzzDialect = 'v1' | 'v4';
-
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 // ---- keys of each mapping --------------------------------------------------------------
 
-const TOP_KEYS_V1 = ['version', 'name', 'defaults', 'volumes', 'jobs', 'policy'];
-const TOP_KEYS_V4 = [...TOP_KEYS_V1, 'services'];
-const JOB_COMMON = ['image', 'command', 'script', 'args', 'env', 'cwd', 'mounts', 'resource', 'task-array', 'multinode', 'policy', 'estimate'];
-const JOB_KEYS_V1 = [...JOB_COMMON.slice(0, 7), 'requires', ...JOB_COMMON.slice(7)];
-const JOB_KEYS_V4 = [...JOB_COMMON.slice(0, 7), 'depends-on', ...JOB_COMMON.slice(7)];
-const SERVICE_KEYS = ['image', 'command', 'script', 'args', 'env', 'cwd', 'mounts', 'depends-on', 'resource'];
-const IMAGE_KEYS = ['uri', 'secret'];
-const RESOURCE_KEYS = ['cpu', 'memory', 'devices', 'exclusive'];
-const CPU_KEYS = ['cores', 'affinity', 'threads'];
-const MEMORY_KEYS = ['size', 'by-core'];
+// Both dialects (Fuzzball's published schema has one document for both; the dialects differ
+// in mounts, volumes and `requires`, see docs/workflow-format.md#v1-and-v4-side-by-side).
+const TOP_KEYS = ['version', 'name', 'description', 'annotations', 'files', 'defaults', 'volumes', 'jobs', 'services', 'policy'];
+const RUN_KEYS = ['name', 'description', 'annotations', 'image', 'command', 'script', 'args', 'env', 'cwd', 'files', 'mounts'];
+const JOB_KEYS_V1 = [...RUN_KEYS, 'requires', 'depends-on', 'resource', 'network', 'task-array', 'multinode', 'policy', 'estimate'];
+const JOB_KEYS_V4 = JOB_KEYS_V1.filter((k) => k !== 'requires');
+const SERVICE_KEYS_V1 = [...RUN_KEYS, 'requires', 'depends-on', 'resource', 'network', 'multinode', 'policy', 'persist', 'readiness-probe'];
+const SERVICE_KEYS_V4 = SERVICE_KEYS_V1.filter((k) => k !== 'requires');
+const SERVICE_ONLY_HINTS = {
+  persist: '"persist" is a key of services: move this job under "services:"',
+  'readiness-probe': '"readiness-probe" is a key of services: move this job under "services:"',
+};
+const PORTS_HINT = 'a job\'s network has isolated, expose-tcp and expose-udp; ports, endpoints and host belong to services (move this job under "services:")';
+const IMAGE_KEYS = ['uri', 'secret', 'secrets', 'decryptionSecret', 'decryption-secret'];
+const RESOURCE_KEYS = ['cpu', 'memory', 'devices', 'exclusive', 'annotations'];
+const CPU_KEYS = ['cores', 'affinity', 'threads', 'sockets'];
+const MEMORY_KEYS = ['size', 'by-core', 'byCore'];
 const TASK_ARRAY_KEYS = ['start', 'end', 'concurrency'];
-const MULTINODE_KEYS = ['nodes', 'implementation'];
-const JOB_POLICY_KEYS = ['timeout', 'retry'];
-const TIMEOUT_KEYS = ['execute'];
-const RETRY_KEYS = ['attempts', 'backoff'];
+const MULTINODE_KEYS = ['nodes', 'implementation', 'procs-per-node', 'procsPerNode'];
+const JOB_NETWORK_KEYS = ['isolated', 'expose-tcp', 'expose-udp', 'exposeTcp', 'exposeUdp'];
 const WF_POLICY_KEYS = ['deadline', 'budget', 'timeout', 'require-signed', 'trusted-keys'];
-const VOLUME_KEYS = ['reference', 'ingress', 'egress'];
-const TRANSFER_KEYS = ['source', 'destination', 'sha256', 'size'];
-const ENDPOINT_KEYS = ['uri', 'secret'];
 const MOUNT_KEYS_V1 = ['location', 'read-only'];
 const MOUNT_KEYS_V4 = ['volume', 'read-only'];
-const DEP_KEYS = ['name', 'status'];
+const DEP_KEYS = ['name', 'status', 'description'];
 
 const AFFINITIES: readonly CpuAffinity[] = ['core', 'socket', 'numa'];
-const MPI_IMPLS: readonly MultinodeSpec['implementation'][] = ['openmpi', 'mpich', 'gasnet'];
+/** As the schema lists them (`ompi`, also accepted, is openmpi). */
+const MPI_IMPLS = ['openmpi', 'mpich', 'gasnet', 'generic'] as const;
 const STATUSES: Record<string, DependencyCondition> = {
   SUCCEEDED: 'succeeded',
-  FINISHED: 'finished',
+  // Fuzzball's FINISHED is its success state (its job states: FINISHED, FAILED, CANCELED), and
+  // its catalog writes `status: FINISHED` for "after it succeeded". "Ended either way" is
+  // Warren's ENDED.
+  FINISHED: 'succeeded',
+  ENDED: 'finished',
   FAILED: 'failed',
   RUNNING: 'running',
 };
 
 const NAME_HINT = NAME_RULE;
-const DURATION_HINT = 'write a number of seconds or a duration like 90s, 15m, 2h30m, 1.5h or 1d (units: ms, s, m, h, d, w)';
-const SIZE_HINT = 'write a number of bytes or a size like 512MB, 4GiB or 1.5G (units: B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB)';
-const TRANSFER_SCHEMES = ['file://', 'http://', 'https://', 's3://'];
 const IMAGE_HINT = 'use docker://REPO:TAG, oras://REPO:TAG, file:///path/to/image.sif (or a root file system directory), or an absolute path';
-
-/** "a list", "a number (3)", ... for type errors. */
-function describe(v: unknown): string {
-  if (v === null || v === undefined) return 'nothing';
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a mapping';
-  if (typeof v === 'string') return `a string (${JSON.stringify(v.length > 40 ? `${v.slice(0, 37)}...` : v)})`;
-  if (typeof v === 'number') return `a number (${v})`;
-  if (typeof v === 'boolean') return `a boolean (${v})`;
-  return typeof v;
-}
-
-interface Issue {
-  path: Seg[];
-  /** Point at the key of the last path segment rather than at its value. */
-  onKey: boolean;
-  message: string;
-  hint?: string;
-  severity: 'error' | 'warning';
-}
 
 /** A job or service as read from its mapping, before `defaults.job` is merged under it. */
 interface Draft {
   path: Seg[];
   /** `command` or `script` was written (even if invalid). */
   hasRun: boolean;
+  description?: string;
+  annotations?: Record<string, string>;
   image?: ImageSpec;
   command?: string[];
   script?: string;
   args?: string[];
   env?: Record<string, string>;
   cwd?: string;
+  /** Path in the job -> content (`file://NAME` already resolved). */
+  files?: Map<string, string>;
   /** v1: keyed by volume name; v4: keyed by location. */
   mounts?: Map<string, MountSpec & { path: Seg[] }>;
-  deps?: { job: string; status?: DependencyCondition; path: Seg[] }[];
+  deps?: { job: string; status?: DependencyCondition; description?: string; path: Seg[] }[];
   cores?: number;
   affinity?: CpuAffinity;
   threads?: boolean;
+  sockets?: number;
   memSize?: number;
   byCore?: boolean;
   byCorePath?: Seg[];
   devices?: Record<string, number>;
   exclusive?: boolean;
+  resAnnotations?: Record<string, string>;
+  network?: JobSpec['network'];
   taskArray?: TaskArraySpec;
   multinode?: MultinodeSpec;
   timeoutSec?: number;
   attempts?: number;
   backoffSec?: number;
   estimateSec?: number;
-}
-
-class Reader {
-  readonly issues: Issue[] = [];
-  dialect: FuzzDialect = 'v1';
-
-  constructor(readonly file: string) {}
-
-  error(path: Seg[], message: string, hint?: string, onKey = false): void {
-    this.issues.push({ path, onKey, message, severity: 'error', ...(hint !== undefined ? { hint } : {}) });
-  }
-
-  typeError(path: Seg[], expected: string, v: unknown): void {
-    this.error(path, `expected ${expected}, got ${describe(v)}`);
-  }
-
-  /** A mapping with only `allowed` keys (unknown keys are reported, with a did-you-mean). */
-  obj(v: unknown, path: Seg[], allowed: readonly string[], where: string): Obj | undefined {
-    if (!isObj(v)) {
-      this.typeError(path, 'a mapping', v);
-      return undefined;
-    }
-    for (const k of Object.keys(v)) {
-      if (allowed.includes(k)) continue;
-      let hint = `allowed keys in ${where}: ${allowed.join(', ')}`;
-      if (k === 'depends-on' && allowed.includes('requires')) hint = '"depends-on" is the v4 spelling: in a v1 file use "requires: [JOB, ...]", or set "version: v4"';
-      else if (k === 'requires' && allowed.includes('depends-on')) hint = '"requires" is the v1 spelling: in a v4 file use "depends-on: [{name: JOB, status: SUCCEEDED}]", or set "version: v1"';
-      else if (k === 'services' && where === 'the top level') hint = 'services need "version: v4"';
-      this.error([...path, k], `unknown key "${k}"${suggestion(k, allowed)}`, hint, true);
-    }
-    return v;
-  }
-
-  str(v: unknown, path: Seg[], nonEmpty = true): string | undefined {
-    if (typeof v !== 'string') {
-      this.typeError(path, 'a string', v);
-      return undefined;
-    }
-    if (nonEmpty && v.trim() === '') {
-      this.error(path, 'must not be empty');
-      return undefined;
-    }
-    return v;
-  }
-
-  bool(v: unknown, path: Seg[]): boolean | undefined {
-    if (typeof v !== 'boolean') {
-      this.typeError(path, 'true or false', v);
-      return undefined;
-    }
-    return v;
-  }
-
-  /** An integer in [min, max], written in decimal. */
-  int(v: unknown, path: Seg[], min: number, max = MAX_COUNT): number | undefined {
-    if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
-    const range = `an integer from ${fmtInt(min)} to ${fmtInt(max)}`;
-    const hint = `write a whole number from ${fmtInt(min)} to ${fmtInt(max)} in decimal digits (limits: docs/workflow-format.md#limits)`;
-    if (typeof v === 'number' && Number.isInteger(v)) this.error(path, `${v} is out of range: expected ${range}`, hint);
-    else if (typeof v === 'string' && /^\s*[-+]?[0-9]+\s*$/.test(v)) this.error(path, `${v.trim()} is out of range: expected ${range}`, hint);
-    else if (typeof v === 'string' && /^\s*[-+]?(?:0[xXoObB][0-9a-fA-F_]+|[0-9][0-9_]*_[0-9_]*)\s*$/.test(v)) this.error(path, `expected ${range} in decimal, got "${v}"`, `${hint}: e.g. 16, not 0x10`);
-    else this.error(path, `expected ${range}, got ${describe(v)}`, hint);
-    return undefined;
-  }
-
-  num(v: unknown, path: Seg[], min: number): number | undefined {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
-      this.error(path, `expected a number >= ${min}, got ${describe(v)}`);
-      return undefined;
-    }
-    return v;
-  }
-
-  duration(v: unknown, path: Seg[], positive: boolean): number | undefined {
-    const d = parseDuration(v);
-    if (d === undefined) {
-      this.error(path, typeof v === 'string' ? `invalid duration "${v}"` : `expected a duration, got ${describe(v)}`, DURATION_HINT);
-      return undefined;
-    }
-    if (positive && d <= 0) {
-      this.error(path, `duration must be greater than 0, got ${JSON.stringify(v)}`, DURATION_HINT);
-      return undefined;
-    }
-    return d;
-  }
-
-  size(v: unknown, path: Seg[]): number | undefined {
-    const s = parseSize(v);
-    if (s === undefined) {
-      this.error(path, typeof v === 'string' ? `invalid size "${v}"` : `expected a size, got ${describe(v)}`, SIZE_HINT);
-      return undefined;
-    }
-    if (s <= 0) {
-      this.error(path, `size must be greater than 0, got ${JSON.stringify(v)}`, SIZE_HINT);
-      return undefined;
-    }
-    return s;
-  }
-
-  /** A list of command-line words: strings, numbers and booleans (written as strings). */
-  words(v: unknown, path: Seg[], what: string): string[] | undefined {
-    if (!Array.isArray(v)) {
-      this.error(
-        path,
-        `expected a list of strings, got ${describe(v)}`,
-        typeof v === 'string' && /^[^[\]{},"']+$/.test(v) ? `write ${what} as a list, e.g. [${v.trim().split(/\s+/).slice(0, 3).join(', ')}], or use "script" for a shell script` : undefined,
-      );
-      return undefined;
-    }
-    const out: string[] = [];
-    let ok = true;
-    v.forEach((w, i) => {
-      if (typeof w === 'string') out.push(w);
-      else if (typeof w === 'number' || typeof w === 'boolean') out.push(String(w));
-      else {
-        this.typeError([...path, i], 'a string', w);
-        ok = false;
-      }
-    });
-    return ok ? out : undefined;
-  }
-
-  env(v: unknown, path: Seg[]): Record<string, string> | undefined {
-    const out: Record<string, string> = {};
-    const checkName = (name: string, p: Seg[], onKey: boolean): boolean => {
-      const why = badEnvName(name);
-      if (why === undefined) return true;
-      this.error(p, `invalid environment variable name "${name.length > 40 ? `${name.slice(0, 37)}...` : name}": it ${why}`, ENV_NAME_RULE, onKey);
-      return false;
-    };
-    if (Array.isArray(v)) {
-      v.forEach((item, i) => {
-        if (typeof item !== 'string') {
-          this.typeError([...path, i], 'a string NAME=value', item);
-          return;
-        }
-        const eq = item.indexOf('=');
-        if (eq < 0) {
-          this.error([...path, i], `expected NAME=value, got "${item}"`, `write "${item}=VALUE" (or use a mapping: env: {${item}: VALUE})`);
-          return;
-        }
-        const name = item.slice(0, eq);
-        if (checkName(name, [...path, i], false)) setOwn(out, name, item.slice(eq + 1));
-      });
-      return out;
-    }
-    if (isObj(v)) {
-      for (const [name, val] of Object.entries(v)) {
-        if (!checkName(name, [...path, name], true)) continue;
-        if (typeof val === 'string') setOwn(out, name, val);
-        else if (typeof val === 'number' || typeof val === 'boolean') setOwn(out, name, String(val));
-        else this.typeError([...path, name], 'a string', val);
-      }
-      return out;
-    }
-    this.error(path, `expected a list of NAME=value strings or a mapping, got ${describe(v)}`);
-    return undefined;
-  }
-
-  /** An enum value, case-insensitive; returned lower-cased. */
-  choice<T extends string>(v: unknown, path: Seg[], allowed: readonly T[]): T | undefined {
-    if (typeof v !== 'string' || !allowed.includes(v.toLowerCase() as T)) {
-      const got = typeof v === 'string' ? `"${v}"` : describe(v);
-      this.error(path, `expected one of ${allowed.join(', ')}, got ${got}${typeof v === 'string' ? suggestion(v, allowed) : ''}`);
-      return undefined;
-    }
-    return v.toLowerCase() as T;
-  }
+  // services
+  serviceNetwork?: NetworkDraft;
+  persist?: boolean;
+  probe?: ReadinessProbe;
 }
 
 // ---- jobs ------------------------------------------------------------------------------
@@ -341,23 +170,21 @@ function readImage(r: Reader, v: unknown, path: Seg[]): ImageSpec | undefined {
   const uri = r.str(o.uri, [...path, 'uri']);
   let secret: string | undefined;
   if (o.secret !== undefined) secret = readSecret(r, o.secret, [...path, 'secret']);
+  const secrets = o.secrets === undefined ? undefined : r.strMap(o.secrets, [...path, 'secrets'], 'secret kind to secret');
+  const dec = r.either(o, path, 'decryption-secret', 'decryptionSecret');
+  const decryptionSecret = dec === undefined ? undefined : readSecret(r, dec.value, [...path, dec.key]);
   if (uri === undefined) return undefined;
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(.*)$/s.exec(uri);
   if (m ? !['docker', 'oras', 'file'].includes(m[1]!.toLowerCase()) || m[2] === '' : !uri.startsWith('/')) {
     r.error([...path, 'uri'], m ? `unsupported image URI scheme "${m[1]}://" in "${uri}"` : `invalid image URI "${uri}"`, IMAGE_HINT);
     return undefined;
   }
-  return secret !== undefined ? { uri, secret } : { uri };
-}
-
-function readSecret(r: Reader, v: unknown, path: Seg[]): string | undefined {
-  const s = r.str(v, path);
-  if (s === undefined) return undefined;
-  if (!/^secret:\/\/\S+$/.test(s)) {
-    r.error(path, `invalid secret reference "${s}"`, 'secrets are references like secret://user/NAME');
-    return undefined;
-  }
-  return s;
+  return {
+    uri,
+    ...(secret !== undefined ? { secret } : {}),
+    ...(secrets && Object.keys(secrets).length > 0 ? { secrets } : {}),
+    ...(decryptionSecret !== undefined ? { decryptionSecret } : {}),
+  };
 }
 
 function absolutePath(r: Reader, v: unknown, path: Seg[], what: string): string | undefined {
@@ -398,6 +225,10 @@ function readResource(r: Reader, v: unknown, path: Seg[], d: Draft): void {
         const t = r.bool(cpu.threads, [...p, 'threads']);
         if (t !== undefined) d.threads = t;
       }
+      if (cpu.sockets !== undefined) {
+        const s = r.int(cpu.sockets, [...p, 'sockets'], 1);
+        if (s !== undefined) d.sockets = s;
+      }
     }
   }
   if (o.memory !== undefined) {
@@ -408,16 +239,17 @@ function readResource(r: Reader, v: unknown, path: Seg[], d: Draft): void {
         const s = r.size(mem.size, [...p, 'size']);
         if (s !== undefined) d.memSize = s;
       }
-      if (mem['by-core'] !== undefined) {
-        const b = r.bool(mem['by-core'], [...p, 'by-core']);
+      const bc = r.either(mem, p, 'by-core', 'byCore');
+      if (bc !== undefined) {
+        const b = r.bool(bc.value, [...p, bc.key]);
         if (b !== undefined) {
           d.byCore = b;
-          d.byCorePath = [...p, 'by-core'];
+          d.byCorePath = [...p, bc.key];
         }
       }
     }
   }
-  if (o.devices !== undefined) {
+  if (o.devices !== undefined && o.devices !== null) {
     const p = [...path, 'devices'];
     if (!isObj(o.devices)) r.typeError(p, 'a mapping of device name to count, e.g. {nvidia.com/gpu: 1}', o.devices);
     else {
@@ -433,15 +265,19 @@ function readResource(r: Reader, v: unknown, path: Seg[], d: Draft): void {
     const e = r.bool(o.exclusive, [...path, 'exclusive']);
     if (e !== undefined) d.exclusive = e;
   }
+  if (o.annotations !== undefined) {
+    const a = r.strMap(o.annotations, [...path, 'annotations'], 'annotation name to value, e.g. {nvidia.com/gpu.model: A100}');
+    if (a !== undefined) d.resAnnotations = a;
+  }
 }
 
 function readMounts(r: Reader, v: unknown, path: Seg[], d: Draft): void {
+  if (v === null) {
+    d.mounts = new Map();
+    return;
+  }
   if (!isObj(v)) {
-    r.typeError(
-      path,
-      'a mapping',
-      v,
-    );
+    r.typeError(path, 'a mapping', v);
     return;
   }
   const mounts = new Map<string, MountSpec & { path: Seg[] }>();
@@ -449,7 +285,7 @@ function readMounts(r: Reader, v: unknown, path: Seg[], d: Draft): void {
     const p = [...path, key];
     if (r.dialect === 'v1') {
       // v1: keyed by volume name: {data: {location: /data, read-only: true}}
-      const o = r.obj(spec, p, MOUNT_KEYS_V1, 'a v1 mount (keyed by volume name)');
+      const o = r.obj(spec, p, MOUNT_KEYS_V1, 'a v1 mount (keyed by volume name)', { volume: 'v1 mounts are keyed by volume name: write VOLUME: {location: /path} (or set "version: v4" for mounts keyed by path)' });
       if (!o) continue;
       if (o.location === undefined) {
         r.error(p, 'missing required key "location"', key.startsWith('/') ? 'v1 mounts are keyed by volume name: write VOLUME: {location: /path} (or set "version: v4" for mounts keyed by path)' : `write ${key}: {location: /${key}}`, true);
@@ -459,9 +295,7 @@ function readMounts(r: Reader, v: unknown, path: Seg[], d: Draft): void {
       const readOnly = o['read-only'] === undefined ? false : r.bool(o['read-only'], [...p, 'read-only']);
       if (location !== undefined && readOnly !== undefined) mounts.set(key, { volume: key, location, readOnly, path: p });
     } else {
-      // v4: keyed by path: {"/data": {volume: data, read-only: true}}
-      const o = r.obj(spec, p, MOUNT_KEYS_V4, 'a v4 mount (keyed by path)');
-      if (!o) continue;
+      // v4: keyed by path: {"/data": {volume: data, read-only: true}}, or "/data": data
       const badLoc = key.startsWith('/') ? badPath(key) : undefined;
       if (badLoc) {
         r.error(p, `mount location ${badLoc}`, 'Linux paths are at most 4095 bytes, each component at most 255', true);
@@ -471,6 +305,18 @@ function readMounts(r: Reader, v: unknown, path: Seg[], d: Draft): void {
         r.error(p, `mount location must be an absolute path, got "${key}"`, `v4 mounts are keyed by path: write "/${key}": {volume: ${key}} (or set "version: v1" for mounts keyed by volume name)`, true);
         continue;
       }
+      if (typeof spec === 'string') {
+        // The shorthand: "/data": data
+        if (spec.trim() === '') r.error(p, 'expected a volume name, got an empty string', `write "${key}": VOLUME_NAME`);
+        else mounts.set(key, { volume: spec, location: key, readOnly: false, path: p });
+        continue;
+      }
+      if (spec === null) {
+        r.error(p, 'expected a volume name or {volume: NAME, read-only: BOOL}, got nothing', `write "${key}": VOLUME_NAME`, true);
+        continue;
+      }
+      const o = r.obj(spec, p, MOUNT_KEYS_V4, 'a v4 mount (keyed by path)', { location: 'v4 mounts are keyed by path: write "/path": {volume: VOLUME} (or set "version: v1" for mounts keyed by volume name)' });
+      if (!o) continue;
       if (o.volume === undefined) {
         r.error(p, 'missing required key "volume"', `write "${key}": {volume: VOLUME_NAME}`, true);
         continue;
@@ -483,13 +329,15 @@ function readMounts(r: Reader, v: unknown, path: Seg[], d: Draft): void {
   d.mounts = mounts;
 }
 
-function readDeps(r: Reader, v: unknown, path: Seg[], d: Draft): void {
+/** `requires` (names only) or `depends-on` (names or {name, status, description}). */
+function readDeps(r: Reader, v: unknown, path: Seg[], namesOnly: boolean): NonNullable<Draft['deps']> | undefined {
+  if (v === null) return [];
   if (!Array.isArray(v)) {
     if (typeof v === 'string') r.error(path, `expected a list, got ${describe(v)}`, `write [${v}]`);
     else r.typeError(path, 'a list', v);
-    return;
+    return undefined;
   }
-  const deps: Draft['deps'] = [];
+  const deps: NonNullable<Draft['deps']> = [];
   v.forEach((item, i) => {
     const p = [...path, i];
     if (typeof item === 'string') {
@@ -497,8 +345,8 @@ function readDeps(r: Reader, v: unknown, path: Seg[], d: Draft): void {
       else deps.push({ job: item, path: p });
       return;
     }
-    if (r.dialect === 'v1' || !isObj(item)) {
-      r.typeError(p, r.dialect === 'v1' ? 'a job name' : 'a job or service name, or {name: NAME, status: STATUS}', item);
+    if (namesOnly || !isObj(item)) {
+      r.typeError(p, namesOnly ? 'a job name' : 'a job or service name, or {name: NAME, status: STATUS}', item);
       return;
     }
     const o = r.obj(item, p, DEP_KEYS, 'a depends-on item');
@@ -514,27 +362,102 @@ function readDeps(r: Reader, v: unknown, path: Seg[], d: Draft): void {
       if (status === undefined) {
         const got = typeof o.status === 'string' ? `"${o.status}"` : describe(o.status);
         const names = Object.keys(STATUSES);
-        r.error([...p, 'status'], `expected one of ${names.join(', ')}, got ${got}${typeof o.status === 'string' ? suggestion(o.status, names) : ''}`, 'SUCCEEDED: after it succeeded; FINISHED: after it ended either way; FAILED: only if it failed; RUNNING: once a service has started');
+        r.error([...p, 'status'], `expected one of ${names.join(', ')}, got ${got}${typeof o.status === 'string' ? suggestion(o.status, names) : ''}`, 'SUCCEEDED or FINISHED (Fuzzball\'s word for it): after it succeeded; ENDED: after it ended either way; FAILED: only if it failed; RUNNING: once a service is ready');
         return;
       }
     }
-    if (job !== undefined) deps.push({ job, path: [...p, 'name'], ...(status !== undefined ? { status } : {}) });
+    const description = o.description === undefined ? undefined : r.str(o.description, [...p, 'description'], false);
+    if (job !== undefined) deps.push({ job, path: [...p, 'name'], ...(status !== undefined ? { status } : {}), ...(description !== undefined ? { description } : {}) });
   });
-  d.deps = deps;
+  return deps;
+}
+
+/** A job's `files`: absolute path -> content, or `file://NAME` naming a top-level `files:` entry. */
+function readJobFiles(r: Reader, v: unknown, path: Seg[]): Map<string, string> | undefined {
+  if (v === null) return new Map();
+  if (!isObj(v)) {
+    r.typeError(path, 'a mapping of path in the job to its content (or file://NAME)', v);
+    return undefined;
+  }
+  const out = new Map<string, string>();
+  const names = Object.keys(r.files);
+  for (const [key, val] of Object.entries(v)) {
+    const p = [...path, key];
+    if (!key.startsWith('/')) {
+      r.error(p, `a file's path must be absolute, got "${short(key)}"`, `files are written at their path in the job: write /${key.replace(/^\.?\/*/, '')}`, true);
+      continue;
+    }
+    const bad = badPath(key);
+    if (bad) {
+      r.error(p, `file path ${bad}`, 'Linux paths are at most 4095 bytes, each component at most 255', true);
+      continue;
+    }
+    if (key.endsWith('/')) {
+      r.error(p, `a file's path must not end with "/", got "${short(key)}"`, 'name the file itself, e.g. /etc/app/config.yaml', true);
+      continue;
+    }
+    if (typeof val !== 'string') {
+      r.typeError(p, 'the file content (a string) or file://NAME', val);
+      continue;
+    }
+    if (val.startsWith('file://')) {
+      const name = val.slice('file://'.length);
+      if (!Object.hasOwn(r.files, name)) {
+        r.error(p, `unknown file "${short(name)}"${suggestion(name, names)}`, names.length > 0 ? `files defined at the top level: ${names.slice(0, 12).join(', ')}` : `define it under the top-level "files:" key: files: {${name || 'NAME'}: CONTENT}`);
+        continue;
+      }
+      out.set(key, r.files[name]!);
+    } else out.set(key, val);
+  }
+  return out;
+}
+
+function readJobNetwork(r: Reader, v: unknown, path: Seg[]): JobSpec['network'] | undefined {
+  const o = r.obj(v, path, JOB_NETWORK_KEYS, 'a job network', { ports: PORTS_HINT, endpoints: PORTS_HINT, host: PORTS_HINT });
+  if (!o) return undefined;
+  const isolated = o.isolated === undefined ? false : r.bool(o.isolated, [...path, 'isolated']);
+  const ports = (kebab: string, camel: string): number[] | undefined => {
+    const e = r.either(o, path, kebab, camel);
+    if (!e) return [];
+    const list = r.list(e.value, [...path, e.key], 'a list of port numbers');
+    if (!list) return undefined;
+    const out: number[] = [];
+    let ok = true;
+    list.forEach((x, i) => {
+      const n = portNumber(r, x, [...path, e.key, i]);
+      if (n === undefined) ok = false;
+      else out.push(n);
+    });
+    return ok ? out : undefined;
+  };
+  const exposeTcp = ports('expose-tcp', 'exposeTcp');
+  const exposeUdp = ports('expose-udp', 'exposeUdp');
+  if (isolated === undefined || exposeTcp === undefined || exposeUdp === undefined) return undefined;
+  return { isolated, exposeTcp, exposeUdp };
 }
 
 function readJob(r: Reader, v: unknown, path: Seg[], kind: 'job' | 'service' | 'defaults'): Draft | undefined {
-  const keys = kind === 'service' ? SERVICE_KEYS : r.dialect === 'v1' ? JOB_KEYS_V1 : JOB_KEYS_V4;
+  const v1 = r.dialect === 'v1';
+  const keys = kind === 'service' ? (v1 ? SERVICE_KEYS_V1 : SERVICE_KEYS_V4) : v1 ? JOB_KEYS_V1 : JOB_KEYS_V4;
   if (v === null && kind !== 'defaults') {
     r.error(path, `${kind} "${path[1]}" is empty`, 'add command: [PROGRAM, ARG, ...] or a script: | block starting with #!/bin/sh', true);
     return undefined;
   }
-  const o = r.obj(v, path, keys, kind === 'service' ? 'a service' : kind === 'defaults' ? 'defaults.job' : 'a job');
+  const o = r.obj(v, path, keys, kind === 'service' ? 'a service' : kind === 'defaults' ? 'defaults.job' : 'a job', kind === 'service' ? {} : SERVICE_ONLY_HINTS);
   if (!o) return undefined;
   // A misspelt "comand" is reported as an unknown key; do not also say the command is missing.
   const misspeltRun = Object.keys(o).some((k) => !keys.includes(k) && ['command', 'script'].includes(didYouMean(k, keys) ?? ''));
   const d: Draft = { path, hasRun: o.command !== undefined || o.script !== undefined || misspeltRun };
   const at = (k: string): Seg[] => [...path, k];
+  if (o.name !== undefined) {
+    // Fuzzball ignores it in favour of the key.
+    const n = r.str(o.name, at('name'));
+    if (n !== undefined && kind !== 'defaults' && n !== path[1]) {
+      r.warn(at('name'), `"name" is ignored: this ${kind} is "${String(path[1])}" (its key)`, `remove name: ${short(n)}, or rename the key`);
+    }
+  }
+  if (o.description !== undefined) d.description = r.str(o.description, at('description'), false);
+  if (o.annotations !== undefined) d.annotations = r.strMap(o.annotations, at('annotations'), 'annotation name to value');
   if (o.image !== undefined) d.image = readImage(r, o.image, at('image'));
   if (o.command !== undefined) d.command = r.words(o.command, at('command'), 'command');
   if (d.command?.length === 0) {
@@ -552,14 +475,27 @@ function readJob(r: Reader, v: unknown, path: Seg[], kind: 'job' | 'service' | '
   if (o.command !== undefined && o.script !== undefined) {
     r.error(at('script'), 'set either "command" or "script", not both', 'use "command" for one program with arguments, "script" for a shell script', true);
   }
-  if (o.args !== undefined) d.args = r.words(o.args, at('args'), 'args');
+  if (o.args !== undefined) d.args = o.args === null ? [] : r.words(o.args, at('args'), 'args');
   if (o.env !== undefined) d.env = r.env(o.env, at('env'));
   if (o.cwd !== undefined) d.cwd = absolutePath(r, o.cwd, at('cwd'), 'cwd');
+  if (o.files !== undefined) d.files = readJobFiles(r, o.files, at('files'));
   if (o.mounts !== undefined) readMounts(r, o.mounts, at('mounts'), d);
+  // v1 has both `requires` (names that must succeed) and `depends-on`; v4 only `depends-on`.
   // (the other dialect's spelling was reported as an unknown key)
-  const depKey = kind !== 'service' && r.dialect === 'v1' ? 'requires' : 'depends-on';
-  if (o[depKey] !== undefined) readDeps(r, o[depKey], at(depKey), d);
+  const deps: NonNullable<Draft['deps']> = [];
+  let depsOk = true;
+  for (const k of v1 ? ['requires', 'depends-on'] : ['depends-on']) {
+    if (o[k] === undefined) continue;
+    const x = readDeps(r, o[k], at(k), k === 'requires');
+    if (x) deps.push(...x);
+    else depsOk = false;
+  }
+  if (depsOk && (o.requires !== undefined || o['depends-on'] !== undefined)) d.deps = deps;
   if (o.resource !== undefined) readResource(r, o.resource, at('resource'), d);
+  if (o.network !== undefined) {
+    if (kind === 'service') d.serviceNetwork = readServiceNetwork(r, o.network, at('network'));
+    else d.network = readJobNetwork(r, o.network, at('network'));
+  }
   if (o['task-array'] !== undefined) {
     const p = at('task-array');
     const ta = r.obj(o['task-array'], p, TASK_ARRAY_KEYS, 'task-array');
@@ -584,170 +520,28 @@ function readJob(r: Reader, v: unknown, path: Seg[], kind: 'job' | 'service' | '
     if (mn) {
       if (mn.nodes === undefined) r.error(p, 'missing required key "nodes"', 'e.g. multinode: {nodes: 2, implementation: openmpi}', true);
       const nodes = mn.nodes === undefined ? undefined : r.int(mn.nodes, [...p, 'nodes'], 1);
-      const impl = mn.implementation === undefined ? 'openmpi' : r.choice(mn.implementation, [...p, 'implementation'], MPI_IMPLS);
-      // GASNet is part of the format but Warren cannot launch it yet: refused, not run as one process.
-      if (impl === 'gasnet') r.error([...p, 'implementation'], 'implementation "gasnet" is not supported by Warren yet', 'use implementation: openmpi or implementation: mpich (GASNet programs built on an MPI conduit run with those)');
-      else if (nodes !== undefined && impl !== undefined) d.multinode = { nodes, implementation: impl };
+      const impl = mn.implementation === undefined ? 'openmpi' : typeof mn.implementation === 'string' && mn.implementation.toLowerCase() === 'ompi' ? 'openmpi' : r.choice(mn.implementation, [...p, 'implementation'], MPI_IMPLS);
+      const ppn = r.either(mn, p, 'procs-per-node', 'procsPerNode');
+      const procsPerNode = ppn === undefined ? undefined : r.int(ppn.value, [...p, ppn.key], 1);
+      // GASNet and generic are part of the format but Warren cannot launch them yet: refused, not run as one process.
+      if (impl === 'gasnet' || impl === 'generic') {
+        r.error([...p, 'implementation'], `implementation "${impl}" is not supported by Warren yet`, impl === 'gasnet' ? 'use implementation: openmpi or implementation: mpich (GASNet programs built on an MPI conduit run with those)' : 'use implementation: openmpi or implementation: mpich, whose launchers Warren runs');
+      } else if (nodes !== undefined && impl !== undefined && (ppn === undefined || procsPerNode !== undefined)) {
+        d.multinode = { nodes, implementation: impl, ...(procsPerNode !== undefined ? { procsPerNode } : {}) };
+      }
     }
   }
   if (o.policy !== undefined) {
-    const p = at('policy');
-    const pol = r.obj(o.policy, p, JOB_POLICY_KEYS, 'a job policy');
-    if (pol) {
-      if (pol.timeout !== undefined) {
-        const t = r.obj(pol.timeout, [...p, 'timeout'], TIMEOUT_KEYS, 'policy.timeout');
-        if (t && t.execute !== undefined) d.timeoutSec = r.duration(t.execute, [...p, 'timeout', 'execute'], true);
-      }
-      if (pol.retry !== undefined) {
-        const rt = r.obj(pol.retry, [...p, 'retry'], RETRY_KEYS, 'policy.retry');
-        if (rt) {
-          if (rt.attempts !== undefined) d.attempts = r.int(rt.attempts, [...p, 'retry', 'attempts'], 1);
-          if (rt.backoff !== undefined) d.backoffSec = r.duration(rt.backoff, [...p, 'retry', 'backoff'], false);
-        }
-      }
-    }
+    const pol = readStepPolicy(r, o.policy, at('policy'), kind === 'service' ? 'a service policy' : 'a job policy', true);
+    if (pol.timeoutSec !== undefined) d.timeoutSec = pol.timeoutSec;
+    if (pol.attempts !== undefined) d.attempts = pol.attempts;
+    if (pol.backoffSec !== undefined) d.backoffSec = pol.backoffSec;
   }
   if (o.estimate !== undefined) d.estimateSec = r.duration(o.estimate, at('estimate'), false);
+  if (o.persist !== undefined) d.persist = r.bool(o.persist, at('persist'));
+  if (o['readiness-probe'] !== undefined) d.probe = readProbe(r, o['readiness-probe'], at('readiness-probe'), d.serviceNetwork?.ports ?? []);
   return d;
 }
-
-// ---- volumes ---------------------------------------------------------------------------
-
-function readEndpoint(r: Reader, v: unknown, path: Seg[]): { uri: string; secret?: string } | undefined {
-  const o = r.obj(v, path, ENDPOINT_KEYS, 'a transfer source or destination');
-  if (!o) return undefined;
-  if (o.uri === undefined) {
-    r.error(path, 'missing required key "uri"', `e.g. {uri: https://example.org/data.tar.gz}`, true);
-    return undefined;
-  }
-  const uri = r.str(o.uri, [...path, 'uri']);
-  const secret = o.secret === undefined ? undefined : readSecret(r, o.secret, [...path, 'secret']);
-  if (uri === undefined) return undefined;
-  if (!TRANSFER_SCHEMES.some((s) => uri.toLowerCase().startsWith(s))) {
-    const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(uri);
-    r.error([...path, 'uri'], m ? `unsupported URI scheme "${m[1]}://" in "${uri}"` : `invalid URI "${uri}"`, `use one of ${TRANSFER_SCHEMES.join(', ')}`);
-    return undefined;
-  }
-  if (uri.length <= uri.indexOf('://') + 3) {
-    r.error([...path, 'uri'], `URI "${uri}" has no path`, 'e.g. file://input/data.csv or https://example.org/data.csv');
-    return undefined;
-  }
-  return secret !== undefined ? { uri, secret } : { uri };
-}
-
-/** The volume side of a transfer: `file://` and a path inside the volume. */
-function volumeSide(r: Reader, ep: { uri: string }, path: Seg[], side: string): boolean {
-  if (!ep.uri.toLowerCase().startsWith('file://')) {
-    r.error([...path, 'uri'], `${side} must be a file:// path inside the volume, got "${ep.uri}"`, 'e.g. file://input/data.csv (relative to the volume root)');
-    return false;
-  }
-  const rel = ep.uri.slice('file://'.length);
-  if (rel.split('/').includes('..')) {
-    r.error([...path, 'uri'], `${side} "${ep.uri}" leaves the volume ("..")`, 'paths inside a volume are relative to its root and may not contain ".."');
-    return false;
-  }
-  const bad = badPath(rel);
-  if (bad) {
-    r.error([...path, 'uri'], `${side} path ${bad}`, 'Linux paths are at most 4095 bytes, each component at most 255');
-    return false;
-  }
-  return true;
-}
-
-/** The outside side of a transfer: relative file:// paths are resolved against the workflow file's directory. */
-function outsideSide(ep: { uri: string; secret?: string }, baseDir: string): { uri: string; secret?: string } {
-  if (!ep.uri.toLowerCase().startsWith('file://')) return ep;
-  const p = ep.uri.slice('file://'.length);
-  if (p.startsWith('/')) return ep;
-  // Literal path, no percent-encoding: `file://` URIs are paths (as src/data reads them).
-  return { ...ep, uri: `file://${resolvePath(baseDir, p)}` };
-}
-
-function readTransfers(r: Reader, v: unknown, path: Seg[], dir: 'ingress' | 'egress', baseDir: string): TransferSpec[] {
-  if (!Array.isArray(v)) {
-    r.typeError(path, 'a list of transfers ({source: {uri}, destination: {uri}})', v);
-    return [];
-  }
-  const out: TransferSpec[] = [];
-  v.forEach((item, i) => {
-    const p = [...path, i];
-    const o = r.obj(item, p, TRANSFER_KEYS, `an ${dir} item`);
-    if (!o) return;
-    let ok = true;
-    for (const k of ['source', 'destination']) {
-      if (o[k] === undefined) {
-        r.error(p, `missing required key "${k}"`, 'a transfer has a source: {uri} and a destination: {uri}');
-        ok = false;
-      }
-    }
-    const source = o.source === undefined ? undefined : readEndpoint(r, o.source, [...p, 'source']);
-    const destination = o.destination === undefined ? undefined : readEndpoint(r, o.destination, [...p, 'destination']);
-    let sha256: string | undefined;
-    if (o.sha256 !== undefined) {
-      const s = r.str(o.sha256, [...p, 'sha256']);
-      if (s !== undefined && !/^[0-9a-fA-F]{64}$/.test(s)) {
-        r.error([...p, 'sha256'], `invalid sha256 "${s.length > 70 ? `${s.slice(0, 67)}...` : s}": expected 64 hexadecimal digits`, 'compute it with `sha256sum FILE`');
-        ok = false;
-      } else if (s !== undefined) sha256 = s.toLowerCase();
-    }
-    let sizeBytes: number | undefined;
-    if (o.size !== undefined) {
-      sizeBytes = r.size(o.size, [...p, 'size']);
-      if (sizeBytes === undefined) ok = false;
-      else if (!Number.isSafeInteger(sizeBytes)) {
-        r.error([...p, 'size'], `size ${JSON.stringify(o.size)} is not a whole number of bytes below 2^53`, 'write the exact size in bytes, e.g. size: 1048576 or size: 1MiB');
-        ok = false;
-      }
-    }
-    if (dir === 'ingress' && destination && !volumeSide(r, destination, [...p, 'destination'], 'ingress destination')) ok = false;
-    if (dir === 'egress' && source && !volumeSide(r, source, [...p, 'source'], 'egress source')) ok = false;
-    if (!ok || !source || !destination) return;
-    const extra = { ...(sha256 ? { sha256 } : {}), ...(sizeBytes !== undefined ? { sizeBytes } : {}) };
-    if (dir === 'ingress') out.push({ source: outsideSide(source, baseDir), destination, ...extra });
-    else out.push({ source, destination: outsideSide(destination, baseDir), ...extra });
-  });
-  return out;
-}
-
-function readVolumes(r: Reader, v: unknown, baseDir: string): Record<string, VolumeSpec> {
-  const volumes: Record<string, VolumeSpec> = {};
-  if (!isObj(v)) {
-    r.typeError(['volumes'], 'a mapping of volume name to {reference: ...}', v);
-    return volumes;
-  }
-  for (const [name, spec] of Object.entries(v)) {
-    const p: Seg[] = ['volumes', name];
-    const badVol = badName(name, JOB_NAME_RE);
-    if (badVol) r.error(p, `invalid volume name "${short(name)}": it ${badVol}`, NAME_HINT, true);
-    const o = r.obj(spec, p, VOLUME_KEYS, 'a volume');
-    if (!o) continue;
-    if (o.reference === undefined) {
-      r.error(p, 'missing required key "reference"', 'use reference: volume://user/ephemeral (scratch space for this run) or volume://user/persistent/NAME', true);
-      continue;
-    }
-    const ref = r.str(o.reference, [...p, 'reference']);
-    let kind: VolumeSpec['kind'] | undefined;
-    let persistentName: string | undefined;
-    if (ref !== undefined) {
-      const m = /^volume:\/\/user\/(?:(ephemeral)|persistent\/([A-Za-z0-9][A-Za-z0-9_.-]*))$/.exec(ref);
-      const badPersistent = m?.[2] !== undefined ? badName(m[2], JOB_NAME_RE) : undefined;
-      if (!m) r.error([...p, 'reference'], `invalid volume reference "${short(ref)}"`, 'use volume://user/ephemeral (scratch space for this run) or volume://user/persistent/NAME');
-      else if (badPersistent) r.error([...p, 'reference'], `invalid persistent volume name "${short(m[2]!)}": it ${badPersistent}`, NAME_HINT);
-      else if (m[1]) kind = 'ephemeral';
-      else {
-        kind = 'persistent';
-        persistentName = m[2];
-      }
-    }
-    const ingress = o.ingress === undefined ? [] : readTransfers(r, o.ingress, [...p, 'ingress'], 'ingress', baseDir);
-    const egress = o.egress === undefined ? [] : readTransfers(r, o.egress, [...p, 'egress'], 'egress', baseDir);
-    if (ref !== undefined && kind !== undefined) {
-      volumes[name] = { name, reference: ref, kind, ...(persistentName ? { persistentName } : {}), ingress, egress };
-    }
-  }
-  return volumes;
-}
-
 // ---- the whole file --------------------------------------------------------------------
 
 function readPolicy(r: Reader, v: unknown): WorkflowPolicy {
@@ -786,28 +580,37 @@ function readPolicy(r: Reader, v: unknown): WorkflowPolicy {
 }
 
 /** Merge `defaults.job` under a job: the job's own settings win; env, devices and mounts merge key-wise. */
+
+/** Merge `defaults.job` under a job: the job's own settings win; env, devices, mounts, files and annotations merge key-wise. */
 function mergeDraft(def: Draft | undefined, job: Draft): Draft {
   if (!def) return job;
   const pick = <K extends keyof Draft>(k: K): Draft[K] => (job[k] !== undefined ? job[k] : def[k]);
+  const both = <T extends object>(a: T | undefined, b: T | undefined): T | undefined => (a && b ? { ...a, ...b } : (b ?? a));
   const m: Draft = {
     path: job.path,
     hasRun: def.hasRun || job.hasRun,
+    description: job.description,
+    annotations: both(def.annotations, job.annotations),
     image: pick('image'),
     command: job.hasRun ? job.command : def.command,
     script: job.hasRun ? job.script : def.script,
     args: pick('args'),
-    env: def.env && job.env ? { ...def.env, ...job.env } : pick('env'),
+    env: both(def.env, job.env),
     cwd: pick('cwd'),
+    files: def.files && job.files ? new Map([...def.files, ...job.files]) : pick('files'),
     mounts: def.mounts && job.mounts ? new Map([...def.mounts, ...job.mounts]) : pick('mounts'),
     deps: def.deps ? [...def.deps.filter((x) => x.job !== job.path[1] && !job.deps?.some((y) => y.job === x.job)), ...(job.deps ?? [])] : job.deps,
     cores: pick('cores'),
     affinity: pick('affinity'),
     threads: pick('threads'),
+    sockets: pick('sockets'),
     memSize: pick('memSize'),
     byCore: pick('byCore'),
     byCorePath: pick('byCorePath'),
-    devices: def.devices && job.devices ? { ...def.devices, ...job.devices } : pick('devices'),
+    devices: both(def.devices, job.devices),
     exclusive: pick('exclusive'),
+    resAnnotations: both(def.resAnnotations, job.resAnnotations),
+    network: pick('network'),
     taskArray: pick('taskArray'),
     multinode: pick('multinode'),
     timeoutSec: pick('timeoutSec'),
@@ -856,7 +659,7 @@ function scanSectionKeys(text: string, section: string): Map<string, SourcePos> 
 }
 
 /** Parse and validate a Fuzzfile; never throws for bad input. */
-export function parseFuzzfile(text: string, file: string, label: 'YAML' | 'JSON' = 'YAML'): { workflow?: Workflow; diagnostics: Diagnostic[] } {
+export function parseFuzzfile(text: string, file: string, label: 'YAML' | 'JSON' = 'YAML', opts: ReadOptions = {}): { workflow?: Workflow; diagnostics: Diagnostic[] } {
   let root: unknown;
   let pd: PositionedDoc | undefined;
   const early: Diagnostic[] = [];
@@ -898,7 +701,7 @@ export function parseFuzzfile(text: string, file: string, label: 'YAML' | 'JSON'
     }
   }
   const r = new Reader(file);
-  const workflow = check(r, root, text, file);
+  const workflow = check(r, root, text, file, opts);
   if (r.issues.length === 0 && early.length === 0) return { workflow, diagnostics: [] };
   const where: Locate = pd ? fullLocator(pd) : text.length > BIG_FILE ? chunkLocator(text) : fullLocator(parseWithPositions(text));
   const seen = new Set<string>();
@@ -916,7 +719,29 @@ export function parseFuzzfile(text: string, file: string, label: 'YAML' | 'JSON'
   return hasError ? { diagnostics } : { workflow, diagnostics };
 }
 
-function check(r: Reader, root: unknown, text: string, file: string): Workflow | undefined {
+
+/** Top-level `files:` NAME -> content. */
+function readTopFiles(r: Reader, v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (v === null) return out;
+  if (!isObj(v)) {
+    r.typeError(['files'], 'a mapping of file name to its content', v);
+    return out;
+  }
+  for (const [name, content] of Object.entries(v)) {
+    const p: Seg[] = ['files', name];
+    if (name === '' || name.startsWith('/') || name.split('/').includes('..')) {
+      r.error(p, name === '' ? 'a file name must not be empty' : `invalid file name "${short(name)}"`, 'a file of "files:" has a name (no leading "/", no ".."), which jobs and ingress refer to as file://NAME', true);
+      continue;
+    }
+    if (typeof content === 'string') setOwn(out, name, content);
+    else if (content === null) setOwn(out, name, '');
+    else r.typeError(p, 'the file\'s content (a string; write a block with "|" for several lines)', content);
+  }
+  return out;
+}
+
+function check(r: Reader, root: unknown, text: string, file: string, opts: ReadOptions): Workflow | undefined {
   if (root === undefined || root === null) {
     r.error([], 'the workflow file is empty', 'start with "version: v1" and a "jobs:" mapping (see examples/hello.yaml)');
     return undefined;
@@ -934,39 +759,47 @@ function check(r: Reader, root: unknown, text: string, file: string): Workflow |
   } else if (root.version !== 'v1' && root.version !== 'v4') {
     r.error(['version'], `unsupported version ${typeof root.version === 'string' ? `"${root.version}"` : describe(root.version)}`, 'the supported versions are v1 and v4 (write version: v1 or version: v4)');
   }
-  r.dialect =
-    root.version === 'v4' || (root.version !== 'v1' && (root.services !== undefined || /^\s+depends-on\s*:/m.test(text))) ? 'v4' : 'v1';
+  r.dialect = root.version === 'v4' || (root.version !== 'v1' && (root.services !== undefined || /^\s+depends-on\s*:/m.test(text))) ? 'v4' : 'v1';
   // `x-...` keys are ignored (a place for YAML anchors shared by several jobs).
   const top = Object.fromEntries(Object.entries(root).filter(([k]) => !k.startsWith('x-')));
-  r.obj(top, [], r.dialect === 'v4' ? TOP_KEYS_V4 : TOP_KEYS_V1, 'the top level');
+  r.obj(top, [], TOP_KEYS, 'the top level');
 
   let name = basenameNoExt(file);
   if (root.name !== undefined) {
     const n = r.str(root.name, ['name']);
     if (n !== undefined) name = n;
   }
+  const description = root.description === undefined ? undefined : r.str(root.description, ['description'], false);
+  const annotations = root.annotations === undefined ? undefined : r.strMap(root.annotations, ['annotations'], 'annotation name to value');
+  r.files = root.files === undefined ? {} : readTopFiles(r, root.files);
   const baseDir = dirname(resolvePath(file));
-  const volumes = root.volumes === undefined ? {} : readVolumes(r, root.volumes, baseDir);
+  const classes = { ...BUILTIN_STORAGE_CLASSES, ...(opts.storageClasses ?? {}) };
+  const volumes = root.volumes === undefined ? {} : readVolumes(r, root.volumes, baseDir, classes);
   const policy = root.policy === undefined ? {} : readPolicy(r, root.policy);
 
   let defaults: Draft | undefined;
-  if (root.defaults !== undefined) {
+  if (root.defaults !== undefined && root.defaults !== null) {
     const d = r.obj(root.defaults, ['defaults'], ['job'], 'defaults');
-    if (d && d.job !== undefined) defaults = readJob(r, d.job, ['defaults', 'job'], 'defaults');
+    if (d && d.job !== undefined && d.job !== null) defaults = readJob(r, d.job, ['defaults', 'job'], 'defaults');
   }
 
   // Jobs and services, in file order, one namespace.
   const drafts = new Map<string, { draft: Draft; service: boolean }>();
-  const sections = Object.keys(root).filter((k) => k === 'jobs' || (k === 'services' && r.dialect === 'v4'));
-  if (root.jobs === undefined) r.error([], 'missing required key "jobs"', 'add a "jobs:" mapping of job name to job (see examples/hello.yaml)');
+  const sections = Object.keys(root).filter((k) => k === 'jobs' || k === 'services');
+  const count = (k: string): number => (isObj(root[k]) ? Object.keys(root[k] as Obj).length : 0);
+  if (root.jobs === undefined && root.services === undefined) {
+    r.error([], 'missing required key "jobs"', 'add a "jobs:" mapping of job name to job (see examples/hello.yaml), or "services:"');
+  } else if (count('jobs') + count('services') === 0 && [root.jobs, root.services].every((x) => x === undefined || x === null || isObj(x))) {
+    r.error([root.jobs !== undefined ? 'jobs' : 'services'], 'the workflow has no jobs', 'add at least one job under "jobs:" (or a service under "services:")', true);
+  }
   for (const section of sections) {
     const service = section === 'services';
     const v = root[section];
+    if (v === null) continue;
     if (!isObj(v)) {
       r.typeError([section], `a mapping of ${service ? 'service' : 'job'} name to ${service ? 'service' : 'job'}`, v);
       continue;
     }
-    if (!service && Object.keys(v).length === 0) r.error([section], 'the workflow has no jobs', 'add at least one job under "jobs:"', true);
     for (const [jobName, spec] of Object.entries(v)) {
       const p: Seg[] = [section, jobName];
       const badJob = badName(jobName, JOB_NAME_RE);
@@ -983,6 +816,7 @@ function check(r: Reader, root: unknown, text: string, file: string): Workflow |
   // Checks that need every name, and the conversion.
   const names = [...drafts.keys()];
   const isService = (n: string): boolean => drafts.get(n)?.service === true;
+  const hasServices = names.some(isService);
   const volumeNames = isObj(root.volumes) ? Object.keys(root.volumes) : [];
   const checkMounts = (d: Draft): void => {
     const byLocation = new Map<string, string>();
@@ -1007,15 +841,29 @@ function check(r: Reader, root: unknown, text: string, file: string): Workflow |
       if (dep.job === self) {
         r.error(dep.path, `job "${self}" depends on itself`, 'remove it from its own requirements');
       } else if (!drafts.has(dep.job)) {
-        r.error(dep.path, `unknown ${r.dialect === 'v4' ? 'job or service' : 'job'} "${dep.job}"${suggestion(dep.job, names)}`, names.length > 0 && names.length <= 12 ? `jobs${r.dialect === 'v4' ? ' and services' : ''} in this file: ${names.join(', ')}` : undefined);
+        const what = hasServices || r.dialect === 'v4' ? 'job or service' : 'job';
+        r.error(dep.path, `unknown ${what} "${dep.job}"${suggestion(dep.job, names)}`, names.length > 0 && names.length <= 12 ? `jobs${hasServices || r.dialect === 'v4' ? ' and services' : ''} in this file: ${names.join(', ')}` : undefined);
       } else if (dep.status === 'running' && !isService(dep.job)) {
-        r.error(dep.path.at(-1) === 'name' ? [...dep.path.slice(0, -1), 'status'] : dep.path, `status RUNNING is only valid when depending on a service, and "${dep.job}" is a job`, 'use SUCCEEDED, FINISHED or FAILED for a job');
+        r.error(dep.path.at(-1) === 'name' ? [...dep.path.slice(0, -1), 'status'] : dep.path, `status RUNNING is only valid when depending on a service, and "${dep.job}" is a job`, 'use SUCCEEDED (or FINISHED), ENDED or FAILED for a job');
       }
     }
   };
   if (defaults) {
     checkMounts(defaults);
     checkDeps(defaults, undefined);
+  }
+  // Two services (or one twice) on one port and protocol.
+  const portOwner = new Map<string, { service: string; where: string }>();
+  for (const [svc, { draft, service }] of drafts) {
+    if (!service) continue;
+    for (const port of draft.serviceNetwork?.ports ?? []) {
+      const key = `${port.port}/${port.protocol}`;
+      const where = formatPath(port.path.slice(0, -1));
+      const other = portOwner.get(key);
+      if (other) {
+        r.error(port.path, other.service === svc ? `port ${key} is declared twice in this service (also at ${other.where})` : `port ${key} is already used by service "${other.service}" (${other.where})`, 'two services cannot listen on one port: give each its own port number');
+      } else portOwner.set(key, { service: svc, where });
+    }
   }
 
   const jobs: Record<string, JobSpec> = {};
@@ -1036,13 +884,30 @@ function check(r: Reader, root: unknown, text: string, file: string): Workflow |
       r.error(d.byCorePath ?? [...own.path, 'resource', 'memory'], 'memory.by-core needs memory.size', 'e.g. memory: {size: 2GiB, by-core: true} gives 2 GiB per core');
     }
     const cores = d.cores ?? 1;
+    // Depending on a service means: once it is ready (RUNNING), unless a status says otherwise.
     const requires: Dependency[] = (d.deps ?? [])
       .filter((x) => x.job !== jobName)
-      .map((x) => ({ job: x.job, condition: x.status ?? (r.dialect === 'v4' && isService(x.job) ? 'running' : 'succeeded') }));
+      .map((x) => ({ job: x.job, condition: x.status ?? (isService(x.job) ? 'running' : 'succeeded'), ...(x.description !== undefined ? { description: x.description } : {}) }));
     const pos = positions.get(jobName);
+    const net = d.serviceNetwork;
     jobs[jobName] = {
       name: jobName,
       service,
+      ...(service
+        ? {
+            serviceSpec: {
+              ports: (net?.ports ?? []).map(({ name: n, port, protocol }) => ({ name: n, port, protocol })),
+              endpoints: net?.endpoints ?? [],
+              persist: d.persist ?? false,
+              ...(d.probe ? { probe: d.probe } : {}),
+              ...(net?.host ? { host: true } : {}),
+            },
+          }
+        : {}),
+      ...(d.network ? { network: d.network } : {}),
+      ...(d.files && d.files.size > 0 ? { files: Object.fromEntries(d.files) } : {}),
+      ...(d.annotations && Object.keys(d.annotations).length > 0 ? { annotations: d.annotations } : {}),
+      ...(d.description !== undefined ? { description: d.description } : {}),
       ...(d.image ? { image: d.image } : {}),
       ...(d.command !== undefined ? { command: d.command } : {}),
       ...(d.script !== undefined && d.command === undefined ? { script: d.script } : {}),
@@ -1059,6 +924,8 @@ function check(r: Reader, root: unknown, text: string, file: string): Workflow |
         memoryByCore: d.byCore ?? false,
         devices: d.devices ?? {},
         exclusive: d.exclusive ?? false,
+        ...(d.sockets !== undefined ? { sockets: d.sockets } : {}),
+        ...(d.resAnnotations && Object.keys(d.resAnnotations).length > 0 ? { annotations: d.resAnnotations } : {}),
       },
       ...(d.taskArray ? { taskArray: d.taskArray } : {}),
       ...(d.multinode ? { multinode: d.multinode } : {}),
@@ -1074,15 +941,25 @@ function check(r: Reader, root: unknown, text: string, file: string): Workflow |
 
   for (const cyc of findCycles(names, (n) => jobs[n]?.requires.map((x) => x.job) ?? [])) {
     const first = drafts.get(cyc[0]!)!.draft;
-    r.error([...first.path, r.dialect === 'v4' ? 'depends-on' : 'requires'], `dependency cycle: ${cyc.join(' -> ')}`, 'a workflow must be acyclic: remove one of these requirements', true);
+    const p = first.path;
+    const raw = isObj(root[String(p[0])]) ? (root[String(p[0])] as Obj)[String(p[1])] : undefined;
+    const key = isObj(raw) && raw.requires !== undefined && r.dialect === 'v1' ? 'requires' : 'depends-on';
+    r.error([...p, key], `dependency cycle: ${cyc.join(' -> ')}`, 'a workflow must be acyclic: remove one of these requirements', true);
   }
-  return r.issues.length === 0 ? { name, dialect: r.dialect, file, volumes, jobs, policy } : undefined;
+  if (r.hasErrors()) return undefined;
+  return {
+    name,
+    dialect: r.dialect,
+    file,
+    volumes,
+    jobs,
+    policy,
+    ...(Object.keys(r.files).length > 0 ? { inlineFiles: { ...r.files } } : {}),
+    ...(annotations && Object.keys(annotations).length > 0 ? { annotations } : {}),
+    ...(description !== undefined ? { description } : {}),
+  };
 }
 
-/** A user string shortened for a message. */
-function short(s: string): string {
-  return s.length > 60 ? `${s.slice(0, 40)}...(${s.length} characters)` : s;
-}
 
 function basenameNoExt(file: string): string {
   const b = file.split(/[\\/]/).pop() ?? file;
@@ -1150,61 +1027,4 @@ function chunkLocator(text: string): Locate {
     }
     return shifted(chunk(sectionFirst, sectionLast), path, onKey);
   };
-}
-
-
-function keyOf(n: unknown): string | undefined {
-  if (!isScalar(n)) return undefined;
-  // The `yaml` package represents a `<<` merge key by a symbol.
-  return typeof n.value === 'symbol' ? (n.value.description ?? '') : String(n.value);
-}
-
-/** Line and column of the node at `path` (its key when `onKey`); the deepest existing node when part of the path is missing. */
-function locate(pd: PositionedDoc, path: readonly Seg[], onKey: boolean): SourcePos {
-  const { doc, lineCounter } = pd;
-  let node: unknown = doc.contents;
-  let keyNode: unknown;
-  let found = true;
-  const deref = (n: unknown): unknown => (isAlias(n) ? n.resolve(doc) : n);
-  for (let i = 0; i < path.length; i++) {
-    const seg = path[i]!;
-    const cur = deref(node);
-    let next: unknown;
-    let nextKey: unknown;
-    if (isMap(cur)) {
-      const maps = [cur];
-      // `<<` merge keys: look into the merged mappings too.
-      for (let k = 0; k < maps.length && next === undefined && nextKey === undefined; k++) {
-        for (const pair of maps[k]!.items) {
-          if (keyOf(pair.key) === String(seg)) {
-            nextKey = pair.key;
-            next = pair.value;
-            break;
-          }
-        }
-        if (nextKey === undefined) {
-          for (const pair of maps[k]!.items) {
-            if (keyOf(pair.key) !== '<<') continue;
-            const v = deref(pair.value);
-            for (const m of isSeq(v) ? v.items.map(deref) : [v]) if (isMap(m)) maps.push(m);
-          }
-        }
-      }
-    } else if (isSeq(cur) && typeof seg === 'number') {
-      next = cur.items[seg];
-    }
-    if (next === undefined && nextKey === undefined) {
-      found = false;
-      break;
-    }
-    keyNode = nextKey;
-    node = next;
-  }
-  let target: unknown = node;
-  const emptyValue = (n: unknown): boolean => n === null || n === undefined || (isScalar(n) && n.value === null && (!n.range || n.range[0] === n.range[1]));
-  if (found && keyNode !== undefined && (onKey || emptyValue(node))) target = keyNode;
-  else if (!found && keyNode !== undefined && emptyValue(node)) target = keyNode;
-  const range = (target as YNode | undefined)?.range ?? (keyNode as YNode | undefined)?.range;
-  if (!range) return { line: 1, col: 1 };
-  return lineCounter.linePos(range[0]);
 }

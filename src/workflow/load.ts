@@ -1,7 +1,7 @@
 // Reading workflow files: dialect detection by content, and the file-level errors.
 import { readFileSync, statSync } from 'node:fs';
 import { WarrenError, EXIT } from '../common/index.js';
-import { parseFuzzfile } from './fuzzfile.js';
+import { parseFuzzfile, type ReadOptions } from './fuzzfile.js';
 import { parseWithPositions, syntaxDiagnostics } from './syntax.js';
 import type { Diagnostic, Workflow } from './types.js';
 import { convertWfFormat, invalid, isWfFormat } from './wfformat.js';
@@ -11,7 +11,7 @@ import { convertWfFormat, invalid, isWfFormat } from './wfformat.js';
  * told apart by content. Never throws for bad input: every problem is a diagnostic, and
  * `workflow` is set only when there is no error.
  */
-export function parseWorkflowText(text: string, file: string): { workflow?: Workflow; diagnostics: Diagnostic[] } {
+export function parseWorkflowText(text: string, file: string, opts: ReadOptions = {}): { workflow?: Workflow; diagnostics: Diagnostic[] } {
   const diagnostics: Diagnostic[] = [];
   const trimmed = text.trimStart();
   if (trimmed.startsWith('{')) {
@@ -21,9 +21,9 @@ export function parseWorkflowText(text: string, file: string): { workflow?: Work
     } catch {
       // Not JSON. YAML flow mappings also start with "{": when it does not look like JSON, let
       // the YAML reader have it; otherwise report where the JSON breaks.
-      if (!/^\{\s*("|\}|$)/.test(trimmed)) return parseFuzzfile(text, file);
+      if (!/^\{\s*("|\}|$)/.test(trimmed)) return parseFuzzfile(text, file, 'YAML', opts);
       const { diagnostics: syntax } = syntaxDiagnostics(text, parseWithPositions(text), file, 'JSON');
-      if (syntax.length === 0) return parseFuzzfile(text, file); // valid YAML after all
+      if (syntax.length === 0) return parseFuzzfile(text, file, 'YAML', opts); // valid YAML after all
       return { diagnostics: syntax };
     }
     if (isWfFormat(json)) {
@@ -32,7 +32,7 @@ export function parseWorkflowText(text: string, file: string): { workflow?: Work
       return workflow ? { workflow, diagnostics } : { diagnostics };
     }
   }
-  return parseFuzzfile(text, file);
+  return parseFuzzfile(text, file, 'YAML', opts);
 }
 
 /** In file order (stable for diagnostics at the same place). */
@@ -45,19 +45,19 @@ export function sortDiagnostics(d: Diagnostic[]): void {
  * SPEC_FILE_IS_DIR, SPEC_FILE_UNREADABLE, SPEC_FILE_NOT_TEXT or SPEC_INVALID (with
  * `details.diagnostics`), all with exitCode 2.
  */
-export function loadWorkflowFile(path: string): Workflow {
+export function loadWorkflowFile(path: string, opts: ReadOptions = {}): Workflow {
   const text = readWorkflowText(path);
-  const { workflow, diagnostics } = parseWorkflowText(text, path);
+  const { workflow, diagnostics } = parseWorkflowText(text, path, opts);
   if (!workflow) throw invalid(path, diagnostics);
   return workflow;
 }
 
 /** Parse and validate a workflow's text (as a server receives it); throws SPEC_INVALID like loadWorkflowFile. */
-export function loadWorkflowText(text: string, file: string): Workflow {
+export function loadWorkflowText(text: string, file: string, opts: ReadOptions = {}): Workflow {
   if (text.includes('\u0000')) {
     throw new WarrenError('SPEC_FILE_NOT_TEXT', `${file} is not a text file`, { hint: 'a workflow is a YAML Fuzzfile or a WfFormat JSON file' });
   }
-  const { workflow, diagnostics } = parseWorkflowText(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, file);
+  const { workflow, diagnostics } = parseWorkflowText(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, file, opts);
   if (!workflow) throw invalid(file, diagnostics);
   return workflow;
 }

@@ -1,6 +1,6 @@
 // YAML/JSON syntax errors with positions, from the `yaml` package's parser (which reports
 // exact ranges, including for duplicate keys).
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YNode } from 'yaml';
 import type { Diagnostic } from './types.js';
 import { formatPath } from './path.js';
 
@@ -129,4 +129,60 @@ function pathOfKeyAt(root: unknown, offset: number): string | undefined {
   };
   if (!walk(root)) return undefined;
   return formatPath(segs);
+}
+
+function keyOf(n: unknown): string | undefined {
+  if (!isScalar(n)) return undefined;
+  // The `yaml` package represents a `<<` merge key by a symbol.
+  return typeof n.value === 'symbol' ? (n.value.description ?? '') : String(n.value);
+}
+
+/** Line and column of the node at `path` (its key when `onKey`); the deepest existing node when part of the path is missing. */
+export function locate(pd: PositionedDoc, path: readonly (string | number)[], onKey: boolean): { line: number; col: number } {
+  const { doc, lineCounter } = pd;
+  let node: unknown = doc.contents;
+  let keyNode: unknown;
+  let found = true;
+  const deref = (n: unknown): unknown => (isAlias(n) ? n.resolve(doc) : n);
+  for (let i = 0; i < path.length; i++) {
+    const seg = path[i]!;
+    const cur = deref(node);
+    let next: unknown;
+    let nextKey: unknown;
+    if (isMap(cur)) {
+      const maps = [cur];
+      // `<<` merge keys: look into the merged mappings too.
+      for (let k = 0; k < maps.length && next === undefined && nextKey === undefined; k++) {
+        for (const pair of maps[k]!.items) {
+          if (keyOf(pair.key) === String(seg)) {
+            nextKey = pair.key;
+            next = pair.value;
+            break;
+          }
+        }
+        if (nextKey === undefined) {
+          for (const pair of maps[k]!.items) {
+            if (keyOf(pair.key) !== '<<') continue;
+            const v = deref(pair.value);
+            for (const m of isSeq(v) ? v.items.map(deref) : [v]) if (isMap(m)) maps.push(m);
+          }
+        }
+      }
+    } else if (isSeq(cur) && typeof seg === 'number') {
+      next = cur.items[seg];
+    }
+    if (next === undefined && nextKey === undefined) {
+      found = false;
+      break;
+    }
+    keyNode = nextKey;
+    node = next;
+  }
+  let target: unknown = node;
+  const emptyValue = (n: unknown): boolean => n === null || n === undefined || (isScalar(n) && n.value === null && (!n.range || n.range[0] === n.range[1]));
+  if (found && keyNode !== undefined && (onKey || emptyValue(node))) target = keyNode;
+  else if (!found && keyNode !== undefined && emptyValue(node)) target = keyNode;
+  const range = (target as YNode | undefined)?.range ?? (keyNode as YNode | undefined)?.range;
+  if (!range) return { line: 1, col: 1 };
+  return lineCounter.linePos(range[0]);
 }

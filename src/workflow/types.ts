@@ -56,7 +56,7 @@ export interface VolumeSpec {
    *  files: the reference built from `use` and `name`). */
   reference: string;
   kind: VolumeKind;
-  /** `user` unless the reference names `account`. */
+  /** `user` unless the reference names `account` (or `group`, Fuzzball's newer name for it). */
   scope?: VolumeScope;
   /** For persistent volumes: NAME (`default` when the reference has none: `volume://user/persistent`). */
   persistentName?: string;
@@ -64,6 +64,8 @@ export interface VolumeSpec {
   storageClass?: string;
   /** v4 `size:` in bytes (a quota asked of the storage class; Warren's built-in classes record it). */
   sizeBytes?: number;
+  /** v4 volume `annotations` (Fuzzball: provisioner selection), kept as written. */
+  annotations?: Record<string, string>;
   ingress: TransferSpec[];
   egress: TransferSpec[];
 }
@@ -80,6 +82,10 @@ export interface TransferSpec {
   sizeBytes?: number;
   /** A transfer's `policy` (timeout of the transfer, attempts). */
   policy?: { timeoutSec?: number; attempts?: number };
+  /** An ingress whose source is `file://NAME` naming a top-level `files:` entry: its content
+   *  is written at the destination instead of fetching anything (`source.uri` stays
+   *  `file://NAME`, not resolved against the workflow's directory). */
+  inlineFile?: { name: string; content: string };
 }
 
 export type CpuAffinity = 'core' | 'socket' | 'numa';
@@ -180,6 +186,9 @@ export interface ServiceSpec {
    *  workflow's timeout). A workflow made only of services behaves as if all persist. */
   persist: boolean;
   probe?: ReadinessProbe;
+  /** `network.host: true` (Fuzzball catalog files): the service shares the node's network
+   *  namespace instead of getting its own. */
+  host?: boolean;
 }
 
 export interface JobPolicy {

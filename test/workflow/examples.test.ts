@@ -48,7 +48,7 @@ describe('examples', () => {
     const { diagnostics } = parseWorkflowText(readFileSync(join(examples, 'broken.yaml'), 'utf8'), 'examples/broken.yaml');
     assert.deepEqual(diagnostics.map(formatDiagnostic), [
       'examples/broken.yaml:7:16: volumes.data.reference: invalid volume reference "volume://user/temporary"\n  hint: use volume://user/ephemeral (scratch space for this run) or volume://user/persistent/NAME',
-      'examples/broken.yaml:10:5: jobs.align.comand: unknown key "comand" (did you mean "command"?)\n  hint: allowed keys in a job: image, command, script, args, env, cwd, mounts, requires, resource, task-array, multinode, policy, estimate',
+      'examples/broken.yaml:10:5: jobs.align.comand: unknown key "comand" (did you mean "command"?)\n  hint: allowed keys in a job: name, description, annotations, image, command, script, args, env, cwd, files, mounts, requires, depends-on, resource, network, task-array, multinode, policy, estimate',
       'examples/broken.yaml:12:20: jobs.align.resource.cpu.cores: cores must be at least 1, got 0\n  hint: ask for a whole number of cores >= 1 (the default is 1)',
       'examples/broken.yaml:13:22: jobs.align.resource.memory.size: invalid size "4 gigs"\n  hint: write a number of bytes or a size like 512MB, 4GiB or 1.5G (units: B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB)',
       'examples/broken.yaml:15:5: jobs.sort.requires: dependency cycle: sort -> merge -> sort\n  hint: a workflow must be acyclic: remove one of these requirements',
@@ -90,9 +90,11 @@ describe('JSON Schema', () => {
       [{ version: 'v4', services: { s: { command: ['x'] } }, jobs: { a: { command: ['x'], 'depends-on': ['s', { name: 'b', status: 'Finished' }] }, b: { script: '#!/bin/sh\n' } } }, true],
       [{ version: 'v2', jobs: { a: { command: ['x'] } } }, false],
       [{ version: 'v1', jobs: { a: { command: ['x'], script: '#!/bin/sh' } } }, false],
-      [{ version: 'v1', jobs: { a: { command: ['x'], 'depends-on': ['b'] } } }, false],
+      [{ version: 'v1', jobs: { a: { command: ['x'], 'depends-on': [{ name: 'b', status: 'FINISHED' }] }, b: { command: ['x'] } } }, true],
       [{ version: 'v4', jobs: { a: { command: ['x'], requires: ['b'] } } }, false],
-      [{ version: 'v1', services: {}, jobs: { a: { command: ['x'] } } }, false],
+      [{ version: 'v1', services: {}, jobs: { a: { command: ['x'] } } }, true],
+      [{ version: 'v1', services: { s: { command: ['x'], policy: { timeout: { execute: '1h' } } } } }, true],
+      [{ version: 'v1', services: { s: { command: ['x'], 'task-array': { start: 0, end: 1 } } } }, false],
       [{ version: 'v1', jobs: { 'bad name': { command: ['x'] } } }, false],
       [{ version: 'v1', jobs: { a: { command: ['x'], resource: { cpu: { affinity: 'SOCKET' }, memory: { size: '4GiB' } } } } }, true],
       [{ version: 'v1', jobs: { a: { command: ['x'], resource: { memory: { size: '4 gigs' } } } } }, false],

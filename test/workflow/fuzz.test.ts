@@ -1,5 +1,5 @@
 // Fuzzing the workflow reader: random mutations of real inputs (examples/*.yaml, the
-// Fuzzball examples and WfFormat instances in ../shared) give diagnostics or a WarrenError
+// Fuzzball examples and WfFormat instances in ../shared, test/workflow/fixtures) give diagnostics or a WarrenError
 // with a code, never another exception or a hang. Seeded (WARREN_FUZZ_SEED to vary it) and
 // bounded in runs and time.
 import { test, describe } from 'node:test';
@@ -34,7 +34,8 @@ function files(dir: string, re: RegExp, maxBytes: number): string[] {
 
 const corpus = [
   ...files(join(repoRoot, 'examples'), /\.ya?ml$/, 64 * 1024),
-  ...files(join(sharedDir, 'fuzzball-examples'), /\.ya?ml$/, 64 * 1024),
+  ...files(join(sharedDir, 'fuzzball-examples'), /\.(ya?ml|fz)$/, 64 * 1024),
+  ...files(join(repoRoot, 'test', 'workflow', 'fixtures'), /\.ya?ml$/, 64 * 1024),
   ...files(join(sharedDir, 'wfcommons'), /\.json$/, 120 * 1024),
 ].map((f) => ({ f, text: readFileSync(f, 'utf8') }));
 
@@ -44,6 +45,7 @@ const TOKENS = [
   '__proto__', 'constructor', 'prototype', 'toString', ':', ': ', '- ', '-', '{', '}', '[', ']', ',', '"', "'", '\t', '\n', '\r\n', '  ', '#',
   '&a ', '*a', '<<: *a', '!!binary ', '!!js/function ', '!!python/object ', '? ', '|', '>', '---\n', '...\n', '~', 'null', 'true',
   'x'.repeat(300), '{"a": ', '[[[[[[[[[[', 'task-array: {start: 0, end: 4000001}', 'version: v4', 'version: v1', '%YAML 1.1\n',
+  'file://', 'volume://', 'readiness-probe: {}', 'port-name: ', 'use: ',
 ];
 
 type Mutation = { at: number; del: number; insert: string };

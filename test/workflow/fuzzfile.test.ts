@@ -48,7 +48,7 @@ describe('Fuzzfile errors: position, path, message, hint', () => {
         "flow.yaml:11:5: jobs.empty.task-array: task-array needs \"start\" and \"end\" (missing \"start\" and \"end\")\n  hint: e.g. task-array: {start: 0, end: 7} runs 8 tasks with indices 0..7",
         "flow.yaml:14:29: jobs.cores.resource.cpu.cores: cores must be at least 1, got 0\n  hint: ask for a whole number of cores >= 1 (the default is 1)",
         "flow.yaml:15:24: jobs.cores.multinode.nodes: 0 is out of range: expected an integer from 1 to 2,147,483,647\n  hint: write a whole number from 1 to 2,147,483,647 in decimal digits (limits: docs/workflow-format.md#limits)",
-        "flow.yaml:15:43: jobs.cores.multinode.implementation: expected one of openmpi, mpich, gasnet, got \"mpi\"",
+        "flow.yaml:15:43: jobs.cores.multinode.implementation: expected one of openmpi, mpich, gasnet, generic, got \"mpi\"",
       ],
     );
   });
@@ -285,9 +285,9 @@ describe('Fuzzfile errors: position, path, message, hint', () => {
         '    resources: {cpu: {cores: 2}}',
       ],
       [
-        "flow.yaml:2:1: nme: unknown key \"nme\" (did you mean \"name\"?)\n  hint: allowed keys in the top level: version, name, defaults, volumes, jobs, policy",
-        "flow.yaml:5:5: jobs.align.comand: unknown key \"comand\" (did you mean \"command\"?)\n  hint: allowed keys in a job: image, command, script, args, env, cwd, mounts, requires, resource, task-array, multinode, policy, estimate",
-        "flow.yaml:6:5: jobs.align.resources: unknown key \"resources\" (did you mean \"resource\"?)\n  hint: allowed keys in a job: image, command, script, args, env, cwd, mounts, requires, resource, task-array, multinode, policy, estimate",
+        "flow.yaml:2:1: nme: unknown key \"nme\" (did you mean \"name\"?)\n  hint: allowed keys in the top level: version, name, description, annotations, files, defaults, volumes, jobs, services, policy",
+        "flow.yaml:5:5: jobs.align.comand: unknown key \"comand\" (did you mean \"command\"?)\n  hint: allowed keys in a job: name, description, annotations, image, command, script, args, env, cwd, files, mounts, requires, depends-on, resource, network, task-array, multinode, policy, estimate",
+        "flow.yaml:6:5: jobs.align.resources: unknown key \"resources\" (did you mean \"resource\"?)\n  hint: allowed keys in a job: name, description, annotations, image, command, script, args, env, cwd, files, mounts, requires, depends-on, resource, network, task-array, multinode, policy, estimate",
       ],
     );
   });
@@ -319,20 +319,15 @@ describe('Fuzzfile errors: position, path, message, hint', () => {
     );
   });
 
-  test("v4 keys in a v1 file", () => {
+  test("v1 has services and depends-on; a volume's use, size and annotations need v4", () => {
+    const wf = parseOk(['version: v1', 'services:', '  db: {command: [x]}', 'jobs:', '  a:', '    depends-on: [db]', '    requires: [b]', '    command: [x]', '  b: {command: [x]}', ''].join('\n'));
+    assert.deepEqual(wf.jobs.a!.requires, [{ job: 'b', condition: 'succeeded' }, { job: 'db', condition: 'running' }]);
     expectDiagnostics(
+      ['version: v1', 'volumes:', '  data: {use: ephemeral, size: 1GiB}', 'jobs:', '  a: {command: [x]}'],
       [
-        'version: v1',
-        'services:',
-        '  db: {command: [x]}',
-        'jobs:',
-        '  a:',
-        '    depends-on: [db]',
-        '    command: [x]',
-      ],
-      [
-        "flow.yaml:2:1: services: unknown key \"services\"\n  hint: services need \"version: v4\"",
-        "flow.yaml:6:5: jobs.a.depends-on: unknown key \"depends-on\"\n  hint: \"depends-on\" is the v4 spelling: in a v1 file use \"requires: [JOB, ...]\", or set \"version: v4\"",
+        'flow.yaml:3:3: volumes.data: missing required key "reference"\n  hint: use reference: volume://user/ephemeral (scratch space for this run) or volume://user/persistent/NAME',
+        'flow.yaml:3:10: volumes.data.use: unknown key "use"\n  hint: a volume\'s "use" needs "version: v4" (in v1, write reference: volume://user/CLASS[/NAME])',
+        'flow.yaml:3:26: volumes.data.size: unknown key "size"\n  hint: a volume\'s "size" needs "version: v4" (in v1, write reference: volume://user/CLASS[/NAME])',
       ],
     );
   });
@@ -344,7 +339,7 @@ describe('Fuzzfile errors: position, path, message, hint', () => {
         'services:',
         '  db:',
         '    command: [sleep, "100"]',
-        '    policy: {}',
+        '    persist: yes',
         'jobs:',
         '  db:',
         '    command: [x]',
@@ -362,12 +357,12 @@ describe('Fuzzfile errors: position, path, message, hint', () => {
         '      data: {volume: data}',
       ],
       [
-        "flow.yaml:5:5: services.db.policy: unknown key \"policy\"\n  hint: allowed keys in a service: image, command, script, args, env, cwd, mounts, depends-on, resource",
+        "flow.yaml:5:14: services.db.persist: expected true or false, got a string (\"yes\")",
         "flow.yaml:7:3: jobs.db: the name \"db\" is used by both a job and a service\n  hint: jobs and services share one namespace: rename one of them",
         "flow.yaml:10:5: jobs.load.requires: unknown key \"requires\"\n  hint: \"requires\" is the v1 spelling: in a v4 file use \"depends-on: [{name: JOB, status: SUCCEEDED}]\", or set \"version: v1\"",
-        "flow.yaml:14:30: jobs.a.depends-on[0].status: status RUNNING is only valid when depending on a service, and \"load\" is a job\n  hint: use SUCCEEDED, FINISHED or FAILED for a job",
+        "flow.yaml:14:30: jobs.a.depends-on[0].status: status RUNNING is only valid when depending on a service, and \"load\" is a job\n  hint: use SUCCEEDED (or FINISHED), ENDED or FAILED for a job",
         "flow.yaml:15:16: jobs.a.depends-on[1].name: unknown job or service \"lod\" (did you mean \"load\"?)\n  hint: jobs and services in this file: db, load, a",
-        "flow.yaml:16:30: jobs.a.depends-on[2].status: expected one of SUCCEEDED, FINISHED, FAILED, RUNNING, got \"succeded\" (did you mean \"SUCCEEDED\"?)\n  hint: SUCCEEDED: after it succeeded; FINISHED: after it ended either way; FAILED: only if it failed; RUNNING: once a service has started",
+        "flow.yaml:16:30: jobs.a.depends-on[2].status: expected one of SUCCEEDED, FINISHED, ENDED, FAILED, RUNNING, got \"succeded\" (did you mean \"SUCCEEDED\"?)\n  hint: SUCCEEDED or FINISHED (Fuzzball's word for it): after it succeeded; ENDED: after it ended either way; FAILED: only if it failed; RUNNING: once a service is ready",
         "flow.yaml:17:9: jobs.a.depends-on[3]: expected a job or service name, or {name: NAME, status: STATUS}, got a number (3)",
         "flow.yaml:20:7: jobs.a.mounts.data: mount location must be an absolute path, got \"data\"\n  hint: v4 mounts are keyed by path: write \"/data\": {volume: data} (or set \"version: v1\" for mounts keyed by volume name)",
       ],
@@ -463,8 +458,8 @@ describe('Fuzzfile errors: position, path, message, hint', () => {
   });
 
   test('no jobs, and no jobs key', () => {
-    expectDiagnostics(['version: v1', 'jobs: {}'], ['flow.yaml:2:1: jobs: the workflow has no jobs\n  hint: add at least one job under "jobs:"']);
-    expectDiagnostics(['version: v1'], ['flow.yaml:1:1: missing required key "jobs"\n  hint: add a "jobs:" mapping of job name to job (see examples/hello.yaml)']);
+    expectDiagnostics(['version: v1', 'jobs: {}'], ['flow.yaml:2:1: jobs: the workflow has no jobs\n  hint: add at least one job under "jobs:" (or a service under "services:")']);
+    expectDiagnostics(['version: v1'], ['flow.yaml:1:1: missing required key "jobs"\n  hint: add a "jobs:" mapping of job name to job (see examples/hello.yaml), or "services:"']);
   });
 
   test('an error inside a YAML anchor is reported where it is written', () => {
@@ -760,7 +755,7 @@ describe('Fuzzfile v4: the normalized model', () => {
         '    command: [check]',
         '  cleanup:',
         '    depends-on:',
-        '      - {name: load, status: Finished}',
+        '      - {name: load, status: Ended}',
         '      - {name: check, status: FAILED}',
         '    command: [cleanup]',
         '  after-db:',

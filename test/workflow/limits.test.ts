@@ -224,7 +224,7 @@ describe('keys named like Object properties', () => {
     const d = errors('version: v4\njobs:\n  a:\n    command: [true]\n    depends-on: [constructor, {name: toString, status: hasOwnProperty}]\n    mounts: {/x: {volume: constructor}}\n');
     assert.deepEqual(d.map((x) => x.message.replace(/ \(did you mean.*$/, '')), [
       'unknown job or service "constructor"',
-      'expected one of SUCCEEDED, FINISHED, FAILED, RUNNING, got "hasOwnProperty"',
+      'expected one of SUCCEEDED, FINISHED, ENDED, FAILED, RUNNING, got "hasOwnProperty"',
       'unknown volume "constructor"',
     ]);
   });

@@ -81,7 +81,7 @@ describe('loadWorkflowFile', () => {
           `${p}:5:16: jobs.a.requires[0]: unknown job "b"`,
           '  hint: jobs in this file: a, c',
           `${p}:7:5: jobs.c.comand: unknown key "comand" (did you mean "command"?)`,
-          '  hint: allowed keys in a job: image, command, script, args, env, cwd, mounts, requires, resource, task-array, multinode, policy, estimate',
+          '  hint: allowed keys in a job: name, description, annotations, image, command, script, args, env, cwd, files, mounts, requires, depends-on, resource, network, task-array, multinode, policy, estimate',
         ].join('\n'),
       );
       assert.equal(e.hint, 'fix the problems listed above (`warren validate FILE` checks a file without running it)');

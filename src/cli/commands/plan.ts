@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { EXIT, WarrenError, formatBytes, formatDuration, parseDuration, parseSize, warrenHome } from '../../common/index.js';
-import { loadWorkflowFile } from '../../workflow/index.js';
+import { loadWorkflowFile, readStorageClasses } from '../../workflow/index.js';
 import { parsePlatform, planWorkflow, platformToObject } from '../../scheduler/index.js';
 import type { Plan, PlanOptions, Platform } from '../../scheduler/index.js';
 import { commandGroup } from '../util.js';
@@ -128,7 +128,7 @@ interface PlanCliOptions {
 export function runPlan(file: string, o: PlanCliOptions, env: NodeJS.ProcessEnv = process.env): { text: string; exitCode: number; plan: Plan } {
   const platformFile = o.platform ?? serverPlatformFile(env);
   const platform = readPlatformFile(platformFile, o.platform ? 'the platform file' : 'the server platform');
-  const wf = loadWorkflowFile(file);
+  const wf = loadWorkflowFile(file, { storageClasses: readStorageClasses(warrenHome()) });
   const opts: PlanOptions = {};
   if (o.deadline !== undefined) opts.deadlineSec = parseDeadline(o.deadline);
   if (o.budget !== undefined) opts.budget = parseBudget(o.budget);

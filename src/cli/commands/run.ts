@@ -4,10 +4,10 @@
 
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { EXIT, WarrenError } from '../../common/index.js';
+import { EXIT, WarrenError, warrenHome } from '../../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../../engine/index.js';
 import { describeOwner, holderIsGone } from '../../server/index.js';
-import { loadWorkflowFile, readWorkflowText, type Workflow } from '../../workflow/index.js';
+import { loadWorkflowFile, readStorageClasses, readWorkflowText, type Workflow } from '../../workflow/index.js';
 import type { JobCounts, ServiceView, StreamItem, WarrenClient, WorkflowDetail } from '../../api/index.js';
 import { RunView } from '../view.js';
 import { openClient, addTargetOptions, type TargetOpts } from '../client.js';
@@ -155,7 +155,7 @@ export function register(program: Command): void {
       .option('--platform <file>', 'with --simulate: replay the workflow across the sites of a platform file, placed (and re-placed) by the planner'),
   ).action(async (file: string, o: CommonOpts & { failFast?: boolean; simulate?: string | boolean; platform?: string; detach?: boolean }) => {
     // Validated here first: errors point at the file as the user named it.
-    const wf: Workflow = loadWorkflowFile(file);
+    const wf: Workflow = loadWorkflowFile(file, { storageClasses: readStorageClasses(warrenHome()) });
     let simulate: number | undefined;
     if (o.simulate !== undefined) {
       const f = o.simulate === true ? 1 : Number(o.simulate);

@@ -1,7 +1,7 @@
 // `warren validate FILE...` and `warren schema`: checking workflow files without running them.
 import type { Command } from 'commander';
-import { EXIT, toWarrenError } from '../../common/index.js';
-import { formatDiagnostic, parseWorkflowText, workflowJsonSchema, type Diagnostic } from '../../workflow/index.js';
+import { EXIT, toWarrenError, warrenHome } from '../../common/index.js';
+import { formatDiagnostic, parseWorkflowText, readStorageClasses, workflowJsonSchema, type Diagnostic } from '../../workflow/index.js';
 import { readWorkflowText } from '../../workflow/index.js';
 
 interface FileResult {
@@ -23,7 +23,14 @@ export function validateFile(file: string): FileResult {
     const err = toWarrenError(e);
     return { file, valid: false, diagnostics: [], error: { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) } };
   }
-  const { workflow, diagnostics } = parseWorkflowText(text, file);
+  let storageClasses;
+  try {
+    storageClasses = readStorageClasses(warrenHome());
+  } catch (e) {
+    const err = toWarrenError(e);
+    return { file, valid: false, diagnostics: [], error: { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) } };
+  }
+  const { workflow, diagnostics } = parseWorkflowText(text, file, { storageClasses });
   if (!workflow) return { file, valid: false, diagnostics };
   const all = Object.values(workflow.jobs);
   const services = all.filter((j) => j.service).length;

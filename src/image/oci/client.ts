@@ -11,6 +11,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { WarrenError } from '../../common/index.js';
 import { parseWwwAuthenticate, type RegistryAuth, type AuthChallenge } from './auth.js';
 import { registryBaseUrl } from './ref.js';
+import { loadRegistriesConfig } from './mirrors.js';
 import { MANIFEST_ACCEPT, type Descriptor } from './types.js';
 
 export interface RegistryClientOptions {
@@ -20,6 +21,11 @@ export interface RegistryClientOptions {
   /** Parallel connections to the registry (default 8). */
   connections?: number;
   userAgent?: string;
+  /**
+   * This client talks to a registry mirror standing in for another registry: messages name
+   * both (`mirror HOST of REGISTRY (set in ORIGIN)`). See mirrors.ts.
+   */
+  mirrorOf?: { registry: string; origin: string };
 }
 
 export interface FetchedManifest {
@@ -55,6 +61,9 @@ function registryErrorCodes(text: string): string[] {
 export class RegistryClient {
   readonly registry: string;
   readonly baseUrl: string;
+  /** The registry as messages name it: `HOST`, or `mirror HOST of REGISTRY (set in ORIGIN)`. */
+  readonly label: string;
+  private readonly mirrorOf: RegistryClientOptions['mirrorOf'];
   private readonly auth: RegistryAuth | undefined;
   private readonly dispatcher: Agent;
   private readonly userAgent: string;
@@ -68,7 +77,10 @@ export class RegistryClient {
 
   constructor(registry: string, opts: RegistryClientOptions = {}) {
     this.registry = registry;
-    this.baseUrl = opts.baseUrl ?? registryBaseUrl(registry);
+    // Plain HTTP for loopback, WARREN_INSECURE_REGISTRIES and the `insecure:` hosts of $WARREN_HOME/mirrors.yaml.
+    this.baseUrl = opts.baseUrl ?? registryBaseUrl(registry, process.env, loadRegistriesConfig().insecure);
+    this.mirrorOf = opts.mirrorOf;
+    this.label = opts.mirrorOf ? `mirror ${registry} of ${opts.mirrorOf.registry} (set in ${opts.mirrorOf.origin})` : registry;
     this.auth = opts.auth;
     this.userAgent = opts.userAgent ?? 'warren/0.1';
     this.dispatcher = new Agent({
@@ -87,8 +99,10 @@ export class RegistryClient {
   private unreachable(e: unknown, what: string): WarrenError {
     const err = e as Error & { code?: string; cause?: { code?: string } };
     const code = err.code ?? err.cause?.code ?? '';
-    return new WarrenError('IMAGE_REGISTRY_UNREACHABLE', `cannot reach registry ${this.registry} for ${what}: ${err.message}${code ? ` (${code})` : ''}`, {
-      hint: `check the registry host and port and that it is up (tried ${this.baseUrl}/v2/); for a plain-HTTP registry that is not on loopback, add it to WARREN_INSECURE_REGISTRIES`,
+    return new WarrenError('IMAGE_REGISTRY_UNREACHABLE', `cannot reach registry ${this.label} for ${what}: ${err.message}${code ? ` (${code})` : ''}`, {
+      hint: this.mirrorOf
+        ? `check that the mirror is up (tried ${this.baseUrl}/v2/), or correct or remove its rule in ${this.mirrorOf.origin}; a plain-HTTP mirror off loopback needs "insecure: true" or WARREN_INSECURE_REGISTRIES`
+        : `check the registry host and port and that it is up (tried ${this.baseUrl}/v2/); for a plain-HTTP registry that is not on loopback, add it to WARREN_INSECURE_REGISTRIES`,
       cause: e,
     });
   }
@@ -151,11 +165,11 @@ export class RegistryClient {
 
   private authError(what: string, detail: string): WarrenError {
     if (!this.auth) {
-      return new WarrenError('IMAGE_AUTH_REQUIRED', `registry ${this.registry} requires credentials for ${what} (${detail})`, {
+      return new WarrenError('IMAGE_AUTH_REQUIRED', `registry ${this.label} requires credentials for ${what} (${detail})`, {
         hint: `run \`warren registry login ${this.registry} -u USER --password-stdin\`, or give the job an image secret; also check the image name, registries answer "unauthorized" for images that do not exist`,
       });
     }
-    return new WarrenError('IMAGE_AUTH_FAILED', `registry ${this.registry} rejected the credentials for ${what} (${detail})`, {
+    return new WarrenError('IMAGE_AUTH_FAILED', `registry ${this.label} rejected the credentials for ${what} (${detail})`, {
       hint: `check the user name and password (or token) for ${this.registry} and log in again with \`warren registry login ${this.registry} -u USER --password-stdin\`; check that the user may access this repository`,
     });
   }
@@ -181,7 +195,7 @@ export class RegistryClient {
       try {
         res = await this.raw('GET', realm.toString(), headers, undefined);
       } catch (e) {
-        throw new WarrenError('IMAGE_REGISTRY_UNREACHABLE', `cannot reach the token service ${realm.origin} of registry ${this.registry}: ${(e as Error).message}`, {
+        throw new WarrenError('IMAGE_REGISTRY_UNREACHABLE', `cannot reach the token service ${realm.origin} of registry ${this.label}: ${(e as Error).message}`, {
           hint: 'check that the registry\'s authentication service is up and reachable from this node',
           cause: e,
         });
@@ -213,7 +227,7 @@ export class RegistryClient {
   }
 
   private badResponse(status: number, what: string, detail: string): WarrenError {
-    return new WarrenError('IMAGE_REGISTRY_ERROR', `registry ${this.registry} answered HTTP ${status} for ${what}${detail ? `: ${detail}` : ''}`, {
+    return new WarrenError('IMAGE_REGISTRY_ERROR', `registry ${this.label} answered HTTP ${status} for ${what}${detail ? `: ${detail}` : ''}`, {
       hint: 'retry later; if it persists, check the registry\'s logs or status page',
     });
   }
@@ -237,7 +251,7 @@ export class RegistryClient {
     if (res.statusCode === 404) {
       const text = await res.body.text().catch(() => '');
       const codes = registryErrorCodes(text);
-      throw new WarrenError('IMAGE_NOT_FOUND', `image ${what} not found in registry ${this.registry}${codes.length ? ` (${codes.join('; ')})` : ''}`, {
+      throw new WarrenError('IMAGE_NOT_FOUND', `image ${what} not found in registry ${this.label}${this.mirrorOf ? ` as ${this.registry}/${repository}` : ''}${codes.length ? ` (${codes.join('; ')})` : ''}`, {
         hint: `check the repository name and the tag or digest; list the tags with \`skopeo list-tags docker://${this.registry}/${repository}\``,
       });
     }
@@ -280,7 +294,7 @@ export class RegistryClient {
     const res = await this.send('GET', `/v2/${repository}/blobs/${desc.digest}`, { scope: `repository:${repository}:pull`, what });
     if (res.statusCode === 404) {
       await res.body.dump().catch(() => undefined);
-      throw new WarrenError('IMAGE_NOT_FOUND', `blob ${desc.digest} of image ${what} is missing from registry ${this.registry}`, {
+      throw new WarrenError('IMAGE_NOT_FOUND', `blob ${desc.digest} of image ${what} is missing from registry ${this.label}`, {
         hint: 'the image in the registry is incomplete; push it again or ask the registry operator',
       });
     }

@@ -1,6 +1,8 @@
 // Public API of the OCI part of the image subsystem (registry client, pull, push).
-export { parseImageRef, parseRegistryRef, registryBaseUrl, isDigest } from './ref.js';
-export type { ImageRef, RegistryImageRef, LocalImageRef } from './ref.js';
+export { parseImageRef, parseRegistryRef, registryBaseUrl, isInsecureRegistry, parseRegistryLocation, normalizeRegistryHost, isDigest } from './ref.js';
+export type { ImageRef, RegistryImageRef, LocalImageRef, RegistryLocation } from './ref.js';
+export { MIRRORS_ENV, mirrorsFile, parseMirrorsEnv, parseMirrorsFile, loadRegistriesConfig, findMirror, pullSource } from './mirrors.js';
+export type { MirrorRule, RegistriesConfig, PullSource } from './mirrors.js';
 export { MT, hostPlatform, formatPlatform, parsePlatform, selectPlatform, imageConfigFrom, layerCompression } from './types.js';
 export type { Platform, Descriptor, ImageIndex, ImageManifest, ImageConfig, OciImageConfigFile } from './types.js';
 export { parseWwwAuthenticate, credentialsFile, loadCredentials, saveCredentials, removeCredentials } from './auth.js';

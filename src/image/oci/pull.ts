@@ -11,6 +11,7 @@ import type { ImageCache, ImageRecord } from '../cache/index.js';
 import { loadCredentials, type RegistryAuth } from './auth.js';
 import { RegistryClient, type FetchedManifest } from './client.js';
 import type { RegistryImageRef } from './ref.js';
+import { loadRegistriesConfig, pullSource, type PullSource, type RegistriesConfig } from './mirrors.js';
 import { RootfsWriter } from './unpack.js';
 import { readSif } from '../sif/index.js';
 import {
@@ -65,8 +66,14 @@ export interface PullOptions {
   parallel?: number;
   /** Extra attempts for a download that broke off (default 2). */
   retries?: number;
-  /** Override the registry base URL (tests, proxies). */
+  /** Override the registry base URL (tests, proxies); no mirror applies then. */
   baseUrl?: string;
+  /**
+   * Registry mirrors and plain-HTTP hosts; default: the node's ($WARREN_HOME/mirrors.yaml and
+   * WARREN_REGISTRY_MIRRORS, read at each pull). The image keeps its own name for the cache,
+   * trust and messages; only the requests go to the mirror.
+   */
+  registries?: RegistriesConfig;
   /**
    * Keep the setuid/setgid bits of the layers (node policy `allow-setuid: true`); default
    * false: they are dropped when unpacking. Applies to images unpacked from now on.
@@ -102,20 +109,22 @@ function isDescriptor(d: unknown): d is Descriptor {
 
 interface Resolved {
   client: RegistryClient;
+  /** The repository inside the client's registry (the mirror's, when one applies). */
+  repository: string;
   digest: string;
   manifest: ImageManifest;
   mediaType: string;
 }
 
 /** Resolve `ref` to one image manifest for `platform` (following an index). */
-async function resolveManifest(ref: RegistryImageRef, client: RegistryClient, platform: Platform): Promise<Omit<Resolved, 'client'>> {
+async function resolveManifest(ref: RegistryImageRef, client: RegistryClient, repository: string, platform: Platform): Promise<Omit<Resolved, 'client' | 'repository'>> {
   const what = ref.uri;
-  let m: FetchedManifest = await client.getManifest(ref.repository, ref.digest ?? ref.tag!, what);
+  let m: FetchedManifest = await client.getManifest(repository, ref.digest ?? ref.tag!, what);
   if (isIndexMediaType(m.mediaType) || (Array.isArray(m.json.manifests) && !m.json.layers)) {
     const index = m.json as unknown as ImageIndex;
     if (!Array.isArray(index.manifests) || !index.manifests.every(isDescriptor)) throw manifestError(what, 'the index has malformed entries');
     const desc = selectPlatform(index, platform, what);
-    m = await client.getManifest(ref.repository, desc.digest, `${what} (${formatPlatform(platform)})`);
+    m = await client.getManifest(repository, desc.digest, `${what} (${formatPlatform(platform)})`);
     if (m.digest !== desc.digest) throw manifestError(what, 'the platform manifest does not match the index');
   }
   if (m.mediaType.startsWith('application/vnd.docker.distribution.manifest.v1')) {
@@ -162,7 +171,7 @@ function scheduleDownloads(
         for (let attempt = 0; ; attempt++) {
           const tmp = cache.tmpPath('.blob');
           try {
-            await r.client.downloadBlob(ref.repository, d, tmp, ref.uri, (n) => {
+            await r.client.downloadBlob(r.repository, d, tmp, ref.uri, (n) => {
               done += n;
               opts.onProgress?.({ phase: 'download', uri: ref.uri, digest: d.digest, bytes: done, totalBytes: total });
             });
@@ -212,13 +221,24 @@ export async function hasSifMagic(path: string): Promise<boolean> {
   }
 }
 
-function clientFor(ref: RegistryImageRef, opts: PullOptions): RegistryClient {
-  const auth = opts.auth ?? loadCredentials(ref.registry);
-  return new RegistryClient(ref.registry, {
+/**
+ * The client for pulling `ref` and the repository to ask it for: the image's own registry, or
+ * the mirror the node's configuration sends it to. Stored credentials are those of the host
+ * the requests go to (`warren registry login MIRROR` for a mirror); a job's image secret is
+ * sent as given (the mirror stands in for the registry, by the node admin's choice).
+ */
+function clientFor(ref: RegistryImageRef, opts: PullOptions): { client: RegistryClient; repository: string } {
+  const src: PullSource = opts.baseUrl
+    ? { registry: ref.registry, repository: ref.repository, baseUrl: opts.baseUrl }
+    : pullSource(ref, opts.registries ?? loadRegistriesConfig());
+  const auth = opts.auth ?? loadCredentials(src.registry);
+  const client = new RegistryClient(src.registry, {
     ...(auth ? { auth } : {}),
-    ...(opts.baseUrl ? { baseUrl: opts.baseUrl } : {}),
+    baseUrl: src.baseUrl,
     connections: Math.max(4, (opts.parallel ?? 4) + 1),
+    ...(src.mirror ? { mirrorOf: { registry: src.mirror.path ? `${ref.registry}/${src.mirror.path}` : ref.registry, origin: src.mirror.origin } } : {}),
   });
+  return { client, repository: src.repository };
 }
 
 /** Pull `ref` into the cache (or find it there) and return the prepared image. */
@@ -240,11 +260,11 @@ export async function pullImage(ref: RegistryImageRef, opts: PullOptions): Promi
     }
   }
 
-  const client = clientFor(ref, opts);
+  const { client, repository } = clientFor(ref, opts);
   try {
     opts.onProgress?.({ phase: 'resolve', uri: ref.uri });
-    const res = await resolveManifest(ref, client, platform);
-    const r: Resolved = { client, ...res };
+    const res = await resolveManifest(ref, client, repository, platform);
+    const r: Resolved = { client, repository, ...res };
     const collect = () => {
       stats.bytesDownloaded = client.bytesReceived;
       stats.manifestRequests = client.requests.manifest;
@@ -396,10 +416,10 @@ export async function fetchImageBlobs(ref: RegistryImageRef, opts: PullOptions):
   const t0 = Date.now();
   opts.cache.ensure();
   const stats = emptyStats();
-  const client = clientFor(ref, opts);
+  const { client, repository } = clientFor(ref, opts);
   try {
-    const res = await resolveManifest(ref, client, opts.platform ?? hostPlatform());
-    const r: Resolved = { client, ...res };
+    const res = await resolveManifest(ref, client, repository, opts.platform ?? hostPlatform());
+    const r: Resolved = { client, repository, ...res };
     await Promise.all(scheduleDownloads(opts.cache, r, ref, [r.manifest.config, ...r.manifest.layers], opts, stats));
     stats.downloadMs = stats.totalMs = Date.now() - t0;
     stats.bytesDownloaded = client.bytesReceived;

@@ -79,7 +79,7 @@ export function parseRegistryRef(kind: 'docker' | 'oras', rest: string, uri: str
   } else if (kind === 'oras' && parts.length <= 1) {
     throw invalid(uri, 'an oras:// reference needs a registry host', 'write oras://registry.example.org/name:tag');
   }
-  if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = 'docker.io';
+  registry = normalizeRegistryHost(registry);
   if (parts.length === 0 || parts.some((p) => p === '')) throw invalid(uri, 'the repository name is empty');
   for (const p of parts) {
     if (!COMPONENT.test(p)) {
@@ -126,14 +126,53 @@ function localRef(path: string): LocalImageRef {
   return { kind, uri: `file://${p}`, path: p };
 }
 
-/** Base URL of a registry's API: plain HTTP for loopback hosts and those in WARREN_INSECURE_REGISTRIES. */
-export function registryBaseUrl(registry: string, env: NodeJS.ProcessEnv = process.env): string {
-  if (registry === 'docker.io') return 'https://registry-1.docker.io';
+/** `host[:port]` normalised as image references are: Docker Hub's other names are `docker.io`. */
+export function normalizeRegistryHost(host: string): string {
+  return host === 'index.docker.io' || host === 'registry-1.docker.io' ? 'docker.io' : host;
+}
+
+/** A registry location `host[:port][/path]`, as a registry mirror or a mirror rule's prefix is written. */
+export interface RegistryLocation {
+  /** host[:port] (Docker Hub's other names normalised to `docker.io`). */
+  registry: string;
+  /** Repository path prefix inside the registry ('' for none), e.g. `dockerhub`. */
+  path: string;
+}
+
+/**
+ * Parse `host[:port][/path]` (no scheme, tag or digest). Pure; returns a reason instead of
+ * throwing, so callers can name the file or variable the text came from.
+ */
+export function parseRegistryLocation(text: string): RegistryLocation | { error: string } {
+  const s = text.trim().replace(/\/+$/, '');
+  if (s === '') return { error: 'it is empty' };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) return { error: 'write host[:port][/path] without a scheme (plain HTTP is chosen with "insecure")' };
+  if (/[@]/.test(s)) return { error: 'a location has no digest' };
+  const parts = s.split('/');
+  const host = parts.shift()!;
+  if (!HOST.test(host)) return { error: `'${host}' is not a valid registry host[:port]` };
+  for (const p of parts) {
+    if (p === '') return { error: 'the path has an empty component' };
+    if (!COMPONENT.test(p)) return { error: `'${p}' is not a valid repository path component (lowercase letters, digits and ., _, __, - between them)` };
+  }
+  return { registry: normalizeRegistryHost(host), path: parts.join('/') };
+}
+
+/** Is `registry` (host[:port]) to be reached over plain HTTP: loopback, or listed in WARREN_INSECURE_REGISTRIES or `extraInsecure`? */
+export function isInsecureRegistry(registry: string, env: NodeJS.ProcessEnv = process.env, extraInsecure: readonly string[] = []): boolean {
   const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  const insecure = (env.WARREN_INSECURE_REGISTRIES ?? '')
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
-  const plain = host === 'localhost' || host === '::1' || /^127\./.test(host) || insecure.includes(registry) || insecure.includes(host);
-  return `${plain ? 'http' : 'https'}://${registry}`;
+  const insecure = [
+    ...(env.WARREN_INSECURE_REGISTRIES ?? '')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+    ...extraInsecure,
+  ];
+  return host === 'localhost' || host === '::1' || /^127\./.test(host) || insecure.includes(registry) || insecure.includes(host);
+}
+
+/** Base URL of a registry's API: plain HTTP for loopback hosts and those in WARREN_INSECURE_REGISTRIES (or `extraInsecure`). */
+export function registryBaseUrl(registry: string, env: NodeJS.ProcessEnv = process.env, extraInsecure: readonly string[] = []): string {
+  if (registry === 'docker.io') return 'https://registry-1.docker.io';
+  return `${isInsecureRegistry(registry, env, extraInsecure) ? 'http' : 'https'}://${registry}`;
 }

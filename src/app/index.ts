@@ -1,0 +1,6 @@
+// Fuzzball application templates: the catalog's values files, Go text/template with the
+// slim-sprig functions (./gotemplate), rendering into a Fuzzfile with positions mapped back.
+export { parseValuesText, applySets, templateData, type TemplateValue, type ValueKind } from './values.js';
+export { renderTemplate, templatePosition, lineCol, type Rendered, type RenderOptions } from './render.js';
+export { functionNames } from './gotemplate/funcs.js';
+export { readAppFile } from './files.js';
