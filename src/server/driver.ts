@@ -133,6 +133,8 @@ export class RunDriver {
   private dataNode: string | null = null;
   /** Attempts a previous driver dispatched that may still run (adopted, never run twice). */
   private readonly adoptable = new Map<string, AttemptRecord>();
+  /** Ready services by unit key (kept apart from the attempts: a launch never walks every attempt). */
+  private readonly ready = new Map<string, ServiceLocation>();
   /** The units an earlier run left (resume, adoption): an adopted service that was ready is ready again. */
   private previous = new Map<string, UnitSnapshot>();
   /** Unit key -> since when it waits to run (ready, or handed out), in that order: the first is the oldest. */
@@ -549,13 +551,7 @@ export class RunDriver {
 
   /** The workflow's services that are ready now, and where (a job's variables and NAME.svc). */
   private readyServices(): ServiceLocation[] {
-    const out: ServiceLocation[] = [];
-    for (const f of this.attempts.values()) {
-      const spec = f.ready ? this.wf.jobs[f.job] : undefined;
-      if (!spec?.service || !f.ready) continue;
-      out.push({ name: spec.name, host: f.ready.host, node: f.node, spec: spec.serviceSpec ?? { ports: [], endpoints: [], persist: false } });
-    }
-    return out;
+    return [...this.ready.values()];
   }
 
   /** A service is ready: its readiness probe passed (or it started, without one). */
@@ -574,6 +570,7 @@ export class RunDriver {
     // Where its ports are: what its agent says; else its node's address (a pool of nodes), else this machine.
     const host = reportedHost ?? this.opts.agent.addressOf?.(f.node) ?? (this.opts.agent.addressOf ? f.node : '127.0.0.1');
     f.ready = { host };
+    this.ready.set(f.key, { name: spec.name, host, node: f.node, spec: spec.serviceSpec ?? { ports: [], endpoints: [], persist: false } });
     const s = spec.serviceSpec;
     const where: string[] = [];
     for (const e of s?.endpoints ?? []) {
@@ -591,6 +588,7 @@ export class RunDriver {
     const f = this.attempts.get(ev.attemptId);
     if (!f) return;
     this.attempts.delete(ev.attemptId);
+    if (f.ready) this.ready.delete(f.key);
     const isCurrent = this.current.get(f.key) === ev.attemptId;
     if (isCurrent) this.current.delete(f.key);
     if (this.lost) {

@@ -2,7 +2,7 @@
 // services only), their end at a timeout, and what a probe that never passes does.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { Engine, type EngineAction, type EngineEvent } from '../../src/engine/index.js';
+import { Engine, explainWaiting, type EngineAction, type EngineEvent } from '../../src/engine/index.js';
 import type { ReadinessProbe, ServiceSpec } from '../../src/workflow/types.js';
 import { job, wf } from './builders.js';
 
@@ -142,5 +142,15 @@ describe('engine: services', () => {
     const e = new Engine(w, { previous: prev });
     assert.deepEqual(launches(stepAll(e, { type: 'start', now: 10 })), ['db']);
     assert.deepEqual(launches(stepAll(e, { type: 'launched', key: 'db', attempt: 2, now: 11 })), ['client']);
+  });
+
+  test('why a job waits: a service that runs but whose probe has not passed yet', () => {
+    const w = wf([job('web', { service: true, serviceSpec: svc({ probe }) }), job('client', { requires: running('web') })]);
+    const e = new Engine(w);
+    stepAll(e, { type: 'start', now: 0 });
+    stepAll(e, { type: 'launched', key: 'web', attempt: 1, now: 1 });
+    assert.equal(explainWaiting(w, e.snapshot()).get('client'), 'service "web" is starting: its readiness probe has not passed yet');
+    stepAll(e, { type: 'ready', key: 'web', attempt: 1, now: 2 });
+    assert.equal(explainWaiting(w, e.snapshot()).get('client'), 'queued on the node for 1 core(s)');
   });
 });
