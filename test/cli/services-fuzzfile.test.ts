@@ -1,12 +1,9 @@
-// Services from Fuzzfile text, through `warren run FILE` as a user types it: a service with
-// network ports, an endpoint and an HTTP readiness probe (busybox httpd), a job that waits
-// for RUNNING and fetches from it with FB_ENDPOINT_URL_WEB; the bad inputs the issue names
-// (two services on one port: exit 2, nothing started; a probe that never passes: the probe's
-// last result, dependents skipped, exit 1); a workflow of services only ends at its timeout.
-import { test, describe, after } from 'node:test';
+// Services written as Fuzzfiles (network, readiness-probe, persist, a workflow of services only)
+// through `warren run` itself: its output and exit codes.
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { tempDir, warrenBin } from '../helpers.js';
@@ -21,93 +18,114 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-describe('services from Fuzzfile text (warren run)', { skip: existsSync(BUSYBOX) ? false : 'needs /bin/busybox (scripts/setup.sh installs busybox-static)' }, () => {
-  const t = tempDir('warren-svc-fz-');
-  const home = join(t.dir, 'home');
-  const warren = (args: string[]) => {
-    const r = spawnSync(process.execPath, [warrenBin, ...args], { env: { ...process.env, WARREN_HOME: home }, encoding: 'utf8', timeout: 60_000 });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-  };
-  after(() => t.cleanup());
+const network = (port: number): string => `    network:
+      ports:
+        - name: http
+          port: ${port}
+          protocol: tcp
+      endpoints:
+        - name: web
+          port-name: http
+          protocol: http
+          type: subdomain
+          scope: user
+`;
 
-  test('a service with a probe, a job that waits for RUNNING and fetches from its endpoint', { timeout: 60_000 }, async () => {
+describe('services in Fuzzfiles, through `warren run`', { skip: existsSync(BUSYBOX) ? false : 'needs /bin/busybox' }, () => {
+  const t = tempDir('warren-svc-ff-');
+  const env = { ...process.env, WARREN_HOME: join(t.dir, 'home') };
+  const www = join(t.dir, 'www');
+  mkdirSync(www);
+  writeFileSync(join(www, 'index.html'), 'served\n');
+  after(t.cleanup);
+  const file = (name: string, text: string): string => {
+    const f = join(t.dir, name);
+    writeFileSync(f, text);
+    return f;
+  };
+  const warren = (args: string[]) => spawnSync('node', [warrenBin, ...args], { env, encoding: 'utf8', timeout: 90_000 });
+
+  test('a service with an HTTP readiness probe and a job that fetches from it: the endpoint is printed when it is ready; exit 0', { timeout: 90_000 }, async () => {
     const port = await freePort();
-    const www = join(t.dir, 'www');
-    mkdirSync(www, { recursive: true });
-    writeFileSync(join(www, 'index.html'), 'served\n');
-    const file = join(t.dir, 'web.yaml');
-    writeFileSync(
-      file,
+    const f = file(
+      'ok.yaml',
       `version: v4
-annotations: {team: bio}
 services:
   web:
-    resource:
-      annotations: {gpu-model: none}
-    # listens only after a while: the probe is refused first
-    command: [/bin/sh, -c, "sleep 0.5; exec ${BUSYBOX} httpd -f -p 127.0.0.1:${port} -h ${www}"]
-    network:
-      ports:
-        - {name: http, port: ${port}, protocol: tcp}
-      endpoints:
-        - {name: web, port-name: http, protocol: http, type: subdomain, scope: user}
-    readiness-probe:
-      http-get: {path: /, port: http, scheme: HTTP}
+    command: [/bin/sh, -c, 'sleep 1; exec ${BUSYBOX} httpd -f -p 127.0.0.1:${port} -h ${www}']
+${network(port)}    readiness-probe:
+      http-get:
+        path: /index.html
+        port: ${port}
       period-seconds: 1
       failure-threshold: 30
 jobs:
   fetch:
-    annotations: {note: reads the page}
+    command: [/bin/sh, -c, '${BUSYBOX} wget -q -O - "\${FB_ENDPOINT_URL_WEB}index.html"']
     depends-on:
-      - {name: web, status: RUNNING, description: the page is served}
-    script: |
-      #!/bin/sh
-      set -e
-      ${BUSYBOX} wget -q -O - "\${FB_ENDPOINT_URL_WEB}index.html"
+      - name: web
+        status: RUNNING
 `,
     );
-    const r = warren(['run', '--json', file]);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    const id = (JSON.parse(r.stdout) as { id: string }).id;
+    const r = warren(['run', f]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`\\nservice web is ready: endpoint web http://127\\.0\\.0\\.1:${port}/ \\(readiness probe http-get http://127\\.0\\.0\\.1:${port}/index\\.html passed: HTTP 200\\)\\n`));
+    const id = /workflow (\S+) succeeded/.exec(r.stderr)![1]!;
     assert.equal(warren(['logs', id, 'fetch']).stdout, 'served\n');
-    // Annotations: kept, shown by `warren status` (text and JSON), acted on by nobody.
-    const st = warren(['status', id]);
-    assert.match(st.stdout, /  annotations \(kept; Warren acts on none of them\):\n    team=bio\n    web: gpu-model=none\n    fetch: note=reads the page\n/, st.stdout);
-    const js = JSON.parse(warren(['status', id, '--json']).stdout) as { annotations: unknown };
-    assert.deepEqual(js.annotations, [
-      { where: 'annotations', key: 'team', value: 'bio', actedOn: false },
-      { where: 'services.web.resource.annotations', key: 'gpu-model', value: 'none', actedOn: false },
-      { where: 'jobs.fetch.annotations', key: 'note', value: 'reads the page', actedOn: false },
-    ]);
   });
 
-  test('two services on one port: exit 2 with the position, nothing started', () => {
-    const file = join(t.dir, 'two.yaml');
-    writeFileSync(file, ['version: v4', 'services:', '  a:', '    command: [sleep, "100"]', '    network:', '      ports: [{name: http, port: 8080}]', '  b:', '    command: [sleep, "100"]', '    network:', '      ports: [{name: web, port: 8080}]', ''].join('\n'));
-    const runsBefore = existsSync(join(home, 'runs')) ? readdirSync(join(home, 'runs')).length : 0;
-    const r = warren(['run', file]);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /two\.yaml:10:33: services\.b\.network\.ports\[0\]\.port: port 8080\/tcp is already used by service "a" \(services\.a\.network\.ports\[0\]\)/);
-    assert.equal(existsSync(join(home, 'runs')) ? readdirSync(join(home, 'runs')).length : 0, runsBefore);
-  });
-
-  test('a probe that never passes: the probe\'s last result, the dependent skipped, exit 1', { timeout: 60_000 }, async () => {
+  test('a probe that never passes: a clear failure with its last result, the job that needed it is skipped, exit 1', { timeout: 90_000 }, async () => {
     const port = await freePort();
-    const file = join(t.dir, 'never.yaml');
-    writeFileSync(file, ['version: v4', 'services:', '  web:', '    command: [sleep, "100"]', '    network:', `      ports: [{name: http, port: ${port}}]`, '    readiness-probe:', '      tcp-socket: {port: http}', '      period-seconds: 1', '      failure-threshold: 2', 'jobs:', '  use:', '    depends-on: [{name: web, status: RUNNING}]', '    command: [echo, never]', ''].join('\n'));
-    const r = warren(['run', file]);
-    assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stdout + r.stderr, new RegExp(`readiness probe tcp-socket 127\\.0\\.0\\.1:${port} failed 2 times: connection refused`));
-    assert.match(r.stdout + r.stderr, /job use skipped: requirement "web" failed \(needed: running\)/);
+    const f = file(
+      'never.yaml',
+      `version: v4
+services:
+  web:
+    command: [/bin/sleep, "60"]
+${network(port)}    readiness-probe:
+      http-get:
+        path: /
+        port: ${port}
+      period-seconds: 1
+      failure-threshold: 2
+jobs:
+  client:
+    command: [/bin/true]
+    depends-on:
+      - name: web
+        status: RUNNING
+`,
+    );
+    const r = warren(['run', f]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`✗ service web failed \\(never ready, attempt 1\\): readiness probe http-get http://127\\.0\\.0\\.1:${port}/ failed 2 times: connection refused\\n`));
+    assert.match(r.stderr, /- client skipped/);
+    assert.match(r.stderr, /workflow \S+ failed: 1 failed, 1 skipped/);
   });
 
-  test('a workflow of services only runs until its timeout (policy.timeout.execute), its planned end', { timeout: 60_000 }, () => {
-    const file = join(t.dir, 'only.yaml');
-    writeFileSync(file, ['version: v4', 'policy:', '  timeout: {execute: 2s}', 'services:', '  web:', '    command: [sleep, "100"]', ''].join('\n'));
+  test('a workflow made only of services runs until `warren cancel` (exit 130); with a timeout it ends there and succeeds', { timeout: 90_000 }, async () => {
+    const port = await freePort();
+    const f = file('only.yaml', `version: v4\nservices:\n  web:\n    command: [${BUSYBOX}, httpd, -f, -p, "127.0.0.1:${port}", -h, ${www}]\n${network(port)}`);
+    const run = spawn('node', [warrenBin, 'run', f], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    run.stderr!.on('data', (c) => (err += c));
+    const exited = new Promise<number | null>((r) => run.on('exit', (c) => r(c)));
     const t0 = Date.now();
-    const r = warren(['run', file]);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.ok(Date.now() - t0 >= 2000);
-    assert.match(r.stdout + r.stderr, /workflow timeout reached \(policy\.timeout 2s\): stopping its services \(their planned end\)/);
+    while (!/service web is ready/.test(err)) {
+      if (run.exitCode !== null || Date.now() - t0 > 30_000) {
+        run.kill('SIGKILL');
+        throw new Error(`not ready: ${err}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const id = /workflow (\S+):/.exec(err)![1]!;
+    const c = warren(['cancel', id]);
+    assert.equal(c.status, 0, c.stderr);
+    assert.equal(await exited, 130, err);
+
+    const timed = file('timed.yaml', `version: v4\npolicy:\n  timeout: 2s\nservices:\n  web:\n    command: [/bin/sleep, "60"]\n    persist: true\n`);
+    const r = warren(['run', timed]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /workflow timeout reached \(policy\.timeout 2s\): stopping its services \(their planned end\)/);
   });
 });
