@@ -26,3 +26,13 @@ export function tempDir(prefix = 'warren-test-', base?: string): { dir: string; 
   const dir = mkdtempSync(join(base ?? tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** A TCP port free on 127.0.0.1 right now (the system picks it; closed again before it is returned). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as import('node:net').AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}

@@ -3,7 +3,6 @@
 // agent (a tunnel over mutual TLS), and the cluster pool with an agent older than 1.5.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -13,20 +12,13 @@ import { ClusterPool } from '../../src/server/index.js';
 import { RemoteAgent } from '../../src/server/cluster.js';
 import { createProcessRuntime } from '../../src/runtime/index.js';
 import type { ReadinessProbe } from '../../src/workflow/types.js';
-import { tempDir } from '../helpers.js';
+import { tempDir, freePort } from '../helpers.js';
 import { job } from '../engine/builders.js';
 import { taskOf } from './contract.js';
 import { startServer, until } from './cluster-harness.js';
 
 const BUSYBOX = '/bin/busybox';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function remoteNode(name: string) {
   const s = await startServer();

@@ -7,19 +7,11 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { tempDir, warrenBin } from '../helpers.js';
+import { tempDir, warrenBin, freePort } from '../helpers.js';
 
 const BUSYBOX = '/bin/busybox';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('services from Fuzzfile text (warren run)', { skip: existsSync(BUSYBOX) ? false : 'needs /bin/busybox (scripts/setup.sh installs busybox-static)' }, () => {
   const t = tempDir('warren-svc-fz-');

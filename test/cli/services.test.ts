@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { get } from 'node:http';
 import { join } from 'node:path';
-import { tempDir, warrenBin, repoRoot } from '../helpers.js';
+import { tempDir, warrenBin, repoRoot, freePort } from '../helpers.js';
 import { job, wf } from '../engine/builders.js';
 import type { JobSpec, ReadinessProbe, ServiceSpec, Workflow } from '../../src/workflow/types.js';
 import { makeBusyboxRootfs } from '../runtime/container/fixtures.js';
@@ -24,13 +24,6 @@ const runModel = join(repoRoot, 'dist', 'test', 'cli', 'fixtures', 'run-model.js
 
 interface Res { code: number | null; stdout: string; stderr: string }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function httpGet(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
