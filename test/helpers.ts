@@ -36,3 +36,15 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
+
+/** GET `url` on a fresh connection: its status and body as text. */
+export async function httpGet(url: string): Promise<{ status: number; body: string }> {
+  const { get } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
+}

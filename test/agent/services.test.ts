@@ -12,18 +12,11 @@ import { job } from '../engine/builders.js';
 import { LocalAgent, ProbeRunner, describeProbe, probeOnce, serviceEnv, type AttemptExited, type AttemptReady, type AttemptStarted } from '../../src/agent/index.js';
 import { createProcessRuntime } from '../../src/runtime/index.js';
 import type { ReadinessProbe, ServiceSpec } from '../../src/workflow/types.js';
-import { tempDir } from '../helpers.js';
+import { tempDir, freePort } from '../helpers.js';
 import { taskOf } from './contract.js';
 
 const BUSYBOX = '/bin/busybox';
 
-async function freePort(): Promise<number> {
-  const s = createTcpServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 const probe = (action: ReadinessProbe['action'], o: Partial<ReadinessProbe> = {}): ReadinessProbe => ({ action, initialDelaySec: 0, periodSec: 0.1, timeoutSec: 1, successThreshold: 1, failureThreshold: 3, ...o });
 

@@ -12,9 +12,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { get } from 'node:http';
 import { join } from 'node:path';
-import { tempDir, warrenBin, repoRoot, freePort } from '../helpers.js';
+import { tempDir, warrenBin, repoRoot, freePort, httpGet } from '../helpers.js';
 import { job, wf } from '../engine/builders.js';
 import type { JobSpec, ReadinessProbe, ServiceSpec, Workflow } from '../../src/workflow/types.js';
 import { makeBusyboxRootfs } from '../runtime/container/fixtures.js';
@@ -25,15 +24,6 @@ const runModel = join(repoRoot, 'dist', 'test', 'cli', 'fixtures', 'run-model.js
 interface Res { code: number | null; stdout: string; stderr: string }
 
 
-function httpGet(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    get(url, { agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject);
-  });
-}
 
 const probe = (port: number, o: Partial<ReadinessProbe> = {}): ReadinessProbe => ({ action: { kind: 'http', path: '/', port, scheme: 'HTTP', headers: [] }, initialDelaySec: 0, periodSec: 0.2, timeoutSec: 1, successThreshold: 1, failureThreshold: 150, ...o });
 const svc = (port: number, o: Partial<ServiceSpec> = {}): ServiceSpec => ({

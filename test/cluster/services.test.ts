@@ -8,10 +8,9 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { warrenBin } from '../helpers.js';
+import { warrenBin, httpGet } from '../helpers.js';
 import { TestCluster } from './harness.js';
 
 const BUSYBOX = '/bin/busybox';
@@ -24,15 +23,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function httpGet(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    get(url, { agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject);
-  });
-}
 
 describe('services on a cluster', { skip: existsSync(BUSYBOX) ? false : 'needs /bin/busybox' }, () => {
   let c: TestCluster;
