@@ -49,9 +49,10 @@ function notStarted(wf: Workflow, units: UnitSnapshot[]): Map<string, number> {
 function resultJson(rec: { id: string; spec: Workflow; services?: ServiceView[] }, status: WorkflowStatus, units0: UnitSnapshot[], attemptsPer: Map<string, number>): string {
   const units = inFileOrder(rec.spec, units0);
   const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+  const notes = workflowAnnotations(rec.spec);
   return JSON.stringify({
     ...(rec.services?.length ? { services: rec.services } : {}),
-    ...(workflowAnnotations(rec.spec).length ? { annotations: workflowAnnotations(rec.spec).map(({ where, key, value, actedOn }) => ({ where, key, value, actedOn })) } : {}),
+    ...(notes.length ? { annotations: notes.map(({ where, key, value, actedOn }) => ({ where, key, value, actedOn })) } : {}),
     id: rec.id,
     status,
     jobs: units
