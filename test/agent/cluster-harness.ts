@@ -9,6 +9,10 @@ import { MemoryTokenStore, createJoinToken, TrustBundle } from '../../src/mesh/i
 import { MeshTls, NodeRegistry, MemoryNodeStore, agentRoutes } from '../../src/server/cluster.js';
 import type { NodeRegistryTimers } from '../../src/server/index.js';
 import { makeCluster, serverCredentials, type Cluster } from '../mesh/helpers.js';
+import { LocalAgent } from '../../src/agent/index.js';
+import { AgentDaemon } from '../../src/agent/remote.js';
+import { createProcessRuntime } from '../../src/runtime/index.js';
+import { tempDir } from '../helpers.js';
 
 export interface LogLine {
   level: string;
@@ -139,6 +143,23 @@ export async function until(cond: () => boolean, what: string, ms = 15_000): Pro
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** A test server and one node: a LocalAgent (host processes) behind an AgentDaemon that joined it. */
+export async function remoteNode(name: string, o: { cores?: number; api?: boolean; serviceHost?: string } = {}) {
+  const s = await startServer({ api: o.api ?? false });
+  const d = tempDir('warren-remote-');
+  const local = new LocalAgent({ name, home: join(d.dir, 'home'), cores: o.cores ?? 2, process: createProcessRuntime(), ...(o.serviceHost !== undefined ? { serviceHost: o.serviceHost } : {}) });
+  const daemon = new AgentDaemon({ serverUrl: s.url, name, dataDir: join(d.dir, 'agent'), agent: local, token: await s.token(), caPem: s.caPem, timers: { heartbeatMs: 200, retryMs: 50 } });
+  await daemon.start();
+  await until(() => daemon.status().connected, 'the daemon connected');
+  const cleanup = async (): Promise<void> => {
+    await daemon.stop();
+    await local.close();
+    await s.close();
+    d.cleanup();
+  };
+  return { s, d, local, daemon, cleanup };
 }
 
 export { join };

@@ -8,27 +8,10 @@ import { LocalAgent } from '../../src/agent/index.js';
 import { AgentDaemon } from '../../src/agent/remote.js';
 import { ClusterPool } from '../../src/server/index.js';
 import { RemoteAgent, connectPool } from '../../src/server/cluster.js';
-import { createProcessRuntime } from '../../src/runtime/index.js';
-import { tempDir } from '../helpers.js';
 import { job } from '../engine/builders.js';
 import { agentContract, Recorder, taskOf } from './contract.js';
-import { startServer, until } from './cluster-harness.js';
+import { remoteNode } from './cluster-harness.js';
 
-async function remoteNode(name: string, cores = 2, api = false) {
-  const s = await startServer({ api });
-  const d = tempDir('warren-remote-');
-  const local = new LocalAgent({ name, home: join(d.dir, 'home'), cores, process: createProcessRuntime() });
-  const daemon = new AgentDaemon({ serverUrl: s.url, name, dataDir: join(d.dir, 'agent'), agent: local, token: await s.token(), caPem: s.caPem, timers: { heartbeatMs: 200, retryMs: 50 } });
-  await daemon.start();
-  await until(() => daemon.status().connected, 'the daemon connected');
-  const cleanup = async (): Promise<void> => {
-    await daemon.stop();
-    await local.close();
-    await s.close();
-    d.cleanup();
-  };
-  return { s, local, daemon, cleanup };
-}
 
 describe('remote agent', () => {
   agentContract('remote', async () => {
@@ -68,7 +51,7 @@ test('the cluster pool places tasks on a node of the registry; the node runs the
 });
 
 test('inside the API server (buildApiServer): agents join and work over mutual TLS, users without a certificate use the API with their token', { timeout: 60_000 }, async () => {
-  const n = await remoteNode('n001', 2, true);
+  const n = await remoteNode('n001', { api: true });
   const ra = new RemoteAgent(n.s.reg, 'n001');
   try {
     const rec = new Recorder(ra);

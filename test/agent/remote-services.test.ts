@@ -6,35 +6,18 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { LocalAgent, type AgentListener, type AttemptExited, type AttemptReady, type AttemptStarted, type NodeInfo, type TaskAssignment } from '../../src/agent/index.js';
-import { AgentDaemon } from '../../src/agent/remote.js';
+import { type AgentListener, type AttemptExited, type AttemptReady, type AttemptStarted, type NodeInfo, type TaskAssignment } from '../../src/agent/index.js';
 import { ClusterPool } from '../../src/server/index.js';
 import { RemoteAgent } from '../../src/server/cluster.js';
-import { createProcessRuntime } from '../../src/runtime/index.js';
 import type { ReadinessProbe } from '../../src/workflow/types.js';
-import { tempDir, freePort } from '../helpers.js';
+import { freePort } from '../helpers.js';
 import { job } from '../engine/builders.js';
 import { taskOf } from './contract.js';
-import { startServer, until } from './cluster-harness.js';
+import { remoteNode, until } from './cluster-harness.js';
 
 const BUSYBOX = '/bin/busybox';
 
 
-async function remoteNode(name: string) {
-  const s = await startServer();
-  const d = tempDir('warren-remote-svc-');
-  const local = new LocalAgent({ name, home: join(d.dir, 'home'), cores: 2, process: createProcessRuntime(), serviceHost: '127.0.0.1' });
-  const daemon = new AgentDaemon({ serverUrl: s.url, name, dataDir: join(d.dir, 'agent'), agent: local, token: await s.token(), caPem: s.caPem, timers: { heartbeatMs: 200, retryMs: 50 } });
-  await daemon.start();
-  await until(() => daemon.status().connected, 'the daemon connected');
-  const cleanup = async (): Promise<void> => {
-    await daemon.stop();
-    await local.close();
-    await s.close();
-    d.cleanup();
-  };
-  return { s, d, local, daemon, cleanup };
-}
 
 function record(): { l: AgentListener; started: AttemptStarted[]; ready: AttemptReady[]; exited: Map<string, AttemptExited> } {
   const started: AttemptStarted[] = [];
@@ -57,7 +40,7 @@ async function httpGet(s: Duplex, path: string): Promise<string> {
 
 describe('services over the agent protocol', { skip: existsSync(BUSYBOX) ? false : 'needs /bin/busybox' }, () => {
   test('a remote service reports ready when its probe passes; a port forward reaches it through its agent; an undeclared port is refused by the node', { timeout: 60_000 }, async () => {
-    const n = await remoteNode('n001');
+    const n = await remoteNode('n001', { serviceHost: '127.0.0.1' });
     const ra = new RemoteAgent(n.s.reg, 'n001');
     try {
       const rec = record();
@@ -98,7 +81,7 @@ describe('services over the agent protocol', { skip: existsSync(BUSYBOX) ? false
   });
 
   test('a remote service whose probe never passes ends not-ready, with the probe\'s last result', { timeout: 60_000 }, async () => {
-    const n = await remoteNode('n001');
+    const n = await remoteNode('n001', { serviceHost: '127.0.0.1' });
     const ra = new RemoteAgent(n.s.reg, 'n001');
     try {
       const rec = record();
