@@ -94,12 +94,15 @@ describe('two servers, one leader (agents in network namespaces, a private Postg
     }
   });
 
+  const LEASE_S = 6;
   test("the leader's link to the store cut past its lease: it stops scheduling and says so, the other leads, the workflow completes; back, the first follows", { timeout: 180_000 }, async () => {
     const db = await freshDb(pg);
     // Each server in its own namespace; PostgreSQL on the bridge address.
     const store = db.url.replace('127.0.0.1', net.serverAddress);
     const [s0, s1, a0, a1] = net.hosts as [Host, Host, Host, Host];
-    const c = await TestCluster.start({ agents: 2, servers: 2, net, serverHosts: [s0, s1], agentHosts: [a0, a1], store });
+    // A longer lease than the harness's 3 s: on a loaded 2-core machine a renewal of the server
+    // that is NOT cut can take seconds, and this test is about the cut one.
+    const c = await TestCluster.start({ agents: 2, servers: 2, net, serverHosts: [s0, s1], agentHosts: [a0, a1], store, serverArgs: ['--lease-ttl', `${LEASE_S}s`] });
     try {
       assert.equal((await c.health(0)).body.role, 'leader');
       const flow = join(c.dir, 'flow.yaml');
@@ -114,14 +117,14 @@ describe('two servers, one leader (agents in network namespaces, a private Postg
       const inside = await c.until('server 0 to step down', () => healthInside(s0, c, 0), (h) => h !== null && h.role === 'follower' && h.ok === false, 20_000);
       assert.match((inside!.messages ?? []).join(' '), /store is not reachable.*does not schedule/);
       assert.match(c.serverLogs[0]!, /no longer the leader.*stops scheduling now/);
-      await c.until('server 1 to lead', () => c.health(1), (h) => h.body.role === 'leader', 20_000);
+      await c.until('server 1 to lead', () => c.health(1), (h) => h.body.role === 'leader', 20_000 + LEASE_S * 1000);
       // Past the lease, still cut: server 0 still does not schedule.
-      await sleep(3000);
+      await sleep(LEASE_S * 1000);
       assert.equal((await healthInside(s0, c, 0))?.role, 'follower');
       const st = await c.until('the workflow to end', () => c.json<Status>(['status', id], { context: c.contextOf(1) }), (s) => s.status !== 'running' && s.status !== 'pending', 120_000);
       assert.equal(st.status, 'succeeded', c.serverLog.slice(-4000));
       await s0.restore();
-      const h0 = await c.until('server 0 to follow server 1', () => c.health(0), (h) => h.body.role === 'follower' && h.body.ok && h.body.leaderUrl === c.urlOf(1), 20_000);
+      const h0 = await c.until('server 0 to follow server 1', () => c.health(0), (h) => h.body.role === 'follower' && h.body.ok && h.body.leaderUrl === c.urlOf(1), 20_000 + LEASE_S * 1000);
       assert.equal(h0.status, 200);
       assert.equal((await c.health(1)).body.role, 'leader');
       const lines = c.ledgerLines();
