@@ -1,6 +1,6 @@
 // `warren image build|inspect|sign|verify|encrypt|decrypt` (SIF images) and
 // `warren key generate|import|list|trust|untrust` (the node's key store).
-import { existsSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { WarrenError, EXIT, formatBytes } from '../../common/index.js';
@@ -78,6 +78,33 @@ function printReport(r: VerifyReport, store: KeyStore): void {
   if (r.legacy) process.stdout.write('warning: legacy signatures only: the SIF header and descriptors are not protected\n');
   if (r.uncoveredObjects.length) process.stdout.write(`${r.legacy ? 'warning' : 'error'}: objects ${r.uncoveredObjects.join(', ')} are not covered by any valid signature${r.legacy ? ' (a trust policy refuses this image)' : ''}\n`);
   if (r.verified) process.stdout.write(`image ${r.image} verified (signers: ${r.signers.join(', ')})\n`);
+}
+
+/**
+ * Every signature of the image with its signers, checked against all keys of the key store:
+ * a signer the store knows is named (and said trusted or not); one it does not know is listed
+ * by the fingerprint the signature names (DSSE signatures name none: `unknown`).
+ */
+async function signatureList(path: string): Promise<Record<string, unknown>[]> {
+  const store = new KeyStore();
+  const stored = store.list();
+  const keys: LoadedKey[] = [];
+  for (const k of stored) keys.push(await store.load(k));
+  const r = await verifySif(path, keys, { image: path });
+  const byFp = new Map(stored.map((k) => [k.fingerprint, k]));
+  const who = (fp: string, verified: boolean) => {
+    const k = byFp.get(fp);
+    return { fingerprint: fp, verified, inStore: k !== undefined, ...(k ? { name: k.name, trusted: k.trusted } : {}) };
+  };
+  return r.signatures.map((s) => ({
+    id: s.id,
+    kind: s.kind,
+    groupId: s.groupId,
+    objects: s.objects,
+    verified: s.ok,
+    signers: [...s.signers.map((f) => who(f, true)), ...s.unknownSigners.map((f) => who(f, false))],
+    ...(s.problem && !s.ok ? { problem: s.problem } : {}),
+  }));
 }
 
 export function register(program: Command): void {
@@ -168,9 +195,9 @@ export function register(program: Command): void {
     .description('list the header and every descriptor of a SIF image')
     .argument('<image>', 'SIF file')
     .option('--json', 'print as JSON')
-    .action((path: string, opts: { json?: boolean }) => {
+    .action(async (path: string, opts: { json?: boolean }) => {
       if (opts.json) {
-        process.stdout.write(JSON.stringify(inspectSif(path), null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ ...inspectSif(path), signatures: await signatureList(path) }, null, 2) + '\n');
         return;
       }
       const img = readSif(path);
@@ -303,15 +330,57 @@ export function register(program: Command): void {
   key
     .command('list')
     .description('list the keys of the key store')
+    .option('--secret', 'only the keys whose private key the store holds')
     .option('--json', 'print as JSON')
-    .action((opts: { json?: boolean }) => {
-      const keys = new KeyStore().list();
+    .action((opts: { json?: boolean; secret?: boolean }) => {
+      const keys = new KeyStore().list().filter((k) => !opts.secret || k.private);
       if (opts.json) {
         process.stdout.write(JSON.stringify(keys, null, 2) + '\n');
         return;
       }
       process.stdout.write(pad('FINGERPRINT', 66) + pad('TYPE', 12) + pad('TRUSTED', 9) + pad('PRIVATE', 9) + 'NAME\n');
       for (const k of keys) process.stdout.write(pad(k.fingerprint, 66) + pad(k.type, 12) + pad(k.trusted ? 'yes' : 'no', 9) + pad(k.private ? 'yes' : 'no', 9) + k.name + '\n');
+    });
+
+  key
+    .command('export')
+    .description('write a key of the key store to FILE (or standard output): its public key, or with --secret its private key')
+    .argument('<fingerprint>', 'fingerprint, prefix or name')
+    .argument('[file]', 'where to write it (default: standard output)')
+    .option('--secret', 'export the private key (FILE is written mode 0600)')
+    .option('--force', 'replace FILE if it exists')
+    .action((ref: string, file: string | undefined, opts: { secret?: boolean; force?: boolean }) => {
+      const { key: k, text } = new KeyStore().exportText(ref, opts.secret === true);
+      if (file === undefined || file === '-') {
+        if (opts.secret && process.stdout.isTTY) {
+          throw new WarrenError('KEY_SECRET_TO_TERMINAL', `refusing to print the private key ${k.fingerprint} (${k.name}) to a terminal`, {
+            hint: `give a file: \`warren key export --secret ${k.fingerprint.slice(0, 16)} FILE\` (written mode 0600), or redirect the output`,
+          });
+        }
+        process.stdout.write(text);
+        return;
+      }
+      const out = resolve(file);
+      if (existsSync(out) && !opts.force) {
+        throw new WarrenError('KEY_EXPORT_EXISTS', `${out} already exists`, { hint: 'choose another file, or add --force to replace it' });
+      }
+      const mode = opts.secret ? 0o600 : 0o644;
+      const tmp = `${out}.${process.pid}.tmp`;
+      writeFileSync(tmp, text, { mode });
+      chmodSync(tmp, mode);
+      renameSync(tmp, out);
+      process.stderr.write(`exported the ${opts.secret ? 'private' : 'public'} key ${k.fingerprint} (${k.name}) to ${out}\n`);
+    });
+
+  key
+    .command('remove')
+    .description('remove a key from the key store (a trusted one only with --force), or with --secret only its private key')
+    .argument('<fingerprint>', 'fingerprint, prefix or name')
+    .option('--secret', 'remove only the private key; the public key and its trust stay')
+    .option('--force', 'remove a trusted key')
+    .action((ref: string, opts: { secret?: boolean; force?: boolean }) => {
+      const k = new KeyStore().remove(ref, { ...(opts.secret ? { secretOnly: true } : {}), ...(opts.force ? { force: true } : {}) });
+      process.stdout.write(`removed ${opts.secret ? 'the private key of ' : ''}${k.fingerprint} (${k.name})\n`);
     });
 
   key

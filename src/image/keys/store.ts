@@ -5,7 +5,7 @@
 // Trusted keys are what `warren image verify` uses without --key and what the trust policy
 // (`require-signed`) accepts.
 import { generateKeyPairSync } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WarrenError, EXIT, warrenHome } from '../../common/index.js';
 import { fingerprintMatches, loadKeyFile, parseKey, pemKeyFromText, type KeyType, type LoadedKey } from './keys.js';
@@ -137,10 +137,59 @@ export class KeyStore {
     return this.add(key, name, opts.trusted ?? false, privateText);
   }
 
-  /** Mark a stored key trusted or not. */
-  setTrusted(ref: string, trusted: boolean): StoredKey {
+  /** The stored key `ref`, or KEY_NOT_FOUND. */
+  get(ref: string): StoredKey {
     const k = this.find(ref);
     if (!k) throw new WarrenError('KEY_NOT_FOUND', `no key ${ref} in the key store ${this.dir}`, { hint: 'see `warren key list`, or import it with `warren key import FILE`' });
+    return k;
+  }
+
+  /**
+   * The text of a stored key: its public key (PEM or armored OpenPGP), or with `secret` its
+   * private key (KEY_PRIVATE_REQUIRED when the store holds only the public part).
+   */
+  exportText(ref: string, secret = false): { key: StoredKey; text: string } {
+    const k = this.get(ref);
+    if (secret && !k.private) {
+      throw new WarrenError('KEY_PRIVATE_REQUIRED', `key ${k.fingerprint} (${k.name}) has no private key in the key store`, {
+        hint: 'export the public key (leave out --secret), or import the private key first (`warren key import PRIVATE.pem`)',
+      });
+    }
+    return { key: k, text: readFileSync(secret ? this.privatePath(k) : this.publicPath(k), 'utf8') };
+  }
+
+  /**
+   * Remove a key from the store: the whole entry, or with `secretOnly` just its private part
+   * (the public key stays, and so does its trust). A trusted key is refused (KEY_TRUSTED)
+   * unless `force`: removing it changes what the trust policy accepts.
+   */
+  remove(ref: string, opts: { secretOnly?: boolean; force?: boolean } = {}): StoredKey {
+    const k = this.get(ref);
+    if (opts.secretOnly) {
+      if (!k.private) {
+        throw new WarrenError('KEY_PRIVATE_REQUIRED', `key ${k.fingerprint} (${k.name}) has no private key in the key store: nothing to remove with --secret`, {
+          hint: 'leave out --secret to remove the whole key',
+        });
+      }
+      rmSync(this.privatePath(k), { force: true });
+      const entry = { ...k, private: false };
+      this.save(this.list().map((x) => (x.fingerprint === k.fingerprint ? entry : x)));
+      return entry;
+    }
+    if (k.trusted && !opts.force) {
+      throw new WarrenError('KEY_TRUSTED', `key ${k.fingerprint} (${k.name}) is trusted: removing it changes which images verify and what the require-signed policy accepts`, {
+        hint: `stop trusting it first (\`warren key untrust ${k.fingerprint.slice(0, 16)}\`), or remove it anyway with --force`,
+      });
+    }
+    this.save(this.list().filter((x) => x.fingerprint !== k.fingerprint));
+    rmSync(this.publicPath(k), { force: true });
+    rmSync(this.privatePath(k), { force: true });
+    return k;
+  }
+
+  /** Mark a stored key trusted or not. */
+  setTrusted(ref: string, trusted: boolean): StoredKey {
+    const k = this.get(ref);
     const keys = this.list().map((x) => (x.fingerprint === k.fingerprint ? { ...x, trusted } : x));
     this.save(keys);
     return { ...k, trusted };
