@@ -13,7 +13,10 @@ import {
   decryptSif,
   encryptSif,
   inspectSif,
+  readSandboxMetadata,
   readSif,
+  readSifMetadata,
+  type ImageMetadata,
   signSif,
   verifySif,
   type SifDescriptor,
@@ -107,6 +110,41 @@ async function signatureList(path: string): Promise<Record<string, unknown>[]> {
   }));
 }
 
+const METADATA_FIELDS = ['deffile', 'labels', 'runscript', 'startscript', 'environment', 'test', 'helpfile'] as const;
+type MetadataField = (typeof METADATA_FIELDS)[number];
+
+/**
+ * `warren image inspect --deffile|--labels|...`: as Apptainer's `inspect` prints them; with
+ * --json, Apptainer's shape ({"data":{"attributes":{...}},"type":"container"}) with the fields asked for.
+ */
+function printMetadata(path: string, wanted: readonly MetadataField[], json: boolean): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new WarrenError('SIF_NOT_FOUND', `image ${path} does not exist`, { hint: 'give the path of a SIF file or a sandbox directory' });
+  }
+  const meta: ImageMetadata = st.isDirectory() ? readSandboxMetadata(path) : readSifMetadata(path);
+  if (json) {
+    const attributes: Record<string, unknown> = {};
+    for (const f of wanted) if (meta[f] !== undefined) attributes[f] = meta[f];
+    process.stdout.write(JSON.stringify({ data: { attributes }, type: 'container' }, null, 2) + '\n');
+    return;
+  }
+  const text = (f: MetadataField): string | undefined => {
+    if (f === 'labels') return meta.labels && Object.keys(meta.labels).length ? Object.entries(meta.labels).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}: ${v}\n`).join('') : undefined;
+    if (f === 'environment') return meta.environment ? Object.entries(meta.environment).map(([p, t]) => `=== ${p} ===\n${t.endsWith('\n') ? t : t + '\n'}`).join('') : undefined;
+    const v = meta[f];
+    return v === undefined ? undefined : v.endsWith('\n') || v === '' ? v : v + '\n';
+  };
+  for (const f of wanted) {
+    const t = text(f);
+    if (wanted.length > 1) process.stdout.write(`==${f}==\n`);
+    if (t === undefined) process.stderr.write(`image ${path} has no ${f === 'helpfile' ? 'help text' : f === 'test' ? '%test script' : f === 'deffile' ? 'definition file' : f}\n`);
+    else process.stdout.write(t);
+  }
+}
+
 export function register(program: Command): void {
   const image = commandGroup(program, 'image', 'container images: pull, build, inspect, sign, verify, encrypt');
 
@@ -192,10 +230,22 @@ export function register(program: Command): void {
 
   image
     .command('inspect')
-    .description('list the header and every descriptor of a SIF image')
-    .argument('<image>', 'SIF file')
+    .description("list the header and every descriptor of a SIF image; or the image's Apptainer metadata (definition file, labels, runscript, ...) of a SIF or sandbox directory")
+    .argument('<image>', 'SIF file, or (with a metadata option) a sandbox directory')
     .option('--json', 'print as JSON')
-    .action(async (path: string, opts: { json?: boolean }) => {
+    .option('-d, --deffile', 'the definition file the image was built from')
+    .option('-l, --labels', 'the labels')
+    .option('-r, --runscript', 'the runscript')
+    .option('-s, --startscript', 'the startscript (instances)')
+    .option('-e, --environment', 'the environment scripts')
+    .option('-t, --test', 'the %test script')
+    .option('-H, --helpfile', 'the help text')
+    .action(async (path: string, opts: { json?: boolean } & Partial<Record<MetadataField, boolean>>) => {
+      const wanted = METADATA_FIELDS.filter((f) => opts[f]);
+      if (wanted.length) {
+        printMetadata(path, wanted, opts.json === true);
+        return;
+      }
       if (opts.json) {
         process.stdout.write(JSON.stringify({ ...inspectSif(path), signatures: await signatureList(path) }, null, 2) + '\n');
         return;

@@ -14,6 +14,8 @@ import { createSif, partitionExtra } from './write.js';
 import { isOciLayout, unpackOciLayout } from './ocilayout.js';
 
 export const CONFIG_OBJECT_NAME = 'warren-image-config.json';
+/** The image config Apptainer stores in its SIFs (a JSON.Generic object). */
+export const APPTAINER_OCI_CONFIG = 'oci-config.json';
 
 export interface BuildOptions {
   /** Root file system directory. */
@@ -155,6 +157,8 @@ export function readImageConfig(path: string, image = path): ImageConfig | undef
   const candidates = [
     ...img.descriptors.filter((d) => d.dataType === DataType.GenericJSON && d.name === CONFIG_OBJECT_NAME),
     ...img.descriptors.filter((d) => d.dataType === DataType.OCIBlob && d.size < 4 << 20),
+    // Apptainer's `oci-config.json`: the OCI config object itself ({"Env": [...], "Cmd": [...]}).
+    ...img.descriptors.filter((d) => d.dataType === DataType.GenericJSON && d.name === APPTAINER_OCI_CONFIG && d.size < 4 << 20),
   ];
   for (const d of candidates) {
     let doc: { config?: Record<string, unknown>; rootfs?: unknown } | undefined;
@@ -164,7 +168,7 @@ export function readImageConfig(path: string, image = path): ImageConfig | undef
       continue;
     }
     if (!doc || typeof doc !== 'object' || (d.dataType === DataType.OCIBlob && !doc.rootfs && !doc.config)) continue;
-    const c = (doc.config ?? {}) as Record<string, unknown>;
+    const c = (d.name === APPTAINER_OCI_CONFIG && d.dataType === DataType.GenericJSON ? doc : (doc.config ?? {})) as Record<string, unknown>;
     const out: ImageConfig = { env: Array.isArray(c.Env) ? c.Env.map(String) : [], labels: {} };
     if (Array.isArray(c.Entrypoint) && c.Entrypoint.length) out.entrypoint = c.Entrypoint.map(String);
     if (Array.isArray(c.Cmd) && c.Cmd.length) out.cmd = c.Cmd.map(String);
