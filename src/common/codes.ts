@@ -220,6 +220,7 @@ export const ERROR_CODES = {
   SIF_DECRYPT_FAILED: { exit: 1, http: 500 },
   SIF_DESCRIPTORS_FULL: { exit: 2, http: 400 },
   SIF_ENCRYPTED: { exit: 2, http: 400 },
+  SIF_ENCRYPTION_UNSUPPORTED: { exit: 2, http: 422 },
   SIF_ENCRYPT_NO_KEY: { exit: 2, http: 400 },
   SIF_ENCRYPT_UNSUPPORTED: { exit: 2, http: 400 },
   SIF_GROUP_NOT_FOUND: { exit: 2, http: 404 },

@@ -16,6 +16,7 @@ import { WarrenError, EXIT } from '../../common/index.js';
 import type { PemKey } from '../keys/index.js';
 import { DataType, FsType, primaryPartition, readObject, readSif, sifError, type SifDescriptor, type SifImage } from './format.js';
 import { createSif, type ObjectInput } from './write.js';
+import { luksUnsupported, readLuksHeader } from './luks.js';
 
 export const ENCRYPTION_OBJECT_NAME = 'warren-encryption.json';
 const SCHEME = 'warren-sif-enc-v1';
@@ -229,6 +230,11 @@ export async function decryptSif(input: string, out: string, opts: DecryptOption
   const img = readSif(input, image);
   const info = encryptionInfo(input, image);
   const metaDesc = img.descriptors.find((x) => x.dataType === DataType.GenericJSON && x.name === ENCRYPTION_OBJECT_NAME);
+  if (!info || !metaDesc) {
+    const prim = primaryPartition(img, image);
+    const luks = prim ? readLuksHeader(input, prim.offset, prim.size) : undefined;
+    if (luks) throw luksUnsupported(image, luks);
+  }
   if (!info || !metaDesc) throw sifError('SIF_NOT_ENCRYPTED', image, 'is not encrypted by Warren (no warren-encryption.json object)', 'use the image as it is');
   if (info.scheme !== SCHEME || info.cipher !== 'aes-256-gcm' || !(info.chunkSize > 0)) {
     throw sifError('SIF_ENCRYPT_UNSUPPORTED', image, `unknown encryption scheme ${String(info.scheme)}`, 'decrypt it with the Warren version that encrypted it');

@@ -10,6 +10,8 @@ export { signSif, verifySif, assertVerified, dsseEnvelope, pae, hashRange, METAD
 export type { SignOptions, SignResult, VerifyOptions, VerifyReport, SignatureCheck, SignatureKind } from './integrity.js';
 export { buildSif, buildSifFromOciLayout, readImageConfig, configDocument, CONFIG_OBJECT_NAME } from './build.js';
 export { isOciLayout, unpackOciLayout } from './ocilayout.js';
+export { readLuksHeader, LUKS_MAGIC } from './luks.js';
+export type { Luks2Info } from './luks.js';
 export { readSifMetadata, readSandboxMetadata, INSPECT_METADATA_NAME } from './metadata.js';
 export type { ImageMetadata } from './metadata.js';
 export type { BuildOptions, BuildResult } from './build.js';

@@ -3,6 +3,7 @@
 // primary system). Verification (the trust gate) and mounting use this one rule.
 import { WarrenError, EXIT } from '../../common/index.js';
 import { FsType, primaryPartition, readSif, sifError, type SifImage } from './format.js';
+import { luksUnsupported, readLuksHeader } from './luks.js';
 
 export interface PrimaryPartition {
   id: number;
@@ -30,6 +31,8 @@ export function findPrimaryPartition(path: string, image = path): PrimaryPartiti
 export function squashfsPartition(img: SifImage, image = img.path): { offset: number; size: number } {
   const p = primaryOf(img, image);
   if (p.fsType === 'encrypted-squashfs' || img.descriptors.find((d) => d.id === p.id)?.partition?.fsType === FsType.EncryptedSquashfs) {
+    const luks = readLuksHeader(img.path, p.offset, p.size);
+    if (luks) throw luksUnsupported(image, luks);
     throw new WarrenError('SIF_ENCRYPTED', `image ${image}: its system partition is encrypted`, { hint: 'decrypt it first: `warren image decrypt IMAGE --key PRIVATE.pem -o PLAIN.sif` (or --passphrase-env VAR)' });
   }
   if (p.fsType !== 'squashfs') {
