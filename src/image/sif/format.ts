@@ -158,7 +158,8 @@ export interface SifImage {
   descriptors: SifDescriptor[];
 }
 
-function cstr(b: Buffer): string {
+/** A NUL-terminated string field (the whole buffer when it has no NUL). */
+export function cstr(b: Buffer): string {
   const z = b.indexOf(0);
   return (z < 0 ? b : b.subarray(0, z)).toString('utf8');
 }
@@ -333,14 +334,19 @@ export function isSif(path: string): boolean {
   }
 }
 
-/** Read the whole data of a (small) object. */
-export function readObject(img: SifImage, d: SifDescriptor): Buffer {
-  const fd = openSync(img.path, 'r');
+/** Read `len` bytes of `path` at `offset` (fewer where the file ends first). */
+export function readRange(path: string, offset: number, len: number): Buffer {
+  const fd = openSync(path, 'r');
   try {
-    return readFull(fd, d.size, d.offset);
+    return readFull(fd, len, offset);
   } finally {
     closeSync(fd);
   }
+}
+
+/** Read the whole data of a (small) object. */
+export function readObject(img: SifImage, d: SifDescriptor): Buffer {
+  return readRange(img.path, d.offset, d.size);
 }
 
 /** The integrity-protected header fields: launch script, magic, version, UUID (61 bytes). */

@@ -6,8 +6,8 @@
 //   magic "LUKS\xba\xbe" (6) | version u16 BE (= 2) | hdr_size u64 BE | seqid u64 | label[48] |
 //   csum_alg[32] | salt[64] | uuid[40] | subsystem[48] | hdr_offset u64 | ...
 // followed by the JSON area (hdr_size - 4096 bytes, NUL-padded): keyslots, segments, digests.
-import { closeSync, openSync, readSync } from 'node:fs';
-import { WarrenError, EXIT } from '../../common/index.js';
+import { WarrenError } from '../../common/index.js';
+import { cstr, readRange } from './format.js';
 
 export const LUKS_MAGIC = Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]);
 
@@ -19,30 +19,18 @@ export interface Luks2Info {
   keySlots: number;
 }
 
-function read(path: string, offset: number, len: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const b = Buffer.alloc(len);
-    const n = readSync(fd, b, 0, len, offset);
-    return b.subarray(0, n);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** The LUKS header at `offset` of `path`, or undefined when there is none. */
 export function readLuksHeader(path: string, offset: number, limit: number): Luks2Info | undefined {
-  const head = read(path, offset, Math.min(4096, limit));
+  const head = readRange(path, offset, Math.min(4096, limit));
   if (head.length < 8 || !head.subarray(0, 6).equals(LUKS_MAGIC)) return undefined;
   const version = head.readUInt16BE(6);
-  const cstr = (b: Buffer) => b.subarray(0, b.indexOf(0) < 0 ? b.length : b.indexOf(0)).toString('latin1');
   const uuid = head.length >= 208 ? cstr(head.subarray(168, 208)) : '';
   const info: Luks2Info = { version, uuid, keySlots: 0 };
   if (version !== 2 || head.length < 4096) return info;
   const hdrSize = Number(head.readBigUInt64BE(8));
   const jsonLen = Math.min(Math.max(0, hdrSize - 4096), limit - 4096, 4 << 20);
   if (jsonLen <= 0) return info;
-  const area = read(path, offset + 4096, jsonLen);
+  const area = readRange(path, offset + 4096, jsonLen);
   try {
     const doc = JSON.parse(cstr(area)) as { keyslots?: Record<string, unknown>; segments?: Record<string, { encryption?: unknown }> };
     info.keySlots = doc.keyslots && typeof doc.keyslots === 'object' ? Object.keys(doc.keyslots).length : 0;
