@@ -234,8 +234,8 @@ export async function decryptSif(input: string, out: string, opts: DecryptOption
     const prim = primaryPartition(img, image);
     const luks = prim ? readLuksHeader(input, prim.offset, prim.size) : undefined;
     if (luks) throw luksUnsupported(image, luks);
+    throw sifError('SIF_NOT_ENCRYPTED', image, 'is not encrypted by Warren (no warren-encryption.json object)', 'use the image as it is');
   }
-  if (!info || !metaDesc) throw sifError('SIF_NOT_ENCRYPTED', image, 'is not encrypted by Warren (no warren-encryption.json object)', 'use the image as it is');
   if (info.scheme !== SCHEME || info.cipher !== 'aes-256-gcm' || !(info.chunkSize > 0)) {
     throw sifError('SIF_ENCRYPT_UNSUPPORTED', image, `unknown encryption scheme ${String(info.scheme)}`, 'decrypt it with the Warren version that encrypted it');
   }
