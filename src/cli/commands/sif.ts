@@ -1,6 +1,6 @@
 // `warren image build|inspect|sign|verify|encrypt|decrypt` (SIF images) and
 // `warren key generate|import|list|trust|untrust` (the node's key store).
-import { chmodSync, existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { WarrenError, EXIT, formatBytes } from '../../common/index.js';
@@ -400,8 +400,9 @@ export function register(program: Command): void {
     .option('--secret', 'export the private key (FILE is written mode 0600)')
     .option('--force', 'replace FILE if it exists')
     .action((ref: string, file: string | undefined, opts: { secret?: boolean; force?: boolean }) => {
-      const { key: k, text } = new KeyStore().exportText(ref, opts.secret === true);
+      const store = new KeyStore();
       if (file === undefined || file === '-') {
+        const { key: k, text } = store.exportText(ref, opts.secret === true);
         if (opts.secret && process.stdout.isTTY) {
           throw new WarrenError('KEY_SECRET_TO_TERMINAL', `refusing to print the private key ${k.fingerprint} (${k.name}) to a terminal`, {
             hint: `give a file: \`warren key export --secret ${k.fingerprint.slice(0, 16)} FILE\` (written mode 0600), or redirect the output`,
@@ -411,14 +412,7 @@ export function register(program: Command): void {
         return;
       }
       const out = resolve(file);
-      if (existsSync(out) && !opts.force) {
-        throw new WarrenError('KEY_EXPORT_EXISTS', `${out} already exists`, { hint: 'choose another file, or add --force to replace it' });
-      }
-      const mode = opts.secret ? 0o600 : 0o644;
-      const tmp = `${out}.${process.pid}.tmp`;
-      writeFileSync(tmp, text, { mode });
-      chmodSync(tmp, mode);
-      renameSync(tmp, out);
+      const k = store.exportToFile(ref, out, { ...(opts.secret ? { secret: true } : {}), ...(opts.force ? { force: true } : {}) });
       process.stderr.write(`exported the ${opts.secret ? 'private' : 'public'} key ${k.fingerprint} (${k.name}) to ${out}\n`);
     });
 

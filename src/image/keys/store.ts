@@ -159,6 +159,19 @@ export class KeyStore {
   }
 
   /**
+   * Write a stored key to `file` (atomically; 0600 for a private key, 0644 for a public one).
+   * An existing file is refused (KEY_EXPORT_EXISTS) unless `force`.
+   */
+  exportToFile(ref: string, file: string, opts: { secret?: boolean; force?: boolean } = {}): StoredKey {
+    const { key, text } = this.exportText(ref, opts.secret === true);
+    if (existsSync(file) && !opts.force) {
+      throw new WarrenError('KEY_EXPORT_EXISTS', `${file} already exists`, { hint: 'choose another file, or add --force to replace it' });
+    }
+    writeAtomic(file, text, opts.secret ? 0o600 : 0o644);
+    return key;
+  }
+
+  /**
    * Remove a key from the store: the whole entry, or with `secretOnly` just its private part
    * (the public key stays, and so does its trust). A trusted key is refused (KEY_TRUSTED)
    * unless `force`: removing it changes what the trust policy accepts.
