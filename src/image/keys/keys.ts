@@ -5,7 +5,8 @@
 // fingerprint in hex.
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import * as openpgp from 'openpgp';
+// OpenPGP (~40 ms to load) is imported when a PGP key is read, not with this module.
+import type * as openpgp from 'openpgp';
 import { WarrenError, EXIT, type ErrorCode } from '../../common/index.js';
 
 export type KeyType = 'ed25519' | 'ecdsa-p256' | 'rsa' | 'pgp';
@@ -120,7 +121,8 @@ export function pemKeyFromText(text: string, source: string, passphrase?: string
 export async function pgpKeyFromText(text: string, source: string): Promise<PgpKey> {
   let key: openpgp.Key;
   try {
-    key = await openpgp.readKey({ armoredKey: text });
+    const pgp = await import('openpgp');
+    key = await pgp.readKey({ armoredKey: text });
   } catch (e) {
     throw keyError('KEY_INVALID', `key ${source} is not a valid OpenPGP key (${(e as Error).message})`, 'give an ASCII-armored OpenPGP key (`gpg --armor --export FINGERPRINT`)');
   }

@@ -7,7 +7,9 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Agent, request, type Dispatcher } from 'undici';
+// undici (~65 ms to load) is imported at the first request, not with this module, so commands
+// that only read local images start fast.
+import type { Agent, Dispatcher } from 'undici';
 import { WarrenError } from '../../common/index.js';
 import { parseWwwAuthenticate, type RegistryAuth, type AuthChallenge } from './auth.js';
 import { registryBaseUrl } from './ref.js';
@@ -65,7 +67,8 @@ export class RegistryClient {
   readonly label: string;
   private readonly mirrorOf: RegistryClientOptions['mirrorOf'];
   private readonly auth: RegistryAuth | undefined;
-  private readonly dispatcher: Agent;
+  private dispatcher: Agent | undefined;
+  private readonly connections: number;
   private readonly userAgent: string;
   /** Authorization header per scope ('' = registry-wide, e.g. Basic). */
   private readonly authHeaders = new Map<string, string>();
@@ -83,17 +86,11 @@ export class RegistryClient {
     this.label = opts.mirrorOf ? `mirror ${registry} of ${opts.mirrorOf.registry} (set in ${opts.mirrorOf.origin})` : registry;
     this.auth = opts.auth;
     this.userAgent = opts.userAgent ?? 'warren/0.1';
-    this.dispatcher = new Agent({
-      connections: opts.connections ?? 8,
-      keepAliveTimeout: 4_000,
-      headersTimeout: 60_000,
-      bodyTimeout: 120_000,
-      connectTimeout: 15_000,
-    });
+    this.connections = opts.connections ?? 8;
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close().catch(() => undefined);
+    await this.dispatcher?.close().catch(() => undefined);
   }
 
   private unreachable(e: unknown, what: string): WarrenError {
@@ -108,6 +105,14 @@ export class RegistryClient {
   }
 
   private async raw(method: string, url: string, headers: Record<string, string>, body: Body): Promise<Dispatcher.ResponseData> {
+    const { Agent, request } = await import('undici');
+    this.dispatcher ??= new Agent({
+      connections: this.connections,
+      keepAliveTimeout: 4_000,
+      headersTimeout: 60_000,
+      bodyTimeout: 120_000,
+      connectTimeout: 15_000,
+    });
     return request(url, {
       method: method as Dispatcher.HttpMethod,
       headers: { 'user-agent': this.userAgent, ...headers },

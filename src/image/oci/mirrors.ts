@@ -19,8 +19,9 @@
 // same prefix. Only pulls are mirrored (pushes go where they are addressed); the image keeps
 // its own name everywhere else: cache keys, `warren image ls`, trust policy, messages.
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
+import type { Node as YamlNode } from 'yaml';
 import { WarrenError, warrenHome } from '../../common/index.js';
 import { isInsecureRegistry, normalizeRegistryHost, parseRegistryLocation, registryBaseUrl, type RegistryImageRef } from './ref.js';
 
@@ -88,6 +89,8 @@ export function parseMirrorsEnv(text: string): MirrorRule[] {
 
 /** Parse the text of a mirrors.yaml (`file` names it in messages, with line:column). */
 export function parseMirrorsFile(text: string, file: string): RegistriesConfig {
+  // The YAML parser (~20 ms to load) only when there is a mirrors file to read.
+  const { LineCounter, isMap, isScalar, isSeq, parseDocument } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true });
   const at = (n: YamlNode | null | undefined): string => {

@@ -13,7 +13,8 @@
 //    data of one object (or of all objects of a group), digest type in the descriptor.
 import { createHash, sign as cryptoSign, verify as cryptoVerify, constants as C, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import * as openpgp from 'openpgp';
+// OpenPGP (~40 ms to load) is imported when a PGP signature is made or checked.
+import type * as openpgp from 'openpgp';
 import { WarrenError, EXIT } from '../../common/index.js';
 import { dsseKeyId, fingerprintFromKeyId, type LoadedKey, type PemKey, type PgpKey } from '../keys/index.js';
 import {
@@ -208,12 +209,13 @@ export async function signSif(path: string, keys: LoadedKey[], opts: SignOptions
         fp: Buffer.from(k.fingerprint, 'hex'),
         data: async () => {
           const text = (await payloadFor(g)).toString('utf8');
-          const message = await openpgp.createCleartextMessage({ text });
-          const armored = await openpgp.sign({
+          const pgp = await import('openpgp');
+          const message = await pgp.createCleartextMessage({ text });
+          const armored = await pgp.sign({
             message,
             signingKeys: k.privateKey!,
             ...(opts.time ? { date: opts.time } : {}),
-            config: { nonDeterministicSignaturesViaNotation: false, preferredHashAlgorithm: openpgp.enums.hash.sha256 },
+            config: { nonDeterministicSignaturesViaNotation: false, preferredHashAlgorithm: pgp.enums.hash.sha256 },
           });
           return Buffer.from(armored, 'utf8');
         },
@@ -316,9 +318,10 @@ function classify(data: Buffer): { kind: SignatureKind; env?: DsseEnvelope; text
 }
 
 async function pgpVerify(text: string, keys: PgpKey[]): Promise<{ signer?: PgpKey; plaintext?: string; issuers: string[] }> {
+  const pgp = await import('openpgp');
   let msg: openpgp.CleartextMessage;
   try {
-    msg = await openpgp.readCleartextMessage({ cleartextMessage: text });
+    msg = await pgp.readCleartextMessage({ cleartextMessage: text });
   } catch {
     return { issuers: [] };
   }
@@ -327,7 +330,7 @@ async function pgpVerify(text: string, keys: PgpKey[]): Promise<{ signer?: PgpKe
     try {
       // Keys whose self-signature is newer than the message signature (re-signed keys, as the
       // reference's test key) are accepted when valid now, as the reference's go-crypto does.
-      const r = await openpgp.verify({ message: msg, verificationKeys: k.publicKey, config: { minRSABits: 1024, allowInsecureVerificationWithReformattedKeys: true } });
+      const r = await pgp.verify({ message: msg, verificationKeys: k.publicKey, config: { minRSABits: 1024, allowInsecureVerificationWithReformattedKeys: true } });
       for (const s of r.signatures) {
         try {
           await s.verified;
