@@ -44,3 +44,5 @@ export { planRetention } from './retention-policy.js';
 export type { RetentionPolicy, RetentionPlan, RunDirFacts, ImageFacts, RunReason, ImageReason } from './retention-policy.js';
 export { NodeRetention, removeTree, treeBytes, isInside } from './retention.js';
 export type { NodeRetentionOptions, SweepReport, InUse, WorkflowEnds } from './retention.js';
+// Ad-hoc containers and instances (also loaded alone by the CLI: ./adhoc/index.ts).
+export * from './adhoc/index.js';

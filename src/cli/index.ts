@@ -3,22 +3,68 @@
 // hint, and the exit code says what happened (0 ok, 1 failed, 2 bad input, 130 canceled).
 
 import { Command, CommanderError } from 'commander';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { EXIT, ensureWarrenHome, toWarrenError } from '../common/index.js';
 import { PROGRAM_DESCRIPTION, PROGRAM_VERSION, registerAll, staticHelp } from './registry.js';
 
 /** Commands that never touch `$WARREN_HOME` (so they do not create it). */
 const NO_HOME = new Set(['validate', 'schema', 'help', 'context', 'install', 'upgrade', 'app']);
 
-export async function buildProgram(command?: string): Promise<Command> {
+export async function buildProgram(command?: string, runsImage = false): Promise<Command> {
   const program = new Command('warren')
     .description(PROGRAM_DESCRIPTION)
     .version(PROGRAM_VERSION)
     .showSuggestionAfterError(true)
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .enablePositionalOptions()
     .exitOverride();
+  if (runsImage) {
+    // `warren run IMAGE`: the image's runscript (commands/exec.ts), not a workflow.
+    (await import('./commands/exec.js')).registerRunImage(program);
+    return program;
+  }
+  // The ad-hoc container commands load only their own module: they must start fast.
+  if (command !== undefined && ['exec', 'shell', 'instance'].includes(command)) {
+    (await import('./commands/exec.js')).register(program);
+    return program;
+  }
   (await import('./commands/run.js')).register(program);
   await registerAll(program, command);
   return program;
+}
+
+/** Options of `warren run` (workflow or image) that take a value: the word after them is not the argument. */
+const RUN_VALUE_OPTIONS = new Set(['-B', '--bind', '--env', '--env-file', '-H', '--home', '--pwd', '-o', '--overlay', '--network', '--hostname', '--app', '--key', '--passphrase-env', '--platform', '--store', '--cores', '--context', '--server', '--token', '--name', '--set', '--values', '-f', '--values-file']);
+
+/** Is the first argument of `warren run` an image (a SIF by its magic, an image scheme, a sandbox directory)? */
+function runsImage(args: string[]): boolean {
+  let i = args.indexOf('run') + 1;
+  for (; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return false;
+    if (a.startsWith('-')) {
+      if (!a.includes('=') && RUN_VALUE_OPTIONS.has(a)) i++;
+      continue;
+    }
+    if (/^(docker|oras|library|shub|instance):\/\//.test(a)) return true;
+    if (a.startsWith('file://') && !/\.(ya?ml|json)$/i.test(a)) return true;
+    try {
+      const st = statSync(a);
+      if (st.isDirectory()) return true;
+      if (!st.isFile() || st.size < 42) return false;
+      const fd = openSync(a, 'r');
+      try {
+        const b = Buffer.alloc(9);
+        readSync(fd, b, 0, 9, 32);
+        return b.toString('latin1') === 'SIF_MAGIC';
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return false;
+    }
+  }
+  return false;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -46,7 +92,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(err.format() + '\n');
     return err.exitCode;
   }
-  const program = await buildProgram(command);
+  const program = await buildProgram(command, command === 'run' && runsImage(args));
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;

@@ -19,6 +19,9 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['cancel', 'cancel a running workflow: running jobs are stopped, the rest marked canceled'],
   ['prune', 'remove finished workflows, their events, logs and run directories: those that ended before --older-than, or the ones named (never running work)'],
   ['port-forward', 'forward a local port (127.0.0.1) to a port of a running service of a workflow, until Ctrl-C'],
+  ['exec', 'run a command in a container image on this machine, as yourself (Apptainer-style: your home, the current directory and /tmp bound)'],
+  ['shell', 'an interactive shell in a container image on this machine'],
+  ['instance', 'long-running containers in the background: start, list, stop'],
   ['validate', 'check workflow files (Fuzzfile YAML v1/v4 or WfFormat JSON) without running them'],
   ['schema', 'print the JSON Schema of the workflow (Fuzzfile) format'],
   ['upgrade', 'rewrite a v1 Fuzzfile as v4 (requires -> depends-on, mounts keyed by path), keeping its comments and layout'],
@@ -65,6 +68,7 @@ export function staticHelp(): string {
 
 const GROUPS: [commands: string[], load: Loader][] = [
   [['prune'], () => import('./commands/prune.js')],
+  [['exec', 'shell', 'instance'], () => import('./commands/exec.js')],
   [['port-forward'], () => import('./commands/service.js')],
   [['validate', 'schema'], () => import('./commands/workflow.js')],
   [['upgrade'], () => import('./commands/upgrade.js')],

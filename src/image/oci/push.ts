@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, gzipSync } from 'node:zlib';
-import tar from 'tar-stream';
+import { createRequire } from 'node:module';
+import type TarStream from 'tar-stream';
+// tar-stream (and its stream stack: ~12 modules) is loaded when a layer is read or written.
+const tarStream = (): typeof TarStream => createRequire(import.meta.url)('tar-stream') as typeof TarStream;
 import { WarrenError, EXIT } from '../../common/index.js';
 import { loadCredentials, type RegistryAuth } from './auth.js';
 import { readSif } from '../sif/index.js';
@@ -43,7 +46,7 @@ export function sha256Digest(data: Buffer | string): string {
 
 /** A layer tarball from `entries`, compressed with gzip (node:zlib), zstd (the zstd program) or not at all. */
 export async function buildLayer(entries: LayerEntry[], compression: 'gzip' | 'zstd' | 'none' = 'gzip'): Promise<BuiltLayer> {
-  const pack = tar.pack();
+  const pack = tarStream().pack();
   const chunks: Buffer[] = [];
   const collected = new Promise<void>((resolve, reject) => {
     pack.on('data', (c: unknown) => {
@@ -213,7 +216,7 @@ export async function pushSif(uri: string, sifPath: string, opts: PushOptions = 
  * modes, owners, mtimes; sockets and devices are left out) to `outFile`, streamed.
  */
 export async function layerFromDirectory(dir: string, outFile: string): Promise<{ mediaType: string; digest: string; size: number; diffId: string }> {
-  const pack = tar.pack();
+  const pack = tarStream().pack();
   const tarHash = createHash('sha256');
   const gzHash = createHash('sha256');
   let size = 0;

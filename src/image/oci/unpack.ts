@@ -42,7 +42,10 @@ import { join, posix } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import tar from 'tar-stream';
+import { createRequire } from 'node:module';
+import type TarStream from 'tar-stream';
+// tar-stream (and its stream stack: ~12 modules) is loaded when a layer is read or written.
+const tarStream = (): typeof TarStream => createRequire(import.meta.url)('tar-stream') as typeof TarStream;
 import { WarrenError } from '../../common/index.js';
 
 const WH_PREFIX = '.wh.';
@@ -210,7 +213,7 @@ export class RootfsWriter {
     }
   }
 
-  private async entry(h: tar.Header, stream: EntryStream): Promise<void> {
+  private async entry(h: TarStream.Header, stream: EntryStream): Promise<void> {
     const bad = checkEntryPath(h.name);
     if (bad) throw unsafeEntry(this.what, `entry '${h.name}' ${bad}`);
     const name = posix.normalize('/' + h.name).slice(1).replace(/\/+$/, '');
@@ -361,7 +364,7 @@ export class RootfsWriter {
     } else {
       decompressed = src;
     }
-    const extract = tar.extract();
+    const extract = tarStream().extract();
     const feed = pipeline(decompressed, extract).catch((e: unknown) => {
       extract.destroy(e as Error);
     });

@@ -1,0 +1,167 @@
+// `warren exec IMAGE /bin/true` of a SIF, end to end (a new `warren` process each time: Node's
+// start, the CLI, the image check, the overlay bundle, runc, cleanup), against:
+//   baseline  a bare `runc run` of the same root file system (the SIF loop-mounted once, a
+//             bundle written once) plus Node's own start (`node -e 0`), both in the same round
+//   podman    `podman run --rm` of an image imported from the same root file system
+// Runs interleaved (one of each per round, rotating) so machine noise hits all alike.
+// Usage: bash bench/run.sh exec [N=30]   (as root; needs runc, squashfs-tools, busybox-static, podman)
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildOciSpec, DEFAULT_SHM_BYTES } from '../../src/runtime/container/index.js';
+import { makeBusyboxRootfs } from '../../test/runtime/container/fixtures.js';
+
+const N = Number(process.argv[2] ?? process.env.WARREN_BENCH_N ?? 30);
+const WARMUP = 3;
+if (process.getuid?.() !== 0) {
+  console.error('run this benchmark as root (it compares against root runc and podman)');
+  process.exit(2);
+}
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // dist/bench/exec -> repo
+const warrenBin = join(repo, 'bin', 'warren.js');
+const runc = spawnSync('sh', ['-c', 'command -v runc || echo /usr/sbin/runc'], { encoding: 'utf8' }).stdout.trim();
+const work = mkdtempSync(join(tmpdir(), 'warren-bench-exec-'));
+const home = join(work, 'home');
+mkdirSync(home, { mode: 0o700 });
+const env = { ...process.env, WARREN_HOME: home };
+const rootfs = makeBusyboxRootfs(join(work, 'rootfs'));
+const sif = join(work, 'busybox.sif');
+const built = spawnSync(process.execPath, [warrenBin, 'image', 'build', rootfs, '-o', sif], { env, encoding: 'utf8' });
+if (built.status !== 0) {
+  console.error(`warren image build failed: ${built.stderr}`);
+  process.exit(1);
+}
+const logs = join(work, 'logs');
+mkdirSync(logs);
+
+// The baseline's bundle: the same SIF, loop-mounted once, read-only root, host network files.
+const mnt = join(work, 'mnt');
+mkdirSync(mnt);
+const off = (() => {
+  const buf = readFileSync(sif);
+  return buf.indexOf(Buffer.from('hsqs'));
+})();
+const m = spawnSync('mount', ['-t', 'squashfs', '-o', `loop,ro,offset=${off}`, sif, mnt], { encoding: 'utf8' });
+if (m.status !== 0) {
+  console.error(`cannot loop-mount the SIF: ${m.stderr}`);
+  process.exit(1);
+}
+const bundle = join(work, 'bundle');
+mkdirSync(bundle);
+const spec = buildOciSpec({
+  rootfs: mnt,
+  argv: ['/bin/true'],
+  env: [],
+  cwd: '/',
+  uid: 0,
+  gid: 0,
+  asRoot: true,
+  hostname: 'noop',
+  mounts: [],
+  shmBytes: DEFAULT_SHM_BYTES,
+  isolateNetwork: false,
+  nodeFiles: ['/etc/resolv.conf', '/etc/hosts'].filter((f) => existsSync(f) && existsSync(join(mnt, f))),
+});
+writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+const bareRoot = join(work, 'runc');
+
+function timeSpawn(cmd: string, args: string[], e: NodeJS.ProcessEnv = process.env): Promise<{ ms: number; code: number | null }> {
+  const out = openSync(join(logs, 'out'), 'a');
+  const err = openSync(join(logs, 'err'), 'a');
+  const t0 = process.hrtime.bigint();
+  const p = spawn(cmd, args, { stdio: ['ignore', out, err], env: e, cwd: work });
+  closeSync(out);
+  closeSync(err);
+  return new Promise((resolve) => p.on('exit', (code) => resolve({ ms: Number(process.hrtime.bigint() - t0) / 1e6, code })));
+}
+
+async function warren(): Promise<number> {
+  const r = await timeSpawn(process.execPath, [warrenBin, 'exec', sif, '/bin/true'], env);
+  if (r.code !== 0) throw new Error(`warren exec failed (${r.code}): ${readFileSync(join(logs, 'err'), 'utf8').slice(-800)}`);
+  return r.ms;
+}
+
+let seq = 0;
+async function baseline(): Promise<number> {
+  const a = await timeSpawn(runc, ['--root', bareRoot, 'run', '--bundle', bundle, `bare-${++seq}`]);
+  if (a.code !== 0) throw new Error(`runc run failed (${a.code}): ${readFileSync(join(logs, 'err'), 'utf8').slice(-500)}`);
+  const b = await timeSpawn(process.execPath, ['-e', '0']);
+  return a.ms + b.ms;
+}
+
+const IMAGE = 'localhost/warren-bench-exec-busybox:latest';
+let podmanArgs: string[] | null = null;
+let podmanWhy = '';
+if (spawnSync('podman', ['--version']).status === 0) {
+  const tar = join(work, 'rootfs.tar');
+  spawnSync('tar', ['-C', rootfs, '-cf', tar, '.']);
+  const imp = spawnSync('podman', ['import', '-q', tar, IMAGE], { encoding: 'utf8' });
+  if (imp.status !== 0) podmanWhy = `podman import failed: ${imp.stderr.trim()}`;
+  else {
+    const hard = (name: string) => /(\d+)\s+\S+\s*$/.exec(readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith(name)) ?? '')?.[1];
+    const candidates = [[], ['--ulimit', `nofile=${hard('Max open files') ?? 1024}:${hard('Max open files') ?? 1024}`, '--ulimit', 'nproc=32768:32768']];
+    for (const extra of candidates) {
+      const args = ['run', '--rm', ...extra, IMAGE, '/bin/true'];
+      const r = spawnSync('podman', args, { encoding: 'utf8' });
+      if (r.status === 0) {
+        podmanArgs = args;
+        break;
+      }
+      podmanWhy = `podman run failed: ${r.stderr.trim().split('\n').pop()}`;
+    }
+  }
+} else podmanWhy = 'podman not installed (apt-get install podman)';
+
+async function podman(): Promise<number> {
+  const r = await timeSpawn('podman', podmanArgs!);
+  if (r.code !== 0) throw new Error(`podman run failed (${r.code})`);
+  return r.ms;
+}
+
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const median = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  return { median, mean: xs.reduce((a, b) => a + b, 0) / xs.length, min: s[0]!, max: s[s.length - 1]! };
+};
+
+try {
+  const t: Record<string, number[]> = { warren: [], baseline: [], podman: [] };
+  for (let i = 0; i < WARMUP; i++) {
+    await warren();
+    await baseline();
+    if (podmanArgs) await podman();
+  }
+  const runners: [string, () => Promise<number>][] = [
+    ['warren', warren],
+    ['baseline', baseline],
+    ...(podmanArgs ? ([['podman', podman]] as [string, () => Promise<number>][]) : []),
+  ];
+  for (let i = 0; i < N; i++) {
+    for (let k = 0; k < runners.length; k++) {
+      const [name, fn] = runners[(i + k) % runners.length]!;
+      t[name]!.push(await fn());
+      await new Promise((r) => setTimeout(r, name === 'podman' ? 400 : 50));
+    }
+  }
+  const w = stats(t.warren!);
+  const b = stats(t.baseline!);
+  const p = podmanArgs ? stats(t.podman!) : undefined;
+  const f = (x: number) => x.toFixed(1).padStart(8);
+  console.log(`warren exec SIF /bin/true, end to end, N=${N} each (ms)`);
+  console.log(`${'command'.padEnd(30)}${'median'.padStart(8)}${'mean'.padStart(8)}${'min'.padStart(8)}${'max'.padStart(8)}   vs baseline (median / mean)`);
+  console.log(`${'warren exec'.padEnd(30)}${f(w.median)}${f(w.mean)}${f(w.min)}${f(w.max)}   ${(w.median / b.median).toFixed(2)}x / ${(w.mean / b.mean).toFixed(2)}x  (target <= 1.3x)`);
+  console.log(`${'runc run + node -e 0'.padEnd(30)}${f(b.median)}${f(b.mean)}${f(b.min)}${f(b.max)}   1.00x / 1.00x`);
+  if (p) {
+    console.log(`${'podman run --rm'.padEnd(30)}${f(p.median)}${f(p.mean)}${f(p.min)}${f(p.max)}   ${(p.median / b.median).toFixed(2)}x / ${(p.mean / b.mean).toFixed(2)}x`);
+    console.log(`warren exec vs podman: ${(w.median / p.median).toFixed(3)}x median (target < 1: faster)`);
+  } else console.log(`podman: skipped (${podmanWhy})`);
+  const ok = w.median / b.median <= 1.3 && (!p || w.median < p.median);
+  console.log(ok ? 'targets met' : 'TARGETS MISSED');
+  process.exitCode = ok ? 0 : 1;
+} finally {
+  if (podmanArgs) spawnSync('podman', ['rmi', '-f', IMAGE], { stdio: 'ignore' });
+  spawnSync('umount', [mnt], { stdio: 'ignore' });
+  rmSync(work, { recursive: true, force: true });
+}

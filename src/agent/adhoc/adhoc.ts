@@ -1,0 +1,103 @@
+// Ad-hoc containers on this machine (`warren exec|shell|run IMAGE`, `warren instance`): the
+// image named on the command line made ready (src/image: pulled, or checked in place), held to
+// the node's trust policy like every job's image, then run by the container runtime's ad-hoc
+// runner (src/runtime/container adhoc.ts) with Apptainer's defaults. Always on this machine,
+// also when a server context is set.
+import { existsSync, openSync, readSync, closeSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { WarrenError } from '../../common/index.js';
+import type { AdhocRequest } from '../../runtime/container/index.js';
+import { nodePolicy } from '../policy.js';
+
+/** How an image is named on the command line (before it is prepared). */
+export type AdhocImageArg = { kind: 'ref'; uri: string } | { kind: 'local'; path: string } | { kind: 'instance'; name: string };
+
+const SCHEMES = /^(docker|oras|file|library|shub|docker-archive|docker-daemon|oci|oci-archive|http|https):\/\//;
+
+/** True when the first bytes of `path` are a SIF's magic (SIF_MAGIC at offset 32, "SIF_" launch at 0). */
+export function hasSifMagicSync(path: string): boolean {
+  let fd = -1;
+  try {
+    fd = openSync(path, 'r');
+    const b = Buffer.alloc(42);
+    const n = readSync(fd, b, 0, 42, 0);
+    return n >= 42 && b.subarray(32, 41).toString('latin1') === 'SIF_MAGIC';
+  } catch {
+    return false;
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+}
+
+/**
+ * What `warren run ARG` means: an image when ARG is a SIF file (by its magic), has an image
+ * scheme, or is a directory (a sandbox); a workflow file otherwise.
+ */
+export function looksLikeImage(arg: string, cwd = process.cwd()): boolean {
+  if (SCHEMES.test(arg) || arg.startsWith('instance://')) return true;
+  const p = resolve(cwd, arg);
+  try {
+    const st = statSync(p);
+    if (st.isDirectory()) return true;
+    return st.isFile() && hasSifMagicSync(p);
+  } catch {
+    return false;
+  }
+}
+
+export function parseAdhocImage(arg: string, cwd = process.cwd()): AdhocImageArg {
+  if (arg.startsWith('instance://')) return { kind: 'instance', name: arg.slice('instance://'.length) };
+  const m = SCHEMES.exec(arg);
+  if (m) {
+    const scheme = m[1]!;
+    if (!['docker', 'oras', 'file'].includes(scheme)) {
+      throw new WarrenError('IMAGE_REF_INVALID', `image ${arg}: the ${scheme}:// scheme is not supported`, {
+        hint: 'use docker://REGISTRY/NAME:TAG, oras://REGISTRY/NAME:TAG, a .sif file or a sandbox directory (pull library images with Apptainer first and give the .sif)',
+      });
+    }
+    if (scheme === 'file') return { kind: 'local', path: resolve(cwd, arg.slice('file://'.length)) };
+    return { kind: 'ref', uri: arg };
+  }
+  return { kind: 'local', path: resolve(cwd, arg) };
+}
+
+export interface AdhocRunOptions extends Omit<AdhocRequest, 'image' | 'stateDir' | 'allowSetuid'> {
+  /** The image as the user wrote it. */
+  imageArg: string;
+  home: string;
+}
+
+/** Prepare the image and hold it to the node's trust policy: what the ad-hoc runner takes. */
+export async function prepareAdhocImage(home: string, imageArg: string, cwd = process.cwd()): Promise<AdhocRequest['image']> {
+  const ref = parseAdhocImage(imageArg, cwd);
+  if (ref.kind === 'instance') throw new WarrenError('INSTANCE_UNKNOWN', `${imageArg} names an instance: only \`warren exec\` enters one`, { hint: 'use `warren exec instance://NAME COMMAND`' });
+  const uri = ref.kind === 'local' ? ref.path : ref.uri;
+  if (ref.kind === 'local' && !existsSync(ref.path)) {
+    throw new WarrenError('IMAGE_LOCAL_NOT_FOUND', `image ${imageArg} does not exist${ref.path !== imageArg ? ` (${ref.path})` : ''}`, {
+      hint: 'give a .sif file, a sandbox directory, or docker://NAME:TAG / oras://NAME:TAG',
+    });
+  }
+  const policy = nodePolicy(home);
+  const img = await import('../../image/index.js');
+  let prepared;
+  if (ref.kind === 'local' && statSync(ref.path).isFile() && !hasSifMagicSync(ref.path)) {
+    throw new WarrenError('IMAGE_SIF_INVALID', `image ${imageArg} is not a SIF file (no SIF header) and not a directory`, {
+      hint: 'give a .sif file (warren image build, apptainer build), a sandbox directory, or docker://NAME:TAG',
+    });
+  }
+  if (ref.kind === 'local' && statSync(ref.path).isDirectory()) prepared = { uri, kind: 'rootfs' as const, path: ref.path, config: { env: [] as string[], labels: {} } };
+  else prepared = await img.prepareImage(ref.kind === 'local' ? `file://${ref.path}` : uri, { allowSetuid: policy.allowSetuid });
+  const out = { ...prepared, uri: ref.kind === 'local' ? imageArg : prepared.uri, config: { ...prepared.config, env: prepared.config.env ?? [] } };
+  if (!policy.requireSigned) return out;
+  const eff = img.effectiveTrustPolicy(policy, undefined, new img.KeyStore(join(home, 'keys')));
+  const gate = new img.TrustGate(eff, { dir: join(home, 'cache', 'trusted-sif') });
+  return { ...out, ...(await gate.admit(out)) };
+}
+
+/** Run an ad-hoc container to its end: the exit status of its command. */
+export async function runAdhocContainer(o: AdhocRunOptions): Promise<number> {
+  const { runAdhoc } = await import('../../runtime/container/index.js');
+  const image = await prepareAdhocImage(o.home, o.imageArg, o.cwd);
+  const { imageArg: _i, home, ...rest } = o;
+  return runAdhoc({ ...rest, image, stateDir: join(home, 'containers'), allowSetuid: nodePolicy(home).allowSetuid });
+}
