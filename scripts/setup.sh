@@ -47,3 +47,7 @@ fi
 if [[ ! -x dist/bin/warren-mpi || src/agent/mpi/warren-mpi.c -nt dist/bin/warren-mpi ]]; then
   cc -O2 -Wall -static -o dist/bin/warren-mpi src/agent/mpi/warren-mpi.c
 fi
+# The first process of ad-hoc containers (src/runtime/container/adhoc.ts): static, it runs inside any image.
+if [[ ! -x dist/bin/warren-userid || src/runtime/container/warren-userid.c -nt dist/bin/warren-userid ]]; then
+  cc -O2 -Wall -static -o dist/bin/warren-userid src/runtime/container/warren-userid.c
+fi

@@ -68,8 +68,8 @@ export function staticHelp(): string {
 
 const GROUPS: [commands: string[], load: Loader][] = [
   [['prune'], () => import('./commands/prune.js')],
-  [['exec', 'shell', 'instance'], () => import('./commands/exec.js')],
   [['port-forward'], () => import('./commands/service.js')],
+  [['exec', 'shell', 'instance'], () => import('./commands/exec.js')],
   [['validate', 'schema'], () => import('./commands/workflow.js')],
   [['upgrade'], () => import('./commands/upgrade.js')],
   [['app'], () => import('./commands/app.js')],

@@ -43,6 +43,31 @@ static int write_file(const char *path, const char *text) {
   return w == (ssize_t)n ? 0 : -1;
 }
 
+/* One more user namespace in which the container's root (the caller outside) is UID:GID. */
+static int become(unsigned long uid, unsigned long gid) {
+  char map[64];
+  if (uid == 0 && gid == 0) return 0;
+  if (unshare(CLONE_NEWUSER) != 0) {
+    fprintf(stderr, "warren-userid: cannot create a user namespace: %s\n", strerror(errno));
+    return 125;
+  }
+  if (write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) {
+    fprintf(stderr, "warren-userid: cannot write /proc/self/setgroups: %s\n", strerror(errno));
+    return 125;
+  }
+  snprintf(map, sizeof map, "%lu 0 1\n", uid);
+  if (write_file("/proc/self/uid_map", map) != 0) {
+    fprintf(stderr, "warren-userid: cannot map uid %lu: %s\n", uid, strerror(errno));
+    return 125;
+  }
+  snprintf(map, sizeof map, "%lu 0 1\n", gid);
+  if (write_file("/proc/self/gid_map", map) != 0) {
+    fprintf(stderr, "warren-userid: cannot map gid %lu: %s\n", gid, strerror(errno));
+    return 125;
+  }
+  return 0;
+}
+
 static volatile sig_atomic_t stopping = 0;
 
 static void on_term(int sig) {
@@ -50,7 +75,7 @@ static void on_term(int sig) {
   stopping = 1;
 }
 
-static int instance_init(int argc, char **argv) {
+static int instance_init(unsigned long uid, unsigned long gid, int argc, char **argv) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_term;
@@ -65,6 +90,10 @@ static int instance_init(int argc, char **argv) {
     if (pid == 0) {
       signal(SIGTERM, SIG_DFL);
       signal(SIGINT, SIG_DFL);
+      /* Only the startscript gets the caller's uid: pid 1 stays in the container's user
+         namespace, so that `runc exec` can join the instance's namespaces through it. */
+      int rc = become(uid, gid);
+      if (rc) _exit(rc);
       execvp(argv[0], argv);
       fprintf(stderr, "warren: %s: %s\n", argv[0], strerror(errno));
       _exit(errno == ENOENT ? 127 : 126);
@@ -99,28 +128,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "warren-userid: usage: warren-userid UID GID CMD [ARGS...]\n");
     return 125;
   }
-  if (uid != 0 || gid != 0) {
-    char map[64];
-    if (unshare(CLONE_NEWUSER) != 0) {
-      fprintf(stderr, "warren-userid: cannot create a user namespace: %s\n", strerror(errno));
-      return 125;
-    }
-    if (write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) {
-      fprintf(stderr, "warren-userid: cannot write /proc/self/setgroups: %s\n", strerror(errno));
-      return 125;
-    }
-    snprintf(map, sizeof map, "%lu 0 1\n", uid);
-    if (write_file("/proc/self/uid_map", map) != 0) {
-      fprintf(stderr, "warren-userid: cannot map uid %lu: %s\n", uid, strerror(errno));
-      return 125;
-    }
-    snprintf(map, sizeof map, "%lu 0 1\n", gid);
-    if (write_file("/proc/self/gid_map", map) != 0) {
-      fprintf(stderr, "warren-userid: cannot map gid %lu: %s\n", gid, strerror(errno));
-      return 125;
-    }
-  }
-  if (strcmp(argv[3], "--warren-instance") == 0) return instance_init(argc - 4, argv + 4);
+  if (strcmp(argv[3], "--warren-instance") == 0) return instance_init(uid, gid, argc - 4, argv + 4);
+  int rc = become(uid, gid);
+  if (rc) return rc;
   execvp(argv[3], argv + 3);
   int e = errno;
   fprintf(stderr, "warren: %s: %s\n", argv[3], strerror(e));

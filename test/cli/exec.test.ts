@@ -1,0 +1,340 @@
+// `warren exec|shell|run IMAGE` and `warren instance`, end to end through the real CLI, real
+// runc and real images (Apptainer's own busybox SIF from ../shared, a SIF Warren built, a
+// sandbox directory), as root and as a user that the test creates.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot, sharedDir, tempDir } from '../helpers.js';
+import { makeBusyboxRootfs } from '../runtime/container/fixtures.js';
+
+const isRoot = process.getuid?.() === 0;
+const haveRunc = spawnSync('sh', ['-c', 'command -v runc || test -x /usr/sbin/runc']).status === 0;
+const skip = !isRoot ? 'needs root (it creates a test user)' : !haveRunc ? 'needs runc (scripts/setup.sh installs it)' : false;
+const USER = 'warren-test-exec';
+const APPTAINER_SIF = join(sharedDir, 'apptainer-testdata', 'busybox_amd64.sif');
+const WARREN = join(repoRoot, 'bin', 'warren.js');
+
+const tmp = tempDir('warren-exec-', '/tmp');
+const work = tmp.dir;
+const home = join(work, 'home');
+let sif = '';
+let sandbox = '';
+let uid = -1;
+let gid = -1;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function warren(args: string[], o: { env?: Record<string, string>; input?: string; cwd?: string; user?: boolean; timeout?: number } = {}): Result {
+  const env: Record<string, string> = o.user
+    ? { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: `/home/${USER}`, LANG: 'C.UTF-8', WARREN_HOME: `/home/${USER}/.warren`, WARREN_MOUNT_IDLE_S: '0', ...o.env }
+    : { ...(process.env as Record<string, string>), WARREN_HOME: home, WARREN_MOUNT_IDLE_S: '0', ...o.env };
+  const cmd = o.user ? 'runuser' : process.execPath;
+  const argv = o.user ? ['-u', USER, '--', process.execPath, WARREN, ...args] : [WARREN, ...args];
+  const r = spawnSync(cmd, argv, { env, encoding: 'utf8', input: o.input ?? '', cwd: o.cwd ?? work, timeout: o.timeout ?? 60_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** What an ad-hoc container may leave: nothing but the image mount cache (released here). */
+function assertClean(h: string): void {
+  const bundles = join(h, 'containers', 'bundles');
+  assert.deepEqual(existsSync(bundles) ? readdirSync(bundles) : [], [], 'bundles left behind');
+  const runc = join(h, 'containers', 'runc');
+  assert.deepEqual(existsSync(runc) ? readdirSync(runc) : [], [], 'runc containers left behind');
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(`${h}/containers/bundles`));
+  assert.deepEqual(mounts, [], 'mounts left behind');
+}
+
+function releaseHeldMounts(): void {
+  for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const p = l.split(' ')[4];
+    if (p && p.startsWith(work)) spawnSync('umount', ['-l', p]);
+  }
+}
+
+before(() => {
+  if (skip) return;
+  mkdirSync(home, { mode: 0o700 });
+  chmodSync(work, 0o755);
+  makeBusyboxRootfs(join(work, 'rootfs'));
+  sif = join(work, 'busybox.sif');
+  const b = warren(['image', 'build', join(work, 'rootfs'), '-o', sif]);
+  assert.equal(b.code, 0, b.stderr);
+  chmodSync(sif, 0o644);
+  // A sandbox directory with a runscript, an environment script and a SCIF app.
+  sandbox = join(work, 'sandbox');
+  makeBusyboxRootfs(sandbox);
+  mkdirSync(join(sandbox, '.singularity.d', 'env'), { recursive: true });
+  writeFileSync(join(sandbox, '.singularity.d', 'runscript'), '#!/bin/sh\necho "runscript: $*"\n', { mode: 0o755 });
+  writeFileSync(join(sandbox, '.singularity.d', 'env', '90-environment.sh'), 'export FROM_IMAGE=image\nexport OVERRIDE=image\n');
+  mkdirSync(join(sandbox, 'scif', 'apps', 'hello', 'scif', 'env'), { recursive: true });
+  writeFileSync(join(sandbox, 'scif', 'apps', 'hello', 'scif', 'runscript'), '#!/bin/sh\necho "hello app: $HELLO $*"\n', { mode: 0o755 });
+  writeFileSync(join(sandbox, 'scif', 'apps', 'hello', 'scif', 'env', '90-environment.sh'), 'export HELLO=from-app\n');
+  mkdirSync(join(sandbox, 'etc'), { recursive: true });
+  writeFileSync(join(sandbox, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  writeFileSync(join(sandbox, 'etc', 'group'), 'root:x:0:\n');
+  if (spawnSync('id', ['-u', USER]).status !== 0) execFileSync('useradd', ['-m', '-s', '/bin/sh', USER], { stdio: 'ignore' });
+  uid = Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' }));
+  gid = Number(execFileSync('id', ['-g', USER], { encoding: 'utf8' }));
+});
+
+after(() => {
+  if (skip) return;
+  spawnSync(process.execPath, [WARREN, 'instance', 'stop', '--all', '--force'], { env: { ...process.env, WARREN_HOME: home } });
+  spawnSync('runuser', ['-u', USER, '--', process.execPath, WARREN, 'instance', 'stop', '--all', '--force'], { env: { PATH: process.env.PATH ?? '', HOME: `/home/${USER}`, WARREN_HOME: `/home/${USER}/.warren` } });
+  releaseHeldMounts();
+  spawnSync('userdel', ['-r', '-f', USER], { stdio: 'ignore' });
+  tmp.cleanup();
+});
+
+test('exec as root: the command, its exit status, stdin, the current directory, home and /tmp bound', { skip, timeout: 120_000 }, () => {
+  const cwd = join(work, 'project');
+  mkdirSync(cwd, { recursive: true });
+  writeFileSync(join(cwd, 'data.txt'), 'project data\n');
+  const r = warren(['exec', APPTAINER_SIF, 'sh', '-c', 'id -u; pwd; cat data.txt; echo out > /tmp/warren-exec-tmp-$PPID-x; ls /tmp/warren-exec-tmp-$PPID-x; cat; echo "home=$HOME"; test -d "$HOME" && echo home-bound'], { cwd, input: 'from stdin\n' });
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines[0], '0');
+  assert.equal(lines[1], cwd);
+  assert.equal(lines[2], 'project data');
+  assert.match(lines[3]!, /^\/tmp\/warren-exec-tmp-\d+-x$/);
+  assert.ok(existsSync(lines[3]!), '/tmp inside is the host /tmp');
+  rmSync(lines[3]!);
+  assert.equal(lines[4], 'from stdin');
+  assert.equal(lines[5], `home=${process.env.HOME ?? '/root'}`);
+  assert.equal(lines[6], 'home-bound');
+  assert.equal(warren(['exec', APPTAINER_SIF, 'sh', '-c', 'exit 7']).code, 7);
+  const missing = warren(['exec', APPTAINER_SIF, 'no-such-command']);
+  assert.equal(missing.code, 127);
+  assert.match(missing.stderr, /no-such-command/);
+  // The image is read-only.
+  const ro = warren(['exec', APPTAINER_SIF, 'touch', '/new-file']);
+  assert.notEqual(ro.code, 0);
+  assert.match(ro.stderr, /Read-only file system/);
+  assertClean(home);
+});
+
+test('binds: --bind SRC:DST:ro, several at once, $WARREN_BIND; a missing source is refused before anything starts', { skip, timeout: 120_000 }, () => {
+  const a = join(work, 'bind-a');
+  const b = join(work, 'bind-b');
+  mkdirSync(a, { recursive: true });
+  mkdirSync(b, { recursive: true });
+  writeFileSync(join(a, 'f'), 'A\n');
+  writeFileSync(join(b, 'f'), 'B\n');
+  const r = warren(['exec', '--bind', `${a}:/mnt/a:ro,${b}:/mnt/b`, sif, 'sh', '-c', 'cat /mnt/a/f /mnt/b/f; echo w > /mnt/b/w && echo b-writable; echo w > /mnt/a/w 2>/dev/null || echo a-read-only'], {});
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split('\n'), ['A', 'B', 'b-writable', 'a-read-only']);
+  assert.equal(readFileSync(join(b, 'w'), 'utf8'), 'w\n');
+  const env = warren(['exec', sif, 'cat', '/data/f'], { env: { WARREN_BIND: `${a}:/data` } });
+  assert.equal(env.code, 0, env.stderr);
+  assert.equal(env.stdout, 'A\n');
+  const bad = warren(['exec', '-B', '/no/such/dir:/x', sif, 'true']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /error\[RUNTIME_BIND_MISSING\]: --bind \/no\/such\/dir:\/x/);
+  assert.match(bad.stderr, /hint:/);
+  const syntax = warren(['exec', '-B', `${a}:/x:rx`, sif, 'true']);
+  assert.equal(syntax.code, 2);
+  assert.match(syntax.stderr, /CLI_BAD_BIND.*unknown bind option "rx"/);
+  const over = warren(['exec', '-B', `${a}:/`, sif, 'true']);
+  assert.equal(over.code, 2);
+  assert.match(over.stderr, /CLI_BAD_BIND/);
+  assertClean(home);
+});
+
+test('environment: passed from the host (not PATH), the image wins over it, --env/--env-file/WARRENENV_ win over the image, --cleanenv', { skip, timeout: 120_000 }, () => {
+  const envFile = join(work, 'vars.env');
+  writeFileSync(envFile, '# comment\nexport FILEVAR="from file"\n\nOVERRIDE=file\n');
+  const r = warren(['exec', '--env', 'CLIVAR=cli', '--env-file', envFile, sandbox, 'sh', '-c', 'echo "$HOSTVAR|$FROM_IMAGE|$OVERRIDE|$CLIVAR|$FILEVAR|$PREFIXED|$PATH"'], {
+    env: { HOSTVAR: 'host', FROM_IMAGE: 'host-loses', PATH: '/host/only/bin:/usr/bin:/bin', WARRENENV_PREFIXED: 'prefixed' },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  const [host, img, over, cli, file, pre, path] = r.stdout.trim().split('|');
+  assert.equal(host, 'host');
+  assert.equal(img, 'image');
+  assert.equal(over, 'file');
+  assert.equal(cli, 'cli');
+  assert.equal(file, 'from file');
+  assert.equal(pre, 'prefixed');
+  assert.ok(!path!.includes('/host/only/bin'), `host PATH leaked: ${path}`);
+  const clean = warren(['exec', '--cleanenv', '--env', 'KEEP=1', sif, 'sh', '-c', 'echo "${HOSTVAR:-unset}|$KEEP|$TERM"'], { env: { HOSTVAR: 'host', TERM: 'xterm' } });
+  assert.equal(clean.code, 0, clean.stderr);
+  assert.equal(clean.stdout.trim(), 'unset|1|xterm');
+  const badEnv = warren(['exec', '--env', 'no-equals', sif, 'true']);
+  assert.equal(badEnv.code, 2);
+  assert.match(badEnv.stderr, /CLI_BAD_ENV/);
+  writeFileSync(envFile, 'GOOD=1\nthis is not a variable\n');
+  const badFile = warren(['exec', '--env-file', envFile, sif, 'true']);
+  assert.equal(badFile.code, 2);
+  assert.match(badFile.stderr, new RegExp(`CLI_BAD_ENV\\]: ${envFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2:1`));
+});
+
+test('run: the runscript with its arguments, SCIF apps, the OCI runscript of an Apptainer image; workflows still run', { skip, timeout: 120_000 }, () => {
+  const r = warren(['run', sandbox, 'one', 'two']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'runscript: one two\n');
+  const app = warren(['run', '--app', 'hello', sandbox, 'x']);
+  assert.equal(app.code, 0, app.stderr);
+  assert.equal(app.stdout, 'hello app: from-app x\n');
+  const noApp = warren(['run', '--app', 'nope', sandbox]);
+  assert.equal(noApp.code, 2);
+  assert.match(noApp.stderr, /RUNTIME_APP_UNKNOWN.*"nope" \(it has: hello\)/);
+  // Apptainer's busybox image: its runscript runs the OCI CMD, or the arguments.
+  const oci = warren(['run', APPTAINER_SIF, 'echo', 'hi from the runscript']);
+  assert.equal(oci.code, 0, oci.stderr);
+  assert.equal(oci.stdout, 'hi from the runscript\n');
+  // A Warren-built SIF without a runscript, entrypoint or cmd.
+  const none = warren(['run', sif]);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /RUNTIME_NO_RUNSCRIPT/);
+  // `warren run FILE.yaml` is still a workflow.
+  const flow = join(work, 'flow.yaml');
+  writeFileSync(flow, 'version: v1\njobs:\n  hello:\n    command: ["/bin/echo", "workflow ran"]\n');
+  const wf = warren(['run', flow]);
+  assert.equal(wf.code, 0, wf.stderr);
+  // Options after IMAGE belong to the container's command.
+  const after = warren(['exec', sif, 'echo', '--bind', '-x']);
+  assert.equal(after.code, 0, after.stderr);
+  assert.equal(after.stdout, '--bind -x\n');
+});
+
+test('--writable-tmpfs, --overlay DIR (kept), --overlay DIR:ro; an overlay that is not writable', { skip, timeout: 120_000 }, () => {
+  const w = warren(['exec', '--writable-tmpfs', sif, 'sh', '-c', 'echo x > /scratch && cat /scratch']);
+  assert.equal(w.code, 0, w.stderr);
+  assert.equal(w.stdout, 'x\n');
+  assert.notEqual(warren(['exec', sif, 'cat', '/scratch']).code, 0, 'writable-tmpfs changes are discarded');
+  const ov = join(work, 'overlay');
+  mkdirSync(ov, { recursive: true });
+  const o1 = warren(['exec', '--overlay', ov, sif, 'sh', '-c', 'mkdir -p /opt/tool && echo v1 > /opt/tool/version']);
+  assert.equal(o1.code, 0, o1.stderr);
+  assert.equal(readFileSync(join(ov, 'upper', 'opt', 'tool', 'version'), 'utf8'), 'v1\n');
+  const o2 = warren(['exec', '--overlay', `${ov}:ro`, sif, 'sh', '-c', 'cat /opt/tool/version; echo y > /opt/tool/y 2>/dev/null || echo read-only']);
+  assert.equal(o2.code, 0, o2.stderr);
+  assert.equal(o2.stdout, 'v1\nread-only\n');
+  const missing = warren(['exec', '--overlay', join(work, 'no-overlay'), sif, 'true']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /RUNTIME_OVERLAY_INVALID/);
+  assertClean(home);
+});
+
+test('--contain, --containall, --net --network none, --hostname, --pwd, --nv', { skip, timeout: 120_000 }, () => {
+  const c = warren(['exec', '--contain', sif, 'sh', '-c', 'ls /tmp | wc -l; test -e "$HOME/.bashrc" && echo home-bound || echo home-empty'], { cwd: work });
+  assert.equal(c.code, 0, c.stderr);
+  assert.deepEqual(c.stdout.trim().split('\n'), ['0', 'home-empty']);
+  const all = warren(['exec', '--containall', sif, 'sh', '-c', 'echo $$; echo "${HOSTVAR:-unset}"'], { env: { HOSTVAR: 'x' } });
+  assert.equal(all.code, 0, all.stderr);
+  assert.deepEqual(all.stdout.trim().split('\n'), ['1', 'unset']);
+  const net = warren(['exec', '--net', '--network', 'none', '--hostname', 'box1', sif, 'sh', '-c', 'hostname; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "']);
+  assert.equal(net.code, 0, net.stderr);
+  assert.deepEqual(net.stdout.trim().split('\n'), ['box1', 'lo']);
+  const bridge = warren(['exec', '--net', '--network', 'bridge', sif, 'true']);
+  assert.equal(bridge.code, 2);
+  assert.match(bridge.stderr, /CLI_BAD_OPTION.*--network bridge/);
+  const pwd = warren(['exec', '--pwd', '/etc', sif, 'pwd']);
+  assert.equal(pwd.stdout, '/etc\n');
+  const nvidia = existsSync('/dev/nvidiactl');
+  const nv = warren(['exec', '--nv', sif, 'true']);
+  if (!nvidia) {
+    assert.equal(nv.code, 2);
+    assert.match(nv.stderr, /RUNTIME_NV_NO_DEVICE.*no NVIDIA GPU/);
+  }
+});
+
+test('trust policy: under require-signed an unsigned image is refused before it starts', { skip, timeout: 60_000 }, () => {
+  const h = join(work, 'home-signed');
+  mkdirSync(h, { mode: 0o700 });
+  writeFileSync(join(h, 'policy.json'), JSON.stringify({ 'require-signed': true }));
+  const r = warren(['exec', sif, 'sh', '-c', 'echo RAN'], { env: { WARREN_HOME: h } });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /error\[IMAGE_UNSIGNED\]/);
+  assert.ok(!r.stdout.includes('RAN'));
+  assertClean(h);
+  const notImage = warren(['exec', join(work, 'flow.yaml'), 'true']);
+  assert.equal(notImage.code, 2);
+  assert.match(notImage.stderr, /IMAGE_SIF_INVALID|IMAGE_LOCAL_NOT_FOUND/);
+  const lib = warren(['exec', 'library://alpine', 'true']);
+  assert.equal(lib.code, 2);
+  assert.match(lib.stderr, /IMAGE_REF_INVALID.*library:\/\//);
+});
+
+test('as a user who is not root: own uid and gid inside, home bound, the image extracted into their own cache', { skip, timeout: 180_000 }, () => {
+  const r = warren(['exec', APPTAINER_SIF, 'sh', '-c', 'id -u; id -g; whoami; echo $HOME; touch ~/made-inside; grep -c . /proc/self/status >/dev/null; grep CapEff /proc/self/status'], { user: true, cwd: `/home/${USER}` });
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines[0], String(uid));
+  assert.equal(lines[1], String(gid));
+  assert.equal(lines[2], USER);
+  assert.equal(lines[3], `/home/${USER}`);
+  assert.match(lines[4]!, /CapEff:\s+0+$/);
+  const made = `/home/${USER}/made-inside`;
+  assert.ok(existsSync(made));
+  const st = spawnSync('stat', ['-c', '%u:%g', made], { encoding: 'utf8' }).stdout.trim();
+  assert.equal(st, `${uid}:${gid}`, 'files written inside belong to the user');
+  const fuse = spawnSync('runuser', ['-u', USER, '--', 'test', '-w', '/dev/fuse']).status === 0;
+  if (!fuse) assert.ok(readdirSync(`/home/${USER}/.warren/containers/rootfs`).length >= 1, 'extracted into the per-user cache');
+  assertClean(`/home/${USER}/.warren`);
+  // An overlay the user cannot write.
+  const ro = join(work, 'root-overlay');
+  mkdirSync(ro, { recursive: true, mode: 0o755 });
+  const bad = warren(['exec', '--overlay', ro, APPTAINER_SIF, 'true'], { user: true, cwd: `/home/${USER}` });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /RUNTIME_OVERLAY_NOT_WRITABLE.*not writable by you/);
+});
+
+test('instances: start, name in use, exec instance://, list, stop; as root and as a user', { skip, timeout: 180_000 }, () => {
+  for (const user of [false, true]) {
+    const cwd = user ? `/home/${USER}` : work;
+    const s = warren(['instance', 'start', APPTAINER_SIF, 'svc1'], { user, cwd });
+    assert.equal(s.code, 0, s.stderr);
+    assert.match(s.stdout, /instance svc1 started/);
+    const again = warren(['instance', 'start', APPTAINER_SIF, 'svc1'], { user, cwd });
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /INSTANCE_NAME_IN_USE/);
+    const e = warren(['exec', 'instance://svc1', 'sh', '-c', 'id -u; cat /proc/1/cmdline | tr "\\0" " "'], { user, cwd });
+    assert.equal(e.code, 0, e.stderr);
+    const [u, init] = e.stdout.trim().split('\n');
+    assert.equal(u, String(user ? uid : 0));
+    assert.match(init!, /--warren-instance/, 'pid 1 is the instance, in its own PID namespace');
+    const l = warren(['instance', 'list', '--json'], { user, cwd });
+    const list = JSON.parse(l.stdout) as { name: string; pid: number }[];
+    assert.deepEqual(list.map((i) => i.name), ['svc1']);
+    const stop = warren(['instance', 'stop', 'svc1'], { user, cwd });
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal(JSON.parse(warren(['instance', 'list', '--json'], { user, cwd }).stdout).length, 0);
+    const unknown = warren(['instance', 'stop', 'svc1'], { user, cwd });
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /INSTANCE_UNKNOWN/);
+    assertClean(user ? `/home/${USER}/.warren` : home);
+  }
+  const badName = warren(['instance', 'start', sif, '../x']);
+  assert.equal(badName.code, 2);
+  assert.match(badName.stderr, /INSTANCE_BAD_NAME/);
+});
+
+test('instances: a supervisor killed with SIGKILL leaves nothing the next Warren does not sweep', { skip, timeout: 120_000 }, () => {
+  const s = warren(['instance', 'start', sif, 'crashy']);
+  assert.equal(s.code, 0, s.stderr);
+  const rec = JSON.parse(warren(['instance', 'list', '--json']).stdout)[0] as { pid: number; containerPid: number };
+  process.kill(rec.pid, 'SIGKILL');
+  // The container outlives its supervisor until the next Warren sweeps it.
+  assert.equal(JSON.parse(warren(['instance', 'list', '--json']).stdout).length, 0);
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && existsSync(`/proc/${rec.containerPid}`)) spawnSync('sleep', ['0.05']);
+  assert.ok(!existsSync(`/proc/${rec.containerPid}`), 'the orphaned container was removed');
+  // The next ad-hoc start sweeps the bundle of the dead supervisor.
+  assert.equal(warren(['exec', sif, 'true']).code, 0);
+  assertClean(home);
+});
+
+test('the image argument of warren run: SIF by magic, schemes, sandbox directories; a YAML file is a workflow', { skip, timeout: 60_000 }, () => {
+  const link = join(work, 'image-without-suffix');
+  symlinkSync(sif, link);
+  const r = warren(['run', link]);
+  assert.equal(r.code, 2, 'a SIF without runscript: refused as an image, not parsed as YAML');
+  assert.match(r.stderr, /RUNTIME_NO_RUNSCRIPT/);
+  chownSync(work, 0, 0);
+});
