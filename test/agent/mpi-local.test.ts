@@ -38,7 +38,9 @@ function run(name: string, text: string, args: string[] = []): { code: number | 
 
 for (const [impl, prog, env] of [
   ['openmpi', 'ar-ompi', '{OMPI_MCA_btl: "tcp,self"}'],
-  ['mpich', 'ar-mpich', '{UCX_TLS: "tcp,self"}'],
+  // Shared memory: MPICH 4.0's MPI_Finalize can deadlock over UCX tcp (pmodels/mpich#6596,
+  // docs/mpi.md); all ranks of this case are on one machine, so sm is also what a user would use.
+  ['mpich', 'ar-mpich', '{UCX_TLS: "sm,self"}'],
 ] as const) {
   test(`${impl} on one machine: 2 nodes' ranks run here through the hook, and the log says so`, { skip, timeout: 90_000 }, () => {
     const r = run(impl, `version: v1\njobs:\n  ar:\n    env: ${env}\n    command: [${join(t.dir, prog)}, "1000", "2"]\n    resource: {cpu: {cores: 1}}\n    multinode: {nodes: 2, implementation: ${impl}}\n`, ['--cores', '2']);
