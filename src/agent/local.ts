@@ -843,7 +843,17 @@ export class LocalAgent implements Agent {
       mounts,
       ...(who ? { user: { uid: who.uid, gid: who.gid, groups: who.groups, name: who.name } } : {}),
       // A simulated run replays estimates as host sleeps: no image is needed.
-      container: spec.image && container ? { image: spec.image.uri, hostname: spec.multinode ? this.name : spec.name, ...(gpus.length ? { gpus } : {}), ...this.registryAuth(spec.image.secret) } : undefined,
+      container:
+        spec.image && container
+          ? {
+              image: spec.image.uri,
+              hostname: spec.multinode ? this.name : spec.name,
+              ...(gpus.length ? { gpus } : {}),
+              ...this.registryAuth(spec.image.secret),
+              ...(spec.image.binds?.length ? { binds: spec.image.binds } : {}),
+              ...(spec.image.overlays?.length ? { overlays: spec.image.overlays } : {}),
+            }
+          : undefined,
     };
   }
 

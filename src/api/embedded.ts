@@ -261,6 +261,20 @@ export class EmbeddedClient implements WarrenClient {
   private async prepareImages(wf: Workflow, gate: TrustGate): Promise<void> {
     const uris = [...new Set(Object.values(wf.jobs).flatMap((j) => (j.image ? [j.image.uri] : [])))];
     if (uris.length === 0) return;
+    // Binds and overlays name paths of this machine: a missing one fails here, before anything runs.
+    const withPaths = Object.values(wf.jobs).filter((j) => j.image?.binds?.length || j.image?.overlays?.length);
+    if (withPaths.length) {
+      const { checkBindsAndOverlays } = await import('../runtime/container/index.js');
+      for (const j of withPaths) {
+        try {
+          checkBindsAndOverlays(j.image!);
+        } catch (e) {
+          const err = e as WarrenError;
+          err.message = `job ${j.name}: ${err.message}`;
+          throw err;
+        }
+      }
+    }
     const { prepareImage } = await import('../image/index.js');
     const allowSetuid = this.o.nodePolicy(this.home).allowSetuid;
     for (const uri of uris) {

@@ -24,6 +24,10 @@ export interface ContainerOptions {
   shmBytes?: number;
   /** Allocated GPU indices on this node (passed through with the driver's libraries). */
   gpus?: number[];
+  /** Paths of the node bound in (workflow `image.binds`, Apptainer's --bind). */
+  binds?: { source: string; target: string; readOnly: boolean }[];
+  /** Directories or squashfs images laid over the image (workflow `image.overlays`); at most one writable. */
+  overlays?: { path: string; readOnly: boolean }[];
 }
 
 export interface LaunchRequest {

@@ -84,7 +84,7 @@ const SERVICE_ONLY_HINTS = {
   'readiness-probe': '"readiness-probe" is a key of services: move this job under "services:"',
 };
 const PORTS_HINT = 'a job\'s network has isolated, expose-tcp and expose-udp; ports, endpoints and host belong to services (move this job under "services:")';
-const IMAGE_KEYS = ['uri', 'secret', 'secrets', 'decryptionSecret', 'decryption-secret'];
+const IMAGE_KEYS = ['uri', 'secret', 'secrets', 'decryptionSecret', 'decryption-secret', 'binds', 'overlays'];
 const RESOURCE_KEYS = ['cpu', 'memory', 'devices', 'exclusive', 'annotations'];
 const CPU_KEYS = ['cores', 'affinity', 'threads', 'sockets'];
 const MEMORY_KEYS = ['size', 'by-core', 'byCore'];
@@ -173,6 +173,8 @@ function readImage(r: Reader, v: unknown, path: Seg[]): ImageSpec | undefined {
   const secrets = o.secrets === undefined ? undefined : r.strMap(o.secrets, [...path, 'secrets'], 'secret kind to secret');
   const dec = r.either(o, path, 'decryption-secret', 'decryptionSecret');
   const decryptionSecret = dec === undefined ? undefined : readSecret(r, dec.value, [...path, dec.key]);
+  const binds = o.binds === undefined ? undefined : readBinds(r, o.binds, [...path, 'binds']);
+  const overlays = o.overlays === undefined ? undefined : readOverlays(r, o.overlays, [...path, 'overlays']);
   if (uri === undefined) return undefined;
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(.*)$/s.exec(uri);
   if (m ? !['docker', 'oras', 'file'].includes(m[1]!.toLowerCase()) || m[2] === '' : !uri.startsWith('/')) {
@@ -184,7 +186,48 @@ function readImage(r: Reader, v: unknown, path: Seg[]): ImageSpec | undefined {
     ...(secret !== undefined ? { secret } : {}),
     ...(secrets && Object.keys(secrets).length > 0 ? { secrets } : {}),
     ...(decryptionSecret !== undefined ? { decryptionSecret } : {}),
+    ...(binds?.length ? { binds } : {}),
+    ...(overlays?.length ? { overlays } : {}),
   };
+}
+
+const BIND_HINT = 'write each as "/host/path", "/host/path:/in/container" or "/host/path:/in/container:ro"';
+
+/** `image.binds`: Apptainer's `--bind SRC[:DST[:ro|rw]]`, one per item, paths absolute. */
+function readBinds(r: Reader, v: unknown, path: Seg[]): NonNullable<ImageSpec['binds']> | undefined {
+  const items = r.list(v, path, 'list of binds');
+  if (!items) return undefined;
+  const out: NonNullable<ImageSpec['binds']> = [];
+  items.forEach((item, i) => {
+    const s = r.str(item, [...path, i]);
+    if (s === undefined) return;
+    const parts = s.split(':');
+    const [src, dst, opt] = parts as [string, string | undefined, string | undefined];
+    if (parts.length > 3 || parts.some((p) => p === '')) return r.error([...path, i], `"${s}" is not SRC[:DST[:ro|rw]]`, BIND_HINT);
+    if (!src.startsWith('/') || (dst !== undefined && !dst.startsWith('/'))) return r.error([...path, i], `"${s}": both paths must be absolute`, BIND_HINT);
+    if (opt !== undefined && opt !== 'ro' && opt !== 'rw') return r.error([...path, i], `"${s}": unknown bind option "${opt}"`, 'the options are ro (read-only) and rw (the default)');
+    if ((dst ?? src).replace(/\/+$/, '') === '') return r.error([...path, i], `"${s}" binds over the container's root`, 'bind to a directory inside it, e.g. /mnt');
+    out.push({ source: src, target: dst ?? src, readOnly: opt === 'ro' });
+  });
+  return out;
+}
+
+/** `image.overlays`: Apptainer's `--overlay DIR|IMAGE[:ro]`, paths absolute. */
+function readOverlays(r: Reader, v: unknown, path: Seg[]): NonNullable<ImageSpec['overlays']> | undefined {
+  const items = r.list(v, path, 'list of overlays');
+  if (!items) return undefined;
+  const out: NonNullable<ImageSpec['overlays']> = [];
+  let writable = 0;
+  items.forEach((item, i) => {
+    const s = r.str(item, [...path, i]);
+    if (s === undefined) return;
+    const readOnly = s.endsWith(':ro');
+    const p = readOnly ? s.slice(0, -3) : s.replace(/:rw$/, '');
+    if (!p.startsWith('/') || p.includes(':')) return r.error([...path, i], `"${s}" is not /path[:ro]`, 'write an absolute directory (writable, keeps the changes) or a squashfs image with :ro');
+    if (!readOnly && ++writable > 1) return r.error([...path, i], `"${s}": only one overlay may be writable`, 'add :ro to the others');
+    out.push({ path: p, readOnly });
+  });
+  return out;
 }
 
 function absolutePath(r: Reader, v: unknown, path: Seg[], what: string): string | undefined {

@@ -108,6 +108,8 @@ function jobProperties(dialect: 'v1' | 'v4', kind: 'job' | 'service'): Record<st
           secrets: orNull(STRING_MAP),
           decryptionSecret: SECRET,
           'decryption-secret': SECRET,
+          binds: { type: 'array', items: { type: 'string', pattern: '^/[^:]*(:/[^:]*(:(ro|rw))?)?$' }, description: 'paths of the node bound into the container: SRC[:DST[:ro|rw]] (Apptainer --bind)' },
+          overlays: { type: 'array', items: { type: 'string', pattern: '^/[^:]*(:(ro|rw))?$' }, description: 'directories or squashfs images over the image: PATH[:ro]; at most one writable (Apptainer --overlay)' },
         },
         ['uri'],
         'container image; absent = run on the host as a process',

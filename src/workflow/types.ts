@@ -143,6 +143,10 @@ export interface ImageSpec {
   secrets?: Record<string, string>;
   /** `image.decryptionSecret`: the secret that holds the key of an encrypted SIF. */
   decryptionSecret?: string;
+  /** `image.binds`: paths of the node bound into the container (Apptainer's --bind). */
+  binds?: { source: string; target: string; readOnly: boolean }[];
+  /** `image.overlays`: directories or squashfs images laid over the image (Apptainer's --overlay); at most one writable. */
+  overlays?: { path: string; readOnly: boolean }[];
 }
 
 /** One port a service listens on (`services.S.network.ports[]`). */

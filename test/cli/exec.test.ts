@@ -338,3 +338,40 @@ test('the image argument of warren run: SIF by magic, schemes, sandbox directori
   assert.match(r.stderr, /RUNTIME_NO_RUNSCRIPT/);
   chownSync(work, 0, 0);
 });
+
+test('workflow jobs take the same binds and overlays (image.binds, image.overlays); a missing bind is refused before anything runs', { skip, timeout: 120_000 }, () => {
+  const data = join(work, 'job-data');
+  const ov = join(work, 'job-overlay');
+  mkdirSync(data, { recursive: true });
+  mkdirSync(ov, { recursive: true });
+  writeFileSync(join(data, 'in.txt'), 'job input\n');
+  const out = join(work, 'job-out.txt');
+  const flow = join(work, 'binds.yaml');
+  writeFileSync(
+    flow,
+    `version: v1
+jobs:
+  use:
+    image:
+      uri: ${sif}
+      binds: ["${data}:/data:ro", "${work}:/out"]
+      overlays: ["${ov}"]
+    command: ["/bin/sh", "-c", "cat /data/in.txt > /out/job-out.txt; mkdir -p /opt/kept && echo kept > /opt/kept/f; echo x > /data/x 2>/dev/null || echo ro >> /out/job-out.txt"]
+`,
+  );
+  const r = warren(['run', flow]);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.equal(readFileSync(out, 'utf8'), 'job input\nro\n');
+  assert.equal(readFileSync(join(ov, 'upper', 'opt', 'kept', 'f'), 'utf8'), 'kept\n');
+  const bad = join(work, 'bad-binds.yaml');
+  writeFileSync(bad, `version: v1\njobs:\n  use:\n    image:\n      uri: ${sif}\n      binds: ["/no/such/path:/data"]\n    command: ["/bin/true"]\n`);
+  const b = warren(['run', bad]);
+  assert.equal(b.code, 2, b.stderr);
+  assert.match(b.stderr, /RUNTIME_BIND_MISSING.*\/no\/such\/path/);
+  const syntax = join(work, 'syntax-binds.yaml');
+  writeFileSync(syntax, `version: v1\njobs:\n  use:\n    image:\n      uri: ${sif}\n      binds: ["relative:/data"]\n      overlays: ["/a", "/b"]\n    command: ["/bin/true"]\n`);
+  const v = warren(['validate', syntax]);
+  assert.equal(v.code, 2);
+  assert.match(v.stderr, /syntax-binds\.yaml:6:\d+: .*binds\[0\].*both paths must be absolute/);
+  assert.match(v.stderr, /syntax-binds\.yaml:7:\d+: .*overlays\[1\].*only one overlay may be writable/);
+});

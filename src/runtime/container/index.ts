@@ -1,5 +1,5 @@
 // Public API of the container runtime (runc): see docs/containers.md.
-export { createContainerRuntime, defaultContainerRuntime, runcMissing } from './runtime.js';
+export { createContainerRuntime, defaultContainerRuntime, runcMissing, checkBindsAndOverlays } from './runtime.js';
 export type { ContainerImage, ContainerRuntimeOptions, PrepareImageFn } from './runtime.js';
 export { buildOciSpec, rootMountOptions, mergeEnv, sanitizeHostname, mountpointsInRootfs, DEFAULT_SHM_BYTES, DEFAULT_PATH, GPU_LIB_DIR, GPU_BIN_DIR, ROOT_CAPABILITIES } from './spec.js';
 export type { OciSpec, OciSpecInput, OciMount, GpuPassthrough, GpuDeviceNode } from './spec.js';

@@ -9,7 +9,7 @@
 // so no polling), forwards signals, and destroys the container on exit.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { WarrenError, EXIT, isWarrenError } from '../../common/index.js';
@@ -239,7 +239,8 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
         hint: 'give the job a `command:` (or `script:`)',
       });
     }
-    const mounts = req.mounts.map((m) => ({ ...m, target: cleanTarget(m.target) }));
+    checkBindsAndOverlays(c);
+    const mounts = [...req.mounts, ...(c.binds ?? []).map((b) => ({ host: b.source, target: b.target, readOnly: b.readOnly }))].map((m) => ({ ...m, target: cleanTarget(m.target) }));
     const cwd = mounts.some((m) => isUnder(cleanTarget(req.cwd), m.target)) ? cleanTarget(req.cwd) : img.config.workingDir || '/';
 
     const rootfs = await openRootfs(img, bundle, root);
@@ -308,6 +309,15 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
         ...(opts.allowSetuid ? { allowSetuid: true } : {}),
       });
     const has = (d: string): boolean => (rootfs.via === 'dir' ? exists(rootfs.path, d) : existsSync(join(rootfs.path, d)));
+    if (c.overlays?.length) {
+      // Overlays: the root is an overlay that runc mounts (image and read-only layers below,
+      // the writable overlay's upper or this attempt's own on top), so mount points never
+      // need the image to have them.
+      const layers = await openOverlays(c.overlays, rootfs.path, bundle, root, releases);
+      const spec = overlayRoot(build(rootfs.path, nodeFiles), layers, join(bundle, 'root'));
+      writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+      return { cid, bundle, spec, ...(cgroup ? { cgroup } : {}), warnings };
+    }
     let spec = build(rootfs.path, []);
 
     // Mount points (and the cwd) that the read-only image lacks need a writable layer.
@@ -334,10 +344,38 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     return { cid, bundle, spec, ...(cgroup ? { cgroup } : {}), warnings };
   };
 
+  /** The layers of `image.overlays`: read-only ones (squashfs images opened like images), one writable directory. */
+  const openOverlays = async (overlays: { path: string; readOnly: boolean }[], image: string, bundle: string, root: boolean, releases: (() => Promise<void>)[]): Promise<{ lower: string[]; upper: string; work: string; writable: boolean }> => {
+    const lower = [image];
+    let upper = join(bundle, 'upper');
+    let work = join(bundle, 'work');
+    let writable = false;
+    let n = 0;
+    for (const o of overlays) {
+      if (statSync(o.path).isDirectory()) {
+        if (o.readOnly) lower.unshift(existsSync(join(o.path, 'upper')) ? join(o.path, 'upper') : o.path);
+        else {
+          upper = join(o.path, 'upper');
+          work = join(o.path, 'work');
+          writable = true;
+        }
+        continue;
+      }
+      const loc = await locateSquashfs(o.path, o.path, locateSif);
+      checkSquashfs(o.path, loc, o.path);
+      const h = await mountSquashfs({ file: o.path, loc, image: o.path, mountpoint: join(bundle, `overlay-${n++}`), extractDir: extracted, tools: getTools(), root });
+      releases.push(h.release);
+      lower.unshift(h.path);
+    }
+    for (const d of [upper, work]) mkdirSync(d, { recursive: true });
+    return { lower, upper, work, writable };
+  };
+
   return {
     name: 'container',
 
     async check(req: LaunchRequest): Promise<void> {
+      if (req.container) checkBindsAndOverlays(req.container);
       resolveRunc(req.container?.image);
       if ((process.getuid?.() ?? 0) !== 0) checkUserns();
       const img = await loadImage(req);
@@ -524,6 +562,46 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
         exec,
       };
     },
+  };
+}
+
+/** `image.binds` sources must exist; overlays must exist, a writable one be writable. */
+export function checkBindsAndOverlays(c: Pick<NonNullable<LaunchRequest['container']>, 'binds' | 'overlays'>): void {
+  for (const b of c.binds ?? []) {
+    if (!existsSync(b.source)) {
+      throw new WarrenError('RUNTIME_BIND_MISSING', `image.binds: ${b.source} does not exist on this node (bind ${b.source}:${b.target}${b.readOnly ? ':ro' : ''})`, {
+        hint: 'create it on the node, correct the path, or remove the bind',
+      });
+    }
+  }
+  for (const o of c.overlays ?? []) {
+    let dir: boolean;
+    try {
+      dir = statSync(o.path).isDirectory();
+    } catch {
+      throw new WarrenError('RUNTIME_OVERLAY_INVALID', `image.overlays: ${o.path} does not exist on this node`, { hint: 'create the overlay directory (mkdir) or correct the path' });
+    }
+    if (!o.readOnly) {
+      if (!dir) throw new WarrenError('RUNTIME_OVERLAY_INVALID', `image.overlays: ${o.path} is an image file; writable overlays are directories`, { hint: `add :ro to use it read-only (${o.path}:ro), or give a directory` });
+      try {
+        accessSync(o.path, fsConstants.W_OK | fsConstants.X_OK);
+      } catch {
+        throw new WarrenError('RUNTIME_OVERLAY_NOT_WRITABLE', `image.overlays: ${o.path} is not writable by the job's user, so it cannot hold the container's changes`, { hint: `use a directory the job's user owns, or add :ro (${o.path}:ro)` });
+      }
+    }
+  }
+}
+
+/** The spec with an overlay of `layers` as its root (mounted by runc on the empty `rootDir`). */
+function overlayRoot(spec: OciSpec, layers: { lower: string[]; upper: string; work: string; writable: boolean }, rootDir: string): OciSpec {
+  mkdirSync(rootDir, { recursive: true });
+  const first = spec.mounts[0]!;
+  const flags = (first.options ?? []).filter((o) => o === 'nosuid' || o === 'nodev');
+  return {
+    ...spec,
+    root: { ...spec.root, path: rootDir },
+    mounts: [{ destination: '/', type: 'overlay', source: 'overlay', options: [`lowerdir=${layers.lower.join(':')}`, `upperdir=${layers.upper}`, `workdir=${layers.work}`, ...flags] }, ...spec.mounts.slice(1)],
+    linux: { ...spec.linux, readonlyPaths: layers.writable ? spec.linux.readonlyPaths.filter((p) => p !== '/') : spec.linux.readonlyPaths },
   };
 }
 
