@@ -7,7 +7,7 @@
 // are swept by the next one (sweep.ts: ids carry the owner's pid).
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { constants as osConstants, userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -93,6 +93,36 @@ function fuseUsable(): boolean {
   }
 }
 
+/**
+ * Where the bundles and runc's state of ad-hoc containers live: a private directory on a
+ * memory file system ($XDG_RUNTIME_DIR when it is one, else /dev/shm), one per state
+ * directory. A container's bundle is a handful of small files and directories made and
+ * removed at every start; on a disk file system that alone costs tens of milliseconds, and
+ * `--writable-tmpfs` changes belong in memory anyway. Falls back to the state directory
+ * when no private memory directory can be made.
+ */
+export function adhocRunDir(stateDir: string): string {
+  const uid = process.getuid?.() ?? 0;
+  const tag = createHash('sha256').update(stateDir).digest('hex').slice(0, 12);
+  const bases = [process.env.XDG_RUNTIME_DIR, '/dev/shm'].filter((b): b is string => !!b && b.startsWith('/'));
+  for (const base of bases) {
+    const dir = join(base, `warren-${uid}-${tag}`);
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') continue;
+    }
+    try {
+      const st = lstatSync(dir);
+      // Ours, a real directory, private: else someone else made it (the base is shared).
+      if (st.isDirectory() && !st.isSymbolicLink() && st.uid === uid && (st.mode & 0o077) === 0) return dir;
+    } catch {
+      /* next */
+    }
+  }
+  return stateDir;
+}
+
 /** rm -rf that also gets through the 000-mode `work/work` directory overlayfs leaves. */
 function removeTree(dir: string): void {
   try {
@@ -135,7 +165,7 @@ async function prepareAdhoc(req: AdhocRequest, cid: string, releases: (() => Pro
   const cwd = req.cwd ?? process.cwd();
   const img = req.image;
   const tools = findSquashfsTools(defaultToolPath());
-  const bundle = join(req.stateDir, 'bundles', cid);
+  const bundle = join(adhocRunDir(req.stateDir), 'bundles', cid);
   mkdirSync(bundle, { recursive: true, mode: 0o700 });
   releases.push(async () => removeTree(bundle));
 
@@ -576,7 +606,8 @@ async function sifPartition(path: string): Promise<SquashfsLocation> {
 export async function runAdhoc(req: AdhocRequest): Promise<number> {
   const runc = findExecutable(req.runcPath ?? 'runc', defaultToolPath());
   if (!runc) throw runcMissing(req.runcPath, req.image.uri);
-  const runcRoot = join(req.stateDir, 'runc');
+  const runDir = adhocRunDir(req.stateDir);
+  const runcRoot = join(runDir, 'runc');
   const tag = req.instance ? `inst-${req.instance.name}` : req.action;
   const cid = `w-${process.pid}-${tag}-${randomBytes(4).toString('hex')}`;
   const releases: (() => Promise<void>)[] = [];
@@ -591,7 +622,7 @@ export async function runAdhoc(req: AdhocRequest): Promise<number> {
     releases.length = 0;
   };
   // Sweep what a crashed Warren left here (cheap: two directory listings).
-  await sweepStale({ stateDir: req.stateDir, runc, tools: findSquashfsTools(defaultToolPath()), cgroups: detectCgroups() }).then((ids) => {
+  await sweepStale({ stateDir: runDir, runc, tools: findSquashfsTools(defaultToolPath()), cgroups: detectCgroups() }).then((ids) => {
     if (ids.length) req.onWarning?.(`removed ${ids.length} container(s) left by a Warren process that ended abnormally: ${ids.join(', ')}`);
   });
   if ((process.getuid?.() ?? 0) === 0) await releaseIdleMounts(req.stateDir);

@@ -11,7 +11,7 @@ export type { SquashfsLocation } from './rootfs.js';
 export { sweepStale } from './sweep.js';
 export { classifyExit } from './exit.js';
 export type { ExitFacts } from './exit.js';
-export { runAdhoc, userIdHelper } from './adhoc.js';
+export { runAdhoc, userIdHelper, adhocRunDir, releaseIdleMounts } from './adhoc.js';
 export type { AdhocAction, AdhocRequest } from './adhoc.js';
 export { buildAdhocSpec, parseBinds, parseOverlay, parseEnvFile, parseEnvArg, adhocEnv, actionWrapper, passwdWithCaller, ADHOC_ROOT_CAPABILITIES } from './adhoc-spec.js';
 export type { AdhocBind, AdhocOverlay, AdhocSpecInput, AdhocEnvInput } from './adhoc-spec.js';
