@@ -24,6 +24,9 @@ export interface ContainerOptions {
   shmBytes?: number;
   /** Allocated GPU indices on this node (passed through with the driver's libraries). */
   gpus?: number[];
+  /** The key of an encrypted SIF (warren-sif-enc-v1; from `image.decryptionSecret`): a PEM RSA
+   *  private key, or a passphrase. Kept in memory only; the plaintext goes to a private tmpfs. */
+  decryption?: { key?: string; passphrase?: string };
 }
 
 export interface LaunchRequest {
