@@ -293,7 +293,14 @@ export class EmbeddedClient implements WarrenClient {
       const img = j.image ? prepared.get(j.image.uri) : undefined;
       if (!j.image || !img || img.kind !== 'sif') continue;
       let enc = encrypted.get(img.path);
-      if (enc === undefined) encrypted.set(img.path, (enc = m.isSif(img.path) && m.warrenEncrypted(m.readSif(img.path, j.image.uri), j.image.uri)));
+      if (enc === undefined) {
+        try {
+          enc = m.isSif(img.path) && m.warrenEncrypted(m.readSif(img.path, j.image.uri), j.image.uri);
+        } catch {
+          enc = false; // not one to open here (ambiguous partitions, LUKS2...): the runtime says why, as before
+        }
+        encrypted.set(img.path, enc);
+      }
       if (!enc) continue;
       const at = `${wf.file ?? wf.name}${j.pos ? `:${j.pos.line}:${j.pos.col}` : ''}: job ${j.name}`;
       const ref = j.image.decryptionSecret;
