@@ -92,8 +92,10 @@ export function assertMemoryBacked(dir: string, image: string): void {
 
 function run(cmd: string, args: string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    // Arguments are paths and sizes only: never key material.
-    execFile(cmd, args, { timeout: 30_000 }, (err, _out, stderr) => {
+    // Arguments are paths and sizes only: never key material; secrets given as environment
+    // variables (WARREN_SECRET_*) are not passed on either.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WARREN_SECRET_')));
+    execFile(cmd, args, { timeout: 30_000, env }, (err, _out, stderr) => {
       resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stderr: String(stderr || (err ? err.message : '')) });
     });
   });

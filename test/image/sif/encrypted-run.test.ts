@@ -15,7 +15,7 @@ import { loadKeyFile, type PemKey } from '../../../src/image/keys/index.js';
 import { encryptSif, openEncryptedSif, readSif, signSif, sweepDecryptScratch, findPrimaryPartition, checkDecryptionKey } from '../../../src/image/sif/index.js';
 import { createContainerRuntime } from '../../../src/runtime/container/index.js';
 import { sweepStale } from '../../../src/runtime/container/sweep.js';
-import { findSquashfsTools } from '../../../src/runtime/container/rootfs.js';
+import { findExecutable, findSquashfsTools } from '../../../src/runtime/container/rootfs.js';
 import { detectCgroups } from '../../../src/runtime/container/cgroups.js';
 import { ED_PRIVATE, ED_PUBLIC, makeSif, markerSquashfs, partition, warrenIn } from './trust-fixtures.js';
 import { key } from './util.js';
@@ -117,7 +117,9 @@ describe('encrypted SIFs run from memory', { skip: isRoot ? false : 'needs root 
     secret('wrongpass', { passphrase: 'not-the-passphrase' });
     secret('empty', { username: 'x' });
   });
-  after(() => {
+  after(async () => {
+    // A failed test may leave a container of a killed Warren: the sweep removes it (and its mounts).
+    await sweepStale({ stateDir: join(home, 'containers'), runc: findExecutable('runc') ?? 'runc', tools: findSquashfsTools(), cgroups: detectCgroups() });
     for (const m of cryptMounts().filter((p) => p.startsWith(t.dir))) spawnSync('umount', ['-l', m]);
     t.cleanup();
   });
@@ -255,7 +257,7 @@ describe('encrypted SIFs run from memory', { skip: isRoot ? false : 'needs root 
     }
     await new Promise((r) => child.once('exit', r));
     assert.equal(cryptMounts().length, 1, 'the tmpfs stays while nobody cleans up');
-    const swept = await sweepStale({ stateDir: join(home, 'containers'), runc: '/usr/sbin/runc', tools: findSquashfsTools(), cgroups: detectCgroups() });
+    const swept = await sweepStale({ stateDir: join(home, 'containers'), runc: findExecutable('runc') ?? 'runc', tools: findSquashfsTools(), cgroups: detectCgroups() });
     assert.equal(swept.length, 1);
     assertNothingLeft();
   });
