@@ -296,8 +296,13 @@ export class EmbeddedClient implements WarrenClient {
       if (enc === undefined) {
         try {
           enc = m.isSif(img.path) && m.warrenEncrypted(m.readSif(img.path, j.image.uri), j.image.uri);
-        } catch {
-          enc = false; // not one to open here (ambiguous partitions, LUKS2...): the runtime says why, as before
+        } catch (e) {
+          // Apptainer's LUKS2: it cannot be opened here, with or without a key; say so before anything runs.
+          if (isWarrenError(e) && e.code === 'SIF_ENCRYPTION_UNSUPPORTED') {
+            e.message = `${wf.file ?? wf.name}${j.pos ? `:${j.pos.line}:${j.pos.col}` : ''}: job ${j.name}: ${e.message}`;
+            throw e;
+          }
+          enc = false; // not one to open here (ambiguous partitions, no partition): the runtime says why, as before
         }
         encrypted.set(img.path, enc);
       }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { repoRoot, tempDir, warrenBin } from '../../helpers.js';
 import { loadKeyFile, type PemKey } from '../../../src/image/keys/index.js';
-import { encryptSif, openEncryptedSif, readSif, signSif, sweepDecryptScratch, findPrimaryPartition, checkDecryptionKey } from '../../../src/image/sif/index.js';
+import { createSif, DataType, FsType, PartType, archCode, partitionExtra, encryptSif, openEncryptedSif, readSif, signSif, sweepDecryptScratch, findPrimaryPartition, checkDecryptionKey } from '../../../src/image/sif/index.js';
 import { createContainerRuntime } from '../../../src/runtime/container/index.js';
 import { sweepStale } from '../../../src/runtime/container/sweep.js';
 import { findExecutable, findSquashfsTools } from '../../../src/runtime/container/rootfs.js';
@@ -204,6 +204,30 @@ describe('encrypted SIFs run from memory', { skip: isRoot ? false : 'needs root 
     assert.equal(r3.code, 2, r3.stdout + r3.stderr);
     assert.match(r3.stderr, /error\[RUN_SECRET_NOT_FOUND\].*job inside: image decryption secret secret:\/\/user\/empty has no "key" or "passphrase"/);
     assert.equal(count(), before);
+  });
+
+  test('an Apptainer LUKS2 image is still refused (SIF_ENCRYPTION_UNSUPPORTED), with a decryptionSecret too, before anything runs', { timeout: 120_000 }, async () => {
+    const luks = join(t.dir, 'luks.sif');
+    const hdr = Buffer.alloc(4096);
+    Buffer.from([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]).copy(hdr, 0);
+    hdr.writeUInt16BE(2, 6);
+    hdr.writeBigUInt64BE(4096n, 8);
+    await createSif(luks, [{ dataType: DataType.Partition, groupId: 1, extra: partitionExtra(FsType.EncryptedSquashfs, PartType.PrimSys, archCode(process.arch)), data: Buffer.concat([hdr, randomBytes(65536)]) }]);
+    const before = count();
+    for (const body of [job('inside', luks, 'pass'), job('inside', luks)]) {
+      const r = warren(['run', flow(body)]);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /error\[SIF_ENCRYPTION_UNSUPPORTED\]: .*:3:3: job inside: image .*luks\.sif is encrypted by Apptainer \(LUKS2\).*dm-crypt/);
+    }
+    assert.equal(count(), before);
+    // The runtime says the same when asked directly.
+    const rt = createContainerRuntime({ stateDir: join(t.dir, 'rt-luks'), prepareImage: async (uri) => ({ uri, kind: 'sif', path: luks, config: { env: [], labels: {} } }) });
+    const dir = join(t.dir, 'luks-job');
+    mkdirSync(dir);
+    const info = await rt.launch({ id: 'wf/luks/1/1', argv: ['/bin/true'], env: {}, cwd: '/', stdoutPath: join(dir, 'out'), stderrPath: join(dir, 'err'), mounts: [], container: { image: 'luks', decryption: { passphrase: PASS } } }).exited;
+    assert.equal(info.reason, 'spawn-error');
+    assert.match(info.message ?? '', /SIF_ENCRYPTION_UNSUPPORTED/);
+    assertNothingLeft();
   });
 
   test('require-signed applies to the encrypted file as signed: signed runs, unsigned is refused', { timeout: 120_000 }, () => {
