@@ -264,6 +264,19 @@ describe('encrypted SIFs run from memory', { skip: isRoot ? false : 'needs root 
     const st = statSync(mounts[0]!);
     assert.equal(st.mode & 0o777, 0o700);
     assert.equal(statSync(join(mounts[0]!, 'image.squashfs')).mode & 0o777, 0o600);
+    // The key is in no process's arguments or environment (runc, mounts, the job).
+    const needle = rsaPrivate.split('\n')[2]!;
+    const seen: string[] = [];
+    for (const pid of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+      for (const f of ['cmdline', 'environ']) {
+        try {
+          if (readFileSync(`/proc/${pid}/${f}`).includes(needle)) seen.push(`${pid}/${f}`);
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    assert.deepEqual(seen, []);
     task.kill('canceled', 200);
     const info = await task.exited;
     assert.equal(info.reason, 'canceled');
