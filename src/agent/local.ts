@@ -850,6 +850,7 @@ export class LocalAgent implements Agent {
               hostname: spec.multinode ? this.name : spec.name,
               ...(gpus.length ? { gpus } : {}),
               ...this.registryAuth(spec.image.secret),
+              ...this.imageDecryption(spec.image.decryptionSecret),
               ...(spec.image.binds?.length ? { binds: spec.image.binds } : {}),
               ...(spec.image.overlays?.length ? { overlays: spec.image.overlays } : {}),
             }
@@ -865,6 +866,22 @@ export class LocalAgent implements Agent {
     if (s?.username !== undefined && s.password !== undefined) return { auth: { username: s.username, password: s.password } };
     throw new WarrenError('RUN_SECRET_NOT_FOUND', `image secret ${secret} has no username/password or token`, {
       hint: 'put {"username": ..., "password": ...} or {"token": ...} in $WARREN_HOME/secrets/NAME.json (see docs/data.md), or use `warren registry login`',
+    });
+  }
+
+  /**
+   * The key of an encrypted SIF for `image.decryptionSecret`, resolved on the node: the secret's
+   * `passphrase` is a passphrase; its `key` is an RSA private key when it holds a PEM
+   * `PRIVATE KEY` block, else a passphrase (docs/encryption.md). Never logged.
+   */
+  private imageDecryption(secret: string | undefined): { decryption?: { key?: string; passphrase?: string } } {
+    if (!secret) return {};
+    const s = (this.opts.secrets ?? this.opts.data?.secrets)?.(secret);
+    if (s?.passphrase !== undefined && s.passphrase !== '') return { decryption: { passphrase: s.passphrase } };
+    const k = s?.key ?? s?.privateKey;
+    if (k !== undefined && k !== '') return { decryption: /-----BEGIN (?:RSA |ENCRYPTED )?PRIVATE KEY-----/.test(k) ? { key: k } : { passphrase: k } };
+    throw new WarrenError('RUN_SECRET_NOT_FOUND', `image decryption secret ${secret} ${s ? 'has no "key" or "passphrase"' : 'is not defined'}`, {
+      hint: 'put {"key": "-----BEGIN PRIVATE KEY-----..."} (the RSA private key) or {"passphrase": "..."} in $WARREN_HOME/secrets/NAME.json, or set WARREN_SECRET_NAME_KEY / WARREN_SECRET_NAME_PASSPHRASE (docs/encryption.md)',
     });
   }
 

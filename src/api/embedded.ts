@@ -277,8 +277,10 @@ export class EmbeddedClient implements WarrenClient {
     }
     const { prepareImage } = await import('../image/index.js');
     const allowSetuid = this.o.nodePolicy(this.home).allowSetuid;
+    const prepared = new Map<string, { kind: string; path: string }>();
     for (const uri of uris) {
       const img = await prepareImage(uri, { onProgress: undefined, allowSetuid });
+      prepared.set(uri, img);
       if (!gate.requireSigned) continue;
       try {
         await gate.admit(img);
@@ -287,6 +289,62 @@ export class EmbeddedClient implements WarrenClient {
         if (typeof err.message === 'string' && !err.message.includes(uri)) err.message = `${uri}: ${err.message}`;
         throw err;
       }
+    }
+    await this.checkEncryptedImages(wf, prepared);
+  }
+
+  /**
+   * Encrypted SIFs, before anything runs: a job without `image.decryptionSecret` is refused
+   * (SIF_ENCRYPTED, saying to add it), an undefined secret too (RUN_SECRET_NOT_FOUND), and the
+   * key or passphrase must open the image (SIF_DECRYPT_FAILED); nothing is decrypted here.
+   */
+  private async checkEncryptedImages(wf: Workflow, prepared: Map<string, { kind: string; path: string }>): Promise<void> {
+    const m = await import('../image/index.js');
+    const encrypted = new Map<string, boolean>();
+    const checked = new Set<string>();
+    let secrets: ((ref: string) => Record<string, string> | undefined) | undefined;
+    for (const j of Object.values(wf.jobs)) {
+      const img = j.image ? prepared.get(j.image.uri) : undefined;
+      if (!j.image || !img || img.kind !== 'sif') continue;
+      let enc = encrypted.get(img.path);
+      if (enc === undefined) {
+        try {
+          enc = m.isSif(img.path) && m.warrenEncrypted(m.readSif(img.path, j.image.uri), j.image.uri);
+        } catch (e) {
+          // Apptainer's LUKS2: it cannot be opened here, with or without a key; say so before anything runs.
+          if (isWarrenError(e) && e.code === 'SIF_ENCRYPTION_UNSUPPORTED') {
+            e.message = `${wf.file ?? wf.name}${j.pos ? `:${j.pos.line}:${j.pos.col}` : ''}: job ${j.name}: ${e.message}`;
+            throw e;
+          }
+          enc = false; // not one to open here (ambiguous partitions, no partition): the runtime says why, as before
+        }
+        encrypted.set(img.path, enc);
+      }
+      if (!enc) continue;
+      const at = `${wf.file ?? wf.name}${j.pos ? `:${j.pos.line}:${j.pos.col}` : ''}: job ${j.name}`;
+      const ref = j.image.decryptionSecret;
+      if (!ref) {
+        throw new WarrenError('SIF_ENCRYPTED', `${at}: image ${j.image.uri} is encrypted, and the job has no image.decryptionSecret to open it`, {
+          hint: `add \`decryptionSecret: secret://user/NAME\` under the job's \`image:\`, with the RSA private key or the passphrase in $WARREN_HOME/secrets/NAME.json as {"key": "..."} or {"passphrase": "..."} (docs/encryption.md)`,
+        });
+      }
+      if (checked.has(`${img.path}\0${ref}`)) continue;
+      secrets ??= (await import('../data/index.js')).defaultSecretResolver(this.home);
+      const s = secrets(ref);
+      const value = s?.passphrase || s?.key || s?.privateKey;
+      if (!value) {
+        throw new WarrenError('RUN_SECRET_NOT_FOUND', `${at}: image decryption secret ${ref} ${s ? 'has no "key" or "passphrase"' : 'is not defined'}`, {
+          hint: 'put {"key": "-----BEGIN PRIVATE KEY-----..."} (the RSA private key) or {"passphrase": "..."} in $WARREN_HOME/secrets/NAME.json, or set WARREN_SECRET_NAME_KEY / WARREN_SECRET_NAME_PASSPHRASE (docs/encryption.md)',
+        });
+      }
+      const key = s?.passphrase ? { passphrase: s.passphrase } : m.decryptionKeyFromText(value);
+      try {
+        await m.checkDecryptionKey(img.path, { ...key, image: j.image.uri });
+      } catch (e) {
+        if (isWarrenError(e)) e.message = `${at}: ${e.message} (secret ${ref})`;
+        throw e;
+      }
+      checked.add(`${img.path}\0${ref}`);
     }
   }
 
@@ -320,7 +378,7 @@ export class EmbeddedClient implements WarrenClient {
     const needsContainers = wf === undefined || Object.values(wf.jobs).some((j) => j.image !== undefined);
     const container = needsContainers ? await this.containerRuntime(gate) : undefined;
     const mover = dataMover(this.home);
-    const needsSecrets = wf !== undefined && Object.values(wf.jobs).some((j) => j.image?.secret);
+    const needsSecrets = wf !== undefined && Object.values(wf.jobs).some((j) => j.image?.secret || j.image?.decryptionSecret);
     const secrets = needsSecrets ? (await import('../data/index.js')).defaultSecretResolver(this.home) : undefined;
     // The GPUs nvidia-smi lists (asked only when a job wants GPUs: or resuming, whose jobs are not known here).
     const needsGpus = wf === undefined || Object.values(wf.jobs).some((j) => gpusOfJob(j) > 0);

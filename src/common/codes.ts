@@ -234,6 +234,7 @@ export const ERROR_CODES = {
   SIF_BUILD_FAILED: { exit: 1, http: 500 },
   SIF_CORRUPT: { exit: 2, http: 400 },
   SIF_DECRYPT_FAILED: { exit: 1, http: 500 },
+  SIF_DECRYPT_SCRATCH: { exit: 1, http: 500 },
   SIF_DESCRIPTORS_FULL: { exit: 2, http: 400 },
   SIF_ENCRYPTED: { exit: 2, http: 400 },
   SIF_ENCRYPTION_UNSUPPORTED: { exit: 2, http: 422 },

@@ -3,5 +3,5 @@ export * from './types.js';
 export { ingress } from './ingress.js';
 export { egress } from './egress.js';
 export { DataCache } from './cache.js';
-export { defaultSecretResolver } from './secrets.js';
+export { defaultSecretResolver, secretExists } from './secrets.js';
 export { s3Settings } from './s3.js';

@@ -71,3 +71,16 @@ export function defaultSecretResolver(warrenHome: string, env: NodeJS.ProcessEnv
     return found ? out : undefined;
   };
 }
+
+/** Whether `ref` names a secret defined on this machine (a file or environment variables); a
+ *  damaged secret file counts as defined (using it reports what is wrong with it). */
+export function secretExists(warrenHome: string, env: NodeJS.ProcessEnv = process.env): (ref: string) => boolean {
+  const resolve = defaultSecretResolver(warrenHome, env);
+  return (ref: string) => {
+    try {
+      return resolve(ref) !== undefined;
+    } catch {
+      return true;
+    }
+  };
+}

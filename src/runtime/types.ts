@@ -28,6 +28,9 @@ export interface ContainerOptions {
   binds?: { source: string; target: string; readOnly: boolean }[];
   /** Directories or squashfs images laid over the image (workflow `image.overlays`); at most one writable. */
   overlays?: { path: string; readOnly: boolean }[];
+  /** The key of an encrypted SIF (warren-sif-enc-v1; from `image.decryptionSecret`): a PEM RSA
+   *  private key, or a passphrase. Kept in memory only; the plaintext goes to a private tmpfs. */
+  decryption?: { key?: string; passphrase?: string };
 }
 
 export interface LaunchRequest {

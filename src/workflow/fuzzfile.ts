@@ -38,6 +38,9 @@ export interface ReadOptions {
   /** Storage classes this machine adds to the built-in `ephemeral` and `persistent`
    *  (from `$WARREN_HOME/storage-classes.yaml`, see readStorageClasses). */
   storageClasses?: Readonly<Record<string, StorageClass>>;
+  /** Whether a secret (`secret://user/NAME`) is defined where the workflow will run: when given,
+   *  an `image.decryptionSecret` naming an unknown secret is an error at its place in the file. */
+  secretExists?: (ref: string) => boolean;
 }
 
 // Numbers: decimal only. An integer is a safe integer (|n| <= 2^53-1), so nothing is rounded
@@ -175,6 +178,9 @@ function readImage(r: Reader, v: unknown, path: Seg[]): ImageSpec | undefined {
   const decryptionSecret = dec === undefined ? undefined : readSecret(r, dec.value, [...path, dec.key]);
   const binds = o.binds === undefined ? undefined : readBinds(r, o.binds, [...path, 'binds']);
   const overlays = o.overlays === undefined ? undefined : readOverlays(r, o.overlays, [...path, 'overlays']);
+  if (decryptionSecret !== undefined && r.secretExists && !r.secretExists(decryptionSecret)) {
+    r.error([...path, dec!.key], `secret "${decryptionSecret}" is not defined on this machine`, `put {"key": "-----BEGIN PRIVATE KEY-----..."} or {"passphrase": "..."} in $WARREN_HOME/secrets/${decryptionSecret.replace(/^secret:\/\/(?:user\/|account\/)?/, '')}.json (docs/encryption.md), or fix the name`);
+  }
   if (uri === undefined) return undefined;
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(.*)$/s.exec(uri);
   if (m ? !['docker', 'oras', 'file'].includes(m[1]!.toLowerCase()) || m[2] === '' : !uri.startsWith('/')) {
@@ -819,6 +825,7 @@ function check(r: Reader, root: unknown, text: string, file: string, opts: ReadO
   }
   const description = root.description === undefined ? undefined : r.str(root.description, ['description'], false);
   const annotations = root.annotations === undefined ? undefined : r.strMap(root.annotations, ['annotations'], 'annotation name to value');
+  if (opts.secretExists) r.secretExists = opts.secretExists;
   r.files = root.files === undefined ? {} : readTopFiles(r, root.files);
   const baseDir = dirname(resolvePath(file));
   const classes = { ...BUILTIN_STORAGE_CLASSES, ...(opts.storageClasses ?? {}) };

@@ -44,6 +44,8 @@ export class Reader {
   dialect: FuzzDialect = 'v1';
   /** The top-level `files:` (NAME -> content), read first: jobs and ingress refer to them. */
   files: Record<string, string> = {};
+  /** Whether a secret reference is defined on this machine (ReadOptions.secretExists); undefined: not checked. */
+  secretExists?: (ref: string) => boolean;
 
   constructor(readonly file: string) {}
 

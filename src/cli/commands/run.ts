@@ -11,6 +11,7 @@ import { loadWorkflowFile, readStorageClasses, readWorkflowText, workflowAnnotat
 import type { JobCounts, ServiceView, StreamItem, WarrenClient, WorkflowDetail } from '../../api/index.js';
 import { RunView } from '../view.js';
 import { openClient, addTargetOptions, type TargetOpts } from '../client.js';
+import { secretExists } from '../../data/index.js';
 
 interface CommonOpts extends TargetOpts {
   store?: string;
@@ -181,11 +182,16 @@ export function register(program: Command): void {
           hint: 'run it in the background (`nohup warren run FILE &`), or add a server context: `warren context add NAME --server URL --token T`',
         });
       }
+      // On this machine the secrets are this machine's: an image.decryptionSecret naming none is
+      // an error at its place in the file (a server resolves secrets on its nodes).
+      const parsed = embedded && simulate === undefined && Object.values(wf.jobs).some((j) => j.image?.decryptionSecret)
+        ? loadWorkflowFile(file, { storageClasses: readStorageClasses(warrenHome()), secretExists: secretExists(warrenHome()) })
+        : wf;
       const sum = await client.submit({
         source: readWorkflowText(file),
         filename: file,
         options: { failFast: o.failFast === true, ...(simulate !== undefined ? { simulate } : {}) },
-        local: { parsed: wf, ...(o.platform !== undefined ? { platformFile: o.platform } : {}) },
+        local: { parsed, ...(o.platform !== undefined ? { platformFile: o.platform } : {}) },
       });
       if (o.detach) {
         if (o.json) process.stdout.write(JSON.stringify({ id: sum.id, status: sum.status }) + '\n');

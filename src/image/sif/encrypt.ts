@@ -24,7 +24,7 @@ const CHUNK = 1 << 20;
 const TAG = 16;
 const SCRYPT = { N: 1 << 15, r: 8, p: 1 };
 
-interface EncryptionDoc {
+export interface EncryptionDoc {
   scheme: typeof SCHEME;
   cipher: 'aes-256-gcm';
   chunkSize: number;
@@ -224,9 +224,8 @@ export function encryptionInfo(path: string, image = path): (EncryptionDoc & { p
   }
 }
 
-/** Decrypt the encrypted partition of `input` into a new, runnable SIF `out`. */
-export async function decryptSif(input: string, out: string, opts: DecryptOptions): Promise<EncryptResult> {
-  const image = opts.image ?? input;
+/** The encrypted partition of `input` and its parameters; SIF_NOT_ENCRYPTED / SIF_ENCRYPTION_UNSUPPORTED otherwise. */
+export function locateEncrypted(input: string, image: string): { img: SifImage; info: EncryptionDoc & { partitionId: number }; metaDesc: SifDescriptor; part: SifDescriptor } {
   const img = readSif(input, image);
   const info = encryptionInfo(input, image);
   const metaDesc = img.descriptors.find((x) => x.dataType === DataType.GenericJSON && x.name === ENCRYPTION_OBJECT_NAME);
@@ -241,51 +240,72 @@ export async function decryptSif(input: string, out: string, opts: DecryptOption
   }
   const part = img.descriptors.find((d) => d.id === info.partitionId && d.dataType === DataType.Partition);
   if (!part) throw sifError('SIF_CORRUPT', image, `the encrypted partition ${info.partitionId} is missing`, 'the image is damaged: get it again');
-  let dataKey: Buffer;
+  const nChunks = Math.max(1, Math.ceil(info.plainSize / info.chunkSize));
+  if (!(Number.isSafeInteger(info.plainSize) && info.plainSize >= 0) || part.size !== info.plainSize + nChunks * TAG) {
+    throw decryptFailed(image, `the encrypted partition is ${part.size} bytes, expected ${info.plainSize + nChunks * TAG} (truncated?)`, 'the image is damaged: get it again');
+  }
+  return { img, info, metaDesc, part };
+}
+
+/** The data key of an encrypted image, unwrapped with the RSA private key or the passphrase; SIF_DECRYPT_FAILED for a wrong one. */
+export async function unwrapDataKey(info: EncryptionDoc, opts: DecryptOptions, image: string): Promise<Buffer> {
   if (info.key.type === 'rsa-oaep-sha256') {
-    if (!opts.key) throw decryptFailed(image, `it is encrypted to RSA key ${info.key.fingerprint}`, 'give the RSA private key with --key PRIVATE.pem');
+    if (!opts.key) throw decryptFailed(image, `it is encrypted to RSA key ${info.key.fingerprint}${opts.passphrase !== undefined ? ', not with a passphrase' : ''}`, 'give the RSA private key with --key PRIVATE.pem');
     if (!opts.key.privateKey) throw decryptFailed(image, `key ${opts.key.source ?? opts.key.fingerprint} is a public key`, 'give the RSA private key (PEM PRIVATE KEY) with --key');
     if (opts.key.fingerprint !== info.key.fingerprint) {
       throw decryptFailed(image, `it is encrypted to RSA key ${info.key.fingerprint}, not to ${opts.key.fingerprint}`, 'give the private key of the key it was encrypted to');
     }
     try {
-      dataKey = privateDecrypt({ key: opts.key.privateKey, padding: C.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(info.key.wrapped, 'base64'));
+      return privateDecrypt({ key: opts.key.privateKey, padding: C.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(info.key.wrapped, 'base64'));
     } catch {
       throw decryptFailed(image, 'the RSA key does not unwrap the data key', 'give the private key of the key it was encrypted to');
     }
-  } else {
-    if (opts.passphrase === undefined) throw decryptFailed(image, 'it is encrypted with a passphrase', 'give it with --passphrase-env VAR');
-    const k = info.key;
-    const kek = await scrypt(opts.passphrase, Buffer.from(k.salt, 'base64'), { N: k.N, r: k.r, p: k.p });
-    try {
-      const d = createDecipheriv('aes-256-gcm', kek, Buffer.from(k.iv, 'base64'));
-      d.setAAD(Buffer.from(SCHEME));
-      d.setAuthTag(Buffer.from(k.tag, 'base64'));
-      dataKey = Buffer.concat([d.update(Buffer.from(k.wrapped, 'base64')), d.final()]);
-    } catch {
-      throw decryptFailed(image, 'wrong passphrase', 'check the passphrase in the environment variable given with --passphrase-env');
-    }
   }
+  if (opts.passphrase === undefined) throw decryptFailed(image, `it is encrypted with a passphrase${opts.key ? ', not to an RSA key' : ''}`, 'give it with --passphrase-env VAR');
+  const k = info.key;
+  const kek = await scrypt(opts.passphrase, Buffer.from(k.salt, 'base64'), { N: k.N, r: k.r, p: k.p });
+  try {
+    const d = createDecipheriv('aes-256-gcm', kek, Buffer.from(k.iv, 'base64'));
+    d.setAAD(Buffer.from(SCHEME));
+    d.setAuthTag(Buffer.from(k.tag, 'base64'));
+    return Buffer.concat([d.update(Buffer.from(k.wrapped, 'base64')), d.final()]);
+  } catch {
+    throw decryptFailed(image, 'wrong passphrase', 'check the passphrase in the environment variable given with --passphrase-env');
+  }
+}
+
+/**
+ * The plaintext of the encrypted partition, one authenticated chunk at a time (1 MiB): a chunk
+ * is yielded only after its GCM tag checked, so a consumer never sees unauthenticated bytes;
+ * a changed, reordered or dropped chunk throws SIF_DECRYPT_FAILED.
+ */
+export async function* decryptedChunks(input: string, part: { offset: number; size: number }, info: EncryptionDoc, dataKey: Buffer, image: string): AsyncGenerator<Buffer> {
   const prefix = Buffer.from(info.noncePrefix, 'hex');
   const plainSize = info.plainSize;
   const nChunks = Math.max(1, Math.ceil(plainSize / info.chunkSize));
-  if (part.size !== plainSize + nChunks * TAG) throw decryptFailed(image, `the encrypted partition is ${part.size} bytes, expected ${plainSize + nChunks * TAG} (truncated?)`, 'the image is damaged: get it again');
-  async function* decrypted(): AsyncGenerator<Buffer> {
-    let i = 0;
-    for await (const chunk of readChunks(input, part!.offset, part!.size, info!.chunkSize + TAG)) {
-      const d = createDecipheriv('aes-256-gcm', dataKey, nonce(prefix, i));
-      d.setAAD(aad(i, i === nChunks - 1, plainSize));
-      d.setAuthTag(chunk.subarray(chunk.length - TAG));
-      const plain = d.update(chunk.subarray(0, chunk.length - TAG));
-      try {
-        d.final();
-      } catch {
-        throw decryptFailed(image, `chunk ${i} of the partition does not authenticate (the data was changed or damaged)`, 'get the image again');
-      }
-      yield plain;
-      i++;
+  let i = 0;
+  for await (const chunk of readChunks(input, part.offset, part.size, info.chunkSize + TAG)) {
+    const d = createDecipheriv('aes-256-gcm', dataKey, nonce(prefix, i));
+    d.setAAD(aad(i, i === nChunks - 1, plainSize));
+    d.setAuthTag(chunk.subarray(chunk.length - TAG));
+    const plain = d.update(chunk.subarray(0, chunk.length - TAG));
+    try {
+      d.final();
+    } catch {
+      throw decryptFailed(image, `chunk ${i} of the partition does not authenticate (the data was changed or damaged)`, 'get the image again');
     }
+    yield plain;
+    i++;
   }
+  if (i !== nChunks) throw decryptFailed(image, `the partition has ${i} chunks, expected ${nChunks}`, 'the image is damaged: get it again');
+}
+
+/** Decrypt the encrypted partition of `input` into a new, runnable SIF `out`. */
+export async function decryptSif(input: string, out: string, opts: DecryptOptions): Promise<EncryptResult> {
+  const image = opts.image ?? input;
+  const { img, info, metaDesc, part } = locateEncrypted(input, image);
+  const dataKey = await unwrapDataKey(info, opts, image);
+  const decrypted = (): AsyncGenerator<Buffer> => decryptedChunks(input, part, info, dataKey, image);
   const extra = Buffer.from(part.raw.subarray(201, 585));
   extra.writeInt32LE(info.fsType, 0);
   const replaced: ObjectInput = { dataType: DataType.Partition, groupId: part.groupId, name: part.name, extra, data: { stream: decrypted }, createdAt: part.createdAt };

@@ -17,10 +17,12 @@ export type { ImageMetadata } from './metadata.js';
 export type { BuildOptions, BuildResult } from './build.js';
 export { encryptSif, decryptSif, encryptionInfo, ENCRYPTION_OBJECT_NAME } from './encrypt.js';
 export type { EncryptOptions, DecryptOptions, EncryptResult } from './encrypt.js';
+export { openEncryptedSif, checkDecryptionKey, isEncryptedSif, decryptionKeyFromText, assertMemoryBacked, sweepDecryptScratch, shmScratchParent, rootScratchParent } from './open.js';
+export type { SifDecryptionKey, OpenEncryptedOptions, OpenedEncryptedSif } from './open.js';
 export { checkImageTrust, resolveTrustedKeys } from './trust.js';
 export type { TrustPolicy } from './trust.js';
 
-export { findPrimaryPartition, sifPartition, squashfsPartition } from './partition.js';
+export { findPrimaryPartition, sifPartition, squashfsPartition, warrenEncrypted } from './partition.js';
 export type { PrimaryPartition } from './partition.js';
 export { effectiveTrustPolicy, TrustGate, defaultTrustedSifDir } from './trust.js';
 export type { NodeTrustPolicy, WorkflowTrustPolicy, GatedImage } from './trust.js';

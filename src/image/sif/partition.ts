@@ -2,7 +2,8 @@
 // (format.ts primaryPartition: exactly one descriptor of type Partition with partition type
 // primary system). Verification (the trust gate) and mounting use this one rule.
 import { WarrenError, EXIT } from '../../common/index.js';
-import { FsType, primaryPartition, readSif, sifError, type SifImage } from './format.js';
+import { DataType, FsType, primaryPartition, readSif, sifError, type SifImage } from './format.js';
+import { ENCRYPTION_OBJECT_NAME } from './encrypt.js';
 import { luksUnsupported, readLuksHeader } from './luks.js';
 
 export interface PrimaryPartition {
@@ -27,13 +28,28 @@ export function findPrimaryPartition(path: string, image = path): PrimaryPartiti
   return primaryOf(readSif(path, image), image);
 }
 
+/**
+ * True when the primary partition of a read image is encrypted by Warren (warren-sif-enc-v1:
+ * fs type "encrypted squashfs" and a warren-encryption.json object); an Apptainer LUKS2 image
+ * throws SIF_ENCRYPTION_UNSUPPORTED; a plain image is false.
+ */
+export function warrenEncrypted(img: SifImage, image = img.path): boolean {
+  const p = primaryOf(img, image);
+  if (img.descriptors.find((d) => d.id === p.id)?.partition?.fsType !== FsType.EncryptedSquashfs) return false;
+  const luks = readLuksHeader(img.path, p.offset, p.size);
+  if (luks) throw luksUnsupported(image, luks);
+  return img.descriptors.some((d) => d.dataType === DataType.GenericJSON && d.name === ENCRYPTION_OBJECT_NAME && d.link === p.id);
+}
+
 /** The squashfs primary partition of a read image; SIF_ENCRYPTED / SIF_NOT_SQUASHFS otherwise. */
 export function squashfsPartition(img: SifImage, image = img.path): { offset: number; size: number } {
   const p = primaryOf(img, image);
   if (p.fsType === 'encrypted-squashfs' || img.descriptors.find((d) => d.id === p.id)?.partition?.fsType === FsType.EncryptedSquashfs) {
     const luks = readLuksHeader(img.path, p.offset, p.size);
     if (luks) throw luksUnsupported(image, luks);
-    throw new WarrenError('SIF_ENCRYPTED', `image ${image}: its system partition is encrypted`, { hint: 'decrypt it first: `warren image decrypt IMAGE --key PRIVATE.pem -o PLAIN.sif` (or --passphrase-env VAR)' });
+    throw new WarrenError('SIF_ENCRYPTED', `image ${image}: its system partition is encrypted, and no key to open it was given`, {
+      hint: 'for a workflow job, add `decryptionSecret: secret://user/NAME` to its `image` (the secret holds the RSA private key or the passphrase, docs/encryption.md); or decrypt it first: `warren image decrypt IMAGE --key PRIVATE.pem -o PLAIN.sif` (or --passphrase-env VAR)',
+    });
   }
   if (p.fsType !== 'squashfs') {
     throw new WarrenError('SIF_NOT_SQUASHFS', `image ${image}: its system partition is ${p.fsType}, not squashfs`, { hint: 'rebuild the image with a squashfs partition (`warren image build`)' });

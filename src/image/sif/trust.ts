@@ -8,7 +8,7 @@ import { WarrenError, EXIT, warrenHome } from '../../common/index.js';
 import { KeyStore, loadKeyFile, type LoadedKey } from '../keys/index.js';
 import { TrustedSifStore, type TrustedCopy } from '../cache/index.js';
 import { isSif, readSif } from './format.js';
-import { squashfsPartition } from './partition.js';
+import { squashfsPartition, warrenEncrypted } from './partition.js';
 import { verifySif, type VerifyReport } from './integrity.js';
 
 export interface TrustPolicy {
@@ -161,7 +161,7 @@ export function defaultTrustedSifDir(): string {
 export class TrustGate {
   readonly store: TrustedSifStore;
   private keys?: Promise<LoadedKey[]>;
-  private readonly pinned = new Map<string, { copy: TrustedCopy; partition: { offset: number; size: number }; signers: string[] }>();
+  private readonly pinned = new Map<string, { copy: TrustedCopy; partition?: { offset: number; size: number }; signers: string[] }>();
   private readonly inflight = new Map<string, Promise<unknown>>();
 
   constructor(readonly policy: TrustPolicy, opts: { dir?: string } = {}) {
@@ -203,7 +203,7 @@ export class TrustGate {
 
   private async admitOnce<T extends GatedImage>(img: T, key: string): Promise<T & { signers?: string[]; contentDigest?: string; partition?: { offset: number; size: number } }> {
     const known = this.pinned.get(key);
-    if (known && this.store.intact(known.copy.path)) return { ...img, path: known.copy.path, contentDigest: known.copy.digest, partition: known.partition, signers: known.signers };
+    if (known && this.store.intact(known.copy.path)) return { ...img, path: known.copy.path, contentDigest: known.copy.digest, ...(known.partition ? { partition: known.partition } : {}), signers: known.signers };
     refuseNonSif(img.path, img.uri);
     // Structure first (a clear SIF_* error naming the image, before copying anything).
     readSif(img.path, img.uri);
@@ -220,8 +220,10 @@ export class TrustGate {
       this.store.recordVerdict(copy, policyKey, signers);
     }
     // The partition to mount, chosen by the same rule on the same (immutable) bytes.
-    const partition = squashfsPartition(readSif(copy.path, img.uri), img.uri);
-    this.pinned.set(key, { copy, partition, signers });
-    return { ...img, path: copy.path, contentDigest: copy.digest, partition, signers };
+    // An encrypted image has no squashfs to point at: the runtime decrypts the verified copy.
+    const sif = readSif(copy.path, img.uri);
+    const partition = warrenEncrypted(sif, img.uri) ? undefined : squashfsPartition(sif, img.uri);
+    this.pinned.set(key, { copy, ...(partition ? { partition } : {}), signers });
+    return { ...img, path: copy.path, contentDigest: copy.digest, ...(partition ? { partition } : {}), signers };
   }
 }

@@ -13,7 +13,7 @@ import { accessSync, closeSync, constants as fsConstants, existsSync, mkdirSync,
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { WarrenError, EXIT, isWarrenError } from '../../common/index.js';
-import type { ExitInfo, LaunchRequest, RunningTask, Runtime } from '../types.js';
+import type { ContainerOptions, ExitInfo, LaunchRequest, RunningTask, Runtime } from '../types.js';
 import { buildOciSpec, cleanTarget, mergeEnv, mountpointsInRootfs, DEFAULT_SHM_BYTES, type OciSpec } from './spec.js';
 import { detectCgroups, TaskCgroup, type CgroupInfo } from './cgroups.js';
 import {
@@ -33,6 +33,7 @@ import {
 import { discoverGpus } from './gpu.js';
 import { classifyExit } from './exit.js';
 import { sweepStale } from './sweep.js';
+import { checkKey, isEncrypted, openEncryptedRootfs } from './encrypted.js';
 
 /** What the image subsystem hands over (structurally the same as src/image's PreparedImage). */
 export interface ContainerImage {
@@ -200,11 +201,13 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
   };
 
   /** Make the root file system ready: validate, mount. Nothing is started before this succeeds. */
-  const openRootfs = async (img: ContainerImage, bundle: string, root: boolean): Promise<RootfsHandle> => {
+  const openRootfs = async (img: ContainerImage, bundle: string, root: boolean, decryption?: ContainerOptions['decryption']): Promise<RootfsHandle> => {
     if (img.kind === 'rootfs') {
       checkRootfsDir(img.path, img.uri);
       return { path: img.path, via: 'dir', writable: false, release: async () => {} };
     }
+    // An encrypted SIF with its key: decrypted into memory, mounted from there (encrypted.ts).
+    if (decryption && !img.partition && (await isEncrypted(img.path, img.uri))) return openEncryptedRootfs({ path: img.path, uri: img.uri, decryption, bundle, root, tools: getTools() });
     const loc = img.partition ?? (await locateSquashfs(img.path, img.uri, locateSif));
     checkSquashfs(img.path, loc, img.uri);
     return mountSquashfs({ file: img.path, loc, image: img.uri, ...(img.contentDigest ? { contentDigest: img.contentDigest } : {}), mountpoint: join(bundle, 'image'), extractDir: extracted, tools: getTools(), root });
@@ -243,7 +246,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
     const mounts = [...req.mounts, ...(c.binds ?? []).map((b) => ({ host: b.source, target: b.target, readOnly: b.readOnly }))].map((m) => ({ ...m, target: cleanTarget(m.target) }));
     const cwd = mounts.some((m) => isUnder(cleanTarget(req.cwd), m.target)) ? cleanTarget(req.cwd) : img.config.workingDir || '/';
 
-    const rootfs = await openRootfs(img, bundle, root);
+    const rootfs = await openRootfs(img, bundle, root, c.decryption);
     releases.push(rootfs.release);
 
     // A job script Warren wrote on the node (`script:` jobs) is run by its node path: when
@@ -381,6 +384,7 @@ export function createContainerRuntime(opts: ContainerRuntimeOptions): Runtime {
       const img = await loadImage(req);
       const root = (process.getuid?.() ?? 0) === 0;
       if (img.kind === 'rootfs') checkRootfsDir(img.path, img.uri);
+      else if (!img.partition && (await isEncrypted(img.path, img.uri))) await checkKey(img.path, img.uri, req.container?.decryption);
       else {
         const loc = img.partition ?? (await locateSquashfs(img.path, img.uri, locateSif));
         checkSquashfs(img.path, loc, img.uri);

@@ -71,5 +71,13 @@ export async function sweepStale(opts: { stateDir: string; runc?: string; tools:
       /* best effort: the next sweep tries again */
     }
   }
+  // Decrypted images of encrypted SIFs (src/image/sif/open.ts): as root the private tmpfs is under
+  // the bundle (unmounted above); as another user, and for `warren exec`, it is a `w-<pid>-…`
+  // directory in /dev/shm or $WARREN_HOME/run/crypt.
+  try {
+    await (await import('../../image/index.js')).sweepDecryptScratch();
+  } catch {
+    /* best effort */
+  }
   return [...dead];
 }
