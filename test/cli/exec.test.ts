@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { repoRoot, sharedDir, tempDir } from '../helpers.js';
 import { makeBusyboxRootfs } from '../runtime/container/fixtures.js';
 
@@ -41,13 +42,20 @@ function warren(args: string[], o: { env?: Record<string, string>; input?: strin
 }
 
 /** What an ad-hoc container may leave: nothing but the image mount cache (released here). */
-function assertClean(h: string): void {
-  const bundles = join(h, 'containers', 'bundles');
-  assert.deepEqual(existsSync(bundles) ? readdirSync(bundles) : [], [], 'bundles left behind');
-  const runc = join(h, 'containers', 'runc');
-  assert.deepEqual(existsSync(runc) ? readdirSync(runc) : [], [], 'runc containers left behind');
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(`${h}/containers/bundles`));
-  assert.deepEqual(mounts, [], 'mounts left behind');
+/** The private memory directory of a state directory's ad-hoc bundles (adhocRunDir), for `owner`. */
+function runDirOf(h: string, owner: number): string {
+  return `/dev/shm/warren-${owner}-${createHash('sha256').update(join(h, 'containers')).digest('hex').slice(0, 12)}`;
+}
+
+function assertClean(h: string, owner = 0): void {
+  for (const base of [join(h, 'containers'), runDirOf(h, owner)]) {
+    const bundles = join(base, 'bundles');
+    assert.deepEqual(existsSync(bundles) ? readdirSync(bundles) : [], [], `bundles left behind in ${bundles}`);
+    const runc = join(base, 'runc');
+    assert.deepEqual(existsSync(runc) ? readdirSync(runc) : [], [], `runc containers left behind in ${runc}`);
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(`${base}/bundles`));
+    assert.deepEqual(mounts, [], 'mounts left behind');
+  }
 }
 
 function releaseHeldMounts(): void {
@@ -88,6 +96,7 @@ after(() => {
   spawnSync(process.execPath, [WARREN, 'instance', 'stop', '--all', '--force'], { env: { ...process.env, WARREN_HOME: home } });
   spawnSync('runuser', ['-u', USER, '--', process.execPath, WARREN, 'instance', 'stop', '--all', '--force'], { env: { PATH: process.env.PATH ?? '', HOME: `/home/${USER}`, WARREN_HOME: `/home/${USER}/.warren` } });
   releaseHeldMounts();
+  for (const [h, owner] of [[home, 0], [join(work, 'home-signed'), 0], [`/home/${USER}/.warren`, uid]] as const) rmSync(runDirOf(h, owner), { recursive: true, force: true });
   spawnSync('userdel', ['-r', '-f', USER], { stdio: 'ignore' });
   tmp.cleanup();
 });
@@ -276,7 +285,7 @@ test('as a user who is not root: own uid and gid inside, home bound, the image e
   assert.equal(st, `${uid}:${gid}`, 'files written inside belong to the user');
   const fuse = spawnSync('runuser', ['-u', USER, '--', 'test', '-w', '/dev/fuse']).status === 0;
   if (!fuse) assert.ok(readdirSync(`/home/${USER}/.warren/containers/rootfs`).length >= 1, 'extracted into the per-user cache');
-  assertClean(`/home/${USER}/.warren`);
+  assertClean(`/home/${USER}/.warren`, uid);
   // An overlay the user cannot write.
   const ro = join(work, 'root-overlay');
   mkdirSync(ro, { recursive: true, mode: 0o755 });
@@ -308,7 +317,7 @@ test('instances: start, name in use, exec instance://, list, stop; as root and a
     const unknown = warren(['instance', 'stop', 'svc1'], { user, cwd });
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /INSTANCE_UNKNOWN/);
-    assertClean(user ? `/home/${USER}/.warren` : home);
+    assertClean(user ? `/home/${USER}/.warren` : home, user ? uid : 0);
   }
   const badName = warren(['instance', 'start', sif, '../x']);
   assert.equal(badName.code, 2);
@@ -374,4 +383,30 @@ jobs:
   assert.equal(v.code, 2);
   assert.match(v.stderr, /syntax-binds\.yaml:6:\d+: .*binds\[0\].*both paths must be absolute/);
   assert.match(v.stderr, /syntax-binds\.yaml:7:\d+: .*overlays\[1\].*only one overlay may be writable/);
+});
+
+test('encrypted images: --passphrase-env and --key run them from memory; without the key or with a wrong one, a clear error', { skip, timeout: 120_000 }, () => {
+  const enc = join(work, 'enc-pass.sif');
+  const encRsa = join(work, 'enc-rsa.sif');
+  const keys = join(sharedDir, 'sif-testdata', 'keys');
+  assert.equal(warren(['image', 'encrypt', sif, '--passphrase-env', 'PASS', '-o', enc], { env: { PASS: 'correct horse' } }).code, 0);
+  assert.equal(warren(['image', 'encrypt', sif, '--key', join(keys, 'rsa-public.pem'), '-o', encRsa]).code, 0);
+  const r = warren(['exec', '--passphrase-env', 'PASS', enc, 'sh', '-c', 'echo opened; test -x /bin/busybox && echo has-busybox'], { env: { PASS: 'correct horse' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'opened\nhas-busybox\n');
+  const k = warren(['exec', '--key', join(keys, 'rsa-private.pem'), encRsa, 'echo', 'rsa opened']);
+  assert.equal(k.code, 0, k.stderr);
+  assert.equal(k.stdout, 'rsa opened\n');
+  const none = warren(['exec', enc, 'true']);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /error\[SIF_ENCRYPTED\].*no key was given.*\n\s+hint: .*--passphrase-env/);
+  const wrong = warren(['exec', '--passphrase-env', 'PASS', enc, 'true'], { env: { PASS: 'wrong' } });
+  assert.notEqual(wrong.code, 0);
+  assert.match(wrong.stderr, /SIF_DECRYPT_FAILED.*wrong passphrase/);
+  const unset = warren(['exec', '--passphrase-env', 'NOT_SET_ANYWHERE', enc, 'true']);
+  assert.equal(unset.code, 2);
+  assert.match(unset.stderr, /SIF_PASSPHRASE_MISSING/);
+  // Nothing decrypted is left: no crypt mount, no plaintext squashfs in the run or home directories.
+  assert.deepEqual(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => /crypt/.test(l) && l.includes(work)), []);
+  assertClean(home);
 });

@@ -61,10 +61,36 @@ export function parseAdhocImage(arg: string, cwd = process.cwd()): AdhocImageArg
   return { kind: 'local', path: resolve(cwd, arg) };
 }
 
-export interface AdhocRunOptions extends Omit<AdhocRequest, 'image' | 'stateDir' | 'allowSetuid'> {
+export interface AdhocRunOptions extends Omit<AdhocRequest, 'image' | 'stateDir' | 'allowSetuid' | 'decryption'> {
   /** The image as the user wrote it. */
   imageArg: string;
   home: string;
+  /** An encrypted SIF's key: a PEM file or a stored key's fingerprint (`--key`), or the variable holding the passphrase (`--passphrase-env`). */
+  key?: string;
+  passphraseEnv?: string;
+}
+
+/** `--key` / `--passphrase-env` as the runtime takes them (in memory only). */
+export async function decryptionOf(o: { key?: string; passphraseEnv?: string }): Promise<AdhocRequest['decryption']> {
+  if (o.key !== undefined && o.passphraseEnv !== undefined) {
+    throw new WarrenError('CLI_BAD_OPTION', 'give one of --key and --passphrase-env, not both', { hint: 'an image is encrypted either to an RSA key or with a passphrase' });
+  }
+  if (o.passphraseEnv !== undefined) {
+    const v = process.env[o.passphraseEnv];
+    if (v === undefined || v === '') {
+      throw new WarrenError('SIF_PASSPHRASE_MISSING', `environment variable ${o.passphraseEnv} (given with --passphrase-env) is not set or empty`, {
+        hint: `export ${o.passphraseEnv}=... first (the passphrase is read from the environment so it does not show in the process list)`,
+      });
+    }
+    return { passphrase: v };
+  }
+  if (o.key === undefined) return undefined;
+  const { resolveKey } = await import('../../image/index.js');
+  const k = await resolveKey(o.key, { wantPrivate: true });
+  if (k.kind !== 'pem' || !k.privateKey) {
+    throw new WarrenError('KEY_TYPE_UNSUPPORTED', `key ${o.key} is not an RSA private key in PEM`, { hint: 'give the RSA private key the image was encrypted to (PEM), or --passphrase-env' });
+  }
+  return { key: k.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
 }
 
 /** Prepare the image and hold it to the node's trust policy: what the ad-hoc runner takes. */
@@ -97,7 +123,8 @@ export async function prepareAdhocImage(home: string, imageArg: string, cwd = pr
 /** Run an ad-hoc container to its end: the exit status of its command. */
 export async function runAdhocContainer(o: AdhocRunOptions): Promise<number> {
   const { runAdhoc } = await import('../../runtime/container/index.js');
+  const decryption = await decryptionOf(o);
   const image = await prepareAdhocImage(o.home, o.imageArg, o.cwd);
-  const { imageArg: _i, home, ...rest } = o;
-  return runAdhoc({ ...rest, image, stateDir: join(home, 'containers'), allowSetuid: nodePolicy(home).allowSetuid });
+  const { imageArg: _i, home, key: _k, passphraseEnv: _p, ...rest } = o;
+  return runAdhoc({ ...rest, image, stateDir: join(home, 'containers'), allowSetuid: nodePolicy(home).allowSetuid, ...(decryption ? { decryption } : {}) });
 }

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WarrenError, pidAlive } from '../../common/index.js';
 import type { AdhocRequest } from '../../runtime/container/index.js';
-import { prepareAdhocImage } from './adhoc.js';
+import { decryptionOf, prepareAdhocImage } from './adhoc.js';
 import { nodePolicy } from '../policy.js';
 
 export interface InstanceRecord {
@@ -145,6 +145,8 @@ export async function startInstance(o: StartInstanceOptions): Promise<InstanceRe
   }
   try {
     // The image is checked here, so a missing or untrusted image is this command's error.
+    const { key, passphraseEnv, ...request } = o.request as { key?: string; passphraseEnv?: string };
+    const decryption = await decryptionOf({ ...(key !== undefined ? { key } : {}), ...(passphraseEnv !== undefined ? { passphraseEnv } : {}) });
     const image = await prepareAdhocImage(o.home, o.imageArg, o.cwd);
     const logDir = join(instancesDir(o.home), 'logs');
     mkdirSync(logDir, { recursive: true, mode: 0o700 });
@@ -154,7 +156,8 @@ export async function startInstance(o: StartInstanceOptions): Promise<InstanceRe
       name: o.name,
       dir,
       logs,
-      request: { ...o.request, image, action: 'start', args: o.args, cwd: o.cwd, stateDir: join(o.home, 'containers'), allowSetuid: nodePolicy(o.home).allowSetuid },
+      // The key, if any, goes to the supervisor through the pipe below, never into a file.
+      request: { ...request, ...(decryption ? { decryption } : {}), image, action: 'start', args: o.args, cwd: o.cwd, stateDir: join(o.home, 'containers'), allowSetuid: nodePolicy(o.home).allowSetuid },
       image: o.imageArg,
     };
     const err = openSync(logs.stderr, 'w', 0o600);

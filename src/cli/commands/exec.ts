@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import { EXIT, WarrenError, warrenHome } from '../../common/index.js';
 
 interface AdhocCliOpts {
+  key?: string;
+  passphraseEnv?: string;
   bind?: string[];
   mount?: string[];
   contain?: boolean;
@@ -45,7 +47,9 @@ export function addAdhocOptions(cmd: Command): Command {
     .option('-n, --net', 'a network namespace of its own (with --network)')
     .option('--network <TYPE>', 'with --net: none (loopback only)')
     .option('--hostname <NAME>', 'the hostname inside (its own UTS namespace)')
-    .option('--app <NAME>', 'the SCIF app to run (its runscript and environment)');
+    .option('--app <NAME>', 'the SCIF app to run (its runscript and environment)')
+    .option('-k, --key <FILE|FINGERPRINT>', 'an encrypted image: the RSA private key it was encrypted to (PEM file, or a stored key)')
+    .option('--passphrase-env <VAR>', 'an encrypted image: the environment variable holding its passphrase');
 }
 
 /** The command line's options as the runner's request (validated here, before anything starts). */
@@ -95,6 +99,8 @@ export async function adhocRequestOf(o: AdhocCliOpts, cwd: string): Promise<Reco
     nv: o.nv === true,
     ...(o.app !== undefined ? { app: o.app } : {}),
     ...(o.shell !== undefined ? { shell: o.shell } : {}),
+    ...(o.key !== undefined ? { key: o.key } : {}),
+    ...(o.passphraseEnv !== undefined ? { passphraseEnv: o.passphraseEnv } : {}),
   };
 }
 

@@ -17,6 +17,7 @@ import { runcMissing } from './runtime.js';
 import { checkRootfsDir, checkSquashfs, defaultToolPath, findExecutable, findSquashfsTools, locateSquashfs, mountSquashfs, type SquashfsLocation, type SquashfsTools } from './rootfs.js';
 import { detectCgroups } from './cgroups.js';
 import { sweepStale } from './sweep.js';
+import { isEncrypted, openEncryptedRootfs } from './encrypted.js';
 import { discoverGpus } from './gpu.js';
 import { GPU_BIN_DIR, GPU_LIB_DIR, cleanTarget, type OciSpec } from './spec.js';
 import {
@@ -69,6 +70,8 @@ export interface AdhocRequest {
   instance?: { name: string; onStarted?: (info: { cid: string; pid: number; runcRoot: string }) => void };
   runcPath?: string;
   onWarning?: (message: string) => void;
+  /** The key of an encrypted SIF (`--key`, `--passphrase-env`): kept in memory only. */
+  decryption?: { key?: string; passphrase?: string };
 }
 
 /** dist/bin/warren-userid, beside the compiled sources (built by scripts/setup.sh). */
@@ -452,6 +455,18 @@ async function openLayers(req: AdhocRequest, bundle: string, root: boolean, tool
   if (img.kind === 'rootfs') {
     checkRootfsDir(img.path, img.uri);
     imageRoot = img.path;
+  } else if (await isEncrypted(img.path, img.uri)) {
+    // Decrypted into memory (a private tmpfs, or /dev/shm), mounted or extracted from there;
+    // never held for the next container, never in the extraction cache on disk.
+    if (!req.decryption) {
+      throw new WarrenError('SIF_ENCRYPTED', `image ${img.uri}: its system partition is encrypted, and no key was given to open it`, {
+        hint: 'give the key: --key PRIVATE.pem (or the fingerprint of a stored key), or --passphrase-env VAR for a passphrase image',
+      });
+    }
+    const usable: SquashfsTools = fuseUsable() ? tools : { ...tools, squashfuse: undefined };
+    const h = await openEncryptedRootfs({ path: img.path, uri: img.uri, decryption: req.decryption, bundle, root, tools: usable });
+    releases.push(h.release);
+    imageRoot = h.path;
   } else imageRoot = await open(img.path, img.uri, join(bundle, 'image'), img.partition, img.contentDigest);
 
   const lower: string[] = [imageRoot];
