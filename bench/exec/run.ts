@@ -10,7 +10,8 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildOciSpec, DEFAULT_SHM_BYTES } from '../../src/runtime/container/index.js';
+import { adhocRunDir, buildOciSpec, DEFAULT_SHM_BYTES, releaseIdleMounts } from '../../src/runtime/container/index.js';
+import { sifPartition } from '../../src/image/index.js';
 import { makeBusyboxRootfs } from '../../test/runtime/container/fixtures.js';
 
 const N = Number(process.argv[2] ?? process.env.WARREN_BENCH_N ?? 30);
@@ -39,11 +40,10 @@ mkdirSync(logs);
 // The baseline's bundle: the same SIF, loop-mounted once, read-only root, host network files.
 const mnt = join(work, 'mnt');
 mkdirSync(mnt);
-const off = (() => {
-  const buf = readFileSync(sif);
-  return buf.indexOf(Buffer.from('hsqs'));
-})();
-const m = spawnSync('mount', ['-t', 'squashfs', '-o', `loop,ro,offset=${off}`, sif, mnt], { encoding: 'utf8' });
+// The same offset and size as Warren's own loop mount, so both share one loop device (mount(8)
+// refuses a second, overlapping one for the same file).
+const loc = await sifPartition(sif);
+const m = spawnSync('mount', ['-t', 'squashfs', '-o', `loop,ro,nodev,offset=${loc.offset},sizelimit=${loc.size}`, sif, mnt], { encoding: 'utf8' });
 if (m.status !== 0) {
   console.error(`cannot loop-mount the SIF: ${m.stderr}`);
   process.exit(1);
@@ -163,5 +163,8 @@ try {
 } finally {
   if (podmanArgs) spawnSync('podman', ['rmi', '-f', IMAGE], { stdio: 'ignore' });
   spawnSync('umount', [mnt], { stdio: 'ignore' });
+  // Warren's held loop mount of the image, and its private run directory.
+  await releaseIdleMounts(join(home, 'containers'), 0);
+  rmSync(adhocRunDir(join(home, 'containers')), { recursive: true, force: true });
   rmSync(work, { recursive: true, force: true });
 }
