@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { repoRoot, sharedDir, tempDir } from '../helpers.js';
 import { makeBusyboxRootfs } from '../runtime/container/fixtures.js';
+import { registryAvailable, startRegistry } from '../image/oci/registry.js';
+import { pushBusybox } from '../image/oci/fixtures.js';
 
 const isRoot = process.getuid?.() === 0;
 const haveRunc = spawnSync('sh', ['-c', 'command -v runc || test -x /usr/sbin/runc']).status === 0;
@@ -409,4 +411,28 @@ test('encrypted images: --passphrase-env and --key run them from memory; without
   // Nothing decrypted is left: no crypt mount, no plaintext squashfs in the run or home directories.
   assert.deepEqual(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => /crypt/.test(l) && l.includes(work)), []);
   assertClean(home);
+});
+
+test('a docker:// image from a registry (loopback): pulled once into the cache, then exec and run use it', { skip: skip || (!registryAvailable() ? 'docker-registry is not installed' : false), timeout: 120_000 }, async () => {
+  const reg = await startRegistry();
+  try {
+    const uri = `docker://${reg.host}/test/busybox:1`;
+    await pushBusybox(uri);
+    const r = warren(['exec', uri, '/bin/sh', '-c', 'read a < /etc/arch; echo $a']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'amd64\n');
+    // run: the OCI entrypoint (/bin/sh -c) with the arguments as its cmd.
+    const run = warren(['run', uri, 'echo from-entrypoint']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, 'from-entrypoint\n');
+    const again = warren(['exec', uri, 'sh', '-c', 'echo "$WARREN_TEST"']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stdout, '1\n', 'the image config environment is set');
+    const missing = warren(['exec', `docker://${reg.host}/test/busybox:nope`, 'true']);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /error\[IMAGE_/);
+    assertClean(home);
+  } finally {
+    await reg.stop();
+  }
 });
