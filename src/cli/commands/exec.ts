@@ -30,6 +30,17 @@ interface AdhocCliOpts {
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
+/** The caller's directory; one that was removed under the shell is an error that says so. */
+function callerCwd(): string {
+  try {
+    return process.cwd();
+  } catch {
+    throw new WarrenError('CLI_BAD_OPTION', 'the current directory no longer exists, so it cannot be bound into the container', {
+      hint: 'cd to an existing directory first (or give the directory inside with --pwd and --contain)',
+    });
+  }
+}
+
 /** The container options shared by exec, shell, run and instance start. */
 export function addAdhocOptions(cmd: Command): Command {
   return cmd
@@ -105,7 +116,7 @@ export async function adhocRequestOf(o: AdhocCliOpts, cwd: string): Promise<Reco
 }
 
 async function runIt(action: 'exec' | 'run' | 'shell', image: string, args: string[], o: AdhocCliOpts): Promise<void> {
-  const cwd = process.cwd();
+  const cwd = callerCwd();
   const agent = await import('../../agent/adhoc/index.js');
   const req = await adhocRequestOf(o, cwd);
   const home = warrenHome();
@@ -162,8 +173,9 @@ export function register(program: Command): void {
       .passThroughOptions(),
   ).action(async (image: string, name: string, args: string[], o: AdhocCliOpts) => {
     const agent = await import('../../agent/adhoc/index.js');
-    const req = await adhocRequestOf(o, process.cwd());
-    const r = await agent.startInstance({ home: warrenHome(), name, imageArg: image, args, request: req, cwd: process.cwd() });
+    const cwd = callerCwd();
+    const req = await adhocRequestOf(o, cwd);
+    const r = await agent.startInstance({ home: warrenHome(), name, imageArg: image, args, request: req, cwd });
     process.stdout.write(`instance ${r.name} started (pid ${r.pid}); its output: ${r.logs.stdout}, ${r.logs.stderr}\n`);
   });
   inst
