@@ -265,7 +265,7 @@ async function prepareAdhoc(req: AdhocRequest, cid: string, releases: (() => Pro
     SINGULARITY_NAME: basename(img.path),
     WARREN_CONTAINER: imageName,
   };
-  if (req.app) runtimeVars.APPTAINER_APPNAME = req.app;
+  if (req.app) runtimeVars.APPTAINER_APPNAME = runtimeVars.SINGULARITY_APPNAME = runtimeVars.SCIF_APPNAME = req.app;
   if (req.action === 'shell') runtimeVars.PS1 = 'Warren> ';
   if (req.instance) runtimeVars.APPTAINER_INSTANCE = req.instance.name;
   const built = adhocEnv({ host: env, cleanenv: req.cleanenv || req.containall, image: img.config.env ?? [], forced: req.env, runtime: runtimeVars });
