@@ -24,6 +24,7 @@ export const REFUSED_BOOTSTRAPS: Record<string, string> = {
   'docker-archive': 'docker-archive bases are not supported: load it into a registry and use `Bootstrap: docker`, or unpack it and use `Bootstrap: localimage`',
   oci: 'OCI layout bases are not supported in definition files: `warren image build oci:DIR -o BASE.sif`, then `Bootstrap: localimage` with `From: BASE.sif`',
   'oci-archive': 'OCI archives are not supported: extract it, `warren image build oci:DIR -o BASE.sif`, then `Bootstrap: localimage`',
+  buildkit: 'Dockerfile builds (buildkit) are not supported: build the image with a Docker/BuildKit toolchain, push it to a registry and start from it with `Bootstrap: docker`',
   ipfs: 'IPFS bases are not supported: use `Bootstrap: docker` or `oras` from an OCI registry',
 };
 
@@ -285,9 +286,7 @@ export function parseDefinition(text: string, file: string, opts: ParseOptions =
         throw syntax(pos, `header line "${t}" is not "Key: value"`, 'write header lines as "Key: value" (e.g. "From: debian:12"), or start a section with %post, %files, ...');
       }
       const key = m[1]!.toLowerCase();
-      if (key === 'bootstrap' && Object.keys(header).length) {
-        throw syntax(pos, `a second "Bootstrap:" in the same header`, 'each stage has one Bootstrap: line; start the next stage after the sections of this one');
-      }
+      if (key === 'bootstrap' && Object.keys(header).length) break; // the next stage (one without sections before it)
       if (Object.keys(header).length === 0 && key !== 'bootstrap') {
         throw new WarrenError('BUILD_DEF_NO_BOOTSTRAP', `${at(pos)}: the header starts with "${m[1]}:", but a stage must start with "Bootstrap:"`, {
           hint: `put "Bootstrap: docker" (or oras, localimage, scratch, busybox, debootstrap) on the first line of the header${key === 'bootstrap' ? '' : didYouMean(key, ['bootstrap']) ? ' (did you mean "Bootstrap"?)' : ''}`,
@@ -476,7 +475,7 @@ function addSection(stage: Stage, name: string, argText: string, body: Line[], p
   if ((APP_SECTIONS as readonly string[]).includes(name)) {
     const appName = argText.split(/\s+/)[0] ?? '';
     if (!appName) throw syntax(pos, `%${name} needs the name of the app`, `write "%${name} NAME"`);
-    if (argText.split(/\s+/).length > 1) throw syntax({ ...pos, col: name.length + 3 + appName.length }, `%${name} takes one app name (got "${argText}")`, `write "%${name} NAME"`);
+    if (argText.split(/\s+/).length > 1) throw syntax({ ...pos, col: name.length + 4 + appName.length }, `%${name} takes one app name (got "${argText}")`, `write "%${name} NAME"`);
     if (!APP_NAME_RE.test(appName)) throw syntax({ ...pos, col: name.length + 3 }, `app name "${appName}" is not a name`, 'use letters, digits, ".", "_" and "-" (not starting with "." or "-")');
     let app = stage.apps.find((a) => a.name === appName);
     if (!app) {
