@@ -23,6 +23,8 @@ export interface BootstrapContext {
   defaultMirror?: () => string | undefined;
   /** Host busybox (default /bin/busybox). */
   busybox?: string;
+  /** Key store for `Fingerprints:` (default $WARREN_HOME/keys). */
+  keyDir?: string;
 }
 
 export interface BootstrapResult {
@@ -73,7 +75,7 @@ async function extractSif(file: string, dest: string, stage: Stage, onOutput?: (
 }
 
 /** `Fingerprints:`: the base SIF must be signed by each key named (from the key store). */
-async function checkFingerprints(stage: Stage, file: string | undefined): Promise<void> {
+async function checkFingerprints(stage: Stage, file: string | undefined, keyDir?: string): Promise<void> {
   const fp = stage.header.fingerprints;
   if (!fp?.value) return;
   const want = fp.value.split(/[\s,]+/).filter(Boolean).map((f) => f.toLowerCase());
@@ -83,7 +85,7 @@ async function checkFingerprints(stage: Stage, file: string | undefined): Promis
       details: { ...fp.pos },
     });
   }
-  const store = new KeyStore();
+  const store = keyDir ? new KeyStore(keyDir) : new KeyStore();
   const keys = [];
   for (const k of store.list()) keys.push(await store.load(k));
   const r = await verifySif(file, keys, { image: file });
@@ -232,11 +234,11 @@ export async function runBootstrap(stage: Stage, tree: string, ctx: BootstrapCon
         throw new WarrenError(err.code ?? 'BUILD_BOOTSTRAP_FAILED', `${at(h.from!.pos)}: base image ${uri}: ${err.message}`, { hint: err.hint ?? 'check the image name and that the registry is reachable', details: { ...h.from!.pos }, cause: e });
       }
       if (img.kind === 'sif') {
-        await checkFingerprints(stage, img.path);
+        await checkFingerprints(stage, img.path, ctx.keyDir);
         await extractSif(img.path, tree, stage, ctx.onOutput);
         return { config: readImageConfig(img.path, uri) ?? img.config, from };
       }
-      await checkFingerprints(stage, undefined);
+      await checkFingerprints(stage, undefined, ctx.keyDir);
       await copyTree(img.path, tree, stage, ctx.onOutput);
       return { config: img.config, from };
     }
@@ -250,12 +252,12 @@ export async function runBootstrap(stage: Stage, tree: string, ctx: BootstrapCon
         throw new WarrenError('BUILD_BOOTSTRAP_FAILED', `${at(h.from!.pos)}: base image ${path} does not exist`, { hint: 'give a SIF file or a root file system directory (relative paths are relative to the working directory of the build)', details: { ...h.from!.pos } });
       }
       if (st.isDirectory()) {
-        await checkFingerprints(stage, undefined);
+        await checkFingerprints(stage, undefined, ctx.keyDir);
         await copyTree(path, tree, stage, ctx.onOutput);
         return { from: raw };
       }
       if (!isSif(path)) throw new WarrenError('BUILD_BOOTSTRAP_FAILED', `${at(h.from!.pos)}: base image ${path} is neither a SIF file nor a directory`, { hint: 'give a .sif file or a root file system directory', details: { ...h.from!.pos } });
-      await checkFingerprints(stage, path);
+      await checkFingerprints(stage, path, ctx.keyDir);
       await extractSif(path, tree, stage, ctx.onOutput);
       const config = readImageConfig(path, path);
       return { ...(config ? { config } : {}), from: raw };

@@ -47,6 +47,11 @@ export interface DefinitionBuildOptions {
   onOutput?: (chunk: Buffer) => void;
   /** Lines of output kept in an error message (default 20). */
   errorLines?: number;
+  /**
+   * On SIGINT/SIGTERM: stop the running step, remove the build directory and any partial
+   * output, then exit (130/143). For the CLI; a library caller handles its own signals.
+   */
+  cleanupOnSignal?: boolean;
 }
 
 export interface DefinitionBuildResult {
@@ -168,6 +173,7 @@ function quoteArgs(a: string[]): string {
 
 interface Ctx {
   opts: DefinitionBuildOptions;
+  home: string;
   recipe: Recipe;
   cwd: string;
   buildDir: string;
@@ -308,6 +314,7 @@ async function buildStage(ctx: Ctx, index: number, tree: string, final: boolean)
   const boot = await runBootstrap(stage, tree, {
     cwd: ctx.cwd,
     ...(ctx.opts.cacheDir ? { cacheDir: ctx.opts.cacheDir } : {}),
+    keyDir: join(ctx.home, 'keys'),
     log: (l) => ctx.log(`${label}: ${l}`),
     ...(ctx.opts.onOutput ? { onOutput: ctx.opts.onOutput } : {}),
   });
@@ -407,8 +414,10 @@ export async function buildFromDefinition(opts: DefinitionBuildOptions): Promise
     if (!opts.force) {
       throw new WarrenError('BUILD_OUTPUT_EXISTS', `${out} already exists`, { hint: 'remove it, give another path, or build with --force to replace it' });
     }
-    if (statSync(out).isDirectory() && !opts.sandbox && existsSync(join(out, '.singularity.d')) === false && readdirSync(out).length) {
-      throw new WarrenError('BUILD_OUTPUT_INVALID', `${out} is a directory that is not an image sandbox; --force replaces only files and sandboxes`, { hint: 'give another output path, or remove the directory yourself' });
+    // --force replaces a file, an empty directory or an image sandbox: never any other directory.
+    const st = lstatSync(out);
+    if (st.isDirectory() && !existsSync(join(out, '.singularity.d')) && readdirSync(out).length) {
+      throw new WarrenError('BUILD_OUTPUT_INVALID', `${out} is a directory that is not an image sandbox; --force replaces only files, empty directories and sandboxes`, { hint: 'give another output path, or remove the directory yourself' });
     }
   }
   const home = opts.home ?? warrenHome();
@@ -416,8 +425,22 @@ export async function buildFromDefinition(opts: DefinitionBuildOptions): Promise
   const buildDir = join(home, 'build', id);
   mkdirSync(join(home, 'build'), { recursive: true, mode: 0o700 });
   mkdirSync(buildDir, { mode: 0o700 });
-  const ctx: Ctx = { opts, recipe, cwd: resolve(opts.cwd ?? process.cwd()), buildDir, log, errorLines: opts.errorLines ?? 20, mode: (process.getuid?.() ?? 0) === 0 ? 'root' : 'rootless', trees: [] };
+  const ctx: Ctx = { opts, home, recipe, cwd: resolve(opts.cwd ?? process.cwd()), buildDir, log, errorLines: opts.errorLines ?? 20, mode: (process.getuid?.() ?? 0) === 0 ? 'root' : 'rootless', trees: [] };
   const partial = join(dirname(out), `.${basename(out)}.warren-build-${id}`);
+  const onSignal = (sig: NodeJS.Signals): void => {
+    stopSteps(join(buildDir, 'state'));
+    try {
+      if (lexists(partial)) removeTree(partial);
+      removeTree(buildDir);
+    } finally {
+      process.stderr.write(`warren build: ${sig}: stopped; removed ${buildDir}\n`);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }
+  };
+  if (opts.cleanupOnSignal) {
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
   try {
     let config: ImageConfig | undefined;
     for (let i = 0; i < recipe.stages.length; i++) {
@@ -480,6 +503,26 @@ export async function buildFromDefinition(opts: DefinitionBuildOptions): Promise
     if (lexists(partial)) removeTree(partial);
     throw e;
   } finally {
+    if (opts.cleanupOnSignal) {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    }
     removeTree(buildDir);
+  }
+}
+
+/** Stop the build steps still running (their runc state is under `stateDir/runc`). */
+function stopSteps(stateDir: string): void {
+  const root = join(stateDir, 'runc');
+  let ids: string[] = [];
+  try {
+    ids = readdirSync(root);
+  } catch {
+    return;
+  }
+  const runc = ['/usr/sbin/runc', '/usr/bin/runc', '/usr/local/sbin/runc', '/usr/local/bin/runc'].find((p) => existsSync(p)) ?? 'runc';
+  for (const id of ids) {
+    const args = ['--root', root, ...((process.getuid?.() ?? 0) !== 0 ? ['--rootless', 'true'] : []), 'delete', '-f', id];
+    spawnSync(runc, args, { stdio: 'ignore', timeout: 20_000 });
   }
 }

@@ -8,7 +8,9 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSy
 import { join } from 'node:path';
 import { WarrenError } from '../../src/common/index.js';
 import { buildFromDefinition, type DefinitionBuildOptions } from '../../src/build/index.js';
-import { readSif, readObject, readSifMetadata, DataType, pushSif } from '../../src/image/index.js';
+import { readSif, readObject, readSifMetadata, DataType, pushSif, KeyStore, signSif } from '../../src/image/index.js';
+import { spawn } from 'node:child_process';
+import { warrenBin } from '../helpers.js';
 import { tempDir } from '../helpers.js';
 import { registryAvailable, startRegistry, type LoopbackRegistry } from '../image/oci/registry.js';
 import { pushBusybox } from '../image/oci/fixtures.js';
@@ -211,6 +213,20 @@ describe('definition-file builds', { skip, timeout: 600_000 }, () => {
     const f = await warren(['image', 'build', '--force', join(d, 'x.sif'), join(d, 'r.def')], { cwd: d, env: { WARREN_HOME: home } });
     assert.equal(f.code, 0, f.err);
     assert.match(readSifMetadata(join(d, 'x.sif')).runscript!, /echo v2/);
+    // --force never removes a directory that is not an image sandbox.
+    mkdirSync(join(d, 'precious'));
+    writeFileSync(join(d, 'precious/keep.txt'), 'keep');
+    const dir = await warren(['image', 'build', '--force', '--sandbox', join(d, 'precious'), join(d, 'r.def')], { cwd: d, env: { WARREN_HOME: home } });
+    assert.equal(dir.code, 2);
+    assert.match(dir.err, /BUILD_OUTPUT_INVALID.*not an image sandbox/);
+    assert.equal(readFileSync(join(d, 'precious/keep.txt'), 'utf8'), 'keep');
+    // A sandbox is replaced by a new sandbox.
+    assert.equal((await warren(['image', 'build', '--sandbox', join(d, 'sb'), join(d, 'r.def')], { cwd: d, env: { WARREN_HOME: home } })).code, 0);
+    writeFileSync(join(d, 'sb/stale'), 'x');
+    const sb = await warren(['image', 'build', '--force', '--sandbox', join(d, 'sb'), join(d, 'r.def')], { cwd: d, env: { WARREN_HOME: home } });
+    assert.equal(sb.code, 0, sb.err);
+    assert.equal(existsSync(join(d, 'sb/stale')), false);
+    assert.ok(existsSync(join(d, 'sb/.singularity.d/runscript')));
     const nodir = await warren(['image', 'build', join(d, 'no/such/dir/x.sif'), join(d, 'r.def')], { cwd: d, env: { WARREN_HOME: home } });
     assert.equal(nodir.code, 2);
     assert.match(nodir.err, /BUILD_OUTPUT_INVALID/);
@@ -288,6 +304,44 @@ describe('definition-file builds', { skip, timeout: 600_000 }, () => {
     assert.match(meta.startscript!, /nc -l -k -p \$1 -e \/bin\/cat/);
     assert.match(meta.environment!['/.singularity.d/env/90-environment.sh']!, /AVENGERS=assemble/);
     assert.match(meta.helpfile!, /BAD_GUY=Thanos/);
+  });
+
+  it('Fingerprints: the base SIF must carry a valid signature of each key named', async () => {
+    const d = fresh('fingerprints');
+    const base = copyRecipe('busybox/Apptainer', d, 'base.def');
+    await build({ recipe: base, out: join(d, 'base.sif'), cwd: d, notest: true });
+    const store = new KeyStore(join(home, 'keys'));
+    const k = store.generate({ type: 'ed25519', name: 'builder', trusted: true });
+    const other = store.generate({ type: 'ed25519', name: 'other', trusted: true });
+    await signSif(join(d, 'base.sif'), [await store.load(k, true)], { image: 'base.sif' });
+    writeFileSync(join(d, 'ok.def'), `Bootstrap: localimage\nFrom: base.sif\nFingerprints: ${k.fingerprint}\n`);
+    await build({ recipe: join(d, 'ok.def'), out: join(d, 'ok.sif'), cwd: d });
+    writeFileSync(join(d, 'bad.def'), `Bootstrap: localimage\nFrom: base.sif\nFingerprints: ${k.fingerprint}, ${other.fingerprint}\n`);
+    await assert.rejects(build({ recipe: join(d, 'bad.def'), out: join(d, 'bad.sif'), cwd: d }), (e: WarrenError) => e.code === 'BUILD_FINGERPRINT_MISMATCH' && /bad\.def:3:15: /.test(e.message) && e.message.includes(other.fingerprint) && !e.message.includes(`${k.fingerprint},`));
+    assert.equal(existsSync(join(d, 'bad.sif')), false);
+  });
+
+  it('SIGTERM during %post: the step is stopped, the build directory and partial output removed', async () => {
+    const d = fresh('signal');
+    writeFileSync(join(d, 'r.def'), 'Bootstrap: busybox\n%post\n    echo started\n    sleep 60\n');
+    const p = spawn(process.execPath, [warrenBin, 'image', 'build', join(d, 'x.sif'), join(d, 'r.def')], { cwd: d, env: { ...process.env, WARREN_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    const exited = new Promise<number | null>((r) => p.on('close', (c) => r(c)));
+    await new Promise<void>((resolve, reject) => {
+      const t0 = setTimeout(() => reject(new Error(`no %post output: ${err}`)), 60_000);
+      p.stderr.on('data', (c: Buffer) => {
+        err += c.toString();
+        if (/^started$/m.test(err)) {
+          clearTimeout(t0);
+          resolve();
+        }
+      });
+    });
+    p.kill('SIGTERM');
+    assert.equal(await exited, 143, err);
+    assert.match(err, /SIGTERM: stopped/);
+    assert.deepEqual(readdirSync(d), ['r.def']);
+    assertNoBuildDirs();
   });
 
   describe('from a loopback registry', { skip: regSkip }, () => {

@@ -196,6 +196,7 @@ async function buildDefinition(out: string, recipe: string, opts: BuildCliOption
     ...(opts.force ? { force: true } : {}),
     buildArgs: parseBuildArgs(opts.buildArg ?? []),
     ...(opts.buildArgFile ? { buildArgFiles: opts.buildArgFile.map((f) => resolve(f)) } : {}),
+    cleanupOnSignal: true,
     onLog: (l) => process.stderr.write(`warren build: ${l}\n`),
     onOutput: (c) => process.stderr.write(c),
   });
