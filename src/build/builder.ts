@@ -199,7 +199,7 @@ function stepFailed(code: 'BUILD_POST_FAILED' | 'BUILD_TEST_FAILED', what: strin
     hint:
       code === 'BUILD_TEST_FAILED'
         ? 'fix the %test section (or the image it tests), or build with --notest to skip it'
-        : `fix the ${what} section: its commands run with "sh -e -x" (the first failing command stops it; the trace above shows which)${ctx.mode === 'rootless' ? '; as a non-root user only your own uid is mapped (root inside): tools that switch to other users (apt\'s _apt sandbox) need e.g. "apt-get -o APT::Sandbox::User=root", or build as root' : ''}`,
+        : `fix ${what}: its commands run with "sh -e -x" (the first failing command stops it; the trace above shows which)${ctx.mode === 'rootless' ? '; as a non-root user only your own uid is mapped (root inside): tools that switch to other users (apt\'s _apt sandbox) need e.g. "apt-get -o APT::Sandbox::User=root", or build as root' : ''}`,
     details: { ...s.pos, exitCode: r.exitCode },
   });
 }
