@@ -65,12 +65,22 @@ async function copyTree(src: string, dest: string, stage: Stage, onOutput?: (c: 
 }
 
 /** Extract a SIF's squashfs partition into `dest`. */
-async function extractSif(file: string, dest: string, stage: Stage, onOutput?: (c: Buffer) => void): Promise<void> {
+async function extractSif(file: string, dest: string, stage: Stage, onOutput?: (c: Buffer) => void, log?: (l: string) => void): Promise<void> {
   const p = findPrimaryPartition(file, file);
   if (p.fsType !== 'squashfs') throw bootstrapFailed(stage, `image ${file} has a ${p.fsType} system partition; only squashfs can be extracted`, 'decrypt it or rebuild it with a squashfs partition');
   const args = ['-n', '-f', '-d', dest, '-o', String(p.offset), file];
   if ((process.getuid?.() ?? 0) !== 0) args.unshift('-no-xattrs');
-  const r = await runHost('unsquashfs', args, { ...(onOutput ? { onOutput } : {}) });
+  void onOutput; // unsquashfs's listing is noise: only its tail is kept for errors
+  const r = await runHost('unsquashfs', args);
+  if (r.code === 2 && (process.getuid?.() ?? 0) !== 0) {
+    // Non-root: device nodes cannot be made (a non-fatal error, exit 2). Anything else is fatal.
+    const problems = r.tail.split('\n').filter((l) => /could not|failed|error|cannot/i.test(l));
+    const devices = problems.filter((l) => /could not create (character|block) device .*not superuser/.test(l));
+    if (problems.length && devices.length === problems.length) {
+      log?.(`skipped ${devices.length} device node(s) of ${file}: a non-root build cannot create them (the runtime provides /dev)`);
+      return;
+    }
+  }
   if (r.code !== 0) throw bootstrapFailed(stage, `extracting ${file} failed (unsquashfs exited with ${r.code}): ${r.tail.trim().split('\n').slice(-3).join(' ')}`, 'install squashfs-tools (`apt-get install squashfs-tools`); check the image and the space under $WARREN_HOME');
 }
 
@@ -235,7 +245,7 @@ export async function runBootstrap(stage: Stage, tree: string, ctx: BootstrapCon
       }
       if (img.kind === 'sif') {
         await checkFingerprints(stage, img.path, ctx.keyDir);
-        await extractSif(img.path, tree, stage, ctx.onOutput);
+        await extractSif(img.path, tree, stage, ctx.onOutput, ctx.log);
         return { config: readImageConfig(img.path, uri) ?? img.config, from };
       }
       await checkFingerprints(stage, undefined, ctx.keyDir);
@@ -258,7 +268,7 @@ export async function runBootstrap(stage: Stage, tree: string, ctx: BootstrapCon
       }
       if (!isSif(path)) throw new WarrenError('BUILD_BOOTSTRAP_FAILED', `${at(h.from!.pos)}: base image ${path} is neither a SIF file nor a directory`, { hint: 'give a .sif file or a root file system directory', details: { ...h.from!.pos } });
       await checkFingerprints(stage, path, ctx.keyDir);
-      await extractSif(path, tree, stage, ctx.onOutput);
+      await extractSif(path, tree, stage, ctx.onOutput, ctx.log);
       const config = readImageConfig(path, path);
       return { ...(config ? { config } : {}), from: raw };
     }

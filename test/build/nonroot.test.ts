@@ -60,6 +60,18 @@ test('a non-root user builds with %post as root in a user namespace', { skip, ti
   assert.deepEqual(readdirSync(join(home, 'build')), []);
   assert.deepEqual(readdirSync(work).filter((n) => n.startsWith('.')), [], 'no partial output');
 
+  // A base SIF (built by root) with a device node: extracted without it, with a note.
+  writeFileSync(join(work, 'dev.def'), 'Bootstrap: busybox\n%setup\n    mknod $APPTAINER_ROOTFS/dev/null c 1 3\n');
+  const rootBuild = spawnSync(process.execPath, [warrenBin, 'image', 'build', join(work, 'dev.sif'), join(work, 'dev.def')], { encoding: 'utf8', cwd: work, env: { ...process.env, WARREN_HOME: join(work, 'roothome') } });
+  assert.equal(rootBuild.status, 0, rootBuild.stderr);
+  execFileSync('chown', ['-R', `${uid}:${gid}`, work]);
+  writeFileSync(join(work, 'top.def'), 'Bootstrap: localimage\nFrom: dev.sif\n%post\n    touch /on-top\n');
+  chownSync(join(work, 'top.def'), uid, gid);
+  const top = as(['image', 'build', join(work, 'top.sif'), join(work, 'top.def')]);
+  assert.equal(top.status, 0, top.stderr);
+  assert.match(top.stderr, /skipped 1 device node\(s\)/);
+  assert.ok(existsSync(join(extractSif(join(work, 'top.sif'), join(work, 'top-tree')), 'on-top')));
+
   // debootstrap needs root: said so, before anything is fetched.
   writeFileSync(join(work, 'deb.def'), 'Bootstrap: debootstrap\nOSVersion: bookworm\n');
   chownSync(join(work, 'deb.def'), uid, gid);
