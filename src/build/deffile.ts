@@ -357,7 +357,8 @@ export function parseDefinition(text: string, file: string, opts: ParseOptions =
       }
       const pos: Position = { file, line: n, col: 1 };
       const name = sec[1]!.toLowerCase();
-      const argText = (sec[2] ?? '').trim();
+      // A trailing ` # comment` on a section line is not an argument.
+      const argText = (sec[2] ?? '').replace(/(^|[ \t])#.*$/, '').trim();
       i++;
       const bodyStart = i;
       while (i < lines.length && !SECTION_RE.test(lines[i]!.text) && !BOOTSTRAP_LINE_RE.test(lines[i]!.text)) i++;

@@ -306,6 +306,44 @@ describe('definition-file builds', { skip, timeout: 600_000 }, () => {
     assert.match(meta.helpfile!, /BAD_GUY=Thanos/);
   });
 
+  it('SCIF apps: %appfiles into the app root, %appenv, %apptest, %applabels; runnable through the action scripts', async () => {
+    const d = fresh('apps');
+    writeFileSync(join(d, 'tool.sh'), '#!/bin/sh\necho "tool of $SCIF_APPNAME: $GREETING"\n');
+    writeFileSync(
+      join(d, 'r.def'),
+      [
+        'Bootstrap: busybox',
+        '%appfiles hello',
+        '    tool.sh bin/tool.sh',
+        '%appinstall hello',
+        '    chmod 755 bin/tool.sh',
+        '    pwd > installed-in',
+        '%appenv hello',
+        '    GREETING=hi',
+        '    export GREETING',
+        '%apprun hello',
+        '    exec tool.sh "$@"',
+        '%apptest hello',
+        '    test -x "$SCIF_APPROOT/bin/tool.sh"',
+        '%applabels hello',
+        '    Version 1.2',
+        '%test',
+        '    # run the app the way `run --app hello` does: through the action script',
+        '    out=$(APPTAINER_APPNAME=hello /.singularity.d/actions/run)',
+        '    test "$out" = "tool of hello: hi"',
+        '    APPTAINER_APPNAME=hello /.singularity.d/actions/test',
+        '',
+      ].join('\n'),
+    );
+    const out = join(d, 'apps.sif');
+    await build({ recipe: join(d, 'r.def'), out, cwd: d });
+    const tree = extractSif(out, join(d, 'tree'));
+    assert.equal(readFileSync(join(tree, 'scif/apps/hello/installed-in'), 'utf8'), '/scif/apps/hello\n');
+    assert.equal(statSync(join(tree, 'scif/apps/hello/bin/tool.sh')).mode & 0o777, 0o755);
+    assert.match(readFileSync(join(tree, 'scif/apps/hello/scif/test'), 'utf8'), /SCIF_APPROOT/);
+    assert.deepEqual(JSON.parse(readFileSync(join(tree, 'scif/apps/hello/scif/labels.json'), 'utf8')), { SCIF_APP_NAME: 'hello', Version: '1.2' });
+  });
+
   it('Fingerprints: the base SIF must carry a valid signature of each key named', async () => {
     const d = fresh('fingerprints');
     const base = copyRecipe('busybox/Apptainer', d, 'base.def');

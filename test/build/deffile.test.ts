@@ -241,6 +241,12 @@ describe('definition files: bad input', () => {
     assert.ok(r.warnings.some((w) => /r\.def:3:1: header key "Fingerprint"/.test(w) && /fingerprints/i.test(w)), r.warnings.join('\n'));
   });
 
+  it('a comment after a section name is not an argument', () => {
+    const r = parseDefinition('Bootstrap: scratch\n%post   # install things\n  true\n', 'r.def', {});
+    assert.equal(r.stages[0]!.post!.shell, undefined);
+    assert.equal(r.stages[0]!.post!.body, '  true\n');
+  });
+
   it('CRLF line ends and a BOM are accepted', () => {
     const r = parseDefinition('\uFEFFBootstrap: docker\r\nFrom: debian:12\r\n%post\r\n  echo hi\r\n', 'r.def');
     assert.equal(r.stages[0]!.header.from!.value, 'debian:12');
