@@ -17,6 +17,9 @@ import { buildSif, DataType, type ImageConfig } from '../image/index.js';
 import { runBuildStep, lastLines, type BuildStepResult } from '../runtime/index.js';
 import { parseBuildArgFile, parseDefinition, type App, type FileCopy, type Position, type Recipe, type ScriptSection, type Stage } from './deffile.js';
 import { runBootstrap, runHost } from './bootstrap.js';
+import { copyIntoTree, isDirInTree, resolveInRoot } from './copy.js';
+
+export { resolveInRoot };
 import { ensureSystemTree, inspectMetadata, makeAppDirs, ociConfigDocument, writeAppMeta, writeStageMeta } from './layout.js';
 
 export interface DefinitionBuildOptions {
@@ -83,43 +86,6 @@ function lexists(p: string): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * The node path of `p` inside the tree `root`, symlinks resolved as they would be inside it
- * (an absolute link restarts at `root`, `..` stops at `root`): a link in the image can never
- * lead a copy out of the tree.
- */
-export function resolveInRoot(root: string, p: string): string {
-  const parts = posix.normalize('/' + p).split('/').filter(Boolean);
-  const done: string[] = [];
-  let hops = 0;
-  while (parts.length) {
-    const c = parts.shift()!;
-    if (c === '.') continue;
-    if (c === '..') {
-      done.pop();
-      continue;
-    }
-    const host = join(root, ...done, c);
-    let st;
-    try {
-      st = lstatSync(host);
-    } catch {
-      done.push(c); // does not exist (yet): the rest is taken as written
-      continue;
-    }
-    if (st.isSymbolicLink()) {
-      if (++hops > 40) throw new Error(`too many symbolic links resolving ${p}`);
-      const t = readlinkSync(host);
-      const tp = t.split('/').filter(Boolean);
-      if (t.startsWith('/')) done.length = 0;
-      parts.unshift(...tp);
-      continue;
-    }
-    done.push(c);
-  }
-  return join(root, ...done);
 }
 
 function globRe(pat: string): RegExp {
@@ -261,34 +227,58 @@ async function runSetup(ctx: Ctx, tree: string, s: ScriptSection): Promise<void>
 /** Copy %files / %appfiles entries into the tree. `destRoot`: inside-path prefix for relative destinations. */
 async function copyFiles(ctx: Ctx, tree: string, entries: FileCopy[], from: { tree: string; name: string } | undefined, destRoot: string): Promise<void> {
   for (const e of entries) {
-    let sources: string[];
+    // Each source: where it is on this machine, and the name it gets in a destination directory.
+    let sources: { path: string; name: string }[];
     if (from) {
-      const p = resolveInRoot(from.tree, e.src);
-      sources = /[*?[]/.test(e.src) ? expandGlob(e.src.replace(/^\/+/, ''), from.tree).map((s) => resolveInRoot(from.tree, s.slice(from.tree.length))) : lexists(p) ? [p] : [];
-    } else sources = expandGlob(e.src, ctx.cwd);
+      // Inside the stage's tree, with its own links: a wildcard only in the last component,
+      // matched in the directory that the rest resolves to inside the tree.
+      const dir = posix.dirname(posix.normalize('/' + e.src));
+      const last = posix.basename(e.src);
+      if (/[*?[]/.test(dir)) {
+        throw new WarrenError('BUILD_DEF_SYNTAX', `${at(e.pos)}: "%files from ${from.name}": wildcards are allowed only in the last component of ${e.src}`, { hint: 'name the directories, e.g. /opt/app/lib/*.so', details: { ...e.pos } });
+      }
+      if (/[*?[]/.test(last)) {
+        const host = resolveInRoot(from.tree, dir);
+        let names: string[] = [];
+        try {
+          names = readdirSync(host).sort();
+        } catch {
+          names = [];
+        }
+        const re = globRe(last);
+        sources = names.filter((n) => (last.startsWith('.') || !n.startsWith('.')) && re.test(n)).map((n) => ({ path: resolveInRoot(from.tree, posix.join(dir, n)), name: n }));
+      } else {
+        const p = resolveInRoot(from.tree, e.src);
+        sources = lexists(p) ? [{ path: p, name: posix.basename(posix.normalize('/' + e.src)) }] : [];
+      }
+    } else sources = expandGlob(e.src, ctx.cwd).map((p) => ({ path: p, name: basename(p) }));
     if (!sources.length) {
       throw new WarrenError('BUILD_FILES_SOURCE_MISSING', `${at(e.pos)}: %files source ${e.src} does not exist${from ? ` in stage ${from.name}` : ` (looked in ${ctx.cwd})`}`, {
         hint: from ? `check the path in stage "${from.name}" (it must exist there after its %post)` : 'check the path; relative %files sources are relative to the directory the build runs in',
         details: { ...e.pos, source: e.src },
       });
     }
-    const destInside = e.dest.startsWith('/') ? e.dest : posix.join(destRoot, e.dest);
+    const destInside = posix.normalize(e.dest.startsWith('/') ? e.dest : posix.join(destRoot, e.dest));
     const intoDir = sources.length > 1 || e.dest.endsWith('/');
-    const target = resolveInRoot(tree, destInside);
-    if (intoDir) mkdirSync(target, { recursive: true });
-    else mkdirSync(dirname(target), { recursive: true });
-    // From the host: Apptainer's `cp -fLr` (links followed, files owned by the builder). From a
-    // stage: an exact copy (links inside a tree mean something only inside it).
-    const args = from ? ['-a', '-f', '--', ...sources, target] : ['-f', '-L', '-R', '--preserve=mode,timestamps', '--', ...sources, target];
-    const r = await runHost('cp', args);
-    if (r.code !== 0) {
-      throw new WarrenError('BUILD_FILES_SOURCE_MISSING', `${at(e.pos)}: copying ${e.src} to ${e.dest} failed: ${r.tail.trim().split('\n').slice(-3).join(' ')}`, {
-        hint: 'check that the source is readable and the destination is a directory or a new path',
-        details: { ...e.pos, source: e.src },
-      });
+    if (intoDir) mkdirSync(resolveInRoot(tree, destInside), { recursive: true });
+    else mkdirSync(resolveInRoot(tree, posix.dirname(destInside)), { recursive: true });
+    const toDir = intoDir || isDirInTree(tree, destInside);
+    // From the host: as Apptainer's `cp -fLr` (links followed, the copies belong to the builder).
+    // From a stage: exact (links kept as links, owners kept).
+    for (const src of sources) {
+      try {
+        copyIntoTree(src.path, tree, toDir ? posix.join(destInside, src.name) : destInside, { follow: !from, preserveOwner: !!from && (process.getuid?.() ?? 0) === 0 });
+      } catch (err) {
+        throw new WarrenError('BUILD_FILES_SOURCE_MISSING', `${at(e.pos)}: copying ${e.src} to ${e.dest} failed: ${(err as Error).message}`, {
+          hint: 'check that the source is readable and the destination is a directory or a new path',
+          details: { ...e.pos, source: e.src },
+          cause: err,
+        });
+      }
     }
   }
 }
+
 
 function appEnv(app: App): string[] {
   const root = `/scif/apps/${app.name}`;

@@ -145,9 +145,15 @@ describe('definition-file builds', { skip, timeout: 600_000 }, () => {
     writeFileSync(join(d, 'data/b.txt'), 'B\n');
     writeFileSync(join(d, 'single.txt'), 'S\n');
     const marker = `warren-build-escape-${process.pid}`;
+    // Links at destinations: replaced, never written through (cp would follow them to the host's files).
+    const hostFile = join(t.dir, `host-file-${process.pid}`);
+    writeFileSync(hostFile, 'host\n');
+    mkdirSync(join(d, 'sandbox/etc'));
+    symlinkSync(hostFile, join(d, 'sandbox/etc/link-out'));
+    symlinkSync(hostFile, join(d, 'sandbox/etc/a.txt'));
     writeFileSync(
       join(d, 'r.def'),
-      `Bootstrap: localimage\nFrom: sandbox\n\n%files\n    single.txt\n    data/*.txt /opt/data/\n    single.txt /var/etc/${marker}\n    data /srv/data\n`,
+      `Bootstrap: localimage\nFrom: sandbox\n\n%files\n    single.txt\n    data/*.txt /opt/data/\n    single.txt /var/etc/${marker}\n    data /srv/data\n    single.txt /etc/link-out\n    data/a.txt /var/etc/\n`,
     );
     const out = join(d, 'r.sif');
     await build({ recipe: join(d, 'r.def'), out, cwd: d });
@@ -157,6 +163,10 @@ describe('definition-file builds', { skip, timeout: 600_000 }, () => {
     assert.equal(readFileSync(join(tree, 'etc', marker), 'utf8'), 'S\n');
     assert.equal(existsSync(join('/etc', marker)), false, 'copied onto the host /etc through the link');
     assert.equal(readFileSync(join(tree, 'srv/data/b.txt'), 'utf8'), 'B\n');
+    assert.equal(readFileSync(hostFile, 'utf8'), 'host\n', 'a file of the host was written through a link of the image');
+    assert.equal(lstatSync(join(tree, 'etc/link-out')).isFile(), true);
+    assert.equal(readFileSync(join(tree, 'etc/link-out'), 'utf8'), 'S\n');
+    assert.equal(readFileSync(join(tree, 'etc/a.txt'), 'utf8'), 'A\n');
   });
 
   it('%files with a missing source: an error at its line, nothing left behind', async () => {
