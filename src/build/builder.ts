@@ -10,7 +10,7 @@
 // partial output are removed.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, posix, resolve } from 'node:path';
 import { WarrenError, warrenHome } from '../common/index.js';
 import { buildSif, DataType, type ImageConfig } from '../image/index.js';
@@ -68,6 +68,8 @@ export interface DefinitionBuildResult {
   mode: 'root' | 'rootless';
 }
 
+/** Definition files (and build argument files) larger than this are refused. */
+const MAX_RECIPE_BYTES = 4 << 20;
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const SCRIPT_TARGET = '/.warren-build-script';
 
@@ -363,10 +365,12 @@ function readRecipe(path: string): string {
   try {
     const st = statSync(path);
     if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTREG' });
+    if (st.size > MAX_RECIPE_BYTES) throw Object.assign(new Error('too large'), { code: 'ETOOBIG' });
     return readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new WarrenError('BUILD_DEF_NOT_FOUND', `definition file ${path} ${code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${code ?? (e as Error).message})`}`, {
+    throw new WarrenError('BUILD_DEF_NOT_FOUND', `definition file ${path} ${code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory' : code === 'ENOTREG' ? 'is not a regular file' : code === 'ETOOBIG' ? `is larger than ${MAX_RECIPE_BYTES >> 20} MiB` : `cannot be read (${code ?? (e as Error).message})`}`, {
       hint: 'give the path of an Apptainer definition file: warren image build OUT.sif RECIPE.def',
     });
   }
@@ -378,6 +382,8 @@ export function loadRecipe(opts: Pick<DefinitionBuildOptions, 'recipe' | 'buildA
   for (const f of opts.buildArgFiles ?? []) {
     let text: string;
     try {
+      const st = statSync(f);
+      if (!st.isFile() || st.size > MAX_RECIPE_BYTES) throw Object.assign(new Error(st.isFile() ? 'too large' : 'not a regular file'), { code: st.isFile() ? 'ETOOBIG' : 'ENOTREG' });
       text = readFileSync(f, 'utf8');
     } catch (e) {
       throw new WarrenError('BUILD_ARG_INVALID', `build argument file ${f} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { hint: 'check the path given with --build-arg-file' });
@@ -396,6 +402,11 @@ export async function buildFromDefinition(opts: DefinitionBuildOptions): Promise
   const out = resolve(opts.out);
   if (!existsSync(dirname(out)) || !statSync(dirname(out)).isDirectory()) {
     throw new WarrenError('BUILD_OUTPUT_INVALID', `cannot write ${out}: directory ${dirname(out)} does not exist`, { hint: 'create the directory, or give another output path' });
+  }
+  try {
+    accessSync(dirname(out), constants.W_OK | constants.X_OK);
+  } catch {
+    throw new WarrenError('BUILD_OUTPUT_INVALID', `cannot write ${out}: directory ${dirname(out)} is not writable by you`, { hint: 'give an output path in a directory you can write' });
   }
   if (out === resolve(opts.recipe)) {
     throw new WarrenError('BUILD_OUTPUT_INVALID', `the output ${out} is the definition file itself`, { hint: 'give the image path first: warren image build OUT.sif RECIPE.def' });

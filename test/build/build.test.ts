@@ -243,6 +243,10 @@ describe('definition-file builds', { skip, timeout: 600_000 }, () => {
     const nodef = await warren(['image', 'build', join(d, 'y.sif'), join(d, 'nope.def')], { cwd: d, env: { WARREN_HOME: home } });
     assert.equal(nodef.code, 2);
     assert.match(nodef.err, /error\[BUILD_DEF_NOT_FOUND\]: definition file .*nope\.def does not exist/);
+    await assert.rejects(build({ recipe: '/dev/null', out: join(d, 'z.sif') }), (e: WarrenError) => e.code === 'BUILD_DEF_NOT_FOUND' && /is not a regular file/.test(e.message));
+    await assert.rejects(build({ recipe: join(d, 'r.def'), out: join(d, 'z.sif'), buildArgFiles: ['/dev/zero'] }), (e: WarrenError) => e.code === 'BUILD_ARG_INVALID' && /dev\/zero/.test(e.message));
+    await assert.rejects(build({ recipe: join(d, 'r.def'), out: join(d, 'r.def') }), (e: WarrenError) => e.code === 'BUILD_OUTPUT_EXISTS' || e.code === 'BUILD_OUTPUT_INVALID');
+    assert.match(readFileSync(join(d, 'r.def'), 'utf8'), /echo v2/);
   });
 
   it('--deterministic: the same recipe and base give byte-identical images', async () => {
