@@ -1,6 +1,6 @@
 // `warren image build|inspect|sign|verify|encrypt|decrypt` (SIF images) and
 // `warren key generate|import|list|trust|untrust` (the node's key store).
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { WarrenError, EXIT, formatBytes } from '../../common/index.js';
@@ -22,6 +22,7 @@ import {
   type SifDescriptor,
   type VerifyReport,
 } from '../../image/sif/index.js';
+import { buildFromDefinition, looksLikeDefinition, parseBuildArgs } from '../../build/index.js';
 import { commandGroup } from '../util.js';
 
 function collect(v: string, prev: string[] = []): string[] {
@@ -145,23 +146,106 @@ function printMetadata(path: string, wanted: readonly MetadataField[], json: boo
   }
 }
 
+interface BuildCliOptions {
+  output?: string;
+  env?: string[];
+  label?: string[];
+  entrypoint?: string[];
+  cmd?: string[];
+  workdir?: string;
+  arch?: string;
+  deterministic?: boolean;
+  compression?: string;
+  sandbox?: boolean;
+  notest?: boolean;
+  buildArg?: string[];
+  buildArgFile?: string[];
+  force?: boolean;
+  fakeroot?: boolean;
+}
+
+/** A definition file: `.def`, or a file whose first non-comment line is a `Bootstrap:` header. */
+function isDefinitionFile(p: string): boolean {
+  if (/\.def$/i.test(p)) return true;
+  try {
+    if (!statSync(p).isFile()) return false;
+    const fd = openSync(p, 'r');
+    try {
+      const b = Buffer.alloc(4096);
+      const n = readSync(fd, b, 0, b.length, 0);
+      return looksLikeDefinition(b.subarray(0, n).toString('utf8'));
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** `warren image build OUT RECIPE.def`: progress and the steps' output on stderr, the result on stdout. */
+async function buildDefinition(out: string, recipe: string, opts: BuildCliOptions): Promise<void> {
+  for (const [flag, v] of [['--env', opts.env], ['--label', opts.label], ['--entrypoint', opts.entrypoint], ['--cmd', opts.cmd], ['--workdir', opts.workdir], ['--arch', opts.arch], ['--compression', opts.compression]] as const) {
+    if (v) throw new WarrenError('SIF_USAGE', `${flag} is not used by definition-file builds`, { hint: `leave out ${flag}: put it in the definition file (%environment, %labels, %runscript)` });
+  }
+  const r = await buildFromDefinition({
+    recipe: resolve(recipe),
+    out: resolve(out),
+    ...(opts.sandbox ? { sandbox: true } : {}),
+    ...(opts.notest ? { notest: true } : {}),
+    ...(opts.deterministic ? { deterministic: true } : {}),
+    ...(opts.force ? { force: true } : {}),
+    buildArgs: parseBuildArgs(opts.buildArg ?? []),
+    ...(opts.buildArgFile ? { buildArgFiles: opts.buildArgFile.map((f) => resolve(f)) } : {}),
+    cleanupOnSignal: true,
+    onLog: (l) => process.stderr.write(`warren build: ${l}\n`),
+    onOutput: (c) => process.stderr.write(c),
+  });
+  process.stdout.write(`built ${r.out} (${r.kind === 'sandbox' ? 'sandbox directory' : formatBytes(r.size ?? 0)}, ${r.stages} stage${r.stages === 1 ? '' : 's'}, %post ${r.mode === 'root' ? 'as root' : 'rootless (fakeroot)'})\n`);
+}
+
 export function register(program: Command): void {
   const image = commandGroup(program, 'image', 'container images: pull, build, inspect, sign, verify, encrypt');
 
   image
     .command('build')
-    .description('build a SIF image from a root file system directory, an OCI image layout (oci:DIR[:TAG]) or an image reference (docker://NAME:TAG)')
-    .argument('<source>', 'root file system directory, oci:DIR[:TAG] (OCI image layout), or docker://NAME:TAG')
-    .requiredOption('-o, --output <file>', 'the SIF file to write')
+    .description('build a SIF image from an Apptainer definition file (OUT.sif RECIPE.def, as `apptainer build`), a root file system directory, an OCI image layout (oci:DIR[:TAG]) or an image reference (docker://NAME:TAG)')
+    .argument('<source>', 'with a definition file: the image to write (OUT.sif, or a directory with --sandbox); else the source: root file system directory, oci:DIR[:TAG], or docker://NAME:TAG')
+    .argument('[recipe]', 'Apptainer definition file (.def, or a file whose first line is a Bootstrap: header)')
+    .option('-o, --output <file>', 'the SIF file to write (SOURCE -o OUT form)')
     .option('--env <KEY=VALUE>', 'environment variable of the image (repeatable)', collect)
     .option('--label <KEY=VALUE>', 'label of the image (repeatable)', collect)
     .option('--entrypoint <arg>', 'entrypoint argument (repeatable)', collect)
     .option('--cmd <arg>', 'default command argument (repeatable)', collect)
     .option('--workdir <dir>', 'working directory')
     .option('--arch <goarch>', 'architecture of the image (default: this machine)')
-    .option('--deterministic', 'zero UUID and timestamps, so the same input gives the same file')
+    .option('--deterministic', 'zero UUID and timestamps (and fixed squashfs times), so the same input gives the same file')
     .option('--compression <alg>', 'squashfs compression: gzip (default), zstd, xz, lz4, lzo')
-    .action(async (source: string, opts: { output: string; env?: string[]; label?: string[]; entrypoint?: string[]; cmd?: string[]; workdir?: string; arch?: string; deterministic?: boolean; compression?: string }) => {
+    .option('--sandbox', 'definition files: write a root file system directory instead of a SIF')
+    .option('--notest', 'definition files: do not run %test')
+    .option('--build-arg <NAME=VALUE>', 'definition files: value of a {{ NAME }} build argument (repeatable)', collect)
+    .option('--build-arg-file <file>', 'definition files: NAME=VALUE lines of build arguments (repeatable)', collect)
+    .option('-F, --force', 'definition files: replace OUT if it exists')
+    .option('--fakeroot', 'definition files: run %post as root in a user namespace (the default for non-root users)')
+    .action(async (source: string, recipe: string | undefined, opts: BuildCliOptions) => {
+      const def = recipe !== undefined ? recipe : opts.output && isDefinitionFile(source) ? source : undefined;
+      if (recipe !== undefined && !isDefinitionFile(recipe)) {
+        throw new WarrenError('SIF_USAGE', `${recipe} is not a definition file (no .def suffix, and its first line is not a "Bootstrap:" header)`, {
+          hint: 'build from a definition file with `warren image build OUT.sif RECIPE.def`, or from a directory or image with `warren image build SOURCE -o OUT.sif`',
+        });
+      }
+      if (def !== undefined) {
+        await buildDefinition(recipe !== undefined ? source : opts.output!, def, opts);
+        return;
+      }
+      for (const [flag, v] of [['--sandbox', opts.sandbox], ['--notest', opts.notest], ['--build-arg', opts.buildArg], ['--build-arg-file', opts.buildArgFile], ['--force', opts.force]] as const) {
+        if (v) throw new WarrenError('SIF_USAGE', `${flag} is for definition-file builds (warren image build OUT.sif RECIPE.def)`, { hint: `leave out ${flag}, or build from a definition file` });
+      }
+      if (!opts.output) {
+        if (isDefinitionFile(source)) {
+          throw new WarrenError('SIF_USAGE', `${source} is a definition file: say where the image goes`, { hint: `warren image build OUT.sif ${source}` });
+        }
+        throw new WarrenError('SIF_USAGE', `no output given for build source ${source}`, { hint: `warren image build ${source} -o OUT.sif (or, from a definition file: warren image build OUT.sif RECIPE.def)` });
+      }
       const out = resolve(opts.output);
       let rootfs: string;
       let base: { env: string[]; entrypoint?: string[]; cmd?: string[]; workingDir?: string; user?: string; labels: Record<string, string> } = { env: [], labels: {} };

@@ -10,7 +10,7 @@ import { basename, delimiter, dirname, join } from 'node:path';
 import { WarrenError, EXIT } from '../../common/index.js';
 import type { ImageConfig } from '../oci/index.js';
 import { DataType, FsType, PartType, archCode, readObject, readSif, type SifImage } from './format.js';
-import { createSif, partitionExtra } from './write.js';
+import { createSif, partitionExtra, type ObjectInput } from './write.js';
 import { isOciLayout, unpackOciLayout } from './ocilayout.js';
 
 export const CONFIG_OBJECT_NAME = 'warren-image-config.json';
@@ -33,6 +33,13 @@ export interface BuildOptions {
   toolPath?: string;
   /** Name of the source in messages. */
   source?: string;
+  /**
+   * Objects written before the partition, in group 1 (definition-file builds: Apptainer's
+   * Def.FILE, `inspect-metadata.json` and `oci-config.json`).
+   */
+  objects?: ObjectInput[];
+  /** Write `warren-image-config.json` (default true; false when `objects` carries the config). */
+  configObject?: boolean;
 }
 
 export interface BuildResult {
@@ -137,7 +144,8 @@ export async function buildSif(opts: BuildOptions): Promise<BuildResult> {
     await createSif(
       opts.out,
       [
-        { dataType: DataType.GenericJSON, groupId: 1, name: CONFIG_OBJECT_NAME, data: configDocument(config, arch, opts.deterministic === true) },
+        ...(opts.objects ?? []),
+        ...(opts.configObject === false ? [] : [{ dataType: DataType.GenericJSON, groupId: 1, name: CONFIG_OBJECT_NAME, data: configDocument(config, arch, opts.deterministic === true) }]),
         { dataType: DataType.Partition, groupId: 1, extra: partitionExtra(FsType.Squashfs, PartType.PrimSys, archCode(arch)), data: { file: sqfs, offset: 0, size: partitionSize } },
       ],
       { deterministic: opts.deterministic === true },

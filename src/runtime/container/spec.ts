@@ -130,6 +130,8 @@ export interface OciSpecInput {
    * root is mounted without nosuid and no_new_privs is off. Default: root `nosuid,nodev`.
    */
   allowSetuid?: boolean;
+  /** The root stays writable (image builds: %post writes into the tree); default read-only. */
+  writableRoot?: boolean;
 }
 
 /**
@@ -298,7 +300,7 @@ export function buildOciSpec(input: OciSpecInput): OciSpec {
     linux: {
       namespaces,
       maskedPaths: [...MASKED_PATHS],
-      readonlyPaths: ['/', ...READONLY_PATHS],
+      readonlyPaths: input.writableRoot ? [...READONLY_PATHS] : ['/', ...READONLY_PATHS],
     },
   };
   if (input.rootless) {
