@@ -436,3 +436,43 @@ test('a docker:// image from a registry (loopback): pulled once into the cache, 
     await reg.stop();
   }
 });
+
+test('an image built from a definition file: run (its %runscript, %environment), --app (%apprun, %appenv), instance start (%startscript)', { skip, timeout: 120_000 }, () => {
+  const def = join(work, 'app.def');
+  writeFileSync(
+    def,
+    `Bootstrap: busybox
+
+%environment
+    export GREETING=hello
+
+%runscript
+    echo "runscript says $GREETING $*"
+
+%startscript
+    echo "$GREETING from the startscript" > ${work}/instance-started
+
+%apprun foo
+    echo "foo app: $FOO_VAR $*"
+
+%appenv foo
+    export FOO_VAR=from-appenv
+`,
+  );
+  const out = join(work, 'app.sif');
+  const b = warren(['image', 'build', out, def]);
+  assert.equal(b.code, 0, b.stderr);
+  const r = warren(['run', out, 'a', 'b']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'runscript says hello a b\n');
+  const app = warren(['run', '--app', 'foo', out, 'x']);
+  assert.equal(app.code, 0, app.stderr);
+  assert.equal(app.stdout, 'foo app: from-appenv x\n');
+  const s = warren(['instance', 'start', out, 'built1']);
+  assert.equal(s.code, 0, s.stderr);
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && !existsSync(join(work, 'instance-started'))) spawnSync('sleep', ['0.05']);
+  assert.equal(readFileSync(join(work, 'instance-started'), 'utf8'), 'hello from the startscript\n');
+  assert.equal(warren(['instance', 'stop', 'built1']).code, 0);
+  assertClean(home);
+});
