@@ -120,6 +120,8 @@ test('exec as root: the command, its exit status, stdin, the current directory, 
   assert.equal(lines[5], `home=${process.env.HOME ?? '/root'}`);
   assert.equal(lines[6], 'home-bound');
   assert.equal(warren(['exec', APPTAINER_SIF, 'sh', '-c', 'exit 7']).code, 7);
+  // Always this machine, whatever context is set (this one names no server at all).
+  assert.equal(warren(['exec', sif, 'true'], { env: { WARREN_CONTEXT: 'no-such-server' } }).code, 0);
   const missing = warren(['exec', APPTAINER_SIF, 'no-such-command']);
   assert.equal(missing.code, 127);
   assert.match(missing.stderr, /no-such-command/);
