@@ -5,7 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { EXIT, ensureWarrenHome, toWarrenError } from '../common/index.js';
-import { PROGRAM_DESCRIPTION, PROGRAM_VERSION, registerAll, staticHelp } from './registry.js';
+import { PROGRAM_DESCRIPTION, PROGRAM_VERSION, isGroupCommand, registerAll, staticHelp } from './registry.js';
 
 /** Commands that never touch `$WARREN_HOME` (so they do not create it). */
 const NO_HOME = new Set(['validate', 'schema', 'help', 'context', 'install', 'upgrade', 'app']);
@@ -28,7 +28,9 @@ export async function buildProgram(command?: string, runsImage = false): Promise
     (await import('./commands/exec.js')).register(program);
     return program;
   }
-  (await import('./commands/run.js')).register(program);
+  // The workflow verbs (run.js: the store, the data movers, the HTTP client: ~300 modules)
+  // only for themselves, for an unknown command (commander's did-you-mean) and for --help.
+  if (command === undefined || !isGroupCommand(command)) (await import('./commands/run.js')).register(program);
   await registerAll(program, command);
   return program;
 }

@@ -83,6 +83,11 @@ const GROUPS: [commands: string[], load: Loader][] = [
   [['install'], () => import('./commands/install.js')],
 ];
 
+/** Is `command` one of the command groups' (so the workflow verbs need not be loaded for it)? */
+export function isGroupCommand(command: string): boolean {
+  return GROUPS.some(([names]) => names.includes(command));
+}
+
 /** Register the command groups `command` needs (all of them when it is not one of theirs). */
 export async function registerAll(program: Command, command: string | undefined): Promise<void> {
   const mine = GROUPS.filter(([names]) => command !== undefined && names.includes(command));
