@@ -4,7 +4,7 @@
 // dir and adapted only where they need the network.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WarrenError } from '../../src/common/index.js';
 import { buildFromDefinition, type DefinitionBuildOptions } from '../../src/build/index.js';
@@ -167,6 +167,33 @@ describe('definition-file builds', { skip, timeout: 600_000 }, () => {
     assert.equal(lstatSync(join(tree, 'etc/link-out')).isFile(), true);
     assert.equal(readFileSync(join(tree, 'etc/link-out'), 'utf8'), 'S\n');
     assert.equal(readFileSync(join(tree, 'etc/a.txt'), 'utf8'), 'A\n');
+  });
+
+  it('a base whose /.singularity.d, /scif and /etc are links out of the tree: Warren writes inside the tree, never on the host', async () => {
+    const d = fresh('hostile-base');
+    // Not under /tmp: inside a build step /tmp is a tmpfs, so links into it lead nowhere lasting.
+    const hostDir = mkdtempSync('/var/tmp/warren-build-host-');
+    const cleanupHost = () => rmSync(hostDir, { recursive: true, force: true });
+    after(cleanupHost);
+    writeFileSync(join(hostDir, 'runscript'), 'host secret\n');
+    const sb = join(d, 'sandbox');
+    mkdirSync(join(sb, 'bin'), { recursive: true });
+    writeFileSync(join(sb, 'bin/busybox'), readFileSync('/bin/busybox'), { mode: 0o755 });
+    symlinkSync('busybox', join(sb, 'bin/sh'));
+    for (const l of ['.singularity.d', 'scif', 'etc']) symlinkSync(hostDir, join(sb, l));
+    writeFileSync(join(d, 'r.def'), 'Bootstrap: localimage\nFrom: sandbox\n%appinstall a\n    touch made\n%apprun a\n    echo a\n%labels\n    K V\n');
+    const out = join(d, 'r.sif');
+    await build({ recipe: join(d, 'r.def'), out, cwd: d, notest: true });
+    assert.deepEqual(readdirSync(hostDir), ['runscript'], 'Warren wrote into the host directory a link of the image points at');
+    assert.equal(readFileSync(join(hostDir, 'runscript'), 'utf8'), 'host secret\n');
+    const meta = readSifMetadata(out);
+    assert.equal(meta.labels!.K, 'V');
+    assert.doesNotMatch(JSON.stringify(meta), /host secret/, 'a host file was read into the metadata');
+    const tree = extractSif(out, join(d, 'tree'));
+    // Inside the image the links lead to <hostDir> as a path of the image: that is where things went.
+    assert.ok(existsSync(join(tree, hostDir, 'labels.json')));
+    assert.ok(existsSync(join(tree, hostDir, 'apps/a/made')));
+    cleanupHost();
   });
 
   it('%files with a missing source: an error at its line, nothing left behind', async () => {
