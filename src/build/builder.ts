@@ -10,12 +10,12 @@
 // partial output are removed.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, posix, resolve } from 'node:path';
 import { WarrenError, warrenHome } from '../common/index.js';
 import { buildSif, DataType, type ImageConfig } from '../image/index.js';
 import { runBuildStep, lastLines, type BuildStepResult } from '../runtime/index.js';
-import { parseBuildArgFile, parseDefinition, type App, type FileCopy, type Position, type Recipe, type ScriptSection, type Stage } from './deffile.js';
+import { parseBuildArgFile, parseDefinition, type App, type FileCopy, type Position, type Recipe, type ScriptSection } from './deffile.js';
 import { runBootstrap, runHost } from './bootstrap.js';
 import { copyIntoTree, isDirInTree, mkdirInTree, resolveInRoot } from './copy.js';
 

@@ -14,7 +14,7 @@ import { warrenBin } from '../helpers.js';
 import { tempDir } from '../helpers.js';
 import { registryAvailable, startRegistry, type LoopbackRegistry } from '../image/oci/registry.js';
 import { pushBusybox } from '../image/oci/fixtures.js';
-import { buildSkip, copyRecipe, examples, extractSif, testdata, warren } from './helpers.js';
+import { buildSkip, copyRecipe, extractSif, testdata, warren } from './helpers.js';
 
 const skip = buildSkip();
 const regSkip = skip || (registryAvailable() ? false : 'docker-registry is not installed (scripts/apt/image.txt; run scripts/setup.sh)');
