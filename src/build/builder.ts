@@ -455,6 +455,12 @@ export async function buildFromDefinition(opts: DefinitionBuildOptions): Promise
     // Earlier stages are no longer needed: free their space before the squashfs is made.
     for (const t of ctx.trees.slice(0, -1)) removeTree(dirname(t));
     if (last.test && !opts.notest) {
+      if (!lexists(resolveInRoot(tree, '/bin/sh'))) {
+        throw new WarrenError('BUILD_NO_SHELL', `${at(last.test.pos)}: %test cannot run: the image has no /bin/sh (the test runs through /.singularity.d/actions/test, a sh script)`, {
+          hint: 'install a shell in the image, or build with --notest',
+          details: { ...last.test.pos },
+        });
+      }
       ctx.log('running %test');
       const r = await runBuildStep({
         rootfs: tree,

@@ -100,7 +100,14 @@ describe('definition-file builds', { skip, timeout: 600_000 }, () => {
     const d = fresh('noshell');
     writeFileSync(join(d, 'r.def'), 'Bootstrap: scratch\n\n%post\n    echo hi\n');
     await assert.rejects(build({ recipe: join(d, 'r.def'), out: join(d, 'x.sif'), cwd: d }), (e: WarrenError) => e.code === 'BUILD_NO_SHELL' && e.message.startsWith(`${join(d, 'r.def')}:3:1: `) && /\/bin\/sh/.test(e.message));
-    assert.deepEqual(readdirSync(d), ['r.def']);
+    assert.deepEqual(readdirSync(d).sort(), ['r.def']);
+    writeFileSync(join(d, 't.def'), 'Bootstrap: scratch\n\n%test\n    true\n');
+    await assert.rejects(build({ recipe: join(d, 't.def'), out: join(d, 'x.sif'), cwd: d }), (e: WarrenError) => e.code === 'BUILD_NO_SHELL' && /t\.def:3:1: %test/.test(e.message));
+    // An empty scratch image builds: only the metadata and the system directories.
+    writeFileSync(join(d, 'empty.def'), 'Bootstrap: scratch\n');
+    await build({ recipe: join(d, 'empty.def'), out: join(d, 'empty.sif'), cwd: d });
+    const tree = extractSif(join(d, 'empty.sif'), join(d, 'empty-tree'));
+    assert.deepEqual(readdirSync(tree).filter((n) => !n.startsWith('.')).sort(), ['dev', 'environment', 'etc', 'home', 'mnt', 'opt', 'proc', 'root', 'singularity', 'srv', 'sys', 'tmp', 'var']);
     assertNoBuildDirs();
   });
 
