@@ -413,6 +413,9 @@ describe('definition-file builds', { skip, timeout: 600_000 }, () => {
     const p = spawn(process.execPath, [warrenBin, 'image', 'build', join(d, 'x.sif'), join(d, 'r.def')], { cwd: d, env: { ...process.env, WARREN_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     const exited = new Promise<number | null>((r) => p.on('close', (c) => r(c)));
+    after(() => {
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    });
     await new Promise<void>((resolve, reject) => {
       const t0 = setTimeout(() => reject(new Error(`no %post output: ${err}`)), 60_000);
       p.stderr.on('data', (c: Buffer) => {
