@@ -420,7 +420,7 @@ describe('definition-file builds', { skip, timeout: 600_000 }, () => {
       const t0 = setTimeout(() => reject(new Error(`no %post output: ${err}`)), 60_000);
       p.stderr.on('data', (c: Buffer) => {
         err += c.toString();
-        if (/^started$/m.test(err)) {
+        if (/\+ sleep 60/.test(err)) {
           clearTimeout(t0);
           resolve();
         }

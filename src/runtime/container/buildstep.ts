@@ -189,7 +189,9 @@ export async function runBuildStep(opts: BuildStepOptions): Promise<BuildStepRes
   let timedOut = false;
   try {
     const status = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(runc, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: bundle });
+      // stdout and stderr into one pipe (a shell's 2>&1, then exec runc): the output keeps the
+      // order it was written in (with two pipes, a trace line and the output it traces interleave).
+      const child = spawn('/bin/sh', ['-c', 'exec "$0" "$@" 2>&1', runc, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: bundle });
       const take = (c: Buffer): void => {
         opts.onOutput?.(c);
         tail = Buffer.concat([tail, c]);
