@@ -10,14 +10,14 @@
 // partial output are removed.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, posix, resolve } from 'node:path';
 import { WarrenError, warrenHome } from '../common/index.js';
 import { buildSif, DataType, type ImageConfig } from '../image/index.js';
 import { runBuildStep, lastLines, type BuildStepResult } from '../runtime/index.js';
-import { parseBuildArgFile, parseDefinition, type App, type FileCopy, type Position, type Recipe, type ScriptSection, type Stage } from './deffile.js';
+import { parseBuildArgFile, parseDefinition, type App, type FileCopy, type Position, type Recipe, type ScriptSection } from './deffile.js';
 import { runBootstrap, runHost } from './bootstrap.js';
-import { copyIntoTree, isDirInTree, resolveInRoot } from './copy.js';
+import { copyIntoTree, isDirInTree, mkdirInTree, resolveInRoot } from './copy.js';
 
 export { resolveInRoot };
 import { ensureSystemTree, inspectMetadata, makeAppDirs, ociConfigDocument, writeAppMeta, writeStageMeta } from './layout.js';
@@ -262,13 +262,12 @@ async function copyFiles(ctx: Ctx, tree: string, entries: FileCopy[], from: { tr
     }
     const destInside = posix.normalize(e.dest.startsWith('/') ? e.dest : posix.join(destRoot, e.dest));
     const intoDir = sources.length > 1 || e.dest.endsWith('/');
-    if (intoDir) mkdirSync(resolveInRoot(tree, destInside), { recursive: true });
-    else mkdirSync(resolveInRoot(tree, posix.dirname(destInside)), { recursive: true });
-    const toDir = intoDir || isDirInTree(tree, destInside);
     // From the host: as Apptainer's `cp -fLr` (links followed, the copies belong to the builder).
     // From a stage: exact (links kept as links, owners kept).
     for (const src of sources) {
       try {
+        mkdirInTree(tree, intoDir ? destInside : posix.dirname(destInside));
+        const toDir = intoDir || isDirInTree(tree, destInside);
         copyIntoTree(src.path, tree, toDir ? posix.join(destInside, src.name) : destInside, { follow: !from, preserveOwner: !!from && (process.getuid?.() ?? 0) === 0 });
       } catch (err) {
         throw new WarrenError('BUILD_FILES_SOURCE_MISSING', `${at(e.pos)}: copying ${e.src} to ${e.dest} failed: ${(err as Error).message}`, {
@@ -328,7 +327,7 @@ async function buildStage(ctx: Ctx, index: number, tree: string, final: boolean)
     `APPTAINER_NAME=${basename(ctx.opts.out)}`,
   ]);
   if (stage.post || stage.apps.some((a) => a.install)) {
-    mkdirSync(join(tree, '.singularity.d', 'env'), { recursive: true });
+    mkdirInTree(tree, '/.singularity.d/env');
   }
   if (stage.post) await runInside(ctx, tree, stage.post, `%post of ${label}`, env);
   for (const app of stage.apps) {
@@ -456,6 +455,12 @@ export async function buildFromDefinition(opts: DefinitionBuildOptions): Promise
     // Earlier stages are no longer needed: free their space before the squashfs is made.
     for (const t of ctx.trees.slice(0, -1)) removeTree(dirname(t));
     if (last.test && !opts.notest) {
+      if (!lexists(resolveInRoot(tree, '/bin/sh'))) {
+        throw new WarrenError('BUILD_NO_SHELL', `${at(last.test.pos)}: %test cannot run: the image has no /bin/sh (the test runs through /.singularity.d/actions/test, a sh script)`, {
+          hint: 'install a shell in the image, or build with --notest',
+          details: { ...last.test.pos },
+        });
+      }
       ctx.log('running %test');
       const r = await runBuildStep({
         rootfs: tree,

@@ -4,46 +4,45 @@
 // at a destination is replaced, not followed. `cp` would follow a destination link, and an
 // image's links (e.g. `/var/etc -> /etc`) point at the host's files when seen from outside.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, constants, copyFileSync, lchownSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, type Stats } from 'node:fs';
+import { chmodSync, constants, copyFileSync, lchownSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
+import { pathInTree, resolveInRoot } from '../runtime/index.js';
 
-/** The node path of `p` inside the tree `root`, its links resolved as they would be inside it. */
-export function resolveInRoot(root: string, p: string): string {
-  const parts = posix.normalize('/' + p).split('/').filter(Boolean);
-  const done: string[] = [];
-  let hops = 0;
-  while (parts.length) {
-    const c = parts.shift()!;
-    if (c === '.') continue;
-    if (c === '..') {
-      done.pop();
-      continue;
-    }
-    const host = join(root, ...done, c);
-    let st;
-    try {
-      st = lstatSync(host);
-    } catch {
-      done.push(c); // does not exist (yet): the rest is taken as written
-      continue;
-    }
-    if (st.isSymbolicLink()) {
-      if (++hops > 40) throw new Error(`too many levels of symbolic links in ${p}`);
-      const t = readlinkSync(host);
-      if (t.startsWith('/')) done.length = 0;
-      parts.unshift(...t.split('/').filter(Boolean));
-      continue;
-    }
-    done.push(c);
-  }
-  return join(root, ...done);
-}
+export { resolveInRoot, pathInTree };
 
 /** The node path for `inside` with its parent resolved in the tree and its last component as written (not followed). */
-function destPath(root: string, inside: string): string {
-  const n = posix.normalize('/' + inside);
-  if (n === '/') return root;
-  return join(resolveInRoot(root, posix.dirname(n)), posix.basename(n));
+const destPath = pathInTree;
+
+/** Write a file at `inside` in the tree: a link there is replaced, never written through. */
+export function writeInTree(root: string, inside: string, data: string | Buffer, mode: number): void {
+  const p = pathInTree(root, inside);
+  const have = lstatOrNull(p);
+  if (have?.isSymbolicLink()) unlinkSync(p);
+  else if (have?.isDirectory()) rmSync(p, { recursive: true, force: true });
+  writeFileSync(p, data, { mode });
+  chmodSync(p, mode);
+}
+
+/** mkdir -p of `inside` in the tree (links on the way resolved inside it). */
+export function mkdirInTree(root: string, inside: string, mode = 0o755): string {
+  const p = resolveInRoot(root, inside);
+  mkdirSync(p, { recursive: true, mode });
+  return p;
+}
+
+/** Read a file of the tree (links resolved inside it); undefined when it is not a file. */
+export function readInTree(root: string, inside: string): string | undefined {
+  try {
+    const p = resolveInRoot(root, inside);
+    return statSync(p).isFile() ? readFileSync(p, 'utf8') : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Does `inside` exist in the tree (as anything, a link included)? */
+export function existsInTree(root: string, inside: string): boolean {
+  return lstatOrNull(pathInTree(root, inside)) !== null;
 }
 
 function lstatOrNull(p: string): Stats | null {

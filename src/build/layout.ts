@@ -10,28 +10,15 @@
 //   SCIF apps (scif.github.io): /scif/apps/NAME/{bin,lib,scif/{runscript,runscript.help,test,
 //                       startscript,labels.json,env/90-environment.sh}} and /scif/data/NAME/{input,output}
 // The action and env scripts are Warren's own, with the behaviour of Apptainer's.
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ImageConfig } from '../image/index.js';
 import type { App, ScriptSection, Stage } from './deffile.js';
+import { existsInTree, isDirInTree, mkdirInTree, readInTree, resolveInRoot, writeInTree } from './copy.js';
 
 export const SD = '.singularity.d';
 /** Environment files shown by `inspect --environment` (the ones a recipe or base defines). */
 export const USER_ENV_FILES = ['10-docker2singularity.sh', '90-environment.sh', '91-environment.sh'];
-
-function lexists(p: string): boolean {
-  try {
-    lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function write(p: string, text: string, mode: number): void {
-  writeFileSync(p, text, { mode });
-  chmodSync(p, mode);
-}
 
 /** A section as a script file: `#!SHELL` then a blank line then the body (Apptainer's form). */
 export function scriptFile(s: ScriptSection): string {
@@ -210,37 +197,36 @@ export function labelsJson(labels: Record<string, string>): string {
 /** The directories every image has (mount points of the runtime), and its placeholder files. */
 export function ensureSystemTree(tree: string): void {
   for (const d of ['proc', 'sys', 'dev', 'tmp', 'etc', 'root', 'home', 'var', 'var/tmp', 'mnt', 'opt', 'srv']) {
-    if (!lexists(join(tree, d))) mkdirSync(join(tree, d), { recursive: true, mode: 0o755 });
+    if (!existsInTree(tree, d)) mkdirInTree(tree, d);
   }
   for (const [d, m] of [['tmp', 0o1777], ['var/tmp', 0o1777]] as const) {
     try {
-      if (statSync(join(tree, d)).isDirectory() && !lstatSync(join(tree, d)).isSymbolicLink()) chmodSync(join(tree, d), m);
+      const p = resolveInRoot(tree, d);
+      if (statSync(p).isDirectory()) chmodSync(p, m);
     } catch {
-      /* a link out of the tree, or gone: leave it */
+      /* not a directory: leave it */
     }
   }
   for (const f of ['etc/hosts', 'etc/resolv.conf']) {
-    if (!lexists(join(tree, f)) && statSync(join(tree, 'etc')).isDirectory()) writeFileSync(join(tree, f), '', { mode: 0o644 });
+    if (!existsInTree(tree, f) && isDirInTree(tree, 'etc')) writeInTree(tree, f, '', 0o644);
   }
 }
 
 /** Make the SCIF directories of an app (before its files and %appinstall). */
 export function makeAppDirs(tree: string, app: App): void {
-  for (const d of [`scif/apps/${app.name}/bin`, `scif/apps/${app.name}/lib`, `scif/apps/${app.name}/scif/env`, `scif/data/${app.name}/input`, `scif/data/${app.name}/output`]) {
-    mkdirSync(join(tree, d), { recursive: true, mode: 0o755 });
-  }
+  for (const d of [`scif/apps/${app.name}/bin`, `scif/apps/${app.name}/lib`, `scif/apps/${app.name}/scif/env`, `scif/data/${app.name}/input`, `scif/data/${app.name}/output`]) mkdirInTree(tree, d);
 }
 
 /** Write an app's SCIF metadata (runscript, help, env, labels, test, startscript). */
 export function writeAppMeta(tree: string, app: App): void {
-  const meta = join(tree, 'scif', 'apps', app.name, 'scif');
-  mkdirSync(join(meta, 'env'), { recursive: true });
-  if (app.run) write(join(meta, 'runscript'), scriptFile(app.run), 0o755);
-  if (app.help) write(join(meta, 'runscript.help'), app.help.body, 0o644);
-  if (app.test) write(join(meta, 'test'), scriptFile(app.test), 0o755);
-  if (app.start) write(join(meta, 'startscript'), scriptFile(app.start), 0o755);
-  write(join(meta, 'env', '90-environment.sh'), `#!/bin/sh\n# Custom environment shell code should follow\n\n${app.env?.body ?? ''}`, 0o755);
-  write(join(meta, 'labels.json'), labelsJson({ SCIF_APP_NAME: app.name, ...app.labels }), 0o644);
+  const meta = `/scif/apps/${app.name}/scif`;
+  mkdirInTree(tree, `${meta}/env`);
+  if (app.run) writeInTree(tree, `${meta}/runscript`, scriptFile(app.run), 0o755);
+  if (app.help) writeInTree(tree, `${meta}/runscript.help`, app.help.body, 0o644);
+  if (app.test) writeInTree(tree, `${meta}/test`, scriptFile(app.test), 0o755);
+  if (app.start) writeInTree(tree, `${meta}/startscript`, scriptFile(app.start), 0o755);
+  writeInTree(tree, `${meta}/env/90-environment.sh`, `#!/bin/sh\n# Custom environment shell code should follow\n\n${app.env?.body ?? ''}`, 0o755);
+  writeInTree(tree, `${meta}/labels.json`, labelsJson({ SCIF_APP_NAME: app.name, ...app.labels }), 0o644);
 }
 
 export interface StageMeta {
@@ -252,44 +238,52 @@ export interface StageMeta {
   buildLabels: Record<string, string>;
 }
 
-/** Write /.singularity.d (see the header) for a finished stage. */
-export function writeStageMeta(tree: string, m: StageMeta): void {
-  const sd = join(tree, SD);
-  for (const d of ['actions', 'env', 'libs']) mkdirSync(join(sd, d), { recursive: true, mode: 0o755 });
-  const s = m.stage;
-  write(join(sd, 'Singularity'), m.deffile, 0o644);
-  for (const [name, text] of Object.entries(ACTIONS)) write(join(sd, 'actions', name), text, 0o755);
-  const env = join(sd, 'env');
-  if (!existsSync(join(env, '01-base.sh'))) write(join(env, '01-base.sh'), ENV_BASE, 0o755);
-  if (m.base?.env.length) write(join(env, '10-docker2singularity.sh'), dockerEnvScript(m.base.env), 0o755);
-  if (s.environment || !existsSync(join(env, '90-environment.sh'))) {
-    write(join(env, '90-environment.sh'), `#!/bin/sh\n# Custom environment shell code should follow\n\n${s.environment?.body ?? ''}`, 0o755);
+/** The apps of the tree (also those a base image brought). */
+function appsOf(tree: string): string[] {
+  try {
+    const dir = resolveInRoot(tree, '/scif/apps');
+    return readdirSync(dir).filter((a) => isDirInTree(tree, `/scif/apps/${a}`)).sort();
+  } catch {
+    return [];
   }
-  // Every app of the image (also those a base image brought).
-  const appsDir = join(tree, 'scif', 'apps');
-  const apps = existsSync(appsDir) ? readdirSync(appsDir).filter((a) => statSync(join(appsDir, a)).isDirectory()) : [];
-  write(join(env, '94-appsbase.sh'), appsBase(apps), 0o755);
-  write(join(env, '95-apps.sh'), ENV_APPS, 0o755);
-  if (!existsSync(join(env, '99-base.sh'))) write(join(env, '99-base.sh'), ENV_99, 0o755);
+}
 
-  if (s.runscript) write(join(sd, 'runscript'), scriptFile(s.runscript), 0o755);
-  else if (!existsSync(join(sd, 'runscript')) && m.base) {
-    const r = ociRunscript(m.base);
-    if (r) write(join(sd, 'runscript'), r, 0o755);
+/** Write /.singularity.d (see the header) for a finished stage. Every path is resolved inside the tree. */
+export function writeStageMeta(tree: string, m: StageMeta): void {
+  const sd = `/${SD}`;
+  for (const d of ['actions', 'env', 'libs']) mkdirInTree(tree, `${sd}/${d}`);
+  const s = m.stage;
+  writeInTree(tree, `${sd}/Singularity`, m.deffile, 0o644);
+  for (const [name, text] of Object.entries(ACTIONS)) writeInTree(tree, `${sd}/actions/${name}`, text, 0o755);
+  const env = `${sd}/env`;
+  if (!existsInTree(tree, `${env}/01-base.sh`)) writeInTree(tree, `${env}/01-base.sh`, ENV_BASE, 0o755);
+  if (m.base?.env.length) writeInTree(tree, `${env}/10-docker2singularity.sh`, dockerEnvScript(m.base.env), 0o755);
+  if (s.environment || !existsInTree(tree, `${env}/90-environment.sh`)) {
+    writeInTree(tree, `${env}/90-environment.sh`, `#!/bin/sh\n# Custom environment shell code should follow\n\n${s.environment?.body ?? ''}`, 0o755);
   }
-  if (s.startscript) write(join(sd, 'startscript'), scriptFile(s.startscript), 0o755);
-  else if (!existsSync(join(sd, 'startscript'))) write(join(sd, 'startscript'), '#!/bin/sh\n', 0o755);
-  if (s.test) write(join(sd, 'test'), scriptFile(s.test), 0o755);
-  if (s.help) write(join(sd, 'runscript.help'), s.help.body, 0o644);
+  writeInTree(tree, `${env}/94-appsbase.sh`, appsBase(appsOf(tree)), 0o755);
+  writeInTree(tree, `${env}/95-apps.sh`, ENV_APPS, 0o755);
+  if (!existsInTree(tree, `${env}/99-base.sh`)) writeInTree(tree, `${env}/99-base.sh`, ENV_99, 0o755);
+
+  if (s.runscript) writeInTree(tree, `${sd}/runscript`, scriptFile(s.runscript), 0o755);
+  else if (!existsInTree(tree, `${sd}/runscript`) && m.base) {
+    const r = ociRunscript(m.base);
+    if (r) writeInTree(tree, `${sd}/runscript`, r, 0o755);
+  }
+  if (s.startscript) writeInTree(tree, `${sd}/startscript`, scriptFile(s.startscript), 0o755);
+  else if (!existsInTree(tree, `${sd}/startscript`)) writeInTree(tree, `${sd}/startscript`, '#!/bin/sh\n', 0o755);
+  if (s.test) writeInTree(tree, `${sd}/test`, scriptFile(s.test), 0o755);
+  if (s.help) writeInTree(tree, `${sd}/runscript.help`, s.help.body, 0o644);
 
   let labels: Record<string, string> = {};
   try {
-    labels = JSON.parse(readFileSync(join(sd, 'labels.json'), 'utf8')) as Record<string, string>;
+    const doc = JSON.parse(readInTree(tree, `${sd}/labels.json`) ?? '{}') as unknown;
+    if (doc && typeof doc === 'object' && !Array.isArray(doc)) for (const [k, v] of Object.entries(doc)) labels[k] = typeof v === 'string' ? v : JSON.stringify(v);
   } catch {
-    /* none from the base */
+    /* none from the base, or not JSON */
   }
   labels = { ...(m.base?.labels ?? {}), ...labels, ...m.buildLabels, ...s.labels };
-  write(join(sd, 'labels.json'), labelsJson(labels), 0o644);
+  writeInTree(tree, `${sd}/labels.json`, labelsJson(labels), 0o644);
 
   for (const [link, target] of [
     ['.exec', '.singularity.d/actions/exec'],
@@ -299,43 +293,32 @@ export function writeStageMeta(tree: string, m: StageMeta): void {
     ['singularity', '.singularity.d/runscript'],
     ['environment', '.singularity.d/env/90-environment.sh'],
   ] as const) {
-    if (!lexists(join(tree, link))) symlinkSync(target, join(tree, link));
-  }
-}
-
-function readText(p: string): string | undefined {
-  try {
-    return statSync(p).isFile() ? readFileSync(p, 'utf8') : undefined;
-  } catch {
-    return undefined;
+    if (!existsInTree(tree, link)) symlinkSync(target, join(tree, link));
   }
 }
 
 /** Apptainer's `inspect-metadata.json` for the finished tree: {"data":{"attributes":{...}},"type":"container"}. */
 export function inspectMetadata(tree: string, deffile: string): Buffer {
-  const sd = join(tree, SD);
+  const sd = `/${SD}`;
   const attributes: Record<string, unknown> = {};
   const environment: Record<string, string> = {};
   for (const f of USER_ENV_FILES) {
-    const t = readText(join(sd, 'env', f));
+    const t = readInTree(tree, `${sd}/env/${f}`);
     if (t !== undefined) environment[`/.singularity.d/env/${f}`] = t;
   }
   if (Object.keys(environment).length) attributes.environment = environment;
   try {
-    attributes.labels = JSON.parse(readFileSync(join(sd, 'labels.json'), 'utf8')) as unknown;
+    attributes.labels = JSON.parse(readInTree(tree, `${sd}/labels.json`) ?? 'null') ?? undefined;
   } catch {
     /* none */
   }
   for (const [k, f] of [['runscript', 'runscript'], ['startscript', 'startscript'], ['test', 'test'], ['helpfile', 'runscript.help']] as const) {
-    const t = readText(join(sd, f));
+    const t = readInTree(tree, `${sd}/${f}`);
     if (t !== undefined) attributes[k] = t;
   }
   attributes.deffile = deffile;
-  const appsDir = join(tree, 'scif', 'apps');
-  if (existsSync(appsDir)) {
-    const apps = readdirSync(appsDir).filter((a) => statSync(join(appsDir, a)).isDirectory()).sort();
-    if (apps.length) attributes.apps = apps;
-  }
+  const apps = appsOf(tree);
+  if (apps.length) attributes.apps = apps;
   return Buffer.from(JSON.stringify({ data: { attributes }, type: 'container' }), 'utf8');
 }
 

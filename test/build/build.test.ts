@@ -4,7 +4,7 @@
 // dir and adapted only where they need the network.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WarrenError } from '../../src/common/index.js';
 import { buildFromDefinition, type DefinitionBuildOptions } from '../../src/build/index.js';
@@ -14,7 +14,7 @@ import { warrenBin } from '../helpers.js';
 import { tempDir } from '../helpers.js';
 import { registryAvailable, startRegistry, type LoopbackRegistry } from '../image/oci/registry.js';
 import { pushBusybox } from '../image/oci/fixtures.js';
-import { buildSkip, copyRecipe, examples, extractSif, testdata, warren } from './helpers.js';
+import { buildSkip, copyRecipe, extractSif, testdata, warren } from './helpers.js';
 
 const skip = buildSkip();
 const regSkip = skip || (registryAvailable() ? false : 'docker-registry is not installed (scripts/apt/image.txt; run scripts/setup.sh)');
@@ -100,7 +100,14 @@ describe('definition-file builds', { skip, timeout: 600_000 }, () => {
     const d = fresh('noshell');
     writeFileSync(join(d, 'r.def'), 'Bootstrap: scratch\n\n%post\n    echo hi\n');
     await assert.rejects(build({ recipe: join(d, 'r.def'), out: join(d, 'x.sif'), cwd: d }), (e: WarrenError) => e.code === 'BUILD_NO_SHELL' && e.message.startsWith(`${join(d, 'r.def')}:3:1: `) && /\/bin\/sh/.test(e.message));
-    assert.deepEqual(readdirSync(d), ['r.def']);
+    assert.deepEqual(readdirSync(d).sort(), ['r.def']);
+    writeFileSync(join(d, 't.def'), 'Bootstrap: scratch\n\n%test\n    true\n');
+    await assert.rejects(build({ recipe: join(d, 't.def'), out: join(d, 'x.sif'), cwd: d }), (e: WarrenError) => e.code === 'BUILD_NO_SHELL' && /t\.def:3:1: %test/.test(e.message));
+    // An empty scratch image builds: only the metadata and the system directories.
+    writeFileSync(join(d, 'empty.def'), 'Bootstrap: scratch\n');
+    await build({ recipe: join(d, 'empty.def'), out: join(d, 'empty.sif'), cwd: d });
+    const tree = extractSif(join(d, 'empty.sif'), join(d, 'empty-tree'));
+    assert.deepEqual(readdirSync(tree).filter((n) => !n.startsWith('.')).sort(), ['dev', 'environment', 'etc', 'home', 'mnt', 'opt', 'proc', 'root', 'singularity', 'srv', 'sys', 'tmp', 'var']);
     assertNoBuildDirs();
   });
 
@@ -167,6 +174,33 @@ describe('definition-file builds', { skip, timeout: 600_000 }, () => {
     assert.equal(lstatSync(join(tree, 'etc/link-out')).isFile(), true);
     assert.equal(readFileSync(join(tree, 'etc/link-out'), 'utf8'), 'S\n');
     assert.equal(readFileSync(join(tree, 'etc/a.txt'), 'utf8'), 'A\n');
+  });
+
+  it('a base whose /.singularity.d, /scif and /etc are links out of the tree: Warren writes inside the tree, never on the host', async () => {
+    const d = fresh('hostile-base');
+    // Not under /tmp: inside a build step /tmp is a tmpfs, so links into it lead nowhere lasting.
+    const hostDir = mkdtempSync('/var/tmp/warren-build-host-');
+    const cleanupHost = () => rmSync(hostDir, { recursive: true, force: true });
+    after(cleanupHost);
+    writeFileSync(join(hostDir, 'runscript'), 'host secret\n');
+    const sb = join(d, 'sandbox');
+    mkdirSync(join(sb, 'bin'), { recursive: true });
+    writeFileSync(join(sb, 'bin/busybox'), readFileSync('/bin/busybox'), { mode: 0o755 });
+    symlinkSync('busybox', join(sb, 'bin/sh'));
+    for (const l of ['.singularity.d', 'scif', 'etc']) symlinkSync(hostDir, join(sb, l));
+    writeFileSync(join(d, 'r.def'), 'Bootstrap: localimage\nFrom: sandbox\n%appinstall a\n    touch made\n%apprun a\n    echo a\n%labels\n    K V\n');
+    const out = join(d, 'r.sif');
+    await build({ recipe: join(d, 'r.def'), out, cwd: d, notest: true });
+    assert.deepEqual(readdirSync(hostDir), ['runscript'], 'Warren wrote into the host directory a link of the image points at');
+    assert.equal(readFileSync(join(hostDir, 'runscript'), 'utf8'), 'host secret\n');
+    const meta = readSifMetadata(out);
+    assert.equal(meta.labels!.K, 'V');
+    assert.doesNotMatch(JSON.stringify(meta), /host secret/, 'a host file was read into the metadata');
+    const tree = extractSif(out, join(d, 'tree'));
+    // Inside the image the links lead to <hostDir> as a path of the image: that is where things went.
+    assert.ok(existsSync(join(tree, hostDir, 'labels.json')));
+    assert.ok(existsSync(join(tree, hostDir, 'apps/a/made')));
+    cleanupHost();
   });
 
   it('%files with a missing source: an error at its line, nothing left behind', async () => {
@@ -379,11 +413,14 @@ describe('definition-file builds', { skip, timeout: 600_000 }, () => {
     const p = spawn(process.execPath, [warrenBin, 'image', 'build', join(d, 'x.sif'), join(d, 'r.def')], { cwd: d, env: { ...process.env, WARREN_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     const exited = new Promise<number | null>((r) => p.on('close', (c) => r(c)));
+    after(() => {
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    });
     await new Promise<void>((resolve, reject) => {
       const t0 = setTimeout(() => reject(new Error(`no %post output: ${err}`)), 60_000);
       p.stderr.on('data', (c: Buffer) => {
         err += c.toString();
-        if (/^started$/m.test(err)) {
+        if (/\+ sleep 60/.test(err)) {
           clearTimeout(t0);
           resolve();
         }

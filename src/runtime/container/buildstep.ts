@@ -10,8 +10,8 @@
 // `binds` would be empty placeholders: those that were not there before are removed again.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { WarrenError } from '../../common/index.js';
 import type { BindMount } from '../types.js';
 import { buildOciSpec, DEFAULT_SHM_BYTES } from './spec.js';
@@ -76,6 +76,48 @@ export interface BuildStepResult {
   mode: 'root' | 'rootless';
 }
 
+/**
+ * The node path of `p` inside the tree `root`, its links resolved as they would be inside it
+ * (an absolute link restarts at `root`, `..` stops at `root`): a path so resolved never leads
+ * out of the tree, whatever links the tree holds. Missing components are taken as written.
+ */
+export function resolveInRoot(root: string, p: string): string {
+  const parts = posix.normalize('/' + p).split('/').filter(Boolean);
+  const done: string[] = [];
+  let hops = 0;
+  while (parts.length) {
+    const c = parts.shift()!;
+    if (c === '.') continue;
+    if (c === '..') {
+      done.pop();
+      continue;
+    }
+    const host = join(root, ...done, c);
+    let st;
+    try {
+      st = lstatSync(host);
+    } catch {
+      done.push(c);
+      continue;
+    }
+    if (st.isSymbolicLink()) {
+      if (++hops > 40) throw new WarrenError('RUNTIME_CONTAINER_SETUP', `too many levels of symbolic links resolving ${p} in ${root}`, { hint: 'the image has a link loop: fix or remove the links on that path' });
+      const t = readlinkSync(host);
+      if (t.startsWith('/')) done.length = 0;
+      parts.unshift(...t.split('/').filter(Boolean));
+      continue;
+    }
+    done.push(c);
+  }
+  return join(root, ...done);
+}
+
+/** `inside` in the tree: its parent resolved inside it, the last component as written (a link there is not followed). */
+export function pathInTree(root: string, inside: string): string {
+  const n = posix.normalize('/' + inside);
+  return n === '/' ? root : join(resolveInRoot(root, posix.dirname(n)), posix.basename(n));
+}
+
 function lexists(p: string): boolean {
   try {
     lstatSync(p);
@@ -112,9 +154,10 @@ export async function runBuildStep(opts: BuildStepOptions): Promise<BuildStepRes
 
   // What runc may have to create as mount points, and whether it is there now.
   const nodeFiles = network === 'host' ? NODE_NET_FILES.filter((f) => existsSync(f)) : [];
-  const placeholders = [...nodeFiles, ...(opts.binds ?? []).map((b) => b.target)].filter((p) => !lexists(join(opts.rootfs, p)));
+  // (Paths resolved inside the tree, as runc resolves mount destinations: never the node's own files.)
+  const placeholders = [...nodeFiles, ...(opts.binds ?? []).map((b) => b.target)].map((p) => resolveInRoot(opts.rootfs, p)).filter((p) => !lexists(p));
   // A read-only root cannot get mount points: bind only the node files the tree has.
-  const files = opts.readOnly ? nodeFiles.filter((f) => lexists(join(opts.rootfs, f))) : nodeFiles;
+  const files = opts.readOnly ? nodeFiles.filter((f) => lexists(resolveInRoot(opts.rootfs, f))) : nodeFiles;
   const cg = root ? detectCgroups() : undefined;
   const spec = buildOciSpec({
     rootfs: opts.rootfs,
@@ -146,7 +189,9 @@ export async function runBuildStep(opts: BuildStepOptions): Promise<BuildStepRes
   let timedOut = false;
   try {
     const status = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(runc, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: bundle });
+      // stdout and stderr into one pipe (a shell's 2>&1, then exec runc): the output keeps the
+      // order it was written in (with two pipes, a trace line and the output it traces interleave).
+      const child = spawn('/bin/sh', ['-c', 'exec "$0" "$@" 2>&1', runc, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: bundle });
       const take = (c: Buffer): void => {
         opts.onOutput?.(c);
         tail = Buffer.concat([tail, c]);
@@ -184,7 +229,7 @@ export async function runBuildStep(opts: BuildStepOptions): Promise<BuildStepRes
     rmSync(bundle, { recursive: true, force: true });
     if (opts.readOnly !== true) {
       // Deepest first, so a placeholder directory is empty when it is removed.
-      for (const p of [...placeholders].sort((a, b) => b.length - a.length)) removePlaceholder(join(opts.rootfs, p));
+      for (const p of [...placeholders].sort((a, b) => b.length - a.length)) removePlaceholder(p);
     }
   }
 }
