@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { adhocRunDir, buildOciSpec, DEFAULT_SHM_BYTES, releaseIdleMounts } from '../../src/runtime/container/index.js';
 import { sifPartition } from '../../src/image/index.js';
 import { makeBusyboxRootfs } from '../../test/runtime/container/fixtures.js';
+import { preparePodman, stats } from '../podman.js';
 
 const N = Number(process.argv[2] ?? process.env.WARREN_BENCH_N ?? 30);
 const WARMUP = 3;
@@ -92,39 +93,15 @@ async function baseline(): Promise<number> {
 }
 
 const IMAGE = 'localhost/warren-bench-exec-busybox:latest';
-let podmanArgs: string[] | null = null;
-let podmanWhy = '';
-if (spawnSync('podman', ['--version']).status === 0) {
-  const tar = join(work, 'rootfs.tar');
-  spawnSync('tar', ['-C', rootfs, '-cf', tar, '.']);
-  const imp = spawnSync('podman', ['import', '-q', tar, IMAGE], { encoding: 'utf8' });
-  if (imp.status !== 0) podmanWhy = `podman import failed: ${imp.stderr.trim()}`;
-  else {
-    const hard = (name: string) => /(\d+)\s+\S+\s*$/.exec(readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith(name)) ?? '')?.[1];
-    const candidates = [[], ['--ulimit', `nofile=${hard('Max open files') ?? 1024}:${hard('Max open files') ?? 1024}`, '--ulimit', 'nproc=32768:32768']];
-    for (const extra of candidates) {
-      const args = ['run', '--rm', ...extra, IMAGE, '/bin/true'];
-      const r = spawnSync('podman', args, { encoding: 'utf8' });
-      if (r.status === 0) {
-        podmanArgs = args;
-        break;
-      }
-      podmanWhy = `podman run failed: ${r.stderr.trim().split('\n').pop()}`;
-    }
-  }
-} else podmanWhy = 'podman not installed (apt-get install podman)';
+const pm = preparePodman(rootfs, work, IMAGE);
+const podmanArgs = pm.args;
+const podmanWhy = pm.why;
 
 async function podman(): Promise<number> {
   const r = await timeSpawn('podman', podmanArgs!);
   if (r.code !== 0) throw new Error(`podman run failed (${r.code})`);
   return r.ms;
 }
-
-const stats = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const median = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-  return { median, mean: xs.reduce((a, b) => a + b, 0) / xs.length, min: s[0]!, max: s[s.length - 1]! };
-};
 
 try {
   const t: Record<string, number[]> = { warren: [], baseline: [], podman: [] };
@@ -161,7 +138,7 @@ try {
   console.log(ok ? 'targets met' : 'TARGETS MISSED');
   process.exitCode = ok ? 0 : 1;
 } finally {
-  if (podmanArgs) spawnSync('podman', ['rmi', '-f', IMAGE], { stdio: 'ignore' });
+  pm.remove();
   spawnSync('umount', [mnt], { stdio: 'ignore' });
   // Warren's held loop mount of the image, and its private run directory.
   await releaseIdleMounts(join(home, 'containers'), 0);

@@ -9,7 +9,7 @@
 // PATH and LD_LIBRARY_PATH), the image read-only.
 import { posix } from 'node:path';
 import { WarrenError } from '../../common/index.js';
-import { OCI_VERSION, DEFAULT_PATH, cleanTarget, type OciMount, type OciSpec } from './spec.js';
+import { OCI_VERSION, DEFAULT_PATH, DOCKER_DEFAULT_CAPABILITIES, cleanTarget, type OciMount, type OciSpec } from './spec.js';
 
 /** Where Warren's own files appear inside an ad-hoc container. */
 export const ADHOC_DIR = '/.warren';
@@ -17,22 +17,7 @@ export const ADHOC_INIT = `${ADHOC_DIR}/init`;
 export const ADHOC_WRAPPER = `${ADHOC_DIR}/action.sh`;
 
 /** Capabilities of root inside when the caller is root (Docker's default set). */
-export const ADHOC_ROOT_CAPABILITIES = [
-  'CAP_AUDIT_WRITE',
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FOWNER',
-  'CAP_FSETID',
-  'CAP_KILL',
-  'CAP_MKNOD',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_NET_RAW',
-  'CAP_SETFCAP',
-  'CAP_SETGID',
-  'CAP_SETPCAP',
-  'CAP_SETUID',
-  'CAP_SYS_CHROOT',
-];
+export const ADHOC_ROOT_CAPABILITIES = DOCKER_DEFAULT_CAPABILITIES;
 
 export interface AdhocBind {
   /** Path on this machine (absolute). */

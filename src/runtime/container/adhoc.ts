@@ -13,7 +13,7 @@ import { constants as osConstants, userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { WarrenError } from '../../common/index.js';
 import type { ContainerImage } from './runtime.js';
-import { runcMissing } from './runtime.js';
+import { runcFailure, runcMissing } from './runtime.js';
 import { checkRootfsDir, checkSquashfs, defaultToolPath, findExecutable, findSquashfsTools, locateSquashfs, mountSquashfs, type SquashfsLocation, type SquashfsTools } from './rootfs.js';
 import { detectCgroups } from './cgroups.js';
 import { sweepStale } from './sweep.js';
@@ -671,7 +671,7 @@ export async function runAdhoc(req: AdhocRequest): Promise<number> {
     child.on('exit', (code, sig) => resolve(code ?? 128 + (sig ? signalNumber(sig) : 9)));
   });
   for (const [s, h] of handlers) process.off(s, h);
-  const failure = status !== 0 ? runcError(join(bundle, 'runc.log')) : undefined;
+  const failure = status !== 0 ? runcFailure(join(bundle, 'runc.log')) : undefined;
   if (failure && existsSync(join(runcRoot, cid))) {
     await new Promise<void>((r) => spawn(runc, ['--root', runcRoot, 'delete', '-f', cid], { stdio: 'ignore' }).on('exit', () => r()).on('error', () => r()));
   }
@@ -688,22 +688,3 @@ function signalNumber(sig: NodeJS.Signals): number {
   return (osConstants.signals as Record<string, number>)[sig] ?? 9;
 }
 
-/** runc's own error (its JSON log) when it failed to start the container. */
-function runcError(logFile: string): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync(logFile, 'utf8');
-  } catch {
-    return undefined;
-  }
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const e = JSON.parse(line) as { level?: string; msg?: string };
-      if (e.level === 'error' && e.msg) return e.msg.replace(/^runc run failed: /, '');
-    } catch {
-      /* not JSON */
-    }
-  }
-  return undefined;
-}

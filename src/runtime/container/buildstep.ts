@@ -14,27 +14,13 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, r
 import { join, posix } from 'node:path';
 import { WarrenError } from '../../common/index.js';
 import type { BindMount } from '../types.js';
-import { buildOciSpec, DEFAULT_SHM_BYTES } from './spec.js';
+import { buildOciSpec, DEFAULT_SHM_BYTES, DOCKER_DEFAULT_CAPABILITIES } from './spec.js';
+import { runcFailure } from './runtime.js';
 import { detectCgroups } from './cgroups.js';
 import { defaultToolPath, findExecutable, run } from './rootfs.js';
 
 /** Capabilities of root in a build step: Docker's default set (what package managers need). */
-export const BUILD_CAPABILITIES = [
-  'CAP_AUDIT_WRITE',
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FOWNER',
-  'CAP_FSETID',
-  'CAP_KILL',
-  'CAP_MKNOD',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_NET_RAW',
-  'CAP_SETFCAP',
-  'CAP_SETGID',
-  'CAP_SETPCAP',
-  'CAP_SETUID',
-  'CAP_SYS_CHROOT',
-];
+export const BUILD_CAPABILITIES = DOCKER_DEFAULT_CAPABILITIES;
 
 const NODE_NET_FILES = ['/etc/resolv.conf', '/etc/hosts'];
 
@@ -245,23 +231,4 @@ function removePlaceholder(p: string): void {
   }
 }
 
-/** runc's error message from its JSON log, if it logged one. */
-function runcFailure(logFile: string): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync(logFile, 'utf8');
-  } catch {
-    return undefined;
-  }
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const e = JSON.parse(line) as { level?: string; msg?: string };
-      if (e.level === 'error' && e.msg) return e.msg.replace(/^runc run failed: /, '');
-    } catch {
-      /* not JSON */
-    }
-  }
-  return undefined;
-}
 

@@ -610,7 +610,7 @@ function overlayRoot(spec: OciSpec, layers: { lower: string[]; upper: string; wo
 }
 
 /** runc's own error (from its JSON log) when it failed to start the container, else undefined. */
-function runcFailure(logFile: string): string | undefined {
+export function runcFailure(logFile: string): string | undefined {
   let text: string;
   try {
     text = readFileSync(logFile, 'utf8');

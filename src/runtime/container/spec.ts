@@ -145,6 +145,24 @@ export function rootMountOptions(allowSetuid: boolean): string[] {
   return allowSetuid ? ['rbind', 'nodev'] : ['rbind', 'nosuid', 'nodev'];
 }
 
+/** Docker's default capabilities: root inside ad-hoc containers and image builds (what package managers need). */
+export const DOCKER_DEFAULT_CAPABILITIES = [
+  'CAP_AUDIT_WRITE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_MKNOD',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_RAW',
+  'CAP_SETFCAP',
+  'CAP_SETGID',
+  'CAP_SETPCAP',
+  'CAP_SETUID',
+  'CAP_SYS_CHROOT',
+];
+
 /** The minimal capability set for root inside (runc's own defaults). */
 export const ROOT_CAPABILITIES = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
 
