@@ -40,3 +40,21 @@ export function stats(xs: number[]): { median: number; mean: number; min: number
   const median = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
   return { median, mean: xs.reduce((a, b) => a + b, 0) / xs.length, min: s[0]!, max: s[s.length - 1]! };
 }
+
+/**
+ * Run each runner `n` times after `warmup` rounds, interleaved (one of each per round, the order
+ * rotating) so machine noise hits all alike; a pause after each run (400 ms after podman, whose
+ * conmon and storage cleanup would otherwise slow down whatever runs next).
+ */
+export async function interleave(runners: [string, () => Promise<number>][], n: number, warmup: number): Promise<Record<string, number[]>> {
+  const t: Record<string, number[]> = Object.fromEntries(runners.map(([name]) => [name, []]));
+  for (let i = 0; i < warmup; i++) for (const [, fn] of runners) await fn();
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < runners.length; k++) {
+      const [name, fn] = runners[(i + k) % runners.length]!;
+      t[name]!.push(await fn());
+      await new Promise((r) => setTimeout(r, name === 'podman' ? 400 : 50));
+    }
+  }
+  return t;
+}

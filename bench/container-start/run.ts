@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContainerRuntime, buildOciSpec, DEFAULT_SHM_BYTES } from '../../src/runtime/container/index.js';
 import { makeBusyboxRootfs } from '../../test/runtime/container/fixtures.js';
-import { preparePodman, stats } from '../podman.js';
+import { interleave, preparePodman, stats } from '../podman.js';
 
 const N = Number(process.argv[2] ?? process.env.WARREN_BENCH_N ?? 30);
 const WARMUP = 3;
@@ -92,27 +92,15 @@ async function podman(): Promise<number> {
 }
 
 try {
-  const t: Record<string, number[]> = { warren: [], runc: [], podman: [] };
-  for (let i = 0; i < WARMUP; i++) {
-    await warren();
-    await bare();
-    if (podmanArgs) await podman();
-  }
-  // Rotate the order each round, and let the machine settle after each run: podman leaves
-  // work behind (conmon, storage cleanup) that would otherwise slow down whatever runs
-  // right after it, and with three runners rotation alone does not spread that evenly.
-  const runners: [string, () => Promise<number>][] = [
-    ['warren', warren],
-    ['runc', bare],
-    ...(podmanArgs ? ([['podman', podman]] as [string, () => Promise<number>][]) : []),
-  ];
-  for (let i = 0; i < N; i++) {
-    for (let k = 0; k < runners.length; k++) {
-      const [name, fn] = runners[(i + k) % runners.length]!;
-      t[name]!.push(await fn());
-      await new Promise((r) => setTimeout(r, name === 'podman' ? 400 : 50));
-    }
-  }
+  const t = await interleave(
+    [
+      ['warren', warren],
+      ['runc', bare],
+      ...(podmanArgs ? ([['podman', podman]] as [string, () => Promise<number>][]) : []),
+    ],
+    N,
+    WARMUP,
+  );
   const w = stats(t.warren!);
   const r = stats(t.runc!);
   const p = podmanArgs ? stats(t.podman!) : undefined;

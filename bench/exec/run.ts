@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { adhocRunDir, buildOciSpec, DEFAULT_SHM_BYTES, releaseIdleMounts } from '../../src/runtime/container/index.js';
 import { sifPartition } from '../../src/image/index.js';
 import { makeBusyboxRootfs } from '../../test/runtime/container/fixtures.js';
-import { preparePodman, stats } from '../podman.js';
+import { interleave, preparePodman, stats } from '../podman.js';
 
 const N = Number(process.argv[2] ?? process.env.WARREN_BENCH_N ?? 30);
 const WARMUP = 3;
@@ -104,24 +104,15 @@ async function podman(): Promise<number> {
 }
 
 try {
-  const t: Record<string, number[]> = { warren: [], baseline: [], podman: [] };
-  for (let i = 0; i < WARMUP; i++) {
-    await warren();
-    await baseline();
-    if (podmanArgs) await podman();
-  }
-  const runners: [string, () => Promise<number>][] = [
-    ['warren', warren],
-    ['baseline', baseline],
-    ...(podmanArgs ? ([['podman', podman]] as [string, () => Promise<number>][]) : []),
-  ];
-  for (let i = 0; i < N; i++) {
-    for (let k = 0; k < runners.length; k++) {
-      const [name, fn] = runners[(i + k) % runners.length]!;
-      t[name]!.push(await fn());
-      await new Promise((r) => setTimeout(r, name === 'podman' ? 400 : 50));
-    }
-  }
+  const t = await interleave(
+    [
+      ['warren', warren],
+      ['baseline', baseline],
+      ...(podmanArgs ? ([['podman', podman]] as [string, () => Promise<number>][]) : []),
+    ],
+    N,
+    WARMUP,
+  );
   const w = stats(t.warren!);
   const b = stats(t.baseline!);
   const p = podmanArgs ? stats(t.podman!) : undefined;
