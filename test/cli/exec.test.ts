@@ -326,6 +326,11 @@ test('instances: start, name in use, exec instance://, list, stop; as root and a
   const badName = warren(['instance', 'start', sif, '../x']);
   assert.equal(badName.code, 2);
   assert.match(badName.stderr, /INSTANCE_BAD_NAME/);
+  // A start that fails leaves nothing: no record, no directory.
+  const noImage = warren(['instance', 'start', join(work, 'no-such.sif'), 'ghost']);
+  assert.equal(noImage.code, 2);
+  assert.match(noImage.stderr, /IMAGE_LOCAL_NOT_FOUND/);
+  assert.ok(!existsSync(join(home, 'instances', 'ghost')));
 });
 
 test('instances: a supervisor killed with SIGKILL leaves nothing the next Warren does not sweep', { skip, timeout: 120_000 }, () => {

@@ -123,21 +123,27 @@ export interface StartInstanceOptions {
 export async function startInstance(o: StartInstanceOptions): Promise<InstanceRecord> {
   checkName(o.name);
   const dir = join(instancesDir(o.home), o.name);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // One start at a time per name: the `starting` file is created exclusively.
-  const lock = join(dir, 'starting');
+  // A record whose supervisor is gone is swept here (its directory with it).
   const existing = await liveRecord(o.home, o.name);
   if (existing) {
     throw new WarrenError('INSTANCE_NAME_IN_USE', `an instance named ${o.name} is running already (pid ${existing.pid}, image ${existing.image})`, {
       hint: `choose another name, or stop it first: \`warren instance stop ${o.name}\``,
     });
   }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // One start at a time per name: the `starting` file is created exclusively.
+  const lock = join(dir, 'starting');
   try {
     const fd = openSync(lock, 'wx');
     writeFileSync(fd, String(process.pid));
     closeSync(fd);
   } catch {
-    const holder = Number(readFileSync(lock, 'utf8'));
+    let holder = 0;
+    try {
+      holder = Number(readFileSync(lock, 'utf8'));
+    } catch {
+      /* removed meanwhile */
+    }
     if (pidAlive(holder)) {
       throw new WarrenError('INSTANCE_NAME_IN_USE', `an instance named ${o.name} is being started by process ${holder}`, { hint: `choose another name, or wait and see \`warren instance list\`` });
     }
@@ -200,6 +206,8 @@ export async function startInstance(o: StartInstanceOptions): Promise<InstanceRe
     }
   } finally {
     rmSync(lock, { force: true });
+    // Nothing is left of a start that failed: no record, no directory.
+    if (!existsSync(join(dir, 'record.json'))) rmSync(dir, { recursive: true, force: true });
   }
 }
 
