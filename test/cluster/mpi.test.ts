@@ -214,7 +214,9 @@ jobs:
       assert.equal(sub.code, 0, sub.stderr);
       const id = sub.stdout.trim();
       // Both ranks run: find the node of each (the namespace of the rank's process).
-      const ranks = await c.until('both ranks to run', async () => rankNodes('ar-ompi 1 60 500'), (v) => v.length >= 2, 60_000);
+      // (pgrep also matches the job's `sh -c` and the launcher's command line on the first node:
+      // wait until a process of the pattern runs on two nodes, not for two processes.)
+      const ranks = await c.until('both ranks to run', async () => rankNodes('ar-ompi 1 60 500'), (v) => new Set(v).size >= 2, 60_000);
       const launcherNode = (await rankNodes('mpirun --hostfile'))[0]!;
       const other = ranks.find((n) => n !== launcherNode)!;
       assert.ok(launcherNode && other, `ranks on ${ranks.join(',')}, launcher on ${launcherNode}`);
