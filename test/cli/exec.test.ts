@@ -290,6 +290,11 @@ test('as a user who is not root: own uid and gid inside, home bound, the image e
   const fuse = spawnSync('runuser', ['-u', USER, '--', 'test', '-w', '/dev/fuse']).status === 0;
   if (!fuse) assert.ok(readdirSync(`/home/${USER}/.warren/containers/rootfs`).length >= 1, 'extracted into the per-user cache');
   assertClean(`/home/${USER}/.warren`, uid);
+  // --fakeroot: root inside (of the user's own namespace); what it writes is still the user's.
+  const fr = warren(['exec', '--fakeroot', '--writable-tmpfs', APPTAINER_SIF, 'sh', '-c', 'id -u; touch ~/fakeroot-made; echo x > /etc/fr && chown 0:0 /etc/fr && echo chowned'], { user: true, cwd: `/home/${USER}` });
+  assert.equal(fr.code, 0, fr.stderr);
+  assert.deepEqual(fr.stdout.trim().split('\n'), ['0', 'chowned']);
+  assert.equal(spawnSync('stat', ['-c', '%u', `/home/${USER}/fakeroot-made`], { encoding: 'utf8' }).stdout.trim(), String(uid));
   // An overlay the user cannot write.
   const ro = join(work, 'root-overlay');
   mkdirSync(ro, { recursive: true, mode: 0o755 });

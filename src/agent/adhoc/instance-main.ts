@@ -50,8 +50,9 @@ async function main(): Promise<void> {
                       runcRoot,
                       startedAt: new Date().toISOString(),
                       logs: job.logs,
-                      uid: process.getuid?.() ?? 0,
-                      gid: process.getgid?.() ?? 0,
+                      // Who `exec instance://` runs as: root for a --fakeroot instance.
+                      uid: job.request.fakeroot ? 0 : (process.getuid?.() ?? 0),
+                      gid: job.request.fakeroot ? 0 : (process.getgid?.() ?? 0),
                     });
                     return;
                   }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { EXIT, WarrenError, warrenHome } from '../../common/index.js';
 
 interface AdhocCliOpts {
+  fakeroot?: boolean;
   key?: string;
   passphraseEnv?: string;
   bind?: string[];
@@ -45,6 +46,7 @@ function callerCwd(): string {
 export function addAdhocOptions(cmd: Command): Command {
   return cmd
     .option('-B, --bind <SRC[:DST[:ro]]>', 'bind a path of this machine into the container (repeatable; several separated by commas; also $WARREN_BIND)', collect)
+    .option('-f, --fakeroot', 'be root inside (root of a user namespace of yours: root over the container\'s files, nobody outside)')
     .option('-c, --contain', 'do not bind the home directory, the current directory and /tmp; a private /dev')
     .option('-C, --containall', 'as --contain, plus own PID and IPC namespaces and a clean environment')
     .option('-e, --cleanenv', "do not pass this machine's environment (TERM, proxies and locale only)")
@@ -108,6 +110,7 @@ export async function adhocRequestOf(o: AdhocCliOpts, cwd: string): Promise<Reco
     network,
     ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
     nv: o.nv === true,
+    ...(o.fakeroot ? { fakeroot: true } : {}),
     ...(o.app !== undefined ? { app: o.app } : {}),
     ...(o.shell !== undefined ? { shell: o.shell } : {}),
     ...(o.key !== undefined ? { key: o.key } : {}),

@@ -197,6 +197,8 @@ export interface AdhocSpecInput {
   cwd: string;
   /** The caller outside; root callers run as root inside without a user namespace. */
   caller: { uid: number; gid: number };
+  /** --fakeroot: a caller who is not root is root inside (their user namespace's), with root's capabilities there. */
+  fakeroot?: boolean;
   /** warren-userid on this machine: the container's first process. */
   init: string;
   /** Binds, in the order given (defaults first, then the user's). */
@@ -281,16 +283,19 @@ export function buildAdhocSpec(input: AdhocSpecInput): OciSpec {
   if (input.network === 'none') namespaces.push({ type: 'network' });
   if (input.hostname !== undefined) namespaces.push({ type: 'uts' });
 
-  // Root callers: root inside with Docker's default capabilities. Everyone else: the init
-  // helper needs CAP_SETFCAP to map the container's root to the caller's uid; the command
-  // (a non-zero uid) loses every capability at exec.
-  const caps = root ? ADHOC_ROOT_CAPABILITIES : ['CAP_SETFCAP'];
+  // Root callers (and --fakeroot): root inside with Docker's default capabilities (with
+  // --fakeroot only in the caller's user namespace: root over the container's files, nobody
+  // outside). Everyone else: the init helper needs CAP_SETFCAP to map the container's root to
+  // the caller's uid; the command (a non-zero uid) loses every capability at exec.
+  const asRoot = root || input.fakeroot === true;
+  const caps = asRoot ? ADHOC_ROOT_CAPABILITIES : ['CAP_SETFCAP'];
   const spec: OciSpec = {
     ociVersion: OCI_VERSION,
     process: {
       terminal: input.terminal,
       user: { uid: 0, gid: 0 },
-      args: [ADHOC_INIT, String(input.caller.uid), String(input.caller.gid), ...input.argv],
+      // uid 0 tells the helper to stay the container's root (root callers, --fakeroot).
+      args: [ADHOC_INIT, asRoot ? '0' : String(input.caller.uid), asRoot ? '0' : String(input.caller.gid), ...input.argv],
       env: [...input.env],
       cwd: input.cwd,
       capabilities: { bounding: [...caps], effective: [...caps], permitted: [...caps], ambient: [] },

@@ -59,6 +59,8 @@ export interface AdhocRequest {
   nv: boolean;
   /** Node policy allow-setuid. */
   allowSetuid: boolean;
+  /** --fakeroot: root inside a user namespace (for a caller who is not root). */
+  fakeroot?: boolean;
   /** `$WARREN_HOME/containers`: bundles, runc state, extractions. */
   stateDir: string;
   /** The environment and directory of the caller (default: this process's). */
@@ -225,7 +227,7 @@ async function prepareAdhoc(req: AdhocRequest, cid: string, releases: (() => Pro
       return undefined;
     }
   };
-  if (!root && existsSync(join(opened.imageRoot, 'etc'))) {
+  if (!root && !req.fakeroot && existsSync(join(opened.imageRoot, 'etc'))) {
     const pw = passwdWithCaller(etc('etc/passwd'), etc('etc/group'), {
       uid,
       gid,
@@ -308,6 +310,7 @@ async function prepareAdhoc(req: AdhocRequest, cid: string, releases: (() => Pro
     env: envList,
     cwd: inCwd,
     caller: { uid, gid },
+    ...(req.fakeroot ? { fakeroot: true } : {}),
     init,
     binds: allBinds,
     files,

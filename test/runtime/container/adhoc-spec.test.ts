@@ -122,6 +122,15 @@ test('buildAdhocSpec, a user: user namespace mapping them to root, the helper fi
   assert.ok(m.find((x) => x.destination === '/etc/passwd')!.options!.includes('ro'));
 });
 
+test('buildAdhocSpec, --fakeroot: a user namespace, root inside it with root\'s capabilities there', () => {
+  const s = buildAdhocSpec({ ...base, fakeroot: true });
+  assert.deepEqual(s.process.args.slice(0, 3), ['/.warren/init', '0', '0']);
+  assert.ok(s.process.capabilities.bounding.includes('CAP_CHOWN'));
+  assert.deepEqual(s.linux.uidMappings, [{ containerID: 0, hostID: 1000, size: 1 }]);
+  assert.ok(s.linux.namespaces.some((n) => n.type === 'user'));
+  assert.equal(s.root.readonly, true);
+});
+
 test('buildAdhocSpec, root, --containall, --net none, --hostname, writable', () => {
   const s = buildAdhocSpec({ ...base, caller: { uid: 0, gid: 0 }, contain: true, pidNamespace: true, network: 'none', hostname: 'box', writable: true });
   assert.deepEqual(s.linux.namespaces.map((n) => n.type), ['mount', 'pid', 'ipc', 'network', 'uts']);
