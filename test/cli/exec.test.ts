@@ -488,3 +488,21 @@ test('an image built from a definition file: run (its %runscript, %environment),
   assert.equal(warren(['instance', 'stop', 'built1']).code, 0);
   assertClean(home);
 });
+
+test('--writable changes a sandbox directory in place; a SIF, a cached image or a sandbox that is not yours are refused', { skip, timeout: 120_000 }, () => {
+  const box = join(work, 'writable-box');
+  makeBusyboxRootfs(box);
+  const w = warren(['exec', '--writable', box, 'sh', '-c', 'echo kept > /kept.txt']);
+  assert.equal(w.code, 0, w.stderr);
+  assert.equal(readFileSync(join(box, 'kept.txt'), 'utf8'), 'kept\n');
+  const s = warren(['exec', '--writable', sif, 'true']);
+  assert.equal(s.code, 2);
+  assert.match(s.stderr, /RUNTIME_WRITABLE_UNSUPPORTED.*a SIF/);
+  const both = warren(['exec', '--writable', '--writable-tmpfs', box, 'true']);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /RUNTIME_WRITABLE_UNSUPPORTED/);
+  const notMine = warren(['exec', '--writable', box, 'true'], { user: true, cwd: `/home/${USER}` });
+  assert.equal(notMine.code, 2);
+  assert.match(notMine.stderr, /RUNTIME_IMAGE_NOT_WRITABLE/);
+  assertClean(home);
+});

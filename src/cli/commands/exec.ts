@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { EXIT, WarrenError, warrenHome } from '../../common/index.js';
 
 interface AdhocCliOpts {
+  writable?: boolean;
   fakeroot?: boolean;
   key?: string;
   passphraseEnv?: string;
@@ -54,6 +55,7 @@ export function addAdhocOptions(cmd: Command): Command {
     .option('--env-file <FILE>', 'set the variables of a KEY=VALUE file inside (repeatable)', collect)
     .option('-H, --home <SRC[:DST]>', 'the home directory to bind (default: yours)')
     .option('--pwd <DIR>', 'the working directory inside')
+    .option('-w, --writable', 'change a sandbox directory in place')
     .option('--writable-tmpfs', 'let the container write to its file system; the changes are discarded at the end')
     .option('-o, --overlay <DIR|IMAGE[:ro]>', 'an overlay on the image: a directory keeps the changes (DIR:ro and squashfs images are read-only layers)', collect)
     .option('--nv', "pass this machine's NVIDIA GPUs and driver libraries through")
@@ -101,6 +103,7 @@ export async function adhocRequestOf(o: AdhocCliOpts, cwd: string): Promise<Reco
     binds,
     overlays: (o.overlay ?? []).map((v) => rt.parseOverlay(v, cwd)),
     writableTmpfs: o.writableTmpfs === true,
+    ...(o.writable ? { writable: true } : {}),
     contain: o.contain === true,
     containall: o.containall === true,
     cleanenv: o.cleanenv === true,

@@ -189,8 +189,10 @@ export interface AdhocSpecInput {
   /** The overlay's upper and work directories (one file system). */
   upper: string;
   work: string;
-  /** The root stays writable (--writable-tmpfs, a writable --overlay). */
+  /** The root stays writable (--writable-tmpfs, a writable --overlay, --writable). */
   writable: boolean;
+  /** --writable of a sandbox directory: that directory is the root, read-write (no overlay). */
+  rootBind?: string;
   /** The command, as run inside (already wrapped). */
   argv: string[];
   env: string[];
@@ -233,13 +235,11 @@ export function overlaySafe(path: string): boolean {
 export function buildAdhocSpec(input: AdhocSpecInput): OciSpec {
   const root = input.caller.uid === 0;
   const ro = (o: string[]): string[] => [...o, 'ro'];
+  const flags = [...(input.allowSetuid ? [] : ['nosuid']), 'nodev'];
   const mounts: OciMount[] = [
-    {
-      destination: '/',
-      type: 'overlay',
-      source: 'overlay',
-      options: [`lowerdir=${input.lower.join(':')}`, `upperdir=${input.upper}`, `workdir=${input.work}`, ...(input.allowSetuid ? [] : ['nosuid']), 'nodev'],
-    },
+    input.rootBind
+      ? { destination: '/', type: 'none', source: input.rootBind, options: ['rbind', 'rw', ...flags] }
+      : { destination: '/', type: 'overlay', source: 'overlay', options: [`lowerdir=${input.lower.join(':')}`, `upperdir=${input.upper}`, `workdir=${input.work}`, ...flags] },
   ];
   mounts.push(
     input.pidNamespace

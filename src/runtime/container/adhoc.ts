@@ -46,6 +46,8 @@ export interface AdhocRequest {
   binds: AdhocBind[];
   overlays: AdhocOverlay[];
   writableTmpfs: boolean;
+  /** --writable: a sandbox directory is changed in place. */
+  writable?: boolean;
   contain: boolean;
   containall: boolean;
   cleanenv: boolean;
@@ -156,6 +158,8 @@ interface Opened {
   writable: boolean;
   /** The image's root (for reading its files). */
   imageRoot: string;
+  /** --writable: the sandbox directory itself is the root. */
+  rootBind?: string;
 }
 
 /**
@@ -306,6 +310,7 @@ async function prepareAdhoc(req: AdhocRequest, cid: string, releases: (() => Pro
     upper: opened.upper,
     work: opened.work,
     writable: opened.writable,
+    ...(opened.rootBind ? { rootBind: opened.rootBind } : {}),
     argv: finalArgv,
     env: envList,
     cwd: inCwd,
@@ -454,6 +459,25 @@ async function openLayers(req: AdhocRequest, bundle: string, root: boolean, tool
     return h.path;
   };
   const img = req.image;
+  if (req.writable) {
+    // Apptainer's --writable: only a sandbox directory of yours, changed in place (never an
+    // image Warren pulled into its shared cache, never a SIF).
+    if (img.kind !== 'rootfs' || /^(docker|oras):\/\//.test(img.uri)) {
+      throw new WarrenError('RUNTIME_WRITABLE_UNSUPPORTED', `--writable: ${img.uri} is ${img.kind === 'rootfs' ? 'an image of the shared cache' : 'a SIF, which is read-only'}; only a sandbox directory can be changed in place`, {
+        hint: 'use --writable-tmpfs (changes discarded) or --overlay DIR (changes kept in DIR), or build a sandbox with `warren image build --sandbox DIR RECIPE.def`',
+      });
+    }
+    if (req.overlays.length || req.writableTmpfs) {
+      throw new WarrenError('RUNTIME_WRITABLE_UNSUPPORTED', '--writable changes the sandbox in place: it cannot be combined with --overlay or --writable-tmpfs', { hint: 'give one of them' });
+    }
+    checkRootfsDir(img.path, img.uri);
+    try {
+      accessSync(img.path, constants.W_OK | constants.X_OK);
+    } catch {
+      throw new WarrenError('RUNTIME_IMAGE_NOT_WRITABLE', `--writable: the sandbox ${img.path} is not writable by you`, { hint: 'use a sandbox you own, or --writable-tmpfs / --overlay DIR to write over it' });
+    }
+    return { lower: [], upper: '', work: '', writable: true, imageRoot: img.path, rootBind: img.path };
+  }
   let imageRoot: string;
   if (img.kind === 'rootfs') {
     checkRootfsDir(img.path, img.uri);
