@@ -4,7 +4,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { repoRoot, sharedDir, tempDir } from '../helpers.js';
@@ -61,9 +61,10 @@ function assertClean(h: string, owner = 0): void {
 }
 
 function releaseHeldMounts(): void {
+  const mine = [work, runDirOf(home, 0), runDirOf(join(work, 'home-signed'), 0)];
   for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const p = l.split(' ')[4];
-    if (p && p.startsWith(work)) spawnSync('umount', ['-l', p]);
+    if (p && mine.some((d) => p.startsWith(d))) spawnSync('umount', ['-l', p]);
   }
 }
 
@@ -249,6 +250,29 @@ test('--contain, --containall, --net --network none, --hostname, --pwd, --nv', {
   assert.match(bridge.stderr, /CLI_BAD_OPTION.*--network bridge/);
   const pwd = warren(['exec', '--pwd', '/etc', sif, 'pwd']);
   assert.equal(pwd.stdout, '/etc\n');
+  assert.equal(warren(['exec', '--cwd', '/etc', sif, 'pwd']).stdout, '/etc\n');
+  // --home SRC:DST binds another directory as the home; --no-home binds none.
+  const alt = join(work, 'alt-home');
+  mkdirSync(alt, { recursive: true });
+  writeFileSync(join(alt, 'marker'), 'alt\n');
+  const h = warren(['exec', '--home', `${alt}:/home/other`, sif, 'sh', '-c', 'echo "$HOME"; cat "$HOME/marker"']);
+  assert.equal(h.code, 0, h.stderr);
+  assert.equal(h.stdout, '/home/other\nalt\n');
+  // (a home outside /tmp, which is bound anyway)
+  const outside = mkdtempSync('/var/lib/warren-test-home-');
+  try {
+    writeFileSync(join(outside, 'marker'), 'x\n');
+    const nh = warren(['exec', '--no-home', sif, 'sh', '-c', 'echo "$HOME"; ls -A "$HOME" 2>/dev/null | wc -l'], { env: { HOME: outside } });
+    assert.equal(nh.code, 0, nh.stderr);
+    assert.equal(nh.stdout, `${outside}\n0\n`);
+    const bound = warren(['exec', sif, 'cat', `${outside}/marker`], { env: { HOME: outside } });
+    assert.equal(bound.stdout, 'x\n', 'without --no-home the home is bound');
+  } finally {
+    rmSync(outside, { recursive: true, force: true });
+  }
+  const badHome = warren(['exec', '--home', join(work, 'no-such-home'), sif, 'true']);
+  assert.equal(badHome.code, 2);
+  assert.match(badHome.stderr, /RUNTIME_BIND_MISSING\]: --home /);
   const nvidia = existsSync('/dev/nvidiactl');
   const nv = warren(['exec', '--nv', sif, 'true']);
   if (!nvidia) {

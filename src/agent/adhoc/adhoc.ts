@@ -64,7 +64,8 @@ export function parseAdhocImage(arg: string, cwd = process.cwd()): AdhocImageArg
 export interface AdhocRunOptions extends Omit<AdhocRequest, 'image' | 'stateDir' | 'allowSetuid' | 'decryption'> {
   /** The image as the user wrote it. */
   imageArg: string;
-  home: string;
+  /** $WARREN_HOME (not `home`: that is the container's --home). */
+  warrenHome: string;
   /** An encrypted SIF's key: a PEM file or a stored key's fingerprint (`--key`), or the variable holding the passphrase (`--passphrase-env`). */
   key?: string;
   passphraseEnv?: string;
@@ -124,7 +125,7 @@ export async function prepareAdhocImage(home: string, imageArg: string, cwd = pr
 export async function runAdhocContainer(o: AdhocRunOptions): Promise<number> {
   const { runAdhoc } = await import('../../runtime/container/index.js');
   const decryption = await decryptionOf(o);
-  const image = await prepareAdhocImage(o.home, o.imageArg, o.cwd);
-  const { imageArg: _i, home, key: _k, passphraseEnv: _p, ...rest } = o;
-  return runAdhoc({ ...rest, image, stateDir: join(home, 'containers'), allowSetuid: nodePolicy(home).allowSetuid, ...(decryption ? { decryption } : {}) });
+  const image = await prepareAdhocImage(o.warrenHome, o.imageArg, o.cwd);
+  const { imageArg: _i, warrenHome, key: _k, passphraseEnv: _p, ...rest } = o;
+  return runAdhoc({ ...rest, image, stateDir: join(warrenHome, 'containers'), allowSetuid: nodePolicy(warrenHome).allowSetuid, ...(decryption ? { decryption } : {}) });
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { EXIT, WarrenError, warrenHome } from '../../common/index.js';
 
 interface AdhocCliOpts {
+  cwd?: string;
   writable?: boolean;
   fakeroot?: boolean;
   key?: string;
@@ -18,7 +19,8 @@ interface AdhocCliOpts {
   cleanenv?: boolean;
   env?: string[];
   envFile?: string[];
-  home?: string;
+  /** A path (`--home`), or false (`--no-home`). */
+  home?: string | false;
   pwd?: string;
   writableTmpfs?: boolean;
   overlay?: string[];
@@ -54,7 +56,9 @@ export function addAdhocOptions(cmd: Command): Command {
     .option('--env <KEY=VALUE>', 'set a variable inside (repeatable; wins over the image)', collect)
     .option('--env-file <FILE>', 'set the variables of a KEY=VALUE file inside (repeatable)', collect)
     .option('-H, --home <SRC[:DST]>', 'the home directory to bind (default: yours)')
+    .option('--no-home', 'do not bind the home directory (HOME is still set)')
     .option('--pwd <DIR>', 'the working directory inside')
+    .option('--cwd <DIR>', 'the same as --pwd')
     .option('-w, --writable', 'change a sandbox directory in place')
     .option('--writable-tmpfs', 'let the container write to its file system; the changes are discarded at the end')
     .option('-o, --overlay <DIR|IMAGE[:ro]>', 'an overlay on the image: a directory keeps the changes (DIR:ro and squashfs images are read-only layers)', collect)
@@ -108,8 +112,9 @@ export async function adhocRequestOf(o: AdhocCliOpts, cwd: string): Promise<Reco
     containall: o.containall === true,
     cleanenv: o.cleanenv === true,
     env,
-    ...(o.home !== undefined ? { home: o.home } : {}),
-    ...(o.pwd !== undefined ? { pwd: o.pwd } : {}),
+    ...(typeof o.home === 'string' ? { home: o.home } : {}),
+    ...(o.pwd !== undefined || o.cwd !== undefined ? { pwd: o.pwd ?? o.cwd } : {}),
+    ...(o.home === false ? { noHome: true } : {}),
     network,
     ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
     nv: o.nv === true,
@@ -133,7 +138,7 @@ async function runIt(action: 'exec' | 'run' | 'shell', image: string, args: stri
     process.exitCode = await execInInstance({ home, name: image.slice('instance://'.length), action, args, request: req, onWarning });
     return;
   }
-  process.exitCode = await agent.runAdhocContainer({ ...(req as object), action, args, imageArg: image, home, cwd, onWarning } as Parameters<typeof agent.runAdhocContainer>[0]);
+  process.exitCode = await agent.runAdhocContainer({ ...(req as object), action, args, imageArg: image, warrenHome: home, cwd, onWarning } as Parameters<typeof agent.runAdhocContainer>[0]);
 }
 
 /** `warren run IMAGE [ARGS...]` (registered instead of the workflow `run` when its argument is an image). */

@@ -55,6 +55,8 @@ export interface AdhocRequest {
   env: [string, string][];
   /** `--home SRC[:DST]`. */
   home?: string;
+  /** `--no-home`: the home directory is not bound (HOME is still set). */
+  noHome?: boolean;
   pwd?: string;
   network: 'host' | 'none';
   hostname?: string;
@@ -201,7 +203,7 @@ async function prepareAdhoc(req: AdhocRequest, cid: string, releases: (() => Pro
   }
   const binds: AdhocBind[] = [];
   const containAll = req.contain || req.containall;
-  const bindHome = !containAll || req.home !== undefined;
+  const bindHome = !req.noHome && (!containAll || req.home !== undefined);
   if (bindHome && homeSrc !== '/') binds.push({ source: homeSrc, target: homeDst, readOnly: false });
   if (!containAll) {
     binds.push({ source: '/tmp', target: '/tmp', readOnly: false });
@@ -442,7 +444,9 @@ async function openLayers(req: AdhocRequest, bundle: string, root: boolean, tool
     if (root && tools.mount && tools.umount) {
       // Root: the image's loop mount is kept for the next container of the same image (runc's
       // overlay holds its own reference, so an idle one can be detached at any time).
-      const held = join(req.stateDir, 'images', imageKey(file, where, contentDigest));
+      // In the private memory directory, not $WARREN_HOME: a held mount must never stand in the
+      // way of `rm -rf $WARREN_HOME`.
+      const held = join(adhocRunDir(req.stateDir), 'images', imageKey(file, where, contentDigest));
       if (!isMountpoint(held)) {
         const h = await mountSquashfs({ file, loc: where, image: uri, mountpoint: held, extractDir, tools, root, ...(contentDigest ? { contentDigest } : {}) });
         if (h.via !== 'loop') {
@@ -589,9 +593,9 @@ function mountIdleSeconds(): number {
   return process.env.WARREN_MOUNT_IDLE_S !== undefined && Number.isFinite(v) && v >= 0 ? v : 600;
 }
 
-/** Detach the held image mounts nobody used for a while (lazily: a running container keeps its own). */
+/** Detach the held image mounts of `stateDir` nobody used for a while (lazily: a running container keeps its own). */
 export async function releaseIdleMounts(stateDir: string, idleSeconds = mountIdleSeconds()): Promise<number> {
-  const dir = join(stateDir, 'images');
+  const dir = join(adhocRunDir(stateDir), 'images');
   let names: string[];
   try {
     names = readdirSync(dir);
