@@ -9,7 +9,7 @@
 // PATH and LD_LIBRARY_PATH), the image read-only.
 import { posix } from 'node:path';
 import { WarrenError } from '../../common/index.js';
-import { OCI_VERSION, DEFAULT_PATH, DOCKER_DEFAULT_CAPABILITIES, cleanTarget, type OciMount, type OciSpec } from './spec.js';
+import { OCI_VERSION, DEFAULT_PATH, DOCKER_DEFAULT_CAPABILITIES, cleanTarget, isUnder, type OciMount, type OciSpec } from './spec.js';
 
 /** Where Warren's own files appear inside an ad-hoc container. */
 export const ADHOC_DIR = '/.warren';
@@ -215,10 +215,6 @@ export interface AdhocSpecInput {
   hostname?: string;
   terminal: boolean;
   allowSetuid: boolean;
-}
-
-function isUnder(path: string, dir: string): boolean {
-  return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
 }
 
 /** Overlay option values cannot hold these (the kernel splits on them). */

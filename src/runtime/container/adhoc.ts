@@ -14,12 +14,12 @@ import { fileURLToPath } from 'node:url';
 import { WarrenError } from '../../common/index.js';
 import type { ContainerImage } from './runtime.js';
 import { runcFailure, runcMissing } from './runtime.js';
-import { checkRootfsDir, checkSquashfs, defaultToolPath, findExecutable, findSquashfsTools, locateSquashfs, mountSquashfs, type SquashfsLocation, type SquashfsTools } from './rootfs.js';
+import { checkRootfsDir, checkSquashfs, defaultToolPath, findExecutable, findSquashfsTools, locateSquashfs, mountSquashfs, run, type SquashfsLocation, type SquashfsTools } from './rootfs.js';
 import { detectCgroups } from './cgroups.js';
-import { sweepStale } from './sweep.js';
+import { mountsUnder, sweepStale } from './sweep.js';
 import { isEncrypted, openEncryptedRootfs } from './encrypted.js';
 import { discoverGpus } from './gpu.js';
-import { GPU_BIN_DIR, GPU_LIB_DIR, cleanTarget, type OciSpec } from './spec.js';
+import { GPU_BIN_DIR, GPU_LIB_DIR, cleanTarget, isUnder, type OciSpec } from './spec.js';
 import {
   ADHOC_WRAPPER,
   actionWrapper,
@@ -89,10 +89,6 @@ export function userIdHelper(): string {
 /** Directories that are never bound as the current directory (they are the image's own). */
 const SYSTEM_DIRS = ['/bin', '/boot', '/dev', '/etc', '/lib', '/lib32', '/lib64', '/libx32', '/proc', '/run', '/sbin', '/sys', '/usr', '/var'];
 
-function isUnder(path: string, dir: string): boolean {
-  return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
-}
-
 function fuseUsable(): boolean {
   try {
     accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
@@ -104,7 +100,7 @@ function fuseUsable(): boolean {
 
 /**
  * Where the bundles and runc's state of ad-hoc containers live: a private directory on a
- * memory file system ($XDG_RUNTIME_DIR when it is one, else /dev/shm), one per state
+ * memory file system ($XDG_RUNTIME_DIR when set, a tmpfs where systemd makes it; else /dev/shm), one per state
  * directory. A container's bundle is a handful of small files and directories made and
  * removed at every start; on a disk file system that alone costs tens of milliseconds, and
  * `--writable-tmpfs` changes belong in memory anyway. Falls back to the state directory
@@ -168,15 +164,14 @@ interface Opened {
  * Prepare one ad-hoc container: the bundle, the root file system, the spec. Everything made
  * is pushed on `releases` (undone in reverse order), also when this throws.
  */
-async function prepareAdhoc(req: AdhocRequest, cid: string, releases: (() => Promise<void>)[]): Promise<{ bundle: string; spec: OciSpec }> {
+async function prepareAdhoc(req: AdhocRequest, runDir: string, tools: SquashfsTools, cid: string, releases: (() => Promise<void>)[]): Promise<{ bundle: string; spec: OciSpec }> {
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const root = uid === 0;
   const env = req.hostEnv ?? process.env;
   const cwd = req.cwd ?? process.cwd();
   const img = req.image;
-  const tools = findSquashfsTools(defaultToolPath());
-  const bundle = join(adhocRunDir(req.stateDir), 'bundles', cid);
+  const bundle = join(runDir, 'bundles', cid);
   mkdirSync(bundle, { recursive: true, mode: 0o700 });
   releases.push(async () => removeTree(bundle));
 
@@ -188,7 +183,8 @@ async function prepareAdhoc(req: AdhocRequest, cid: string, releases: (() => Pro
   }
 
   // --- the root file system: image, overlays, upper -------------------------------------
-  const opened = await openLayers(req, bundle, root, tools, releases);
+  const opened = await openLayers(req, runDir, bundle, root, tools, releases);
+  const has = (p: string): boolean => existsSync(join(opened.imageRoot, p));
 
   // --- binds: Apptainer's defaults, then the user's -------------------------------------
   const info = safeUserInfo();
@@ -233,7 +229,7 @@ async function prepareAdhoc(req: AdhocRequest, cid: string, releases: (() => Pro
       return undefined;
     }
   };
-  if (!root && !req.fakeroot && existsSync(join(opened.imageRoot, 'etc'))) {
+  if (!root && !req.fakeroot && has('etc')) {
     const pw = passwdWithCaller(etc('etc/passwd'), etc('etc/group'), {
       uid,
       gid,
@@ -246,7 +242,7 @@ async function prepareAdhoc(req: AdhocRequest, cid: string, releases: (() => Pro
     writeFileSync(join(bundle, 'group'), pw.group);
     files.push({ source: join(bundle, 'passwd'), target: '/etc/passwd' }, { source: join(bundle, 'group'), target: '/etc/group' });
   }
-  if (existsSync(join(opened.imageRoot, 'etc'))) {
+  if (has('etc')) {
     const net = req.network === 'host' ? ['/etc/resolv.conf', '/etc/hosts'] : [];
     for (const f of [...net, '/etc/localtime']) if (existsSync(f)) files.push({ source: f, target: f });
   }
@@ -261,7 +257,6 @@ async function prepareAdhoc(req: AdhocRequest, cid: string, releases: (() => Pro
   }
 
   // --- the command ---------------------------------------------------------------------
-  const has = (p: string): boolean => existsSync(join(opened.imageRoot, p));
   const argv = commandOf(req, has);
   const sh = has('bin/sh');
   const imageName = img.uri;
@@ -277,13 +272,9 @@ async function prepareAdhoc(req: AdhocRequest, cid: string, releases: (() => Pro
   if (req.action === 'shell') runtimeVars.PS1 = 'Warren> ';
   if (req.instance) runtimeVars.APPTAINER_INSTANCE = req.instance.name;
   const built = adhocEnv({ host: env, cleanenv: req.cleanenv || req.containall, image: img.config.env ?? [], forced: req.env, runtime: runtimeVars });
-  let envList = built.env;
-  if (gpuEnv) {
-    const m = new Map(envList.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-    if (gpuEnv.lib) m.set('LD_LIBRARY_PATH', [m.get('LD_LIBRARY_PATH'), GPU_LIB_DIR].filter(Boolean).join(':'));
-    if (gpuEnv.bin) m.set('PATH', `${m.get('PATH') ?? ''}:${GPU_BIN_DIR}`);
-    envList = [...m].map(([k, v]) => `${k}=${v}`);
-  }
+  const vars = new Map(built.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const));
+  if (gpuEnv?.lib) vars.set('LD_LIBRARY_PATH', [vars.get('LD_LIBRARY_PATH'), GPU_LIB_DIR].filter(Boolean).join(':'));
+  if (gpuEnv?.bin) vars.set('PATH', `${vars.get('PATH') ?? ''}:${GPU_BIN_DIR}`);
   let finalArgv = argv;
   const wrap = sh && (has('.singularity.d/env') || built.forced.length > 0 || req.app !== undefined);
   if (wrap) {
@@ -291,10 +282,13 @@ async function prepareAdhoc(req: AdhocRequest, cid: string, releases: (() => Pro
     files.push({ source: join(bundle, 'action.sh'), target: ADHOC_WRAPPER });
     finalArgv = ['/bin/sh', ADHOC_WRAPPER, ...argv];
     if (built.forced.length) {
-      const byKey = new Map(envList.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-      envList = [...envList, `__WARREN_FORCED=${built.forced.join(' ')}`, ...built.forced.map((k) => `__WARREN_FORCE_${k}=${byKey.get(k) ?? ''}`)];
+      // The forced values again, for the wrapper to set after the image's scripts ran.
+      const forced = built.forced.map((k) => [`__WARREN_FORCE_${k}`, vars.get(k) ?? ''] as const);
+      vars.set('__WARREN_FORCED', built.forced.join(' '));
+      for (const [k, v] of forced) vars.set(k, v);
     }
   }
+  const envList = [...vars].map(([k, v]) => `${k}=${v}`);
 
   const terminal = !req.stdio && process.stdin.isTTY === true && process.stdout.isTTY === true;
   if (terminal && !containAll) {
@@ -364,22 +358,20 @@ function checkBindSource(b: AdhocBind, what = '--bind'): void {
 }
 
 function nvidia(): ReturnType<typeof discoverGpus> {
-  const present = existsSync('/dev/nvidiactl') || (() => {
-    try {
-      return readdirSync('/dev').some((d) => /^nvidia\d+$/.test(d));
-    } catch {
-      return false;
-    }
-  })();
-  if (!present) {
+  let indices: number[] = [];
+  try {
+    indices = readdirSync('/dev').flatMap((d) => {
+      const m = /^nvidia(\d+)$/.exec(d);
+      return m ? [Number(m[1])] : [];
+    });
+  } catch {
+    /* no /dev */
+  }
+  if (!existsSync('/dev/nvidiactl') && indices.length === 0) {
     throw new WarrenError('RUNTIME_NV_NO_DEVICE', '--nv: this machine has no NVIDIA GPU (no /dev/nvidiactl or /dev/nvidiaN)', {
       hint: 'run without --nv here, or on a machine with an NVIDIA GPU and its driver loaded',
     });
   }
-  const indices = readdirSync('/dev')
-    .map((d) => /^nvidia(\d+)$/.exec(d))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => Number(m[1]));
   return discoverGpus(indices);
 }
 
@@ -436,7 +428,7 @@ function listDir(img: ContainerImage, p: string): string[] {
 }
 
 /** Open the image and the overlays as layers of the root overlay. */
-async function openLayers(req: AdhocRequest, bundle: string, root: boolean, tools: SquashfsTools, releases: (() => Promise<void>)[]): Promise<Opened> {
+async function openLayers(req: AdhocRequest, runDir: string, bundle: string, root: boolean, tools: SquashfsTools, releases: (() => Promise<void>)[]): Promise<Opened> {
   const extractDir = join(req.stateDir, 'rootfs');
   const open = async (file: string, uri: string, mountpoint: string, loc?: SquashfsLocation, contentDigest?: string): Promise<string> => {
     const where = loc ?? (await locateSquashfs(file, uri, sifPartition));
@@ -446,7 +438,7 @@ async function openLayers(req: AdhocRequest, bundle: string, root: boolean, tool
       // overlay holds its own reference, so an idle one can be detached at any time).
       // In the private memory directory, not $WARREN_HOME: a held mount must never stand in the
       // way of `rm -rf $WARREN_HOME`.
-      const held = join(adhocRunDir(req.stateDir), 'images', imageKey(file, where, contentDigest));
+      const held = join(runDir, 'images', imageKey(file, where, contentDigest));
       if (!isMountpoint(held)) {
         const h = await mountSquashfs({ file, loc: where, image: uri, mountpoint: held, extractDir, tools, root, ...(contentDigest ? { contentDigest } : {}) });
         if (h.via !== 'loop') {
@@ -566,12 +558,7 @@ function imageKey(file: string, loc: SquashfsLocation, contentDigest?: string): 
 }
 
 function isMountpoint(dir: string): boolean {
-  try {
-    const text = readFileSync('/proc/self/mountinfo', 'utf8');
-    return text.includes(` ${dir} `) && text.split('\n').some((l) => l.split(' ')[4] === dir);
-  } catch {
-    return false;
-  }
+  return mountsUnder(dir).some((m) => m.path === dir);
 }
 
 function touch(file: string): void {
@@ -594,8 +581,12 @@ function mountIdleSeconds(): number {
 }
 
 /** Detach the held image mounts of `stateDir` nobody used for a while (lazily: a running container keeps its own). */
-export async function releaseIdleMounts(stateDir: string, idleSeconds = mountIdleSeconds()): Promise<number> {
-  const dir = join(adhocRunDir(stateDir), 'images');
+export function releaseIdleMounts(stateDir: string, idleSeconds = mountIdleSeconds()): Promise<number> {
+  return releaseIdle(adhocRunDir(stateDir), idleSeconds);
+}
+
+async function releaseIdle(runDir: string, idleSeconds: number): Promise<number> {
+  const dir = join(runDir, 'images');
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -616,7 +607,7 @@ export async function releaseIdleMounts(stateDir: string, idleSeconds = mountIdl
     if (Date.now() - used < idleSeconds * 1000) continue;
     if (isMountpoint(mp)) {
       if (!umount) continue;
-      await new Promise<void>((r) => spawn(umount, ['-l', mp], { stdio: 'ignore' }).on('exit', () => r()).on('error', () => r()));
+      await run(umount, ['-l', mp], 30_000);
       n++;
     }
     try {
@@ -667,19 +658,20 @@ export async function runAdhoc(req: AdhocRequest): Promise<number> {
     }
     releases.length = 0;
   };
+  const root = (process.getuid?.() ?? 0) === 0;
+  const tools = findSquashfsTools(defaultToolPath());
   // Sweep what a crashed Warren left here (cheap: two directory listings).
-  await sweepStale({ stateDir: runDir, runc, tools: findSquashfsTools(defaultToolPath()), cgroups: detectCgroups() }).then((ids) => {
+  await sweepStale({ stateDir: runDir, runc, tools, cgroups: detectCgroups() }).then((ids) => {
     if (ids.length) req.onWarning?.(`removed ${ids.length} container(s) left by a Warren process that ended abnormally: ${ids.join(', ')}`);
   });
-  if ((process.getuid?.() ?? 0) === 0) await releaseIdleMounts(req.stateDir);
+  if (root) await releaseIdle(runDir, mountIdleSeconds());
   let bundle: string;
   try {
-    ({ bundle } = await prepareAdhoc(req, cid, releases));
+    ({ bundle } = await prepareAdhoc(req, runDir, tools, cid, releases));
   } catch (e) {
     await cleanup();
     throw e;
   }
-  const root = (process.getuid?.() ?? 0) === 0;
   const args = ['--root', runcRoot, '--log', join(bundle, 'runc.log'), '--log-format', 'json'];
   if (!root) args.push('--rootless', 'true');
   args.push('run', '--bundle', bundle, cid);
@@ -703,9 +695,7 @@ export async function runAdhoc(req: AdhocRequest): Promise<number> {
   });
   for (const [s, h] of handlers) process.off(s, h);
   const failure = status !== 0 ? runcFailure(join(bundle, 'runc.log')) : undefined;
-  if (failure && existsSync(join(runcRoot, cid))) {
-    await new Promise<void>((r) => spawn(runc, ['--root', runcRoot, 'delete', '-f', cid], { stdio: 'ignore' }).on('exit', () => r()).on('error', () => r()));
-  }
+  if (failure && existsSync(join(runcRoot, cid))) await run(runc, ['--root', runcRoot, 'delete', '-f', cid], 30_000);
   await cleanup();
   if (failure) {
     throw new WarrenError('RUNTIME_CONTAINER_START', `the container of ${req.image.uri} could not start: ${failure}`, {

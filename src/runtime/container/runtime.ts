@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { WarrenError, EXIT, isWarrenError } from '../../common/index.js';
 import type { ContainerOptions, ExitInfo, LaunchRequest, RunningTask, Runtime } from '../types.js';
-import { buildOciSpec, cleanTarget, mergeEnv, mountpointsInRootfs, DEFAULT_SHM_BYTES, type OciSpec } from './spec.js';
+import { buildOciSpec, cleanTarget, isUnder, mergeEnv, mountpointsInRootfs, DEFAULT_SHM_BYTES, type OciSpec } from './spec.js';
 import { detectCgroups, TaskCgroup, type CgroupInfo } from './cgroups.js';
 import {
   checkRootfsDir,
@@ -92,10 +92,6 @@ function sanitizeId(id: string): string {
 function jobName(id: string): string {
   const parts = id.split('/').filter(Boolean);
   return parts.length > 1 ? parts[1]! : (parts[0] ?? 'warren');
-}
-
-function isUnder(path: string, dir: string): boolean {
-  return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 }
 
 const NODE_NET_FILES = ['/etc/resolv.conf', '/etc/hosts'];

@@ -212,7 +212,8 @@ export function cleanTarget(p: string): string {
   return n.length > 1 ? n.replace(/\/+$/, '') : n;
 }
 
-function isUnder(path: string, dir: string): boolean {
+/** `path` is `dir` or inside it (both normalized, absolute). */
+export function isUnder(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
 }
 
