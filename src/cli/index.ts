@@ -3,7 +3,6 @@
 // hint, and the exit code says what happened (0 ok, 1 failed, 2 bad input, 130 canceled).
 
 import { Command, CommanderError } from 'commander';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { EXIT, ensureWarrenHome, toWarrenError } from '../common/index.js';
 import { PROGRAM_DESCRIPTION, PROGRAM_VERSION, isGroupCommand, registerAll, staticHelp } from './registry.js';
 
@@ -38,35 +37,21 @@ export async function buildProgram(command?: string, runsImage = false): Promise
 /** Options of `warren run` (workflow or image) that take a value: the word after them is not the argument. */
 const RUN_VALUE_OPTIONS = new Set(['-B', '--bind', '--env', '--env-file', '-H', '--home', '--pwd', '-o', '--overlay', '--network', '--hostname', '--app', '--key', '--passphrase-env', '--platform', '--store', '--cores', '--context', '--server', '--token', '--name', '--set', '--values', '-f', '--values-file']);
 
-/** Is the first argument of `warren run` an image (a SIF by its magic, an image scheme, a sandbox directory)? */
-function runsImage(args: string[]): boolean {
-  let i = args.indexOf('run') + 1;
-  for (; i < args.length; i++) {
+/** The first argument of `warren run` (skipping options and their values), if any. */
+function runArgument(args: string[]): string | undefined {
+  for (let i = args.indexOf('run') + 1; i < args.length; i++) {
     const a = args[i]!;
-    if (a === '--') return false;
-    if (a.startsWith('-')) {
-      if (!a.includes('=') && RUN_VALUE_OPTIONS.has(a)) i++;
-      continue;
-    }
-    if (/^(docker|oras|library|shub|instance):\/\//.test(a)) return true;
-    if (a.startsWith('file://') && !/\.(ya?ml|json)$/i.test(a)) return true;
-    try {
-      const st = statSync(a);
-      if (st.isDirectory()) return true;
-      if (!st.isFile() || st.size < 42) return false;
-      const fd = openSync(a, 'r');
-      try {
-        const b = Buffer.alloc(9);
-        readSync(fd, b, 0, 9, 32);
-        return b.toString('latin1') === 'SIF_MAGIC';
-      } finally {
-        closeSync(fd);
-      }
-    } catch {
-      return false;
-    }
+    if (a === '--') return undefined;
+    if (!a.startsWith('-')) return a;
+    if (!a.includes('=') && RUN_VALUE_OPTIONS.has(a)) i++;
   }
-  return false;
+  return undefined;
+}
+
+/** Is the first argument of `warren run` an image (src/agent/adhoc's looksLikeImage decides)? */
+async function runsImage(args: string[]): Promise<boolean> {
+  const arg = runArgument(args);
+  return arg !== undefined && (await import('../agent/adhoc/index.js')).looksLikeImage(arg);
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -94,7 +79,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(err.format() + '\n');
     return err.exitCode;
   }
-  const program = await buildProgram(command, command === 'run' && runsImage(args));
+  const program = await buildProgram(command, command === 'run' && (await runsImage(args)));
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;

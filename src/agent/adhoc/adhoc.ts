@@ -31,10 +31,12 @@ export function hasSifMagicSync(path: string): boolean {
 
 /**
  * What `warren run ARG` means: an image when ARG is a SIF file (by its magic), has an image
- * scheme, or is a directory (a sandbox); a workflow file otherwise.
+ * scheme (`file://` too, unless it names a .yaml/.yml/.json file), or is a directory (a
+ * sandbox); a workflow file otherwise.
  */
 export function looksLikeImage(arg: string, cwd = process.cwd()): boolean {
-  if (SCHEMES.test(arg) || arg.startsWith('instance://')) return true;
+  if (/^(docker|oras|library|shub|instance):\/\//.test(arg)) return true;
+  if (arg.startsWith('file://')) return !/\.(ya?ml|json)$/i.test(arg);
   const p = resolve(cwd, arg);
   try {
     const st = statSync(p);
