@@ -3,11 +3,11 @@
 // the node's trust policy like every job's image, then run by the container runtime's ad-hoc
 // runner (src/runtime/container adhoc.ts) with Apptainer's defaults. Always on this machine,
 // also when a server context is set.
-import { existsSync, openSync, readSync, closeSync, statSync } from 'node:fs';
+import { openSync, readSync, closeSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { WarrenError } from '../../common/index.js';
 import type { AdhocRequest } from '../../runtime/container/index.js';
-import { nodePolicy } from '../policy.js';
+import { nodePolicy, type NodePolicy } from '../policy.js';
 
 /** How an image is named on the command line (before it is prepared). */
 export type AdhocImageArg = { kind: 'ref'; uri: string } | { kind: 'local'; path: string } | { kind: 'instance'; name: string };
@@ -97,25 +97,16 @@ export async function decryptionOf(o: { key?: string; passphraseEnv?: string }):
 }
 
 /** Prepare the image and hold it to the node's trust policy: what the ad-hoc runner takes. */
-export async function prepareAdhocImage(home: string, imageArg: string, cwd = process.cwd()): Promise<AdhocRequest['image']> {
+export async function prepareAdhocImage(home: string, imageArg: string, cwd = process.cwd(), policy: NodePolicy = nodePolicy(home)): Promise<AdhocRequest['image']> {
   const ref = parseAdhocImage(imageArg, cwd);
   if (ref.kind === 'instance') throw new WarrenError('INSTANCE_UNKNOWN', `${imageArg} names an instance: only \`warren exec\` enters one`, { hint: 'use `warren exec instance://NAME COMMAND`' });
-  const uri = ref.kind === 'local' ? ref.path : ref.uri;
-  if (ref.kind === 'local' && !existsSync(ref.path)) {
-    throw new WarrenError('IMAGE_LOCAL_NOT_FOUND', `image ${imageArg} does not exist${ref.path !== imageArg ? ` (${ref.path})` : ''}`, {
-      hint: 'give a .sif file, a sandbox directory, or docker://NAME:TAG / oras://NAME:TAG',
-    });
-  }
-  const policy = nodePolicy(home);
   const img = await import('../../image/index.js');
-  let prepared;
-  if (ref.kind === 'local' && statSync(ref.path).isFile() && !hasSifMagicSync(ref.path)) {
-    throw new WarrenError('IMAGE_SIF_INVALID', `image ${imageArg} is not a SIF file (no SIF header) and not a directory`, {
-      hint: 'give a .sif file (warren image build, apptainer build), a sandbox directory, or docker://NAME:TAG',
-    });
-  }
-  if (ref.kind === 'local' && statSync(ref.path).isDirectory()) prepared = { uri, kind: 'rootfs' as const, path: ref.path, config: { env: [] as string[], labels: {} } };
-  else prepared = await img.prepareImage(ref.kind === 'local' ? `file://${ref.path}` : uri, { allowSetuid: policy.allowSetuid });
+  // A sandbox directory whatever its name; any other local path: src/image says what it is (a
+  // SIF by its magic) or why it is not one.
+  const prepared =
+    ref.kind === 'local' && isDirectory(ref.path)
+      ? { uri: ref.path, kind: 'rootfs' as const, path: ref.path, config: { env: [] as string[], labels: {} } }
+      : await img.prepareImage(ref.kind === 'local' ? `file://${ref.path}` : ref.uri, { allowSetuid: policy.allowSetuid });
   const out = { ...prepared, uri: ref.kind === 'local' ? imageArg : prepared.uri, config: { ...prepared.config, env: prepared.config.env ?? [] } };
   if (!policy.requireSigned) return out;
   const eff = img.effectiveTrustPolicy(policy, undefined, new img.KeyStore(join(home, 'keys')));
@@ -123,11 +114,20 @@ export async function prepareAdhocImage(home: string, imageArg: string, cwd = pr
   return { ...out, ...(await gate.admit(out)) };
 }
 
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /** Run an ad-hoc container to its end: the exit status of its command. */
 export async function runAdhocContainer(o: AdhocRunOptions): Promise<number> {
   const { runAdhoc } = await import('../../runtime/container/index.js');
   const decryption = await decryptionOf(o);
-  const image = await prepareAdhocImage(o.warrenHome, o.imageArg, o.cwd);
+  const policy = nodePolicy(o.warrenHome);
+  const image = await prepareAdhocImage(o.warrenHome, o.imageArg, o.cwd, policy);
   const { imageArg: _i, warrenHome, key: _k, passphraseEnv: _p, ...rest } = o;
-  return runAdhoc({ ...rest, image, stateDir: join(warrenHome, 'containers'), allowSetuid: nodePolicy(warrenHome).allowSetuid, ...(decryption ? { decryption } : {}) });
+  return runAdhoc({ ...rest, image, stateDir: join(warrenHome, 'containers'), allowSetuid: policy.allowSetuid, ...(decryption ? { decryption } : {}) });
 }

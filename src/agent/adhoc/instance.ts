@@ -153,7 +153,8 @@ export async function startInstance(o: StartInstanceOptions): Promise<InstanceRe
     // The image is checked here, so a missing or untrusted image is this command's error.
     const { key, passphraseEnv, ...request } = o.request as { key?: string; passphraseEnv?: string };
     const decryption = await decryptionOf({ ...(key !== undefined ? { key } : {}), ...(passphraseEnv !== undefined ? { passphraseEnv } : {}) });
-    const image = await prepareAdhocImage(o.home, o.imageArg, o.cwd);
+    const policy = nodePolicy(o.home);
+    const image = await prepareAdhocImage(o.home, o.imageArg, o.cwd, policy);
     const logDir = join(instancesDir(o.home), 'logs');
     mkdirSync(logDir, { recursive: true, mode: 0o700 });
     const logs = { stdout: join(logDir, `${o.name}.out`), stderr: join(logDir, `${o.name}.err`) };
@@ -163,7 +164,7 @@ export async function startInstance(o: StartInstanceOptions): Promise<InstanceRe
       dir,
       logs,
       // The key, if any, goes to the supervisor through the pipe below, never into a file.
-      request: { ...request, ...(decryption ? { decryption } : {}), image, action: 'start', args: o.args, cwd: o.cwd, stateDir: join(o.home, 'containers'), allowSetuid: nodePolicy(o.home).allowSetuid },
+      request: { ...request, ...(decryption ? { decryption } : {}), image, action: 'start', args: o.args, cwd: o.cwd, stateDir: join(o.home, 'containers'), allowSetuid: policy.allowSetuid },
       image: o.imageArg,
     };
     const err = openSync(logs.stderr, 'w', 0o600);
