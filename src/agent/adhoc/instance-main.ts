@@ -6,7 +6,7 @@ import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isWarrenError } from '../../common/index.js';
 import type { AdhocRequest } from '../../runtime/container/index.js';
-import { writeFailure, writeRecord } from './instance.js';
+import { runcOf, writeFailure, writeRecord } from './instance.js';
 
 interface Job {
   name: string;
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
         onStarted: ({ cid, runcRoot }) => {
           // Running once runc says so (the container's first process exists).
           const poll = (): void => {
-            execFile('runc', ['--root', runcRoot, ...((process.getuid?.() ?? 0) !== 0 ? ['--rootless', 'true'] : []), 'state', cid], (e, stdout) => {
+            execFile(runcOf(), ['--root', runcRoot, ...((process.getuid?.() ?? 0) !== 0 ? ['--rootless', 'true'] : []), 'state', cid], (e, stdout) => {
               if (recorded) return;
               if (!e) {
                 try {

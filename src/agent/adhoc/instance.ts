@@ -6,12 +6,12 @@
 // by `stop` or on its own. The record is $WARREN_HOME/instances/NAME/record.json; the
 // container id carries the supervisor's pid, so when a supervisor is killed the next Warren
 // sweeps its container (runtime sweep.ts) and its record (here).
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WarrenError, pidAlive } from '../../common/index.js';
-import type { AdhocRequest } from '../../runtime/container/index.js';
+import { defaultToolPath, findExecutable, runTool, type AdhocRequest } from '../../runtime/container/index.js';
 import { decryptionOf, prepareAdhocImage } from './adhoc.js';
 import { nodePolicy } from '../policy.js';
 
@@ -50,22 +50,12 @@ function readRecord(dir: string): InstanceRecord | undefined {
   }
 }
 
-function runcOf(): string {
-  for (const d of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/bin', '/sbin'])) {
-    const p = join(d || '.', 'runc');
-    if (existsSync(p)) return p;
-  }
-  return 'runc';
+/** runc as the runtime finds it (PATH, then the sbin directories). */
+export function runcOf(): string {
+  return findExecutable('runc', defaultToolPath()) ?? 'runc';
 }
 
-function runc(args: string[], timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(runcOf(), args, { timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
+const runc = (args: string[], timeoutMs = 10_000) => runTool(runcOf(), args, timeoutMs);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -6,7 +6,7 @@ export type { OciSpec, OciSpecInput, OciMount, GpuPassthrough, GpuDeviceNode } f
 export { discoverGpus, parseLdconfig, parseGpuUuids, gpuDevices } from './gpu.js';
 export { detectCgroups } from './cgroups.js';
 export type { CgroupInfo } from './cgroups.js';
-export { checkSquashfs, locateSquashfs } from './rootfs.js';
+export { checkSquashfs, locateSquashfs, findExecutable, defaultToolPath, run as runTool } from './rootfs.js';
 export type { SquashfsLocation } from './rootfs.js';
 export { sweepStale } from './sweep.js';
 export { classifyExit } from './exit.js';
