@@ -1,7 +1,7 @@
 // Shared by the container benchmarks: Debian's podman on an image imported from a root file
 // system (no registry, no network), and the summary statistics of a series of timings.
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface Podman {
@@ -57,4 +57,22 @@ export async function interleave(runners: [string, () => Promise<number>][], n: 
     }
   }
   return t;
+}
+
+/** Spawn `cmd` with its output appended to `logs/out` and `logs/err`; its wall time from spawn to exit. */
+export function timeSpawn(logs: string, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<{ ms: number; code: number | null }> {
+  const out = openSync(join(logs, 'out'), 'a');
+  const err = openSync(join(logs, 'err'), 'a');
+  const t0 = process.hrtime.bigint();
+  const p = spawn(cmd, args, { stdio: ['ignore', out, err], ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+  closeSync(out);
+  closeSync(err);
+  return new Promise((resolve) => p.on('exit', (code) => resolve({ ms: Number(process.hrtime.bigint() - t0) / 1e6, code })));
+}
+
+/** One timed `podman run` of a prepared image (its log files in `logs`). */
+export async function timePodman(logs: string, pm: Podman): Promise<number> {
+  const r = await timeSpawn(logs, 'podman', pm.args!);
+  if (r.code !== 0) throw new Error(`podman run failed (${r.code})`);
+  return r.ms;
 }

@@ -5,13 +5,13 @@
 //   podman  `podman run --rm` of an image imported from the same root file system
 // Runs interleaved (one of each per round) so machine noise hits all alike.
 // Usage: node --import tsx bench/container-start/run.ts [N=30]   (as root)
-import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContainerRuntime, buildOciSpec, DEFAULT_SHM_BYTES } from '../../src/runtime/container/index.js';
 import { makeBusyboxRootfs } from '../../test/runtime/container/fixtures.js';
-import { interleave, preparePodman, stats } from '../podman.js';
+import { interleave, preparePodman, stats, timePodman, timeSpawn } from '../podman.js';
 
 const N = Number(process.argv[2] ?? process.env.WARREN_BENCH_N ?? 30);
 const WARMUP = 3;
@@ -54,15 +54,6 @@ writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
 // Same runc state directory as the runtime uses, so both pay the same file system costs.
 const bareRoot = join(stateDir, 'runc');
 
-function timeSpawn(cmd: string, args: string[]): Promise<{ ms: number; code: number | null }> {
-  const out = openSync(join(logs, 'out'), 'a');
-  const err = openSync(join(logs, 'err'), 'a');
-  const t0 = process.hrtime.bigint();
-  const p = spawn(cmd, args, { stdio: ['ignore', out, err] });
-  closeSync(out);
-  closeSync(err);
-  return new Promise((resolve) => p.on('exit', (code) => resolve({ ms: Number(process.hrtime.bigint() - t0) / 1e6, code })));
-}
 
 let seq = 0;
 async function warren(): Promise<number> {
@@ -74,7 +65,7 @@ async function warren(): Promise<number> {
 }
 
 async function bare(): Promise<number> {
-  const r = await timeSpawn(runc, ['--root', bareRoot, 'run', '--bundle', bundle, `bare-${++seq}`]);
+  const r = await timeSpawn(logs, runc, ['--root', bareRoot, 'run', '--bundle', bundle, `bare-${++seq}`]);
   if (r.code !== 0) throw new Error(`runc run failed (${r.code}): ${readFileSync(join(logs, 'err'), 'utf8').slice(-500)}`);
   return r.ms;
 }
@@ -85,11 +76,7 @@ const pm = preparePodman(rootfs, work, IMAGE);
 const podmanArgs = pm.args;
 const podmanWhy = pm.why;
 
-async function podman(): Promise<number> {
-  const r = await timeSpawn('podman', podmanArgs!);
-  if (r.code !== 0) throw new Error(`podman run failed (${r.code})`);
-  return r.ms;
-}
+const podman = (): Promise<number> => timePodman(logs, pm);
 
 try {
   const t = await interleave(

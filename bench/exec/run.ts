@@ -5,15 +5,15 @@
 //   podman    `podman run --rm` of an image imported from the same root file system
 // Runs interleaved (one of each per round, rotating) so machine noise hits all alike.
 // Usage: bash bench/run.sh exec [N=30]   (as root; needs runc, squashfs-tools, busybox-static, podman)
-import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { adhocRunDir, buildOciSpec, DEFAULT_SHM_BYTES, releaseIdleMounts } from '../../src/runtime/container/index.js';
 import { sifPartition } from '../../src/image/index.js';
 import { makeBusyboxRootfs } from '../../test/runtime/container/fixtures.js';
-import { interleave, preparePodman, stats } from '../podman.js';
+import { interleave, preparePodman, stats, timePodman, timeSpawn } from '../podman.js';
 
 const N = Number(process.argv[2] ?? process.env.WARREN_BENCH_N ?? 30);
 const WARMUP = 3;
@@ -68,27 +68,18 @@ const spec = buildOciSpec({
 writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
 const bareRoot = join(work, 'runc');
 
-function timeSpawn(cmd: string, args: string[], e: NodeJS.ProcessEnv = process.env): Promise<{ ms: number; code: number | null }> {
-  const out = openSync(join(logs, 'out'), 'a');
-  const err = openSync(join(logs, 'err'), 'a');
-  const t0 = process.hrtime.bigint();
-  const p = spawn(cmd, args, { stdio: ['ignore', out, err], env: e, cwd: work });
-  closeSync(out);
-  closeSync(err);
-  return new Promise((resolve) => p.on('exit', (code) => resolve({ ms: Number(process.hrtime.bigint() - t0) / 1e6, code })));
-}
 
 async function warren(): Promise<number> {
-  const r = await timeSpawn(process.execPath, [warrenBin, 'exec', sif, '/bin/true'], env);
+  const r = await timeSpawn(logs, process.execPath, [warrenBin, 'exec', sif, '/bin/true'], { env, cwd: work });
   if (r.code !== 0) throw new Error(`warren exec failed (${r.code}): ${readFileSync(join(logs, 'err'), 'utf8').slice(-800)}`);
   return r.ms;
 }
 
 let seq = 0;
 async function baseline(): Promise<number> {
-  const a = await timeSpawn(runc, ['--root', bareRoot, 'run', '--bundle', bundle, `bare-${++seq}`]);
+  const a = await timeSpawn(logs, runc, ['--root', bareRoot, 'run', '--bundle', bundle, `bare-${++seq}`], { cwd: work });
   if (a.code !== 0) throw new Error(`runc run failed (${a.code}): ${readFileSync(join(logs, 'err'), 'utf8').slice(-500)}`);
-  const b = await timeSpawn(process.execPath, ['-e', '0']);
+  const b = await timeSpawn(logs, process.execPath, ['-e', '0'], { cwd: work });
   return a.ms + b.ms;
 }
 
@@ -97,11 +88,7 @@ const pm = preparePodman(rootfs, work, IMAGE);
 const podmanArgs = pm.args;
 const podmanWhy = pm.why;
 
-async function podman(): Promise<number> {
-  const r = await timeSpawn('podman', podmanArgs!);
-  if (r.code !== 0) throw new Error(`podman run failed (${r.code})`);
-  return r.ms;
-}
+const podman = (): Promise<number> => timePodman(logs, pm);
 
 try {
   const t = await interleave(
