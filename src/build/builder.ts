@@ -14,7 +14,7 @@ import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdirSync, rea
 import { basename, dirname, isAbsolute, join, posix, resolve } from 'node:path';
 import { WarrenError, warrenHome } from '../common/index.js';
 import { buildSif, DataType, type ImageConfig } from '../image/index.js';
-import { runBuildStep, lastLines, type BuildStepResult } from '../runtime/index.js';
+import { runBuildStep, lastLines, lexists, type BuildStepResult } from '../runtime/index.js';
 import { parseBuildArgFile, parseDefinition, type App, type FileCopy, type Position, type Recipe, type ScriptSection } from './deffile.js';
 import { runBootstrap, runHost } from './bootstrap.js';
 import { copyIntoTree, isDirInTree, mkdirInTree, resolveInRoot } from './copy.js';
@@ -79,15 +79,6 @@ function at(p: Position): string {
 
 function arch(): string {
   return ({ x64: 'amd64', ia32: '386', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
-}
-
-function lexists(p: string): boolean {
-  try {
-    lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function globRe(pat: string): RegExp {

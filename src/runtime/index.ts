@@ -7,5 +7,5 @@ export { closeSpawner } from './spawner.js';
 export type { BindMount, ContainerOptions, ExitInfo, ExitReason, LaunchRequest, RunningTask, Runtime } from './types.js';
 export { sanitizeHostname } from './container/spec.js';
 // One step of an image build (%post, %appinstall, %test) inside the tree being built (src/build).
-export { runBuildStep, lastLines, resolveInRoot, pathInTree, BUILD_CAPABILITIES } from './container/buildstep.js';
+export { runBuildStep, lastLines, lexists, resolveInRoot, pathInTree, BUILD_CAPABILITIES } from './container/buildstep.js';
 export type { BuildStepOptions, BuildStepResult } from './container/buildstep.js';

@@ -104,7 +104,8 @@ export function pathInTree(root: string, inside: string): string {
   return n === '/' ? root : join(resolveInRoot(root, posix.dirname(n)), posix.basename(n));
 }
 
-function lexists(p: string): boolean {
+/** `p` exists, as itself (a dangling link counts). */
+export function lexists(p: string): boolean {
   try {
     lstatSync(p);
     return true;
