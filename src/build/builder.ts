@@ -12,9 +12,10 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, posix, resolve } from 'node:path';
-import { WarrenError, warrenHome } from '../common/index.js';
+import { WarrenError, removeTreeSync, warrenHome } from '../common/index.js';
 import { buildSif, DataType, type ImageConfig } from '../image/index.js';
 import { runBuildStep, lastLines, lexists, type BuildStepResult } from '../runtime/index.js';
+import { defaultToolPath, findExecutable } from '../runtime/container/index.js';
 import { parseBuildArgFile, parseDefinition, type App, type FileCopy, type Position, type Recipe, type ScriptSection } from './deffile.js';
 import { runBootstrap, runHost } from './bootstrap.js';
 import { copyIntoTree, isDirInTree, mkdirInTree, resolveInRoot } from './copy.js';
@@ -337,20 +338,6 @@ async function buildStage(ctx: Ctx, index: number, tree: string, final: boolean)
   return boot.config;
 }
 
-/** Remove a tree that may hold read-only directories (a rootless %post can make them). */
-function removeTree(p: string): void {
-  try {
-    rmSync(p, { recursive: true, force: true });
-  } catch {
-    void runHostSync(['chmod', '-R', 'u+rwX', p]);
-    rmSync(p, { recursive: true, force: true });
-  }
-}
-
-function runHostSync(argv: string[]): number {
-  return spawnSync(argv[0]!, argv.slice(1), { stdio: 'ignore' }).status ?? 1;
-}
-
 function readRecipe(path: string): string {
   try {
     const st = statSync(path);
@@ -421,8 +408,8 @@ export async function buildFromDefinition(opts: DefinitionBuildOptions): Promise
   const onSignal = (sig: NodeJS.Signals): void => {
     stopSteps(join(buildDir, 'state'));
     try {
-      if (lexists(partial)) removeTree(partial);
-      removeTree(buildDir);
+      if (lexists(partial)) removeTreeSync(partial);
+      removeTreeSync(buildDir);
     } finally {
       process.stderr.write(`warren build: ${sig}: stopped; removed ${buildDir}\n`);
       process.exit(sig === 'SIGINT' ? 130 : 143);
@@ -444,7 +431,7 @@ export async function buildFromDefinition(opts: DefinitionBuildOptions): Promise
     const last = recipe.stages[recipe.stages.length - 1]!;
     const tree = ctx.trees[ctx.trees.length - 1]!;
     // Earlier stages are no longer needed: free their space before the squashfs is made.
-    for (const t of ctx.trees.slice(0, -1)) removeTree(dirname(t));
+    for (const t of ctx.trees.slice(0, -1)) removeTreeSync(dirname(t));
     if (last.test && !opts.notest) {
       if (!lexists(resolveInRoot(tree, '/bin/sh'))) {
         throw new WarrenError('BUILD_NO_SHELL', `${at(last.test.pos)}: %test cannot run: the image has no /bin/sh (the test runs through /.singularity.d/actions/test, a sh script)`, {
@@ -492,19 +479,19 @@ export async function buildFromDefinition(opts: DefinitionBuildOptions): Promise
       });
       size = statSync(partial).size;
     }
-    if (lexists(out)) removeTree(out);
+    if (lexists(out)) removeTreeSync(out);
     renameSync(partial, out);
     ctx.log(`built ${out}`);
     return { out, kind: opts.sandbox ? 'sandbox' : 'sif', ...(size !== undefined ? { size } : {}), stages: recipe.stages.length, warnings: recipe.warnings, mode: ctx.mode };
   } catch (e) {
-    if (lexists(partial)) removeTree(partial);
+    if (lexists(partial)) removeTreeSync(partial);
     throw e;
   } finally {
     if (opts.cleanupOnSignal) {
       process.removeListener('SIGINT', onSignal);
       process.removeListener('SIGTERM', onSignal);
     }
-    removeTree(buildDir);
+    removeTreeSync(buildDir);
   }
 }
 
@@ -517,7 +504,7 @@ function stopSteps(stateDir: string): void {
   } catch {
     return;
   }
-  const runc = ['/usr/sbin/runc', '/usr/bin/runc', '/usr/local/sbin/runc', '/usr/local/bin/runc'].find((p) => existsSync(p)) ?? 'runc';
+  const runc = findExecutable('runc', defaultToolPath()) ?? 'runc';
   for (const id of ids) {
     const args = ['--root', root, ...((process.getuid?.() ?? 0) !== 0 ? ['--rootless', 'true'] : []), 'delete', '-f', id];
     spawnSync(runc, args, { stdio: 'ignore', timeout: 20_000 });

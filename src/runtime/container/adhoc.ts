@@ -7,11 +7,11 @@
 // are swept by the next one (sweep.ts: ids carry the owner's pid).
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { constants as osConstants, userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { WarrenError } from '../../common/index.js';
+import { WarrenError, removeTreeSync } from '../../common/index.js';
 import type { ContainerImage } from './runtime.js';
 import { runcFailure, runcMissing } from './runtime.js';
 import { checkRootfsDir, checkSquashfs, defaultToolPath, findExecutable, findSquashfsTools, locateSquashfs, mountSquashfs, run, type SquashfsLocation, type SquashfsTools } from './rootfs.js';
@@ -128,26 +128,6 @@ export function adhocRunDir(stateDir: string): string {
   return stateDir;
 }
 
-/** rm -rf that also gets through the 000-mode `work/work` directory overlayfs leaves. */
-function removeTree(dir: string): void {
-  try {
-    rmSync(dir, { recursive: true, force: true });
-    return;
-  } catch {
-    /* fall through: make it writable, then again */
-  }
-  const fix = (d: string): void => {
-    try {
-      chmodSync(d, 0o700);
-      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) fix(join(d, e.name));
-    } catch {
-      /* best effort */
-    }
-  };
-  fix(dir);
-  rmSync(dir, { recursive: true, force: true });
-}
-
 interface Opened {
   /** Read-only layers, top first; the image last. */
   lower: string[];
@@ -173,7 +153,7 @@ async function prepareAdhoc(req: AdhocRequest, runDir: string, tools: SquashfsTo
   const img = req.image;
   const bundle = join(runDir, 'bundles', cid);
   mkdirSync(bundle, { recursive: true, mode: 0o700 });
-  releases.push(async () => removeTree(bundle));
+  releases.push(async () => removeTreeSync(bundle));
 
   const init = userIdHelper();
   if (!existsSync(init)) {
