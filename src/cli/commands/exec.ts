@@ -4,7 +4,7 @@
 // Options after IMAGE belong to the container's command.
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { EXIT, WarrenError, warrenHome } from '../../common/index.js';
+import { WarrenError, warrenHome } from '../../common/index.js';
 
 interface AdhocCliOpts {
   cwd?: string;
@@ -225,5 +225,4 @@ export function register(program: Command): void {
       for (const s of stopped) process.stdout.write(`instance ${s} stopped\n`);
       if (o.all && !stopped.length) process.stdout.write('no instances\n');
     });
-  void EXIT;
 }
