@@ -1,4 +1,4 @@
 // Provisioning (issue 13): the inventory of nodes and profiles, node images built from container
 // images, overlays rendered per node, and the boot service's pure parts.
-export type { NetDevice, ProvisionFields, ProfileRecord, InventoryNode, Origin, ResolvedNode } from './types.js';
+export type { NetDevice, ProvisionFields, ProfileRecord, InventoryNode, Origin, ResolvedNode, BootStatus, InventoryStore } from './types.js';
 export { MAX_RANGE, checkName, expandRange, normalizeMac, parseIp, nthAddress, nthMac, resolveNode } from './inventory.js';

@@ -77,3 +77,44 @@ export interface ResolvedNode {
   /** Field path (`image`, `kernelArgs`, `network.default.ip`, `tags.rack`) -> its origin. */
   origin: Record<string, Origin>;
 }
+
+/** What the boot service last saw of a node (`warren node status`). ms since the epoch. */
+export interface BootStatus {
+  /** The last request of any kind, its path, and the address it came from. */
+  lastRequestAt: number | null;
+  lastRequest: string | null;
+  from: string | null;
+  /** The iPXE script was served (the node is booting) at, with this node image. */
+  bootedAt: number | null;
+  imageDigest: string | null;
+  /** The system overlay (with its join token) was served at. */
+  systemOverlayAt: number | null;
+  /** The runtime overlay was last fetched at. */
+  runtimeOverlayAt: number | null;
+}
+
+/**
+ * Where the inventory lives: the server's store (SQLite or PostgreSQL; the embedded store when no
+ * server runs). Writes of several nodes are all or nothing; a name, a MAC or an IP held by two
+ * nodes is refused inside the transaction (PROVISION_DUPLICATE), so nothing is half written.
+ */
+export interface InventoryStore {
+  listProfiles(): Promise<ProfileRecord[]>;
+  getProfile(name: string): Promise<ProfileRecord | undefined>;
+  /** create: PROVISION_EXISTS if the name is taken; replace: PROVISION_NOT_FOUND if it is not. */
+  putProfile(p: ProfileRecord, mode: 'create' | 'replace'): Promise<void>;
+  /** Refused (PROVISION_PROFILE_IN_USE) while a node or profile uses it; false when there is none. */
+  deleteProfile(name: string): Promise<boolean>;
+  listInventoryNodes(): Promise<InventoryNode[]>;
+  getInventoryNode(name: string): Promise<InventoryNode | undefined>;
+  /** The node with an interface of this MAC (normalized, lower case). */
+  inventoryNodeByMac(mac: string): Promise<InventoryNode | undefined>;
+  /** create: every name must be new (PROVISION_EXISTS names the first taken); replace: every one must exist. */
+  putInventoryNodes(nodes: readonly InventoryNode[], mode: 'create' | 'replace'): Promise<void>;
+  /** How many were deleted (their boot status goes with them). */
+  deleteInventoryNodes(names: readonly string[]): Promise<number>;
+  getBootStatus(name: string): Promise<BootStatus | undefined>;
+  listBootStatus(): Promise<Map<string, BootStatus>>;
+  /** Merge into the node's status (made when it has none); a node not in the inventory is ignored. */
+  patchBootStatus(name: string, patch: Partial<BootStatus>): Promise<void>;
+}
