@@ -420,7 +420,9 @@ describe('definition-file builds', { skip, timeout: 600_000 }, () => {
       const t0 = setTimeout(() => reject(new Error(`no %post output: ${err}`)), 60_000);
       p.stderr.on('data', (c: Buffer) => {
         err += c.toString();
-        if (/\+ sleep 60/.test(err)) {
+        // the shell's trace (stderr) and echo's output (stdout) reach us through two pipes and may
+        // interleave mid-line ('+ started\nsleep 60'): wait for the command's name only
+        if (/sleep 60\n/.test(err)) {
           clearTimeout(t0);
           resolve();
         }
