@@ -2,3 +2,5 @@
 // images, overlays rendered per node, and the boot service's pure parts.
 export type { NetDevice, ProvisionFields, ProfileRecord, InventoryNode, Origin, ResolvedNode, BootStatus, InventoryStore } from './types.js';
 export { MAX_RANGE, checkName, expandRange, normalizeMac, parseIp, nthAddress, nthMac, resolveNode } from './inventory.js';
+export { packCpioGz } from './archive.js';
+export type { PackOptions, PackResult } from './archive.js';
