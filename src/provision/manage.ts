@@ -19,8 +19,9 @@ export interface FieldChanges {
   tags?: Record<string, string>;
   comment?: string;
   sshKeys?: string[];
-  /** The interface the network fields below apply to (its key and device name); default: the
-   *  node's primary interface, else `default`. */
+  /** The interface the network fields below apply to (the key of `network`, default `default`). */
+  netname?: string;
+  /** Its device name on the booted node (eth0, ens3). */
   netdev?: string;
   /** The first MAC of a range (counted up per node); nodes only. */
   mac?: string;
@@ -88,6 +89,10 @@ function checkChanges(c: FieldChanges, kind: 'node' | 'profile'): void {
     if (!TAG_KEY.test(k) || !TAG_VALUE.test(v)) throw badField(`tag ${k}=${v} is not a label`, 'write --tag KEY=VALUE: KEY of letters, digits, _ . / -; VALUE without commas, = or spaces (they become the agent\'s --labels)');
   }
   if (c.netdev !== undefined && !/^[A-Za-z0-9_.:-]{1,15}$/.test(c.netdev)) throw badField(`"${c.netdev}" is not an interface name`, 'e.g. --netdev eth0 (at most 15 characters)');
+  if (c.netname !== undefined && !/^[A-Za-z0-9_-]{1,32}$/.test(c.netname)) throw badField(`"${c.netname}" is not a network name`, 'e.g. --netname default or --netname ib (letters, digits, _ -)');
+  if (c.netname !== undefined && !(c.mac !== undefined || c.ip !== undefined || c.gateway !== undefined || c.dns !== undefined || c.mtu !== undefined || c.netdev !== undefined)) {
+    throw badField(`--netname ${c.netname} without a network field to set`, 'give it with --netdev, --mac, --ip, --gateway, --dns or --mtu; --unset network.NAME removes an interface');
+  }
   if (c.gateway !== undefined) {
     const g = parseIp(c.gateway);
     if (/\//.test(c.gateway)) throw badField(`--gateway ${c.gateway} has a prefix length`, `give the address alone: --gateway ${g.ip}`);
@@ -140,8 +145,9 @@ function applyChanges<T extends ProvisionFields & { profiles?: string[] }>(base:
   if (c.profiles !== undefined && kind === 'node') f.profiles = [...c.profiles];
   const net = c.mac !== undefined || c.ip !== undefined || c.gateway !== undefined || c.dns !== undefined || c.mtu !== undefined || c.netdev !== undefined;
   if (net) {
-    const devs = Object.entries(f.network ?? {});
-    const key = c.netdev ?? (devs.find(([, d]) => d.primary) ?? devs[0])?.[0] ?? 'default';
+    // Warewulf's way: interfaces are named (`default` unless --netname says), and a node's and
+    // its profiles' interfaces of one name merge field by field.
+    const key = c.netname ?? 'default';
     const d: NetDevice = { ...(f.network?.[key] ?? {}) };
     if (c.netdev !== undefined) d.device = c.netdev;
     if (c.mac !== undefined) d.mac = nthMac(c.mac, i);
