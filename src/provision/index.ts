@@ -4,5 +4,6 @@ export type { NetDevice, ProvisionFields, ProfileRecord, InventoryNode, Origin, 
 export { MAX_RANGE, checkName, expandRange, normalizeMac, parseIp, nthAddress, nthMac, resolveNode } from './inventory.js';
 export { packCpioGz } from './archive.js';
 export type { PackOptions, PackResult } from './archive.js';
-export { addNodes, setNodes, deleteNodes, listNodeViews, addProfile, setProfile, deleteProfile, rangeNames, withDefaults, FIELD_DEFAULTS } from './manage.js';
+export { addNodes, setNodes, deleteNodes, listNodeViews, addProfile, setProfile, deleteProfile, withDefaults, FIELD_DEFAULTS } from './manage.js';
+export { duplicateError, existsError, notFoundError, profileInUseError, profileUnknownError } from './errors.js';
 export type { FieldChanges, NodeChangeRequest, ProfileChangeRequest, InventoryNodeView } from './manage.js';
