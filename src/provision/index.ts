@@ -4,3 +4,10 @@ export type { NetDevice, ProvisionFields, ProfileRecord, InventoryNode, Origin, 
 export { MAX_RANGE, checkName, expandRange, normalizeMac, parseIp, nthAddress, nthMac, resolveNode } from './inventory.js';
 export { packCpioGz } from './archive.js';
 export type { PackOptions, PackResult } from './archive.js';
+export {
+  DEFAULT_KERNEL_ARGS, DEFAULT_RUNTIME_OVERLAYS, DEFAULT_SYSTEM_OVERLAYS, MODES_FILE, TOKEN_PLACEHOLDER,
+  buildNodeOverlays, buildOverlayArchive, builtinOverlaysDir, checkOverlayName, checkTemplateSyntax, deleteOverlay, ensureUserOverlay,
+  importIntoOverlay, listOverlays, overlayContexts, previewServer, overlayDir, overlayEntries, overlayKey, overlayPath, removeRendered, renderOverlayFile, renderedDir,
+  templateDataOf, userFileForEdit, userOverlaysDir, withProvisionDefaults,
+} from './overlay.js';
+export type { BuildOverlayOptions, NodeOverlayBuild, OverlayArchive, OverlayContext, OverlayEntry, OverlayInfo } from './overlay.js';
