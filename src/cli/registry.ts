@@ -39,6 +39,7 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['user', 'Warren users, each mapped to a Unix account (admins)'],
   ['ca', "the cluster's CA: status, rotate to a new CA, retire the old one (admins)"],
   ['audit', 'the audit log: who did what, when, from where (admins)'],
+  ['overlay', 'provisioning overlays: the files laid over a node image at boot (system) and while a node runs (runtime), templates filled per node'],
   ['context', 'the Warren servers this CLI talks to (contexts): add, use, list, remove'],
   ['install', 'install Warren as a service: systemd units for `warren server` and `warren agent`'],
 ];
@@ -79,6 +80,7 @@ const GROUPS: [commands: string[], load: Loader][] = [
   [['image', 'key'], () => import('./commands/sif.js')],
   [['server', 'agent'], () => import('./commands/cluster.js')],
   [['node', 'token', 'user', 'audit', 'ca'], () => import('./commands/admin.js')],
+  [['overlay'], () => import('./commands/overlay.js')],
   [['context'], () => import('./commands/context.js')],
   [['install'], () => import('./commands/install.js')],
 ];

@@ -107,6 +107,8 @@ export interface OverlayEntry {
   /** The mode on the node (after `.warren-modes`). */
   mode: number;
   template: boolean;
+  /** A template that makes files of other names beside it (`file NAME`). */
+  makesFiles: boolean;
   size: number;
   /** For a symbolic link: where it points. */
   link?: string;
@@ -207,7 +209,8 @@ export function overlayEntries(dataDir: string, name: string): OverlayEntry[] {
   return walk(dir).map((e) => {
     const template = e.type === 'file' && e.path.endsWith('.tmpl');
     const target = template ? targetOf(e.path) : e.path;
-    const entry: OverlayEntry = { path: e.path, target, type: e.type, mode: modes.get(target) ?? e.st.mode & 0o7777, template, size: e.st.size };
+    const makesFiles = template && /\{\{-?\s*file[\s(]/.test(readFileSync(join(dir, e.path), 'utf8'));
+    const entry: OverlayEntry = { path: e.path, target, type: e.type, mode: modes.get(target) ?? e.st.mode & 0o7777, template, makesFiles, size: e.st.size };
     if (e.type === 'symlink') entry.link = readlinkSync(join(dir, e.path));
     return entry;
   });
