@@ -484,9 +484,7 @@ export async function buildOverlayArchive(dataDir: string, overlays: string[], c
       const m = JSON.parse(readFileSync(meta, 'utf8')) as { sha256: string; size: number };
       if (statSync(cached).size === m.size) {
         if (out === null) return { sha256: m.sha256, size: m.size, path: cached, cached: true };
-        const tmp = `${out}.${randomBytes(6).toString('hex')}.tmp`;
-        copyFileSync(cached, tmp);
-        renameSync(tmp, out);
+        placeAt(cached, out);
         return { sha256: m.sha256, size: m.size, path: out, cached: true };
       }
     } catch {
@@ -502,23 +500,43 @@ export async function buildOverlayArchive(dataDir: string, overlays: string[], c
     for (const o of overlays) applyOverlay(dataDir, o, data, node, stage);
     const r = await packCpioGz(stage, tmp, { rootOwned: true });
     if (secret) chmodSync(tmp, 0o600);
-    renameSync(tmp, target);
-    if (cached && meta && target === cached) {
-      writeFileSync(`${meta}.tmp`, JSON.stringify({ sha256: r.sha256, size: r.size, overlays, builtAt: Date.now() }));
-      renameSync(`${meta}.tmp`, meta);
-      pruneCache(nodeDir, opts.keep ?? 4);
-    } else if (cached && meta) {
-      // built for `out`: keep a copy in the cache for the next request
-      copyFileSync(target, `${cached}.tmp`);
-      renameSync(`${cached}.tmp`, cached);
-      writeFileSync(`${meta}.tmp`, JSON.stringify({ sha256: r.sha256, size: r.size, overlays, builtAt: Date.now() }));
-      renameSync(`${meta}.tmp`, meta);
-      pruneCache(nodeDir, opts.keep ?? 4);
-    }
+    if (cached && meta) {
+      // into the cache first (same directory: an atomic rename), then a copy for `out`
+      renameSync(tmp, cached);
+      const m = `${meta}.${randomBytes(6).toString('hex')}.tmp`;
+      writeFileSync(m, JSON.stringify({ sha256: r.sha256, size: r.size, overlays, builtAt: Date.now() }));
+      renameSync(m, meta);
+      if (out !== null) placeAt(cached, out);
+      pruneCache(nodeDir, opts.keep ?? 4, key!);
+    } else placeAt(tmp, target, true);
     return { sha256: r.sha256, size: r.size, path: target, cached: false };
   } finally {
     rmSync(tmp, { force: true });
     removeTree(stage);
+  }
+}
+
+/**
+ * Put the file `from` at `to` whole (a reader never sees half of it): renamed when `move` and on
+ * the same file system, else copied beside `to` (its mode kept: 0600 stays 0600) and renamed.
+ */
+function placeAt(from: string, to: string, move = false): void {
+  if (move) {
+    try {
+      renameSync(from, to);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+    }
+  }
+  const tmp = `${to}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    copyFileSync(from, tmp);
+    chmodSync(tmp, statSync(from).mode & 0o777);
+    renameSync(tmp, to);
+  } finally {
+    rmSync(tmp, { force: true });
+    if (move) rmSync(from, { force: true });
   }
 }
 
@@ -543,12 +561,18 @@ function removeTree(p: string): void {
   }
 }
 
-function pruneCache(nodeDir: string, keep: number): void {
+function pruneCache(nodeDir: string, keep: number, current: string): void {
   const entries = readdirSync(nodeDir)
-    .filter((n) => /^[0-9a-f]{64}\.json$/.test(n))
-    .map((n) => ({ key: n.slice(0, 64), t: statSync(join(nodeDir, n)).mtimeMs }))
+    .filter((n) => /^[0-9a-f]{64}\.json$/.test(n) && !n.startsWith(current))
+    .map((n) => {
+      try {
+        return { key: n.slice(0, 64), t: statSync(join(nodeDir, n)).mtimeMs };
+      } catch {
+        return { key: n.slice(0, 64), t: 0 }; // removed by a concurrent prune
+      }
+    })
     .sort((a, b) => b.t - a.t);
-  for (const { key } of entries.slice(Math.max(keep, 1))) {
+  for (const { key } of entries.slice(Math.max(keep - 1, 0))) {
     rmSync(join(nodeDir, `${key}.json`), { force: true });
     rmSync(join(nodeDir, `${key}.cpio.gz`), { force: true });
   }

@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WarrenError } from '../../src/common/index.js';
 import {
@@ -164,6 +164,17 @@ describe('overlays', () => {
     assert.ok(!readdirSync(into, { recursive: true }).some((p) => String(p).endsWith('.tmpl')));
     // the server's shell finds the agent's start script as the unit names it
     assert.match(readFileSync(join(into, 'etc/systemd/system/warren-agent.service'), 'utf8'), /^ExecStart=\/usr\/local\/sbin\/warren-agent-start$/m);
+    // to another file system (a rename cannot): copied whole, still private
+    const shm = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmp.dir, 'warren-ovl-'));
+    try {
+      const b = await buildOverlayArchive(d, ['warren-system'], ctx('n001'), join(shm, 'sys.cpio.gz'));
+      assert.equal(statSync(b.path).mode & 0o777, 0o600);
+      assert.equal(execFileSync('sha256sum', [b.path], { encoding: 'utf8' }).split(' ')[0], b.sha256);
+      assert.deepEqual(readdirSync(shm), ['sys.cpio.gz']);
+      assert.deepEqual(readdirSync(join(renderedDir(d), 'n001')), []);
+    } finally {
+      rmSync(shm, { recursive: true, force: true });
+    }
     execFileSync('sh', ['-n', join(into, 'init')]);
     execFileSync('sh', ['-n', join(into, 'usr/local/sbin/warren-agent-start')]);
   });
@@ -208,6 +219,11 @@ describe('overlays', () => {
     chmodSync(edit.path, 0o600);
     assert.equal((await buildOverlayArchive(d, ['warren-runtime'], changed)).cached, false);
     assert.equal((await buildOverlayArchive(d, ['warren-runtime'], changed)).cached, true);
+    // concurrent requests of one new key: one archive, no clash
+    userOverlay(d, 'warren-runtime', { 'etc/motd': 'concurrent\n' });
+    const many = await Promise.all([1, 2, 3, 4].map(() => buildOverlayArchive(d, ['warren-runtime'], changed)));
+    assert.equal(new Set(many.map((x) => x.sha256)).size, 1);
+    assert.equal(statSync(many[0]!.path).size, many[0]!.size);
     // the cache keeps the newest few, nothing half written or staged is left
     const left = readdirSync(join(renderedDir(d), 'n001'));
     assert.ok(left.every((f) => /^[0-9a-f]{64}\.(cpio\.gz|json)$/.test(f)), left.join(' '));
