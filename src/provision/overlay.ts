@@ -13,7 +13,7 @@
 // node, a profile, the inventory or a template makes a new key, so the next request rebuilds.
 // An archive that holds a join token (the system overlay) is never cached.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WarrenError, didYouMean } from '../common/index.js';
@@ -394,6 +394,7 @@ function applyOverlay(dataDir: string, overlay: string, data: unknown, node: str
       existing = undefined;
     }
     if (e.type === 'dir') {
+      // a directory replaces an earlier overlay's file or link there (never written through)
       if (existing && !existing.isDirectory()) rmSync(out, { recursive: true, force: true });
       mkdirSync(out, { recursive: true });
       dirModes.push([out, e.mode]);
@@ -498,6 +499,7 @@ export async function buildOverlayArchive(dataDir: string, overlays: string[], c
   try {
     chmodSync(stage, 0o755); // the archive's root entry is not listed, but keep the tree readable
     for (const o of overlays) applyOverlay(dataDir, o, data, node, stage);
+    settleTimes(stage, newestSource(dataDir, overlays));
     const r = await packCpioGz(stage, tmp, { rootOwned: true });
     if (secret) chmodSync(tmp, 0o600);
     if (cached && meta) {
@@ -514,6 +516,29 @@ export async function buildOverlayArchive(dataDir: string, overlays: string[], c
     rmSync(tmp, { force: true });
     removeTree(stage);
   }
+}
+
+/** The newest modification time of the overlays' sources (seconds). */
+function newestSource(dataDir: string, overlays: readonly string[]): number {
+  let t = 0;
+  for (const o of overlays) for (const e of walk(overlayDir(dataDir, o).dir)) t = Math.max(t, Math.floor(e.st.mtimeMs / 1000));
+  return t;
+}
+
+/**
+ * Give every entry of the staged tree the same time, so that one key always packs to the same
+ * archive (cpio keeps times): the newest source file's, not the moment of rendering.
+ */
+function settleTimes(root: string, t: number): void {
+  const rec = (d: string): void => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      const st = lstatSync(p);
+      if (st.isDirectory()) rec(p);
+      lutimesSync(p, t, t);
+    }
+  };
+  rec(root);
 }
 
 /**

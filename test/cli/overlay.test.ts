@@ -58,6 +58,8 @@ describe('warren overlay', () => {
     r = cli(['show', 'warren-system', '/etc/hostname']);
     assert.equal(r.rc, 0, r.err);
     assert.equal(r.out, '{{ .Node.Name }}\n', 'without --node: the template as written');
+    r = cli(['show', 'warren-system', 'etc/systemd/system/multi-user.target.wants/warren-agent.service']);
+    assert.equal(r.out, 'etc/systemd/system/multi-user.target.wants/warren-agent.service -> ../warren-agent.service\n');
     r = cli(['show', 'warren-system', 'etc/systemd/network/10-eth0.network']);
     assert.equal(r.rc, 2);
     assert.match(r.err, /PROVISION_OVERLAY_UNKNOWN.*add --node NAME/);

@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WarrenError } from '../../src/common/index.js';
 import {
@@ -188,6 +188,11 @@ describe('overlays', () => {
     assert.equal(statSync(a1.path).size, a1.size);
     const a2 = await buildOverlayArchive(d, ['warren-runtime'], c);
     assert.deepEqual(a2, { ...a1, cached: true });
+    // one key, one archive: built again later (another second), it is the same bytes
+    await new Promise((r) => setTimeout(r, 1100));
+    const again = await buildOverlayArchive(fresh(), ['warren-runtime'], c);
+    assert.equal(again.cached, false);
+    assert.equal(again.sha256, a1.sha256);
     // a copy for the caller from the cache
     const out = join(tmp.dir, 'rt.cpio.gz');
     const a3 = await buildOverlayArchive(d, ['warren-runtime'], c, out);
@@ -273,6 +278,14 @@ describe('overlays', () => {
     await rejectsWith(renderOverlayFile(d, 'Bad/Name', 'x', ctx('n001')), 'PROVISION_OVERLAY_BAD_PATH');
     await rejectsWith(overlayContexts(inv, ['n001', 'n009', 'm1'], BASE), 'PROVISION_NODE_UNKNOWN', /nodes n009, m1 are not in the inventory/);
     await rejectsWith(overlayContexts(inv, ['n01'], BASE), 'PROVISION_NODE_UNKNOWN', /did you mean "n001"/);
+    // a later overlay's directory replaces a link an earlier one made: nothing is written through it
+    mkdirSync(join(userOverlaysDir(d), 'link/etc'), { recursive: true });
+    symlinkSync(tmp.dir, join(userOverlaysDir(d), 'link/etc/escape'));
+    userOverlay(d, 'below', { 'etc/escape/planted': 'x\n' });
+    const lk = await buildOverlayArchive(d, ['link', 'below'], { ...ctx('n001'), joinToken: null });
+    assert.ok(!existsSync(join(tmp.dir, 'planted')));
+    assert.match(listing(lk.path), /^d\S+\s.*etc\/escape$/m);
+    assert.match(listing(lk.path), /etc\/escape\/planted$/m);
     userOverlay(d, 'modes', { '.warren-modes': 'etc/x rw-r--r--\n', 'etc/x': 'x' });
     await rejectsWith(buildOverlayArchive(d, ['modes'], { ...ctx('n001'), joinToken: null }), 'PROVISION_OVERLAY_BAD_PATH', /modes\/\.warren-modes:1: /);
   });

@@ -137,6 +137,10 @@ export function register(program: Command, deps: OverlayDeps = { openInventory }
     }
     if (o.node === undefined) {
       const e = overlayEntries(data, overlay).find((x) => x.type !== 'dir' && (x.path === file.replace(/^\/+/, '') || x.target === file.replace(/^\/+/, '')));
+      if (e && e.type === 'symlink') {
+        out(`${e.target} -> ${e.link}\n`);
+        return;
+      }
       if (e && e.type === 'file') {
         const { readFileSync } = await import('node:fs');
         out(readFileSync(join(overlayDir(data, overlay).dir, e.path), 'utf8'));
