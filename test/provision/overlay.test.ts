@@ -3,7 +3,7 @@
 // rebuilds, and template errors with the node, the file and the line.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WarrenError } from '../../src/common/index.js';
@@ -14,6 +14,7 @@ import {
 import { tempDir } from '../helpers.js';
 import { sampleInventory, type MemoryInventory } from './memory-inventory.js';
 
+const ANALYZE = '/usr/bin/systemd-analyze';
 const CA = '-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n';
 const BASE = { server: { url: 'https://10.0.0.1:8443', caPem: CA, bootUrl: 'http://10.0.0.1:9873' }, joinToken: 'wjt_secret_for_n001', cluster: { trustDomain: 'warren.local' } };
 
@@ -177,6 +178,23 @@ describe('overlays', () => {
     }
     execFileSync('sh', ['-n', join(into, 'init')]);
     execFileSync('sh', ['-n', join(into, 'usr/local/sbin/warren-agent-start')]);
+  });
+
+  it('the agent unit passes systemd-analyze verify', { skip: !existsSync(ANALYZE) && `${ANALYZE} is not installed (apt-get install systemd)` }, async () => {
+    const d = fresh();
+    const out = join(tmp.dir, 'verify.cpio.gz');
+    await buildOverlayArchive(d, ['warren-system'], ctx('n001'), out);
+    const into = join(tmp.dir, 'unpacked-verify');
+    unpack(out, into);
+    // the unit as on the node, its ExecStart pointed at the unpacked script (verify checks it is executable)
+    const unit = readFileSync(join(into, 'etc/systemd/system/warren-agent.service'), 'utf8');
+    assert.match(unit, /^ExecStart=\/usr\/local\/sbin\/warren-agent-start$/m);
+    assert.match(unit, /^EnvironmentFile=\/etc\/warren\/agent\.env$/m);
+    const copy = join(into, 'warren-agent.service');
+    writeFileSync(copy, unit.replace('ExecStart=/usr/local/sbin/warren-agent-start', `ExecStart=${join(into, 'usr/local/sbin/warren-agent-start')}`));
+    const r = spawnSync(ANALYZE, ['verify', copy], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    assert.equal(`${r.stdout}${r.stderr}`.trim(), '');
   });
 
   it('serves an unchanged runtime overlay from the cache and rebuilds on a change of node, inventory or template', async () => {
