@@ -7,3 +7,10 @@ export type { PackOptions, PackResult } from './archive.js';
 export { addNodes, setNodes, deleteNodes, listNodeViews, addProfile, setProfile, deleteProfile, withDefaults, FIELD_DEFAULTS } from './manage.js';
 export { duplicateError, existsError, notFoundError, profileInUseError, profileUnknownError } from './errors.js';
 export type { FieldChanges, NodeChangeRequest, ProfileChangeRequest, InventoryNodeView } from './manage.js';
+export {
+  DEFAULT_KERNEL_ARGS, DEFAULT_RUNTIME_OVERLAYS, DEFAULT_SYSTEM_OVERLAYS, MODES_FILE, TOKEN_PLACEHOLDER,
+  buildNodeOverlays, buildOverlayArchive, builtinOverlaysDir, checkOverlayName, checkTemplateSyntax, deleteOverlay, ensureUserOverlay,
+  importIntoOverlay, listOverlays, overlayContexts, previewServer, overlayDir, overlayEntries, overlayKey, overlayPath, removeRendered, renderOverlayFile, renderedDir,
+  templateDataOf, userFileForEdit, userOverlaysDir, withProvisionDefaults,
+} from './overlay.js';
+export type { BuildOverlayOptions, NodeOverlayBuild, OverlayArchive, OverlayContext, OverlayEntry, OverlayInfo } from './overlay.js';
