@@ -546,7 +546,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       throw new WarrenError('MESH_CSR_INVALID', `the certificate request of node ${name} cannot be used: ${(e as Error).message}`, { hint: 'send a PEM PKCS#10 request signed with the key in it (the agent makes one)', cause: e });
     }
     const now = this.clock();
-    await consumeJoinToken(this.opts.tokens, req.token, now);
+    await consumeJoinToken(this.opts.tokens, req.token, now, name);
     const signer = this.ca;
     const issued = await signer.issue(req.csr, { kind: 'node', name, ...(this.opts.certTtlSeconds !== undefined ? { ttlSeconds: this.opts.certTtlSeconds } : {}) });
     if (before && before.rec.certSerial) {
