@@ -210,6 +210,7 @@ export const ERROR_CODES = {
   PROVISION_BOOT_NOT_FOUND: { exit: 2, http: 404 },
   PROVISION_DHCP_FAILED: { exit: 1, http: 500 },
   PROVISION_NGINX_FAILED: { exit: 1, http: 500 },
+  PROVISION_NODE_UP: { exit: 2, http: 409 },
   PROVISION_PACK_FAILED: { exit: 1, http: 500 },
   PROVISION_PROFILE_UNKNOWN: { exit: 2, http: 404 },
   PROVISION_TOKEN_BOUND: { exit: 2, http: 401 },

@@ -14,6 +14,7 @@ import { WarrenError, toWarrenError, type WireError } from '../common/index.js';
 import {
   consumeJoinToken,
   formatSpiffeId,
+  hashToken,
   normalizeSerial,
   RevocationList,
   TrustBundle,
@@ -546,6 +547,17 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       throw new WarrenError('MESH_CSR_INVALID', `the certificate request of node ${name} cannot be used: ${(e as Error).message}`, { hint: 'send a PEM PKCS#10 request signed with the key in it (the agent makes one)', cause: e });
     }
     const now = this.clock();
+    // A boot token (minted by the boot service, bound to this name) does not replace an agent
+    // that is up: anyone on a running node could fetch its system overlay from its address.
+    if (before && before.rec.state === 'ready' && now - before.lastSeen <= this.timers.heartbeatMs + this.graceMs) {
+      const t = await this.opts.tokens.get(hashToken(req.token));
+      if (t?.node === name) {
+        throw new WarrenError('PROVISION_NODE_UP', `node ${name} is up (its agent was heard from ${Math.round((now - before.lastSeen) / 1000)} s ago): a boot token cannot replace a running node's agent`, {
+          hint: `if the node really rebooted, its old agent is down within ${Math.round((this.timers.heartbeatMs + this.graceMs) / 1000)} s: boot it again then; to replace it now, \`warren node rm ${name}\` first`,
+          details: { node: name },
+        });
+      }
+    }
     await consumeJoinToken(this.opts.tokens, req.token, now, name);
     const signer = this.ca;
     const issued = await signer.issue(req.csr, { kind: 'node', name, ...(this.opts.certTtlSeconds !== undefined ? { ttlSeconds: this.opts.certTtlSeconds } : {}) });

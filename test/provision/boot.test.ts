@@ -274,19 +274,23 @@ describe('boot service (warren server --provision)', () => {
     const r = await get(`${boot}/provision/overlays/system.cpio.gz?mac=${MAC1}`, { from: '127.0.0.2' });
     unpack(r.body, join(t.dir, 'sys3'));
     const token = /WARREN_JOIN_TOKEN=(\S+)/.exec(readFileSync(join(t.dir, 'sys3', 'etc', 'warren', 'agent.env'), 'utf8'))![1]!;
-    const agent = (name: string) =>
-      spawn(process.execPath, [warrenBin, 'agent', '--server', server.url, '--token', token, '--ca', join(data, 'ca.pem'), '--data', join(t.dir, `agent-${name}`), '--name', name], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WARREN_HOME: join(t.dir, `home-${name}`) } });
-    const wrong = agent('n2');
-    let out = '';
-    wrong.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    wrong.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const code = await new Promise<number | null>((resolve) => {
-      const k = setTimeout(() => wrong.kill('SIGKILL'), 30_000);
-      wrong.on('exit', (c) => {
-        clearTimeout(k);
-        resolve(c);
+    const agent = (name: string, tok = token, dir = `agent-${name}`) =>
+      spawn(process.execPath, [warrenBin, 'agent', '--server', server.url, '--token', tok, '--ca', join(data, 'ca.pem'), '--data', join(t.dir, dir), '--name', name], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WARREN_HOME: join(t.dir, `home-${dir}`) } });
+    /** Run an agent that must be refused: its exit code and output. */
+    const refused = async (p: ReturnType<typeof agent>): Promise<{ code: number | null; out: string }> => {
+      let out = '';
+      p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      const code = await new Promise<number | null>((resolve) => {
+        const k = setTimeout(() => p.kill('SIGKILL'), 30_000);
+        p.on('exit', (c) => {
+          clearTimeout(k);
+          resolve(c);
+        });
       });
-    });
+      return { code, out };
+    };
+    const { code, out } = await refused(agent('n2'));
     assert.equal(code, 2, out);
     assert.match(out, /PROVISION_TOKEN_BOUND|minted for the boot of node n1 and cannot join as n2/);
     assert.equal((await server.store.joinTokens().get(hashToken(token)))?.usesLeft, 1, 'refused under another name: not used up');
@@ -296,6 +300,16 @@ describe('boot service (warren server --provision)', () => {
       while (!(await server.store.getNode('n1')) && Date.now() < until) await new Promise((res) => setTimeout(res, 200));
       assert.ok(await server.store.getNode('n1'), 'n1 joined');
       assert.equal((await server.store.joinTokens().get(hashToken(token)))?.usesLeft, 0);
+      // Anyone on the running node can fetch its system overlay from its address: the boot token
+      // in it does not replace the agent that is up.
+      const again = await get(`${boot}/provision/overlays/system.cpio.gz?mac=${MAC1}`, { from: '127.0.0.2' });
+      unpack(again.body, join(t.dir, 'sys4'));
+      const token4 = /WARREN_JOIN_TOKEN=(\S+)/.exec(readFileSync(join(t.dir, 'sys4', 'etc', 'warren', 'agent.env'), 'utf8'))![1]!;
+      const usurper = await refused(agent('n1', token4, 'agent-usurper'));
+      assert.equal(usurper.code, 2, usurper.out);
+      assert.match(usurper.out, /node n1 is up .*a boot token cannot replace a running node's agent/);
+      assert.equal((await server.store.joinTokens().get(hashToken(token4)))?.usesLeft, 1);
+      assert.equal(right.exitCode, null, 'the real agent runs on');
     } finally {
       await new Promise<void>((resolve) => {
         if (right.exitCode !== null) return resolve();
