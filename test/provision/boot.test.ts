@@ -527,3 +527,30 @@ describe('--dhcp: dnsmasq as the boot service\'s child, answering a real DHCP cl
     }
   });
 });
+
+describe('warren server: the boot service options', () => {
+  test('bad --provision, --provision-nginx, --provision-url, --boot-token-ttl and --dhcp are refused before anything starts', () => {
+    const t = tempDir('warren-boot-cli-');
+    try {
+      const data = join(t.dir, 'data');
+      const cases: [string[], RegExp][] = [
+        [['--dhcp', 'eth0'], /options of the boot service: they need --provision/],
+        [['--provision', '1.2.3'], /--provision takes ADDRESS:PORT/],
+        [['--provision', '127.0.0.1:19401', '--provision-nginx', 'maybe'], /--provision-nginx takes auto, on or off, not "maybe"/],
+        [['--provision', '--provision-url', 'https://10.0.0.1:9873'], /--provision-url takes http:\/\/ADDRESS:PORT/],
+        [['--provision', '--boot-token-ttl', '30d'], /--boot-token-ttl 30d is longer than a week/],
+        [['--provision', '--boot-token-ttl', 'soon'], /--boot-token-ttl takes a duration/],
+        [['--provision', '--dhcp', 'eth0,10.0.0.9-10.0.0.1'], /--dhcp eth0,10\.0\.0\.9-10\.0\.0\.1: the range starts after it ends/],
+      ];
+      for (const [args, re] of cases) {
+        const r = spawnSync(process.execPath, [warrenBin, 'server', '--data', data, '--listen', '127.0.0.1:0', ...args], { encoding: 'utf8', timeout: 30_000 });
+        assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, /CLI_BAD_OPTION/, args.join(' '));
+        assert.match(r.stderr, re, args.join(' '));
+      }
+      assert.equal(existsSync(data), false, 'nothing was written');
+    } finally {
+      t.cleanup();
+    }
+  });
+});
