@@ -152,6 +152,13 @@ describe('boot service (warren server --provision)', () => {
     assert.match(r4.body.toString(), /n4 has no image/);
     assert.match(r4.body.toString(), /warren node set n4 --image IMAGE/);
     assert.ok(logs.some((l) => l.level === 'warn' && l.msg.includes('warren image node-build docker://never-built:1')));
+    // A node whose profile is gone: the reason on its console, not an HTTP error iPXE would not show.
+    inventory.add('n5', '52:54:00:aa:00:05', '127.0.0.6/8', { profiles: ['gone'] });
+    const r5 = await get(`${boot}/provision/ipxe?mac=52:54:00:aa:00:05`);
+    assert.equal(r5.status, 200);
+    assert.match(r5.body.toString(), /^echo Warren: this machine \(MAC 52:54:00:aa:00:05\) cannot boot: node n5 uses profile gone, which does not exist$/m);
+    assert.match(r5.body.toString(), /^echo Fix it on the server: add it \(`warren profile add gone`\)/m);
+    inventory.nodes.delete('n5');
   });
 
   test('bad requests: no mac, a MAC that does not parse, another method, another path', async () => {
