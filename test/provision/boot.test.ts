@@ -408,13 +408,21 @@ describe('ranges and the proxy header', () => {
     assert.equal(parseRange('bytes=0-', 0), 'unsatisfiable');
   });
 
-  test("the client's address from nginx is believed only from loopback with the secret", () => {
-    const svc = new BootService({ dataDir: tempDir('warren-boot-svc-').dir, inventory: new MemoryInventory(), images: new DirImageSource('/nonexistent'), overlays: new TreeOverlays('/nonexistent'), tokens: new MemoryTokenStore(), server: () => ({ url: '', caPem: '' }), trustDomain: 't', proxySecret: 's3cret-s3cret', log: () => {} });
+  test("the client's address from nginx is believed only from loopback with the secret; overlay files left by a crash are removed at start", () => {
+    const t = tempDir('warren-boot-svc-');
+    after(t.cleanup);
+    const left = join(t.dir, 'provision', 'rendered', 'n1');
+    mkdirSync(left, { recursive: true });
+    writeFileSync(join(left, 'system.0123456789ab.cpio.gz'), 'token');
+    writeFileSync(join(left, 'runtime.0123456789ab.cpio.gz.partial'), 'x');
+    writeFileSync(join(left, 'keep.txt'), 'x');
+    const svc = new BootService({ dataDir: t.dir, inventory: new MemoryInventory(), images: new DirImageSource('/nonexistent'), overlays: new TreeOverlays('/nonexistent'), tokens: new MemoryTokenStore(), server: () => ({ url: '', caPem: '' }), trustDomain: 't', proxySecret: 's3cret-s3cret', log: () => {} });
     const req = (peer: string, headers: Record<string, string>) => ({ socket: { remoteAddress: peer }, headers }) as never;
     assert.equal(svc.clientAddress(req('127.0.0.1', { 'x-warren-client': '10.0.0.5', 'x-warren-proxy-secret': 's3cret-s3cret' })), '10.0.0.5');
     assert.equal(svc.clientAddress(req('127.0.0.1', { 'x-warren-client': '10.0.0.5', 'x-warren-proxy-secret': 'wrong-wrong-x' })), '127.0.0.1');
     assert.equal(svc.clientAddress(req('127.0.0.1', { 'x-warren-client': '10.0.0.5' })), '127.0.0.1');
     assert.equal(svc.clientAddress(req('::ffff:10.0.0.9', { 'x-warren-client': '10.0.0.5', 'x-warren-proxy-secret': 's3cret-s3cret' })), '10.0.0.9', 'not from loopback');
+    assert.deepEqual(readdir(left), ['keep.txt']);
   });
 
   test('nginx configuration: images by digest only, the rest proxied with the client address and the secret', () => {
