@@ -497,6 +497,49 @@ describe('nginx mode', () => {
     assert.equal(forged.status, 403);
     assert.match(wire(forged).message, /not to 127\.0\.0\.3/);
   });
+
+  test('nginx dies with a server that is killed (-9)', async (tt) => {
+    if (!existsSync('/usr/sbin/nginx')) return tt.skip('nginx is not installed');
+    if (!existsSync('/usr/bin/setpriv')) return tt.skip('setpriv (util-linux) is not installed');
+    const dir = join(t.dir, 'kill');
+    mkdirSync(join(dir, 'overlays'), { recursive: true });
+    const mod = (p: string): string => JSON.stringify(new URL(p, import.meta.url).href);
+    const script = join(dir, 'server.mjs');
+    writeFileSync(script, `
+      import { startBootService } from ${mod('../../src/server/boot/index.js')};
+      import { MemoryInventory } from ${mod('./memory-inventory.js')};
+      import { TreeOverlays } from ${mod('./tree-overlays.js')};
+      import { MemoryTokenStore } from ${mod('../../src/mesh/index.js')};
+      const b = await startBootService({ host: '127.0.0.1', port: ${await freePort()}, nginx: 'on', inventory: new MemoryInventory(), overlays: new TreeOverlays(${JSON.stringify(join(dir, 'overlays'))}) },
+        { dataDir: ${JSON.stringify(join(dir, 'data'))}, tokens: new MemoryTokenStore(), store: null, server: () => ({ url: 'https://x:1', caPem: '' }), trustDomain: 't', log: () => {} });
+      console.log('nginx ' + b.children().join(','));
+      setInterval(() => {}, 1000);
+    `);
+    const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const pid = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /nginx (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      child.on('exit', (c) => reject(new Error(`the server exited (${c}) before nginx ran: ${out}`)));
+    });
+    const alive = (p: number): boolean => {
+      try {
+        process.kill(p, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    assert.ok(alive(pid), 'nginx runs');
+    child.kill('SIGKILL');
+    const until = Date.now() + 10_000;
+    while (alive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+    assert.equal(alive(pid), false, 'nginx is gone with its server');
+  });
 });
 
 describe('--dhcp: dnsmasq as the boot service\'s child, answering a real DHCP client', () => {
