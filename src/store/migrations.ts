@@ -357,6 +357,16 @@ CREATE TABLE provision_boot (
 `,
     },
   },
+  {
+    version: 9,
+    what: 'provisioning: a join token bound to one node (the boot service mints one per boot; the join refuses it under another name)',
+    sql: {
+      both: `
+ALTER TABLE join_tokens ADD COLUMN node TEXT;
+CREATE INDEX join_tokens_node ON join_tokens(node);
+`,
+    },
+  },
 ];
 
 /** The schema version this code writes. */
