@@ -27,3 +27,5 @@ export type {
   FairShareRow,
   Strategy,
 } from './cluster/types.js';
+export { decideElastic, demandFromPlan, checkElastic, billedSec as elasticBilledSec, instanceCost as elasticInstanceCost } from './elastic.js';
+export type { ElasticSite, ElasticInstance, ElasticInput, ElasticAction, ElasticState } from './elastic.js';

@@ -3,3 +3,5 @@
 export type { InstanceState, InstanceRequest, InstanceView, SiteDriver } from './driver.js';
 export { LocalDriver, localUnavailable } from './local.js';
 export type { LocalDriverOptions, LocalInstanceType } from './local.js';
+export { ElasticController } from './elastic.js';
+export type { ElasticCluster, ElasticSiteConfig, ElasticEvent, ElasticOptions, ElasticInstanceView } from './elastic.js';
