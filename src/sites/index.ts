@@ -5,3 +5,7 @@ export { LocalDriver, localUnavailable } from './local.js';
 export type { LocalDriverOptions, LocalInstanceType } from './local.js';
 export { ElasticController } from './elastic.js';
 export type { ElasticCluster, ElasticSiteConfig, ElasticEvent, ElasticOptions, ElasticInstanceView } from './elastic.js';
+export { registerDriver, createDriver, driverKinds } from './registry.js';
+export type { DriverFactory, DriverContext } from './registry.js';
+// The EC2 driver is not re-exported here (it loads the AWS SDK): import it through createDriver('ec2', ...)
+// or from './ec2.js' where the SDK is wanted.
