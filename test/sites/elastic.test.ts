@@ -5,7 +5,7 @@
 // instance lost (revoked) and replaced, the budget.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decideElastic, demandFromPlan, checkElastic, elasticBilledSec, type ElasticInstance, type ElasticSite } from '../../src/scheduler/index.js';
 import { ElasticController, LocalDriver, localUnavailable, type ElasticEvent, type ElasticSiteConfig } from '../../src/sites/index.js';
@@ -202,5 +202,71 @@ describe('elastic controller on the local driver and a real server', { skip, tim
     const before1 = ctl.instances().length;
     await ctl.tick();
     assert.equal(ctl.instances().length, before1);
+  });
+});
+
+describe('elastic controller with work on its nodes (a real workflow through the server)', { skip, timeout: 240_000 }, () => {
+  let t: { dir: string; cleanup: () => void };
+  let burst: LocalDriver;
+  let cluster: TestCluster;
+  let admin: HttpClient;
+  let ctl: ElasticController;
+  const demand: Record<string, number> = { burst: 1 };
+  const events: ElasticEvent[] = [];
+  const errors: unknown[] = [];
+
+  before(async () => {
+    t = tempDir('warren-elastic-work-', '/var/tmp');
+    burst = await LocalDriver.create({ site: 'burst', dataDir: join(t.dir, 'burst'), instanceTypes: { small: { cores: 1 } }, pricePerHour: 1 });
+    cluster = await TestCluster.start({ agents: 0, listenHost: burst.serverAddress });
+    const caPem = readFileSync(cluster.caFile, 'utf8');
+    admin = new HttpClient({ url: cluster.url, token: cluster.adminToken, caPem });
+    ctl = await ElasticController.create({
+      sites: [{ name: 'burst', driver: burst, serverUrl: cluster.url, max: 2, instanceType: 'small', spot: true, pricePerHour: 1, granularitySec: 1, minimumSec: 60, bootTimeoutSec: 30, idleSec: 1 }],
+      cluster: admin, caPem, demand: () => ({ ...demand }), onChange: (e) => events.push(e),
+    });
+    ctl.run(250, (e) => errors.push(e));
+  });
+  after(async () => {
+    await ctl?.close();
+    await burst?.close();
+    await cluster?.close();
+    t?.cleanup();
+  });
+
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const ledger = () => cluster.ledgerLines();
+  const count = (prefix: string) => ledger().filter((l) => l.startsWith(prefix)).length;
+
+  it('a busy node is kept when the demand drops; a reclaim mid-job is a lost node: the job runs again on a replacement, once', async () => {
+    await cluster.until('an elastic node joined', async () => ctl.instances().filter((i) => i.joined).length, (n) => n === 1, 40_000);
+    const flow = join(cluster.dir, 'flow.yaml');
+    const L = cluster.ledger;
+    writeFileSync(flow, `version: v1\njobs:\n  long:\n    command: [/bin/sh, -c, 'echo "start long $WARREN_ATTEMPT $WARREN_NODE" >> ${L}; if [ "$WARREN_ATTEMPT" = 1 ]; then sleep 60; else sleep 2; fi; echo "end long $WARREN_ATTEMPT $WARREN_NODE" >> ${L}']\n    policy:\n      retry: {attempts: 2, backoff: 1s}\n`);
+    const sub = await cluster.cli(['run', '--detach', flow]);
+    assert.equal(sub.code, 0, sub.stderr);
+    const id = sub.stdout.trim();
+    await cluster.until('attempt 1 running', async () => ledger(), (l) => l.some((x) => x.startsWith('start long 1 burst-1')), 30_000);
+    // No demand, but the node has work: it stays.
+    demand.burst = 0;
+    await sleep(2500);
+    const first = ctl.instances().find((i) => i.node === 'burst-1')!;
+    assert.equal(first.state, 'running');
+    assert.equal(events.some((e) => e.kind === 'stopped' && e.node === 'burst-1'), false);
+    // The plan wants it again; the cloud takes it back mid-job.
+    demand.burst = 1;
+    await burst.reclaim(first.id);
+    const st = await cluster.until('the workflow to end', () => cluster.json<{ status: string; jobs: { attempts: number }[] }>(['status', id]), (s) => s.status !== 'running' && s.status !== 'pending', 90_000);
+    assert.equal(st.status, 'succeeded', `${ledger().join('\n')}\n${JSON.stringify(events)}\n${cluster.serverLog.slice(-3000)}`);
+    assert.equal(st.jobs[0]!.attempts, 2);
+    assert.equal(count('end long 1 '), 0, 'attempt 1 died with its instance');
+    assert.equal(count('start long 2 burst-2'), 1, ledger().join('\n'));
+    assert.equal(count('end long 2 '), 1);
+    assert.deepEqual(events.filter((e) => e.kind === 'lost').map((e) => (e as { node: string }).node), ['burst-1']);
+    assert.equal((await admin.nodes()).find((n) => n.name === 'burst-1')?.state, 'revoked');
+    // Done: back to zero.
+    demand.burst = 0;
+    await cluster.until('scaled to zero', async () => ctl.instances().filter((i) => i.state !== 'stopped' && i.state !== 'failed').length, (n) => n === 0, 30_000);
+    assert.deepEqual(errors, []);
   });
 });
