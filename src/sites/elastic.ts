@@ -36,7 +36,9 @@ export type ElasticEvent =
   | { kind: 'joined'; site: string; id: string; node: string }
   | { kind: 'stopped'; site: string; id: string; node: string; why: 'idle' | 'boot-timeout' | 'unneeded' }
   | { kind: 'lost'; site: string; id: string; node: string; why: string }
-  | { kind: 'held'; site: string; why: 'budget' | 'max'; wanted: number; live: number };
+  | { kind: 'held'; site: string; why: 'budget' | 'max'; wanted: number; live: number }
+  /** An action could not be carried out (the driver or the cluster refused); tried again next round. */
+  | { kind: 'failed'; site: string; action: ElasticAction['kind']; why: string };
 
 export interface ElasticOptions {
   sites: ElasticSiteConfig[];
@@ -134,7 +136,12 @@ export class ElasticController {
     const done: ElasticAction[] = [];
     for (const a of actions) {
       if (this.closed) break;
-      if (await this.act(a)) done.push(a);
+      try {
+        if (await this.act(a)) done.push(a);
+      } catch (e) {
+        // One site's failure (a refused request, a network error) does not hold up the others; the next round tries again.
+        this.o.onChange?.({ kind: 'failed', site: a.site, action: a.kind, why: e instanceof Error ? e.message : String(e) });
+      }
     }
     return done;
   }

@@ -83,18 +83,33 @@ function nsPids(ns: string): number[] {
   return r.code === 0 ? r.stdout.split(/\s+/).filter(Boolean).map(Number) : [];
 }
 
+function killPids(pids: number[]): void {
+  for (const p of pids) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+/** SIGKILL everything in the namespace until it is empty (at most ~2 s); synchronous: for process exit. */
 function killNs(ns: string): void {
   for (let round = 0; round < 100; round++) {
     const pids = nsPids(ns);
     if (pids.length === 0) return;
-    for (const p of pids) {
-      try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
+    killPids(pids);
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  }
+}
+
+/** The same without blocking the event loop. */
+async function killNsAsync(ns: string): Promise<void> {
+  for (let round = 0; round < 100; round++) {
+    const pids = nsPids(ns);
+    if (pids.length === 0) return;
+    killPids(pids);
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -265,7 +280,7 @@ export class LocalDriver implements SiteDriver {
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'ca.pem'), req.caPem);
     } catch (e) {
-      this.release(inst);
+      await this.release(inst);
       inst.view = { ...inst.view, state: 'failed', endedAt: Date.now(), reason: (e as Error).message };
       throw e;
     }
@@ -303,8 +318,10 @@ export class LocalDriver implements SiteDriver {
       if (inst.ending === 'stop') return; // stop() finishes the view
       if (inst.ending === 'reclaim') return;
       const last = inst.tail.trim().split('\n').slice(-3).join(' | ');
-      this.release(inst);
-      inst.view = { ...inst.view, state: 'failed', endedAt: Date.now(), reason: `agent exited (${signal ?? `code ${code}`})${last ? `: ${last}` : ''}` };
+      inst.ending = 'stop';
+      void this.release(inst).finally(() => {
+        inst.view = { ...inst.view, state: 'failed', endedAt: Date.now(), reason: `agent exited (${signal ?? `code ${code}`})${last ? `: ${last}` : ''}` };
+      });
     });
   }
 
@@ -327,7 +344,7 @@ export class LocalDriver implements SiteDriver {
       const t0 = Date.now();
       while (inst.proc && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 25));
     }
-    this.release(inst);
+    await this.release(inst);
     inst.view = { ...inst.view, state: 'stopped', endedAt: Date.now(), reason: inst.view.reason ?? 'stopped' };
   }
 
@@ -339,7 +356,7 @@ export class LocalDriver implements SiteDriver {
     inst.ending = 'reclaim';
     if (inst.timer) clearTimeout(inst.timer);
     inst.timer = null;
-    this.release(inst);
+    await this.release(inst);
     inst.view = { ...inst.view, state: 'stopped', endedAt: Date.now(), reason: 'reclaimed (spot interruption)' };
   }
 
@@ -349,8 +366,8 @@ export class LocalDriver implements SiteDriver {
   }
 
   /** Kills what runs in the instance's namespace and removes its network and directory. */
-  private release(inst: Inst): void {
-    killNs(inst.ns);
+  private async release(inst: Inst): Promise<void> {
+    await killNsAsync(inst.ns);
     sh('ip', ['link', 'del', inst.veth]);
     sh('ip', ['netns', 'del', inst.ns]);
     rmSync(inst.dir, { recursive: true, force: true });

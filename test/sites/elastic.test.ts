@@ -203,6 +203,21 @@ describe('elastic controller on the local driver and a real server', { skip, tim
     await ctl.tick();
     assert.equal(ctl.instances().length, before1);
   });
+
+  it('a start the driver refuses is reported (failed); the round goes on and nothing is recorded for it', async () => {
+    await slow.close();
+    demand.slow = 1;
+    demand.burst = 1;
+    const n0 = ctl.instances().length;
+    await ctl.tick();
+    const failed = events.filter((e) => e.kind === 'failed');
+    assert.equal(failed.length, 1, JSON.stringify(failed));
+    assert.match((failed[0] as { why: string }).why, /site "slow": its driver was closed/);
+    assert.equal(ctl.instances().length, n0 + 1, 'only the burst instance');
+    assert.equal(ctl.instances().at(-1)!.site, 'burst');
+    demand.slow = 0;
+    demand.burst = 0;
+  });
 });
 
 describe('elastic controller with work on its nodes (a real workflow through the server)', { skip, timeout: 240_000 }, () => {
