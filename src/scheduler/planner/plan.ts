@@ -531,11 +531,13 @@ export class IncrementalPlanner {
       const order = [...labels].sort((a, b) => Number(b[1]) - Number(a[1]) || a[0] - b[0]);
       for (let k = off.count; k < order.length; k++) if (!order[k]![1]) closed.add(o * 1e6 + order[k]![0]);
     }
+    const offIdx = new Map(m.offerings.map((off, o) => [`${off.siteName}/${off.instanceType ?? ''}`, o]));
+    const offeringOf = (j: number): number => offIdx.get(`${prev.jobs[j]!.site}/${prev.jobs[j]!.instanceType ?? ''}`) ?? -1;
     const seeds: number[] = [];
     for (let j = 0; j < n; j++) {
       if (fixed.pinned[j]) continue;
       const pj = prev.jobs[j]!;
-      const o = m.offerings.findIndex((off) => off.siteName === pj.site && off.instanceType === pj.instanceType);
+      const o = offeringOf(j);
       if (pj.start < progress.now - 1e-9 || o < 0 || shrunk.has(o) || (pj.instance !== null && closed.has(o * 1e6 + pj.instance))) seeds.push(j);
     }
     if (seeds.length === 0 && grew) for (let j = 0; j < n; j++) if (!fixed.pinned[j]) seeds.push(j);
@@ -555,7 +557,7 @@ export class IncrementalPlanner {
         continue;
       }
       const pj = prev.jobs[j]!;
-      const o = m.offerings.findIndex((off) => off.siteName === pj.site && off.instanceType === pj.instanceType);
+      const o = offeringOf(j);
       fixed.pinned[j] = { offering: o, instance: pj.instance ?? -2, start: pj.start, end: pj.end };
       reasons[j] = pj.reason;
     }
