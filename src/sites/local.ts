@@ -7,8 +7,8 @@
 //
 // Layout: bridge `<id>br` (made here, unless `bridge` names one that exists) holding A.B.C.1/24
 // on a free 10.80.N.0/24; instance n is the namespace `wcl-<id>-<n>` with `eth0` at
-// A.B.C.(10+n)/24 (default route via the bridge), the other end `<id>v<n>` a port of the
-// bridge. Names are recorded in /run/warren-sites/<id>.json with this process's pid, so what a
+// a free A.B.C.10-250/24 (default route via the bridge; drivers sharing a bridge never share an
+// address), the other end `<id>v<n>` a port of the bridge. Names are recorded in /run/warren-sites/<id>.json with this process's pid, so what a
 // process that died without close() left is removed by the next LocalDriver.create().
 // Needs root and iproute2 (`check()` says so, SITE_LOCAL_UNAVAILABLE).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -151,6 +151,43 @@ function sweepStale(): void {
   }
 }
 
+/** Takes a free address A.B.C.10-250 of the bridge's /24 (an exclusive file per address, freed by giveAddress or when its holder is dead). */
+function takeAddress(base: string): string | null {
+  mkdirSync(OWNER_DIR, { recursive: true });
+  for (let h = 10; h <= 250; h++) {
+    const f = join(OWNER_DIR, `ip-${base}.${h}`);
+    try {
+      writeFileSync(f, String(process.pid), { flag: 'wx' });
+      return `${base}.${h}`;
+    } catch {
+      let holder = 0;
+      try {
+        holder = Number(readFileSync(f, 'utf8'));
+      } catch {
+        continue;
+      }
+      if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) continue;
+      rmSync(f, { force: true });
+      try {
+        writeFileSync(f, String(process.pid), { flag: 'wx' });
+        return `${base}.${h}`;
+      } catch {
+        continue;
+      }
+    }
+  }
+  return null;
+}
+
+function giveAddress(address: string): void {
+  const f = join(OWNER_DIR, `ip-${address}`);
+  try {
+    if (readFileSync(f, 'utf8') === String(process.pid)) rmSync(f, { force: true });
+  } catch {
+    /* not taken */
+  }
+}
+
 function subnetUsed(base: string): boolean {
   const re = new RegExp(`\\b${base.replace(/\./g, '\\.')}\\.\\d+`);
   return re.test(sh('ip', ['-4', '-o', 'addr', 'show']).stdout) || re.test(sh('ip', ['-4', 'route', 'show']).stdout);
@@ -256,12 +293,14 @@ export class LocalDriver implements SiteDriver {
       if (i.view.node === req.node && !ended(i.view.state)) throw new WarrenError('SITE_BAD_SETTING', `site "${this.site}": an instance named ${req.node} runs already (${i.view.id})`, { hint: 'give each instance its own node name' });
     }
     const n = this.next;
-    if (n >= MAX_INSTANCES) throw new WarrenError('SITE_LOCAL_EXHAUSTED', `site "${this.site}": the local driver has started ${MAX_INSTANCES} instances, the most one bridge's /24 holds`, { hint: 'close the driver and make a new one' });
+    if (n >= MAX_INSTANCES) throw new WarrenError('SITE_LOCAL_EXHAUSTED', `site "${this.site}": the local driver has started ${MAX_INSTANCES} instances`, { hint: 'close the driver and make a new one' });
+    // An address of the bridge's /24 no other instance holds (drivers may share a bridge).
+    const address = takeAddress(this.base);
+    if (!address) throw new WarrenError('SITE_LOCAL_EXHAUSTED', `site "${this.site}": every address of ${this.base}.10-250 on bridge ${this.bridge} is taken`, { hint: 'stop instances, or give the driver a bridge of its own' });
     this.next++;
     const id = `${this.id}-${n}`;
     const ns = `${NS_PREFIX}${id}`;
     const veth = `${this.id}v${n}`;
-    const address = `${this.base}.${10 + n}`;
     const dir = join(this.o.dataDir, req.node);
     const inst: Inst = {
       view: { id, node: req.node, instanceType: req.instanceType, spot: req.spot === true, state: 'pending', requestedAt: Date.now(), runningAt: null, endedAt: null, reason: null },
@@ -371,6 +410,7 @@ export class LocalDriver implements SiteDriver {
     sh('ip', ['link', 'del', inst.veth]);
     sh('ip', ['netns', 'del', inst.ns]);
     rmSync(inst.dir, { recursive: true, force: true });
+    giveAddress(inst.address);
   }
 
   async close(): Promise<void> {

@@ -136,6 +136,25 @@ describe('local driver', { skip, timeout: 180_000 }, () => {
     assert.deepEqual(leftoversOf(v!), []);
   });
 
+  it('two drivers on one bridge never give two instances one address', async () => {
+    const t2 = tempDir('warren-localdrv2-', '/var/tmp');
+    const other = await LocalDriver.create({ site: 'burst2', dataDir: t2.dir, instanceTypes: { small: { cores: 1 } }, bootDelayMs: 60_000, bridge: { name: w.driver.bridge, address: w.driver.serverAddress } });
+    try {
+      const a = await w.driver.start(await w.request('ld-addr-a'));
+      const b = await other.start(await w.request('ld-addr-b'));
+      const addr = (id: string) => /inet (\S+)\//.exec(spawnSync('ip', ['-n', `wcl-${id}`, '-4', '-o', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' }).stdout)?.[1];
+      assert.ok(addr(a.id) && addr(b.id), 'both have an address');
+      assert.notEqual(addr(a.id), addr(b.id));
+      await w.driver.stop(a.id);
+      await other.stop(b.id);
+    } finally {
+      await other.close();
+      t2.cleanup();
+    }
+    // The bridge is the first driver's: it stays.
+    assert.equal(spawnSync('ip', ['link', 'show', w.driver.bridge]).status, 0);
+  });
+
   it('a node name used by a running instance is refused', async () => {
     const req = await w.request('ld-dup');
     await w.driver.start(req);
