@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { Ec2Driver, ec2UserData, viewOf } from '../../src/sites/ec2.js';
-import { createDriver, driverKinds, type InstanceRequest } from '../../src/sites/index.js';
+import { ElasticController, createDriver, driverKinds, type InstanceRequest } from '../../src/sites/index.js';
+import { HttpClient } from '../../src/api/index.js';
 import { WarrenError } from '../../src/common/index.js';
 
 const CA = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
@@ -130,6 +131,16 @@ describe('EC2 check(): credentials from the default chain', () => {
     const t0 = Date.now();
     await assert.rejects(d.check(), (e) => e instanceof WarrenError && e.code === 'SITE_CLOUD_NO_CREDENTIALS' && e.exitCode === 2 && /site "aws-east" \(kind ec2, region us-east-1\)/.test(e.message) && /AWS_PROFILE/.test(e.hint ?? ''));
     assert.ok(Date.now() - t0 < 10_000, 'answered without waiting on the network');
+  });
+
+  it('the elastic controller refuses, before anything is started: no credentials, a budget spent, max < 0', async () => {
+    // A server that is not there: had the controller called it (a join token, the nodes), the error would be API_UNREACHABLE.
+    const cluster = new HttpClient({ url: 'https://127.0.0.1:9', token: 'unused' });
+    const site = { name: 'aws', driver: new Ec2Driver({ ...base }), serverUrl: 'https://127.0.0.1:9', max: 2, instanceType: 'c6i.large', spot: true, pricePerHour: 0.1, granularitySec: 1, minimumSec: 60, bootTimeoutSec: 300, idleSec: 60 };
+    const create = (o: object) => ElasticController.create({ sites: [{ ...site, ...o }], cluster, caPem: CA, demand: () => ({ aws: 1 }), ...o });
+    await assert.rejects(create({}), (e) => e instanceof WarrenError && e.code === 'SITE_CLOUD_NO_CREDENTIALS' && e.exitCode === 2 && /site "aws"/.test(e.message));
+    await assert.rejects(create({ budget: { limit: 1, spentElsewhere: () => 1 } }), (e) => e instanceof WarrenError && e.code === 'SITE_BUDGET_SPENT' && /"aws"/.test(e.message));
+    await assert.rejects(create({ max: -1 }), (e) => e instanceof WarrenError && e.code === 'SITE_BAD_SETTING' && /site "aws": max is -1/.test(e.message));
   });
 
   it('from the environment: check() passes (no request is sent)', async () => {
