@@ -3,8 +3,8 @@
 // (pure).
 export { parsePlatform, computeRoutes, dataSite, platformToObject } from './platform.js';
 export type { ParsePlatformOptions, Platform, Site, ClusterSite, CloudSite, InstanceType, Link, Route, DataLocation } from './platform.js';
-export { planWorkflow, replanWorkflow, heft, lowerBound } from './planner/plan.js';
-export type { Progress, JobProgress } from './planner/plan.js';
+export { planWorkflow, replanWorkflow, heft, lowerBound, IncrementalPlanner } from './planner/plan.js';
+export type { Progress, JobProgress, CapacityChange } from './planner/plan.js';
 export type { Plan, PlannedJob, PlannedTransfer, PlannedInstance, PlanOptions, Objective } from './types.js';
 // Cluster mode: the node scheduler (filters, scores, select; fair share; EASY backfill).
 export { scheduleCluster } from './cluster/schedule.js';
@@ -27,3 +27,5 @@ export type {
   FairShareRow,
   Strategy,
 } from './cluster/types.js';
+export { decideElastic, demandFromPlan, checkElastic, billedSec as elasticBilledSec, instanceCost as elasticInstanceCost } from './elastic.js';
+export type { ElasticSite, ElasticInstance, ElasticInput, ElasticAction, ElasticState } from './elastic.js';

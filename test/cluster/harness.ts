@@ -19,6 +19,8 @@ export interface ClusterOptions {
   agentHosts?: Host[];
   /** Agents in these network namespaces (one per agent); else on loopback. */
   net?: Network;
+  /** The address the server listens on (default the network's bridge address, or loopback). */
+  listenHost?: string;
   /** postgres://... (default: SQLite in the server's directory). */
   store?: string;
   serverArgs?: string[];
@@ -118,7 +120,7 @@ export class TestCluster {
   static async start(o: ClusterOptions): Promise<TestCluster> {
     const c = new TestCluster(o);
     try {
-      c.host = o.net ? o.net.serverAddress : '127.0.0.1';
+      c.host = o.listenHost ?? (o.net ? o.net.serverAddress : '127.0.0.1');
       for (let k = 0; k < c.serverCount; k++) {
         c.servers.push(null);
         c.serverLogs.push('');

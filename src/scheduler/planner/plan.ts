@@ -178,6 +178,8 @@ export interface JobProgress {
 export interface Progress {
   now: number;
   jobs: Record<string, JobProgress>;
+  /** Cloud instances of the earlier plan that are gone (a reclaimed spot instance): nothing more is placed on them. */
+  lost?: { site: string; instanceType: string; instance: number }[];
 }
 
 /**
@@ -214,7 +216,13 @@ function pinnedJobs(m: Model, progress: Progress): Fixed {
       if (!pinned[p]) throw bad(`job "${m.jobs[j]!.id}" started but its requirement "${m.jobs[p]!.id}" did not`, 'pass every job that started, with its place and times');
     }
   }
-  return { now: progress.now, pinned };
+  const closed = new Set<number>();
+  for (const l of progress.lost ?? []) {
+    const o = m.offerings.findIndex((off) => off.siteName === l.site && off.instanceType === l.instanceType);
+    if (o < 0 || !m.offerings[o]!.cloud) throw bad(`progress: lost instance ${l.site}/${l.instanceType}#${l.instance} is not of a cloud instance type of the platform`, 'name the site, instance type and instance label of the earlier plan');
+    closed.add(o * 1e6 + l.instance);
+  }
+  return { now: progress.now, pinned, closed };
 }
 
 /** HEFT (Topcuoglu et al. 2002) on the same model: upward rank, insertion-based earliest finish. */
@@ -340,7 +348,7 @@ function reasonOf(m: Model, s: Schedule, j: number, cur: string, share: number):
   return parts.join('; ');
 }
 
-function toPlan(m: Model, wf: Workflow, s: Schedule, x: Extra): Plan {
+function toPlan(m: Model, wf: Workflow, s: Schedule, x: Extra, reasons?: readonly (string | undefined)[]): Plan {
   // A cloud instance's bill is shared by its jobs in proportion to their core-seconds.
   const work = new Map<number, { coreSec: number; jobs: number }>();
   const key = (o: number, i: number): number => o * 1e6 + i;
@@ -374,7 +382,7 @@ function toPlan(m: Model, wf: Workflow, s: Schedule, x: Extra): Plan {
       start: c.start,
       end: c.end,
       cost,
-      reason: reasonOf(m, s, j, x.currency, cost),
+      reason: reasons?.[j] ?? reasonOf(m, s, j, x.currency, cost),
     };
   });
   const plan: Plan = {
@@ -414,4 +422,192 @@ function toPlan(m: Model, wf: Workflow, s: Schedule, x: Extra): Plan {
   if (x.deadlineMet !== undefined) plan.deadlineMet = x.deadlineMet;
   if (x.budgetMet !== undefined) plan.budgetMet = x.budgetMet;
   return plan;
+}
+
+// ---- Incremental re-plan ---------------------------------------------------------------
+
+/** A change of capacity: cluster sites' node counts, cloud instance types' `max`. */
+export interface CapacityChange {
+  /** site -> nodes (cluster sites). */
+  nodes?: Record<string, number>;
+  /** `site/instance-type` -> most instances at once (cloud sites). */
+  max?: Record<string, number>;
+}
+
+/**
+ * Re-plans a running workflow when capacity changes (an instance reclaimed, a site scaled, a
+ * node lost), incrementally: the model (jobs, edges, files, feasibility) and the priorities
+ * (upward ranks, PEFT's table) of the first plan are kept, the offerings' counts patched, and
+ * the not-yet-started rest is re-placed by one list-scheduling pass of the strategy that won
+ * the last full plan (for a deadline: the fastest pass and the as-late-as-possible one),
+ * around the jobs that started, which keep their place. A full plan tries every strategy; this
+ * is the one that served. Falls back to a full re-plan when the change touches what the kept
+ * model depends on (a multinode job and a cluster's node count) or for a budget objective.
+ */
+export class IncrementalPlanner {
+  private m: Model;
+  private rank: Float64Array;
+  private oct: Float64Array | null = null;
+  private current: Plan;
+  /** How many re-plans were incremental, and how many fell back to full. */
+  readonly counts = { incremental: 0, full: 0 };
+  /** How many jobs the last incremental re-plan placed again. */
+  lastAffected = 0;
+  /** The offerings' counts the current plan was made with. */
+  private counted: number[];
+
+  constructor(private readonly wf: Workflow, private platform: Platform, private readonly opts: PlanOptions = {}) {
+    this.m = buildModel(wf, platform, opts);
+    this.rank = upwardRanks(this.m);
+    this.current = planModel(wf, platform, opts);
+    this.counted = this.m.offerings.map((o) => o.count);
+  }
+
+  get plan(): Plan {
+    return this.current;
+  }
+
+  /** The platform as it is now (counts changed). */
+  get platformNow(): Platform {
+    return this.platform;
+  }
+
+  /** Apply a capacity change and re-plan what has not started (see the class). */
+  capacityChanged(change: CapacityChange, progress: Progress): Plan {
+    if (!Number.isFinite(progress.now) || progress.now < 0) {
+      throw new WarrenError('PLAN_BAD_PROGRESS', `progress.now ${progress.now} is not a time >= 0`, { hint: 'pass the seconds since the workflow started' });
+    }
+    this.platform = patchPlatform(this.platform, change);
+    const budget = this.opts.budget ?? this.wf.policy.budget;
+    const deadline = this.opts.deadlineSec ?? this.wf.policy.deadlineSec;
+    let multinodeTouched = false;
+    const prevCount = this.counted;
+    for (const o of this.m.offerings) {
+      const n = o.cloud ? change.max?.[o.key] : change.nodes?.[o.siteName];
+      if (n === undefined) continue;
+      if (!o.cloud && n !== o.count && this.m.jobs.some((j) => j.nodes > 1)) multinodeTouched = true;
+      o.count = n;
+    }
+    if (multinodeTouched || (budget !== undefined && deadline === undefined)) {
+      this.counts.full++;
+      this.m = buildModel(this.wf, this.platform, this.opts, new Set(Object.keys(progress.jobs)));
+      this.rank = upwardRanks(this.m);
+      this.oct = null;
+      this.counted = this.m.offerings.map((o) => o.count);
+      this.current = planModel(this.wf, this.platform, this.opts, progress);
+      return this.current;
+    }
+    this.counts.incremental++;
+    const m = this.m;
+    const prev = this.current;
+    const fixed = pinnedJobs(m, progress);
+    const n = m.jobs.length;
+    // Which jobs the change touches: those not started whose place is gone (a lost instance,
+    // an instance over the new max, a cluster with fewer nodes) or that were due before now,
+    // and everything after them. The others keep their planned place (their capacity and
+    // inputs are unchanged). When capacity only grew, nothing is touched: the not-started
+    // rest is re-placed, so that it can use what was added.
+    const affected = new Uint8Array(n);
+    const closed = new Set(fixed.closed ?? []);
+    const shrunk = new Set<number>();
+    let grew = false;
+    for (let o = 0; o < m.offerings.length; o++) {
+      const off = m.offerings[o]!;
+      if (!off.cloud) {
+        const was = prevCount[o]!;
+        if (off.count < was) shrunk.add(o);
+        else if (off.count > was) grew = true;
+        continue;
+      }
+      if (off.count > prevCount[o]!) grew = true;
+      // Instances of the earlier plan, live ones with started jobs first, then by label: the first `count` stay.
+      const labels = new Map<number, boolean>();
+      for (let j = 0; j < n; j++) {
+        const pj = prev.jobs[j]!;
+        if (pj.instance === null || pj.site !== off.siteName || pj.instanceType !== off.instanceType) continue;
+        if (closed.has(o * 1e6 + pj.instance)) continue;
+        labels.set(pj.instance, (labels.get(pj.instance) ?? false) || fixed.pinned[j] !== undefined);
+      }
+      const order = [...labels].sort((a, b) => Number(b[1]) - Number(a[1]) || a[0] - b[0]);
+      for (let k = off.count; k < order.length; k++) if (!order[k]![1]) closed.add(o * 1e6 + order[k]![0]);
+    }
+    const offIdx = new Map(m.offerings.map((off, o) => [`${off.siteName}/${off.instanceType ?? ''}`, o]));
+    const offeringOf = (j: number): number => offIdx.get(`${prev.jobs[j]!.site}/${prev.jobs[j]!.instanceType ?? ''}`) ?? -1;
+    const seeds: number[] = [];
+    for (let j = 0; j < n; j++) {
+      if (fixed.pinned[j]) continue;
+      const pj = prev.jobs[j]!;
+      const o = offeringOf(j);
+      if (pj.start < progress.now - 1e-9 || o < 0 || shrunk.has(o) || (pj.instance !== null && closed.has(o * 1e6 + pj.instance))) seeds.push(j);
+    }
+    if (seeds.length === 0 && grew) for (let j = 0; j < n; j++) if (!fixed.pinned[j]) seeds.push(j);
+    for (let q = 0; q < seeds.length; q++) {
+      const j = seeds[q]!;
+      if (affected[j]) continue;
+      affected[j] = 1;
+      for (const s2 of m.jobs[j]!.succs) if (!affected[s2] && !fixed.pinned[s2]) seeds.push(s2);
+    }
+    const reasons: (string | undefined)[] = new Array(n);
+    for (let j = 0; j < n; j++) {
+      const job = m.jobs[j]!;
+      if (fixed.pinned[j] || affected[j]) {
+        if (affected[j] && !job.feasible.some((o) => m.offerings[o]!.count > 0)) {
+          throw new WarrenError('PLAN_NO_FEASIBLE_SITE', `job "${job.id}" has no site left that can run it after the capacity change`, { hint: 'add capacity back (or a site) that can run it' });
+        }
+        continue;
+      }
+      const pj = prev.jobs[j]!;
+      const o = offeringOf(j);
+      fixed.pinned[j] = { offering: o, instance: pj.instance ?? -2, start: pj.start, end: pj.end };
+      reasons[j] = pj.reason;
+    }
+    fixed.closed = closed;
+    for (let o = 0; o < m.offerings.length; o++) prevCount[o] = m.offerings[o]!.count;
+    const S = runner(m, fixed);
+    const algo = this.current.algorithm;
+    const cur = this.platform.currency;
+    let s: Schedule;
+    if (deadline !== undefined) {
+      const fast = S(this.rank, eftCostSelect, 'eft-cost');
+      if (fast.makespan > deadline + 1e-6) s = fast;
+      else {
+        const lft = latestFinish(m, fast, deadline);
+        const alap = S(this.rank, withinSelect(lft), 'deadline-alap(1)', (j) => `latest finish ${formatDuration(lft[j]!)}`);
+        s = alap.makespan <= deadline + 1e-6 && alap.cost < fast.cost ? alap : fast;
+      }
+    } else if (algo === 'heft') s = S(this.rank, heftSelect, 'heft');
+    else if (algo === 'peft') {
+      this.oct ??= octTable(m);
+      s = S(octRanks(m, this.oct), peftSelect(m, this.oct), 'peft');
+    } else s = S(this.rank, eftCostSelect, 'eft-cost');
+    const notes = [`re-planned incrementally after a capacity change (${s.name})`];
+    const x: Extra = { objective: deadline !== undefined ? 'deadline' : 'fastest', deadline, budget, notes, currency: cur };
+    if (deadline !== undefined) {
+      x.deadlineMet = s.makespan <= deadline + 1e-6;
+      if (!x.deadlineMet) notes.push(`the deadline (${formatDuration(deadline)}) cannot be met after the capacity change: the earliest finish found is ${formatDuration(s.makespan)}`);
+    }
+    if (budget !== undefined) x.budgetMet = s.cost <= budget + 1e-9;
+    this.current = toPlan(m, this.wf, s, x, reasons);
+    this.lastAffected = affected.reduce((a, b) => a + b, 0);
+    return this.current;
+  }
+}
+
+function patchPlatform(p: Platform, change: CapacityChange): Platform {
+  const sites: Platform['sites'] = { ...p.sites };
+  const bad = (msg: string): WarrenError => new WarrenError('PLAN_BAD_VALUE', msg, { hint: 'give counts >= 0 of sites and instance types the platform has' });
+  for (const [name, n] of Object.entries(change.nodes ?? {})) {
+    const s = sites[name];
+    if (!s || s.kind !== 'cluster') throw bad(`capacity change: "${name}" is not a cluster site of the platform`);
+    if (!Number.isInteger(n) || n < 0) throw bad(`capacity change: site "${name}" nodes ${n} is not a whole number >= 0`);
+    sites[name] = { ...s, nodes: n };
+  }
+  for (const [key, n] of Object.entries(change.max ?? {})) {
+    const [name, type] = key.split('/') as [string, string | undefined];
+    const s = sites[name];
+    if (!s || s.kind !== 'cloud' || !type || !s.instanceTypes[type]) throw bad(`capacity change: "${key}" is not SITE/INSTANCE-TYPE of a cloud site of the platform`);
+    if (!Number.isInteger(n) || n < 0) throw bad(`capacity change: "${key}" max ${n} is not a whole number >= 0`);
+    sites[name] = { ...s, instanceTypes: { ...s.instanceTypes, [type]: { ...s.instanceTypes[type]!, max: n } } };
+  }
+  return { ...p, sites };
 }

@@ -198,11 +198,16 @@ export interface Pinned {
 export interface Fixed {
   now: number;
   pinned: (Pinned | undefined)[];
+  /** Cloud instances that are gone (reclaimed, lost): offering * 1e6 + label. No job is placed on them any more. */
+  closed?: ReadonlySet<number>;
 }
+
+const PINNED_WHY: Why = Object.freeze({ localBytes: 0, inputBytes: 0, alt: null, altCheap: null, waited: 0, booting: 0, note: 'already started' });
 
 /** Run one list-scheduling pass with the given priority and selector. */
 export function schedule(m: Model, rank: Float64Array, select: Selector, name: string, note?: (j: number) => string, fixed?: Fixed): Schedule {
   const now = fixed?.now ?? 0;
+  const closed = fixed?.closed && fixed.closed.size > 0 ? fixed.closed : null;
   const n = m.jobs.length;
   const ns = m.siteNames.length;
   const clusterTl: (Timeline | null)[] = m.offerings.map((o) => (o.cloud ? null : new Timeline(o.cores * o.count, o.gpus * o.count)));
@@ -313,7 +318,7 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
       commit(j, c, 0);
       c.egress = costEgress - before;
       c.cost += c.egress;
-      why[j] = { localBytes: 0, inputBytes: 0, alt: null, altCheap: null, waited: 0, booting: 0, note: 'already started' };
+      why[j] = PINNED_WHY;
     }
   }
   // Jobs with no requirements (the others enter the queue when their last requirement is placed).
@@ -375,6 +380,7 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
       const egress = siteEgress[s]!;
       const dur = job.est / off.speed;
       if (!off.cloud) {
+        if (off.count <= 0) continue; // no nodes left (a capacity change)
         const start = clusterTl[o]!.earliestStart(ready, dur, totalCores, totalGpus);
         const compute = (off.price * totalCores * dur) / 3600;
         options.push({ offering: o, instance: -2, ready, start, end: start + dur, cost: compute + egress, egress });
@@ -382,7 +388,12 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
       }
       // Existing instances of this type: earliest finish, then least added instance time.
       let best: Option | null = null;
+      let closedHere = 0;
       for (const it of inst[o]!) {
+        if (closed && closed.has(o * 1e6 + it.index)) {
+          closedHere++;
+          continue;
+        }
         const start = it.timeline.earliestStart(ready, dur, totalCores, totalGpus);
         const end = start + dur;
         const added = addedCost(off, it, end);
@@ -391,7 +402,7 @@ export function schedule(m: Model, rank: Float64Array, select: Selector, name: s
         }
       }
       if (best) options.push(best);
-      if (inst[o]!.length < off.count) {
+      if (inst[o]!.length - closedHere < off.count) {
         const start = Math.max(ready, now + off.bootSec);
         options.push({ offering: o, instance: -1, ready, start, end: start + dur, cost: instanceCost(off, dur + off.bootSec) + egress, egress });
       }
