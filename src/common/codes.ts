@@ -205,6 +205,8 @@ export const ERROR_CODES = {
   PROVISION_BAD_ADDRESS: { exit: 2, http: 400 },
   PROVISION_BAD_NAME: { exit: 2, http: 400 },
   PROVISION_BAD_RANGE: { exit: 2, http: 400 },
+  PROVISION_IMAGE_UNKNOWN: { exit: 2, http: 404 },
+  PROVISION_NO_KERNEL: { exit: 2, http: 400 },
   PROVISION_PACK_FAILED: { exit: 1, http: 500 },
   PROVISION_PROFILE_UNKNOWN: { exit: 2, http: 404 },
   PROVISION_TOOL_MISSING: { exit: 1, http: 500 },

@@ -4,3 +4,5 @@ export type { NetDevice, ProvisionFields, ProfileRecord, InventoryNode, Origin, 
 export { MAX_RANGE, checkName, expandRange, normalizeMac, parseIp, nthAddress, nthMac, resolveNode } from './inventory.js';
 export { packCpioGz } from './archive.js';
 export type { PackOptions, PackResult } from './archive.js';
+export { buildNodeImage, findNodeImage, listNodeImages, removeNodeImages, nodeImagesDir, canonicalSource, treeIdentity, sifIdentity, imageKernels, compareKernelVersions, ROOTFS_EXCLUDE } from './nodeimage.js';
+export type { NodeImage, BuildNodeImageOptions } from './nodeimage.js';
