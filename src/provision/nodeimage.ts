@@ -50,7 +50,7 @@ export interface BuildNodeImageOptions {
   force?: boolean;
   /** Registry images: resolve the tag at the registry every time (default), or trust the cache. */
   pull?: 'always' | 'if-not-present';
-  /** Image cache for registry images (default DATA/cache/images). */
+  /** Image cache for registry images (default DATA/provision/cache: its own, as it keeps setuid bits). */
   cacheDir?: string;
   log?: (s: string) => void;
 }
@@ -466,8 +466,10 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
   const ref: ImageRef = parseImageRef(opts.source.trim());
   const registry = ref.kind === 'docker' || ref.kind === 'oras';
   const prepared = await prepareImage(opts.source.trim(), {
-    cacheDir: opts.cacheDir ?? join(opts.dataDir, 'cache', 'images'),
-    ...(registry ? { policy: opts.pull ?? 'always' } : {}),
+    cacheDir: opts.cacheDir ?? join(opts.dataDir, 'provision', 'cache'),
+    // A node boots the image as its operating system: sudo, su, ping keep their setuid bits.
+    // Jobs never run from this cache, so the node's container policy is not weakened.
+    ...(registry ? { policy: opts.pull ?? 'always', allowSetuid: true } : {}),
   });
   // The identity of the source's content.
   let sourceDigest: string;
