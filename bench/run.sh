@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # One command per benchmark: set up, install the baselines it compares against, run it.
-#   bash bench/run.sh core|million|planner|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build [args...]
+#   bash bench/run.sh core|million|planner|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|nodebuild [args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name="${1:-}"; shift || true
 case "$name" in
-  core|million|planner|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build) ;;
-  *) echo "usage: bash bench/run.sh core|million|planner|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build [args...]" >&2; exit 2 ;;
+  core|million|planner|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|nodebuild) ;;
+  *) echo "usage: bash bench/run.sh core|million|planner|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|nodebuild [args...]" >&2; exit 2 ;;
 esac
 bash scripts/setup.sh
 need=()
@@ -19,4 +19,6 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# Provisioning benches live under bench/provision/.
+[[ "$name" == nodebuild ]] && exec node dist/bench/provision/nodebuild.js "$@"
 exec node "dist/bench/$name/run.js" "$@"

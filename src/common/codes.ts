@@ -209,6 +209,7 @@ export const ERROR_CODES = {
   PROVISION_NO_KERNEL: { exit: 2, http: 400 },
   PROVISION_PACK_FAILED: { exit: 1, http: 500 },
   PROVISION_PROFILE_UNKNOWN: { exit: 2, http: 404 },
+  PROVISION_SOURCE_INVALID: { exit: 2, http: 400 },
   PROVISION_TOOL_MISSING: { exit: 1, http: 500 },
   RUNTIME_APP_UNKNOWN: { exit: 2, http: 400 },
   RUNTIME_BAD_CWD: { exit: 2, http: 400 },

@@ -18,7 +18,6 @@ import { Transform } from 'node:stream';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { WarrenError, pidAlive } from '../common/index.js';
 import { parseImageRef, prepareImage, sifPartition, type ImageRef } from '../image/index.js';
-import { checkSquashfs, defaultToolPath, findExecutable, runTool } from '../runtime/container/index.js';
 import { packCpioGz } from './archive.js';
 
 export interface NodeImage {
@@ -303,6 +302,7 @@ interface OpenTree {
 
 /** The SIF's squashfs partition as a directory: a loop mount as root, else extracted with unsquashfs. */
 async function openSif(file: string, source: string, work: string, log: (s: string) => void): Promise<OpenTree> {
+  const { checkSquashfs, defaultToolPath, findExecutable, runTool } = await containerTools();
   const loc = await sifPartition(file);
   checkSquashfs(file, loc, source);
   const path = defaultToolPath();
@@ -422,6 +422,9 @@ export async function removeNodeImages(dataDir: string, what: string): Promise<N
   return hit;
 }
 
+/** The container runtime's squashfs helpers, loaded when a SIF is opened (not for an unchanged image). */
+const containerTools = () => import('../runtime/container/index.js');
+
 /** Leftovers of builds whose process is gone (a crash, a kill): unmounted and removed. */
 async function sweepStale(dir: string): Promise<void> {
   let names: string[];
@@ -437,6 +440,7 @@ async function sweepStale(dir: string): Promise<void> {
     const p = join(dir, n);
     const mnt = join(p, 'mnt');
     if (existsSync(mnt) && mountedAt(mnt)) {
+      const { defaultToolPath, findExecutable, runTool } = await containerTools();
       const umount = findExecutable('umount', defaultToolPath());
       if (umount) await runTool(umount, ['-l', mnt], 30_000);
     }
@@ -456,6 +460,17 @@ function mountedAt(path: string): boolean {
 
 // --- the build ------------------------------------------------------------------------------
 
+/** A tree that holds the data directory would pack its own archive (and the data dir's secrets). */
+function checkNotInside(tree: string, dataDir: string, source: string): void {
+  const t = resolve(tree);
+  const d = resolve(dataDir);
+  if (d === t || d.startsWith(t === '/' ? '/' : `${t}/`)) {
+    throw new WarrenError('PROVISION_SOURCE_INVALID', `image ${source}: the directory holds Warren's data directory ${d}, where node images are written`, {
+      hint: 'give the root file system of the image alone (e.g. one made by debootstrap or `warren image build`), not a directory above the data directory',
+    });
+  }
+}
+
 /**
  * Build the node image of `source` (or find it built): the kernel and the packed root file system
  * in DATA/provision/images/<hex>/. An unchanged source answers from image.json (`reused`).
@@ -471,6 +486,7 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
     // Jobs never run from this cache, so the node's container policy is not weakened.
     ...(registry ? { policy: opts.pull ?? 'always', allowSetuid: true } : {}),
   });
+  if (prepared.kind === 'rootfs' && !registry) checkNotInside(prepared.path, opts.dataDir, source);
   // The identity of the source's content.
   let sourceDigest: string;
   if (registry) {

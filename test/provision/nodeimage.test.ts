@@ -155,6 +155,14 @@ describe('node images (warren image node-build)', () => {
     assert.deepEqual(await listNodeImages(d2), []);
   });
 
+  it('a directory that holds the data directory is refused (PROVISION_SOURCE_INVALID): it would pack its own archive', async () => {
+    const outer = join(base, 'outer');
+    makeTree(outer);
+    const inner = join(outer, 'var/lib/warren');
+    await assert.rejects(buildNodeImage({ source: outer, dataDir: inner }), (e: WarrenError) => e.code === 'PROVISION_SOURCE_INVALID' && e.message.includes(inner));
+    assert.equal(existsSync(inner), false);
+  });
+
   it('several kernels: the newest by version; --kernel VER picks one; an unknown version or file is refused', async () => {
     const multi = join(base, 'multi');
     makeTree(multi, ['6.9.0-1-amd64', '6.10.0-1-amd64', '5.10.0-30-amd64']);
