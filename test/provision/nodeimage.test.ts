@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -203,6 +203,35 @@ describe('node images (warren image node-build)', () => {
     assert.deepEqual(leftovers(d3), []);
   });
 
+  it('a build killed half way (SIGKILL) leaves no image; the next build sweeps its leftovers and builds whole', { timeout: 120_000 }, async () => {
+    const big = join(base, 'big');
+    makeTree(big);
+    mkdirSync(join(big, 'var/data'), { recursive: true });
+    for (let i = 0; i < 24; i++) writeFileSync(join(big, `var/data/blob${i}`), randomBytes(2 << 20)); // incompressible: pigz takes a while
+    const d7 = join(base, 'data-crash');
+    const child = spawn(process.execPath, [join(import.meta.dirname, 'nodeimage-child.js'), big, d7], { stdio: 'ignore' });
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    const dir = nodeImagesDir(d7);
+    const deadline = Date.now() + 60_000;
+    let partial: string | undefined;
+    while (!partial && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      const b = existsSync(dir) ? readdirSync(dir).find((n) => n.startsWith('.build-')) : undefined;
+      const p = b ? join(dir, b, 'rootfs.cpio.gz.partial') : undefined;
+      if (p && existsSync(p) && statSync(p).size > 0) partial = p;
+    }
+    assert.ok(partial, 'the build never began writing its archive');
+    child.kill('SIGKILL');
+    await exited;
+    assert.deepEqual(await listNodeImages(d7), []);
+    assert.equal(readdirSync(dir).filter((n) => /^[0-9a-f]{64}$/.test(n)).length, 0, 'no image directory after the crash');
+    assert.equal(readdirSync(dir).filter((n) => n.startsWith('.build-')).length, 1);
+    const img = await buildNodeImage({ source: big, dataDir: d7 });
+    assert.equal(img.reused, false);
+    assert.equal(img.rootfsSha256, sha(readFileSync(img.rootfsPath)));
+    assert.deepEqual(leftovers(d7), []);
+  });
+
   it('node-rm: by digest prefix, by source; unknown or ambiguous is PROVISION_IMAGE_UNKNOWN', async () => {
     const all = await listNodeImages(data);
     const multi = all.filter((i) => i.source === join(base, 'multi'));
@@ -314,6 +343,19 @@ describe('node images (warren image node-build)', () => {
       assert.equal(again.reused, true);
       assert.equal(again.digest, img.digest);
       assert.equal((await findNodeImage(d6, `docker://${reg.host}/test/node:1`))?.digest, img.digest);
+      // The tag moved to new content: resolved at the registry, it is a new image.
+      const moved = await pushBusybox(`docker://${reg.host}/test/node:1`, {}, 'amd64', [
+        { name: 'boot/', type: 'directory' },
+        { name: `boot/vmlinuz-${VER}`, data: 'registry kernel bytes, v2' },
+        { name: 'etc/release', data: 'v2\n' },
+      ]);
+      assert.notEqual(moved.digest, manifest);
+      const next = await buildNodeImage({ source: `docker://${reg.host}/test/node:1`, dataDir: d6 });
+      assert.equal(next.reused, false);
+      assert.equal(next.sourceDigest, moved.digest);
+      assert.equal(readFileSync(next.kernelPath, 'utf8'), 'registry kernel bytes, v2');
+      assert.equal((await findNodeImage(d6, `docker://${reg.host}/test/node:1`))?.digest, next.digest);
+      assert.equal((await listNodeImages(d6)).length, 2);
     });
   });
 });
