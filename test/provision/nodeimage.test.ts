@@ -297,6 +297,32 @@ describe('node images (warren image node-build)', () => {
       assert.equal(readFileSync(join(x, 'etc/motd'), 'utf8'), 'new\n');
     });
 
+    it('as a user who is not root: extracted with unsquashfs (no loop mount), every entry packed as root\'s', { skip: process.getuid?.() === 0 && existsSync('/usr/sbin/runuser') ? false : 'needs root to run the build as nobody (runuser)', timeout: 120_000 }, () => {
+      const own = mkdtempSync(join(tmpdir(), 'warren-nodeimage-nobody-'));
+      try {
+        chmodSync(own, 0o755);
+        const d = join(own, 'data');
+        mkdirSync(d, { mode: 0o777 });
+        chmodSync(d, 0o777);
+        const s2 = join(own, 'node.sif');
+        execFileSync('cp', [sif, s2]);
+        chmodSync(s2, 0o644);
+        const child = join(import.meta.dirname, 'nodeimage-child.js');
+        const out = execFileSync('runuser', ['-u', 'nobody', '--', process.execPath, child, s2, d], { encoding: 'utf8', env: { ...process.env, HOME: own } });
+        const img = JSON.parse(out) as NodeImage;
+        assert.equal(img.kernelVersion, VER);
+        const owners = execFileSync('/bin/sh', ['-c', `gzip -dc '${img.rootfsPath}' | cpio --quiet -tv`]).toString();
+        assert.ok(owners.split('\n').filter(Boolean).every((l) => / root +root /.test(l)), owners);
+        const x = join(own, 'x');
+        unpack(img.rootfsPath, x);
+        const strip = (ls: string[]) => ls.filter((l) => !/^(proc|sys|dev)\//.test(l) && !/^\.singularity\.d|^(environment|singularity|\.exec|\.run|\.shell|\.test) /.test(l));
+        assert.deepEqual(strip(listing(x)), strip(listing(sifTree)));
+        assert.deepEqual(readdirSync(nodeImagesDir(d)).filter((n) => n.startsWith('.build-')), [], 'the extraction is removed');
+      } finally {
+        rmSync(own, { recursive: true, force: true });
+      }
+    });
+
     it('a SIF without a kernel: PROVISION_NO_KERNEL, nothing left behind, nothing mounted', async () => {
       const bare = join(base, 'bare-sif-tree');
       mkdirSync(join(bare, 'etc'), { recursive: true });
