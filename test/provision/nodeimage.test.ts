@@ -187,6 +187,15 @@ describe('node images (warren image node-build)', () => {
     assert.equal(img.kernelVersion, '6.7.7-custom');
     assert.deepEqual(readFileSync(img.kernelPath), readFileSync(k));
     assert.ok(logs.some((l) => /^warning: the image has no \/lib\/modules\/6\.7\.7-custom/.test(l)), logs.join('\n'));
+    // A bzImage says its version in its boot header (the string at 0x200 + the word at 0x20e).
+    const bz = Buffer.alloc(8192);
+    bz.write('HdrS', 0x202, 'latin1');
+    bz.writeUInt16LE(0x1000 - 0x200, 0x20e);
+    bz.write('6.9.9-synthetic (root@build) #1 SMP\0', 0x1000, 'latin1');
+    const bzFile = join(base, 'bzImage');
+    writeFileSync(bzFile, bz);
+    const fromHeader = await buildNodeImage({ source: tree, dataDir: data, kernel: bzFile });
+    assert.equal(fromHeader.kernelVersion, '6.9.9-synthetic');
     const noName = join(base, 'bzimage');
     writeFileSync(noName, 'not a kernel');
     await assert.rejects(buildNodeImage({ source: tree, dataDir: data, kernel: noName }), (e: WarrenError) => e.code === 'PROVISION_NO_KERNEL' && /cannot tell its version/.test(e.message));
