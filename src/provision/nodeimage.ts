@@ -480,12 +480,29 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
   const source = canonicalSource(opts.source);
   const ref: ImageRef = parseImageRef(opts.source.trim());
   const registry = ref.kind === 'docker' || ref.kind === 'oras';
-  const prepared = await prepareImage(opts.source.trim(), {
-    cacheDir: opts.cacheDir ?? join(opts.dataDir, 'provision', 'cache'),
-    // A node boots the image as its operating system: sudo, su, ping keep their setuid bits.
-    // Jobs never run from this cache, so the node's container policy is not weakened.
-    ...(registry ? { policy: opts.pull ?? 'always', allowSetuid: true } : {}),
-  });
+  const prepare = (policy: 'always' | 'if-not-present') =>
+    prepareImage(opts.source.trim(), {
+      cacheDir: opts.cacheDir ?? join(opts.dataDir, 'provision', 'cache'),
+      // A node boots the image as its operating system: sudo, su, ping keep their setuid bits.
+      // Jobs never run from this cache, so the node's container policy is not weakened.
+      ...(registry ? { policy, allowSetuid: true } : {}),
+    });
+  let prepared;
+  try {
+    prepared = await prepare(opts.pull ?? 'always');
+  } catch (e) {
+    // A registry out of reach: what was pulled before of that reference still builds (a warning).
+    if (!(registry && (opts.pull ?? 'always') === 'always' && e instanceof WarrenError && e.code === 'IMAGE_REGISTRY_UNREACHABLE')) throw e;
+    let cached;
+    try {
+      cached = await prepare('if-not-present');
+    } catch {
+      throw e;
+    }
+    if (!cached.pull?.cached) throw e;
+    log(`warning: the registry of ${source} cannot be reached (${e.message}): using ${cached.digest}, pulled before; a tag moved since is not seen`);
+    prepared = cached;
+  }
   if (prepared.kind === 'rootfs' && !registry) checkNotInside(prepared.path, opts.dataDir, source);
   // The identity of the source's content.
   let sourceDigest: string;

@@ -392,6 +392,16 @@ describe('node images (warren image node-build)', () => {
       assert.equal((await findNodeImage(d6, `docker://${reg.host}/test/node:1`))?.digest, next.digest);
       assert.equal((await listNodeImages(d6)).length, 2);
     });
+
+    it('the registry out of reach: the image pulled before still answers, with a warning; a reference never pulled fails', async () => {
+      await reg.stop();
+      const logs: string[] = [];
+      const img = await buildNodeImage({ source: `docker://${reg.host}/test/node:1`, dataDir: d6, log: (l) => logs.push(l) });
+      assert.equal(img.reused, true);
+      assert.equal((await findNodeImage(d6, `docker://${reg.host}/test/node:1`))?.digest, img.digest);
+      assert.ok(logs.some((l) => /^warning: the registry of .* cannot be reached/.test(l)), logs.join('\n'));
+      await assert.rejects(buildNodeImage({ source: `docker://${reg.host}/test/other:1`, dataDir: d6 }), (e: WarrenError) => e.code === 'IMAGE_REGISTRY_UNREACHABLE');
+    });
   });
 });
 
