@@ -350,6 +350,8 @@ function readImageJson(dir: string): NodeImage | undefined {
   try {
     const v = JSON.parse(readFileSync(join(dir, IMAGE_JSON), 'utf8')) as NodeImage;
     if (typeof v.digest !== 'string' || typeof v.source !== 'string' || typeof v.builtAt !== 'number') return undefined;
+    // Both files there (someone may have deleted one by hand): else it is built again.
+    if (!existsSync(join(dir, 'vmlinuz')) || !existsSync(join(dir, 'rootfs.cpio.gz'))) return undefined;
     // The directory may have moved with its data dir: paths are where it is now.
     return { ...v, dir, kernelPath: join(dir, 'vmlinuz'), rootfsPath: join(dir, 'rootfs.cpio.gz') };
   } catch {
@@ -531,10 +533,10 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
   const digest = `sha256:${createHash('sha256').update(`${LAYOUT}\n${sourceDigest}\n${kernelKey}\n${ROOTFS_EXCLUDE.join(',')}\n`).digest('hex')}`;
   const dir = nodeImagesDir(opts.dataDir);
   const final = join(dir, hex(digest));
-  if (!opts.force) {
-    const have = readImageJson(final);
-    if (have) return { ...have, reused: true };
-  }
+  const have = readImageJson(final);
+  if (have && !opts.force) return { ...have, reused: true };
+  // Built again in place: a forced build, or a directory that lost a file or its image.json.
+  const replace = opts.force === true || (!have && existsSync(final));
 
   // A directory's kernel is checked before anything is written (a SIF's once it is opened).
   const early = prepared.kind === 'sif' ? undefined : chooseKernel(prepared.path, source, opts.kernel, log);
@@ -569,7 +571,7 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
       builtAt: Date.now(),
     };
     writeFileSync(join(work, IMAGE_JSON), JSON.stringify(img, null, 2) + '\n', { mode: 0o644 });
-    if (opts.force && existsSync(final)) {
+    if (replace && existsSync(final)) {
       const old = join(dir, `.old-${hex(digest)}-${randomBytes(4).toString('hex')}`);
       try {
         renameSync(final, old);

@@ -138,6 +138,17 @@ describe('node images (warren image node-build)', () => {
     assert.deepEqual(leftovers(data), []);
   });
 
+  it('an image directory that lost its archive is not listed, and is built again in place', async () => {
+    const cur = await buildNodeImage({ source: tree, dataDir: data });
+    rmSync(cur.rootfsPath);
+    assert.equal((await listNodeImages(data)).some((i) => i.digest === cur.digest), false);
+    const again = await buildNodeImage({ source: tree, dataDir: data });
+    assert.equal(again.reused, false);
+    assert.equal(again.digest, cur.digest);
+    assert.equal(again.rootfsSha256, sha(readFileSync(again.rootfsPath)));
+    assert.deepEqual(leftovers(data), []);
+  });
+
   it('no kernel in the image: PROVISION_NO_KERNEL naming the image and the packages, nothing written', async () => {
     const bare = join(base, 'bare');
     mkdirSync(join(bare, 'etc'), { recursive: true });
