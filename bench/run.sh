@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # One command per benchmark: set up, install the baselines it compares against, run it.
-#   bash bench/run.sh core|million|planner|replan|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|provision [args...]
+#   bash bench/run.sh core|million|planner|replan|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|provision|nodebuild [args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name="${1:-}"; shift || true
 case "$name" in
-  core|million|planner|replan|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|provision) ;;
-  *) echo "usage: bash bench/run.sh core|million|planner|replan|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|provision [args...]" >&2; exit 2 ;;
+  core|million|planner|replan|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|provision|nodebuild) ;;
+  *) echo "usage: bash bench/run.sh core|million|planner|replan|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|provision|nodebuild [args...]" >&2; exit 2 ;;
 esac
 bash scripts/setup.sh
 need=()
@@ -19,6 +19,7 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# The boot service bench is bench/provision/serve.ts (the issue names it so).
+# Provisioning benches live under bench/provision/: the boot service (serve.ts) and node-build (nodebuild.ts).
 if [[ "$name" == provision ]]; then exec node dist/bench/provision/serve.js "$@"; fi
+[[ "$name" == nodebuild ]] && exec node dist/bench/provision/nodebuild.js "$@"
 exec node "dist/bench/$name/run.js" "$@"

@@ -14,7 +14,7 @@ import { parsePlatform } from '../scheduler/index.js';
 import { loadWorkflowText, type Workflow } from '../workflow/index.js';
 import { openStore, type Store, type WorkflowRecord } from '../store/index.js';
 import { addNodes, addProfile, deleteNodes, deleteProfile, listNodeViews, setNodes, setProfile } from '../provision/index.js';
-import type { InventoryClient, InventoryNode, InventoryNodeView, NodeChangeRequest, ProfileChangeRequest, ProfileRecord, JobCounts, ListRequest, LogsRequest, PruneRequest, PruneView, StreamItem, SubmitRequest, WarrenClient, WorkflowDetail, WorkflowSummary } from './types.js';
+import type { InventoryClient, InventoryNode, InventoryNodeView, NodeChangeRequest, ProfileChangeRequest, ProfileRecord, JobCounts, ListRequest, LogsRequest, PruneRequest, PruneView, StreamItem, SubmitRequest, WarrenClient, WorkflowDetail, WorkflowSummary, NodeImageBuildPending, NodeImageBuildRequest, NodeImageBuildView, NodeImageClient } from './types.js';
 
 type TrustGate = import('../image/index.js').TrustGate;
 
@@ -469,3 +469,11 @@ export function dataMover(home: string): { ingress: import('../data/index.js').I
   };
 }
 
+/** Ask `client` to build until it answers the image (a server's "building" answers are asked again: they join the build). */
+export async function untilBuilt(client: NodeImageClient, req: NodeImageBuildRequest, onWait?: (p: NodeImageBuildPending) => void): Promise<NodeImageBuildView> {
+  for (;;) {
+    const r = await client.nodeImageBuild(req);
+    if (!('building' in r)) return r;
+    onWait?.(r);
+  }
+}

@@ -14,3 +14,5 @@ export {
   templateDataOf, userFileForEdit, userOverlaysDir, withProvisionDefaults,
 } from './overlay.js';
 export type { BuildOverlayOptions, NodeOverlayBuild, OverlayArchive, OverlayContext, OverlayEntry, OverlayInfo } from './overlay.js';
+export { buildNodeImage, findNodeImage, listNodeImages, removeNodeImages, nodeImagesDir, canonicalSource, treeIdentity, sifIdentity, imageKernels, compareKernelVersions, ROOTFS_EXCLUDE } from './nodeimage.js';
+export type { NodeImage, BuildNodeImageOptions } from './nodeimage.js';
