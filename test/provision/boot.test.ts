@@ -17,7 +17,7 @@ import { MemoryTokenStore, consumeJoinToken, createJoinToken, hashToken } from '
 import { SqliteStore } from '../../src/store/index.js';
 import { startServer, type RunningServer } from '../../src/server/serve.js';
 import { BootService, checkDnsmasqConfig, dnsmasqConfig, nginxConfig, parseDhcpOption, parseRange, startBootService, DirImageSource, type RunningBoot } from '../../src/server/boot/index.js';
-import { resolveNode } from '../../src/provision/index.js';
+import { canonicalSource, resolveNode } from '../../src/provision/index.js';
 import { freePort, tempDir, warrenBin } from '../helpers.js';
 import { createNetwork, netnsAvailable } from '../helpers/netns.js';
 import { MemoryInventory } from './memory-inventory.js';
@@ -67,7 +67,7 @@ function makeImage(data: string, source: string): { hex: string; kernel: Buffer;
   writeFileSync(join(dir, 'vmlinuz'), kernel);
   writeFileSync(join(dir, 'rootfs.cpio.gz'), rootfs);
   const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-  writeFileSync(join(dir, 'image.json'), JSON.stringify({ digest: `sha256:${hex}`, source, dir, kernelVersion: '6.1.0-test', kernelPath: join(dir, 'vmlinuz'), rootfsPath: join(dir, 'rootfs.cpio.gz'), kernelSha256: sha(kernel), rootfsSha256: sha(rootfs), kernelSize: kernel.length, rootfsSize: rootfs.length, builtAt: Date.now() }));
+  writeFileSync(join(dir, 'image.json'), JSON.stringify({ digest: `sha256:${hex}`, source: canonicalSource(source), dir, kernelVersion: '6.1.0-test', kernelPath: join(dir, 'vmlinuz'), rootfsPath: join(dir, 'rootfs.cpio.gz'), kernelSha256: sha(kernel), rootfsSha256: sha(rootfs), kernelSize: kernel.length, rootfsSize: rootfs.length, builtAt: Date.now() }));
   return { hex, kernel, rootfs, kernelSha: sha(kernel), rootfsSha: sha(rootfs) };
 }
 

@@ -4,7 +4,7 @@
 // provisioning subsystem's overlay builder.
 import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { buildOverlayArchive } from '../../provision/index.js';
+import { buildOverlayArchive, findNodeImage } from '../../provision/index.js';
 import type { ResolvedNode } from '../../provision/index.js';
 
 /** A node image as the boot service needs it (a subset of src/provision's NodeImage). */
@@ -84,18 +84,10 @@ export class DirImageSource implements ImageSource {
   }
 
   async find(source: string): Promise<BootImage | undefined> {
-    let names: string[];
-    try {
-      names = await fsp.readdir(imagesDir(this.dataDir));
-    } catch {
-      return undefined;
-    }
-    let best: BootImage | undefined;
-    for (const n of names) {
-      const img = await this.byHex(n);
-      if (img && img.source === source && (!best || img.builtAt > best.builtAt)) best = img;
-    }
-    return best;
+    // src/provision knows every spelling of a source (file:///x/ is /x); the image is then read
+    // through byHex, which re-reads image.json only when it changed.
+    const img = await findNodeImage(this.dataDir, source);
+    return img && this.byHex(img.digest.replace(/^sha256:/, ''));
   }
 }
 
