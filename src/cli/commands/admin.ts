@@ -21,7 +21,7 @@ async function withAdmin<T>(o: TargetOpts, fn: (a: AdminClient) => Promise<T>): 
 function nodeLine(n: NodeView): string {
   const line = `${n.name.padEnd(20)}${n.state.padEnd(10)}${`${n.usedCores}/${n.cores}`.padEnd(9)}${formatBytes(n.memoryBytes).padEnd(10)}${String(n.gpus).padEnd(6)}${String(n.running).padEnd(9)}${iso(n.lastSeenAt).padEnd(21)}${Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',')}`;
   // Why it is drained, under it (as `sinfo -R` gives the reason).
-  const why = n.drainedBy ? `  drained by ${n.drainedBy === 'health' ? 'its health check' : 'an admin'}${n.drainReason ? `: ${n.drainReason}` : ''}` : '';
+  const why = n.drainedBy ? `  drained by ${n.drainedBy === 'health' ? 'its health check' : n.drainedBy === 'agent' ? 'itself (leaving)' : 'an admin'}${n.drainReason ? `: ${n.drainReason}` : ''}` : '';
   return why ? `${line}\n${why}` : line;
 }
 
