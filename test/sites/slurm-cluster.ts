@@ -42,6 +42,9 @@ export interface SlurmClusterOptions {
   accounts?: string[];
   /** More slurm.conf lines. */
   extraConf?: string[];
+  /** Tuned for throughput as bench/cluster/slurm.conf.in (SchedMD's high-throughput guide):
+   *  sched/builtin with no scheduling delays, MinJobAge=2, no job completion file, quiet logs. */
+  htc?: boolean;
 }
 
 export interface SlurmNode {
@@ -228,13 +231,11 @@ export class SlurmCluster {
       'MpiDefault=none',
       'JobAcctGatherType=jobacct_gather/none',
       'AccountingStorageType=accounting_storage/none',
-      'JobCompType=jobcomp/filetxt',
-      `JobCompLoc=${this.jobcomp}`,
+      ...(this.o.htc ? ['JobCompType=jobcomp/none', 'SlurmctldDebug=error', 'SlurmdDebug=error'] : ['JobCompType=jobcomp/filetxt', `JobCompLoc=${this.jobcomp}`]),
       'JobSubmitPlugins=lua',
       'SlurmdParameters=config_overrides',
       'ReturnToService=2',
-      'SchedulerType=sched/backfill',
-      'MinJobAge=600',
+      ...(this.o.htc ? ['SchedulerType=sched/builtin', 'PriorityType=priority/basic', 'SchedulerParameters=batch_sched_delay=0,sched_min_interval=0', 'MinJobAge=2'] : ['SchedulerType=sched/backfill', 'MinJobAge=600']),
       'MaxJobCount=50000',
       'MaxArraySize=10001',
       'DefMemPerCPU=100',
