@@ -3,3 +3,4 @@ export { slurmSettings, validateSlurmSettings, slurmTime, pilotTokenTtlSec, SLUR
 export { SlurmCommands, shellQuote, type SlurmResult, type SlurmCommand } from './commands.js';
 export { checkSlurmSite, pilotJobOptions } from './check.js';
 export { SlurmPilotDriver, pilotState, PILOT_PREFIX, type SlurmPilotOptions } from './pilot.js';
+export { SlurmDirectAgent, type SlurmDirectOptions } from './direct.js';

@@ -1,0 +1,64 @@
+// Direct mode against the real test Slurm (issue 14): SlurmDirectAgent passes the agent contract
+// suite (each task a Slurm job: exit codes, variables, working directory, logs, kill, the core
+// budget), and the tasks of a task array each run as a Slurm job on the Slurm nodes.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SlurmDirectAgent, slurmSettings } from '../../src/sites/index.js';
+import { agentContract, Recorder, taskOf } from '../agent/contract.js';
+import { job } from '../engine/builders.js';
+import { tempDir } from '../helpers.js';
+import { SlurmCluster, slurmAvailable } from './slurm-cluster.js';
+
+const skip = slurmAvailable() === true ? false : String(slurmAvailable());
+
+describe('Slurm direct mode', { skip }, () => {
+  let slurm: SlurmCluster;
+  before(async () => {
+    slurm = await SlurmCluster.start({ id: 6 });
+  });
+  after(async () => {
+    await slurm?.stop();
+  });
+  const make = async () => {
+    const d = tempDir('warren-slurm-direct-');
+    const agent = new SlurmDirectAgent(slurmSettings({ name: 'hpc', partition: 'batch', account: 'warren', mode: 'direct', env: { SLURM_CONF: slurm.conf } }), { home: d.dir, cores: 4, memoryBytes: 4 * 2 ** 30, pollMs: 200 });
+    return {
+      agent,
+      cleanup: async () => {
+        await agent.close();
+        await slurm.waitEmpty(20_000);
+        d.cleanup();
+      },
+    };
+  };
+
+  agentContract('SlurmDirectAgent', make);
+
+  test('a task array: every task is a Slurm job on a Slurm node, with its index; a failing task\'s exit code comes back', { timeout: 60_000 }, async () => {
+    const u = await make();
+    try {
+      const rec = new Recorder(u.agent);
+      const spec = job('arr', { command: ['/bin/sh', '-c', 'echo "$WARREN_TASK_ID $SLURM_JOB_ID $(hostname)"; [ "$WARREN_TASK_ID" != 5 ] || exit 7'], taskArray: { start: 1, end: 6, concurrency: 0 } as never });
+      const wf = `wfarr${Date.now().toString(36)}`;
+      const tasks = [1, 2, 3, 4, 5, 6].map((i) => taskOf(spec, { workflowId: wf, task: i }));
+      for (const t of tasks) u.agent.submit(t);
+      await rec.ended(6);
+      const ids = new Set<string>();
+      for (const t of tasks) {
+        const ex = rec.exited.get(t.attemptId)!;
+        assert.equal(ex.reason, 'exit');
+        assert.equal(ex.exitCode, t.task === 5 ? 7 : 0);
+        const chunks: Buffer[] = [];
+        for await (const c of u.agent.logs({ workflowId: wf, job: 'arr', task: t.task, stream: 'stdout' })) chunks.push(Buffer.from(c));
+        const [idx, slurmId, host] = Buffer.concat(chunks).toString().trim().split(' ');
+        assert.equal(idx, String(t.task));
+        assert.match(host!, /^sn[12]$/);
+        ids.add(slurmId!);
+      }
+      assert.equal(ids.size, 6, 'one Slurm job per task');
+      assert.match(slurm.run('scontrol', ['show', 'job', [...ids][0]!]).stdout, /Account=warren/);
+    } finally {
+      await u.cleanup();
+    }
+  });
+});
