@@ -3,8 +3,10 @@
 // (`wsl-<id>-snN`, one end of a veth on the bridge `wsl<id>br` that holds 10.79.<id>.1 in the
 // root namespace) and its own UTS namespace (hostname snN), so both nodes are real NodeNames
 // with their own addresses; the controller runs in the root namespace (its own UTS namespace,
-// hostname wslctl) and listens on the bridge address. Everything lives in one temporary
-// directory (slurm.conf, the munge key and socket, state and spool directories, logs).
+// hostname wslctl) and listens on the bridge address; each slurmd also has its own mount
+// namespace, only for its TmpFS (a per-node directory bound over DIR/nodetmp: PMIx keeps its
+// per-step directories there). Everything lives in one temporary directory (slurm.conf, the
+// munge key and socket, state and spool directories, logs).
 //
 //   const slurm = await SlurmCluster.start({ id: 1 });
 //   try {
@@ -204,7 +206,7 @@ export class SlurmCluster {
 
   private writeConfig(): void {
     const d = this.dir;
-    for (const sub of ['state', 'spool', 'munge', ...this.nodes.map((n) => join('spool', n.name))]) mkdirSync(join(d, sub), { recursive: true });
+    for (const sub of ['state', 'spool', 'munge', 'nodetmp', ...this.nodes.flatMap((n) => [join('spool', n.name), `nodetmp-${n.name}`])]) mkdirSync(join(d, sub), { recursive: true });
     chmodSync(join(d, 'munge'), 0o700);
     writeFileSync(join(d, 'munge', 'munge.key'), randomBytes(1024), { mode: 0o400 });
     const cpus = this.o.cpus ?? 8;
@@ -220,6 +222,9 @@ export class SlurmCluster {
       `AuthInfo=socket=${this.mungeSocket}`,
       `StateSaveLocation=${join(d, 'state')}`,
       `SlurmdSpoolDir=${join(d, 'spool', '%n')}`,
+      // Each node's own (a bind mount in its slurmd's mount namespace): the nodes share /tmp,
+      // and PMIx puts its per-step directories here (two nodes of one step would collide).
+      `TmpFS=${join(d, 'nodetmp')}`,
       `SlurmctldPidFile=${join(d, 'slurmctld.pid')}`,
       `SlurmdPidFile=${join(d, 'slurmd-%n.pid')}`,
       `SlurmctldLogFile=${join(d, 'slurmctld.log')}`,
@@ -328,7 +333,8 @@ export class SlurmCluster {
   }
 
   private startSlurmd(n: SlurmNode): void {
-    this.daemon(`slurmd-${n.name}`, 'nsenter', [`--net=/run/netns/${n.netns}`, 'unshare', '--uts', 'sh', '-c', `hostname ${n.name} && exec slurmd -D -N ${n.name} -f ${this.conf}`]);
+    const tmp = join(this.dir, 'nodetmp');
+    this.daemon(`slurmd-${n.name}`, 'nsenter', [`--net=/run/netns/${n.netns}`, 'unshare', '--uts', '--mount', '--propagation', 'private', 'sh', '-c', `hostname ${n.name} && mount --bind ${tmp}-${n.name} ${tmp} && exec slurmd -D -N ${n.name} -f ${this.conf}`]);
   }
 
   /** Wait until `count` nodes are idle (sinfo). */

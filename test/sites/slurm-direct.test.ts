@@ -3,13 +3,17 @@
 // budget), and the tasks of a task array each run as a Slurm job on the Slurm nodes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { SlurmDirectAgent, slurmSettings } from '../../src/sites/index.js';
 import { agentContract, Recorder, taskOf } from '../agent/contract.js';
 import { job } from '../engine/builders.js';
-import { tempDir } from '../helpers.js';
+import { repoRoot, tempDir } from '../helpers.js';
 import { SlurmCluster, slurmAvailable } from './slurm-cluster.js';
 
 const skip = slurmAvailable() === true ? false : String(slurmAvailable());
+const has = (c: string): boolean => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
+const mpiSkip = !has('mpicc.openmpi') || !has('mpicc.mpich') ? 'OpenMPI and MPICH are not installed (scripts/apt/mpi.txt)' : false;
 
 describe('Slurm direct mode', { skip }, () => {
   let slurm: SlurmCluster;
@@ -61,4 +65,35 @@ describe('Slurm direct mode', { skip }, () => {
       await u.cleanup();
     }
   });
+
+  for (const [impl, prog, env, plugin] of [
+    ['openmpi', 'ompi', { OMPI_MCA_btl: 'tcp,self', OMPI_MCA_btl_tcp_if_include: 'eth0', OMPI_MCA_oob_tcp_if_include: 'eth0' }, 'pmix'],
+    ['mpich', 'mpich', { UCX_TLS: 'tcp,self', UCX_NET_DEVICES: 'eth0' }, 'pmi2'],
+  ] as const) {
+    test(`an MPI job (${impl}) on both Slurm nodes through srun --mpi=${plugin}: every rank sums right`, { skip: mpiSkip, timeout: 90_000 }, async () => {
+      const u = await make();
+      try {
+        const bin = join(u.agent.runDir('mpi'), `ar-${prog}`);
+        execFileSync('mkdir', ['-p', u.agent.runDir('mpi')]);
+        execFileSync(`mpicc.${impl}`, ['-O2', '-o', bin, join(repoRoot, 'test', 'cluster', 'fixtures', 'allreduce.c')]);
+        const rec = new Recorder(u.agent);
+        const spec = job('ar', { command: [bin, '1000', '2'], env: { ...env }, multinode: { nodes: 2, implementation: impl } });
+        const t = taskOf(spec, { workflowId: `wfmpi${impl}${Date.now().toString(36)}` });
+        assert.match(u.agent.script(t), new RegExp(`exec srun --mpi=${plugin} `));
+        u.agent.submit(t);
+        await rec.ended(1);
+        const chunks: Buffer[] = [];
+        for await (const c of u.agent.logs({ workflowId: t.workflowId, job: 'ar', task: null, stream: 'stdout' })) chunks.push(Buffer.from(c));
+        const err: Buffer[] = [];
+        for await (const c of u.agent.logs({ workflowId: t.workflowId, job: 'ar', task: null, stream: 'stderr' })) err.push(Buffer.from(c));
+        const out = Buffer.concat(chunks).toString();
+        assert.equal(rec.exited.get(t.attemptId)!.exitCode, 0, `${JSON.stringify(rec.exited.get(t.attemptId))}\n${out}\n${Buffer.concat(err).toString()}`);
+        const ranks = out.split('\n').filter((l) => /^rank \d of 2 on sn[12] sum 3$/.test(l));
+        assert.equal(ranks.length, 2, out);
+        assert.deepEqual(ranks.map((l) => l.split(' ')[5]).sort(), ['sn1', 'sn2'], 'one rank on each Slurm node');
+      } finally {
+        await u.cleanup();
+      }
+    });
+  }
 });

@@ -118,7 +118,7 @@ export class SlurmDirectAgent implements Agent {
       const e = this.queue.shift()!;
       this.usedCores += e.cores;
       e.phase = 'submitting';
-      void this.launch(e);
+      void this.sbatchTask(e);
     }
   }
 
@@ -127,8 +127,7 @@ export class SlurmDirectAgent implements Agent {
   }
 
   /** The batch script of a task. */
-  script(e: Entry): string {
-    const t = e.t;
+  script(t: TaskAssignment): string {
     const spec = t.job!;
     const s = this.settings;
     const runDir = this.runDir(t.workflowId);
@@ -177,13 +176,13 @@ export class SlurmDirectAgent implements Agent {
     return lines.join('\n');
   }
 
-  private async launch(e: Entry): Promise<void> {
+  private async sbatchTask(e: Entry): Promise<void> {
     const t = e.t;
     try {
       const runDir = this.runDir(t.workflowId);
       mkdirSync(join(runDir, 'logs'), { recursive: true });
       mkdirSync(t.job?.cwd ?? join(runDir, 'work', safe(t.name)), { recursive: true });
-      const script = this.script(e);
+      const script = this.script(t);
       // The attempt is durable before Slurm may run its command.
       await e.hooks.durable?.({ pid: null, cgroup: null, node: this.name });
       if (e.killed) return this.finish(e, { exitCode: null, signal: null, reason: 'canceled', message: `stopped before it was submitted to Slurm site "${this.settings.name}"` });
