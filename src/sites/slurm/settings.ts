@@ -3,6 +3,7 @@
 // Slurm jobs; direct: each Warren job a Slurm job), and the size of a pilot. Pure: validated
 // here, used by the driver (./pilot.ts) and ./check.ts.
 import { WarrenError } from '../../common/index.js';
+import type { Site } from '../../scheduler/index.js';
 
 export type SlurmMode = 'pilot' | 'direct';
 
@@ -109,4 +110,22 @@ export function slurmSettings(o: { name: string; partition: string } & Partial<O
 /** How long a pilot's join token must stay valid: it may wait in the queue, then it joins at its start. */
 export function pilotTokenTtlSec(s: SlurmSiteSettings): number {
   return s.pilot.queueWaitSec + 60;
+}
+
+/** The settings of a `kind: slurm` site of a platform file (src/scheduler/platform.ts). */
+export function slurmSettingsOfSite(site: Site): SlurmSiteSettings {
+  if (site.kind !== 'slurm') throw new WarrenError('SITE_SLURM_SETTINGS_INVALID', `site "${site.name}" is a ${site.kind} site, not a Slurm site`, { hint: 'give a site of kind slurm' });
+  return slurmSettings({
+    name: site.name,
+    partition: site.partition,
+    mode: site.mode,
+    maxPilots: site.maxPilots,
+    env: site.env,
+    pilot: site.pilot,
+    ...(site.account !== undefined ? { account: site.account } : {}),
+    ...(site.qos !== undefined ? { qos: site.qos } : {}),
+    ...(site.sbatch !== undefined ? { sbatch: site.sbatch } : {}),
+    ...(site.ssh !== undefined ? { ssh: site.ssh } : {}),
+    ...(site.warren !== undefined ? { warren: site.warren } : {}),
+  });
 }
