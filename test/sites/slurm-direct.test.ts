@@ -1,6 +1,7 @@
 // Direct mode against the real test Slurm (issue 14): SlurmDirectAgent passes the agent contract
 // suite (each task a Slurm job: exit codes, variables, working directory, logs, kill, the core
-// budget), and the tasks of a task array each run as a Slurm job on the Slurm nodes.
+// budget), the tasks of a task array submitted together go as one Slurm job array, and MPI
+// jobs run on both Slurm nodes through srun.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -23,9 +24,9 @@ describe('Slurm direct mode', { skip }, () => {
   after(async () => {
     await slurm?.stop();
   });
-  const make = async () => {
+  const make = async (cores = 4) => {
     const d = tempDir('warren-slurm-direct-');
-    const agent = new SlurmDirectAgent(slurmSettings({ name: 'hpc', partition: 'batch', account: 'warren', mode: 'direct', env: { SLURM_CONF: slurm.conf } }), { home: d.dir, cores: 4, memoryBytes: 4 * 2 ** 30, pollMs: 200 });
+    const agent = new SlurmDirectAgent(slurmSettings({ name: 'hpc', partition: 'batch', account: 'warren', mode: 'direct', env: { SLURM_CONF: slurm.conf } }), { home: d.dir, cores, memoryBytes: 4 * 2 ** 30, pollMs: 200 });
     return {
       agent,
       cleanup: async () => {
@@ -36,13 +37,13 @@ describe('Slurm direct mode', { skip }, () => {
     };
   };
 
-  agentContract('SlurmDirectAgent', make);
+  agentContract('SlurmDirectAgent', () => make());
 
-  test('a task array: every task is a Slurm job on a Slurm node, with its index; a failing task\'s exit code comes back', { timeout: 60_000 }, async () => {
-    const u = await make();
+  test('a task array: its tasks go as one Slurm job array, each on a Slurm node with its index and attempt id; a failing task\'s exit code comes back', { timeout: 60_000 }, async () => {
+    const u = await make(8);
     try {
       const rec = new Recorder(u.agent);
-      const spec = job('arr', { command: ['/bin/sh', '-c', 'echo "$WARREN_TASK_ID $SLURM_JOB_ID $(hostname)"; [ "$WARREN_TASK_ID" != 5 ] || exit 7'], taskArray: { start: 1, end: 6, concurrency: 0 } as never });
+      const spec = job('arr', { command: ['/bin/sh', '-c', 'echo "$WARREN_TASK_ID $SLURM_ARRAY_JOB_ID $(hostname) $WARREN_ATTEMPT_ID"; [ "$WARREN_TASK_ID" != 5 ] || exit 7'], taskArray: { start: 1, end: 6, concurrency: 0 } as never });
       const wf = `wfarr${Date.now().toString(36)}`;
       const tasks = [1, 2, 3, 4, 5, 6].map((i) => taskOf(spec, { workflowId: wf, task: i }));
       for (const t of tasks) u.agent.submit(t);
@@ -54,13 +55,17 @@ describe('Slurm direct mode', { skip }, () => {
         assert.equal(ex.exitCode, t.task === 5 ? 7 : 0);
         const chunks: Buffer[] = [];
         for await (const c of u.agent.logs({ workflowId: wf, job: 'arr', task: t.task, stream: 'stdout' })) chunks.push(Buffer.from(c));
-        const [idx, slurmId, host] = Buffer.concat(chunks).toString().trim().split(' ');
+        const [idx, slurmId, host, attemptId] = Buffer.concat(chunks).toString().trim().split(' ');
         assert.equal(idx, String(t.task));
         assert.match(host!, /^sn[12]$/);
-        ids.add(slurmId!);
+        assert.equal(attemptId, t.attemptId, 'each task has its own attempt id');
+        ids.add(`${slurmId}_${t.task}`);
       }
-      assert.equal(ids.size, 6, 'one Slurm job per task');
-      assert.match(slurm.run('scontrol', ['show', 'job', [...ids][0]!]).stdout, /Account=warren/);
+      // Submitted together: one Slurm job array, its tasks the Warren tasks (SLURM_ARRAY_TASK_ID = the index).
+      assert.equal(new Set([...ids].map((i) => i.split('_')[0])).size, 1, `one Slurm job array: ${[...ids].join(' ')}`);
+      const show = slurm.run('scontrol', ['show', 'job', [...ids][0]!]).stdout;
+      assert.match(show, /Account=warren/);
+      assert.match(show, /ArrayTaskId=/);
     } finally {
       await u.cleanup();
     }

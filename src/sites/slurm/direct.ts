@@ -3,7 +3,7 @@
 // (first come, first served) is made durable (its attempt recorded), then submitted with
 // `sbatch --parsable` and a generated script (its command, environment, working directory,
 // cores, memory, timeout; stdout and stderr into the run's log files as the local agent writes
-// them; a multinode job runs its command through `srun --mpi=pmix` for Open MPI, `--mpi=pmi2` for MPICH, which has no PMIx); its state is read
+// them; the tasks of a task array submitted together go as one `--array`; a multinode job runs its command through `srun --mpi=pmix` for Open MPI, `--mpi=pmi2` for MPICH, which has no PMIx); its state is read
 // with `squeue` and `scontrol show job` (no slurmdbd needed), its exit code mapped back, and
 // kill is `scancel`. Dependencies stay Warren's: the engine submits a job when its requirements
 // are met, never with Slurm's --dependency.
@@ -42,6 +42,16 @@ interface Entry {
 
 const safe = (s: string): string => s.replace(/[^A-Za-z0-9_.-]/g, '_');
 
+/** A task's attempt id with its index as `#` (`wf/job:sim[#]/1`): the tasks that can share one
+ *  Slurm job array. null: not a task of a task array, or a multinode one. */
+function arrayTemplate(t: TaskAssignment): string | null {
+  if (t.task === null || (t.job?.multinode?.nodes ?? 1) > 1) return null;
+  const mark = `[${t.task}]`;
+  const i = t.attemptId.lastIndexOf(mark);
+  if (i < 0 || t.attemptId.includes('#')) return null;
+  return t.attemptId.slice(0, i) + '[#]' + t.attemptId.slice(i + mark.length);
+}
+
 /** `scontrol -o show job` fields. */
 function fields(line: string): Map<string, string> {
   const m = new Map<string, string>();
@@ -62,6 +72,7 @@ export class SlurmDirectAgent implements Agent {
   private usedCores = 0;
   private readonly timer: NodeJS.Timeout;
   private polling = false;
+  private pumpQueued = false;
   private closed = false;
 
   constructor(readonly settings: SlurmSiteSettings, private readonly o: SlurmDirectOptions) {
@@ -110,7 +121,14 @@ export class SlurmDirectAgent implements Agent {
     const e: Entry = { t, cores, phase: 'queued', hooks };
     this.entries.set(t.attemptId, e);
     this.queue.push(e);
-    this.pump();
+    // After the current burst of submits: the tasks of one array submitted together are grouped.
+    if (!this.pumpQueued) {
+      this.pumpQueued = true;
+      queueMicrotask(() => {
+        this.pumpQueued = false;
+        this.pump();
+      });
+    }
   }
 
   private pump(): void {
@@ -118,7 +136,19 @@ export class SlurmDirectAgent implements Agent {
       const e = this.queue.shift()!;
       this.usedCores += e.cores;
       e.phase = 'submitting';
-      void this.sbatchTask(e);
+      // The tasks of one task array queued right behind it (same attempt, single node) that fit
+      // too go with it as one Slurm job array (`--array`): Slurm is asked once.
+      const group = [e];
+      const tmpl = arrayTemplate(e.t);
+      while (tmpl !== null && this.queue.length && this.usedCores + this.queue[0]!.cores <= this.o.cores) {
+        const n = this.queue[0]!;
+        if (n.t.workflowId !== e.t.workflowId || n.t.name !== e.t.name || n.t.attempt !== e.t.attempt || arrayTemplate(n.t) !== tmpl) break;
+        this.queue.shift();
+        this.usedCores += n.cores;
+        n.phase = 'submitting';
+        group.push(n);
+      }
+      void this.sbatchTasks(group);
     }
   }
 
@@ -126,12 +156,15 @@ export class SlurmDirectAgent implements Agent {
     return join(this.o.home, 'runs', workflowId);
   }
 
-  /** The batch script of a task. */
-  script(t: TaskAssignment): string {
+  /** The batch script of a task, or of the tasks `array` of its task array as one Slurm job array. */
+  script(t: TaskAssignment, array?: number[]): string {
     const spec = t.job!;
     const s = this.settings;
     const runDir = this.runDir(t.workflowId);
-    const logs = logPaths(runDir, t.name, t.task);
+    const tmpl = array ? arrayTemplate(t) : null;
+    if (array && tmpl === null) throw new WarrenError('SITE_SLURM_SETTINGS_INVALID', `${t.attemptId} is not a task of a task array`, { hint: 'submit it on its own' });
+    // Slurm's %a is the array index, i.e. the task: the same files as logPaths names.
+    const logs = tmpl ? { out: join(runDir, 'logs', `${safe(t.name)}.%a.out`), err: join(runDir, 'logs', `${safe(t.name)}.%a.err`) } : logPaths(runDir, t.name, t.task);
     const cwd = spec.cwd ?? join(runDir, 'work', safe(t.name));
     const nodes = spec.multinode?.nodes ?? 1;
     const env: Record<string, string> = {
@@ -144,6 +177,10 @@ export class SlurmDirectAgent implements Agent {
       WARREN_NODE: this.name,
       ...(t.task !== null ? { WARREN_TASK_ID: String(t.task), FB_TASK_ID: String(t.task) } : {}),
     };
+    // In a job array, the task's own values come from SLURM_ARRAY_TASK_ID (set after these).
+    const perTask = tmpl
+      ? ['WARREN_TASK_ID=$SLURM_ARRAY_TASK_ID; export WARREN_TASK_ID', 'FB_TASK_ID=$SLURM_ARRAY_TASK_ID; export FB_TASK_ID', `WARREN_ATTEMPT_ID=${tmpl.split('#').map(shellQuote).join('"$SLURM_ARRAY_TASK_ID"')}; export WARREN_ATTEMPT_ID`]
+      : [];
     let argv: string[];
     if (spec.script !== undefined) {
       const path = join(runDir, 'scripts', safe(spec.name));
@@ -155,7 +192,8 @@ export class SlurmDirectAgent implements Agent {
     const timeout = spec.policy.timeoutSec;
     const lines = [
       '#!/bin/sh',
-      `#SBATCH --job-name=warren-${safe(spec.name)}${t.task !== null ? `.${t.task}` : ''}`,
+      `#SBATCH --job-name=warren-${safe(spec.name)}${t.task !== null && !array ? `.${t.task}` : ''}`,
+      ...(array ? [`#SBATCH --array=${array.join(',')}`] : []),
       `#SBATCH --partition=${s.partition}`,
       ...(s.account ? [`#SBATCH --account=${s.account}`] : []),
       ...(s.qos ? [`#SBATCH --qos=${s.qos}`] : []),
@@ -168,34 +206,44 @@ export class SlurmDirectAgent implements Agent {
       `#SBATCH --error=${logs.err}`,
       '#SBATCH --open-mode=append',
       `#SBATCH --chdir=${cwd}`,
-      `#SBATCH --comment=warren-attempt=${t.attemptId}`,
+      `#SBATCH --comment=warren-attempt=${tmpl ?? t.attemptId}`,
       ...Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)}; export ${k}`),
+      ...perTask,
       nodes > 1 ? `exec srun --mpi=${spec.multinode?.implementation === 'mpich' ? 'pmi2' : 'pmix'} ${argv.map(shellQuote).join(' ')}` : `exec ${argv.map(shellQuote).join(' ')}`,
       '',
     ];
     return lines.join('\n');
   }
 
-  private async sbatchTask(e: Entry): Promise<void> {
-    const t = e.t;
+  /** Submit one task, or several tasks of one task array as one Slurm job array. */
+  private async sbatchTasks(group: Entry[]): Promise<void> {
+    const t = group[0]!.t;
     try {
       const runDir = this.runDir(t.workflowId);
       mkdirSync(join(runDir, 'logs'), { recursive: true });
       mkdirSync(t.job?.cwd ?? join(runDir, 'work', safe(t.name)), { recursive: true });
-      const script = this.script(t);
-      // The attempt is durable before Slurm may run its command.
-      await e.hooks.durable?.({ pid: null, cgroup: null, node: this.name });
-      if (e.killed) return this.finish(e, { exitCode: null, signal: null, reason: 'canceled', message: `stopped before it was submitted to Slurm site "${this.settings.name}"` });
-      const path = join(runDir, 'scripts', `slurm-${safe(t.key)}-${t.attempt}.sh`);
+      // Every attempt is durable before Slurm may run its command.
+      await Promise.all(group.map((e) => e.hooks.durable?.({ pid: null, cgroup: null, node: this.name })));
+      const live = group.filter((e) => {
+        if (!e.killed) return true;
+        this.finish(e, { exitCode: null, signal: null, reason: 'canceled', message: `stopped before it was submitted to Slurm site "${this.settings.name}"` });
+        return false;
+      });
+      if (!live.length) return;
+      const array = live.length > 1 ? live.map((e) => e.t.task!) : undefined;
+      const script = this.script(live[0]!.t, array);
+      const path = join(runDir, 'scripts', `slurm-${safe(live[0]!.t.key)}-${t.attempt}${array ? `-array${array.length}` : ''}.sh`);
       mkdirSync(join(runDir, 'scripts'), { recursive: true });
       writeFileSync(path, script, { mode: 0o700 });
-      const out = await this.commands.must('sbatch', ['--parsable', path]);
-      e.jobId = out.trim().split(';')[0]!.trim();
-      e.phase = 'slurm';
-      if (e.killed) await this.commands.run('scancel', [e.jobId]);
+      const id = (await this.commands.must('sbatch', ['--parsable', path])).trim().split(';')[0]!.trim();
+      for (const e of live) {
+        e.jobId = array ? `${id}_${e.t.task}` : id;
+        e.phase = 'slurm';
+        if (e.killed) await this.commands.run('scancel', [e.jobId]);
+      }
     } catch (err) {
       const w = err instanceof WarrenError ? err : new WarrenError('SITE_SLURM_COMMAND_FAILED', String((err as Error).message));
-      this.finish(e, { exitCode: null, signal: null, reason: 'spawn-error', message: w.message, failure: w.toWire() });
+      for (const e of group) this.finish(e, { exitCode: null, signal: null, reason: 'spawn-error', message: w.message, failure: w.toWire() });
     }
   }
 
@@ -224,7 +272,7 @@ export class SlurmDirectAgent implements Agent {
     this.polling = true;
     try {
       const byId = new Map(live.map((e) => [e.jobId!, e]));
-      const r = await this.commands.run('squeue', ['-h', '-t', 'all', '-j', [...byId.keys()].join(','), '-o', '%i|%T']);
+      const r = await this.commands.run('squeue', ['-h', '-r', '-t', 'all', '-j', [...byId.keys()].join(','), '-o', '%i|%T']);
       const states = new Map<string, string>();
       if (r.code === 0) for (const l of r.stdout.split('\n')) {
         const [id, st] = l.trim().split('|');
