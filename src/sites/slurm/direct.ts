@@ -3,10 +3,11 @@
 // (first come, first served) is made durable (its attempt recorded), then submitted with
 // `sbatch --parsable` and a generated script (its command, environment, working directory,
 // cores, memory, timeout; stdout and stderr into the run's log files as the local agent writes
-// them; the tasks of a task array submitted together go as one `--array`; a multinode job runs its command through `srun --mpi=pmix` for Open MPI, `--mpi=pmi2` for MPICH, which has no PMIx); its state is read
-// with `squeue` and `scontrol show job` (no slurmdbd needed), its exit code mapped back, and
-// kill is `scancel`. Dependencies stay Warren's: the engine submits a job when its requirements
-// are met, never with Slurm's --dependency.
+// them). The tasks of a task array submitted together go as one `--array`; a multinode job runs
+// its command through `srun --mpi=pmix` (Open MPI) or `--mpi=pmi2` (MPICH, which has no PMIx).
+// Its state is read with `squeue` and `scontrol show job` (no slurmdbd needed), its exit code
+// mapped back, and kill is `scancel`. Dependencies stay Warren's: the engine submits a job when
+// its requirements are met, never with Slurm's --dependency.
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { arch } from 'node:os';
 import { join } from 'node:path';
