@@ -12,7 +12,11 @@ import type { ExitReason } from '../runtime/index.js';
 import type { JobSpec, ServiceSpec, VolumeSpec } from '../workflow/index.js';
 
 /** Version of the server–agent protocol; both ends refuse a peer with another major. */
-export const AGENT_PROTOCOL = { major: 1, minor: 5 } as const;
+export const AGENT_PROTOCOL = { major: 1, minor: 6 } as const;
+
+/** The protocol minor from which an agent may say that it is leaving (1.6: `leaving` in its
+ *  heartbeats, `warren agent --idle-exit/--until`): the server drains it. */
+export const LEAVING_PROTOCOL_MINOR = 6;
 
 /** The protocol minor from which an agent runs services' readiness probes and reports `ready`,
  *  and serves port-forward tunnels to them (1.5). A service on an older agent is counted ready

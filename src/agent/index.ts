@@ -31,7 +31,7 @@ export type {
 } from './protocol.js';
 // The `warren agent` daemon, loaded on first use (undici and the mesh: ~0.2 s that `warren run` must not pay).
 export { loadAgentDaemon, JOURNAL_FILE } from './remote-lazy.js';
-export type { AgentDaemon, AgentDaemonOptions, AgentDaemonTimers, AgentDaemonEvents, AgentRetentionOptions, DaemonStatus, DaemonLog } from './remote.js';
+export type { AgentDaemon, AgentDaemonOptions, AgentDaemonTimers, AgentDaemonEvents, AgentRetentionOptions, AgentLifetime, DaemonStatus, DaemonLog } from './remote.js';
 export { nodePolicy } from './policy.js';
 export type { NodePolicy } from './policy.js';
 export { HealthChecker, runHealthCheck, DEFAULT_HEALTH_INTERVAL_MS, DEFAULT_HEALTH_TIMEOUT_MS } from './health.js';

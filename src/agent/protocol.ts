@@ -83,6 +83,9 @@ export interface HeartbeatRequest {
   health?: HealthReport;
   /** The SHA-256 fingerprints of the CAs the agent trusts (its bundle.pem), every heartbeat (protocol 1.3): a CA rotation waits for it. */
   trust?: string[];
+  /** The node is leaving by itself (protocol 1.6: idle, or near the end of its walltime), why: the
+   *  server drains it (no new work) and the agent exits once what it runs ended. */
+  leaving?: string;
 }
 
 /** What the node's health check (`warren agent --health-check CMD`) found: the server drains a

@@ -28,7 +28,7 @@ import {
 } from '../mesh/index.js';
 import { HealthChecker, type HealthCheckOptions } from './health.js';
 import { NodeRetention } from './retention.js';
-import { AGENT_PROTOCOL, RETENTION_PROTOCOL_MINOR, SERVICES_PROTOCOL_MINOR, type Agent, type AttemptExited, type AttemptStarted, type NodeInfo } from './contract.js';
+import { AGENT_PROTOCOL, LEAVING_PROTOCOL_MINOR, RETENTION_PROTOCOL_MINOR, SERVICES_PROTOCOL_MINOR, type Agent, type AttemptExited, type AttemptStarted, type NodeInfo } from './contract.js';
 import {
   AGENT_ROUTE_PREFIX,
   checkProtocol,
@@ -94,6 +94,21 @@ export interface AgentDaemonOptions {
   /** The node's retention (`--retain`, `--disk-budget`; ./retention.ts). Without it, the daemon
    *  still removes the run directories of workflows the server pruned, but nothing else. */
   retention?: AgentRetentionOptions;
+  /** A node that leaves by itself (a Slurm pilot, `--idle-exit`, `--until`): see AgentLifetime. */
+  lifetime?: AgentLifetime;
+}
+
+/**
+ * When the node leaves by itself: after `idleExitMs` without any task, or from `untilMs` on (ms
+ * since the epoch: near the end of a pilot's walltime). It then says so in its heartbeats
+ * (`leaving`, protocol 1.6: the server drains it), runs what it was given to its end, and
+ * `finished` resolves (the daemon keeps running until stop()).
+ */
+export interface AgentLifetime {
+  idleExitMs?: number;
+  untilMs?: number;
+  /** How often it looks (default a quarter of idleExitMs, between 50 ms and 1 s). */
+  checkMs?: number;
 }
 
 export interface AgentRetentionOptions {
@@ -342,6 +357,17 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
   private repoll = false;
   private fenceTimer: NodeJS.Timeout | undefined;
   private loops: Promise<void>[] = [];
+  /** Why it is leaving (AgentLifetime), once it is. */
+  private leaving: string | null = null;
+  /** When the server answered a heartbeat that carried `leaving` with drained: nothing new comes after a poll sent from then on. */
+  private drainedAt: number | null = null;
+  /** The start of the last long poll that returned. */
+  private lastPollSentAt = 0;
+  private lastBusyAt = Date.now();
+  private lifeTimer: NodeJS.Timeout | undefined;
+  private resolveFinished: (why: string) => void = () => {};
+  /** Resolves with why, once the node left by itself (AgentLifetime): drained, and nothing it was given still runs. */
+  readonly finished: Promise<string> = new Promise((r) => (this.resolveFinished = r));
 
   constructor(private readonly opts: AgentDaemonOptions) {
     super();
@@ -458,6 +484,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
       this.checker.start();
     }
     this.startRetention();
+    this.startLifetime();
     this.log('info', `agent ${this.opts.name} started (${id.svid.uri}, certificate until ${id.svid.notAfter.toISOString()})`, { node: this.opts.name });
   }
 
@@ -476,6 +503,7 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.renewTimer) clearTimeout(this.renewTimer);
     if (this.fenceTimer) clearInterval(this.fenceTimer);
+    if (this.lifeTimer) clearInterval(this.lifeTimer);
     this.wakeHb?.();
     await Promise.allSettled(this.loops);
     await this.journal.close();
@@ -823,6 +851,8 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     body.load = { ...this.opts.agent.load };
     const health = this.pendingHealth;
     if (health) body.health = health;
+    const leaving = this.leaving;
+    if (leaving !== null) body.leaving = leaving;
     const sentAt = Date.now();
     const res = await this.call<HeartbeatResponse>(this.dispatcher!, 'heartbeat', body, this.requestTimeoutMs, this.stopAbort.signal);
     checkProtocol(res.protocol, 'server');
@@ -833,6 +863,12 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     this.lastInfo = infoText;
     if (sendAttempts) this.needAttempts = false;
     if (health && this.pendingHealth === health) this.pendingHealth = null;
+    if (leaving !== null && res.drained && this.drainedAt === null) {
+      this.drainedAt = sentAt;
+      // Poll again at once (and briefly from now on): what the node was given before the drain comes now.
+      this.repoll = true;
+      this.pollAbort.abort();
+    }
     // The server has no attempt list of this node (it restarted): the loop sends it at once.
     if (res.resync) this.needAttempts = true;
     this.applyTimers(res);
@@ -851,12 +887,14 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     let backoff = this.retryMs;
     while (!this.stopping) {
       try {
-        const body = { waitMs: this.pollWaitMs, ...(this.pollAck ? { ack: this.pollAck } : {}) };
+        // Draining to leave: short polls, so that it leaves soon after its last task.
+        const body = { waitMs: this.drainedAt !== null ? Math.min(this.pollWaitMs, 1000) : this.pollWaitMs, ...(this.pollAck ? { ack: this.pollAck } : {}) };
         this.pollAbort = new AbortController();
         this.repoll = false;
         const sentAt = Date.now();
         const res = await this.call<PollResponse>(this.dispatcher!, 'poll', body, this.pollWaitMs + this.requestTimeoutMs, this.pollAbort.signal);
         this.contact(sentAt);
+        this.lastPollSentAt = sentAt;
         backoff = this.retryMs;
         if (res.cursor > 0) this.pollAck = { epoch: res.epoch, cursor: res.cursor };
         else if (this.pollAck && this.pollAck.epoch !== res.epoch) this.pollAck = undefined;
@@ -894,6 +932,49 @@ export class AgentDaemon extends EventEmitter<AgentDaemonEvents> {
     for (const t of res.tunnels ?? []) void this.openTunnel(t);
     for (const id of res.stopLogs) this.uploads.get(id)?.abort();
     if (res.forget?.length && this.retention) void this.retention.forget(res.forget).catch((e: unknown) => this.log('warn', `retention: cannot remove the run directories of pruned workflows: ${(e as Error).message}`, { node: this.opts.name }));
+  }
+
+  // ---- leaving by itself (AgentLifetime, protocol 1.6) ----
+
+  private startLifetime(): void {
+    const lt = this.opts.lifetime;
+    if (!lt || (lt.idleExitMs === undefined && lt.untilMs === undefined)) return;
+    this.lastBusyAt = Date.now();
+    const every = lt.checkMs ?? Math.min(1000, Math.max(50, Math.floor((lt.idleExitMs ?? 4000) / 4)));
+    this.lifeTimer = setInterval(() => this.lifeCheck(), every);
+    this.lifeTimer.unref();
+  }
+
+  private lifeCheck(): void {
+    const lt = this.opts.lifetime!;
+    const now = Date.now();
+    const load = this.opts.agent.load;
+    const busy = this.active.size > 0 || load.queued > 0 || load.running > 0;
+    if (busy) this.lastBusyAt = now;
+    if (this.leaving === null) {
+      if (lt.untilMs !== undefined && now >= lt.untilMs) this.leave(`its end is near (until ${new Date(lt.untilMs).toISOString()}): it takes no new work`);
+      else if (lt.idleExitMs !== undefined && !busy && now - this.lastBusyAt >= lt.idleExitMs) this.leave(`idle for ${seconds(now - this.lastBusyAt)}`);
+      return;
+    }
+    // Done when the server drained it, a long poll sent after that came back (what was placed
+    // on the node before the drain is delivered), nothing runs, and every report is acknowledged.
+    if (this.drainedAt !== null && this.lastPollSentAt >= this.drainedAt && !busy && this.journal.pending.length === 0) {
+      clearInterval(this.lifeTimer);
+      this.lifeTimer = undefined;
+      this.log('info', `agent ${this.opts.name} left: ${this.leaving}`, { node: this.opts.name });
+      this.resolveFinished(this.leaving);
+    }
+  }
+
+  private leave(why: string): void {
+    if (this.serverKnown && this.serverMinor < LEAVING_PROTOCOL_MINOR) {
+      // An older server would not drain it: leave at once when idle, else wait for an idle moment.
+      this.log('warn', `node ${this.opts.name}: the server speaks protocol 1.${this.serverMinor}, older than 1.${LEAVING_PROTOCOL_MINOR}; leaving without a drain`, { node: this.opts.name });
+    }
+    this.leaving = why;
+    this.log('info', `node ${this.opts.name} is leaving: ${why}`, { node: this.opts.name });
+    if (this.serverKnown && this.serverMinor < LEAVING_PROTOCOL_MINOR) this.drainedAt = Date.now();
+    this.wakeHeartbeat();
   }
 
   // ---- port forwards (protocol 1.5) ----

@@ -170,7 +170,7 @@ export interface NodeView {
   /** Why it is drained: the admin's reason, or its failing health check's output (null: not drained, or no reason given). */
   drainReason: string | null;
   /** Who drained it: an admin, or its health check (which undrains it when it passes again). */
-  drainedBy: 'admin' | 'health' | null;
+  drainedBy: 'admin' | 'health' | 'agent' | null;
   /** Its health check's last result this server heard of (null: no check, or none heard yet). */
   health: { ok: boolean; at: number; output: string } | null;
 }

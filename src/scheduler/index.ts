@@ -2,7 +2,7 @@
 // planner/ holds the site-level planner (pure); cluster/ the node scheduler inside a cluster
 // (pure).
 export { parsePlatform, computeRoutes, dataSite, platformToObject } from './platform.js';
-export type { ParsePlatformOptions, Platform, Site, ClusterSite, CloudSite, InstanceType, Link, Route, DataLocation } from './platform.js';
+export type { ParsePlatformOptions, Platform, Site, ClusterSite, CloudSite, SlurmSite, InstanceType, Link, Route, DataLocation } from './platform.js';
 export { planWorkflow, replanWorkflow, heft, lowerBound, IncrementalPlanner } from './planner/plan.js';
 export type { Progress, JobProgress, CapacityChange } from './planner/plan.js';
 export type { Plan, PlannedJob, PlannedTransfer, PlannedInstance, PlanOptions, Objective } from './types.js';

@@ -48,7 +48,36 @@ export interface CloudSite {
   billing: { granularitySec: number; minimumSec: number };
 }
 
-export type Site = ClusterSite | CloudSite;
+/**
+ * A Slurm cluster that exists already (issue 14; src/sites/slurm runs it). Planned like a cloud
+ * region whose one instance type is the pilot (pilot mode: up to `maxPilots` of `pilot.cores`,
+ * each after `queueEstimateSec` in Slurm's queue) or like a fixed cluster of `maxPilots` ×
+ * `pilot.cores` (direct mode: each job a Slurm job).
+ */
+export interface SlurmSite {
+  kind: 'slurm';
+  name: string;
+  mode: 'pilot' | 'direct';
+  partition: string;
+  account?: string;
+  qos?: string;
+  /** Absolute path of sbatch (the other commands beside it); or `ssh` a login node. */
+  sbatch?: string;
+  ssh?: string;
+  maxPilots: number;
+  pilot: { cores: number; memoryBytes?: number; walltimeSec: number; marginSec: number; idleExitSec: number; queueWaitSec: number };
+  /** Environment of Slurm's commands (SLURM_CONF...). */
+  env: Record<string, string>;
+  /** How a Slurm node starts warren (shell words). */
+  warren?: string;
+  speed: number;
+  /** Price per core-hour (0 for the centre's own). */
+  price: number;
+  /** The planner's guess of a pilot's wait in the queue (its boot time). */
+  queueEstimateSec: number;
+}
+
+export type Site = ClusterSite | CloudSite | SlurmSite;
 
 export interface Link {
   from: string;
@@ -227,6 +256,65 @@ function readCloud(r: Reader, name: string, node: unknown, m: Map<string, Pair>)
   return { kind: 'cloud', name, instanceTypes: types, billing };
 }
 
+function readSlurm(r: Reader, name: string, node: unknown, m: Map<string, Pair>): SlurmSite {
+  const p: Path = ['sites', name];
+  entries(r, node, p, ['kind', 'mode', 'partition', 'account', 'qos', 'sbatch', 'ssh', 'max-pilots', 'pilot', 'env', 'warren', 'speed', 'price', 'queue-estimate']);
+  const word = (k: string): string | undefined => {
+    if (!m.has(k)) return undefined;
+    const v = str(r, m.get(k)!, [...p, k]);
+    if (!/^[A-Za-z0-9_.:+@/-]{1,255}$/.test(v)) r.fail('PLAN_BAD_VALUE', m.get(k)!.value as YamlNode, `${pathStr([...p, k])}: "${v}" is not a ${k === 'ssh' ? 'host' : k === 'sbatch' ? 'path' : 'Slurm name'}`, k === 'ssh' ? 'e.g. ssh: login.hpc.example.org' : k === 'sbatch' ? 'e.g. sbatch: /usr/bin/sbatch' : `give the ${k} as sinfo/sacctmgr show it`);
+    return v;
+  };
+  const mode = m.has('mode') ? str(r, m.get('mode')!, [...p, 'mode']) : 'pilot';
+  if (mode !== 'pilot' && mode !== 'direct') r.fail('PLAN_BAD_VALUE', m.get('mode')!.value as YamlNode, `${pathStr([...p, 'mode'])} must be "pilot" or "direct", got "${mode}"`, 'pilot: Warren agents run as Slurm jobs; direct: each Warren job is a Slurm job');
+  const sbatch = word('sbatch');
+  if (sbatch !== undefined && !sbatch.startsWith('/')) r.fail('PLAN_BAD_VALUE', m.get('sbatch')!.value as YamlNode, `${pathStr([...p, 'sbatch'])} must be an absolute path, not "${sbatch}"`, 'e.g. sbatch: /usr/bin/sbatch (or leave it out: sbatch on PATH)');
+  const pilot = { cores: 1, walltimeSec: 3600, marginSec: 120, idleExitSec: 60, queueWaitSec: 3600 } as SlurmSite['pilot'];
+  const pp = m.get('pilot');
+  if (pp) {
+    const pm = entries(r, pp.value, [...p, 'pilot'], ['cores', 'memory', 'walltime', 'margin', 'idle-exit', 'queue-wait']);
+    const q: Path = [...p, 'pilot'];
+    if (pm.has('cores')) pilot.cores = number(r, pm.get('cores')!, [...q, 'cores'], { int: true, min: 1 });
+    if (pm.has('memory')) pilot.memoryBytes = unit(r, pm.get('memory')!, [...q, 'memory'], parseSize, '64GiB');
+    const dur = (k: string, key: 'walltimeSec' | 'marginSec' | 'idleExitSec' | 'queueWaitSec', ex: string) => {
+      if (pm.has(k)) pilot[key] = unit(r, pm.get(k)!, [...q, k], parseDuration, ex);
+    };
+    dur('walltime', 'walltimeSec', '4h');
+    dur('margin', 'marginSec', '5m');
+    dur('idle-exit', 'idleExitSec', '60s');
+    dur('queue-wait', 'queueWaitSec', '1h');
+    if (pilot.walltimeSec < 60) r.fail('PLAN_BAD_VALUE', pm.get('walltime')!.value as YamlNode, `${pathStr([...q, 'walltime'])} must be at least 1m (Slurm counts minutes)`, 'e.g. walltime: 4h');
+    if (pilot.marginSec >= pilot.walltimeSec) r.fail('PLAN_BAD_VALUE', (pm.get('margin') ?? pm.get('walltime'))!.value as YamlNode, `${pathStr([...q, 'margin'])} (${pilot.marginSec}s) must be below the walltime (${pilot.walltimeSec}s)`, 'e.g. walltime: 4h, margin: 5m');
+  }
+  const env: Record<string, string> = {};
+  const ep = m.get('env');
+  if (ep) {
+    for (const [k, kp] of entries(r, ep.value, [...p, 'env'])) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) r.fail('PLAN_BAD_VALUE', kp.key as YamlNode, `${pathStr([...p, 'env'])}: "${k}" is not a variable name`, 'e.g. env: {SLURM_CONF: /etc/slurm/slurm.conf}');
+      env[k] = String(scalar(r, kp, [...p, 'env', k]));
+    }
+  }
+  const site: SlurmSite = {
+    kind: 'slurm',
+    name,
+    mode,
+    partition: word('partition') ?? r.fail('PLAN_PLATFORM_INVALID', node as YamlNode, `${pathStr(p)} needs "partition"`, 'e.g. partition: batch (`sinfo -s` lists them)'),
+    maxPilots: m.has('max-pilots') ? number(r, m.get('max-pilots')!, [...p, 'max-pilots'], { int: true, min: 1 }) : 10,
+    pilot,
+    env,
+    speed: m.has('speed') ? number(r, m.get('speed')!, [...p, 'speed'], { positive: true }) : 1,
+    price: m.has('price') ? number(r, m.get('price')!, [...p, 'price'], { price: true }) : 0,
+    queueEstimateSec: m.has('queue-estimate') ? unit(r, m.get('queue-estimate')!, [...p, 'queue-estimate'], parseDuration, '2m') : 60,
+  };
+  for (const k of ['account', 'qos', 'ssh'] as const) {
+    const v = word(k);
+    if (v !== undefined) site[k] = v;
+  }
+  if (sbatch !== undefined) site.sbatch = sbatch;
+  if (m.has('warren')) site.warren = str(r, m.get('warren')!, [...p, 'warren']);
+  return site;
+}
+
 /** How a file of sites to add to an existing platform is read (`warren site add`). */
 export interface ParsePlatformOptions {
   /** Sites defined elsewhere that links and data may name. */
@@ -263,11 +351,11 @@ export function parsePlatform(text: string, file: string, opts: ParsePlatformOpt
     }
     const m = entries(r, sp.value, ['sites', name]);
     let kind: string | undefined = m.has('kind') ? str(r, m.get('kind')!, ['sites', name, 'kind']) : undefined;
-    if (kind !== undefined && kind !== 'cluster' && kind !== 'cloud') {
-      r.fail('PLAN_PLATFORM_INVALID', m.get('kind')!.value as YamlNode, `sites.${name}.kind must be "cluster" or "cloud", got "${kind}"`, 'a cluster has nodes and cores; a cloud region has instance-types');
+    if (kind !== undefined && kind !== 'cluster' && kind !== 'cloud' && kind !== 'slurm') {
+      r.fail('PLAN_PLATFORM_INVALID', m.get('kind')!.value as YamlNode, `sites.${name}.kind must be "cluster", "cloud" or "slurm", got "${kind}"`, 'a cluster has nodes and cores; a cloud region has instance-types; a Slurm site has a partition');
     }
     kind ??= m.has('instance-types') ? 'cloud' : 'cluster';
-    sites[name] = kind === 'cloud' ? readCloud(r, name, sp.value, m) : readCluster(r, name, sp.value, m);
+    sites[name] = kind === 'cloud' ? readCloud(r, name, sp.value, m) : kind === 'slurm' ? readSlurm(r, name, sp.value, m) : readCluster(r, name, sp.value, m);
   }
   if (Object.keys(sites).length === 0) {
     r.fail('PLAN_PLATFORM_INVALID', sitesPair.key as YamlNode, 'the platform has no sites', 'describe at least one cluster or cloud region under `sites:`');
@@ -394,6 +482,30 @@ export function platformToObject(p: Platform): Record<string, unknown> {
         gpus: s.gpus,
         speed: s.speed,
         price: s.price,
+      };
+    } else if (s.kind === 'slurm') {
+      sites[s.name] = {
+        kind: 'slurm',
+        mode: s.mode,
+        partition: s.partition,
+        ...(s.account !== undefined ? { account: s.account } : {}),
+        ...(s.qos !== undefined ? { qos: s.qos } : {}),
+        ...(s.sbatch !== undefined ? { sbatch: s.sbatch } : {}),
+        ...(s.ssh !== undefined ? { ssh: s.ssh } : {}),
+        'max-pilots': s.maxPilots,
+        pilot: {
+          cores: s.pilot.cores,
+          ...(s.pilot.memoryBytes !== undefined ? { memory: s.pilot.memoryBytes } : {}),
+          walltime: s.pilot.walltimeSec,
+          margin: s.pilot.marginSec,
+          'idle-exit': s.pilot.idleExitSec,
+          'queue-wait': s.pilot.queueWaitSec,
+        },
+        ...(Object.keys(s.env).length ? { env: { ...s.env } } : {}),
+        ...(s.warren !== undefined ? { warren: s.warren } : {}),
+        speed: s.speed,
+        price: s.price,
+        'queue-estimate': s.queueEstimateSec,
       };
     } else {
       const its: Record<string, unknown> = {};

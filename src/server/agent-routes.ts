@@ -118,6 +118,7 @@ const heartbeatSchema = {
       attempts: { type: 'array', maxItems: 1_000_000, items: attemptState },
       info: nodeInfo,
       trust: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 200 } },
+      leaving: { type: 'string', maxLength: 1000 },
       load: { type: 'object', required: ['usedCores', 'queued', 'running'], properties: { usedCores: { type: 'number', minimum: 0 }, queued: { type: 'integer', minimum: 0 }, running: { type: 'integer', minimum: 0 } } },
     },
   },

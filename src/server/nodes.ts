@@ -662,6 +662,11 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     if (hb.trust) l.trusts = [...hb.trust];
     else if (peer && l.issued?.serial === normalizeSerial(peer.serial)) l.trusts = l.issued.bundle;
     if (hb.health) this.applyHealth(l, hb.health);
+    if (typeof hb.leaving === 'string' && !l.rec.drained) {
+      const reason = `leaving: ${hb.leaving.slice(0, 300)}`;
+      this.setDrain(l, { drained: true, drainReason: reason, drainedBy: 'agent' });
+      this.log('info', `node ${node} drained: ${reason}`, { node });
+    }
     if (hb.attempts) {
       l.attempts = hb.attempts;
       for (const w of l.attemptWaiters.splice(0)) w(hb.attempts);

@@ -41,6 +41,7 @@ export class PlanPlacement implements Placement {
     this.plan = planWorkflow(wf, platform, opts);
     for (const s of Object.values(platform.sites)) {
       if (s.kind === 'cluster') this.speeds.set(s.name, s.speed);
+      else if (s.kind === 'slurm') this.speeds.set(s.mode === 'pilot' ? `${s.name}/pilot` : s.name, s.speed);
       else for (const it of Object.values(s.instanceTypes)) this.speeds.set(`${s.name}/${it.name}`, it.speed);
     }
   }
@@ -78,6 +79,7 @@ export class PlanPlacement implements Placement {
     const s = platform.sites[site];
     if (!s) return 0;
     if (s.kind === 'cluster') return s.nodes * s.cores;
+    if (s.kind === 'slurm') return s.maxPilots * s.pilot.cores;
     return Object.values(s.instanceTypes).reduce((n, it) => n + it.cores * it.max, 0);
   }
 

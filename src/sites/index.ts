@@ -9,3 +9,4 @@ export { registerDriver, createDriver, driverKinds } from './registry.js';
 export type { DriverFactory, DriverContext } from './registry.js';
 // The EC2 driver is not re-exported here (it loads the AWS SDK): import it through createDriver('ec2', ...)
 // or from './ec2.js' where the SDK is wanted.
+export * from './slurm/index.js';

@@ -1,6 +1,6 @@
 // The site driver registry: one factory per site kind. Built in: `local` (src/sites/local.ts)
-// and `ec2` (src/sites/ec2.ts, loaded only when used: the AWS SDK is large). The Slurm site
-// registers `slurm` the same way. The factory gets the site's settings as the platform gives
+// and `ec2` (src/sites/ec2.ts, loaded only when used: the AWS SDK is large), and `slurm` (a Slurm
+// site in pilot mode, src/sites/slurm). The factory gets the site's settings as the platform gives
 // them and returns a driver; `check()` is the caller's next step (before anything is submitted).
 import { WarrenError } from '../common/index.js';
 import type { SiteDriver } from './driver.js';
@@ -39,4 +39,10 @@ registerDriver('local', async (site, s, ctx) => {
 registerDriver('ec2', async (site, s) => {
   const { Ec2Driver } = await import('./ec2.js');
   return new Ec2Driver({ ...(s as object), site } as never);
+});
+
+// A Slurm site in pilot mode: each instance is a pilot job (sbatch) running `warren agent`.
+registerDriver('slurm', async (site, s) => {
+  const { SlurmPilotDriver, slurmSettings } = await import('./slurm/index.js');
+  return new SlurmPilotDriver(slurmSettings({ ...(s as object), name: site, mode: 'pilot' } as never));
 });

@@ -81,7 +81,7 @@ export interface NodeRecord {
   drainReason: string | null;
   /** Who drained it: an admin (`warren node drain`) or the node's health check, which undrains
    *  only what it drained itself. */
-  drainedBy: 'admin' | 'health' | null;
+  drainedBy: 'admin' | 'health' | 'agent' | null;
   /** Serial of its current client certificate. */
   certSerial: string | null;
   /** SHA-256 fingerprint of the CA that issued the certificate it presents (schema v6; null: not known, i.e. the CA before any rotation). */

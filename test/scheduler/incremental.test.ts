@@ -52,7 +52,7 @@ describe('incremental re-plan', () => {
               }
             }
           }
-        } else change.nodes = { [site.name]: Math.max(1, Math.min(site.nodes, ch.max)) };
+        } else if (site.kind === 'cluster') change.nodes = { [site.name]: Math.max(1, Math.min(site.nodes, ch.max)) };
         let full: Plan;
         try {
           full = replanWorkflow(wf, patched(p, change), progress);

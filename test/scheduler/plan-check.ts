@@ -117,8 +117,8 @@ export function checkPlan(wf: Workflow, p: Platform, plan: Plan, o: { instanceMa
     const pj = by.get(j.name)!;
     const site = p.sites[pj.site]!;
     const key = site.kind === 'cluster' ? pj.site : `${pj.site}/${pj.instanceType}/${pj.instance}`;
-    const cap = site.kind === 'cluster' ? site.nodes * site.cores : site.instanceTypes[pj.instanceType!]!.cores;
-    const gcap = site.kind === 'cluster' ? site.nodes * site.gpus : site.instanceTypes[pj.instanceType!]!.gpus;
+    const cap = site.kind === 'cluster' ? site.nodes * site.cores : site.kind === 'cloud' ? site.instanceTypes[pj.instanceType!]!.cores : site.pilot.cores;
+    const gcap = site.kind === 'cluster' ? site.nodes * site.gpus : site.kind === 'cloud' ? site.instanceTypes[pj.instanceType!]!.gpus : 0;
     if (!groups.has(key)) groups.set(key, { cap, gcap, ev: [] });
     if (pj.end > pj.start) {
       const g = j.resources.devices['nvidia.com/gpu'] ?? 0;

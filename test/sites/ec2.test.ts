@@ -167,4 +167,10 @@ describe('site drivers by kind; EC2 settings', () => {
     bad({ instanceTypes: [] }, /no instance types/);
     bad({ instanceTypes: ['big'] }, /"big" is not an EC2 instance type/);
   });
+  it('a Slurm site is a driver kind too: its pilot driver, with its settings checked', async () => {
+    assert.deepEqual(driverKinds(), ['ec2', 'local', 'slurm']);
+    const d = await createDriver('slurm', 'hpc', { partition: 'batch' }, { dataDir: '/tmp' });
+    assert.equal(d.kind, 'slurm');
+    await assert.rejects(createDriver('slurm', 'hpc', { partition: 'no such' }, { dataDir: '/tmp' }), (e) => e instanceof WarrenError && e.code === 'SITE_SLURM_SETTINGS_INVALID' && e.exitCode === 2 && /hpc/.test(e.message));
+  });
 });

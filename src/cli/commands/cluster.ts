@@ -10,6 +10,7 @@ import { LOG_FORMATS, LOG_LEVELS, WarrenError, createLogger, formatDuration, par
 import type { ServerStatusView, ReadyView } from '../../api/index.js';
 import { addTargetOptions, openAdmin, type TargetOpts } from '../client.js';
 import { parseAge } from './prune.js';
+import type { AgentLifetime } from '../../agent/index.js';
 
 function duration(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -52,6 +53,31 @@ function loggerOf(o: { logFormat?: string; logLevel?: string }): { log: Logger; 
 function say(l: { log: Logger; json: boolean }, msg: string, fields?: Record<string, unknown>): void {
   if (l.json) l.log('info', msg, fields);
   else process.stderr.write(`${msg}\n`);
+}
+
+/** `--idle-exit`, `--until`, `--walltime`, `--walltime-margin` of `warren agent`. */
+function agentLifetime(o: { idleExit?: string; until?: string; walltime?: string; walltimeMargin?: string }, startedAt: number): AgentLifetime | undefined {
+  if (o.until !== undefined && o.walltime !== undefined) throw new WarrenError('CLI_BAD_OPTION', '--until and --walltime cannot be given together', { hint: 'give the end once: --until EPOCH-SECONDS or --walltime DURATION' });
+  if (o.walltimeMargin !== undefined && o.until === undefined && o.walltime === undefined) throw new WarrenError('CLI_BAD_OPTION', '--walltime-margin needs --walltime or --until', { hint: 'e.g. --walltime 4h --walltime-margin 5m' });
+  const idleExitMs = duration('--idle-exit', o.idleExit);
+  if (idleExitMs !== undefined && idleExitMs < 100) throw new WarrenError('CLI_BAD_OPTION', `--idle-exit must be at least 100ms, not "${o.idleExit}"`, { hint: 'e.g. --idle-exit 60s' });
+  const marginMs = duration('--walltime-margin', o.walltimeMargin) ?? 120_000;
+  let endMs: number | undefined;
+  if (o.until !== undefined) {
+    const s = Number(o.until);
+    if (!/^\d+(\.\d+)?$/.test(o.until.trim()) || !Number.isFinite(s)) throw new WarrenError('CLI_BAD_OPTION', `--until takes a time in seconds since the epoch, not "${o.until}"`, { hint: 'e.g. --until $(date -d "+4 hours" +%s)' });
+    endMs = s * 1000;
+  } else if (o.walltime !== undefined) {
+    const w = duration('--walltime', o.walltime);
+    if (w === undefined || !(w > 0)) throw new WarrenError('CLI_BAD_OPTION', `--walltime takes a duration such as 4h, not "${o.walltime}"`);
+    endMs = startedAt + w;
+  }
+  const untilMs = endMs !== undefined ? endMs - marginMs : undefined;
+  if (untilMs !== undefined && untilMs <= startedAt) {
+    throw new WarrenError('CLI_BAD_OPTION', `the agent's end${o.walltime !== undefined ? ` (--walltime ${o.walltime})` : ` (--until ${o.until})`} less --walltime-margin ${o.walltimeMargin ?? '2m'} is already past`, { hint: 'give a later end or a smaller --walltime-margin' });
+  }
+  if (idleExitMs === undefined && untilMs === undefined) return undefined;
+  return { ...(idleExitMs !== undefined ? { idleExitMs } : {}), ...(untilMs !== undefined ? { untilMs } : {}) };
 }
 
 /** Run until a signal; then close (a second signal quits at once). */
@@ -199,9 +225,15 @@ export function register(program: Command): void {
     .option('--log-format <format>', 'json: one JSON object per line ({"time","level","msg",...}); text: readable lines', 'text')
     .option('--log-level <level>', 'debug, info, warn or error (debug: a line per attempt assigned, started and ended)', 'info')
     .option('--retain <duration>', "remove finished workflows' run directories (logs, work directories, volumes) that ended this long ago, and cached images not used for this long, e.g. 7d (default: keep them, but for the disk budget)")
+    .option('--idle-exit <duration>', 'leave by itself after this long without any task (a Slurm pilot): the server drains the node, the agent exits 0')
+    .option('--until <epoch>', 'take no new work from this time on (seconds since the epoch), then drain and exit 0 once what runs ended')
+    .option('--walltime <duration>', 'the same, this long after the agent started (a Slurm pilot\'s --time), less --walltime-margin')
+    .option('--walltime-margin <duration>', 'with --walltime or --until: stop taking work this long before the end (default 2m)')
     .option('--disk-budget <size>', "keep this node's run directories and image cache under this size, e.g. 50GiB: least recently used images no task uses go first, then the oldest finished runs (never anything running work uses)")
-    .action(async (o: { server: string[]; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string; address?: string; healthCheck?: string; healthInterval?: string; healthTimeout?: string; logFormat?: string; logLevel?: string; retain?: string; diskBudget?: string }) => {
+    .action(async (o: { server: string[]; data: string; name?: string; token?: string; ca?: string; labels?: string; cores?: string; memory?: string; address?: string; healthCheck?: string; healthInterval?: string; healthTimeout?: string; logFormat?: string; logLevel?: string; retain?: string; diskBudget?: string; idleExit?: string; until?: string; walltime?: string; walltimeMargin?: string }) => {
       const lg = loggerOf(o);
+      const startedAt = Date.now();
+      const lifetime = agentLifetime(o, startedAt);
       const name = o.name ?? hostname().split('.')[0]!;
       // From the environment (a systemd unit's EnvironmentFile=): not on the command line, which every local user can read.
       const token = o.token ?? (process.env.WARREN_JOIN_TOKEN || undefined);
@@ -248,15 +280,24 @@ export function register(program: Command): void {
       const retention = retainMs !== null || budgetBytes !== null ? { retainMs, budgetBytes, imageCacheDir: (await import('../../image/index.js')).defaultImageCacheDir() } : undefined;
       const AgentDaemon = await loadAgentDaemon();
       const servers = o.server.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
-      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: parseLabels(o.labels), agent, log: lg.log.child({ node: name }), ...(token ? { token } : {}), ...(caPem ? { caPem } : {}), ...(healthCheck ? { healthCheck } : {}), ...(retention ? { retention } : {}) });
+      const daemon = new AgentDaemon({ serverUrl: servers.join(','), name, dataDir: o.data, labels: parseLabels(o.labels), agent, log: lg.log.child({ node: name }), ...(token ? { token } : {}), ...(caPem ? { caPem } : {}), ...(healthCheck ? { healthCheck } : {}), ...(retention ? { retention } : {}), ...(lifetime ? { lifetime } : {}) });
       await daemon.start();
       say(lg, `agent ${name}: joined ${servers.join(', ')}; running its jobs (Ctrl-C stops the agent and its jobs)`, { node: name });
-      await untilSignal(async () => {
+      const close = async (): Promise<void> => {
         await daemon.stop();
         await agent.close();
         const { closeSpawner } = await import('../../runtime/index.js');
         await closeSpawner();
-      }, `agent ${name}`, (m) => say(lg, m, { node: name }));
+      };
+      let left: string | null = null;
+      await Promise.race([
+        untilSignal(close, `agent ${name}`, (m) => say(lg, m, { node: name })),
+        daemon.finished.then(async (why) => {
+          left = why;
+          await close();
+        }),
+      ]);
+      if (left !== null) say(lg, `agent ${name}: left the cluster (${left})`, { node: name });
     });
 }
 

@@ -326,7 +326,7 @@ function listText(names: string[], views: Map<string, InventoryNodeView>, agents
     const a = agents.get(n);
     const p = v?.resolved.primary;
     const labels = a ? a.labels : v?.resolved.tags;
-    if (a?.drainedBy) why.set(rows.length, `  drained by ${a.drainedBy === 'health' ? 'its health check' : 'an admin'}${a.drainReason ? `: ${a.drainReason}` : ''}`);
+    if (a?.drainedBy) why.set(rows.length, `  drained by ${a.drainedBy === 'health' ? 'its health check' : a.drainedBy === 'agent' ? 'itself (leaving)' : 'an admin'}${a.drainReason ? `: ${a.drainReason}` : ''}`);
     rows.push([
       n,
       a ? a.state : '-',

@@ -151,6 +151,20 @@ function writeAtomic(file: string, text: string): void {
 
 interface SiteAddOptions {
   name?: string;
+  kind?: string;
+  partition?: string;
+  account?: string;
+  qos?: string;
+  mode?: string;
+  sbatch?: string;
+  ssh?: string;
+  maxPilots?: string;
+  pilotCores?: string;
+  pilotMemory?: string;
+  pilotWalltime?: string;
+  slurmConf?: string;
+  /** false: do not check Slurm sites before adding them (--no-check). */
+  check?: boolean;
   nodes?: string;
   cores?: string;
   memory?: string;
@@ -162,8 +176,15 @@ interface SiteAddOptions {
 
 const HEADER = '# Sites of this Warren server (managed by `warren site add|remove`; format: docs/platform.md)\n';
 
-/** Add the sites of a platform file (or one cluster given by options) to the server's platform. */
+/** Add the sites of a platform file (or one cluster or Slurm site given by options) to the server's platform, and write it. */
 export function siteAdd(file: string | undefined, o: SiteAddOptions, env: NodeJS.ProcessEnv = process.env): { added: string[]; file: string } {
+  const p = siteAddPlan(file, o, env);
+  writeAtomic(p.file, p.text);
+  return { added: p.added, file: p.file };
+}
+
+/** The server's platform with the sites added, not written yet: its text and the parsed platform. */
+export function siteAddPlan(file: string | undefined, o: SiteAddOptions, env: NodeJS.ProcessEnv = process.env): { added: string[]; file: string; text: string; platform: Platform } {
   const target = serverPlatformFile(env);
   const current = existsSync(target) ? readPlatformFile(target, 'the server platform') : undefined;
   let doc: Record<string, unknown>;
@@ -174,7 +195,23 @@ export function siteAdd(file: string | undefined, o: SiteAddOptions, env: NodeJS
     } else {
       doc = platformToObject(readPlatformFile(file, 'the platform file'));
     }
+  } else if (o.kind === 'slurm') {
+    if (o.name === undefined) throw new WarrenError('PLAN_BAD_OPTION', 'nothing to add: give a platform FILE or --name with --partition', { hint: '`warren site add --kind slurm --name hpc --partition batch`' });
+    if (o.partition === undefined) throw new WarrenError('PLAN_BAD_OPTION', `Slurm site "${o.name}": --partition is required`, { hint: 'e.g. `warren site add --kind slurm --name hpc --partition batch`' });
+    const site: Record<string, unknown> = { kind: 'slurm', partition: o.partition, mode: o.mode ?? 'pilot' };
+    for (const [k, v] of [['account', o.account], ['qos', o.qos], ['sbatch', o.sbatch], ['ssh', o.ssh]] as const) if (v !== undefined) site[k] = v;
+    if (o.maxPilots !== undefined) site['max-pilots'] = Number(o.maxPilots);
+    const pilot: Record<string, unknown> = {};
+    if (o.pilotCores !== undefined) pilot.cores = Number(o.pilotCores);
+    if (o.pilotMemory !== undefined) pilot.memory = o.pilotMemory;
+    if (o.pilotWalltime !== undefined) pilot.walltime = o.pilotWalltime;
+    if (Object.keys(pilot).length) site.pilot = pilot;
+    if (o.slurmConf !== undefined) site.env = { SLURM_CONF: o.slurmConf };
+    if (o.price !== undefined) site.price = Number(o.price);
+    if (o.speed !== undefined) site.speed = Number(o.speed);
+    doc = { sites: { [o.name]: site }, data: { default: o.name } };
   } else {
+    if (o.kind !== undefined && o.kind !== 'cluster') throw new WarrenError('PLAN_BAD_OPTION', `--kind takes cluster or slurm, not "${o.kind}"`, { hint: 'cloud regions are added from a platform file' });
     if (o.name === undefined) throw new WarrenError('PLAN_BAD_OPTION', 'nothing to add: give a platform FILE or --name with --nodes and --cores', { hint: '`warren site add sites.yaml` or `warren site add --name hpc --nodes 4 --cores 32 [--memory 192GiB --gpus 0 --speed 1 --price 0]`' });
     if (o.nodes === undefined || o.cores === undefined) throw new WarrenError('PLAN_BAD_OPTION', `site "${o.name}": --nodes and --cores are required`, { hint: 'e.g. `warren site add --name hpc --nodes 4 --cores 32`' });
     const num = (v: string | undefined, flag: string): number | undefined => {
@@ -214,9 +251,8 @@ export function siteAdd(file: string | undefined, o: SiteAddOptions, env: NodeJS
     if (locs) data.locations = { ...(data.locations ?? {}), ...locs };
   }
   const text = HEADER + stringify(merged);
-  parsePlatform(text, target); // the result must be a valid platform before it is written
-  writeAtomic(target, text);
-  return { added: Object.keys(newSites), file: target };
+  const platform = parsePlatform(text, target); // the result must be a valid platform before it is written
+  return { added: Object.keys(newSites), file: target, text, platform };
 }
 
 /** Remove a site and its links. */
@@ -250,6 +286,9 @@ export function siteList(json: boolean, env: NodeJS.ProcessEnv = process.env): s
     if (s.kind === 'cluster') {
       const cap = `${s.nodes} nodes x ${s.cores} cores${s.gpus ? ` x ${s.gpus} GPUs` : ''}${s.memoryBytes ? `, ${formatBytes(s.memoryBytes)}/node` : ''}`;
       out.push(`${s.name.padEnd(20)} cluster  ${cap.padEnd(41)} ${String(s.speed).padEnd(7)} ${s.price} ${p.currency}/core-hour`);
+    } else if (s.kind === 'slurm') {
+      const cap = `${s.partition}, ${s.mode}: <=${s.maxPilots} x ${s.pilot.cores} cores${s.mode === 'pilot' ? `, ${formatDuration(s.pilot.walltimeSec)}` : ''}`;
+      out.push(`${s.name.padEnd(20)} slurm    ${cap.padEnd(41)} ${String(s.speed).padEnd(7)} ${s.price} ${p.currency}/core-hour`);
     } else {
       for (const it of Object.values(s.instanceTypes)) {
         const cap = `${it.name}: <=${it.max} x ${it.cores} cores${it.gpus ? ` x ${it.gpus} GPUs` : ''}, boot ${formatDuration(it.bootSec)}`;
@@ -298,8 +337,30 @@ export function register(program: Command): void {
     .option('--speed <x>', 'core speed relative to the reference core (default 1)')
     .option('--price <p>', 'price per core-hour (default 0)')
     .option('--replace', 'replace sites that already exist')
-    .action((file: string | undefined, o: SiteAddOptions) => {
-      const r = siteAdd(file, o);
+    .option('--kind <kind>', 'cluster (default) or slurm: a Slurm cluster that exists already (docs/sites.md)')
+    .option('--partition <name>', 'Slurm: the partition pilots or jobs go to')
+    .option('--account <name>', 'Slurm: the account to charge')
+    .option('--qos <name>', 'Slurm: the QoS')
+    .option('--mode <mode>', 'Slurm: pilot (Warren agents as Slurm jobs, default) or direct (each job a Slurm job)')
+    .option('--sbatch <path>', "Slurm: the path of sbatch (default: on PATH); Slurm's other commands beside it")
+    .option('--ssh <host>', "Slurm: run Slurm's commands on this login node through ssh")
+    .option('--max-pilots <n>', 'Slurm: most pilots at once (default 10)')
+    .option('--pilot-cores <n>', 'Slurm: cores of a pilot (default 1)')
+    .option('--pilot-memory <size>', 'Slurm: memory of a pilot (e.g. 64GiB)')
+    .option('--pilot-walltime <duration>', 'Slurm: walltime of a pilot (default 1h)')
+    .option('--slurm-conf <file>', 'Slurm: the slurm.conf of the site (SLURM_CONF of its commands)')
+    .option('--no-check', 'add Slurm sites without checking them (sbatch, partition, account)')
+    .action(async (file: string | undefined, o: SiteAddOptions) => {
+      const r = siteAddPlan(file, o);
+      // A Slurm site is checked before it is added: sbatch runs, the partition exists, the account is accepted.
+      if (o.check !== false) {
+        const slurm = r.added.map((n) => r.platform.sites[n]!).filter((s) => s.kind === 'slurm');
+        if (slurm.length) {
+          const { checkSlurmSite, slurmSettingsOfSite } = await import('../../sites/index.js');
+          for (const s of slurm) await checkSlurmSite(slurmSettingsOfSite(s));
+        }
+      }
+      writeAtomic(r.file, r.text);
       process.stdout.write(`added ${r.added.join(', ')} to ${r.file}\n`);
     });
   site

@@ -99,6 +99,15 @@ export function buildModel(wf: Workflow, platform: Platform, opts: PlanOptions =
         cores: s.cores, gpus: s.gpus, memBytes: s.memoryBytes ?? Infinity, count: s.nodes, speed: s.speed,
         price: s.price, bootSec: 0, granularitySec: 1, minimumSec: 0,
       });
+    } else if (s.kind === 'slurm') {
+      // Pilot mode: pilots are started (after their queue wait) and billed while they live;
+      // direct mode: Slurm's cores are there, each job waits its turn in the queue.
+      const pilot = s.mode === 'pilot';
+      offerings.push({
+        key: pilot ? `${name}/pilot` : name, site: siteIdx.get(name)!, siteName: name, cloud: pilot, instanceType: pilot ? 'pilot' : null,
+        cores: s.pilot.cores, gpus: 0, memBytes: s.pilot.memoryBytes ?? Infinity, count: s.maxPilots, speed: s.speed,
+        price: pilot ? s.price * s.pilot.cores : s.price, bootSec: pilot ? s.queueEstimateSec : 0, granularitySec: pilot ? 60 : 1, minimumSec: 0,
+      });
     } else {
       for (const tn of Object.keys(s.instanceTypes).sort()) {
         const it = s.instanceTypes[tn]!;

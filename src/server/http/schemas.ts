@@ -231,7 +231,7 @@ export const SHARED_SCHEMAS = [
       running: int,
       usedCores: num,
       drainReason: { type: ['string', 'null'], description: "why it is drained: the admin's reason or its failing health check's output" },
-      drainedBy: { type: ['string', 'null'], enum: ['admin', 'health', null], description: 'who drained it' },
+      drainedBy: { type: ['string', 'null'], enum: ['admin', 'health', 'agent', null], description: 'who drained it (agent: the node is leaving by itself, `warren agent --idle-exit/--until`)' },
       health: {
         type: ['object', 'null'],
         additionalProperties: false,
