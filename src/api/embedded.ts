@@ -13,7 +13,8 @@ import { Orchestrator, PlanPlacement, holderIsGone, RunHub, summaryOf, detailOf,
 import { parsePlatform } from '../scheduler/index.js';
 import { loadWorkflowText, type Workflow } from '../workflow/index.js';
 import { openStore, type Store, type WorkflowRecord } from '../store/index.js';
-import type { JobCounts, ListRequest, LogsRequest, PruneRequest, PruneView, StreamItem, SubmitRequest, WarrenClient, WorkflowDetail, WorkflowSummary } from './types.js';
+import { addNodes, addProfile, deleteNodes, deleteProfile, listNodeViews, setNodes, setProfile } from '../provision/index.js';
+import type { InventoryClient, InventoryNode, InventoryNodeView, NodeChangeRequest, ProfileChangeRequest, ProfileRecord, JobCounts, ListRequest, LogsRequest, PruneRequest, PruneView, StreamItem, SubmitRequest, WarrenClient, WorkflowDetail, WorkflowSummary } from './types.js';
 
 type TrustGate = import('../image/index.js').TrustGate;
 
@@ -41,7 +42,7 @@ interface Drive {
   done: Promise<WorkflowStatus>;
 }
 
-export class EmbeddedClient implements WarrenClient {
+export class EmbeddedClient implements WarrenClient, InventoryClient {
   readonly where: string;
   private readonly drives = new Map<string, Drive>();
 
@@ -222,6 +223,40 @@ export class EmbeddedClient implements WarrenClient {
    *  (never running work: a workflow another `warren run` drives keeps its lease). */
   prune(req: PruneRequest): Promise<PruneView> {
     return pruneRequest(this.store, this.home, req);
+  }
+
+  // The provisioning inventory in this machine's store (src/provision/manage.ts).
+
+  inventoryNodes(req: { names?: string; missingOk?: boolean } = {}): Promise<InventoryNodeView[]> {
+    return listNodeViews(this.store, req.names, { missingOk: req.missingOk === true });
+  }
+
+  addInventoryNodes(req: NodeChangeRequest): Promise<InventoryNode[]> {
+    return addNodes(this.store, req);
+  }
+
+  setInventoryNodes(req: NodeChangeRequest): Promise<InventoryNode[]> {
+    return setNodes(this.store, req);
+  }
+
+  deleteInventoryNodes(req: { names: string; missingOk?: boolean }): Promise<{ deleted: string[] }> {
+    return deleteNodes(this.store, req.names, { missingOk: req.missingOk === true });
+  }
+
+  profiles(): Promise<ProfileRecord[]> {
+    return this.store.listProfiles();
+  }
+
+  addProfile(req: ProfileChangeRequest): Promise<ProfileRecord> {
+    return addProfile(this.store, req);
+  }
+
+  setProfile(req: ProfileChangeRequest): Promise<ProfileRecord> {
+    return setProfile(this.store, req);
+  }
+
+  deleteProfile(name: string): Promise<void> {
+    return deleteProfile(this.store, name);
   }
 
   async close(): Promise<void> {

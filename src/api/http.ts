@@ -11,6 +11,12 @@ import { WarrenError, isWarrenError, requestUpgrade } from '../common/index.js';
 import {
   API_VERSION,
   type AdminClient,
+  type InventoryClient,
+  type InventoryNode,
+  type InventoryNodeView,
+  type NodeChangeRequest,
+  type ProfileChangeRequest,
+  type ProfileRecord,
   type CaStatusView,
   type ListRequest,
   type LogsRequest,
@@ -98,7 +104,7 @@ interface RequestOptions {
 
 type Body = Dispatcher.ResponseData['body'];
 
-export class HttpClient implements WarrenClient, AdminClient {
+export class HttpClient implements WarrenClient, AdminClient, InventoryClient {
   readonly where: string;
   private agentP: Promise<Agent> | undefined;
   private readonly caPem: string | undefined;
@@ -366,6 +372,40 @@ export class HttpClient implements WarrenClient, AdminClient {
 
   retireCa(opts: { force?: boolean } = {}): Promise<CaStatusView> {
     return this.json('POST', '/ca/retire', { body: opts });
+  }
+
+  // --- InventoryClient (admins) ---
+
+  inventoryNodes(req: { names?: string; missingOk?: boolean } = {}): Promise<InventoryNodeView[]> {
+    return this.json('GET', '/provision/nodes', { query: { names: req.names, missingOk: req.missingOk } });
+  }
+
+  addInventoryNodes(req: NodeChangeRequest): Promise<InventoryNode[]> {
+    return this.json('POST', '/provision/nodes', { body: req });
+  }
+
+  setInventoryNodes(req: NodeChangeRequest): Promise<InventoryNode[]> {
+    return this.json('POST', '/provision/nodes/update', { body: req });
+  }
+
+  deleteInventoryNodes(req: { names: string; missingOk?: boolean }): Promise<{ deleted: string[] }> {
+    return this.json('POST', '/provision/nodes/delete', { body: req });
+  }
+
+  profiles(): Promise<ProfileRecord[]> {
+    return this.json('GET', '/provision/profiles');
+  }
+
+  addProfile(req: ProfileChangeRequest): Promise<ProfileRecord> {
+    return this.json('POST', '/provision/profiles', { body: req });
+  }
+
+  setProfile(req: ProfileChangeRequest): Promise<ProfileRecord> {
+    return this.json('POST', '/provision/profiles/update', { body: req });
+  }
+
+  async deleteProfile(name: string): Promise<void> {
+    await this.json('DELETE', `/provision/profiles/${enc(name)}`);
   }
 
   // --- transport ---

@@ -5,6 +5,7 @@
 
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import type { WireError } from '../common/index.js';
+import type { InventoryNode, InventoryNodeView, NodeChangeRequest, ProfileChangeRequest, ProfileRecord } from '../provision/index.js';
 
 export const API_VERSION = 'v1';
 
@@ -306,4 +307,27 @@ export interface AdminClient {
   retireCa(opts?: { force?: boolean }): Promise<CaStatusView>;
   /** Remove finished workflows with their units, attempts, events and files (never running work). */
   prune(req: PruneRequest): Promise<PruneView>;
+}
+
+export type { NodeChangeRequest, ProfileChangeRequest, FieldChanges, InventoryNodeView } from '../provision/index.js';
+export type { InventoryNode, ProfileRecord, ResolvedNode, BootStatus, NetDevice, Origin } from '../provision/index.js';
+
+/**
+ * The provisioning inventory (issue 13): nodes and profiles, embedded (this machine's store) or
+ * on a server (admins). Node verbs take ranges (`n[001-128]`); writes are all or nothing.
+ */
+export interface InventoryClient {
+  /** The inventory's nodes (or those `names` names: each must exist unless `missingOk`), resolved, with boot status. */
+  inventoryNodes(req?: { names?: string; missingOk?: boolean }): Promise<InventoryNodeView[]>;
+  /** Add nodes (every name new; MAC and IP counted up from the first). */
+  addInventoryNodes(req: NodeChangeRequest): Promise<InventoryNode[]>;
+  /** Change nodes (every name must exist). */
+  setInventoryNodes(req: NodeChangeRequest): Promise<InventoryNode[]>;
+  /** Delete nodes (with their boot status); `missingOk`: names not in the inventory are skipped, not refused. */
+  deleteInventoryNodes(req: { names: string; missingOk?: boolean }): Promise<{ deleted: string[] }>;
+  profiles(): Promise<ProfileRecord[]>;
+  addProfile(req: ProfileChangeRequest): Promise<ProfileRecord>;
+  setProfile(req: ProfileChangeRequest): Promise<ProfileRecord>;
+  /** Refused (PROVISION_PROFILE_IN_USE) while a node uses it. */
+  deleteProfile(name: string): Promise<void>;
 }

@@ -34,7 +34,8 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['key', 'signing keys: generate, import, list, trust'],
   ['server', 'run a cluster server: the HTTPS API for users, mutual TLS for node agents, state in PostgreSQL'],
   ['agent', "run a node agent: join the cluster (first start, with a join token), then run the server's jobs on this node"],
-  ['node', 'cluster nodes: list, drain, undrain, revoke, delete (admins)'],
+  ['node', 'nodes: the provisioning inventory (add, set, list, status, delete) and cluster nodes (drain, undrain, revoke); node verbs take ranges such as n[001-128]'],
+  ['profile', 'provisioning profiles: fields that nodes inherit (add, set, list, delete)'],
   ['token', 'join tokens for nodes, and API tokens (admins)'],
   ['user', 'Warren users, each mapped to a Unix account (admins)'],
   ['ca', "the cluster's CA: status, rotate to a new CA, retire the old one (admins)"],
@@ -79,6 +80,7 @@ const GROUPS: [commands: string[], load: Loader][] = [
   [['image', 'key'], () => import('./commands/sif.js')],
   [['server', 'agent'], () => import('./commands/cluster.js')],
   [['node', 'token', 'user', 'audit', 'ca'], () => import('./commands/admin.js')],
+  [['node', 'profile'], () => import('./commands/inventory.js')],
   [['context'], () => import('./commands/context.js')],
   [['install'], () => import('./commands/install.js')],
 ];

@@ -4,3 +4,5 @@ export type { NetDevice, ProvisionFields, ProfileRecord, InventoryNode, Origin, 
 export { MAX_RANGE, checkName, expandRange, normalizeMac, parseIp, nthAddress, nthMac, resolveNode } from './inventory.js';
 export { packCpioGz } from './archive.js';
 export type { PackOptions, PackResult } from './archive.js';
+export { addNodes, setNodes, deleteNodes, listNodeViews, addProfile, setProfile, deleteProfile, rangeNames, withDefaults, FIELD_DEFAULTS } from './manage.js';
+export type { FieldChanges, NodeChangeRequest, ProfileChangeRequest, InventoryNodeView } from './manage.js';

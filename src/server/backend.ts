@@ -10,8 +10,10 @@ import type { Agent, TaskUser } from '../agent/index.js';
 import { loadWorkflowText, readStorageClasses, type Workflow } from '../workflow/index.js';
 import type { AuditRecord, Store, WorkflowRecord, UserRecord } from '../store/index.js';
 import { createJoinToken } from '../mesh/index.js';
+import { addNodes, addProfile, deleteNodes, deleteProfile, listNodeViews, setNodes, setProfile, type InventoryNode, type InventoryNodeView, type NodeChangeRequest, type ProfileChangeRequest, type ProfileRecord } from '../provision/index.js';
 import type {
   AdminClient,
+  InventoryClient,
   CaStatusView,
   AuditEntry,
   AuditRequest,
@@ -235,6 +237,10 @@ export class ServerBackend {
 
   /** The client API as this principal may use it. */
   client(p: Principal): WarrenClient & AdminClient {
+    return new PrincipalClient(this, p);
+  }
+
+  inventory(p: Principal): InventoryClient {
     return new PrincipalClient(this, p);
   }
 
@@ -471,6 +477,60 @@ export class ServerBackend {
     });
   }
 
+  // --- the provisioning inventory (src/provision/manage.ts on the server's store) ---
+
+  async inventoryNodes(p: Principal, req: { names?: string; missingOk?: boolean }): Promise<InventoryNodeView[]> {
+    this.requireAdmin(p, 'listing the inventory');
+    return listNodeViews(this.store, req.names, { missingOk: req.missingOk === true });
+  }
+
+  async addInventoryNodes(p: Principal, req: NodeChangeRequest): Promise<InventoryNode[]> {
+    return this.audited(p, 'inventory.add', req.names.slice(0, 200), async () => {
+      this.requireAdmin(p, 'adding nodes to the inventory');
+      return addNodes(this.store, req);
+    }, (r) => ({ nodes: r.length }));
+  }
+
+  async setInventoryNodes(p: Principal, req: NodeChangeRequest): Promise<InventoryNode[]> {
+    return this.audited(p, 'inventory.set', req.names.slice(0, 200), async () => {
+      this.requireAdmin(p, 'changing nodes of the inventory');
+      return setNodes(this.store, req);
+    }, (r) => ({ nodes: r.length }));
+  }
+
+  async deleteInventoryNodes(p: Principal, req: { names: string; missingOk?: boolean }): Promise<{ deleted: string[] }> {
+    return this.audited(p, 'inventory.delete', req.names.slice(0, 200), async () => {
+      this.requireAdmin(p, 'deleting nodes of the inventory');
+      return deleteNodes(this.store, req.names, { missingOk: req.missingOk === true });
+    }, (r) => ({ nodes: r.deleted.length }));
+  }
+
+  async profilesList(p: Principal): Promise<ProfileRecord[]> {
+    this.requireAdmin(p, 'listing profiles');
+    return this.store.listProfiles();
+  }
+
+  async addProfile(p: Principal, req: ProfileChangeRequest): Promise<ProfileRecord> {
+    return this.audited(p, 'profile.add', req.name, async () => {
+      this.requireAdmin(p, 'adding a profile');
+      return addProfile(this.store, req);
+    });
+  }
+
+  async setProfile(p: Principal, req: ProfileChangeRequest): Promise<ProfileRecord> {
+    return this.audited(p, 'profile.set', req.name, async () => {
+      this.requireAdmin(p, 'changing a profile');
+      return setProfile(this.store, req);
+    });
+  }
+
+  async deleteProfile(p: Principal, name: string): Promise<void> {
+    return this.audited(p, 'profile.delete', name, async () => {
+      this.requireAdmin(p, 'deleting a profile');
+      await deleteProfile(this.store, name);
+    });
+  }
+
   caStatus(p: Principal): CaStatusView {
     this.requireAdmin(p, 'the CA status');
     return this.o.ca.status();
@@ -560,7 +620,7 @@ export function refuseLocalInputs(wf: Workflow, file: string): void {
   }
 }
 
-class PrincipalClient implements WarrenClient, AdminClient {
+class PrincipalClient implements WarrenClient, AdminClient, InventoryClient {
   readonly where = 'server';
   constructor(
     private readonly b: ServerBackend,
@@ -635,6 +695,30 @@ class PrincipalClient implements WarrenClient, AdminClient {
   }
   retireCa(o: { force?: boolean } = {}) {
     return this.b.retireCa(this.p, o);
+  }
+  inventoryNodes(req: { names?: string; missingOk?: boolean } = {}) {
+    return this.b.inventoryNodes(this.p, req);
+  }
+  addInventoryNodes(req: NodeChangeRequest) {
+    return this.b.addInventoryNodes(this.p, req);
+  }
+  setInventoryNodes(req: NodeChangeRequest) {
+    return this.b.setInventoryNodes(this.p, req);
+  }
+  deleteInventoryNodes(req: { names: string; missingOk?: boolean }) {
+    return this.b.deleteInventoryNodes(this.p, req);
+  }
+  profiles() {
+    return this.b.profilesList(this.p);
+  }
+  addProfile(req: ProfileChangeRequest) {
+    return this.b.addProfile(this.p, req);
+  }
+  setProfile(req: ProfileChangeRequest) {
+    return this.b.setProfile(this.p, req);
+  }
+  deleteProfile(name: string) {
+    return this.b.deleteProfile(this.p, name);
   }
 }
 

@@ -145,6 +145,9 @@ export interface NodeRegistryOptions {
   metrics?: HeartbeatMetrics;
   /** The status and end of workflows (Store.workflowEnds), for the nodes' retention sweeps. */
   workflowEnds?: Store['workflowEnds'];
+  /** A provisioned node's tags (its inventory node's, profiles applied), or undefined when the
+   *  name is not in the inventory: at join, its labels are these under the agent's own. */
+  inventoryTags?: (name: string) => Promise<Record<string, string> | undefined>;
 }
 
 export interface NodeRegistryEvents {
@@ -315,6 +318,8 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   readonly epoch = randomBytes(8).toString('hex');
   private readonly clock: () => number;
   private readonly byName = new Map<string, Live>();
+  /** The inventory tags each provisioned node got at its join (merged under its heartbeats' labels too). */
+  private readonly tags = new Map<string, Record<string, string>>();
   private readonly logs = new Map<string, LogChannel>();
   /** Port forwards asked of nodes, waiting for the node's tunnel (GET /agent/v1/tunnels/:id). */
   private readonly tunnels = new Map<string, { node: string; resolve: (s: Duplex) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
@@ -391,6 +396,12 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   /** Wait until the store writes made so far (written behind) are done. */
   async flush(): Promise<void> {
     await Promise.all([...this.byName.values()].map((l) => l.writes));
+  }
+
+  /** The node's info with its inventory tags under its own labels. */
+  private withTags(name: string, info: NodeInfo): NodeInfo {
+    const t = this.tags.get(name);
+    return t ? { ...info, labels: { ...t, ...info.labels } } : info;
   }
 
   private live(rec: RegisteredNode, lastSeen: number): Live {
@@ -545,6 +556,11 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     } catch (e) {
       throw new WarrenError('MESH_CSR_INVALID', `the certificate request of node ${name} cannot be used: ${(e as Error).message}`, { hint: 'send a PEM PKCS#10 request signed with the key in it (the agent makes one)', cause: e });
     }
+    // A provisioned node: its inventory tags are its labels, under the agent's own --labels.
+    const tags = await this.opts.inventoryTags?.(name);
+    if (tags) this.tags.set(name, tags);
+    else this.tags.delete(name);
+    req = { ...req, info: this.withTags(name, req.info) };
     const now = this.clock();
     await consumeJoinToken(this.opts.tokens, req.token, now);
     const signer = this.ca;
@@ -620,9 +636,10 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
         this.refusal('heartbeat', node, e);
         throw e;
       }
-      if (JSON.stringify(hb.info) !== JSON.stringify(l.rec.info)) {
-        l.rec.info = hb.info;
-        this.persist(l, { info: hb.info as unknown as Record<string, unknown> });
+      const info = this.withTags(node, hb.info);
+      if (JSON.stringify(info) !== JSON.stringify(l.rec.info)) {
+        l.rec.info = info;
+        this.persist(l, { info: info as unknown as Record<string, unknown> });
       }
     }
     if (hb.load) l.load = hb.load;

@@ -29,6 +29,7 @@ import { NodeRegistry, connectPool, type RegisteredNode } from './nodes.js';
 import { agentRoutes } from './agent-routes.js';
 import { ClusterAuthority } from './cluster-ca.js';
 import { FollowerClient, LeaderForwarder } from './follower.js';
+import { resolveNode } from '../provision/index.js';
 import { gateStore, notLeaderError, type StoreGate } from './gate.js';
 import { LeaderElection, bounded, type LeaderTimers } from './leader.js';
 import { ServerMetrics, StoreCounts, agentCountsOf, instrumentStore } from './metrics.js';
@@ -186,6 +187,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         metrics: m,
         beforeAck: () => backend?.flush() ?? Promise.resolve(),
         workflowEnds: (ids: string[]) => gate.store.workflowEnds(ids),
+        inventoryTags: async (name: string) => {
+          const n = await gate.store.getInventoryNode(name);
+          return n && resolveNode(n, await gate.store.listProfiles()).tags;
+        },
       } as ConstructorParameters<typeof NodeRegistry>[0]);
       // A gang goes only to nodes heard from within two heartbeats: a retry right after an
       // agent died does not land on it before it is known to be down.
@@ -419,6 +424,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         }
       },
       client: (p) => (side ? side.backend.client(p) : new FollowerClient(store, p)),
+      // Inventory calls are forwarded to the leader (src/server/follower.ts); a server between
+      // leaders answers SERVER_NOT_LEADER, and the client retries.
+      inventory: (p) => {
+        if (!side) throw new WarrenError('SERVER_NOT_LEADER', 'this server is not the cluster\'s leader now', { hint: 'retry in a few seconds; `GET /api/v1/health` on each server says which one leads' });
+        return side.backend.inventory(p);
+      },
       health: async () => {
         const s = side;
         let storeOk = true;

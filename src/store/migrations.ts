@@ -291,6 +291,72 @@ CREATE INDEX job_history_ended ON job_history(ended_at);
 `,
     },
   },
+  {
+    version: 8,
+    what: 'provisioning: profiles, inventory nodes (fields as JSON, profiles in order), one row per MAC and per IP of every interface (unique), boot status',
+    // Every MAC and every IP (without its prefix) of every node's interfaces is a row of
+    // provision_addresses, whose primary key makes two nodes with one address impossible even
+    // for two writers racing; provision_node_profiles says which nodes use a profile (the node
+    // row keeps their order). Children are deleted explicitly with their node (SQLite does not
+    // enforce foreign keys here).
+    sql: {
+      sqlite: `
+CREATE TABLE provision_profiles (
+  name TEXT PRIMARY KEY,
+  fields TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE provision_nodes (
+  name TEXT PRIMARY KEY,
+  profiles TEXT NOT NULL,
+  fields TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE provision_node_profiles (
+  node TEXT NOT NULL,
+  pos INTEGER NOT NULL,
+  profile TEXT NOT NULL,
+  PRIMARY KEY (node, pos)
+);
+CREATE INDEX provision_node_profiles_profile ON provision_node_profiles(profile);
+CREATE TABLE provision_addresses (
+  kind TEXT NOT NULL CHECK (kind IN ('mac', 'ip')),
+  value TEXT NOT NULL,
+  node TEXT NOT NULL,
+  device TEXT NOT NULL,
+  PRIMARY KEY (kind, value)
+);
+CREATE INDEX provision_addresses_node ON provision_addresses(node);
+CREATE TABLE provision_boot (
+  node TEXT PRIMARY KEY,
+  last_request_at INTEGER,
+  last_request TEXT,
+  from_addr TEXT,
+  booted_at INTEGER,
+  image_digest TEXT,
+  system_overlay_at INTEGER,
+  runtime_overlay_at INTEGER
+);
+`,
+      postgres: `
+CREATE TABLE provision_profiles (name TEXT PRIMARY KEY, fields JSONB NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE TABLE provision_nodes (name TEXT PRIMARY KEY, profiles JSONB NOT NULL, fields JSONB NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE TABLE provision_node_profiles (
+  node TEXT NOT NULL REFERENCES provision_nodes(name) ON DELETE CASCADE, pos INTEGER NOT NULL,
+  profile TEXT NOT NULL REFERENCES provision_profiles(name), PRIMARY KEY (node, pos));
+CREATE INDEX provision_node_profiles_profile ON provision_node_profiles(profile);
+CREATE TABLE provision_addresses (
+  kind TEXT NOT NULL CHECK (kind IN ('mac', 'ip')), value TEXT NOT NULL,
+  node TEXT NOT NULL REFERENCES provision_nodes(name) ON DELETE CASCADE, device TEXT NOT NULL, PRIMARY KEY (kind, value));
+CREATE INDEX provision_addresses_node ON provision_addresses(node);
+CREATE TABLE provision_boot (
+  node TEXT PRIMARY KEY REFERENCES provision_nodes(name) ON DELETE CASCADE, last_request_at BIGINT, last_request TEXT, from_addr TEXT,
+  booted_at BIGINT, image_digest TEXT, system_overlay_at BIGINT, runtime_overlay_at BIGINT);
+`,
+    },
+  },
 ];
 
 /** The schema version this code writes. */

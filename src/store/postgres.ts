@@ -6,6 +6,10 @@ import { WarrenError, isWarrenError } from '../common/index.js';
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import type { TokenRecord, TokenStore } from '../mesh/index.js';
 import { SCHEMA_VERSION, migrationSql, pendingMigrations } from './migrations.js';
+import type { BootStatus, InventoryNode, ProfileRecord } from '../provision/index.js';
+import {
+  bootPatchSql, bootStatusOf, checkNodeWrite, existsError, fieldsJson, inventoryNodeOf, nodeWriteKeys, notFoundError, profileInUseError, profileOf, raceError,
+} from './inventory.js';
 import {
   API_TOKEN_INSERT, AUDIT_INSERT, CA_ROTATION_FINISH, CA_ROTATION_PHASE, CA_ROTATION_START, caStateOf, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams, attemptUpsertSql,
   auditOf, joinTokenOf, joinTokenParams, leaseOf, listAuditSql, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf, STATS_SQL, statsOf,
@@ -521,6 +525,126 @@ export class PgStore implements Store {
     if (ids.length === 0) return new Map();
     const r = await this.q('SELECT id, status, ended_at FROM workflows WHERE id = ANY($1::text[])', [ids]);
     return new Map(r.rows.map((x) => [x.id as string, { status: x.status as WorkflowStatus, endedAt: x.ended_at === null ? null : Number(x.ended_at) }]));
+  }
+
+  // ---- the provisioning inventory (schema v8) ----
+
+  async listProfiles(): Promise<ProfileRecord[]> {
+    return (await this.q('SELECT * FROM provision_profiles ORDER BY name', [])).rows.map(profileOf);
+  }
+
+  async getProfile(name: string): Promise<ProfileRecord | undefined> {
+    const r = (await this.q('SELECT * FROM provision_profiles WHERE name = $1', [name])).rows[0];
+    return r && profileOf(r);
+  }
+
+  async putProfile(p: ProfileRecord, mode: 'create' | 'replace'): Promise<void> {
+    if (mode === 'create') {
+      const r = await this.q('INSERT INTO provision_profiles (name, fields, created_at, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING', [p.name, fieldsJson(p), p.createdAt, p.updatedAt]);
+      if (r.rowCount === 0) throw existsError('profile', [p.name]);
+    } else {
+      const r = await this.q('UPDATE provision_profiles SET fields = $1, updated_at = $2 WHERE name = $3', [fieldsJson(p), p.updatedAt, p.name]);
+      if (r.rowCount === 0) throw notFoundError('profile', [p.name]);
+    }
+  }
+
+  async deleteProfile(name: string): Promise<boolean> {
+    try {
+      return await this.tx(async (c) => {
+        const users = (await c.query('SELECT DISTINCT node FROM provision_node_profiles WHERE profile = $1 ORDER BY node', [name])).rows.map((r) => r.node as string);
+        if (users.length) throw profileInUseError(name, users);
+        return (await c.query('DELETE FROM provision_profiles WHERE name = $1', [name])).rowCount === 1;
+      });
+    } catch (e) {
+      // A node that took the profile on meanwhile (its link row holds the profile's key).
+      if ((e as { code?: string })?.code === '23503') throw profileInUseError(name, ['(a node added just now)']);
+      throw e;
+    }
+  }
+
+  async listInventoryNodes(): Promise<InventoryNode[]> {
+    return (await this.q('SELECT * FROM provision_nodes ORDER BY name', [])).rows.map(inventoryNodeOf);
+  }
+
+  async getInventoryNode(name: string): Promise<InventoryNode | undefined> {
+    const r = (await this.q('SELECT * FROM provision_nodes WHERE name = $1', [name])).rows[0];
+    return r && inventoryNodeOf(r);
+  }
+
+  async inventoryNodeByMac(mac: string): Promise<InventoryNode | undefined> {
+    const r = (await this.q(`SELECT n.* FROM provision_addresses a JOIN provision_nodes n ON n.name = a.node WHERE a.kind = 'mac' AND a.value = $1`, [mac.trim().toLowerCase()])).rows[0];
+    return r && inventoryNodeOf(r);
+  }
+
+  async putInventoryNodes(nodes: readonly InventoryNode[], mode: 'create' | 'replace'): Promise<void> {
+    if (nodes.length === 0) return;
+    const keys = nodeWriteKeys(nodes);
+    try {
+      await this.tx(async (c) => {
+        const existing = new Set((await c.query('SELECT name FROM provision_nodes WHERE name = ANY($1::text[])' + (mode === 'replace' ? ' FOR UPDATE' : ''), [keys.names])).rows.map((r) => r.name as string));
+        const holders = new Map(
+          (await c.query(`SELECT kind, value, node FROM provision_addresses WHERE kind || ':' || value = ANY($1::text[])`, [keys.addresses.map((a) => `${a.kind}:${a.value}`)])).rows.map((r) => [
+            `${r.kind as string}:${r.value as string}`,
+            r.node as string,
+          ]),
+        );
+        const profiles = new Set((await c.query('SELECT name FROM provision_profiles WHERE name = ANY($1::text[]) FOR KEY SHARE', [keys.profiles])).rows.map((r) => r.name as string));
+        checkNodeWrite(nodes, mode, keys, { existing, holders, profiles });
+        await c.query('DELETE FROM provision_addresses WHERE node = ANY($1::text[])', [keys.names]);
+        await c.query('DELETE FROM provision_node_profiles WHERE node = ANY($1::text[])', [keys.names]);
+        // One statement per table for the whole batch (unnest of arrays): a range of a
+        // thousand nodes is three statements, not three thousand.
+        const rows = nodes.map((n) => [n.name, JSON.stringify(n.profiles), fieldsJson(n), n.createdAt, n.updatedAt] as const);
+        const col = <T>(i: number) => rows.map((r) => r[i] as T);
+        if (mode === 'create') {
+          await c.query(
+            `INSERT INTO provision_nodes (name, profiles, fields, created_at, updated_at)
+             SELECT * FROM unnest($1::text[], $2::jsonb[], $3::jsonb[], $4::bigint[], $5::bigint[])`,
+            [col(0), col(1), col(2), col(3), col(4)],
+          );
+        } else {
+          await c.query(
+            `UPDATE provision_nodes n SET profiles = u.profiles, fields = u.fields, updated_at = u.updated_at
+             FROM unnest($1::text[], $2::jsonb[], $3::jsonb[], $4::bigint[]) AS u(name, profiles, fields, updated_at) WHERE n.name = u.name`,
+            [col(0), col(1), col(2), col(4)],
+          );
+        }
+        const links = nodes.flatMap((n) => n.profiles.map((p, i) => [n.name, i, p] as const));
+        if (links.length) {
+          await c.query('INSERT INTO provision_node_profiles (node, pos, profile) SELECT * FROM unnest($1::text[], $2::int[], $3::text[])', [links.map((l) => l[0]), links.map((l) => l[1]), links.map((l) => l[2])]);
+        }
+        if (keys.addresses.length) {
+          const a = keys.addresses;
+          await c.query('INSERT INTO provision_addresses (kind, value, node, device) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])', [a.map((x) => x.kind), a.map((x) => x.value), a.map((x) => x.node), a.map((x) => x.device)]);
+        }
+      });
+    } catch (e) {
+      const pe = e as { code?: string; constraint?: string; detail?: string };
+      if (pe?.code === '23505') throw raceError(pe.constraint ?? 'unique', pe.detail ?? '');
+      if (pe?.code === '23503') throw raceError(pe.constraint ?? 'foreign key', pe.detail ?? 'a profile was deleted meanwhile');
+      throw e;
+    }
+  }
+
+  async deleteInventoryNodes(names: readonly string[]): Promise<number> {
+    if (names.length === 0) return 0;
+    // Addresses, profile links and boot status go with their node (ON DELETE CASCADE).
+    return (await this.q('DELETE FROM provision_nodes WHERE name = ANY($1::text[])', [[...names]])).rowCount ?? 0;
+  }
+
+  async getBootStatus(name: string): Promise<BootStatus | undefined> {
+    const r = (await this.q('SELECT * FROM provision_boot WHERE node = $1', [name])).rows[0];
+    return r && bootStatusOf(r);
+  }
+
+  async listBootStatus(): Promise<Map<string, BootStatus>> {
+    const rows = (await this.q('SELECT * FROM provision_boot ORDER BY node', [])).rows;
+    return new Map(rows.map((r) => [r.node as string, bootStatusOf(r)]));
+  }
+
+  async patchBootStatus(name: string, patch: Partial<BootStatus>): Promise<void> {
+    const q = bootPatchSql(name, patch, pp);
+    if (q) await this.q(q.text, q.values);
   }
 
   async close(): Promise<void> {

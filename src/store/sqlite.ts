@@ -14,6 +14,10 @@ import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import type { TokenRecord, TokenStore } from '../mesh/index.js';
 import { SCHEMA_VERSION, migrationSql, pendingMigrations } from './migrations.js';
 import { DEFAULT_RESERVE_BYTES, ensureReserve, releaseReserve } from './reserve.js';
+import type { BootStatus, InventoryNode, ProfileRecord } from '../provision/index.js';
+import {
+  bootPatchSql, bootStatusOf, checkNodeWrite, existsError, fieldsJson, inventoryNodeOf, nodeWriteKeys, notFoundError, profileInUseError, profileOf, raceError,
+} from './inventory.js';
 import {
   API_TOKEN_INSERT, AUDIT_INSERT, CA_ROTATION_FINISH, CA_ROTATION_PHASE, CA_ROTATION_START, caStateOf, JOIN_CONSUME, JOIN_INSERT, NODE_UPSERT, type LeaseRow, acquireLeaseSql, apiTokenOf, apiTokenParams, attemptParams,
   attemptUpsertSql, auditOf, joinTokenOf, joinTokenParams, leaseOf, listAuditSql, listWorkflowsSql, nodeOf, nodeParams, nodePatchSql, userOf, STATS_SQL, statsOf,
@@ -610,6 +614,118 @@ export class SqliteStore implements Store {
   async workflowEnds(ids: string[]): Promise<Map<string, { status: WorkflowStatus; endedAt: number | null }>> {
     const rows = this.guard(() => this.db.prepare('SELECT id, status, ended_at FROM workflows WHERE id IN (SELECT value FROM json_each(?))').all(JSON.stringify(ids)) as Row[]);
     return new Map(rows.map((r) => [r.id as string, { status: r.status as WorkflowStatus, endedAt: r.ended_at === null ? null : Number(r.ended_at) }]));
+  }
+
+  // ---- the provisioning inventory (schema v8): each write one IMMEDIATE transaction ----
+
+  async listProfiles(): Promise<ProfileRecord[]> {
+    return this.guard(() => this.db.prepare('SELECT * FROM provision_profiles ORDER BY name').all() as Row[]).map(profileOf);
+  }
+
+  async getProfile(name: string): Promise<ProfileRecord | undefined> {
+    const r = this.guard(() => this.db.prepare('SELECT * FROM provision_profiles WHERE name = ?').get(name) as Row | undefined);
+    return r && profileOf(r);
+  }
+
+  async putProfile(p: ProfileRecord, mode: 'create' | 'replace'): Promise<void> {
+    const tx = this.db.transaction(() => {
+      if (mode === 'create') {
+        const r = this.db.prepare('INSERT INTO provision_profiles (name, fields, created_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING').run(p.name, fieldsJson(p), p.createdAt, p.updatedAt);
+        if (r.changes === 0) throw existsError('profile', [p.name]);
+      } else {
+        const r = this.db.prepare('UPDATE provision_profiles SET fields = ?, updated_at = ? WHERE name = ?').run(fieldsJson(p), p.updatedAt, p.name);
+        if (r.changes === 0) throw notFoundError('profile', [p.name]);
+      }
+    });
+    this.writing(() => tx.immediate());
+  }
+
+  async deleteProfile(name: string): Promise<boolean> {
+    const tx = this.db.transaction((): boolean => {
+      const users = (this.db.prepare('SELECT DISTINCT node FROM provision_node_profiles WHERE profile = ? ORDER BY node').all(name) as Row[]).map((r) => r.node as string);
+      if (users.length) throw profileInUseError(name, users);
+      return this.db.prepare('DELETE FROM provision_profiles WHERE name = ?').run(name).changes === 1;
+    });
+    return this.writing(() => tx.immediate());
+  }
+
+  async listInventoryNodes(): Promise<InventoryNode[]> {
+    return this.guard(() => this.db.prepare('SELECT * FROM provision_nodes ORDER BY name').all() as Row[]).map(inventoryNodeOf);
+  }
+
+  async getInventoryNode(name: string): Promise<InventoryNode | undefined> {
+    const r = this.guard(() => this.db.prepare('SELECT * FROM provision_nodes WHERE name = ?').get(name) as Row | undefined);
+    return r && inventoryNodeOf(r);
+  }
+
+  async inventoryNodeByMac(mac: string): Promise<InventoryNode | undefined> {
+    const r = this.guard(
+      () => this.db.prepare(`SELECT n.* FROM provision_addresses a JOIN provision_nodes n ON n.name = a.node WHERE a.kind = 'mac' AND a.value = ?`).get(mac.trim().toLowerCase()) as Row | undefined,
+    );
+    return r && inventoryNodeOf(r);
+  }
+
+  async putInventoryNodes(nodes: readonly InventoryNode[], mode: 'create' | 'replace'): Promise<void> {
+    if (nodes.length === 0) return;
+    const keys = nodeWriteKeys(nodes);
+    const db = this.db;
+    const tx = db.transaction(() => {
+      const names = JSON.stringify(keys.names);
+      const existing = new Set((db.prepare('SELECT name FROM provision_nodes WHERE name IN (SELECT value FROM json_each(?))').all(names) as Row[]).map((r) => r.name as string));
+      const holders = new Map(
+        (db.prepare(`SELECT kind, value, node FROM provision_addresses WHERE kind || ':' || value IN (SELECT value FROM json_each(?))`).all(JSON.stringify(keys.addresses.map((a) => `${a.kind}:${a.value}`))) as Row[]).map((r) => [
+          `${r.kind as string}:${r.value as string}`,
+          r.node as string,
+        ]),
+      );
+      const profiles = new Set((db.prepare('SELECT name FROM provision_profiles WHERE name IN (SELECT value FROM json_each(?))').all(JSON.stringify(keys.profiles)) as Row[]).map((r) => r.name as string));
+      checkNodeWrite(nodes, mode, keys, { existing, holders, profiles });
+      db.prepare('DELETE FROM provision_addresses WHERE node IN (SELECT value FROM json_each(?))').run(names);
+      db.prepare('DELETE FROM provision_node_profiles WHERE node IN (SELECT value FROM json_each(?))').run(names);
+      const put =
+        mode === 'create'
+          ? db.prepare('INSERT INTO provision_nodes (name, profiles, fields, created_at, updated_at) VALUES (@p1, @p2, @p3, @p4, @p5)')
+          : db.prepare('UPDATE provision_nodes SET profiles = @p2, fields = @p3, updated_at = @p5 WHERE name = @p1');
+      const link = db.prepare('INSERT INTO provision_node_profiles (node, pos, profile) VALUES (?, ?, ?)');
+      const addr = db.prepare('INSERT INTO provision_addresses (kind, value, node, device) VALUES (?, ?, ?, ?)');
+      for (const n of nodes) {
+        put.run(named(n.name, JSON.stringify(n.profiles), fieldsJson(n), n.createdAt, n.updatedAt));
+        n.profiles.forEach((p, i) => link.run(n.name, i, p));
+      }
+      for (const a of keys.addresses) addr.run(a.kind, a.value, a.node, a.device);
+    });
+    try {
+      this.writing(() => tx.immediate());
+    } catch (e) {
+      if (sqliteCode(e).startsWith('SQLITE_CONSTRAINT')) throw raceError('unique', (e as Error).message);
+      throw e;
+    }
+  }
+
+  async deleteInventoryNodes(names: readonly string[]): Promise<number> {
+    if (names.length === 0) return 0;
+    const list = JSON.stringify(names);
+    const tx = this.db.transaction((): number => {
+      for (const t of ['provision_addresses', 'provision_node_profiles']) this.db.prepare(`DELETE FROM ${t} WHERE node IN (SELECT value FROM json_each(?))`).run(list);
+      this.db.prepare('DELETE FROM provision_boot WHERE node IN (SELECT value FROM json_each(?))').run(list);
+      return this.db.prepare('DELETE FROM provision_nodes WHERE name IN (SELECT value FROM json_each(?))').run(list).changes;
+    });
+    return this.writing(() => tx.immediate());
+  }
+
+  async getBootStatus(name: string): Promise<BootStatus | undefined> {
+    const r = this.guard(() => this.db.prepare('SELECT * FROM provision_boot WHERE node = ?').get(name) as Row | undefined);
+    return r && bootStatusOf(r);
+  }
+
+  async listBootStatus(): Promise<Map<string, BootStatus>> {
+    const rows = this.guard(() => this.db.prepare('SELECT * FROM provision_boot ORDER BY node').all() as Row[]);
+    return new Map(rows.map((r) => [r.node as string, bootStatusOf(r)]));
+  }
+
+  async patchBootStatus(name: string, patch: Partial<BootStatus>): Promise<void> {
+    const q = bootPatchSql(name, patch, ph);
+    if (q) this.writing(() => this.db.prepare(q.text).run(named(...q.values)));
   }
 
   async close(): Promise<void> {

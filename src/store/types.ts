@@ -4,6 +4,7 @@
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import type { TokenStore } from '../mesh/index.js';
 import type { Workflow } from '../workflow/index.js';
+import type { InventoryStore } from '../provision/index.js';
 import { WarrenError } from '../common/index.js';
 
 export interface WorkflowRecord {
@@ -312,7 +313,8 @@ export interface PrunePreview {
   keptLeased: number;
 }
 
-export interface Store {
+/** Every store also keeps the provisioning inventory (schema v8; src/provision/types.ts InventoryStore). */
+export interface Store extends InventoryStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Counts by state, for monitoring: one grouped query over units (of the active
    *  workflows), workflows and nodes. Callers keep its result (it scans). */

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ApiTokenRecord, AttemptRecord, NodeRecord, Store, UserRecord, WorkflowRecord } from '../../src/store/index.js';
 import type { UnitSnapshot } from '../../src/engine/index.js';
+import { inventoryContract } from './contract-inventory.js';
 import { consumeJoinToken, createJoinToken, hashToken, type TokenRecord } from '../../src/mesh/index.js';
 
 const unit = (key: string, extra: Partial<UnitSnapshot> = {}): UnitSnapshot => ({
@@ -835,6 +836,8 @@ export function storeContract(name: string, open: () => Promise<Store>, uniq: ()
       await s.close();
     }
   });
+
+  inventoryContract(name, open, uniq);
 }
 
 /** Plain SQL on a store's own connection (tests only): what someone with the database's password could send. */

@@ -2,9 +2,11 @@
 // verbs need an admin's token; they parse and render, the server does the work.
 
 import type { Command } from 'commander';
-import { WarrenError, formatBytes, parseDuration } from '../../common/index.js';
-import type { AdminClient, AuditEntry, CaStatusView, NodeView } from '../../api/index.js';
+import { WarrenError, parseDuration } from '../../common/index.js';
+import type { AdminClient, AuditEntry, CaStatusView } from '../../api/index.js';
 import { commandGroup } from '../util.js';
+import { expandRange } from '../../provision/index.js';
+import { NODE_SUMMARY } from './inventory.js';
 import { addTargetOptions, openAdmin, type TargetOpts } from '../client.js';
 
 const iso = (t: number | null): string => (t === null ? '-' : new Date(t).toISOString().slice(0, 19).replace('T', ' '));
@@ -16,13 +18,6 @@ async function withAdmin<T>(o: TargetOpts, fn: (a: AdminClient) => Promise<T>): 
   } finally {
     await close();
   }
-}
-
-function nodeLine(n: NodeView): string {
-  const line = `${n.name.padEnd(20)}${n.state.padEnd(10)}${`${n.usedCores}/${n.cores}`.padEnd(9)}${formatBytes(n.memoryBytes).padEnd(10)}${String(n.gpus).padEnd(6)}${String(n.running).padEnd(9)}${iso(n.lastSeenAt).padEnd(21)}${Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',')}`;
-  // Why it is drained, under it (as `sinfo -R` gives the reason).
-  const why = n.drainedBy ? `  drained by ${n.drainedBy === 'health' ? 'its health check' : 'an admin'}${n.drainReason ? `: ${n.drainReason}` : ''}` : '';
-  return why ? `${line}\n${why}` : line;
 }
 
 /**
@@ -60,42 +55,39 @@ function auditLine(e: AuditEntry): string {
 }
 
 export function register(program: Command): void {
-  const node = commandGroup(program, 'node', 'cluster nodes: list, drain, undrain, revoke, delete (admins)');
-  addTargetOptions(node.command('list').description('list the nodes, their state and load').option('--json', 'JSON output')).action(async (o: TargetOpts & { json?: boolean }) => {
-    const nodes = await withAdmin(o, (a) => a.nodes());
-    if (o.json) {
-      process.stdout.write(JSON.stringify(nodes) + '\n');
-      return;
-    }
-    if (nodes.length === 0) {
-      process.stdout.write('no nodes yet: `warren token create --ttl 10m`, then on each node `warren agent --server URL --token T --name NAME --data DIR`\n');
-      return;
-    }
-    process.stdout.write(`${'NAME'.padEnd(20)}${'STATE'.padEnd(10)}${'CORES'.padEnd(9)}${'MEMORY'.padEnd(10)}${'GPUS'.padEnd(6)}${'RUNNING'.padEnd(9)}${'LAST SEEN'.padEnd(21)}LABELS\n`);
-    for (const n of nodes) process.stdout.write(nodeLine(n) + '\n');
-  });
+  // `node add|set|list|status|delete` (the inventory side by side with the cluster) are in
+  // ./inventory.ts; the cluster-only verbs are here. Every one takes a name or a range.
+  const node = commandGroup(program, 'node', NODE_SUMMARY);
   addTargetOptions(
     node
       .command('drain')
-      .description('stop placing new jobs on a node (what runs there finishes)')
-      .argument('<name>', 'node name')
+      .description('stop placing new jobs on nodes (what runs there finishes)')
+      .argument('<names>', 'node name or range, e.g. n[001-004]')
       .option('--reason <text>', 'why (shown by `warren node list`, kept in the audit log)'),
-  ).action(async (name: string, o: TargetOpts & { reason?: string }) => {
+  ).action(async (names: string, o: TargetOpts & { reason?: string }) => {
     if (o.reason !== undefined && (o.reason.trim() === '' || o.reason.length > 1000)) throw new WarrenError('CLI_BAD_OPTION', '--reason takes a text of 1 to 1000 characters', { hint: 'e.g. --reason "DIMM errors, ticket 4711"' });
-    const v = await withAdmin(o, (a) => a.drain(name, true, o.reason?.trim()));
-    process.stderr.write(`node ${v.name} drained (${v.state}, ${v.running} running)\n`);
+    await withAdmin(o, async (a) => {
+      for (const name of expandRange(names)) {
+        const v = await a.drain(name, true, o.reason?.trim());
+        process.stderr.write(`node ${v.name} drained (${v.state}, ${v.running} running)\n`);
+      }
+    });
   });
-  addTargetOptions(node.command('undrain').description('place jobs on a drained node again').argument('<name>', 'node name')).action(async (name: string, o: TargetOpts) => {
-    const v = await withAdmin(o, (a) => a.drain(name, false));
-    process.stderr.write(`node ${v.name} undrained (${v.state}, ${v.running} running)\n`);
+  addTargetOptions(node.command('undrain').description('place jobs on drained nodes again').argument('<names>', 'node name or range')).action(async (names: string, o: TargetOpts) => {
+    await withAdmin(o, async (a) => {
+      for (const name of expandRange(names)) {
+        const v = await a.drain(name, false);
+        process.stderr.write(`node ${v.name} undrained (${v.state}, ${v.running} running)\n`);
+      }
+    });
   });
-  addTargetOptions(node.command('revoke').description("revoke a node's identity: its connections are closed and its next call refused").argument('<name>', 'node name')).action(async (name: string, o: TargetOpts) => {
-    await withAdmin(o, (a) => a.revokeNode(name));
-    process.stderr.write(`node ${name} revoked: it must join again with a new token\n`);
-  });
-  addTargetOptions(node.command('delete').description('revoke a node and forget it').argument('<name>', 'node name')).action(async (name: string, o: TargetOpts) => {
-    await withAdmin(o, (a) => a.deleteNode(name));
-    process.stderr.write(`node ${name} deleted\n`);
+  addTargetOptions(node.command('revoke').description("revoke nodes' identities: their connections are closed and their next call refused").argument('<names>', 'node name or range')).action(async (names: string, o: TargetOpts) => {
+    await withAdmin(o, async (a) => {
+      for (const name of expandRange(names)) {
+        await a.revokeNode(name);
+        process.stderr.write(`node ${name} revoked: it must join again with a new token\n`);
+      }
+    });
   });
 
   const token = commandGroup(program, 'token', 'join tokens for nodes, and API tokens (admins)');

@@ -19,6 +19,7 @@ import {
   LOG_ERROR_TRAILER,
   SSE_HEARTBEAT_MS,
   type AdminClient,
+  type InventoryClient,
   type AuditRequest,
   type HealthView,
   type ServerStatusView,
@@ -30,6 +31,7 @@ import {
   type WarrenClient,
 } from '../../api/index.js';
 import { BODY_LIMIT, SUBMIT_BODY_LIMIT } from './constants.js';
+import { PROVISION_SCHEMAS, provisionRoutes } from './provision-routes.js';
 import { countRequests } from './observe.js';
 import { ERROR_RESPONSES, ID_PATTERN, NAME_PATTERN, SHARED_SCHEMAS, UNIT_STATES, WORKFLOW_STATUS, arrayOf, idParams, nameParams, ref } from './schemas.js';
 
@@ -51,6 +53,8 @@ export interface ApiBackend {
    *  user's is RUN_NOT_FOUND -> 404, never 403); admins see all; AdminClient calls are refused
    *  for non-admins with AUTH_FORBIDDEN (403). */
   client(p: Principal): WarrenClient & AdminClient;
+  /** The provisioning inventory of this principal (admins); absent: this server keeps none (API_NOT_FOUND). */
+  inventory?(p: Principal): InventoryClient;
   health(): Promise<HealthView>;
   /** Write a refusal the HTTP layer made itself (a non-admin on an admin route) to the audit log. */
   audit?(e: { actor: string; action: string; target: string | null; source: string | null; result: string; details: Record<string, unknown> }): Promise<void>;
@@ -127,12 +131,13 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
       tags: [
         { name: 'workflows', description: 'submit, watch and control workflows (a user sees only their own)' },
         { name: 'admin', description: 'nodes, tokens and users (admins only)' },
+        { name: 'provision', description: 'the provisioning inventory: nodes and profiles (admins only)' },
         { name: 'server', description: 'health and identity' },
       ],
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String((json as { $id?: unknown }).$id ?? `def-${i}`) },
   });
-  for (const s of SHARED_SCHEMAS) app.addSchema(s);
+  for (const s of [...SHARED_SCHEMAS, ...PROVISION_SCHEMAS]) app.addSchema(s);
   // Bodies are JSON, nothing else (a text/plain body is a client's mistake, not a string).
   app.removeContentTypeParser('text/plain');
   // Query strings, path parameters and headers are text: they are coerced to the schema's
@@ -141,7 +146,7 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
   const ajvOptions = { removeAdditional: false, useDefaults: true, allErrors: false, allowUnionTypes: true } as const;
   const bodyAjv = new Ajv({ ...ajvOptions, coerceTypes: false });
   const textAjv = new Ajv({ ...ajvOptions, coerceTypes: 'array' });
-  for (const s of SHARED_SCHEMAS) {
+  for (const s of [...SHARED_SCHEMAS, ...PROVISION_SCHEMAS]) {
     bodyAjv.addSchema(s);
     textAjv.addSchema(s);
   }
@@ -167,6 +172,10 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
     return p;
   };
   const client = (req: FastifyRequest): WarrenClient & AdminClient => o.backend.client(principal(req));
+  const inventory = (req: FastifyRequest): InventoryClient => {
+    if (!o.backend.inventory) throw new WarrenError('API_NOT_FOUND', 'this server keeps no provisioning inventory', { hint: 'use a Warren server with a store (`warren server`), or the embedded default (no context)' });
+    return o.backend.inventory(principal(req));
+  };
 
   const api: FastifyPluginAsync = async (r) => {
     r.addHook('onRequest', async (req, reply) => {
@@ -556,6 +565,7 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
         return client(req).rotateCa(b.trustForSeconds !== undefined ? { trustForSeconds: b.trustForSeconds } : {});
       },
     });
+    provisionRoutes(r, inventory);
     r.post('/ca/retire', {
       config: admin,
       schema: {
