@@ -32,6 +32,10 @@ import {
   type WarrenClient,
   type WorkflowDetail,
   type WorkflowSummary,
+  type NodeImageBuildPending,
+  type NodeImageBuildRequest,
+  type NodeImageBuildView,
+  type NodeImageView,
 } from './types.js';
 import { LOG_ERROR_TRAILER, SSE_HEARTBEAT_MS, type HealthView, type ReadyView, type ServerStatusView, type WhoAmI } from './wire.js';
 
@@ -406,6 +410,21 @@ export class HttpClient implements WarrenClient, AdminClient, InventoryClient {
 
   async deleteProfile(name: string): Promise<void> {
     await this.json('DELETE', `/provision/profiles/${enc(name)}`);
+  }
+
+  // --- node images (provisioning) ---
+
+  /** POST /node-images: the image, or (202) "building" when the build goes on past the server's answer time (~20 s). */
+  nodeImageBuild(req: NodeImageBuildRequest): Promise<NodeImageBuildView | NodeImageBuildPending> {
+    return this.json('POST', '/node-images', { body: req });
+  }
+
+  nodeImages(): Promise<NodeImageView[]> {
+    return this.json('GET', '/node-images');
+  }
+
+  removeNodeImages(what: string): Promise<NodeImageView[]> {
+    return this.json('DELETE', '/node-images', { query: { image: what } });
   }
 
   // --- transport ---

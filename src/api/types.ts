@@ -285,7 +285,65 @@ export interface PruneView {
   interrupted: boolean;
 }
 
-export interface AdminClient {
+// --- node images (provisioning, issue 13): `warren image node-build|node-list|node-rm` ---
+
+/** A node image: the kernel and the packed root file system a node boots (src/provision/nodeimage.ts). */
+export interface NodeImageView {
+  /** `sha256:<hex>`: the source's content identity with the kernel choice; the directory's name. */
+  digest: string;
+  /** The source image, canonical (`docker://registry/repo:tag`, `oras://…`, an absolute path). */
+  source: string;
+  /** The source's own content identity: manifest digest, SIF sha256, or the tree's hash. */
+  sourceDigest: string;
+  dir: string;
+  kernelVersion: string;
+  kernelPath: string;
+  rootfsPath: string;
+  kernelSha256: string;
+  rootfsSha256: string;
+  kernelSize: number;
+  rootfsSize: number;
+  /** ms since the epoch. */
+  builtAt: number;
+}
+
+export interface NodeImageBuildRequest {
+  /** Any reference `image.uri` accepts. */
+  source: string;
+  /** A kernel version of the image's /boot, or the path of a kernel file (on the machine that builds). */
+  kernel?: string;
+  /** Build again even when the image is unchanged. */
+  force?: boolean;
+}
+
+export interface NodeImageBuildView extends NodeImageView {
+  /** The image was unchanged: answered from what was built before. */
+  reused: boolean;
+  durationMs: number;
+  /** What the build said (the kernel taken, warnings such as missing modules). */
+  log: string[];
+}
+
+/** A server's answer while a build goes on past its answer time: ask again to wait on (join) it. */
+export interface NodeImageBuildPending {
+  building: true;
+  source: string;
+  startedAt: number;
+  log: string[];
+}
+
+/** Node images, on this machine (embedded: $WARREN_HOME) or in a server's data directory (admins). */
+export interface NodeImageClient {
+  /** Build (or find unchanged) the node image of a source. A server answers "building" past its
+   *  answer time: ask again (`untilBuilt` does) to wait on the same build. */
+  nodeImageBuild(req: NodeImageBuildRequest): Promise<NodeImageBuildView | NodeImageBuildPending>;
+  /** Every node image, newest first. */
+  nodeImages(): Promise<NodeImageView[]>;
+  /** Remove the node image of a digest (or a unique prefix), or every one of a source. */
+  removeNodeImages(what: string): Promise<NodeImageView[]>;
+}
+
+export interface AdminClient extends NodeImageClient {
   nodes(): Promise<NodeView[]>;
   /** Drain (with an optional reason) or undrain. */
   drain(name: string, on: boolean, reason?: string): Promise<NodeView>;

@@ -208,6 +208,8 @@ export const ERROR_CODES = {
   PROVISION_BAD_RANGE: { exit: 2, http: 400 },
   PROVISION_DUPLICATE: { exit: 2, http: 409 },
   PROVISION_EXISTS: { exit: 2, http: 409 },
+  PROVISION_IMAGE_UNKNOWN: { exit: 2, http: 404 },
+  PROVISION_NO_KERNEL: { exit: 2, http: 400 },
   PROVISION_NOT_FOUND: { exit: 2, http: 404 },
   PROVISION_PACK_FAILED: { exit: 1, http: 500 },
   PROVISION_PROFILE_IN_USE: { exit: 2, http: 409 },

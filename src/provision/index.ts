@@ -6,3 +6,5 @@ export { packCpioGz } from './archive.js';
 export type { PackOptions, PackResult } from './archive.js';
 export { addNodes, setNodes, deleteNodes, listNodeViews, addProfile, setProfile, deleteProfile, rangeNames, withDefaults, FIELD_DEFAULTS } from './manage.js';
 export type { FieldChanges, NodeChangeRequest, ProfileChangeRequest, InventoryNodeView } from './manage.js';
+export { buildNodeImage, findNodeImage, listNodeImages, removeNodeImages, nodeImagesDir, canonicalSource, treeIdentity, sifIdentity, imageKernels, compareKernelVersions, ROOTFS_EXCLUDE } from './nodeimage.js';
+export type { NodeImage, BuildNodeImageOptions } from './nodeimage.js';

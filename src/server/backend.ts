@@ -19,6 +19,10 @@ import type {
   AuditRequest,
   ListRequest,
   LogsRequest,
+  NodeImageBuildPending,
+  NodeImageBuildRequest,
+  NodeImageBuildView,
+  NodeImageView,
   NodeView,
   PruneRequest,
   PruneView,
@@ -33,6 +37,8 @@ import type {
 import { Orchestrator, heldByServer, holderIsGone, serverLeaseOwner } from './orchestrator.js';
 import { RunHub } from './hub.js';
 import { pruneRequest } from './retention.js';
+import { NodeImageBuilds } from './nodeimages.js';
+import { listNodeImages, removeNodeImages } from '../provision/index.js';
 import { checkLogTarget, detailOf, followStore, jobCounts, listAudit, serviceTarget, summaryOf, visibleWorkflow, visibleWorkflows } from './views.js';
 import type { DriveHooks, RunDriver } from './driver.js';
 import type { ClusterPool } from './pool.js';
@@ -125,9 +131,12 @@ export class ServerBackend {
   private readonly users = new Map<string, { at: number; user: UserRecord | undefined }>();
   /** The run-lease owner id of this backend (a new one each time its server leads). */
   private readonly me = serverLeaseOwner();
+  /** Node image builds in flight (`warren image node-build` with a server context). */
+  private readonly nodeImageBuilds: NodeImageBuilds;
 
   constructor(private readonly o: BackendOptions) {
     this.store = o.store;
+    this.nodeImageBuilds = new NodeImageBuilds(o.dataDir);
     this.orch = new Orchestrator({
       store: o.store,
       agent: o.pool as Agent,
@@ -379,6 +388,40 @@ export class ServerBackend {
         return pruneRequest(this.store, this.o.dataDir, req, { signal: AbortSignal.timeout(PRUNE_ANSWER_MS), ...(this.o.onForget ? { onForget: this.o.onForget } : {}) });
       },
       (r) => ({ ...(req.olderThanSec !== undefined ? { olderThanSec: req.olderThanSec } : {}), workflows: r.workflows, units: r.units, events: r.events, keptRunning: r.keptRunning, bytesFreed: r.bytesFreed }),
+    );
+  }
+
+  // --- node images (provisioning): built into and kept in DATA/provision/images ---
+
+  nodeImageBuild(p: Principal, req: NodeImageBuildRequest): Promise<NodeImageBuildView | NodeImageBuildPending> {
+    this.requireAdmin(p, 'building node images');
+    return this.nodeImageBuilds.build(req).then(async (r) => {
+      // Audited once, at the end (not each answer that said "still building").
+      if ('building' in r) return r;
+      await this.audit({ actor: p.user, action: 'node-image.build', target: r.source.slice(0, 200), source: p.source ?? null, result: 'ok', details: { digest: r.digest, reused: r.reused, kernel: r.kernelVersion, rootfsSize: r.rootfsSize } });
+      return r;
+    }, async (e: unknown) => {
+      const err = toWarrenError(e);
+      await this.audit({ actor: p.user, action: 'node-image.build', target: req.source.slice(0, 200), source: p.source ?? null, result: err.code, details: { message: err.message.slice(0, 500) } });
+      throw e;
+    });
+  }
+
+  async nodeImageList(p: Principal): Promise<NodeImageView[]> {
+    this.requireAdmin(p, 'listing node images');
+    return listNodeImages(this.o.dataDir);
+  }
+
+  async nodeImageRemove(p: Principal, what: string): Promise<NodeImageView[]> {
+    return this.audited(
+      p,
+      'node-image.remove',
+      what.slice(0, 200),
+      async () => {
+        this.requireAdmin(p, 'removing node images');
+        return removeNodeImages(this.o.dataDir, what);
+      },
+      (r) => ({ digests: r.map((i) => i.digest) }),
     );
   }
 
@@ -719,6 +762,16 @@ class PrincipalClient implements WarrenClient, AdminClient, InventoryClient {
   }
   deleteProfile(name: string) {
     return this.b.deleteProfile(this.p, name);
+  }
+
+  nodeImageBuild(req: NodeImageBuildRequest) {
+    return this.b.nodeImageBuild(this.p, req);
+  }
+  nodeImages() {
+    return this.b.nodeImageList(this.p);
+  }
+  removeNodeImages(what: string) {
+    return this.b.nodeImageRemove(this.p, what);
   }
 }
 

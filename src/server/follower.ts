@@ -225,6 +225,16 @@ export class FollowerClient implements WarrenClient, AdminClient {
   prune(): never {
     return this.leaderOnly();
   }
+  // Node images live in the leader's data directory.
+  nodeImageBuild(): never {
+    return this.leaderOnly();
+  }
+  nodeImages(): never {
+    return this.leaderOnly();
+  }
+  removeNodeImages(): never {
+    return this.leaderOnly();
+  }
   audit(q: AuditRequest = {}): Promise<AuditEntry[]> {
     return listAudit(this.store, this.p, q);
   }

@@ -7,6 +7,7 @@ export { PlanPlacement } from './placement.js';
 export type { Placement } from './placement.js';
 export { RunHub } from './hub.js';
 export { pruneRequest, pruneRuns, checkPrunable, RetentionPruner } from './retention.js';
+export { NodeImageBuilds, NODE_IMAGE_ANSWER_MS } from './nodeimages.js';
 export type { PruneRunsOptions, PruneRunsReport, PrunerOptions } from './retention.js';
 export { summaryOf, detailOf, jobCounts, withStandIns, checkLogTarget, followStore, serviceTarget, checkServiceForward } from './views.js';
 export { ClusterPool, gpusOf } from './pool.js';

@@ -11,6 +11,7 @@ import type {
   AuditRequest,
   ListRequest,
   LogsRequest,
+  NodeImageBuildRequest,
   NodeView,
   PruneRequest,
   PruneView,
@@ -22,7 +23,8 @@ import type {
   WorkflowDetail,
   WorkflowSummary,
 } from '../../src/api/index.js';
-import type { ApiBackend, HealthView, Principal } from '../../src/server/index.js';
+import { NodeImageBuilds, type ApiBackend, type HealthView, type Principal } from '../../src/server/index.js';
+import { listNodeImages, removeNodeImages } from '../../src/provision/index.js';
 
 interface Flow {
   detail: WorkflowDetail;
@@ -50,6 +52,13 @@ export class MemoryBackend implements ApiBackend {
   readonly logCalls: Array<{ id: string; req: LogsRequest; signal: AbortSignal | undefined }> = [];
   readonly events = new EventEmitter();
   healthy = true;
+  /** Node images: the real builds (src/server/nodeimages.ts) into this data dir, when a test sets it. */
+  nodeImageDir: string | undefined;
+  nodeImageBuilds: NodeImageBuilds | undefined;
+  useNodeImages(dataDir: string, answerMs?: number): void {
+    this.nodeImageDir = dataDir;
+    this.nodeImageBuilds = new NodeImageBuilds(dataDir, answerMs);
+  }
   /** What the HTTP layer and the admin calls wrote to the audit log. */
   readonly auditLog: AuditEntry[] = [];
   async audit(e: Omit<AuditEntry, 'id' | 'at'>): Promise<void> {
@@ -146,6 +155,10 @@ export class MemoryBackend implements ApiBackend {
       const n = b.nodesByName.get(name);
       if (!n) throw new WarrenError('MESH_IDENTITY_NOT_FOUND', `no node ${name}`, { hint: 'see `warren node list`' });
       return n;
+    };
+    const nodeImagesOf = (): { dir: string; builds: NodeImageBuilds } => {
+      if (!b.nodeImageDir || !b.nodeImageBuilds) throw new WarrenError('PROVISION_IMAGE_UNKNOWN', 'this memory backend keeps no node images', { hint: 'call useNodeImages(dataDir) in the test' });
+      return { dir: b.nodeImageDir, builds: b.nodeImageBuilds };
     };
     return {
       where: 'memory',
@@ -323,6 +336,18 @@ export class MemoryBackend implements ApiBackend {
         if (!o.force) throw new WarrenError('MESH_CA_RETIRE_REFUSED', 'node n001 holds a certificate from the old CA', { hint: 'wait, or --force', details: { nodes: ['n001'] } });
         b.ca = { ...b.ca, phase: 'none', cas: [{ ...b.ca.cas[1]!, role: 'active', signing: true }], lastRetiredAt: b.clock };
         return b.ca;
+      },
+      async nodeImageBuild(req: NodeImageBuildRequest) {
+        admin();
+        return nodeImagesOf().builds.build(req);
+      },
+      async nodeImages() {
+        admin();
+        return listNodeImages(nodeImagesOf().dir);
+      },
+      async removeNodeImages(what: string) {
+        admin();
+        return removeNodeImages(nodeImagesOf().dir, what);
       },
       async prune(req: PruneRequest): Promise<PruneView> {
         admin();

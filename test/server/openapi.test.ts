@@ -26,7 +26,7 @@ test('the document describes every route of the client API, each with an operati
   const ops = Object.entries(doc.paths).flatMap(([p, ms]) => Object.entries(ms).map(([m, op]) => ({ route: `${m.toUpperCase()} ${p}`, ...op })));
   const ids = ops.map((o) => o.operationId).sort();
   const expected = [
-    'addUser', 'audit', 'caStatus', 'cancel', 'createJoinToken', 'deleteNode', 'drain', 'get', 'health', 'list', 'logs', 'nodes', 'portForward', 'prune', 'removeUser', 'resume',
+    'addUser', 'audit', 'caStatus', 'cancel', 'createJoinToken', 'deleteNode', 'drain', 'get', 'health', 'list', 'logs', 'nodeImageBuild', 'nodeImages', 'nodes', 'portForward', 'prune', 'removeNodeImages', 'removeUser', 'resume',
     'retireCa', 'revokeNode', 'revokeToken', 'rotateCa', 'serverStatus', 'stream', 'submit', 'tokens', 'undrain', 'users', 'whoami',
   ];
   assert.deepEqual(ids, expected);

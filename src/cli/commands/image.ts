@@ -2,6 +2,8 @@
 // `warren registry login|logout`.
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { WarrenError, EXIT, formatBytes, parseDuration, warrenHome } from '../../common/index.js';
 import {
@@ -17,6 +19,9 @@ import {
   type PullProgress,
 } from '../../image/index.js';
 import { commandGroup } from '../util.js';
+import { addTargetOptions, resolveTarget } from '../contexts.js';
+import type { TargetOpts } from '../client.js';
+import type { NodeImageBuildPending, NodeImageClient } from '../../api/index.js';
 import { nodePolicy } from '../policy.js';
 
 /** `docker://` is the default scheme on the command line, as with docker and podman. */
@@ -75,6 +80,24 @@ function progressPrinter(quiet: boolean): ((p: PullProgress) => void) | undefine
 
 function pad(s: string, n: number): string {
   return s.length >= n ? s + ' ' : s + ' '.repeat(n - s.length);
+}
+
+/** A local image for node-build on this machine: an existing path is a directory or a SIF here. */
+function localSource(s: string): string {
+  if (!s.includes('://') && !s.startsWith('/') && existsSync(s)) return resolve(s);
+  return cliImageUri(s);
+}
+
+/** Node images on this machine ($WARREN_HOME) or, with a server context, on the server (admins). */
+async function nodeImageClient(o: TargetOpts, onLog?: (line: string) => void): Promise<{ client: NodeImageClient; where: string; close: () => Promise<void> }> {
+  const t = resolveTarget(o);
+  if (t.kind === 'server') {
+    const { openAdmin } = await import('../client.js');
+    const { admin, close } = await openAdmin(o);
+    return { client: admin, where: `the server of context ${t.name}`, close };
+  }
+  const { embeddedNodeImages } = await import('../../api/index.js');
+  return { client: embeddedNodeImages(onLog ? { onLog } : {}), where: 'here', close: async () => {} };
 }
 
 export function register(program: Command): void {
@@ -197,6 +220,69 @@ export function register(program: Command): void {
           '\n',
       );
     });
+
+  // --- node images (provisioning): the kernel and packed root file system a node boots ---
+
+  addTargetOptions(
+    image
+      .command('node-build')
+      .description('turn an image into a node image (kernel from its /boot, root file system as cpio.gz) kept by content digest; unchanged images are not rebuilt')
+      .argument('<image>', 'docker://NAME:TAG, oras://..., a .sif, or a root file system directory (with a server context: on the server)')
+      .option('--kernel <version|file>', 'a kernel version of the image (/boot/vmlinuz-VERSION; default: the newest), or a kernel file (a path, with a /)')
+      .option('--force', 'build again even when the image is unchanged')
+      .option('--json', 'print the node image as JSON'),
+  ).action(async (src: string, opts: TargetOpts & { kernel?: string; force?: boolean; json?: boolean }) => {
+    const { client, where, close } = await nodeImageClient(opts, opts.json ? undefined : (l) => process.stderr.write(`  ${l}\n`));
+    const source = where === 'here' ? localSource(src) : cliImageUri(src);
+    const kernel = opts.kernel !== undefined && where === 'here' && opts.kernel.includes('/') ? resolve(opts.kernel) : opts.kernel;
+    const { untilBuilt } = await import('../../api/index.js');
+    const t0 = Date.now();
+    const onWait = (p: NodeImageBuildPending) => {
+      if (!opts.json) process.stderr.write(`  still building on the server (${Math.round((Date.now() - p.startedAt) / 1000)} s)${p.log.length ? `: ${p.log[p.log.length - 1]}` : ''}\n`);
+    };
+    const img = await untilBuilt(client, { source, ...(kernel !== undefined ? { kernel } : {}), ...(opts.force ? { force: true } : {}) }, onWait).finally(close);
+    if (where !== 'here' && !opts.json) for (const l of img.log) process.stderr.write(`  ${l}\n`);
+    if (opts.json) {
+      process.stdout.write(JSON.stringify(img, null, 2) + '\n');
+      return;
+    }
+    const ms = Date.now() - t0;
+    process.stdout.write(
+      `${img.reused ? 'unchanged, reused' : 'built'} ${img.source} in ${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s${where === 'here' ? '' : ` on ${where}`}\n` +
+        `  digest:  ${img.digest}\n` +
+        `  kernel:  ${img.kernelVersion} (${formatBytes(img.kernelSize)})\n` +
+        `  rootfs:  ${formatBytes(img.rootfsSize)} cpio.gz\n` +
+        `  dir:     ${img.dir}\n`,
+    );
+  });
+
+  addTargetOptions(image.command('node-list').description('the node images (newest first): digest, source, kernel, sizes').option('--json', 'print them as JSON')).action(
+    async (opts: TargetOpts & { json?: boolean }) => {
+      const { client, close } = await nodeImageClient(opts);
+      const all = await client.nodeImages().finally(close);
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(all, null, 2) + '\n');
+        return;
+      }
+      if (all.length === 0) {
+        process.stdout.write('no node images (`warren image node-build IMAGE` makes one)\n');
+        return;
+      }
+      process.stdout.write(`${pad('DIGEST', 20)}${pad('KERNEL', 22)}${pad('ROOTFS', 11)}${pad('BUILT', 21)}SOURCE\n`);
+      for (const i of all) {
+        const built = new Date(i.builtAt).toISOString().slice(0, 19).replace('T', ' ');
+        process.stdout.write(`${pad(i.digest.slice(0, 19), 20)}${pad(i.kernelVersion, 22)}${pad(formatBytes(i.rootfsSize), 11)}${pad(built, 21)}${i.source}\n`);
+      }
+    },
+  );
+
+  addTargetOptions(image.command('node-rm').description('remove a node image: by digest (or a unique prefix), or every one built from a source').argument('<digest|source>')).action(
+    async (what: string, opts: TargetOpts) => {
+      const { client, where, close } = await nodeImageClient(opts);
+      const removed = await client.removeNodeImages(where === 'here' && existsSync(what) ? resolve(what) : what).finally(close);
+      for (const i of removed) process.stdout.write(`removed ${i.digest} (${i.source})\n`);
+    },
+  );
 
   const registry = commandGroup(program, 'registry', 'credentials for container registries');
 

@@ -25,6 +25,7 @@ import {
   type ServerStatusView,
   type ListRequest,
   type LogsRequest,
+  type NodeImageBuildRequest,
   type PruneRequest,
   type StreamItem,
   type SubmitRequest,
@@ -519,6 +520,46 @@ export async function buildApiServer(o: ApiServerOptions): Promise<ApiServer> {
         response: { 200: ref('PruneReport'), ...ERROR_RESPONSES },
       },
       handler: async (req) => client(req).prune(req.body as PruneRequest),
+    });
+    // --- node images (provisioning, issue 13): `warren image node-build|node-list|node-rm` ---
+    r.post('/node-images', {
+      config: admin,
+      schema: {
+        tags: ['admin'],
+        operationId: 'nodeImageBuild',
+        summary: "build the node image of an image (kernel and packed root file system) in the server's data directory, or find it unchanged; a build past ~20 s answers 202: ask again to wait on it",
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['source'],
+          properties: {
+            source: { type: 'string', minLength: 1, maxLength: 4096, description: 'any reference image.uri accepts: docker://, oras://, a .sif or a root file system directory on the server' },
+            kernel: { type: 'string', minLength: 1, maxLength: 4096, description: "a kernel version of the image's /boot, or the path of a kernel file on the server" },
+            force: { type: 'boolean', description: 'build again even when the image is unchanged' },
+          },
+        },
+        response: { 200: ref('NodeImageBuild'), 202: ref('NodeImageBuilding'), ...ERROR_RESPONSES },
+      },
+      handler: async (req, reply) => {
+        const r = await client(req).nodeImageBuild(req.body as NodeImageBuildRequest);
+        return reply.code('building' in r ? 202 : 200).send(r);
+      },
+    });
+    r.get('/node-images', {
+      config: admin,
+      schema: { tags: ['admin'], operationId: 'nodeImages', summary: 'the node images, newest first', response: { 200: arrayOf('NodeImage'), ...ERROR_RESPONSES } },
+      handler: async (req) => client(req).nodeImages(),
+    });
+    r.delete('/node-images', {
+      config: admin,
+      schema: {
+        tags: ['admin'],
+        operationId: 'removeNodeImages',
+        summary: 'remove the node image of a digest (or a unique prefix of 7 or more hex digits), or every one built from a source',
+        querystring: { type: 'object', additionalProperties: false, required: ['image'], properties: { image: { type: 'string', minLength: 1, maxLength: 4096 } } },
+        response: { 200: arrayOf('NodeImage'), ...ERROR_RESPONSES },
+      },
+      handler: async (req) => client(req).removeNodeImages((req.query as { image: string }).image),
     });
     r.get('/audit', {
       config: admin,
