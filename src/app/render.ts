@@ -6,10 +6,11 @@
 // `fail` or `required` refused the values). Pure: the clock and the random numbers come in
 // through the options.
 import { WarrenError, didYouMean } from '../common/index.js';
-import { TemplateExecError, executeTemplate, type Segment } from './gotemplate/exec.js';
+import { FuncError, TemplateExecError, executeTemplate, type Segment } from './gotemplate/exec.js';
 import { ACCEPTS_MISSING, functionNames, templateFunctions } from './gotemplate/funcs.js';
 import { TemplateSyntaxError, parseTemplate } from './gotemplate/parse.js';
 import { templateData, type TemplateValue } from './values.js';
+import { goInt, stringSlice, type GoValue } from './gotemplate/values.js';
 
 export interface RenderOptions {
   /** The template's file name (for positions). */
@@ -128,4 +129,104 @@ export function templatePosition(r: Rendered, line: number, col: number): { line
   }
   if (!seg) return { line: 1, col: 1 };
   return lineCol(r.template, seg.text ? seg.tpl + (off - seg.out) : seg.tpl);
+}
+
+/** A template that does not parse or run, at its 1-based line and column (for callers other than Fuzzfiles). */
+export class GoTemplateError extends Error {
+  constructor(
+    message: string,
+    readonly line: number,
+    readonly col: number,
+    /** syntax; exec (a type error, nil...); fail (the template's own fail/required); missingKey (a field the data lacks). */
+    readonly kind: 'syntax' | 'exec' | 'fail' | 'missingKey',
+    /** For missingKey: the field, and the fields the map has. */
+    readonly key?: string,
+    readonly keys?: string[],
+  ) {
+    super(message);
+    this.name = 'GoTemplateError';
+  }
+}
+
+export interface GoTemplateOptions {
+  /** Go's Option("missingkey=..."): `error` refuses a field the data lacks (default `zero`). */
+  missingKey?: 'zero' | 'error';
+  /**
+   * Define `file NAME` (Warewulf's): the output that follows it, up to the next one, is the
+   * file NAME (a plain name: no "/") beside the template; see executeGoTemplateFiles.
+   */
+  fileFunction?: boolean;
+  random?: () => number;
+  now?: () => number;
+}
+
+/**
+ * Run a Go text/template (with the slim-sprig functions) over any data (see `toGoValue`) and
+ * return its text; problems are GoTemplateErrors with the line and column. Pure.
+ */
+export function executeGoTemplate(template: string, data: GoValue, opts: GoTemplateOptions = {}): string {
+  const funcs = templateFunctions({ random: opts.random ?? Math.random, now: opts.now ?? Date.now });
+  if (opts.fileFunction) {
+    funcs.set('file', {
+      params: ['string'],
+      fn: (a) => {
+        const name = a[0] as string;
+        if (name === '' || name === '.' || name === '..' || /[/\0]/.test(name)) throw new FuncError(`${JSON.stringify(name)} is not a plain file name (no "/")`);
+        return `${FILE_MARK}${name}${FILE_MARK}`;
+      },
+    });
+  }
+  const names = functionNames();
+  let parsed;
+  try {
+    parsed = parseTemplate(template, (n) => funcs.has(n), (n) => {
+      const m = didYouMean(n, names);
+      return m !== undefined ? ` (did you mean "${m}"?)` : '';
+    });
+  } catch (e) {
+    if (!(e instanceof TemplateSyntaxError)) throw e;
+    const { line, col } = lineCol(template, e.pos);
+    throw new GoTemplateError(e.message, line, col, 'syntax');
+  }
+  try {
+    return executeTemplate(parsed, data, { funcs, missingRoot: 'novalue', ...(opts.missingKey ? { missingKey: opts.missingKey } : {}) }).output;
+  } catch (e) {
+    if (!(e instanceof TemplateExecError)) throw e;
+    const { line, col } = lineCol(template, e.pos);
+    if (e.kind === 'missingKey') throw new GoTemplateError(`executing at <${e.at}>: ${e.message}`, line, col, 'missingKey', e.values[0], e.values.slice(1));
+    if (e.kind === 'fail') throw new GoTemplateError(e.message, line, col, 'fail');
+    throw new GoTemplateError(`executing at <${e.at}>: ${e.message}`, line, col, 'exec');
+  }
+}
+
+const FILE_MARK = '\u0000file\u0000';
+
+/**
+ * A template with `file NAME` calls: the text before the first call (`name` null), then each
+ * file's text. A name given twice is appended to.
+ */
+export function executeGoTemplateFiles(template: string, data: GoValue, opts: GoTemplateOptions = {}): { name: string | null; text: string }[] {
+  const parts = executeGoTemplate(template, data, { ...opts, fileFunction: true }).split(FILE_MARK);
+  const out: { name: string | null; text: string }[] = [{ name: null, text: parts[0]! }];
+  for (let i = 1; i + 1 < parts.length; i += 2) {
+    const name = parts[i]!;
+    const had = out.find((f) => f.name === name);
+    if (had) had.text += parts[i + 1]!;
+    else out.push({ name, text: parts[i + 1]! });
+  }
+  return out;
+}
+
+/**
+ * Plain JavaScript data as Go values: objects become maps, arrays lists (of strings: a
+ * []string), whole numbers Go ints, other numbers float64, null nil.
+ */
+export function toGoValue(v: unknown): GoValue {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') return Number.isInteger(v) ? goInt(v) : v;
+  if (typeof v === 'bigint') return goInt(v);
+  if (Array.isArray(v)) return v.every((x) => typeof x === 'string') ? stringSlice(v as string[]) : v.map(toGoValue);
+  if (v instanceof Map) return new Map([...v].map(([k, x]) => [String(k), toGoValue(x)]));
+  return new Map(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, toGoValue(x)]));
 }

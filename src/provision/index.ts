@@ -8,3 +8,10 @@ export { addNodes, setNodes, deleteNodes, listNodeViews, addProfile, setProfile,
 export type { FieldChanges, NodeChangeRequest, ProfileChangeRequest, InventoryNodeView } from './manage.js';
 export { buildNodeImage, findNodeImage, listNodeImages, removeNodeImages, nodeImagesDir, canonicalSource, treeIdentity, sifIdentity, imageKernels, compareKernelVersions, ROOTFS_EXCLUDE } from './nodeimage.js';
 export type { NodeImage, BuildNodeImageOptions } from './nodeimage.js';
+export {
+  DEFAULT_KERNEL_ARGS, DEFAULT_RUNTIME_OVERLAYS, DEFAULT_SYSTEM_OVERLAYS, MODES_FILE, TOKEN_PLACEHOLDER,
+  buildNodeOverlays, buildOverlayArchive, builtinOverlaysDir, checkOverlayName, checkTemplateSyntax, deleteOverlay, ensureUserOverlay,
+  importIntoOverlay, listOverlays, overlayContexts, previewServer, overlayDir, overlayEntries, overlayKey, overlayPath, removeRendered, renderOverlayFile, renderedDir,
+  templateDataOf, userFileForEdit, userOverlaysDir, withProvisionDefaults,
+} from './overlay.js';
+export type { BuildOverlayOptions, NodeOverlayBuild, OverlayArchive, OverlayContext, OverlayEntry, OverlayInfo } from './overlay.js';

@@ -46,8 +46,8 @@ export class TemplateExecError extends Error {
     readonly pos: number,
     /** What Go names in "executing ... at <NODE>". */
     readonly at: string,
-    readonly kind: 'exec' | 'fail' | 'missing',
-    /** For `missing`: the value's name; for `fail`: the template values involved. */
+    readonly kind: 'exec' | 'fail' | 'missing' | 'missingKey',
+    /** For `missing`: the value's name; for `fail`: the template values involved; for `missingKey`: the key, then the map's keys. */
     readonly values: string[] = [],
     readonly funcName?: string,
   ) {
@@ -75,6 +75,12 @@ export interface ExecOptions {
   missingRoot?: 'novalue' | 'error-on-use';
   /** With `error-on-use`: the functions that may be given a missing value (those that test for one: default, empty...). */
   acceptsMissing?: ReadonlySet<string>;
+  /**
+   * A field a map lacks (Go's Option "missingkey"): `zero` (default) gives no value; `error`
+   * stops with Go's "map has no entry for key" (kind `missingKey`: `values` holds the key, then
+   * the keys the map has, for a did-you-mean). The index function is not affected, as in Go.
+   */
+  missingKey?: 'zero' | 'error';
   /** Stop past this many characters of output (default 64 Mi). */
   maxOutput?: number;
   /** Stop past this many steps (nodes and iterations; default 20 million). */
@@ -430,7 +436,10 @@ class State {
         if (!receiver.has(fieldName)) r.missing.set(fieldName, node.pos);
         this.addReads(r);
       }
-      if (!receiver.has(fieldName)) return undefined;
+      if (!receiver.has(fieldName)) {
+        if (this.opts.missingKey === 'error') throw new TemplateExecError(`map has no entry for key ${JSON.stringify(fieldName)}`, node.pos, nodeText(node), 'missingKey', [fieldName, ...receiver.keys()]);
+        return undefined;
+      }
       return (receiver as GoMap).get(fieldName);
     }
     this.error(node, `can't evaluate field ${fieldName} in type ${typeName(receiver)}`);
