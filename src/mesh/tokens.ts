@@ -14,6 +14,9 @@ export interface TokenRecord {
   createdAt: number; // ms since the epoch
   expiresAt: number; // ms since the epoch
   usesLeft: number;
+  /** Bound to this node name (a boot token, minted by the boot service for one boot of one
+   *  node): the join refuses it under any other name. Absent: any name may join with it. */
+  node?: string;
 }
 
 /** Where token records live. Every method is atomic with respect to the others. */
@@ -24,9 +27,10 @@ export interface TokenStore {
    * Atomically: if the record exists, has uses left and expiresAt > now, decrement usesLeft
    * and return the record as it is after the decrement; otherwise change nothing and return
    * undefined. (SQL: UPDATE ... SET uses_left = uses_left - 1 WHERE hash = $1 AND
-   * uses_left > 0 AND expires_at > $2 RETURNING *.)
+   * uses_left > 0 AND expires_at > $2 AND (node IS NULL OR node = $3) RETURNING *.)
+   * With `node`, a token bound to another node is not used (and not used up).
    */
-  consume(hash: string, now: number): Promise<TokenRecord | undefined>;
+  consume(hash: string, now: number, node?: string): Promise<TokenRecord | undefined>;
   /** The record, whatever its state (to say why a token was refused). */
   get(hash: string): Promise<TokenRecord | undefined>;
   list(): Promise<TokenRecord[]>;
@@ -43,10 +47,11 @@ export class MemoryTokenStore implements TokenStore {
     this.records.set(record.hash, { ...record });
   }
 
-  async consume(hash: string, now: number): Promise<TokenRecord | undefined> {
+  async consume(hash: string, now: number, node?: string): Promise<TokenRecord | undefined> {
     // No await between the check and the update: atomic on Node's single thread.
     const r = this.records.get(hash);
     if (!r || r.usesLeft <= 0 || r.expiresAt <= now) return undefined;
+    if (r.node !== undefined && r.node !== node) return undefined;
     r.usesLeft -= 1;
     return { ...r };
   }
@@ -81,6 +86,8 @@ export interface CreateTokenOptions {
   /** How many joins it allows (default 1). */
   uses?: number;
   createdBy: string;
+  /** Bind the token to this node name (the join refuses it under another). */
+  node?: string;
   now?: number;
 }
 
@@ -96,19 +103,26 @@ export async function createJoinToken(store: TokenStore, opts: CreateTokenOption
   const token = randomBytes(32).toString('base64url');
   const hash = hashToken(token);
   const now = opts.now ?? Date.now();
-  const record: TokenRecord = { hash, id: hash.slice(0, 12), createdBy: opts.createdBy, createdAt: now, expiresAt: now + Math.round(opts.ttlSeconds * 1000), usesLeft: uses };
+  const record: TokenRecord = { hash, id: hash.slice(0, 12), createdBy: opts.createdBy, createdAt: now, expiresAt: now + Math.round(opts.ttlSeconds * 1000), usesLeft: uses, ...(opts.node !== undefined ? { node: opts.node } : {}) };
   await store.insert(record);
   return { token, record };
 }
 
-/** Use a join token once: the record after the use, or MESH_TOKEN_* (refused). */
-export async function consumeJoinToken(store: TokenStore, token: string, now = Date.now()): Promise<TokenRecord> {
+/** Use a join token once for the node `name`: the record after the use, or MESH_TOKEN_* /
+ *  PROVISION_TOKEN_BOUND (refused). A token bound to another node is refused and left unused. */
+export async function consumeJoinToken(store: TokenStore, token: string, now = Date.now(), name?: string): Promise<TokenRecord> {
   const hash = hashToken(token);
-  const used = await store.consume(hash, now);
+  const used = await store.consume(hash, now, name);
   if (used) return used;
   const r = await store.get(hash);
   const hint = 'ask the cluster admin for a new one: `warren token create --ttl 10m`';
   if (!r) throw new WarrenError('MESH_TOKEN_UNKNOWN', 'the join token is not known to this cluster', { hint: `check that it was copied whole; ${hint}` });
+  if (r.node !== undefined && r.node !== name) {
+    throw new WarrenError('PROVISION_TOKEN_BOUND', `join token ${r.id} was minted for the boot of node ${r.node} and cannot join as ${name ?? '(no name)'}`, {
+      hint: `a boot token joins only as its node: start the agent with --name ${r.node}, or give this node a token of its own (\`warren token create --ttl 10m\`)`,
+      details: { node: r.node },
+    });
+  }
   if (r.expiresAt <= now) throw new WarrenError('MESH_TOKEN_EXPIRED', `join token ${r.id} expired at ${new Date(r.expiresAt).toISOString()}`, { hint });
   throw new WarrenError('MESH_TOKEN_USED_UP', `join token ${r.id} has been used up`, { hint: `${hint} (--uses N lets N nodes join with one token)` });
 }

@@ -14,6 +14,7 @@ import { WarrenError, toWarrenError, type WireError } from '../common/index.js';
 import {
   consumeJoinToken,
   formatSpiffeId,
+  hashToken,
   normalizeSerial,
   RevocationList,
   TrustBundle,
@@ -562,7 +563,18 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     else this.tags.delete(name);
     req = { ...req, info: this.withTags(name, req.info) };
     const now = this.clock();
-    await consumeJoinToken(this.opts.tokens, req.token, now);
+    // A boot token (minted by the boot service, bound to this name) does not replace an agent
+    // that is up: anyone on a running node could fetch its system overlay from its address.
+    if (before && before.rec.state === 'ready' && now - before.lastSeen <= this.timers.heartbeatMs + this.graceMs) {
+      const t = await this.opts.tokens.get(hashToken(req.token));
+      if (t?.node === name) {
+        throw new WarrenError('PROVISION_NODE_UP', `node ${name} is up (its agent was heard from ${Math.round((now - before.lastSeen) / 1000)} s ago): a boot token cannot replace a running node's agent`, {
+          hint: `if the node really rebooted, its old agent is down within ${Math.round((this.timers.heartbeatMs + this.graceMs) / 1000)} s: boot it again then; to replace it now, \`warren node rm ${name}\` first`,
+          details: { node: name },
+        });
+      }
+    }
+    await consumeJoinToken(this.opts.tokens, req.token, now, name);
     const signer = this.ca;
     const issued = await signer.issue(req.csr, { kind: 'node', name, ...(this.opts.certTtlSeconds !== undefined ? { ttlSeconds: this.opts.certTtlSeconds } : {}) });
     if (before && before.rec.certSerial) {

@@ -35,6 +35,7 @@ import { LeaderElection, bounded, type LeaderTimers } from './leader.js';
 import { ServerMetrics, StoreCounts, agentCountsOf, instrumentStore } from './metrics.js';
 import { countRequests, observeRoutes } from './http/observe.js';
 import { RetentionPruner } from './retention.js';
+import type { ProvisionOptions } from './boot/index.js';
 
 export interface ServerTimers {
   heartbeatMs: number;
@@ -76,6 +77,8 @@ export interface ServeOptions {
   metricsToken?: string;
   /** How often the store's counts for /metrics and `warren server status` are refreshed (default 5 s). */
   metricsRefreshMs?: number;
+  /** `--provision`: the boot service for network-booted nodes (plain HTTP; src/server/boot). */
+  provision?: ProvisionOptions;
 }
 
 export interface RunningServer {
@@ -92,6 +95,8 @@ export interface RunningServer {
   /** http://HOST:PORT of the plain metrics listener (--metrics-listen), when there is one. */
   metricsUrl: string | undefined;
   metrics: ServerMetrics;
+  /** http://HOST:PORT of the boot service (--provision), when there is one. */
+  bootUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -521,6 +526,15 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const url = o.advertise ?? `https://${shown.includes(':') ? `[${shown}]` : shown}:${addr.port}`;
     advertised = url;
 
+    // The boot service (--provision): every server answers it, leader or not (its state is in the store).
+    let bootUrl: string | undefined;
+    if (o.provision) {
+      const { startBootService } = await import('./boot/index.js');
+      const boot = await startBootService(o.provision, { dataDir: o.dataDir, tokens: store.joinTokens(), store, server: () => ({ url: advertised, caPem: authority.bundlePem }), trustDomain, log });
+      closers.push(() => boot.close());
+      bootUrl = boot.url;
+    }
+
     // The leadership: this server leads while it holds the lease; only then is its leader side up.
     const el = new LeaderElection({ store, id: serverId, url, ...(o.leaderTimers ? { timers: o.leaderTimers } : {}), log });
     election = el;
@@ -562,7 +576,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     // A server that can lead at once (the lease is free) is up with its leader side before it says it is ready.
     await bounded(el.firstRound.then(() => transitions), 15_000);
     log('info', `warren server on ${url} (${side ? 'leader' : 'follower'}; store: ${store.kind}, trust domain ${trustDomain}, CA ${join(o.dataDir, CA_PEM_FILE)})`);
-    return { url, port: addr.port, caPem: authority.bundlePem, adminToken, store, id: serverId, role: () => (side ? 'leader' : 'follower'), metricsUrl, metrics: m, close };
+    return { url, port: addr.port, caPem: authority.bundlePem, adminToken, store, id: serverId, role: () => (side ? 'leader' : 'follower'), metricsUrl, metrics: m, bootUrl, close };
   } catch (e) {
     await close();
     throw e;

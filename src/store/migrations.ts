@@ -357,6 +357,17 @@ CREATE TABLE provision_boot (
 `,
     },
   },
+  {
+    version: 9,
+    what: 'provisioning: a join token bound to one node (the boot service mints one per boot; the join refuses it under another name)',
+    // v8 is the provisioning inventory (another branch of issue 13); the steps are applied in order.
+    sql: {
+      both: `
+ALTER TABLE join_tokens ADD COLUMN node TEXT;
+CREATE INDEX join_tokens_node ON join_tokens(node);
+`,
+    },
+  },
 ];
 
 /** The schema version this code writes. */

@@ -385,8 +385,8 @@ export class PgStore implements Store {
         if ((await this.q(JOIN_INSERT(pp), joinTokenParams(r))).rowCount === 0) throw duplicateTokenError('join token', r.id);
       },
       // One statement: the row lock makes a concurrent consume wait and re-check uses_left.
-      consume: async (hash: string, now: number) => {
-        const r = (await this.q(JOIN_CONSUME(pp), [hash, now])).rows[0];
+      consume: async (hash: string, now: number, node?: string) => {
+        const r = (await this.q(JOIN_CONSUME(pp), [hash, now, node ?? null])).rows[0];
         return r && joinTokenOf(r);
       },
       get: async (hash: string) => {

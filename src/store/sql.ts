@@ -84,7 +84,7 @@ export function apiTokenOf(r: Row): ApiTokenRecord {
 }
 
 export function joinTokenOf(r: Row): TokenRecord {
-  return { hash: r.hash as string, id: r.id as string, createdBy: r.created_by as string, createdAt: n(r.created_at), expiresAt: n(r.expires_at), usesLeft: n(r.uses_left) };
+  return { hash: r.hash as string, id: r.id as string, createdBy: r.created_by as string, createdAt: n(r.created_at), expiresAt: n(r.expires_at), usesLeft: n(r.uses_left), ...(r.node !== null && r.node !== undefined ? { node: r.node as string } : {}) };
 }
 
 export function nodeOf(r: Row): NodeRecord {
@@ -114,13 +114,13 @@ export function apiTokenParams(t: ApiTokenRecord, b: (v: boolean) => unknown): u
 
 /** One use of a join token: one conditional UPDATE, the row after it (none: refused). */
 export const JOIN_CONSUME = (p: (i: number) => string): string =>
-  `UPDATE join_tokens SET uses_left = uses_left - 1 WHERE hash = ${p(1)} AND uses_left > 0 AND expires_at > ${p(2)} RETURNING *`;
+  `UPDATE join_tokens SET uses_left = uses_left - 1 WHERE hash = ${p(1)} AND uses_left > 0 AND expires_at > ${p(2)} AND (node IS NULL OR node = ${p(3)}) RETURNING *`;
 
 export const JOIN_INSERT = (p: (i: number) => string): string =>
-  `INSERT INTO join_tokens (hash, id, created_by, created_at, expires_at, uses_left) VALUES (${[1, 2, 3, 4, 5, 6].map(p).join(',')}) ON CONFLICT DO NOTHING`;
+  `INSERT INTO join_tokens (hash, id, created_by, created_at, expires_at, uses_left, node) VALUES (${[1, 2, 3, 4, 5, 6, 7].map(p).join(',')}) ON CONFLICT DO NOTHING`;
 
 export function joinTokenParams(r: TokenRecord): unknown[] {
-  return [r.hash, r.id, r.createdBy, r.createdAt, r.expiresAt, r.usesLeft];
+  return [r.hash, r.id, r.createdBy, r.createdAt, r.expiresAt, r.usesLeft, r.node ?? null];
 }
 
 const NODE_COLUMNS = ['name', 'info', 'state', 'drained', 'drain_reason', 'drained_by', 'cert_serial', 'cert_ca', 'joined_at', 'last_seen_at', 'state_changed_at'] as const;

@@ -486,8 +486,8 @@ export class SqliteStore implements Store {
       insert: async (r: TokenRecord) => {
         if (this.writing(() => st.insertJoin.run(named(...joinTokenParams(r))).changes) === 0) throw duplicateTokenError('join token', r.id);
       },
-      consume: async (hash: string, now: number) => {
-        const r = this.writing(() => st.consumeJoin.get(named(hash, now)) as Row | undefined);
+      consume: async (hash: string, now: number, node?: string) => {
+        const r = this.writing(() => st.consumeJoin.get(named(hash, now, node ?? null)) as Row | undefined);
         return r && joinTokenOf(r);
       },
       get: async (hash: string) => {

@@ -92,7 +92,12 @@ export function register(program: Command): void {
     .option('--metrics-token-file <file>', 'a file holding the bearer token that GET /metrics takes (besides an admin\'s API token)')
     .option('--metrics-refresh <duration>', 'how often the store\'s counts of jobs, workflows and nodes are refreshed for /metrics (default 5s)')
     .option('--retain <duration>', 'prune finished workflows (their units, attempts, events, logs) that ended this long ago, e.g. 30d; running work is never pruned (default: keep them forever)')
-    .action(async (o: { data?: string; listen: string; store?: string; trustDomain: string; name?: string; host?: string; heartbeat?: string; grace?: string; lostAfter?: string; stopAfter?: string; leaseTtl?: string; leaderTtl?: string; advertise?: string; logFormat?: string; logLevel?: string; metricsListen?: string; metricsTokenFile?: string; metricsRefresh?: string; retain?: string }) => {
+    .option('--provision [addr:port]', 'also run the boot service for network-booted nodes (plain HTTP: iPXE scripts, node images, overlays; docs/provisioning.md), default 0.0.0.0:9873')
+    .option('--provision-url <url>', 'http://ADDRESS:PORT the nodes reach the boot service at (default: the address they asked; for dnsmasq the --provision or --dhcp address)')
+    .option('--provision-nginx <mode>', 'auto: nginx (when installed) serves the node images, Warren the rest; on: nginx required; off: Warren serves everything', 'auto')
+    .option('--boot-token-ttl <duration>', "the life of the join token minted for each boot of a node (one use, bound to the node's name; default 10m)")
+    .option('--dhcp <iface[,first-last]>', "run dnsmasq for DHCP and TFTP on this interface (the inventory's nodes get their addresses; a range also serves other machines), e.g. eth1 or eth1,10.0.0.100-10.0.0.200")
+    .action(async (o: { data?: string; listen: string; store?: string; trustDomain: string; name?: string; host?: string; heartbeat?: string; grace?: string; lostAfter?: string; stopAfter?: string; leaseTtl?: string; leaderTtl?: string; advertise?: string; logFormat?: string; logLevel?: string; metricsListen?: string; metricsTokenFile?: string; metricsRefresh?: string; retain?: string; provision?: string | true; provisionUrl?: string; provisionNginx: string; bootTokenTtl?: string; dhcp?: string }) => {
       if (!o.data) throw new WarrenError('CLI_BAD_OPTION', 'warren server needs --data DIR (the server\'s directory)', { hint: 'e.g. warren server --data /var/lib/warren --store postgres://warren@db/warren' });
       const data = o.data;
       const lg = loggerOf(o);
@@ -121,8 +126,27 @@ export function register(program: Command): void {
       const leaderTtl = duration('--leader-ttl', o.leaderTtl);
       if (o.advertise !== undefined && !/^https:\/\/[^/]+$/.test(o.advertise)) throw new WarrenError('CLI_BAD_OPTION', `--advertise takes https://HOST:PORT, not "${o.advertise}"`);
       const retainMs = o.retain !== undefined ? Math.round(parseAge('--retain', o.retain, 1) * 1000) : undefined;
+      const provisionFlags = o.provisionUrl !== undefined || o.bootTokenTtl !== undefined || o.dhcp !== undefined || o.provisionNginx !== 'auto';
+      if (provisionFlags && o.provision === undefined) throw new WarrenError('CLI_BAD_OPTION', '--provision-url, --provision-nginx, --boot-token-ttl and --dhcp are options of the boot service: they need --provision', { hint: 'add --provision (default 0.0.0.0:9873)' });
+      let provision: import('../../server/boot/index.js').ProvisionOptions | undefined;
+      if (o.provision !== undefined) {
+        const boot = await import('../../server/boot/index.js');
+        const at = o.provision === true ? { host: '0.0.0.0', port: boot.DEFAULT_PROVISION_PORT } : listenAddr(o.provision, '--provision');
+        if (!['auto', 'on', 'off'].includes(o.provisionNginx)) throw new WarrenError('CLI_BAD_OPTION', `--provision-nginx takes auto, on or off, not "${o.provisionNginx}"`);
+        if (o.provisionUrl !== undefined && !/^http:\/\/[A-Za-z0-9.:[\]-]+$/.test(o.provisionUrl)) throw new WarrenError('CLI_BAD_OPTION', `--provision-url takes http://ADDRESS:PORT, not "${o.provisionUrl}"`, { hint: 'the boot service is plain HTTP (PXE firmware cannot check the CA), e.g. http://10.0.0.1:9873' });
+        const ttl = duration('--boot-token-ttl', o.bootTokenTtl);
+        if (ttl !== undefined && ttl > 7 * 24 * 3600 * 1000) throw new WarrenError('CLI_BAD_OPTION', `--boot-token-ttl ${o.bootTokenTtl} is longer than a week`, { hint: 'a boot token is for joining now: e.g. --boot-token-ttl 10m' });
+        provision = {
+          ...at,
+          nginx: o.provisionNginx as 'auto' | 'on' | 'off',
+          ...(o.provisionUrl ? { url: o.provisionUrl } : {}),
+          ...(ttl !== undefined ? { tokenTtlSeconds: Math.max(1, Math.round(ttl / 1000)) } : {}),
+          ...(o.dhcp !== undefined ? { dhcp: boot.parseDhcpOption(o.dhcp) } : {}),
+        };
+      }
       const { startServer } = await import('../../server/serve.js');
       const s = await startServer({
+        ...(provision ? { provision } : {}),
         host,
         port,
         dataDir: data,
@@ -144,7 +168,7 @@ export function register(program: Command): void {
         process.stdout.write(`${s.adminToken}\n`);
         say(lg, `  warren context add NAME --server ${s.url} --token TOKEN --ca ${data}/ca.pem`);
       }
-      say(lg, `ready: ${s.url}`, { url: s.url, ...(s.metricsUrl ? { metricsUrl: s.metricsUrl } : {}) });
+      say(lg, `ready: ${s.url}`, { url: s.url, ...(s.metricsUrl ? { metricsUrl: s.metricsUrl } : {}), ...(s.bootUrl ? { bootUrl: s.bootUrl } : {}) });
       await untilSignal(() => s.close(), 'the server', (m) => say(lg, m));
     });
 
