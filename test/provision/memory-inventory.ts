@@ -67,3 +67,26 @@ export class MemoryInventory implements InventoryStore {
     this.nodes.set(name, { name, profiles: [], createdAt: now, updatedAt: now, network: { eth0: { device: 'eth0', mac: normalizeMac(mac), ip, primary: true } }, ...extra });
   }
 }
+
+const T = 1_700_000_000_000;
+
+/** A profile `compute` and two nodes with two interfaces each (n001, n002), plus n003 without a MAC. */
+export async function sampleInventory(): Promise<MemoryInventory> {
+  const inv = new MemoryInventory();
+  await inv.putProfile({
+    name: 'compute', createdAt: T, updatedAt: T,
+    image: 'docker://debian:12', kernelArgs: ['console=ttyS0', 'quiet'], tags: { rack: 'a1', role: 'compute' },
+    network: { eth0: { gateway: '10.0.0.1', dns: ['10.0.0.2', '10.0.0.3'], mtu: 9000 } },
+    sshKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIProfileKey admin@site'],
+  }, 'create');
+  const node = (name: string, i: number): InventoryNode => ({
+    name, profiles: ['compute'], createdAt: T, updatedAt: T,
+    tags: { slot: String(i) },
+    network: {
+      eth0: { mac: `52:54:00:00:00:0${i}`, ip: `10.0.0.1${i}/24`, primary: true },
+      ib0: { device: 'ib0', mac: `52:54:00:00:01:0${i}`, ip: `192.168.50.1${i}/16` },
+    },
+  });
+  await inv.putInventoryNodes([node('n001', 1), node('n002', 2), { name: 'n003', profiles: [], createdAt: T, updatedAt: T }], 'create');
+  return inv;
+}
