@@ -176,6 +176,33 @@ async function sharedLibraries(bin: string): Promise<string[]> {
   return libs;
 }
 
+/** Under kernel/drivers of the VM's modules, only these stay (the VM is a virtio machine). */
+const VM_DRIVERS = ['virtio', 'block', 'char', 'net/virtio_net.ko', 'net/net_failover.ko', 'net/tun.ko', 'net/veth.ko', 'net/macvlan.ko', 'net/ipvlan', 'net/vxlan', 'net/dummy.ko', 'net/bonding'];
+
+/**
+ * Less for the VM's memory (its root file system is unpacked into RAM): the kernel's drivers
+ * but virtio, block, char and a few virtual NICs (then depmod, with the image's own), and
+ * better-sqlite3's sources and build objects (its addon stays).
+ */
+async function trimForVm(dest: string, log?: (s: string) => void): Promise<void> {
+  const modules = join(dest, 'usr/lib/modules');
+  for (const v of readdirSync(modules)) {
+    const drivers = join(modules, v, 'kernel/drivers');
+    const keep = (rel: string): boolean => VM_DRIVERS.some((k) => k === rel || k.startsWith(`${rel}/`) || rel.startsWith(`${k}/`));
+    const walk = (rel: string): void => {
+      for (const e of readdirSync(join(drivers, rel), { withFileTypes: true })) {
+        const r = rel ? `${rel}/${e.name}` : e.name;
+        if (!keep(r)) rmSync(join(drivers, r), { recursive: true, force: true });
+        else if (e.isDirectory() && !VM_DRIVERS.includes(r)) walk(r);
+      }
+    };
+    walk('');
+    await run('chroot', [dest, '/sbin/depmod', v], { log });
+  }
+  const sqlite = join(dest, 'opt/warren/node_modules/better-sqlite3');
+  for (const d of ['deps', 'src', 'build/Release/obj.target', 'build/Release/obj', 'build/Release/.deps', 'build/Release/test_extension.node', 'build/deps']) rmSync(join(sqlite, d), { recursive: true, force: true });
+}
+
 /**
  * A copy of the base image at `dest` with Node and Warren under /opt/warren (see the top of
  * this file). Returns `dest`.
@@ -185,6 +212,8 @@ export async function prepareNodeTree(base: string, dest: string, opts: { log?: 
   mkdirSync(dirname(dest), { recursive: true });
   await run('cp', ['-a', '--reflink=auto', base, dest], { log: opts.log });
   rmSync(join(dest, '.complete'), { force: true });
+  // Debian's own initramfs is never used (the boot service's initrds are): leave it out of RAM.
+  for (const f of readdirSync(join(dest, 'boot'))) if (f.startsWith('initrd.img-')) rmSync(join(dest, 'boot', f), { force: true });
   const opt = join(dest, 'opt/warren');
   mkdirSync(join(opt, 'node/bin'), { recursive: true });
   copyFileSync(process.execPath, join(opt, 'node/bin/node'));
@@ -204,5 +233,6 @@ export async function prepareNodeTree(base: string, dest: string, opts: { log?: 
   await run('cp', ['-a', join(repoRoot, 'node_modules'), join(opt, 'node_modules')]);
   // Production dependencies only (no registry: the lock file says what to keep).
   await run('npm', ['prune', '--omit=dev', '--offline', '--no-audit', '--no-fund'], { cwd: opt, log: opts.log, timeoutMs: 300_000 });
+  await trimForVm(dest, opts.log);
   return dest;
 }

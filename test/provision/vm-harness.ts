@@ -255,6 +255,13 @@ export async function createBootNet(opts: { vms: number }): Promise<BootNet> {
     await ipIn(ns, ['link', 'add', BRIDGE, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
     await ipIn(ns, ['addr', 'add', `${address}/24`, 'dev', BRIDGE]);
     await ipIn(ns, ['link', 'set', BRIDGE, 'up']);
+    // A bridge whose ports have no carrier (taps before their VM opens them) is not RUNNING, and
+    // then has no address for programs that list interfaces (libuv, os.networkInterfaces()):
+    // a veth pair plugged into it keeps its carrier, as a switch port on a real network does.
+    await ipIn(ns, ['link', 'add', 'carrier0', 'type', 'veth', 'peer', 'name', 'carrier1']);
+    await ipIn(ns, ['link', 'set', 'carrier0', 'master', BRIDGE]);
+    await ipIn(ns, ['link', 'set', 'carrier0', 'up']);
+    await ipIn(ns, ['link', 'set', 'carrier1', 'up']);
     for (let i = 0; i < opts.vms; i++) {
       const tap = `tap${i}`;
       await ipIn(ns, ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
