@@ -35,11 +35,11 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['server', 'run a cluster server: the HTTPS API for users, mutual TLS for node agents, state in PostgreSQL'],
   ['agent', "run a node agent: join the cluster (first start, with a join token), then run the server's jobs on this node"],
   ['node', 'nodes: the provisioning inventory (add, set, list, status, delete) and cluster nodes (drain, undrain, revoke); node verbs take ranges such as n[001-128]'],
-  ['profile', 'provisioning profiles: fields that nodes inherit (add, set, list, delete)'],
   ['token', 'join tokens for nodes, and API tokens (admins)'],
   ['user', 'Warren users, each mapped to a Unix account (admins)'],
   ['ca', "the cluster's CA: status, rotate to a new CA, retire the old one (admins)"],
   ['audit', 'the audit log: who did what, when, from where (admins)'],
+  ['profile', 'provisioning profiles: fields that nodes inherit (add, set, list, delete)'],
   ['context', 'the Warren servers this CLI talks to (contexts): add, use, list, remove'],
   ['install', 'install Warren as a service: systemd units for `warren server` and `warren agent`'],
 ];

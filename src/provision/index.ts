@@ -4,7 +4,8 @@ export type { NetDevice, ProvisionFields, ProfileRecord, InventoryNode, Origin, 
 export { MAX_RANGE, checkName, expandRange, normalizeMac, parseIp, nthAddress, nthMac, resolveNode } from './inventory.js';
 export { packCpioGz } from './archive.js';
 export type { PackOptions, PackResult } from './archive.js';
-export { addNodes, setNodes, deleteNodes, listNodeViews, addProfile, setProfile, deleteProfile, rangeNames, withDefaults, FIELD_DEFAULTS } from './manage.js';
+export { addNodes, setNodes, deleteNodes, listNodeViews, addProfile, setProfile, deleteProfile, withDefaults, FIELD_DEFAULTS } from './manage.js';
+export { duplicateError, existsError, notFoundError, profileInUseError, profileUnknownError } from './errors.js';
 export type { FieldChanges, NodeChangeRequest, ProfileChangeRequest, InventoryNodeView } from './manage.js';
 export { buildNodeImage, findNodeImage, listNodeImages, removeNodeImages, nodeImagesDir, canonicalSource, treeIdentity, sifIdentity, imageKernels, compareKernelVersions, ROOTFS_EXCLUDE } from './nodeimage.js';
 export type { NodeImage, BuildNodeImageOptions } from './nodeimage.js';

@@ -4,7 +4,8 @@
 // checked and written in one store call, so a refused write leaves nothing half done.
 
 import { WarrenError } from '../common/index.js';
-import { expandRange, nthAddress, nthMac, parseIp, normalizeMac, resolveNode, checkName } from './inventory.js';
+import { expandRange, nthAddress, nthMac, parseIp, resolveNode, checkName } from './inventory.js';
+import { notFoundError } from './errors.js';
 import type { BootStatus, InventoryNode, InventoryStore, NetDevice, ProfileRecord, ProvisionFields, ResolvedNode } from './types.js';
 
 /** Field changes as the flags give them; the same for nodes and profiles (profiles: no MAC, no IP). */
@@ -163,16 +164,10 @@ function applyChanges<T extends ProvisionFields & { profiles?: string[] }>(base:
   return f;
 }
 
-/** The names a request's range names. */
-export function rangeNames(spec: string): string[] {
-  return expandRange(spec);
-}
-
 /** `warren node add`: every name new, MAC and IP counted up from the first; all or nothing. */
 export async function addNodes(store: InventoryStore, req: NodeChangeRequest, now = Date.now()): Promise<InventoryNode[]> {
   checkChanges(req, 'node');
   const names = expandRange(req.names);
-  if (req.mac !== undefined) normalizeMac(req.mac);
   const nodes = names.map((name, i) => applyChanges<InventoryNode>({ name, profiles: [], createdAt: now, updatedAt: now }, req, i, 'node'));
   await store.putInventoryNodes(nodes, 'create');
   return nodes;
@@ -184,18 +179,10 @@ export async function setNodes(store: InventoryStore, req: NodeChangeRequest, no
   const names = expandRange(req.names);
   const have = new Map((names.length > 16 ? await store.listInventoryNodes() : (await Promise.all(names.map((n) => store.getInventoryNode(n)))).filter((n): n is InventoryNode => n !== undefined)).map((n) => [n.name, n]));
   const missing = names.filter((n) => !have.has(n));
-  if (missing.length) throw notFound('node', missing);
+  if (missing.length) throw notFoundError('node', missing);
   const nodes = names.map((name, i) => ({ ...applyChanges(have.get(name)!, req, i, 'node'), updatedAt: now }));
   await store.putInventoryNodes(nodes, 'replace');
   return nodes;
-}
-
-function notFound(kind: 'node' | 'profile', names: string[]): WarrenError {
-  const shown = names.length > 10 ? `${names.slice(0, 10).join(', ')} and ${names.length - 10} more` : names.join(', ');
-  return new WarrenError('PROVISION_NOT_FOUND', `no ${kind} ${shown} in the inventory`, {
-    hint: kind === 'node' ? 'see `warren node list`; `warren node add` adds one' : 'see `warren profile list`; `warren profile add` adds one',
-    details: { names },
-  });
 }
 
 /** `warren node delete`: the names that were in the inventory are deleted (in one transaction);
@@ -204,7 +191,7 @@ export async function deleteNodes(store: InventoryStore, spec: string, opts: { m
   const names = expandRange(spec);
   const known = new Set((await store.listInventoryNodes()).map((n) => n.name));
   const missing = names.filter((n) => !known.has(n));
-  if (missing.length && !opts.missingOk) throw notFound('node', missing);
+  if (missing.length && !opts.missingOk) throw notFoundError('node', missing);
   const deleted = names.filter((n) => known.has(n));
   await store.deleteInventoryNodes(deleted);
   return { deleted };
@@ -218,7 +205,7 @@ export async function listNodeViews(store: InventoryStore, spec?: string, opts: 
     const names = expandRange(spec);
     const byName = new Map(nodes.map((n) => [n.name, n]));
     const missing = names.filter((n) => !byName.has(n));
-    if (missing.length && !opts.missingOk) throw notFound('node', missing);
+    if (missing.length && !opts.missingOk) throw notFoundError('node', missing);
     chosen = names.filter((n) => byName.has(n)).map((n) => byName.get(n)!);
   }
   const byProfile = new Map(profiles.map((p) => [p.name, p]));
@@ -247,12 +234,12 @@ export async function addProfile(store: InventoryStore, req: ProfileChangeReques
 export async function setProfile(store: InventoryStore, req: ProfileChangeRequest, now = Date.now()): Promise<ProfileRecord> {
   checkChanges(req, 'profile');
   const cur = await store.getProfile(req.name);
-  if (!cur) throw notFound('profile', [req.name]);
+  if (!cur) throw notFoundError('profile', [req.name]);
   const p = { ...applyChanges(cur, req, 0, 'profile'), updatedAt: now };
   await store.putProfile(p, 'replace');
   return p;
 }
 
 export async function deleteProfile(store: InventoryStore, name: string): Promise<void> {
-  if (!(await store.deleteProfile(name))) throw notFound('profile', [name]);
+  if (!(await store.deleteProfile(name))) throw notFoundError('profile', [name]);
 }

@@ -28,7 +28,9 @@ test('the document describes every route of the client API, each with an operati
   const expected = [
     'addUser', 'audit', 'caStatus', 'cancel', 'createJoinToken', 'deleteNode', 'drain', 'get', 'health', 'list', 'logs', 'nodeImageBuild', 'nodeImages', 'nodes', 'portForward', 'prune', 'removeNodeImages', 'removeUser', 'resume',
     'retireCa', 'revokeNode', 'revokeToken', 'rotateCa', 'serverStatus', 'stream', 'submit', 'tokens', 'undrain', 'users', 'whoami',
-  ];
+    // the provisioning inventory
+    'addInventoryNodes', 'addProfile', 'deleteInventoryNodes', 'deleteProfile', 'inventoryNodes', 'profiles', 'setInventoryNodes', 'setProfile',
+  ].sort();
   assert.deepEqual(ids, expected);
   for (const o of ops) {
     if (o.operationId === 'health') assert.deepEqual(o.security, [], 'health needs no token');
