@@ -5,7 +5,7 @@
 import { hostname, availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { WarrenError, pidAlive, warrenHome, ensureWarrenHome, isWarrenError, didYouMean, parseSize } from '../common/index.js';
+import { WarrenError, pidAlive, warrenHome, isWarrenError, didYouMean, parseSize } from '../common/index.js';
 import { explainWaiting, TERMINAL, type NodeCounts, type UnitSnapshot, type WorkflowStatus } from '../engine/index.js';
 import { LocalAgent, discoverNodeGpus, gpusOfJob, logPaths, type Agent } from '../agent/index.js';
 import { createProcessRuntime, closeSpawner, type Runtime } from '../runtime/index.js';
@@ -466,40 +466,6 @@ export function dataMover(home: string): { ingress: import('../data/index.js').I
   return {
     ingress: async (t, root, opts) => (await load()).ingress(t, root, { ...opts, secrets: opts.secrets ?? (await load()).defaultSecretResolver(home) }),
     egress: async (t, root, opts) => (await load()).egress(t, root, { ...opts, secrets: opts.secrets ?? (await load()).defaultSecretResolver(home) }),
-  };
-}
-
-/**
- * Node images on this machine (no server): built into and kept in `$WARREN_HOME/provision/images`
- * (src/provision/nodeimage.ts); `onLog` hears the build's lines as they come.
- */
-export function embeddedNodeImages(o: { dataDir?: string; onLog?: (line: string) => void } = {}): NodeImageClient {
-  const dataDir = o.dataDir ?? warrenHome();
-  const provision = () => import('../provision/index.js');
-  return {
-    async nodeImageBuild(req: NodeImageBuildRequest): Promise<NodeImageBuildView> {
-      const { buildNodeImage } = await provision();
-      if (o.dataDir === undefined) ensureWarrenHome();
-      const log: string[] = [];
-      const t0 = Date.now();
-      const img = await buildNodeImage({
-        source: req.source,
-        dataDir,
-        ...(req.kernel !== undefined ? { kernel: req.kernel } : {}),
-        ...(req.force ? { force: true } : {}),
-        log: (line) => {
-          log.push(line);
-          o.onLog?.(line);
-        },
-      });
-      return { ...img, durationMs: Date.now() - t0, log };
-    },
-    async nodeImages(): Promise<NodeImageView[]> {
-      return (await provision()).listNodeImages(dataDir);
-    },
-    async removeNodeImages(what: string): Promise<NodeImageView[]> {
-      return (await provision()).removeNodeImages(dataDir, what);
-    },
   };
 }
 

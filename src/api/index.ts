@@ -1,6 +1,6 @@
 // The client API (embedded in the CLI, or HTTPS to a server): see types.ts.
 export * from './types.js';
-export { EmbeddedClient, dataMover, embeddedNodeImages, untilBuilt } from './embedded.js';
+export { EmbeddedClient, dataMover, untilBuilt } from './embedded.js';
 export type { EmbeddedOptions } from './embedded.js';
 export type { WhoAmI, HealthView, LiveView, ReadyView, ServerStatusView } from './wire.js';
 export { SSE_HEARTBEAT_MS, LOG_ERROR_TRAILER } from './wire.js';

@@ -225,6 +225,7 @@ export const ERROR_CODES = {
   PROVISION_PACK_FAILED: { exit: 1, http: 500 },
   PROVISION_PROFILE_IN_USE: { exit: 2, http: 409 },
   PROVISION_PROFILE_UNKNOWN: { exit: 2, http: 404 },
+  PROVISION_SOURCE_INVALID: { exit: 2, http: 400 },
   PROVISION_TEMPLATE: { exit: 2, http: 422 },
   PROVISION_TOKEN_BOUND: { exit: 2, http: 401 },
   PROVISION_TOOL_MISSING: { exit: 1, http: 500 },

@@ -18,7 +18,6 @@ import { Transform } from 'node:stream';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { WarrenError, pidAlive } from '../common/index.js';
 import { parseImageRef, prepareImage, sifPartition, type ImageRef } from '../image/index.js';
-import { checkSquashfs, defaultToolPath, findExecutable, runTool } from '../runtime/container/index.js';
 import { packCpioGz } from './archive.js';
 
 export interface NodeImage {
@@ -303,6 +302,7 @@ interface OpenTree {
 
 /** The SIF's squashfs partition as a directory: a loop mount as root, else extracted with unsquashfs. */
 async function openSif(file: string, source: string, work: string, log: (s: string) => void): Promise<OpenTree> {
+  const { checkSquashfs, defaultToolPath, findExecutable, runTool } = await containerTools();
   const loc = await sifPartition(file);
   checkSquashfs(file, loc, source);
   const path = defaultToolPath();
@@ -350,6 +350,8 @@ function readImageJson(dir: string): NodeImage | undefined {
   try {
     const v = JSON.parse(readFileSync(join(dir, IMAGE_JSON), 'utf8')) as NodeImage;
     if (typeof v.digest !== 'string' || typeof v.source !== 'string' || typeof v.builtAt !== 'number') return undefined;
+    // Both files there (someone may have deleted one by hand): else it is built again.
+    if (!existsSync(join(dir, 'vmlinuz')) || !existsSync(join(dir, 'rootfs.cpio.gz'))) return undefined;
     // The directory may have moved with its data dir: paths are where it is now.
     return { ...v, dir, kernelPath: join(dir, 'vmlinuz'), rootfsPath: join(dir, 'rootfs.cpio.gz') };
   } catch {
@@ -422,6 +424,9 @@ export async function removeNodeImages(dataDir: string, what: string): Promise<N
   return hit;
 }
 
+/** The container runtime's squashfs helpers, loaded when a SIF is opened (not for an unchanged image). */
+const containerTools = () => import('../runtime/container/index.js');
+
 /** Leftovers of builds whose process is gone (a crash, a kill): unmounted and removed. */
 async function sweepStale(dir: string): Promise<void> {
   let names: string[];
@@ -437,6 +442,7 @@ async function sweepStale(dir: string): Promise<void> {
     const p = join(dir, n);
     const mnt = join(p, 'mnt');
     if (existsSync(mnt) && mountedAt(mnt)) {
+      const { defaultToolPath, findExecutable, runTool } = await containerTools();
       const umount = findExecutable('umount', defaultToolPath());
       if (umount) await runTool(umount, ['-l', mnt], 30_000);
     }
@@ -456,6 +462,17 @@ function mountedAt(path: string): boolean {
 
 // --- the build ------------------------------------------------------------------------------
 
+/** A tree that holds the data directory would pack its own archive (and the data dir's secrets). */
+function checkNotInside(tree: string, dataDir: string, source: string): void {
+  const t = resolve(tree);
+  const d = resolve(dataDir);
+  if (d === t || d.startsWith(t === '/' ? '/' : `${t}/`)) {
+    throw new WarrenError('PROVISION_SOURCE_INVALID', `image ${source}: the directory holds Warren's data directory ${d}, where node images are written`, {
+      hint: 'give the root file system of the image alone (e.g. one made by debootstrap or `warren image build`), not a directory above the data directory',
+    });
+  }
+}
+
 /**
  * Build the node image of `source` (or find it built): the kernel and the packed root file system
  * in DATA/provision/images/<hex>/. An unchanged source answers from image.json (`reused`).
@@ -465,12 +482,30 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
   const source = canonicalSource(opts.source);
   const ref: ImageRef = parseImageRef(opts.source.trim());
   const registry = ref.kind === 'docker' || ref.kind === 'oras';
-  const prepared = await prepareImage(opts.source.trim(), {
-    cacheDir: opts.cacheDir ?? join(opts.dataDir, 'provision', 'cache'),
-    // A node boots the image as its operating system: sudo, su, ping keep their setuid bits.
-    // Jobs never run from this cache, so the node's container policy is not weakened.
-    ...(registry ? { policy: opts.pull ?? 'always', allowSetuid: true } : {}),
-  });
+  const prepare = (policy: 'always' | 'if-not-present') =>
+    prepareImage(opts.source.trim(), {
+      cacheDir: opts.cacheDir ?? join(opts.dataDir, 'provision', 'cache'),
+      // A node boots the image as its operating system: sudo, su, ping keep their setuid bits.
+      // Jobs never run from this cache, so the node's container policy is not weakened.
+      ...(registry ? { policy, allowSetuid: true } : {}),
+    });
+  let prepared;
+  try {
+    prepared = await prepare(opts.pull ?? 'always');
+  } catch (e) {
+    // A registry out of reach: what was pulled before of that reference still builds (a warning).
+    if (!(registry && (opts.pull ?? 'always') === 'always' && e instanceof WarrenError && e.code === 'IMAGE_REGISTRY_UNREACHABLE')) throw e;
+    let cached;
+    try {
+      cached = await prepare('if-not-present');
+    } catch {
+      throw e;
+    }
+    if (!cached.pull?.cached) throw e;
+    log(`warning: the registry of ${source} cannot be reached (${e.message}): using ${cached.digest}, pulled before; a tag moved since is not seen`);
+    prepared = cached;
+  }
+  if (prepared.kind === 'rootfs' && !registry) checkNotInside(prepared.path, opts.dataDir, source);
   // The identity of the source's content.
   let sourceDigest: string;
   if (registry) {
@@ -498,10 +533,10 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
   const digest = `sha256:${createHash('sha256').update(`${LAYOUT}\n${sourceDigest}\n${kernelKey}\n${ROOTFS_EXCLUDE.join(',')}\n`).digest('hex')}`;
   const dir = nodeImagesDir(opts.dataDir);
   const final = join(dir, hex(digest));
-  if (!opts.force) {
-    const have = readImageJson(final);
-    if (have) return { ...have, reused: true };
-  }
+  const have = readImageJson(final);
+  if (have && !opts.force) return { ...have, reused: true };
+  // Built again in place: a forced build, or a directory that lost a file or its image.json.
+  const replace = opts.force === true || (!have && existsSync(final));
 
   // A directory's kernel is checked before anything is written (a SIF's once it is opened).
   const early = prepared.kind === 'sif' ? undefined : chooseKernel(prepared.path, source, opts.kernel, log);
@@ -536,7 +571,7 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
       builtAt: Date.now(),
     };
     writeFileSync(join(work, IMAGE_JSON), JSON.stringify(img, null, 2) + '\n', { mode: 0o644 });
-    if (opts.force && existsSync(final)) {
+    if (replace && existsSync(final)) {
       const old = join(dir, `.old-${hex(digest)}-${randomBytes(4).toString('hex')}`);
       try {
         renameSync(final, old);

@@ -27,7 +27,7 @@ function makeTree(root: string): void {
 }
 
 function warren(args: string[], home: string): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [warrenBin, ...args], { env: { ...process.env, WARREN_HOME: home, WARREN_CONTEXT: '', NO_COLOR: '1' }, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [warrenBin, ...args], { env: { ...process.env, WARREN_HOME: home, XDG_CONFIG_HOME: join(home, 'cfg'), WARREN_CONTEXT: '', NO_COLOR: '1' }, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -138,6 +138,17 @@ describe('node images (warren image node-build)', () => {
     assert.deepEqual(leftovers(data), []);
   });
 
+  it('an image directory that lost its archive is not listed, and is built again in place', async () => {
+    const cur = await buildNodeImage({ source: tree, dataDir: data });
+    rmSync(cur.rootfsPath);
+    assert.equal((await listNodeImages(data)).some((i) => i.digest === cur.digest), false);
+    const again = await buildNodeImage({ source: tree, dataDir: data });
+    assert.equal(again.reused, false);
+    assert.equal(again.digest, cur.digest);
+    assert.equal(again.rootfsSha256, sha(readFileSync(again.rootfsPath)));
+    assert.deepEqual(leftovers(data), []);
+  });
+
   it('no kernel in the image: PROVISION_NO_KERNEL naming the image and the packages, nothing written', async () => {
     const bare = join(base, 'bare');
     mkdirSync(join(bare, 'etc'), { recursive: true });
@@ -153,6 +164,14 @@ describe('node images (warren image node-build)', () => {
     });
     assert.equal(existsSync(nodeImagesDir(d2)), false);
     assert.deepEqual(await listNodeImages(d2), []);
+  });
+
+  it('a directory that holds the data directory is refused (PROVISION_SOURCE_INVALID): it would pack its own archive', async () => {
+    const outer = join(base, 'outer');
+    makeTree(outer);
+    const inner = join(outer, 'var/lib/warren');
+    await assert.rejects(buildNodeImage({ source: outer, dataDir: inner }), (e: WarrenError) => e.code === 'PROVISION_SOURCE_INVALID' && e.message.includes(inner));
+    assert.equal(existsSync(inner), false);
   });
 
   it('several kernels: the newest by version; --kernel VER picks one; an unknown version or file is refused', async () => {
@@ -179,6 +198,15 @@ describe('node images (warren image node-build)', () => {
     assert.equal(img.kernelVersion, '6.7.7-custom');
     assert.deepEqual(readFileSync(img.kernelPath), readFileSync(k));
     assert.ok(logs.some((l) => /^warning: the image has no \/lib\/modules\/6\.7\.7-custom/.test(l)), logs.join('\n'));
+    // A bzImage says its version in its boot header (the string at 0x200 + the word at 0x20e).
+    const bz = Buffer.alloc(8192);
+    bz.write('HdrS', 0x202, 'latin1');
+    bz.writeUInt16LE(0x1000 - 0x200, 0x20e);
+    bz.write('6.9.9-synthetic (root@build) #1 SMP\0', 0x1000, 'latin1');
+    const bzFile = join(base, 'bzImage');
+    writeFileSync(bzFile, bz);
+    const fromHeader = await buildNodeImage({ source: tree, dataDir: data, kernel: bzFile });
+    assert.equal(fromHeader.kernelVersion, '6.9.9-synthetic');
     const noName = join(base, 'bzimage');
     writeFileSync(noName, 'not a kernel');
     await assert.rejects(buildNodeImage({ source: tree, dataDir: data, kernel: noName }), (e: WarrenError) => e.code === 'PROVISION_NO_KERNEL' && /cannot tell its version/.test(e.message));
@@ -193,6 +221,35 @@ describe('node images (warren image node-build)', () => {
     assert.equal(imgs.length, 1);
     assert.equal(imgs[0]!.rootfsSha256, sha(readFileSync(imgs[0]!.rootfsPath)));
     assert.deepEqual(leftovers(d3), []);
+  });
+
+  it('a build killed half way (SIGKILL) leaves no image; the next build sweeps its leftovers and builds whole', { timeout: 120_000 }, async () => {
+    const big = join(base, 'big');
+    makeTree(big);
+    mkdirSync(join(big, 'var/data'), { recursive: true });
+    for (let i = 0; i < 24; i++) writeFileSync(join(big, `var/data/blob${i}`), randomBytes(2 << 20)); // incompressible: pigz takes a while
+    const d7 = join(base, 'data-crash');
+    const child = spawn(process.execPath, [join(import.meta.dirname, 'nodeimage-child.js'), big, d7], { stdio: 'ignore' });
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    const dir = nodeImagesDir(d7);
+    const deadline = Date.now() + 60_000;
+    let partial: string | undefined;
+    while (!partial && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      const b = existsSync(dir) ? readdirSync(dir).find((n) => n.startsWith('.build-')) : undefined;
+      const p = b ? join(dir, b, 'rootfs.cpio.gz.partial') : undefined;
+      if (p && existsSync(p) && statSync(p).size > 0) partial = p;
+    }
+    assert.ok(partial, 'the build never began writing its archive');
+    child.kill('SIGKILL');
+    await exited;
+    assert.deepEqual(await listNodeImages(d7), []);
+    assert.equal(readdirSync(dir).filter((n) => /^[0-9a-f]{64}$/.test(n)).length, 0, 'no image directory after the crash');
+    assert.equal(readdirSync(dir).filter((n) => n.startsWith('.build-')).length, 1);
+    const img = await buildNodeImage({ source: big, dataDir: d7 });
+    assert.equal(img.reused, false);
+    assert.equal(img.rootfsSha256, sha(readFileSync(img.rootfsPath)));
+    assert.deepEqual(leftovers(d7), []);
   });
 
   it('node-rm: by digest prefix, by source; unknown or ambiguous is PROVISION_IMAGE_UNKNOWN', async () => {
@@ -260,6 +317,32 @@ describe('node images (warren image node-build)', () => {
       assert.equal(readFileSync(join(x, 'etc/motd'), 'utf8'), 'new\n');
     });
 
+    it('as a user who is not root: extracted with unsquashfs (no loop mount), every entry packed as root\'s', { skip: process.getuid?.() === 0 && existsSync('/usr/sbin/runuser') ? false : 'needs root to run the build as nobody (runuser)', timeout: 120_000 }, () => {
+      const own = mkdtempSync(join(tmpdir(), 'warren-nodeimage-nobody-'));
+      try {
+        chmodSync(own, 0o755);
+        const d = join(own, 'data');
+        mkdirSync(d, { mode: 0o777 });
+        chmodSync(d, 0o777);
+        const s2 = join(own, 'node.sif');
+        execFileSync('cp', [sif, s2]);
+        chmodSync(s2, 0o644);
+        const child = join(import.meta.dirname, 'nodeimage-child.js');
+        const out = execFileSync('runuser', ['-u', 'nobody', '--', process.execPath, child, s2, d], { encoding: 'utf8', env: { ...process.env, HOME: own } });
+        const img = JSON.parse(out) as NodeImage;
+        assert.equal(img.kernelVersion, VER);
+        const owners = execFileSync('/bin/sh', ['-c', `gzip -dc '${img.rootfsPath}' | cpio --quiet -tv`]).toString();
+        assert.ok(owners.split('\n').filter(Boolean).every((l) => / root +root /.test(l)), owners);
+        const x = join(own, 'x');
+        unpack(img.rootfsPath, x);
+        const strip = (ls: string[]) => ls.filter((l) => !/^(proc|sys|dev)\//.test(l) && !/^\.singularity\.d|^(environment|singularity|\.exec|\.run|\.shell|\.test) /.test(l));
+        assert.deepEqual(strip(listing(x)), strip(listing(sifTree)));
+        assert.deepEqual(readdirSync(nodeImagesDir(d)).filter((n) => n.startsWith('.build-')), [], 'the extraction is removed');
+      } finally {
+        rmSync(own, { recursive: true, force: true });
+      }
+    });
+
     it('a SIF without a kernel: PROVISION_NO_KERNEL, nothing left behind, nothing mounted', async () => {
       const bare = join(base, 'bare-sif-tree');
       mkdirSync(join(bare, 'etc'), { recursive: true });
@@ -306,6 +389,29 @@ describe('node images (warren image node-build)', () => {
       assert.equal(again.reused, true);
       assert.equal(again.digest, img.digest);
       assert.equal((await findNodeImage(d6, `docker://${reg.host}/test/node:1`))?.digest, img.digest);
+      // The tag moved to new content: resolved at the registry, it is a new image.
+      const moved = await pushBusybox(`docker://${reg.host}/test/node:1`, {}, 'amd64', [
+        { name: 'boot/', type: 'directory' },
+        { name: `boot/vmlinuz-${VER}`, data: 'registry kernel bytes, v2' },
+        { name: 'etc/release', data: 'v2\n' },
+      ]);
+      assert.notEqual(moved.digest, manifest);
+      const next = await buildNodeImage({ source: `docker://${reg.host}/test/node:1`, dataDir: d6 });
+      assert.equal(next.reused, false);
+      assert.equal(next.sourceDigest, moved.digest);
+      assert.equal(readFileSync(next.kernelPath, 'utf8'), 'registry kernel bytes, v2');
+      assert.equal((await findNodeImage(d6, `docker://${reg.host}/test/node:1`))?.digest, next.digest);
+      assert.equal((await listNodeImages(d6)).length, 2);
+    });
+
+    it('the registry out of reach: the image pulled before still answers, with a warning; a reference never pulled fails', async () => {
+      await reg.stop();
+      const logs: string[] = [];
+      const img = await buildNodeImage({ source: `docker://${reg.host}/test/node:1`, dataDir: d6, log: (l) => logs.push(l) });
+      assert.equal(img.reused, true);
+      assert.equal((await findNodeImage(d6, `docker://${reg.host}/test/node:1`))?.digest, img.digest);
+      assert.ok(logs.some((l) => /^warning: the registry of .* cannot be reached/.test(l)), logs.join('\n'));
+      await assert.rejects(buildNodeImage({ source: `docker://${reg.host}/test/other:1`, dataDir: d6 }), (e: WarrenError) => e.code === 'IMAGE_REGISTRY_UNREACHABLE');
     });
   });
 });

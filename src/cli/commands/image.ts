@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { WarrenError, EXIT, formatBytes, parseDuration, warrenHome } from '../../common/index.js';
+import { WarrenError, EXIT, ensureWarrenHome, formatBytes, parseDuration, warrenHome } from '../../common/index.js';
 import {
   ImageCache,
   checkRegistryLogin,
@@ -21,7 +21,7 @@ import {
 import { commandGroup } from '../util.js';
 import { addTargetOptions, resolveTarget } from '../contexts.js';
 import type { TargetOpts } from '../client.js';
-import type { NodeImageBuildPending, NodeImageClient } from '../../api/index.js';
+import type { NodeImageBuildPending, NodeImageBuildView, NodeImageClient } from '../../api/index.js';
 import { nodePolicy } from '../policy.js';
 
 /** `docker://` is the default scheme on the command line, as with docker and podman. */
@@ -96,12 +96,34 @@ async function nodeImageClient(o: TargetOpts, onLog?: (line: string) => void): P
     const { admin, close } = await openAdmin(o);
     return { client: admin, where: `the server of context ${t.name}`, close };
   }
-  const { embeddedNodeImages } = await import('../../api/index.js');
-  return { client: embeddedNodeImages(onLog ? { onLog } : {}), where: 'here', close: async () => {} };
+  // On this machine: src/provision itself (the API's index would load the whole embedded engine).
+  const p = await import('../../provision/index.js');
+  const home = warrenHome();
+  const client: NodeImageClient = {
+    async nodeImageBuild(req) {
+      ensureWarrenHome();
+      const log: string[] = [];
+      const t0 = Date.now();
+      const img = await p.buildNodeImage({
+        source: req.source,
+        dataDir: home,
+        ...(req.kernel !== undefined ? { kernel: req.kernel } : {}),
+        ...(req.force ? { force: true } : {}),
+        log: (line) => {
+          log.push(line);
+          onLog?.(line);
+        },
+      });
+      return { ...img, durationMs: Date.now() - t0, log };
+    },
+    nodeImages: () => p.listNodeImages(home),
+    removeNodeImages: (what) => p.removeNodeImages(home, what),
+  };
+  return { client, where: 'here', close: async () => {} };
 }
 
 export function register(program: Command): void {
-  const image = commandGroup(program, 'image', 'container images: pull, list, remove, prune the node\'s image cache');
+  const image = commandGroup(program, 'image', 'container images: pull, list, remove, prune the node\'s image cache; node images for provisioning (node-build, node-list, node-rm)');
 
   image
     .command('pull')
@@ -235,12 +257,12 @@ export function register(program: Command): void {
     const { client, where, close } = await nodeImageClient(opts, opts.json ? undefined : (l) => process.stderr.write(`  ${l}\n`));
     const source = where === 'here' ? localSource(src) : cliImageUri(src);
     const kernel = opts.kernel !== undefined && where === 'here' && opts.kernel.includes('/') ? resolve(opts.kernel) : opts.kernel;
-    const { untilBuilt } = await import('../../api/index.js');
     const t0 = Date.now();
     const onWait = (p: NodeImageBuildPending) => {
       if (!opts.json) process.stderr.write(`  still building on the server (${Math.round((Date.now() - p.startedAt) / 1000)} s)${p.log.length ? `: ${p.log[p.log.length - 1]}` : ''}\n`);
     };
-    const img = await untilBuilt(client, { source, ...(kernel !== undefined ? { kernel } : {}), ...(opts.force ? { force: true } : {}) }, onWait).finally(close);
+    const req = { source, ...(kernel !== undefined ? { kernel } : {}), ...(opts.force ? { force: true } : {}) };
+    const img = await (where === 'here' ? (client.nodeImageBuild(req) as Promise<NodeImageBuildView>) : import('../../api/index.js').then(({ untilBuilt }) => untilBuilt(client, req, onWait))).finally(close);
     if (where !== 'here' && !opts.json) for (const l of img.log) process.stderr.write(`  ${l}\n`);
     if (opts.json) {
       process.stdout.write(JSON.stringify(img, null, 2) + '\n');
