@@ -40,6 +40,7 @@ export const COMMAND_SUMMARIES: readonly (readonly [name: string, summary: strin
   ['ca', "the cluster's CA: status, rotate to a new CA, retire the old one (admins)"],
   ['audit', 'the audit log: who did what, when, from where (admins)'],
   ['profile', 'provisioning profiles: fields that nodes inherit (add, set, list, delete)'],
+  ['overlay', 'provisioning overlays: the files laid over a node image at boot (system) and while a node runs (runtime), templates filled per node'],
   ['context', 'the Warren servers this CLI talks to (contexts): add, use, list, remove'],
   ['install', 'install Warren as a service: systemd units for `warren server` and `warren agent`'],
 ];
@@ -81,6 +82,7 @@ const GROUPS: [commands: string[], load: Loader][] = [
   [['server', 'agent'], () => import('./commands/cluster.js')],
   [['node', 'token', 'user', 'audit', 'ca'], () => import('./commands/admin.js')],
   [['node', 'profile'], () => import('./commands/inventory.js')],
+  [['overlay'], () => import('./commands/overlay.js')],
   [['context'], () => import('./commands/context.js')],
   [['install'], () => import('./commands/install.js')],
 ];

@@ -13,7 +13,7 @@
 // node, a profile, the inventory or a template makes a new key, so the next request rebuilds.
 // An archive that holds a join token (the system overlay) is never cached.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WarrenError, didYouMean } from '../common/index.js';
@@ -107,6 +107,8 @@ export interface OverlayEntry {
   /** The mode on the node (after `.warren-modes`). */
   mode: number;
   template: boolean;
+  /** A template that makes files of other names beside it (`file NAME`). */
+  makesFiles: boolean;
   size: number;
   /** For a symbolic link: where it points. */
   link?: string;
@@ -207,7 +209,8 @@ export function overlayEntries(dataDir: string, name: string): OverlayEntry[] {
   return walk(dir).map((e) => {
     const template = e.type === 'file' && e.path.endsWith('.tmpl');
     const target = template ? targetOf(e.path) : e.path;
-    const entry: OverlayEntry = { path: e.path, target, type: e.type, mode: modes.get(target) ?? e.st.mode & 0o7777, template, size: e.st.size };
+    const makesFiles = template && /\{\{-?\s*file[\s(]/.test(readFileSync(join(dir, e.path), 'utf8'));
+    const entry: OverlayEntry = { path: e.path, target, type: e.type, mode: modes.get(target) ?? e.st.mode & 0o7777, template, makesFiles, size: e.st.size };
     if (e.type === 'symlink') entry.link = readlinkSync(join(dir, e.path));
     return entry;
   });
@@ -391,6 +394,7 @@ function applyOverlay(dataDir: string, overlay: string, data: unknown, node: str
       existing = undefined;
     }
     if (e.type === 'dir') {
+      // a directory replaces an earlier overlay's file or link there (never written through)
       if (existing && !existing.isDirectory()) rmSync(out, { recursive: true, force: true });
       mkdirSync(out, { recursive: true });
       dirModes.push([out, e.mode]);
@@ -481,9 +485,7 @@ export async function buildOverlayArchive(dataDir: string, overlays: string[], c
       const m = JSON.parse(readFileSync(meta, 'utf8')) as { sha256: string; size: number };
       if (statSync(cached).size === m.size) {
         if (out === null) return { sha256: m.sha256, size: m.size, path: cached, cached: true };
-        const tmp = `${out}.${randomBytes(6).toString('hex')}.tmp`;
-        copyFileSync(cached, tmp);
-        renameSync(tmp, out);
+        placeAt(cached, out);
         return { sha256: m.sha256, size: m.size, path: out, cached: true };
       }
     } catch {
@@ -497,25 +499,69 @@ export async function buildOverlayArchive(dataDir: string, overlays: string[], c
   try {
     chmodSync(stage, 0o755); // the archive's root entry is not listed, but keep the tree readable
     for (const o of overlays) applyOverlay(dataDir, o, data, node, stage);
+    settleTimes(stage, newestSource(dataDir, overlays));
     const r = await packCpioGz(stage, tmp, { rootOwned: true });
     if (secret) chmodSync(tmp, 0o600);
-    renameSync(tmp, target);
-    if (cached && meta && target === cached) {
-      writeFileSync(`${meta}.tmp`, JSON.stringify({ sha256: r.sha256, size: r.size, overlays, builtAt: Date.now() }));
-      renameSync(`${meta}.tmp`, meta);
-      pruneCache(nodeDir, opts.keep ?? 4);
-    } else if (cached && meta) {
-      // built for `out`: keep a copy in the cache for the next request
-      copyFileSync(target, `${cached}.tmp`);
-      renameSync(`${cached}.tmp`, cached);
-      writeFileSync(`${meta}.tmp`, JSON.stringify({ sha256: r.sha256, size: r.size, overlays, builtAt: Date.now() }));
-      renameSync(`${meta}.tmp`, meta);
-      pruneCache(nodeDir, opts.keep ?? 4);
-    }
+    if (cached && meta) {
+      // into the cache first (same directory: an atomic rename), then a copy for `out`
+      renameSync(tmp, cached);
+      const m = `${meta}.${randomBytes(6).toString('hex')}.tmp`;
+      writeFileSync(m, JSON.stringify({ sha256: r.sha256, size: r.size, overlays, builtAt: Date.now() }));
+      renameSync(m, meta);
+      if (out !== null) placeAt(cached, out);
+      pruneCache(nodeDir, opts.keep ?? 4, key!);
+    } else placeAt(tmp, target, true);
     return { sha256: r.sha256, size: r.size, path: target, cached: false };
   } finally {
     rmSync(tmp, { force: true });
     removeTree(stage);
+  }
+}
+
+/** The newest modification time of the overlays' sources (seconds). */
+function newestSource(dataDir: string, overlays: readonly string[]): number {
+  let t = 0;
+  for (const o of overlays) for (const e of walk(overlayDir(dataDir, o).dir)) t = Math.max(t, Math.floor(e.st.mtimeMs / 1000));
+  return t;
+}
+
+/**
+ * Give every entry of the staged tree the same time, so that one key always packs to the same
+ * archive (cpio keeps times): the newest source file's, not the moment of rendering.
+ */
+function settleTimes(root: string, t: number): void {
+  const rec = (d: string): void => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      const st = lstatSync(p);
+      if (st.isDirectory()) rec(p);
+      lutimesSync(p, t, t);
+    }
+  };
+  rec(root);
+}
+
+/**
+ * Put the file `from` at `to` whole (a reader never sees half of it): renamed when `move` and on
+ * the same file system, else copied beside `to` (its mode kept: 0600 stays 0600) and renamed.
+ */
+function placeAt(from: string, to: string, move = false): void {
+  if (move) {
+    try {
+      renameSync(from, to);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+    }
+  }
+  const tmp = `${to}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    copyFileSync(from, tmp);
+    chmodSync(tmp, statSync(from).mode & 0o777);
+    renameSync(tmp, to);
+  } finally {
+    rmSync(tmp, { force: true });
+    if (move) rmSync(from, { force: true });
   }
 }
 
@@ -540,12 +586,18 @@ function removeTree(p: string): void {
   }
 }
 
-function pruneCache(nodeDir: string, keep: number): void {
+function pruneCache(nodeDir: string, keep: number, current: string): void {
   const entries = readdirSync(nodeDir)
-    .filter((n) => /^[0-9a-f]{64}\.json$/.test(n))
-    .map((n) => ({ key: n.slice(0, 64), t: statSync(join(nodeDir, n)).mtimeMs }))
+    .filter((n) => /^[0-9a-f]{64}\.json$/.test(n) && !n.startsWith(current))
+    .map((n) => {
+      try {
+        return { key: n.slice(0, 64), t: statSync(join(nodeDir, n)).mtimeMs };
+      } catch {
+        return { key: n.slice(0, 64), t: 0 }; // removed by a concurrent prune
+      }
+    })
     .sort((a, b) => b.t - a.t);
-  for (const { key } of entries.slice(Math.max(keep, 1))) {
+  for (const { key } of entries.slice(Math.max(keep - 1, 0))) {
     rmSync(join(nodeDir, `${key}.json`), { force: true });
     rmSync(join(nodeDir, `${key}.cpio.gz`), { force: true });
   }

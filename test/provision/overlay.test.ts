@@ -3,8 +3,8 @@
 // rebuilds, and template errors with the node, the file and the line.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WarrenError } from '../../src/common/index.js';
 import {
@@ -14,6 +14,7 @@ import {
 import { tempDir } from '../helpers.js';
 import { sampleInventory, type MemoryInventory } from './memory-inventory.js';
 
+const ANALYZE = '/usr/bin/systemd-analyze';
 const CA = '-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n';
 const BASE = { server: { url: 'https://10.0.0.1:8443', caPem: CA, bootUrl: 'http://10.0.0.1:9873' }, joinToken: 'wjt_secret_for_n001', cluster: { trustDomain: 'warren.local' } };
 
@@ -164,8 +165,36 @@ describe('overlays', () => {
     assert.ok(!readdirSync(into, { recursive: true }).some((p) => String(p).endsWith('.tmpl')));
     // the server's shell finds the agent's start script as the unit names it
     assert.match(readFileSync(join(into, 'etc/systemd/system/warren-agent.service'), 'utf8'), /^ExecStart=\/usr\/local\/sbin\/warren-agent-start$/m);
+    // to another file system (a rename cannot): copied whole, still private
+    const shm = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmp.dir, 'warren-ovl-'));
+    try {
+      const b = await buildOverlayArchive(d, ['warren-system'], ctx('n001'), join(shm, 'sys.cpio.gz'));
+      assert.equal(statSync(b.path).mode & 0o777, 0o600);
+      assert.equal(execFileSync('sha256sum', [b.path], { encoding: 'utf8' }).split(' ')[0], b.sha256);
+      assert.deepEqual(readdirSync(shm), ['sys.cpio.gz']);
+      assert.deepEqual(readdirSync(join(renderedDir(d), 'n001')), []);
+    } finally {
+      rmSync(shm, { recursive: true, force: true });
+    }
     execFileSync('sh', ['-n', join(into, 'init')]);
     execFileSync('sh', ['-n', join(into, 'usr/local/sbin/warren-agent-start')]);
+  });
+
+  it('the agent unit passes systemd-analyze verify', { skip: !existsSync(ANALYZE) && `${ANALYZE} is not installed (apt-get install systemd)` }, async () => {
+    const d = fresh();
+    const out = join(tmp.dir, 'verify.cpio.gz');
+    await buildOverlayArchive(d, ['warren-system'], ctx('n001'), out);
+    const into = join(tmp.dir, 'unpacked-verify');
+    unpack(out, into);
+    // the unit as on the node, its ExecStart pointed at the unpacked script (verify checks it is executable)
+    const unit = readFileSync(join(into, 'etc/systemd/system/warren-agent.service'), 'utf8');
+    assert.match(unit, /^ExecStart=\/usr\/local\/sbin\/warren-agent-start$/m);
+    assert.match(unit, /^EnvironmentFile=\/etc\/warren\/agent\.env$/m);
+    const copy = join(into, 'warren-agent.service');
+    writeFileSync(copy, unit.replace('ExecStart=/usr/local/sbin/warren-agent-start', `ExecStart=${join(into, 'usr/local/sbin/warren-agent-start')}`));
+    const r = spawnSync(ANALYZE, ['verify', copy], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    assert.equal(`${r.stdout}${r.stderr}`.trim(), '');
   });
 
   it('serves an unchanged runtime overlay from the cache and rebuilds on a change of node, inventory or template', async () => {
@@ -177,6 +206,11 @@ describe('overlays', () => {
     assert.equal(statSync(a1.path).size, a1.size);
     const a2 = await buildOverlayArchive(d, ['warren-runtime'], c);
     assert.deepEqual(a2, { ...a1, cached: true });
+    // one key, one archive: built again later (another second), it is the same bytes
+    await new Promise((r) => setTimeout(r, 1100));
+    const again = await buildOverlayArchive(fresh(), ['warren-runtime'], c);
+    assert.equal(again.cached, false);
+    assert.equal(again.sha256, a1.sha256);
     // a copy for the caller from the cache
     const out = join(tmp.dir, 'rt.cpio.gz');
     const a3 = await buildOverlayArchive(d, ['warren-runtime'], c, out);
@@ -208,6 +242,11 @@ describe('overlays', () => {
     chmodSync(edit.path, 0o600);
     assert.equal((await buildOverlayArchive(d, ['warren-runtime'], changed)).cached, false);
     assert.equal((await buildOverlayArchive(d, ['warren-runtime'], changed)).cached, true);
+    // concurrent requests of one new key: one archive, no clash
+    userOverlay(d, 'warren-runtime', { 'etc/motd': 'concurrent\n' });
+    const many = await Promise.all([1, 2, 3, 4].map(() => buildOverlayArchive(d, ['warren-runtime'], changed)));
+    assert.equal(new Set(many.map((x) => x.sha256)).size, 1);
+    assert.equal(statSync(many[0]!.path).size, many[0]!.size);
     // the cache keeps the newest few, nothing half written or staged is left
     const left = readdirSync(join(renderedDir(d), 'n001'));
     assert.ok(left.every((f) => /^[0-9a-f]{64}\.(cpio\.gz|json)$/.test(f)), left.join(' '));
@@ -257,6 +296,14 @@ describe('overlays', () => {
     await rejectsWith(renderOverlayFile(d, 'Bad/Name', 'x', ctx('n001')), 'PROVISION_OVERLAY_BAD_PATH');
     await rejectsWith(overlayContexts(inv, ['n001', 'n009', 'm1'], BASE), 'PROVISION_NODE_UNKNOWN', /nodes n009, m1 are not in the inventory/);
     await rejectsWith(overlayContexts(inv, ['n01'], BASE), 'PROVISION_NODE_UNKNOWN', /did you mean "n001"/);
+    // a later overlay's directory replaces a link an earlier one made: nothing is written through it
+    mkdirSync(join(userOverlaysDir(d), 'link/etc'), { recursive: true });
+    symlinkSync(tmp.dir, join(userOverlaysDir(d), 'link/etc/escape'));
+    userOverlay(d, 'below', { 'etc/escape/planted': 'x\n' });
+    const lk = await buildOverlayArchive(d, ['link', 'below'], { ...ctx('n001'), joinToken: null });
+    assert.ok(!existsSync(join(tmp.dir, 'planted')));
+    assert.match(listing(lk.path), /^d\S+\s.*etc\/escape$/m);
+    assert.match(listing(lk.path), /etc\/escape\/planted$/m);
     userOverlay(d, 'modes', { '.warren-modes': 'etc/x rw-r--r--\n', 'etc/x': 'x' });
     await rejectsWith(buildOverlayArchive(d, ['modes'], { ...ctx('n001'), joinToken: null }), 'PROVISION_OVERLAY_BAD_PATH', /modes\/\.warren-modes:1: /);
   });
