@@ -19,6 +19,7 @@ import { startServer, type RunningServer } from '../../src/server/serve.js';
 import { BootService, checkDnsmasqConfig, dnsmasqConfig, nginxConfig, parseDhcpOption, parseRange, startBootService, DirImageSource, type RunningBoot } from '../../src/server/boot/index.js';
 import { resolveNode } from '../../src/provision/index.js';
 import { freePort, tempDir, warrenBin } from '../helpers.js';
+import { createNetwork, netnsAvailable } from '../helpers/netns.js';
 import { MemoryInventory } from './memory-inventory.js';
 import { TreeOverlays } from './tree-overlays.js';
 
@@ -151,6 +152,13 @@ describe('boot service (warren server --provision)', () => {
     assert.match(r4.body.toString(), /n4 has no image/);
     assert.match(r4.body.toString(), /warren node set n4 --image IMAGE/);
     assert.ok(logs.some((l) => l.level === 'warn' && l.msg.includes('warren image node-build docker://never-built:1')));
+    // A node whose profile is gone: the reason on its console, not an HTTP error iPXE would not show.
+    inventory.add('n5', '52:54:00:aa:00:05', '127.0.0.6/8', { profiles: ['gone'] });
+    const r5 = await get(`${boot}/provision/ipxe?mac=52:54:00:aa:00:05`);
+    assert.equal(r5.status, 200);
+    assert.match(r5.body.toString(), /^echo Warren: this machine \(MAC 52:54:00:aa:00:05\) cannot boot: node n5 uses profile gone, which does not exist$/m);
+    assert.match(r5.body.toString(), /^echo Fix it on the server: add it \(`warren profile add gone`\)/m);
+    inventory.nodes.delete('n5');
   });
 
   test('bad requests: no mac, a MAC that does not parse, another method, another path', async () => {
@@ -480,5 +488,76 @@ describe('nginx mode', () => {
     const forged = await get(sys, { from: '127.0.0.3', headers: { 'x-warren-client': '127.0.0.2' } });
     assert.equal(forged.status, 403);
     assert.match(wire(forged).message, /not to 127\.0\.0\.3/);
+  });
+});
+
+describe('--dhcp: dnsmasq as the boot service\'s child, answering a real DHCP client', () => {
+  const skip = netnsAvailable() === true ? (existsSync('/usr/sbin/dnsmasq') && existsSync('/usr/bin/busybox') ? false : 'dnsmasq or busybox (udhcpc) is not installed') : String(netnsAvailable());
+  test('a machine of the inventory gets its address, PXE firmware gets undionly.kpxe over TFTP, iPXE gets the script URL; a new node reaches dnsmasq', { skip, timeout: 90_000 }, async () => {
+    const net = await createNetwork({ hosts: 2, prefix: 'wb' });
+    const t = tempDir('warren-boot-dhcp-');
+    let boot: RunningBoot | undefined;
+    const logs: string[] = [];
+    try {
+      const macOf = async (h: (typeof net.hosts)[number]): Promise<string> => (await h.exec('cat', ['/sys/class/net/eth0/address'])).stdout.trim();
+      const [m0, m1] = [await macOf(net.hosts[0]!), await macOf(net.hosts[1]!)];
+      const base = net.serverAddress.split('.').slice(0, 3).join('.');
+      const inventory = new MemoryInventory();
+      inventory.add('d1', m0, `${base}.50/24`, { image: SOURCE });
+      makeOverlays(join(t.dir, 'overlays'));
+      const port = await freePort();
+      boot = await startBootService({ host: net.serverAddress, port, nginx: 'off', dhcp: { iface: net.bridge }, inventory, overlays: new TreeOverlays(join(t.dir, 'overlays')), watchMs: 200 }, { dataDir: join(t.dir, 'data'), tokens: new MemoryTokenStore(), store: null, server: () => ({ url: 'https://x:1', caPem: '' }), trustDomain: 't', log: (level, msg) => logs.push(`${level} ${msg}`) });
+      const script = join(t.dir, 'udhcpc.sh');
+      writeFileSync(script, '#!/bin/sh\n[ "$1" = bound ] && echo "ip=$ip boot_file=$boot_file siaddr=$siaddr hostname=$hostname"\nexit 0\n', { mode: 0o755 });
+      const ask = async (h: (typeof net.hosts)[number], ipxe: boolean): Promise<string> => {
+        const r = await h.exec('/usr/bin/busybox', ['udhcpc', '-i', 'eth0', '-f', '-q', '-n', '-t', '6', '-T', '1', '-s', script, ...(ipxe ? ['-x', '0xaf:01'] : [])], { timeoutMs: 20_000 });
+        return r.stdout + r.stderr;
+      };
+      const pxe = await ask(net.hosts[0]!, false);
+      assert.match(pxe + logs.join('\n') + readFileSync(boot.dnsmasqConf, 'utf8'), new RegExp(`ip=${base.replace(/\./g, '\\.')}\\.50 boot_file=undionly\\.kpxe siaddr=${net.serverAddress.replace(/\./g, '\\.')}`), pxe);
+      const ipxe = await ask(net.hosts[0]!, true);
+      assert.ok(ipxe.includes(`ip=${base}.50 boot_file=http://${net.serverAddress}:${port}/provision/ipxe?mac=\${net0/mac}`), ipxe);
+      // Not in the inventory, and no range: no answer.
+      assert.doesNotMatch(await ask(net.hosts[1]!, false), /ip=/);
+      // Added to the inventory: the configuration is rewritten and dnsmasq restarted with it.
+      inventory.add('d2', m1, `${base}.51/24`, { image: SOURCE });
+      const conf = boot.dnsmasqConf;
+      const until = Date.now() + 10_000;
+      while (!readFileSync(conf, 'utf8').includes(`dhcp-host=${m1},${base}.51,d2`) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      let second = '';
+      for (let i = 0; i < 5 && !/ip=/.test(second); i++) second = await ask(net.hosts[1]!, false);
+      assert.match(second, new RegExp(`ip=${base.replace(/\./g, '\\.')}\\.51 `), second);
+    } finally {
+      await boot?.close();
+      await net.destroy();
+      t.cleanup();
+    }
+  });
+});
+
+describe('warren server: the boot service options', () => {
+  test('bad --provision, --provision-nginx, --provision-url, --boot-token-ttl and --dhcp are refused before anything starts', () => {
+    const t = tempDir('warren-boot-cli-');
+    try {
+      const data = join(t.dir, 'data');
+      const cases: [string[], RegExp][] = [
+        [['--dhcp', 'eth0'], /options of the boot service: they need --provision/],
+        [['--provision', '1.2.3'], /--provision takes ADDRESS:PORT/],
+        [['--provision', '127.0.0.1:19401', '--provision-nginx', 'maybe'], /--provision-nginx takes auto, on or off, not "maybe"/],
+        [['--provision', '--provision-url', 'https://10.0.0.1:9873'], /--provision-url takes http:\/\/ADDRESS:PORT/],
+        [['--provision', '--boot-token-ttl', '30d'], /--boot-token-ttl 30d is longer than a week/],
+        [['--provision', '--boot-token-ttl', 'soon'], /--boot-token-ttl takes a duration/],
+        [['--provision', '--dhcp', 'eth0,10.0.0.9-10.0.0.1'], /--dhcp eth0,10\.0\.0\.9-10\.0\.0\.1: the range starts after it ends/],
+      ];
+      for (const [args, re] of cases) {
+        const r = spawnSync(process.execPath, [warrenBin, 'server', '--data', data, '--listen', '127.0.0.1:0', ...args], { encoding: 'utf8', timeout: 30_000 });
+        assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, /CLI_BAD_OPTION/, args.join(' '));
+        assert.match(r.stderr, re, args.join(' '));
+      }
+      assert.equal(existsSync(data), false, 'nothing was written');
+    } finally {
+      t.cleanup();
+    }
   });
 });

@@ -365,6 +365,30 @@ export function storeContract(name: string, open: () => Promise<Store>, uniq: ()
     }
   });
 
+  test(`${name}: join tokens bound to a node (v9): consumed only under that name, kept whole when refused; unbound ones under any`, async () => {
+    const s = await open();
+    try {
+      const jt = s.joinTokens();
+      const u = uniq();
+      const bound = joinToken(`bound-${u}`, { usesLeft: 1, expiresAt: 50_000, node: 'n1' });
+      await jt.insert(bound);
+      assert.deepEqual(await jt.get(bound.hash), bound);
+      assert.equal(await jt.consume(bound.hash, 10_000, 'n2'), undefined, 'another name');
+      assert.equal(await jt.consume(bound.hash, 10_000), undefined, 'no name');
+      assert.equal((await jt.get(bound.hash))!.usesLeft, 1, 'refused: not used up');
+      assert.deepEqual(await jt.consume(bound.hash, 10_000, 'n1'), { ...bound, usesLeft: 0 });
+      const free = joinToken(`free-${u}`, { usesLeft: 1, expiresAt: 50_000 });
+      await jt.insert(free);
+      assert.equal((await jt.get(free.hash))!.node, undefined);
+      assert.deepEqual(await jt.consume(free.hash, 10_000, 'any'), { ...free, usesLeft: 0 });
+      assert.ok((await jt.list()).some((r) => r.hash === bound.hash && r.node === 'n1'));
+      await jt.delete(bound.hash);
+      await jt.delete(free.hash);
+    } finally {
+      await s.close();
+    }
+  });
+
   test(`${name}: join tokens: inserted, consumed down to zero, then refused; expired ones are refused by consume; listed, deleted by id or hash`, async () => {
     const s = await open();
     try {

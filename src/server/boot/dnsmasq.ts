@@ -31,6 +31,9 @@ export interface DnsmasqInput {
   /** The TFTP files present in tftpRoot. */
   tftpFiles: readonly string[];
   dhcp?: DhcpOptions & { subnet: { network: string; netmask: string } };
+  /** The user dnsmasq runs as after it has bound its ports (default: it drops to `nobody`, who
+   *  cannot read the private data directory; the server passes its own user). */
+  user?: string;
 }
 
 /** A value of a dnsmasq option: dnsmasq splits on commas and reads `"` and `\` as quoting, so none may appear. */
@@ -48,6 +51,7 @@ export function dnsmasqConfig(i: DnsmasqInput): string {
     'port=0',
     'log-dhcp',
   ];
+  if (i.user) L.push(`user=${value('the user', i.user)}`);
   if (i.dhcp) {
     L.push(`interface=${value('the interface', i.dhcp.iface)}`, 'bind-interfaces', 'dhcp-authoritative');
     if (i.dhcp.range) L.push(`dhcp-range=${value('the range', i.dhcp.range.first)},${value('the range', i.dhcp.range.last)},${value('the netmask', i.dhcp.subnet.netmask)},12h`);
@@ -155,29 +159,44 @@ export async function checkDnsmasqConfig(path: string): Promise<void> {
 export class DnsmasqChild {
   private child: ChildProcess | null = null;
   private stopping = false;
+  private tail = '';
   constructor(private readonly conf: string, private readonly log: LogFn) {}
 
-  start(): void {
+  /** Start dnsmasq; PROVISION_DHCP_FAILED when it exits within its first second (it cannot bind, read its TFTP root...). */
+  async start(): Promise<void> {
     const bin = dnsmasqBin();
     if (!bin) throw new WarrenError('PROVISION_TOOL_MISSING', 'dnsmasq is not installed: --dhcp runs it', { hint: 'apt-get install dnsmasq-base (scripts/setup.sh does), or leave out --dhcp and point your DHCP server at the boot service' });
     const c = spawn(bin, ['--keep-in-foreground', `--conf-file=${this.conf}`, '--log-facility=-'], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = c;
+    this.tail = '';
     const line = (d: Buffer): void => {
+      this.tail = (this.tail + d.toString()).slice(-2000);
       for (const l of d.toString().split('\n')) if (l.trim()) this.log('debug', `dnsmasq: ${l.trim()}`);
     };
     c.stdout!.on('data', line);
     c.stderr!.on('data', line);
     c.on('exit', (code, sig) => {
       if (this.child === c) this.child = null;
-      if (!this.stopping) this.log('error', `dnsmasq exited (${sig ?? `exit ${code}`}): the nodes get no DHCP answers until the server restarts it with the next inventory change or is restarted`);
+      if (!this.stopping) this.log('error', `dnsmasq exited (${sig ?? `exit ${code}`}): the nodes get no DHCP answers until the server restarts it with the next inventory change or is restarted; it said: ${this.tail.trim().split('\n').slice(-2).join('; ')}`);
     });
+    const early = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 1000);
+      c.once('exit', () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+    if (early) {
+      this.child = null;
+      throw new WarrenError('PROVISION_DHCP_FAILED', `dnsmasq did not start with ${this.conf}: ${this.tail.trim().split('\n').slice(-2).join('; ') || 'no message'}`, { hint: 'is another DHCP server running on this machine (ss -ulnp | grep :67)? read dnsmasq\'s words above' });
+    }
   }
 
   /** Stop and start again (a new configuration). */
   async restart(): Promise<void> {
     await this.stop();
     this.stopping = false;
-    this.start();
+    await this.start();
   }
 
   async stop(): Promise<void> {

@@ -4,6 +4,7 @@
 // with --dhcp (dnsmasq.ts). docs/provisioning.md#boot-service.
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { WarrenError, type LogFn } from '../../common/index.js';
 import type { TokenStore } from '../../mesh/index.js';
@@ -140,7 +141,7 @@ export async function startBootService(p: ProvisionOptions, c: BootContext): Pro
     };
     const syncDhcp = async (): Promise<boolean> => {
       if (!bootUrl) return false;
-      const text = dnsmasqConfig({ nodes: await resolved(), bootUrl, tftpRoot, tftpFiles, ...(p.dhcp && subnet ? { dhcp: { ...p.dhcp, subnet } } : {}) });
+      const text = dnsmasqConfig({ nodes: await resolved(), bootUrl, tftpRoot, tftpFiles, user: userInfo().username, ...(p.dhcp && subnet ? { dhcp: { ...p.dhcp, subnet } } : {}) });
       if (!writeIfChanged(conf, text)) return false;
       if (dns) {
         await checkDnsmasqConfig(conf);
@@ -155,8 +156,8 @@ export async function startBootService(p: ProvisionOptions, c: BootContext): Pro
         await checkDnsmasqConfig(conf);
         dns = new DnsmasqChild(conf, c.log);
         const d = dns;
-        d.start();
         closers.push(() => d.stop());
+        await d.start();
         c.log('info', `boot: dnsmasq serves DHCP and TFTP on ${p.dhcp.iface} (${conf})`);
       } else {
         c.log('info', `boot: no --dhcp: point the network's DHCP server at the boot service: PXE firmware gets next-server = this machine, filename undionly.kpxe (BIOS) or ipxe.efi (UEFI) from a TFTP server with ${tftpRoot}; iPXE (DHCP option 175, user-class "iPXE") gets filename ${bootUrl}/provision/ipxe?mac=\${net0/mac} (or run dnsmasq with ${conf}: --dhcp IFACE does)`);

@@ -18,7 +18,7 @@ import { WarrenError, toWarrenError, type LogFn } from '../../common/index.js';
 import { createJoinToken, type TokenStore } from '../../mesh/index.js';
 import { normalizeMac, resolveNode, type BootStatus, type InventoryStore, type NetDevice, type ResolvedNode } from '../../provision/index.js';
 import { serveFile } from './files.js';
-import { noImageScript, nodeScript, unknownMacScript } from './ipxe.js';
+import { messageScript, noImageScript, nodeScript, unknownMacScript } from './ipxe.js';
 import type { ImageSource, OverlaySource } from './sources.js';
 
 /** The default life of a boot's join token (`--boot-token-ttl`). */
@@ -176,7 +176,16 @@ export class BootService {
 
   private async ipxe(req: IncomingMessage, res: ServerResponse, url: URL, from: string): Promise<void> {
     const mac = this.macOf(url);
-    const found = await this.nodeByMac(mac);
+    let found: Awaited<ReturnType<BootService['nodeByMac']>>;
+    try {
+      found = await this.nodeByMac(mac);
+    } catch (e) {
+      // The node is there but cannot be resolved (a profile it names is gone): say so on its console.
+      const err = toWarrenError(e);
+      if (err.httpStatus >= 500) throw err;
+      this.o.log('warn', `boot: the machine with MAC ${mac} (from ${from}) cannot boot: ${err.message}`, { mac, from, code: err.code });
+      return this.sendScript(req, res, messageScript([`Warren: this machine (MAC ${mac}) cannot boot: ${err.message}`, ...(err.hint ? [`Fix it on the server: ${err.hint}`] : [])]));
+    }
     if (!found) {
       this.o.log('warn', `boot: a machine with MAC ${mac} (from ${from}) asked for its boot script and is not in the inventory: \`warren node add NAME --mac ${mac} --ip ADDRESS\``, { mac, from });
       return this.sendScript(req, res, unknownMacScript(mac));
@@ -224,10 +233,16 @@ export class BootService {
     const server = this.o.server();
     const base = { node, nodes: (await this.snapshot(true)).nodes, server: { url: server.url, caPem: server.caPem, bootUrl: this.bootUrl(req) }, cluster: { trustDomain: this.o.trustDomain } };
     if (kind === 'runtime') {
-      const out = join(dir, 'runtime.cpio.gz');
-      await this.o.overlays.build(node.runtimeOverlays, { ...base, joinToken: null }, out);
-      await this.patch(node.name, url.pathname, from, { runtimeOverlayAt: this.clock() });
-      await serveFile(req, res, out, { cacheControl: 'no-store' });
+      // One file per request (two fetches of one node at once never write one file), gone once open.
+      const out = join(dir, `runtime.${randomBytes(6).toString('hex')}.cpio.gz`);
+      try {
+        await this.o.overlays.build(node.runtimeOverlays, { ...base, joinToken: null }, out);
+        await this.patch(node.name, url.pathname, from, { runtimeOverlayAt: this.clock() });
+        await serveFile(req, res, out, { cacheControl: 'no-store', removeWhenOpen: true });
+      } finally {
+        await fsp.rm(out, { force: true });
+        await fsp.rm(`${out}.partial`, { force: true });
+      }
       return;
     }
     if (req.method === 'HEAD') {
