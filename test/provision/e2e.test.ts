@@ -125,7 +125,7 @@ test('provisioning end to end: two qemu VMs network-boot a Debian node image, jo
 
   // A job on each node: the other one drained while it runs.
   const flow = join(w.dir, 'whoami.yaml');
-  writeFileSync(flow, `version: v1\njobs:\n  whoami:\n    command: [/bin/sh, -c, 'echo "host=$(hostname) node=$WARREN_NODE addr=$(ip -4 -o addr show scope global | awk "{print \\\\$4}" | tr "\\\\n" " ")"']\n`);
+  writeFileSync(flow, `version: v1\njobs:\n  whoami:\n    command: [/bin/sh, -c, 'echo "host=$(hostname) node=$WARREN_NODE addr=$(ip -4 -o addr show scope global | tr -s " " | cut -d " " -f 4 | paste -sd ,)"']\n`);
   const outputs: string[] = [];
   for (const [i, n] of NAMES.entries()) {
     const other = NAMES[1 - i]!;
