@@ -4,7 +4,7 @@
 // sends a node image and its overlays), and the kernel unpacks both into its root file system
 // and runs /init, which prints a marker on ttyS0 and powers the VM off. Used by
 // boot-path.test.ts and bench/provision-boot.
-import { existsSync, mkdirSync, readdirSync, copyFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, copyFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packCpioGz } from '../../src/provision/index.js';
@@ -109,9 +109,19 @@ export async function startBootPathServices(net: BootNet, dir: string, root: str
   return { requests };
 }
 
+/**
+ * The same kernel and initrds (concatenated into one file, as iPXE hands them over) loaded by
+ * qemu itself, without firmware, DHCP or HTTP: the baseline of the boot path bench.
+ */
+export function directBoot(root: string, dir: string): { kernel: string; initrd: string; append: string } {
+  const initrd = join(dir, 'direct-initrd.cpio.gz');
+  writeFileSync(initrd, Buffer.concat([readFileSync(join(root, 'rootfs.cpio.gz')), readFileSync(join(root, 'init.cpio.gz'))]));
+  return { kernel: join(root, 'vmlinuz'), initrd, append: 'console=ttyS0 panic=-1' };
+}
+
 /** Boots VM `index` (tap `index`) to the marker; the VM is gone when this returns. */
-export async function bootToMarker(net: BootNet, dir: string, opts: { index: number; mac: string; accel: 'kvm' | 'tcg'; timeoutMs: number; requests: string[] }): Promise<BootPathRun> {
-  const vm = startVm(net, { index: opts.index, mac: opts.mac, accel: opts.accel, serial: join(dir, `vm${opts.index}-${opts.accel}.log`) });
+export async function bootToMarker(net: BootNet, dir: string, opts: { index: number; mac: string; accel: 'kvm' | 'tcg'; timeoutMs: number; requests: string[]; direct?: { kernel: string; initrd: string; append: string } }): Promise<BootPathRun> {
+  const vm = startVm(net, { index: opts.index, mac: opts.mac, accel: opts.accel, serial: join(dir, `vm${opts.index}-${opts.accel}${opts.direct ? '-direct' : ''}.log`), ...(opts.direct ? { direct: opts.direct } : {}) });
   try {
     const { match, ms } = await waitForSerial(vm, new RegExp(`${MARKER} [^\\n]*\\n`), opts.timeoutMs, 'boot-path marker');
     const exited = await new Promise<number | null>((resolve) => {

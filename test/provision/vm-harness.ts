@@ -340,9 +340,10 @@ export interface Vm {
 
 /**
  * A VM with no disk that boots from the network (`-boot n`) through the virtio NIC on tap
- * `index` with Debian's iPXE ROM; its first serial port goes to `serial`.
+ * `index` with Debian's iPXE ROM (or, with `direct`, from a kernel and initrd qemu loads itself);
+ * its first serial port goes to `serial`.
  */
-export function startVm(net: BootNet, opts: { index: number; mac: string; serial: string; memoryMb?: number; accel?: 'kvm' | 'tcg' }): Vm {
+export function startVm(net: BootNet, opts: { index: number; mac: string; serial: string; memoryMb?: number; accel?: 'kvm' | 'tcg'; direct?: { kernel: string; initrd: string; append: string } }): Vm {
   const accel = opts.accel ?? accelerator();
   const tap = net.taps[opts.index];
   if (!tap) throw new Error(`no tap ${opts.index} (the network has ${net.taps.length})`);
@@ -362,7 +363,8 @@ export function startVm(net: BootNet, opts: { index: number; mac: string; serial
     // firmware path (/usr/lib/ipxe/qemu); naming the same file explicitly leaves SeaBIOS
     // without a network boot entry on this qemu (7.2).
     '-device', `${process.env.WARREN_E2E_NIC ?? 'virtio-net-pci'},netdev=n0,mac=${opts.mac}`,
-    '-boot', 'n',
+    // direct: qemu loads the kernel and initrd itself (no firmware network boot), a baseline.
+    ...(opts.direct ? ['-kernel', opts.direct.kernel, '-initrd', opts.direct.initrd, '-append', opts.direct.append] : ['-boot', 'n']),
     '-no-reboot',
   ];
   const child = net.spawn(which('qemu-system-x86_64')!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
