@@ -2,15 +2,16 @@
 //   1. a fresh build of a ~500 MB root file system directory (real files copied from this
 //      machine's /usr, plus a kernel in /boot), MB/s, side by side with the shell pipeline
 //      `find | sort | cpio -o -H newc | pigz` over the same tree (what the build packs with);
-//   2. the same image unchanged: buildNodeImage answered from image.json (median of N), and the
-//      whole CLI (`warren image node-build DIR`, a new process each time) — target < 1 s;
+//   2. the same image unchanged: buildNodeImage answered from image.json (median of N), the
+//      whole CLI (`warren image node-build DIR`, a new process each time) — target < 1 s — and
+//      the same metadata walk over this machine's /usr (a real OS's number of entries);
 //   3. the same tree as a SIF, unchanged (its identity cached by path, size, mtime, inode).
 //   bash bench/run.sh nodebuild [--size-mb 500] [--runs 5] [--no-sif]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join, relative } from 'node:path';
-import { buildNodeImage } from '../../src/provision/index.js';
+import { buildNodeImage, treeIdentity } from '../../src/provision/index.js';
 import { buildSif } from '../../src/image/index.js';
 
 function arg(name: string, def: number): number {
@@ -116,6 +117,15 @@ try {
     if (r.status !== 0 || !r.stdout.startsWith('unchanged, reused')) throw new Error(`the CLI did not reuse the image: ${r.stdout}${r.stderr}`);
   }
 
+  // The unchanged check on a tree of a real OS's size: this machine's /usr (read-only: only its metadata is walked).
+  const usrEntries = Number(execFileSync('/bin/sh', ['-c', 'find /usr | wc -l']).toString().trim());
+  const usr: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = process.hrtime.bigint();
+    await treeIdentity('/usr');
+    usr.push(secs(t));
+  }
+
   // The CLI's own start (no work), to tell it from the check of the image.
   const start: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -154,6 +164,7 @@ try {
   process.stdout.write(row('unchanged directory: buildNodeImage (median)', `${(median(fn) * 1000).toFixed(0)} ms`, ''));
   process.stdout.write(row('unchanged directory: warren image node-build', `${(median(cli) * 1000).toFixed(0)} ms`, '', 'CLI process'));
   process.stdout.write(row('  of which the CLI start (warren --version)', `${(median(start) * 1000).toFixed(0)} ms`, '', 'CLI process'));
+  process.stdout.write(row(`  the same check of /usr (${usrEntries} entries)`, `${(median(usr) * 1000).toFixed(0)} ms`, '', 'in process'));
   if (withSif) {
     process.stdout.write(row(`SIF (${(sifSize / 1e6).toFixed(0)} MB): first node-build`, `${sifFirst.toFixed(2)} s`, ''));
     process.stdout.write(row('unchanged SIF: buildNodeImage (median)', `${(median(sifUnchanged) * 1000).toFixed(0)} ms`, ''));

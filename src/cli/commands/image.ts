@@ -123,7 +123,7 @@ async function nodeImageClient(o: TargetOpts, onLog?: (line: string) => void): P
 }
 
 export function register(program: Command): void {
-  const image = commandGroup(program, 'image', 'container images: pull, list, remove, prune the node\'s image cache; node images for provisioning (node-build, node-list, node-rm)');
+  const image = commandGroup(program, 'image', 'container images: pull, list, remove, prune the node\'s image cache');
 
   image
     .command('pull')
