@@ -408,13 +408,21 @@ describe('ranges and the proxy header', () => {
     assert.equal(parseRange('bytes=0-', 0), 'unsatisfiable');
   });
 
-  test("the client's address from nginx is believed only from loopback with the secret", () => {
-    const svc = new BootService({ dataDir: tempDir('warren-boot-svc-').dir, inventory: new MemoryInventory(), images: new DirImageSource('/nonexistent'), overlays: new TreeOverlays('/nonexistent'), tokens: new MemoryTokenStore(), server: () => ({ url: '', caPem: '' }), trustDomain: 't', proxySecret: 's3cret-s3cret', log: () => {} });
+  test("the client's address from nginx is believed only from loopback with the secret; overlay files left by a crash are removed at start", () => {
+    const t = tempDir('warren-boot-svc-');
+    after(t.cleanup);
+    const left = join(t.dir, 'provision', 'rendered', 'n1');
+    mkdirSync(left, { recursive: true });
+    writeFileSync(join(left, 'system.0123456789ab.cpio.gz'), 'token');
+    writeFileSync(join(left, 'runtime.0123456789ab.cpio.gz.partial'), 'x');
+    writeFileSync(join(left, 'keep.txt'), 'x');
+    const svc = new BootService({ dataDir: t.dir, inventory: new MemoryInventory(), images: new DirImageSource('/nonexistent'), overlays: new TreeOverlays('/nonexistent'), tokens: new MemoryTokenStore(), server: () => ({ url: '', caPem: '' }), trustDomain: 't', proxySecret: 's3cret-s3cret', log: () => {} });
     const req = (peer: string, headers: Record<string, string>) => ({ socket: { remoteAddress: peer }, headers }) as never;
     assert.equal(svc.clientAddress(req('127.0.0.1', { 'x-warren-client': '10.0.0.5', 'x-warren-proxy-secret': 's3cret-s3cret' })), '10.0.0.5');
     assert.equal(svc.clientAddress(req('127.0.0.1', { 'x-warren-client': '10.0.0.5', 'x-warren-proxy-secret': 'wrong-wrong-x' })), '127.0.0.1');
     assert.equal(svc.clientAddress(req('127.0.0.1', { 'x-warren-client': '10.0.0.5' })), '127.0.0.1');
     assert.equal(svc.clientAddress(req('::ffff:10.0.0.9', { 'x-warren-client': '10.0.0.5', 'x-warren-proxy-secret': 's3cret-s3cret' })), '10.0.0.9', 'not from loopback');
+    assert.deepEqual(readdir(left), ['keep.txt']);
   });
 
   test('nginx configuration: images by digest only, the rest proxied with the client address and the secret', () => {
@@ -488,6 +496,49 @@ describe('nginx mode', () => {
     const forged = await get(sys, { from: '127.0.0.3', headers: { 'x-warren-client': '127.0.0.2' } });
     assert.equal(forged.status, 403);
     assert.match(wire(forged).message, /not to 127\.0\.0\.3/);
+  });
+
+  test('nginx dies with a server that is killed (-9)', async (tt) => {
+    if (!existsSync('/usr/sbin/nginx')) return tt.skip('nginx is not installed');
+    if (!existsSync('/usr/bin/setpriv')) return tt.skip('setpriv (util-linux) is not installed');
+    const dir = join(t.dir, 'kill');
+    mkdirSync(join(dir, 'overlays'), { recursive: true });
+    const mod = (p: string): string => JSON.stringify(new URL(p, import.meta.url).href);
+    const script = join(dir, 'server.mjs');
+    writeFileSync(script, `
+      import { startBootService } from ${mod('../../src/server/boot/index.js')};
+      import { MemoryInventory } from ${mod('./memory-inventory.js')};
+      import { TreeOverlays } from ${mod('./tree-overlays.js')};
+      import { MemoryTokenStore } from ${mod('../../src/mesh/index.js')};
+      const b = await startBootService({ host: '127.0.0.1', port: ${await freePort()}, nginx: 'on', inventory: new MemoryInventory(), overlays: new TreeOverlays(${JSON.stringify(join(dir, 'overlays'))}) },
+        { dataDir: ${JSON.stringify(join(dir, 'data'))}, tokens: new MemoryTokenStore(), store: null, server: () => ({ url: 'https://x:1', caPem: '' }), trustDomain: 't', log: () => {} });
+      console.log('nginx ' + b.children().join(','));
+      setInterval(() => {}, 1000);
+    `);
+    const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const pid = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /nginx (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      child.on('exit', (c) => reject(new Error(`the server exited (${c}) before nginx ran: ${out}`)));
+    });
+    const alive = (p: number): boolean => {
+      try {
+        process.kill(p, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    assert.ok(alive(pid), 'nginx runs');
+    child.kill('SIGKILL');
+    const until = Date.now() + 10_000;
+    while (alive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+    assert.equal(alive(pid), false, 'nginx is gone with its server');
   });
 });
 

@@ -11,6 +11,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { WarrenError, type LogFn } from '../../common/index.js';
 import { parseIp, type ResolvedNode } from '../../provision/index.js';
+import { dyingWithParent } from './sources.js';
 
 /** Where Debian's ipxe package puts the iPXE binaries that PXE firmware loads over TFTP. */
 export const IPXE_DIR = '/usr/lib/ipxe';
@@ -166,7 +167,7 @@ export class DnsmasqChild {
   async start(): Promise<void> {
     const bin = dnsmasqBin();
     if (!bin) throw new WarrenError('PROVISION_TOOL_MISSING', 'dnsmasq is not installed: --dhcp runs it', { hint: 'apt-get install dnsmasq-base (scripts/setup.sh does), or leave out --dhcp and point your DHCP server at the boot service' });
-    const c = spawn(bin, ['--keep-in-foreground', `--conf-file=${this.conf}`, '--log-facility=-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(...dyingWithParent(bin, ['--keep-in-foreground', `--conf-file=${this.conf}`, '--log-facility=-']), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = c;
     this.tail = '';
     const line = (d: Buffer): void => {
@@ -190,6 +191,10 @@ export class DnsmasqChild {
       this.child = null;
       throw new WarrenError('PROVISION_DHCP_FAILED', `dnsmasq did not start with ${this.conf}: ${this.tail.trim().split('\n').slice(-2).join('; ') || 'no message'}`, { hint: 'is another DHCP server running on this machine (ss -ulnp | grep :67)? read dnsmasq\'s words above' });
     }
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
   }
 
   /** Stop and start again (a new configuration). */

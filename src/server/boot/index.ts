@@ -60,6 +60,8 @@ export interface RunningBoot {
   url: string;
   port: number;
   nginx: boolean;
+  /** The pids of the children (nginx, dnsmasq) while they run. */
+  children(): number[];
   /** DATA/provision/dnsmasq.conf (written when the boot URL is known). */
   dnsmasqConf: string;
   /** Write the dnsmasq configuration now from the inventory (and restart dnsmasq when it changed). */
@@ -176,7 +178,8 @@ export async function startBootService(p: ProvisionOptions, c: BootContext): Pro
     watch.unref();
     closers.push(async () => clearInterval(watch));
     c.log('info', `boot service on ${url}${nginx ? ' (nginx serves the node images)' : ''}: iPXE scripts at ${bootUrl ?? url}/provision/ipxe?mac=MAC`);
-    return { url, port, nginx: nginx !== null, dnsmasqConf: conf, syncDhcp, close };
+    const children = (): number[] => [nginx?.pid, dns?.pid].filter((p): p is number => p !== undefined);
+    return { url, port, nginx: nginx !== null, children, dnsmasqConf: conf, syncDhcp, close };
   } catch (e) {
     await close();
     throw e;

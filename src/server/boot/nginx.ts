@@ -10,6 +10,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { WarrenError, type LogFn } from '../../common/index.js';
 import { PROXY_CLIENT_HEADER, PROXY_SECRET_HEADER } from './service.js';
+import { dyingWithParent } from './sources.js';
 
 export interface NginxConfigInput {
   /** Where nginx listens (the --provision address). */
@@ -124,7 +125,7 @@ export class NginxChild {
       c.on('close', (code) => resolve({ code, text }));
     });
     if (test.code !== 0) throw new WarrenError('PROVISION_NGINX_FAILED', `nginx refuses its configuration ${conf}: ${test.text.trim().split('\n').slice(-2).join('; ')}`, { hint: 'read nginx\'s words above; or start the server with --provision-nginx off' });
-    const c = spawn(bin, [...args, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(...dyingWithParent(bin, [...args, '-g', 'daemon off;']), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = c;
     const line = (d: Buffer): void => {
       const t = d.toString();

@@ -11,7 +11,7 @@
 // that MAC. In nginx mode the client's address comes from nginx in a header, believed only
 // from a loopback peer that also sends the secret nginx was configured with.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, promises as fsp } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, promises as fsp } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { WarrenError, toWarrenError, type LogFn } from '../../common/index.js';
@@ -69,6 +69,15 @@ export class BootService {
     this.clock = o.clock ?? Date.now;
     this.renderedDir = join(o.dataDir, 'provision', 'rendered');
     mkdirSync(this.renderedDir, { recursive: true, mode: 0o700 });
+    // A server that died while sending an overlay may have left its file (with a token): gone now.
+    for (const node of readdirSync(this.renderedDir)) {
+      const dir = join(this.renderedDir, node);
+      try {
+        for (const f of readdirSync(dir)) if (/^(system|runtime)\.[0-9a-f]{12}\.cpio\.gz(\.partial)?$/.test(f)) rmSync(join(dir, f), { force: true });
+      } catch {
+        /* not a directory */
+      }
+    }
   }
 
   /** The address the request came from (nginx's client in nginx mode). */

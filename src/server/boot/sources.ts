@@ -110,3 +110,15 @@ export async function provisionOverlays(dataDir: string): Promise<OverlaySource>
   }
   return { build: (overlays, ctx, out) => build(dataDir, overlays, ctx, out) };
 }
+
+/**
+ * The command line that runs `bin args` as a child that dies with the server, also when the
+ * server is killed (-9): util-linux's `setpriv --pdeathsig SIGTERM` (the kernel signals the child
+ * when its parent goes); without setpriv, the plain command (a killed server then leaves it).
+ */
+export function dyingWithParent(bin: string, args: string[]): [string, string[]] {
+  for (const d of ['/usr/bin', '/bin']) {
+    if (existsSync(`${d}/setpriv`)) return [`${d}/setpriv`, ['--pdeathsig', 'SIGTERM', '--', bin, ...args]];
+  }
+  return [bin, args];
+}
