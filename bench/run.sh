@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # One command per benchmark: set up, install the baselines it compares against, run it.
-#   bash bench/run.sh core|million|planner|replan|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|provision|nodebuild|sites [args...]
+#   bash bench/run.sh core|million|planner|replan|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|provision|nodebuild|sites|provision-boot [args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name="${1:-}"; shift || true
 case "$name" in
-  core|million|planner|replan|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|provision|nodebuild|sites) ;;
-  *) echo "usage: bash bench/run.sh core|million|planner|replan|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|provision|nodebuild|sites [args...]" >&2; exit 2 ;;
+  core|million|planner|replan|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|provision|nodebuild|sites|provision-boot) ;;
+  *) echo "usage: bash bench/run.sh core|million|planner|replan|workflow|image-pull|sif-verify|container-start|exec|scheduler|cluster|mpi|metrics|prune|build|provision|nodebuild|sites|provision-boot [args...]" >&2; exit 2 ;;
 esac
 bash scripts/setup.sh
 need=()

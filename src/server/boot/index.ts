@@ -8,7 +8,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { WarrenError, type LogFn } from '../../common/index.js';
 import type { TokenStore } from '../../mesh/index.js';
-import { resolveNode, type InventoryStore, type ResolvedNode } from '../../provision/index.js';
+import { resolveNode, withProvisionDefaults, type InventoryStore, type ResolvedNode } from '../../provision/index.js';
 import { DnsmasqChild, checkDnsmasqConfig, dnsmasqConfig, interfaceSubnet, prepareTftpRoot, writeIfChanged, type DhcpOptions } from './dnsmasq.js';
 import { NginxChild, nginxBin } from './nginx.js';
 import { BootService, DEFAULT_BOOT_TOKEN_TTL_SECONDS } from './service.js';
@@ -134,7 +134,7 @@ export async function startBootService(p: ProvisionOptions, c: BootContext): Pro
       const out: ResolvedNode[] = [];
       for (const n of nodes) {
         try {
-          out.push(resolveNode(n, profiles));
+          out.push(withProvisionDefaults(resolveNode(n, profiles)));
         } catch {
           /* logged by the boot service when the node asks */
         }

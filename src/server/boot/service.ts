@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { WarrenError, toWarrenError, type LogFn } from '../../common/index.js';
 import { createJoinToken, type TokenStore } from '../../mesh/index.js';
-import { normalizeMac, resolveNode, type BootStatus, type InventoryStore, type NetDevice, type ResolvedNode } from '../../provision/index.js';
+import { normalizeMac, resolveNode, withProvisionDefaults, type BootStatus, type InventoryStore, type NetDevice, type ResolvedNode } from '../../provision/index.js';
 import { serveFile } from './files.js';
 import { messageScript, noImageScript, nodeScript, unknownMacScript } from './ipxe.js';
 import type { ImageSource, OverlaySource } from './sources.js';
@@ -101,7 +101,7 @@ export class BootService {
     const byIp = new Map<string, string>();
     for (const n of inv) {
       try {
-        const r = resolveNode(n, profiles);
+        const r = withProvisionDefaults(resolveNode(n, profiles));
         nodes.push(r);
         for (const d of Object.values(r.network)) {
           const ip = ipOf(d);
@@ -119,7 +119,9 @@ export class BootService {
   private async nodeByMac(mac: string): Promise<{ node: ResolvedNode; dev: NetDevice } | undefined> {
     const inv = await this.o.inventory.inventoryNodeByMac(mac);
     if (!inv) return undefined;
-    const node = resolveNode(inv, await this.o.inventory.listProfiles());
+    // The overlays and kernel arguments a node and its profiles leave unset are the defaults
+    // (warren-system, warren-runtime, console=ttyS0), as `warren overlay build` renders them.
+    const node = withProvisionDefaults(resolveNode(inv, await this.o.inventory.listProfiles()));
     const dev = Object.values(node.network).find((d) => d.mac === mac) ?? node.primary ?? {};
     return { node, dev };
   }
