@@ -191,3 +191,19 @@ export function resolveNode(node: InventoryNode, profiles: ReadonlyMap<string, P
   if (prim) r.primary = { ...prim[1], device: prim[1].device ?? prim[0] };
   return r;
 }
+
+// What no layer sets (the origin `default`).
+export const DEFAULT_SYSTEM_OVERLAYS: readonly string[] = ['warren-system'];
+export const DEFAULT_RUNTIME_OVERLAYS: readonly string[] = ['warren-runtime'];
+export const DEFAULT_KERNEL_ARGS: readonly string[] = ['console=ttyS0'];
+
+/** The node with the defaults filled in where neither it nor its profiles set a value. */
+export function withProvisionDefaults(n: ResolvedNode): ResolvedNode {
+  const unset = (k: 'systemOverlays' | 'runtimeOverlays' | 'kernelArgs') => n[k].length === 0 && (n.origin[k] ?? 'default') === 'default';
+  return {
+    ...n,
+    systemOverlays: unset('systemOverlays') ? [...DEFAULT_SYSTEM_OVERLAYS] : n.systemOverlays,
+    runtimeOverlays: unset('runtimeOverlays') ? [...DEFAULT_RUNTIME_OVERLAYS] : n.runtimeOverlays,
+    kernelArgs: unset('kernelArgs') ? [...DEFAULT_KERNEL_ARGS] : n.kernelArgs,
+  };
+}

@@ -4,7 +4,7 @@
 // checked and written in one store call, so a refused write leaves nothing half done.
 
 import { WarrenError } from '../common/index.js';
-import { expandRange, nthAddress, nthMac, parseIp, resolveNode, checkName } from './inventory.js';
+import { expandRange, nthAddress, nthMac, parseIp, resolveNode, checkName, withProvisionDefaults } from './inventory.js';
 import { notFoundError } from './errors.js';
 import type { BootStatus, InventoryNode, InventoryStore, NetDevice, ProfileRecord, ProvisionFields, ResolvedNode } from './types.js';
 
@@ -209,20 +209,10 @@ export async function listNodeViews(store: InventoryStore, spec?: string, opts: 
     chosen = names.filter((n) => byName.has(n)).map((n) => byName.get(n)!);
   }
   const byProfile = new Map(profiles.map((p) => [p.name, p]));
-  return chosen.map((node) => ({ node, resolved: withDefaults(resolveNode(node, byProfile)), boot: boot.get(node.name) ?? null }));
+  return chosen.map((node) => ({ node, resolved: withProvisionDefaults(resolveNode(node, byProfile)), boot: boot.get(node.name) ?? null }));
 }
 
 /** The defaults of fields no profile and no node set (the agreed ones: the built-in overlays, a serial console). */
-export const FIELD_DEFAULTS = { systemOverlays: ['warren-system'], runtimeOverlays: ['warren-runtime'], kernelArgs: ['console=ttyS0'] } as const;
-
-/** A resolved node with the defaults filled in where its origin is `default`. */
-export function withDefaults(r: ResolvedNode): ResolvedNode {
-  for (const [k, v] of Object.entries(FIELD_DEFAULTS) as [keyof typeof FIELD_DEFAULTS, readonly string[]][]) {
-    if (r.origin[k] === 'default') r[k] = [...v];
-  }
-  return r;
-}
-
 export async function addProfile(store: InventoryStore, req: ProfileChangeRequest, now = Date.now()): Promise<ProfileRecord> {
   checkName(req.name, 'profile');
   checkChanges(req, 'profile');

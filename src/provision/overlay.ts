@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { WarrenError, didYouMean } from '../common/index.js';
 import { GoTemplateError, executeGoTemplate, executeGoTemplateFiles, toGoValue } from '../app/index.js';
 import { packCpioGz } from './archive.js';
-import { parseIp, resolveNode } from './inventory.js';
+import { parseIp, resolveNode, DEFAULT_KERNEL_ARGS, DEFAULT_RUNTIME_OVERLAYS, DEFAULT_SYSTEM_OVERLAYS, withProvisionDefaults } from './inventory.js';
 import type { InventoryStore, NetDevice, ResolvedNode } from './types.js';
 
 /** What a node's templates are filled with (docs/provisioning.md#overlays lists the template fields). */
@@ -41,26 +41,11 @@ export interface OverlayContext {
 }
 
 /** Overlays and kernel arguments of a node that sets none (nor do its profiles). */
-export const DEFAULT_SYSTEM_OVERLAYS: readonly string[] = ['warren-system'];
-export const DEFAULT_RUNTIME_OVERLAYS: readonly string[] = ['warren-runtime'];
-export const DEFAULT_KERNEL_ARGS: readonly string[] = ['console=ttyS0'];
-
 /** What `overlay show --node` prints for the join token (it exists only at boot). */
 export const TOKEN_PLACEHOLDER = '<join token: minted at boot>';
 
 /** The file at an overlay's top that sets output modes. */
 export const MODES_FILE = '.warren-modes';
-
-/** The node with the defaults filled in where neither it nor its profiles set a value. */
-export function withProvisionDefaults(n: ResolvedNode): ResolvedNode {
-  const unset = (k: 'systemOverlays' | 'runtimeOverlays' | 'kernelArgs') => n[k].length === 0 && (n.origin[k] ?? 'default') === 'default';
-  return {
-    ...n,
-    systemOverlays: unset('systemOverlays') ? [...DEFAULT_SYSTEM_OVERLAYS] : n.systemOverlays,
-    runtimeOverlays: unset('runtimeOverlays') ? [...DEFAULT_RUNTIME_OVERLAYS] : n.runtimeOverlays,
-    kernelArgs: unset('kernelArgs') ? [...DEFAULT_KERNEL_ARGS] : n.kernelArgs,
-  };
-}
 
 /** The package's built-in overlays (`overlays/` beside dist/). */
 export function builtinOverlaysDir(): string {
