@@ -109,11 +109,11 @@ test('warren prune on this machine: finished workflows go with their run directo
     // Once it ended it can be pruned by id.
     const c = warren(['cancel', longId]);
     assert.equal(c.code, 0, c.stderr);
-    for (let i = 0; i < 100; i++) {
-      const j = JSON.parse(warren(['status', longId, '--json']).stdout);
-      if (j.status !== 'running' && j.driver === null) break;
-      await sleep(100);
-    }
+    // Wait until it ended and its runner let go of it (the process exits after releasing its lease;
+    // `status --json` has no lease field to poll).
+    for (let i = 0; i < 200 && long.exitCode === null && long.signalCode === null; i++) await sleep(100);
+    assert.notEqual(long.exitCode ?? long.signalCode, null, 'the canceled run ends');
+    assert.notEqual(JSON.parse(warren(['status', longId, '--json']).stdout).status, 'running');
     const byId = warren(['prune', longId.slice(0, 8), '--json']);
     assert.equal(byId.code, 0, byId.stderr);
     const r = JSON.parse(byId.stdout);
