@@ -5,7 +5,7 @@
 
 import type { UnitSnapshot, WorkflowStatus } from '../engine/index.js';
 import type { WireError } from '../common/index.js';
-import type { InventoryNode, InventoryNodeView, NodeChangeRequest, ProfileChangeRequest, ProfileRecord } from '../provision/index.js';
+import type { InventoryNode, InventoryNodeView, NodeChangeRequest, NodeImage, ProfileChangeRequest, ProfileRecord } from '../provision/index.js';
 
 export const API_VERSION = 'v1';
 
@@ -288,24 +288,7 @@ export interface PruneView {
 // --- node images (provisioning, issue 13): `warren image node-build|node-list|node-rm` ---
 
 /** A node image: the kernel and the packed root file system a node boots (src/provision/nodeimage.ts). */
-export interface NodeImageView {
-  /** `sha256:<hex>`: the source's content identity with the kernel choice; the directory's name. */
-  digest: string;
-  /** The source image, canonical (`docker://registry/repo:tag`, `oras://…`, an absolute path). */
-  source: string;
-  /** The source's own content identity: manifest digest, SIF sha256, or the tree's hash. */
-  sourceDigest: string;
-  dir: string;
-  kernelVersion: string;
-  kernelPath: string;
-  rootfsPath: string;
-  kernelSha256: string;
-  rootfsSha256: string;
-  kernelSize: number;
-  rootfsSize: number;
-  /** ms since the epoch. */
-  builtAt: number;
-}
+export type NodeImageView = NodeImage;
 
 export interface NodeImageBuildRequest {
   /** Any reference `image.uri` accepts. */

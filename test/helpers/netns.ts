@@ -143,13 +143,15 @@ const MAX_HOSTS = 244;
 
 // --- commands -----------------------------------------------------------------------
 
-function runSync(cmd: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
+/** A command's result, synchronously (20 s at most): never throws. */
+export function runSync(cmd: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 20_000 });
   if (r.error) return { code: null, stdout: '', stderr: String(r.error.message) };
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
+/** Run a command to its end (killed past `timeoutMs`, default 30 s): its result, never a throw. */
+export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';

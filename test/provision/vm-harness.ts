@@ -20,23 +20,19 @@
 // bridge and taps; it also runs at process exit and on SIGINT/SIGTERM/SIGHUP, and what a
 // SIGKILLed test left is swept by the next createBootNet() (an owner file per namespace in
 // /run/warren-e2e).
-import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { atProcessExit, pidAlive, sleepSync } from '../helpers/cleanup.js';
+import { run, runSync, type ExecResult } from '../helpers/netns.js';
 
 export const SUBNET = '10.77.200';
 export const BRIDGE = 'br0';
 const OWNERS = '/run/warren-e2e';
 export const IPXE_ROMS = ['/usr/lib/ipxe/qemu/pxe-virtio.rom', '/usr/lib/ipxe/qemu/efi-virtio.rom'];
 
-function runSync(cmd: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 20_000 });
-  if (r.error) return { code: null, stdout: '', stderr: r.error.message };
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 function which(tool: string): string | undefined {
   for (const d of ['/usr/sbin', '/usr/bin', '/sbin', '/bin']) if (existsSync(join(d, tool))) return join(d, tool);
@@ -136,13 +132,7 @@ export function bootNetUnavailable(): string | false {
   return false;
 }
 
-export interface ExecResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
+export type { ExecResult };
 
 export interface BootNet {
   /** The namespace (wpx-<hex>). */
@@ -201,30 +191,6 @@ export function sweepStaleBootNets(): void {
   }
 }
 
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<ExecResult> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, opts.timeoutMs ?? 60_000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      resolve({ code: null, signal: null, stdout, stderr: stderr + e.message, timedOut });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, timedOut });
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(opts.input ?? '');
-  });
-}
 
 async function ipIn(ns: string | undefined, args: string[]): Promise<void> {
   const r = await run('ip', ns ? ['-n', ns, ...args] : args, { timeoutMs: 20_000 });
@@ -278,7 +244,7 @@ export async function createBootNet(opts: { vms: number }): Promise<BootNet> {
     address,
     taps,
     spawn: (cmd, args, o = {}) => spawn('ip', ['netns', 'exec', ns, cmd, ...args], { env: o.env ?? process.env, cwd: o.cwd, stdio: o.stdio ?? 'pipe' }),
-    exec: (cmd, args, o = {}) => run('ip', ['netns', 'exec', ns, cmd, ...args], o),
+    exec: (cmd, args, o = {}) => run('ip', ['netns', 'exec', ns, cmd, ...args], { timeoutMs: 60_000, ...o }),
     destroy,
   };
 }

@@ -11,7 +11,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { WarrenError, type LogFn } from '../../common/index.js';
 import { parseIp, type ResolvedNode } from '../../provision/index.js';
-import { dyingWithParent } from './sources.js';
+import { dyingWithParent, stopChild } from './sources.js';
 
 /** Where Debian's ipxe package puts the iPXE binaries that PXE firmware loads over TFTP. */
 export const IPXE_DIR = '/usr/lib/ipxe';
@@ -208,14 +208,6 @@ export class DnsmasqChild {
     this.stopping = true;
     const c = this.child;
     this.child = null;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => c.kill('SIGKILL'), 3000);
-      c.once('exit', () => {
-        clearTimeout(t);
-        resolve();
-      });
-      c.kill('SIGTERM');
-    });
+    await stopChild(c, 3000);
   }
 }

@@ -10,7 +10,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { WarrenError, type LogFn } from '../../common/index.js';
 import { PROXY_CLIENT_HEADER, PROXY_SECRET_HEADER } from './service.js';
-import { dyingWithParent } from './sources.js';
+import { dyingWithParent, stopChild } from './sources.js';
 
 export interface NginxConfigInput {
   /** Where nginx listens (the --provision address). */
@@ -154,15 +154,7 @@ export class NginxChild {
     this.stopping = true;
     const c = this.child;
     this.child = null;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => c.kill('SIGKILL'), 5000);
-      c.once('exit', () => {
-        clearTimeout(t);
-        resolve();
-      });
-      // SIGQUIT: nginx's graceful stop (its workers finish their requests and exit with it); SIGTERM is fast stop.
-      c.kill('SIGTERM');
-    });
+    // nginx: SIGTERM is its fast stop (SIGQUIT would wait for every download to finish).
+    await stopChild(c, 5000);
   }
 }

@@ -2,6 +2,7 @@
 // (rendered per node). Each is an interface, so the service does not care who builds them; the
 // defaults read the data directory's layout (DATA/provision/images/<hex>/) and use the
 // provisioning subsystem's overlay builder.
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { buildOverlayArchive, findNodeImage } from '../../provision/index.js';
@@ -106,4 +107,17 @@ export function dyingWithParent(bin: string, args: string[]): [string, string[]]
     if (existsSync(`${d}/setpriv`)) return [`${d}/setpriv`, ['--pdeathsig', 'SIGTERM', '--', bin, ...args]];
   }
   return [bin, args];
+}
+
+/** Stop a child: SIGTERM, then SIGKILL after `graceMs`; resolves when it has exited. */
+export function stopChild(c: ChildProcess | null, graceMs: number): Promise<void> {
+  if (!c || c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(() => c.kill('SIGKILL'), graceMs);
+    c.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    c.kill('SIGTERM');
+  });
 }
