@@ -49,7 +49,7 @@ describe('Slurm pilot faults', { skip }, () => {
   test('scancel of a pilot mid-job: the job is retried on the other pilot as its policy says; nothing is recorded twice', { timeout: 180_000 }, async () => {
     await withPilots(async (c, driver, pilots) => {
       const flow = join(c.dir, 'flow.yaml');
-      writeFileSync(flow, `version: v1\njobs:\n${ledgerJob(c, 'long', 'if [ "$WARREN_ATTEMPT" = 1 ]; then sleep 60; fi', '    policy:\n      retry: {attempts: 2, backoff: 1s}\n')}`);
+      writeFileSync(flow, `version: v1\njobs:\n${ledgerJob(c, 'long', 'if [ "$WARREN_ATTEMPT" = 1 ]; then sleep 60 || exit 1; fi', '    policy:\n      retry: {attempts: 2, backoff: 1s}\n')}`);
       const sub = await c.cli(['run', '--detach', flow]);
       assert.equal(sub.code, 0, sub.stderr);
       const id = sub.stdout.trim();
@@ -60,6 +60,8 @@ describe('Slurm pilot faults', { skip }, () => {
       const st = await c.until('the workflow to end', () => c.json<ClusterStatus>(['status', id]), (s) => s.status !== 'running' && s.status !== 'pending', 120_000);
       assert.equal(st.status, 'succeeded', c.serverLog.slice(-3000));
       const lines = c.ledgerLines();
+      // (`|| exit 1`: the agent's stop may kill `sleep` a moment before the shell, which would
+      // otherwise write its end line first.)
       assert.equal(count(lines, 'end long 1 '), 0, 'the first attempt died with its pilot');
       const second = lines.filter((l) => l.startsWith('start long 2 '));
       assert.equal(second.length, 1, lines.join('\n'));
