@@ -57,17 +57,22 @@ function offsetOf(text: string, line: number, col: number): number {
   return Math.min(off + col - 1, text.length);
 }
 
+/** Parse a template whose functions are `funcs`; an unknown function's error suggests the nearest name. */
+function parseWithSuggestions(template: string, funcs: ReturnType<typeof templateFunctions>): ReturnType<typeof parseTemplate> {
+  const names = functionNames();
+  return parseTemplate(template, (n) => funcs.has(n), (n) => {
+    const m = didYouMean(n, names);
+    return m !== undefined ? ` (did you mean "${m}"?)` : '';
+  });
+}
+
 /** Render `template` with `values`. Throws APP_TEMPLATE_ERROR, APP_VALUE_MISSING or APP_TEMPLATE_FAILED. */
 export function renderTemplate(template: string, values: readonly TemplateValue[], opts: RenderOptions): Rendered {
   const funcs = templateFunctions({ random: opts.random ?? Math.random, now: opts.now ?? Date.now });
-  const names = functionNames();
   const file = opts.templateFile;
   let parsed;
   try {
-    parsed = parseTemplate(template, (n) => funcs.has(n), (n) => {
-      const m = didYouMean(n, names);
-      return m !== undefined ? ` (did you mean "${m}"?)` : '';
-    });
+    parsed = parseWithSuggestions(template, funcs);
   } catch (e) {
     if (!(e instanceof TemplateSyntaxError)) throw e;
     const { line, col } = lineCol(template, e.pos);
@@ -176,13 +181,9 @@ export function executeGoTemplate(template: string, data: GoValue, opts: GoTempl
       },
     });
   }
-  const names = functionNames();
   let parsed;
   try {
-    parsed = parseTemplate(template, (n) => funcs.has(n), (n) => {
-      const m = didYouMean(n, names);
-      return m !== undefined ? ` (did you mean "${m}"?)` : '';
-    });
+    parsed = parseWithSuggestions(template, funcs);
   } catch (e) {
     if (!(e instanceof TemplateSyntaxError)) throw e;
     const { line, col } = lineCol(template, e.pos);
